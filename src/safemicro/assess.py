@@ -1,0 +1,472 @@
+"""Disclosure-risk assessment: one call from data and roles to every measure.
+
+``assess`` validates the roles against the data, builds the key table once and derives
+k-anonymity, individual / global / household risk, SUDA2, l-diversity and numeric-key
+risk from it. The result carries a JSON-ready ``summary`` and a per-record frame in input
+order; the CLI and the reports are thin shells over it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import polars as pl
+
+from safemicro import __version__
+from safemicro.errors import SafemicroError
+from safemicro.io import Dataset
+from safemicro.keys import KeyTable, build_key_table, dense_ids, encode_column
+from safemicro.progress import progress
+from safemicro.risk import (
+    global_risk,
+    household_risk,
+    individual_risk,
+    k_anonymity_violations,
+    record_threshold,
+    risky_records,
+)
+from safemicro.risk.numeric import interval_disclosure, outliers
+
+DEFAULT_KS = (2, 3, 5)
+
+
+@dataclass
+class Roles:
+    """Which variable plays which part in the disclosure scenario."""
+
+    keys: list[str]
+    numeric_keys: list[str] = field(default_factory=list)
+    sensitive: list[str] = field(default_factory=list)
+    weight: str | None = None
+    household: str | None = None
+    household_level: list[str] = field(default_factory=list)
+    direct_ids: list[str] = field(default_factory=list)
+    strata: str | None = None
+    cluster: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "keys": self.keys,
+            "numeric_keys": self.numeric_keys,
+            "sensitive": self.sensitive,
+            "weight": self.weight,
+            "household": self.household,
+            "household_level": self.household_level,
+            "direct_ids": self.direct_ids,
+            "strata": self.strata,
+            "cluster": self.cluster,
+        }
+
+    def role_of(self) -> dict[str, str]:
+        roles: dict[str, str] = {}
+        for name in self.direct_ids:
+            roles[name] = "direct_id"
+        for name in self.keys:
+            roles[name] = "key"
+        for name in self.numeric_keys:
+            roles[name] = "numeric_key"
+        for name in self.sensitive:
+            roles[name] = "sensitive"
+        for label in ("weight", "household", "strata", "cluster"):
+            if getattr(self, label):
+                roles[getattr(self, label)] = label
+        return roles
+
+
+@dataclass
+class Assessment:
+    """The result of :func:`assess`: a JSON-ready summary and one row per input record."""
+
+    summary: dict[str, Any]
+    records: pl.DataFrame
+    key_table: KeyTable
+
+    def write_json(self, path: str | Path) -> None:
+        from safemicro.atomic import write_text
+
+        write_text(path, json.dumps(self.summary, indent=2, allow_nan=False) + "\n")
+
+    def write_records(self, path: str | Path) -> None:
+        from safemicro.atomic import write_frame_csv
+
+        write_frame_csv(path, self.records)
+
+    def write_html(self, path: str | Path, *, title: str | None = None) -> None:
+        from safemicro.report.risk_report import write_risk_report
+
+        kwargs = {"title": title} if title else {}
+        write_risk_report(path, self.summary, self.records, **kwargs)
+
+
+def _fail(message: str, dataset: Dataset, column: str | None = None, row: int | None = None):
+    raise SafemicroError(message, file=dataset.source, column=column, row=row)
+
+
+def _first_row(mask: pl.Series | np.ndarray) -> int:
+    """1-based row number of the first True."""
+    arr = mask.to_numpy() if isinstance(mask, pl.Series) else mask
+    return int(np.argmax(arr)) + 1
+
+
+def validate_roles(dataset: Dataset, roles: Roles) -> None:
+    """Reject roles that do not fit the data, naming the file, column and row."""
+    frame = dataset.frame
+    if frame.height == 0:
+        _fail("the data has no records", dataset)
+    if not roles.keys:
+        _fail("no key variables given (use --keys or a plan with roles.keys)", dataset)
+    named = [
+        *(("key", k) for k in roles.keys),
+        *(("numeric key", k) for k in roles.numeric_keys),
+        *(("sensitive variable", k) for k in roles.sensitive),
+        *(("household-level variable", k) for k in roles.household_level),
+        *(("direct identifier", k) for k in roles.direct_ids),
+        *((r, getattr(roles, r)) for r in ("weight", "household", "strata", "cluster") if getattr(roles, r)),
+    ]
+    for role, name in named:
+        if name not in frame.columns:
+            close = [c for c in frame.columns if c.lower() == name.lower()]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            _fail(f"{role} {name!r} is not a column of the data{hint}", dataset, column=name)
+    if len(set(roles.keys)) != len(roles.keys):
+        dup = next(k for k in roles.keys if roles.keys.count(k) > 1)
+        _fail("key listed twice", dataset, column=dup)
+    for name in roles.keys:
+        if dataset.analysis_column(name).null_count() == frame.height:
+            _fail("key variable has only missing values", dataset, column=name)
+    for name in roles.numeric_keys:
+        if not frame.schema[name].is_numeric():
+            _fail(f"numeric key must be numeric, found {frame.schema[name]}", dataset, column=name)
+    if roles.weight:
+        w = dataset.analysis_column(roles.weight)
+        if not w.dtype.is_numeric():
+            _fail(f"weight must be numeric, found {w.dtype}", dataset, column=roles.weight)
+        if w.null_count():
+            _fail("weight is missing", dataset, column=roles.weight, row=_first_row(w.is_null()))
+        bad = ~(w.cast(pl.Float64) > 0)
+        if bad.any():
+            row = _first_row(bad)
+            _fail(f"weight must be positive, found {w[row - 1]}", dataset, column=roles.weight, row=row)
+    if roles.household:
+        h = frame.get_column(roles.household)
+        if h.null_count():
+            _fail("household id is missing", dataset, column=roles.household, row=_first_row(h.is_null()))
+        for name in roles.household_level:
+            _check_household_level(dataset, roles.household, name)
+
+
+def _check_household_level(dataset: Dataset, household: str, name: str) -> None:
+    """A household-level variable must take one value per household."""
+    frame = dataset.frame.select(household, name).with_row_index("__row")
+    spread = frame.group_by(household).agg(pl.col(name).n_unique().alias("__n"), pl.col("__row").min())
+    bad = spread.filter(pl.col("__n") > 1).sort("__row")
+    if bad.height:
+        hid = bad.get_column(household)[0]
+        rows = frame.filter(pl.col(household) == hid).get_column("__row")
+        _fail(
+            f"household-level variable differs within household {hid!r} "
+            f"({bad.height} household(s) affected)",
+            dataset,
+            column=name,
+            row=int(rows[0]) + 1,
+        )
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return _json_value(float(v))
+    return v
+
+
+def _riskiest_keys(dataset: Dataset, kt: KeyTable, key_risk: np.ndarray, top: int) -> list[dict]:
+    order = np.lexsort((kt.fk, -key_risk))[:top]
+    values = kt.values()[order.tolist()]
+    out = []
+    for i, idx in enumerate(order):
+        row = {name: _json_value(values.get_column(name)[i]) for name in kt.keys}
+        labels = {}
+        for name, value in row.items():
+            vl = dataset.codebook.meta(name).value_labels
+            if value is not None and vl:
+                label = vl.get(value, vl.get(float(value)) if isinstance(value, (int, float)) else None)
+                if label is not None:
+                    labels[name] = label
+        out.append(
+            {
+                "values": row,
+                "labels": labels,
+                "fk": float(kt.fk[idx]),
+                "Fk": float(kt.Fk[idx]),
+                "risk": float(key_risk[idx]),
+                "n_records": int(kt.count[idx]),
+            }
+        )
+    return out
+
+
+def _variables(dataset: Dataset, roles: Roles) -> list[dict[str, Any]]:
+    frame = dataset.frame
+    role_of = roles.role_of()
+    counts = frame.select(pl.all().n_unique()).row(0)
+    out = []
+    for name, n_distinct in zip(frame.columns, counts):
+        out.append(
+            {
+                "name": name,
+                "role": role_of.get(name, "other"),
+                "label": dataset.codebook.meta(name).label,
+                "n_distinct": int(n_distinct),
+                "n_missing": int(dataset.analysis_column(name).null_count()) if name in role_of else None,
+            }
+        )
+    return out
+
+
+def assess(
+    data,
+    *,
+    keys: Sequence[str] | None = None,
+    numeric_keys: Sequence[str] = (),
+    sensitive: Sequence[str] = (),
+    weight: str | None = None,
+    household: str | None = None,
+    household_level: Sequence[str] = (),
+    roles: Roles | None = None,
+    alpha: float = 1.0,
+    suda: bool = False,
+    ks: Sequence[int] = DEFAULT_KS,
+    max_global_risk: float = 0.01,
+    targets: dict[str, Any] | None = None,
+    scenario: dict[str, Any] | None = None,
+    top: int = 10,
+    show_progress: bool | None = None,
+) -> Assessment:
+    """Assess the disclosure risk of ``data`` (a Dataset, Polars or pandas frame).
+
+    Example
+    -------
+    >>> import polars as pl
+    >>> df = pl.DataFrame({"sex": [1, 1, 2, 2], "age": [30, 30, 40, 50]})
+    >>> assess(df, keys=["sex", "age"]).summary["k_anonymity"]["violations"]["2"]
+    2
+    """
+    if isinstance(data, Dataset):
+        dataset = data
+    else:
+        from safemicro.io import from_frame
+
+        dataset = from_frame(data)
+    if roles is None:
+        roles = Roles(
+            keys=list(keys or []),
+            numeric_keys=list(numeric_keys),
+            sensitive=list(sensitive),
+            weight=weight,
+            household=household,
+            household_level=list(household_level),
+        )
+    if not 0.0 <= alpha <= 1.0:
+        raise SafemicroError(f"alpha must lie between 0 and 1, got {alpha}")
+    validate_roles(dataset, roles)
+    ks = sorted({int(k) for k in (*DEFAULT_KS, *ks, *([targets["k"]] if targets and targets.get("k") else []))})
+    timings: dict[str, float] = {}
+    steps = 2 + bool(roles.household) + bool(suda) + bool(roles.sensitive) + bool(roles.numeric_keys)
+
+    with progress(steps, "building the key table", enabled=show_progress) as advance:
+        t0 = time.perf_counter()
+        key_frame = dataset.analysis_frame(roles.keys)
+        w = dataset.frame.get_column(roles.weight).cast(pl.Float64).to_numpy() if roles.weight else None
+        kt = build_key_table(key_frame, roles.keys, w, alpha=alpha)
+        timings["key_table"] = time.perf_counter() - t0
+        advance("individual and global risk")
+
+        t0 = time.perf_counter()
+        key_risk = individual_risk(kt.fk, kt.Fk, weighted=roles.weight is not None)
+        risk = key_risk[kt.record_key]
+        fk = kt.record_fk()
+        records: dict[str, Any] = {"fk": fk, "Fk": kt.record_Fk(), "risk": risk}
+        g = global_risk(risk)
+        risky = risky_records(risk)
+        records["risky"] = risky
+        summary: dict[str, Any] = {
+            "safemicro_version": __version__,
+            "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "source": dataset.source,
+            "n_records": dataset.n,
+            "keys": roles.keys,
+            "roles": roles.as_dict(),
+            "alpha": alpha,
+            "scenario": scenario,
+            "targets": targets,
+            "k_anonymity": {
+                "n_distinct_keys": kt.n_keys,
+                "n_sample_uniques": int(np.count_nonzero(fk == 1)),
+                "violations": {str(k): v for k, v in k_anonymity_violations(fk, ks).items()},
+            },
+            "global_risk": {
+                "mean": g.mean,
+                "expected_reidentifications": g.expected_reidentifications,
+                "percent": g.percent,
+                "threshold": record_threshold(risk, max_global_risk),
+                "max_global_risk": max_global_risk,
+            },
+            "individual_risk": {
+                "max": float(risk.max()),
+                "median": float(np.median(risk)),
+                "mad": float(1.4826 * np.median(np.abs(risk - np.median(risk)))),
+                "n_above_0_1": int(np.count_nonzero(risk > 0.1)),
+                "n_risky": int(np.count_nonzero(risky)),
+            },
+            "household_risk": None,
+            "suda2": None,
+            "l_diversity": None,
+            "numeric_risk": None,
+            "missing_in_keys": {
+                name: int(np.count_nonzero(kt.codes[kt.record_key, j] == 0)) for j, name in enumerate(kt.keys)
+            },
+        }
+        if targets and targets.get("max_individual_risk") is not None:
+            summary["individual_risk"]["n_above_target"] = int(
+                np.count_nonzero(risk > targets["max_individual_risk"])
+            )
+        timings["risk"] = time.perf_counter() - t0
+        advance("household risk" if roles.household else "reports")
+
+        if roles.household:
+            t0 = time.perf_counter()
+            codes, card = encode_column(dataset.frame.get_column(roles.household))
+            hid, _ = dense_ids(codes, card + 1)
+            hh = household_risk(risk, hid)
+            records["hh_risk"] = hh
+            sizes = np.bincount(hid)
+            size_counts = np.bincount(sizes)
+            summary["household_risk"] = {
+                "mean": float(hh.mean()),
+                "expected_reidentifications": float(hh.sum()),
+                "percent": float(100 * hh.mean()),
+                "n_households": int(len(sizes)),
+                "household_sizes": {str(s): int(c) for s, c in enumerate(size_counts) if c},
+            }
+            timings["household_risk"] = time.perf_counter() - t0
+            advance("SUDA2" if suda else "l-diversity")
+
+        if suda:
+            from safemicro.risk.suda2 import suda2
+
+            t0 = time.perf_counter()
+            result = suda2(key_frame, roles.keys)
+            records["suda_score"] = result.score
+            records["dis_suda"] = result.dis
+            summary["suda2"] = result.summary()
+            timings["suda2"] = time.perf_counter() - t0
+            advance("l-diversity")
+
+        ldiv_frame = None
+        if roles.sensitive:
+            from safemicro.risk.ldiversity import ldiversity
+
+            t0 = time.perf_counter()
+            sens = dataset.analysis_frame(roles.sensitive)
+            result = ldiversity(pl.concat([key_frame, sens], how="horizontal"), roles.keys, roles.sensitive)
+            ldiv_frame = result.records
+            summary["l_diversity"] = result.summary()
+            timings["l_diversity"] = time.perf_counter() - t0
+            advance("numeric keys")
+
+        if roles.numeric_keys:
+            t0 = time.perf_counter()
+            numeric = {}
+            for name in roles.numeric_keys:
+                x = dataset.analysis_column(name).cast(pl.Float64).to_numpy()
+                flags = outliers(x)
+                records[f"outlier_{name}"] = flags
+                ok = x[~np.isnan(x)]
+                numeric[name] = {
+                    "n_outliers": int(flags.sum()),
+                    "outlier_rule": "modified z-score 0.6745·|x − median|/MAD > 3.5",
+                    "min": float(ok.min()) if len(ok) else None,
+                    "median": float(np.median(ok)) if len(ok) else None,
+                    "p99": float(np.percentile(ok, 99)) if len(ok) else None,
+                    "max": float(ok.max()) if len(ok) else None,
+                    "n_missing": int(np.isnan(x).sum()),
+                }
+            x = dataset.analysis_frame(roles.numeric_keys).cast(pl.Float64).to_numpy()
+            summary["numeric_risk"] = {
+                "variables": numeric,
+                "interval_disclosure": interval_disclosure(x, x),
+                "n_records_with_outlier": int(
+                    np.any([records[f"outlier_{n}"] for n in roles.numeric_keys], axis=0).sum()
+                ),
+            }
+            timings["numeric_risk"] = time.perf_counter() - t0
+            advance("done")
+
+    record_frame = pl.DataFrame(records)
+    if ldiv_frame is not None:
+        record_frame = pl.concat([record_frame, ldiv_frame], how="horizontal")
+    summary["riskiest_keys"] = _riskiest_keys(dataset, kt, key_risk, top)
+    summary["variables"] = _variables(dataset, roles)
+    summary["checks"] = _checks(summary, targets)
+    summary["timings_seconds"] = {k: round(v, 4) for k, v in timings.items()}
+    return Assessment(summary=_clean(summary), records=record_frame, key_table=kt)
+
+
+def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Compare the measures with the plan's risk targets."""
+    if not targets:
+        return []
+    checks = []
+    k = targets.get("k")
+    if k:
+        v = summary["k_anonymity"]["violations"][str(int(k))]
+        checks.append(
+            {"target": f"k = {k}", "value": v, "passed": v == 0, "message": f"{v} records violate {k}-anonymity"}
+        )
+    mg = targets.get("max_global_risk")
+    if mg is not None:
+        v = summary["global_risk"]["mean"]
+        checks.append(
+            {
+                "target": f"global risk ≤ {mg:g}",
+                "value": v,
+                "passed": v <= mg,
+                "message": f"global risk {100 * v:.3f}% (expected re-identifications "
+                f"{summary['global_risk']['expected_reidentifications']:.2f})",
+            }
+        )
+    mi = targets.get("max_individual_risk")
+    if mi is not None:
+        v = summary["individual_risk"].get("n_above_target", 0)
+        checks.append(
+            {
+                "target": f"individual risk ≤ {mi:g}",
+                "value": v,
+                "passed": v == 0,
+                "message": f"{v} records have an individual risk above {mi:g}",
+            }
+        )
+    return checks
+
+
+def _clean(obj: Any) -> Any:
+    """Make the summary strict JSON: numpy scalars to Python, NaN/inf to null."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_clean(v) for v in obj.tolist()]
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return _json_value(obj)

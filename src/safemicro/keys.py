@@ -1,0 +1,270 @@
+"""The key table: distinct quasi-identifier combinations with their counts.
+
+Almost every disclosure-risk measure depends only on the distinct combinations of the key
+variables, their sample count ``fk`` and weighted count ``Fk``. We encode each key column as
+small integer codes (0 = missing), fold the columns into one integer per record, and count
+with ``np.bincount`` (or a sort when the code space is large). Everything after that works on
+the key table, whose size is the number of distinct keys, not the number of records.
+
+Missing values are wildcards exactly as sdcMicro's ``freqCalc`` defines them (see
+``SDCMICRO_SEMANTICS.md``): two keys are compatible when they agree wherever both are
+observed, and compatible keys contribute to each other's frequencies with weight 1 or
+``alpha``. The wildcard counts are computed between groups of keys sharing a missing-value
+pattern, so the cost grows with (number of patterns)² × (distinct keys), never with records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+# Code spaces up to this size are counted with a dense bincount; larger ones are sorted.
+_BINCOUNT_LIMIT = 1 << 24
+_INT64_SAFE = 1 << 62
+
+
+def encode_column(series: pl.Series) -> tuple[np.ndarray, int]:
+    """Integer codes 1..card for the observed values of a column, 0 for missing.
+
+    Codes follow the sort order of the values, so they are stable across row orders.
+    NaN counts as missing.
+    """
+    s = series
+    if s.dtype.is_float():
+        s = s.fill_nan(None)
+    missing = s.is_null().to_numpy()
+    if s.dtype.is_integer() or s.dtype == pl.Boolean:
+        values = s.cast(pl.Int64).fill_null(0).to_numpy()
+        if missing.all():
+            return np.zeros(len(s), dtype=np.int64), 0
+        observed = values[~missing]
+        lo, hi = int(observed.min()), int(observed.max())
+        if hi - lo < max(4 * len(s), 1 << 16):
+            present = np.zeros(hi - lo + 1, dtype=np.int64)
+            present[observed - lo] = 1
+            remap = np.cumsum(present)  # value -> dense code 1..card
+            codes = np.where(missing, 0, remap[np.clip(values - lo, 0, hi - lo)])
+            return codes.astype(np.int64), int(remap[-1])
+    ranks = s.rank("dense").fill_null(0).to_numpy().astype(np.int64)
+    return ranks, int(ranks.max()) if len(ranks) else 0
+
+
+def dense_ids(codes: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
+    """Map integer codes in [0, space) to dense ids 0..K-1 (in code order).
+
+    Returns ``(ids, distinct_codes)``.
+    """
+    if space <= max(_BINCOUNT_LIMIT, 4 * len(codes)):
+        seen = np.zeros(space, dtype=bool)
+        seen[codes] = True
+        distinct = np.flatnonzero(seen)
+        lookup = np.cumsum(seen) - 1
+        return lookup[codes], distinct
+    distinct, ids = np.unique(codes, return_inverse=True)
+    return ids.ravel(), distinct
+
+
+def combine_codes(columns: list[np.ndarray], cards: list[int]) -> tuple[np.ndarray, int]:
+    """Fold per-column codes (0..card) into one integer per row, injectively.
+
+    Uses mixed radix while it fits in 62 bits, re-densifying the running code otherwise.
+    Returns the combined codes and the size of their code space.
+    """
+    n = len(columns[0]) if columns else 0
+    acc = np.zeros(n, dtype=np.int64)
+    space = 1
+    for codes, card in zip(columns, cards):
+        radix = card + 1
+        if space * radix >= _INT64_SAFE:
+            acc, distinct = dense_ids(acc, space)
+            space = max(len(distinct), 1)
+        acc = acc * radix + codes
+        space *= radix
+    return acc, space
+
+
+@dataclass
+class KeyTable:
+    """Distinct key combinations, their frequencies and the record -> key index.
+
+    Attributes
+    ----------
+    keys: the key variable names.
+    codes: (K, m) integer codes of each distinct key (0 = missing).
+    labels: per key variable, the observed values in code order (code c is labels[j][c-1]).
+    count: records with exactly this key (missing positions included), length K.
+    weight_sum: sum of weights of those records.
+    fk, Fk: sample and weighted frequencies with missing values as wildcards.
+    record_key: for each record, the row of its key in the table.
+    alpha: the weight given to compatible keys with missing values.
+    """
+
+    keys: list[str]
+    codes: np.ndarray
+    labels: list[pl.Series]
+    count: np.ndarray
+    weight_sum: np.ndarray
+    fk: np.ndarray
+    Fk: np.ndarray
+    record_key: np.ndarray
+    alpha: float
+    weighted: bool
+
+    @property
+    def n_records(self) -> int:
+        return len(self.record_key)
+
+    @property
+    def n_keys(self) -> int:
+        return len(self.count)
+
+    @property
+    def has_missing(self) -> bool:
+        return bool((self.codes == 0).any())
+
+    def record_fk(self) -> np.ndarray:
+        return self.fk[self.record_key]
+
+    def record_Fk(self) -> np.ndarray:
+        return self.Fk[self.record_key]
+
+    def values(self) -> pl.DataFrame:
+        """The distinct keys as a frame of their original values (null = missing)."""
+        cols = {}
+        for j, name in enumerate(self.keys):
+            codes = self.codes[:, j]
+            observed = self.labels[j]
+            idx = pl.Series(np.where(codes == 0, 0, codes - 1))
+            vals = observed.gather(idx) if len(observed) else pl.Series(name, [None] * len(codes))
+            cols[name] = pl.select(
+                pl.when(pl.Series(codes == 0)).then(None).otherwise(vals)
+            ).to_series()
+        return pl.DataFrame(cols)
+
+
+def _observed_values(series: pl.Series, codes: np.ndarray, card: int) -> pl.Series:
+    """The distinct observed values of a column, ordered by their code."""
+    if card == 0:
+        return series.head(0)
+    rep = np.zeros(card, dtype=np.int64)
+    rows = np.flatnonzero(codes)
+    rep[codes[rows] - 1] = rows
+    return series.gather(pl.Series(rep))
+
+
+def build_key_table(
+    frame: pl.DataFrame,
+    keys: list[str],
+    weights: np.ndarray | None = None,
+    *,
+    alpha: float = 1.0,
+) -> KeyTable:
+    """Build the key table of ``frame`` on ``keys`` (nulls and NaN are missing values).
+
+    ``weights`` are the sampling weights per record (``None``: unweighted, Fk = fk).
+    """
+    if not keys:
+        raise ValueError("at least one key variable is needed")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError("alpha must lie in [0, 1]")
+    n = frame.height
+    col_codes, cards, labels = [], [], []
+    for name in keys:
+        codes, card = encode_column(frame.get_column(name))
+        col_codes.append(codes)
+        cards.append(card)
+        labels.append(_observed_values(frame.get_column(name), codes, card))
+    combined, space = combine_codes(col_codes, cards)
+    record_key, _ = dense_ids(combined, space)
+    n_keys = int(record_key.max()) + 1 if n else 0
+    count = np.bincount(record_key, minlength=n_keys).astype(np.float64)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    weight_sum = np.bincount(record_key, weights=w, minlength=n_keys)
+    rep = np.zeros(n_keys, dtype=np.int64)
+    rep[record_key] = np.arange(n)  # any record of a key is a representative
+    codes = np.column_stack([c[rep] for c in col_codes]) if n_keys else np.zeros((0, len(keys)), np.int64)
+    fk, Fk = wildcard_frequencies(codes, count, weight_sum, alpha)
+    return KeyTable(
+        keys=list(keys),
+        codes=codes,
+        labels=labels,
+        count=count,
+        weight_sum=weight_sum,
+        fk=fk,
+        Fk=Fk,
+        record_key=record_key,
+        alpha=alpha,
+        weighted=weights is not None,
+    )
+
+
+def _project(codes: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """One integer per row identifying the row's codes on the given columns."""
+    if len(positions) == 0:
+        return np.zeros(len(codes), dtype=np.int64)
+    cols = [codes[:, j] for j in positions]
+    cards = [int(c.max()) if len(c) else 0 for c in cols]
+    return combine_codes(cols, cards)[0]
+
+
+def wildcard_frequencies(
+    codes: np.ndarray, count: np.ndarray, weight_sum: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """fk and Fk per distinct key with missing codes (0) as wildcards (sdcMicro freqCalc).
+
+    - complete key: identical + alpha * compatible keys with some (not all) missing;
+    - key with some missing: identical + compatible complete keys (weight 1)
+      + alpha * other compatible keys with missing values, all-missing included;
+    - all-missing key: every record.
+    With a single key variable, complete keys get + alpha * the missing records.
+    """
+    fk = count.copy()
+    Fk = weight_sum.copy()
+    n_keys, m = codes.shape
+    if n_keys == 0:
+        return fk, Fk
+    missing = codes == 0
+    if not missing.any():
+        return fk, Fk
+    pattern = (missing * (1 << np.arange(m, dtype=np.int64))).sum(axis=1)
+    full = (1 << m) - 1
+    patterns = np.unique(pattern)
+    members = {int(p): np.flatnonzero(pattern == p) for p in patterns}
+
+    def factor(pa: int, pb: int) -> float:
+        if pa == 0:  # complete key receiving
+            if pb == full:
+                return alpha if m == 1 else 0.0
+            return alpha
+        return 1.0 if pb == 0 else alpha
+
+    for pa, rows_a in members.items():
+        if pa == full:
+            fk[rows_a] = count.sum()
+            Fk[rows_a] = weight_sum.sum()
+            continue
+        for pb, rows_b in members.items():
+            if pb == pa:
+                continue  # same pattern: compatible means identical, already counted
+            f = factor(pa, pb)
+            if f == 0.0:
+                continue
+            both = np.flatnonzero(((pa | pb) >> np.arange(m) & 1) == 0)
+            if len(both) == 0:
+                fk[rows_a] += f * count[rows_b].sum()
+                Fk[rows_a] += f * weight_sum[rows_b].sum()
+                continue
+            # codes differ per group, so project both groups in one code space
+            proj = _project(np.vstack([codes[rows_a], codes[rows_b]]), both)
+            proj_a, proj_b = proj[: len(rows_a)], proj[len(rows_a) :]
+            uniq, inv = np.unique(proj_b, return_inverse=True)
+            cnt_b = np.bincount(inv.ravel(), weights=count[rows_b], minlength=len(uniq))
+            w_b = np.bincount(inv.ravel(), weights=weight_sum[rows_b], minlength=len(uniq))
+            pos = np.searchsorted(uniq, proj_a)
+            pos_c = np.minimum(pos, len(uniq) - 1)
+            hit = uniq[pos_c] == proj_a
+            fk[rows_a] += f * np.where(hit, cnt_b[pos_c], 0.0)
+            Fk[rows_a] += f * np.where(hit, w_b[pos_c], 0.0)
+    return fk, Fk

@@ -1,0 +1,101 @@
+"""Re-identification risk of records: individual, global, household (sdcMicro definitions).
+
+Individual risk follows Benedetti & Franconi (1998) as sdcMicro's ``measure_risk`` computes
+it ("approx" method); global risk is the expected number of re-identifications; household
+risk is the probability that at least one member of the household is re-identified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def individual_risk(fk: np.ndarray, Fk: np.ndarray, *, weighted: bool = True) -> np.ndarray:
+    """Risk per key from its sample frequency ``fk`` and weighted frequency ``Fk``.
+
+    Unweighted: 1/fk. Weighted, with pk = fk/Fk:
+    fk = 1: pk/(1-pk)·log(1/pk); fk = 2: pk/(1-pk) - (pk/(1-pk))²·log(1/pk);
+    fk > 2: pk/(fk - (1-pk)); other (fractional) fk: 0. Where fk == Fk the risk is 1/fk.
+    """
+    fk = np.asarray(fk, dtype=np.float64)
+    Fk = np.asarray(Fk, dtype=np.float64)
+    if not weighted:
+        return 1.0 / fk
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pk = fk / Fk
+        odds = pk / (1.0 - pk)
+        log_inv = np.log(1.0 / pk)
+        risk = np.select(
+            [fk == 1, fk == 2, fk > 2],
+            [odds * log_inv, odds - odds**2 * log_inv, pk / (fk - (1.0 - pk))],
+            default=0.0,
+        )
+        risk = np.where(fk == Fk, 1.0 / fk, risk)
+    return risk
+
+
+@dataclass(frozen=True)
+class GlobalRisk:
+    mean: float
+    expected_reidentifications: float
+    percent: float
+
+
+def global_risk(record_risk: np.ndarray) -> GlobalRisk:
+    """Expected re-identifications (sum of record risks), its mean and percentage."""
+    er = float(np.sum(record_risk))
+    n = len(record_risk)
+    mean = er / n if n else 0.0
+    return GlobalRisk(mean=mean, expected_reidentifications=er, percent=100.0 * mean)
+
+
+def record_threshold(record_risk: np.ndarray, max_global_risk: float = 0.01) -> float | None:
+    """Individual-risk threshold that brings the file to ``max_global_risk``.
+
+    With risks sorted in decreasing order r(1) >= r(2) >= ..., the threshold is the first
+    r(j) such that capping the j records above it at r(j) gives an expected number of
+    re-identifications of at most ``max_global_risk · n``: (j-1)·r(j) + Σ_{i>=j} r(i) <= target.
+    ``None`` when the file already meets the target.
+    """
+    r = np.sort(np.asarray(record_risk, dtype=np.float64))[::-1]
+    n = len(r)
+    target = max_global_risk * n
+    if n == 0 or r.sum() <= target:
+        return None
+    tail = np.cumsum(r[::-1])[::-1]  # Σ_{i>=j} r(i)
+    ok = np.arange(n) * r + tail <= target
+    if not ok.any():
+        return None
+    return float(r[np.argmax(ok)])
+
+
+def household_risk(record_risk: np.ndarray, household_ids: np.ndarray) -> np.ndarray:
+    """Per record: 1 - Π(1 - r_j) over the members j of the record's household.
+
+    ``household_ids`` are dense integer ids 0..H-1 (see :func:`safemicro.keys.dense_ids`).
+    """
+    with np.errstate(divide="ignore"):
+        log_keep = np.log1p(-np.asarray(record_risk, dtype=np.float64))
+    per_household = np.bincount(household_ids, weights=log_keep)
+    return -np.expm1(per_household)[household_ids]
+
+
+def k_anonymity_violations(record_fk: np.ndarray, ks=(2, 3, 5)) -> dict[int, int]:
+    """Number of records whose key is shared by fewer than k records, for each k."""
+    fk = np.asarray(record_fk)
+    return {int(k): int(np.count_nonzero(fk < k)) for k in ks}
+
+
+def risky_records(record_risk: np.ndarray, *, floor: float = 0.1) -> np.ndarray:
+    """sdcMicro's "risky records" rule: r > median(r) + 2·MAD(r) and r > floor.
+
+    MAD is the normal-consistent median absolute deviation (×1.4826), as R's ``mad``.
+    """
+    r = np.asarray(record_risk, dtype=np.float64)
+    if len(r) == 0:
+        return np.zeros(0, dtype=bool)
+    med = np.median(r)
+    mad = 1.4826 * np.median(np.abs(r - med))
+    return (r > med + 2 * mad) & (r > floor)
