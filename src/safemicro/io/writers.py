@@ -1,0 +1,322 @@
+"""Write a :class:`Dataset` to CSV, Parquet, Stata or SPSS, atomically.
+
+Every write goes to a hidden temporary file in the target's directory, which replaces the
+target (``os.replace``) only once it is complete; on any failure neither the target nor
+the temporary file is left behind (an existing target is left untouched).
+
+What each format keeps:
+
+* ``.csv`` / ``.csv.gz``: the values only (user-missing codes as plain values, nulls as
+  empty fields). No sidecar file is written.
+* ``.parquet``: the values plus the whole codebook as JSON in the file's key-value
+  metadata (key ``safemicro.codebook``); :func:`safemicro.io.read` restores it.
+* ``.dta``: variable labels, value labels (integer codes only, as Stata requires),
+  numeric display formats, file label and extended missing values (``.a``-``.z``) from
+  ``Codebook.extended_missing`` (restored only where the frame holds null).
+  Stata has no user-missing codes or measure levels: SPSS-style ``missing_values`` are
+  written as plain values and a :class:`UserWarning` says so.
+* ``.sav``: variable labels, value labels, user-missing codes (discrete and ranges, within
+  SPSS's limits: up to 3 codes, or 1 range + 1 code), measure level, numeric formats,
+  file label and notes. SPSS has no null strings (they come back as ``""``) and no
+  extended missing (those become system-missing, with a warning).
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from safemicro.errors import SafemicroError
+from safemicro.io.dataset import Dataset
+from safemicro.io.readers import PARQUET_CODEBOOK_KEY, codebook_to_json, file_kind, from_frame
+
+__all__ = ["write", "WRITE_EXTENSIONS"]
+
+WRITE_EXTENSIONS = (".csv", ".csv.gz", ".parquet", ".dta", ".sav", ".zsav")
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+_SPSS_NUM_FORMAT = re.compile(r"^(F|N|E|COMMA|DOT|DOLLAR|PCT)\d+(\.\d+)?$", re.IGNORECASE)
+_STATA_NUM_FORMAT = re.compile(r"^%-?\d+(\.\d+)?[gfe]c?$")
+_BAD_DTYPES = (pl.List, pl.Array, pl.Struct, pl.Object, pl.Binary)
+
+
+def write(dataset: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``dataset`` (a Dataset, or a Polars/pandas frame) to ``path``; returns the path.
+
+    The format comes from the extension (see :data:`WRITE_EXTENSIONS`).
+    """
+    target = Path(path)
+    file = str(path)
+    kind = file_kind(target)
+    if kind not in {"csv", "csv.gz", "parquet", "dta", "sav"}:
+        raise SafemicroError(
+            f"cannot write file type {''.join(target.suffixes) or '(no extension)'!r}; "
+            f"expected one of {', '.join(WRITE_EXTENSIONS)}",
+            file=file,
+        )
+    ds = from_frame(dataset, source=file)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise SafemicroError(f"directory {str(directory)!r} does not exist", file=file)
+    if target.is_dir():
+        raise SafemicroError("is a directory", file=file)
+
+    writer = {
+        "csv": _write_csv,
+        "csv.gz": _write_csv_gz,
+        "parquet": _write_parquet,
+        "dta": _write_dta,
+        "sav": _write_sav,
+    }[kind]
+
+    suffix = ".tmp" + ("".join(target.suffixes[-2:]) if kind == "csv.gz" else target.suffix)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=directory)
+    except OSError as e:
+        raise SafemicroError(f"cannot create a file in {str(directory)!r}: {e.strerror or e}", file=file) from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        writer(ds, tmp, file)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, target)
+    except BaseException as e:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            pass
+        if isinstance(e, SafemicroError):
+            raise
+        if not isinstance(e, Exception):  # KeyboardInterrupt etc.
+            raise
+        msg = str(e).strip().splitlines()
+        raise SafemicroError(
+            f"cannot write file: {type(e).__name__}: {msg[0] if msg else ''}".rstrip(": "), file=file
+        ) from None
+    return target
+
+
+# --------------------------------------------------------------------------- CSV / Parquet
+
+
+def _check_flat(ds: Dataset, file: str, what: str) -> None:
+    for name, dtype in ds.frame.schema.items():
+        if isinstance(dtype, _BAD_DTYPES) or dtype in _BAD_DTYPES:
+            raise SafemicroError(f"a {dtype} column cannot be written to {what}", file=file, column=name)
+
+
+def _csv_frame(ds: Dataset, file: str) -> pl.DataFrame:
+    _check_flat(ds, file, "CSV")
+    return ds.frame
+
+
+def _write_csv(ds: Dataset, tmp: Path, file: str) -> None:
+    _csv_frame(ds, file).write_csv(tmp)
+
+
+def _write_csv_gz(ds: Dataset, tmp: Path, file: str) -> None:
+    data = _csv_frame(ds, file).write_csv().encode("utf-8")
+    with gzip.open(tmp, "wb") as fh:
+        fh.write(data)
+
+
+def _write_parquet(ds: Dataset, tmp: Path, file: str) -> None:
+    ds.frame.write_parquet(tmp, metadata={PARQUET_CODEBOOK_KEY: codebook_to_json(ds.codebook)})
+
+
+# --------------------------------------------------------------------------- Stata / SPSS
+
+
+def _prepare(ds: Dataset, file: str, what: str) -> dict[str, pl.Series]:
+    """Columns readstat can write: categoricals -> strings, all-null -> Float64."""
+    out: dict[str, pl.Series] = {}
+    for name in ds.frame.columns:
+        s = ds.frame.get_column(name)
+        dtype = s.dtype
+        if isinstance(dtype, (pl.Categorical, pl.Enum)):
+            s = s.cast(pl.String)
+        elif dtype == pl.Null:
+            s = s.cast(pl.Float64)
+        elif isinstance(dtype, pl.Decimal):
+            s = s.cast(pl.Float64)
+        elif isinstance(dtype, _BAD_DTYPES) or dtype in _BAD_DTYPES:
+            raise SafemicroError(f"a {dtype} column cannot be written to {what}", file=file, column=name)
+        out[name] = s
+    return out
+
+
+def _is_whole(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and float(v).is_integer()
+
+
+def _write_dta(ds: Dataset, tmp: Path, file: str) -> None:
+    import pyreadstat
+
+    cb = ds.codebook
+    cols = _prepare(ds, file, "Stata")
+    dropped: list[str] = []
+    for name, s in list(cols.items()):
+        cols[name] = _stata_int(s)
+
+    missing_user_values: dict[str, list[str]] = {}
+    for name, rows in cb.extended_missing.items():
+        if name not in cols or not rows:
+            continue
+        s = cols[name]
+        if not s.dtype.is_numeric():
+            dropped.append(f"{name}: extended missing on a non-numeric column")
+            continue
+        values = s.to_list()
+        used: set[str] = set()
+        for r, code in rows.items():
+            code = str(code).lower()
+            if 0 <= r < len(values) and values[r] is None and re.fullmatch(r"[a-z]", code):
+                values[r] = code
+                used.add(code)
+        if used:
+            cols[name] = pl.Series(name, values, dtype=pl.Object)
+            missing_user_values[name] = sorted(used)
+
+    labels: dict[str, str] = {}
+    value_labels: dict[str, dict[int, str]] = {}
+    formats: dict[str, str] = {}
+    for name in ds.frame.columns:
+        m = cb.meta(name)
+        if m.label:
+            labels[name] = m.label
+        dtype = ds.frame.schema[name]
+        if m.value_labels:
+            if dtype.is_numeric() and all(_is_whole(k) for k in m.value_labels):
+                value_labels[name] = {int(k): str(v) for k, v in m.value_labels.items()}
+            else:
+                dropped.append(f"{name}: value labels (Stata labels integer codes only)")
+        if m.missing_values or m.missing_ranges:
+            dropped.append(f"{name}: user-missing codes (Stata has none; written as plain values)")
+        if m.format and dtype.is_numeric() and _STATA_NUM_FORMAT.match(m.format):
+            formats[name] = m.format
+    if dropped:
+        warnings.warn(
+            f"{file}: not representable in Stata: " + "; ".join(dropped), UserWarning, stacklevel=3
+        )
+    frame = pl.DataFrame(list(cols.values()))
+    try:
+        pyreadstat.write_dta(
+            frame,
+            str(tmp),
+            file_label=cb.file_label or "",
+            column_labels=labels or None,
+            variable_value_labels=value_labels or None,
+            missing_user_values=missing_user_values or None,
+            variable_format=formats or None,
+        )
+    except Exception as e:
+        raise SafemicroError(f"Stata writer failed: {_first_line(e)}", file=file) from None
+
+
+def _write_sav(ds: Dataset, tmp: Path, file: str) -> None:
+    import pyreadstat
+
+    cb = ds.codebook
+    cols = _prepare(ds, file, "SPSS")
+    dropped: list[str] = []
+    labels: dict[str, str] = {}
+    value_labels: dict[str, dict[Any, str]] = {}
+    missing: dict[str, list[Any]] = {}
+    measures: dict[str, str] = {}
+    formats: dict[str, str] = {}
+    for name in ds.frame.columns:
+        m = cb.meta(name)
+        dtype = cols[name].dtype
+        numeric = dtype.is_numeric() or dtype == pl.Boolean
+        if m.label:
+            labels[name] = m.label
+        if m.value_labels:
+            if dtype.is_integer() or dtype == pl.Boolean:
+                ok = all(_is_whole(k) for k in m.value_labels)
+                conv: Any = int
+            elif numeric:
+                ok = all(isinstance(k, (int, float)) and not isinstance(k, bool) for k in m.value_labels)
+                conv = float
+            else:
+                ok = all(isinstance(k, str) for k in m.value_labels)
+                conv = str
+            if ok:
+                value_labels[name] = {conv(k): str(v) for k, v in m.value_labels.items()}
+            else:
+                dropped.append(f"{name}: value labels whose codes do not match the column type")
+        spec: list[Any] = [(_num(v) if numeric else v) for v in m.missing_values]
+        spec += [{"lo": _num(lo) if numeric else lo, "hi": _num(hi) if numeric else hi} for lo, hi in m.missing_ranges]
+        if spec:
+            missing[name] = spec
+        if m.measure in ("nominal", "ordinal", "scale"):
+            measures[name] = m.measure
+        if m.format and dtype.is_numeric() and _SPSS_NUM_FORMAT.match(m.format):
+            formats[name] = m.format.upper()
+        elif dtype.is_integer():
+            formats[name] = _spss_int_format(cols[name])
+        if cb.extended_missing.get(name):
+            dropped.append(f"{name}: Stata extended missing (.a-.z) become system-missing")
+    if dropped:
+        warnings.warn(f"{file}: not representable in SPSS: " + "; ".join(dropped), UserWarning, stacklevel=3)
+    frame = pl.DataFrame(list(cols.values()))
+    try:
+        pyreadstat.write_sav(
+            frame,
+            str(tmp),
+            file_label=cb.file_label or "",
+            column_labels=labels or None,
+            variable_value_labels=value_labels or None,
+            missing_ranges=missing or None,
+            variable_measure=measures or None,
+            variable_format=formats or None,
+            note=list(cb.notes) or None,
+        )
+    except Exception as e:
+        raise SafemicroError(f"SPSS writer failed: {_first_line(e)}", file=file) from None
+
+
+# Stata's long holds -2,147,483,647 .. 2,147,483,620 (larger codes mean missing).
+_STATA_LONG = (-2_147_483_647, 2_147_483_620)
+
+
+def _stata_int(s: pl.Series) -> pl.Series:
+    """Integers go to Stata as long when they fit (pyreadstat writes Int64 as double)."""
+    if not s.dtype.is_integer():
+        return s
+    lo, hi = s.min(), s.max()
+    if lo is None or (lo >= _STATA_LONG[0] and hi <= _STATA_LONG[1]):
+        return s.cast(pl.Int32)
+    return s.cast(pl.Float64)
+
+
+def _spss_int_format(s: pl.Series) -> str:
+    lo, hi = s.min(), s.max()
+    width = max(len(str(v)) for v in (lo, hi) if v is not None) if lo is not None else 1
+    return f"F{max(8, width)}.0"
+
+
+def _num(v: Any) -> Any:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
+def _first_line(e: BaseException) -> str:
+    s = str(e).strip().splitlines()
+    return s[0] if s else type(e).__name__
