@@ -1,0 +1,9 @@
+"""Example data: a seeded synthetic forced-displacement household survey and its plan."""
+
+from pathlib import Path
+
+from safemicro.examples.survey import generate_survey, write_example
+
+SURVEY_PLAN = Path(__file__).with_name("survey_plan.yaml")
+
+__all__ = ["SURVEY_PLAN", "generate_survey", "write_example"]

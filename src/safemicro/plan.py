@@ -1,0 +1,318 @@
+"""The release plan: variable roles, disclosure scenario, risk targets and steps.
+
+A plan is a YAML file validated by pydantic models that forbid unknown fields, so a typo
+(``kyes:``) is an error and not a silently ignored setting::
+
+    roles:
+      direct_ids: [head_name, phone]
+      keys: [camp, sex, age]
+      numeric_keys: [income]
+      sensitive: [protection_incident]
+      weight: weight
+      household: hhid
+    scenario:
+      description: Nosy neighbour in the camp; distribution lists as auxiliary data.
+      tier: suf
+    targets: {k: 3, max_global_risk: 0.01}
+    steps:
+      - remove_direct_ids: {}
+
+>>> plan = Plan.from_yaml("roles: {keys: [sex, age], weight: w}")
+>>> plan.roles.keys
+['sex', 'age']
+>>> plan.check_columns(["sex", "age", "w"])
+
+Steps are kept as written (a list of single-key mappings ``{method: {params}}``); the
+anonymization methods validate their own parameters.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from safemicro.errors import SafemicroError
+
+Tier = Literal["puf", "suf", "enclave"]
+
+# Pairs of roles one variable may hold at the same time; every other pair is a conflict.
+_COMPATIBLE = {
+    frozenset({"key", "strata"}),
+    frozenset({"key", "cluster"}),
+    frozenset({"ghost", "strata"}),
+    frozenset({"ghost", "cluster"}),
+    frozenset({"ghost", "sensitive"}),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _distinct(values: list[str], what: str) -> list[str]:
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{v!r} is listed twice in {what}")
+        seen.add(v)
+    return values
+
+
+class Roles(_Strict):
+    """Which variable plays which part. Unlisted variables are 'other'."""
+
+    direct_ids: list[str] = Field(default_factory=list, description="removed before release")
+    keys: list[str] = Field(default_factory=list, description="categorical quasi-identifiers")
+    numeric_keys: list[str] = Field(default_factory=list, description="continuous quasi-identifiers")
+    sensitive: list[str] = Field(default_factory=list)
+    weight: str | None = None
+    household: str | None = None
+    strata: str | None = None
+    cluster: str | None = None
+    ghost: dict[str, str] = Field(
+        default_factory=dict, description="{ghost variable: the key it is suppressed with}"
+    )
+    household_level: list[str] = Field(
+        default_factory=list, description="keys measured at household level"
+    )
+
+    @field_validator("direct_ids", "keys", "numeric_keys", "sensitive", "household_level")
+    @classmethod
+    def _no_duplicates(cls, v: list[str], info: Any) -> list[str]:
+        return _distinct(v, info.field_name)
+
+    def assignments(self) -> list[tuple[str, str]]:
+        """(variable, role) pairs, in plan order; household_level is a modifier, not a role."""
+        out: list[tuple[str, str]] = []
+        out += [(v, "direct_id") for v in self.direct_ids]
+        out += [(v, "key") for v in self.keys]
+        out += [(v, "numeric_key") for v in self.numeric_keys]
+        out += [(v, "sensitive") for v in self.sensitive]
+        for role in ("weight", "household", "strata", "cluster"):
+            value = getattr(self, role)
+            if value is not None:
+                out.append((value, role))
+        out += [(v, "ghost") for v in self.ghost]
+        return out
+
+    def role_of(self, name: str) -> list[str]:
+        """The roles of `name` (empty list: 'other')."""
+        return [r for v, r in self.assignments() if v == name]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Roles":
+        roles: dict[str, list[str]] = {}
+        for var, role in self.assignments():
+            roles.setdefault(var, []).append(role)
+        for var, rs in roles.items():
+            for i, a in enumerate(rs):
+                for b in rs[i + 1 :]:
+                    if frozenset({a, b}) not in _COMPATIBLE:
+                        raise ValueError(
+                            f"variable {var!r} cannot be both {a} and {b}"
+                        )
+        all_keys = set(self.keys) | set(self.numeric_keys)
+        for ghost, linked in self.ghost.items():
+            if linked not in all_keys:
+                raise ValueError(
+                    f"ghost variable {ghost!r} is linked to {linked!r}, which is not a key"
+                )
+        for var in self.household_level:
+            if var not in all_keys:
+                raise ValueError(
+                    f"household_level lists {var!r}, which is not a key or numeric key"
+                )
+        if self.household_level and self.household is None:
+            raise ValueError("household_level is set but roles.household (the household id) is not")
+        return self
+
+
+class Scenario(_Strict):
+    """The disclosure scenario in plain words and the release tier."""
+
+    description: str = ""
+    tier: Tier = "suf"
+
+
+class Targets(_Strict):
+    """Risk thresholds the released file must meet."""
+
+    k: int = Field(3, ge=1)
+    max_global_risk: float | None = Field(0.01, ge=0.0, le=1.0)
+    max_individual_risk: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class Plan(_Strict):
+    """A release plan. Build it with :func:`load_plan` or :meth:`Plan.from_yaml`."""
+
+    roles: Roles = Field(default_factory=Roles)
+    scenario: Scenario = Field(default_factory=Scenario)
+    targets: Targets = Field(default_factory=Targets)
+    alpha: float = Field(1.0, ge=0.0, le=1.0, description="weight of a missing value as a wildcard")
+    steps: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
+    seed: int | None = None
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps_shape(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if not isinstance(v, list):
+            raise ValueError("steps must be a list of {method: {parameters}} mappings")
+        out = []
+        for i, step in enumerate(v):
+            if isinstance(step, str):  # "- remove_direct_ids" with no parameters
+                step = {step: {}}
+            if not isinstance(step, dict) or len(step) != 1:
+                raise ValueError(
+                    f"step {i + 1} must be a single-key mapping {{method: {{parameters}}}}, got {step!r}"
+                )
+            (name, params), = step.items()
+            if not isinstance(name, str):
+                raise ValueError(f"step {i + 1}: the method name must be text, got {name!r}")
+            if params is None:
+                params = {}
+            if not isinstance(params, dict):
+                raise ValueError(
+                    f"step {i + 1} ({name}): parameters must be a mapping, got {params!r}"
+                )
+            out.append({name: params})
+        return out
+
+    # -- YAML ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str | os.PathLike[str] | None = None) -> "Plan":
+        """Parse and validate a plan; errors name `source`, the line or the field."""
+        src = None if source is None else str(source)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            problem = getattr(exc, "problem", None) or str(exc)
+            if mark is not None:
+                raise SafemicroError(
+                    f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}",
+                    file=src,
+                ) from None
+            raise SafemicroError(f"invalid YAML: {problem}", file=src) from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise SafemicroError(
+                f"a plan must be a mapping of fields (roles, scenario, ...), got {type(data).__name__}",
+                file=src,
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise _plan_error(exc, src) from None
+
+    def to_yaml(self) -> str:
+        """The plan as YAML (field order as in the model; loads back to an equal plan)."""
+        data = self.model_dump(mode="python")
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+    # -- checks against data --------------------------------------------------------------
+
+    def variables(self) -> list[str]:
+        """Every variable the plan names, in plan order, each once."""
+        names = [v for v, _ in self.roles.assignments()]
+        names += list(self.roles.ghost.values()) + list(self.roles.household_level)
+        return list(dict.fromkeys(names))
+
+    def check_columns(self, columns: list[str], source: str | os.PathLike[str] | None = None) -> None:
+        """Raise a :class:`SafemicroError` if the plan names a column the data lacks."""
+        have = set(columns)
+        src = None if source is None else str(source)
+        places = [(v, f"roles.{_ROLE_FIELD[r]}") for v, r in self.roles.assignments()]
+        places += [(v, "roles.ghost (linked key)") for v in self.roles.ghost.values()]
+        places += [(v, "roles.household_level") for v in self.roles.household_level]
+        for var, where in places:
+            if var not in have:
+                hint = difflib.get_close_matches(var, list(columns), n=1)
+                more = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise SafemicroError(
+                    f"{where} names {var!r}, which is not a column of the data{more}",
+                    file=src,
+                    column=var,
+                )
+
+
+_ROLE_FIELD = {
+    "direct_id": "direct_ids",
+    "key": "keys",
+    "numeric_key": "numeric_keys",
+    "sensitive": "sensitive",
+    "weight": "weight",
+    "household": "household",
+    "strata": "strata",
+    "cluster": "cluster",
+    "ghost": "ghost",
+}
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts) or "(plan)"
+
+
+def _plan_error(exc: ValidationError, source: str | None) -> SafemicroError:
+    msgs = []
+    fields = []
+    for err in exc.errors(include_url=False):
+        loc = _loc(tuple(err.get("loc", ())))
+        fields.append(loc)
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field (check the spelling)"
+        msg = msg.removeprefix("Value error, ")
+        msgs.append(f"{loc}: {msg}")
+    error = SafemicroError("invalid plan: " + "; ".join(msgs), file=source)
+    error.fields = fields  # type: ignore[attr-defined]
+    return error
+
+
+def load_plan(path: str | os.PathLike[str]) -> Plan:
+    """Read and validate a plan file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SafemicroError("plan file not found", file=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SafemicroError(f"cannot read plan: {exc}", file=str(p)) from None
+    return Plan.from_yaml(text, source=p)
+
+
+def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
+    """Write the plan as YAML atomically (temporary file in the same folder, then rename)."""
+    p = Path(path)
+    text = plan.to_yaml()
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+__all__ = ["Plan", "Roles", "Scenario", "Targets", "Tier", "load_plan", "save_plan"]
