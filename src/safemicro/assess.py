@@ -11,17 +11,19 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import polars as pl
+from pydantic import ValidationError
 
 from safemicro import __version__
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
+from safemicro.plan import Plan, Roles
 from safemicro.keys import KeyTable, build_key_table, dense_ids, encode_column
 from safemicro.progress import progress
 from safemicro.risk import (
@@ -35,49 +37,6 @@ from safemicro.risk import (
 from safemicro.risk.numeric import interval_disclosure, outliers
 
 DEFAULT_KS = (2, 3, 5)
-
-
-@dataclass
-class Roles:
-    """Which variable plays which part in the disclosure scenario."""
-
-    keys: list[str]
-    numeric_keys: list[str] = field(default_factory=list)
-    sensitive: list[str] = field(default_factory=list)
-    weight: str | None = None
-    household: str | None = None
-    household_level: list[str] = field(default_factory=list)
-    direct_ids: list[str] = field(default_factory=list)
-    strata: str | None = None
-    cluster: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "keys": self.keys,
-            "numeric_keys": self.numeric_keys,
-            "sensitive": self.sensitive,
-            "weight": self.weight,
-            "household": self.household,
-            "household_level": self.household_level,
-            "direct_ids": self.direct_ids,
-            "strata": self.strata,
-            "cluster": self.cluster,
-        }
-
-    def role_of(self) -> dict[str, str]:
-        roles: dict[str, str] = {}
-        for name in self.direct_ids:
-            roles[name] = "direct_id"
-        for name in self.keys:
-            roles[name] = "key"
-        for name in self.numeric_keys:
-            roles[name] = "numeric_key"
-        for name in self.sensitive:
-            roles[name] = "sensitive"
-        for label in ("weight", "household", "strata", "cluster"):
-            if getattr(self, label):
-                roles[getattr(self, label)] = label
-        return roles
 
 
 @dataclass
@@ -128,6 +87,7 @@ def validate_roles(dataset: Dataset, roles: Roles) -> None:
         *(("sensitive variable", k) for k in roles.sensitive),
         *(("household-level variable", k) for k in roles.household_level),
         *(("direct identifier", k) for k in roles.direct_ids),
+        *(("ghost variable", k) for k in roles.ghost),
         *((r, getattr(roles, r)) for r in ("weight", "household", "strata", "cluster") if getattr(roles, r)),
     ]
     for role, name in named:
@@ -217,7 +177,9 @@ def _riskiest_keys(dataset: Dataset, kt: KeyTable, key_risk: np.ndarray, top: in
 
 def _variables(dataset: Dataset, roles: Roles) -> list[dict[str, Any]]:
     frame = dataset.frame
-    role_of = roles.role_of()
+    role_of: dict[str, str] = {}
+    for name, role in roles.assignments():
+        role_of.setdefault(name, role)
     counts = frame.select(pl.all().n_unique()).row(0)
     out = []
     for name, n_distinct in zip(frame.columns, counts):
@@ -243,7 +205,8 @@ def assess(
     household: str | None = None,
     household_level: Sequence[str] = (),
     roles: Roles | None = None,
-    alpha: float = 1.0,
+    plan: Plan | None = None,
+    alpha: float | None = None,
     suda: bool = False,
     ks: Sequence[int] = DEFAULT_KS,
     max_global_risk: float = 0.01,
@@ -253,6 +216,8 @@ def assess(
     show_progress: bool | None = None,
 ) -> Assessment:
     """Assess the disclosure risk of ``data`` (a Dataset, Polars or pandas frame).
+
+    Roles come from ``plan`` (a release plan), ``roles``, or the keyword arguments.
 
     Example
     -------
@@ -267,15 +232,24 @@ def assess(
         from safemicro.io import from_frame
 
         dataset = from_frame(data)
+    if plan is not None:
+        roles = roles or plan.roles
+        alpha = plan.alpha if alpha is None else alpha
+        targets = targets or plan.targets.model_dump()
+        scenario = scenario or plan.scenario.model_dump()
+    alpha = 1.0 if alpha is None else alpha
     if roles is None:
-        roles = Roles(
-            keys=list(keys or []),
-            numeric_keys=list(numeric_keys),
-            sensitive=list(sensitive),
-            weight=weight,
-            household=household,
-            household_level=list(household_level),
-        )
+        try:
+            roles = Roles(
+                keys=list(keys or []),
+                numeric_keys=list(numeric_keys),
+                sensitive=list(sensitive),
+                weight=weight,
+                household=household,
+                household_level=list(household_level),
+            )
+        except ValidationError as e:
+            raise SafemicroError(e.errors()[0]["msg"].removeprefix("Value error, "), file=dataset.source) from None
     if not 0.0 <= alpha <= 1.0:
         raise SafemicroError(f"alpha must lie between 0 and 1, got {alpha}")
     validate_roles(dataset, roles)
@@ -305,7 +279,7 @@ def assess(
             "source": dataset.source,
             "n_records": dataset.n,
             "keys": roles.keys,
-            "roles": roles.as_dict(),
+            "roles": roles.model_dump(),
             "alpha": alpha,
             "scenario": scenario,
             "targets": targets,
@@ -318,7 +292,7 @@ def assess(
                 "mean": g.mean,
                 "expected_reidentifications": g.expected_reidentifications,
                 "percent": g.percent,
-                "threshold": record_threshold(risk, max_global_risk),
+                "threshold": record_threshold(key_risk, max_global_risk, kt.count),
                 "max_global_risk": max_global_risk,
             },
             "individual_risk": {
@@ -336,6 +310,13 @@ def assess(
                 name: int(np.count_nonzero(kt.codes[kt.record_key, j] == 0)) for j, name in enumerate(kt.keys)
             },
         }
+        warnings = []
+        if roles.weight and (kt.Fk < kt.fk).any():
+            warnings.append(
+                f"weights below 1: {int((kt.Fk < kt.fk).sum())} keys have Fk < fk; individual risk "
+                "assumes weights are inverse inclusion probabilities (>= 1), so those keys get 1/fk"
+            )
+        summary["warnings"] = warnings
         if targets and targets.get("max_individual_risk") is not None:
             summary["individual_risk"]["n_above_target"] = int(
                 np.count_nonzero(risk > targets["max_individual_risk"])
@@ -379,7 +360,7 @@ def assess(
             t0 = time.perf_counter()
             sens = dataset.analysis_frame(roles.sensitive)
             result = ldiversity(pl.concat([key_frame, sens], how="horizontal"), roles.keys, roles.sensitive)
-            ldiv_frame = result.records
+            ldiv_frame = result.per_record
             summary["l_diversity"] = result.summary()
             timings["l_diversity"] = time.perf_counter() - t0
             advance("numeric keys")

@@ -18,6 +18,8 @@ def individual_risk(fk: np.ndarray, Fk: np.ndarray, *, weighted: bool = True) ->
     Unweighted: 1/fk. Weighted, with pk = fk/Fk:
     fk = 1: pk/(1-pk)·log(1/pk); fk = 2: pk/(1-pk) - (pk/(1-pk))²·log(1/pk);
     fk > 2: pk/(fk - (1-pk)); other (fractional) fk: 0. Where fk == Fk the risk is 1/fk.
+    Where Fk < fk the weights cannot be inverse inclusion probabilities (normalised
+    weights, say) and the estimate is undefined; those keys get the sample risk 1/fk.
     """
     fk = np.asarray(fk, dtype=np.float64)
     Fk = np.asarray(Fk, dtype=np.float64)
@@ -32,7 +34,7 @@ def individual_risk(fk: np.ndarray, Fk: np.ndarray, *, weighted: bool = True) ->
             [odds * log_inv, odds - odds**2 * log_inv, pk / (fk - (1.0 - pk))],
             default=0.0,
         )
-        risk = np.where(fk == Fk, 1.0 / fk, risk)
+        risk = np.where((fk == Fk) | (Fk < fk), 1.0 / fk, risk)
     return risk
 
 
@@ -51,21 +53,31 @@ def global_risk(record_risk: np.ndarray) -> GlobalRisk:
     return GlobalRisk(mean=mean, expected_reidentifications=er, percent=100.0 * mean)
 
 
-def record_threshold(record_risk: np.ndarray, max_global_risk: float = 0.01) -> float | None:
+def record_threshold(
+    risk: np.ndarray, max_global_risk: float = 0.01, counts: np.ndarray | None = None
+) -> float | None:
     """Individual-risk threshold that brings the file to ``max_global_risk``.
 
-    With risks sorted in decreasing order r(1) >= r(2) >= ..., the threshold is the first
-    r(j) such that capping the j records above it at r(j) gives an expected number of
-    re-identifications of at most ``max_global_risk · n``: (j-1)·r(j) + Σ_{i>=j} r(i) <= target.
-    ``None`` when the file already meets the target.
+    With record risks sorted in decreasing order r(1) >= r(2) >= ..., the threshold is the
+    first r(j) such that capping the j-1 records above it at r(j) leaves an expected number
+    of re-identifications of at most ``max_global_risk · n``:
+    (j-1)·r(j) + Σ_{i>=j} r(i) <= target. ``None`` when the file already meets the target.
+
+    ``risk`` may be given per key with ``counts`` records each: the left side is constant
+    among records of equal risk, so the first qualifying record always starts a key.
     """
-    r = np.sort(np.asarray(record_risk, dtype=np.float64))[::-1]
-    n = len(r)
+    r = np.asarray(risk, dtype=np.float64)
+    c = np.ones(len(r)) if counts is None else np.asarray(counts, dtype=np.float64)
+    order = np.argsort(-r, kind="stable")
+    r, c = r[order], c[order]
+    n = c.sum()
     target = max_global_risk * n
-    if n == 0 or r.sum() <= target:
+    contribution = r * c
+    if len(r) == 0 or contribution.sum() <= target:
         return None
-    tail = np.cumsum(r[::-1])[::-1]  # Σ_{i>=j} r(i)
-    ok = np.arange(n) * r + tail <= target
+    above = np.cumsum(c) - c  # records strictly before each key
+    tail = np.cumsum(contribution[::-1])[::-1]
+    ok = above * r + tail <= target
     if not ok.any():
         return None
     return float(r[np.argmax(ok)])

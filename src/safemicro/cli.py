@@ -1,0 +1,209 @@
+"""`safemicro` on the command line: a thin shell over the library.
+
+Every user error ends in one line on stderr and exit code 2; nothing half-written is left.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+
+from safemicro.errors import SafemicroError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Statistical disclosure control for microdata: assess risk, draft release plans.",
+)
+err = Console(stderr=True)
+out = Console()
+
+
+def _friendly(fn: Callable) -> Callable:
+    """Turn SafemicroError (and stray library errors) into one line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SafemicroError as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:  # a bug of ours: still no traceback for the user
+            err.print(
+                f"[bold red]internal error:[/] {type(e).__name__}: {e} "
+                "(please report it; set SAFEMICRO_DEBUG=1 for details)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            import os
+
+            if os.environ.get("SAFEMICRO_DEBUG"):
+                raise
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _split(value: Optional[str]) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+@app.command()
+@_friendly
+def assess(
+    data: Path = typer.Argument(..., help="CSV, Parquet, Stata .dta, SPSS .sav or SAS .sas7bdat file"),
+    plan: Optional[Path] = typer.Option(None, "--plan", help="release plan (YAML) giving the roles"),
+    keys: Optional[str] = typer.Option(None, "--keys", help="categorical key variables, comma-separated"),
+    weight: Optional[str] = typer.Option(None, "--weight", help="sampling weight variable"),
+    household: Optional[str] = typer.Option(None, "--household", help="household id variable"),
+    household_level: Optional[str] = typer.Option(
+        None, "--household-level", help="keys that must be constant within a household"
+    ),
+    sensitive: Optional[str] = typer.Option(None, "--sensitive", help="sensitive variables (l-diversity)"),
+    numeric: Optional[str] = typer.Option(None, "--numeric", help="continuous key variables"),
+    suda: bool = typer.Option(False, "--suda", help="compute SUDA2 and DIS-SUDA scores"),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="weight of a missing value as a wildcard (0..1)"),
+    k: list[int] = typer.Option([], "--k", help="extra k for k-anonymity counts (repeatable)"),
+    max_global_risk: float = typer.Option(0.01, "--max-global-risk", help="for the record threshold"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the summary as JSON"),
+    records_out: Optional[Path] = typer.Option(None, "--records", help="write per-record risk as CSV"),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="write the HTML report"),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of a CSV file"),
+) -> None:
+    """Assess the disclosure risk of a microdata file."""
+    from safemicro import io
+    from safemicro.assess import assess as run_assess
+    from safemicro.plan import load_plan
+
+    the_plan = load_plan(plan) if plan else None
+    if the_plan and (keys or weight or household or sensitive or numeric or household_level):
+        raise SafemicroError("give the roles either with --plan or with --keys/--weight/..., not both")
+    kwargs = {"encoding": encoding} if encoding else {}
+    dataset = io.read(data, **kwargs)
+    result = run_assess(
+        dataset,
+        plan=the_plan,
+        keys=_split(keys),
+        weight=weight,
+        household=household,
+        household_level=_split(household_level),
+        sensitive=_split(sensitive),
+        numeric_keys=_split(numeric),
+        suda=suda,
+        alpha=alpha,
+        ks=k or (),
+        max_global_risk=max_global_risk,
+    )
+    if json_out:
+        result.write_json(json_out)
+    if records_out:
+        result.write_records(records_out)
+    if html_out:
+        result.write_html(html_out)
+    _print_summary(result.summary)
+    for label, path in (("summary", json_out), ("records", records_out), ("report", html_out)):
+        if path:
+            out.print(f"{label}: {path}", highlight=False)
+
+
+def _print_summary(s: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"Disclosure risk — {s.get('source') or 'data'}", show_header=False)
+    t.add_row("records", f"{s['n_records']:,}")
+    t.add_row("keys", ", ".join(s["keys"]))
+    t.add_row("distinct keys", f"{s['k_anonymity']['n_distinct_keys']:,}")
+    for kk, v in s["k_anonymity"]["violations"].items():
+        t.add_row(f"records violating {kk}-anonymity", f"{v:,}")
+    g = s["global_risk"]
+    t.add_row("global risk", f"{g['percent']:.3f} % ({g['expected_reidentifications']:.2f} expected re-identifications)")
+    if s.get("household_risk"):
+        h = s["household_risk"]
+        t.add_row("household risk", f"{h['percent']:.3f} % ({h['expected_reidentifications']:.2f} expected)")
+    i = s["individual_risk"]
+    t.add_row("max individual risk", f"{i['max']:.4f}")
+    t.add_row("records with risk > 0.1", f"{i['n_above_0_1']:,}")
+    if s.get("suda2"):
+        t.add_row("SUDA2: records with MSUs", f"{s['suda2']['n_score_gt0']:,}")
+    for c in s.get("checks") or []:
+        t.add_row(c["target"], ("[green]met[/]" if c["passed"] else "[red]not met[/]") + f" — {c['message']}")
+    out.print(t)
+
+
+@app.command()
+@_friendly
+def init(
+    data: Path = typer.Argument(..., help="the microdata file"),
+    output: Path = typer.Option(Path("plan.yaml"), "--out", "-o", help="where to write the draft plan"),
+    tier: str = typer.Option("suf", "--tier", help="puf, suf or enclave"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing plan"),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of a CSV file"),
+) -> None:
+    """Draft a release plan from the data: direct identifiers, keys, weight, household."""
+    from safemicro import io
+    from safemicro.draft import draft_plan
+    from safemicro.plan import save_plan
+
+    if output.exists() and not force:
+        raise SafemicroError("plan exists already (use --force to overwrite)", file=str(output))
+    kwargs = {"encoding": encoding} if encoding else {}
+    draft = draft_plan(io.read(data, **kwargs), tier=tier)
+    save_plan(draft.plan, output)
+    _print_reasons(draft)
+    out.print(f"draft plan: {output} — review every role before you rely on it", highlight=False)
+
+
+def _print_reasons(draft) -> None:
+    from rich.table import Table
+
+    t = Table(title="Draft roles", show_lines=False)
+    t.add_column("variable")
+    t.add_column("role")
+    t.add_column("why")
+    role_of = {v: r for v, r in draft.plan.roles.assignments()}
+    for name, why in draft.reasons.items():
+        t.add_row(name, role_of.get(name, "other"), why)
+    out.print(t)
+
+
+@app.command()
+@_friendly
+def example(
+    output: Path = typer.Argument(Path("survey.dta"), help="file to write (.dta, .sav, .csv, .parquet)"),
+    households: int = typer.Option(2000, "--households", help="number of households"),
+    seed: int = typer.Option(20261122, "--seed"),
+) -> None:
+    """Write the bundled example: a synthetic forced-displacement household survey."""
+    from safemicro import io
+    from safemicro.examples.survey import generate_survey
+
+    io.write(generate_survey(n_households=households, seed=seed), output)
+    out.print(f"example survey: {output}", highlight=False)
+
+
+@app.command()
+@_friendly
+def demo(output: Path = typer.Option(Path("out"), "--out", help="output folder")) -> None:
+    """The main job on the bundled example: generate, draft a plan, assess, report."""
+    from safemicro.demo import run_demo
+
+    paths = run_demo(output, console=out)
+    for label, path in paths.items():
+        out.print(f"{label}: {path}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
