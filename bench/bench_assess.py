@@ -2,8 +2,9 @@
 
 Builds scaled copies of testdata (bench/scaled.py, the recipe of
 ../shared/data/sdcmicro/README.md) at 4 580, 100 000 and 1 000 000 rows, with and without
-1 % missing key cells, and times each call in a fresh process (wall: best of 3 after a
-warm-up; peak memory: the process's max RSS, as sdcMicro's numbers are). Prints each
+1 % missing key cells (cached as Parquet in bench/data/), and times each call in a fresh
+process that reads the file (wall: best of 3 after a warm-up; peak memory: the process's
+max RSS, as sdcMicro's numbers are). Prints each
 time next to sdcMicro's two runs and the ratio against the faster of them.
 
     python bench/bench_assess.py [--sizes 4580,100000,1000000] [--json results.json]
@@ -35,12 +36,23 @@ CASES = {
 }
 
 
+def data_file(n: int, missing: float) -> Path:
+    """The scaled copy as Parquet in bench/data/ (made once), so that a timed process
+    holds only the data it works on, as sdcMicro's processes did."""
+    path = HERE / "data" / f"testdata_{n}_{missing:g}.parquet"
+    if not path.exists():
+        sys.path.insert(0, str(HERE))
+        from scaled import scaled_testdata
+
+        path.parent.mkdir(exist_ok=True)
+        scaled_testdata(n, missing_share=missing).write_parquet(path)
+    return path
+
+
 def run_case(case: str, n: int, reps: int = 3) -> dict:
     """Runs inside a fresh process: build data, warm up, time the best of ``reps``."""
-    sys.path.insert(0, str(HERE))
     import numpy as np
-
-    from scaled import scaled_testdata
+    import polars as pl
 
     from safemicro.assess import assess
     from safemicro.io import Dataset
@@ -48,7 +60,7 @@ def run_case(case: str, n: int, reps: int = 3) -> dict:
     from safemicro.risk.ldiversity import ldiversity
     from safemicro.risk.suda2 import suda2
 
-    df = scaled_testdata(n, missing_share=0.01 if case == "key_table_na" else 0.0)
+    df = pl.read_parquet(data_file(n, 0.01 if case == "key_table_na" else 0.0))
     w = df["sampling_weight"].to_numpy().astype(np.float64)
     calls = {
         "key_table": lambda: build_key_table(df, KEYS7, w),
@@ -94,6 +106,8 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for n in [int(s) for s in a.sizes.split(",")]:
+        for missing in (0.0, 0.01):
+            data_file(n, missing)
         for case in a.cases.split(","):
             proc = subprocess.run(
                 [sys.executable, __file__, "--worker", case, str(n)], capture_output=True, text=True, check=True

@@ -36,7 +36,7 @@ def scaled_testdata(n: int, seed: int = 20240601, missing_share: float = 0.0) ->
     rows = np.concatenate([np.arange(start[d], start[d] + size[d]) for d in draws])
     new_hid = np.repeat(np.arange(1, len(draws) + 1), size[draws])
     rows, new_hid = rows[:n], new_hid[:n]
-    df = base[rows.tolist()].with_columns(pl.Series("ori_hid", new_hid))
+    df = base.select(pl.all().gather(rows)).with_columns(pl.Series("ori_hid", new_hid))
     n_hh = int(new_hid.max())
     hh_index = new_hid - 1
     cols = {}

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 # Code spaces up to this size are counted with a dense bincount; larger ones are sorted.
-_BINCOUNT_LIMIT = 1 << 24
+BINCOUNT_LIMIT = 1 << 24
 _INT64_SAFE = 1 << 62
 
 
@@ -35,7 +35,7 @@ def encode_column(series: pl.Series) -> tuple[np.ndarray, int]:
     if s.dtype.is_float():
         s = s.fill_nan(None)
     missing = s.is_null().to_numpy()
-    if s.dtype.is_integer() or s.dtype == pl.Boolean:
+    if s.dtype.is_integer() or s.dtype == pl.Boolean or (s.dtype.is_float() and _whole(s)):
         values = s.cast(pl.Int64).fill_null(0).to_numpy()
         if missing.all():
             return np.zeros(len(s), dtype=np.int64), 0
@@ -51,12 +51,21 @@ def encode_column(series: pl.Series) -> tuple[np.ndarray, int]:
     return ranks, int(ranks.max()) if len(ranks) else 0
 
 
+def _whole(s: pl.Series) -> bool:
+    """A float column holding only whole numbers that fit an int64 exactly."""
+    x = s.drop_nulls()
+    if x.len() == 0:
+        return True
+    lo, hi = x.min(), x.max()
+    return bool(abs(lo) < 2**52 and abs(hi) < 2**52 and (x == x.floor()).all())
+
+
 def dense_ids(codes: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
     """Map integer codes in [0, space) to dense ids 0..K-1 (in code order).
 
     Returns ``(ids, distinct_codes)``.
     """
-    if space <= max(_BINCOUNT_LIMIT, 4 * len(codes)):
+    if space <= max(BINCOUNT_LIMIT, 4 * len(codes)):
         seen = np.zeros(space, dtype=bool)
         seen[codes] = True
         distinct = np.flatnonzero(seen)

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import difflib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from safemicro.atomic import write_text
 from safemicro.errors import SafemicroError
 
 Tier = Literal["puf", "suf", "enclave"]
@@ -298,21 +298,7 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
 
 def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
     """Write the plan as YAML atomically (temporary file in the same folder, then rename)."""
-    p = Path(path)
-    text = plan.to_yaml()
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_text(path, plan.to_yaml())
 
 
 __all__ = ["Plan", "Roles", "Scenario", "Targets", "Tier", "load_plan", "save_plan"]

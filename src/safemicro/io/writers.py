@@ -27,13 +27,13 @@ import gzip
 import math
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from safemicro.atomic import atomic_path
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.io.readers import PARQUET_CODEBOOK_KEY, codebook_to_json, file_kind, from_frame
@@ -42,14 +42,6 @@ __all__ = ["write", "WRITE_EXTENSIONS"]
 
 WRITE_EXTENSIONS = (".csv", ".csv.gz", ".parquet", ".dta", ".sav", ".zsav")
 
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
 
 _SPSS_NUM_FORMAT = re.compile(r"^(F|N|E|COMMA|DOT|DOLLAR|PCT)\d+(\.\d+)?$", re.IGNORECASE)
 _STATA_NUM_FORMAT = re.compile(r"^%-?\d+(\.\d+)?[gfe]c?$")
@@ -87,26 +79,13 @@ def write(dataset: Any, path: str | os.PathLike[str]) -> Path:
 
     suffix = ".tmp" + ("".join(target.suffixes[-2:]) if kind == "csv.gz" else target.suffix)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=directory)
+        with atomic_path(target, suffix=suffix) as tmp:
+            writer(ds, tmp, file)
+    except SafemicroError:
+        raise
     except OSError as e:
-        raise SafemicroError(f"cannot create a file in {str(directory)!r}: {e.strerror or e}", file=file) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        writer(ds, tmp, file)
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, target)
-    except BaseException as e:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError:
-            pass
-        if isinstance(e, SafemicroError):
-            raise
-        if not isinstance(e, Exception):  # KeyboardInterrupt etc.
-            raise
+        raise SafemicroError(f"cannot write file: {e.strerror or e}", file=file) from None
+    except Exception as e:
         msg = str(e).strip().splitlines()
         raise SafemicroError(
             f"cannot write file: {type(e).__name__}: {msg[0] if msg else ''}".rstrip(": "), file=file

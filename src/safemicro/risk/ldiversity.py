@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from safemicro.keys import BINCOUNT_LIMIT, combine_codes, dense_ids, encode_column
+
 __all__ = ["LDiversityResult", "ldiversity"]
 
-_BINCOUNT_LIMIT = 1 << 24
 
 
 @dataclass
@@ -60,93 +61,17 @@ class LDiversityResult:
 
 
 def _codes(s: pl.Series) -> tuple[np.ndarray, int, np.ndarray]:
-    """Dense codes 0..L-1 for the non-missing values, the number L, and the NA mask.
-
-    NA = null, or NaN for floats. Codes of NA rows are 0 (use the mask).
-    """
-    dt = s.dtype
-    if dt.is_float():
-        s = s.fill_nan(None)
-    isna = s.is_null().to_numpy()
-    if dt.is_integer() or dt == pl.Boolean or (dt.is_float() and _integral(s)):
-        vals = s.cast(pl.Int64).fill_null(0).to_numpy()
-        if vals.size == 0:
-            return vals, 0, isna
-        mn, mx = int(vals.min()), int(vals.max())
-        if mx - mn < _BINCOUNT_LIMIT:
-            sh = vals - mn
-            cnt = np.bincount(sh[~isna], minlength=mx - mn + 1) if isna.any() else \
-                np.bincount(sh, minlength=mx - mn + 1)
-            present = cnt > 0
-            lut = np.cumsum(present) - 1
-            codes = lut[sh]
-            codes[isna] = 0
-            return codes, int(present.sum()), isna
-        u, codes = np.unique(vals[~isna], return_inverse=True)
-        full = np.zeros(vals.size, dtype=np.int64)
-        full[~isna] = codes
-        return full, u.size, isna
-    if dt.is_float():
-        vals = s.fill_null(0.0).to_numpy()
-        u, codes = np.unique(vals[~isna], return_inverse=True)
-        full = np.zeros(vals.size, dtype=np.int64)
-        full[~isna] = codes
-        return full, u.size, isna
-    if dt == pl.Null:
-        return np.zeros(s.len(), dtype=np.int64), 0, isna
-    # strings, categoricals, enums, anything else hashable: dense rank of the string form
-    # (only equality matters here, so hash-based categorical codes are enough)
-    phys = s.cast(pl.String).cast(pl.Categorical).to_physical().cast(pl.Int64)
-    phys = phys.fill_null(0).to_numpy()
-    if phys.size == 0:
-        return phys, 0, isna
-    codes, L = _dense(phys, int(phys.max()) + 1)
-    if isna.any():  # null rows may have taken a code of their own: recompute without them
-        sub, L = _dense(phys[~isna], int(phys.max()) + 1)
-        codes = np.zeros(phys.size, dtype=np.int64)
-        codes[~isna] = sub
-    return codes, L, isna
-
-
-def _integral(s: pl.Series) -> bool:
-    x = s.drop_nulls()
-    if x.len() == 0:
-        return True
-    mn, mx = x.min(), x.max()
-    if not (np.isfinite(mn) and np.isfinite(mx)) or abs(mn) > 2**52 or abs(mx) > 2**52:
-        return False
-    return bool((x == x.floor()).all())
-
-
-def _dense(code: np.ndarray, span: int) -> tuple[np.ndarray, int]:
-    """Dense ids 0..G-1 for integer codes in [0, span)."""
-    if span <= max(_BINCOUNT_LIMIT, 4 * code.size):
-        present = np.bincount(code, minlength=span) > 0
-        lut = np.cumsum(present) - 1
-        return lut[code], int(present.sum())
-    u, inv = np.unique(code, return_inverse=True)
-    return inv.astype(np.int64, copy=False), u.size
+    """Dense codes 0..L-1 for the non-missing values, the number L, and the NA mask."""
+    codes, L = encode_column(s)
+    isna = codes == 0
+    return np.maximum(codes - 1, 0), L, isna
 
 
 def _key_groups(frame: pl.DataFrame, keys: list[str]) -> tuple[np.ndarray, int]:
     """Group id per record: identical keys, NA equal to NA."""
-    n = frame.height
-    g = np.zeros(n, dtype=np.int64)
-    span = 1
-    for k in keys:
-        codes, L, isna = _codes(frame.get_column(k))
-        if isna.any():
-            codes = codes.copy()
-            codes[isna] = L
-            L += 1
-        L = max(L, 1)
-        if span * L >= (1 << 62):
-            g, span = _dense(g, span)
-        g = g * L + codes
-        span *= L
-    if n == 0:
-        return g, 0
-    return _dense(g, span)
+    columns, cards = zip(*(encode_column(frame.get_column(k)) for k in keys))
+    ids, distinct = dense_ids(*combine_codes(list(columns), list(cards)))
+    return ids, len(distinct)
 
 
 def _group_measures(
@@ -159,7 +84,7 @@ def _group_measures(
     # counts of (group, value) pairs for non-missing values
     pair = g[ok] * L + codes[ok]
     span = G * L
-    if span <= max(_BINCOUNT_LIMIT, 4 * pair.size):
+    if span <= max(BINCOUNT_LIMIT, 4 * pair.size):
         pc = np.bincount(pair, minlength=span)
         nz = np.flatnonzero(pc)
         p_cnt = pc[nz]

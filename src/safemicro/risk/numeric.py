@@ -7,7 +7,6 @@ extreme values, and after perturbation through values that stay close to the ori
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 
 def outliers(x: np.ndarray, *, cutoff: float = 3.5) -> np.ndarray:
@@ -60,6 +59,8 @@ def linkage_disclosure(original, masked) -> float:
     """
     x, xm = _matrix(original), _matrix(masked)
     ok = ~(np.isnan(x).any(axis=1) | np.isnan(xm).any(axis=1))
+    from scipy.spatial import cKDTree  # imported here: scipy is heavy to load
+
     x, xm = x[ok], xm[ok]
     if len(x) == 0:
         return 0.0

@@ -46,6 +46,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from safemicro.keys import BINCOUNT_LIMIT, combine_codes, dense_ids
+
 __all__ = ["Suda2Result", "suda2", "DIS_BINS"]
 
 #: Bins used by :meth:`Suda2Result.summary` for the DIS table (as in the reference JSON).
@@ -59,7 +61,6 @@ DIS_BINS: list[tuple[str, float, float]] = [
     ("(0.6, 0.7]", 0.6, 0.7),
 ]
 
-_BINCOUNT_LIMIT = 1 << 24  # use np.bincount when the code range is at most this
 
 
 @dataclass
@@ -151,7 +152,7 @@ def _encode_column(s: pl.Series, missing: int) -> tuple[np.ndarray, np.ndarray, 
     if vals.size == 0:
         return vals, np.empty(0, dtype=np.int64), -1
     mn, mx = int(vals.min()), int(vals.max())
-    if mx - mn < _BINCOUNT_LIMIT:
+    if mx - mn < BINCOUNT_LIMIT:
         shifted = vals - mn
         present = np.bincount(shifted, minlength=mx - mn + 1) > 0
         lut = np.cumsum(present) - 1
@@ -165,30 +166,13 @@ def _encode_column(s: pl.Series, missing: int) -> tuple[np.ndarray, np.ndarray, 
     return codes, levels, miss_code
 
 
-def _group(code: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dense group ids for integer codes in [0, span). Returns (inverse, counts)."""
-    if span <= max(_BINCOUNT_LIMIT, 4 * code.size):
-        cnt = np.bincount(code, minlength=span)
-        present = cnt > 0
-        lut = np.cumsum(present) - 1
-        return lut[code], cnt[present]
-    _, inv, cnt = np.unique(code, return_inverse=True, return_counts=True)
-    return inv.astype(np.int64, copy=False), cnt
-
-
 def _patterns(codes: list[np.ndarray], cards: list[int]):
-    """Distinct key patterns: (inverse per record, counts, pattern codes D x m)."""
+    """Distinct key patterns: (inverse per record, counts, pattern codes D x m, first rows)."""
     n = codes[0].size
-    comb = np.zeros(n, dtype=np.int64)
-    span = 1
-    for c, L in zip(codes, cards):
-        if span * L >= (1 << 62):  # compact before overflowing int64
-            comb, cnt = _group(comb, span)
-            span = cnt.size
-        comb = comb * L + c
-        span *= L
-    inv, cnt = _group(comb, span)
-    D = cnt.size
+    # codes run 0..L-1 here, combine_codes takes the largest code
+    inv, distinct = dense_ids(*combine_codes(codes, [L - 1 for L in cards]))
+    D = len(distinct)
+    cnt = np.bincount(inv, minlength=D)
     first = np.empty(D, dtype=np.int64)
     first[inv] = np.arange(n, dtype=np.int64)
     pat = np.stack([c[first] for c in codes], axis=1) if codes else np.zeros((D, 0), np.int64)
@@ -206,7 +190,7 @@ def _subset_counts(pat: np.ndarray, cnt: np.ndarray, cards: list[int], S: tuple[
         code *= cards[v]
         code += pat[:, v]
         span *= cards[v]
-    if span <= max(_BINCOUNT_LIMIT, 4 * code.size):
+    if span <= max(BINCOUNT_LIMIT, 4 * code.size):
         counts = np.bincount(code, weights=cnt, minlength=span)
         return code, counts
     _, inv = np.unique(code, return_inverse=True)
