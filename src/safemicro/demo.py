@@ -1,12 +1,16 @@
 """The main job on the bundled example, end to end: what `make demo` runs.
 
 Generate the example forced-displacement survey, write it as Stata, read it back (labels
-and missing codes included), draft a release plan, assess the risk with SUDA2 and
-l-diversity, and write the JSON summary, per-record risks and the HTML report.
+included), draft a release plan from the data, then assess the risk as a curator would
+after reviewing that draft -- with the bundled, reviewed plan of the example
+(``examples/survey_plan.yaml``) -- including SUDA2 and l-diversity, and write the JSON
+summary, per-record risks and the HTML report.
 """
 
 from __future__ import annotations
 
+import shutil
+import warnings
 from pathlib import Path
 
 from rich.console import Console
@@ -14,8 +18,9 @@ from rich.console import Console
 from safemicro import io
 from safemicro.assess import assess
 from safemicro.draft import draft_plan
+from safemicro.examples import SURVEY_PLAN
 from safemicro.examples.survey import generate_survey
-from safemicro.plan import save_plan
+from safemicro.plan import load_plan, save_plan
 
 
 def run_demo(out_dir: str | Path, *, console: Console | None = None) -> dict[str, Path]:
@@ -25,20 +30,28 @@ def run_demo(out_dir: str | Path, *, console: Console | None = None) -> dict[str
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "example data": out / "survey.dta",
-        "draft plan": out / "plan.yaml",
+        "draft plan": out / "plan.draft.yaml",
+        "reviewed plan": out / "plan.yaml",
         "summary": out / "risk.json",
         "records": out / "risk_records.csv",
         "report": out / "risk_report.html",
     }
     console.print("generating the example survey …")
-    io.write(generate_survey(), paths["example data"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        io.write(generate_survey(), paths["example data"])
+    for w in caught:
+        console.print(f"note: {w.message}", highlight=False)
     dataset = io.read(paths["example data"])
     draft = draft_plan(dataset)
     save_plan(draft.plan, paths["draft plan"])
     flagged = ", ".join(draft.plan.roles.direct_ids) or "none"
-    console.print(f"direct identifiers flagged: {flagged}")
-    console.print(f"keys proposed: {', '.join(draft.plan.roles.keys)}")
-    result = assess(dataset, plan=draft.plan, suda=True)
+    console.print(f"draft: direct identifiers flagged: {flagged}", highlight=False)
+    console.print(f"draft: keys proposed: {', '.join(draft.plan.roles.keys)}", highlight=False)
+    shutil.copyfile(SURVEY_PLAN, paths["reviewed plan"])
+    plan = load_plan(paths["reviewed plan"])
+    console.print(f"assessing with the reviewed plan: keys {', '.join(plan.roles.keys)}", highlight=False)
+    result = assess(dataset, plan=plan, suda=True)
     result.write_json(paths["summary"])
     result.write_records(paths["records"])
     result.write_html(paths["report"], title="Disclosure risk — example displacement survey")
