@@ -27,3 +27,7 @@ def reference() -> dict:
 
 def ref_csv(name: str) -> pl.DataFrame:
     return pl.read_csv(SDC_REF / name, null_values=[""])
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: renders a page in a real headless Chromium")
