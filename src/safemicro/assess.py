@@ -107,7 +107,10 @@ def validate_roles(dataset: Dataset, roles: Roles) -> None:
     if roles.weight:
         w = dataset.analysis_column(roles.weight)
         if not w.dtype.is_numeric():
-            _fail(f"weight must be numeric, found {w.dtype}", dataset, column=roles.weight)
+            unparsed = w.is_not_null() & w.cast(pl.Float64, strict=False).is_null()
+            row = _first_row(unparsed) if unparsed.any() else None
+            found = f"{w[row - 1]!r}" if row else str(w.dtype)
+            _fail(f"weight must be numeric, found {found}", dataset, column=roles.weight, row=row)
         if w.null_count():
             _fail("weight is missing", dataset, column=roles.weight, row=_first_row(w.is_null()))
         bad = ~(w.cast(pl.Float64) > 0)
@@ -125,17 +128,19 @@ def validate_roles(dataset: Dataset, roles: Roles) -> None:
 def _check_household_level(dataset: Dataset, household: str, name: str) -> None:
     """A household-level variable must take one value per household."""
     frame = dataset.frame.select(household, name).with_row_index("__row")
-    spread = frame.group_by(household).agg(pl.col(name).n_unique().alias("__n"), pl.col("__row").min())
-    bad = spread.filter(pl.col("__n") > 1).sort("__row")
-    if bad.height:
-        hid = bad.get_column(household)[0]
-        rows = frame.filter(pl.col(household) == hid).get_column("__row")
+    # a record differs when its value is not that of the first record of its household
+    differs = frame.filter(pl.col(name).ne_missing(pl.col(name).first().over(household)))
+    if differs.height:
+        hid, row = differs.row(0)[1], int(differs.get_column("__row")[0])
+        first = int(frame.filter(pl.col(household).eq_missing(hid)).get_column("__row")[0])
+        n_bad = differs.get_column(household).n_unique()
         _fail(
-            f"household-level variable differs within household {hid!r} "
-            f"({bad.height} household(s) affected)",
+            f"household-level variable differs within household {hid!r}: "
+            f"{frame.get_column(name)[row]!r} here, {frame.get_column(name)[first]!r} in row {first + 1} "
+            f"({n_bad} household(s) affected)",
             dataset,
             column=name,
-            row=int(rows[0]) + 1,
+            row=row + 1,
         )
 
 

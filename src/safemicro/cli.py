@@ -6,12 +6,16 @@ Every user error ends in one line on stderr and exit code 2; nothing half-writte
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from safemicro.errors import SafemicroError
 
@@ -31,21 +35,24 @@ def _friendly(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    for w in caught:  # one line each, not Python's two-line warning format
+                        err.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)
         except SafemicroError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as e:  # a bug of ours: still no traceback for the user
             err.print(
-                f"[bold red]internal error:[/] {type(e).__name__}: {e} "
+                f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))} "
                 "(please report it; set SAFEMICRO_DEBUG=1 for details)",
                 highlight=False,
                 soft_wrap=True,
             )
-            import os
-
             if os.environ.get("SAFEMICRO_DEBUG"):
                 raise
             raise typer.Exit(1) from None
@@ -84,11 +91,17 @@ def assess(
     from safemicro.assess import assess as run_assess
     from safemicro.plan import load_plan
 
+    if plan and (keys or weight or household or sensitive or numeric or household_level):
+        raise SafemicroError(
+            "give the roles either with --plan or with --keys/--weight/..., not both", file=str(plan)
+        )
+    outputs = [p for p in (json_out, records_out, html_out) if p]
+    _check_outputs(data, outputs)
     the_plan = load_plan(plan) if plan else None
-    if the_plan and (keys or weight or household or sensitive or numeric or household_level):
-        raise SafemicroError("give the roles either with --plan or with --keys/--weight/..., not both")
     kwargs = {"encoding": encoding} if encoding else {}
     dataset = io.read(data, **kwargs)
+    if the_plan:
+        the_plan.check_columns(dataset.frame.columns, source=plan)
     result = run_assess(
         dataset,
         plan=the_plan,
@@ -103,24 +116,63 @@ def assess(
         ks=k or (),
         max_global_risk=max_global_risk,
     )
-    if json_out:
-        result.write_json(json_out)
-    if records_out:
-        result.write_records(records_out)
-    if html_out:
-        result.write_html(html_out)
+    _write_all(
+        [
+            (path, writer)
+            for path, writer in (
+                (json_out, result.write_json),
+                (records_out, result.write_records),
+                (html_out, result.write_html),
+            )
+            if path
+        ]
+    )
     _print_summary(result.summary)
     for label, path in (("summary", json_out), ("records", records_out), ("report", html_out)):
         if path:
-            out.print(f"{label}: {path}", highlight=False)
+            out.print(f"{label}: {path}", highlight=False, markup=False)
+
+
+def _check_outputs(data: Path, outputs: list[Path]) -> None:
+    """Refuse output paths that cannot work before any work is done."""
+    for p in outputs:
+        if p.is_dir():
+            raise SafemicroError("is a directory; give a file name for the output", file=str(p))
+        if p.exists() and data.exists() and p.resolve() == data.resolve():
+            raise SafemicroError("output would overwrite the input data", file=str(p))
+    if len({p.resolve() for p in outputs}) < len(outputs):
+        raise SafemicroError("the same output file is given twice", file=str(outputs[-1]))
+
+
+def _write_all(jobs: list[tuple[Path, Callable[[Path], None]]]) -> None:
+    """Write every output or none: each goes to a temporary file beside its target first."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, write in jobs:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+                os.close(fd)
+                staged.append((Path(tmp), target))
+                write(Path(tmp))
+            except OSError as e:
+                raise SafemicroError(f"cannot write output: {e.strerror or e}", file=str(target)) from None
+        for tmp, target in staged:
+            try:
+                os.replace(tmp, target)
+            except OSError as e:
+                raise SafemicroError(f"cannot write output: {e.strerror or e}", file=str(target)) from None
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
 
 
 def _print_summary(s: dict) -> None:
     from rich.table import Table
 
-    t = Table(title=f"Disclosure risk — {s.get('source') or 'data'}", show_header=False)
+    t = Table(title=f"Disclosure risk — {escape(s.get('source') or 'data')}", show_header=False)
     t.add_row("records", f"{s['n_records']:,}")
-    t.add_row("keys", ", ".join(s["keys"]))
+    t.add_row("keys", escape(", ".join(s["keys"])))
     t.add_row("distinct keys", f"{s['k_anonymity']['n_distinct_keys']:,}")
     for kk, v in s["k_anonymity"]["violations"].items():
         t.add_row(f"records violating {kk}-anonymity", f"{v:,}")
@@ -135,7 +187,7 @@ def _print_summary(s: dict) -> None:
     if s.get("suda2"):
         t.add_row("SUDA2: records with MSUs", f"{s['suda2']['n_score_gt0']:,}")
     for c in s.get("checks") or []:
-        t.add_row(c["target"], ("[green]met[/]" if c["passed"] else "[red]not met[/]") + f" — {c['message']}")
+        t.add_row(c["target"], ("[green]met[/]" if c["passed"] else "[red]not met[/]") + f" — {escape(c['message'])}")
     out.print(t)
 
 
@@ -159,7 +211,7 @@ def init(
     draft = draft_plan(io.read(data, **kwargs), tier=tier)
     save_plan(draft.plan, output)
     _print_reasons(draft)
-    out.print(f"draft plan: {output} — review every role before you rely on it", highlight=False)
+    out.print(f"draft plan: {output} — review every role before you rely on it", highlight=False, markup=False)
 
 
 def _print_reasons(draft) -> None:
@@ -171,7 +223,7 @@ def _print_reasons(draft) -> None:
     t.add_column("why")
     role_of = {v: r for v, r in draft.plan.roles.assignments()}
     for name, why in draft.reasons.items():
-        t.add_row(name, role_of.get(name, "other"), why)
+        t.add_row(escape(name), role_of.get(name, "other"), escape(why))
     out.print(t)
 
 
@@ -187,7 +239,7 @@ def example(
     from safemicro.examples.survey import generate_survey
 
     io.write(generate_survey(n_households=households, seed=seed), output)
-    out.print(f"example survey: {output}", highlight=False)
+    out.print(f"example survey: {output}", highlight=False, markup=False)
 
 
 @app.command()
@@ -198,7 +250,7 @@ def demo(output: Path = typer.Option(Path("out"), "--out", help="output folder")
 
     paths = run_demo(output, console=out)
     for label, path in paths.items():
-        out.print(f"{label}: {path}", highlight=False)
+        out.print(f"{label}: {path}", highlight=False, markup=False)
 
 
 def main() -> None:
