@@ -256,9 +256,14 @@ def test_dta_columns_subset_keeps_extended_missing(tmp_path):
 def test_dta_warns_about_spss_missing_codes(tmp_path):
     ds = labelled_dataset()
     ds.codebook.variables["income"].missing_values = [99.0]
-    with pytest.warns(UserWarning, match="user-missing"):
+    assert ds.frame["income"][2] == 99.0
+    with pytest.warns(UserWarning, match=r"user-missing codes written as Stata extended missing \(99 as \.a\)"):
         write(ds, tmp_path / "w.dta")
-    assert read(tmp_path / "w.dta").frame["income"][2] == 99.0
+    back = read(tmp_path / "w.dta")
+    # Stata has no user-missing codes: the code becomes the extended missing value .a
+    assert back.frame["income"][2] is None
+    assert back.codebook.extended_missing["income"] == {2: "a"}
+    assert ds.frame["income"][2] == 99.0  # the dataset written is not modified
 
 
 # --------------------------------------------------------------------------- SPSS

@@ -13,8 +13,10 @@ What each format keeps:
 * ``.dta``: variable labels, value labels (integer codes only, as Stata requires),
   numeric display formats, file label and extended missing values (``.a``-``.z``) from
   ``Codebook.extended_missing`` (restored only where the frame holds null).
-  Stata has no user-missing codes or measure levels: SPSS-style ``missing_values`` are
-  written as plain values and a :class:`UserWarning` says so.
+  Stata has no user-missing codes or measure levels: discrete whole-number
+  ``missing_values`` become extended missing values (.a, .b, ... in code order, their
+  value labels moved to the letters) and a :class:`UserWarning` says so; ranges and
+  other codes are written as plain values, with a warning.
 * ``.sav``: variable labels, value labels, user-missing codes (discrete and ranges, within
   SPSS's limits: up to 3 codes, or 1 range + 1 code), measure level, numeric formats,
   file label and notes. SPSS has no null strings (they come back as ``""``) and no
@@ -155,8 +157,9 @@ def _write_dta(ds: Dataset, tmp: Path, file: str) -> None:
     for name, s in list(cols.items()):
         cols[name] = _stata_int(s)
 
+    extended, letter_of = _user_missing_as_extended(ds, cols)
     missing_user_values: dict[str, list[str]] = {}
-    for name, rows in cb.extended_missing.items():
+    for name, rows in extended.items():
         if name not in cols or not rows:
             continue
         s = cols[name]
@@ -184,10 +187,20 @@ def _write_dta(ds: Dataset, tmp: Path, file: str) -> None:
         dtype = ds.frame.schema[name]
         if m.value_labels:
             if dtype.is_numeric() and all(_is_whole(k) for k in m.value_labels):
-                value_labels[name] = {int(k): str(v) for k, v in m.value_labels.items()}
+                letters = letter_of.get(name, {})
+                used = set(missing_user_values.get(name, ()))
+                # a letter can carry a label only where it occurs in the data
+                value_labels[name] = {
+                    letters.get(int(k), int(k)): str(v)
+                    for k, v in m.value_labels.items()
+                    if letters.get(int(k), "") in used or int(k) not in letters
+                }
             else:
                 dropped.append(f"{name}: value labels (Stata labels integer codes only)")
-        if m.missing_values or m.missing_ranges:
+        if name in letter_of:
+            codes = ", ".join(f"{c:g} as .{letter}" for c, letter in letter_of[name].items())
+            dropped.append(f"{name}: user-missing codes written as Stata extended missing ({codes})")
+        elif m.missing_values or m.missing_ranges:
             dropped.append(f"{name}: user-missing codes (Stata has none; written as plain values)")
         if m.format and dtype.is_numeric() and _STATA_NUM_FORMAT.match(m.format):
             formats[name] = m.format
@@ -208,6 +221,36 @@ def _write_dta(ds: Dataset, tmp: Path, file: str) -> None:
         )
     except Exception as e:
         raise SafemicroError(f"Stata writer failed: {_first_line(e)}", file=file) from None
+
+
+def _user_missing_as_extended(
+    ds: Dataset, cols: dict[str, pl.Series]
+) -> tuple[dict[str, dict[int, str]], dict[str, dict[float, str]]]:
+    """Discrete whole-number user-missing codes become Stata extended missing values.
+
+    Stata has no user-missing codes, but it has .a-.z: code c_i (ascending) becomes the
+    next free letter, its cells become null in ``cols``, and its value label moves to the
+    letter, so the cells stay missing (and labelled) in Stata. Returns the extended-missing
+    rows per column (the codebook's plus these) and the code -> letter map per column.
+    """
+    extended = {name: dict(rows) for name, rows in ds.codebook.extended_missing.items()}
+    letter_of: dict[str, dict[float, str]] = {}
+    for name, s in cols.items():
+        m = ds.codebook.meta(name)
+        codes = sorted({float(v) for v in m.missing_values if _is_whole(v)})
+        taken = set(extended.get(name, {}).values())
+        free = [c for c in "abcdefghijklmnopqrstuvwxyz" if c not in taken]
+        if not codes or m.missing_ranges or not s.dtype.is_numeric() or len(codes) > len(free):
+            continue
+        mapping = dict(zip(codes, free))
+        rows = extended.setdefault(name, {})
+        values = s.cast(pl.Float64)
+        for code, letter in mapping.items():
+            for r in (values == code).arg_true().to_list():
+                rows[r] = letter
+        cols[name] = pl.Series(name, s).set(values.is_in(codes).fill_null(False), None)
+        letter_of[name] = mapping
+    return extended, letter_of
 
 
 def _write_sav(ds: Dataset, tmp: Path, file: str) -> None:
