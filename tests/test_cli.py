@@ -464,3 +464,15 @@ def test_example_warnings_are_one_line_script(tmp_path):
     assert (tmp_path / "s.dta").exists()
     for line in r.stderr.splitlines():
         assert line.startswith("warning: "), line
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    """Outputs are staged in private temporary files but land with 0666 less the umask."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    r = run_cli("assess", TESTDATA, "--keys", "urbrur,sex", *output_args(tmp_path))
+    assert r.exit_code == 0, r.stderr
+    for path in outputs(tmp_path).values():
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask

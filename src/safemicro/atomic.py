@@ -26,23 +26,34 @@ _UMASK = _current_umask()
 
 
 @contextmanager
+def atomic_paths(paths, *, suffix: str = ".tmp") -> Iterator[list[Path]]:
+    """Yield one temporary path next to each target; all are moved into place only if the
+    block succeeds, so a set of outputs is written completely or not at all."""
+    targets = [Path(p) for p in paths]
+    staged: list[Path] = []
+    try:
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+            os.close(fd)
+            staged.append(Path(name))
+        yield staged
+        for tmp, target in zip(staged, targets):
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.replace(tmp, target)
+    finally:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
+
+
+@contextmanager
 def atomic_path(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place only on success.
 
     ``suffix`` lets writers that look at the extension (pyreadstat) see the right one.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with atomic_paths([path], suffix=suffix) as (tmp,):
         yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

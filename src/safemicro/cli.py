@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, Optional
@@ -146,25 +145,17 @@ def _check_outputs(data: Path, outputs: list[Path]) -> None:
 
 def _write_all(jobs: list[tuple[Path, Callable[[Path], None]]]) -> None:
     """Write every output or none: each goes to a temporary file beside its target first."""
-    staged: list[tuple[Path, Path]] = []
+    from safemicro.atomic import atomic_paths
+
+    current: Path | None = None
     try:
-        for target, write in jobs:
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-                os.close(fd)
-                staged.append((Path(tmp), target))
-                write(Path(tmp))
-            except OSError as e:
-                raise SafemicroError(f"cannot write output: {e.strerror or e}", file=str(target)) from None
-        for tmp, target in staged:
-            try:
-                os.replace(tmp, target)
-            except OSError as e:
-                raise SafemicroError(f"cannot write output: {e.strerror or e}", file=str(target)) from None
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+        with atomic_paths([target for target, _ in jobs]) as staged:
+            for (current, write), tmp in zip(jobs, staged):
+                write(tmp)
+            current = None
+    except OSError as e:
+        where = current or e.filename
+        raise SafemicroError(f"cannot write output: {e.strerror or e}", file=str(where)) from None
 
 
 def _print_summary(s: dict) -> None:
