@@ -81,23 +81,7 @@ def validate_roles(dataset: Dataset, roles: Roles) -> None:
         _fail("the data has no records", dataset)
     if not roles.keys:
         _fail("no key variables given (use --keys or a plan with roles.keys)", dataset)
-    named = [
-        *(("key", k) for k in roles.keys),
-        *(("numeric key", k) for k in roles.numeric_keys),
-        *(("sensitive variable", k) for k in roles.sensitive),
-        *(("household-level variable", k) for k in roles.household_level),
-        *(("direct identifier", k) for k in roles.direct_ids),
-        *(("ghost variable", k) for k in roles.ghost),
-        *((r, getattr(roles, r)) for r in ("weight", "household", "strata", "cluster") if getattr(roles, r)),
-    ]
-    for role, name in named:
-        if name not in frame.columns:
-            close = [c for c in frame.columns if c.lower() == name.lower()]
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            _fail(f"{role} {name!r} is not a column of the data{hint}", dataset, column=name)
-    if len(set(roles.keys)) != len(roles.keys):
-        dup = next(k for k in roles.keys if roles.keys.count(k) > 1)
-        _fail("key listed twice", dataset, column=dup)
+    roles.check_columns(frame.columns, dataset.source)
     for name in roles.keys:
         if dataset.analysis_column(name).null_count() == frame.height:
             _fail("key variable has only missing values", dataset, column=name)

@@ -105,6 +105,26 @@ class Roles(_Strict):
         """The roles of `name` (empty list: 'other')."""
         return [r for v, r in self.assignments() if v == name]
 
+    def check_columns(self, columns: list[str], source: str | os.PathLike[str] | None = None) -> None:
+        """Raise a :class:`SafemicroError` naming the first role whose column the data lacks.
+
+        The hint prefers a column differing only in case, then the closest spelling.
+        """
+        have = set(columns)
+        places = [(v, f"roles.{_ROLE_FIELD[r]}") for v, r in self.assignments()]
+        places += [(v, "roles.ghost (linked key)") for v in self.ghost.values()]
+        places += [(v, "roles.household_level") for v in self.household_level]
+        for var, where in places:
+            if var not in have:
+                hint = [c for c in columns if c.lower() == var.lower()]
+                hint = hint or difflib.get_close_matches(var, list(columns), n=1)
+                more = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise SafemicroError(
+                    f"{where} names {var!r}, which is not a column of the data{more}",
+                    file=None if source is None else str(source),
+                    column=var,
+                )
+
     @model_validator(mode="after")
     def _consistent(self) -> "Roles":
         roles: dict[str, list[str]] = {}
@@ -229,20 +249,7 @@ class Plan(_Strict):
 
     def check_columns(self, columns: list[str], source: str | os.PathLike[str] | None = None) -> None:
         """Raise a :class:`SafemicroError` if the plan names a column the data lacks."""
-        have = set(columns)
-        src = None if source is None else str(source)
-        places = [(v, f"roles.{_ROLE_FIELD[r]}") for v, r in self.roles.assignments()]
-        places += [(v, "roles.ghost (linked key)") for v in self.roles.ghost.values()]
-        places += [(v, "roles.household_level") for v in self.roles.household_level]
-        for var, where in places:
-            if var not in have:
-                hint = difflib.get_close_matches(var, list(columns), n=1)
-                more = f" (did you mean {hint[0]!r}?)" if hint else ""
-                raise SafemicroError(
-                    f"{where} names {var!r}, which is not a column of the data{more}",
-                    file=src,
-                    column=var,
-                )
+        self.roles.check_columns(columns, source)
 
 
 _ROLE_FIELD = {
