@@ -38,7 +38,7 @@ import polars as pl
 from safemicro.atomic import atomic_path
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.io.readers import PARQUET_CODEBOOK_KEY, codebook_to_json, file_kind, from_frame
+from safemicro.io.readers import PARQUET_CODEBOOK_KEY, _first_line, codebook_to_json, file_kind, from_frame
 
 __all__ = ["write", "WRITE_EXTENSIONS"]
 
@@ -337,8 +337,3 @@ def _spss_int_format(s: pl.Series) -> str:
 
 def _num(v: Any) -> Any:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-
-
-def _first_line(e: BaseException) -> str:
-    s = str(e).strip().splitlines()
-    return s[0] if s else type(e).__name__
