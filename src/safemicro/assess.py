@@ -24,7 +24,7 @@ from safemicro import __version__
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.plan import Plan, Roles
-from safemicro.keys import KeyTable, build_key_table, dense_ids, encode_column
+from safemicro.keys import KeyTable, build_key_table, encode_column
 from safemicro.progress import progress
 from safemicro.risk import (
     global_risk,
@@ -315,8 +315,8 @@ def assess(
 
         if roles.household:
             t0 = time.perf_counter()
-            codes, card = encode_column(dataset.frame.get_column(roles.household))
-            hid, _ = dense_ids(codes, card + 1)
+            # household ids are never missing (validated), so codes are 1..H
+            hid = encode_column(dataset.frame.get_column(roles.household))[0] - 1
             hh = household_risk(risk, hid)
             records["hh_risk"] = hh
             sizes = np.bincount(hid)
