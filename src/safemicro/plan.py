@@ -168,6 +168,56 @@ class Targets(_Strict):
     max_individual_risk: float | None = Field(None, ge=0.0, le=1.0)
 
 
+class Indicator(_Strict):
+    """A statistic users will compute, compared before/after with design-based CIs."""
+
+    variable: str
+    kind: Literal["mean", "proportion", "total"] = "mean"
+    value: Any = Field(None, description="category for a proportion (None: every category)")
+    by: str | None = Field(None, description="domain variable: one estimate per category")
+    label: str | None = None
+
+
+class Regression(_Strict):
+    """A model users will fit; coefficients are compared before/after."""
+
+    outcome: str
+    predictors: list[str] = Field(min_length=1)
+    kind: Literal["linear", "logistic"] = "linear"
+    weighted: bool = True
+
+
+class Utility(_Strict):
+    """The key uses of the data (Practice Guide step 5): what utility is measured on."""
+
+    indicators: list[Indicator] = Field(default_factory=list)
+    regressions: list[Regression] = Field(default_factory=list)
+    tables: list[list[str]] = Field(
+        default_factory=list, description="variable pairs whose cross-tables are compared"
+    )
+
+    def variables(self) -> list[str]:
+        names: list[str] = []
+        for ind in self.indicators:
+            names += [ind.variable] + ([ind.by] if ind.by else [])
+        for reg in self.regressions:
+            names += [reg.outcome, *reg.predictors]
+        for t in self.tables:
+            names += list(t)
+        return list(dict.fromkeys(names))
+
+
+class Release(_Strict):
+    """Who approves the release and what it is: fills the disclosure risk assessment form."""
+
+    title: str = ""
+    unit: str = Field("", description="statistical unit, e.g. 'person within household'")
+    sampling: str = Field("", description="sample design / sampling fraction in words")
+    reviewer: str = ""
+    date: str = Field("", description="review date (ISO); also stamped into Stata/SPSS headers")
+    residual_risk: str = Field("", description="the curator's residual-risk statement")
+
+
 class Plan(_Strict):
     """A release plan. Build it with :func:`load_plan` or :meth:`Plan.from_yaml`."""
 
@@ -175,6 +225,8 @@ class Plan(_Strict):
     scenario: Scenario = Field(default_factory=Scenario)
     targets: Targets = Field(default_factory=Targets)
     alpha: float = Field(1.0, ge=0.0, le=1.0, description="weight of a missing value as a wildcard")
+    utility: Utility = Field(default_factory=Utility)
+    release: Release = Field(default_factory=Release)
     steps: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
     seed: int | None = None
 
@@ -308,4 +360,16 @@ def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
     write_text(path, plan.to_yaml())
 
 
-__all__ = ["Plan", "Roles", "Scenario", "Targets", "Tier", "load_plan", "save_plan"]
+__all__ = [
+    "Indicator",
+    "Plan",
+    "Regression",
+    "Release",
+    "Roles",
+    "Scenario",
+    "Targets",
+    "Tier",
+    "Utility",
+    "load_plan",
+    "save_plan",
+]

@@ -1,0 +1,202 @@
+"""What every anonymization method shares: its result, its change record, the step registry.
+
+A method is a pure function on a :class:`~safemicro.io.Dataset`: it never mutates its
+input and returns a :class:`MethodResult` = the new dataset + a :class:`Change` saying what
+it did (cells changed and suppressed per variable, records touched, resolved parameters,
+the seed it used). Methods keep every column they do not work on, in place and in order,
+and keep the row order unless reordering is their purpose (they then go through
+:func:`take_rows`, which carries the codebook's row-indexed metadata along).
+
+Plan steps (``steps:`` in a release plan) are methods registered with :func:`register`:
+a pydantic parameter model (``extra="forbid"``) that also says which columns the step
+reads and removes, so :mod:`safemicro.pipeline` can reject a bad plan before anything
+runs, and a ``describe`` function giving the sentence for the external report (never the
+seed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from safemicro.io.dataset import Dataset
+from safemicro.plan import Roles, Targets
+
+__all__ = [
+    "Change",
+    "MethodResult",
+    "StepContext",
+    "StepParams",
+    "StepSpec",
+    "STEPS",
+    "register",
+    "count_changes",
+    "take_rows",
+    "rng_for",
+    "ROW_ID",
+]
+
+# Hidden column the pipeline adds so utility measures can align released rows with the
+# original after reordering or subsampling. Methods keep it like any other column.
+ROW_ID = "__safemicro_row"
+
+
+@dataclass
+class Change:
+    """What one method did. ``changed``/``suppressed`` map variable -> number of cells."""
+
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    changed: dict[str, int] = field(default_factory=dict)  # cells whose value differs (incl. suppressed)
+    suppressed: dict[str, int] = field(default_factory=dict)  # cells set to missing
+    records_touched: int = 0
+    seed: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # method-specific, JSON-friendly
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self, *, with_seed: bool = True) -> dict[str, Any]:
+        out = {
+            "name": self.method,
+            "params": self.params,
+            "changed": self.changed,
+            "suppressed": self.suppressed,
+            "records_touched": self.records_touched,
+            "details": self.details,
+            "notes": self.notes,
+        }
+        if with_seed:
+            out["seed"] = self.seed
+        return out
+
+
+@dataclass
+class MethodResult:
+    """A method's output: the new dataset and the record of what changed."""
+
+    dataset: Dataset
+    change: Change
+
+    def __iter__(self):  # allows ``ds, change = method(...)``
+        return iter((self.dataset, self.change))
+
+
+def count_changes(
+    before: pl.DataFrame, after: pl.DataFrame, columns: list[str]
+) -> tuple[dict[str, int], dict[str, int], int]:
+    """Cells changed and suppressed per column, and records with any change.
+
+    Both frames must have the same rows in the same order. A cell is *changed* when its
+    value differs (null-aware; a changed dtype counts values that differ as text) and
+    *suppressed* when it was non-null and is null now.
+    """
+    changed: dict[str, int] = {}
+    suppressed: dict[str, int] = {}
+    touched = np.zeros(before.height, dtype=bool)
+    for name in columns:
+        a, b = before[name], after[name]
+        if a.dtype != b.dtype:
+            a, b = a.cast(pl.String), b.cast(pl.String)
+        an, bn = a.is_null().to_numpy(), b.is_null().to_numpy()
+        if a.dtype.is_float():
+            an = an | a.is_nan().fill_null(False).to_numpy()
+            bn = bn | b.is_nan().fill_null(False).to_numpy()
+        differ = (a != b).fill_null(False).to_numpy() & ~an & ~bn
+        diff = differ | (an != bn)
+        changed[name] = int(diff.sum())
+        suppressed[name] = int((~an & bn).sum())
+        touched |= diff
+    return changed, suppressed, int(touched.sum())
+
+
+def take_rows(ds: Dataset, rows: np.ndarray) -> Dataset:
+    """The dataset restricted/reordered to ``rows`` (indices into the current rows).
+
+    Row-indexed codebook metadata (Stata extended missing codes) follows its rows.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    out = ds.with_frame(ds.frame[rows])
+    if ds.codebook.extended_missing:
+        new_pos = np.full(ds.n, -1, dtype=np.int64)
+        new_pos[rows] = np.arange(len(rows))
+        out.codebook.extended_missing = {
+            col: {int(new_pos[r]): code for r, code in m.items() if r < ds.n and new_pos[r] >= 0}
+            for col, m in ds.codebook.extended_missing.items()
+        }
+    return out
+
+
+def rng_for(seed: int | None) -> tuple[np.random.Generator, int]:
+    """A NumPy generator and the seed it was built from (drawn at random when None)."""
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint32)[0])
+    return np.random.default_rng(seed), int(seed)
+
+
+# -- plan steps ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a step knows besides its parameters, as of its place in the plan."""
+
+    roles: Roles  # roles with removed columns dropped
+    targets: Targets
+    alpha: float
+    seed: int  # this step's own seed (derived from the plan seed and step number)
+    index: int  # 1-based step number
+    columns: tuple[str, ...]  # columns present before the step
+
+
+class StepParams(BaseModel):
+    """Base of every step's parameter model; unknown parameters are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def reads(self, ctx: StepContext) -> list[str]:
+        """Columns that must exist when the step runs."""
+        return []
+
+    def removes(self, ctx: StepContext) -> list[str]:
+        """Columns the step drops."""
+        return []
+
+    def check(self, ctx: StepContext) -> None:
+        """Extra checks against the context; raise ValueError with a clear message."""
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    name: str
+    params: type[StepParams]
+    run: Callable[[Dataset, Any, StepContext], MethodResult]
+    describe: Callable[[Any, Change], str]
+    random: bool = False  # draws random numbers (the seed matters)
+    perturbative: bool = False  # frequency-based risk no longer tells the whole story after it
+    reorders: bool = False  # changes the row order or the set of rows on purpose
+
+
+STEPS: dict[str, StepSpec] = {}
+
+
+def register(
+    name: str,
+    params: type[StepParams],
+    describe: Callable[[Any, Change], str],
+    *,
+    random: bool = False,
+    perturbative: bool = False,
+    reorders: bool = False,
+) -> Callable:
+    """Decorator registering ``run(dataset, params, ctx) -> MethodResult`` as plan step ``name``."""
+
+    def deco(run: Callable[[Dataset, Any, StepContext], MethodResult]) -> Callable:
+        if name in STEPS:
+            raise RuntimeError(f"step {name!r} registered twice")
+        STEPS[name] = StepSpec(name, params, run, describe, random, perturbative, reorders)
+        return run
+
+    return deco
