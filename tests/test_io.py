@@ -630,3 +630,15 @@ def test_testdata_round_trip_all_formats(tmp_path, ext):
         assert_series_equal(
             back.frame[name].cast(pl.Float64), ds.frame[name].cast(pl.Float64), check_names=True
         )
+
+
+@pytest.mark.parametrize("ext", ["dta", "sav", "zsav"])
+def test_timestamp_makes_stata_and_spss_reproducible(tmp_path, ext):
+    frame = pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    when = dt.datetime(2026, 11, 1, 12, 30)
+    write(frame, tmp_path / f"one.{ext}", timestamp=when)
+    write(frame, tmp_path / f"two.{ext}", timestamp=when)
+    assert (tmp_path / f"one.{ext}").read_bytes() == (tmp_path / f"two.{ext}").read_bytes()
+    reader = pyreadstat.read_dta if ext == "dta" else pyreadstat.read_sav
+    meta = reader(str(tmp_path / f"one.{ext}"), metadataonly=True)[1]
+    assert meta.creation_time == when

@@ -30,6 +30,7 @@ import math
 import os
 import re
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,12 @@ _STATA_NUM_FORMAT = re.compile(r"^%-?\d+(\.\d+)?[gfe]c?$")
 _BAD_DTYPES = (pl.List, pl.Array, pl.Struct, pl.Object, pl.Binary)
 
 
-def write(dataset: Any, path: str | os.PathLike[str]) -> Path:
+def write(dataset: Any, path: str | os.PathLike[str], *, timestamp: datetime | None = None) -> Path:
     """Write ``dataset`` (a Dataset, or a Polars/pandas frame) to ``path``; returns the path.
 
-    The format comes from the extension (see :data:`WRITE_EXTENSIONS`).
+    The format comes from the extension (see :data:`WRITE_EXTENSIONS`). Stata and SPSS
+    headers carry a creation time; ``timestamp`` fixes it (reproducible releases: the same
+    data and timestamp give the same bytes), otherwise it is the current time.
     """
     target = Path(path)
     file = str(path)
@@ -83,6 +86,8 @@ def write(dataset: Any, path: str | os.PathLike[str]) -> Path:
     try:
         with atomic_path(target, suffix=suffix) as tmp:
             writer(ds, tmp, file)
+            if timestamp is not None and kind in ("dta", "sav"):
+                _stamp(tmp, kind, timestamp)
     except SafemicroError:
         raise
     except OSError as e:
@@ -93,6 +98,24 @@ def write(dataset: Any, path: str | os.PathLike[str]) -> Path:
             f"cannot write file: {type(e).__name__}: {msg[0] if msg else ''}".rstrip(": "), file=file
         ) from None
     return target
+
+
+def _stamp(path: Path, kind: str, when: datetime) -> None:
+    """Overwrite the creation time in a Stata (118/119) or SPSS header written by ReadStat."""
+    data = bytearray(path.read_bytes())
+    if kind == "dta":
+        tag = data.find(b"<timestamp>")
+        text = when.strftime("%d %b %Y %H:%M").encode("ascii")
+        if tag < 0 or data[tag + 11] != len(text):
+            raise SafemicroError("unexpected Stata header: cannot set its timestamp", file=str(path))
+        start = tag + 12
+    else:  # SPSS: creation date (9 bytes) and time (8 bytes) at offset 92 of the header
+        if data[:4] not in (b"$FL2", b"$FL3"):
+            raise SafemicroError("unexpected SPSS header: cannot set its timestamp", file=str(path))
+        text = when.strftime("%d %b %y").encode("ascii") + when.strftime("%H:%M:%S").encode("ascii")
+        start = 92
+    data[start : start + len(text)] = text
+    path.write_bytes(bytes(data))
 
 
 # --------------------------------------------------------------------------- CSV / Parquet

@@ -1,0 +1,165 @@
+"""Run a release plan's ``steps:`` in order, after checking the whole plan against the data.
+
+:func:`prepare_steps` validates every step before anything runs: the method exists, its
+parameters are valid, and every column it needs is present *at that point of the plan*
+(so PRAM on a variable an earlier step removed is rejected). :func:`run_steps` then applies
+them; each random step gets its own seed derived from the plan seed and its position, so
+the same plan + data + seed gives the same output, and the resolved parameters and seeds
+form the lock plan that reproduces the run.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from pydantic import ValidationError
+
+from safemicro.errors import SafemicroError
+from safemicro.io.dataset import Dataset
+from safemicro.methods import STEPS
+from safemicro.methods.base import Change, StepContext, StepParams, StepSpec, rng_for
+from safemicro.plan import Plan, Roles
+
+__all__ = ["PreparedStep", "prepare_steps", "run_steps", "step_seed", "roles_after"]
+
+
+@dataclass(frozen=True)
+class PreparedStep:
+    """A validated step: its spec, parsed parameters and the context it will run in."""
+
+    spec: StepSpec
+    params: StepParams
+    ctx: StepContext
+
+    @property
+    def label(self) -> str:
+        return f"{self.ctx.index} ({self.spec.name})"
+
+    def resolved_params(self) -> dict[str, Any]:
+        """Parameters with defaults filled in, JSON/YAML-friendly (for the lock plan)."""
+        return self.params.model_dump(mode="json")
+
+
+def step_seed(plan_seed: int, index: int) -> int:
+    """The seed of step ``index``: independent streams per step from one plan seed."""
+    return int(np.random.SeedSequence([plan_seed, index]).generate_state(1, dtype=np.uint32)[0])
+
+
+def roles_after(roles: Roles, columns: list[str] | tuple[str, ...]) -> Roles:
+    """The roles restricted to the columns that still exist (removed variables dropped)."""
+    have = set(columns)
+    data = roles.model_dump()
+    for field in ("direct_ids", "keys", "numeric_keys", "sensitive", "household_level"):
+        data[field] = [v for v in data[field] if v in have]
+    for field in ("weight", "household", "strata", "cluster"):
+        if data[field] is not None and data[field] not in have:
+            data[field] = None
+    data["ghost"] = {g: k for g, k in data["ghost"].items() if g in have and k in have}
+    if data["household"] is None:
+        data["household_level"] = []
+    return Roles.model_validate(data)
+
+
+def _step_error(message: str, index: int, name: str, column: str | None = None) -> SafemicroError:
+    return SafemicroError(message, step=f"{index} ({name})", column=column)
+
+
+def _params_error(exc: ValidationError, index: int, name: str) -> SafemicroError:
+    parts = []
+    column = None
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "(parameters)"
+        msg = err.get("msg", "invalid").removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown parameter (check the spelling)"
+        parts.append(f"{loc}: {msg}")
+        column = column or getattr(err.get("ctx", {}).get("error"), "column", None)
+    return _step_error("invalid parameters: " + "; ".join(parts), index, name, column)
+
+
+def prepare_steps(plan: Plan, columns: list[str], *, seed: int) -> list[PreparedStep]:
+    """Validate every step of ``plan`` against ``columns``; raise on the first problem.
+
+    ``seed`` is the plan seed (drawn by the caller when the plan has none).
+    """
+    present = list(columns)
+    prepared: list[PreparedStep] = []
+    for index, step in enumerate(plan.steps, start=1):
+        (name, raw), = step.items()
+        spec = STEPS.get(name)
+        if spec is None:
+            close = difflib.get_close_matches(name, list(STEPS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise _step_error(
+                f"unknown method{hint}; known: {', '.join(sorted(STEPS))}", index, name
+            )
+        raw = dict(raw)
+        own_seed = raw.get("seed") if spec.random else None
+        ctx = StepContext(
+            roles=roles_after(plan.roles, present),
+            targets=plan.targets,
+            alpha=plan.alpha,
+            seed=int(own_seed) if isinstance(own_seed, int) else step_seed(seed, index),
+            index=index,
+            columns=tuple(present),
+        )
+        try:
+            params = spec.params.model_validate(raw)
+            params.check(ctx)
+            reads = params.reads(ctx)
+            removes = params.removes(ctx)
+        except ValidationError as exc:
+            raise _params_error(exc, index, name) from None
+        except ValueError as exc:
+            raise _step_error(str(exc), index, name) from None
+        for col in list(reads) + list(removes):
+            if col not in present:
+                removed_earlier = col in columns
+                why = (
+                    "was removed by an earlier step"
+                    if removed_earlier
+                    else "is not a column of the data"
+                )
+                close = difflib.get_close_matches(col, present, n=1) if not removed_earlier else []
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise _step_error(f"column {col!r} {why}{hint}", index, name, column=col)
+        present = [c for c in present if c not in set(removes)]
+        prepared.append(PreparedStep(spec, params, ctx))
+    return prepared
+
+
+def run_steps(
+    dataset: Dataset,
+    steps: list[PreparedStep],
+    *,
+    on_step: Callable[[PreparedStep], None] | None = None,
+) -> tuple[Dataset, list[Change]]:
+    """Apply prepared steps in order; returns the final dataset and one Change per step.
+
+    A :class:`SafemicroError` raised inside a step is re-raised naming the step.
+    """
+    changes: list[Change] = []
+    current = dataset
+    for prepared in steps:
+        if on_step is not None:
+            on_step(prepared)
+        try:
+            result = prepared.spec.run(current, prepared.params, prepared.ctx)
+        except SafemicroError as exc:
+            if exc.step is None:
+                exc.step = prepared.label
+            raise
+        current = result.dataset
+        change = result.change
+        if prepared.spec.random and change.seed is None:
+            change.seed = prepared.ctx.seed
+        changes.append(change)
+    return current, changes
+
+
+def draw_seed() -> int:
+    """A fresh plan seed for a plan that has none (recorded in the lock plan)."""
+    return rng_for(None)[1]
