@@ -1,3 +1,14 @@
 """safemicro: responsible release of microdata on forcibly displaced people."""
 
 __version__ = "0.1.0"
+
+
+def anonymize(data, plan, **kwargs):
+    """Apply a release plan to data; returns a Release (see :func:`safemicro.release.anonymize`).
+
+    >>> release = anonymize("survey.dta", "plan.yaml")  # doctest: +SKIP
+    >>> release.write("bundle/")                          # doctest: +SKIP
+    """
+    from safemicro.release import anonymize as _anonymize
+
+    return _anonymize(data, plan, **kwargs)

@@ -22,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Statistical disclosure control for microdata: assess risk, draft release plans.",
+    help="Statistical disclosure control for microdata: assess risk, draft plans, anonymize and bundle releases.",
 )
 err = Console(stderr=True)
 out = Console()
@@ -216,6 +216,54 @@ def _print_reasons(draft) -> None:
     for name, why in draft.reasons.items():
         t.add_row(escape(name), role_of.get(name, "other"), escape(why))
     out.print(t)
+
+
+@app.command()
+@_friendly
+def anonymize(
+    data: Path = typer.Argument(..., help="microdata file, or a SUF release bundle folder (for a PUF)"),
+    plan: Path = typer.Option(..., "--plan", help="release plan (YAML) with roles, targets and steps"),
+    output: Path = typer.Option(..., "--out", "-o", help="folder for the release bundle"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing bundle folder"),
+    require_targets: bool = typer.Option(
+        False, "--require-targets", help="fail (exit 3, nothing written) if the risk targets are not met"
+    ),
+) -> None:
+    """Apply a release plan and write the release bundle (data, reports, form, lock, checksums)."""
+    from safemicro.release import anonymize as run_anonymize
+
+    if output.exists() and data.exists() and output.resolve() == data.resolve():
+        raise SafemicroError("the bundle folder would replace the input", file=str(output))
+    release = run_anonymize(data, plan)
+    for c in release.report["checks"]:
+        mark = "[green]met[/]" if c["passed"] else "[red]not met[/]"
+        out.print(f"{escape(c['target'])}: {mark} — {escape(c['message'])}", highlight=False)
+    if not release.targets_met:
+        if require_targets:
+            err.print("[bold red]error:[/] risk targets not met; no bundle written", highlight=False)
+            raise typer.Exit(3)
+        err.print("[yellow]warning:[/] risk targets not met (see report.html)", highlight=False)
+    for step in release.report["steps"]:
+        total = sum(step["changed"].values())
+        out.print(f"step {step['index']} {step['name']}: {total:,} cells changed", highlight=False, markup=False)
+    paths = release.write(output, overwrite=overwrite)
+    out.print(f"release bundle: {output} ({len(paths)} files)", highlight=False, markup=False)
+
+
+@app.command()
+@_friendly
+def verify(bundle: Path = typer.Argument(..., help="release bundle folder")) -> None:
+    """Check a release bundle against its SHA256SUMS."""
+    from safemicro.release import verify_bundle
+
+    if not bundle.is_dir():
+        raise SafemicroError("not a folder", file=str(bundle))
+    problems = verify_bundle(bundle)
+    for p in problems:
+        err.print(f"[red]{escape(p)}[/]", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    out.print(f"{bundle}: all checksums verify", highlight=False, markup=False)
 
 
 @app.command()

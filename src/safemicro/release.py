@@ -1,0 +1,489 @@
+"""Anonymize a dataset with a release plan and write the release bundle (``safemicro.anonymize``).
+
+``anonymize(data, plan)`` checks the plan against the data, measures the risk before,
+runs the steps, measures risk and utility after and returns a :class:`Release`;
+``Release.write(out_dir)`` writes the bundle all-or-nothing::
+
+    survey.dta / survey.csv          the released file in the input's format, plus CSV
+    report.json / report.html        internal report: steps, parameters, seeds, before/after
+    external_report.html             for users: what was done, how to analyse; no seeds
+    disclosure_risk_assessment.json|html   the filled approval form
+    plan.lock.yaml                   the plan with every parameter and seed resolved
+    SHA256SUMS                       checksums of all the above (``sha256sum -c``)
+
+The same data + plan + seed give byte-identical bundles: reports carry no clock time and
+Stata/SPSS headers are stamped with the plan's review date (or a fixed date).
+
+A public use file is derived from a scientific use file bundle by a second plan (nested
+tiers): pass the SUF bundle folder as ``data``; a PUF plan on raw data is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from safemicro import __version__
+from safemicro.assess import Assessment, assess, validate_roles
+from safemicro.errors import SafemicroError
+from safemicro.io import Dataset, from_frame, read, write
+from safemicro.methods.base import ROW_ID
+from safemicro.pipeline import draw_seed, prepare_steps, roles_after, run_steps
+from safemicro.plan import Plan, load_plan
+from safemicro.progress import progress
+
+__all__ = ["Release", "anonymize", "read_bundle", "verify_bundle"]
+
+BUNDLE_FORMATS = {".dta", ".sav", ".zsav", ".parquet", ".csv"}
+DEFAULT_STAMP = datetime(2000, 1, 1)  # header time of Stata/SPSS files without a review date
+# Parameters and details that would help undo a perturbation: internal report only.
+SECRET_DETAILS = ("transition_matrix",)
+
+
+@dataclass
+class Release:
+    """An anonymized dataset with everything needed to document and reproduce it."""
+
+    dataset: Dataset
+    plan: Plan  # the lock plan: resolved parameters and seeds
+    report: dict[str, Any]
+    risk_before: Assessment
+    risk_after: Assessment
+    stem: str = "release"
+    format: str = ".csv"
+    input_hash: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def targets_met(self) -> bool:
+        return bool(self.report["targets_met"])
+
+    def external(self) -> dict[str, Any]:
+        """The part of the report users may see: no seeds, no perturbation parameters."""
+        return external_view(self.report)
+
+    def disclosure_risk_assessment(self) -> dict[str, Any]:
+        return disclosure_risk_assessment(self.report, self.plan)
+
+    def write(self, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> dict[str, Path]:
+        """Write the bundle into ``out_dir`` (created; all files or none). Returns the paths."""
+        return _write_bundle(self, Path(out_dir), overwrite=overwrite)
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+def anonymize(
+    data: Any,
+    plan: Plan | str | os.PathLike[str],
+    *,
+    show_progress: bool | None = None,
+) -> Release:
+    """Apply ``plan`` to ``data`` (a path, a bundle folder, a Dataset or a frame).
+
+    Nothing is written; call :meth:`Release.write` for the bundle. Raises
+    :class:`SafemicroError` naming the step and column when the plan does not fit the data.
+    """
+    if not isinstance(plan, Plan):
+        plan = load_plan(plan)
+    dataset, origin = _load_input(data)
+    if plan.scenario.tier == "puf" and origin.get("derived_from", {}).get("tier") not in ("suf", "puf"):
+        raise SafemicroError(
+            "a public use file (tier: puf) is derived from a scientific use file, never from raw "
+            "data: run the SUF plan first, then this plan on the SUF bundle folder",
+            file=dataset.source,
+        )
+    plan.check_columns(dataset.columns, dataset.source)
+    validate_roles(dataset, plan.roles)
+    for name in plan.utility.variables():
+        if name not in dataset.columns:
+            raise SafemicroError("utility: not a column of the data", file=dataset.source, column=name)
+    seed = plan.seed if plan.seed is not None else draw_seed()
+    steps = prepare_steps(plan, dataset.columns, seed=seed)
+
+    with progress(len(steps) + 3, "risk before", enabled=show_progress) as advance:
+        before = assess(dataset, plan=plan, suda=_suda_ok(plan.roles.keys))
+        advance("anonymizing")
+        tagged = dataset.with_frame(dataset.frame.with_columns(pl.int64_range(0, dataset.n).alias(ROW_ID)))
+        released_tagged, changes = run_steps(
+            tagged, steps, on_step=lambda s: advance(f"step {s.label}")
+        )
+        released = released_tagged.with_frame(released_tagged.frame.drop(ROW_ID))
+        after_roles = roles_after(plan.roles, released.columns)
+        advance("risk after")
+        after = assess(
+            released,
+            roles=after_roles,
+            alpha=plan.alpha,
+            targets=plan.targets.model_dump(),
+            scenario=plan.scenario.model_dump(),
+            suda=_suda_ok(after_roles.keys),
+        )
+        advance("utility")
+        from safemicro.utility import compare
+
+        utility = compare(tagged, released_tagged, roles=plan.roles, utility=plan.utility)
+
+    lock = plan.model_copy(deep=True)
+    lock.seed = seed
+    lock.steps = [{s.spec.name: _lock_params(s, c)} for s, c in zip(steps, changes)]
+    perturbed = [s.spec.name for s in steps if s.spec.perturbative]
+    warnings_ = list(after.summary.get("warnings", []))
+    if perturbed:
+        warnings_.append(
+            "perturbative methods were applied (" + ", ".join(dict.fromkeys(perturbed)) + "): "
+            "frequency-based risk measures overstate or misstate the risk after them; "
+            "check the release with an empirical attack"
+        )
+    checks = after.summary.get("checks", [])
+    report = {
+        "safemicro_version": __version__,
+        "input": {**origin, "n_records": dataset.n, "n_variables": len(dataset.columns)},
+        "scenario": plan.scenario.model_dump(),
+        "targets": plan.targets.model_dump(),
+        "roles": plan.roles.model_dump(),
+        "release_info": plan.release.model_dump(),
+        "seed": seed,
+        "steps": [
+            {
+                "index": s.ctx.index,
+                **c.to_dict(),
+                "name": s.spec.name,
+                "params": s.resolved_params(),
+                "description": s.spec.describe(s.params, c),
+                "perturbative": s.spec.perturbative,
+            }
+            for s, c in zip(steps, changes)
+        ],
+        "risk_before": _stable(before.summary),
+        "risk_after": _stable(after.summary),
+        "checks": checks,
+        "targets_met": all(c["passed"] for c in checks),
+        "utility": utility,
+        "release": {
+            "n_records": released.n,
+            "variables": released.columns,
+            "removed_variables": [c for c in dataset.columns if c not in released.columns],
+            "roles": after_roles.model_dump(),
+        },
+        "warnings": warnings_,
+    }
+    report = json.loads(json.dumps(report, default=_json_default))
+    return Release(
+        dataset=released,
+        plan=lock,
+        report=report,
+        risk_before=before,
+        risk_after=after,
+        stem=origin.get("stem", "release"),
+        format=origin.get("format", ".csv"),
+    )
+
+
+def _suda_ok(keys: list[str]) -> bool:
+    return 0 < len(keys) <= 12
+
+
+def _stable(summary: dict[str, Any]) -> dict[str, Any]:
+    """The assess summary without clock times, so reruns give identical reports."""
+    return {k: v for k, v in summary.items() if k not in ("generated_at", "timings_seconds")}
+
+
+def _lock_params(step, change) -> dict[str, Any]:
+    params = step.resolved_params()
+    if step.spec.random and "seed" in step.spec.params.model_fields:
+        params["seed"] = change.seed if change.seed is not None else step.ctx.seed
+    return params
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def _load_input(data: Any) -> tuple[Dataset, dict[str, Any]]:
+    """The dataset and what the report says about where it came from."""
+    if isinstance(data, Dataset):
+        return data, {"file": data.source and Path(data.source).name, "format": ".parquet", "stem": "release"}
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        if path.is_dir():
+            return read_bundle(path)
+        if not path.exists():
+            raise SafemicroError("input file not found", file=str(path))
+        ds = read(path)
+        fmt = "".join(path.suffixes[-2:]) if path.name.endswith(".csv.gz") else path.suffix.lower()
+        stem = path.name[: -len(fmt)] if fmt else path.name
+        return ds, {
+            "file": path.name,
+            "sha256": _sha256(path),
+            "format": fmt if fmt in BUNDLE_FORMATS else ".csv",
+            "stem": stem,
+        }
+    return from_frame(data), {"file": None, "format": ".csv", "stem": "release"}
+
+
+# -- bundles ----------------------------------------------------------------------------------
+
+
+def verify_bundle(folder: str | os.PathLike[str]) -> list[str]:
+    """Check a bundle's SHA256SUMS; returns the problems found (empty list: intact)."""
+    folder = Path(folder)
+    sums = folder / "SHA256SUMS"
+    if not sums.is_file():
+        return [f"{sums}: missing"]
+    problems = []
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        digest, _, name = line.partition("  ")
+        target = folder / name
+        if not target.is_file():
+            problems.append(f"{name}: missing")
+        elif _sha256(target) != digest:
+            problems.append(f"{name}: checksum differs")
+    return problems
+
+
+def read_bundle(folder: str | os.PathLike[str]) -> tuple[Dataset, dict[str, Any]]:
+    """The released dataset of a bundle (checksums verified) and its provenance."""
+    folder = Path(folder)
+    report_path = folder / "report.json"
+    if not report_path.is_file():
+        raise SafemicroError("not a release bundle (no report.json)", file=str(folder))
+    problems = verify_bundle(folder)
+    if problems:
+        raise SafemicroError("bundle does not verify: " + "; ".join(problems), file=str(folder))
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    data_file = folder / report["release"]["files"]["data"]
+    ds = read(data_file)
+    return ds, {
+        "file": data_file.name,
+        "sha256": _sha256(data_file),
+        "format": data_file.suffix.lower(),
+        "stem": data_file.name[: -len(data_file.suffix)],
+        "derived_from": {
+            "bundle": folder.name,
+            "tier": report["scenario"]["tier"],
+            "report_sha256": _sha256(report_path),
+        },
+    }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _stamp(plan: Plan) -> datetime:
+    if plan.release.date:
+        try:
+            return datetime.fromisoformat(plan.release.date)
+        except ValueError:
+            raise SafemicroError(
+                f"release.date {plan.release.date!r} is not an ISO date (YYYY-MM-DD)"
+            ) from None
+    return DEFAULT_STAMP
+
+
+def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, Path]:
+    from safemicro.report.release_report import (
+        render_disclosure_risk_assessment,
+        render_external_report,
+        render_internal_report,
+    )
+
+    if out.exists() and not out.is_dir():
+        raise SafemicroError("output exists and is not a folder", file=str(out))
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise SafemicroError("output folder is not empty (use --overwrite to replace it)", file=str(out))
+    parent = out.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = _stamp(release.plan)
+    data_name = release.stem + release.format
+    files = {"data": data_name}
+    if release.format != ".csv":
+        files["csv"] = release.stem + ".csv"
+    report = dict(release.report)
+    report["release"] = {**report["release"], "files": files}
+    dra = disclosure_risk_assessment(report, release.plan)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        write(release.dataset, staging / data_name, timestamp=stamp)
+        if "csv" in files:
+            write(release.dataset, staging / files["csv"])
+        texts = {
+            "report.json": json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+            "report.html": render_internal_report(report),
+            "external_report.html": render_external_report(external_view(report)),
+            "disclosure_risk_assessment.json": json.dumps(dra, indent=2, ensure_ascii=False) + "\n",
+            "disclosure_risk_assessment.html": render_disclosure_risk_assessment(dra),
+            "plan.lock.yaml": "# Resolved plan: re-running it on the same input gives the same bundle.\n"
+            "# Internal: it holds the seeds. Never publish it with the data.\n" + release.plan.to_yaml(),
+        }
+        for name, text in texts.items():
+            (staging / name).write_text(text, encoding="utf-8")
+        names = sorted(p.name for p in staging.iterdir())
+        sums = "".join(f"{_sha256(staging / n)}  {n}\n" for n in names)
+        (staging / "SHA256SUMS").write_text(sums, encoding="utf-8")
+        mode = 0o666 & ~_umask()
+        for p in staging.iterdir():
+            os.chmod(p, mode)
+        os.chmod(staging, 0o777 & ~_umask())
+        _swap_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {n: out / n for n in [*names, "SHA256SUMS"]}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    """Replace ``out`` by the complete ``staging`` folder (old contents removed after)."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.resolve().parent))
+        os.rmdir(old)
+        os.replace(out, old)
+    try:
+        os.replace(staging, out)
+    except OSError:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# -- views for users and approvers --------------------------------------------------------------
+
+
+def external_view(report: dict[str, Any]) -> dict[str, Any]:
+    """What users need: steps in words with counts, residual risk, utility; never seeds."""
+    steps = []
+    for s in report["steps"]:
+        steps.append(
+            {
+                "index": s["index"],
+                "name": s["name"],
+                "description": s["description"],
+                "changed": s["changed"],
+                "suppressed": s["suppressed"],
+                "records_touched": s["records_touched"],
+                "perturbative": s["perturbative"],
+            }
+        )
+    after = report["risk_after"]
+    return {
+        "safemicro_version": report["safemicro_version"],
+        "title": report["release_info"].get("title") or "",
+        "tier": report["scenario"]["tier"],
+        "unit": report["release_info"].get("unit") or "",
+        "n_records": report["release"]["n_records"],
+        "variables": report["release"]["variables"],
+        "removed_variables": report["release"]["removed_variables"],
+        "steps": steps,
+        "risk_after": {
+            "k_anonymity": after.get("k_anonymity"),
+            "global_risk": after.get("global_risk"),
+            "household_risk": after.get("household_risk"),
+            "keys": after.get("keys"),
+        },
+        "utility": {
+            "variables": report["utility"].get("variables"),
+            "indicators": report["utility"].get("indicators"),
+            "regressions": report["utility"].get("regressions"),
+        },
+        "warnings": [w for w in report["warnings"] if "seed" not in w.lower()],
+    }
+
+
+def disclosure_risk_assessment(report: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """The filled disclosure risk assessment form (Practice Guide) for the approval trail."""
+    roles = report["roles"]
+    before, after = report["risk_before"], report["risk_after"]
+
+    def risk_row(s: dict[str, Any]) -> dict[str, Any]:
+        gr = s.get("global_risk") or {}
+        hh = s.get("household_risk") or {}
+        ka = s.get("k_anonymity") or {}
+        return {
+            "records": s.get("n_records"),
+            "sample_uniques": ka.get("n_sample_uniques"),
+            "violations": ka.get("violations"),
+            "global_risk_percent": gr.get("percent"),
+            "expected_reidentifications": gr.get("expected_reidentifications"),
+            "household_risk_percent": hh.get("percent") if isinstance(hh, dict) else None,
+            "max_individual_risk": (s.get("individual_risk") or {}).get("max"),
+        }
+
+    info = report["release_info"]
+    return {
+        "form": "Disclosure risk assessment",
+        "dataset": {
+            "title": info.get("title") or report["input"].get("file") or "",
+            "input_file": report["input"].get("file"),
+            "input_sha256": report["input"].get("sha256"),
+            "derived_from": report["input"].get("derived_from"),
+            "records": report["input"]["n_records"],
+            "variables": report["input"]["n_variables"],
+            "unit": info.get("unit") or "",
+        },
+        "tier": report["scenario"]["tier"],
+        "direct_identifiers_removed": [v for v in roles["direct_ids"] if v in report["release"]["removed_variables"]],
+        "direct_identifiers_still_present": [v for v in roles["direct_ids"] if v in report["release"]["variables"]],
+        "scenario": report["scenario"]["description"],
+        "key_variables": roles["keys"],
+        "numeric_key_variables": roles["numeric_keys"],
+        "sensitive_variables": roles["sensitive"],
+        "hierarchy": {
+            "household_id": roles["household"],
+            "household_level_variables": roles["household_level"],
+        },
+        "weights": {
+            "weight": roles["weight"],
+            "strata": roles["strata"],
+            "cluster": roles["cluster"],
+            "sampling": info.get("sampling") or "",
+        },
+        "targets": report["targets"],
+        "risk_before": risk_row(before),
+        "risk_after": risk_row(after),
+        "checks": report["checks"],
+        "targets_met": report["targets_met"],
+        "methods": [
+            {"step": s["index"], "method": s["name"], "parameters": _public_params(s), "cells_changed": sum(s["changed"].values())}
+            for s in report["steps"]
+        ],
+        "utility_checks": report["utility"].get("indicators", []),
+        "residual_risk_statement": info.get("residual_risk") or "",
+        "warnings": report["warnings"],
+        "reviewer": info.get("reviewer") or "",
+        "date": info.get("date") or "",
+    }
+
+
+def _public_params(step: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in step["params"].items() if k not in ("seed", "matrix")}
