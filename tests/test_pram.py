@@ -334,6 +334,7 @@ def test_step_uses_household_for_household_level_variables_and_ctx_seed():
     assert res.change.seed == 77 and res.change.params["household"] == "hh"
     assert res.dataset.frame.group_by("hh").agg(pl.col("camp").n_unique())["camp"].max() == 1
     text = spec.describe(params, res.change)
+    assert "one draw per household" in text
     assert "PRAM" in text and "50 %" in text and "77" not in text and "0.5" not in text
     with pytest.raises(ValueError, match="one pram step for each kind"):
         spec.params.model_validate({"variables": ["camp", "sex"]}).check(ctx)

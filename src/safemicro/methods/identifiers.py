@@ -253,6 +253,8 @@ def _describe_removed(params: Any, change: Change) -> str:
         return "No direct identifiers were named, so none were removed."
     if change.method == "remove_direct_ids":
         return f"The direct identifiers {', '.join(removed)} were removed from the file."
+    if len(removed) == 1:
+        return f"The variable {removed[0]} was removed from the file."
     return f"The variables {', '.join(removed)} were removed from the file."
 
 

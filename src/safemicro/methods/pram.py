@@ -530,6 +530,8 @@ def _describe(params: PramParams, change: Change) -> str:
     ]
     kept = f"about {round(100 * float(np.mean(rates)))} %" if rates else "most"
     where = f" within each {', '.join(params._strata())}" if params._strata() else ""
+    if change.params.get("household"):
+        where += " (one draw per household, so members still share their value)"
     text = (
         f"Post-randomisation (PRAM) was applied to {', '.join(params.variables)}: {kept} of the "
         f"values were kept and the others replaced at random by another category{where}, so any "
