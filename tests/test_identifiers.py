@@ -179,6 +179,15 @@ def test_text_household_ids_become_integers_and_extended_missing_moves():
     assert ds.codebook.extended_missing["x"] == {1: "a", 3: "b"}
 
 
+def test_categorical_household_ids():
+    frame = pl.DataFrame({"hh": pl.Series(["b", "a", "b", None], dtype=pl.Categorical)})
+    out = new_ids(Dataset(frame), household="hh", seed=0).dataset.frame
+    assert out["hh"].dtype == pl.Int64
+    ids = out["hh"].drop_nulls().to_list()
+    assert set(ids) == {1, 2} and sorted(ids.count(i) for i in (1, 2)) == [1, 2]
+    assert out["hh"].null_count() == 1
+
+
 def test_new_ids_errors():
     ds = Dataset(pl.DataFrame({"hh": [1, 2], "x": [1, 2]}))
     with pytest.raises(SafemicroError, match="no such column"):

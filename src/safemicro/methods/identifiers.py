@@ -189,7 +189,10 @@ def _as_int(values: pl.Series) -> pl.Series:
     if values.dtype.is_float():
         x = values.fill_nan(None)
         return pl.select(pl.when(x == x.floor()).then(x.cast(pl.Int64, strict=False))).to_series()
-    return values.cast(pl.Int64, strict=False)
+    try:  # text, categorical...: missing codes written as whole numbers survive
+        return values.cast(pl.String).cast(pl.Int64, strict=False)
+    except pl.exceptions.PolarsError:
+        return pl.Series(values.name, [None] * len(values), dtype=pl.Int64)
 
 
 def _fits(values: pl.Series, dtype: pl.DataType) -> bool:
