@@ -74,6 +74,14 @@ def test_simple_random_sample_of_records(testdata):
     assert res.change.details["unit"] == "record"
 
 
+def test_integer_weight_becomes_float_without_integer_format():
+    frame = pl.DataFrame({"w": [3, 3, 3, 3]})
+    ds = Dataset(frame, Codebook({"w": VariableMeta("w", format="%8.0g", label="Weight")}))
+    out = subsample(ds, n=3, weight="w", seed=0).dataset
+    np.testing.assert_allclose(out.frame["w"], 4.0)
+    assert out.codebook.meta("w").format is None and out.codebook.meta("w").label == "Weight"
+
+
 def test_n_and_new_weight_column_and_determinism():
     ds = _census()
     a = subsample(ds, n=100, seed=3)

@@ -229,7 +229,10 @@ def _reweight(
         .otherwise(scaled)
         .alias(weight)
     )
-    return ds.with_frame(frame), weight
+    out = ds.with_frame(frame)
+    if ds.frame.schema[weight] != pl.Float64:
+        out.codebook.meta(weight).format = None  # an integer display format would round it
+    return out, weight
 
 
 # -- plan step ------------------------------------------------------------------------------
