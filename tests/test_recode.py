@@ -330,3 +330,14 @@ def test_describe_bands_and_merges(testdata):
     tb = STEPS["topcode"].params.model_validate({"variable": "age", "value": 80})
     res = STEPS["topcode"].run(ds, tb, ctx_for(ds))
     assert STEPS["topcode"].describe(tb, res.change) == "Values of age above 80 were set to 80 (top coding; 8 records)."
+
+
+def test_lock_plan_round_trip_gives_the_same_output():
+    """Resolved parameters are dumped as JSON (text keys); reloaded they recode the same."""
+    ds = labelled()
+    spec = STEPS["recode"]
+    params = spec.params.model_validate({"variable": "origin", "map": {6: 9, 7: 9, 8: 9}, "labels": {9: "Other"}})
+    again = spec.params.model_validate(params.model_dump(mode="json"))
+    a, b = spec.run(ds, params, ctx_for(ds)), spec.run(ds, again, ctx_for(ds))
+    assert a.dataset.frame.equals(b.dataset.frame)
+    assert a.dataset.codebook.meta("origin").value_labels == b.dataset.codebook.meta("origin").value_labels

@@ -263,3 +263,35 @@ def test_plan_step_defaults_from_roles_and_targets(testdata):
 
     with pytest.raises(ValidationError):
         spec.params.model_validate({"hierarchies": HIER, "max_suppression": 1.5})
+
+
+def test_survey_step_with_households_and_importance():
+    from safemicro.examples import generate_survey
+
+    ds = generate_survey(n_households=300, seed=7)
+    keys = ["camp", "origin", "hh_size", "relationship", "sex", "age"]
+    roles = Roles(keys=keys, weight="weight", household="hhid", household_level=["camp", "origin", "hh_size"])
+    ctx = StepContext(roles=roles, targets=Targets(k=3), alpha=1.0, seed=1, index=1, columns=tuple(ds.columns))
+    spec = STEPS["recode_search"]
+    params = spec.params.model_validate(
+        {
+            "hierarchies": {
+                "age": [[-1, 4, 9, 14, 17, 24, 34, 44, 59, 200], [-1, 17, 59, 200]],
+                "hh_size": [[0, 2, 4, 6, 9, 100], [0, 4, 100]],
+                "origin": [{6: 9, 7: 9, 8: 9}, {3: 9, 4: 9, 5: 9, 6: 9, 7: 9, 8: 9}],
+            },
+            "max_suppression": 0.25,  # six person and household keys: many rare combinations
+            "importance": ["hh_size", "camp", "origin", "relationship", "sex", "age"],
+        }
+    )
+    params.check(ctx)
+    res = spec.run(ds, params, ctx)
+    out = res.dataset
+    kt = build_key_table(out.analysis_frame(keys), keys, out.frame["weight"].to_numpy())
+    assert kt.record_fk().min() >= 3
+    # household-level keys stay constant within households
+    for v in roles.household_level:
+        assert out.frame.group_by("hhid").agg(pl.col(v).n_unique()).get_column(v).max() == 1
+    search = res.change.details["search"]
+    assert search["meets_target"] and search["evaluated"] < search["nodes"] == 27
+    assert out.codebook.meta("age").value_labels  # band labels travel with the data

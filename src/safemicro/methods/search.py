@@ -261,6 +261,7 @@ class _Search:
         self.alpha, self.loss, self.weighted = alpha, loss, w is not None
         self.kt = build_key_table(ds.analysis_frame(keys), keys, w, alpha=alpha)
         self.n = self.kt.n_records
+        self.columns = [np.ascontiguousarray(self.kt.codes[:, j]) for j in range(len(keys))]
         self.limit = int(math.floor(max_suppression * self.n + 1e-9))
         self.all_keys: list[_Key] = []
         for j, name in enumerate(keys):
@@ -285,21 +286,21 @@ class _Search:
             return self.evaluations[node]
         kt = self.kt
         lv = self._full_levels(node)
-        cols = [key.luts[l][kt.codes[:, j]] for j, (key, l) in enumerate(zip(self.all_keys, lv))]
+        cols = [key.luts[l][codes] for codes, key, l in zip(self.columns, self.all_keys, lv)]
         cards = [key.cards[l] for key, l in zip(self.all_keys, lv)]
         combined, space = combine_codes(cols, cards)
-        gid, _ = dense_ids(combined, space)
+        if space <= 8 * len(combined) + 1024:
+            gid, _ = dense_ids(combined, space)
+        else:  # few distinct keys in a large code space: sorting beats a dense array
+            gid = np.unique(combined, return_inverse=True)[1].ravel()
         g = int(gid.max()) + 1 if len(gid) else 0
         count = np.bincount(gid, weights=kt.count, minlength=g)
         wsum = np.bincount(gid, weights=kt.weight_sum, minlength=g)
-        gcodes = np.column_stack(cols)
-        rep = np.zeros(g, dtype=np.int64)
-        rep[gid] = np.arange(len(gid))
-        gcodes = gcodes[rep]
-        if (gcodes == 0).any():
-            fk, Fk = wildcard_frequencies(gcodes, count, wsum, self.alpha)
-        else:
-            fk, Fk = count, wsum
+        fk, Fk = count, wsum
+        if kt.has_missing:  # missing values are wildcards: recount on the generalised keys
+            rep = np.zeros(g, dtype=np.int64)
+            rep[gid] = np.arange(len(gid))
+            fk, Fk = wildcard_frequencies(np.column_stack([c[rep] for c in cols]), count, wsum, self.alpha)
         bad = fk < self.k
         if self.max_risk is not None:
             bad |= individual_risk(fk, Fk, weighted=self.weighted) > self.max_risk
@@ -408,6 +409,7 @@ def recode_search(
     loss: Loss = "entropy",
     household: str | None = None,
     household_level: list[str] | tuple[str, ...] = (),
+    importance: Any = None,
 ) -> MethodResult:
     """Generalise the keys to the least-loss levels meeting k-anonymity, then suppress the rest.
 
@@ -418,7 +420,8 @@ def recode_search(
     every observed value. The records left in keys violating the target (at most
     ``max_suppression`` of the file when the target can be met) go to
     :func:`~safemicro.methods.suppression.local_suppression` (with ``household`` and
-    ``household_level`` so household-level keys are suppressed consistently).
+    ``household_level`` so household-level keys are suppressed consistently, and
+    ``importance`` saying which keys to keep).
     ``max_risk`` (individual risk) also counts as a violation during the search, but local
     suppression only enforces k: records over ``max_risk`` with k or more are reported.
     """
@@ -466,6 +469,7 @@ def recode_search(
             weight=weight,
             household=household,
             household_level=tuple(household_level),
+            importance=importance,
         )
         current = sup.dataset
         suppression = sup.change.to_dict(with_seed=False)
@@ -515,6 +519,7 @@ class RecodeSearchParams(StepParams):
     max_risk: float | None = Field(None, gt=0.0, le=1.0)
     max_suppression: float = Field(0.05, ge=0.0, lt=1.0)
     loss: Loss = "entropy"
+    importance: list[str] | dict[str, float] | None = None
 
     @model_validator(mode="after")
     def _levels(self) -> "RecodeSearchParams":
@@ -579,4 +584,5 @@ def _step(ds: Dataset, params: RecodeSearchParams, ctx: StepContext) -> MethodRe
         loss=params.loss,
         household=ctx.roles.household,
         household_level=[v for v in ctx.roles.household_level if v in keys],
+        importance=params.importance,
     )
