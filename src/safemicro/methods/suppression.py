@@ -356,17 +356,21 @@ class _Engine:
 
     # greedy suppression ---------------------------------------------------------------
 
-    def make_safe(self) -> None:
-        """Suppress until every slot is safe, always fixing the slot with the lowest fk next;
-        frequencies are recomputed exactly whenever the incremental ones say all is safe."""
+    def make_safe(self, verify: bool = True) -> None:
+        """Suppress until every slot is safe, always fixing the slot with the lowest fk next.
+
+        The incremental frequencies are exact; with ``verify`` they are recomputed from
+        scratch at the end and the loop goes on should any slot still be unsafe."""
         while True:
-            self.refresh()
             todo = self.unsafe()
-            if len(todo) == 0:
-                return
             while len(todo):
                 self._suppress(int(todo[np.argmin(self.fk[todo])]))
                 todo = self.unsafe()
+            if not verify:
+                return
+            self.refresh()
+            if len(self.unsafe()) == 0:
+                return
 
     def _suppress(self, g: int) -> None:
         """Move slot g to its best generalisation (cheapest mask that makes it safe)."""
@@ -540,7 +544,7 @@ def _optimal(inp: _Input, alpha: float, safe: Safe, costs: np.ndarray) -> tuple[
     Returns the final engine and the number of unsafe records before."""
     eng = _Engine(inp, np.zeros(len(inp.codes), dtype=np.int64), alpha, safe, costs)
     unsafe_before = float(eng.n[eng.unsafe()].sum())
-    eng.make_safe()
+    eng.make_safe(verify=False)
     eng.restore(eng.full)
     eng.make_safe()
     while inp.household_bits:
@@ -549,7 +553,7 @@ def _optimal(inp: _Input, alpha: float, safe: Safe, costs: np.ndarray) -> tuple[
         if np.array_equal(spread, masks):
             break
         eng = _Engine(inp, spread, alpha, safe, costs)
-        eng.make_safe()
+        eng.make_safe(verify=False)
         eng.restore(eng.full & ~inp.household_bits)
         eng.make_safe()
     return eng, unsafe_before
