@@ -12,11 +12,12 @@ Two algorithms:
   sharing a key are treated alike: for each unsafe key it suppresses the cheapest set of
   variables (cells x importance weight) whose wildcard frequency reaches the target,
   counting every record the new key then matches and, among equally cheap choices, the one
-  that also makes the most other unsafe records safe. Frequencies are updated
-  incrementally after each move, exactly recomputed after each pass, and passes repeat
-  until every key is safe; a final pass restores suppressed values that turned out not to
-  be needed. Suppressing every key value of a record always works when there are at least
-  ``k`` records, so the loop ends with every record safe.
+  that also makes the most other unsafe records safe. The unsafe key with the lowest fk
+  goes next; frequencies are updated incrementally after each move, a restore pass then
+  un-suppresses values that turned out not to be needed, and a recomputation from scratch
+  confirms the result (suppression goes on should it not). Masks only grow while
+  suppressing and a record with every key value suppressed is shared by all ``n >= k``
+  records, so the loop ends with every record safe.
 - ``"sdcmicro"`` reproduces sdcMicro 5.8.1's ``localSuppression`` (definitions in
   ``SDCMICRO_SEMANTICS.md``): same default importance, the same data reduction, the same
   record order, distance and candidate rule, hence the same cells.
@@ -62,7 +63,7 @@ class _Input:
     household_bits: int  # mask of the household-level keys
 
 
-def _fail(message: str, ds: Dataset, column: str | None = None) -> SafemicroError:
+def _error(message: str, ds: Dataset, column: str | None = None) -> SafemicroError:
     return SafemicroError(message, file=ds.source, column=column)
 
 
@@ -80,14 +81,14 @@ def _prepare(
     keys = list(keys or [])
     level = [v for v in household_level if v in keys]
     if household is None and level:
-        raise _fail("household_level keys need a household id (household=...)", ds)
+        raise _error("household_level keys need a household id (household=...)", ds)
     try:
         roles = Roles(keys=keys, weight=weight, household=household, household_level=level)
     except ValidationError as exc:
-        raise _fail(exc.errors()[0]["msg"].removeprefix("Value error, "), ds) from None
+        raise _error(exc.errors()[0]["msg"].removeprefix("Value error, "), ds) from None
     validate_roles(ds, roles)
     if len(keys) > _MAX_KEYS:
-        raise _fail(f"local suppression handles at most {_MAX_KEYS} key variables, got {len(keys)}", ds)
+        raise _error(f"local suppression handles at most {_MAX_KEYS} key variables, got {len(keys)}", ds)
     codes = np.column_stack([encode_column(ds.analysis_column(name))[0] for name in keys]).astype(np.int64)
     if weight is not None:
         w = ds.frame.get_column(weight).cast(pl.Float64).to_numpy()
@@ -109,13 +110,13 @@ def _importance_names(importance: Importance, keys: list[str], ds: Dataset) -> S
     names = list(importance.keys()) if isinstance(importance, Mapping) else list(importance)
     for name in names:
         if name not in keys:
-            raise _fail(f"importance names {name!r}, which is not a key variable", ds, column=str(name))
+            raise _error(f"importance names {name!r}, which is not a key variable", ds, column=str(name))
     if len(set(names)) != len(names):
-        raise _fail("importance lists a key variable twice", ds)
+        raise _error("importance lists a key variable twice", ds)
     if isinstance(importance, Mapping):
         for name, value in importance.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-                raise _fail(f"importance weight of {name!r} must be a positive number, got {value!r}", ds, column=name)
+                raise _error(f"importance weight of {name!r} must be a positive number, got {value!r}", ds, column=name)
     return importance
 
 
@@ -123,14 +124,15 @@ def _importance_ranks(importance: Importance, keys: list[str], codes: np.ndarray
     """sdcMicro importance ranks (1 = most important = suppressed last).
 
     Default: fewest distinct observed values first, ties in column order. A list gives the
-    order (unlisted keys after, in column order); a dict ranks by decreasing weight.
+    order (unlisted keys after, in column order); a dict ranks by decreasing weight
+    (unlisted keys weigh 1, as in :func:`_importance_costs`).
     """
     m = len(keys)
     if importance is None:
         distinct = np.array([len(np.unique(c[c != 0])) for c in codes.T])
         order = np.lexsort((np.arange(m), distinct))
     elif isinstance(importance, Mapping):
-        weight = np.array([float(importance.get(k, 0.0)) for k in keys])
+        weight = np.array([float(importance.get(k, 1.0)) for k in keys])
         order = np.lexsort((np.arange(m), -weight))
     else:
         listed = [keys.index(k) for k in importance]
@@ -267,8 +269,8 @@ class _Engine:
         self.m, self.full, self.alpha, self.safe, self.costs = m, (1 << m) - 1, alpha, safe, costs
         self.bits = np.int64(1) << np.arange(m, dtype=np.int64)
         self.N, self.W = float(n), float(weights.sum())
-        observed = (codes != 0) @ self.bits
-        masks = masks & observed
+        if masks.any():  # never mask a value that is missing anyway
+            masks = masks & ((codes != 0) @ self.bits)
         self.rec_unit, rep = _group(codes, masks)
         self.unit_codes = codes[rep]
         self.unit_mask = masks[rep].copy()
@@ -541,7 +543,13 @@ def _spread(masks: np.ndarray, inp: _Input) -> np.ndarray:
 def _optimal(inp: _Input, alpha: float, safe: Safe, costs: np.ndarray) -> tuple[_Engine, float]:
     """Greedy suppression on the key table, restore pass, household consistency.
 
-    Returns the final engine and the number of unsafe records before."""
+    Returns the final engine and the number of unsafe records before. A household-level
+    value suppressed in one record is suppressed in its whole household, so in household
+    mode those keys cost the mean household size per cell."""
+    if inp.household_bits:
+        size = len(inp.household) / (int(inp.household.max()) + 1)
+        level = (inp.household_bits >> np.arange(len(costs))) & 1 == 1
+        costs = np.where(level, costs * size, costs)
     eng = _Engine(inp, np.zeros(len(inp.codes), dtype=np.int64), alpha, safe, costs)
     unsafe_before = float(eng.n[eng.unsafe()].sum())
     eng.make_safe(verify=False)
@@ -581,7 +589,7 @@ def _apply(ds: Dataset, keys: list[str], masks: np.ndarray) -> Dataset:
 
 def _check_alpha(alpha: float, ds: Dataset) -> float:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-        raise _fail(f"alpha must lie between 0 and 1, got {alpha!r}", ds)
+        raise _error(f"alpha must lie between 0 and 1, got {alpha!r}", ds)
     return float(alpha)
 
 
@@ -647,12 +655,12 @@ def local_suppression(
     inp = _prepare(ds, keys, weight, household, household_level)
     alpha = _check_alpha(alpha, ds)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise _fail(f"k must be a positive whole number, got {k!r}", ds)
+        raise _error(f"k must be a positive whole number, got {k!r}", ds)
     k = int(k)
     if method not in ("optimal", "sdcmicro"):
-        raise _fail(f"method must be 'optimal' or 'sdcmicro', got {method!r}", ds)
+        raise _error(f"method must be 'optimal' or 'sdcmicro', got {method!r}", ds)
     if k > ds.n:
-        raise _fail(f"k={k} cannot be reached: the data has only {ds.n} records", ds)
+        raise _error(f"k={k} cannot be reached: the data has only {ds.n} records", ds)
     importance = _importance_names(importance, inp.keys, ds)
     safe: Safe = lambda fk, Fk: fk >= k - _EPS  # noqa: E731
     notes: list[str] = []
@@ -716,7 +724,7 @@ def suppress_by_risk(
     inp = _prepare(ds, keys, weight, household, household_level)
     alpha = _check_alpha(alpha, ds)
     if isinstance(max_risk, bool) or not isinstance(max_risk, (int, float)) or not 0.0 < max_risk <= 1.0:
-        raise _fail(f"max_risk must lie in (0, 1], got {max_risk!r}", ds)
+        raise _error(f"max_risk must lie in (0, 1], got {max_risk!r}", ds)
     max_risk = float(max_risk)
     weighted = inp.weighted
 
@@ -724,7 +732,7 @@ def suppress_by_risk(
         return individual_risk(fk, Fk, weighted=weighted) <= max_risk + 1e-12
 
     if not safe(np.array([float(ds.n)]), np.array([float(inp.weights.sum())]))[0]:
-        raise _fail(
+        raise _error(
             f"max_risk={max_risk:g} cannot be reached: even a record with every key value "
             "suppressed would be above it",
             ds,
