@@ -4,7 +4,9 @@ Generate the example forced-displacement survey, write it as Stata, read it back
 included), draft a release plan from the data, then assess the risk as a curator would
 after reviewing that draft -- with the bundled, reviewed plan of the example
 (``examples/survey_plan.yaml``) -- including SUDA2 and l-diversity, and write the JSON
-summary, per-record risks and the HTML report.
+summary, per-record risks and the HTML report. Then anonymize: the scientific use file
+bundle (``suf/``) from the raw file, and the public use file bundle (``puf/``) from the
+SUF bundle with ``examples/survey_plan_puf.yaml`` (nested tiers).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from rich.console import Console
 from safemicro import io
 from safemicro.assess import assess
 from safemicro.draft import draft_plan
-from safemicro.examples import SURVEY_PLAN
+from safemicro.examples import SURVEY_PLAN, SURVEY_PUF_PLAN
+from safemicro.release import anonymize
 from safemicro.examples.survey import generate_survey
 from safemicro.plan import load_plan, save_plan
 
@@ -35,6 +38,9 @@ def run_demo(out_dir: str | Path, *, console: Console | None = None) -> dict[str
         "summary": out / "risk.json",
         "records": out / "risk_records.csv",
         "report": out / "risk_report.html",
+        "SUF bundle": out / "suf",
+        "PUF plan": out / "plan_puf.yaml",
+        "PUF bundle": out / "puf",
     }
     console.print("generating the example survey …")
     with warnings.catch_warnings(record=True) as caught:
@@ -60,4 +66,25 @@ def run_demo(out_dir: str | Path, *, console: Console | None = None) -> dict[str
         f"{s['n_records']:,} records, {s['k_anonymity']['violations']['3']:,} violate 3-anonymity, "
         f"global risk {s['global_risk']['percent']:.2f} %"
     )
+    shutil.copyfile(SURVEY_PUF_PLAN, paths["PUF plan"])
+    for tier, source, plan_path in (
+        ("SUF", paths["example data"], paths["reviewed plan"]),
+        ("PUF", paths["SUF bundle"], paths["PUF plan"]),
+    ):
+        console.print(f"anonymizing: {tier} from {source.name} with {plan_path.name} …", highlight=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            release = anonymize(source, plan_path)
+            release.write(paths[f"{tier} bundle"], overwrite=True)
+        for w in caught:
+            console.print(f"note: {w.message}", highlight=False)
+        before, after = release.report["risk_before"], release.report["risk_after"]
+        k = release.plan.targets.k
+        console.print(
+            f"{tier}: {before['k_anonymity']['violations'][str(k)]:,} → "
+            f"{after['k_anonymity']['violations'][str(k)]:,} records violate {k}-anonymity, global risk "
+            f"{before['global_risk']['percent']:.2f} % → {after['global_risk']['percent']:.3f} %; "
+            + ("targets met" if release.targets_met else "TARGETS NOT MET"),
+            highlight=False,
+        )
     return paths

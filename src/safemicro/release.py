@@ -113,7 +113,7 @@ def anonymize(
     with progress(len(steps) + 3, "risk before", enabled=show_progress) as advance:
         before = assess(dataset, plan=plan, suda=_suda_ok(plan.roles.keys))
         advance("anonymizing")
-        tagged = dataset.with_frame(dataset.frame.with_columns(pl.int64_range(0, dataset.n).alias(ROW_ID)))
+        tagged = dataset.with_frame(dataset.frame.with_columns(pl.int_range(0, dataset.n, dtype=pl.Int64).alias(ROW_ID)))
         released_tagged, changes = run_steps(
             tagged, steps, on_step=lambda s: advance(f"step {s.label}")
         )

@@ -5,5 +5,6 @@ from pathlib import Path
 from safemicro.examples.survey import generate_survey, write_example
 
 SURVEY_PLAN = Path(__file__).with_name("survey_plan.yaml")
+SURVEY_PUF_PLAN = Path(__file__).with_name("survey_plan_puf.yaml")
 
-__all__ = ["SURVEY_PLAN", "generate_survey", "write_example"]
+__all__ = ["SURVEY_PLAN", "SURVEY_PUF_PLAN", "generate_survey", "write_example"]
