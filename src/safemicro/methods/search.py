@@ -73,7 +73,9 @@ class SearchResult:
         return self.nodes - self.evaluated
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything but the timing, so the change record is the same on every run."""
         out = asdict(self)
+        out.pop("seconds")
         out["pruned"] = self.pruned
         return out
 
@@ -88,7 +90,10 @@ def _level_kwargs(level: Any, var: str) -> dict[str, Any]:
     if isinstance(level, (list, tuple)) or isinstance(level, int):
         return {"breaks": list(level) if isinstance(level, (list, tuple)) else int(level)}
     if isinstance(level, dict) and level:
-        if set(map(str, level)) <= _RECODE_ARGS and any(k in level for k in ("breaks", "map", "hierarchy")):
+        if any(k in level for k in ("breaks", "map", "hierarchy")):
+            unknown = sorted(str(k) for k in level if k not in _RECODE_ARGS)
+            if unknown:
+                raise SafemicroError(f"a level of {var} has unknown recode arguments: {', '.join(unknown)}", column=var)
             return dict(level)
         return {"map": dict(level)}
     raise SafemicroError(
@@ -228,6 +233,8 @@ def search_levels(
 class _Search:
     def __init__(self, ds, keys, hierarchies, k, max_risk, max_suppression, weight, alpha, loss):
         keys = list(keys)
+        if not isinstance(hierarchies, dict):
+            raise SafemicroError("hierarchies must map each key to its list of levels")
         if not keys:
             raise SafemicroError("recode_search needs at least one key variable")
         if len(set(keys)) != len(keys):
