@@ -297,3 +297,17 @@ def test_compare_user_errors():
     with pytest.raises(SafemicroError, match="non-negative") as err:
         compare(negative, negative, roles=ROLES)
     assert err.value.row == 6 and err.value.column == "w"
+
+
+def test_marginal_keeps_top_categories_for_plots():
+    frame = pl.DataFrame({"k": list(range(20)) * 5 + [0] * 10, "w": [2.0] * 110}).with_row_index(ROW_ID)
+    released = frame.with_columns(pl.when(pl.col("k") >= 18).then(99).otherwise(pl.col("k")).alias("k"))
+    out = compare(Dataset(frame), Dataset(released), roles=Roles(keys=["k"], weight="w"), top=3)
+    (row,) = [v for v in out["variables"] if v["variable"] != "w"]
+    assert [m["kind"] for m in row["marginal"]] == ["value", "value", "value", "other"]
+    assert [m["value"] for m in row["marginal"][:2]] == [0, 99]  # largest share on either side
+    other = row["marginal"][-1]
+    assert other["label"] == "18 other categories"
+    assert sum(m["count_before"] for m in row["marginal"]) == 110
+    assert sum(m["share_weighted_after"] for m in row["marginal"]) == pytest.approx(1.0)
+    assert row["tvd"] == pytest.approx(10 / 110) and row["changed"] == 10

@@ -15,7 +15,6 @@ distances say how far apart the two codings are, which the notes point out.
 
 from __future__ import annotations
 
-import math
 from itertools import combinations
 from typing import Any
 
@@ -30,24 +29,20 @@ from safemicro.utility.design import Design, make_design
 from safemicro.utility.estimates import compare_indicator
 from safemicro.utility.models import compare_regression
 from safemicro.utility.numeric import QUANTILE_PROBS, numeric_loss, quantiles
-from safemicro.utility.tables import JointCodes, common_dtype, distances, joint_codes, pair_distances
+from safemicro.utility.tables import (
+    JointCodes,
+    common_dtype,
+    distances,
+    joint_codes,
+    json_value,
+    pair_distances,
+    value_label,
+)
 
 __all__ = ["compare"]
 
 CATEGORICAL_MAX = 30  # numeric columns without a role: at most this many values = categorical
 TEXT_MAX = 1000  # text columns without a role: more distinct values = identifier-like
-
-
-def _json(v: Any) -> Any:
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return _json(float(v))
-    if v is None or isinstance(v, (bool, int, str)):
-        return v
-    return str(v)
 
 
 # -- rows -------------------------------------------------------------------------------
@@ -139,18 +134,6 @@ def _cells(a: pl.Series, b: pl.Series) -> tuple[np.ndarray, int]:
     return differ, int((~an & bn).sum())
 
 
-def _label(value: Any, name: str, *datasets: Dataset) -> str | None:
-    for ds in datasets:
-        if name not in ds.columns:
-            continue
-        labels = ds.codebook.meta(name).value_labels
-        if value in labels:
-            return labels[value]
-        if isinstance(value, float) and value.is_integer() and int(value) in labels:
-            return labels[int(value)]
-    return None
-
-
 def _marginal(jc: JointCodes, counts: dict[str, np.ndarray], top: int, name: str, dsets) -> list[dict]:
     """The largest categories before/after (shares), then missing and the rest, for plots."""
     shares = {k: (v / v.sum() if v.sum() > 0 else v) for k, v in counts.items()}
@@ -168,7 +151,7 @@ def _marginal(jc: JointCodes, counts: dict[str, np.ndarray], top: int, name: str
         return out
 
     values = jc.values.to_list()
-    rows = [row("value", _json(values[c - 1]), _label(values[c - 1], name, *dsets), [c]) for c in head]
+    rows = [row("value", json_value(values[c - 1]), value_label(values[c - 1], name, *dsets), [c]) for c in head]
     if counts["before"][0] or counts["after"][0]:
         rows.append(row("missing", None, "missing", [0]))
     if len(rest):
@@ -203,8 +186,8 @@ def _numeric_row(before: pl.Series, after: pl.Series) -> dict[str, Any]:
         ok = s.dtype.is_numeric()
         v = s.cast(pl.Float64).fill_null(np.nan).to_numpy() if ok else None
         obs = v[~np.isnan(v)] if ok else np.empty(0)
-        out[f"mean_{side}"] = _json(float(obs.mean())) if len(obs) else None
-        out[f"sd_{side}"] = _json(float(obs.std(ddof=1))) if len(obs) > 1 else None
+        out[f"mean_{side}"] = json_value(float(obs.mean())) if len(obs) else None
+        out[f"sd_{side}"] = json_value(float(obs.std(ddof=1))) if len(obs) > 1 else None
         out[f"quantiles_{side}"] = quantiles(obs) if ok else None
     out["quantile_probs"] = list(QUANTILE_PROBS)
     return out
@@ -289,8 +272,8 @@ def compare(
             row |= _categorical_row(jc, w_o, w_r, top, name, dsets)
             if row["categories_differ"]:
                 notes.append(
-                    f"{name}: the categories differ before and after (recoded or suppressed); "
-                    "the distances compare the two codings as they are"
+                    f"{name}: the categories differ before and after (recoded, suppressed or sampled "
+                    "away); the distances compare the two codings as they are"
                 )
         elif base["kind"] == "numeric":
             row |= _numeric_row(full, after)
@@ -347,6 +330,9 @@ def compare(
             if roles.strata or roles.cluster
             else ("weighted simple random sampling with replacement" if roles.weight else "simple random sampling with replacement"),
             "confidence_level": level,
+            "strata_count": len(before[1].n_psu),
+            "psu_count": before[1].n_psus,
+            "single_psu_strata": before[1].single_psu_strata,
         },
         "variables": variables,
         "numeric": numeric,

@@ -18,7 +18,7 @@ from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.plan import Indicator
 from safemicro.utility.design import Design, ratio_estimates, z_value
-from safemicro.utility.tables import joint_codes
+from safemicro.utility.tables import joint_codes, json_value, value_label
 
 __all__ = ["ci_overlap", "compare_indicator", "comparison", "estimate"]
 
@@ -128,31 +128,12 @@ def comparison(before: dict | None, after: dict | None) -> dict[str, Any]:
     return out
 
 
-def _json(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    return str(v)
-
-
-def _label(value: Any, *datasets_and_names: tuple[Dataset, str]) -> str | None:
-    for ds, name in datasets_and_names:
-        labels = ds.codebook.meta(name).value_labels if name in ds.columns else {}
-        if not labels:
-            continue
-        for key in (value, str(value)) + ((int(value),) if isinstance(value, float) and value.is_integer() else ()):
-            if key in labels:
-                return labels[key]
-    return None
-
-
 def _matches(values: pl.Series, wanted: Any, ds: Dataset, name: str) -> np.ndarray:
     """Positions in ``values`` equal to ``wanted`` as a value, as text, or as its value label."""
     vals = values.to_list()
     hit = [v == wanted or str(v) == str(wanted) for v in vals]
     if not any(hit):
-        hit = [_label(v, (ds, name)) == str(wanted) for v in vals]
+        hit = [value_label(v, name, ds) == str(wanted) for v in vals]
     return np.flatnonzero(hit)
 
 
@@ -234,11 +215,11 @@ def compare_indicator(
                 "indicator": title,
                 "variable": var,
                 "kind": indicator.kind,
-                "value": _json(categories[c]) if c is not None else None,
-                "value_label": _label(categories[c], (ds_b, var), (ds_a, var)) if c is not None else None,
+                "value": json_value(categories[c]) if c is not None else None,
+                "value_label": value_label(categories[c], var, ds_b, ds_a) if c is not None else None,
                 "by": by,
-                "domain": _json(dom_value),
-                "domain_label": _label(dom_value, (ds_b, by), (ds_a, by)) if by else None,
+                "domain": json_value(dom_value),
+                "domain_label": value_label(dom_value, by, ds_b, ds_a) if by else None,
             }
             rows.append(row | comparison(b, a))
     return rows, notes

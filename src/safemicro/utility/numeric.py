@@ -8,6 +8,7 @@ missing on either side carry no information about the loss and are left out.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -52,7 +53,8 @@ def il1s(x, x_released) -> float:
     Columns without spread in the original (sd 0) contribute nothing.
     """
     a, b = _pair(x, x_released)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # fewer than 2 observed values: sd NaN
         sd = np.nanstd(a, axis=0, ddof=1)
         return _finite_sum(np.abs(a - b) / (sd * math.sqrt(2.0)))
 

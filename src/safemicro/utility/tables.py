@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
 
+from safemicro.io.dataset import Dataset
 from safemicro.keys import BINCOUNT_LIMIT, dense_ids, encode_column
 
 __all__ = [
@@ -23,7 +25,9 @@ __all__ = [
     "hellinger",
     "joint_codes",
     "pair_distances",
+    "json_value",
     "tvd",
+    "value_label",
 ]
 
 
@@ -131,3 +135,30 @@ def pair_distances(
         )
         out["tvd_weighted"], out["hellinger_weighted"] = w["tvd"], w["hellinger"]
     return out
+
+
+def json_value(v: Any) -> Any:
+    """A category or number as JSON: NaN/inf become None, anything exotic becomes text."""
+    if isinstance(v, (np.integer, np.floating)):
+        v = v.item()
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    return str(v)
+
+
+def value_label(value: Any, name: str, *datasets: Dataset) -> str | None:
+    """The value label of ``value`` in the first dataset whose codebook has one."""
+    if value is None:
+        return None
+    keys = [value, str(value)]
+    if isinstance(value, float) and value.is_integer():
+        keys.insert(1, int(value))
+    for ds in datasets:
+        if name in ds.columns:
+            labels = ds.codebook.meta(name).value_labels
+            for key in keys:
+                if key in labels:
+                    return labels[key]
+    return None
