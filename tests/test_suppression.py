@@ -92,6 +92,20 @@ def test_sdcmicro_k2_and_importance_counts(td, reference, kwargs, ref_key):
     assert _fk(res.dataset.frame, KV7).min() >= kwargs["k"]
 
 
+def test_sdcmicro_says_when_its_reduced_data_leave_records_below_k():
+    """With alpha < 1 and missing values sdcMicro's stopping rule (fk on the reduced data)
+    can leave records below k; the change record says so."""
+    codes = [[2, 1], [1, 1], [2, 2], [1, 2], [1, 1], [1, 2], [2, 1], [0, 2], [1, 0], [1, 1], [2, 0], [1, 0]]
+    df = pl.DataFrame(np.array(codes), schema=["a", "b"], orient="row").with_columns(
+        pl.all().replace(0, None)
+    )
+    res = local_suppression(Dataset(df), keys=["a", "b"], k=3, alpha=0.0, method="sdcmicro")
+    below = int((_fk(res.dataset.frame, ["a", "b"], alpha=0.0) < 3).sum())
+    assert below > 0 and f"left {below} records below k=3" in res.change.notes[0]
+    assert res.change.details["fk_min_after"] < 3
+    assert _fk(local_suppression(Dataset(df), keys=["a", "b"], k=3, alpha=0.0).dataset.frame, ["a", "b"], 0.0).min() >= 3
+
+
 def test_sdcmicro_raises_instead_of_looping_forever():
     codes = np.array([[1, 1], [2, 2]], dtype=np.int64)
     with pytest.raises(SafemicroError, match="loop forever"):
@@ -227,6 +241,34 @@ def test_household_level_keys_are_suppressed_per_household(td, method):
         )
         assert res.change.details["cells_suppressed"] < theirs.change.details["cells_suppressed"]
         assert sum(res.change.suppressed[v] for v in HH_LEVEL) < 50
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 4), st.sampled_from(["optimal", "sdcmicro"]))
+def test_household_consistency_property(seed, k, method):
+    rng = np.random.default_rng(seed)
+    n_hh = int(rng.integers(3, 15))
+    size = rng.integers(1, 5, n_hh)
+    hh = np.repeat(np.arange(n_hh), size)
+    df = pl.DataFrame(
+        {
+            "hh": hh,
+            "region": rng.integers(1, 4, n_hh)[hh],
+            "roof": rng.integers(1, 3, n_hh)[hh],
+            "sex": rng.integers(1, 3, len(hh)),
+            "age": rng.integers(1, 4, len(hh)),
+        }
+    )
+    keys = ["region", "roof", "sex", "age"]
+    if k > df.height:
+        return
+    res = local_suppression(
+        Dataset(df), keys=keys, k=k, method=method, household="hh", household_level=["region", "roof"]
+    )
+    out = res.dataset.frame
+    assert _fk(out, keys).min() >= k
+    nulls = out.group_by("hh").agg(pl.col("region", "roof").is_null().n_unique())
+    assert (nulls["region"] == 1).all() and (nulls["roof"] == 1).all()
 
 
 def test_user_missing_codes_are_wildcards_and_stay():

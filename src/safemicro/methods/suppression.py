@@ -671,6 +671,11 @@ def local_suppression(
         masks = _sdcmicro(inp, k, alpha, ranks)
         fk, Fk = _record_fk(_masked(inp.codes, masks), inp.weights, alpha)
         used = {name: int(r) for name, r in zip(inp.keys, ranks)}
+        if fk.min() < k - _EPS:  # its fk comes from the reduced data (possible with alpha < 1)
+            notes.append(
+                f"sdcMicro's algorithm left {int((fk < k - _EPS).sum())} records below k={k} "
+                "in the full data; method='optimal' guarantees k"
+            )
     else:
         costs = _importance_costs(importance, inp.keys)
         eng, unsafe_before = _optimal(inp, alpha, safe, costs)
