@@ -311,3 +311,15 @@ def test_marginal_keeps_top_categories_for_plots():
     assert sum(m["count_before"] for m in row["marginal"]) == 110
     assert sum(m["share_weighted_after"] for m in row["marginal"]) == pytest.approx(1.0)
     assert row["tvd"] == pytest.approx(10 / 110) and row["changed"] == 10
+
+
+def test_new_household_ids_alone_do_not_change_records():
+    ds = _survey()
+    roles = ROLES.model_copy(update={"household": "hh"})
+    frame = ds.frame.with_columns((pl.col(ROW_ID) // 3).alias("hh"))
+    ds = ds.with_frame(frame)
+    renumbered = ds.with_frame(frame.with_columns((pl.col("hh") + 1000).alias("hh")))
+    out = compare(ds, renumbered, roles=roles)
+    hh = next(v for v in out["variables"] if v["variable"] == "hh")
+    assert hh["kind"] == "id" and hh["changed"] == ds.n and "tvd" not in hh
+    assert out["rows"]["records_changed"] == 0

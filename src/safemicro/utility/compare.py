@@ -223,7 +223,8 @@ def compare(
     ``roles`` describe the original (weight, strata and cluster give the survey design;
     keys give the default two-way tables; numeric keys the numeric loss). ``utility`` adds
     the plan's indicators, regressions and extra tables. ``top`` categories per variable
-    are kept for plots.
+    are kept for plots. ``rows.records_changed`` counts released records with a changed
+    value outside the identifiers (direct ids, household and cluster ids).
     """
     utility = utility or Utility()
     roles.check_columns([c for c in original.columns if c != ROW_ID], original.source)
@@ -259,7 +260,8 @@ def compare(
         full = original.analysis_column(name)
         after = released.analysis_column(name)
         differ, suppressed = _cells(_take(full, idx), after)
-        touched |= differ
+        if base["kind"] != "id":  # new household ids alone do not make a record changed
+            touched |= differ
         row = base | {
             "status": "kept",
             "changed": int(differ.sum()),
