@@ -94,8 +94,6 @@ def _text(value: Any) -> str:
         return fmt_num(value)
     if isinstance(value, str):
         return value
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_num(v) is not None for v in value):
-        return f"[{fmt_num(value[0])}, {fmt_num(value[1])}]"
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
@@ -266,7 +264,8 @@ def _estimate(side: Any) -> str:
     s = _map(side)
     if s.get("estimate") is None:
         return "–"
-    ci = f" [{fmt_num(s['lower'])}, {fmt_num(s['upper'])}]" if s.get("lower") is not None else ""
+    lo, hi = s.get("lower"), s.get("upper")
+    ci = f" [{fmt_num(lo)}, {fmt_num(hi)}]" if lo is not None and hi is not None else ""
     return fmt_num(s["estimate"]) + ci
 
 
@@ -274,7 +273,10 @@ def _difference(row: Mapping[str, Any]) -> str:
     if row.get("difference") is None:
         return "–"
     rel = _num(row.get("relative_difference"))
-    return fmt_num(row["difference"]) + (f" ({100 * rel:+.1f} %)" if rel is not None else "")
+    if not rel:
+        return fmt_num(row["difference"])
+    pct = 100 * rel
+    return fmt_num(row["difference"]) + (f" ({pct:+.1f} %)" if abs(pct) >= 0.1 else f" ({pct:+.2g} %)")
 
 
 def _overlap_text(x: float | None) -> str:
@@ -446,6 +448,12 @@ def _plot_marginals(rows: Any, names: list[str]) -> dict[str, Any]:
     return out
 
 
+def _design_size(design: Mapping[str, Any]) -> str:
+    parts = [f"{fmt_int(design[k])} {what}" for k, what in (("strata_count", "strata"), ("psu_count", "PSUs"))
+             if _num(design.get(k))]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _utility(utility: Any) -> dict[str, Any] | None:
     u = _map(utility)
     if not u:
@@ -462,7 +470,7 @@ def _utility(utility: Any) -> dict[str, Any] | None:
         "indicators": _indicator_rows(u.get("indicators")),
         "regressions": _regressions(u.get("regressions")),
         "notes": [str(n) for n in _list(u.get("notes"))],
-        "variance": str(design.get("variance") or ""),
+        "variance": str(design.get("variance") or "") + _design_size(design),
         "level": f"{100 * level:g} %" if level is not None else "",
     }
     return ctx if any(v for k, v in ctx.items() if k not in ("variance", "level")) else None
@@ -611,11 +619,24 @@ def _external_steps(steps: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _changed_variables(steps: list[Any]) -> tuple[list[str], list[str]]:
+    """Variables with values changed by perturbative steps, and by the others (not suppressed)."""
+    perturbed: dict[str, None] = {}
+    recoded: dict[str, None] = {}
+    for s in steps:
+        if not isinstance(s, Mapping):
+            continue
+        suppressed = _map(s.get("suppressed"))
+        for name, v in _map(s.get("changed")).items():
+            if (_num(v) or 0) > (_num(suppressed.get(name)) or 0):
+                (perturbed if s.get("perturbative") else recoded)[name] = None
+    return list(perturbed), [n for n in recoded if n not in perturbed]
+
+
 def _external_context(view: Mapping[str, Any]) -> dict[str, Any]:
     steps = _list(view.get("steps"))
     suppressed = _totals(steps, "suppressed")
-    perturbed = sorted({n for s in steps if isinstance(s, Mapping) and s.get("perturbative")
-                        for n, v in _map(s.get("changed")).items() if _num(v)})
+    perturbed, recoded = _changed_variables(steps)
     utility = _map(view.get("utility"))
     weight = _map(view.get("weight"))
     return {
@@ -629,6 +650,7 @@ def _external_context(view: Mapping[str, Any]) -> dict[str, Any]:
         "steps": _external_steps(steps),
         "suppressed": [{"name": n, "count": fmt_int(c)} for n, c in suppressed.items() if c],
         "perturbed": perturbed,
+        "recoded": recoded,
         "weight": {"name": str(weight["name"]), "adjusted": bool(weight.get("adjusted"))}
         if weight.get("name") else None,
         "residual_risk": _residual_risk(_map(view.get("risk_after")), view.get("n_records")),
