@@ -562,10 +562,12 @@ def _spread(masks: np.ndarray, inp: _Input) -> np.ndarray:
     return masks | (spread & observed)
 
 
-def _optimal(inp: _Input, alpha: float, safe: Safe, costs: np.ndarray) -> tuple[_Engine, float]:
+def _optimal(
+    inp: _Input, alpha: float, safe: Safe, costs: np.ndarray
+) -> tuple[_Engine, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Greedy suppression on the key table, restore pass, household consistency.
 
-    Returns the final engine and the number of unsafe records before. A household-level
+    Returns the final engine and the key table before (fk, Fk, count). A household-level
     value suppressed in one record is suppressed in its whole household, so in household
     mode those keys cost the mean household size per cell."""
     if inp.household_bits:
@@ -573,7 +575,8 @@ def _optimal(inp: _Input, alpha: float, safe: Safe, costs: np.ndarray) -> tuple[
         level = (inp.household_bits >> np.arange(len(costs))) & 1 == 1
         costs = np.where(level, costs * size, costs)
     eng = _Engine(inp, np.zeros(len(inp.codes), dtype=np.int64), alpha, safe, costs)
-    unsafe_before = float(eng.n[eng.unsafe()].sum())
+    alive = eng.n > 0
+    before = (eng.fk[alive].copy(), eng.Fk[alive].copy(), eng.n[alive].copy())
     eng.make_safe(verify=False)
     eng.restore(eng.full)
     eng.make_safe()
@@ -586,7 +589,7 @@ def _optimal(inp: _Input, alpha: float, safe: Safe, costs: np.ndarray) -> tuple[
         eng.make_safe(verify=False)
         eng.restore(eng.full & ~inp.household_bits)
         eng.make_safe()
-    return eng, unsafe_before
+    return eng, before
 
 
 def _sdcmicro(inp: _Input, k: int, alpha: float, ranks: np.ndarray) -> np.ndarray:
@@ -700,7 +703,8 @@ def local_suppression(
             )
     else:
         costs = _importance_costs(importance, inp.keys)
-        eng, unsafe_before = _optimal(inp, alpha, safe, costs)
+        eng, (fk0, Fk0, n0) = _optimal(inp, alpha, safe, costs)
+        unsafe_before = n0[~safe(fk0, Fk0)].sum()
         masks = eng.record_masks()
         alive = eng.n > 0
         fk, Fk = eng.fk[alive], eng.Fk[alive]
@@ -766,9 +770,9 @@ def suppress_by_risk(
         )
     importance = _importance_names(importance, inp.keys, ds)
     costs = _importance_costs(importance, inp.keys)
-    fk0, Fk0 = _record_fk(inp.codes, inp.weights, alpha)
+    eng, (fk0, Fk0, n0) = _optimal(inp, alpha, safe, costs)
     risk_before = individual_risk(fk0, Fk0, weighted=weighted)
-    eng, unsafe_before = _optimal(inp, alpha, safe, costs)
+    unsafe_before = n0[~safe(fk0, Fk0)].sum()
     alive = eng.n > 0
     risk_after = individual_risk(eng.fk[alive], eng.Fk[alive], weighted=weighted)
     details = {
