@@ -67,10 +67,22 @@ class Dataset:
         return self.frame.height
 
     def with_frame(self, frame: pl.DataFrame) -> "Dataset":
-        """A new Dataset with another frame and a copy of this codebook (never mutates self)."""
+        """A new Dataset with another frame and a copy of this codebook (never mutates self).
+
+        Labels and missing-code lists are copied too, so a method may edit them in place.
+        """
         cb = replace(
             self.codebook,
-            variables={k: replace(v) for k, v in self.codebook.variables.items() if k in frame.columns},
+            variables={
+                k: replace(
+                    v,
+                    value_labels=dict(v.value_labels),
+                    missing_values=list(v.missing_values),
+                    missing_ranges=list(v.missing_ranges),
+                )
+                for k, v in self.codebook.variables.items()
+                if k in frame.columns
+            },
             extended_missing={k: dict(v) for k, v in self.codebook.extended_missing.items() if k in frame.columns},
         )
         return Dataset(frame=frame, codebook=cb, source=self.source)
