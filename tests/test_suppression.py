@@ -9,6 +9,7 @@ import pytest
 from conftest import KV7, SDC_DATA, ref_csv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
@@ -103,7 +104,12 @@ def test_sdcmicro_says_when_its_reduced_data_leave_records_below_k():
     below = int((_fk(res.dataset.frame, ["a", "b"], alpha=0.0) < 3).sum())
     assert below > 0 and f"left {below} records below k=3" in res.change.notes[0]
     assert res.change.details["fk_min_after"] < 3
-    assert _fk(local_suppression(Dataset(df), keys=["a", "b"], k=3, alpha=0.0).dataset.frame, ["a", "b"], 0.0).min() >= 3
+    assert (
+        _fk(
+            local_suppression(Dataset(df), keys=["a", "b"], k=3, alpha=0.0).dataset.frame, ["a", "b"], 0.0
+        ).min()
+        >= 3
+    )
 
 
 def test_sdcmicro_raises_instead_of_looping_forever():
@@ -225,14 +231,10 @@ def test_every_record_reaches_k(frame_keys, k, alpha):
 
 @pytest.mark.parametrize("method", ["optimal", "sdcmicro"])
 def test_household_level_keys_are_suppressed_per_household(td, method):
-    res = local_suppression(
-        td, keys=KV7, k=3, method=method, household="ori_hid", household_level=HH_LEVEL
-    )
+    res = local_suppression(td, keys=KV7, k=3, method=method, household="ori_hid", household_level=HH_LEVEL)
     out = res.dataset.frame
     assert _fk(out, KV7).min() >= 3
-    per_hh = out.group_by("ori_hid").agg(
-        [pl.col(v).is_null().n_unique().alias(v) for v in HH_LEVEL]
-    )
+    per_hh = out.group_by("ori_hid").agg([pl.col(v).is_null().n_unique().alias(v) for v in HH_LEVEL])
     assert (per_hh.select(HH_LEVEL).max_horizontal() == 1).all()  # all missing or none
     assert res.change.notes
     if method == "optimal":  # household-level cells cost a household each: relat/sex go first
@@ -378,13 +380,19 @@ def test_step_defaults_reads_and_describe(td):
     no_hh = spec.params.model_validate({"household_mode": False, "k": 2, "method": "sdcmicro"})
     assert no_hh.reads(ctx) == KV7 + ["sampling_weight"]
     assert spec.run(td, no_hh, ctx).change.suppressed == {
-        "urbrur": 0, "roof": 9, "walls": 0, "water": 19, "electcon": 2, "relat": 127, "sex": 0
+        "urbrur": 0,
+        "roof": 9,
+        "walls": 0,
+        "water": 19,
+        "electcon": 2,
+        "relat": 127,
+        "sex": 0,
     }
     with pytest.raises(ValueError, match="no key variables"):
         spec.params.model_validate({}).check(_ctx(td.columns))
     with pytest.raises(ValueError, match="importance"):
         spec.params.model_validate({"importance": ["age"]}).check(ctx)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="kk"):
         spec.params.model_validate({"kk": 3})
 
 

@@ -101,7 +101,9 @@ def _prepare(
     return _Input(keys, codes, w, weight is not None, hh, bits)
 
 
-def _importance_names(importance: Importance, keys: list[str], ds: Dataset) -> Sequence[str] | Mapping[str, float] | None:
+def _importance_names(
+    importance: Importance, keys: list[str], ds: Dataset
+) -> Sequence[str] | Mapping[str, float] | None:
     """Check the importance argument: key names (most important first) or {key: weight}."""
     if importance is None:
         return None
@@ -115,9 +117,23 @@ def _importance_names(importance: Importance, keys: list[str], ds: Dataset) -> S
         raise _error("importance lists a key variable twice", ds)
     if isinstance(importance, Mapping):
         for name, value in importance.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-                raise _error(f"importance weight of {name!r} must be a positive number, got {value!r}", ds, column=name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not np.isfinite(value)
+                or value <= 0
+            ):
+                raise _error(
+                    f"importance weight of {name!r} must be a positive number, got {value!r}", ds, column=name
+                )
     return importance
+
+
+def _plain(importance: Importance) -> list[str] | dict[str, float] | None:
+    """The importance as JSON-friendly parameters."""
+    if importance is None:
+        return None
+    return dict(importance) if isinstance(importance, Mapping) else list(importance)
 
 
 def _importance_ranks(importance: Importance, keys: list[str], codes: np.ndarray) -> np.ndarray:
@@ -723,7 +739,7 @@ def local_suppression(
         "keys": inp.keys,
         "k": k,
         "method": method,
-        "importance": None if importance is None else (dict(importance) if isinstance(importance, Mapping) else list(importance)),
+        "importance": _plain(importance),
         "alpha": alpha,
         "household": household,
         "household_level": [v for v in household_level if v in inp.keys],
@@ -784,13 +800,15 @@ def suppress_by_risk(
         "fk_min_after": float(eng.fk[alive].min()),
         "importance": {name: float(c) for name, c in zip(inp.keys, costs)},
     }
-    notes = ["household-level keys are suppressed for every member of a household"] if inp.household_bits else []
+    notes = (
+        ["household-level keys are suppressed for every member of a household"] if inp.household_bits else []
+    )
     params = {
         "keys": inp.keys,
         "max_risk": max_risk,
         "weight": weight,
         "alpha": alpha,
-        "importance": None if importance is None else (dict(importance) if isinstance(importance, Mapping) else list(importance)),
+        "importance": _plain(importance),
         "household": household,
         "household_level": [v for v in household_level if v in inp.keys],
     }
