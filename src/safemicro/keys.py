@@ -65,7 +65,7 @@ def dense_ids(codes: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
 
     Returns ``(ids, distinct_codes)``.
     """
-    if space <= max(BINCOUNT_LIMIT, 4 * len(codes)):
+    if space <= min(BINCOUNT_LIMIT, max(1 << 20, 16 * len(codes))):
         seen = np.zeros(space, dtype=bool)
         seen[codes] = True
         distinct = np.flatnonzero(seen)
