@@ -31,7 +31,7 @@ class SafemicroError(Exception):
         if self.file:
             where.append(f"file {self.file}")
         if self.step:
-            where.append(f"step {self.step!r}")
+            where.append(f"step {self.step}")
         if self.column:
             where.append(f"column {self.column!r}")
         if self.row is not None:

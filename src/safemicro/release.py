@@ -119,6 +119,9 @@ def anonymize(
         )
         released = released_tagged.with_frame(released_tagged.frame.drop(ROW_ID))
         after_roles = roles_after(plan.roles, released.columns)
+        created = [c.details["weight"] for c in changes if c.details.get("weight_created")]
+        if created and after_roles.weight is None:  # a subsample made the design weight
+            after_roles = after_roles.model_copy(update={"weight": created[-1]})
         advance("risk after")
         after = assess(
             released,
