@@ -98,7 +98,8 @@ def _text(value: Any) -> str:
 
 
 def _params(params: Any) -> list[tuple[str, str]]:
-    return [(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str))
+    """Parameters as (name, text) pairs: JSON for values, "default" for an unset (null) one."""
+    return [(k, v if isinstance(v, str) else "default" if v is None else json.dumps(v, ensure_ascii=False, default=str))
             for k, v in _map(params).items()]
 
 
@@ -224,7 +225,7 @@ def _internal_steps(steps: Any) -> list[dict[str, Any]]:
             "index": _text(s.get("index")),
             "name": str(s.get("name", "")),
             "description": str(s.get("description") or ""),
-            "params": [(k, v) for k, v in _params(s.get("params")) if not (k == "seed" and v == "null")],
+            "params": [(k, v) for k, v in _params(s.get("params")) if not (k == "seed" and v == "default")],
             "seed": None if s.get("seed") is None else str(s.get("seed")),
             "records_touched": fmt_int(s.get("records_touched")),
             "cells_changed": fmt_int(sum(_num(v) or 0 for v in _map(s.get("changed")).values())),
