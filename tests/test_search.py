@@ -189,7 +189,7 @@ def test_max_risk_counts_as_violation(testdata):
     loss=st.sampled_from(["entropy", "precision", "discernibility"]),
 )
 def test_flash_equals_exhaustive_search(data, depth, k, max_suppression, loss):
-    frame = pl.DataFrame(data, schema=["a", "b", "c"], orient="row")
+    frame = pl.DataFrame(data, schema={"a": pl.Int64, "b": pl.Int64, "c": pl.Int64}, orient="row")
     ds = Dataset(frame)
     hier = {}
     for name, d in zip(["a", "b", "c"], depth):

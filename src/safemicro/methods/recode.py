@@ -219,6 +219,8 @@ def resolve_bands(
 def _check_column(ds: Dataset, variable: str) -> None:
     if variable not in ds.columns:
         raise SafemicroError(f"there is no column {variable!r} to recode", column=variable)
+    if ds.frame.schema[variable] == pl.Null:
+        raise SafemicroError("every value is missing: there is nothing to recode", column=variable)
 
 
 def _missing_mask(ds: Dataset, variable: str) -> np.ndarray:
