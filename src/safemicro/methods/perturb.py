@@ -1,0 +1,527 @@
+"""Perturbation of continuous variables: noise addition, rank swapping and data shuffling.
+
+- :func:`add_noise` adds normal noise: independent per variable with sd ``amount``·sd(x)
+  (the Practice Guide uses 0.01·sd), or correlated noise with covariance ``amount``·Σ
+  (Brand 2002), which keeps the correlations of the variables in expectation. These are
+  sdcMicro's ``addNoise`` "additive" and "correlated" conventions.
+- :func:`rank_swap` swaps each value with one chosen at random among the values at most
+  ``p`` % of the ranks above it (Moore 1996): every variable keeps exactly its values.
+- :func:`shuffle` is data shuffling (Muralidhar & Sarathy 2006): values y* are drawn from
+  the conditional distribution of the variables given the non-confidential ``by``
+  variables (a normal model on normal scores), and each variable's original values are
+  handed out in the rank order of y*. Marginals are kept exactly, rank correlations with
+  ``by`` and between the variables approximately.
+
+Missing and user-missing cells are never changed and never take part; a noisy value that
+would land on a user-missing code is drawn again.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from safemicro.errors import SafemicroError
+from safemicro.io.dataset import Dataset
+from safemicro.methods.base import (
+    Change,
+    MethodResult,
+    StepContext,
+    StepParams,
+    count_changes,
+    register,
+    rng_for,
+)
+
+__all__ = ["add_noise", "rank_swap", "shuffle"]
+
+_REDRAWS = 20  # attempts to move a noisy value off a user-missing code
+
+
+def add_noise(
+    ds: Dataset,
+    *,
+    variables: str | Sequence[str],
+    amount: float = 0.01,
+    method: Literal["additive", "correlated"] = "additive",
+    seed: int | None = None,
+) -> MethodResult:
+    """Add normal noise to ``variables``.
+
+    ``"additive"``: independent noise with sd ``amount``·sd(x) per variable.
+    ``"correlated"``: noise with covariance ``amount``·Σ (Σ the covariance of the
+    variables on complete records), so its sd is √amount·sd(x). Integer columns are
+    rounded back to whole numbers and keep their type; ``amount=0`` changes nothing.
+
+    >>> import polars as pl
+    >>> from safemicro.io import Dataset
+    >>> ds = Dataset(pl.DataFrame({"income": [100, 200, 300, 400]}))
+    >>> add_noise(ds, variables="income", amount=0.0, seed=1).dataset.frame["income"].to_list()
+    [100, 200, 300, 400]
+    """
+    step = "noise"
+    variables = _names(variables, "variables", step)
+    _check_columns(ds, variables, step)
+    if isinstance(amount, bool) or not isinstance(amount, (int, float, np.integer, np.floating)):
+        raise SafemicroError("amount must be a number", step=step)
+    amount = float(amount)
+    if not np.isfinite(amount) or amount < 0:
+        raise SafemicroError(f"amount must be 0 or more, got {amount}", step=step)
+    if method not in ("additive", "correlated"):
+        raise SafemicroError(f"method must be 'additive' or 'correlated', got {method!r}", step=step)
+    rng, used_seed = rng_for(seed)
+    x = _values(ds, variables, step)
+    observed = ~np.isnan(x)
+
+    sd = np.array([np.std(c[~np.isnan(c)], ddof=1) if (~np.isnan(c)).sum() > 1 else 0.0 for c in x.T])
+    if method == "additive":
+        scale = amount * sd
+        noise = rng.standard_normal(x.shape) * scale
+    else:
+        complete = observed.all(axis=1)
+        if complete.sum() < 2:
+            raise SafemicroError("correlated noise needs at least 2 records with every variable observed", step=step)
+        cov = np.atleast_2d(np.cov(x[complete], rowvar=False))
+        vals, vecs = np.linalg.eigh(amount * cov)
+        root = vecs * np.sqrt(np.clip(vals, 0.0, None))  # root @ root.T = amount·Σ
+        scale = np.sqrt(np.clip(np.diag(amount * cov), 0.0, None))
+        noise = rng.standard_normal(x.shape) @ root.T
+
+    columns, rounded, redrawn = [], [], 0
+    for j, name in enumerate(variables):
+        column, integral, again = _noisy_column(ds, name, x[:, j], noise[:, j], scale[j], observed[:, j], rng)
+        columns.append(column)
+        redrawn += again
+        if integral:
+            rounded.append(name)
+    frame = ds.frame.with_columns(columns)
+    relative = {v: (float(scale[j] / sd[j]) if sd[j] > 0 else 0.0) for j, v in enumerate(variables)}
+    notes = [f"{', '.join(rounded)}: noisy values rounded to whole numbers (integer columns)"] if rounded else []
+    return _result(
+        ds,
+        frame,
+        variables,
+        "noise",
+        {"variables": variables, "amount": amount, "method": method},
+        used_seed,
+        {"method": method, "noise_sd_relative": relative, "rounded": rounded, "redrawn_off_missing_codes": redrawn},
+        notes,
+    )
+
+
+def rank_swap(
+    ds: Dataset,
+    *,
+    variables: str | Sequence[str],
+    p: float = 5,
+    seed: int | None = None,
+) -> MethodResult:
+    """Rank swapping: each value is swapped with a random partner at most ``p`` % of the
+    ranks above it (each variable separately); the values of every variable are kept.
+
+    Walking up the ranks, a value not yet swapped picks its partner uniformly among the
+    not-yet-swapped values whose rank is above its own by at most ⌊p/100·n⌋ (n = observed
+    values); with no such partner left it stays.
+    """
+    step = "rank_swap"
+    variables = _names(variables, "variables", step)
+    _check_columns(ds, variables, step)
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p <= 100:
+        raise SafemicroError(f"p must be a percentage between 0 and 100, got {p!r}", step=step)
+    rng, used_seed = rng_for(seed)
+    x = _values(ds, variables, step)
+    swap = _jit()["_swap_ranks"]
+    columns, window, swapped = [], {}, {}
+    for j, name in enumerate(variables):
+        rows = np.flatnonzero(~np.isnan(x[:, j]))
+        ranked = rows[np.argsort(x[rows, j], kind="stable")]
+        width = int(np.floor(p / 100.0 * len(rows)))
+        partner = swap(width, rng.random(len(rows)))
+        source = np.arange(ds.n)
+        source[ranked] = ranked[partner]  # the record whose value each record receives
+        columns.append(ds.frame[name].gather(source))
+        window[name] = width
+        swapped[name] = int((partner != np.arange(len(rows))).sum())
+    frame = ds.frame.with_columns(columns)
+    return _result(
+        ds,
+        frame,
+        variables,
+        step,
+        {"variables": variables, "p": float(p)},
+        used_seed,
+        {"rank_window": window, "values_swapped": swapped},
+        [],
+    )
+
+
+def shuffle(
+    ds: Dataset,
+    *,
+    variables: str | Sequence[str],
+    by: str | Sequence[str] | None = None,
+    seed: int | None = None,
+) -> MethodResult:
+    """Data shuffling: hand each variable's own values out again in the rank order of
+    values drawn from its distribution given ``by`` (Muralidhar & Sarathy).
+
+    Works on normal scores Φ⁻¹((rank − ½)/n): with Σ their correlation matrix (records
+    complete on every variable and ``by``), y* = Σ_XS Σ_SS⁻¹ s + e with e ~ N(0, Σ_XX −
+    Σ_XS Σ_SS⁻¹ Σ_SX); records missing a ``by`` value draw from N(0, Σ_XX). Then the
+    record with the r-th smallest y*_j gets the r-th smallest observed x_j. Without ``by``
+    each variable is randomly permuted among its observed cells.
+    """
+    step = "shuffle"
+    variables = _names(variables, "variables", step)
+    by = _names(by, "by", step) if by is not None else []
+    _check_columns(ds, [*variables, *by], step)
+    for name in by:
+        if name in variables:
+            raise SafemicroError("a variable cannot be shuffled by itself", column=name, step=step)
+    rng, used_seed = rng_for(seed)
+    x = _values(ds, variables, step)
+    s = _values(ds, by, step) if by else np.zeros((ds.n, 0))
+    y = _shuffle_keys(x, s, rng)
+
+    columns, moved = [], {}
+    for j, name in enumerate(variables):
+        rows = np.flatnonzero(~np.isnan(x[:, j]))
+        by_value = rows[np.argsort(x[rows, j], kind="stable")]
+        by_key = rows[np.argsort(y[rows, j], kind="stable")]
+        source = np.arange(ds.n)
+        source[by_key] = by_value  # r-th smallest key receives the r-th smallest value
+        columns.append(ds.frame[name].gather(source))
+        moved[name] = int((source[rows] != rows).sum())
+    frame = ds.frame.with_columns(columns)
+    notes = []
+    if by and y.shape[1] and not _complete(np.hstack([x, s])).any():
+        notes.append("no record is complete on the variables and by: shuffled as random permutations")
+    return _result(
+        ds,
+        frame,
+        variables,
+        step,
+        {"variables": variables, "by": by or None},
+        used_seed,
+        {"records_moved": moved},
+        notes,
+    )
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _names(value: Any, what: str, step: str) -> list[str]:
+    names = [value] if isinstance(value, str) else list(value)
+    if not all(isinstance(v, str) for v in names):
+        raise SafemicroError(f"{what} must be column names", step=step)
+    if len(set(names)) != len(names):
+        raise SafemicroError(f"{what} lists a column twice", step=step)
+    if what == "variables" and not names:
+        raise SafemicroError("needs at least one variable", step=step)
+    return names
+
+
+def _check_columns(ds: Dataset, names: list[str], step: str) -> None:
+    for name in names:
+        if name not in ds.columns:
+            raise SafemicroError("no such column", column=name, step=step)
+        dtype = ds.frame.schema[name]
+        if not (dtype.is_integer() or dtype.is_float()):
+            raise SafemicroError(f"needs a numeric column, this one is {dtype}", column=name, step=step)
+
+
+def _values(ds: Dataset, names: list[str], step: str) -> np.ndarray:
+    """(n, p) float64, NaN for every kind of missing; infinite values are an error."""
+    cols = []
+    for name in names:
+        col = ds.analysis_column(name).cast(pl.Float64).to_numpy()
+        bad = np.flatnonzero(np.isinf(col))
+        if len(bad):
+            raise SafemicroError("infinite value", column=name, row=int(bad[0]) + 1, step=step)
+        cols.append(col)
+    return np.column_stack(cols) if cols else np.zeros((ds.n, 0))
+
+
+def _complete(a: np.ndarray) -> np.ndarray:
+    return ~np.isnan(a).any(axis=1)
+
+
+def _noisy_column(
+    ds: Dataset, name: str, x: np.ndarray, noise: np.ndarray, scale: float, observed: np.ndarray, rng
+) -> tuple[pl.Series, bool, int]:
+    """The column with noise on its observed cells; integers rounded back into their type.
+
+    Cells whose new value is a user-missing code get fresh noise (up to _REDRAWS times,
+    then they keep their value), so no real value turns into a missing one.
+    """
+    original = ds.frame[name]
+    integral = original.dtype.is_integer()
+    new = x + noise
+    redrawn = 0
+    for attempt in range(_REDRAWS + 1):
+        candidate = _typed(new, original, integral)
+        hits = observed & _is_missing(ds, name, candidate)
+        if not hits.any():
+            break
+        redrawn += int(hits.sum())
+        if attempt == _REDRAWS:
+            new[hits] = x[hits]
+            candidate = _typed(new, original, integral)
+            break
+        new[hits] = x[hits] + rng.standard_normal(int(hits.sum())) * scale
+    column = pl.select(pl.when(pl.Series(observed)).then(candidate).otherwise(original)).to_series()
+    return column.alias(name).cast(original.dtype if integral else column.dtype), integral, redrawn
+
+
+def _typed(values: np.ndarray, original: pl.Series, integral: bool) -> pl.Series:
+    """Values in the column's type: floats as they are, integers rounded and kept in range."""
+    if not integral:
+        return pl.Series(values).cast(original.dtype)
+    try:
+        info = np.iinfo(str(original.dtype).lower())
+    except TypeError:
+        info = np.iinfo(np.int64)
+    clean = np.where(np.isnan(values), 0.0, np.clip(np.rint(values), info.min, info.max))
+    return pl.Series(clean).cast(original.dtype)
+
+
+def _is_missing(ds: Dataset, name: str, values: pl.Series) -> np.ndarray:
+    """Which values are user-missing codes of ``name``."""
+    meta = ds.codebook.meta(name)
+    hit = np.zeros(len(values), dtype=bool)
+    if meta.missing_values:
+        hit |= values.is_in(meta.missing_values).fill_null(False).to_numpy()
+    for lo, hi in meta.missing_ranges:
+        hit |= values.is_between(lo, hi).fill_null(False).to_numpy()
+    return hit
+
+
+def _normal_scores(a: np.ndarray) -> np.ndarray:
+    """Φ⁻¹((rank − ½)/n) per column over its observed values (average ranks on ties)."""
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    out = np.full(a.shape, np.nan)
+    for j in range(a.shape[1]):
+        ok = ~np.isnan(a[:, j])
+        if ok.any():
+            out[ok, j] = ndtri((rankdata(a[ok, j]) - 0.5) / ok.sum())
+    return out
+
+
+def _shuffle_keys(x: np.ndarray, s: np.ndarray, rng) -> np.ndarray:
+    """y*: draws from the normal-score model of x given s (see :func:`shuffle`)."""
+    n, p = x.shape
+    if s.shape[1] == 0:
+        return rng.standard_normal((n, p))
+    zx, zs = _normal_scores(x), _normal_scores(s)
+    both = np.hstack([zx, zs])
+    full = _complete(both)
+    if full.sum() < 3:
+        return rng.standard_normal((n, p))
+    corr = np.atleast_2d(np.corrcoef(both[full], rowvar=False))
+    corr = np.nan_to_num(corr)  # a constant column correlates with nothing
+    np.fill_diagonal(corr, 1.0)
+    sxx, sxs, sss = corr[:p, :p], corr[:p, p:], corr[p:, p:]
+    beta = np.linalg.lstsq(sss, sxs.T, rcond=None)[0].T  # Σ_XS Σ_SS⁻¹
+    resid = sxx - beta @ sxs.T
+
+    def draw(cov: np.ndarray, m: int) -> np.ndarray:
+        vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
+        return rng.standard_normal((m, p)) @ (vecs * np.sqrt(np.clip(vals, 0.0, None))).T
+
+    y = draw(sxx, n)  # records with a by value missing: the unconditional draw
+    known = _complete(zs)
+    y[known] = zs[known] @ beta.T + draw(resid, int(known.sum()))
+    return y
+
+
+def _result(
+    ds: Dataset,
+    frame: pl.DataFrame,
+    variables: list[str],
+    method: str,
+    params: dict[str, Any],
+    seed: int,
+    details: dict[str, Any],
+    notes: list[str],
+) -> MethodResult:
+    changed, suppressed, touched = count_changes(ds.frame, frame, variables)
+    change = Change(
+        method=method,
+        params=params,
+        changed=changed,
+        suppressed=suppressed,
+        records_touched=touched,
+        seed=seed,
+        details=details,
+        notes=notes,
+    )
+    return MethodResult(ds.with_frame(frame), change)
+
+
+# -- compiled kernel ---------------------------------------------------------------------------
+
+
+def _swap_ranks(width, u):
+    """Partner rank of every rank (itself when unswapped), walking up the ranks.
+
+    A Fenwick tree counts the ranks not yet swapped, so the ⌊u·c⌋-th free rank among the
+    c free ones in the window is found in O(log n).
+    """
+    m = u.shape[0]
+    partner = np.arange(m)
+    tree = np.zeros(m + 1, np.int64)
+    for i in range(1, m + 1):  # every rank starts free
+        tree[i] += 1
+        j = i + (i & -i)
+        if j <= m:
+            tree[j] += tree[i]
+    top = 1
+    while top * 2 <= m:
+        top *= 2
+    free = np.ones(m, np.bool_)
+    for i in range(m):
+        if not free[i] or width == 0:
+            continue
+        free[i] = False
+        j = i + 1
+        while j <= m:
+            tree[j] -= 1
+            j += j & -j
+        hi = min(i + width, m - 1)
+        below = 0  # free ranks <= i (i itself just left)
+        j = i + 1
+        while j > 0:
+            below += tree[j]
+            j -= j & -j
+        upto = 0
+        j = hi + 1
+        while j > 0:
+            upto += tree[j]
+            j -= j & -j
+        c = upto - below
+        if c == 0:
+            continue
+        want = below + min(int(u[i] * c), c - 1) + 1  # the want-th free rank overall
+        pos = 0
+        step = top
+        while step > 0:
+            if pos + step <= m and tree[pos + step] < want:
+                pos += step
+                want -= tree[pos]
+            step //= 2
+        r = pos  # 0-based rank
+        free[r] = False
+        j = r + 1
+        while j <= m:
+            tree[j] -= 1
+            j += j & -j
+        partner[i] = r
+        partner[r] = i
+    return partner
+
+
+@functools.cache
+def _jit() -> dict[str, Any]:
+    import numba
+
+    return {"_swap_ranks": numba.njit(cache=True)(_swap_ranks)}
+
+
+# -- plan steps ---------------------------------------------------------------------------------
+
+
+class _NumericParams(StepParams):
+    variables: list[str] = Field(default_factory=list)  # default: roles.numeric_keys
+    seed: int | None = None
+
+    def _variables(self, ctx: StepContext) -> list[str]:
+        return list(self.variables) or list(ctx.roles.numeric_keys)
+
+    def reads(self, ctx: StepContext) -> list[str]:
+        return self._variables(ctx)
+
+    def check(self, ctx: StepContext) -> None:
+        if not self._variables(ctx):
+            raise ValueError("needs variables (or roles.numeric_keys): the continuous variables to perturb")
+
+
+class NoiseParams(_NumericParams):
+    amount: float = Field(0.01, ge=0.0)
+    method: Literal["additive", "correlated"] = "additive"
+
+
+class RankSwapParams(_NumericParams):
+    p: float = Field(5.0, ge=0.0, le=100.0)
+
+
+class ShuffleParams(_NumericParams):
+    by: list[str] | str | None = None
+
+    def _by(self) -> list[str]:
+        return [self.by] if isinstance(self.by, str) else list(self.by or [])
+
+    def reads(self, ctx: StepContext) -> list[str]:
+        return [*self._variables(ctx), *self._by()]
+
+
+def _describe_noise(params: NoiseParams, change: Change) -> str:
+    rel = list(change.details.get("noise_sd_relative", {}).values())
+    size = f"about {100 * max(rel):.2g} %" if rel else "a small share"
+    kind = " correlated like the variables themselves," if change.params["method"] == "correlated" else ""
+    return (
+        f"Random noise was added to {', '.join(change.params['variables'])} ({size} of each variable's "
+        f"standard deviation,{kind} independent of everything else): means stay unbiased, variances are "
+        "slightly inflated and individual values are not exact."
+    )
+
+
+def _describe_swap(params: RankSwapParams, change: Change) -> str:
+    return (
+        f"Values of {', '.join(change.params['variables'])} were swapped between records whose values are "
+        f"close in rank (within {change.params['p']:g} % of the ranks): each variable keeps exactly its "
+        "distribution, but relationships with other variables are somewhat weakened."
+    )
+
+
+def _describe_shuffle(params: ShuffleParams, change: Change) -> str:
+    names = ", ".join(change.params["variables"])
+    by = change.params.get("by")
+    if by:
+        return (
+            f"Values of {names} were shuffled between records (data shuffling): each variable keeps exactly "
+            f"its distribution and, approximately, its rank correlation with {', '.join(by)}; relationships "
+            "with other variables are weakened."
+        )
+    return (
+        f"Values of {names} were randomly shuffled between records: each variable keeps exactly its "
+        "distribution, but its relationships with all other variables are lost."
+    )
+
+
+def _seed(params: _NumericParams, ctx: StepContext) -> int:
+    return params.seed if params.seed is not None else ctx.seed
+
+
+@register("noise", NoiseParams, _describe_noise, random=True, perturbative=True)
+def _noise_step(ds: Dataset, params: NoiseParams, ctx: StepContext) -> MethodResult:
+    return add_noise(
+        ds, variables=params._variables(ctx), amount=params.amount, method=params.method, seed=_seed(params, ctx)
+    )
+
+
+@register("rank_swap", RankSwapParams, _describe_swap, random=True, perturbative=True)
+def _rank_swap_step(ds: Dataset, params: RankSwapParams, ctx: StepContext) -> MethodResult:
+    return rank_swap(ds, variables=params._variables(ctx), p=params.p, seed=_seed(params, ctx))
+
+
+@register("shuffle", ShuffleParams, _describe_shuffle, random=True, perturbative=True)
+def _shuffle_step(ds: Dataset, params: ShuffleParams, ctx: StepContext) -> MethodResult:
+    return shuffle(ds, variables=params._variables(ctx), by=params._by() or None, seed=_seed(params, ctx))
