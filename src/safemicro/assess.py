@@ -34,6 +34,7 @@ from safemicro.risk import (
     record_threshold,
     risky_records,
 )
+from safemicro.risk.individual import risk_histogram
 from safemicro.risk.numeric import interval_disclosure, outliers
 
 DEFAULT_KS = (2, 3, 5)
@@ -290,6 +291,7 @@ def assess(
                 "mad": float(1.4826 * np.median(np.abs(risk - np.median(risk)))),
                 "n_above_0_1": int(np.count_nonzero(risk > 0.1)),
                 "n_risky": int(np.count_nonzero(risky)),
+                "histogram": risk_histogram(risk),
             },
             "household_risk": None,
             "suda2": None,

@@ -161,7 +161,7 @@ def anonymize(
                 "index": s.ctx.index,
                 **c.to_dict(),
                 "name": s.spec.name,
-                "params": s.resolved_params(),
+                "params": _lock_params(s, c),
                 "description": s.spec.describe(s.params, c),
                 "perturbative": s.spec.perturbative,
             }
@@ -202,7 +202,11 @@ def _stable(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lock_params(step, change) -> dict[str, Any]:
+    """The step's parameters with role/target defaults made explicit (as the method used them)."""
     params = step.resolved_params()
+    for name, value in params.items():
+        if value is None and change.params.get(name) is not None:
+            params[name] = change.params[name]
     if step.spec.random and "seed" in step.spec.params.model_fields:
         params["seed"] = change.seed if change.seed is not None else step.ctx.seed
     return params
@@ -419,8 +423,18 @@ def external_view(report: dict[str, Any]) -> dict[str, Any]:
             "indicators": report["utility"].get("indicators"),
             "regressions": report["utility"].get("regressions"),
         },
-        "warnings": [w for w in report["warnings"] if "seed" not in w.lower()],
+        "weight": _weight_note(report),
+        "warnings": [w for w in report["warnings"] if "seed" not in w.lower() and "attack" not in w],
     }
+
+
+def _weight_note(report: dict[str, Any]) -> dict[str, Any] | None:
+    """Which weight users should use and whether anonymization changed it."""
+    name = report["release"]["roles"].get("weight")
+    if not name:
+        return None
+    adjusted = any(name in s["changed"] and s["changed"][name] for s in report["steps"])
+    return {"name": name, "adjusted": adjusted}
 
 
 def disclosure_risk_assessment(report: dict[str, Any], plan: Plan) -> dict[str, Any]:

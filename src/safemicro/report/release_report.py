@@ -25,6 +25,7 @@ import numpy as np
 from markupsafe import Markup
 
 from safemicro import __version__
+from safemicro.risk.individual import RISK_EDGES, risk_histogram  # noqa: F401  (re-exported)
 
 from . import plots
 from .risk_report import (
@@ -49,21 +50,6 @@ __all__ = [
 
 LOW_OVERLAP = 0.5  # CI overlap below this: the release does not support the estimate well
 MAX_PANELS = 8  # numeric variables drawn in the quantile figure
-RISK_EDGES = np.geomspace(1e-6, 1.0, 6 * 8 + 1)  # 8 bins per decade, shared by before/after
-
-
-def risk_histogram(risk: Any) -> dict[str, list]:
-    """Counts of individual risks on fixed log bins (1e-6 … 1), for the before/after overlay.
-
-    Risks below 1e-6 fall in the first bin. Store the result as
-    ``summary["individual_risk"]["histogram"]`` to get the overlay in the internal report.
-    """
-    x = np.asarray(risk, dtype=np.float64)
-    x = np.clip(x[np.isfinite(x)], RISK_EDGES[0], RISK_EDGES[-1])
-    counts, _ = np.histogram(x, bins=RISK_EDGES)
-    return {"edges": [float(e) for e in RISK_EDGES], "counts": [int(c) for c in counts]}
-
-
 # ---------------------------------------------------------------------------------------
 # small readers and formatters
 # ---------------------------------------------------------------------------------------

@@ -111,3 +111,15 @@ def risky_records(record_risk: np.ndarray, *, floor: float = 0.1) -> np.ndarray:
     med = np.median(r)
     mad = 1.4826 * np.median(np.abs(r - med))
     return (r > med + 2 * mad) & (r > floor)
+
+
+RISK_EDGES = np.geomspace(1e-6, 1.0, 6 * 8 + 1)  # 8 bins per decade: comparable before/after
+
+
+def risk_histogram(risk: np.ndarray) -> dict[str, list]:
+    """Counts of individual risks on fixed log bins (1e-6 ... 1; lower risks in the first bin),
+    so distributions before and after anonymization can be overlaid."""
+    x = np.asarray(risk, dtype=np.float64)
+    x = np.clip(x[np.isfinite(x)], RISK_EDGES[0], RISK_EDGES[-1])
+    counts, _ = np.histogram(x, bins=RISK_EDGES)
+    return {"edges": [float(e) for e in RISK_EDGES], "counts": [int(c) for c in counts]}
