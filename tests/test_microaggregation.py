@@ -8,7 +8,7 @@ import importlib
 import numpy as np
 import polars as pl
 import pytest
-from conftest import ref_csv
+from conftest import SDC_DATA, ref_csv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,7 +113,7 @@ def test_testdata_record_of_change(testdata, mdav_testdata):
     assert ds.frame.drop(NV).equals(testdata.drop(NV))
     assert change.changed["expend"] == 4580 and change.suppressed == {v: 0 for v in NV}
     assert change.records_touched == 4580
-    assert change.params == {"variables": NV, "k": 3, "method": "mdav", "strata": None}
+    assert change.params == {"variables": NV, "k": 3, "method": "mdav", "strata": None, "household": None}
     assert all(ds.frame[v].dtype == pl.Float64 for v in NV)
     # group means keep the totals
     np.testing.assert_allclose(ds.frame.select(NV).sum().row(0), testdata.select(NV).sum().row(0), rtol=1e-12)
@@ -146,6 +146,13 @@ def test_tree_equals_plain_mdav_on_continuous_data():
     x[100:140] = x[100]  # a block of identical records
     assert tree_groups(x, 3, leaf=16) == plain_mdav(x, 3)
     assert tree_groups(x, 5, leaf=16) == plain_mdav(x, 5)
+
+
+@pytest.mark.parametrize("name", ["Tarragona", "CASCrefmicrodata"])
+def test_tree_equals_plain_mdav_on_casc_data(name):
+    """13 variables with repeated values (sdcMicro's tie rule changes groups on Tarragona)."""
+    x = pl.read_csv(SDC_DATA / f"{name}.csv").to_numpy().astype(np.float64)
+    assert tree_groups(x, 3, leaf=16) == plain_mdav(x, 3)
 
 
 def test_constant_and_identical_records():
@@ -319,3 +326,23 @@ def test_plan_step(testdata):
     bad = Plan.from_yaml("steps:\n  - microaggregation: {variables: [expnd]}\n")
     with pytest.raises(SafemicroError):
         prepare_steps(bad, testdata.columns, seed=1)
+
+
+def test_household_level_microaggregation():
+    rng = np.random.default_rng(4)
+    size = rng.integers(1, 6, size=300)
+    hh = np.repeat(np.arange(300), size)
+    amount = rng.lognormal(4, 0.5, size=300)[hh]
+    frame = pl.DataFrame({"hh": hh, "amount": amount, "age": rng.integers(0, 90, size=len(hh))})
+    res = microaggregation(Dataset(frame), variables="amount", k=3, household="hh")
+    out = res.dataset.frame
+    per_hh = out.group_by("hh").agg(pl.col("amount").n_unique().alias("u"), pl.col("amount").first())
+    assert per_hh["u"].max() == 1  # still one value per household
+    assert per_hh.group_by("amount").len()["len"].min() >= 3  # shared by >= 3 households
+    assert res.change.details["households"] == 300 and res.change.details["n_groups"] == 100
+    np.testing.assert_allclose(per_hh["amount"].sum(), amount[np.unique(hh, return_index=True)[1]].sum(), rtol=1e-12)
+    ctx = StepContext(Roles(numeric_keys=["amount"], household="hh", household_level=["amount"]), Targets(), 1.0, 1, 1, tuple(frame.columns))
+    params = STEPS["microaggregation"].params.model_validate({})
+    assert params.reads(ctx) == ["amount", "hh"]
+    text = STEPS["microaggregation"].describe(params, STEPS["microaggregation"].run(Dataset(frame), params, ctx).change)
+    assert "3 households" in text

@@ -85,7 +85,7 @@ def test_additive_noise_level_and_types():
     assert out["a"].dtype == pl.Float64
     assert out.select(ROW_ID, "label").equals(ds.frame.select(ROW_ID, "label"))
     assert res.change.details["noise_sd_relative"] == pytest.approx({"a": 0.1, "b": 0.1, "c": 0.1})
-    assert res.change.seed == 4 and res.change.params == {"variables": ["a", "b", "c"], "amount": 0.1, "method": "additive"}
+    assert res.change.seed == 4 and res.change.params == {"variables": ["a", "b", "c"], "amount": 0.1, "method": "additive", "household": None}
 
 
 def test_correlated_noise_has_covariance_amount_sigma():
@@ -215,7 +215,7 @@ def test_shuffle_keeps_marginals_and_rank_correlation_with_by():
     after = spearmanr(out.select("a", "c", "b").to_numpy()).statistic
     np.testing.assert_allclose(after, before, atol=0.03)  # rank correlations kept approximately
     assert res.change.details["records_moved"]["a"] > 19000  # ... yet values moved
-    assert res.change.params == {"variables": ["a", "c"], "by": ["b"]}
+    assert res.change.params == {"variables": ["a", "c"], "by": ["b"], "household": None}
 
 
 def test_shuffle_without_by_is_a_permutation():
@@ -296,3 +296,67 @@ def test_plan_steps():
     bad = Plan.from_yaml("steps:\n  - noise: {variables: [a], amout: 0.1}\n")
     with pytest.raises(SafemicroError, match="unknown parameter"):
         prepare_steps(bad, ds.columns, seed=1)
+
+
+# -- households -------------------------------------------------------------------------------------
+
+
+def households(n_households: int = 400, seed: int = 0) -> Dataset:
+    """Households of 1-5 members with a household-level amount (and one record without id)."""
+    rng = np.random.default_rng(seed)
+    size = rng.integers(1, 6, size=n_households)
+    hh = np.repeat(np.arange(1, n_households + 1), size)
+    amount = np.round(rng.lognormal(4, 0.5, size=n_households))[hh - 1].astype(np.int64)
+    frame = pl.DataFrame({"hh": hh, "amount": amount, "age": rng.integers(0, 90, size=len(hh))})
+    extra = pl.DataFrame({"hh": [None], "amount": [77], "age": [30]}, schema=frame.schema)
+    return Dataset(pl.concat([frame, extra]))
+
+
+def _one_value_per_household(frame: pl.DataFrame, name: str) -> bool:
+    return frame.filter(pl.col("hh").is_not_null()).group_by("hh").agg(pl.col(name).n_unique())[name].max() == 1
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda ds: add_noise(ds, variables="amount", amount=0.5, household="hh", seed=1),
+        lambda ds: rank_swap(ds, variables="amount", p=10, household="hh", seed=1),
+        lambda ds: shuffle(ds, variables="amount", by="age", household="hh", seed=1),
+    ],
+)
+def test_household_level_variables_stay_constant_within_households(call):
+    ds = households()
+    res = call(ds)
+    out = res.dataset.frame
+    assert _one_value_per_household(out, "amount")
+    assert res.change.details["households"] == 401 and res.change.params["household"] == "hh"
+    assert res.change.changed["amount"] > 0.8 * ds.n
+    assert out.select("hh", "age").equals(ds.frame.select("hh", "age"))
+    if res.change.method != "noise":  # swaps and shuffles keep the households' values
+        per_household = lambda f: sorted(f.unique("hh", keep="first", maintain_order=True)["amount"].to_list())
+        assert per_household(out) == per_household(ds.frame)
+
+
+def test_household_level_variable_must_be_constant():
+    ds = households()
+    frame = ds.frame.with_columns(pl.when(pl.int_range(ds.n) == 1).then(0).otherwise(pl.col("amount")).alias("amount"))
+    if frame["hh"][0] != frame["hh"][1]:
+        frame = frame.with_columns(pl.when(pl.int_range(ds.n) == 0).then(0).otherwise(pl.col("amount")).alias("amount"))
+    with pytest.raises(SafemicroError, match="differs within household") as err:
+        add_noise(Dataset(frame), variables="amount", household="hh", seed=1)
+    assert err.value.column == "amount"
+    with pytest.raises(SafemicroError, match="household id cannot"):
+        add_noise(ds, variables="hh", household="hh", seed=1)
+
+
+def test_steps_pick_the_household_for_household_level_variables():
+    ds = households()
+    roles = Roles(numeric_keys=["amount"], keys=["age"], household="hh", household_level=["amount"])
+    ctx = StepContext(roles, Targets(), 1.0, 5, 1, tuple(ds.columns))
+    params = STEPS["noise"].params.model_validate({"amount": 0.5})
+    assert params._household(ctx) == "hh" and params.reads(ctx) == ["amount", "hh"]
+    res = STEPS["noise"].run(ds, params, ctx)
+    assert _one_value_per_household(res.dataset.frame, "amount") and res.change.seed == 5
+    mixed = Roles(numeric_keys=["amount", "age"], household="hh", household_level=["amount"])
+    with pytest.raises(ValueError, match="one step for each kind"):
+        STEPS["rank_swap"].params.model_validate({}).check(StepContext(mixed, Targets(), 1.0, 5, 1, tuple(ds.columns)))

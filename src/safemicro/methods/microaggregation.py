@@ -49,6 +49,7 @@ from safemicro.methods.base import (
     count_changes,
     register,
 )
+from safemicro.methods.perturb import household_for, per_household
 
 __all__ = ["microaggregation"]
 
@@ -64,12 +65,17 @@ def microaggregation(
     k: int = 3,
     method: Literal["mdav", "fast"] = "mdav",
     strata: str | Sequence[str] | None = None,
+    household: str | None = None,
 ) -> MethodResult:
     """Replace ``variables`` by the means of MDAV groups of at least ``k`` similar records.
 
     ``method``: ``"mdav"`` (sdcMicro's MDAV, exact) or ``"fast"`` (MDAV within blocks of
     similar records, for very large files). ``strata``: form groups within each stratum.
-    The variables become Float64 columns.
+    Groups are formed from the records observed on every variable; a record missing some
+    of them joins the group nearest on the others and takes its means there, its missing
+    cells untouched. With ``household`` (household-level variables) the groups are formed
+    of households, one record each, and members get their household's means. The variables
+    become Float64 columns.
 
     >>> import polars as pl
     >>> from safemicro.io import Dataset
@@ -91,6 +97,9 @@ def microaggregation(
     if method not in ("mdav", "fast"):
         raise SafemicroError(f"method must be 'mdav' or 'fast', got {method!r}", step=_STEP)
     k = int(k)
+    if household is not None:
+        run = functools.partial(microaggregation, variables=variables, k=k, method=method, strata=strata or None)
+        return per_household(ds, variables, household, run, _STEP)
 
     x = _values(ds, variables)
     observed = ~np.isnan(x)
@@ -284,7 +293,7 @@ def _result(
     changed, suppressed, touched = count_changes(ds.frame, frame, variables)
     change = Change(
         method=_STEP,
-        params={"variables": variables, "k": k, "method": method, "strata": strata or None},
+        params={"variables": variables, "k": k, "method": method, "strata": strata or None, "household": None},
         changed=changed,
         suppressed=suppressed,
         records_touched=touched,
@@ -656,7 +665,8 @@ def _jit() -> dict[str, Any]:
 
     namespace = globals()
     for name in _KERNELS:
-        namespace[name] = numba.njit(cache=True)(namespace[name])
+        if not isinstance(namespace[name], numba.core.dispatcher.Dispatcher):
+            namespace[name] = numba.njit(cache=True)(namespace[name])
     return {name: namespace[name] for name in _KERNELS}
 
 
@@ -668,6 +678,7 @@ class MicroaggregationParams(StepParams):
     k: int = Field(3, ge=2)
     method: Literal["mdav", "fast"] = "mdav"
     strata: list[str] | str | None = None
+    household: str | None = None  # default: roles.household when every variable is household-level
 
     def _variables(self, ctx: StepContext) -> list[str]:
         return list(self.variables) or list(ctx.roles.numeric_keys)
@@ -675,23 +686,29 @@ class MicroaggregationParams(StepParams):
     def _strata(self) -> list[str]:
         return [self.strata] if isinstance(self.strata, str) else list(self.strata or [])
 
+    def _household(self, ctx: StepContext) -> str | None:
+        return household_for(self._variables(ctx), self.household, ctx)
+
     def reads(self, ctx: StepContext) -> list[str]:
-        return [*self._variables(ctx), *self._strata()]
+        hh = self._household(ctx)
+        return [*self._variables(ctx), *self._strata(), *([hh] if hh else [])]
 
     def check(self, ctx: StepContext) -> None:
         if not self._variables(ctx):
             raise ValueError(
                 "microaggregation needs variables (or roles.numeric_keys): the continuous variables to aggregate"
             )
+        self._household(ctx)
 
 
 def _describe(params: MicroaggregationParams, change: Change) -> str:
     p = change.params
     where = f" within each {', '.join(p['strata'])}" if p.get("strata") else ""
+    unit = "households" if p.get("household") else "records"
     return (
         f"{', '.join(p['variables'])} were microaggregated: each value was replaced by the average of a "
-        f"group of at least {p['k']} records with similar values{where}. Means and totals are kept; "
-        "variances, extremes and correlations with other variables are somewhat reduced."
+        f"group of at least {p['k']} {unit} with similar values{where}. Unweighted means are kept; "
+        "weighted estimates, variances, extremes and correlations with other variables change somewhat."
     )
 
 
@@ -703,4 +720,5 @@ def _step(ds: Dataset, params: MicroaggregationParams, ctx: StepContext) -> Meth
         k=params.k,
         method=params.method,
         strata=params._strata() or None,
+        household=params._household(ctx),
     )

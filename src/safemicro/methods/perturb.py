@@ -14,12 +14,18 @@
 
 Missing and user-missing cells are never changed and never take part; a noisy value that
 would land on a user-missing code is drawn again.
+
+Household-level variables (one value per household, such as a cash transfer) are
+perturbed once per household with ``household=``: the method runs on one record per
+household and every member gets its household's result (:func:`per_household`, also used
+by microaggregation), so the variable stays constant within households.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -28,6 +34,7 @@ from pydantic import Field
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
+from safemicro.keys import encode_column
 from safemicro.methods.base import (
     Change,
     MethodResult,
@@ -36,6 +43,7 @@ from safemicro.methods.base import (
     count_changes,
     register,
     rng_for,
+    take_rows,
 )
 
 __all__ = ["add_noise", "rank_swap", "shuffle"]
@@ -49,9 +57,10 @@ def add_noise(
     variables: str | Sequence[str],
     amount: float = 0.01,
     method: Literal["additive", "correlated"] = "additive",
+    household: str | None = None,
     seed: int | None = None,
 ) -> MethodResult:
-    """Add normal noise to ``variables``.
+    """Add normal noise to ``variables`` (once per household with ``household``).
 
     ``"additive"``: independent noise with sd ``amount``·sd(x) per variable.
     ``"correlated"``: noise with covariance ``amount``·Σ (Σ the covariance of the
@@ -74,6 +83,9 @@ def add_noise(
         raise SafemicroError(f"amount must be 0 or more, got {amount}", step=step)
     if method not in ("additive", "correlated"):
         raise SafemicroError(f"method must be 'additive' or 'correlated', got {method!r}", step=step)
+    if household is not None:
+        run = functools.partial(add_noise, variables=variables, amount=amount, method=method, seed=seed)
+        return per_household(ds, variables, household, run, step)
     rng, used_seed = rng_for(seed)
     x = _values(ds, variables, step)
     observed = ~np.isnan(x)
@@ -107,7 +119,7 @@ def add_noise(
         frame,
         variables,
         "noise",
-        {"variables": variables, "amount": amount, "method": method},
+        {"variables": variables, "amount": amount, "method": method, "household": None},
         used_seed,
         {"method": method, "noise_sd_relative": relative, "rounded": rounded, "redrawn_off_missing_codes": redrawn},
         notes,
@@ -119,10 +131,12 @@ def rank_swap(
     *,
     variables: str | Sequence[str],
     p: float = 5,
+    household: str | None = None,
     seed: int | None = None,
 ) -> MethodResult:
     """Rank swapping: each value is swapped with a random partner at most ``p`` % of the
     ranks above it (each variable separately); the values of every variable are kept.
+    With ``household`` households swap their (household-level) values.
 
     Walking up the ranks, a value not yet swapped picks its partner uniformly among the
     not-yet-swapped values whose rank is above its own by at most ⌊p/100·n⌋ (n = observed
@@ -133,6 +147,9 @@ def rank_swap(
     _check_columns(ds, variables, step)
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p <= 100:
         raise SafemicroError(f"p must be a percentage between 0 and 100, got {p!r}", step=step)
+    if household is not None:
+        run = functools.partial(rank_swap, variables=variables, p=p, seed=seed)
+        return per_household(ds, variables, household, run, step)
     rng, used_seed = rng_for(seed)
     x = _values(ds, variables, step)
     swap = _jit()["_swap_ranks"]
@@ -153,7 +170,7 @@ def rank_swap(
         frame,
         variables,
         step,
-        {"variables": variables, "p": float(p)},
+        {"variables": variables, "p": float(p), "household": None},
         used_seed,
         {"rank_window": window, "values_swapped": swapped},
         [],
@@ -165,10 +182,12 @@ def shuffle(
     *,
     variables: str | Sequence[str],
     by: str | Sequence[str] | None = None,
+    household: str | None = None,
     seed: int | None = None,
 ) -> MethodResult:
     """Data shuffling: hand each variable's own values out again in the rank order of
-    values drawn from its distribution given ``by`` (Muralidhar & Sarathy).
+    values drawn from its distribution given ``by`` (Muralidhar & Sarathy). With
+    ``household`` households are shuffled (``by`` taken from each household's first record).
 
     Works on normal scores Φ⁻¹((rank − ½)/n): with Σ their correlation matrix (records
     complete on every variable and ``by``), y* = Σ_XS Σ_SS⁻¹ s + e with e ~ N(0, Σ_XX −
@@ -183,6 +202,9 @@ def shuffle(
     for name in by:
         if name in variables:
             raise SafemicroError("a variable cannot be shuffled by itself", column=name, step=step)
+    if household is not None:
+        run = functools.partial(shuffle, variables=variables, by=by or None, seed=seed)
+        return per_household(ds, variables, household, run, step)
     rng, used_seed = rng_for(seed)
     x = _values(ds, variables, step)
     s = _values(ds, by, step) if by else np.zeros((ds.n, 0))
@@ -206,11 +228,87 @@ def shuffle(
         frame,
         variables,
         step,
-        {"variables": variables, "by": by or None},
+        {"variables": variables, "by": by or None, "household": None},
         used_seed,
         {"records_moved": moved},
         notes,
     )
+
+
+# -- households ------------------------------------------------------------------------------
+
+
+def per_household(
+    ds: Dataset,
+    variables: list[str],
+    household: str,
+    run: Callable[[Dataset], MethodResult],
+    step: str,
+) -> MethodResult:
+    """Apply ``run`` to household-level ``variables`` once per household.
+
+    ``run`` gets the first record of every household (households in order of first
+    appearance; a record without household id is a household of its own) and each member
+    receives its household's new values. The variables must already take one value per
+    household. Counts in the change record are cells and records of the full file;
+    details gain ``households``.
+    """
+    if household not in ds.columns:
+        raise SafemicroError("no such column (household id)", column=household, step=step)
+    if household in variables:
+        raise SafemicroError("the household id cannot be perturbed", column=household, step=step)
+    codes, _ = encode_column(ds.analysis_column(household))
+    key = np.where(codes > 0, codes, -1 - np.arange(ds.n))  # no id: a household of its own
+    _, first, index = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    first, index = first[order], rank[index.ravel()]
+    for name in variables:
+        if name not in ds.columns:
+            raise SafemicroError("no such column", column=name, step=step)
+        col = ds.frame[name]
+        differs = np.flatnonzero(col.gather(first[index]).ne_missing(col).to_numpy())
+        if len(differs):
+            row = int(differs[0])
+            raise SafemicroError(
+                f"household-level variable differs within household {ds.frame[household][row]!r} "
+                f"({col[row]!r} here, {col[int(first[index[row]])]!r} in row {int(first[index[row]]) + 1}); "
+                "perturb it per person (no household) or make it one value per household first",
+                column=name,
+                row=row + 1,
+                step=step,
+            )
+    inner = run(take_rows(ds, first))
+    frame = ds.frame.with_columns([inner.dataset.frame[name].gather(index) for name in variables])
+    out = ds.with_frame(frame)
+    for name in variables:
+        out.codebook.variables[name] = replace(inner.dataset.codebook.meta(name))
+    changed, suppressed, touched = count_changes(ds.frame, frame, variables)
+    change = replace(
+        inner.change,
+        params={**inner.change.params, "household": household},
+        changed=changed,
+        suppressed=suppressed,
+        records_touched=touched,
+        details={**inner.change.details, "households": int(len(first))},
+    )
+    return MethodResult(out, change)
+
+
+def household_for(variables: list[str], household: str | None, ctx: StepContext) -> str | None:
+    """A step's household: the given one, else roles.household when every variable is
+    household-level. Raises ValueError when household-level and person-level variables mix."""
+    if household is not None:
+        return household
+    level = [v for v in variables if v in ctx.roles.household_level]
+    if not ctx.roles.household or not level:
+        return None
+    if len(level) != len(variables):
+        raise ValueError(
+            f"mixes household-level variables {level} with person-level ones; use one step for each kind"
+        )
+    return ctx.roles.household
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -440,17 +538,23 @@ def _jit() -> dict[str, Any]:
 
 class _NumericParams(StepParams):
     variables: list[str] = Field(default_factory=list)  # default: roles.numeric_keys
+    household: str | None = None  # default: roles.household when every variable is household-level
     seed: int | None = None
 
     def _variables(self, ctx: StepContext) -> list[str]:
         return list(self.variables) or list(ctx.roles.numeric_keys)
 
+    def _household(self, ctx: StepContext) -> str | None:
+        return household_for(self._variables(ctx), self.household, ctx)
+
     def reads(self, ctx: StepContext) -> list[str]:
-        return self._variables(ctx)
+        hh = self._household(ctx)
+        return [*self._variables(ctx), *([hh] if hh else [])]
 
     def check(self, ctx: StepContext) -> None:
         if not self._variables(ctx):
             raise ValueError("needs variables (or roles.numeric_keys): the continuous variables to perturb")
+        self._household(ctx)
 
 
 class NoiseParams(_NumericParams):
@@ -469,7 +573,7 @@ class ShuffleParams(_NumericParams):
         return [self.by] if isinstance(self.by, str) else list(self.by or [])
 
     def reads(self, ctx: StepContext) -> list[str]:
-        return [*self._variables(ctx), *self._by()]
+        return [*super().reads(ctx), *self._by()]
 
 
 def _describe_noise(params: NoiseParams, change: Change) -> str:
@@ -513,15 +617,28 @@ def _seed(params: _NumericParams, ctx: StepContext) -> int:
 @register("noise", NoiseParams, _describe_noise, random=True, perturbative=True)
 def _noise_step(ds: Dataset, params: NoiseParams, ctx: StepContext) -> MethodResult:
     return add_noise(
-        ds, variables=params._variables(ctx), amount=params.amount, method=params.method, seed=_seed(params, ctx)
+        ds,
+        variables=params._variables(ctx),
+        amount=params.amount,
+        method=params.method,
+        household=params._household(ctx),
+        seed=_seed(params, ctx),
     )
 
 
 @register("rank_swap", RankSwapParams, _describe_swap, random=True, perturbative=True)
 def _rank_swap_step(ds: Dataset, params: RankSwapParams, ctx: StepContext) -> MethodResult:
-    return rank_swap(ds, variables=params._variables(ctx), p=params.p, seed=_seed(params, ctx))
+    return rank_swap(
+        ds, variables=params._variables(ctx), p=params.p, household=params._household(ctx), seed=_seed(params, ctx)
+    )
 
 
 @register("shuffle", ShuffleParams, _describe_shuffle, random=True, perturbative=True)
 def _shuffle_step(ds: Dataset, params: ShuffleParams, ctx: StepContext) -> MethodResult:
-    return shuffle(ds, variables=params._variables(ctx), by=params._by() or None, seed=_seed(params, ctx))
+    return shuffle(
+        ds,
+        variables=params._variables(ctx),
+        by=params._by() or None,
+        household=params._household(ctx),
+        seed=_seed(params, ctx),
+    )
