@@ -225,7 +225,9 @@ def test_partly_missing_records_join_the_nearest_group():
     same = out.filter(pl.col("a") == out["a"][5])
     assert same.height >= 4 and same["b"].null_count() == 1
     # labels: the missing code keeps its label; the others no longer describe a value
-    assert res.dataset.codebook.meta("a").value_labels == {-99: "refused"}
+    assert res.dataset.codebook.meta("a").value_labels == {-99.0: "refused"}
+    assert res.dataset.codebook.meta("a").missing_values == [-99.0]
+    assert res.dataset.analysis_column("a").null_count() == 2  # the code still reads as missing
     assert ds.codebook.meta("a").value_labels == {-99: "refused", 100: "one hundred"}
     assert any("value labels dropped" in n for n in res.change.notes)
 
@@ -276,6 +278,9 @@ def test_blocks_cover_every_row_once():
     rows = np.concatenate(blocks)
     assert np.array_equal(np.sort(rows), np.arange(5003))
     assert all(3 <= len(b) <= 700 and np.all(np.diff(b) > 0) for b in blocks)
+    big_k = M._blocks(x, M._weights(x), 400, 700)  # k close to the block size
+    assert np.array_equal(np.sort(np.concatenate(big_k)), np.arange(5003))
+    assert all(len(b) >= 400 for b in big_k)
 
 
 # -- errors ----------------------------------------------------------------------------------

@@ -116,6 +116,13 @@ def test_noise_leaves_missing_cells_and_avoids_missing_codes():
     assert res.dataset.codebook.meta("v").value_labels == {99: "refused"}
 
 
+def test_noise_on_a_float_column_with_missing_codes():
+    cb = Codebook({"f": VariableMeta("f", missing_values=[-9.0])})
+    ds = Dataset(pl.DataFrame({"f": [1.5, -9.0, 2.5, 3.5, None]}), cb)
+    out = add_noise(ds, variables="f", amount=0.1, seed=1).dataset.frame["f"].to_list()
+    assert out[1] == -9.0 and out[4] is None and out[0] != 1.5
+
+
 def test_noise_same_seed_same_output():
     ds = _correlated(500)
     for method in ("additive", "correlated"):

@@ -107,9 +107,11 @@ def microaggregation(
     partial = observed.any(axis=1) & ~complete
     stratum, n_strata = _strata(ds.frame, strata)
 
-    members, starts = [], [0]  # groups as runs of row numbers, in the order they were formed
+    by_stratum = np.argsort(stratum, kind="stable")  # row order kept within each stratum
+    bounds = np.searchsorted(stratum[by_stratum], np.arange(n_strata + 1))
+    members, sizes = [], []  # groups as runs of row numbers, in the order they were formed
     for s in range(n_strata):
-        rows = np.flatnonzero(stratum == s) if n_strata > 1 else np.arange(ds.n)
+        rows = by_stratum[bounds[s] : bounds[s + 1]]
         full, part = rows[complete[rows]], rows[partial[rows]]
         if len(full) == 0 and len(part) == 0:
             continue
@@ -120,17 +122,14 @@ def microaggregation(
                 f"groups of at least k={k} cannot be formed (merge strata or lower k)",
                 step=_STEP,
             )
-        order, sizes = _group(x[full], k, method)
-        groups = _attach(x, full[order], sizes, part)
-        for g in groups:
-            members.append(g)
-            starts.append(starts[-1] + len(g))
-    member_rows = np.concatenate(members) if members else np.zeros(0, dtype=np.int64)
-    aggregated = _jit()["_group_means"](
-        x, member_rows.astype(np.int64), np.asarray(starts, dtype=np.int64)
-    )
-
-    return _result(ds, variables, strata, k, method, aggregated, observed, members, complete, partial, n_strata)
+        order, group_sizes = _group(x[full], k, method)
+        stratum_members, group_sizes = _attach(x, full[order], group_sizes, part)
+        members.append(stratum_members)
+        sizes.append(group_sizes)
+    members = np.concatenate(members).astype(np.int64) if members else np.zeros(0, np.int64)
+    sizes = np.concatenate(sizes).astype(np.int64) if sizes else np.zeros(0, np.int64)
+    aggregated = _jit()["_group_means"](x, members, np.concatenate([[0], np.cumsum(sizes)]))
+    return _result(ds, variables, strata, k, method, aggregated, observed, sizes, complete, partial, n_strata)
 
 
 # -- inputs -------------------------------------------------------------------------------
@@ -210,46 +209,44 @@ def _blocks(x: np.ndarray, w: np.ndarray, k: int, size: int) -> list[np.ndarray]
     done, todo = [], [np.arange(len(x))]
     while todo:
         rows = todo.pop()
-        if len(rows) <= size:
+        if len(rows) <= size or len(rows) < 2 * k:
             done.append(np.sort(rows))
             continue
         zr = z[rows]
         _, vecs = np.linalg.eigh(np.cov(zr, rowvar=False).reshape(z.shape[1], -1))
         proj = zr @ vecs[:, -1]
-        cut = max(k, (len(rows) // 2) // k * k)
+        cut = (len(rows) // 2) // k * k  # >= k, and the rest is >= k too
         part = np.argpartition(proj, cut - 1)
         todo += [rows[part[:cut]], rows[part[cut:]]]
     done.sort(key=lambda b: b[0])
     return done
 
 
-def _attach(x: np.ndarray, ordered: np.ndarray, sizes: np.ndarray, part: np.ndarray) -> list[np.ndarray]:
-    """Groups as row arrays; partly missing rows join the nearest group centroid."""
-    bounds = np.concatenate([[0], np.cumsum(sizes)])
-    groups = [ordered[bounds[g] : bounds[g + 1]] for g in range(len(sizes))]
+def _attach(x: np.ndarray, ordered: np.ndarray, sizes: np.ndarray, part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group members (rows, group by group) and group sizes once the partly missing rows
+    ``part`` have joined the group with the nearest centroid on their observed variables.
+
+    Within a group the complete rows keep their formation order; joiners follow."""
     if len(part) == 0:
-        return groups
+        return ordered, sizes
     from scipy.spatial import cKDTree  # imported here: scipy is heavy to load
 
     scale = np.sqrt(_weights(x[ordered]))
     label = np.repeat(np.arange(len(sizes)), sizes)
-    centroids = np.zeros((len(sizes), x.shape[1]))
-    for j in range(x.shape[1]):
-        centroids[:, j] = np.bincount(label, x[ordered, j], minlength=len(sizes)) / sizes
+    centroids = np.column_stack(
+        [np.bincount(label, x[ordered, j], minlength=len(sizes)) / sizes for j in range(x.shape[1])]
+    )
     z_part = x[part] * scale
-    seen = ~np.isnan(z_part)
-    patterns, which = np.unique(seen, axis=0, return_inverse=True)
+    patterns, which = np.unique(~np.isnan(z_part), axis=0, return_inverse=True)
+    which = which.ravel()
     joins = np.empty(len(part), dtype=np.int64)
-    for i, pattern in enumerate(patterns):
-        rows = np.flatnonzero(which.ravel() == i)
+    for i, pattern in enumerate(patterns):  # one search per pattern of missing variables
+        rows = np.flatnonzero(which == i)
         tree = cKDTree(centroids[:, pattern] * scale[pattern])
         joins[rows] = tree.query(z_part[np.ix_(rows, pattern)], k=1)[1]
-    extra = np.argsort(joins, kind="stable")
-    cut = np.searchsorted(joins[extra], np.arange(len(sizes) + 1))
-    return [
-        np.concatenate([g, part[extra[cut[i] : cut[i + 1]]]]) if cut[i + 1] > cut[i] else g
-        for i, g in enumerate(groups)
-    ]
+    labels = np.concatenate([label, joins])
+    members = np.concatenate([ordered, part])[np.argsort(labels, kind="stable")]
+    return members, np.bincount(labels, minlength=len(sizes))
 
 
 # -- result -------------------------------------------------------------------------------
@@ -263,7 +260,7 @@ def _result(
     method: str,
     aggregated: np.ndarray,
     observed: np.ndarray,
-    members: list[np.ndarray],
+    sizes: np.ndarray,
     complete: np.ndarray,
     partial: np.ndarray,
     n_strata: int,
@@ -285,10 +282,13 @@ def _result(
         kept = {v: label for v, label in meta.value_labels.items() if _is_missing_code(meta, v)}
         if len(kept) != len(meta.value_labels):
             notes.append(f"{name}: value labels dropped (values are now group means)")
-            meta.value_labels = kept
+        if name in retyped:  # missing codes must match the Float64 column
+            kept = {float(v): label for v, label in kept.items()}
+            meta.missing_values = [float(v) for v in meta.missing_values]
+            meta.missing_ranges = [(float(lo), float(hi)) for lo, hi in meta.missing_ranges]
+        meta.value_labels = kept
     if retyped:
         notes.append(f"{', '.join(retyped)}: stored as Float64 (group means are not whole numbers)")
-    sizes = np.array([len(g) for g in members], dtype=np.int64)
     dist = np.unique(sizes, return_counts=True)
     changed, suppressed, touched = count_changes(ds.frame, frame, variables)
     change = Change(
@@ -298,7 +298,7 @@ def _result(
         suppressed=suppressed,
         records_touched=touched,
         details={
-            "n_groups": int(len(members)),
+            "n_groups": int(len(sizes)),
             "group_sizes": {str(int(s)): int(c) for s, c in zip(*dist)},
             "complete_records": int(complete.sum()),
             "partly_missing_records": int(partial.sum()),

@@ -374,7 +374,7 @@ def _noisy_column(
             break
         new[hits] = x[hits] + rng.standard_normal(int(hits.sum())) * scale
     column = pl.select(pl.when(pl.Series(observed)).then(candidate).otherwise(original)).to_series()
-    return column.alias(name).cast(original.dtype if integral else column.dtype), integral, redrawn
+    return column.alias(name).cast(original.dtype), integral, redrawn
 
 
 def _typed(values: np.ndarray, original: pl.Series, integral: bool) -> pl.Series:
@@ -394,7 +394,8 @@ def _is_missing(ds: Dataset, name: str, values: pl.Series) -> np.ndarray:
     meta = ds.codebook.meta(name)
     hit = np.zeros(len(values), dtype=bool)
     if meta.missing_values:
-        hit |= values.is_in(meta.missing_values).fill_null(False).to_numpy()
+        codes = pl.Series(meta.missing_values).cast(values.dtype, strict=False).drop_nulls()
+        hit |= values.is_in(codes.implode()).fill_null(False).to_numpy()
     for lo, hi in meta.missing_ranges:
         hit |= values.is_between(lo, hi).fill_null(False).to_numpy()
     return hit
