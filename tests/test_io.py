@@ -642,3 +642,17 @@ def test_timestamp_makes_stata_and_spss_reproducible(tmp_path, ext):
     reader = pyreadstat.read_dta if ext == "dta" else pyreadstat.read_sav
     meta = reader(str(tmp_path / f"one.{ext}"), metadataonly=True)[1]
     assert meta.creation_time == when
+
+
+def test_stata_to_stata_keeps_labels_of_extended_missing(tmp_path):
+    ds = Dataset(
+        pl.DataFrame({"status": [1, 2, 98, 99, 1]}, schema={"status": pl.Int32}),
+        Codebook(variables={"status": VariableMeta("status", value_labels={1: "Yes", 2: "No", 98: "Don't know", 99: "Refused"}, missing_values=[98, 99])}),
+    )
+    with pytest.warns(UserWarning, match="extended missing"):
+        write(ds, tmp_path / "one.dta")
+    first = read(tmp_path / "one.dta")
+    write(first, tmp_path / "two.dta")  # no warning: everything is representable
+    second = read(tmp_path / "two.dta")
+    assert second.codebook.meta("status").value_labels == {1: "Yes", 2: "No", "a": "Don't know", "b": "Refused"}
+    assert second.codebook.extended_missing == first.codebook.extended_missing == {"status": {2: "a", 3: "b"}}

@@ -253,6 +253,11 @@ def test_survey_suf_meets_targets_and_keeps_labels(survey_suf):
         assert released.codebook.meta(name).label == original.codebook.meta(name).label
         assert released.codebook.meta(name).value_labels
     assert released.codebook.meta("age").value_labels  # recoded into labelled bands
+    # Stata extended missing values (.a "Don't know", .b "Refused") keep their labels and
+    # their count, although new_ids reordered the rows
+    assert released.codebook.meta("legal_status").value_labels == original.codebook.meta("legal_status").value_labels
+    for name, cells in original.codebook.extended_missing.items():
+        assert sorted(released.codebook.extended_missing[name].values()) == sorted(cells.values())
     assert released.n == original.n
 
 

@@ -167,6 +167,10 @@ def _prepare(ds: Dataset, file: str, what: str) -> dict[str, pl.Series]:
     return out
 
 
+def _is_letter(v: Any) -> bool:
+    return isinstance(v, str) and re.fullmatch(r"[a-z]", v) is not None
+
+
 def _is_whole(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and float(v).is_integer()
 
@@ -209,15 +213,16 @@ def _write_dta(ds: Dataset, tmp: Path, file: str) -> None:
             labels[name] = m.label
         dtype = ds.frame.schema[name]
         if m.value_labels:
-            if dtype.is_numeric() and all(_is_whole(k) for k in m.value_labels):
+            if dtype.is_numeric() and all(_is_whole(k) or _is_letter(k) for k in m.value_labels):
                 letters = letter_of.get(name, {})
                 used = set(missing_user_values.get(name, ()))
-                # a letter can carry a label only where it occurs in the data
-                value_labels[name] = {
-                    letters.get(int(k), int(k)): str(v)
-                    for k, v in m.value_labels.items()
-                    if letters.get(int(k), "") in used or int(k) not in letters
-                }
+                # a letter (an extended missing value read from Stata, or a user-missing
+                # code written as one) can carry a label only where it occurs in the data
+                value_labels[name] = {}
+                for k, v in m.value_labels.items():
+                    code = k if _is_letter(k) else letters.get(int(k), int(k))
+                    if not isinstance(code, str) or code in used:
+                        value_labels[name][code] = str(v)
             else:
                 dropped.append(f"{name}: value labels (Stata labels integer codes only)")
         if name in letter_of:
