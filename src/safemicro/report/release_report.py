@@ -611,7 +611,7 @@ def _changed_variables(steps: list[Any]) -> tuple[list[str], list[str]]:
     perturbed: dict[str, None] = {}
     recoded: dict[str, None] = {}
     for s in steps:
-        if not isinstance(s, Mapping):
+        if not isinstance(s, Mapping) or s.get("name") == "new_ids":  # new ids are not a recode
             continue
         suppressed = _map(s.get("suppressed"))
         for name, v in _map(s.get("changed")).items():
