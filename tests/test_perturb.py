@@ -367,3 +367,16 @@ def test_steps_pick_the_household_for_household_level_variables():
     mixed = Roles(numeric_keys=["amount", "age"], household="hh", household_level=["amount"])
     with pytest.raises(ValueError, match="one step for each kind"):
         STEPS["rank_swap"].params.model_validate({}).check(StepContext(mixed, Targets(), 1.0, 5, 1, tuple(ds.columns)))
+
+
+def test_lock_parameters_make_role_defaults_explicit():
+    ds = households()
+    roles = Roles(numeric_keys=["amount"], household="hh", household_level=["amount"])
+    plan = Plan(roles=roles, steps=[{"noise": {}}, {"rank_swap": {"p": 2}}])
+    steps = prepare_steps(plan, ds.columns, seed=3)
+    _, changes = run_steps(ds, steps)
+    release = importlib.import_module("safemicro.release")
+    for step, change in zip(steps, changes):
+        locked = release._lock_params(step, change)
+        assert locked["variables"] == ["amount"] and locked["household"] == "hh"
+        assert locked["seed"] == change.seed

@@ -674,14 +674,14 @@ def _jit() -> dict[str, Any]:
 
 
 class MicroaggregationParams(StepParams):
-    variables: list[str] = Field(default_factory=list)  # default: roles.numeric_keys
+    variables: list[str] | None = None  # default: roles.numeric_keys
     k: int = Field(3, ge=2)
     method: Literal["mdav", "fast"] = "mdav"
     strata: list[str] | str | None = None
     household: str | None = None  # default: roles.household when every variable is household-level
 
     def _variables(self, ctx: StepContext) -> list[str]:
-        return list(self.variables) or list(ctx.roles.numeric_keys)
+        return list(self.variables or ctx.roles.numeric_keys)
 
     def _strata(self) -> list[str]:
         return [self.strata] if isinstance(self.strata, str) else list(self.strata or [])

@@ -538,12 +538,12 @@ def _jit() -> dict[str, Any]:
 
 
 class _NumericParams(StepParams):
-    variables: list[str] = Field(default_factory=list)  # default: roles.numeric_keys
+    variables: list[str] | None = None  # default: roles.numeric_keys
     household: str | None = None  # default: roles.household when every variable is household-level
     seed: int | None = None
 
     def _variables(self, ctx: StepContext) -> list[str]:
-        return list(self.variables) or list(ctx.roles.numeric_keys)
+        return list(self.variables or ctx.roles.numeric_keys)
 
     def _household(self, ctx: StepContext) -> str | None:
         return household_for(self._variables(ctx), self.household, ctx)
