@@ -20,6 +20,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_assess.py
+	$(BIN)/python bench/bench_suppression.py
+	$(BIN)/python bench/bench_mdav.py
 
 # Headless Chromium for the report's browser test (Debian; needs root or sudo).
 browser:

@@ -44,7 +44,7 @@ def run_case(case: str, n: int, reps: int = 3) -> dict:
     import polars as pl
 
     from safemicro.io import Dataset
-    from safemicro.methods.microaggregation import microaggregation
+    from safemicro.methods.aggregation import microaggregation
     from safemicro.utility.numeric import il1s
 
     path = input_file(n)

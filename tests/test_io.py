@@ -656,3 +656,12 @@ def test_stata_to_stata_keeps_labels_of_extended_missing(tmp_path):
     second = read(tmp_path / "two.dta")
     assert second.codebook.meta("status").value_labels == {1: "Yes", 2: "No", "a": "Don't know", "b": "Refused"}
     assert second.codebook.extended_missing == first.codebook.extended_missing == {"status": {2: "a", 3: "b"}}
+
+
+@pytest.mark.parametrize(
+    "values, codes",
+    [([1.0, -9.0, None], [-9]), ([1, -9, None], [-9.0, 2.5]), (["a", "-9", None], ["-9"])],
+)
+def test_missing_codes_of_another_numeric_type_still_match(values, codes):
+    ds = Dataset(pl.DataFrame({"x": values}), Codebook(variables={"x": VariableMeta("x", missing_values=codes)}))
+    assert ds.frame.select(ds.missing_expr("x"))["x"].to_list() == [False, True, True]

@@ -3,7 +3,6 @@ values, strata, the fast variant, errors and the plan step."""
 
 from __future__ import annotations
 
-import importlib
 
 import numpy as np
 import polars as pl
@@ -15,13 +14,13 @@ from hypothesis import strategies as st
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.io.dataset import Codebook, VariableMeta
+import safemicro.methods.aggregation as M
 from safemicro.methods.base import ROW_ID, STEPS, StepContext
-from safemicro.methods.microaggregation import microaggregation
+from safemicro.methods.aggregation import microaggregation
 from safemicro.pipeline import prepare_steps, run_steps
 from safemicro.plan import Plan, Roles, Targets
 from safemicro.utility.numeric import numeric_loss
 
-M = importlib.import_module("safemicro.methods.microaggregation")
 NV = ["expend", "income", "savings"]
 
 

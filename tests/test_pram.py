@@ -16,7 +16,7 @@ from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.io.dataset import Codebook, VariableMeta
 from safemicro.methods.base import STEPS, StepContext
-from safemicro.methods.pram import _draw, _estimated, _invariant, pram
+from safemicro.methods.randomization import _draw, _estimated, _invariant, pram
 from safemicro.plan import Roles, Targets
 
 
@@ -336,7 +336,7 @@ def test_step_uses_household_for_household_level_variables_and_ctx_seed():
     text = spec.describe(params, res.change)
     assert "one draw per household" in text
     assert "PRAM" in text and "50 %" in text and "77" not in text and "0.5" not in text
-    with pytest.raises(ValueError, match="one pram step for each kind"):
+    with pytest.raises(ValueError, match="use one step for each kind"):
         spec.params.model_validate({"variables": ["camp", "sex"]}).check(ctx)
     with pytest.raises(ValueError, match="needs variables"):
         spec.params.model_validate({}).check(ctx)

@@ -13,7 +13,7 @@ from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.io.dataset import Codebook, VariableMeta
 from safemicro.methods.base import ROW_ID, STEPS, StepContext
-from safemicro.methods.subsample import _allocate, subsample
+from safemicro.methods.sampling import _allocate, subsample
 from safemicro.plan import Roles, Targets
 
 

@@ -96,7 +96,12 @@ class Dataset:
         if dtype.is_float():
             cond = cond | col.is_nan()
         if meta.missing_values:
-            cond = cond | col.is_in(meta.missing_values)
+            # compare in one type: polars will not mix Int and Float in is_in
+            if dtype.is_numeric():
+                codes = [float(v) for v in meta.missing_values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+                cond = cond | col.cast(pl.Float64).is_in(codes)
+            else:
+                cond = cond | col.cast(pl.String).is_in([str(v) for v in meta.missing_values])
         for lo, hi in meta.missing_ranges:
             cond = cond | col.is_between(lo, hi)
         return cond

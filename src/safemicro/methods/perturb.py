@@ -24,8 +24,7 @@ by microaggregation), so the variable stays constant within households.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -34,16 +33,16 @@ from pydantic import Field
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.keys import encode_column
 from safemicro.methods.base import (
     Change,
     MethodResult,
     StepContext,
     StepParams,
     count_changes,
+    household_for,
+    per_household,
     register,
     rng_for,
-    take_rows,
 )
 
 __all__ = ["add_noise", "rank_swap", "shuffle"]
@@ -236,79 +235,6 @@ def shuffle(
 
 
 # -- households ------------------------------------------------------------------------------
-
-
-def per_household(
-    ds: Dataset,
-    variables: list[str],
-    household: str,
-    run: Callable[[Dataset], MethodResult],
-    step: str,
-) -> MethodResult:
-    """Apply ``run`` to household-level ``variables`` once per household.
-
-    ``run`` gets the first record of every household (households in order of first
-    appearance; a record without household id is a household of its own) and each member
-    receives its household's new values. The variables must already take one value per
-    household. Counts in the change record are cells and records of the full file;
-    details gain ``households``.
-    """
-    if household not in ds.columns:
-        raise SafemicroError("no such column (household id)", column=household, step=step)
-    if household in variables:
-        raise SafemicroError("the household id cannot be perturbed", column=household, step=step)
-    codes, _ = encode_column(ds.analysis_column(household))
-    key = np.where(codes > 0, codes, -1 - np.arange(ds.n))  # no id: a household of its own
-    _, first, index = np.unique(key, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    first, index = first[order], rank[index.ravel()]
-    for name in variables:
-        if name not in ds.columns:
-            raise SafemicroError("no such column", column=name, step=step)
-        col = ds.frame[name]
-        differs = np.flatnonzero(col.gather(first[index]).ne_missing(col).to_numpy())
-        if len(differs):
-            row = int(differs[0])
-            raise SafemicroError(
-                f"household-level variable differs within household {ds.frame[household][row]!r} "
-                f"({col[row]!r} here, {col[int(first[index[row]])]!r} in row {int(first[index[row]]) + 1}); "
-                "perturb it per person (no household) or make it one value per household first",
-                column=name,
-                row=row + 1,
-                step=step,
-            )
-    inner = run(take_rows(ds, first))
-    frame = ds.frame.with_columns([inner.dataset.frame[name].gather(index) for name in variables])
-    out = ds.with_frame(frame)
-    for name in variables:
-        out.codebook.variables[name] = replace(inner.dataset.codebook.meta(name))
-    changed, suppressed, touched = count_changes(ds.frame, frame, variables)
-    change = replace(
-        inner.change,
-        params={**inner.change.params, "household": household},
-        changed=changed,
-        suppressed=suppressed,
-        records_touched=touched,
-        details={**inner.change.details, "households": int(len(first))},
-    )
-    return MethodResult(out, change)
-
-
-def household_for(variables: list[str], household: str | None, ctx: StepContext) -> str | None:
-    """A step's household: the given one, else roles.household when every variable is
-    household-level. Raises ValueError when household-level and person-level variables mix."""
-    if household is not None:
-        return household
-    level = [v for v in variables if v in ctx.roles.household_level]
-    if not ctx.roles.household or not level:
-        return None
-    if len(level) != len(variables):
-        raise ValueError(
-            f"mixes household-level variables {level} with person-level ones; use one step for each kind"
-        )
-    return ctx.roles.household
 
 
 # -- helpers -------------------------------------------------------------------------------

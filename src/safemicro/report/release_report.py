@@ -21,11 +21,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 from markupsafe import Markup
 
 from safemicro import __version__
-from safemicro.risk.individual import RISK_EDGES, risk_histogram  # noqa: F401  (re-exported)
+from safemicro.risk.individual import risk_histogram
 
 from . import plots
 from .risk_report import (

@@ -47,9 +47,10 @@ from safemicro.methods.base import (
     StepContext,
     StepParams,
     count_changes,
+    household_for,
+    per_household,
     register,
 )
-from safemicro.methods.perturb import household_for, per_household
 
 __all__ = ["microaggregation"]
 

@@ -36,6 +36,7 @@ from safemicro.methods.base import (
     StepContext,
     StepParams,
     count_changes,
+    household_for,
     register,
     rng_for,
 )
@@ -494,12 +495,7 @@ class PramParams(StepParams):
         return [self.strata] if isinstance(self.strata, str) else list(self.strata or [])
 
     def _household(self, ctx: StepContext) -> str | None:
-        if self.household is not None:
-            return self.household
-        level = set(ctx.roles.household_level)
-        if ctx.roles.household and self.variables and all(v in level for v in self.variables):
-            return ctx.roles.household
-        return None
+        return household_for(self.variables, self.household, ctx)
 
     def reads(self, ctx: StepContext) -> list[str]:
         hh = self._household(ctx)
@@ -508,17 +504,7 @@ class PramParams(StepParams):
     def check(self, ctx: StepContext) -> None:
         if not self.variables:
             raise ValueError("pram needs variables: the categorical variables to post-randomise")
-        level = [v for v in self.variables if v in ctx.roles.household_level]
-        if (
-            self.household is None
-            and ctx.roles.household
-            and level
-            and len(level) != len(self.variables)
-        ):
-            raise ValueError(
-                f"pram mixes household-level variables {level} with individual ones; "
-                "use one pram step for each kind"
-            )
+        self._household(ctx)  # raises when household- and person-level variables mix
         if ctx.roles.household and ctx.roles.household in self.variables:
             raise ValueError("pram cannot post-randomise the household id")
 
