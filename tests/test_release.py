@@ -188,6 +188,21 @@ def test_bad_plan_on_the_command_line_is_one_line_and_writes_nothing(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
+def test_bad_data_names_the_step_and_the_column(tmp_path):
+    data = tmp_path / "bad.csv"
+    frame = pl.read_csv(TESTDATA).with_columns(pl.col("income").cast(pl.String))
+    frame = frame.with_columns(pl.when(pl.int_range(pl.len()) == 6).then(pl.lit("n/a")).otherwise(pl.col("income")).alias("income"))
+    frame.write_csv(data)
+    before = _digest(data)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(_plan("  - noise: {variables: [income], amount: 0.01}\n").to_yaml())
+    result = CliRunner().invoke(app, ["anonymize", str(data), "--plan", str(plan), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2
+    assert "step 1 (noise)" in result.output and "'income'" in result.output
+    assert "Traceback" not in result.output
+    assert _digest(data) == before and not (tmp_path / "b").exists()
+
+
 def test_failure_while_writing_leaves_no_partial_bundle(tmp_path, monkeypatch):
     release = anonymize(TESTDATA, _plan("  - local_suppression: {k: 2}\n"))
 
@@ -226,16 +241,28 @@ def test_tampered_bundle_is_detected(testdata_bundle, tmp_path):
 # -- the example survey: SUF from raw, PUF nested on the SUF bundle ---------------------------
 
 
+def _cli_anonymize(data: Path, plan: Path, out: Path) -> None:
+    result = CliRunner().invoke(app, ["anonymize", str(data), "--plan", str(plan), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+
+
 @pytest.fixture(scope="module")
 def survey_suf(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("survey")
     raw = root / "survey.dta"
     io.write(generate_survey(), raw)
     before = _digest(raw)
-    release = anonymize(raw, SURVEY_PLAN)
-    release.write(root / "suf")
+    _cli_anonymize(raw, SURVEY_PLAN, root / "suf")
     assert _digest(raw) == before
     return raw, root / "suf"
+
+
+def test_survey_bundle_is_reproducible_with_random_steps(survey_suf, tmp_path):
+    """PRAM-free SUF plan still has noise and new ids: the seed makes the bytes identical."""
+    raw, suf = survey_suf
+    _cli_anonymize(raw, SURVEY_PLAN, tmp_path / "again")
+    assert _tree(tmp_path / "again") == _tree(suf)
+    assert verify_bundle(suf) == []
 
 
 def test_survey_suf_meets_targets_and_keeps_labels(survey_suf):
@@ -270,5 +297,7 @@ def test_puf_only_from_a_suf_bundle(survey_suf, tmp_path):
     assert puf.targets_met, puf.report["checks"]
     puf.write(tmp_path / "puf")
     assert verify_bundle(tmp_path / "puf") == []
+    _cli_anonymize(suf, SURVEY_PUF_PLAN, tmp_path / "puf2")  # PRAM, suppression, new ids: same bytes
+    assert _tree(tmp_path / "puf2") == _tree(tmp_path / "puf")
     after = puf.report["risk_after"]["k_anonymity"]["violations"]
     assert after["5"] == 0

@@ -149,7 +149,7 @@ def run_steps(
         try:
             result = prepared.spec.run(current, prepared.params, prepared.ctx)
         except SafemicroError as exc:
-            if exc.step is None:
+            if exc.step in (None, prepared.spec.name):  # name the step by its place in the plan
                 exc.step = prepared.label
             raise
         current = result.dataset
