@@ -1,20 +1,39 @@
 """Anonymization methods: pure functions on a Dataset returning (dataset, change record).
 
-Importing this package imports every method module, which registers its plan steps in
-:data:`safemicro.methods.base.STEPS`; each module's public functions are re-exported here.
+Importing this package registers every method's plan step in :data:`STEPS`.
+
+>>> from safemicro.methods import local_suppression
+>>> ds, change = local_suppression(ds, keys=["camp", "sex", "age"], k=3)  # doctest: +SKIP
 """
 
-import importlib as _importlib
-import pkgutil as _pkgutil
-
+from safemicro.methods.aggregation import microaggregation
 from safemicro.methods.base import STEPS, Change, MethodResult, StepContext, StepParams
+from safemicro.methods.identifiers import new_ids, remove_variables
+from safemicro.methods.perturb import add_noise, rank_swap, shuffle
+from safemicro.methods.randomization import pram
+from safemicro.methods.recode import global_recode, top_bottom_code
+from safemicro.methods.sampling import subsample
+from safemicro.methods.search import recode_search, search_levels
+from safemicro.methods.suppression import local_suppression, suppress_by_risk
 
-__all__ = ["STEPS", "Change", "MethodResult", "StepContext", "StepParams"]
-
-for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda m: m.name):
-    if _info.name == "base":
-        continue
-    _module = _importlib.import_module(f"{__name__}.{_info.name}")
-    for _name in getattr(_module, "__all__", ()):
-        globals()[_name] = getattr(_module, _name)
-        __all__.append(_name)
+__all__ = [
+    "STEPS",
+    "Change",
+    "MethodResult",
+    "StepContext",
+    "StepParams",
+    "add_noise",
+    "global_recode",
+    "local_suppression",
+    "microaggregation",
+    "new_ids",
+    "pram",
+    "rank_swap",
+    "recode_search",
+    "remove_variables",
+    "search_levels",
+    "shuffle",
+    "subsample",
+    "suppress_by_risk",
+    "top_bottom_code",
+]
