@@ -289,7 +289,7 @@ def test_blocks_cover_every_row_once():
     "kwargs, message",
     [
         ({"variables": ["nope"]}, "no such column"),
-        ({"variables": ["name"]}, "needs numbers"),
+        ({"variables": ["name"]}, "needs a numeric column"),
         ({"variables": ["x"], "k": 1}, "at least 2"),
         ({"variables": ["x"], "method": "kmeans"}, "method must be"),
         ({"variables": []}, "at least one variable"),

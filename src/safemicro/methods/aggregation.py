@@ -40,16 +40,18 @@ from pydantic import Field
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.keys import combine_codes, dense_ids, encode_column
 from safemicro.methods.base import (
     Change,
     MethodResult,
     StepContext,
     StepParams,
+    column_names,
     count_changes,
     household_for,
+    numeric_matrix,
     per_household,
     register,
+    stratum_ids,
 )
 
 __all__ = ["microaggregation"]
@@ -84,8 +86,8 @@ def microaggregation(
     >>> microaggregation(ds, variables="x", k=3).dataset.frame["x"].to_list()
     [2.0, 2.0, 2.0, 11.0, 11.0, 11.0]
     """
-    variables = _names(variables, "variables")
-    strata = _names(strata, "strata") if strata is not None else []
+    variables = column_names(variables, "variables", _STEP)
+    strata = column_names(strata, "strata", _STEP) if strata is not None else []
     if not variables:
         raise SafemicroError("microaggregation needs at least one variable", step=_STEP)
     for name in [*variables, *strata]:
@@ -102,11 +104,11 @@ def microaggregation(
         run = functools.partial(microaggregation, variables=variables, k=k, method=method, strata=strata or None)
         return per_household(ds, variables, household, run, _STEP)
 
-    x = _values(ds, variables)
+    x = numeric_matrix(ds, variables, _STEP)
     observed = ~np.isnan(x)
     complete = observed.all(axis=1)
     partial = observed.any(axis=1) & ~complete
-    stratum, n_strata = _strata(ds.frame, strata)
+    stratum, n_strata, _ = stratum_ids(ds.frame, strata)
 
     by_stratum = np.argsort(stratum, kind="stable")  # row order kept within each stratum
     bounds = np.searchsorted(stratum[by_stratum], np.arange(n_strata + 1))
@@ -134,42 +136,6 @@ def microaggregation(
 
 
 # -- inputs -------------------------------------------------------------------------------
-
-
-def _names(value: Any, what: str) -> list[str]:
-    names = [value] if isinstance(value, str) else list(value)
-    if not all(isinstance(v, str) for v in names):
-        raise SafemicroError(f"{what} must be column names", step=_STEP)
-    if len(set(names)) != len(names):
-        raise SafemicroError(f"{what} lists a column twice", step=_STEP)
-    return names
-
-
-def _values(ds: Dataset, variables: list[str]) -> np.ndarray:
-    """(n, p) float64 with NaN for every kind of missing value; rejects non-numbers."""
-    cols = []
-    for name in variables:
-        dtype = ds.frame.schema[name]
-        if not (dtype.is_integer() or dtype.is_float()):
-            raise SafemicroError(
-                f"microaggregation needs numbers, the column is {dtype}", column=name, step=_STEP
-            )
-        col = ds.analysis_column(name).cast(pl.Float64).to_numpy()  # null -> NaN
-        bad = np.flatnonzero(np.isinf(col))
-        if len(bad):
-            raise SafemicroError("infinite value", column=name, row=int(bad[0]) + 1, step=_STEP)
-        cols.append(col)
-    return np.ascontiguousarray(np.column_stack(cols), dtype=np.float64)
-
-
-def _strata(frame: pl.DataFrame, strata: list[str]) -> tuple[np.ndarray, int]:
-    """Stratum id 0..S-1 per record (raw values; missing is a stratum of its own)."""
-    if not strata:
-        return np.zeros(frame.height, dtype=np.int64), 1
-    encoded = [encode_column(frame[name]) for name in strata]
-    combined, space = combine_codes([c for c, _ in encoded], [card for _, card in encoded])
-    ids, distinct = dense_ids(combined, space)
-    return ids.astype(np.int64), max(len(distinct), 1)
 
 
 def _stratum_label(frame: pl.DataFrame, strata: list[str], row: int) -> str:

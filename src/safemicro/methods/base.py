@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.keys import encode_column
+from safemicro.keys import combine_codes, dense_ids, encode_column
 from safemicro.plan import Roles, Targets
 
 __all__ = [
@@ -41,6 +41,9 @@ __all__ = [
     "rng_for",
     "per_household",
     "household_for",
+    "column_names",
+    "numeric_matrix",
+    "stratum_ids",
     "ROW_ID",
 ]
 
@@ -138,6 +141,54 @@ def rng_for(seed: int | None) -> tuple[np.random.Generator, int]:
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint32)[0])
     return np.random.default_rng(seed), int(seed)
+
+
+# -- argument helpers shared by the methods ---------------------------------------------------
+
+
+def column_names(value: Any, what: str, step: str) -> list[str]:
+    """A column name or a list of them, as a list; no duplicates."""
+    names = [value] if isinstance(value, str) else list(value)
+    if not all(isinstance(v, str) for v in names):
+        raise SafemicroError(f"{what} must be column names", step=step)
+    if len(set(names)) != len(names):
+        raise SafemicroError(f"{what} lists a column twice", step=step)
+    return names
+
+
+def numeric_matrix(ds: Dataset, names: list[str], step: str) -> np.ndarray:
+    """(n, p) float64 of numeric columns, NaN for every kind of missing value.
+
+    Errors name the column: absent, not numeric, or holding an infinite value (and its row).
+    """
+    cols = []
+    for name in names:
+        if name not in ds.columns:
+            raise SafemicroError("no such column", column=name, step=step)
+        dtype = ds.frame.schema[name]
+        if not (dtype.is_integer() or dtype.is_float()):
+            raise SafemicroError(f"needs a numeric column, this one is {dtype}", column=name, step=step)
+        col = ds.analysis_column(name).cast(pl.Float64).to_numpy()  # null -> NaN
+        bad = np.flatnonzero(np.isinf(col))
+        if len(bad):
+            raise SafemicroError("infinite value", column=name, row=int(bad[0]) + 1, step=step)
+        cols.append(col)
+    if not cols:
+        return np.zeros((ds.n, 0))
+    return np.ascontiguousarray(np.column_stack(cols), dtype=np.float64)
+
+
+def stratum_ids(frame: pl.DataFrame, strata: list[str]) -> tuple[np.ndarray, int, np.ndarray]:
+    """Stratum id 0..S-1 per record (raw values; missing is a stratum of its own), the
+    number of strata, and the first row of each stratum."""
+    if not strata:
+        return np.zeros(frame.height, dtype=np.int64), 1, np.zeros(1, dtype=np.int64)
+    encoded = [encode_column(frame[name]) for name in strata]
+    combined, space = combine_codes([c for c, _ in encoded], [card for _, card in encoded])
+    ids, distinct = dense_ids(combined, space)
+    first = np.zeros(len(distinct), dtype=np.int64)
+    first[ids[::-1]] = np.arange(frame.height)[::-1]
+    return ids.astype(np.int64), max(len(distinct), 1), first
 
 
 # -- household-level variables ------------------------------------------------------------

@@ -38,8 +38,10 @@ from safemicro.methods.base import (
     MethodResult,
     StepContext,
     StepParams,
+    column_names,
     count_changes,
     household_for,
+    numeric_matrix,
     per_household,
     register,
     rng_for,
@@ -73,8 +75,7 @@ def add_noise(
     [100, 200, 300, 400]
     """
     step = "noise"
-    variables = _names(variables, "variables", step)
-    _check_columns(ds, variables, step)
+    variables = _variables(variables, step)
     if isinstance(amount, bool) or not isinstance(amount, (int, float, np.integer, np.floating)):
         raise SafemicroError("amount must be a number", step=step)
     amount = float(amount)
@@ -86,7 +87,7 @@ def add_noise(
         run = functools.partial(add_noise, variables=variables, amount=amount, method=method, seed=seed)
         return per_household(ds, variables, household, run, step)
     rng, used_seed = rng_for(seed)
-    x = _values(ds, variables, step)
+    x = numeric_matrix(ds, variables, step)
     observed = ~np.isnan(x)
 
     sd = np.array([np.std(c[~np.isnan(c)], ddof=1) if (~np.isnan(c)).sum() > 1 else 0.0 for c in x.T])
@@ -142,15 +143,14 @@ def rank_swap(
     values); with no such partner left it stays.
     """
     step = "rank_swap"
-    variables = _names(variables, "variables", step)
-    _check_columns(ds, variables, step)
+    variables = _variables(variables, step)
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p <= 100:
         raise SafemicroError(f"p must be a percentage between 0 and 100, got {p!r}", step=step)
     if household is not None:
         run = functools.partial(rank_swap, variables=variables, p=p, seed=seed)
         return per_household(ds, variables, household, run, step)
     rng, used_seed = rng_for(seed)
-    x = _values(ds, variables, step)
+    x = numeric_matrix(ds, variables, step)
     swap = _jit()["_swap_ranks"]
     columns, window, swapped = [], {}, {}
     for j, name in enumerate(variables):
@@ -195,9 +195,8 @@ def shuffle(
     each variable is randomly permuted among its observed cells.
     """
     step = "shuffle"
-    variables = _names(variables, "variables", step)
-    by = _names(by, "by", step) if by is not None else []
-    _check_columns(ds, [*variables, *by], step)
+    variables = _variables(variables, step)
+    by = column_names(by, "by", step) if by is not None else []
     for name in by:
         if name in variables:
             raise SafemicroError("a variable cannot be shuffled by itself", column=name, step=step)
@@ -205,8 +204,8 @@ def shuffle(
         run = functools.partial(shuffle, variables=variables, by=by or None, seed=seed)
         return per_household(ds, variables, household, run, step)
     rng, used_seed = rng_for(seed)
-    x = _values(ds, variables, step)
-    s = _values(ds, by, step) if by else np.zeros((ds.n, 0))
+    x = numeric_matrix(ds, variables, step)
+    s = numeric_matrix(ds, by, step) if by else np.zeros((ds.n, 0))
     y = _shuffle_keys(x, s, rng)
 
     columns, moved = [], {}
@@ -240,36 +239,11 @@ def shuffle(
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _names(value: Any, what: str, step: str) -> list[str]:
-    names = [value] if isinstance(value, str) else list(value)
-    if not all(isinstance(v, str) for v in names):
-        raise SafemicroError(f"{what} must be column names", step=step)
-    if len(set(names)) != len(names):
-        raise SafemicroError(f"{what} lists a column twice", step=step)
-    if what == "variables" and not names:
+def _variables(value: Any, step: str) -> list[str]:
+    names = column_names(value, "variables", step)
+    if not names:
         raise SafemicroError("needs at least one variable", step=step)
     return names
-
-
-def _check_columns(ds: Dataset, names: list[str], step: str) -> None:
-    for name in names:
-        if name not in ds.columns:
-            raise SafemicroError("no such column", column=name, step=step)
-        dtype = ds.frame.schema[name]
-        if not (dtype.is_integer() or dtype.is_float()):
-            raise SafemicroError(f"needs a numeric column, this one is {dtype}", column=name, step=step)
-
-
-def _values(ds: Dataset, names: list[str], step: str) -> np.ndarray:
-    """(n, p) float64, NaN for every kind of missing; infinite values are an error."""
-    cols = []
-    for name in names:
-        col = ds.analysis_column(name).cast(pl.Float64).to_numpy()
-        bad = np.flatnonzero(np.isinf(col))
-        if len(bad):
-            raise SafemicroError("infinite value", column=name, row=int(bad[0]) + 1, step=step)
-        cols.append(col)
-    return np.column_stack(cols) if cols else np.zeros((ds.n, 0))
 
 
 def _complete(a: np.ndarray) -> np.ndarray:

@@ -29,16 +29,18 @@ from pydantic import Field
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.keys import combine_codes, dense_ids, encode_column
+from safemicro.keys import encode_column
 from safemicro.methods.base import (
     Change,
     MethodResult,
     StepContext,
     StepParams,
+    column_names,
     count_changes,
     household_for,
     register,
     rng_for,
+    stratum_ids,
 )
 
 __all__ = ["pram"]
@@ -81,8 +83,8 @@ def pram(
     >>> pram(ds, variables="sex", keep=1.0, seed=1).dataset.frame["sex"].to_list()
     [1, 2, 1, 2]
     """
-    variables = _names(variables, "variables")
-    strata = _names(strata, "strata") if strata is not None else []
+    variables = column_names(variables, "variables", "pram")
+    strata = column_names(strata, "strata", "pram") if strata is not None else []
     if not variables:
         raise SafemicroError("pram needs at least one variable", step="pram")
     for name in [*variables, *strata, *([household] if household else [])]:
@@ -100,7 +102,7 @@ def pram(
     specs = _matrix_specs(matrix, variables)
 
     rng, used_seed = rng_for(seed)
-    stratum, n_strata, strata_rows = _strata(ds.frame, strata)
+    stratum, n_strata, strata_rows = stratum_ids(ds.frame, strata)
     hh_codes = encode_column(ds.analysis_column(household))[0] if household else None
 
     columns, info, matrices, notes = [], {}, {}, []
@@ -445,33 +447,12 @@ def _cast(label: Any, dtype: pl.DataType, var: str) -> Any:
 # -- shared small helpers ----------------------------------------------------------------
 
 
-def _names(value: Any, what: str) -> list[str]:
-    names = [value] if isinstance(value, str) else list(value)
-    if not all(isinstance(v, str) for v in names):
-        raise SafemicroError(f"{what} must be column names", step="pram")
-    if len(set(names)) != len(names):
-        raise SafemicroError(f"{what} lists a column twice", step="pram")
-    return names
-
-
 def _probability(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise SafemicroError(f"{what} must be a number between 0 and 1", step="pram")
     if not 0.0 <= float(value) <= 1.0:
         raise SafemicroError(f"{what} must lie between 0 and 1, got {value}", step="pram")
     return float(value)
-
-
-def _strata(frame: pl.DataFrame, strata: list[str]) -> tuple[np.ndarray, int, np.ndarray]:
-    """Stratum id 0..S-1 per record (raw values; missing is a stratum), and one row per stratum."""
-    if not strata:
-        return np.zeros(frame.height, dtype=np.int64), 1, np.zeros(1, dtype=np.int64)
-    encoded = [encode_column(frame[name]) for name in strata]
-    combined, space = combine_codes([c for c, _ in encoded], [k for _, k in encoded])
-    ids, distinct = dense_ids(combined, space)
-    rep = np.zeros(len(distinct), dtype=np.int64)
-    rep[ids[::-1]] = np.arange(frame.height)[::-1]  # first row of each stratum
-    return ids.astype(np.int64), max(len(distinct), 1), rep
 
 
 def _stratum_values(frame: pl.DataFrame, strata: list[str], row: int) -> dict[str, Any]:

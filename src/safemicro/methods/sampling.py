@@ -20,7 +20,7 @@ from pydantic import Field
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.keys import combine_codes, dense_ids, encode_column
+from safemicro.keys import encode_column
 from safemicro.methods.base import (
     Change,
     MethodResult,
@@ -29,6 +29,7 @@ from safemicro.methods.base import (
     count_changes,
     register,
     rng_for,
+    stratum_ids,
     take_rows,
 )
 
@@ -155,11 +156,7 @@ def _unit_strata(
     ds: Dataset, unit: np.ndarray, n_units: int, strata: list[str], by: str | None
 ) -> tuple[np.ndarray, int, np.ndarray]:
     """Stratum id per unit (a household must lie in one stratum) and one row per stratum."""
-    if not strata:
-        return np.zeros(n_units, dtype=np.int64), 1, np.zeros(1, dtype=np.int64)
-    encoded = [encode_column(ds.frame[name]) for name in strata]
-    combined, space = combine_codes([c for c, _ in encoded], [k for _, k in encoded])
-    row_stratum, distinct = dense_ids(combined, space)
+    row_stratum, n_strata, first = stratum_ids(ds.frame, strata)
     unit_stratum = np.zeros(n_units, dtype=np.int64)
     unit_stratum[unit] = row_stratum
     split = np.flatnonzero(unit_stratum[unit] != row_stratum)
@@ -172,9 +169,7 @@ def _unit_strata(
             row=row + 1,
             step="subsample",
         )
-    rep = np.zeros(len(distinct), dtype=np.int64)
-    rep[row_stratum[::-1]] = np.arange(ds.n)[::-1]
-    return unit_stratum, max(len(distinct), 1), rep
+    return unit_stratum, n_strata, first
 
 
 def _total(fraction: Any, n: Any, n_units: int, by: str | None) -> int:
