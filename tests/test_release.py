@@ -301,3 +301,13 @@ def test_puf_only_from_a_suf_bundle(survey_suf, tmp_path):
     assert _tree(tmp_path / "puf2") == _tree(tmp_path / "puf")
     after = puf.report["risk_after"]["k_anonymity"]["violations"]
     assert after["5"] == 0
+
+
+def test_bundle_has_normal_permissions(testdata_bundle):
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (testdata_bundle.stat().st_mode & 0o777) == 0o777 & ~mask
+    for p in testdata_bundle.iterdir():
+        assert (p.stat().st_mode & 0o777) == 0o666 & ~mask, p.name

@@ -8,6 +8,7 @@ permissions (0666 less the umask), not mkstemp's private 0600.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,3 +65,38 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 def write_frame_csv(path: str | os.PathLike[str], frame: pl.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.write_csv(tmp)
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``path``; it becomes ``path`` only if the block
+    succeeds (an existing ``path`` is replaced only with ``overwrite``, after the new folder
+    is complete). On failure nothing is left behind and ``path`` is untouched."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{target} is not empty")
+    parent = target.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    try:
+        yield staging
+        for p in staging.rglob("*"):
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~_UMASK)
+        os.chmod(staging, 0o777 & ~_UMASK)
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
+            os.rmdir(old)
+            os.replace(target, old)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if old is not None:
+                os.replace(old, target)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -23,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +32,7 @@ import polars as pl
 
 from safemicro import __version__
 from safemicro.assess import Assessment, assess, validate_roles
+from safemicro.atomic import atomic_directory
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset, from_frame, read, write
 from safemicro.methods.base import ROW_ID
@@ -321,8 +320,6 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
         raise SafemicroError("output exists and is not a folder", file=str(out))
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise SafemicroError("output folder is not empty (use --overwrite to replace it)", file=str(out))
-    parent = out.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
     stamp = _stamp(release.plan)
     data_name = release.stem + release.format
     files = {"data": data_name}
@@ -331,8 +328,7 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
     report = dict(release.report)
     report["release"] = {**report["release"], "files": files}
     dra = disclosure_risk_assessment(report, release.plan)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    try:
+    with atomic_directory(out, overwrite=overwrite) as staging:
         write(release.dataset, staging / data_name, timestamp=stamp)
         if "csv" in files:
             write(release.dataset, staging / files["csv"])
@@ -350,38 +346,7 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
         names = sorted(p.name for p in staging.iterdir())
         sums = "".join(f"{_sha256(staging / n)}  {n}\n" for n in names)
         (staging / "SHA256SUMS").write_text(sums, encoding="utf-8")
-        mode = 0o666 & ~_umask()
-        for p in staging.iterdir():
-            os.chmod(p, mode)
-        os.chmod(staging, 0o777 & ~_umask())
-        _swap_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return {n: out / n for n in [*names, "SHA256SUMS"]}
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _swap_into_place(staging: Path, out: Path) -> None:
-    """Replace ``out`` by the complete ``staging`` folder (old contents removed after)."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.resolve().parent))
-        os.rmdir(old)
-        os.replace(out, old)
-    try:
-        os.replace(staging, out)
-    except OSError:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # -- views for users and approvers --------------------------------------------------------------
