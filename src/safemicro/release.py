@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -59,8 +59,6 @@ class Release:
     risk_after: Assessment
     stem: str = "release"
     format: str = ".csv"
-    input_hash: str | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def targets_met(self) -> bool:
