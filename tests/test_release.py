@@ -311,3 +311,32 @@ def test_bundle_has_normal_permissions(testdata_bundle):
     assert (testdata_bundle.stat().st_mode & 0o777) == 0o777 & ~mask
     for p in testdata_bundle.iterdir():
         assert (p.stat().st_mode & 0o777) == 0o666 & ~mask, p.name
+
+
+def test_unmet_targets_with_require_targets_write_nothing(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(_plan("  - recode: {variable: water, breaks: 3}\n", extra="targets: {k: 3}\n").to_yaml())
+    out = tmp_path / "b"
+    result = CliRunner().invoke(app, ["anonymize", str(TESTDATA), "--plan", str(plan), "--out", str(out), "--require-targets"])
+    assert result.exit_code == 3
+    assert "not met" in result.output
+    assert not out.exists()
+    result = CliRunner().invoke(app, ["anonymize", str(TESTDATA), "--plan", str(plan), "--out", str(out)])
+    assert result.exit_code == 0 and "targets not met" in result.output
+    assert json.loads((out / "report.json").read_text())["targets_met"] is False
+
+
+def test_spss_input_gives_an_spss_release_with_labels(tmp_path):
+    from safemicro.io import Codebook, Dataset, VariableMeta
+
+    frame = pl.read_csv(TESTDATA)
+    labels = {1: "urban", 2: "rural"}
+    ds = Dataset(frame, Codebook(variables={"urbrur": VariableMeta("urbrur", label="Area", value_labels=labels)}))
+    io.write(ds, tmp_path / "survey.sav")
+    release = anonymize(tmp_path / "survey.sav", _plan("  - local_suppression: {k: 3}\n"))
+    release.write(tmp_path / "b")
+    assert {"survey.sav", "survey.csv"} <= {p.name for p in (tmp_path / "b").iterdir()}
+    released = io.read(tmp_path / "b" / "survey.sav")
+    assert released.codebook.meta("urbrur").label == "Area"
+    assert released.codebook.meta("urbrur").value_labels == labels
+    assert build_key_table(released.frame, KV7).record_fk().min() >= 3
