@@ -340,3 +340,14 @@ def test_spss_input_gives_an_spss_release_with_labels(tmp_path):
     assert released.codebook.meta("urbrur").label == "Area"
     assert released.codebook.meta("urbrur").value_labels == labels
     assert build_key_table(released.frame, KV7).record_fk().min() >= 3
+
+
+def test_steps_command_lists_every_step_with_its_parameters():
+    from safemicro.methods import STEPS
+
+    result = CliRunner().invoke(app, ["steps"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for name, spec in STEPS.items():
+        assert name in result.output
+        assert spec.params.__doc__, f"{name}: its parameter model needs a one-line docstring"
+    assert "keep (0.8)" in result.output

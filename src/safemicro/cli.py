@@ -252,6 +252,29 @@ def anonymize(
 
 @app.command()
 @_friendly
+def steps() -> None:
+    """List the plan steps (anonymization methods) and their parameters."""
+    from rich.table import Table
+
+    from safemicro.methods import STEPS
+
+    t = Table(title="Plan steps", show_lines=True)
+    t.add_column("step")
+    t.add_column("parameters (default)")
+    t.add_column("what it does")
+    for name in sorted(STEPS):
+        spec = STEPS[name]
+        params = []
+        for field, info in spec.params.model_fields.items():
+            default = "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
+            params.append(f"{field} ({default})")
+        doc = (spec.params.__doc__ or spec.run.__doc__ or "").strip().splitlines()
+        t.add_row(name, escape("\n".join(params)), escape(doc[0] if doc else ""))
+    out.print(t)
+
+
+@app.command()
+@_friendly
 def verify(bundle: Path = typer.Argument(..., help="release bundle folder")) -> None:
     """Check a release bundle against its SHA256SUMS."""
     from safemicro.release import verify_bundle
@@ -284,7 +307,7 @@ def example(
 @app.command()
 @_friendly
 def demo(output: Path = typer.Option(Path("out"), "--out", help="output folder")) -> None:
-    """The main job on the bundled example: generate, draft a plan, assess, report."""
+    """The main job on the bundled example: generate, draft a plan, assess, anonymize (SUF, then a nested PUF)."""
     from safemicro.demo import run_demo
 
     paths = run_demo(output, console=out)

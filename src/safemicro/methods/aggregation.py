@@ -641,6 +641,8 @@ def _jit() -> dict[str, Any]:
 
 
 class MicroaggregationParams(StepParams):
+    """Replace numeric values by group means of at least k similar records (MDAV); variables default to the numeric keys."""
+
     variables: list[str] | None = None  # default: roles.numeric_keys
     k: int = Field(3, ge=2)
     method: Literal["mdav", "fast"] = "mdav"

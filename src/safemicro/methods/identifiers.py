@@ -211,6 +211,8 @@ def _whole(value: Any) -> bool:
 
 
 class RemoveDirectIdsParams(StepParams):
+    """Drop the direct identifiers (default: roles.direct_ids)."""
+
     variables: list[str] | None = None  # default: roles.direct_ids
 
     def _variables(self, ctx: StepContext) -> list[str]:
@@ -224,6 +226,8 @@ class RemoveDirectIdsParams(StepParams):
 
 
 class RemoveVariablesParams(StepParams):
+    """Drop the listed variables."""
+
     variables: list[str] = Field(min_length=1)
 
     def reads(self, ctx: StepContext) -> list[str]:
@@ -234,6 +238,8 @@ class RemoveVariablesParams(StepParams):
 
 
 class NewIdsParams(StepParams):
+    """New random household (and record) ids and a random row order, households kept together."""
+
     variable: str | None = None  # the household id; default: roles.household
     record: str | None = None
     shuffle_rows: bool = True

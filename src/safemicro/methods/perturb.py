@@ -459,15 +459,21 @@ class _NumericParams(StepParams):
 
 
 class NoiseParams(_NumericParams):
+    """Add random noise of amount x variance (additive or correlated); variables default to the numeric keys."""
+
     amount: float = Field(0.01, ge=0.0)
     method: Literal["additive", "correlated"] = "additive"
 
 
 class RankSwapParams(_NumericParams):
+    """Swap each value with another within p % of its rank (marginals kept exactly)."""
+
     p: float = Field(5.0, ge=0.0, le=100.0)
 
 
 class ShuffleParams(_NumericParams):
+    """Data shuffling: reassign the observed values by a model on the 'by' variables (marginals kept exactly)."""
+
     by: list[str] | str | None = None
 
     def _by(self) -> list[str]:

@@ -463,6 +463,8 @@ def _stratum_values(frame: pl.DataFrame, strata: list[str], row: int) -> dict[st
 
 
 class PramParams(StepParams):
+    """Post-randomise categorical variables: keep each value with probability keep, else draw another category."""
+
     variables: list[str] = Field(default_factory=list)
     matrix: Any = None
     keep: float = Field(0.8, ge=0.0, le=1.0)

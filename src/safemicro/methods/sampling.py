@@ -234,6 +234,8 @@ def _reweight(
 
 
 class SubsampleParams(StepParams):
+    """Release a random (stratified) sample of records or whole households, with adjusted weights."""
+
     fraction: float | None = Field(None, gt=0.0, le=1.0)
     n: int | None = Field(None, ge=1)
     households: bool = False  # sample whole households (by = roles.household)

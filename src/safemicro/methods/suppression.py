@@ -850,12 +850,16 @@ class _SuppressionParams(StepParams):
 
 
 class LocalSuppressionParams(_SuppressionParams):
+    """Suppress key values until every key combination has at least k records (NA wildcards); keys, k and alpha default to the plan's roles and targets."""
+
     k: int | None = Field(None, ge=1, description="default: targets.k")
     method: Literal["optimal", "sdcmicro"] = "optimal"
     alpha: float | None = Field(None, ge=0.0, le=1.0, description="default: the plan's alpha")
 
 
 class RiskSuppressionParams(_SuppressionParams):
+    """Suppress key values until no record's individual risk exceeds max_risk (default: targets.max_individual_risk)."""
+
     max_risk: float | None = Field(None, gt=0.0, le=1.0, description="default: targets.max_individual_risk")
 
     def check(self, ctx: StepContext) -> None:
