@@ -12,3 +12,15 @@ def anonymize(data, plan, **kwargs):
     from safemicro.release import anonymize as _anonymize
 
     return _anonymize(data, plan, **kwargs)
+
+
+def synthesize(data, **kwargs):
+    """Synthetic data with copy safeguards; returns a Synthesis (see
+    :func:`safemicro.synth.synthesis.synthesize`).
+
+    >>> synthesis = synthesize("survey.dta", seed=1)   # doctest: +SKIP
+    >>> synthesis.write("synthetic.dta")                # doctest: +SKIP
+    """
+    from safemicro.synth.synthesis import synthesize as _synthesize
+
+    return _synthesize(data, **kwargs)

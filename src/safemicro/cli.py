@@ -252,6 +252,65 @@ def anonymize(
 
 @app.command()
 @_friendly
+def synthesize(
+    data: Path = typer.Argument(..., help="microdata file (CSV, Parquet, Stata, SPSS)"),
+    output: Path = typer.Option(..., "--out", "-o", help="synthetic file to write (format from the extension)"),
+    plan: Optional[Path] = typer.Option(None, "--plan", help="release plan: roles (keys, household, direct ids)"),
+    n: Optional[int] = typer.Option(None, "--n", help="records to draw (households in household mode)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="random seed (drawn and reported when absent)"),
+    epsilon: Optional[float] = typer.Option(None, "--epsilon", help="differential privacy: total epsilon (MST)"),
+    delta: float = typer.Option(1e-6, "--delta", help="differential privacy: delta"),
+    household: Optional[str] = typer.Option(None, "--household", help="household id: household-relational synthesis"),
+    report: Optional[Path] = typer.Option(None, "--report", help="write the internal JSON report (holds the seed)"),
+) -> None:
+    """Synthesize a file with copy safeguards (CART; households; DP with --epsilon)."""
+    import json
+
+    from safemicro.synth.synthesis import synthesize as run_synthesize
+
+    outputs = [p for p in (output, report) if p]
+    _check_outputs(data, outputs)
+    result = run_synthesize(
+        data, plan=plan, n=n, seed=seed, epsilon=epsilon, delta=delta, household=household
+    )
+    jobs = [(output, lambda tmp: _write_like(result.dataset, tmp, output))]
+    if report:
+        text = json.dumps(result.report, indent=2, ensure_ascii=False, default=str) + "\n"
+        jobs.append((report, lambda tmp: tmp.write_text(text, encoding="utf-8")))
+    _write_all(jobs)
+    guards = result.report["safeguards"]
+    ru = guards.get("replicated_uniques", {})
+    qd = guards.get("q_delta", {})
+    out.print(
+        f"{result.report['method']}: {result.dataset.n:,} synthetic records; "
+        f"replicated uniques replaced: {ru.get('units_replaced', 0)} {ru.get('unit', 'record')}s; "
+        f"Q_δ {qd.get('q_delta', float('nan')):.4f} (threshold {qd.get('threshold', float('nan')):.4f}, "
+        + ("passed" if qd.get("passed") else "NOT passed") + ")",
+        highlight=False,
+        markup=False,
+    )
+    if result.report.get("privacy"):
+        p = result.report["privacy"]
+        out.print(f"privacy: epsilon {p.get('epsilon')}, delta {p.get('delta')}", highlight=False, markup=False)
+    for note in result.report["notes"]:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+    out.print(f"synthetic data: {output}", highlight=False, markup=False)
+
+
+def _write_like(dataset, tmp: Path, target: Path) -> None:
+    """Write to the staged path in the target's format (the writers look at the extension)."""
+    from safemicro import io
+
+    staged = tmp.with_name(tmp.name + "".join(target.suffixes[-2:] if target.name.endswith(".csv.gz") else target.suffixes[-1:]))
+    try:
+        io.write(dataset, staged)
+        staged.replace(tmp)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+@app.command()
+@_friendly
 def steps() -> None:
     """List the plan steps (anonymization methods) and their parameters."""
     from rich.table import Table

@@ -1,0 +1,231 @@
+"""One call from data to a safeguarded synthetic file: ``safemicro.synthesize``.
+
+Picks the synthesizer (sequential CART; household-relational when the plan or the caller
+names a household id; differentially private MST with ``epsilon``), fits it, samples, and
+applies the copy safeguards before anything is returned:
+
+* replicated uniques on the key variables are replaced by fresh draws (whole households in
+  household mode), so no record that is unique in the training data comes back;
+* the Q_δ distance-to-closest-record check against its bootstrap threshold is run and its
+  verdict reported (``passed``); exact-match rates against the training data are reported.
+
+The report is JSON-friendly; it holds the seed, so it is internal (never publish it next to
+the synthetic file).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from safemicro import __version__
+from safemicro.errors import SafemicroError
+from safemicro.io import Dataset, from_frame, read, write
+from safemicro.methods.base import rng_for, take_rows
+from safemicro.plan import Plan, Roles, load_plan
+
+__all__ = ["Synthesis", "synthesize"]
+
+MAX_REDRAWS = 10  # rounds of fresh draws replacing replicated uniques
+
+
+@dataclass
+class Synthesis:
+    """A synthetic dataset and the internal report of how it was made."""
+
+    dataset: Dataset
+    report: dict[str, Any]
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        return write(self.dataset, path)
+
+
+def synthesize(
+    data: Any,
+    *,
+    plan: Plan | str | os.PathLike[str] | None = None,
+    n: int | None = None,
+    seed: int | None = None,
+    epsilon: float | None = None,
+    delta: float = 1e-6,
+    household: str | None = None,
+    keys: list[str] | None = None,
+    check_copies: bool = True,
+    synthesizer: Any = None,
+) -> Synthesis:
+    """Synthesize ``data`` (a path, Dataset or frame); see the module docstring.
+
+    ``n`` is the number of records (households in household mode; default: as many as the
+    input). ``keys`` are the variables for the replicated-uniques safeguard (default: the
+    plan's keys, else every column except ids and weights). ``synthesizer`` replaces the
+    built-in model by any object with ``fit(dataset, seed=)`` and ``sample(n, seed=)``: the
+    safeguards still apply.
+    """
+    if plan is not None and not isinstance(plan, Plan):
+        plan = load_plan(plan)
+    dataset = read(data) if isinstance(data, (str, os.PathLike)) else (
+        data if isinstance(data, Dataset) else from_frame(data)
+    )
+    roles = plan.roles if plan is not None else Roles()
+    if plan is not None:
+        plan.check_columns(dataset.columns, dataset.source)
+    household = household or roles.household
+    if household is not None and household not in dataset.columns:
+        raise SafemicroError("no such column (household id)", file=dataset.source, column=household)
+    notes: list[str] = []
+    if roles.direct_ids:
+        dataset = dataset.with_frame(dataset.frame.drop(roles.direct_ids))
+        notes.append(f"direct identifiers not synthesized (removed): {', '.join(roles.direct_ids)}")
+    if dataset.n < 2:
+        raise SafemicroError("need at least 2 records to synthesize", file=dataset.source)
+    rng, seed = rng_for(seed)
+    fit_seed, sample_seed, check_seed = (int(s) for s in rng.integers(0, 2**31 - 1, size=3))
+
+    t0 = time.perf_counter()
+    if synthesizer is not None:
+        model, method, params = synthesizer, type(synthesizer).__name__, {}
+    else:
+        model, method, params = _model(epsilon, delta, household, roles)
+    model.fit(dataset, seed=fit_seed)
+    fitted = time.perf_counter()
+    units = _units(dataset, household) if household is not None and epsilon is None else dataset.n
+    size = units if n is None else int(n)
+    if size < 1:
+        raise SafemicroError(f"n must be at least 1, got {n!r}")
+    synth = model.sample(size, seed=sample_seed)
+    sampled = time.perf_counter()
+
+    keys = list(keys) if keys is not None else (list(roles.keys) or _default_keys(dataset, roles, household))
+    safeguards: dict[str, Any] = {}
+    if check_copies:
+        unit = household if epsilon is None else None
+        synth, safeguards["replicated_uniques"] = _replace_replicated_uniques(
+            dataset, synth, keys, model, sample_seed, unit
+        )
+        from safemicro.synth.safeguards import exact_match_rates, q_delta_check
+
+        compare = [c for c in dataset.columns if c != household]
+        safeguards["exact_matches"] = exact_match_rates(synth.frame, dataset.frame, columns=compare)
+        check = q_delta_check(dataset.frame.select(compare), synth.frame.select(compare), seed=check_seed)
+        check.pop("null", None)
+        safeguards["q_delta"] = check
+        if not check["passed"]:
+            notes.append(
+                f"Q_δ = {check['q_delta']:.4f} is above its bootstrap threshold {check['threshold']:.4f}: "
+                "synthetic records sit closer to real ones than fresh real records do; review before release"
+            )
+    checked = time.perf_counter()
+    notes += list(getattr(model, "notes", []))
+    report = {
+        "safemicro_version": __version__,
+        "input": {"file": dataset.source and Path(dataset.source).name, "n_records": dataset.n,
+                  "variables": dataset.columns},
+        "method": method,
+        "params": params,
+        "seed": seed,
+        "n_records": synth.n,
+        "household": household if epsilon is None else None,
+        "privacy": getattr(model, "privacy", None) or None,
+        "keys": keys,
+        "safeguards": safeguards,
+        "timings_seconds": {
+            "fit": round(fitted - t0, 3),
+            "sample": round(sampled - fitted, 3),
+            "safeguards": round(checked - sampled, 3),
+        },
+        "notes": notes,
+    }
+    return Synthesis(dataset=synth, report=report)
+
+
+def _model(epsilon: float | None, delta: float, household: str | None, roles: Roles):
+    if epsilon is not None:
+        from safemicro.synth.dp import DPSynthesizer
+
+        return DPSynthesizer(epsilon, delta), "mst", {"epsilon": epsilon, "delta": delta}
+    if household is not None:
+        from safemicro.synth.household import HouseholdSynthesizer
+
+        # household-level variables are found from the data (every column constant within
+        # every household), not only the keys the plan marks as household-level
+        return HouseholdSynthesizer(household), "household-cart", {"household": household}
+    from safemicro.synth.cart import CartSynthesizer
+
+    model = CartSynthesizer()
+    return model, "cart", {"min_leaf": model.min_leaf, "smoothing": model.smoothing}
+
+
+def _units(ds: Dataset, household: str) -> int:
+    return int(ds.frame[household].n_unique())
+
+
+def _default_keys(ds: Dataset, roles: Roles, household: str | None) -> list[str]:
+    """Every column except ids and design variables: a whole-record copy of a unique person."""
+    skip = {household, roles.weight, roles.strata, roles.cluster}
+    return [c for c in ds.columns if c not in skip]
+
+
+def _replace_replicated_uniques(
+    train: Dataset, synth: Dataset, keys: list[str], model: Any, seed: int, household: str | None
+) -> tuple[Dataset, dict[str, Any]]:
+    """Replace synthetic records that replicate a training unique by fresh draws.
+
+    In household mode whole households are replaced, each by a fresh household of the same
+    size, so the safeguard does not shift the household-size distribution. After
+    MAX_REDRAWS rounds what is still missing is left out (reported)."""
+    from safemicro.synth.safeguards import replicated_uniques
+
+    bad = replicated_uniques(train.frame, synth.frame, keys)
+    found = int(bad.sum())
+    unit, size = _units_of(synth, household)
+    bad_units = np.unique(unit[bad])
+    kept = take_rows(synth, np.flatnonzero(~np.isin(unit, bad_units)))
+    need = np.bincount(size[bad_units]) if len(bad_units) else np.zeros(1, dtype=np.int64)
+    rounds = 0
+    while need.sum() > 0 and rounds < MAX_REDRAWS:
+        rounds += 1
+        extra = model.sample(int(max(3 * need.sum(), 8)), seed=seed + 1000 + rounds)
+        extra_bad = replicated_uniques(train.frame, extra.frame, keys)
+        e_unit, e_size = _units_of(extra, household)
+        clean = np.setdiff1d(np.arange(len(e_size)), e_unit[extra_bad])
+        chosen = []
+        for s_ in np.flatnonzero(need):
+            pick = clean[e_size[clean] == s_][: need[s_]]
+            need[s_] -= len(pick)
+            chosen.append(pick)
+        picked = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+        kept = _append(kept, take_rows(extra, np.flatnonzero(np.isin(e_unit, picked))), household)
+    left = int(need.sum())
+    return kept, {
+        "keys": keys,
+        "found": found,
+        "unit": "household" if household else "record",
+        "units_replaced": int(len(bad_units)) - left,
+        "units_dropped": left,
+        "rounds": rounds,
+    }
+
+
+def _units_of(ds: Dataset, household: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Unit index per row (households, or each row its own) and the size of each unit."""
+    if household is None:
+        return np.arange(ds.n), np.ones(ds.n, dtype=np.int64)
+    unit = ds.frame[household].rank("dense").cast(pl.Int64).to_numpy() - 1
+    return unit, np.bincount(unit)
+
+
+def _append(ds: Dataset, extra: Dataset, household: str | None) -> Dataset:
+    """Rows of ``extra`` after those of ``ds``; household ids renumbered 1..H in file order."""
+    frame = pl.concat([ds.frame, extra.frame.cast(ds.frame.schema)], how="vertical")
+    if household is not None:
+        offset = int(ds.frame[household].max() or 0)
+        new = pl.concat([ds.frame[household], extra.frame[household].cast(ds.frame.schema[household]) + offset])
+        renumbered = new.rank("dense").cast(ds.frame.schema[household])
+        frame = frame.with_columns(renumbered.alias(household))
+    return ds.with_frame(frame)
