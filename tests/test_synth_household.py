@@ -9,6 +9,8 @@ import copy
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import SDC_DATA
 from scipy.stats import ks_2samp
 
@@ -331,3 +333,43 @@ def test_sample_before_fit_and_bad_counts(survey_fit):
     for bad in (0, -3, 2.5, True):
         with pytest.raises(SafemicroError, match="n_households"):
             synth.sample(bad)
+
+
+# -- any roster ------------------------------------------------------------------------------
+
+
+@st.composite
+def rosters(draw):
+    """A person file of 8..40 households with 1..6 members, head first."""
+    n = draw(st.integers(8, 40))
+    sizes = draw(st.lists(st.integers(1, 6), min_size=n, max_size=n))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    hid = np.repeat(np.arange(1, n + 1) * 7, sizes)
+    first = np.r_[True, hid[1:] != hid[:-1]]
+    rel = np.where(first, 1, rng.integers(2, 4, len(hid)))
+    head_age = np.repeat(rng.integers(20, 70, n), sizes)
+    age = np.where(first, head_age, np.clip(head_age - rng.integers(-5, 40, len(hid)), 0, 99))
+    return Dataset(
+        pl.DataFrame(
+            {
+                "hid": hid,
+                "region": np.repeat(rng.integers(1, 4, n), sizes),
+                "rel": rel,
+                "sex": rng.integers(1, 3, len(hid)),
+                "age": age,
+            }
+        )
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(rosters(), st.integers(1, 30))
+def test_any_roster_gives_whole_households(ds, n):
+    synth = HouseholdSynthesizer("hid", relationship="rel").fit(ds, seed=0)
+    f = synth.sample(n, seed=1).frame
+    assert f.schema == ds.frame.schema
+    assert f["hid"].unique().sort().to_list() == list(range(1, n + 1))
+    assert_constant_within(f, "hid", ["region"])
+    assert (heads_per_household(f, "hid", "rel") == 1).all()
+    real_sizes = set(ds.frame.group_by("hid").len()["len"].to_list())
+    assert set(f.group_by("hid").len()["len"].to_list()) <= real_sizes

@@ -132,13 +132,15 @@ class HouseholdSynthesizer:
         self._by_size = self._size_functions(table, size)
         hh_ds = self._dataset(table.select([c for c in table.columns if c not in self._by_size]))
         hh_schema = infer_schema(hh_ds)
-        self._hh_pred = [c for c in hh_ds.columns if hh_schema[c].kind not in _NOT_PREDICTORS]
+        self._hh_pred = [c for c in hh_ds.columns if c == _SIZE or hh_schema[c].kind not in _NOT_PREDICTORS]
 
         person = persons.frame.gather(order).select(self._person_vars)
         p_schema = infer_schema(self._dataset(person))
         self._person_ids = [v for v in self._person_vars if p_schema[v].kind == "id"]
         if self._context is None:
             self._context = [v for v in self._person_vars if p_schema[v].kind not in _NOT_PREDICTORS]
+        self._member_fixed = self._hh_pred + [_POS, _LEFT] + ([_HLEFT] if heads is not None else [])
+        self._member_fixed += [_HEAD + c for c in self._context] + [_PREV + c for c in self._context]
         self._fallback = self._fallback_code(person, pos)
         self._age_rules = self._learn_age_rules(person, start, heads[hs] if heads is not None else None)
         # the fixed columns are read with the specs of all households / all persons, so a
@@ -298,11 +300,9 @@ class HouseholdSynthesizer:
         return np.lexsort(keys)
 
     def _household_table(self, persons, households, h, n, size, heads) -> pl.DataFrame:
-        if households is not None:
-            table = households.frame.select(self._hh_vars)
-        else:
-            table = persons.frame.select(self._hh_vars).gather(_first_rows(h, n))
-        table = table.with_columns(pl.Series(_SIZE, size, dtype=pl.Int64))
+        """One row per household: its variables, size and number of heads."""
+        rows = households.frame if households is not None else persons.frame.gather(_first_rows(h, n))
+        table = pl.DataFrame([rows[c] for c in self._hh_vars] + [pl.Series(_SIZE, size, dtype=pl.Int64)])
         if heads is not None:
             table = table.with_columns(pl.Series(_HEADS, heads, dtype=pl.Int64))
         return table
@@ -342,7 +342,6 @@ class HouseholdSynthesizer:
         extra = {_POS: pos, _LEFT: size - pos}
         if heads is not None:
             extra[_HLEFT] = np.maximum(heads - pos + 1, 0)  # heads still to place
-        self._member_fixed = self._hh_pred + list(extra) + [_HEAD + c for c in ctx] + [_PREV + c for c in ctx]
         return pl.concat(
             [
                 rows,
@@ -479,8 +478,7 @@ class HouseholdSynthesizer:
         file's; with one person file, the household table is the id + household variables.
         New household ids are 1..H; the person order column, if any, numbers members 1..s.
         """
-        hh, persons = self._generate(n_households, seed)
-        return hh, persons
+        return self._generate(n_households, seed)
 
     def sample(self, n_households: int | None = None, *, seed: int | None = None) -> Dataset:
         """One person-level file: the input's columns (person then household file's, when two)."""
