@@ -66,8 +66,7 @@ def survey() -> Dataset:
 @pytest.fixture(scope="module")
 def survey_fit(survey):
     before = frozen(survey)
-    synth = HouseholdSynthesizer("hhid", person_order="line_no", relationship="relationship")
-    synth.fit(survey, seed=11)
+    synth = HouseholdSynthesizer("hhid").fit(survey, seed=11)  # relationship, line_no by name
     out = synth.sample(seed=12)
     return synth, out, before
 
@@ -111,6 +110,8 @@ def test_survey_household_structure(survey, survey_fit):
     sizes = f.group_by("hhid").agg(pl.len().alias("n"), pl.col("hh_size").first())
     assert (sizes["n"] == sizes["hh_size"]).all()
     assert any("hh_size" in n and "computed" in n for n in synth.notes)
+    assert "relationship to the head: 'relationship' (by its name)" in synth.notes
+    assert "members ordered by 'line_no' (by its name)" in synth.notes
 
 
 def test_survey_age_gaps(survey, survey_fit):

@@ -44,6 +44,11 @@ _P = "__hh_"
 _SIZE, _HEADS, _POS, _LEFT, _HLEFT = (_P + s for s in ("size", "heads", "pos", "left", "heads_left"))
 _HEAD, _PREV = _P + "head_", _P + "prev_"
 
+# Usual names (any case) of the relationship-to-head and member line-number columns,
+# used when the caller does not name them.
+RELATIONSHIP_NAMES = ("relationship", "relation", "relat", "rel_head", "relhead", "reltohead", "relationship_to_head", "hhrel")
+ORDER_NAMES = ("line_no", "lineno", "line", "line_number", "member_no", "memberno", "person_no", "pernum")
+
 # Column kinds that never condition other columns: identifiers, free text, constants.
 _NOT_PREDICTORS = ("id", "text", "constant")
 
@@ -61,15 +66,19 @@ class HouseholdSynthesizer:
     ``household`` is the household id column. ``household_level`` lists the household
     variables (default: every column constant within every household; with a separate
     household file, its columns). ``person_order`` (e.g. the line number) orders members
-    within a household; without it the file order is used, heads first. ``relationship``
-    with ``head_code`` (default: the code found exactly once in most households) enables
-    the head rules; ``age`` (default: a numeric column named ``age``, any case) enables the
-    age-gap rules. ``context`` lists the person variables whose head and previous-member
-    values condition the next member (default: every person variable usable as a
-    predictor). ``synthesizer`` makes the tabular model of each stage (default
-    :class:`safemicro.synth.cart.CartSynthesizer`); it needs ``fit(ds, fixed=, seed=)``
-    and ``sample(n, conditions=, seed=)``. ``max_tries`` bounds the redraws of a member
-    that breaks a rule; after that the rule is imposed (counted in :attr:`checks`).
+    within a household, heads first; the output numbers them 1..s. ``relationship`` with
+    ``head_code`` (default: the code found exactly once in most households) enables the
+    head rules. When not given, both are looked up by their usual names
+    (:data:`RELATIONSHIP_NAMES`, :data:`ORDER_NAMES`; the notes say what was found).
+    ``age`` (default: a numeric column named ``age``, any case) enables the age-gap rules.
+    ``context`` lists the person variables whose head and previous-member values
+    condition the next member (default: every person variable that is not an identifier,
+    free text or constant). ``synthesizer`` makes the tabular model of each stage
+    (default :class:`safemicro.synth.cart.CartSynthesizer`, relationship and age visited
+    first); it needs ``fit(ds, schema=, fixed=, seed=)`` and ``sample(n, conditions=,
+    seed=)``. ``max_tries`` bounds the redraws of a member that breaks a rule; after that
+    the rule is imposed. :attr:`notes` says what was inferred, :attr:`checks` how many
+    members the last sample redrew or corrected.
     """
 
     def __init__(
@@ -112,6 +121,7 @@ class HouseholdSynthesizer:
         self.notes = []
         self._persons_in, self._households_in = persons, households
         h, n_households = self._household_index(persons, households)
+        self._rel, self._order = self._roster_columns(persons, h)
         self._split_columns(persons, households, h, n_households)
         self._relationship_setup(persons, h)
         self._age_setup(persons)
@@ -122,8 +132,8 @@ class HouseholdSynthesizer:
         pos = np.arange(len(hs)) - start + 1
         size = np.bincount(h, minlength=n_households)
         heads = (
-            np.bincount(h, weights=self._is_head(persons.frame[self.relationship]), minlength=n_households).astype(np.int64)
-            if self.relationship
+            np.bincount(h, weights=self._is_head(persons.frame[self._rel]), minlength=n_households).astype(np.int64)
+            if self._rel
             else None
         )
 
@@ -152,7 +162,7 @@ class HouseholdSynthesizer:
 
         seeds = rng.integers(0, 2**31 - 1, size=3)
         # the roster's structure first: relationship, then age, then the rest
-        lead = [c for c in (self.relationship, self._age) if c is not None]
+        lead = [c for c in (self._rel, self._age) if c is not None]
         hh_model = self._model().fit(hh_ds, schema=hh_schema, seed=int(seeds[0]))
         rows = table.select(self._hh_pred).gather(hs)
         first = pl.concat([rows, person], how="horizontal").filter(pl.Series(pos == 1))
@@ -205,10 +215,27 @@ class HouseholdSynthesizer:
             raise SafemicroError("person's household id is not in the household file", column=hid, row=row, file=persons.source)
         return h, households.n
 
+    def _roster_columns(self, persons: Dataset, h: np.ndarray) -> tuple[str | None, str | None]:
+        """The relationship and person-order columns: as given, else found by their usual names."""
+        rel, order = self.relationship, self.person_order
+        names = {c.lower(): c for c in persons.columns if c != self.household}
+        if rel is None:
+            found = [c for k, c in names.items() if k in RELATIONSHIP_NAMES]
+            if found and (self.head_code is not None or _infer_head_code(persons.frame[found[0]], h) is not None):
+                rel = found[0]
+                self.notes.append(f"relationship to the head: {rel!r} (by its name)")
+        if order is None:
+            first = _first_rows(h, int(h.max()) + 1)[h]
+            found = [c for k, c in names.items() if k in ORDER_NAMES and c != rel and _differs(persons.frame[c], first).any()]
+            if found:
+                order = found[0]
+                self.notes.append(f"members ordered by {order!r} (by its name)")
+        return rel, order
+
     def _split_columns(self, persons: Dataset, households: Dataset | None, h: np.ndarray, n: int) -> None:
         """Household variables, person variables and the internal-name check."""
-        hid, special = self.household, {self.household, self.person_order, self.relationship}
-        for name in (self.person_order, self.relationship, self.age):
+        hid, special = self.household, {self.household, self._order, self._rel}
+        for name in (self._order, self._rel, self.age):
             if name is not None and name not in persons.columns:
                 raise SafemicroError("no such column in the person file", column=name, file=persons.source)
         every = persons.columns + (households.columns if households is not None else [])
@@ -249,7 +276,7 @@ class HouseholdSynthesizer:
                             file=persons.source,
                         )
                 self._hh_vars = list(self.household_level)
-        self._person_vars = [c for c in persons.columns if c != hid and c != self.person_order and c not in self._hh_vars]
+        self._person_vars = [c for c in persons.columns if c != hid and c != self._order and c not in self._hh_vars]
         if not self._person_vars:
             raise SafemicroError("no person-level variables to synthesize besides the household id", column=hid)
         self._context = None if self.context is None else list(self.context)
@@ -258,7 +285,7 @@ class HouseholdSynthesizer:
                 raise SafemicroError("context must name person-level variables", column=c)
 
     def _relationship_setup(self, persons: Dataset, h: np.ndarray) -> None:
-        rel = self.relationship
+        rel = self._rel
         self._head = None
         if rel is None:
             return
@@ -291,11 +318,11 @@ class HouseholdSynthesizer:
         """Rows sorted by household, heads first, then person order (or file order)."""
         n = persons.n
         keys = [np.arange(n)]
-        if self.person_order is not None:
-            codes, card = encode_column(persons.frame[self.person_order])
+        if self._order is not None:
+            codes, card = encode_column(persons.frame[self._order])
             keys.append(np.where(codes == 0, card + 1, codes))  # no order: last
-        if self.relationship is not None:
-            keys.append(~self._is_head(persons.frame[self.relationship]))
+        if self._rel is not None:
+            keys.append(~self._is_head(persons.frame[self._rel]))
         keys.append(h)
         return np.lexsort(keys)
 
@@ -389,9 +416,9 @@ class HouseholdSynthesizer:
 
     def _fallback_code(self, person: pl.DataFrame, pos: np.ndarray) -> Any:
         """The commonest non-head relationship after position 1 (imposed when redraws fail)."""
-        if self.relationship is None:
+        if self._rel is None:
             return None
-        rel = person[self.relationship]
+        rel = person[self._rel]
         other = rel.filter(pl.Series(~self._is_head(rel) & (pos >= 2))).drop_nulls()
         if other.len() == 0:
             other = rel.filter(pl.Series(~self._is_head(rel))).drop_nulls()
@@ -412,15 +439,15 @@ class HouseholdSynthesizer:
             return {}
         age = self._ages(person[self._age])
         gap = age - age[start]
-        keep = (heads >= 1) & ~self._is_head(person[self.relationship]) & np.isfinite(gap)
-        frame = pl.DataFrame({"r": self._rel_keys(person[self.relationship]), "g": gap}).filter(pl.Series(keep))
+        keep = (heads >= 1) & ~self._is_head(person[self._rel]) & np.isfinite(gap)
+        frame = pl.DataFrame({"r": self._rel_keys(person[self._rel]), "g": gap}).filter(pl.Series(keep))
         table = frame.drop_nulls("r").group_by("r").agg(pl.col("g").min().alias("lo"), pl.col("g").max().alias("hi"))
         return {r: (lo, hi) for r, lo, hi in table.iter_rows()}
 
     def _violations(self, out: pl.DataFrame, must_head: np.ndarray | None, head_age: np.ndarray | None) -> np.ndarray:
         bad = np.zeros(out.height, dtype=bool)
         if must_head is not None:
-            bad |= self._is_head(out[self.relationship]) != must_head
+            bad |= self._is_head(out[self._rel]) != must_head
         if head_age is not None and self._age_rules:
             lo, hi = self._gap_bounds(out)
             gap = self._ages(out[self._age]) - head_age
@@ -429,7 +456,7 @@ class HouseholdSynthesizer:
         return bad
 
     def _gap_bounds(self, out: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        keys = self._rel_keys(out[self.relationship])
+        keys = self._rel_keys(out[self._rel])
         rules = self._age_rules
         lo = keys.replace_strict({k: v[0] for k, v in rules.items()}, default=None, return_dtype=pl.Float64)
         hi = keys.replace_strict({k: v[1] for k, v in rules.items()}, default=None, return_dtype=pl.Float64)
@@ -437,7 +464,7 @@ class HouseholdSynthesizer:
 
     def _impose(self, out: pl.DataFrame, must_head: np.ndarray | None, head_age: np.ndarray | None) -> pl.DataFrame:
         """Impose the rules on members still breaking them after ``max_tries`` redraws."""
-        rel = self.relationship
+        rel = self._rel
         if must_head is not None:
             is_head = self._is_head(out[rel])
             make_head, unmake = must_head & ~is_head, ~must_head & is_head
@@ -585,8 +612,8 @@ class HouseholdSynthesizer:
         source, hid = self._persons_in, self.household
         h = members[_P + "h"].to_numpy()
         cols = {hid: _new_ids(len(h), source.frame.schema[hid], h + 1)}
-        if self.person_order is not None:
-            cols[self.person_order] = _new_ids(len(h), source.frame.schema[self.person_order], members[_POS].to_numpy())
+        if self._order is not None:
+            cols[self._order] = _new_ids(len(h), source.frame.schema[self._order], members[_POS].to_numpy())
         for v in self._person_ids:  # person identifiers: fresh, unique over the file
             cols[v] = _new_ids(len(h), source.frame.schema[v])
         frame = members.with_columns(**cols)
