@@ -122,3 +122,17 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert result.exit_code == 2
     assert "nope" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_cli_evaluate_writes_json_and_html(tmp_path):
+    frame = pl.read_csv(TESTDATA).select([*KEYS, "age", "income"])
+    frame.head(1200).write_csv(tmp_path / "train.csv")
+    frame.tail(400).write_csv(tmp_path / "holdout.csv")
+    frame.slice(1200, 1200).write_csv(tmp_path / "other.csv")  # real rows standing in for synthetic
+    args = ["evaluate", str(tmp_path / "train.csv"), str(tmp_path / "other.csv"), "--holdout", str(tmp_path / "holdout.csv"),
+            "--keys", ",".join(KEYS), "--json", str(tmp_path / "e.json"), "--html", str(tmp_path / "e.html")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads((tmp_path / "e.json").read_text())
+    assert evaluation["utility"]["quality"]["score"] > 0.9
+    assert "<svg" in (tmp_path / "e.html").read_text()

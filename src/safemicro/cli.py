@@ -297,6 +297,52 @@ def synthesize(
     out.print(f"synthetic data: {output}", highlight=False, markup=False)
 
 
+@app.command()
+@_friendly
+def evaluate(
+    real: Path = typer.Argument(..., help="the real data the synthesizer was fitted on"),
+    synth: Path = typer.Argument(..., help="the synthetic data"),
+    holdout: Optional[Path] = typer.Option(None, "--holdout", help="real records the synthesizer never saw"),
+    keys: Optional[str] = typer.Option(None, "--keys", help="key variables for replicated uniques, comma-separated"),
+    target: Optional[str] = typer.Option(None, "--target", help="column(s) for train-on-synthetic/test-on-real"),
+    group: Optional[str] = typer.Option(None, "--group", help="geography for the k-marginal score (e.g. PUMA)"),
+    seed: int = typer.Option(0, "--seed", help="seed for splits, bootstrap and permutations"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the result as JSON"),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="write the HTML report"),
+) -> None:
+    """Utility and privacy of a synthetic file against the real one (and a holdout)."""
+    import json
+
+    from safemicro import io
+    from safemicro.evaluate import evaluate as run_evaluate
+    from safemicro.evaluate import write_evaluation_html
+
+    outputs = [p for p in (json_out, html_out) if p]
+    _check_outputs(real, outputs)
+    result = run_evaluate(
+        io.read(real),
+        io.read(synth),
+        holdout=io.read(holdout) if holdout else None,
+        keys=_split(keys) or None,
+        target=_split(target) or None,
+        group=group,
+        seed=seed,
+    )
+    jobs = []
+    if json_out:
+        text = json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n"
+        jobs.append((json_out, lambda tmp: tmp.write_text(text, encoding="utf-8")))
+    if html_out:
+        jobs.append((html_out, lambda tmp: write_evaluation_html(result, tmp)))
+    _write_all(jobs)
+    for name, value in (result.get("summary") or {}).items():
+        if not isinstance(value, (dict, list)):
+            out.print(f"{name}: {value}", highlight=False, markup=False)
+    for label, path in (("result", json_out), ("report", html_out)):
+        if path:
+            out.print(f"{label}: {path}", highlight=False, markup=False)
+
+
 def _write_like(dataset, tmp: Path, target: Path) -> None:
     """Write to the staged path in the target's format (the writers look at the extension)."""
     from safemicro import io
