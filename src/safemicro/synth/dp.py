@@ -1,0 +1,782 @@
+"""Differentially private synthetic data: MST (McKenna, Miklau & Sheldon 2021).
+
+MST measures every 1-way marginal with Gaussian noise, picks a maximum spanning tree of
+2-way marginals with the exponential mechanism (score: how far each pair's counts are
+from what the noisy 1-way marginals predict), measures the chosen pairs with Gaussian
+noise, makes the noisy tables non-negative and consistent, and samples along the tree.
+Everything the sampler uses is a noisy measurement or public information (column types,
+the domains and bounds the user declares public), so the output is (ε, δ)-DP for
+neighbouring datasets that differ by adding or removing one record.
+
+Privacy is accounted in zero-concentrated DP (zCDP, Bun & Steinke 2016), where costs add
+up: a Gaussian count vector with L2 sensitivity 1 and noise σ costs ρ = 1/(2σ²); the
+exponential mechanism with sensitivity Δ run as Gumbel noise of scale β (report noisy
+max) costs ρ = Δ²/(2β²), i.e. ε₀²/8 for ε₀ = 2Δ/β (Cesar & Rogers 2021). The total ρ is
+the largest whose (ε, δ) conversion (:func:`rho_to_epsilon`) stays within the requested ε.
+
+Numeric columns are measured on a fine public grid (one cell per integer for short integer
+ranges, otherwise cells equally spaced in asinh scale between the bounds); their bins are
+equal-mass groups of grid cells read off the *noisy* 1-way counts, so choosing bins costs
+nothing extra, and values are decoded by drawing a grid cell by its noisy count and a
+value uniformly inside it -- never from private records. Public bounds come from
+``bounds=``; without them a small share of the budget finds a range with a noisy
+histogram of signed powers of two. Category lists come from ``domains=`` (public) or,
+failing that, from the data, which is *not* private: ``privacy["notes"]`` says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import polars as pl
+
+from safemicro.errors import SafemicroError
+from safemicro.io.dataset import Dataset, VariableMeta
+from safemicro.methods.base import rng_for
+from safemicro.synth.schema import ColumnSpec, Schema, infer_schema, state_name
+
+__all__ = ["DPSynthesizer", "rho_to_epsilon", "epsilon_to_rho"]
+
+GRID = 256  # fine cells of a numeric column measured on an asinh grid
+INTEGER_GRID = 512  # integer columns with at most this many values get one cell per value
+MAX_TABLE = 1_000_000  # a 2-way table with more cells is never selected (memory)
+
+
+# -- privacy accounting ----------------------------------------------------------------------
+
+
+def rho_to_epsilon(rho: float, delta: float) -> float:
+    """The ε of a ρ-zCDP mechanism at δ (Canonne, Kamath & Steinke 2020, Prop. 12 / Cor. 13).
+
+    ε = min over α > 1 of  αρ + (log(1/δ) + (α−1)·log(1 − 1/α) − log α) / (α − 1);
+    tighter than Bun & Steinke's ρ + 2·sqrt(ρ·log(1/δ)), and what OpenDP computes.
+    """
+    from scipy.optimize import minimize_scalar
+
+    if rho <= 0:
+        return 0.0
+    log_delta = math.log(1 / delta)
+
+    def eps(a: float) -> float:
+        return a * rho + (log_delta + (a - 1) * math.log1p(-1 / a) - math.log(a)) / (a - 1)
+
+    # the optimum is near 1 + sqrt(log(1/δ)/ρ); search a bracket around it in log scale
+    best = 1 + math.sqrt(log_delta / rho)
+    res = minimize_scalar(
+        lambda t: eps(1 + math.exp(t)),
+        bounds=(math.log(best - 1) - 8, math.log(best - 1) + 8),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
+    return float(min(res.fun, rho + 2 * math.sqrt(rho * log_delta)))
+
+
+def epsilon_to_rho(epsilon: float, delta: float) -> float:
+    """The largest ρ whose ρ-zCDP guarantee converts to (ε, δ)-DP (bisection)."""
+    lo, hi = 0.0, float(epsilon)  # ε(ρ) ≥ ρ, so ρ ≤ ε
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if rho_to_epsilon(mid, delta) <= epsilon:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+# -- noise -----------------------------------------------------------------------------------
+
+
+class _Noise:
+    """Where the noise comes from.
+
+    With a seed: a NumPy generator (reproducible, but neither cryptographically secure nor
+    safe from floating-point attacks -- fine for testing and for reruns the curator
+    controls). Without: OpenDP's samplers when installed (discrete Gaussian on the integer
+    counts, secure randomness), else an unseeded NumPy generator. The privacy cost is the
+    same formula either way (discrete and continuous Gaussian have the same ρ = 1/(2σ²)).
+    """
+
+    def __init__(self, seed: int | None):
+        self.dp = None
+        if seed is None:
+            try:
+                import opendp.prelude as dp
+
+                dp.enable_features("contrib")
+                self.dp = dp
+            except ImportError:  # pragma: no cover - depends on the environment
+                pass
+        self.rng = None if self.dp is not None else rng_for(seed)[0]
+
+    @property
+    def name(self) -> str:
+        if self.dp is not None:
+            return "OpenDP (discrete Gaussian, report noisy max with Gumbel noise; secure randomness)"
+        return "NumPy (Gaussian, Gumbel-max; seeded: reproducible, not cryptographically secure)"
+
+    def gaussian(self, counts: np.ndarray, sigma: float) -> np.ndarray:
+        """Counts plus independent Gaussian noise of standard deviation sigma."""
+        if self.dp is not None:
+            dp = self.dp
+            m = dp.m.make_gaussian(
+                dp.vector_domain(dp.atom_domain(T=int)), dp.l2_distance(T=int), scale=float(sigma)
+            )
+            return np.asarray(m([int(c) for c in counts.ravel()]), dtype=float).reshape(counts.shape)
+        return counts + self.rng.normal(0.0, sigma, counts.shape)
+
+    def select(self, scores: np.ndarray, scale: float) -> int:
+        """Index of the largest score plus Gumbel(scale) noise (the exponential mechanism)."""
+        if self.dp is not None:
+            dp = self.dp
+            m = dp.m.make_noisy_max(
+                dp.vector_domain(dp.atom_domain(T=float, nan=False)),
+                dp.linf_distance(T=float),
+                dp.zero_concentrated_divergence(),
+                scale=float(scale),
+            )
+            return int(m([float(s) for s in scores]))
+        return int(np.argmax(scores + self.rng.gumbel(0.0, scale, len(scores))))
+
+
+# -- columns: public domain, fine cells, model codes --------------------------------------
+
+
+@dataclass
+class _Column:
+    """How one column maps to fine cells (what is measured) and back.
+
+    Values are encoded and restored by the schema (``spec``: exact types, special codes,
+    missing values). Fine cells are the ``n_labels`` categories (a numeric column's special
+    codes and missing value count as categories) followed by the numeric grid cells between
+    ``edges``. ``to_code`` groups fine cells into the model's codes (bins, rare values
+    merged); ``weight`` (noisy counts) picks a fine cell within a code when sampling.
+    """
+
+    spec: ColumnSpec
+    kind: str  # "discrete" | "numeric" | "constant" | "id"
+    n_labels: int = 0
+    edges: np.ndarray = field(default_factory=lambda: np.empty(0))
+    integer: bool = False
+    public: bool = True  # categories declared public (domains=) or not categorical
+    public_cells: np.ndarray | None = None  # per category: listed in the codebook
+    released: int | None = None  # categories found in the data that cleared the threshold
+    to_code: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    weight: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def n_fine(self) -> int:
+        return self.n_labels + max(len(self.edges) - 1, 0)
+
+    @property
+    def n_codes(self) -> int:
+        return int(self.to_code.max()) + 1 if len(self.to_code) else 1
+
+    def regular(self, enc: pl.DataFrame) -> np.ndarray:
+        """The regular numbers of an encoded numeric column (NaN for codes and missing)."""
+        return enc[self.name].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+
+    def fine_codes(self, enc: pl.DataFrame) -> np.ndarray:
+        """Fine cell of every encoded value (numbers outside the bounds go to the end cells)."""
+        if self.kind == "discrete":
+            return enc[self.name].to_numpy().astype(np.int64)
+        state = enc[state_name(self.name)].to_numpy() if self.n_labels else np.zeros(enc.height, dtype=np.int64)
+        cell = np.searchsorted(self.edges, self.regular(enc), side="right") - 1
+        return np.where(state > 0, state - 1, self.n_labels + np.clip(cell, 0, len(self.edges) - 2)).astype(np.int64)
+
+    def encoded(self, fine: np.ndarray, rng: np.random.Generator) -> list[pl.Series]:
+        """Model columns (as the schema encodes them) for fine cells; numbers drawn uniformly
+        inside their grid cell (the middle of a one-integer cell)."""
+        if self.kind == "discrete":
+            return [pl.Series(self.name, fine, dtype=pl.Int32)]
+        regular = fine >= self.n_labels
+        cell = np.clip(fine - self.n_labels, 0, len(self.edges) - 2)
+        lo, hi = self.edges[cell], self.edges[cell + 1]
+        u = np.where(self.integer & (hi - lo <= 1), 0.5, rng.random(len(fine)))
+        x = np.clip(lo + u * (hi - lo), self.edges[0], self.edges[-1])
+        out = [pl.Series(self.name, np.where(regular, x, np.nan)).fill_nan(None)]
+        if self.n_labels:
+            out.append(pl.Series(state_name(self.name), np.where(regular, 0, fine + 1), dtype=pl.Int32))
+        return out
+
+
+def _numeric_spec(spec: ColumnSpec) -> ColumnSpec:
+    """A column the schema found categorical, as a number (the user gave it bounds).
+
+    Categories that are not numbers become special codes; strings keep their number format.
+    """
+    if spec.kind == "numeric":
+        return spec
+    if spec.kind not in ("categorical", "text"):
+        raise SafemicroError(f"bounds were given, but the column is {spec.kind}", column=spec.name)
+    cats = pl.Series(spec.categories or [], dtype=spec.dtype, strict=False)
+    nums = cats.cast(pl.Float64, strict=False) if spec.dtype.is_numeric() or spec.dtype == pl.String else None
+    if nums is None or nums.is_null().all():
+        raise SafemicroError("bounds were given, but the column holds no numbers", column=spec.name)
+    tokens = cats.filter(nums.is_null()).to_list()
+    whole = nums.drop_nulls()
+    integral = bool((whole == whole.floor()).all())
+    fmt = None
+    if spec.dtype == pl.String:
+        fmt = "int" if cats.filter(nums.is_not_null()).str.contains(r"^-?\d+$").all() else "float"
+    specials = [v for v in spec.special_values if v not in tokens] + tokens
+    return replace(spec, kind="numeric", special_values=specials, categories=None, integral=integral, number_format=fmt)
+
+
+# -- the MST model ---------------------------------------------------------------------------
+#
+# Every table carries a leading stratum axis: with ``by`` it is the by-column's values and
+# each clique of the model includes it (a tree within every stratum, sharing structure);
+# without, it has one level and this is plain MST.
+
+
+def _project_rows(y: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """Euclidean projection of each row of y onto {x ≥ 0, Σx = total of that row}.
+
+    Subtracting one level per row and clipping at 0 removes the noise on empty cells
+    instead of keeping its positive half, as clipping alone would.
+    """
+    y = np.asarray(y, dtype=float)
+    totals = np.asarray(totals, dtype=float)
+    u = -np.sort(-y, axis=1)
+    css = np.cumsum(u, axis=1) - totals[:, None]
+    k = np.arange(1, y.shape[1] + 1)
+    last = y.shape[1] - 1 - np.argmax((u - css / k > 0)[:, ::-1], axis=1)
+    tau = css[np.arange(len(y)), last] / (last + 1)
+    out = np.maximum(y - tau[:, None], 0.0)
+    out[totals <= 0] = 0.0
+    return out
+
+
+def _ipf(t: np.ndarray, rows: np.ndarray, cols: np.ndarray, iters: int = 50) -> np.ndarray:
+    """Scale non-negative tables (s, a, b) until their margins match rows (s, a) and cols (s, b)."""
+    tot = np.maximum(rows.sum(axis=1), 1e-12)[:, None, None]
+    t = t + 1e-6 * rows[:, :, None] * cols[:, None, :] / tot + 1e-12
+    for _ in range(iters):
+        for axis, target in ((2, rows), (1, cols)):
+            have = t.sum(axis=axis)
+            f = np.divide(target, have, out=np.zeros_like(have), where=have > 0)
+            t *= np.expand_dims(f, axis)
+    return t
+
+
+def _systematic_u(parent: np.ndarray, n_groups: int, rng: np.random.Generator) -> np.ndarray:
+    """One uniform per record, stratified within each parent group (low-variance sampling).
+
+    The m records of a group get (j + U)/m, j = 0..m-1, in random order: draws from a
+    group's conditional distribution then match it up to rounding instead of up to
+    multinomial noise.
+    """
+    n = len(parent)
+    order = np.lexsort((rng.random(n), parent))
+    counts = np.bincount(parent, minlength=n_groups)
+    start = np.cumsum(counts) - counts
+    p = parent[order]
+    u = np.empty(n)
+    u[order] = (np.arange(n) - start[p] + rng.random(n_groups)[p]) / counts[p]
+    return u
+
+
+def _draw(parent: np.ndarray, group: np.ndarray, weight: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each record, an option (index into group/weight) from its parent's group, ∝ weight.
+
+    ``group`` is sorted (options grouped by parent value); a group without weight is drawn
+    uniformly. Vectorised: one search in the concatenated per-group CDFs.
+    """
+    n_groups = max(int(group.max()) + 1 if len(group) else 1, int(parent.max()) + 1 if len(parent) else 1)
+    w = np.maximum(np.asarray(weight, dtype=float), 0.0)
+    empty = np.bincount(group, weights=w, minlength=n_groups) <= 0
+    w = np.where(empty[group], 1.0, w)
+    totals = np.bincount(group, weights=w, minlength=n_groups)
+    size = np.bincount(group, minlength=n_groups)
+    first = np.cumsum(size) - size
+    cw = np.cumsum(w)
+    before = cw[first] - w[first] if len(w) else np.zeros(n_groups)
+    flat = group + (cw - before[group]) / totals[group]
+    idx = np.searchsorted(flat, parent + _systematic_u(parent, n_groups, rng), side="right")
+    return np.clip(idx, first[parent], first[parent] + size[parent] - 1)
+
+
+def _draw_table(parent: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each record a column index of table (rows = parent values), ∝ the row."""
+    rows, k = table.shape
+    return _draw(parent, np.repeat(np.arange(rows), k), table.ravel(), rng) - parent * k
+
+
+@dataclass
+class _Edge:
+    a: int
+    b: int
+    table: np.ndarray  # estimated counts (strata, codes of a, codes of b)
+
+
+class DPSynthesizer:
+    """(ε, δ)-differentially private synthesizer (MST) with the fit/sample API.
+
+    ``bins`` is the most bins a numeric column gets; ``domains`` maps a column to its full
+    public list of values (it is then modelled as categorical); ``bounds`` maps a numeric
+    column to public (low, high) bounds (values outside are clamped). ``by`` names a
+    categorical column (strata, geography) that every measured marginal includes, so
+    relations hold within each of its values (costs noise: tables are that many times
+    larger). ``split`` weighs the budget between 1-way measurements, tree selection and
+    2-way measurements (MST: equal); ``range_share`` is the share spent on finding ranges
+    of numeric columns without bounds; values whose noisy count is below ``compress``·σ
+    are merged into one (MST uses 3).
+    """
+
+    def __init__(
+        self,
+        epsilon: float,
+        delta: float = 1e-6,
+        *,
+        method: str = "mst",
+        bins: int = 16,
+        domains: Mapping[str, Sequence[Any]] | None = None,
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+        by: str | None = None,
+        split: tuple[float, float, float] = (1.0, 1.0, 1.0),
+        range_share: float = 0.05,
+        compress: float = 3.0,
+    ):
+        if method != "mst":
+            raise SafemicroError(f"unknown DP method {method!r}; available: 'mst'")
+        if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
+            raise SafemicroError(f"epsilon must be a positive number, not {epsilon!r}")
+        if not (isinstance(delta, (int, float)) and 0 < delta < 1):
+            raise SafemicroError(f"delta must be between 0 and 1 (exclusive), not {delta!r}")
+        if not (isinstance(bins, int) and bins >= 2):
+            raise SafemicroError(f"bins must be an integer of at least 2, not {bins!r}")
+        if len(split) != 3 or min(split) < 0 or split[0] <= 0:
+            raise SafemicroError("split must be three non-negative weights (1-way > 0)")
+        if not 0 < range_share < 1:
+            raise SafemicroError("range_share must be between 0 and 1")
+        self.epsilon = float(epsilon)
+        self.delta = float(delta)
+        self.method = method
+        self.bins = bins
+        self.domains = {k: list(v) for k, v in (domains or {}).items()}
+        self.bounds = {k: (float(v[0]), float(v[1])) for k, v in (bounds or {}).items()}
+        self.by = by
+        self.split = tuple(float(s) for s in split)
+        self.range_share = float(range_share)
+        self.compress = float(compress)
+        self.privacy: dict[str, Any] = {}
+        self.notes: list[str] = []
+        self._fitted = False
+
+    # -- fit ---------------------------------------------------------------------------
+
+    def fit(self, ds: Dataset, *, schema: Any = None, seed: int | None = None) -> "DPSynthesizer":
+        """Measure the data with noise and build the model (no record is kept)."""
+        if not isinstance(ds, Dataset):
+            raise SafemicroError("DPSynthesizer.fit expects a safemicro Dataset")
+        if ds.n == 0:
+            raise SafemicroError("cannot synthesize from a dataset with no rows")
+        for name in [*self.domains, *self.bounds, *([self.by] if self.by else [])]:
+            if name not in ds.columns:
+                raise SafemicroError("the column named in domains, bounds or by is not in the data", column=name)
+        for name, (lo, hi) in self.bounds.items():
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise SafemicroError(f"bounds must be finite with low < high, not {(lo, hi)}", column=name)
+
+        noise = _Noise(seed)
+        self._rng = rng_for(seed)[0] if seed is not None else np.random.default_rng()
+        schema = _schema(ds, schema)
+        ledger: list[dict[str, Any]] = []
+        cols = [self._column(spec, ds.frame[name], ds.codebook.meta(name)) for name, spec in schema.columns.items()]
+        notes = list(schema.notes) + self._notes(cols)
+        # categories found in the data are released only above a noise threshold, which
+        # fails with probability delta_categories (split over those columns); the rest of
+        # delta goes to the zCDP conversion
+        private = [c for c in cols if c.kind == "discrete" and not c.public and c.name != self.by]
+        delta_cat = self.delta / 2 if private else 0.0
+        rho = epsilon_to_rho(self.epsilon, self.delta - delta_cat)
+        modelled_specs = {c.name: c.spec for c in cols if c.kind in ("discrete", "numeric")}
+        enc = Schema(columns=modelled_specs).encode(ds.frame.select(list(modelled_specs)))
+        strat = next((c for c in cols if c.name == self.by), None)
+        if strat is not None and strat.kind != "discrete":
+            raise SafemicroError("by must be a categorical column (or given a public domain)", column=self.by)
+        modelled = [c for c in cols if c.kind in ("discrete", "numeric") and c is not strat]
+        unbounded = [c for c in modelled if c.kind == "numeric" and not len(c.edges)]
+        rho_range = rho * self.range_share if unbounded else 0.0
+        w1, ws, w2 = self.split if len(modelled) > 1 else (1.0, 0.0, 0.0)
+        rho1, rho_sel, rho2 = ((rho - rho_range) * w / (w1 + ws + w2) for w in (w1, ws, w2))
+
+        for c in unbounded:
+            self._find_range(c, c.regular(enc), rho_range / len(unbounded), noise, ledger, notes)
+
+        # strata: the by column's categories (one stratum without by)
+        if strat is not None:
+            h = strat.fine_codes(enc)
+        else:
+            h = np.zeros(ds.n, dtype=np.int64)
+        kh = strat.n_fine if strat is not None else 1
+        prefix = f"{strat.name} x " if strat is not None else ""
+
+        # 1-way marginals (per stratum) on fine cells; bins and rare-value merging from them
+        data = np.empty((ds.n, len(modelled)), dtype=np.int64)
+        ones: list[np.ndarray] = []  # (strata, codes) noisy counts
+        var1: list[np.ndarray] = []  # (codes,) noise variance of a cell
+        sigma1 = math.sqrt(max(len(modelled), 1) / (2 * rho1))
+        thresholds: dict[str, float] = {}
+        for j, c in enumerate(modelled):
+            fine = c.fine_codes(enc)
+            counts = np.bincount(h * c.n_fine + fine, minlength=kh * c.n_fine).reshape(kh, c.n_fine)
+            noisy = noise.gaussian(counts.astype(float), sigma1)
+            ledger.append(_entry(f"{prefix}{c.name}", "gaussian", sigma1, counts.size))
+            threshold = None
+            if c in private:  # stability histogram: a new category shows up with probability ≤ δ'
+                threshold = thresholds[c.name] = 1 + sigma1 * math.sqrt(kh) * _normal_isf(delta_cat / len(private))
+            self._codes_from(c, noisy.sum(axis=0), sigma1 * math.sqrt(kh), threshold)
+            data[:, j] = c.to_code[fine]
+            agg = np.zeros((kh, c.n_codes))
+            np.add.at(agg.T, c.to_code, noisy.T)
+            ones.append(agg)
+            var1.append(np.bincount(c.to_code, minlength=c.n_codes) * sigma1**2)
+        if private:
+            hidden = [f"{c.name} ({len(c.spec.categories or []) - c.released} of {len(c.spec.categories or [])})"
+                      for c in private if c.released < len(c.spec.categories or [])]
+            notes.append(
+                f"categories found in the data are released only when their noisy count clears a threshold "
+                f"(about {min(thresholds.values()):.0f} records; privacy['category_thresholds']); records in the "
+                "others are written as missing" + (f": {', '.join(hidden)} hidden" if hidden else "")
+            )
+        if not modelled:  # only the by column (or nothing) to model
+            counts = np.bincount(h, minlength=kh).astype(float)[:, None]
+            ones.append(noise.gaussian(counts, sigma1))
+            var1.append(np.array([sigma1**2]))
+            ledger.append(_entry(f"{strat.name if strat else 'records'}", "gaussian", sigma1, kh))
+
+        # the tree: exponential mechanism on how badly (conditional) independence fits each pair
+        sizes = [c.n_codes for c in modelled]
+        total, strata, nodes = self._nodes(ones, var1, [])
+        pairs = [
+            (a, b)
+            for a in range(len(modelled))
+            for b in range(a + 1, len(modelled))
+            if kh * sizes[a] * sizes[b] <= MAX_TABLE
+        ]
+        edges = self._select(h, kh, data, sizes, nodes, strata, pairs, rho_sel, noise, ledger)
+        if len(modelled) > 1 and len(edges) < len(modelled) - 1:
+            notes.append("some column pairs were too large to model together; the model is a forest")
+
+        # 2-way marginals (per stratum) of the tree
+        measured = []
+        sigma2 = math.sqrt(len(edges) / (2 * rho2)) if edges else 0.0
+        for a, b in edges:
+            cells = kh * sizes[a] * sizes[b]
+            counts = np.bincount((h * sizes[a] + data[:, a]) * sizes[b] + data[:, b], minlength=cells)
+            noisy = noise.gaussian(counts.astype(float), sigma2).reshape(kh, sizes[a], sizes[b])
+            ledger.append(_entry(f"{prefix}{modelled[a].name} x {modelled[b].name}", "gaussian", sigma2, cells))
+            measured.append((a, b, noisy, sigma2**2))
+
+        # consistent, non-negative estimates from every measurement
+        self._total, self._strata, self._node = self._nodes(ones, var1, measured)
+        self._edges = [
+            _Edge(a, b, _ipf(_project_rows(t.reshape(kh, -1), self._strata).reshape(t.shape), self._node[a], self._node[b]))
+            for a, b, t, _ in measured
+        ]
+        self._cols, self._modelled, self._strat = cols, modelled, strat
+        self._source = ds.with_frame(ds.frame.head(0))  # the codebook, no records
+        self._source.source = None
+
+        spent = sum(e["rho"] for e in ledger)
+        if rho - spent > 1e-9 * rho:
+            notes.append(f"rho {rho - spent:.3g} of the budget was not needed and is unspent")
+        self.privacy = {
+            "definition": "(epsilon, delta)-DP for adding or removing one record; accounted in zCDP",
+            "method": "MST (McKenna, Miklau & Sheldon 2021)" + (f", every marginal within {self.by}" if strat else ""),
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "delta_categories": delta_cat,
+            "rho": rho,
+            "rho_spent": spent,
+            "epsilon_spent": rho_to_epsilon(spent, self.delta - delta_cat),
+            "split": {"range": rho_range, "one_way": rho1, "select": rho_sel if edges else 0.0,
+                      "two_way": rho2 if edges else 0.0},
+            "mechanisms": sorted({e["mechanism"] for e in ledger}),
+            "noise": noise.name,
+            "measurements": ledger,
+            "category_thresholds": thresholds,
+            "tree": [[modelled[a].name, modelled[b].name] for a, b in edges],
+            "notes": notes,
+        }
+        self.notes = notes
+        self._fitted = True
+        return self
+
+    def _column(self, spec: ColumnSpec, values: pl.Series, meta: VariableMeta) -> _Column:
+        """What is public about one column: the user's domain or bounds, the codebook's
+        labels, else the schema (categories seen in the data: released above a threshold)."""
+        name = spec.name
+        if name in self.domains:
+            domain = self.domains[name]
+            cats = pl.Series(name, [v for v in domain if v is not None], dtype=spec.dtype, strict=False)
+            outside = ~values.is_in(cats.drop_nulls().to_list()) & (values.is_not_null() if None in domain else True)
+            if outside.any():
+                row = int(outside.arg_true()[0])
+                raise SafemicroError(f"value {values[row]!r} is not in the public domain given for the column",
+                                     column=name, row=row)
+            spec = ColumnSpec(name, "categorical", spec.dtype, [], None in domain, categories=cats.to_list())
+            return _Column(spec, "discrete", n_labels=spec.n_codes)
+        if name in self.bounds:
+            spec = _numeric_spec(spec)
+        if spec.kind in ("constant", "id"):
+            return _Column(spec, spec.kind)
+        if spec.kind == "numeric":
+            col = _Column(spec, "numeric", n_labels=spec.n_states - 1, integer=bool(spec.integral))
+            if name in self.bounds:
+                col.edges = _grid(*self.bounds[name], col.integer)
+            return col
+        # the codebook's value labels and missing codes are a public list of categories
+        cats = list(spec.categories or [])
+        listed = list(meta.value_labels) + list(meta.missing_values)
+        key = pl.String if spec.dtype in (pl.Categorical,) or isinstance(spec.dtype, pl.Enum) else spec.dtype
+        listed = pl.Series(listed, dtype=key, strict=False).drop_nulls().unique(maintain_order=True).to_list()
+        cats += [v for v in listed if v not in set(cats)]
+        public = np.array([v in set(listed) for v in cats] + [True])  # the missing cell is public
+        if public.all() or name == self.by:
+            spec = replace(spec, categories=cats)
+            return _Column(spec, "discrete", n_labels=spec.n_codes, public=bool(public.all()))
+        spec = replace(spec, categories=cats, has_missing=True)  # hidden categories become missing
+        return _Column(spec, "discrete", n_labels=spec.n_codes, public=False, public_cells=public)
+
+    def _notes(self, cols: list[_Column]) -> list[str]:
+        """What the DP guarantee does not cover, in plain words."""
+        def named(what: list[str]) -> str:
+            return ", ".join(what[:12]) + (f" and {len(what) - 12} more" if len(what) > 12 else "")
+
+        notes = ["column kinds, special codes and which columns have missing values come from the "
+                 "schema (inferred from the data unless given) and are treated as public"]
+        by = [c.name for c in cols if c.name == self.by and c.kind == "discrete" and not c.public]
+        if by:
+            notes.append(f"the categories of {by[0]} (by) were taken from the data and are not protected "
+                         "(pass domains= to declare a public list)")
+        text = [c.name for c in cols if c.spec.kind == "text" and c.name not in self.domains]
+        if text:
+            notes.append(f"{named(text)}: many distinct values; rare ones are merged and drawn by their noisy counts")
+        for kind, what in (("constant", "copied as is (the value is not protected)"),
+                           ("id", "replaced by new sequential ids")):
+            names = [c.name for c in cols if c.kind == kind]
+            if names:
+                notes.append(f"{named(names)}: {what}")
+        return notes
+
+    def _find_range(self, c: _Column, x: np.ndarray, rho: float, noise: _Noise, ledger: list, notes: list) -> None:
+        """Bounds without looking: noisy counts of x in buckets of signed quarter powers of
+        two (|x| in [2^(e/4), 2^((e+1)/4)), from 2^-32 to 2^64, and zero); the range runs
+        from the lowest to the highest bucket whose count clearly exceeds the noise (5σ)."""
+        x = x[~np.isnan(x)]
+        steps = np.arange(-128, 257) / 4  # bucket edges in log2 scale
+        k = len(steps) - 1
+        mag = np.clip(np.searchsorted(steps, np.log2(np.abs(x[x != 0])), side="right"), 1, k)
+        bucket = np.full(len(x), k, dtype=np.int64)  # zero
+        bucket[x != 0] = k + np.sign(x[x != 0]).astype(np.int64) * mag
+        sigma = math.sqrt(1 / (2 * rho))
+        noisy = noise.gaussian(np.bincount(bucket, minlength=2 * k + 1).astype(float), sigma)
+        ledger.append(_entry(f"range of {c.name}", "gaussian", sigma, 2 * k + 1))
+        clear = np.flatnonzero(noisy > 5 * sigma)  # ~770 buckets: a false alarm is rare
+        if not len(clear):
+            notes.append(f"{c.name}: too few numbers to find their range privately; "
+                         "clamped to [0, 1] (pass bounds= to give a public range)")
+            lo, hi = 0.0, 1.0
+        else:
+            edge = lambda b, upper: 0.0 if b == k else float(np.sign(b - k) * 2.0 ** steps[abs(b - k) - (upper != (b > k))])
+            lo, hi = edge(int(clear[0]), False), edge(int(clear[-1]), True)
+        c.edges = _grid(lo, hi if hi > lo else lo + 1.0, c.integer)
+
+    def _codes_from(self, c: _Column, noisy: np.ndarray, sigma: float, threshold: float | None) -> None:
+        """Group fine cells into bins, merge rare values (MST), and set the weights that
+        pick a fine cell within a code.
+
+        Weights are the noisy counts projected to be non-negative (noise on empty cells is
+        mostly removed; what remains can place a few values in empty parts of the range,
+        which is why bounds should be tight). Bins hold equal shares of the weight. With a
+        ``threshold`` (categories taken from the data), categories whose noisy count is
+        below it are never released: they join the rare code, which then yields missing.
+        """
+        k = c.n_labels
+        weight = _project_rows(noisy[None, :], np.array([max(noisy.sum(), 1.0)]))[0]
+        group = np.arange(c.n_fine)
+        if len(c.edges) and c.n_fine - k > self.bins:
+            grid = weight[k:]
+            cum = np.cumsum(grid) - grid / 2
+            b = np.minimum((cum / max(grid.sum(), 1e-12) * self.bins).astype(np.int64), self.bins - 1)
+            group = np.concatenate([np.arange(k), k + np.unique(b, return_inverse=True)[1]])
+        n_groups = group.max() + 1
+        total = np.bincount(group, weights=noisy, minlength=n_groups)
+        cells = np.bincount(group, minlength=n_groups)
+        rare = total < self.compress * sigma * np.sqrt(cells)
+        if threshold is not None:
+            missing = c.n_labels - 1  # the missing-value cell (public) closes the categories
+            hidden = (noisy < threshold) & ~c.public_cells
+            rare |= hidden
+            rare[missing] = rare[missing] or hidden.any()
+            weight[hidden] = 0.0
+            weight[missing] = max(weight[missing], 1e-9)
+            c.released = int((~hidden[:missing]).sum())
+        if rare.sum() >= 2:
+            keep = np.flatnonzero(~rare)
+            code = np.full(n_groups, len(keep), dtype=np.int64)
+            code[keep] = np.arange(len(keep))
+            group = code[group]
+        else:
+            group = np.unique(group, return_inverse=True)[1]
+        c.to_code = group.astype(np.int64)
+        c.weight = weight
+
+    def _nodes(self, ones, var1, measured) -> tuple[float, np.ndarray, list[np.ndarray]]:
+        """Record count, stratum sizes and per-stratum 1-way counts: inverse-variance averages
+        of every measurement that holds them, projected to be non-negative and to add up."""
+        kh = ones[0].shape[0]
+        est = [(y.sum(axis=1), v.sum()) for y, v in zip(ones, var1)]
+        est += [(t.sum(axis=(1, 2)), var * t[0].size) for _, _, t, var in measured]
+        weights = np.array([1 / v for _, v in est])
+        raw = sum(w * s for w, (s, _) in zip(weights, est)) / weights.sum()
+        total = max(float(raw.sum()), 1.0)
+        strata = _project_rows(raw[None, :], np.array([total]))[0] if kh > 1 else np.array([total])
+        nodes = []
+        for j, (y, v) in enumerate(zip(ones, var1)):
+            num, den = y / v, np.broadcast_to(1 / v, y.shape).copy()
+            for a, b, t, var in measured:
+                if j in (a, b):
+                    other = t.shape[2] if j == a else t.shape[1]
+                    num = num + t.sum(axis=2 if j == a else 1) / (var * other)
+                    den = den + 1 / (var * other)
+            nodes.append(_project_rows(num / den, strata))
+        return total, strata, nodes
+
+    def _select(self, h, kh, data, sizes, nodes, strata, pairs, rho, noise, ledger) -> list[tuple[int, int]]:
+        """Kruskal's maximum spanning tree, each edge picked by the exponential mechanism.
+
+        A pair's score is the L1 distance between its (per-stratum) counts and what the
+        noisy 1-way marginals predict under independence: sensitivity 1.
+        """
+        d = len(sizes)
+        if d < 2 or not pairs or rho <= 0:
+            return []
+        share = np.divide(1.0, strata, out=np.zeros_like(strata), where=strata > 0)[:, None, None]
+        scores = np.empty(len(pairs))
+        for i, (a, b) in enumerate(pairs):
+            cells = kh * sizes[a] * sizes[b]
+            counts = np.bincount((h * sizes[a] + data[:, a]) * sizes[b] + data[:, b], minlength=cells)
+            expected = nodes[a][:, :, None] * nodes[b][:, None, :] * share
+            scores[i] = np.abs(counts - expected.ravel()).sum()
+        component = np.arange(d)
+        rounds = d - 1
+        scale = 1.0 / math.sqrt(2 * rho / rounds)
+        chosen: list[tuple[int, int]] = []
+        pa, pb = np.array(pairs).T
+        for r in range(rounds):
+            alive = np.flatnonzero(component[pa] != component[pb])
+            if not len(alive):
+                break
+            pick = alive[noise.select(scores[alive], scale)]
+            a, b = pairs[pick]
+            component[component == component[b]] = component[a]
+            chosen.append((a, b))
+            ledger.append({"what": f"tree edge {r + 1} of {rounds}", "mechanism": "exponential",
+                           "scale": scale, "cells": int(len(alive)), "rho": 1 / (2 * scale**2)})
+        return chosen
+
+    # -- sample ------------------------------------------------------------------------
+
+    def sample(self, n: int | None = None, *, seed: int | None = None) -> Dataset:
+        """n synthetic records (default: the noisy record count) with the input's columns and types."""
+        if not self._fitted:
+            raise SafemicroError("fit the DP synthesizer before sampling")
+        if n is None:
+            n = int(round(self._total))
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise SafemicroError(f"n must be a non-negative integer, not {n!r}")
+        n = int(n)
+        rng = rng_for(seed)[0] if seed is not None else self._rng
+        h, codes = self._sample_codes(n, rng)
+        model: list[pl.Series] = []
+        for c in self._cols:
+            if c is self._strat:
+                model += c.encoded(h, rng)
+            elif c in self._modelled:
+                code = codes[:, self._modelled.index(c)]
+                order = np.argsort(c.to_code, kind="stable")
+                model += c.encoded(order[_draw(code, c.to_code[order], c.weight[order], rng)], rng)
+        decoded = Schema(columns={c.name: c.spec for c in self._cols}).decode(pl.DataFrame(model, height=n))
+        out = []
+        for c in self._cols:
+            if c.kind == "constant":
+                out.append(pl.repeat(c.spec.value, n, dtype=c.spec.dtype, eager=True).alias(c.name))
+            elif c.kind == "id":
+                out.append(pl.Series(c.name, np.arange(1, n + 1)).cast(c.spec.dtype))
+            else:
+                out.append(decoded[c.name])
+        result = self._source.with_frame(pl.DataFrame(out, height=n))
+        result.codebook.extended_missing = {}
+        return result
+
+    def _sample_codes(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Strata from their sizes, then along each tree: a root given the stratum, each child
+        given its parent and the stratum."""
+        d = len(self._modelled)
+        h = _draw_table(np.zeros(n, dtype=np.int64), self._strata[None, :], rng)
+        codes = np.zeros((n, d), dtype=np.int64)
+        nbrs: dict[int, list[tuple[int, np.ndarray]]] = {j: [] for j in range(d)}
+        for e in self._edges:
+            nbrs[e.a].append((e.b, e.table))
+            nbrs[e.b].append((e.a, e.table.transpose(0, 2, 1)))
+        done = np.zeros(d, dtype=bool)
+        for r in range(d):
+            if done[r]:
+                continue
+            codes[:, r] = _draw_table(h, self._node[r], rng)
+            done[r] = True
+            stack = [r]
+            while stack:
+                p = stack.pop()
+                for child, t in nbrs[p]:
+                    if not done[child]:
+                        kh, kp, kc = t.shape
+                        codes[:, child] = _draw_table(h * kp + codes[:, p], t.reshape(kh * kp, kc), rng)
+                        done[child] = True
+                        stack.append(child)
+        return h, codes
+
+
+def _normal_isf(p: float) -> float:
+    """z with P(N(0, 1) > z) = p."""
+    from scipy.stats import norm
+
+    return float(norm.isf(p))
+
+
+def _grid(lo: float, hi: float, integer: bool) -> np.ndarray:
+    """Fine cell edges on [lo, hi]: one cell per integer for short integer ranges, else asinh-spaced."""
+    if integer:
+        lo, hi = math.floor(lo), math.ceil(hi)
+        if hi - lo + 1 <= INTEGER_GRID:
+            return np.arange(lo, hi + 2, dtype=float) - 0.5
+    scale = max(abs(lo), abs(hi)) / 1000 or 1.0
+    t = np.linspace(np.arcsinh(lo / scale), np.arcsinh(hi / scale), GRID + 1)
+    edges = np.sinh(t) * scale
+    edges[0], edges[-1] = lo, hi
+    return edges
+
+
+def _entry(what: str, mechanism: str, sigma: float, cells: int) -> dict[str, Any]:
+    """One Gaussian measurement of a count vector (L2 sensitivity 1): ρ = 1/(2σ²)."""
+    return {"what": what, "mechanism": mechanism, "sigma": sigma, "cells": int(cells), "rho": 1 / (2 * sigma**2)}
+
+
+def _schema(ds: Dataset, schema: Schema | None) -> Schema:
+    """The given schema (checked against the data) or the inferred one."""
+    if schema is None:
+        return infer_schema(ds)
+    missing = [c for c in ds.columns if c not in schema.columns]
+    if missing:
+        raise SafemicroError("the schema does not describe this column", column=missing[0])
+    return Schema(columns={c: schema.columns[c] for c in ds.columns}, notes=list(schema.notes))
