@@ -136,3 +136,11 @@ def test_cli_evaluate_writes_json_and_html(tmp_path):
     evaluation = json.loads((tmp_path / "e.json").read_text())
     assert evaluation["utility"]["quality"]["score"] > 0.9
     assert "<svg" in (tmp_path / "e.html").read_text()
+
+
+def test_direct_identifiers_are_never_synthesized_even_without_a_plan():
+    survey = generate_survey(n_households=120, seed=2)
+    result = synthesize(survey, household="hhid", keys=["camp", "sex"], seed=1)
+    for name in ("head_name", "phone", "gps_lat", "gps_lon"):
+        assert name not in result.dataset.columns
+    assert any("direct identifiers" in note for note in result.report["notes"])

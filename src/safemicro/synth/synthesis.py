@@ -62,7 +62,8 @@ def synthesize(
     """Synthesize ``data`` (a path, Dataset or frame); see the module docstring.
 
     ``n`` is the number of records (households in household mode; default: as many as the
-    input). ``keys`` are the variables for the replicated-uniques safeguard (default: the
+    input). Direct identifiers (the plan's, or those detected as ``safemicro init`` detects
+    them when there is no plan) are removed, never synthesized. ``keys`` are the variables for the replicated-uniques safeguard (default: the
     plan's keys, else every column except ids and weights). ``synthesizer`` replaces the
     built-in model by any object with ``fit(dataset, seed=)`` and ``sample(n, seed=)``: the
     safeguards still apply.
@@ -79,9 +80,15 @@ def synthesize(
     if household is not None and household not in dataset.columns:
         raise SafemicroError("no such column (household id)", file=dataset.source, column=household)
     notes: list[str] = []
-    if roles.direct_ids:
-        dataset = dataset.with_frame(dataset.frame.drop(roles.direct_ids))
-        notes.append(f"direct identifiers not synthesized (removed): {', '.join(roles.direct_ids)}")
+    direct_ids = list(roles.direct_ids)
+    if plan is None:  # names, phones, ID numbers, GPS: found as `safemicro init` finds them
+        from safemicro.draft import draft_plan
+
+        direct_ids = list(draft_plan(dataset).plan.roles.direct_ids)
+    if direct_ids:
+        dataset = dataset.with_frame(dataset.frame.drop(direct_ids))
+        found = "" if plan is not None else " (detected; give a plan to decide yourself)"
+        notes.append(f"direct identifiers not synthesized, removed{found}: {', '.join(direct_ids)}")
     if dataset.n < 2:
         raise SafemicroError("need at least 2 records to synthesize", file=dataset.source)
     rng, seed = rng_for(seed)
