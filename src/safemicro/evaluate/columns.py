@@ -67,8 +67,8 @@ def column_kinds(ds: Dataset, kinds: Mapping[str, str] | None = None) -> dict[st
 
 
 def analysis_series(s: pl.Series, kind: str) -> pl.Series:
-    """The column as the measures read it: numbers as Float64 (NaN and codes → null),
-    dates as their physical integer, categoricals as they are."""
+    """The column as the measures read it: numbers as Float64 (NaN, ±inf and non-numeric
+    codes → null), dates as their physical integer, categoricals as they are."""
     if kind == "datetime":
         return s.to_physical().cast(pl.Float64)
     if kind == "numeric":
@@ -76,7 +76,8 @@ def analysis_series(s: pl.Series, kind: str) -> pl.Series:
             s = _numbers(s)[0]
         elif s.dtype.is_temporal():
             s = s.to_physical()
-        return s.cast(pl.Float64, strict=False).fill_nan(None)
+        x = s.cast(pl.Float64, strict=False)
+        return x.set(x.is_nan() | x.is_infinite(), None)  # NaN and ±inf are missing too
     return s
 
 

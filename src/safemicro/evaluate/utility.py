@@ -1,6 +1,6 @@
 """Utility of synthetic data: how closely it reproduces the real distributions and models.
 
-* :func:`quality` — sdmetrics' QualityReport, re-derived from its documentation so our
+* :func:`quality` — sdmetrics' QualityReport, re-implemented from its definitions so our
   number is comparable with theirs: *column shapes* (KSComplement for numbers and dates,
   TVComplement for categoricals) and *column pair trends* (CorrelationSimilarity between two
   numbers, ContingencySimilarity otherwise, a number binned into 10 equal-width bins),
@@ -27,11 +27,9 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.keys import dense_ids
-from safemicro.synth.safeguards import encode_together
 from safemicro.methods.base import rng_for
+from safemicro.synth.safeguards import encode_together
 from safemicro.utility.tables import JointCodes, joint_codes
-
-from .columns import float_values
 
 __all__ = [
     "ks_complement",
@@ -481,8 +479,14 @@ def tstr(
     predictors = [n for n in train.columns if n != target and kinds.get(n) in (*CONTINUOUS, "categorical")]
     frames = [train, synth, test]
     (x_tr, x_sy, x_te), categorical = _features(frames, kinds, predictors)
+    stacked = np.vstack([x_tr, x_sy, x_te])
+    # constant and all-missing columns predict nothing (and the boosting cannot bin them)
+    lo = np.fmin.reduce(stacked, axis=0, initial=np.inf)
+    hi = np.fmax.reduce(stacked, axis=0, initial=-np.inf)
+    varies = hi > lo
+    x_tr, x_sy, x_te = x_tr[:, varies], x_sy[:, varies], x_te[:, varies]
     # the boosting takes at most 255 categories per column; more stay ordered codes
-    categorical &= np.vstack([x_tr, x_sy, x_te]).max(axis=0, initial=0) < 250
+    categorical = categorical[varies] & (stacked[:, varies].max(axis=0, initial=0) < 250)
     if kind == "categorical":
         y_tr, y_sy, y_te = np.split(_joint([f.get_column(target) for f in frames]),
                                     np.cumsum([f.height for f in frames])[:-1])

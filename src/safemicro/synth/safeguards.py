@@ -201,12 +201,15 @@ def distance_kinds(frame: pl.DataFrame) -> dict[str, str]:
 
 
 def _as_float(s: pl.Series) -> np.ndarray:
-    """A numeric or temporal column as float64 with NaN for missing (text parsed, else NaN)."""
+    """A numeric or temporal column as float64, NaN for missing and infinite values (text is
+    parsed, what does not parse is missing)."""
     if s.dtype.is_temporal():
         s = s.to_physical()
     elif s.dtype == pl.String:
         s = s.str.strip_chars().cast(pl.Float64, strict=False)
-    return s.cast(pl.Float64, strict=False).fill_nan(None).to_numpy().astype(np.float64)
+    x = s.cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy().astype(np.float64)
+    x[~np.isfinite(x)] = np.nan
+    return x
 
 
 class _Space:
@@ -245,11 +248,11 @@ class _Space:
     def embed(self, fit: np.ndarray, rows: list[np.ndarray]) -> list[np.ndarray]:
         """Embeddings of the given rows, with scaling and SVD fitted on the rows ``fit``."""
         num = self.numeric[fit]
-        with np.errstate(all="ignore"):
-            mean = np.nanmean(num, axis=0) if len(fit) else np.zeros(num.shape[1])
-            std = np.nanstd(num, axis=0) if len(fit) else np.ones(num.shape[1])
-        mean = np.where(np.isfinite(mean), mean, 0.0)
-        std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        seen = ~np.isnan(num)
+        count = np.maximum(seen.sum(axis=0), 1)
+        mean = np.where(seen, num, 0.0).sum(axis=0) / count  # an all-missing column: 0
+        std = np.sqrt(np.where(seen, (num - mean) ** 2, 0.0).sum(axis=0) / count)
+        std = np.where(std > 0, std, 1.0)
 
         def encode(idx: np.ndarray) -> np.ndarray:
             z = (self.numeric[idx] - mean) / std
@@ -455,6 +458,7 @@ def q_delta_check(
     *,
     rounds: int = 5,
     n_boot: int = 100,
+    max_k: int = 1000,
     multiple: int = MULTIPLE,
     delta: float = 0.05,
     m: int = 100,
@@ -466,9 +470,10 @@ def q_delta_check(
 
     Every draw takes k synthetic rows, k holdout rows (or, without a holdout, k training rows
     outside O, as REaLTabFormer's critic does) and O = ``multiple``·k training rows, with
-    k = min(|S|, |H|, N/(multiple+2)) so that the bootstrap null (real training rows standing
-    in for the synthetic ones, same sizes, same embedding fitted on the training data) is
-    comparable. ``passed`` is True when the mean Q_δ is at most the threshold.
+    k = min(|S|, |H|, N/(multiple+2), ``max_k``) so that the bootstrap null (real training
+    rows standing in for the synthetic ones, same sizes, same embedding fitted on the training
+    data) is comparable; ``max_k`` bounds the cost of a round on large files.
+    ``passed`` is True when the mean Q_δ is at most the threshold.
     """
     _check_delta(delta, m)
     t, s = _frame(train), _frame(synth)
@@ -476,7 +481,7 @@ def q_delta_check(
     kinds = _kinds(t, kinds)
     frames = {"training": t, "synthetic": s} | ({} if h is None else {"holdout": h})
     _check_columns(list(kinds), **frames)
-    limit = min(s.height, t.height // (multiple + 2))
+    limit = min(s.height, t.height // (multiple + 2), max_k)
     if h is not None:
         limit = min(limit, h.height)
     k = _k(t.height, 1.0, limit, multiple)
