@@ -247,6 +247,24 @@ def test_public_domain_bounds_and_hidden_categories():
     assert e.value.column == "city" and e.value.row == 0
 
 
+def test_hidden_categories_become_missing_with_their_share_and_relations():
+    rng = np.random.default_rng(1)
+    n = 4000
+    city = rng.choice(["A", "B"], n, p=[0.55, 0.45]).astype(object)
+    rare = rng.random(n) < 0.06
+    city[rare] = [f"r{i}" for i in rng.integers(0, 40, rare.sum())]  # 40 small towns
+    x = np.where(rare, 1, rng.integers(0, 2, n))
+    ds = Dataset(pl.DataFrame({"city": city.astype(str), "x": x, "y": rng.integers(0, 3, n)}))
+    syn = DPSynthesizer(1.0).fit(ds, seed=0)
+    out = syn.sample(seed=0).frame
+    hidden = out["city"].is_null()
+    assert not out["city"].drop_nulls().str.starts_with("r").any()
+    # their count is never measured on its own, yet the tree recovers it (and their x)
+    assert hidden.mean() == pytest.approx(rare.mean(), abs=0.015)
+    assert out.filter(hidden)["x"].mean() > 0.9
+    assert "city (40 of 42)" in " ".join(syn.notes)
+
+
 def test_by_keeps_relations_within_strata():
     rng = np.random.default_rng(3)
     n = 6000

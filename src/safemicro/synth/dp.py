@@ -4,9 +4,8 @@ MST measures every 1-way marginal with Gaussian noise, picks a maximum spanning 
 2-way marginals with the exponential mechanism (score: how far each pair's counts are
 from what the noisy 1-way marginals predict), measures the chosen pairs with Gaussian
 noise, makes the noisy tables non-negative and consistent, and samples along the tree.
-Everything the sampler uses is a noisy measurement or public information (column types,
-the domains and bounds the user declares public), so the output is (ε, δ)-DP for
-neighbouring datasets that differ by adding or removing one record.
+Everything the sampler uses is a noisy measurement or public information, so the output
+is (ε, δ)-DP for neighbouring datasets that differ by adding or removing one record.
 
 Privacy is accounted in zero-concentrated DP (zCDP, Bun & Steinke 2016), where costs add
 up: a Gaussian count vector with L2 sensitivity 1 and noise σ costs ρ = 1/(2σ²); the
@@ -14,14 +13,16 @@ exponential mechanism with sensitivity Δ run as Gumbel noise of scale β (repor
 max) costs ρ = Δ²/(2β²), i.e. ε₀²/8 for ε₀ = 2Δ/β (Cesar & Rogers 2021). The total ρ is
 the largest whose (ε, δ) conversion (:func:`rho_to_epsilon`) stays within the requested ε.
 
-Numeric columns are measured on a fine public grid (one cell per integer for short integer
-ranges, otherwise cells equally spaced in asinh scale between the bounds); their bins are
-equal-mass groups of grid cells read off the *noisy* 1-way counts, so choosing bins costs
-nothing extra, and values are decoded by drawing a grid cell by its noisy count and a
-value uniformly inside it -- never from private records. Public bounds come from
-``bounds=``; without them a small share of the budget finds a range with a noisy
-histogram of signed powers of two. Category lists come from ``domains=`` (public) or,
-failing that, from the data, which is *not* private: ``privacy["notes"]`` says so.
+What is public: the schema (column kinds, special codes, number formats), ``domains=``
+(category lists), ``bounds=`` (numeric ranges) and the codebook's value labels. Numeric
+columns are measured on a fine public grid (one cell per integer for short integer
+ranges, else cells equally spaced in asinh scale); their bins are equal-mass groups of
+grid cells read off the *noisy* 1-way counts, so bins cost nothing extra, and values are
+drawn within a bin by the noisy counts of its cells, never from records. Without bounds
+a small share of the budget finds the range (noisy counts of quarter powers of two).
+Categories seen only in the data are released only when their noisy count clears a
+threshold that one record crosses with probability below δ/2 (a stability histogram);
+the records of hidden categories are written as missing.
 """
 
 from __future__ import annotations
@@ -433,12 +434,15 @@ class DPSynthesizer:
             threshold = None
             if c in private:  # stability histogram: a new category shows up with probability ≤ δ'
                 threshold = thresholds[c.name] = 1 + sigma1 * math.sqrt(kh) * _normal_isf(delta_cat / len(private))
-            self._codes_from(c, noisy.sum(axis=0), sigma1 * math.sqrt(kh), threshold)
+            hidden = self._codes_from(c, noisy.sum(axis=0), sigma1 * math.sqrt(kh), threshold)
             data[:, j] = c.to_code[fine]
+            noisy[:, hidden] = 0.0  # hidden categories' counts are discarded, never used
             agg = np.zeros((kh, c.n_codes))
             np.add.at(agg.T, c.to_code, noisy.T)
             ones.append(agg)
-            var1.append(np.bincount(c.to_code, minlength=c.n_codes) * sigma1**2)
+            var = np.bincount(c.to_code, minlength=c.n_codes) * sigma1**2
+            var[np.unique(c.to_code[hidden])] = np.inf  # holds hidden records: no 1-way count of it
+            var1.append(var)
         if private:
             hidden = [f"{c.name} ({len(c.spec.categories or []) - c.released} of {len(c.spec.categories or [])})"
                       for c in private if c.released < len(c.spec.categories or [])]
@@ -591,7 +595,7 @@ class DPSynthesizer:
             lo, hi = edge(int(clear[0]), False), edge(int(clear[-1]), True)
         c.edges = _grid(lo, hi if hi > lo else lo + 1.0, c.integer)
 
-    def _codes_from(self, c: _Column, noisy: np.ndarray, sigma: float, threshold: float | None) -> None:
+    def _codes_from(self, c: _Column, noisy: np.ndarray, sigma: float, threshold: float | None) -> np.ndarray:
         """Group fine cells into bins, merge rare values (MST), and set the weights that
         pick a fine cell within a code.
 
@@ -599,9 +603,14 @@ class DPSynthesizer:
         mostly removed; what remains can place a few values in empty parts of the range,
         which is why bounds should be tight). Bins hold equal shares of the weight. With a
         ``threshold`` (categories taken from the data), categories whose noisy count is
-        below it are never released: they join the rare code, which then yields missing.
+        below it are hidden: their counts are dropped and their records join the code of
+        the missing value. Returns the hidden cells.
         """
         k = c.n_labels
+        hidden = np.zeros(c.n_fine, dtype=bool)
+        if threshold is not None:
+            hidden = (noisy < threshold) & ~c.public_cells
+            noisy = np.where(hidden, 0.0, noisy)
         weight = _project_rows(noisy[None, :], np.array([max(noisy.sum(), 1.0)]))[0]
         group = np.arange(c.n_fine)
         if len(c.edges) and c.n_fine - k > self.bins:
@@ -615,10 +624,8 @@ class DPSynthesizer:
         rare = total < self.compress * sigma * np.sqrt(cells)
         if threshold is not None:
             missing = c.n_labels - 1  # the missing-value cell (public) closes the categories
-            hidden = (noisy < threshold) & ~c.public_cells
             rare |= hidden
             rare[missing] = rare[missing] or hidden.any()
-            weight[hidden] = 0.0
             weight[missing] = max(weight[missing], 1e-9)
             c.released = int((~hidden[:missing]).sum())
         if rare.sum() >= 2:
@@ -630,6 +637,7 @@ class DPSynthesizer:
             group = np.unique(group, return_inverse=True)[1]
         c.to_code = group.astype(np.int64)
         c.weight = weight
+        return hidden
 
     def _nodes(self, ones, var1, measured) -> tuple[float, np.ndarray, list[np.ndarray]]:
         """Record count, stratum sizes and per-stratum 1-way counts: inverse-variance averages
@@ -637,7 +645,7 @@ class DPSynthesizer:
         kh = ones[0].shape[0]
         est = [(y.sum(axis=1), v.sum()) for y, v in zip(ones, var1)]
         est += [(t.sum(axis=(1, 2)), var * t[0].size) for _, _, t, var in measured]
-        weights = np.array([1 / v for _, v in est])
+        weights = np.array([1 / v for _, v in est])  # 0 for a column holding hidden records
         raw = sum(w * s for w, (s, _) in zip(weights, est)) / weights.sum()
         total = max(float(raw.sum()), 1.0)
         strata = _project_rows(raw[None, :], np.array([total]))[0] if kh > 1 else np.array([total])
@@ -649,7 +657,12 @@ class DPSynthesizer:
                     other = t.shape[2] if j == a else t.shape[1]
                     num = num + t.sum(axis=2 if j == a else 1) / (var * other)
                     den = den + 1 / (var * other)
-            nodes.append(_project_rows(num / den, strata))
+            est = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+            unknown = den == 0  # a code no measurement counts: what the others leave
+            if unknown.any():
+                rest = np.maximum(strata - est.sum(axis=1), 0.0) / unknown.sum(axis=1)
+                est = np.where(unknown, rest[:, None], est)
+            nodes.append(_project_rows(est, strata))
         return total, strata, nodes
 
     def _select(self, h, kh, data, sizes, nodes, strata, pairs, rho, noise, ledger) -> list[tuple[int, int]]:
