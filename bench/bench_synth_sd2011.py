@@ -1,0 +1,261 @@
+"""Utility, cost and copying risk of safemicro's CART synthesizer on SD2011, with baselines.
+
+SD2011 (5000 x 35, ../shared/data/sd2011) is split once with a fixed seed into 4000
+training rows (all a generator sees) and 1000 holdout rows. Each generator draws 5000
+synthetic rows. Printed per generator:
+
+- fit and sample seconds (wall clock);
+- sdmetrics QualityReport against the training rows: overall, column shapes, pair trends
+  (string columns categorical, numbers numerical);
+- exact copies: share of synthetic rows equal to a training row (missing = missing), next
+  to the natural rate (holdout rows equal to a training row);
+- replicated uniques on the quasi-identifiers (sex, age, region, placesize, edu, marital):
+  synthetic rows whose combination is unique in the synthetic data and in the training data;
+  after the safeguard filter of ``safemicro.synth.safeguards`` when that module exists;
+- anonymeter 1.1 risks against the holdout with 95 % CIs: singling-out (univariate and
+  multivariate), linkability (quasi-identifiers split in two) and inference of ``income``
+  and ``socprof`` from the quasi-identifiers; ``--attacks`` attacks each (default 500).
+
+Generators: ``cart`` (the defaults), ``cart_synthpop`` (min leaf 5, no smoothing, no tail
+limits: synthpop's default CART), ``marginals`` (each column bootstrapped independently)
+and ``gaussian_copula`` (SDV, only if ``sdv`` is installed).
+
+    python bench/bench_synth_sd2011.py [--generators cart,marginals] [--attacks 500]
+        [--no-privacy] [--seed 1] [--json out.json] [--cart '{"min_leaf": 20}']
+
+Needs sdmetrics and anonymeter (bench/test-only; anonymeter pins numpy<1.27 but runs
+with numpy 2: install it with ``pip install --no-deps anonymeter``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from safemicro.io import read
+from safemicro.io.dataset import Dataset
+from safemicro.synth.cart import CartSynthesizer
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+DATA = SHARED / "data" / "sd2011" / "SD2011.csv"
+QI = ["sex", "age", "region", "placesize", "edu", "marital"]
+SPLIT_SEED = 2011
+N_SYNTH = 5000
+
+
+def split(ds: Dataset) -> tuple[Dataset, Dataset]:
+    perm = np.random.default_rng(SPLIT_SEED).permutation(ds.n)
+    return ds.with_frame(ds.frame[perm[:4000]]), ds.with_frame(ds.frame[perm[4000:]])
+
+
+# -- generators ---------------------------------------------------------------------------
+
+
+CART_PARAMS: dict = {}
+
+
+def gen_cart(train: Dataset, seed: int, **kw) -> tuple[Dataset, float, float]:
+    kw = kw or CART_PARAMS
+    t0 = time.perf_counter()
+    model = CartSynthesizer(**kw).fit(train, seed=seed)
+    t1 = time.perf_counter()
+    syn = model.sample(N_SYNTH, seed=seed + 1)
+    return syn, t1 - t0, time.perf_counter() - t1
+
+
+def gen_cart_synthpop(train: Dataset, seed: int) -> tuple[Dataset, float, float]:
+    return gen_cart(train, seed, min_leaf=5, smoothing=False, tail_k=1)
+
+
+def gen_marginals(train: Dataset, seed: int) -> tuple[Dataset, float, float]:
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    cols = [train.frame.get_column(c).gather(rng.integers(train.n, size=N_SYNTH)) for c in train.columns]
+    return train.with_frame(pl.DataFrame(cols)), 0.0, time.perf_counter() - t0
+
+
+def gen_gaussian_copula(train: Dataset, seed: int) -> tuple[Dataset, float, float]:
+    from sdv.metadata import Metadata
+    from sdv.single_table import GaussianCopulaSynthesizer
+
+    df = train.frame.to_pandas()
+    t0 = time.perf_counter()
+    model = GaussianCopulaSynthesizer(Metadata.detect_from_dataframe(df))
+    model.fit(df)
+    t1 = time.perf_counter()
+    syn = pl.from_pandas(model.sample(N_SYNTH)).cast(train.frame.schema)
+    return train.with_frame(syn), t1 - t0, time.perf_counter() - t1
+
+
+GENERATORS = {
+    "cart": gen_cart,
+    "cart_synthpop": gen_cart_synthpop,
+    "marginals": gen_marginals,
+    "gaussian_copula": gen_gaussian_copula,
+}
+
+
+# -- measures -----------------------------------------------------------------------------
+
+
+def quality(real: pl.DataFrame, syn: pl.DataFrame) -> dict:
+    from sdmetrics.reports.single_table import QualityReport
+
+    meta = {
+        "columns": {
+            c: {"sdtype": "numerical" if real.schema[c].is_numeric() else "categorical"} for c in real.columns
+        }
+    }
+    report = QualityReport()
+    report.generate(real.to_pandas(), syn.to_pandas(), meta, verbose=False)
+    props = report.get_properties().set_index("Property")["Score"]
+    shapes = report.get_details("Column Shapes")
+    worst = shapes.sort_values("Score").head(3)
+    return {
+        "overall": round(float(report.get_score()), 4),
+        "shapes": round(float(props["Column Shapes"]), 4),
+        "pairs": round(float(props["Column Pair Trends"]), 4),
+        "worst_columns": {r.Column: round(float(r.Score), 3) for r in worst.itertuples()},
+    }
+
+
+def _row_keys(frame: pl.DataFrame) -> pl.Series:
+    return frame.select(pl.concat_str([pl.col(c).cast(pl.String).fill_null("\x00") for c in frame.columns], separator="\x1f")).to_series()
+
+
+def exact_copies(train: pl.DataFrame, other: pl.DataFrame) -> float:
+    return float(_row_keys(other).is_in(_row_keys(train).implode()).mean())
+
+
+def replicated_uniques(train: pl.DataFrame, syn: pl.DataFrame) -> int:
+    t = train.select(QI).group_by(QI).len().filter(pl.col("len") == 1).drop("len")
+    s = syn.select(QI).group_by(QI).len().filter(pl.col("len") == 1).drop("len")
+    return s.join(t, on=QI, how="inner", nulls_equal=True).height
+
+
+def safeguarded(train: Dataset, syn: Dataset) -> Dataset | None:
+    """The synthetic data after the replicated-uniques filter, if the module exists."""
+    try:
+        from safemicro.synth import safeguards
+    except ImportError:
+        return None
+    fn = getattr(safeguards, "remove_replicated_uniques", None)
+    if fn is None:
+        return None
+    out = fn(syn, train, keys=QI)
+    return getattr(out, "dataset", out)
+
+
+def anonymeter_risks(
+    train: pl.DataFrame, syn: pl.DataFrame, holdout: pl.DataFrame, n_attacks: int, seed: int = 0
+) -> dict:
+    from anonymeter.evaluators import InferenceEvaluator, LinkabilityEvaluator, SinglingOutEvaluator
+
+    ori, sy, ctl = train.to_pandas(), syn.to_pandas(), holdout.to_pandas()
+    out = {}
+
+    def record(name: str, evaluator) -> None:
+        r = evaluator.risk()
+        out[name] = {"risk": round(float(r.value), 3), "ci": [round(float(v), 3) for v in r.ci]}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.random.seed(seed)  # anonymeter's inference and linkability draw from numpy's global generator
+        for mode in ("univariate", "multivariate"):
+            ev = SinglingOutEvaluator(ori=ori, syn=sy, control=ctl, n_attacks=n_attacks, seed=seed)
+            ev.evaluate(mode=mode)
+            record(f"singling_out_{mode}", ev)
+        ev = LinkabilityEvaluator(
+            ori=ori, syn=sy, control=ctl, n_attacks=min(n_attacks, len(ctl)),
+            aux_cols=(QI[:3], QI[3:]), n_neighbors=10,
+        )
+        ev.evaluate(n_jobs=1)
+        record("linkability", ev)
+        for secret in ("income", "socprof"):
+            ev = InferenceEvaluator(
+                ori=ori, syn=sy, control=ctl, aux_cols=QI, secret=secret,
+                n_attacks=min(n_attacks, len(ctl)), regression=secret == "income",
+            )
+            ev.evaluate(n_jobs=1)
+            record(f"inference_{secret}", ev)
+    return out
+
+
+def run(name: str, train: Dataset, holdout: Dataset, seed: int, n_attacks: int, privacy: bool) -> dict:
+    syn, fit_s, sample_s = GENERATORS[name](train, seed)
+    res: dict = {"generator": name, "fit_s": round(fit_s, 2), "sample_s": round(sample_s, 2)}
+    res["quality"] = quality(train.frame, syn.frame)
+    res["exact_copies"] = round(exact_copies(train.frame, syn.frame), 4)
+    res["replicated_uniques"] = replicated_uniques(train.frame, syn.frame)
+    guarded = safeguarded(train, syn)
+    if guarded is not None:
+        res["replicated_uniques_after_filter"] = replicated_uniques(train.frame, guarded.frame)
+        res["rows_after_filter"] = guarded.n
+    if privacy:
+        t0 = time.perf_counter()
+        res["anonymeter"] = anonymeter_risks(train.frame, syn.frame, holdout.frame, n_attacks, seed)
+        res["anonymeter_s"] = round(time.perf_counter() - t0, 1)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--generators", default="cart,cart_synthpop,marginals,gaussian_copula")
+    ap.add_argument("--attacks", type=int, default=500)
+    ap.add_argument("--no-privacy", action="store_true")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--cart", default="{}", help="CartSynthesizer parameters for 'cart', as JSON")
+    args = ap.parse_args(argv)
+    CART_PARAMS.update(json.loads(args.cart))
+    train, holdout = split(read(DATA))
+    print(
+        f"SD2011 train {train.n} / holdout {holdout.n}; natural exact-copy rate (holdout in train) "
+        f"{exact_copies(train.frame, holdout.frame):.4f}; replicated uniques of the holdout "
+        f"{replicated_uniques(train.frame, holdout.frame)}"
+    )
+    results = []
+    for name in args.generators.split(","):
+        if name == "gaussian_copula":
+            try:
+                import sdv  # noqa: F401
+            except ImportError:
+                print("gaussian_copula: skipped (sdv is not installed)")
+                continue
+        res = run(name, train, holdout, args.seed, args.attacks, not args.no_privacy)
+        results.append(res)
+        print(json.dumps(res))
+        sys.stdout.flush()
+    print()
+    print("| generator | fit s | sample s | quality (shapes/pairs) | exact copies | RU | SO uni | SO multi | link | inf income | inf socprof |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        q = r["quality"]
+        a = r.get("anonymeter", {})
+
+        def cell(k: str) -> str:
+            if k not in a:
+                return "-"
+            lo, hi = a[k]["ci"]
+            return f"{a[k]['risk']:.3f} [{lo:.2f}, {hi:.2f}]"
+
+        print(
+            f"| {r['generator']} | {r['fit_s']} | {r['sample_s']} | {q['overall']:.3f} ({q['shapes']:.3f}/{q['pairs']:.3f}) "
+            f"| {r['exact_copies']:.4f} | {r['replicated_uniques']} | {cell('singling_out_univariate')} "
+            f"| {cell('singling_out_multivariate')} | {cell('linkability')} | {cell('inference_income')} "
+            f"| {cell('inference_socprof')} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
