@@ -298,7 +298,10 @@ def pmse(
     the share of synthetic rows: 0 when the tree cannot tell the two apart, c(1 − c) (0.25
     for equal sizes) when it always can. ``null`` is its expectation when both come from one
     distribution — the mean pMSE over ``n_perm`` refits with the labels permuted (synthpop's
-    method for trees) — and ``ratio`` = pMSE / null is about 1 for good synthetic data.
+    method for trees) — and ``ratio`` = pMSE / null is about 1 for good synthetic data. Well
+    below 1, the synthetic records follow the training sample more closely than an
+    independent sample would (usual for synthesizers that resample it; with a Q_δ signal,
+    a sign of copying).
     """
     from sklearn.tree import DecisionTreeClassifier
 
