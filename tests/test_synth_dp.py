@@ -94,7 +94,7 @@ def test_budget_adds_up(kwargs):
     spent = sum(m["rho"] for m in p["measurements"])
     assert spent == pytest.approx(p["rho"], rel=1e-9)
     assert sum(p["split"].values()) == pytest.approx(p["rho"], rel=1e-9)
-    assert p["epsilon_spent"] == pytest.approx(1.5, rel=1e-6)
+    assert p["epsilon_spent"] == pytest.approx(1.5, rel=1e-6) and p["epsilon_spent"] <= 1.5
     assert p["delta"] == 1e-5
     # the budget for the zCDP conversion is what delta leaves after the category threshold
     assert rho_to_epsilon(p["rho"], p["delta"] - p["delta_categories"]) == pytest.approx(1.5, rel=1e-6)

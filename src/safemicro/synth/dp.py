@@ -397,7 +397,7 @@ class DPSynthesizer:
         # delta goes to the zCDP conversion
         private = [c for c in cols if c.kind == "discrete" and not c.public and c.name != self.by]
         delta_cat = self.delta / 2 if private else 0.0
-        rho = epsilon_to_rho(self.epsilon, self.delta - delta_cat)
+        rho = epsilon_to_rho(self.epsilon, self.delta - delta_cat) * (1 - 1e-9)  # rounding stays inside ε
         modelled_specs = {c.name: c.spec for c in cols if c.kind in ("discrete", "numeric")}
         enc = Schema(columns=modelled_specs).encode(ds.frame.select(list(modelled_specs)))
         strat = next((c for c in cols if c.name == self.by), None)
