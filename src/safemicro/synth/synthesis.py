@@ -9,6 +9,11 @@ applies the copy safeguards before anything is returned:
 * the Q_δ distance-to-closest-record check against its bootstrap threshold is run and its
   verdict reported (``passed``); exact-match rates against the training data are reported.
 
+In DP mode (``epsilon``) the output is never changed after the fact (that would look at the
+data again outside the privacy budget): the checks are measured for the report only, the
+record count is the model's noisy one, and without a seed the noise comes from OpenDP's
+secure sampler.
+
 The report is JSON-friendly; it holds the seed, so it is internal (never publish it next to
 the synthetic file).
 """
@@ -91,8 +96,12 @@ def synthesize(
         notes.append(f"direct identifiers not synthesized, removed{found}: {', '.join(direct_ids)}")
     if dataset.n < 2:
         raise SafemicroError("need at least 2 records to synthesize", file=dataset.source)
+    dp = epsilon is not None and synthesizer is None
+    user_seed = seed
     rng, seed = rng_for(seed)
     fit_seed, sample_seed, check_seed = (int(s) for s in rng.integers(0, 2**31 - 1, size=3))
+    if dp and user_seed is None:
+        fit_seed = None  # DP noise from OpenDP's secure sampler, not a seeded generator
 
     t0 = time.perf_counter()
     if synthesizer is not None:
@@ -101,22 +110,37 @@ def synthesize(
         model, method, params = _model(epsilon, delta, household, roles)
     model.fit(dataset, seed=fit_seed)
     fitted = time.perf_counter()
-    units = _units(dataset, household) if household is not None and epsilon is None else dataset.n
-    size = units if n is None else int(n)
-    if size < 1:
+    if n is not None and int(n) < 1:
         raise SafemicroError(f"n must be at least 1, got {n!r}")
+    unit = household if not dp else None
+    if dp and household is not None:
+        notes.append("DP mode synthesizes records, not households: household structure is not kept")
+    if n is not None:
+        size = int(n)
+    elif dp:
+        size = None  # the record count is private too: the model's noisy count is used
+    else:
+        size = _units(dataset, unit) if unit is not None else dataset.n
     synth = model.sample(size, seed=sample_seed)
     sampled = time.perf_counter()
 
     keys = list(keys) if keys is not None else (list(roles.keys) or _default_keys(dataset, roles, household))
     safeguards: dict[str, Any] = {}
     if check_copies:
-        unit = household if epsilon is None else None
-        synth, safeguards["replicated_uniques"] = _replace_replicated_uniques(
-            dataset, synth, keys, model, sample_seed, unit
-        )
-        from safemicro.synth.safeguards import exact_match_rates, q_delta_check
+        from safemicro.synth.safeguards import exact_match_rates, q_delta_check, replicated_uniques
 
+        if dp:  # changing the output after looking at the data again would void the guarantee
+            safeguards["replicated_uniques"] = {
+                "keys": keys,
+                "found": int(replicated_uniques(dataset.frame, synth.frame, keys).sum()),
+                "unit": "record",
+                "units_replaced": 0,
+                "note": "measured only: DP output is not altered after the fact",
+            }
+        else:
+            synth, safeguards["replicated_uniques"] = _replace_replicated_uniques(
+                dataset, synth, keys, model, sample_seed, unit
+            )
         compare = [c for c in dataset.columns if c != household]
         safeguards["exact_matches"] = exact_match_rates(synth.frame, dataset.frame, columns=compare)
         check = q_delta_check(dataset.frame.select(compare), synth.frame.select(compare), seed=check_seed)
@@ -169,6 +193,7 @@ def _model(epsilon: float | None, delta: float, household: str | None, roles: Ro
 
 
 def _units(ds: Dataset, household: str) -> int:
+    """Number of households."""
     return int(ds.frame[household].n_unique())
 
 
