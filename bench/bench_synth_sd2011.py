@@ -7,14 +7,17 @@ synthetic rows. Printed per generator:
 - fit and sample seconds (wall clock);
 - sdmetrics QualityReport against the training rows: overall, column shapes, pair trends
   (string columns categorical, numbers numerical);
-- exact copies: share of synthetic rows equal to a training row (missing = missing), next
-  to the natural rate (holdout rows equal to a training row);
-- replicated uniques on the quasi-identifiers (sex, age, region, placesize, edu, marital):
-  synthetic rows whose combination is unique in the synthetic data and in the training data;
-  after the safeguard filter of ``safemicro.synth.safeguards`` when that module exists;
+- copies, with ``safemicro.synth.safeguards``: share of synthetic rows equal to a training
+  row (missing = missing); replicated uniques on the quasi-identifiers (sex, age, region,
+  placesize, edu, marital: synthetic rows equal on them to a training record unique on
+  them), also as the anchor study's RU@1000; Q_δ against the holdout with its bootstrap
+  threshold τ;
 - anonymeter 1.1 risks against the holdout with 95 % CIs: singling-out (univariate and
   multivariate), linkability (quasi-identifiers split in two) and inference of ``income``
-  and ``socprof`` from the quasi-identifiers; ``--attacks`` attacks each (default 500).
+  and ``socprof`` from the quasi-identifiers; ``--attacks`` attacks each (default 500);
+- the same quality and risks after the replicated-uniques filter;
+- the floor of multivariate singling-out: a fresh real sample posing as synthetic data
+  (``--no-floor`` skips it).
 
 Generators: ``cart`` (the defaults), ``cart_synthpop`` (min leaf 5, no smoothing, no tail
 limits: synthpop's default CART), ``marginals`` (each column bootstrapped independently)
@@ -126,31 +129,30 @@ def quality(real: pl.DataFrame, syn: pl.DataFrame) -> dict:
     }
 
 
-def _row_keys(frame: pl.DataFrame) -> pl.Series:
-    return frame.select(pl.concat_str([pl.col(c).cast(pl.String).fill_null("\x00") for c in frame.columns], separator="\x1f")).to_series()
+def copies(train: Dataset, syn: Dataset, holdout: Dataset) -> dict:
+    """Exact copies, replicated uniques (before and after the filter) and Q_δ."""
+    from safemicro.synth.safeguards import drop_replicated_uniques, exact_match_rates, q_delta_check
+
+    rates = exact_match_rates(syn.frame, train.frame, holdout.frame)
+    kept = drop_replicated_uniques(train, syn, QI)
+    q = q_delta_check(train.frame, syn.frame, holdout.frame, seed=0)
+    return {
+        "exact_copies": round(rates["synth_in_train"], 4),
+        "natural_copies": round(rates["holdout_in_train"], 4),
+        "replicated_uniques": int(syn.n - kept.n),
+        "replicated_uniques_after_filter": int(kept.n - drop_replicated_uniques(train, kept, QI).n),
+        "ru_1000": round(ru_share(train.frame, syn.frame.head(1000)), 3),
+        "q_delta": round(q["q_delta"], 4),
+        "q_delta_threshold": round(q["threshold"], 4),
+        "q_delta_passed": q["passed"],
+    }, kept
 
 
-def exact_copies(train: pl.DataFrame, other: pl.DataFrame) -> float:
-    return float(_row_keys(other).is_in(_row_keys(train).implode()).mean())
-
-
-def replicated_uniques(train: pl.DataFrame, syn: pl.DataFrame) -> int:
-    t = train.select(QI).group_by(QI).len().filter(pl.col("len") == 1).drop("len")
-    s = syn.select(QI).group_by(QI).len().filter(pl.col("len") == 1).drop("len")
-    return s.join(t, on=QI, how="inner", nulls_equal=True).height
-
-
-def safeguarded(train: Dataset, syn: Dataset) -> Dataset | None:
-    """The synthetic data after the replicated-uniques filter, if the module exists."""
-    try:
-        from safemicro.synth import safeguards
-    except ImportError:
-        return None
-    fn = getattr(safeguards, "remove_replicated_uniques", None)
-    if fn is None:
-        return None
-    out = fn(syn, train, keys=QI)
-    return getattr(out, "dataset", out)
+def ru_share(train: pl.DataFrame, sample: pl.DataFrame) -> float:
+    """The anchor study's RU@QI: share of a sample unique on the quasi-identifiers in itself and in training."""
+    t = train.group_by(QI).len().filter(pl.col("len") == 1).drop("len")
+    s = sample.group_by(QI).len().filter(pl.col("len") == 1).drop("len")
+    return s.join(t, on=QI, how="inner", nulls_equal=True).height / sample.height
 
 
 def anonymeter_risks(
@@ -191,18 +193,49 @@ def anonymeter_risks(
 def run(name: str, train: Dataset, holdout: Dataset, seed: int, n_attacks: int, privacy: bool) -> dict:
     syn, fit_s, sample_s = GENERATORS[name](train, seed)
     res: dict = {"generator": name, "fit_s": round(fit_s, 2), "sample_s": round(sample_s, 2)}
+    t0 = time.perf_counter()
     res["quality"] = quality(train.frame, syn.frame)
-    res["exact_copies"] = round(exact_copies(train.frame, syn.frame), 4)
-    res["replicated_uniques"] = replicated_uniques(train.frame, syn.frame)
-    guarded = safeguarded(train, syn)
-    if guarded is not None:
-        res["replicated_uniques_after_filter"] = replicated_uniques(train.frame, guarded.frame)
-        res["rows_after_filter"] = guarded.n
+    copy, kept = copies(train, syn, holdout)
+    res["quality_after_filter"] = quality(train.frame, kept.frame)["overall"]
+    res.update(copy)
+    res["filter_s"] = round(time.perf_counter() - t0, 1)
     if privacy:
         t0 = time.perf_counter()
         res["anonymeter"] = anonymeter_risks(train.frame, syn.frame, holdout.frame, n_attacks, seed)
+        res["anonymeter_after_filter"] = anonymeter_risks(train.frame, kept.frame, holdout.frame, n_attacks, seed)
         res["anonymeter_s"] = round(time.perf_counter() - t0, 1)
     return res
+
+
+def singling_out_floor(seeds: list[int], n_attacks: int) -> dict:
+    """Multivariate singling-out of a *fresh real sample* posing as synthetic data.
+
+    SD2011 is split 2000 (original) / 2000 (fresh real, or what a generator trained on the
+    original draws) / 1000 (control). A perfect generator cannot do better than fresh real
+    records, so their risk is the floor of the measure.
+    """
+    from anonymeter.evaluators import SinglingOutEvaluator
+
+    ds = read(DATA)
+    out: dict[str, list[float]] = {"fresh real": [], "cart": [], "marginals": []}
+    for seed in seeds:
+        perm = np.random.default_rng(100 + seed).permutation(ds.n)
+        ori, fresh, ctl = (ds.frame[perm[a:b]] for a, b in ((0, 2000), (2000, 4000), (4000, 5000)))
+        rng = np.random.default_rng(seed)
+        syn = {
+            "fresh real": fresh,
+            "cart": CartSynthesizer().fit(ds.with_frame(ori), seed=seed).sample(2000, seed=seed).frame,
+            "marginals": pl.DataFrame([ori[c].gather(rng.integers(2000, size=2000)) for c in ori.columns]),
+        }
+        for name, frame in syn.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ev = SinglingOutEvaluator(
+                    ori=ori.to_pandas(), syn=frame.to_pandas(), control=ctl.to_pandas(), n_attacks=n_attacks, seed=seed
+                )
+                ev.evaluate(mode="multivariate")
+            out[name].append(round(float(ev.risk().value), 3))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,17 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--generators", default="cart,cart_synthpop,marginals,gaussian_copula")
     ap.add_argument("--attacks", type=int, default=500)
     ap.add_argument("--no-privacy", action="store_true")
+    ap.add_argument("--no-floor", dest="floor", action="store_false", help="skip the singling-out floor reference")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--cart", default="{}", help="CartSynthesizer parameters for 'cart', as JSON")
     args = ap.parse_args(argv)
     CART_PARAMS.update(json.loads(args.cart))
     train, holdout = split(read(DATA))
-    print(
-        f"SD2011 train {train.n} / holdout {holdout.n}; natural exact-copy rate (holdout in train) "
-        f"{exact_copies(train.frame, holdout.frame):.4f}; replicated uniques of the holdout "
-        f"{replicated_uniques(train.frame, holdout.frame)}"
-    )
+    print(f"SD2011 train {train.n} / holdout {holdout.n}; RU@QI of the 1000 holdout rows {ru_share(train.frame, holdout.frame):.3f}")
     results = []
     for name in args.generators.split(","):
         if name == "gaussian_copula":
@@ -234,24 +264,35 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(res))
         sys.stdout.flush()
     print()
-    print("| generator | fit s | sample s | quality (shapes/pairs) | exact copies | RU | SO uni | SO multi | link | inf income | inf socprof |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| generator | fit s | sample s | quality (shapes/pairs) | after RU filter | exact copies | RU (RU@1000) | Q_δ (τ) | SO uni | SO multi | link | inf income | inf socprof |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        q = r["quality"]
-        a = r.get("anonymeter", {})
+        for after in (False, True):
+            q = r["quality"]
+            a = r.get("anonymeter_after_filter" if after else "anonymeter", {})
 
-        def cell(k: str) -> str:
-            if k not in a:
-                return "-"
-            lo, hi = a[k]["ci"]
-            return f"{a[k]['risk']:.3f} [{lo:.2f}, {hi:.2f}]"
+            def cell(k: str) -> str:
+                if k not in a:
+                    return "-"
+                lo, hi = a[k]["ci"]
+                return f"{a[k]['risk']:.3f} [{lo:.2f}, {hi:.2f}]"
 
-        print(
-            f"| {r['generator']} | {r['fit_s']} | {r['sample_s']} | {q['overall']:.3f} ({q['shapes']:.3f}/{q['pairs']:.3f}) "
-            f"| {r['exact_copies']:.4f} | {r['replicated_uniques']} | {cell('singling_out_univariate')} "
-            f"| {cell('singling_out_multivariate')} | {cell('linkability')} | {cell('inference_income')} "
-            f"| {cell('inference_socprof')} |"
-        )
+            label = r["generator"] + (" + RU filter" if after else "")
+            quality_cell = f"{r['quality_after_filter']:.3f}" if after else f"{q['overall']:.3f} ({q['shapes']:.3f}/{q['pairs']:.3f})"
+            ru = r["replicated_uniques_after_filter"] if after else f"{r['replicated_uniques']} ({r['ru_1000']:.3f})"
+            print(
+                f"| {label} | {r['fit_s']} | {r['sample_s']} | {quality_cell} | | {r['exact_copies']:.4f} | {ru} "
+                f"| {r['q_delta']:.4f} ({r['q_delta_threshold']:.4f}) | {cell('singling_out_univariate')} "
+                f"| {cell('singling_out_multivariate')} | {cell('linkability')} | {cell('inference_income')} "
+                f"| {cell('inference_socprof')} |"
+            )
+    if not args.no_privacy and args.floor:
+        floor = singling_out_floor([1, 2, 3], args.attacks)
+        print()
+        print("Multivariate singling-out floor (2000 original / 2000 synthetic / 1000 control, seeds 1-3):")
+        for name, risks in floor.items():
+            print(f"  {name}: {np.mean(risks):.3f} {risks}")
+        results.append({"singling_out_floor": floor})
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
