@@ -9,6 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 from conftest import SHARED
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from safemicro.errors import SafemicroError
@@ -16,7 +18,7 @@ from safemicro.examples.survey import generate_survey
 from safemicro.io import read
 from safemicro.io.dataset import Dataset
 from safemicro.plan import Roles
-from safemicro.synth.cart import CartSynthesizer
+from safemicro.synth.cart import CartSynthesizer, _balanced_donors
 from safemicro.synth.schema import infer_schema
 
 SD2011 = SHARED / "data" / "sd2011" / "SD2011.csv"
@@ -207,3 +209,18 @@ def test_bad_inputs_give_results_or_clear_errors():
     with pytest.raises(SafemicroError) as e:
         CartSynthesizer().fit(Dataset(pl.DataFrame({"x": [[1], [2]]})))
     assert e.value.column == "x"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(1, 7), min_size=1, max_size=6), st.integers(0, 60), st.integers(0, 2**32 - 1))
+def test_balanced_donors_share_each_leaf_evenly(counts, m, seed):
+    counts = np.array(counts)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    rng = np.random.default_rng(seed)
+    leaf = rng.integers(len(counts), size=m)
+    pick = _balanced_donors(leaf, starts, counts, rng)
+    for g in range(len(counts)):
+        mine = pick[leaf == g]
+        assert ((mine >= starts[g]) & (mine < starts[g] + counts[g])).all()
+        used = np.bincount(mine - starts[g], minlength=counts[g])
+        assert used.max() - used.min() <= 1  # every donor serves floor or ceil of records/donors

@@ -1,10 +1,14 @@
 """Sequential CART synthesis (the method of synthpop, written for safemicro).
 
-Columns are synthesized one after another in a visit order. For each column a decision
+Columns are synthesized one after another in a visit order (by default the data's own,
+as synthpop does; the first column comes from its marginal). For each column a decision
 tree is grown on the real data, predicting it from the columns before it (and the
 ``fixed`` columns); a synthetic record is dropped down that tree using its synthetic
-values so far and takes the value of a random real *donor* in the leaf it reaches. For a
-categorical column this draws from the leaf's class distribution.
+values so far and takes the value of a real *donor* in the leaf it reaches. For a
+categorical column this draws from the leaf's class distribution. The records reaching a
+leaf share its donors evenly (each donor serves the floor or ceiling of records/donors,
+in random order), which reproduces the leaf's distribution with less noise than
+independent draws and never leans on one donor.
 
 A numeric column is two steps: its *state* (regular value, each special code such as -8,
 missing) is drawn first like a categorical, then the number, only for records in the
@@ -13,13 +17,13 @@ applicable" and skip patterns survive together with the numbers.
 
 Copying safeguards, on by default:
 
-- leaves hold at least ``min_leaf`` real records, so no synthetic record follows one
+- leaves hold at least ``min_leaf`` (20) real records, so no synthetic record follows one
   real record's path;
-- a numeric donor value held by fewer than ``min_count`` real records is never copied:
-  it is smoothed with a Gaussian kernel whose bandwidth is Silverman's rule on the leaf's
-  values (1.06·sd·n^-1/5), reflected into the leaf's range (``smoothing=True``);
-- numbers are bounded by the ``tail_k``-th smallest and largest real values (default 2),
-  so a synthetic extreme never points at a single real record.
+- a numeric donor value held by fewer than ``min_count`` (5) real records is never
+  copied: it is smoothed with a Gaussian kernel whose bandwidth is Silverman's rule on the
+  leaf's values (1.06·sd·n^-1/5), reflected into the leaf's range;
+- numbers are bounded by the ``tail_k``-th (2nd) smallest and largest real values, so a
+  synthetic extreme never points at a single real record.
 
 Trees are scikit-learn's CART; everything else is vectorised NumPy.
 """
