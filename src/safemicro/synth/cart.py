@@ -91,7 +91,7 @@ class _Step:
     integral: bool = False
     # high-cardinality categoricals
     kept: np.ndarray | None = None  # per code: modelled as itself rather than pooled
-    pool: np.ndarray | None = None  # the real codes behind the pooled code, drawn from at random
+    pool: np.ndarray | None = None  # what the pooled code becomes: real codes (or missing), drawn at random
 
     @property
     def pooled_code(self) -> int:
@@ -116,7 +116,8 @@ class CartSynthesizer:
         (synthpop's default: questionnaires usually put geography and demographics first).
     max_categories: a categorical with more codes keeps its ``max_categories - 1`` most
         frequent codes; the others are pooled and drawn from their marginal.
-    min_count: numeric values held by fewer real records are smoothed, never copied.
+    min_count: numeric values held by fewer real records are smoothed, never copied; so are
+        values of high-cardinality categoricals (they are left missing).
     tail_k: numbers are bounded by the ``tail_k``-th smallest and largest real values (with
         2, a synthetic extreme never isolates a single real record; 1 keeps the real range).
 
@@ -220,8 +221,7 @@ class CartSynthesizer:
         if not t.numeric:
             y = y.astype(np.int64)
             if t.n_codes > self.max_categories:
-                kept = self._keep_frequent(t, y)
-                pool = y[~kept[y]]
+                kept, pool = self._pool(t, y, len(spec.categories or []))
                 y = np.where(kept[y], y, t.n_codes)
         tree = None
         if X.shape[1] and len(y) >= 2 * self.min_leaf:
@@ -235,16 +235,29 @@ class CartSynthesizer:
             self._fit_smoothing(step, spec)
         return step
 
-    def _keep_frequent(self, t: _Target, y: np.ndarray) -> np.ndarray:
-        """Per code: among the ``max_categories - 1`` most frequent (the rest are pooled)."""
-        keep = np.argsort(-np.bincount(y, minlength=t.n_codes), kind="stable")[: self.max_categories - 1]
+    def _pool(self, t: _Target, y: np.ndarray, missing_code: int) -> tuple[np.ndarray, np.ndarray]:
+        """High cardinality: which codes are modelled, and what the pooled code draws from.
+
+        The ``max_categories - 1`` most frequent codes held by at least ``min_count`` records
+        are modelled; the pooled code draws the other codes held by at least ``min_count``
+        records from their marginal, and stands for a missing value where the real code was
+        rarer: rare values (names, free text, fine codes) are never copied.
+        """
+        freq = np.bincount(y, minlength=t.n_codes)
+        common = freq >= self.min_count
+        top = np.argsort(-freq, kind="stable")[: self.max_categories - 1]
         kept = np.zeros(t.n_codes, dtype=bool)
-        kept[keep] = True
+        kept[top[common[top]]] = True
+        pooled = ~kept[y]
+        pool = np.where(common[y[pooled]], y[pooled], missing_code)
+        rare = ~common[y[pooled]]
         self.notes.append(
-            f"{t.column}: {t.n_codes} categories; the {len(keep)} most frequent are modelled, the other "
-            f"{t.n_codes - len(keep)} ({(~kept[y]).mean():.1%} of records) are drawn from their marginal"
+            f"{t.column}: {t.n_codes} categories; {int(kept.sum())} frequent ones are modelled, "
+            f"{int((common & ~kept).sum())} others held by at least {self.min_count} records are drawn from "
+            f"their marginal, and the {int((~common & (freq > 0)).sum())} held by fewer ({rare.sum() / len(y):.1%} "
+            "of records) are left missing, never copied"
         )
-        return kept
+        return kept, pool
 
     def _fit_smoothing(self, step: _Step, spec: ColumnSpec) -> None:
         """Per-leaf bandwidth and range, which donors are rare, and the tail limits."""
@@ -295,7 +308,7 @@ class CartSynthesizer:
             values = self._draw(step, X, rows, rng)
             t.write_features(X, at, values)
             at += t.width
-            if step.pool is not None:  # pooled codes become real ones, drawn from their marginal
+            if step.pool is not None:  # pooled codes become real ones (or missing), from their marginal
                 hit = values == step.pooled_code
                 values[hit] = step.pool[rng.integers(len(step.pool), size=int(hit.sum()))]
             drawn[t.name] = values
