@@ -264,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(res))
         sys.stdout.flush()
     print()
-    print("| generator | fit s | sample s | quality (shapes/pairs) | after RU filter | exact copies | RU (RU@1000) | Q_δ (τ) | SO uni | SO multi | link | inf income | inf socprof |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| generator | fit s | sample s | quality (shapes/pairs) | exact copies | RU (RU@1000) | Q_δ (τ) | SO uni | SO multi | link | inf income | inf socprof |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         for after in (False, True):
             q = r["quality"]
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             quality_cell = f"{r['quality_after_filter']:.3f}" if after else f"{q['overall']:.3f} ({q['shapes']:.3f}/{q['pairs']:.3f})"
             ru = r["replicated_uniques_after_filter"] if after else f"{r['replicated_uniques']} ({r['ru_1000']:.3f})"
             print(
-                f"| {label} | {r['fit_s']} | {r['sample_s']} | {quality_cell} | | {r['exact_copies']:.4f} | {ru} "
+                f"| {label} | {r['fit_s']} | {r['sample_s']} | {quality_cell} | {r['exact_copies']:.4f} | {ru} "
                 f"| {r['q_delta']:.4f} ({r['q_delta_threshold']:.4f}) | {cell('singling_out_univariate')} "
                 f"| {cell('singling_out_multivariate')} | {cell('linkability')} | {cell('inference_income')} "
                 f"| {cell('inference_socprof')} |"
