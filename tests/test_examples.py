@@ -229,3 +229,20 @@ def test_write_example_round_trip(tmp_path, ext):
         assert meta.label == expected.codebook.variables["protection_incident"].label
         assert {int(k): v for k, v in meta.value_labels.items()}[99] == "Refused"
         assert [int(v) for v in meta.missing_values] == [98, 99]
+
+
+def test_demo_writes_every_output(tmp_path):
+    """What `make demo` runs: risk outputs, SUF and nested PUF bundles, synthetic households."""
+    import json
+
+    from safemicro.demo import run_demo
+    from safemicro.release import verify_bundle
+
+    paths = run_demo(tmp_path / "out")
+    for label, path in paths.items():
+        assert path.exists(), label
+    assert verify_bundle(paths["SUF bundle"]) == [] and verify_bundle(paths["PUF bundle"]) == []
+    assert json.loads((paths["PUF bundle"] / "report.json").read_text())["input"]["derived_from"]["tier"] == "suf"
+    synthesis = json.loads(paths["synthesis report"].read_text())
+    assert synthesis["method"] == "household-cart"
+    assert "<svg" in paths["evaluation"].read_text()
