@@ -9,7 +9,6 @@ order; the CLI and the reports are thin shells over it.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 from safemicro import __version__
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
+from safemicro.jsonable import json_ready, json_value
 from safemicro.plan import Plan, Roles
 from safemicro.keys import KeyTable, build_key_table, encode_column
 from safemicro.progress import progress
@@ -129,22 +129,12 @@ def _check_household_level(dataset: Dataset, household: str, name: str) -> None:
         )
 
 
-def _json_value(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return _json_value(float(v))
-    return v
-
-
 def _riskiest_keys(dataset: Dataset, kt: KeyTable, key_risk: np.ndarray, top: int) -> list[dict]:
     order = np.lexsort((kt.fk, -key_risk))[:top]
     values = kt.values()[order.tolist()]
     out = []
     for i, idx in enumerate(order):
-        row = {name: _json_value(values.get_column(name)[i]) for name in kt.keys}
+        row = {name: json_value(values.get_column(name)[i]) for name in kt.keys}
         labels = {}
         for name, value in row.items():
             vl = dataset.codebook.meta(name).value_labels
@@ -391,7 +381,7 @@ def assess(
     summary["variables"] = _variables(dataset, roles)
     summary["checks"] = _checks(summary, targets)
     summary["timings_seconds"] = {k: round(v, 4) for k, v in timings.items()}
-    return Assessment(summary=_clean(summary), records=record_frame, key_table=kt)
+    return Assessment(summary=json_ready(summary), records=record_frame, key_table=kt)
 
 
 def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -429,16 +419,3 @@ def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dic
             }
         )
     return checks
-
-
-def _clean(obj: Any) -> Any:
-    """Make the summary strict JSON: numpy scalars to Python, NaN/inf to null."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_clean(v) for v in obj.tolist()]
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return _json_value(obj)

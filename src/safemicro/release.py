@@ -35,6 +35,7 @@ from safemicro.assess import Assessment, assess, validate_roles
 from safemicro.atomic import atomic_directory
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset, from_frame, read, write
+from safemicro.jsonable import json_ready
 from safemicro.methods.base import ROW_ID
 from safemicro.pipeline import draw_seed, prepare_steps, roles_after, run_steps
 from safemicro.plan import Plan, load_plan
@@ -177,7 +178,7 @@ def anonymize(
         },
         "warnings": warnings_,
     }
-    report = json.loads(json.dumps(report, default=_json_default))
+    report = json_ready(report)
     return Release(
         dataset=released,
         plan=lock,
@@ -207,18 +208,6 @@ def _lock_params(step, change) -> dict[str, Any]:
     if step.spec.random and "seed" in step.spec.params.model_fields:
         params["seed"] = change.seed if change.seed is not None else step.ctx.seed
     return params
-
-
-def _json_default(obj: Any) -> Any:
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    return str(obj)
 
 
 def _load_input(data: Any) -> tuple[Dataset, dict[str, Any]]:

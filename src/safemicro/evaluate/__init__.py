@@ -34,7 +34,8 @@ import polars as pl
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.methods.base import rng_for
-from safemicro.utility.tables import json_value, value_label
+from safemicro.jsonable import json_ready
+from safemicro.utility.tables import value_label
 
 from .columns import analysis_series, column_kinds, float_values, missing_share
 from .privacy import privacy
@@ -93,19 +94,6 @@ def _distribution(name: str, kind: str, r: pl.Series, s: pl.Series, datasets) ->
         return {}
     return {"probs": list(QUANTILES), "real": [float(v) for v in np.quantile(xr, QUANTILES)],
             "synth": [float(v) for v in np.quantile(xs, QUANTILES)]}
-
-
-def _clean(value: Any) -> Any:
-    """JSON-friendly: NaN/inf → None, numpy scalars → Python, tuples → lists."""
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_clean(v) for v in value.tolist()]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    return json_value(value)
 
 
 def evaluate(
@@ -227,7 +215,7 @@ def evaluate(
         "seed": seed,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
-    return _clean(result)
+    return json_ready(result)
 
 
 def _summary(q, prop, km, tstr_rows, priv) -> dict[str, Any]:

@@ -29,12 +29,12 @@ from safemicro.utility.design import Design, make_design
 from safemicro.utility.estimates import compare_indicator
 from safemicro.utility.models import compare_regression
 from safemicro.utility.numeric import QUANTILE_PROBS, numeric_loss, quantiles
+from safemicro.jsonable import json_value
 from safemicro.utility.tables import (
     JointCodes,
     common_dtype,
     distances,
     joint_codes,
-    json_value,
     pair_distances,
     value_label,
 )

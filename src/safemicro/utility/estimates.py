@@ -18,7 +18,8 @@ from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.plan import Indicator
 from safemicro.utility.design import Design, ratio_estimates, z_value
-from safemicro.utility.tables import joint_codes, json_value, value_label
+from safemicro.jsonable import json_value
+from safemicro.utility.tables import joint_codes, value_label
 
 __all__ = ["ci_overlap", "compare_indicator", "comparison", "estimate"]
 

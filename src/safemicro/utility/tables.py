@@ -25,7 +25,6 @@ __all__ = [
     "hellinger",
     "joint_codes",
     "pair_distances",
-    "json_value",
     "tvd",
     "value_label",
 ]
@@ -135,17 +134,6 @@ def pair_distances(
         )
         out["tvd_weighted"], out["hellinger_weighted"] = w["tvd"], w["hellinger"]
     return out
-
-
-def json_value(v: Any) -> Any:
-    """A category or number as JSON: NaN/inf become None, anything exotic becomes text."""
-    if isinstance(v, (np.integer, np.floating)):
-        v = v.item()
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if v is None or isinstance(v, (bool, int, str)):
-        return v
-    return str(v)
 
 
 def value_label(value: Any, name: str, *datasets: Dataset) -> str | None:
