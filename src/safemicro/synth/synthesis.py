@@ -68,10 +68,10 @@ def synthesize(
 
     ``n`` is the number of records (households in household mode; default: as many as the
     input). Direct identifiers (the plan's, or those detected as ``safemicro init`` detects
-    them when there is no plan) are removed, never synthesized. ``keys`` are the variables for the replicated-uniques safeguard (default: the
-    plan's keys, else every column except ids and weights). ``synthesizer`` replaces the
-    built-in model by any object with ``fit(dataset, seed=)`` and ``sample(n, seed=)``: the
-    safeguards still apply.
+    them when there is no plan) are removed, never synthesized. ``keys`` are the variables
+    for the replicated-uniques safeguard (default: the plan's keys, else every column except
+    ids and weights). ``synthesizer`` replaces the built-in model by any object with
+    ``fit(dataset, seed=)`` and ``sample(n, seed=)``: the safeguards still apply.
     """
     if plan is not None and not isinstance(plan, Plan):
         plan = load_plan(plan)
@@ -96,6 +96,8 @@ def synthesize(
         notes.append(f"direct identifiers not synthesized, removed{found}: {', '.join(direct_ids)}")
     if dataset.n < 2:
         raise SafemicroError("need at least 2 records to synthesize", file=dataset.source)
+    if n is not None and int(n) < 1:
+        raise SafemicroError(f"n must be at least 1, got {n!r}")
     dp = epsilon is not None and synthesizer is None
     user_seed = seed
     rng, seed = rng_for(seed)
@@ -110,8 +112,6 @@ def synthesize(
         model, method, params = _model(epsilon, delta, household, roles)
     model.fit(dataset, seed=fit_seed)
     fitted = time.perf_counter()
-    if n is not None and int(n) < 1:
-        raise SafemicroError(f"n must be at least 1, got {n!r}")
     unit = household if not dp else None
     if dp and household is not None:
         notes.append("DP mode synthesizes records, not households: household structure is not kept")
@@ -161,7 +161,7 @@ def synthesize(
         "params": params,
         "seed": seed,
         "n_records": synth.n,
-        "household": household if epsilon is None else None,
+        "household": unit,
         "privacy": getattr(model, "privacy", None) or None,
         "keys": keys,
         "safeguards": safeguards,
@@ -189,7 +189,8 @@ def _model(epsilon: float | None, delta: float, household: str | None, roles: Ro
     from safemicro.synth.cart import CartSynthesizer
 
     model = CartSynthesizer()
-    return model, "cart", {"min_leaf": model.min_leaf, "smoothing": model.smoothing}
+    params = {name: getattr(model, name) for name in ("min_leaf", "smoothing", "min_count", "tail_k")}
+    return model, "cart", params
 
 
 def _units(ds: Dataset, household: str) -> int:
