@@ -144,3 +144,16 @@ def test_direct_identifiers_are_never_synthesized_even_without_a_plan():
     for name in ("head_name", "phone", "gps_lat", "gps_lon"):
         assert name not in result.dataset.columns
     assert any("direct identifiers" in note for note in result.report["notes"])
+
+
+def test_cli_keys_option_drives_the_replicated_uniques_safeguard(tmp_path):
+    data = tmp_path / "small.csv"
+    pl.read_csv(TESTDATA).select([*KEYS, "age"]).head(1000).write_csv(data)
+    report = tmp_path / "r.json"
+    args = ["synthesize", str(data), "--out", str(tmp_path / "s.csv"), "--keys", "urbrur,sex,age", "--seed", "2",
+            "--report", str(report)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["safeguards"]["replicated_uniques"]["keys"] == ["urbrur", "sex", "age"]
+    synthetic = pl.read_csv(tmp_path / "s.csv")
+    assert replicated_uniques(pl.read_csv(data), synthetic, ["urbrur", "sex", "age"]).sum() == 0

@@ -261,6 +261,9 @@ def synthesize(
     epsilon: Optional[float] = typer.Option(None, "--epsilon", help="differential privacy: total epsilon (MST)"),
     delta: float = typer.Option(1e-6, "--delta", help="differential privacy: delta"),
     household: Optional[str] = typer.Option(None, "--household", help="household id: household-relational synthesis"),
+    keys: Optional[str] = typer.Option(
+        None, "--keys", help="key variables for the replicated-uniques safeguard (default: the plan's keys)"
+    ),
     report: Optional[Path] = typer.Option(None, "--report", help="write the internal JSON report (holds the seed)"),
 ) -> None:
     """Synthesize a file with copy safeguards (CART; households; DP with --epsilon)."""
@@ -271,7 +274,8 @@ def synthesize(
     outputs = [p for p in (output, report) if p]
     _check_outputs(data, outputs)
     result = run_synthesize(
-        data, plan=plan, n=n, seed=seed, epsilon=epsilon, delta=delta, household=household
+        data, plan=plan, n=n, seed=seed, epsilon=epsilon, delta=delta, household=household,
+        keys=_split(keys) or None,
     )
     jobs = [(output, lambda tmp: _write_like(result.dataset, tmp, output))]
     if report:
