@@ -5,18 +5,17 @@ Every user error ends in one line on stderr and exit code 2; nothing half-writte
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from safemicro.cli_support import err, out
 from safemicro.errors import SafemicroError
+from safemicro.cli_support import friendly as _friendly
+from safemicro.cli_support import split_list as _split
 
 app = typer.Typer(
     add_completion=False,
@@ -24,43 +23,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Statistical disclosure control for microdata: assess risk, draft plans, anonymize and bundle releases.",
 )
-err = Console(stderr=True)
-out = Console()
-
-
-def _friendly(fn: Callable) -> Callable:
-    """Turn SafemicroError (and stray library errors) into one line and an exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    for w in caught:  # one line each, not Python's two-line warning format
-                        err.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)
-        except SafemicroError as e:
-            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
-        except Exception as e:  # a bug of ours: still no traceback for the user
-            err.print(
-                f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))} "
-                "(please report it; set SAFEMICRO_DEBUG=1 for details)",
-                highlight=False,
-                soft_wrap=True,
-            )
-            if os.environ.get("SAFEMICRO_DEBUG"):
-                raise
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def _split(value: Optional[str]) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
 @app.command()
@@ -422,6 +384,19 @@ def demo(output: Path = typer.Option(Path("out"), "--out", help="output folder")
     paths = run_demo(output, console=out)
     for label, path in paths.items():
         out.print(f"{label}: {path}", highlight=False, markup=False)
+
+
+def _register_command_groups() -> None:
+    """Commands whose code lives beside their library: attack, document/publish, serve/token/audit."""
+    from safemicro.attack.cli import register as register_attack
+    from safemicro.metadata.cli import register as register_metadata
+    from safemicro.service.cli import register as register_service
+
+    for register in (register_attack, register_metadata, register_service):
+        register(app)
+
+
+_register_command_groups()
 
 
 def main() -> None:

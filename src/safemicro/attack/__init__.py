@@ -1,0 +1,1 @@
+"""Empirical disclosure testing: linkage (mosaic), singling out, linkability, inference, membership."""

@@ -1,0 +1,52 @@
+"""What every `safemicro` command shares: the consoles and the one-line error handling."""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from safemicro.errors import SafemicroError
+
+err = Console(stderr=True)
+out = Console()
+
+
+def friendly(fn: Callable) -> Callable:
+    """Turn SafemicroError (and stray library errors) into one line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    for w in caught:  # one line each, not Python's two-line warning format
+                        err.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)
+        except SafemicroError as e:
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:  # a bug of ours: still no traceback for the user
+            err.print(
+                f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))} "
+                "(please report it; set SAFEMICRO_DEBUG=1 for details)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            if os.environ.get("SAFEMICRO_DEBUG"):
+                raise
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def split_list(value: Optional[str]) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []

@@ -1,0 +1,1 @@
+"""Aggregate-only access: scoped tokens, protected outputs, hash-chained audit log."""
