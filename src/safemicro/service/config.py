@@ -1,0 +1,300 @@
+"""The service configuration (YAML): where data and state live, what analysts may ask.
+
+A provider writes one YAML file; :func:`load_config` validates it with pydantic and
+resolves relative paths against the file's folder. :func:`load_records` turns a declared
+dataset into the frame the service answers from: one column per declared dimension
+(named after the dimension, time already binned), the unit column and the clamped
+measures; nothing else of the raw file is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from safemicro.errors import SafemicroError
+
+NAME = r"^[A-Za-z][A-Za-z0-9_]{0,62}$"
+QUERY_KINDS = ("count", "sum", "mean", "quantile", "crosstab")
+TIME_BINS = ("day", "week", "month", "quarter", "year")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Dimension(_Strict):
+    """A declared dimension: an admin unit (optionally nested in a parent), a time bin or a category."""
+
+    kind: Literal["admin", "time", "category"]
+    column: str
+    parent: Optional[str] = None  # admin only: the coarser admin dimension this one nests in
+    bin: Literal["day", "week", "month", "quarter", "year"] = "month"  # time only
+    values: Optional[list[str]] = None  # declared values; taken from the data when absent
+
+
+class Measure(_Strict):
+    """A numeric column that sums, means and quantiles may use, clamped to [lower, upper]."""
+
+    column: str
+    lower: float
+    upper: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Measure":
+        if not self.lower < self.upper:
+            raise ValueError(f"lower ({self.lower}) must be below upper ({self.upper})")
+        return self
+
+
+class Policy(_Strict):
+    """Output protection of one dataset (the names follow safemicro.service.protection)."""
+
+    threshold: int = Field(10, ge=2)
+    dominance_n: int = Field(2, ge=1)
+    dominance_k: float = Field(85.0, gt=0, le=100)
+    p_percent: float = Field(10.0, ge=0, le=100)
+    secondary: bool = True
+    rounding_base: Optional[int] = Field(None, ge=2)
+    max_dimensions: int = Field(3, ge=1, le=4)
+
+
+class DP(_Strict):
+    """Differential-privacy mode: every count/sum/mean is noised and spends epsilon."""
+
+    enabled: bool = False
+    mechanism: Literal["laplace", "gaussian"] = "laplace"
+    epsilon_per_query: float = Field(0.5, gt=0)
+    delta: float = Field(1e-7, ge=0, lt=1)
+    analyst_budget: float = Field(2.0, gt=0)
+    dataset_budget: float = Field(5.0, gt=0)
+
+
+class DatasetConfig(_Strict):
+    """One dataset: its source (a file read by safemicro.io, or a table of the store)."""
+
+    file: Optional[Path] = None
+    table: Optional[str] = None
+    unit: Optional[str] = None  # the column identifying a contributor (person, household)
+    dimensions: dict[str, Dimension]
+    measures: dict[str, Measure] = Field(default_factory=dict)
+    queries: list[Literal["count", "sum", "mean", "quantile", "crosstab"]] = list(QUERY_KINDS)
+    policy: Policy = Field(default_factory=Policy)
+    dp: DP = Field(default_factory=DP)
+
+    @model_validator(mode="after")
+    def _source_and_names(self) -> "DatasetConfig":
+        if (self.file is None) == (self.table is None):
+            raise ValueError("give exactly one of 'file' or 'table'")
+        if self.table is not None and not re.match(NAME, self.table):
+            raise ValueError(f"table name {self.table!r} must match {NAME}")
+        for name, dim in self.dimensions.items():
+            if not re.match(NAME, name):
+                raise ValueError(f"dimension name {name!r} must match {NAME}")
+            if dim.parent is not None:
+                if dim.kind != "admin":
+                    raise ValueError(f"dimension {name!r}: only admin dimensions have a parent")
+                parent = self.dimensions.get(dim.parent)
+                if parent is None or parent.kind != "admin":
+                    raise ValueError(f"dimension {name!r}: parent {dim.parent!r} is not an admin dimension")
+        for name in self.measures:
+            if not re.match(NAME, name):
+                raise ValueError(f"measure name {name!r} must match {NAME}")
+            if name in self.dimensions:
+                raise ValueError(f"{name!r} is both a dimension and a measure")
+        times = [n for n, d in self.dimensions.items() if d.kind == "time"]
+        if len(times) > 1:
+            raise ValueError(f"at most one time dimension, got {times}")
+        return self
+
+
+class ServiceConfig(_Strict):
+    """The whole file: identity, keys, storage, audit log, limits and datasets."""
+
+    audience: str = "safemicro"
+    database: str = "duckdb:///safemicro-state.duckdb"
+    issuer_public_key: Path  # Ed25519 public key (PEM) of the token issuer the node trusts
+    signing_key: Path  # Ed25519 private key (PEM) the node signs responses with
+    audit_log: Path = Path("audit.jsonl")
+    max_token_minutes: int = Field(720, ge=1)
+    max_body_bytes: int = Field(16384, ge=256)
+    datasets: dict[str, DatasetConfig]
+
+    @field_validator("datasets")
+    @classmethod
+    def _names(cls, v: dict[str, DatasetConfig]) -> dict[str, DatasetConfig]:
+        if not v:
+            raise ValueError("declare at least one dataset")
+        for name in v:
+            if not re.match(NAME, name):
+                raise ValueError(f"dataset name {name!r} must match {NAME}")
+        return v
+
+    def time_dimension(self, dataset: str) -> Optional[str]:
+        return next((n for n, d in self.datasets[dataset].dimensions.items() if d.kind == "time"), None)
+
+
+def load_config(path: str | Path) -> ServiceConfig:
+    """Read and validate a service YAML; relative paths are relative to the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SafemicroError("service config not found", file=str(p))
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise SafemicroError(f"not valid YAML: {e}", file=str(p)) from None
+    if not isinstance(raw, dict):
+        raise SafemicroError("expected a mapping at the top level", file=str(p))
+    try:
+        cfg = ServiceConfig.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise SafemicroError(f"{where}: {first['msg']} ({e.error_count()} problem(s))", file=str(p)) from None
+    base = p.resolve().parent
+    cfg.issuer_public_key = _rel(base, cfg.issuer_public_key)
+    cfg.signing_key = _rel(base, cfg.signing_key)
+    cfg.audit_log = _rel(base, cfg.audit_log)
+    for ds in cfg.datasets.values():
+        if ds.file is not None:
+            ds.file = _rel(base, ds.file)
+    if cfg.database.startswith("duckdb:///") and not cfg.database.startswith("duckdb:///:memory:"):
+        db = Path(cfg.database[len("duckdb:///"):])
+        cfg.database = "duckdb:///" + str(_rel(base, db))
+    return cfg
+
+
+def _rel(base: Path, p: Path) -> Path:
+    return p if p.is_absolute() else base / p
+
+
+def prepare_records(raw: pl.DataFrame, ds: DatasetConfig, *, source: str) -> pl.DataFrame:
+    """The answering frame of a dataset: `_unit`, one column per dimension, clamped measures.
+
+    Raises SafemicroError naming the column and row of the first bad value (an undeclared
+    category, a date that cannot be binned, an admin unit in two parents, a missing unit).
+    """
+    cols: dict[str, pl.Series] = {}
+    needed = [d.column for d in ds.dimensions.values()] + [m.column for m in ds.measures.values()]
+    if ds.unit:
+        needed.append(ds.unit)
+    for c in needed:
+        if c not in raw.columns:
+            raise SafemicroError(f"column not in the data (have {', '.join(raw.columns[:20])})", file=source, column=c)
+    if ds.unit:
+        unit = raw[ds.unit]
+        _no_nulls(unit, source, ds.unit)
+        cols["_unit"] = unit.cast(pl.String)
+    else:
+        cols["_unit"] = pl.Series("_unit", [str(i) for i in range(raw.height)])
+    for name, dim in ds.dimensions.items():
+        s = raw[dim.column]
+        _no_nulls(s, source, dim.column)
+        if dim.kind == "time":
+            s = _time_bins(s, dim.bin, source, dim.column)
+        else:
+            s = s.cast(pl.String)
+        if dim.values is not None:
+            bad = ~s.is_in(dim.values)
+            if bad.any():
+                row = int(bad.arg_true()[0])
+                raise SafemicroError(
+                    f"value {s[row]!r} is not among the declared values of dimension {name!r}",
+                    file=source,
+                    column=dim.column,
+                    row=row + 1,
+                )
+        cols[name] = s.alias(name)
+    for name, m in ds.measures.items():
+        s = raw[m.column]
+        if not s.dtype.is_numeric():
+            try:
+                s = s.cast(pl.Float64, strict=True)
+            except Exception:
+                raise SafemicroError("measure is not numeric", file=source, column=m.column) from None
+        _no_nulls(s, source, m.column)
+        cols[name] = s.cast(pl.Float64).clip(m.lower, m.upper).alias(name)
+    frame = pl.DataFrame(cols)
+    for name, dim in ds.dimensions.items():
+        if dim.parent:
+            pairs = frame.select(name, dim.parent).unique()
+            dup = pairs.filter(pl.col(name).is_duplicated())
+            if dup.height:
+                unit = dup[name][0]
+                row = int((frame[name] == unit).arg_true()[0])
+                raise SafemicroError(
+                    f"admin unit {unit!r} lies in more than one {dim.parent!r} unit; nesting must be strict",
+                    file=source,
+                    column=dim.column,
+                    row=row + 1,
+                )
+    return frame
+
+
+def _no_nulls(s: pl.Series, source: str, column: str) -> None:
+    if s.null_count():
+        row = int(s.is_null().arg_true()[0])
+        raise SafemicroError("missing value (the service needs complete dimensions, units and measures)",
+                             file=source, column=column, row=row + 1)
+
+
+def _time_bins(s: pl.Series, bin: str, source: str, column: str) -> pl.Series:
+    """ISO labels of aligned bins: 2024-03-15 (day), 2024-W11, 2024-03, 2024-Q1, 2024."""
+    if s.dtype == pl.String:
+        parsed = s.str.to_date(strict=False)
+        if parsed.null_count():
+            # already-binned labels such as 2024-03 are accepted for a month bin
+            if bin == "month" and s.str.contains(r"^\d{4}-\d{2}$").all():
+                return s
+            row = int(parsed.is_null().arg_true()[0])
+            raise SafemicroError(f"not an ISO date: {s[row]!r}", file=source, column=column, row=row + 1)
+        s = parsed
+    elif s.dtype == pl.Datetime or isinstance(s.dtype, pl.Datetime):
+        s = s.dt.date()
+    elif s.dtype != pl.Date:
+        raise SafemicroError(f"a time dimension needs dates, got {s.dtype}", file=source, column=column)
+    if bin == "day":
+        return s.dt.strftime("%Y-%m-%d")
+    if bin == "week":
+        return (s.dt.iso_year().cast(pl.String) + "-W" + s.dt.week().cast(pl.String).str.zfill(2))
+    if bin == "month":
+        return s.dt.strftime("%Y-%m")
+    if bin == "quarter":
+        return s.dt.year().cast(pl.String) + "-Q" + s.dt.quarter().cast(pl.String)
+    return s.dt.year().cast(pl.String)
+
+
+def frame_version(frame: pl.DataFrame) -> str:
+    """A short content hash of the answering frame (ledgers are kept per dataset, across versions)."""
+    h = hashlib.sha256()
+    h.update(",".join(f"{c}:{t}" for c, t in frame.schema.items()).encode())
+    h.update(frame.sort(frame.columns).write_ipc(None).getvalue())
+    return h.hexdigest()[:16]
+
+
+def declared_values(frame: pl.DataFrame, ds: DatasetConfig) -> dict[str, list[str]]:
+    """Values of each dimension: the declared list, else the sorted distinct values."""
+    out: dict[str, list[str]] = {}
+    for name, dim in ds.dimensions.items():
+        out[name] = list(dim.values) if dim.values is not None else sorted(frame[name].unique().to_list())
+    return out
+
+
+def describe(cfg: ServiceConfig) -> dict[str, Any]:
+    """A stable description of the policy part of the config (hashed into every release)."""
+    return {
+        name: {
+            "dimensions": {k: v.model_dump(exclude={"values"}) for k, v in ds.dimensions.items()},
+            "measures": {k: v.model_dump() for k, v in ds.measures.items()},
+            "queries": ds.queries,
+            "policy": ds.policy.model_dump(),
+            "dp": ds.dp.model_dump(),
+        }
+        for name, ds in cfg.datasets.items()
+    }

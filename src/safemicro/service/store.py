@@ -1,0 +1,311 @@
+"""The service's state in one database through SQLAlchemy: DuckDB embedded, PostgreSQL by URL.
+
+Tables:
+- `raw_<dataset>`: the answering records (unit, dimensions, clamped measures), loaded from
+  the configured file or read from a provider's table; only the engine reads it.
+- `sm_datasets`: version (content hash) of each loaded dataset.
+- `sm_released_cells`: the differencing ledger, one row per released or suppressed cell as
+  a JSON predicate, across all analysts; replayed into the guard at start-up.
+- `sm_releases`: released answers by query id, so an identical query gets the identical
+  bytes (no averaging of repeated DP answers, no second budget spend).
+- `sm_revoked`: revoked token ids.
+- `sm_budgets` / `sm_budget_ledger`: DP budgets per (dataset, analyst) and per dataset.
+  A reservation locks the cap rows (`SELECT ... FOR UPDATE` in PostgreSQL; the embedded
+  DuckDB store serialises every transaction of the process) and is committed or cancelled
+  after the query, so concurrent clients can never overspend.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+import polars as pl
+import sqlalchemy as sa
+
+from safemicro.errors import SafemicroError
+
+
+class BudgetExceeded(Exception):
+    """A reservation that would take a cap past its limit."""
+
+    def __init__(self, scope: str, cap: float, spent: float, amount: float) -> None:
+        super().__init__(
+            f"{scope} privacy budget exhausted: {spent:g} of {cap:g} spent, this query needs {amount:g}"
+        )
+        self.scope = scope
+
+
+class Store:
+    """All persistent state of a node; thread-safe."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.postgres = url.startswith("postgresql")
+        if not (self.postgres or url.startswith("duckdb")):
+            raise SafemicroError(f"database URL must start with duckdb:/// or postgresql://, got {url.split(':')[0]!r}")
+        if self.postgres and url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        try:
+            if self.postgres:
+                self.engine = sa.create_engine(url, pool_size=8, max_overflow=24, pool_pre_ping=True)
+            else:
+                self.engine = sa.create_engine(url, poolclass=sa.pool.StaticPool)
+            with self.engine.connect():
+                pass
+        except Exception as e:
+            raise SafemicroError(f"cannot open the database: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+        # DuckDB allows one writer per process and its connections are not thread-safe:
+        # every transaction of the embedded store runs under this lock.
+        self._lock = threading.RLock() if not self.postgres else None
+        self.meta = sa.MetaData()
+        self.datasets = sa.Table(
+            "sm_datasets", self.meta,
+            sa.Column("name", sa.String(64), primary_key=True),
+            sa.Column("version", sa.String(64), nullable=False),
+            sa.Column("loaded_at", sa.Float, nullable=False),
+        )
+        self.cells = sa.Table(
+            "sm_released_cells", self.meta,
+            sa.Column("id", sa.String(40), primary_key=True),
+            sa.Column("dataset", sa.String(64), nullable=False, index=True),
+            sa.Column("query_id", sa.String(64), nullable=False),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("predicate", sa.Text, nullable=False),
+            sa.Column("subject", sa.String(200), nullable=False),
+            sa.Column("created", sa.Float, nullable=False),
+        )
+        self.releases = sa.Table(
+            "sm_releases", self.meta,
+            sa.Column("query_id", sa.String(64), primary_key=True),
+            sa.Column("dataset", sa.String(64), nullable=False),
+            sa.Column("body", sa.Text, nullable=False),
+            sa.Column("created", sa.Float, nullable=False),
+        )
+        self.revoked = sa.Table(
+            "sm_revoked", self.meta,
+            sa.Column("jti", sa.String(200), primary_key=True),
+            sa.Column("reason", sa.String(500), nullable=False),
+            sa.Column("revoked_at", sa.Float, nullable=False),
+        )
+        self.budgets = sa.Table(
+            "sm_budgets", self.meta,
+            sa.Column("dataset", sa.String(64), primary_key=True),
+            sa.Column("scope", sa.String(16), primary_key=True),
+            sa.Column("scope_id", sa.String(200), primary_key=True),
+            sa.Column("cap", sa.Float, nullable=False),
+            sa.Column("spent", sa.Float, nullable=False),
+        )
+        self.ledger = sa.Table(
+            "sm_budget_ledger", self.meta,
+            sa.Column("reservation", sa.String(40), primary_key=True),
+            sa.Column("dataset", sa.String(64), nullable=False),
+            sa.Column("subject", sa.String(200), nullable=False),
+            sa.Column("query_id", sa.String(64), nullable=False),
+            sa.Column("amount", sa.Float, nullable=False),
+            sa.Column("state", sa.String(16), nullable=False),  # reserved | committed | cancelled
+            sa.Column("created", sa.Float, nullable=False),
+        )
+        with self.transaction() as c:
+            self.meta.create_all(c)
+
+    # ----- plumbing
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """One transaction (serialised in the embedded store)."""
+        if self._lock is None:
+            with self.engine.begin() as c:
+                yield c
+        else:
+            with self._lock, self.engine.begin() as c:
+                yield c
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ----- raw data
+
+    def raw_table(self, dataset: str, frame: pl.DataFrame) -> sa.Table:
+        cols = [
+            sa.Column(name, sa.Float if dtype.is_numeric() else sa.String(200), nullable=False)
+            for name, dtype in frame.schema.items()
+        ]
+        return sa.Table(f"raw_{dataset}", sa.MetaData(), *cols)
+
+    def load_raw(self, dataset: str, frame: pl.DataFrame, version: str) -> bool:
+        """Write the answering records of `dataset` unless this version is there already."""
+        with self.transaction() as c:
+            row = c.execute(sa.select(self.datasets.c.version).where(self.datasets.c.name == dataset)).first()
+            exists = sa.inspect(c).has_table(f"raw_{dataset}")
+            if row is not None and row.version == version and exists:
+                return False
+            table = self.raw_table(dataset, frame)
+            table.drop(c, checkfirst=True)
+            table.create(c)
+            rows = frame.to_dicts()
+            for i in range(0, len(rows), 5000):
+                c.execute(table.insert(), rows[i : i + 5000])
+            c.execute(sa.delete(self.datasets).where(self.datasets.c.name == dataset))
+            c.execute(sa.insert(self.datasets).values(name=dataset, version=version, loaded_at=time.time()))
+            return True
+
+    def read_table(self, table: str) -> pl.DataFrame:
+        """A provider's own table (dataset source `table:`) as a frame."""
+        with self.transaction() as c:
+            if not sa.inspect(c).has_table(table):
+                raise SafemicroError(f"table {table!r} not found in the database")
+            # no reflection (duckdb-engine cannot reflect under SQLAlchemy 2.1); the name is
+            # checked against the config's name pattern before it gets here
+            result = c.execute(sa.text(f'SELECT * FROM "{table}"'))
+            names = list(result.keys())
+            rows = result.fetchall()
+        return pl.DataFrame([tuple(r) for r in rows], schema=names, orient="row", infer_schema_length=None)
+
+    def read_raw(self, dataset: str) -> pl.DataFrame:
+        return self.read_table(f"raw_{dataset}")
+
+    # ----- differencing ledger
+
+    def record_cells(self, c: sa.Connection, dataset: str, query_id: str, subject: str,
+                     released: list[dict], suppressed: list[dict]) -> None:
+        now = time.time()
+        rows = [
+            {"id": uuid.uuid4().hex, "dataset": dataset, "query_id": query_id, "status": status,
+             "predicate": json.dumps(p, sort_keys=True), "subject": subject, "created": now}
+            for status, preds in (("released", released), ("suppressed", suppressed))
+            for p in preds
+        ]
+        if rows:
+            c.execute(sa.insert(self.cells), rows)
+
+    def ledger_history(self, dataset: str) -> list[dict]:
+        """Every recorded cell of a dataset: {"status", "predicate", "query_id", "subject"}."""
+        with self.transaction() as c:
+            rows = c.execute(
+                sa.select(self.cells.c.status, self.cells.c.predicate, self.cells.c.query_id, self.cells.c.subject)
+                .where(self.cells.c.dataset == dataset)
+                .order_by(self.cells.c.created, self.cells.c.id)
+            ).all()
+        return [{"status": r.status, "predicate": json.loads(r.predicate), "query_id": r.query_id,
+                 "subject": r.subject} for r in rows]
+
+    # ----- cached releases
+
+    def cached_release(self, query_id: str) -> Optional[str]:
+        with self.transaction() as c:
+            row = c.execute(sa.select(self.releases.c.body).where(self.releases.c.query_id == query_id)).first()
+        return None if row is None else row.body
+
+    def save_release(self, c: sa.Connection, query_id: str, dataset: str, body: str) -> None:
+        c.execute(sa.insert(self.releases).values(query_id=query_id, dataset=dataset, body=body, created=time.time()))
+
+    # ----- revocation
+
+    def revoke(self, jti: str, reason: str = "") -> bool:
+        """Add a token id to the revocation list; False if it was there already."""
+        with self.transaction() as c:
+            if c.execute(sa.select(self.revoked.c.jti).where(self.revoked.c.jti == jti)).first():
+                return False
+            c.execute(sa.insert(self.revoked).values(jti=jti, reason=reason[:500], revoked_at=time.time()))
+        return True
+
+    def is_revoked(self, jti: str) -> bool:
+        with self.transaction() as c:
+            return c.execute(sa.select(self.revoked.c.jti).where(self.revoked.c.jti == jti)).first() is not None
+
+    # ----- budgets
+
+    def reserve(self, dataset: str, subject: str, query_id: str, amount: float,
+                caps: dict[tuple[str, str], float]) -> str:
+        """Reserve `amount` on every (scope, scope_id) cap atomically; the reservation id.
+
+        Raises BudgetExceeded (and changes nothing) if any cap would be passed.
+        """
+        reservation = uuid.uuid4().hex
+        keys = sorted(caps)  # a fixed lock order: no deadlock between concurrent reservations
+        with self.transaction() as c:
+            for scope, scope_id in keys:
+                self._ensure_budget_row(c, dataset, scope, scope_id, caps[(scope, scope_id)])
+            b = self.budgets.c
+            cond = sa.or_(*[sa.and_(b.scope == s, b.scope_id == i) for s, i in keys])
+            q = sa.select(self.budgets).where(b.dataset == dataset, cond).order_by(b.scope, b.scope_id)
+            if self.postgres:
+                q = q.with_for_update()
+            rows = {(r.scope, r.scope_id): r for r in c.execute(q).all()}
+            for key in keys:
+                cap = caps[key]
+                spent = rows[key].spent
+                if spent + amount > cap + 1e-12:
+                    raise BudgetExceeded(key[0], cap, spent, amount)
+            for scope, scope_id in keys:
+                c.execute(
+                    sa.update(self.budgets)
+                    .where(b.dataset == dataset, b.scope == scope, b.scope_id == scope_id)
+                    .values(spent=b.spent + amount, cap=caps[(scope, scope_id)])
+                )
+            c.execute(sa.insert(self.ledger).values(
+                reservation=reservation, dataset=dataset, subject=subject, query_id=query_id,
+                amount=amount, state="reserved", created=time.time()))
+        return reservation
+
+    def _ensure_budget_row(self, c: sa.Connection, dataset: str, scope: str, scope_id: str, cap: float) -> None:
+        values = dict(dataset=dataset, scope=scope, scope_id=scope_id, cap=cap, spent=0.0)
+        if self.postgres:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            c.execute(pg_insert(self.budgets).values(**values).on_conflict_do_nothing())
+            return
+        b = self.budgets.c
+        found = c.execute(sa.select(b.spent).where(b.dataset == dataset, b.scope == scope, b.scope_id == scope_id)).first()
+        if found is None:
+            c.execute(sa.insert(self.budgets).values(**values))
+
+    def commit_reservation(self, c: sa.Connection, reservation: str) -> None:
+        """Mark a reservation spent (inside the caller's release transaction)."""
+        c.execute(sa.update(self.ledger).where(self.ledger.c.reservation == reservation,
+                                               self.ledger.c.state == "reserved").values(state="committed"))
+
+    def cancel_reservation(self, reservation: str) -> None:
+        """Give a reserved amount back (the query failed before anything was released)."""
+        with self.transaction() as c:
+            row = c.execute(sa.select(self.ledger).where(self.ledger.c.reservation == reservation,
+                                                         self.ledger.c.state == "reserved")).first()
+            if row is None:
+                return
+            b = self.budgets.c
+            q = sa.select(self.budgets).where(b.dataset == row.dataset).order_by(b.scope, b.scope_id)
+            if self.postgres:
+                q = q.with_for_update()
+            c.execute(q)
+            for scope, scope_id in (("analyst", row.subject), ("dataset", "*")):
+                c.execute(sa.update(self.budgets)
+                          .where(b.dataset == row.dataset, b.scope == scope, b.scope_id == scope_id)
+                          .values(spent=b.spent - row.amount))
+            c.execute(sa.update(self.ledger).where(self.ledger.c.reservation == reservation).values(state="cancelled"))
+
+    def budget(self, dataset: str, subject: str) -> dict[str, float]:
+        """Spent amounts (committed or reserved) of an analyst and of the whole dataset."""
+        b = self.budgets.c
+        with self.transaction() as c:
+            rows = c.execute(sa.select(b.scope, b.scope_id, b.spent).where(
+                b.dataset == dataset,
+                sa.or_(sa.and_(b.scope == "analyst", b.scope_id == subject), b.scope == "dataset"))).all()
+        out = {"analyst": 0.0, "dataset": 0.0}
+        for r in rows:
+            out[r.scope] = float(r.spent)
+        return out
+
+    def ledger_totals(self, dataset: str) -> dict[str, float]:
+        """Committed spend per analyst from the ledger (independent of the cap rows; for checks)."""
+        with self.transaction() as c:
+            rows = c.execute(
+                sa.select(self.ledger.c.subject, sa.func.sum(self.ledger.c.amount))
+                .where(self.ledger.c.dataset == dataset, self.ledger.c.state != "cancelled")
+                .group_by(self.ledger.c.subject)
+            ).all()
+        return {r[0]: float(r[1]) for r in rows}
