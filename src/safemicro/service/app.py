@@ -1,0 +1,535 @@
+"""The HTTP service: FastAPI routes over one `Node` (records, protection, ledger, budgets, audit).
+
+Every request is authenticated with a scoped token, validated against the closed
+catalogue, logged to the hash-chained audit log, answered only through the protection
+pipeline (threshold, dominance, p %, secondary suppression, differencing ledger; or DP
+with reserved budgets), and every response body is signed with the node's Ed25519 key
+(header `X-Safemicro-Signature`). Nothing returns records; bad input gets a 4xx with a
+message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from typing import Any, Optional
+
+import polars as pl
+
+from safemicro.errors import SafemicroError
+from safemicro.service.config import (
+    DatasetConfig,
+    ServiceConfig,
+    declared_values,
+    describe,
+    frame_version,
+    prepare_records,
+)
+from safemicro.service.queries import Query, QueryError, cell_predicate, check_against
+from safemicro.service.store import BudgetExceeded, Store
+from safemicro.service.tokens import (
+    Principal,
+    TokenError,
+    load_private_key,
+    load_public_key,
+    public_pem,
+    verify_token,
+)
+
+SIGNATURE_HEADER = "X-Safemicro-Signature"
+KEY_HEADER = "X-Safemicro-Key-Id"
+CELL_COLUMNS = ("value", "status", "rule", "lower", "upper", "rounded_to", "noise_scale")
+
+
+class Refusal(Exception):
+    """A request the node answers with a 4xx/5xx status and a message (no data)."""
+
+    def __init__(self, status: int, message: str, field: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def canonical_json(obj: Any) -> str:
+    from safemicro.jsonable import json_ready
+
+    return json.dumps(json_ready(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Node:
+    """The service state of one data provider; thread-safe."""
+
+    def __init__(self, cfg: ServiceConfig) -> None:
+        from safemicro.service.audit import AuditLog
+
+        self.cfg = cfg
+        self.issuer_key = load_public_key(cfg.issuer_public_key)
+        self.signing_key = load_private_key(cfg.signing_key)
+        self.public_pem = public_pem(self.signing_key.public_key())
+        self.key_id = digest(self.public_pem)[:16]
+        self.audit = AuditLog(cfg.audit_log)
+        self.store = Store(cfg.database)
+        self.policy_hash = digest(canonical_json(describe(cfg)))[:32]
+        self.records: dict[str, pl.DataFrame] = {}
+        self.values: dict[str, dict[str, list[str]]] = {}
+        self.versions: dict[str, str] = {}
+        self.guards: dict[str, Any] = {}
+        self.locks: dict[str, threading.Lock] = {}
+        for name, ds in cfg.datasets.items():
+            self._load(name, ds)
+        self.audit.append("start", {"policy_hash": self.policy_hash, "key_id": self.key_id,
+                                    "datasets": {n: self.versions[n] for n in cfg.datasets}})
+
+    def _load(self, name: str, ds: DatasetConfig) -> None:
+        from safemicro import io
+        from safemicro.service.differencing import DifferencingGuard
+
+        if ds.file is not None:
+            raw = io.read(ds.file).frame
+            source = str(ds.file)
+        else:
+            raw = self.store.read_table(ds.table)
+            source = f"table {ds.table}"
+        frame = prepare_records(raw, ds, source=source)
+        version = frame_version(frame)
+        self.store.load_raw(name, frame, version)
+        self.records[name] = frame
+        self.values[name] = declared_values(frame, ds)
+        self.versions[name] = version
+        self.locks[name] = threading.Lock()
+        if not ds.dp.enabled:
+            guard = DifferencingGuard(frame, ds.policy.threshold)
+            history = self.store.ledger_history(name)
+            if history:
+                guard.replay(history)
+            self.guards[name] = guard
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ----- authentication and authorisation
+
+    def authenticate(self, token: Optional[str], path: str) -> Principal:
+        try:
+            return verify_token(token or "", self.issuer_key, audience=self.cfg.audience,
+                                max_minutes=self.cfg.max_token_minutes, is_revoked=self.store.is_revoked)
+        except TokenError as e:
+            self.audit.append("auth", {"path": path, "decision": "refused", "status": e.status, "reason": e.message})
+            raise
+
+    def authorise(self, principal: Principal, q: Query, ds: DatasetConfig) -> None:
+        """The token's grant intersected with the node's config must cover the whole query."""
+        grant = principal.grant_for(q.dataset, "query")
+        if grant is None:
+            raise Refusal(403, f"token grants no queries on dataset {q.dataset!r}")
+        if q.kind not in grant.queries:
+            raise Refusal(403, f"token does not grant {q.kind!r} queries on {q.dataset!r}")
+        if q.kind not in ds.queries:  # the node's policy narrows every grant
+            raise Refusal(403, f"this node does not offer {q.kind!r} queries on {q.dataset!r}")
+        used = set(q.by) | set(q.filters)
+        if q.time is not None:
+            used |= {n for n, d in ds.dimensions.items() if d.kind == "time"}
+        if "*" not in grant.dimensions:
+            missing = sorted(used - set(grant.dimensions))
+            if missing:
+                raise Refusal(403, f"token does not grant dimension(s) {', '.join(missing)} on {q.dataset!r}")
+        if q.measure is not None and "*" not in grant.measures and q.measure not in grant.measures:
+            raise Refusal(403, f"token does not grant measure {q.measure!r} on {q.dataset!r}")
+
+    # ----- answering
+
+    def query(self, principal: Principal, q: Query) -> str:
+        """The signed-to-be response body of an allowed query, or a Refusal."""
+        who = {"subject": principal.subject, "org": principal.organisation, "jti": principal.jti}
+        ds = self.cfg.datasets.get(q.dataset)
+        version = self.versions.get(q.dataset, "")
+        qid = q.query_id(version)
+        self.audit.append("request", {**who, "query": json.loads(q.canonical()), "query_id": qid})
+        try:
+            if ds is None:
+                raise Refusal(404, f"unknown dataset {q.dataset!r}", "dataset")
+            self.authorise(principal, q, ds)
+            try:
+                where = check_against(q, ds, self.values[q.dataset])
+            except QueryError as e:
+                raise Refusal(422, e.message, e.field) from None
+            body = self.store.cached_release(qid)
+            cached = body is not None
+            if body is None:
+                body = self._answer(principal, q, ds, where, qid)
+        except Refusal as r:
+            self.audit.append("decision", {**who, "query_id": qid, "decision": "refused", "status": r.status,
+                                           "reason": r.message})
+            raise
+        release = self.audit.append("release", {**who, "query_id": qid, "digest": digest(body), "cached": cached})
+        return body[:-1] + f',"audit_seq":{int(release["seq"])}}}'
+
+    def _answer(self, principal: Principal, q: Query, ds: DatasetConfig, where: dict, qid: str) -> str:
+        records = self.records[q.dataset]
+        if where:
+            records = records.filter(pl.all_horizontal([pl.col(k).is_in(v) for k, v in where.items()]))
+        if ds.dp.enabled:
+            return self._answer_dp(principal, q, ds, records, where, qid)
+        table = self._protected_table(q, ds, records, where)
+        released, suppressed = [], []
+        for cell in table.iter_rows(named=True):
+            pred = cell_predicate(where, q.by, cell)
+            (released if cell["status"] == "released" else suppressed).append(pred)
+        guard = self.guards[q.dataset]
+        with self.locks[q.dataset]:
+            again = self.store.cached_release(qid)
+            if again is not None:
+                return again
+            verdict = guard.check(released)
+            if not verdict.ok:
+                raise Refusal(409, "refused: combined with earlier releases on this dataset this answer would "
+                                   f"reveal a protected group ({verdict.reason})")
+            body = self._body(q, qid, table, mode="sdc", epsilon=0.0)
+            with self.store.transaction() as c:
+                self.store.record_cells(c, q.dataset, qid, principal.subject, released, suppressed)
+                self.store.save_release(c, qid, q.dataset, body)
+            guard.commit(released)
+            if suppressed:
+                guard.suppressed(suppressed)
+            self.audit.append("decision", {"subject": principal.subject, "query_id": qid, "decision": "released",
+                                           "cells": table.height, "suppressed": len(suppressed)})
+        return body
+
+    def _protected_table(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict) -> pl.DataFrame:
+        from safemicro.service import protection
+
+        policy = protection.ProtectionPolicy(
+            threshold=ds.policy.threshold, dominance_n=ds.policy.dominance_n, dominance_k=ds.policy.dominance_k,
+            p_percent=ds.policy.p_percent, secondary=ds.policy.secondary, rounding_base=ds.policy.rounding_base)
+        margins = q.margins and bool(q.by)
+        cells = protection.cell_statistics(records, q.by, q.measure, "_unit", margins=margins)
+        cells = self._full_grid(cells, q, where)
+        if q.kind == "quantile":
+            cells = cells.join(self._quantiles(records, q, margins), on=q.by, how="left", nulls_equal=True) \
+                if q.by else cells.with_columns(self._quantiles(records, q, margins).to_series().alias("value"))
+        return protection.protect(cells, q.by, q.statistic, policy, margins=margins)
+
+    @staticmethod
+    def _quantiles(records: pl.DataFrame, q: Query, margins: bool) -> pl.DataFrame:
+        """The quantile of the measure in every cell (and margin), linearly interpolated."""
+        import itertools
+
+        expr = pl.col(q.measure).quantile(q.quantile, interpolation="linear").alias("value")
+        if not q.by:
+            return records.select(expr)
+        levels = [list(c) for r in range(len(q.by), -1, -1) for c in itertools.combinations(q.by, r)] \
+            if margins else [list(q.by)]
+        frames = []
+        for level in levels:
+            f = records.group_by(level).agg(expr) if level else records.select(expr)
+            f = f.with_columns([pl.lit(None, dtype=pl.String).alias(d) for d in q.by if d not in level])
+            frames.append(f.select(*q.by, "value"))
+        return pl.concat(frames)
+
+    def _full_grid(self, cells: pl.DataFrame, q: Query, where: dict) -> pl.DataFrame:
+        """Every declared combination within the filter as an inner cell, empty ones with
+        n = 0, so that absence is explicit; margin rows are kept as computed."""
+        if not q.by:
+            return cells
+        grid: Optional[pl.DataFrame] = None
+        for d in q.by:
+            vals = where.get(d, self.values[q.dataset][d])
+            col = pl.DataFrame({d: pl.Series(d, vals, dtype=pl.String)})
+            grid = col if grid is None else grid.join(col, how="cross")
+        is_inner = pl.all_horizontal([pl.col(d).is_not_null() for d in q.by])
+        inner = grid.join(cells.filter(is_inner), on=q.by, how="left")
+        fill = {c: pl.col(c).fill_null(0) for c in ("n", "top1", "top2", "top3")}
+        if q.measure is not None:
+            fill["total"] = pl.col("total").fill_null(0.0)
+        inner = inner.with_columns(**fill).select(cells.columns)
+        return pl.concat([inner, cells.filter(~is_inner)], how="vertical_relaxed")
+
+    def _answer_dp(self, principal: Principal, q: Query, ds: DatasetConfig, records: pl.DataFrame,
+                   where: dict, qid: str) -> str:
+        from safemicro.service import dp
+
+        if q.kind not in ("count", "sum", "mean", "crosstab"):
+            raise Refusal(422, f"{q.kind!r} is not offered in DP mode", "kind")
+        eps = ds.dp.epsilon_per_query
+        caps = {("analyst", principal.subject): ds.dp.analyst_budget, ("dataset", "*"): ds.dp.dataset_budget}
+        with self.locks[q.dataset]:
+            again = self.store.cached_release(qid)
+            if again is not None:
+                return again
+            try:
+                reservation = self.store.reserve(q.dataset, principal.subject, qid, eps, caps)
+            except BudgetExceeded as e:
+                raise Refusal(403, str(e)) from None
+            try:
+                measure = ds.measures.get(q.measure) if q.measure else None
+                table = dp.noisy_table(
+                    records, q.by, q.statistic, q.measure, unit="_unit", epsilon=eps, delta=ds.dp.delta,
+                    mechanism=ds.dp.mechanism, bounds=(measure.lower, measure.upper) if measure else None,
+                    threshold=ds.policy.threshold, margins=q.margins and bool(q.by),
+                    domain={d: where.get(d, self.values[q.dataset][d]) for d in q.by})
+                body = self._body(q, qid, table, mode="dp", epsilon=eps)
+                with self.store.transaction() as c:
+                    self.store.commit_reservation(c, reservation)
+                    self.store.save_release(c, qid, q.dataset, body)
+            except BaseException:
+                self.store.cancel_reservation(reservation)
+                raise
+            self.audit.append("decision", {"subject": principal.subject, "query_id": qid, "decision": "released",
+                                           "cells": table.height, "epsilon": eps})
+        return body
+
+    def _body(self, q: Query, qid: str, table: pl.DataFrame, *, mode: str, epsilon: float) -> str:
+        cols = [*q.by, *[c for c in CELL_COLUMNS if c in table.columns]]
+        return canonical_json({
+            "query_id": qid,
+            "dataset": q.dataset,
+            "dataset_version": self.versions[q.dataset],
+            "query": json.loads(q.canonical()),
+            "policy_hash": self.policy_hash,
+            "key_id": self.key_id,
+            "mode": mode,
+            "epsilon": epsilon,
+            "released_at": int(time.time()),
+            "cells": table.select(cols).to_dicts(),
+        })
+
+    # ----- catalogue, budget, revocation
+
+    def catalogue(self, principal: Principal) -> dict:
+        out = {}
+        for name, ds in self.cfg.datasets.items():
+            grant = principal.grant_for(name, "catalogue")
+            if grant is None:
+                continue
+            dims = [d for d in ds.dimensions if "*" in grant.dimensions or d in grant.dimensions]
+            out[name] = {
+                "queries": [k for k in ds.queries if k in grant.queries],
+                "dimensions": {d: {"kind": ds.dimensions[d].kind, "parent": ds.dimensions[d].parent,
+                                   "values": self.values[name][d]} for d in dims},
+                "measures": [m for m in ds.measures if "*" in grant.measures or m in grant.measures],
+                "threshold": ds.policy.threshold,
+                "mode": "dp" if ds.dp.enabled else "sdc",
+            }
+        self.audit.append("catalogue", {"subject": principal.subject, "jti": principal.jti})
+        return {"audience": self.cfg.audience, "policy_hash": self.policy_hash, "datasets": out}
+
+    def budget(self, principal: Principal, dataset: str) -> dict:
+        ds = self.cfg.datasets.get(dataset)
+        if ds is None:
+            raise Refusal(404, f"unknown dataset {dataset!r}", "dataset")
+        if principal.grant_for(dataset, "budget") is None:
+            raise Refusal(403, f"token grants no budget view on {dataset!r}")
+        spent = self.store.budget(dataset, principal.subject)
+        return {"dataset": dataset, "mode": "dp" if ds.dp.enabled else "sdc",
+                "analyst": {"spent": spent["analyst"], "cap": ds.dp.analyst_budget},
+                "dataset_total": {"spent": spent["dataset"], "cap": ds.dp.dataset_budget}}
+
+    def revoke(self, principal: Principal, jti: str, reason: str) -> dict:
+        if principal.grant_for("*", "revoke") is None:
+            raise Refusal(403, "token does not grant revocation")
+        added = self.store.revoke(jti, reason)
+        self.audit.append("token", {"action": "revoke", "jti": jti, "by": principal.subject, "reason": reason,
+                                    "new": added})
+        return {"jti": jti, "revoked": True, "new": added}
+
+
+# ----- HTTP
+
+
+def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
+    """The FastAPI application of a node (built lazily so the CLI starts fast)."""
+    from fastapi import Depends, FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from pydantic import BaseModel, ConfigDict, Field
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    node = node or Node(cfg)
+    bearer = HTTPBearer(auto_error=False, description="Ed25519 (EdDSA) JWT issued by `safemicro token issue`")
+
+    class Revocation(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        jti: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
+        reason: str = Field("", max_length=500)
+
+    app = FastAPI(
+        title="safemicro aggregate service",
+        version="1",
+        description="Protected aggregates only: threshold, dominance, p %, secondary suppression, a "
+                    "differencing ledger across analysts or differential privacy with budgets; every "
+                    "release logged to a hash chain and every response signed (Ed25519).",
+    )
+    app.state.node = node
+
+    def principal(request: Request, creds: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> Principal:
+        try:
+            return node.authenticate(creds.credentials if creds else None, request.url.path)
+        except TokenError as e:
+            raise Refusal(e.status, e.message) from None
+
+    @app.exception_handler(Refusal)
+    async def _refusal(request: Request, exc: Refusal):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        content = {"error": exc.message, **({"field": exc.field} if exc.field else {})}
+        return JSONResponse(status_code=exc.status, content=content, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse(status_code=400, content={"error": "malformed JSON in the request body"})
+        parts = []
+        for e in errors[:5]:
+            loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+            msg = str(e.get("msg", "invalid"))[:200]
+            parts.append(f"{loc or 'body'}: {msg}")
+        return JSONResponse(status_code=422, content={"error": "; ".join(parts), "problems": len(errors)})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)})
+
+    @app.exception_handler(SafemicroError)
+    async def _user(request: Request, exc: SafemicroError):
+        return JSONResponse(status_code=422, content={"error": str(exc)})
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        # fail closed and say nothing about the data
+        return JSONResponse(status_code=500, content={"error": "internal error; nothing was released"})
+
+    @app.get("/v1/health", tags=["node"])
+    def health() -> dict:
+        return {"status": "ok", "audience": node.cfg.audience, "key_id": node.key_id}
+
+    @app.get("/v1/keys", tags=["node"])
+    def keys() -> dict:
+        """The node's Ed25519 public key: verifies the `X-Safemicro-Signature` of every response."""
+        return {"key_id": node.key_id, "public_key": node.public_pem, "algorithm": "Ed25519"}
+
+    @app.get("/v1/catalogue", tags=["analyst"])
+    def catalogue(who: Principal = Depends(principal)) -> dict:
+        """Datasets, query kinds, dimensions (with values) and measures this token may use."""
+        return node.catalogue(who)
+
+    @app.post("/v1/query", tags=["analyst"])
+    def query(q: Query, who: Principal = Depends(principal)) -> Response:
+        """Run one catalogue query; the answer is a protected table with a status per cell."""
+        body = node.query(who, q)
+        return Response(content=body, media_type="application/json")
+
+    @app.get("/v1/budget/{dataset}", tags=["analyst"])
+    def budget(dataset: str, who: Principal = Depends(principal)) -> dict:
+        """Privacy budget spent by this analyst and by everyone on a dataset."""
+        return node.budget(who, dataset)
+
+    @app.post("/v1/admin/revocations", tags=["provider"])
+    def revoke(r: Revocation, who: Principal = Depends(principal)) -> dict:
+        """Add a token id to the revocation list (needs a grant with the `revoke` action)."""
+        return node.revoke(who, r.jti, r.reason)
+
+    app.add_middleware(SigningMiddleware, node=node)
+    app.add_middleware(BodyLimitMiddleware, limit=cfg.max_body_bytes)
+    return app
+
+
+class BodyLimitMiddleware:
+    """413 for request bodies above the configured size, before anything parses them."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.limit
+            except ValueError:
+                too_big = True
+            if too_big:
+                return await _plain(send, 413, {"error": f"request body larger than {self.limit} bytes"})
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _plain(send, 413, {"error": f"request body larger than {self.limit} bytes"})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _plain(send, status: int, content: dict) -> None:
+    body = json.dumps(content).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class SigningMiddleware:
+    """Sign every response body with the node's Ed25519 key (header X-Safemicro-Signature)."""
+
+    def __init__(self, app, node: Node) -> None:
+        self.app = app
+        self.node = node
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start: dict = {}
+        chunks: list[bytes] = []
+
+        async def buffered(message):
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                body = b"".join(chunks)
+                signature = base64.b64encode(self.node.signing_key.sign(body)).decode()
+                headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+                headers += [(b"content-length", str(len(body)).encode()),
+                            (SIGNATURE_HEADER.lower().encode(), signature.encode()),
+                            (KEY_HEADER.lower().encode(), self.node.key_id.encode())]
+                await send({**start, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, buffered)
+
+
+def serve(config_path: str, host: str = "127.0.0.1", port: int = 8700) -> None:
+    """Load the config, build the node and run uvicorn (one process)."""
+    import uvicorn
+
+    from safemicro.service.config import load_config
+
+    cfg = load_config(config_path)
+    app = create_app(cfg)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_keep_alive=30)
