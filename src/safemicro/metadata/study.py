@@ -1,0 +1,194 @@
+"""The study description: what DDI's ``stdyDscr`` says, written by the curator as YAML.
+
+The release plan (:mod:`safemicro.plan`) forbids unknown sections, so the study
+description lives in its own file (``--study study.yaml``); a top-level ``study:`` key is
+accepted, so the same text can later move into the plan unchanged::
+
+    study:
+      idno: UNHCR_XYZ_2026_SUF_v01
+      title: Example displacement survey 2026
+      authors: [{name: UNHCR, affiliation: Statistics and Demographics Section}]
+      abstract: ...
+      countries: [{name: Uganda, code: UGA}]
+      collection_dates: {start: 2026-02-01, end: 2026-03-15}
+      sampling: stratified two-stage cluster sample ...
+      variables:
+        age: {question: "How old was [NAME] at the last birthday?", universe: all members}
+
+Every field is optional; what is missing is filled from the plan and the data
+(title, unit of analysis, sampling) or left out of the DDI.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from safemicro.errors import SafemicroError
+
+__all__ = ["Study", "Person", "Dates", "Access", "VariableDoc", "load_study", "study_from_mapping"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Person(_Strict):
+    """An author, producer, funder or contact."""
+
+    name: str
+    affiliation: str = ""
+    abbr: str = ""
+    role: str = ""
+    email: str = ""
+
+
+class Country(_Strict):
+    name: str
+    code: str = Field("", description="ISO 3166 alpha-3 code")
+
+
+class Dates(_Strict):
+    start: str = ""
+    end: str = ""
+
+
+class Access(_Strict):
+    """Terms users accept (DDI ``dataAccs/useStmt``); defaults come from the release tier."""
+
+    conditions: str = ""
+    confidentiality: str = ""
+    citation: str = ""
+    disclaimer: str = ""
+    contact: Person | None = None
+    location: str = Field("", description="where the data are held (e.g. the library URL)")
+
+
+class VariableDoc(_Strict):
+    """What the questionnaire says about one variable (DDI ``var`` children)."""
+
+    label: str = Field("", description="replaces the variable label of the file")
+    question: str = ""
+    pre_question: str = ""
+    instructions: str = Field("", description="interviewer instructions")
+    universe: str = ""
+    concept: str = ""
+    notes: str = ""
+
+
+class Study(_Strict):
+    """Study-level metadata. Text fields are plain text (no markup)."""
+
+    idno: str = ""
+    title: str = ""
+    alt_title: str = ""
+    authors: list[Person] = Field(default_factory=list)
+    producers: list[Person] = Field(default_factory=list)
+    funders: list[Person] = Field(default_factory=list)
+    copyright: str = ""
+    production_date: str = ""
+    version: str = ""
+    abstract: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    topics: list[str] = Field(default_factory=list)
+    countries: list[Country] = Field(default_factory=list)
+    geographic_coverage: str = ""
+    geographic_unit: str = ""
+    analysis_unit: str = ""
+    universe: str = ""
+    data_kind: str = ""
+    time_period: Dates = Field(default_factory=Dates)
+    collection_dates: Dates = Field(default_factory=Dates)
+    data_collectors: list[Person] = Field(default_factory=list)
+    sampling: str = ""
+    collection_mode: str = ""
+    research_instrument: str = ""
+    weighting: str = ""
+    cleaning: str = ""
+    response_rate: str = ""
+    sampling_error: str = ""
+    access: Access = Field(default_factory=Access)
+    repository: str = Field("", description="NADA collection (repositoryid)")
+    variables: dict[str, VariableDoc] = Field(default_factory=dict)
+
+    def check_variables(self, columns: list[str], source: str | None = None) -> None:
+        """Raise a :class:`SafemicroError` for a documented variable the data does not have."""
+        for name in self.variables:
+            if name not in columns:
+                hint = [c for c in columns if c.lower() == name.lower()]
+                hint = hint or difflib.get_close_matches(name, list(columns), n=1)
+                more = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise SafemicroError(
+                    f"study variables: {name!r} is not a variable of the released data{more}",
+                    file=source,
+                    column=name,
+                )
+
+    def safe_idno(self, fallback: str) -> str:
+        """The study ID as NADA accepts it in a URL path (letters, digits, - _ .)."""
+        raw = self.idno or fallback
+        cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", raw).strip("_.-")
+        return cleaned or "study"
+
+
+def study_from_mapping(data: Any, source: str | None = None) -> Study:
+    """Validate a parsed YAML mapping (with or without a top-level ``study:`` key)."""
+    if data is None:
+        data = {}
+    if isinstance(data, dict) and set(data) == {"study"}:
+        data = data["study"] or {}
+    if not isinstance(data, dict):
+        raise SafemicroError(
+            f"a study description must be a mapping of fields (title, idno, ...), got {type(data).__name__}",
+            file=source,
+        )
+    try:
+        return Study.model_validate(data)
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors(include_url=False):
+            loc = ".".join(str(p) for p in err.get("loc", ())) or "(study)"
+            msg = err.get("msg", "invalid")
+            if err.get("type") == "extra_forbidden":
+                msg = "unknown field (check the spelling)"
+            msgs.append(f"{loc}: {msg}")
+        raise SafemicroError("invalid study description: " + "; ".join(msgs), file=source) from None
+
+
+def load_study(path: str | os.PathLike[str]) -> Study:
+    """Read and validate a study description YAML file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SafemicroError("study description not found", file=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SafemicroError(f"cannot read the study description: {exc}", file=str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SafemicroError(
+            f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}", file=str(p)
+        ) from None
+    # YAML turns 2026-02-01 into a date: keep dates as the text the curator wrote
+    return study_from_mapping(_dates_to_text(data), source=str(p))
+
+
+def _dates_to_text(obj: Any) -> Any:
+    import datetime as _dt
+
+    if isinstance(obj, dict):
+        return {k: _dates_to_text(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_dates_to_text(v) for v in obj]
+    if isinstance(obj, (_dt.date, _dt.datetime)):
+        return obj.isoformat()
+    return obj
