@@ -115,7 +115,7 @@ def displacement_records(n: int = 1200, seed: int = 7) -> pl.DataFrame:
     chosen so that many cells fall on both sides of a threshold of 10, some singletons."""
     rng = np.random.default_rng(seed)
     districts = {"P1": ["D11", "D12", "D13"], "P2": ["D21", "D22"]}
-    weights = np.array([0.35, 0.25, 0.05, 0.3, 0.05])
+    weights = np.array([0.35, 0.25, 0.006, 0.35, 0.044])
     flat = [(p, d) for p, ds in districts.items() for d in ds]
     idx = rng.choice(len(flat), size=n, p=weights)
     months = rng.choice(["2024-01-15", "2024-02-10", "2024-03-05", "2024-04-20", "2024-05-11", "2024-06-30"], size=n,
@@ -144,8 +144,9 @@ def make_keys(folder: Path) -> dict[str, Path]:
 
 def write_config(folder: Path, database: str, *, data: Optional[pl.DataFrame] = None, threshold: int = 10,
                  dp_budget: tuple[float, float] = (2.0, 5.0), audience: str = "node-test",
-                 max_body: int = 16384) -> Path:
-    """A service config with an SDC dataset `displaced` and a DP dataset `displaced_dp`."""
+                 max_body: int = 16384, copies: tuple[str, ...] = ()) -> Path:
+    """A service config with an SDC dataset `displaced` and a DP dataset `displaced_dp`
+    (and SDC `copies` of `displaced` with ledgers of their own)."""
     keys = {k: folder / f"{k.split('_')[0]}.{'key' if k.endswith('key') else 'pub'}" for k in
             ("issuer_key", "issuer_pub", "node_key", "node_pub")}
     if not keys["issuer_pub"].exists():
@@ -157,7 +158,7 @@ def write_config(folder: Path, database: str, *, data: Optional[pl.DataFrame] = 
         "province": {"kind": "admin", "column": "province"},
         "district": {"kind": "admin", "column": "district", "parent": "province"},
         "month": {"kind": "time", "column": "arrival", "bin": "month"},
-        "status": {"kind": "category", "column": "status", "values": ["refugee", "idp", "host", "returnee"]},
+        "group": {"kind": "category", "column": "status", "values": ["refugee", "idp", "host", "returnee"]},
         "sex": {"kind": "category", "column": "sex"},
     }
     base = {"file": csv.name, "unit": "person_id", "dimensions": dims,
@@ -171,7 +172,7 @@ def write_config(folder: Path, database: str, *, data: Optional[pl.DataFrame] = 
         "max_token_minutes": 60,
         "max_body_bytes": max_body,
         "datasets": {
-            "displaced": {**base, "policy": {"threshold": threshold}},
+            **{name: {**base, "policy": {"threshold": threshold}} for name in ("displaced", *copies)},
             "displaced_dp": {**base, "queries": ["count", "sum", "mean"],
                              "dp": {"enabled": True, "epsilon_per_query": 0.5,
                                     "analyst_budget": dp_budget[0], "dataset_budget": dp_budget[1]}},
@@ -182,7 +183,7 @@ def write_config(folder: Path, database: str, *, data: Optional[pl.DataFrame] = 
     return path
 
 
-def token(folder: Path, subject: str = "alice", *, datasets=("displaced", "displaced_dp"), queries=None,
+def token(folder: Path, subject: str = "alice", *, datasets=("*",), queries=None,
           dimensions=("*",), measures=("*",), actions=("query", "catalogue", "budget"), minutes: float = 30,
           audience: str = "node-test", **kw) -> str:
     from safemicro.service.tokens import issue_token, load_private_key

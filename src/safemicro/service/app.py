@@ -18,6 +18,12 @@ import time
 from typing import Any, Optional
 
 import polars as pl
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safemicro.errors import SafemicroError
 from safemicro.service.config import (
@@ -107,10 +113,20 @@ class Node:
         self.locks[name] = threading.Lock()
         if not ds.dp.enabled:
             guard = DifferencingGuard(frame, ds.policy.threshold)
-            history = self.store.ledger_history(name)
-            if history:
-                guard.replay(history)
+            guard.replay(self._requests(self.store.ledger_history(name)))
             self.guards[name] = guard
+
+    @staticmethod
+    def _requests(history: list[dict]) -> list[dict]:
+        """Stored ledger rows grouped back into requests, oldest first."""
+        out: list[dict] = []
+        last = None
+        for row in history:
+            if row["query_id"] != last:
+                out.append({"released": [], "suppressed": []})
+                last = row["query_id"]
+            out[-1]["released" if row["status"] == "released" else "suppressed"].append(row["predicate"])
+        return out
 
     def close(self) -> None:
         self.store.close()
@@ -180,15 +196,17 @@ class Node:
             return self._answer_dp(principal, q, ds, records, where, qid)
         table = self._protected_table(q, ds, records, where)
         released, suppressed = [], []
+        everyone = next(iter(ds.dimensions))
         for cell in table.iter_rows(named=True):
-            pred = cell_predicate(where, q.by, cell)
+            # "everyone" spelled as all values of one dimension (the guard's `{}` is not used)
+            pred = cell_predicate(where, q.by, cell) or {everyone: {"in": self.values[q.dataset][everyone]}}
             (released if cell["status"] == "released" else suppressed).append(pred)
         guard = self.guards[q.dataset]
         with self.locks[q.dataset]:
             again = self.store.cached_release(qid)
             if again is not None:
                 return again
-            verdict = guard.check(released)
+            verdict = guard.check(released, suppressed=suppressed)
             if not verdict.ok:
                 raise Refusal(409, "refused: combined with earlier releases on this dataset this answer would "
                                    f"reveal a protected group ({verdict.reason})")
@@ -196,9 +214,7 @@ class Node:
             with self.store.transaction() as c:
                 self.store.record_cells(c, q.dataset, qid, principal.subject, released, suppressed)
                 self.store.save_release(c, qid, q.dataset, body)
-            guard.commit(released)
-            if suppressed:
-                guard.suppressed(suppressed)
+            guard.commit(released, suppressed=suppressed)
             self.audit.append("decision", {"subject": principal.subject, "query_id": qid, "decision": "released",
                                            "cells": table.height, "suppressed": len(suppressed)})
         return body
@@ -210,11 +226,16 @@ class Node:
             threshold=ds.policy.threshold, dominance_n=ds.policy.dominance_n, dominance_k=ds.policy.dominance_k,
             p_percent=ds.policy.p_percent, secondary=ds.policy.secondary, rounding_base=ds.policy.rounding_base)
         margins = q.margins and bool(q.by)
+        if not q.by:  # one overall cell: tabulate by a constant so every step sees a dimension
+            records = records.with_columns(pl.lit("all").alias("_all"))
+            cells = protection.cell_statistics(records, ["_all"], q.measure, "_unit")
+            if q.kind == "quantile":
+                cells = cells.with_columns(self._quantiles(records, q, False).to_series().alias("value"))
+            return protection.protect(cells, ["_all"], q.statistic, policy, margins=False).drop("_all")
         cells = protection.cell_statistics(records, q.by, q.measure, "_unit", margins=margins)
         cells = self._full_grid(cells, q, where)
         if q.kind == "quantile":
-            cells = cells.join(self._quantiles(records, q, margins), on=q.by, how="left", nulls_equal=True) \
-                if q.by else cells.with_columns(self._quantiles(records, q, margins).to_series().alias("value"))
+            cells = cells.join(self._quantiles(records, q, margins), on=q.by, how="left", nulls_equal=True)
         return protection.protect(cells, q.by, q.statistic, policy, margins=margins)
 
     @staticmethod
@@ -344,22 +365,18 @@ class Node:
 # ----- HTTP
 
 
-def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
-    """The FastAPI application of a node (built lazily so the CLI starts fast)."""
-    from fastapi import Depends, FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, Response
-    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-    from pydantic import BaseModel, ConfigDict, Field
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+class Revocation(BaseModel):
+    """A token id to put on the revocation list."""
 
+    model_config = ConfigDict(extra="forbid")
+    jti: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
+    reason: str = Field("", max_length=500)
+
+
+def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
+    """The FastAPI application of a node."""
     node = node or Node(cfg)
     bearer = HTTPBearer(auto_error=False, description="Ed25519 (EdDSA) JWT issued by `safemicro token issue`")
-
-    class Revocation(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        jti: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
-        reason: str = Field("", max_length=500)
 
     app = FastAPI(
         title="safemicro aggregate service",
@@ -404,7 +421,10 @@ def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):
-        # fail closed and say nothing about the data
+        # fail closed and say nothing about the data; the traceback goes to the server's log only
+        import logging
+
+        logging.getLogger("safemicro.service").error("internal error on %s", request.url.path, exc_info=exc)
         return JSONResponse(status_code=500, content={"error": "internal error; nothing was released"})
 
     @app.get("/v1/health", tags=["node"])
@@ -421,8 +441,8 @@ def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
         """Datasets, query kinds, dimensions (with values) and measures this token may use."""
         return node.catalogue(who)
 
-    @app.post("/v1/query", tags=["analyst"])
-    def query(q: Query, who: Principal = Depends(principal)) -> Response:
+    @app.post("/v1/query", tags=["analyst"], response_class=Response)
+    def query(q: Query, who: Principal = Depends(principal)):
         """Run one catalogue query; the answer is a protected table with a status per cell."""
         body = node.query(who, q)
         return Response(content=body, media_type="application/json")
@@ -462,24 +482,27 @@ class BodyLimitMiddleware:
             if too_big:
                 return await _plain(send, 413, {"error": f"request body larger than {self.limit} bytes"})
         seen = 0
+        rejected = False
 
         async def limited():
-            nonlocal seen
+            nonlocal seen, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge()
+                    # answer 413 now; the application sees a disconnected client
+                    rejected = True
+                    await _plain(send, 413, {"error": f"request body larger than {self.limit} bytes"})
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _plain(send, 413, {"error": f"request body larger than {self.limit} bytes"})
+        async def guarded_send(message):
+            if not rejected:
+                await send(message)
 
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, limited, guarded_send)
 
 
 async def _plain(send, status: int, content: dict) -> None:

@@ -23,6 +23,9 @@ from safemicro.errors import SafemicroError
 NAME = r"^[A-Za-z][A-Za-z0-9_]{0,62}$"
 QUERY_KINDS = ("count", "sum", "mean", "quantile", "crosstab")
 TIME_BINS = ("day", "week", "month", "quarter", "year")
+# output and internal column names a dimension or measure may not take
+RESERVED = ("value", "status", "rule", "lower", "upper", "rounded_to", "noise_scale", "noise_variance", "n", "total",
+            "top1", "top2", "top3")
 
 
 class _Strict(BaseModel):
@@ -97,6 +100,8 @@ class DatasetConfig(_Strict):
         for name, dim in self.dimensions.items():
             if not re.match(NAME, name):
                 raise ValueError(f"dimension name {name!r} must match {NAME}")
+            if name in RESERVED:
+                raise ValueError(f"dimension name {name!r} is reserved for output columns ({', '.join(RESERVED)})")
             if dim.parent is not None:
                 if dim.kind != "admin":
                     raise ValueError(f"dimension {name!r}: only admin dimensions have a parent")
@@ -108,6 +113,8 @@ class DatasetConfig(_Strict):
                 raise ValueError(f"measure name {name!r} must match {NAME}")
             if name in self.dimensions:
                 raise ValueError(f"{name!r} is both a dimension and a measure")
+            if name in RESERVED:
+                raise ValueError(f"measure name {name!r} is reserved for output columns")
         times = [n for n, d in self.dimensions.items() if d.kind == "time"]
         if len(times) > 1:
             raise ValueError(f"at most one time dimension, got {times}")
