@@ -1,1 +1,40 @@
-"""Empirical disclosure testing: linkage (mosaic), singling out, linkability, inference, membership."""
+"""Empirical disclosure testing: linkage (mosaic), singling out, linkability, inference, membership.
+
+One evaluator per attack scenario, each told in plain words in its docstring; ``evaluate()``
+runs it and returns the evaluator, ``risk()`` gives the estimate with its 95 % interval,
+``results()`` a JSON-ready dict with the random-guess baseline and the control:
+
+* :class:`LinkageEvaluator` — link auxiliary files (one or several: the mosaic) to a release
+  by exact keys, Gower distance or Fellegi–Sunter; true match rate, precision, re-identified;
+* :class:`SinglingOutEvaluator`, :class:`LinkabilityEvaluator`,
+  :class:`InferenceEvaluator` — the Article 29 WP risks, risk = (attack − control)/(1 − control);
+* :class:`MembershipEvaluator` — distance-based membership inference against a holdout;
+* :func:`privacy_attacks` — all of the last four in one call (synthetic-data evaluation);
+* :func:`simulate` — the simulation study: population → survey → release plan → intruder.
+
+Names are imported on first use, so ``import safemicro.attack`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "LinkageEvaluator": "safemicro.attack.linkage",
+    "combine_auxiliary": "safemicro.attack.linkage",
+    "SinglingOutEvaluator": "safemicro.attack.singling_out",
+    "LinkabilityEvaluator": "safemicro.attack.linkability",
+    "InferenceEvaluator": "safemicro.attack.inference",
+    "MembershipEvaluator": "safemicro.attack.membership",
+    "privacy_attacks": "safemicro.attack.privacy",
+    "simulate": "safemicro.attack.simulate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'safemicro.attack' has no attribute {name!r}")
