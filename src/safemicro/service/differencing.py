@@ -1,0 +1,409 @@
+"""The differencing guard: one ledger of released cells per dataset, shared by every analyst.
+
+Each released cell is described by a predicate over the records (a conjunction of
+``{"column": {"in": [values]}}`` / ``{"column": {"between": [lo, hi]}}`` / ``{"column": {"eq":
+value}}``; ``{}`` is everyone). The records are split into *atoms*: blocks of records that
+belong to exactly the same released (and registered suppressed) cells. Every cell is a sum
+over atoms, so what an analyst can compute from all releases is exactly the row space of
+the cells × atoms incidence matrix. A release is refused when, together with everything
+released before on this dataset (by anyone, so colluding analysts gain nothing by
+splitting an attack), it would
+
+* publish a cell of 1..threshold-1 records,
+* make a registered suppressed cell's value a linear combination of released ones, or
+* determine the number of records in some set of 1..threshold-1 records (for sums: the sum
+  over such a set), i.e. put the indicator of a small union of atoms in the row space —
+  differencing by overlapping time windows, by adding one category, or by nesting
+  geographies all end up here.
+
+The row space is kept as a basis orthonormal under the inner product weighted by atom sizes
+(the inner product of the records' indicator vectors), which is unchanged when atoms split,
+so the ledger is incremental: a new release refines the atoms (columns are copied) and adds
+at most as many basis vectors as it has new independent cells. Small determined groups are
+found from the basis directions that lie entirely on small atoms (singular values 1 of the
+small-atom block), then a 0/1 search over that (usually tiny) space.
+
+The guard decides exact linear determination. Bounds (an interval narrowed but not closed)
+inside one table are the job of secondary suppression in :mod:`.protection`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import polars as pl
+
+from safemicro.errors import SafemicroError
+
+__all__ = ["Verdict", "DifferencingGuard", "predicate_expr", "predicate_mask", "canonical"]
+
+_ENUMERATE_MAX = 10  # 0/1 search by enumeration up to this many free directions, MILP above
+
+
+def canonical(cells: Iterable[Mapping[str, Any]]) -> str:
+    """Canonical JSON of a list of predicates (the key a store can index and replay)."""
+    return json.dumps([dict(c) for c in cells], sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _coerce(values: list, dtype: pl.DataType, column: str) -> pl.Series:
+    s = pl.Series(values)
+    if s.dtype == dtype or s.len() == 0:
+        return s.cast(dtype) if s.len() == 0 else s
+    try:
+        if s.dtype == pl.String and dtype == pl.Date:
+            return s.str.to_date()
+        if s.dtype == pl.String and isinstance(dtype, pl.Datetime):
+            return s.str.to_datetime(time_unit=dtype.time_unit, time_zone=dtype.time_zone)
+        return s.cast(dtype, strict=True)
+    except Exception as e:  # noqa: BLE001 - any conversion failure is the user's value
+        raise SafemicroError(f"value {values!r} does not fit the column type {dtype}: {e}", column=column) from None
+
+
+def predicate_expr(predicate: Mapping[str, Any], schema: Mapping[str, pl.DataType]) -> pl.Expr:
+    """A Polars boolean expression for one cell predicate (validated against ``schema``)."""
+    if not isinstance(predicate, Mapping):
+        raise SafemicroError(f"a cell predicate must be a mapping of column to condition, got {predicate!r}")
+    parts = []
+    for column, cond in predicate.items():
+        if column not in schema:
+            raise SafemicroError(f"unknown column in predicate (columns: {', '.join(schema)})", column=str(column))
+        if not isinstance(cond, Mapping) or len(cond) != 1:
+            raise SafemicroError(f"condition must be one of {{'in': [...]}}, {{'between': [lo, hi]}}, {{'eq': v}}, got {cond!r}", column=column)
+        (op, arg), = cond.items()
+        dtype = schema[column]
+        if op == "in":
+            if not isinstance(arg, (list, tuple)):
+                raise SafemicroError(f"'in' needs a list, got {arg!r}", column=column)
+            parts.append(pl.col(column).is_in(_coerce(list(arg), dtype, column).implode()))
+        elif op == "eq":
+            parts.append(pl.col(column) == _coerce([arg], dtype, column)[0])
+        elif op == "between":
+            if not isinstance(arg, (list, tuple)) or len(arg) != 2:
+                raise SafemicroError(f"'between' needs [lo, hi], got {arg!r}", column=column)
+            lo, hi = _coerce(list(arg), dtype, column).to_list()
+            parts.append(pl.col(column).is_between(lo, hi, closed="both"))
+        else:
+            raise SafemicroError(f"unknown condition {op!r}; use in, between or eq", column=column)
+    return pl.all_horizontal(parts).fill_null(False) if parts else pl.lit(True)
+
+
+def predicate_mask(records: pl.DataFrame, predicates: list[Mapping[str, Any]]) -> np.ndarray:
+    """Boolean matrix (cells × records): which records each predicate selects."""
+    if not predicates:
+        return np.zeros((0, records.height), dtype=bool)
+    exprs = [predicate_expr(p, records.schema).alias(f"_c{i}") for i, p in enumerate(predicates)]
+    out = records.select(exprs)
+    return np.vstack([out.get_column(f"_c{i}").to_numpy() for i in range(len(predicates))]).astype(bool)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The guard's answer: ``ok``, or why not (``kind``: "small_cell", "small_group" or
+    "suppressed_recoverable") and the index of the first cell of the request that makes the
+    disclosure possible."""
+
+    ok: bool
+    reason: str = ""
+    cell_index: int | None = None
+    kind: str | None = None
+    group_size: int | None = None
+
+
+@dataclass
+class _State:
+    atom: np.ndarray  # (records,) atom id of each record
+    counts: np.ndarray  # (atoms,) records per atom
+    basis: np.ndarray  # (rank, atoms), orthonormal under diag(counts)
+    suppressed: np.ndarray  # (k, atoms) 0/1 indicators of registered suppressed cells
+    released: int = 0
+    history: list = field(default_factory=list)
+
+    def copy(self) -> "_State":
+        return _State(self.atom, self.counts, self.basis, self.suppressed, self.released, list(self.history))
+
+
+class DifferencingGuard:
+    """Ledger of released cells of one dataset; refuses releases that would disclose.
+
+    >>> guard = DifferencingGuard(records, threshold=10)
+    >>> v = guard.check(cells, suppressed=suppressed_cells)
+    >>> if v.ok: guard.commit(cells, suppressed=suppressed_cells)
+
+    Not thread-safe by itself: the server calls it under a per-dataset lock.
+    """
+
+    def __init__(self, records: pl.DataFrame, threshold: int, *, tolerance: float = 1e-9) -> None:
+        if threshold < 1:
+            raise SafemicroError(f"threshold must be at least 1, got {threshold}")
+        self.records = records
+        self.threshold = int(threshold)
+        self.tolerance = tolerance
+        n = records.height
+        self._state = _State(
+            atom=np.zeros(n, dtype=np.int64),
+            counts=np.array([n], dtype=np.int64) if n else np.zeros(0, dtype=np.int64),
+            basis=np.zeros((0, 1 if n else 0)),
+            suppressed=np.zeros((0, 1 if n else 0)),
+        )
+        self._pending: tuple[str, _State] | None = None
+
+    # -- public -------------------------------------------------------------------------------
+
+    @property
+    def atoms(self) -> int:
+        return len(self._state.counts)
+
+    @property
+    def rank(self) -> int:
+        return self._state.basis.shape[0]
+
+    @property
+    def released_cells(self) -> int:
+        return self._state.released
+
+    def check(self, cells: list[Mapping[str, Any]], suppressed: list[Mapping[str, Any]] | None = None) -> Verdict:
+        """Would releasing ``cells`` (while ``suppressed`` stay hidden) disclose, given every
+        earlier release on this dataset?"""
+        suppressed = list(suppressed or [])
+        key = canonical(cells) + "|" + canonical(suppressed)
+        verdict, state = self._evaluate(self._state, list(cells), suppressed)
+        if verdict.ok:
+            self._pending = (key, state)
+            return verdict
+        self._pending = None
+        if len(cells) > 1 and verdict.kind != "small_cell":
+            verdict = self._locate(list(cells), suppressed, verdict)
+        return verdict
+
+    def commit(self, cells: list[Mapping[str, Any]], suppressed: list[Mapping[str, Any]] | None = None) -> None:
+        """Record ``cells`` as released (and ``suppressed`` as to be kept hidden).
+
+        Does not check: call :meth:`check` first (under the same lock). The state computed by
+        a successful check of the same request is reused.
+        """
+        suppressed = list(suppressed or [])
+        key = canonical(cells) + "|" + canonical(suppressed)
+        if self._pending is not None and self._pending[0] == key:
+            self._state = self._pending[1]
+        else:
+            self._state = self._apply(self._state, list(cells), suppressed)[0]
+        self._pending = None
+
+    def suppressed(self, cells: list[Mapping[str, Any]]) -> None:
+        """Register cells that must stay unrecoverable from everything released later."""
+        self.commit([], suppressed=cells)
+
+    def replay(self, history: Iterable[Any]) -> None:
+        """Rebuild the ledger from stored requests, oldest first.
+
+        Each item is a list of released predicates, or a mapping with "released" and
+        optionally "suppressed" lists (as the server stores them).
+        """
+        for item in history:
+            if isinstance(item, Mapping):
+                self.commit(list(item.get("released", [])), suppressed=list(item.get("suppressed", [])))
+            else:
+                self.commit(list(item))
+
+    def determined(self, cell: Mapping[str, Any]) -> bool:
+        """Is this cell's value a linear combination of what has been released so far?"""
+        state, (vec,) = self._with_cells(self._state, [cell])
+        return self._in_span(state.basis, state.counts, vec[None, :])[0]
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _with_cells(self, state: _State, cells: list) -> tuple[_State, np.ndarray]:
+        """Refine the atoms so that every cell is a union of atoms; return the cells as
+        0/1 vectors over the new atoms."""
+        masks = predicate_mask(self.records, cells)
+        if masks.shape[0] == 0:
+            return state, np.zeros((0, len(state.counts)))
+        atom = state.atom
+        parents = np.arange(len(state.counts))  # current atom -> atom of `state`
+        for start in range(0, masks.shape[0], 62):
+            block = masks[start : start + 62]
+            code = np.zeros(atom.shape[0], dtype=np.uint64)
+            for j in range(block.shape[0]):
+                code |= block[j].astype(np.uint64) << np.uint64(j)
+            _, code_id = np.unique(code, return_inverse=True)
+            key = atom * (int(code_id.max()) + 1 if code_id.size else 1) + code_id
+            _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+            parents = parents[atom[first]]
+            atom = inverse
+        atom = atom.astype(np.int64)
+        counts = np.bincount(atom, minlength=int(atom.max()) + 1 if atom.size else 0).astype(np.int64)
+        new = _State(
+            atom=atom,
+            counts=counts,
+            basis=state.basis[:, parents],
+            suppressed=state.suppressed[:, parents],
+            released=state.released,
+            history=state.history,
+        )
+        # a cell's vector: 1 on the atoms its records fall into
+        _, first_rec = np.unique(atom, return_index=True)
+        vecs = masks[:, first_rec].astype(float)
+        return new, vecs
+
+    def _in_span(self, basis: np.ndarray, counts: np.ndarray, vecs: np.ndarray) -> np.ndarray:
+        """For each 0/1 vector, whether it lies in the row space (relative W-residual ~ 0)."""
+        if vecs.shape[0] == 0:
+            return np.zeros(0, dtype=bool)
+        w = counts.astype(float)
+        norm2 = (vecs * vecs) @ w
+        if basis.shape[0] == 0:
+            return norm2 <= 0
+        coef = (vecs * w) @ basis.T
+        resid2 = np.maximum(norm2 - (coef * coef).sum(axis=1), 0.0)
+        return resid2 <= 1e-7 * np.maximum(norm2, 1.0)
+
+    def _extend(self, basis: np.ndarray, counts: np.ndarray, vecs: np.ndarray) -> np.ndarray:
+        """Basis of the row space plus ``vecs`` (W-orthonormal rows), Gram-Schmidt twice."""
+        if vecs.shape[0] == 0:
+            return basis
+        w = counts.astype(float)
+        sw = np.sqrt(w)
+        resid = vecs.copy()
+        for _ in range(2):
+            if basis.shape[0]:
+                resid = resid - ((resid * w) @ basis.T) @ basis
+        scaled = resid * sw
+        norms = np.sqrt((vecs * vecs) @ w)
+        keep = np.sqrt((scaled * scaled).sum(axis=1)) > 1e-7 * np.maximum(norms, 1.0)
+        if not keep.any():
+            return basis
+        u, s, vt = np.linalg.svd(scaled[keep], full_matrices=False)
+        rank = int((s > 1e-7 * max(1.0, s[0])).sum())
+        new_rows = vt[:rank] / np.where(sw > 0, sw, 1.0)
+        if basis.shape[0]:  # re-orthogonalise against the old basis once more
+            new_rows = new_rows - ((new_rows * w) @ basis.T) @ basis
+            g = (new_rows * w) @ new_rows.T
+            evals, evecs = np.linalg.eigh(g)
+            ok = evals > 1e-10
+            new_rows = (evecs[:, ok] / np.sqrt(evals[ok])).T @ new_rows
+        return np.vstack([basis, new_rows])
+
+    def _apply(self, state: _State, cells: list, suppressed: list) -> tuple[_State, np.ndarray, np.ndarray]:
+        new, vecs = self._with_cells(state, list(cells) + list(suppressed))
+        rel, sup = vecs[: len(cells)], vecs[len(cells) :]
+        new.basis = self._extend(new.basis, new.counts, rel)
+        if len(sup):
+            new.suppressed = np.vstack([new.suppressed, sup])
+        new.released = state.released + len(cells)
+        new.history = state.history + [{"released": list(cells), "suppressed": list(suppressed)}]
+        return new, rel, sup
+
+    def _evaluate(self, state: _State, cells: list, suppressed: list) -> tuple[Verdict, _State]:
+        t = self.threshold
+        new, rel, _ = self._apply(state, cells, suppressed)
+        sizes = rel @ new.counts if len(rel) else np.zeros(0)
+        for i, size in enumerate(sizes):
+            if 0 < size < t:
+                return Verdict(False, f"cell {i} holds {int(size)} records, fewer than {t}", i, "small_cell", int(size)), new
+        if new.suppressed.shape[0]:
+            hit = self._in_span(new.basis, new.counts, new.suppressed)
+            nonempty = new.suppressed @ new.counts > 0
+            bad = np.flatnonzero(hit & nonempty)
+            if len(bad):
+                return Verdict(False, "a suppressed cell would become recoverable from released cells", None, "suppressed_recoverable"), new
+        group = self._small_group(new)
+        if group is not None:
+            return Verdict(
+                False,
+                f"a group of {group} records (fewer than {t}) would be determined by differencing released cells",
+                None,
+                "small_group",
+                group,
+            ), new
+        return Verdict(True), new
+
+    def _small_group(self, state: _State) -> int | None:
+        """Size of a determined union of atoms with 1..threshold-1 records, if any."""
+        t = self.threshold
+        basis, counts = state.basis, state.counts
+        if basis.shape[0] == 0 or t <= 1:
+            return None
+        small = np.flatnonzero(counts < t)
+        if len(small) == 0:
+            return None
+        w = counts[small].astype(float)
+        # single atoms: leverage 1 means the atom's own count is determined
+        lev = w * (basis[:, small] ** 2).sum(axis=0)
+        single = np.flatnonzero(lev >= 1.0 - 1e-7)
+        if len(single):
+            return int(counts[small[single]].min())
+        # directions of the row space lying wholly on small atoms: singular values 1 of
+        # diag(sqrt(w)) @ basis[:, small].T (the part of each direction's mass on small atoms)
+        q = np.sqrt(w)[:, None] * basis[:, small].T  # (|small|, rank)
+        active = np.abs(q).max(axis=1) > 1e-12
+        if not active.any():
+            return None
+        q = q[active]
+        sub = small[active]
+        # eigenvalue 1 of q q^T (or q^T q, whichever is smaller): y = q u with |y| = |u|,
+        # and the direction's values on the small atoms are y / sqrt(w)
+        if q.shape[0] <= q.shape[1]:
+            evals, evecs = np.linalg.eigh(q @ q.T)
+            full = evals >= 1.0 - 1e-7
+            if not full.any():
+                return None
+            z = evecs[:, full] / np.sqrt(w[active])[:, None]
+        else:
+            evals, evecs = np.linalg.eigh(q.T @ q)
+            full = evals >= 1.0 - 1e-7
+            if not full.any():
+                return None
+            z = basis[:, sub].T @ evecs[:, full]
+        return _zero_one_search(z, counts[sub], t)
+
+    def _locate(self, cells: list, suppressed: list, verdict: Verdict) -> Verdict:
+        """The first cell of the request whose addition makes the release disclosive."""
+        lo, hi = 0, len(cells)  # prefix of length hi discloses; find the smallest
+        while lo < hi - 1:
+            mid = (lo + hi) // 2
+            v, _ = self._evaluate(self._state, cells[:mid], suppressed)
+            if v.ok:
+                lo = mid
+            else:
+                hi = mid
+        v, _ = self._evaluate(self._state, cells[:hi], suppressed)
+        if v.ok:  # only the full request discloses (e.g. through its suppressed cells)
+            return verdict
+        return Verdict(v.ok, v.reason, hi - 1 if v.cell_index is None else v.cell_index, v.kind, v.group_size)
+
+
+def _zero_one_search(z: np.ndarray, sizes: np.ndarray, threshold: int) -> int | None:
+    """Smallest count of a non-empty 0/1 vector in the column space of ``z`` weighing less than
+    ``threshold`` (None when there is none)."""
+    # reduce to row-echelon form: pivot atoms fix every other atom's value
+    q, _ = np.linalg.qr(z)
+    d = q.shape[1]
+    from scipy.linalg import qr as pivoted_qr
+
+    _, _, piv = pivoted_qr(q.T, pivoting=True)
+    pivots = piv[:d]
+    basis = q @ np.linalg.inv(q[pivots])  # basis[pivots] = identity
+    if d <= _ENUMERATE_MAX:
+        combos = np.array(list(itertools.product((0.0, 1.0), repeat=d))[1:])  # every non-empty choice
+        v = combos @ basis.T  # (2^d - 1, atoms)
+        r = np.round(v)
+        ok = (np.abs(v - r).max(axis=1) <= 1e-6) & (r.min(axis=1) >= 0) & (r.max(axis=1) <= 1)
+        size = r[ok] @ sizes
+        size = size[(size > 0) & (size < threshold)]
+        return int(size.min()) if len(size) else None
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    m = len(sizes)
+    # variables: x (m binary atom indicators); constraint x = basis @ x[pivots]
+    a = np.eye(m) - basis @ np.eye(m)[pivots]
+    cons = [LinearConstraint(a, -1e-7, 1e-7), LinearConstraint(sizes[None, :].astype(float), 1, threshold - 1)]
+    res = milp(sizes.astype(float), constraints=cons, integrality=np.ones(m), bounds=Bounds(0, 1), options={"time_limit": 10})
+    if res.status == 0:
+        return int(round(res.fun))
+    if res.status == 2:  # infeasible: no small group
+        return None
+    return 1  # undecided within the time limit: fail closed
