@@ -91,6 +91,15 @@ def format_code(value: Any) -> str:
     return str(value)
 
 
+def _norm(v: Any) -> Any:
+    """A key under which 1, 1.0 and "1" (a code read back from text) meet."""
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)):
+        return float(v)
+    return str(v)
+
+
 def _same_code(a: Any, b: Any) -> bool:
     try:
         return float(a) == float(b)
@@ -243,6 +252,11 @@ def _categories(
                 pass
         return False
 
+    by_norm: dict[Any, tuple[int, float]] = {}
+    for obs, (on, ow) in observed.items():
+        n0, w0 = by_norm.get(_norm(obs), (0, 0.0))
+        by_norm[_norm(obs)] = (n0 + on, w0 + ow)
+
     cats: dict[str, Category] = {}
     order: list[str] = []
 
@@ -261,10 +275,7 @@ def _categories(
     for value, label in meta.value_labels.items():
         if s.kind == "numeric" and _extended_letter(value):
             continue  # a Stata extended-missing label: added below with its count
-        n, w = 0, 0.0
-        for obs, (on, ow) in observed.items():
-            if _same_code(obs, value):
-                n, w = n + on, w + ow
+        n, w = by_norm.get(_norm(value), (0, 0.0))
         add(value, str(label), is_missing_code(value), n, w)
     labelled_keys = set(order)
     if s.discrete or meta.missing_values or meta.missing_ranges:
