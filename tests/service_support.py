@@ -122,7 +122,7 @@ def displacement_records(n: int = 1200, seed: int = 7) -> pl.DataFrame:
                         p=[0.3, 0.25, 0.2, 0.15, 0.07, 0.03])
     status = rng.choice(["refugee", "idp", "host", "returnee"], size=n, p=[0.4, 0.35, 0.2, 0.05])
     income = np.round(rng.gamma(2.0, 150.0, size=n), 1)
-    income[0] = 50000.0  # one dominant contributor (clamped to the bound)
+    income[0] = 400_000.0  # one dominant contributor
     return pl.DataFrame({
         "person_id": [f"p{i:05d}" for i in range(n)],
         "province": [flat[i][0] for i in idx],
@@ -162,7 +162,7 @@ def write_config(folder: Path, database: str, *, data: Optional[pl.DataFrame] = 
         "sex": {"kind": "category", "column": "sex"},
     }
     base = {"file": csv.name, "unit": "person_id", "dimensions": dims,
-            "measures": {"income": {"column": "income", "lower": 0, "upper": 5000}}}
+            "measures": {"income": {"column": "income", "lower": 0, "upper": 1_000_000}}}
     cfg = {
         "audience": audience,
         "database": database,

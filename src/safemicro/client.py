@@ -135,7 +135,8 @@ class Client:
         data = self._checked(r)
         cells = data.pop("cells")
         schema = {**{d: pl.String for d in by}, "value": pl.Float64, "status": pl.String, "rule": pl.String,
-                  "lower": pl.Float64, "upper": pl.Float64, "rounded_to": pl.Int64, "noise_scale": pl.Float64}
+                  "lower": pl.Float64, "upper": pl.Float64, "rounded_to": pl.Int64, "noise_scale": pl.Float64,
+                  "noise_variance": pl.Float64}
         table = pl.DataFrame(cells, schema=schema) if cells else pl.DataFrame(schema=schema)
         self.last = Release(table=table, meta=data, body=r.content, signature=r.headers.get(SIGNATURE_HEADER, ""))
         return self.last

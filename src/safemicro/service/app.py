@@ -10,7 +10,6 @@ message, never a traceback.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import threading
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safemicro.errors import SafemicroError
+from safemicro.service.audit import AuditLog, sign_release
 from safemicro.service.config import (
     DatasetConfig,
     ServiceConfig,
@@ -47,7 +47,7 @@ from safemicro.service.tokens import (
 
 SIGNATURE_HEADER = "X-Safemicro-Signature"
 KEY_HEADER = "X-Safemicro-Key-Id"
-CELL_COLUMNS = ("value", "status", "rule", "lower", "upper", "rounded_to", "noise_scale")
+CELL_COLUMNS = ("value", "status", "rule", "lower", "upper", "rounded_to", "noise_scale", "noise_variance")
 
 
 class Refusal(Exception):
@@ -74,8 +74,6 @@ class Node:
     """The service state of one data provider; thread-safe."""
 
     def __init__(self, cfg: ServiceConfig) -> None:
-        from safemicro.service.audit import AuditLog
-
         self.cfg = cfg
         self.issuer_key = load_public_key(cfg.issuer_public_key)
         self.signing_key = load_private_key(cfg.signing_key)
@@ -290,12 +288,7 @@ class Node:
             except BudgetExceeded as e:
                 raise Refusal(403, str(e)) from None
             try:
-                measure = ds.measures.get(q.measure) if q.measure else None
-                table = dp.noisy_table(
-                    records, q.by, q.statistic, q.measure, unit="_unit", epsilon=eps, delta=ds.dp.delta,
-                    mechanism=ds.dp.mechanism, bounds=(measure.lower, measure.upper) if measure else None,
-                    threshold=ds.policy.threshold, margins=q.margins and bool(q.by),
-                    domain={d: where.get(d, self.values[q.dataset][d]) for d in q.by})
+                table = self._dp_table(q, ds, records, where, eps)
                 body = self._body(q, qid, table, mode="dp", epsilon=eps)
                 with self.store.transaction() as c:
                     self.store.commit_reservation(c, reservation)
@@ -306,6 +299,58 @@ class Node:
             self.audit.append("decision", {"subject": principal.subject, "query_id": qid, "decision": "released",
                                            "cells": table.height, "epsilon": eps})
         return body
+
+    def _dp_table(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict, eps: float) -> pl.DataFrame:
+        """Noisy cells over the declared values (public keys: no key reveals presence); a
+        mean spends half on the sum, half on the count; margins are sums of noisy cells
+        (post-processing, no extra budget)."""
+        from safemicro.service import dp
+
+        by = list(q.by)
+        if not by:
+            records = records.with_columns(pl.lit("all").alias("_all"))
+            by = ["_all"]
+            keys = pl.DataFrame({"_all": ["all"]})
+        else:
+            keys = None
+            for d in by:
+                col = pl.DataFrame({d: pl.Series(d, where.get(d, self.values[q.dataset][d]), dtype=pl.String)})
+                keys = col if keys is None else keys.join(col, how="cross")
+        common = dict(unit="_unit", max_contributions=1, mechanism=ds.dp.mechanism)
+        measure = ds.measures.get(q.measure) if q.measure else None
+        bounds = (measure.lower, measure.upper) if measure else None
+        if q.kind == "mean":
+            sums, _ = dp.dp_table(records, by, keys, "sum", eps / 2, measure=q.measure, bounds=bounds, **common)
+            counts, _ = dp.dp_table(records, by, keys, "count", eps / 2, **common)
+            value = sums["value"] / counts["value"].clip(lower_bound=1.0)
+            table = sums.with_columns(value.alias("value"), pl.lit(None, dtype=pl.Float64).alias("noise_scale"),
+                                      pl.lit(None, dtype=pl.Float64).alias("noise_variance"))
+        else:
+            stat = "sum" if q.kind == "sum" else "count"
+            table, _ = dp.dp_table(records, by, keys, stat, eps, measure=q.measure, bounds=bounds, **common)
+        if q.by and q.margins and q.kind != "mean":
+            table = self._noisy_margins(table, q.by)
+        return table.drop("_all") if "_all" in table.columns else table
+
+    @staticmethod
+    def _noisy_margins(table: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+        """Margin rows as sums of the noisy inner cells, with summed noise variances."""
+        import itertools
+
+        frames = [table]
+        for r in range(len(by) - 1, -1, -1):
+            for level in itertools.combinations(by, r):
+                keep = list(level)
+                aggs = [pl.col("value").sum(), pl.col("noise_variance").sum()]
+                g = table.group_by(keep).agg(aggs) if keep else table.select(aggs)
+                g = g.with_columns(
+                    [pl.lit(None, dtype=pl.String).alias(d) for d in by if d not in keep]
+                    + [pl.lit("released").alias("status"), pl.lit(None, dtype=pl.String).alias("rule"),
+                       pl.lit(None, dtype=pl.Float64).alias("lower"), pl.lit(None, dtype=pl.Float64).alias("upper"),
+                       pl.lit(None, dtype=pl.Int64).alias("rounded_to"),
+                       pl.lit(None, dtype=pl.Float64).alias("noise_scale")])
+                frames.append(g.select(table.columns))
+        return pl.concat(frames, how="vertical_relaxed")
 
     def _body(self, q: Query, qid: str, table: pl.DataFrame, *, mode: str, epsilon: float) -> str:
         cols = [*q.by, *[c for c in CELL_COLUMNS if c in table.columns]]
@@ -534,7 +579,7 @@ class SigningMiddleware:
                 if message.get("more_body"):
                     return
                 body = b"".join(chunks)
-                signature = base64.b64encode(self.node.signing_key.sign(body)).decode()
+                signature = sign_release(body, self.node.signing_key)
                 headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
                 headers += [(b"content-length", str(len(body)).encode()),
                             (SIGNATURE_HEADER.lower().encode(), signature.encode()),

@@ -126,8 +126,8 @@ def register(app: typer.Typer) -> None:
         if not log.is_file():
             raise SafemicroError("audit log not found", file=str(log))
         report = run_verify(log)
-        if getattr(report, "ok", False):
-            out.print(f"{log}: chain intact, {getattr(report, 'entries', '?')} entries", highlight=False)
+        if report.ok:
+            out.print(f"{log}: chain intact, {report.entries} entries, head {report.head_hash}", highlight=False)
             return
-        err.print(f"[bold red]audit log broken:[/] {getattr(report, 'message', report)}", highlight=False)
+        err.print(f"[bold red]audit log broken[/] at line {report.first_bad_line}: {report.reason}", highlight=False)
         raise typer.Exit(1)

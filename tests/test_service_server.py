@@ -1,0 +1,268 @@
+"""The real server on 127.0.0.1 with the embedded DuckDB store: answers, protection flags,
+bad requests, OpenAPI, signed responses, the client, the audit chain and kill -9."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import polars as pl
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from service_support import Server, displacement_records, post_query, token, write_config
+
+from safemicro.client import Client, ServiceError
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("server")
+    cfg = write_config(folder, f"duckdb:///{folder / 'state.duckdb'}", copies=("d_sum", "d_mean", "d_quantile", "d_cross"))
+    s = Server(cfg).start()
+    yield s, folder
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def people() -> pl.DataFrame:
+    return displacement_records().with_columns(month=pl.col("arrival").str.slice(0, 7), group=pl.col("status"))
+
+
+def auth(tok: str) -> dict:
+    return {"Authorization": f"Bearer {tok}"}
+
+
+def true_counts(people: pl.DataFrame, by: list[str]) -> dict:
+    return {tuple(r[:-1]): r[-1] for r in people.group_by(by).len().iter_rows()}
+
+
+def test_health_keys_and_openapi(node):
+    s, folder = node
+    assert httpx.get(s.url + "/v1/health").json()["status"] == "ok"
+    pem = httpx.get(s.url + "/v1/keys").json()["public_key"]
+    assert pem.strip() == (folder / "node.pub").read_text().strip()
+    spec = httpx.get(s.url + "/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    # the whole surface: no endpoint that could return records
+    assert set(spec["paths"]) == {"/v1/health", "/v1/keys", "/v1/catalogue", "/v1/query", "/v1/budget/{dataset}",
+                                  "/v1/admin/revocations"}
+    q = spec["components"]["schemas"]["Query"]
+    assert set(q["properties"]["kind"]["enum"]) == {"count", "sum", "mean", "quantile", "crosstab"}
+    assert q.get("additionalProperties") is False
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    assert spec["paths"]["/v1/query"]["post"]["security"] == [{"HTTPBearer": []}]
+    try:
+        from openapi_spec_validator import validate
+    except ImportError:
+        return
+    validate(spec)
+
+
+def test_counts_match_the_records_and_are_protected(node, people):
+    s, folder = node
+    c = Client(s.url, token(folder))
+    t = c.query("displaced", "count", by=["district", "group"])
+    truth = true_counts(people, ["district", "group"])
+    inner = t.filter(pl.col("district").is_not_null() & pl.col("group").is_not_null())
+    assert inner.height == 5 * 4  # every declared combination, none dropped
+    for row in inner.iter_rows(named=True):
+        n = truth.get((row["district"], row["group"]), 0)
+        if row["status"] == "released":
+            assert row["value"] == n and (n == 0 or n >= 10)
+        else:
+            assert row["value"] is None and row["rule"] in ("threshold", "secondary")
+            if row["rule"] == "threshold":
+                assert 1 <= n < 10
+            assert row["lower"] <= n <= row["upper"]
+    # D13 (9 people) is suppressed in its margin too, and some other cell with it
+    d13 = t.filter((pl.col("district") == "D13") & pl.col("group").is_null())
+    assert d13["status"][0] == "suppressed"
+    total = t.filter(pl.col("district").is_null() & pl.col("group").is_null())
+    assert total["value"][0] == people.height
+    assert c.last.meta["mode"] == "sdc" and c.last.meta["audit_seq"] > 0
+
+
+def test_sum_mean_quantile_and_filters(node, people):
+    s, folder = node
+    c = Client(s.url, token(folder))
+    clamped = people.with_columns(pl.col("income").clip(0, 1_000_000))
+    t = c.query("d_sum", "sum", by=["province"], measure="income", filters={"sex": ["f"]})
+    truth = clamped.filter(pl.col("sex") == "f").group_by("province").agg(pl.col("income").sum())
+    for prov, total in truth.iter_rows():
+        row = t.filter(pl.col("province") == prov).row(0, named=True)
+        if row["status"] == "released":
+            assert row["value"] == pytest.approx(total)
+    m = c.query("d_mean", "mean", by=["group"], measure="income", time=("2024-01", "2024-03"))
+    sub = clamped.filter(pl.col("month") <= "2024-03")
+    for st, mean in sub.group_by("group").agg(pl.col("income").mean()).iter_rows():
+        row = m.filter(pl.col("group") == st).row(0, named=True)
+        if row["status"] == "released":
+            assert row["value"] == pytest.approx(mean)
+    qt = c.query("d_quantile", "quantile", measure="income", quantile=0.5, by=["province"])
+    for prov, med in clamped.group_by("province").agg(pl.col("income").quantile(0.5, "linear")).iter_rows():
+        row = qt.filter(pl.col("province") == prov).row(0, named=True)
+        assert row["status"] == "released" and row["value"] == pytest.approx(med)
+    x = c.query("d_cross", "crosstab", by=["province", "sex"], pandas=True)
+    assert {"province", "sex", "value", "status"} <= set(x.columns)
+
+
+def test_bad_requests_are_4xx_with_a_message(node):
+    s, folder = node
+    tok = token(folder)
+    cases = [
+        ({"dataset": "displaced", "kind": "count", "by": ["nationality"]}, 422, "unknown dimension"),
+        ({"dataset": "displaced", "kind": "count", "by": ["province; DROP TABLE raw_displaced"]}, 422, "dimension"),
+        ({"dataset": "displaced", "kind": "count", "filters": {"group": ["x' OR '1'='1"]}}, 422, "declared value"),
+        ({"dataset": "displaced", "kind": "count", "filters": {"group": ["stateless"]}}, 422, "declared value"),
+        ({"dataset": "displaced", "kind": "count", "time": {"start": "2024-05", "end": "2024-02"}}, 422, "window"),
+        ({"dataset": "displaced", "kind": "count", "time": {"start": "1999-01", "end": "2024-02"}}, 422, "time bin"),
+        ({"dataset": "displaced", "kind": "sum"}, 422, "measure"),
+        ({"dataset": "displaced", "kind": "sum", "measure": "person_id"}, 422, "unknown measure"),
+        ({"dataset": "displaced", "kind": "count", "sql": "select * from raw_displaced"}, 422, "sql"),
+        ({"dataset": "nowhere", "kind": "count"}, 404, "unknown dataset"),
+        ({"dataset": "displaced", "kind": "records"}, 422, "kind"),
+        ({"dataset": "displaced", "kind": "count", "by": "province"}, 422, "by"),
+        ([1, 2, 3], 422, "body"),
+    ]
+    for body, status, words in cases:
+        r = post_query(s.url, tok, body)
+        assert r.status_code == status, (body, r.text)
+        assert words in r.json()["error"], (body, r.text)
+        assert '"cells"' not in r.text and "p0" not in r.text
+    h = {**auth(tok), "content-type": "application/json"}
+    r = httpx.post(s.url + "/v1/query", content=b'{"dataset": "displaced", "kind": ', headers=h)
+    assert r.status_code == 400 and "malformed JSON" in r.json()["error"]
+    r = httpx.post(s.url + "/v1/query", content=b"\xff\xfe garbage", headers=h)
+    assert r.status_code in (400, 422)
+    huge = {"dataset": "displaced", "kind": "count", "filters": {"group": ["refugee"] * 200_000}}
+    r = post_query(s.url, tok, huge)
+    assert r.status_code == 413 and "larger than" in r.json()["error"]
+
+    def chunks():
+        yield b'{"dataset": "displaced", "kind": "count", "pad": "'
+        for _ in range(100):
+            yield b"x" * 1000
+        yield b'"}'
+
+    r = httpx.post(s.url + "/v1/query", content=chunks(), headers=h)
+    assert r.status_code == 413
+    r = httpx.get(s.url + "/v1/budget/nowhere", headers=auth(tok))
+    assert r.status_code == 404
+
+
+def test_every_response_is_signed(node):
+    s, folder = node
+    key = serialization.load_pem_public_key((folder / "node.pub").read_bytes())
+    for r in (
+        post_query(s.url, token(folder), {"dataset": "displaced", "kind": "count", "by": ["sex"]}),
+        post_query(s.url, "garbage", {"dataset": "displaced", "kind": "count"}),
+        httpx.get(s.url + "/v1/health"),
+    ):
+        key.verify(base64.b64decode(r.headers["x-safemicro-signature"]), r.content)
+    # the client refuses a body that does not match its signature
+    c = Client(s.url, token(folder), public_key=(folder / "issuer.pub").read_text())  # wrong key pinned
+    with pytest.raises(Exception, match="signature"):
+        c.query("displaced", "count", by=["sex"])
+
+
+def test_identical_query_gets_identical_bytes(node):
+    s, folder = node
+    body = {"dataset": "displaced", "kind": "count", "by": ["group"], "filters": {"sex": ["m", "f"]}}
+    a = post_query(s.url, token(folder, subject="a"), body).json()
+    b = post_query(s.url, token(folder, subject="b"), {**body, "filters": {"sex": ["f", "m"]}}).json()
+    assert a.pop("audit_seq") < b.pop("audit_seq")
+    assert a == b
+
+
+def test_client_errors_are_clear(node):
+    s, folder = node
+    c = Client(s.url, token(folder))
+    with pytest.raises(ServiceError) as e:
+        c.query("displaced", "count", by=["nationality"])
+    assert e.value.status == 422 and "unknown dimension" in str(e.value)
+    cat = c.catalogue()
+    assert cat["datasets"]["displaced"]["dimensions"]["district"]["parent"] == "province"
+    assert cat["datasets"]["displaced_dp"]["mode"] == "dp"
+
+
+def audit_verify(log) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "safemicro.cli", "audit", "verify", str(log)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_audit_chain_verifies_and_tampering_is_detected(node, tmp_path):
+    s, folder = node
+    post_query(s.url, token(folder), {"dataset": "displaced", "kind": "count", "by": ["province"]})
+    log = folder / "audit.jsonl"
+    r = audit_verify(log)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = log.read_bytes().splitlines(keepends=True)
+    kinds = [json.loads(x)["kind"] for x in lines]
+    assert {"start", "request", "decision", "release", "auth"} <= set(kinds)
+    copy = tmp_path / "copy.jsonl"
+    for i in (1, len(lines) // 2, len(lines) - 1):
+        line = lines[i]
+        for pos in (0, len(line) // 2, len(line) - 2):
+            tampered = bytearray(line)
+            tampered[pos] = ord("7") if tampered[pos] != ord("7") else ord("8")
+            copy.write_bytes(b"".join(lines[:i] + [bytes(tampered)] + lines[i + 1:]))
+            assert audit_verify(copy).returncode != 0, (i, pos)
+    copy.write_bytes(b"".join(lines[:3] + lines[4:]))  # a deleted entry
+    assert audit_verify(copy).returncode != 0
+    copy.write_bytes(b"".join(lines[:2] + [lines[3], lines[2]] + lines[4:]))  # two swapped
+    assert audit_verify(copy).returncode != 0
+
+
+def test_kill9_under_load_loses_no_committed_entry(tmp_path):
+    """kill -9 while 20 clients query; after a restart the chain verifies and every answer a
+    client received is in the log with the digest of what it received."""
+    cfg = write_config(tmp_path, f"duckdb:///{tmp_path / 'state.duckdb'}")
+    server = Server(cfg).start()
+    tok = token(tmp_path)
+    got: list[dict] = []
+    stop = threading.Event()
+    dims = ["province", "group", "sex", "month"]
+
+    def client(i: int):
+        with httpx.Client(timeout=30) as h:
+            k = 0
+            while not stop.is_set():
+                k += 1
+                body = {"dataset": "displaced", "kind": "count", "by": [dims[(i + k) % 4]],
+                        "filters": {"sex": ["f", "m"][: 1 + (k % 2)]}}
+                try:
+                    r = post_query(server.url, tok, body, h)
+                except httpx.HTTPError:
+                    return
+                if r.status_code == 200:
+                    got.append(r.json())
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    time.sleep(2.0)
+    server.kill9()
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert len(got) > 5
+    restarted = Server(cfg).start()
+    try:
+        assert post_query(restarted.url, tok, {"dataset": "displaced", "kind": "count"}).status_code == 200
+    finally:
+        restarted.stop()
+    log = tmp_path / "audit.jsonl"
+    assert audit_verify(log).returncode == 0
+    entries = {e["seq"]: e for e in map(json.loads, log.read_text().splitlines())}
+    from safemicro.service.app import canonical_json, digest
+
+    for answer in got:
+        entry = entries[answer.pop("audit_seq")]
+        assert entry["kind"] == "release" and entry["payload"]["query_id"] == answer["query_id"]
+        assert entry["payload"]["digest"] == digest(canonical_json(answer))
