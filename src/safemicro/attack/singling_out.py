@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy.stats import hypergeom
+from scipy.stats import betabinom, hypergeom
 
 from safemicro.attack.common import prepare_frames
 from safemicro.attack.stats import Risk, attack_summary, residual_risk, wilson
@@ -95,23 +95,34 @@ class _Table:
 def _count(x: np.ndarray, cols: np.ndarray, ops: np.ndarray, vals: np.ndarray) -> np.ndarray:
     """Records matched by each predicate (conjunctions; rows (Q, c) of column/op/value).
 
-    Missing values fail every comparison (like SQL/Polars), except "is missing"."""
+    Missing values fail every comparison (like SQL/Polars), except "is missing". Each
+    comparison is turned into an interval lo ≤ x ≤ hi (NaN fails both bounds), so a
+    condition costs two comparisons whatever its operator.
+    """
     q = len(cols)
     counts = np.zeros(q, dtype=np.int64)
     if q == 0:
         return counts
-    step = max(1, 4_000_000 // max(x.shape[0] * cols.shape[1], 1))
+    v = vals.astype(np.float64)
+    lo = np.select([(ops == EQ) | (ops == GE), ops == GT, ops == NULL],
+                   [v, np.nextafter(v, np.inf), np.inf], default=-np.inf)
+    hi = np.select([(ops == EQ) | (ops == LE), ops == LT, ops == NULL],
+                   [v, np.nextafter(v, -np.inf), -np.inf], default=np.inf)
+    any_null, any_ne = bool((ops == NULL).any()), bool((ops == NE).any())
+    step = max(1, 8_000_000 // max(x.shape[0], 1))
     for s in range(0, q, step):
-        c, o, v = cols[s : s + step], ops[s : s + step], vals[s : s + step]
-        xv = x[:, c]  # (n, chunk, width)
-        nan = np.isnan(xv)
-        with np.errstate(invalid="ignore"):
-            m = np.select(
-                [o == EQ, o == NE, o == GT, o == LT, o == GE, o == LE, o == NULL, o == NOT_NULL],
-                [xv == v, (xv != v) & ~nan, xv > v, xv < v, xv >= v, xv <= v, nan, ~nan],
-                default=False,
-            )
-        counts[s : s + step] = m.all(axis=2).sum(axis=0)
+        sl = slice(s, s + step)
+        match = None
+        for j in range(cols.shape[1]):  # a few conditions per predicate
+            xv = x[:, cols[sl, j]]  # (n, chunk)
+            with np.errstate(invalid="ignore"):
+                m = (xv >= lo[sl, j]) & (xv <= hi[sl, j])
+                if any_null:
+                    m |= (ops[sl, j] == NULL) & np.isnan(xv)
+                if any_ne:
+                    m &= ~((ops[sl, j] == NE) & (xv == v[sl, j]))
+            match = m if match is None else match & m
+        counts[sl] = match.sum(axis=0)
     return counts
 
 
@@ -242,14 +253,17 @@ class SinglingOutEvaluator:
 
     # -- evaluation ------------------------------------------------------------------------------
 
-    def _successes(self, frame: int, pred: tuple[np.ndarray, np.ndarray, np.ndarray], size: int | None) -> float:
-        """Predicates singling out in frame ``frame``; evaluated at ``size`` rows (expected
-        value over random subsamples) when the frame is larger."""
+    def _successes(self, frame: int, pred: tuple[np.ndarray, np.ndarray, np.ndarray], size: int) -> float:
+        """Expected number of predicates singling out among ``size`` records like frame
+        ``frame``'s (see the module docstring for sizes that differ)."""
         x = self._table.data[frame]
         counts = _count(x, *pred)
-        if size is None or size >= len(x):
+        n = len(x)
+        if size == n:
             return float((counts == 1).sum())
-        return float(hypergeom.pmf(1, len(x), counts, size).sum())
+        if size < n:
+            return float(hypergeom.pmf(1, n, counts, size).sum())
+        return float(betabinom.pmf(1, size, counts + 0.5, n - counts + 0.5).sum())
 
     def evaluate(self, mode: str = "multivariate") -> "SinglingOutEvaluator":
         """Write the predicates from the release and try them on the original and control."""
@@ -259,7 +273,7 @@ class SinglingOutEvaluator:
         self.attempts_ = 0
         pred = self._univariate() if mode == "univariate" else self._multivariate()
         self.predicates_ = pred
-        size = None if self.ctl is None else min(self.ori.height, self.ctl.height)
+        size = self.ori.height
         self.n_success_ = self._successes(1, pred, size)
         self.n_control_ = None if self.ctl is None else self._successes(2, pred, size)
         base = self._random(1 if mode == "univariate" else self.n_cols)
