@@ -28,7 +28,8 @@ and ``gaussian_copula`` (SDV, only if ``sdv`` is installed).
 
 ``--released SETTINGS --seeds 1,2,3`` measures instead what ``safemicro.synthesize``
 releases: each setting (CartSynthesizer parameters; ``null`` for independent marginals,
-``"raw marginals"`` for that baseline without the safeguard) is run through
+``"raw marginals"`` for that baseline without the safeguard, ``"gaussian copula"`` for SDV's
+GaussianCopulaSynthesizer) is run through
 ``synthesize(train, keys=QI, n=5000, seed=s)``, so replicated uniques are *replaced by
 fresh draws* as in a real release; per seed and as the mean over seeds it prints quality,
 the anonymeter risks (multivariate singling-out with its CI), replicated uniques left, Q_δ
@@ -95,16 +96,17 @@ def gen_marginals(train: Dataset, seed: int) -> tuple[Dataset, float, float]:
     return train.with_frame(pl.DataFrame(cols)), 0.0, time.perf_counter() - t0
 
 
-def gen_gaussian_copula(train: Dataset, seed: int) -> tuple[Dataset, float, float]:
+def gen_gaussian_copula(train: Dataset, seed: int, n: int = N_SYNTH) -> tuple[Dataset, float, float]:
     from sdv.metadata import Metadata
     from sdv.single_table import GaussianCopulaSynthesizer
 
     df = train.frame.to_pandas()
     t0 = time.perf_counter()
-    model = GaussianCopulaSynthesizer(Metadata.detect_from_dataframe(df))
-    model.fit(df)
+    metadata = Metadata.detect_from_dataframes({"sd2011": df})  # SDV 2.x
+    model = GaussianCopulaSynthesizer(metadata)
+    model.fit({"sd2011": df})
     t1 = time.perf_counter()
-    syn = pl.from_pandas(model.sample(N_SYNTH)).cast(train.frame.schema)
+    syn = pl.from_pandas(model.sample(n)["sd2011"]).cast(train.frame.schema)
     return train.with_frame(syn), t1 - t0, time.perf_counter() - t1
 
 
@@ -262,6 +264,18 @@ class _Marginals:
         return self.ds.with_frame(pl.DataFrame([f[c].gather(rng.integers(f.height, size=n)) for c in f.columns]))
 
 
+class _GaussianCopula:
+    """SDV's GaussianCopulaSynthesizer as a fit/sample model, so ``synthesize`` can safeguard it too."""
+
+    def fit(self, ds: Dataset, seed: int | None = None) -> "_GaussianCopula":
+        self.ds = ds
+        return self
+
+    def sample(self, n: int, seed: int | None = None) -> Dataset:
+        np.random.seed(seed)
+        return gen_gaussian_copula(self.ds, seed or 0, n)[0]
+
+
 def run_released(
     train: Dataset, holdout: Dataset, settings: dict[str, dict], seeds: list[int], n_attacks: int
 ) -> list[dict]:
@@ -275,7 +289,8 @@ def run_released(
             if params == "raw marginals":  # the baseline generator as it is, no safeguard
                 syn, replaced = gen_marginals(train, seed)[0], 0
             else:
-                model = _Marginals() if params is None else CartSynthesizer(**params)
+                model = (_Marginals() if params is None else _GaussianCopula() if params == "gaussian copula"
+                         else CartSynthesizer(**params))
                 out = synthesize(train, keys=QI, seed=seed, n=N_SYNTH, synthesizer=model)
                 syn, replaced = out.dataset, out.report["safeguards"]["replicated_uniques"]["units_replaced"]
             elapsed = time.perf_counter() - t0
