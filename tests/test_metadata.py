@@ -26,7 +26,7 @@ from safemicro.io import Codebook, Dataset, VariableMeta, read, write
 from safemicro.metadata.codebook_html import render_codebook
 from safemicro.metadata.datapackage import write_datapackage
 from safemicro.metadata.ddi import DDI_NS, SCHEMA_DIR, build_ddi, ddi_string, read_ddi, validate_ddi, write_ddi, xml_text
-from safemicro.metadata.document import build_documentation, document
+from safemicro.metadata.documentation import build_documentation, document
 from safemicro.metadata.study import Study, VariableDoc, load_study
 from safemicro.metadata.summary import summarize_dataset
 
@@ -139,6 +139,9 @@ def test_example_survey_ddi_is_valid(work, survey_file, study_file):
 
     assert fp == hashlib.sha256(survey_file.read_bytes()).hexdigest()
     assert root.find(f"{N}stdyDscr/{N}citation/{N}titlStmt/{N}IDNo").text == "SAFEMICRO-EXAMPLE-2026-PUF"
+    # a raw file is not a release: the plan's tier is not claimed for it
+    assert root.find(f"{N}stdyDscr/{N}dataAccs/{N}setAvail/{N}avlStatus") is None
+    assert root.find(f"{N}stdyDscr/{N}dataAccs/{N}useStmt/{N}confDec") is None
 
 
 def test_testdata_ddi_is_valid(work):
@@ -201,6 +204,8 @@ def test_puf_ddi_masks_small_cells(puf_docs, bundles):
             elif freq:
                 assert int(freq[0].text) == true_n
     assert masked >= 1  # the example PUF has rare categories (e.g. relationship "Parent")
+    income = {s.get("type") for s in _vars(root)["income"].findall(N + "sumStat")}
+    assert "mean" in income and not {"min", "max"} & income  # extremes are single records
 
 
 def test_an_invalid_document_fails_validation(work):
@@ -361,23 +366,25 @@ def test_ten_thousand_categories_are_truncated_with_a_note(work):
     assert "more categories are listed in the DDI file" in html and "9800 further categories" in html
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     label=st.text(max_size=40),
     value_label=st.text(min_size=1, max_size=20),
     title=st.text(max_size=30),
+    name=st.text(min_size=1, max_size=12),
 )
-def test_xml_escaping_property(label, value_label, title):
-    """Any text in any label or study field gives well-formed, schema-valid DDI whose labels
-    read back as what :func:`xml_text` keeps."""
+def test_xml_escaping_property(label, value_label, title, name):
+    """Any text in any label, variable name or study field gives well-formed, schema-valid
+    DDI whose labels and names read back as what :func:`xml_text` keeps."""
     cb = Codebook()
-    cb.variables["v"] = VariableMeta("v", label or None, {1: value_label}, [], [], "nominal")
-    ds = Dataset(pl.DataFrame({"v": [1, 1, 2]}), cb)
+    cb.variables[name] = VariableMeta(name, label or None, {1: value_label}, [], [], "nominal")
+    ds = Dataset(pl.DataFrame({name: [1, 1, 2]}), cb)
     doc = build_documentation(ds, study=Study(title=title, abstract=label))
     text = ddi_string(build_ddi(doc))
     root = ET.fromstring(text.encode("utf-8"))  # well-formed
     assert validate_ddi(text) == []
     var = next(root.iter(N + "var"))
+    assert var.get("name") == xml_text(name)
     lab = var.find(N + "labl")
     if label:
         assert lab is not None and (lab.text or "") == xml_text(label)

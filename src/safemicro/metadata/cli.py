@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of a CSV file"),
     ) -> None:
         """Document a dataset or release bundle: DDI Codebook 2.5, HTML codebook, Data Package."""
-        from safemicro.metadata.document import document as run_document
+        from safemicro.metadata.documentation import document as run_document
 
         if tier is not None and tier not in ("puf", "suf", "enclave"):
             raise SafemicroError(f"--tier must be puf, suf or enclave, got {tier!r}")

@@ -331,7 +331,8 @@ def _var(
         attrs["representationType"] = "code"
     v = ET.SubElement(dd, _N + "var", {k: xml_text(val) for k, val in attrs.items()})
     label = (vdoc.label if vdoc and vdoc.label else None) or s.label
-    _maybe(v, "labl", label)
+    if label:  # written as it is, even if only blanks
+        _el(v, "labl", label)
     if vdoc and (vdoc.question or vdoc.pre_question or vdoc.instructions):
         q = _el(v, "qstn")
         _maybe(q, "preQTxt", vdoc.pre_question)
@@ -374,7 +375,8 @@ def _var(
 def _catgry(v: ET.Element, c: Category, wid: str | None, mask_below: int | None) -> None:
     cat = _el(v, "catgry", missing="Y" if c.missing else None)
     _el(cat, "catValu", c.code_text)
-    _maybe(cat, "labl", c.label)
+    if c.label:
+        _el(cat, "labl", c.label)
     if c.masked:
         _el(cat, "txt", f"Fewer than {mask_below} records: count not shown (small cell).")
         return
@@ -554,7 +556,8 @@ def read_ddi(path: str | os.PathLike[str]) -> ImportedDDI:
         fmt = find(var, "varFormat")
         numeric = fmt is None or fmt.get("type", "numeric") == "numeric"
         meta = VariableMeta(name=name)
-        meta.label = _t(find(var, "labl")) or None
+        labl = find(var, "labl")
+        meta.label = ("".join(labl.itertext()) or None) if labl is not None else None
         nature = var.get("nature")
         if nature in ("nominal", "ordinal"):
             meta.measure = nature

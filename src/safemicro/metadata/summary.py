@@ -208,6 +208,12 @@ def summarize(
                     var = float(np.average((x - mean) ** 2, weights=wx))
                     s.wstats = {"mean": mean, "stdev": math.sqrt(var)}
 
+    if mask_below and not s.discrete and s.stats:
+        # the extremes of a continuous variable belong to single records
+        s.stats.pop("min", None)
+        s.stats.pop("max", None)
+        s.notes.append("minimum and maximum are not shown in a public use codebook (they are single records' values)")
+
     s.categories = _categories(ds, name, s, weights, labelled, max_categories, mask_below)
     return s
 

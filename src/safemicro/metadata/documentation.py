@@ -58,8 +58,8 @@ def build_documentation(
     prefill_ddi: str | os.PathLike[str] | None = None,
 ) -> Documentation:
     """Collect everything the outputs say. ``source`` is a data file, a release bundle
-    folder or a :class:`Dataset`; ``plan`` (a Plan or a path) gives the weight, tier,
-    title and k when ``source`` is not a bundle. For a public use file the small-cell
+    folder or a :class:`Dataset`; ``plan`` (a Plan or a path) gives the weight, title and
+    k when ``source`` is not a bundle (the tier only comes from a bundle or ``tier``). For a public use file the small-cell
     threshold defaults to the plan's k (``mask_below=0`` turns masking off)."""
     from safemicro.plan import Plan, load_plan
 
@@ -103,10 +103,9 @@ def build_documentation(
 
     # tier, weight, k, title: explicit argument > bundle report > plan > nothing
     rel_roles = (report or {}).get("release", {}).get("roles", {}) if report else {}
-    if tier is None:
-        tier = (report or {}).get("scenario", {}).get("tier") if report else None
-        if tier is None and plan is not None:
-            tier = plan.scenario.tier
+    if tier is None and report:
+        # a plan's tier is that of the release it makes, not of the file given here
+        tier = report.get("scenario", {}).get("tier")
     if weight is None:
         weight = rel_roles.get("weight") or (plan.roles.weight if plan is not None else None)
         if weight is not None and weight not in ds.columns:
