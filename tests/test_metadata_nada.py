@@ -25,7 +25,7 @@ from safemicro.cli import app
 from safemicro.errors import SafemicroError
 from safemicro.examples import SURVEY_PLAN, generate_survey
 from safemicro.io import write
-from safemicro.metadata.document import document
+from safemicro.metadata.documentation import document
 from safemicro.metadata.nada import Resource, plan_publication, send, write_requests
 
 SPEC = Path(__file__).parent / "data" / "nada"
