@@ -511,13 +511,15 @@ def test_datapackage_user_missing_codes_and_whole_floats(work):
 # -------------------------------------------------------------------------- CLI
 
 
-def test_cli_document_and_errors(work, bundles, study_file):
+def test_cli_document_and_errors(work, bundles, study_file, puf_docs):
     runner = CliRunner()
     out = work / "cli_docs"
     res = runner.invoke(app, ["document", str(bundles["puf"]), "--out", str(out), "--study", str(study_file)])
     assert res.exit_code == 0, res.output
     assert {p.name for p in out.iterdir()} == {"ddi.xml", "codebook.html", "datapackage.json", "survey.csv"}
     assert validate_ddi(out / "ddi.xml") == []
+    for name in ("ddi.xml", "codebook.html", "datapackage.json", "survey.csv"):  # same input, same bytes
+        assert (out / name).read_bytes() == (puf_docs / name).read_bytes(), name
     bad = work / "bad2.yaml"
     bad.write_text("variables:\n  nosuchvar: {question: x}\n", encoding="utf-8")
     res = runner.invoke(app, ["document", str(bundles["puf"]), "--out", str(work / "never"), "--study", str(bad)])
