@@ -1,9 +1,333 @@
-"""Command-line commands of this package, added to the main `safemicro` app by `register`."""
+"""Command-line commands of this package, added to the main `safemicro` app by `register`:
+``safemicro attack link|singling-out|linkability|inference|membership|all|simulate``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+from safemicro.cli_support import friendly, out, split_list
+from safemicro.errors import SafemicroError
+
+attack_app = typer.Typer(
+    no_args_is_help=True,
+    help="Empirical disclosure tests: link auxiliary files to a release (the mosaic), singling out, "
+    "linkability, inference, membership inference, and the simulation study.",
+)
+
+JSON_HELP = "write the result as JSON"
+HTML_HELP = "write the HTML report"
+
+
+def _read(path: Path, encoding: Optional[str]):
+    from safemicro import io
+
+    if path.is_dir():  # a release bundle folder
+        from safemicro.release import read_bundle
+
+        return read_bundle(path)[0]
+    return io.read(path, **({"encoding": encoding} if encoding else {}))
+
+
+def _frame(path: Path, encoding: Optional[str]):
+    ds = _read(path, encoding)
+    frame = ds.frame
+    return frame, str(path)
+
+
+def _check_outputs(inputs: list[Path], outputs: list[Optional[Path]]) -> None:
+    outs = [p for p in outputs if p]
+    for p in outs:
+        if p.is_dir():
+            raise SafemicroError("is a directory; give a file name for the output", file=str(p))
+        for i in inputs:
+            if p.exists() and i.exists() and p.resolve() == i.resolve():
+                raise SafemicroError("output would overwrite an input file", file=str(p))
+    if len({p.resolve() for p in outs}) < len(outs):
+        raise SafemicroError("the same output file is given twice", file=str(outs[-1]))
+
+
+def _write(result: dict[str, Any], json_out: Optional[Path], html_out: Optional[Path]) -> None:
+    from safemicro.attack.report import write_attack_outputs
+
+    try:
+        paths = write_attack_outputs(result, json_path=json_out, html_path=html_out)
+    except OSError as e:
+        raise SafemicroError(f"cannot write output: {e.strerror or e}", file=str(e.filename or "")) from None
+    for p in paths:
+        out.print(f"wrote {p}", highlight=False)
+
+
+def _pct(x: Any) -> str:
+    return "–" if x is None else f"{100 * x:.1f} %"
+
+
+def _print_risk(name: str, r: dict[str, Any]) -> None:
+    control = (r.get("control_rate") or {}).get("value")
+    out.print(f"{name}: risk {_pct(r['risk'])} (95 % CI {_pct(r['ci'][0])}–{_pct(r['ci'][1])}); "
+              f"attack {_pct(r['attack_rate']['value'])}, control {_pct(control)}, "
+              f"random guess {_pct(r['baseline_rate']['value'])}", highlight=False)
+
+
+def _with_source(frame, path: str):
+    from safemicro.io.dataset import Dataset
+
+    return Dataset(frame=frame, source=path)
+
+
+def _named(pairs: list[str], what: str) -> dict[str, str]:
+    outp = {}
+    for item in pairs:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise SafemicroError(f"{what} must look like NAME=PATH, got {item!r}")
+        outp[name.strip()] = value.strip()
+    return outp
+
+
+@attack_app.command("link")
+@friendly
+def link(
+    release: Path = typer.Argument(..., help="the released file (or release bundle folder)"),
+    auxiliary: list[Path] = typer.Argument(..., help="the intruder's file(s); several are combined on --id (the mosaic)"),
+    id_col: str = typer.Option(..., "--id", help="identity column of the auxiliary files (scoring only)"),
+    original: Optional[Path] = typer.Option(None, "--original", help="original file holding --id, row by row with the release (when the release has no --id)"),
+    on: Optional[str] = typer.Option(None, "--on", help="linking columns (default: every shared column)"),
+    method: str = typer.Option("exact", "--method", help="exact, distance or fellegi_sunter"),
+    block: Optional[str] = typer.Option(None, "--block", help="blocking columns (distance, fellegi_sunter)"),
+    numeric: Optional[str] = typer.Option(None, "--numeric", help="columns compared as numbers (distance methods)"),
+    tolerance: float = typer.Option(0.0, "--tolerance", help="Fellegi–Sunter: numbers agree within this share of the range"),
+    threshold: float = typer.Option(0.5, "--threshold", help="confidence for a claim to count as a re-identification"),
+    by: Optional[str] = typer.Option(None, "--by", help="auxiliary columns to break the risk down by"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of CSV files"),
+) -> None:
+    """Link auxiliary files to a release: true match rate, precision, re-identifications."""
+    from safemicro.attack.linkage import LinkageEvaluator
+
+    _check_outputs([release, *auxiliary, *([original] if original else [])], [json_out, html_out])
+    rel, rel_file = _frame(release, encoding)
+    auxes = [_with_source(*_frame(a, encoding)) for a in auxiliary]
+    ids = None
+    if original is not None:
+        orig, orig_file = _frame(original, encoding)
+        if id_col not in orig.columns:
+            raise SafemicroError("the original file has no identity column", file=orig_file, column=id_col)
+        if orig.height != rel.height:
+            raise SafemicroError(f"the original has {orig.height} records, the release {rel.height}: "
+                                 "they must match row by row", file=orig_file)
+        ids = orig.get_column(id_col)
+    numeric_cols = split_list(numeric) if numeric is not None else None
+    ev = LinkageEvaluator(
+        _with_source(rel, rel_file), auxes if len(auxes) > 1 else auxes[0], truth=id_col,
+        on=split_list(on) or None, release_ids=ids, method=method, block=split_list(block),
+        numeric=numeric_cols, tolerance=tolerance, threshold=threshold, by=split_list(by),
+    ).evaluate()
+    r = ev.results()
+    side = r["release_side"]
+    out.print(f"{r['method']} linkage of {r['n_auxiliary']:,} listed people on {', '.join(r['linking_columns'])}: "
+              f"true match rate {_pct(r['true_match_rate'])}, precision {_pct(r['precision'])}, "
+              f"{r['reidentified']:,} confident claims ({r['reidentified_correct']:,.1f} right); "
+              f"released records re-identified {_pct(side['reidentification_rate'])}", highlight=False)
+    _write(r, json_out, html_out)
+
+
+def _three(original: Path, release: Path, control: Optional[Path], encoding: Optional[str]):
+    ori, of = _frame(original, encoding)
+    syn, sf = _frame(release, encoding)
+    ctl = None
+    if control is not None:
+        c, cf = _frame(control, encoding)
+        ctl = _with_source(c, cf)
+    return _with_source(ori, of), _with_source(syn, sf), ctl
+
+
+def _attacks_result(key: str, value: Any, n: int) -> dict[str, Any]:
+    return {"kind": "attacks", key: value, "n_attacks": n, "notes": []}
+
+
+ORIGINAL = typer.Argument(..., help="the original records the release was made from")
+RELEASE = typer.Argument(..., help="the released (synthetic or anonymized) file")
+CONTROL = typer.Option(None, "--control", help="holdout: real records the release was not made from")
+
+
+@attack_app.command("singling-out")
+@friendly
+def singling_out(
+    original: Path = ORIGINAL,
+    release: Path = RELEASE,
+    control: Optional[Path] = CONTROL,
+    mode: str = typer.Option("multivariate", "--mode", help="univariate or multivariate"),
+    n_attacks: int = typer.Option(500, "--n-attacks"),
+    n_cols: int = typer.Option(3, "--n-cols", help="columns per predicate (multivariate)"),
+    columns: Optional[str] = typer.Option(None, "--columns", help="columns to attack on (default: all)"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
+    encoding: Optional[str] = typer.Option(None, "--encoding"),
+) -> None:
+    """Singling out: predicates written from the release that pick out one real person."""
+    from safemicro.attack.singling_out import SinglingOutEvaluator
+
+    _check_outputs([original, release, *([control] if control else [])], [json_out, html_out])
+    ori, syn, ctl = _three(original, release, control, encoding)
+    r = SinglingOutEvaluator(ori, syn, ctl, n_attacks=n_attacks, n_cols=n_cols, columns=split_list(columns) or None,
+                             seed=seed).evaluate(mode).results()
+    _print_risk(f"singling out ({mode})", r)
+    _write(_attacks_result("singling_out", {mode: r}, n_attacks), json_out, html_out)
+
+
+@attack_app.command("linkability")
+@friendly
+def linkability(
+    original: Path = ORIGINAL,
+    release: Path = RELEASE,
+    control: Optional[Path] = CONTROL,
+    first: str = typer.Option(..., "--first", help="columns of the intruder's first file"),
+    second: str = typer.Option(..., "--second", help="columns of the intruder's second file"),
+    n_neighbors: int = typer.Option(1, "--neighbors", help="released neighbours each half may share"),
+    n_attacks: int = typer.Option(500, "--n-attacks"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
+    encoding: Optional[str] = typer.Option(None, "--encoding"),
+) -> None:
+    """Linkability: the release ties two files about the same people together."""
+    from safemicro.attack.linkability import LinkabilityEvaluator
+
+    _check_outputs([original, release, *([control] if control else [])], [json_out, html_out])
+    ori, syn, ctl = _three(original, release, control, encoding)
+    r = LinkabilityEvaluator(ori, syn, ctl, aux_cols=(split_list(first), split_list(second)), n_attacks=n_attacks,
+                             n_neighbors=n_neighbors, seed=seed).evaluate().results()
+    _print_risk("linkability", r)
+    _write(_attacks_result("linkability", r, n_attacks), json_out, html_out)
+
+
+@attack_app.command("inference")
+@friendly
+def inference(
+    original: Path = ORIGINAL,
+    release: Path = RELEASE,
+    control: Optional[Path] = CONTROL,
+    known: str = typer.Option(..., "--known", help="columns the intruder knows"),
+    secret: str = typer.Option(..., "--secret", help="the column the intruder guesses"),
+    regression: Optional[bool] = typer.Option(None, "--regression/--classification", help="numeric secret within 5 % (default: numbers with > 20 values)"),
+    n_attacks: int = typer.Option(500, "--n-attacks"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
+    encoding: Optional[str] = typer.Option(None, "--encoding"),
+) -> None:
+    """Inference: the release reveals a secret column of people the intruder knows."""
+    from safemicro.attack.inference import InferenceEvaluator
+
+    _check_outputs([original, release, *([control] if control else [])], [json_out, html_out])
+    ori, syn, ctl = _three(original, release, control, encoding)
+    r = InferenceEvaluator(ori, syn, ctl, aux_cols=split_list(known), secret=secret, regression=regression,
+                           n_attacks=n_attacks, seed=seed).evaluate().results()
+    _print_risk(f"inference of {secret}", r)
+    _write(_attacks_result("inference", {secret: r}, n_attacks), json_out, html_out)
+
+
+@attack_app.command("membership")
+@friendly
+def membership(
+    original: Path = ORIGINAL,
+    release: Path = RELEASE,
+    control: Path = typer.Option(..., "--control", help="holdout: real records the release was not made from"),
+    columns: Optional[str] = typer.Option(None, "--columns", help="columns to compare (default: all)"),
+    n_attacks: int = typer.Option(500, "--n-attacks"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
+    encoding: Optional[str] = typer.Option(None, "--encoding"),
+) -> None:
+    """Membership inference: is a person's closeness to the release a sign they were in the data?"""
+    from safemicro.attack.membership import MembershipEvaluator
+
+    _check_outputs([original, release, control], [json_out, html_out])
+    ori, syn, ctl = _three(original, release, control, encoding)
+    r = MembershipEvaluator(ori, syn, ctl, n_attacks=n_attacks, columns=split_list(columns) or None,
+                            seed=seed).evaluate().results()
+    _print_risk("membership", r)
+    out.print(f"AUC {r['auc']['auc']:.3f} (95 % CI {r['auc']['ci'][0]:.3f}–{r['auc']['ci'][1]:.3f})", highlight=False)
+    _write(_attacks_result("membership", r, n_attacks), json_out, html_out)
+
+
+@attack_app.command("all")
+@friendly
+def all_attacks(
+    original: Path = ORIGINAL,
+    release: Path = RELEASE,
+    control: Optional[Path] = CONTROL,
+    secret: Optional[str] = typer.Option(None, "--secret", help="column for the inference attack"),
+    known: Optional[str] = typer.Option(None, "--known", help="columns the intruder knows (default: all but the secret)"),
+    n_attacks: int = typer.Option(500, "--n-attacks"),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
+    encoding: Optional[str] = typer.Option(None, "--encoding"),
+) -> None:
+    """Every release-level attack at once (singling out, linkability, inference, membership)."""
+    from safemicro.attack.privacy import privacy_attacks
+
+    _check_outputs([original, release, *([control] if control else [])], [json_out, html_out])
+    ori, syn, ctl = _three(original, release, control, encoding)
+    r = privacy_attacks(ori, syn, ctl, n_attacks=n_attacks, secret=secret,
+                        aux_cols=split_list(known) or None, seed=seed)
+    for mode, v in r["singling_out"].items():
+        _print_risk(f"singling out ({mode})", v)
+    if r["linkability"]:
+        _print_risk("linkability", r["linkability"])
+    for s, v in r["inference"].items():
+        _print_risk(f"inference of {s}", v)
+    if r["membership"]:
+        _print_risk("membership", r["membership"])
+    _write(r, json_out, html_out)
+
+
+@attack_app.command("simulate")
+@friendly
+def simulate_cmd(
+    population: Optional[Path] = typer.Option(None, "--population", help="population file (default: the example survey generated at population size)"),
+    households: int = typer.Option(10_000, "--households", help="households of the generated population"),
+    fraction: float = typer.Option(0.1, "--fraction", help="share of households sampled (stratified)"),
+    plan: list[str] = typer.Option([], "--plan", help="NAME=PLAN.yaml, repeatable (default: raw, k=3, k=5, PRAM from the example plan)"),
+    coverage: float = typer.Option(1.0, "--coverage", help="share of the population's households on the intruder's list"),
+    errors: float = typer.Option(0.0, "--errors", help="chance that a key value on the list is wrong"),
+    keys: Optional[str] = typer.Option(None, "--keys", help="what the intruder knows (default: each plan's keys)"),
+    threshold: float = typer.Option(0.5, "--threshold", help="confidence for a claim to count as a re-identification"),
+    no_households: bool = typer.Option(False, "--no-households", help="skip the household-composition attack"),
+    seed: int = typer.Option(1, "--seed"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
+    encoding: Optional[str] = typer.Option(None, "--encoding"),
+) -> None:
+    """Simulation study: population → survey sample → release plans → intruder → measured vs promised risk."""
+    from safemicro.attack.simulate import simulate
+    from safemicro.progress import progress
+
+    _check_outputs([population] if population else [], [json_out, html_out])
+    pop = _read(population, encoding) if population else None
+    releases = _named(plan, "--plan") or None
+    n = len(releases) if releases else 4
+    with progress(n, "simulating") as advance:
+        r = simulate(pop, n_households=households, sample_fraction=fraction, releases=releases, coverage=coverage,
+                     error_rate=errors, keys=split_list(keys) or None, threshold=threshold,
+                     households=not no_households, seed=seed, progress=advance)
+    out.print(f"population {r['population']['n_records']:,} people; sample {r['sample']['n_records']:,}", highlight=False)
+    for e in r["releases"]:
+        m, f = e["measured"], e["frequency"]
+        hh = (e.get("households") or {}).get("share_of_released_households_reidentified")
+        out.print(f"{e['name']:>8}: frequency-based global risk {f['global_risk_percent']:.2f} %, measured "
+                  f"re-identification {_pct(m['reidentification_rate'])}; households re-identified {_pct(hh)}",
+                  highlight=False)
+    _write(r, json_out, html_out)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this package's commands to `app` (filled in by the package's issue)."""
+    """Add ``safemicro attack ...`` to `app`."""
+    app.add_typer(attack_app, name="attack")

@@ -25,7 +25,10 @@ Scoring uses the true identities (for evaluation only; the intruder never sees t
 auxiliary person, whether the true record is among the best candidates, giving the
 expected number of correct claims, the **true match rate** (correct claims over auxiliary
 people who are in the release), the **precision** of claims, and the people
-**re-identified** with confidence at least ``threshold``.
+**re-identified** with confidence at least ``threshold``. The same is computed the other
+way round, from each released record to the listed people (``release_side``): the
+expected number of released records re-identified, the quantity sdcMicro's global risk
+estimates from frequencies.
 """
 
 from __future__ import annotations
@@ -695,6 +698,13 @@ class LinkageEvaluator:
         columns the successful links depend on)."""
         self.truth_rows_ = _truth_rows(self.release_ids, self.aux.get_column(self.truth), self.aux.height)
         self.outcome_, self.details_ = self._run(self.on)
+        # the other direction: each released record against the listed people
+        back = _truth_rows(self.aux.get_column(self.truth), self.release_ids, self.release.height)
+        self.reverse_, _ = link_records(
+            self.aux, self.release, self.on, truth_rows=back, method=self.method,
+            numeric=[c for c in self.numeric if c in self.on], block=self.block,
+            tolerance=self.tolerance, max_distance=self.max_distance,
+        )
         self.drivers_: list[dict[str, Any]] = []
         base = self.outcome_.summary(self.threshold)
         if drivers and len(self.on) > 1:
@@ -760,13 +770,40 @@ class LinkageEvaluator:
                             "reidentified": int(sure[sel].sum())})
         return out
 
+    def release_side(self, confidence: float = 0.95) -> dict[str, Any]:
+        """The attack seen from the released records (the intruder names released records):
+        per record, the listed people compatible with it; a pick among them is right with
+        1/(their number) when the record's person is listed. ``expected_correct`` is the
+        expected number of released records re-identified — what sdcMicro's global risk
+        (Σ 1/F_k) estimates when the list covers the population."""
+        self._check()
+        r = self.reverse_.summary(self.threshold, confidence)
+        n = self.release.height
+        one = self.reverse_.n_best == 1
+        return {
+            "n_released": n,
+            "n_listed_in_release": r["n_in_release"],
+            "expected_correct": r["expected_correct"],
+            "reidentification_rate": r["expected_correct"] / n,
+            "reidentification_rate_ci": list(wilson(r["expected_correct"], n, confidence).ci),
+            "n_claims": r["n_claims"],
+            "precision": r["precision"],
+            "reidentified": r["reidentified"],
+            "reidentified_correct": r["reidentified_correct"],
+            "reidentified_precision": r["reidentified_precision"],
+            "one_candidate": int(one.sum()),
+            "one_candidate_correct": int((one & self.reverse_.true_in_best).sum()),
+        }
+
     def results(self, confidence: float = 0.95) -> dict[str, Any]:
-        """JSON-ready summary: rates, re-identifications, baseline, drivers, groups."""
+        """JSON-ready summary: rates, re-identifications, baseline, drivers, groups, and the
+        same attack seen from the released records (``release_side``)."""
         self._check()
         s = self.outcome_.summary(self.threshold, confidence)
         r = self.risk(confidence)
         base = self.baseline(confidence)
         return {
+            "kind": "linkage",
             **s,
             "linking_columns": self.on,
             "auxiliary_files": [{"file": f, "columns": cols} for f, cols in zip(self.aux_files, self.files_used)],
@@ -778,4 +815,5 @@ class LinkageEvaluator:
             "details": self.details_,
             "drivers": self.drivers_,
             "groups": self.groups(),
+            "release_side": self.release_side(confidence),
         }

@@ -74,7 +74,7 @@ def privacy_attacks(
         notes.append(f"inference run on the first {MAX_SECRETS} of {len(secrets)} candidate secrets")
         secrets = secrets[:MAX_SECRETS]
     seeds = iter(_seeds(seed, 6 + len(secrets)))
-    out: dict[str, Any] = {"n_attacks": n_attacks, "columns": columns, "aux_cols": known,
+    out: dict[str, Any] = {"kind": "attacks", "n_attacks": n_attacks, "columns": columns, "aux_cols": known,
                            "n_original": ori.height, "n_synthetic": syn.height,
                            "n_control": None if ctl is None else ctl.height}
     with warnings.catch_warnings():
