@@ -23,7 +23,7 @@ from safemicro.client import Client, ServiceError
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     folder = tmp_path_factory.mktemp("server")
-    cfg = write_config(folder, f"duckdb:///{folder / 'state.duckdb'}", copies=("d_sum", "d_mean", "d_quantile", "d_cross"))
+    cfg = write_config(folder, f"duckdb:///{folder / 'state.duckdb'}", copies=("d_sum", "d_mean", "d_quantile", "d_cross", "d_same", "d_combine"))
     s = Server(cfg).start()
     yield s, folder
     s.stop()
@@ -79,7 +79,9 @@ def test_counts_match_the_records_and_are_protected(node, people):
             assert row["value"] is None and row["rule"] in ("threshold", "secondary")
             if row["rule"] == "threshold":
                 assert 1 <= n < 10
-            assert row["lower"] <= n <= row["upper"]
+            lower = 0 if row["lower"] is None else row["lower"]
+            upper = float("inf") if row["upper"] is None else row["upper"]  # None = unbounded
+            assert lower <= n <= upper
     # D13 (9 people) is suppressed in its margin too, and some other cell with it
     d13 = t.filter((pl.col("district") == "D13") & pl.col("group").is_null())
     assert d13["status"][0] == "suppressed"
@@ -173,7 +175,7 @@ def test_every_response_is_signed(node):
 
 def test_identical_query_gets_identical_bytes(node):
     s, folder = node
-    body = {"dataset": "displaced", "kind": "count", "by": ["group"], "filters": {"sex": ["m", "f"]}}
+    body = {"dataset": "d_same", "kind": "count", "by": ["group"], "filters": {"sex": ["m", "f"]}}
     a = post_query(s.url, token(folder, subject="a"), body).json()
     b = post_query(s.url, token(folder, subject="b"), {**body, "filters": {"sex": ["f", "m"]}}).json()
     assert a.pop("audit_seq") < b.pop("audit_seq")
@@ -266,3 +268,73 @@ def test_kill9_under_load_loses_no_committed_entry(tmp_path):
         entry = entries[answer.pop("audit_seq")]
         assert entry["kind"] == "release" and entry["payload"]["query_id"] == answer["query_id"]
         assert entry["payload"]["digest"] == digest(canonical_json(answer))
+
+
+def test_combining_two_providers(node, tmp_path):
+    """Provider B runs its own node on other records; the client adds the two protected
+    tables: released cells add up, suppressed ones give intervals that hold the truth."""
+    from safemicro.client import combine
+
+    s, folder = node
+    other = displacement_records(n=900, seed=11)
+    cfg_b = write_config(tmp_path, f"duckdb:///{tmp_path / 'b.duckdb'}", data=other, copies=("d_combine",))
+    b = Server(cfg_b).start()
+    try:
+        query = dict(kind="count", by=["district"])
+        a_table = Client(s.url, token(folder)).query("d_combine", **query)
+        b_table = Client(b.url, token(tmp_path)).query("d_combine", **query)
+    finally:
+        b.stop()
+    both = combine([a_table, b_table], ["district"])
+    truth = {**{k: 0 for k in ["D11", "D12", "D13", "D21", "D22"]}}
+    for frame in (displacement_records(), other):
+        for d, n in frame.group_by("district").len().iter_rows():
+            truth[d] += n
+    for row in both.filter(pl.col("district").is_not_null()).iter_rows(named=True):
+        n = truth[row["district"]]
+        if row["status"] == "released":
+            assert row["value"] == n
+        else:
+            assert row["value"] is None
+            assert (row["lower"] or 0) <= n <= (row["upper"] if row["upper"] is not None else float("inf"))
+    d13 = both.filter(pl.col("district") == "D13").row(0, named=True)
+    assert d13["status"] in ("partial", "suppressed")
+
+
+def test_config_errors_name_file_column_and_row(tmp_path):
+    from safemicro.errors import SafemicroError
+    from safemicro.service.config import load_config, prepare_records
+
+    cfg_path = write_config(tmp_path, f"duckdb:///{tmp_path / 'x.duckdb'}")
+    cfg = load_config(cfg_path)
+    ds = cfg.datasets["displaced"]
+    bad = displacement_records(50).with_columns(
+        pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("stateless")).otherwise(pl.col("status")).alias("status"))
+    with pytest.raises(SafemicroError, match=r"column 'status', row 8: value 'stateless' is not among"):
+        prepare_records(bad, ds, source="people.csv")
+    crossed = displacement_records(50).with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("P9")).otherwise(pl.col("province")).alias("province"))
+    with pytest.raises(SafemicroError, match="more than one 'province'"):
+        prepare_records(crossed, ds, source="people.csv")
+    (tmp_path / "broken.yaml").write_text("datasets: {d: {file: a.csv, dimensions: {value: {kind: category, column: x}}}}")
+    with pytest.raises(SafemicroError, match="broken.yaml"):
+        load_config(tmp_path / "broken.yaml")
+    r = subprocess.run([sys.executable, "-m", "safemicro.cli", "serve", str(tmp_path / "broken.yaml")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_parquet_and_stata_sources(tmp_path):
+    """Datasets load through safemicro.io: the same records from Parquet and Stata give the
+    same answering frame as from CSV."""
+    from safemicro import io
+    from safemicro.service.config import load_config, prepare_records
+
+    cfg = load_config(write_config(tmp_path, f"duckdb:///{tmp_path / 'x.duckdb'}"))
+    ds = cfg.datasets["displaced"]
+    frames = []
+    for ext in ("csv", "parquet", "dta"):
+        path = tmp_path / f"people2.{ext}"
+        io.write(io.from_frame(displacement_records(300)), path)
+        frames.append(prepare_records(io.read(path).frame, ds, source=str(path)))
+    assert frames[0].equals(frames[1]) and frames[0].equals(frames[2])

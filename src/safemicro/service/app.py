@@ -394,6 +394,7 @@ class Node:
         if principal.grant_for(dataset, "budget") is None:
             raise Refusal(403, f"token grants no budget view on {dataset!r}")
         spent = self.store.budget(dataset, principal.subject)
+        self.audit.append("budget", {"subject": principal.subject, "jti": principal.jti, "dataset": dataset})
         return {"dataset": dataset, "mode": "dp" if ds.dp.enabled else "sdc",
                 "analyst": {"spent": spent["analyst"], "cap": ds.dp.analyst_budget},
                 "dataset_total": {"spent": spent["dataset"], "cap": ds.dp.dataset_budget}}
