@@ -201,24 +201,30 @@ def audit_verify(log) -> subprocess.CompletedProcess:
 def test_audit_chain_verifies_and_tampering_is_detected(node, tmp_path):
     s, folder = node
     post_query(s.url, token(folder), {"dataset": "displaced", "kind": "count", "by": ["province"]})
+    post_query(s.url, "not-a-token", {"dataset": "displaced", "kind": "count"})
     log = folder / "audit.jsonl"
     r = audit_verify(log)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = log.read_bytes().splitlines(keepends=True)
     kinds = [json.loads(x)["kind"] for x in lines]
     assert {"start", "request", "decision", "release", "auth"} <= set(kinds)
+    from safemicro.service.audit import verify
+
     copy = tmp_path / "copy.jsonl"
-    for i in (1, len(lines) // 2, len(lines) - 1):
+    for i in (0, 1, len(lines) // 2, len(lines) - 1):  # any byte of any entry: a spread of both
         line = lines[i]
-        for pos in (0, len(line) // 2, len(line) - 2):
+        for pos in sorted({0, 1, len(line) // 3, len(line) // 2, len(line) - 3, len(line) - 2}):
             tampered = bytearray(line)
             tampered[pos] = ord("7") if tampered[pos] != ord("7") else ord("8")
             copy.write_bytes(b"".join(lines[:i] + [bytes(tampered)] + lines[i + 1:]))
-            assert audit_verify(copy).returncode != 0, (i, pos)
+            report = verify(copy)
+            assert not report.ok and report.first_bad_line == i + 1, (i, pos)
     copy.write_bytes(b"".join(lines[:3] + lines[4:]))  # a deleted entry
-    assert audit_verify(copy).returncode != 0
+    assert not verify(copy).ok
     copy.write_bytes(b"".join(lines[:2] + [lines[3], lines[2]] + lines[4:]))  # two swapped
-    assert audit_verify(copy).returncode != 0
+    assert not verify(copy).ok
+    r = audit_verify(copy)  # the CLI says where
+    assert r.returncode == 1 and "line 3" in r.stderr
 
 
 def test_kill9_under_load_loses_no_committed_entry(tmp_path):
