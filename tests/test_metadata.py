@@ -392,6 +392,30 @@ def test_xml_escaping_property(label, value_label, title, name):
     assert (cat.find(N + "labl").text or "") == xml_text(value_label)
 
 
+def test_dates_booleans_categoricals_and_empty_columns(work):
+    import datetime as dt
+
+    import frictionless
+
+    frame = pl.DataFrame({
+        "d": [dt.date(2020, 1, 1), dt.date(2020, 1, 2), None],
+        "b": [True, False, None],
+        "n": pl.Series([None, None, None], dtype=pl.Float64),
+        "c": pl.Series(["x", "y", "x"], dtype=pl.Categorical),
+        "t": [dt.datetime(2020, 1, 1, 3), None, dt.datetime(2021, 1, 1)],
+    })
+    paths = document(Dataset(frame, source=str(work / "odd.parquet")), work / "odd", validate=True)
+    root = ET.parse(paths["ddi"]).getroot()
+    assert validate_ddi(root) == []
+    assert root.find(f"{N}fileDscr/{N}fileTxt/{N}fileType").text == "Parquet"
+    v = _vars(root)
+    assert [s.text for s in v["n"].findall(N + "sumStat")] == ["0", "3"]  # all missing
+    report = frictionless.validate(str(paths["datapackage"]))
+    assert report.valid, report.flatten(["type", "note"])
+    types = {f["name"]: f["type"] for f in json.loads(paths["datapackage"].read_text())["resources"][0]["schema"]["fields"]}
+    assert types == {"d": "date", "b": "boolean", "n": "number", "c": "string", "t": "datetime"}
+
+
 # -------------------------------------------------------------------------- summaries
 
 

@@ -45,7 +45,7 @@ def csv_frame(doc: Documentation) -> pl.DataFrame:
         if dtype.is_float():
             col = frame.get_column(name)
             finite = col.drop_nulls().drop_nans() if col.len() else col
-            if finite.len() == col.drop_nulls().len() and ((finite % 1) == 0).all() and (finite.abs() < 2**53).all():
+            if 0 < finite.len() == col.drop_nulls().len() and ((finite % 1) == 0).all() and (finite.abs() < 2**53).all():
                 casts.append(pl.col(name).fill_nan(None).cast(pl.Int64))
     return frame.with_columns(casts) if casts else frame
 

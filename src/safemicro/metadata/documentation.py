@@ -77,8 +77,8 @@ def build_documentation(
     report: dict[str, Any] | None = None
     if isinstance(source, Dataset):
         ds = source
-        info = FileInfo(name=Path(ds.source).name if ds.source else "data.csv", format=".csv", sha256=None,
-                        n_records=ds.n, n_variables=len(ds.columns))
+        name = Path(ds.source).name if ds.source else "data.csv"
+        info = FileInfo(name=name, format=_suffix(Path(name)), sha256=None, n_records=ds.n, n_variables=len(ds.columns))
     else:
         path = Path(source)
         if path.is_dir():
