@@ -66,7 +66,15 @@ def build_documentation(
     if plan is not None and not isinstance(plan, Plan):
         plan = load_plan(plan)
     if study is None:
-        study_obj = Study()
+        # forward-compatible: a plan with a `study:` section (not accepted by plan.py yet)
+        embedded = getattr(plan, "study", None) if plan is not None else None
+        if embedded:
+            from safemicro.metadata.study import study_from_mapping
+
+            embedded = embedded.model_dump() if hasattr(embedded, "model_dump") else embedded
+            study_obj = study_from_mapping(embedded, source=None)
+        else:
+            study_obj = Study()
     elif isinstance(study, Study):
         study_obj = study
     else:
