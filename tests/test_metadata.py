@@ -257,6 +257,24 @@ def test_round_trip_labels_and_categories(work, survey_file):
         assert back.measure == src.measure or src.measure == "unknown", name
 
 
+def test_ddi_rebuilt_from_its_own_import_is_identical(work):
+    """Write DDI, import it onto the bare data, write again: the variable descriptions agree."""
+    ds = generate_survey(n_households=150, seed=9)  # user-missing codes, no extended missing
+    study = Study(variables={"age": VariableDoc(question="How old?", universe="everyone")})
+    first = write_ddi(build_documentation(ds, study=study, weight="weight"), work / "first.xml")
+    bare = Dataset(ds.frame)
+    second = build_ddi(build_documentation(bare, prefill_ddi=first, weight="weight"))
+    one = ET.parse(first).getroot().find(N + "dataDscr")
+    two = second.find(N + "dataDscr")
+
+    def canon(e: ET.Element) -> tuple:
+        return (e.tag, sorted(e.attrib.items()), (e.text or "").strip(), [canon(c) for c in e])
+
+    assert len(one) == len(ds.columns)
+    for a, b in zip(one, two):
+        assert canon(a) == canon(b), a.get("name")
+
+
 def test_round_trip_user_missing_and_stata_extended_missing(work):
     frame = pl.DataFrame({"q": [1, 2, 98, 99, 1, None], "s": ["a", "b", "b", "zz", "a", "a"], "x": [0.5, 1.25, 2.0, 3.0, 99.0, 1.0]})
     cb = Codebook()

@@ -174,6 +174,8 @@ def prefill(ds: Dataset, study: Study, ddi_path: str | os.PathLike[str]) -> tupl
             meta.missing_ranges = list(src.missing_ranges)
         if meta.measure == "unknown" and src.measure != "unknown":
             meta.measure = src.measure
+        if not meta.format and src.format:
+            meta.format = src.format
     if not ds.codebook.file_label and imported.codebook.file_label:
         ds.codebook.file_label = imported.codebook.file_label
     merged = imported.study.model_dump()
