@@ -364,8 +364,12 @@ def send(
                 body = response.text[:2000]
             log.append({"name": req.name, "method": req.method, "path": path, "status": response.status_code, "response": body})
             if response.status_code >= 400:
+                hint = ""
+                if req.name == "import_ddi" and req.form and req.form.get("overwrite") == "no":
+                    hint = " (if the survey exists already, --overwrite replaces it)"
                 raise SafemicroError(
-                    f"NADA refused {req.name} ({req.method} {path}): HTTP {response.status_code} {_message(response)}"
+                    f"NADA refused {req.name} ({req.method} {path}): HTTP {response.status_code} "
+                    f"{_message(response)}{hint}"
                 )
             if req.name.startswith("resource_"):
                 rid = None
