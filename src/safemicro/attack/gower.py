@@ -95,23 +95,46 @@ class GowerSpace:
             return np.ones(len(self.columns), dtype=bool)
         return np.array([c in set(use) for c in self.columns])
 
+    def distances(self, qf: int, q_rows: np.ndarray, cf: int, use: Sequence[str] | None = None) -> np.ndarray:
+        """Distances (len(q_rows), rows of frame ``cf``) on the columns ``use``, summed
+        column by column (no 3-D array)."""
+        mask = self._column_mask(use)
+        n_c = len(self.num[cf])
+        d = np.zeros((len(q_rows), n_c))
+        for k, j in enumerate(self.num_pos):
+            if not mask[j]:
+                continue
+            a = self.num[qf][q_rows, k][:, None]
+            b = self.num[cf][:, k][None, :]
+            na, nb = np.isnan(a), np.isnan(b)
+            gap = np.minimum(np.abs(a - b), 1.0)
+            d += np.where(na & nb, 0.0, np.where(na | nb, 1.0, gap))
+        for k, j in enumerate(self.cat_pos):
+            if mask[j]:
+                d += self.cat[qf][q_rows, k][:, None] != self.cat[cf][:, k][None, :]
+        return d
+
     def neighbours(
         self, qf: int, q_rows: np.ndarray, cf: int, *, k: int = 1, use: Sequence[str] | None = None,
         rng: np.random.Generator | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest rows of frame ``cf`` to each query row, on the columns ``use``
-        (default all); ties at random with ``rng`` (else the first in the file).
+        (default all); ties at random with ``rng`` (else, for k = 1, the first in the file).
         Returns (indices, distances)."""
-        mask = self._column_mask(use)
         n_c = len(self.num[cf])
         k = min(k, n_c)
         idx = np.empty((len(q_rows), k), dtype=np.int64)
         dist = np.empty((len(q_rows), k))
-        step = max(1, BLOCK // max(n_c * len(self.columns), 1))
+        step = max(1, BLOCK // max(n_c, 1))
         for s in range(0, len(q_rows), step):
-            d = self.contributions(qf, q_rows[s : s + step], cf)[:, :, mask].sum(axis=2)
+            d = self.distances(qf, q_rows[s : s + step], cf, use)
             key = d if rng is None else d + JITTER * rng.random(d.shape)
-            order = np.argsort(key, axis=1, kind="stable")[:, :k]
+            if k == 1:
+                order = np.argmin(key, axis=1)[:, None]
+            else:
+                part = np.argpartition(key, k - 1, axis=1)[:, :k]
+                order = np.take_along_axis(part, np.argsort(np.take_along_axis(key, part, axis=1), axis=1,
+                                                            kind="stable"), axis=1)
             idx[s : s + step] = order
             dist[s : s + step] = np.take_along_axis(d, order, axis=1)
         return idx, dist
