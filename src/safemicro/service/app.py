@@ -110,7 +110,7 @@ class Node:
         self.versions[name] = version
         self.locks[name] = threading.Lock()
         if not ds.dp.enabled:
-            guard = DifferencingGuard(frame, ds.policy.threshold)
+            guard = DifferencingGuard(frame.select(list(ds.dimensions)), ds.policy.threshold)
             guard.replay(self._requests(self.store.ledger_history(name)))
             self.guards[name] = guard
 

@@ -147,12 +147,25 @@ class Store:
             table = self.raw_table(dataset, frame)
             table.drop(c, checkfirst=True)
             table.create(c)
-            rows = frame.to_dicts()
-            for i in range(0, len(rows), 5000):
-                c.execute(table.insert(), rows[i : i + 5000])
+            self._bulk_insert(c, table, frame)
             c.execute(sa.delete(self.datasets).where(self.datasets.c.name == dataset))
             c.execute(sa.insert(self.datasets).values(name=dataset, version=version, loaded_at=time.time()))
             return True
+
+    def _bulk_insert(self, c: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> None:
+        """Rows in bulk: DuckDB reads the Arrow table, PostgreSQL takes COPY."""
+        raw = c.connection.driver_connection
+        cols = ", ".join(f'"{name}"' for name in frame.columns)
+        if self.postgres:
+            with raw.cursor().copy(f'COPY "{table.name}" ({cols}) FROM STDIN') as copy:
+                for row in frame.iter_rows():
+                    copy.write_row(row)
+            return
+        raw.register("_sm_load", frame.to_arrow())
+        try:
+            c.execute(sa.text(f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} FROM _sm_load'))
+        finally:
+            raw.unregister("_sm_load")
 
     def read_table(self, table: str) -> pl.DataFrame:
         """A provider's own table (dataset source `table:`) as a frame."""
