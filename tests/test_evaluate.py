@@ -248,7 +248,7 @@ def test_tstr_copies_match_real_and_marginals_fall_to_the_baseline(sd):
 @pytest.fixture(scope="module")
 def results(sd):
     ds, train, holdout, marg, copies = sd
-    small = dict(keys=QI, target="englang", seed=7, n_boot=30, n_perm=3)
+    small = dict(keys=QI, target="englang", seed=7, n_boot=30, n_perm=3, attacks=150, secrets=["income", "socprof"])
     return {
         "copies": evaluate(train, copies, holdout=holdout, **small),
         "marginals": evaluate(train, marg, holdout=holdout, **small),
@@ -259,10 +259,13 @@ def results(sd):
 
 def test_evaluate_flags_copies_and_not_fresh_data(results):
     copies, fresh = results["copies"], results["fresh"]
-    checks = {c["check"].split(" ")[0]: c["passed"] for c in copies["summary"]["privacy_checks"]}
+    def copy_checks(r):
+        return {c["check"]: c["passed"] for c in r["summary"]["privacy_checks"] if "risk" not in c["check"]}
+
+    checks = copy_checks(copies)
     assert copies["summary"]["privacy_passed"] is False
-    assert not any(checks.values())  # every copy check fires on copies
-    fresh_checks = {c["check"]: c["passed"] for c in fresh["summary"]["privacy_checks"]}
+    assert len(checks) == 4 and not any(checks.values())  # every copy check fires on copies
+    fresh_checks = copy_checks(fresh)
     # fresh real data pass every distance check; replicated uniques are a filter's job
     assert [v for k, v in fresh_checks.items() if "replicated" not in k] == [True, True, True]
     assert copies["privacy"]["exact_matches"]["synth_in_train"] == 1.0
@@ -273,7 +276,8 @@ def test_evaluate_result_is_json_and_deterministic(sd, results):
     ds, train, holdout, marg, _ = sd
     r = results["marginals"]
     text = json.dumps(r, allow_nan=False)
-    again = evaluate(train, marg, holdout=holdout, keys=QI, target="englang", seed=7, n_boot=30, n_perm=3)
+    again = evaluate(train, marg, holdout=holdout, keys=QI, target="englang", seed=7, n_boot=30, n_perm=3,
+                     attacks=150, secrets=["income", "socprof"])
     r.pop("timings"), again.pop("timings")
     assert json.loads(text) | {"timings": None} == r | {"timings": None}
     assert again == r
@@ -284,6 +288,38 @@ def test_evaluate_result_is_json_and_deterministic(sd, results):
     assert r["privacy"]["q_delta"]["passed"]
 
 
+def test_attack_suite_flags_copies_and_not_fresh_data(results):
+    """The attacks, with the holdout as control: copies leak, fresh real records do not."""
+    copies, fresh = results["copies"], results["fresh"]
+    for r in (copies, fresh):
+        a = r["privacy"]["attacks"]
+        assert a["aux_cols"] == QI and set(a["inference"]) == {"income", "socprof"}
+        assert set(r["summary"]["attacks"]) >= {"singling out, univariate", "singling out, multivariate",
+                                                "linkability", "inference: income", "membership"}
+    risk = copies["summary"]["attacks"]
+    assert risk["singling out, univariate"] > 0.5 and risk["membership"] > 0.5 and risk["inference: socprof"] > 0.3
+    failed = {c["check"] for c in copies["summary"]["privacy_checks"] if c.get("status") == "fail"}
+    assert {"singling-out risk (univariate) at most 0.1", "membership-inference risk at most 0.1",
+            "inference risk of income at most 0.1"} <= failed
+    attack_checks = [c for c in fresh["summary"]["privacy_checks"] if "risk" in c["check"]]
+    assert attack_checks and all(c["status"] != "fail" for c in attack_checks)
+    assert all(v < 0.1 for k, v in fresh["summary"]["attacks"].items() if k != "singling out, multivariate")
+
+
+def test_attacks_need_a_holdout_and_can_be_skipped(sd):
+    ds, train, holdout, marg, _ = sd
+    small = dict(keys=QI, seed=1, n_boot=10, n_perm=2)
+    no_holdout = evaluate(ds.with_frame(train.frame[:600]), ds.with_frame(marg.frame[:600]), **small)
+    assert "attacks" not in no_holdout["privacy"] and no_holdout["summary"]["attacks"] is None
+    assert any("attack suite needs one" in n for n in no_holdout["notes"])
+    skipped = evaluate(ds.with_frame(train.frame[:600]), ds.with_frame(marg.frame[:600]),
+                       holdout=ds.with_frame(holdout.frame[:300]), attacks=0, **small)
+    assert "attacks" not in skipped["privacy"] and not any("attack" in n for n in skipped["notes"])
+    with pytest.raises(SafemicroError) as err:
+        evaluate(train, marg, holdout=holdout, secrets=["nope"], **small)
+    assert err.value.column == "nope"
+
+
 def test_html_page(tmp_path, results):
     r = results["copies"]
     path = write_evaluation_html(r, tmp_path / "evaluation.html")
@@ -291,7 +327,8 @@ def test_html_page(tmp_path, results):
     assert html == render_evaluation_html(r)  # same result, same bytes
     for anchor in ('id="summary"', 'id="columns"', 'id="pairs"', 'id="models"', 'id="privacy"',
                    'data-plot="column-scores"', 'data-plot="marginals"', 'data-plot="quantiles"',
-                   'data-plot="dcr"', 'data-plot="q-delta"', "banner fail"):
+                   'data-plot="dcr"', 'data-plot="q-delta"', "banner fail", 'id="attacks"',
+                   'data-plot="attacks"', "inference: socprof"):
         assert anchor in html
     low = html.lower()  # self-contained: nothing loaded from elsewhere
     assert "<link" not in low and "<script" not in low

@@ -11,7 +11,8 @@
   propensity-score pMSE and its ratio to the null, the NIST CRC k-marginal score, and
   train-on-synthetic/test-on-real for each target;
 * ``privacy``: DCR against the holdout, Q_δ against its bootstrap threshold, replicated
-  uniques on the keys, exact-match rates;
+  uniques on the keys, exact-match rates, and the attack suite (``attacks``: singling out,
+  linkability, inference, membership with the holdout as control);
 * ``summary``: the headline numbers and whether each privacy check passed;
 * ``notes``: what was left out and why.
 
@@ -47,6 +48,7 @@ __all__ = ["evaluate", "write_evaluation_html", "render_evaluation_html", "colum
 QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 TOP_CATEGORIES = 12
 TSTR_TEST_SHARE = 0.2
+ATTACK_RISK_LIMIT = 0.10  # excess attack success over the holdout control that we flag
 
 
 def _check(real: Dataset, other: Dataset, what: str) -> None:
@@ -108,6 +110,8 @@ def evaluate(
     group: str | None = None,
     n_boot: int = 100,
     n_perm: int = 10,
+    attacks: int = 500,
+    secrets: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Utility and privacy of ``synth`` against ``real`` (the data the synthesizer was fitted on).
 
@@ -115,7 +119,11 @@ def evaluate(
     train-on-synthetic/test-on-real; ``kinds``: column kinds overriding the inferred ones
     (:func:`column_kinds`); ``group``: a geography for the k-marginal's 3-way marginals
     (SDNist uses PUMA); ``n_boot``/``n_perm``: bootstrap rounds for the Q_δ threshold and
-    permutations for the pMSE null. Deterministic given ``seed``.
+    permutations for the pMSE null; ``attacks``: attacks per scenario of the attack suite
+    (:func:`safemicro.attack.privacy_attacks`: singling out, linkability, inference,
+    membership, the holdout as control and the keys as what the intruder knows), 0 to skip
+    it; ``secrets``: the sensitive columns the inference attack guesses (default: up to ten
+    columns that are not keys). Deterministic given ``seed``.
     """
     for ds, what in ((real, "real"), (synth, "synthetic"), (holdout, "holdout")):
         if ds is not None and not isinstance(ds, Dataset):
@@ -124,6 +132,7 @@ def evaluate(
     if holdout is not None:
         _check(real, holdout, "holdout")
     keys = _names(keys, "a key variable", real.columns)
+    secrets = _names(secrets, "a sensitive variable", real.columns)
     targets = _names(target, "the target", real.columns)
     if group is not None:
         _names(group, "the k-marginal group", real.columns)
@@ -191,6 +200,14 @@ def evaluate(
         notes.append("No holdout: privacy rates have no natural reference, and Q_δ compares "
                       "with training rows outside its sample.")
 
+    t = time.perf_counter()
+    if attacks and holdout is not None:
+        priv["attacks"] = _attacks(real, synth, holdout, list(used), keys, secrets, attacks, seeds[3])
+        notes.extend(f"Attacks: {n}" for n in priv["attacks"].get("notes") or [])
+    elif attacks:
+        notes.append("No holdout: the attack suite needs one as its control and was not run.")
+    timings["attacks"] = time.perf_counter() - t
+
     summary = _summary(q, prop, km, tstr_rows, priv)
     result = {
         "data": {
@@ -216,6 +233,39 @@ def evaluate(
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     return json_ready(result)
+
+
+def _attacks(real: Dataset, synth: Dataset, holdout: Dataset, columns: list[str], keys: list[str],
+             secrets: list[str], n_attacks: int, seed: int) -> dict[str, Any]:
+    """The attack suite, the keys as the intruder's knowledge and each secret guessed in turn."""
+    from safemicro.attack import InferenceEvaluator, privacy_attacks
+
+    frames = [d.frame.select(columns) for d in (real, synth, holdout)]
+    known = [k for k in keys if k in columns] or None
+    secrets = [s for s in secrets if s in columns and s not in (known or [])]
+    result = privacy_attacks(*frames, n_attacks=n_attacks, aux_cols=known, seed=seed,
+                             secret=secrets[0] if secrets else None)
+    if len(secrets) > 1:
+        aux = result["aux_cols"]
+        for i, name in enumerate(secrets[1:], start=1):
+            result["inference"][name] = json_ready(InferenceEvaluator(
+                *frames, aux_cols=[c for c in aux if c != name], secret=name, n_attacks=n_attacks,
+                seed=seed + i).evaluate().results())
+        worst = max(result["inference"], key=lambda s: result["inference"][s]["risk"])
+        result["inference_max"] = {"secret": worst, **{k: result["inference"][worst][k] for k in ("risk", "ci")}}
+    return result
+
+
+def _attack_rows(attacks: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(check label, short name, result) for each attack that ran."""
+    so = attacks.get("singling_out") or {}
+    rows = [("singling-out risk (univariate)", "singling out, univariate", so.get("univariate")),
+            ("singling-out risk (multivariate)", "singling out, multivariate", so.get("multivariate")),
+            ("linkability risk", "linkability", attacks.get("linkability"))]
+    for secret, r in (attacks.get("inference") or {}).items():
+        rows.append((f"inference risk of {secret}", f"inference: {secret}", r))
+    rows.append(("membership-inference risk", "membership", attacks.get("membership")))
+    return [(label, name, r) for label, name, r in rows if r and r.get("risk") is not None]
 
 
 def _summary(q, prop, km, tstr_rows, priv) -> dict[str, Any]:
@@ -244,6 +294,17 @@ def _summary(q, prop, km, tstr_rows, priv) -> dict[str, Any]:
                                 "(share below the holdout's 5th percentile of DCR)",
                        "value": dcr["tail_share"], "reference": dcr["tail_expected"] + margin,
                        "passed": dcr["tail_share"] <= dcr["tail_expected"] + margin})
+    attacks = priv.get("attacks") or {}
+    for label, name, r in _attack_rows(attacks):
+        if name == "singling out, multivariate":
+            continue  # no fixed reference: compare with baselines (see the README)
+        lower = (r.get("ci") or [r["risk"]])[0]
+        # fail when the whole interval lies above the limit; a point estimate above it whose
+        # interval reaches below is a warning (more attacks or a look at that variable)
+        status = "pass" if r["risk"] <= ATTACK_RISK_LIMIT else "fail" if lower > ATTACK_RISK_LIMIT else "warn"
+        checks.append({"check": f"{label} at most {ATTACK_RISK_LIMIT}", "value": r["risk"],
+                       "reference": ATTACK_RISK_LIMIT, "passed": status != "fail", "status": status,
+                       "ci": r.get("ci")})
     return {
         "quality": q["score"],
         "column_shapes": q["column_shapes"],
@@ -253,6 +314,8 @@ def _summary(q, prop, km, tstr_rows, priv) -> dict[str, Any]:
         "k_marginal": km.get("score"),
         "tstr": [{"target": r["target"], **({"real": r["train_real"], "synthetic": r["train_synthetic"]}
                                             if "train_real" in r else {})} for r in tstr_rows],
+        "attacks": {name: r["risk"] for _, name, r in _attack_rows(attacks)} or None,
         "privacy_checks": checks,
         "privacy_passed": all(c["passed"] for c in checks) if checks else None,
+        "privacy_warnings": [c["check"] for c in checks if c.get("status") == "warn"],
     }

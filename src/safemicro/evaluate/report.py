@@ -177,6 +177,38 @@ def q_delta_svg(qd: Mapping[str, Any] | None) -> str | None:
         return figure_to_svg(fig, "q-delta", "Q delta and its bootstrap null distribution")
 
 
+def attacks_svg(rows: list[tuple[str, str, Mapping[str, Any]]]) -> str | None:
+    """Risk of each attack with its 95 % interval, and the random-guess baseline's risk."""
+    if not rows:
+        return None
+    names = [name for _, name, _ in rows][::-1]
+    risk = np.array([r["risk"] for _, _, r in rows][::-1], dtype=float)
+    ci = np.array([r.get("ci") or [r["risk"], r["risk"]] for _, _, r in rows][::-1], dtype=float)
+    base = [((r.get("baseline_risk") or {}).get("risk")) for _, _, r in rows][::-1]
+    from safemicro.evaluate import ATTACK_RISK_LIMIT
+
+    with rc_context(_RC):
+        fig = _new_figure(6.8, 0.45 * len(rows) + 1.2)
+        ax = fig.add_subplot()
+        y = np.arange(len(rows))
+        ax.barh(y, risk, color=[RED if v > ATTACK_RISK_LIMIT else BLUE for v in risk], height=0.55,
+                label="risk on the training records")
+        ax.errorbar(risk, y, xerr=[risk - ci[:, 0], ci[:, 1] - risk], fmt="none", ecolor=INK, capsize=3,
+                    linewidth=1.0)
+        by = [(b, i) for i, b in enumerate(base) if b is not None]
+        if by:
+            ax.scatter([b for b, _ in by], [i for _, i in by], marker="|", s=160, color=AMBER, zorder=3,
+                       label="random guess")
+        ax.axvline(ATTACK_RISK_LIMIT, color=GREY, linestyle="--", linewidth=1.0, label=f"flagged above {ATTACK_RISK_LIMIT}")
+        ax.set_yticks(y, [_plain(n) for n in names])
+        ax.set_xlim(0, max(0.25, float(np.nanmax(ci[:, 1])) * 1.1))
+        ax.set_xlabel("risk = (attack − control) / (1 − control)")
+        ax.set_title("Attack risks with 95 % intervals", loc="left")
+        ax.legend(loc="lower right")
+        ax.grid(axis="y", visible=False)
+        return figure_to_svg(fig, "attacks", "Risk of each attack with its confidence interval")
+
+
 # -- page context --------------------------------------------------------------------------------
 
 
@@ -219,8 +251,12 @@ def _cards(result: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def _context(result: Mapping[str, Any], title: str) -> dict[str, Any]:
+    from safemicro.evaluate import ATTACK_RISK_LIMIT, _attack_rows
+
     util = result.get("utility") or {}
     priv = result.get("privacy") or {}
+    attacks = priv.get("attacks") or {}
+    attack_rows = _attack_rows(attacks)
     data = result.get("data") or {}
     columns = list(util.get("columns") or [])
     quality = util.get("quality") or {}
@@ -244,7 +280,11 @@ def _context(result: Mapping[str, Any], title: str) -> dict[str, Any]:
         "privacy": priv,
         "checks": (result.get("summary") or {}).get("privacy_checks") or [],
         "notes": result.get("notes") or [],
+        "attacks": attacks,
+        "attack_rows": [{"name": name, "r": r} for _, name, r in attack_rows],
+        "attack_limit": ATTACK_RISK_LIMIT,
         "figures": {
+            "attacks": _svg(attacks_svg(attack_rows)),
             "columns": _svg(column_scores_svg(columns)),
             "marginals": _svg(marginals_svg(columns)),
             "quantiles": _svg(quantiles_svg(columns)),
