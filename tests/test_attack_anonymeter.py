@@ -98,6 +98,7 @@ def test_privacy_attacks_shape(frames):
         assert 0.0 <= r["ci"][0] <= r["risk"] <= r["ci"][1] <= 1.0
         assert r["control_rate"] is not None and r["baseline_rate"]["n_total"] > 0
     assert out["linkability"]["aux_cols"] == [KNOWN[:3], KNOWN[3:]]
+    assert out["linkability"]["n_neighbors"] == 10
     assert out["inference_max"]["secret"] == "socprof"
     # 600 of the 1 600 released records are copies of members: membership shows
     assert out["membership"]["auc"]["auc"] > 0.6

@@ -41,13 +41,17 @@ def privacy_attacks(
     secret: str | None = None,
     aux_cols: list[str] | None = None,
     seed: int = 0,
+    n_neighbors: int = 10,
 ) -> dict[str, Any]:
     """Singling out, linkability, inference and membership risks of ``synthetic``.
 
     ``original``: the records the release was made from; ``control``: real records it was
     not made from (a holdout; ``None`` gives raw attack rates and no membership test).
     ``aux_cols``: what the intruder knows (default: every column but ``secret``); the
-    linkability attack splits them into two files (first half, second half); the inference
+    linkability attack splits them into two files (first half, second half) and links two
+    halves when they share one of their ``n_neighbors`` nearest released records (10: with
+    few columns per half, ties at distance 0 are common and a single neighbour would miss
+    even released copies); the inference
     attack guesses ``secret`` from them, or, without a secret, each column the intruder does
     not know (when ``aux_cols`` is given) or else each column from all the others, at most
     :data:`MAX_SECRETS` of them in column order. Every risk is
@@ -88,7 +92,8 @@ def privacy_attacks(
         if len(known) >= 2:
             half = math.ceil(len(known) / 2)
             out["linkability"] = LinkabilityEvaluator(
-                ori, syn, ctl, aux_cols=(known[:half], known[half:]), n_attacks=n_attacks, seed=next(seeds)
+                ori, syn, ctl, aux_cols=(known[:half], known[half:]), n_attacks=n_attacks,
+                n_neighbors=n_neighbors, seed=next(seeds)
             ).evaluate().results()
         else:
             next(seeds)
