@@ -661,8 +661,9 @@ class LinkageEvaluator:
                      aux_file=self.aux_files[0] if len(frames) == 1 else None)
         if release_ids is None:
             if truth not in self.release.columns:
-                raise SafemicroError("the released file has no identity column for scoring (give release_ids "
-                                     "or the original file)", file=self.release_file, column=truth)
+                raise SafemicroError("the released file has no identity column for scoring (give the original "
+                                     "file with the identities row by row: release_ids, --original)",
+                                     file=self.release_file, column=truth)
             ids = self.release.get_column(truth)
         else:
             ids = pl.Series(truth, release_ids) if not isinstance(release_ids, pl.Series) else release_ids
