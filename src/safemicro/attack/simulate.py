@@ -115,10 +115,7 @@ def intruder_file(pop: Dataset, keys: Sequence[str], *, coverage: float, error_r
         wrong = rng.random(f.height) < error_rate
         if wrong.any():
             donors = pop.frame.get_column(k).gather(pl.Series(rng.integers(0, pop.n, int(wrong.sum()))))
-            values = s.to_list()
-            for i, v in zip(np.flatnonzero(wrong).tolist(), donors.to_list()):  # only the wrong cells
-                values[i] = v
-            s = pl.Series(k, values, dtype=s.dtype)
+            s = s.clone().scatter(np.flatnonzero(wrong), donors)
         cols.append(s)
     return pop.with_frame(f.with_columns(cols))
 
