@@ -65,6 +65,7 @@ def test_differencing_by_overlapping_time_windows(node, people):
     second = post_query(s.url, tok, {**base, "time": {"start": months[0], "end": months[-1]}})
     assert second.status_code == 409, second.text
     assert '"cells"' not in second.text
+    assert not any(ch.isdigit() for ch in second.json()["error"])  # no group size, no cell index
 
 
 def test_differencing_by_adding_one_category(node, people):

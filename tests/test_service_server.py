@@ -51,7 +51,7 @@ def test_health_keys_and_openapi(node):
     assert spec["openapi"].startswith("3.")
     # the whole surface: no endpoint that could return records
     assert set(spec["paths"]) == {"/v1/health", "/v1/keys", "/v1/catalogue", "/v1/query", "/v1/budget/{dataset}",
-                                  "/v1/admin/revocations"}
+                                  "/v1/admin/revocations", "/v1/audit/checkpoint"}
     q = spec["components"]["schemas"]["Query"]
     assert set(q["properties"]["kind"]["enum"]) == {"count", "sum", "mean", "quantile", "crosstab"}
     assert q.get("additionalProperties") is False
@@ -254,7 +254,9 @@ def test_kill9_under_load_loses_no_committed_entry(tmp_path):
     threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
     for t in threads:
         t.start()
-    time.sleep(2.0)
+    time.sleep(1.0)
+    checkpoint = httpx.get(server.url + "/v1/audit/checkpoint", headers=auth(tok), timeout=30).json()
+    time.sleep(1.0)
     server.kill9()
     stop.set()
     for t in threads:
@@ -266,7 +268,17 @@ def test_kill9_under_load_loses_no_committed_entry(tmp_path):
     finally:
         restarted.stop()
     log = tmp_path / "audit.jsonl"
-    assert audit_verify(log).returncode == 0
+    (tmp_path / "checkpoint.json").write_text(json.dumps(checkpoint))
+    witnessed = [sys.executable, "-m", "safemicro.cli", "audit", "verify", str(log), "--checkpoint",
+                 str(tmp_path / "checkpoint.json"), "--key", str(tmp_path / "node.pub")]
+    r = subprocess.run(witnessed, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # a log cut back before the witnessed head fails, even though its chain is intact
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[: checkpoint["seq"]]))
+    r = subprocess.run(witnessed, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "truncated" in r.stderr
+    log.write_bytes(b"".join(lines))
     entries = {e["seq"]: e for e in map(json.loads, log.read_text().splitlines())}
     from safemicro.service.app import canonical_json, digest
 

@@ -53,11 +53,12 @@ CELL_COLUMNS = ("value", "status", "rule", "lower", "upper", "rounded_to", "nois
 class Refusal(Exception):
     """A request the node answers with a 4xx/5xx status and a message (no data)."""
 
-    def __init__(self, status: int, message: str, field: Optional[str] = None) -> None:
+    def __init__(self, status: int, message: str, field: Optional[str] = None, detail: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.detail = detail  # for the provider's audit log only, never sent
 
 
 def canonical_json(obj: Any) -> str:
@@ -181,7 +182,7 @@ class Node:
                 body = self._answer(principal, q, ds, where, qid)
         except Refusal as r:
             self.audit.append("decision", {**who, "query_id": qid, "decision": "refused", "status": r.status,
-                                           "reason": r.message})
+                                           "reason": r.message, "detail": r.detail})
             raise
         release = self.audit.append("release", {**who, "query_id": qid, "digest": digest(body), "cached": cached})
         return body[:-1] + f',"audit_seq":{int(release["seq"])}}}'
@@ -206,8 +207,14 @@ class Node:
                 return again
             verdict = guard.check(released, suppressed=suppressed)
             if not verdict.ok:
-                raise Refusal(409, "refused: combined with earlier releases on this dataset this answer would "
-                                   f"reveal a protected group ({verdict.reason})")
+                # the analyst learns that the query was refused and why in general terms, never
+                # the size of the group or which cell (that would itself disclose)
+                public = {"small_cell": "a released cell would hold fewer than the threshold",
+                          "small_group": "a group below the threshold would be determined by differencing",
+                          "suppressed_recoverable": "a suppressed cell would become recoverable"}
+                raise Refusal(409, "refused: combined with earlier releases on this dataset by any analyst, "
+                                   f"{public.get(verdict.kind, 'a protected group would be revealed')}",
+                              detail=verdict.reason)
             body = self._body(q, qid, table, mode="sdc", epsilon=0.0)
             with self.store.transaction() as c:
                 self.store.record_cells(c, q.dataset, qid, principal.subject, released, suppressed)
@@ -497,6 +504,12 @@ def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
     def budget(dataset: str, who: Principal = Depends(principal)) -> dict:
         """Privacy budget spent by this analyst and by everyone on a dataset."""
         return node.budget(who, dataset)
+
+    @app.get("/v1/audit/checkpoint", tags=["node"])
+    def checkpoint(who: Principal = Depends(principal)) -> dict:
+        """The audit log's current head (seq, hash) signed with the node key: a witness who
+        keeps it can later prove the log was not truncated or rewritten before that point."""
+        return node.audit.checkpoint(node.signing_key)
 
     @app.post("/v1/admin/revocations", tags=["provider"])
     def revoke(r: Revocation, who: Principal = Depends(principal)) -> dict:

@@ -119,13 +119,28 @@ def register(app: typer.Typer) -> None:
 
     @audit_app.command("verify")
     @friendly
-    def verify(log: Path = typer.Argument(..., help="the audit log (JSON lines)")) -> None:
+    def verify(
+        log: Path = typer.Argument(..., help="the audit log (JSON lines)"),
+        checkpoint: Optional[Path] = typer.Option(
+            None, "--checkpoint", help="a signed checkpoint (JSON from /v1/audit/checkpoint) the log must contain"),
+        key: Optional[Path] = typer.Option(None, "--key", help="the node's public key (PEM) to check the checkpoint"),
+    ) -> None:
         """Check the hash chain; exit 1 naming the first bad line if anything was changed."""
+        import json
+
         from safemicro.service.audit import verify as run_verify
 
         if not log.is_file():
             raise SafemicroError("audit log not found", file=str(log))
-        report = run_verify(log)
+        head = None
+        if checkpoint is not None:
+            try:
+                head = json.loads(checkpoint.read_text())
+            except (OSError, ValueError) as e:
+                raise SafemicroError(f"cannot read the checkpoint: {e}", file=str(checkpoint)) from None
+            if "signature" in head and key is None:
+                raise SafemicroError("a signed checkpoint needs --key (the node's public key)")
+        report = run_verify(log, head=head, public_key=key.read_bytes() if key else None)
         if report.ok:
             out.print(f"{log}: chain intact, {report.entries} entries, head {report.head_hash}", highlight=False)
             return
