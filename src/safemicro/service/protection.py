@@ -58,7 +58,8 @@ class ProtectionPolicy:
     secondary: run secondary suppression (off only for tables without relations).
     rounding_base: round released counts and sums to this base (None = exact).
     protection_width: the smallest feasible-interval width a threshold-suppressed count cell
-        must keep (None = threshold // 2, and never more than its prior width).
+        must keep (None = threshold // 3, at least 1, and never more than the width the rule
+        flag itself leaves, threshold - 2).
     protection_percent: for magnitude cells, the interval must be at least this percent of
         the cell total wide (None = p_percent).
     zeros_disclosive: suppress zero cells too (rule "zero"); default releases them.
@@ -144,7 +145,7 @@ def _level_statistics(records: pl.DataFrame, keys: list[str], measure: str | Non
     if unit is not None:
         contrib = lf.group_by(keys + [unit]).agg(value.sum().alias("_c"))
     else:
-        contrib = lf.select(keys + [value.alias("_c")])
+        contrib = lf.with_columns(value.alias("_c")).select(keys + ["_c"])
     agg = [pl.len().alias("n"), pl.col("_c").sum().alias("total"), pl.col("_c").top_k(3).sort(descending=True).alias("_top")]
     out = contrib.with_columns(pl.lit(0).alias("_g")).group_by(keys + ["_g"]).agg(agg).drop("_g")
     out = out.with_columns(
@@ -291,11 +292,20 @@ def suppressed_intervals(
     suppressed: np.ndarray,
     lower_bounds: np.ndarray,
     upper_bounds: np.ndarray,
+    cache: dict | None = None,
+    targets: np.ndarray | None = None,
+    need: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Smallest and largest value of each suppressed cell consistent with the released cells.
 
     Variables are the suppressed cells (bounded by what the analyst knows a priori); released
-    cells enter the right-hand side. Solved per connected group of suppressed cells.
+    cells enter the right-hand side. Solved per connected group of suppressed cells; ``cache``
+    (for one system and one set of values) keeps the answers of groups already solved.
+    ``targets`` (cell indices, a subset of ``suppressed``) limits which intervals are computed;
+    the others are NaN. Every suppressed cell is a variable either way. With ``need`` (required
+    width per cell index) an interval is only computed until feasible points already seen
+    span that width: then the returned interval is the (narrower) span of those points,
+    enough to show the requirement is met.
     """
     from scipy.optimize import linprog
 
@@ -305,6 +315,7 @@ def suppressed_intervals(
     if s == 0:
         return lo, hi
     released = np.setdiff1d(np.arange(len(values)), suppressed)
+    target_set = set(np.asarray(targets).tolist()) if targets is not None else set()
     # components of suppressed cells linked by a relation
     parent = list(range(s))
 
@@ -325,6 +336,16 @@ def suppressed_intervals(
     for root in np.unique(roots):
         members = np.flatnonzero(roots == root)
         cols = suppressed[members]
+        ckey = tuple(cols.tolist())
+        wanted = [(pos, m) for pos, m in enumerate(members) if targets is None or suppressed[m] in target_set]
+        todo = []
+        for pos, m in wanted:
+            if cache is not None and (ckey, int(suppressed[m])) in cache:
+                lo[m], hi[m] = cache[(ckey, int(suppressed[m]))]
+            else:
+                todo.append((pos, m))
+        if not todo:
+            continue
         bounds = list(zip(lower_bounds[cols], [None if not np.isfinite(u) else u for u in upper_bounds[cols]]))
 
         def part(a: np.ndarray):
@@ -338,16 +359,27 @@ def suppressed_intervals(
 
         aeq, beq = part(a_eq)
         aub, bub = part(a_ub)
-        for pos, m in enumerate(members):
+        seen_lo = np.full(len(cols), np.inf)  # span of the feasible points met so far
+        seen_hi = np.full(len(cols), -np.inf)
+        for pos, m in todo:
+            if need is not None and seen_hi[pos] - seen_lo[pos] >= need[suppressed[m]]:
+                lo[m], hi[m] = seen_lo[pos], seen_hi[pos]
+                continue
             c = np.zeros(len(cols))
             c[pos] = 1.0
             res_min = linprog(c, A_ub=aub, b_ub=bub, A_eq=aeq, b_eq=beq, bounds=bounds, method="highs")
             res_max = linprog(-c, A_ub=aub, b_ub=bub, A_eq=aeq, b_eq=beq, bounds=bounds, method="highs")
+            for res in (res_min, res_max):
+                if res.status == 0:
+                    seen_lo = np.minimum(seen_lo, res.x)
+                    seen_hi = np.maximum(seen_hi, res.x)
             lo[m] = res_min.fun if res_min.status == 0 else bounds[pos][0]
             if res_max.status == 0:
                 hi[m] = -res_max.fun
             else:  # unbounded above
                 hi[m] = np.inf
+            if cache is not None:
+                cache[(ckey, int(suppressed[m]))] = (lo[m], hi[m])
     return lo, hi
 
 
@@ -428,8 +460,7 @@ def protect(
     n = t.get_column("n").to_numpy().astype(float)
     total = t.get_column("total").fill_null(0.0).to_numpy().astype(float)
     suppressed = np.array([r is not None for r in rules])
-    lower = np.full(t.height, np.nan)
-    upper = np.full(t.height, np.nan)
+    lower, upper = _prior_bounds(rules, suppressed, policy, statistic)
     if dims and policy.secondary and suppressed.any():
         eqs = table_equations(t, dims)
         depth = t.select(pl.sum_horizontal([pl.col(d).is_null().cast(pl.Int64) for d in dims])).to_series().to_numpy()
@@ -450,8 +481,6 @@ def protect(
                 for i in np.flatnonzero(suppressed):
                     if rules[i] is None:
                         rules[i] = "secondary"
-    else:
-        lower, upper = _prior_bounds(rules, suppressed, policy, statistic)
     return _assemble(t, dims, statistic, policy, rules, suppressed, lower, upper)
 
 
@@ -486,7 +515,7 @@ def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n
                 ub[i] = policy.threshold - 1.0
             elif r == "zero":
                 ub[i] = 0.0
-    width_default = policy.protection_width if policy.protection_width is not None else max(1, policy.threshold // 2)
+    width_default = policy.protection_width if policy.protection_width is not None else max(1, policy.threshold // 3)
     pct = (policy.protection_percent if policy.protection_percent is not None else policy.p_percent) / 100.0
     min_width = 1.0 if count else 1e-6 * scale
     required = np.zeros(n_cells)
@@ -500,61 +529,88 @@ def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n
         required[i] = min(required[i], ub[i] - lb[i])  # never more than the prior allows
     members = [np.concatenate([[p], k]) for p, k in zip(eqs.parents, eqs.children)]
     suppressed = suppressed.copy()
+    rel_of = np.concatenate([np.full(len(m), r) for r, m in enumerate(members)]) if members else np.zeros(0, dtype=np.int64)
+    cell_of = np.concatenate(members) if members else np.zeros(0, dtype=np.int64)
+
+    def opens() -> np.ndarray:
+        """Per cell: relations it is in that hold no suppressed cell yet."""
+        hidden = np.bincount(rel_of, weights=suppressed[cell_of].astype(float), minlength=len(members))
+        return np.bincount(cell_of, weights=(hidden[rel_of] == 0).astype(float), minlength=n_cells)
+
     # structural pass: no relation may hold exactly one suppressed cell
-    changed = True
-    while changed:
-        changed = False
-        for mem in members:
-            sup = suppressed[mem]
-            if sup.sum() == 1:
-                cand = mem[~sup]
-                pick = _cheapest(cand, values, depth, required[mem[sup][0]])
-                if pick is not None:
-                    suppressed[pick] = True
-                    changed = True
+    def close() -> None:
+        changed = True
+        while changed:
+            changed = False
+            for mem in members:
+                sup = suppressed[mem]
+                if sup.sum() == 1:
+                    pick = _cheapest(mem[~sup], values, depth, required[mem[sup][0]], opens())
+                    if pick is not None:
+                        suppressed[pick] = True
+                        changed = True
+
+    close()
     # audit pass: exact intervals by LP, add suppressions next to any cell still too exposed
+    cache: dict = {}
+    primary = np.array([r is not None and r != "secondary" for r in rules])
     for _ in range(n_cells):
         idx = np.flatnonzero(suppressed)
-        lo, hi = suppressed_intervals(a_eq, a_ub, values, idx, lb, ub)
         det = _determined(a_eq, idx)
-        width = hi - lo
-        bad = [k for k in range(len(idx)) if det[k] or width[k] + 1e-9 < required[idx[k]]]
-        if not bad:
-            lower = np.full(n_cells, np.nan)
-            upper = np.full(n_cells, np.nan)
-            lower[idx], upper[idx] = lo, hi
-            return suppressed, lower, upper
-        added = False
-        for k in bad:
+        if det.any():  # cheap rank test first: no LP needed to know these must be hidden better
+            bad = list(np.flatnonzero(det))
+        else:
+            # LPs for the primary cells first; all cells once those are fine
+            focus = idx[primary[idx]]
+            lo_f, hi_f = suppressed_intervals(a_eq, a_ub, values, idx, lb, ub, cache, targets=focus, need=required)
+            bad = [k for k in np.flatnonzero(primary[idx]) if hi_f[k] - lo_f[k] + 1e-9 < required[idx[k]]]
+            if not bad:
+                lo, hi = suppressed_intervals(a_eq, a_ub, values, idx, lb, ub, cache, need=required)
+                bad = [k for k in range(len(idx)) if hi[k] - lo[k] + 1e-9 < required[idx[k]]]
+                if not bad:  # exact intervals for the output
+                    lo, hi = suppressed_intervals(a_eq, a_ub, values, idx, lb, ub, cache)
+                if not bad:
+                    lower = np.full(n_cells, np.nan)
+                    upper = np.full(n_cells, np.nan)
+                    lower[idx], upper[idx] = lo, hi
+                    return suppressed, lower, upper
+        picks = set()
+        open_rel = opens()
+        for k in bad:  # one more suppression next to each exposed cell
             cell = idx[k]
             cand = np.unique(np.concatenate([m for m in members if cell in m] or [np.zeros(0, dtype=np.int64)]))
             cand = cand[~suppressed[cand]]
-            pick = _cheapest(cand, values, depth, required[cell])
+            cand = cand[~np.isin(cand, list(picks))] if picks else cand
+            pick = _cheapest(cand, values, depth, required[cell], open_rel)
             if pick is not None:
-                suppressed[pick] = True
-                added = True
-                break
-        if not added:  # widen the neighbourhood: any released cell related to a suppressed one
+                picks.add(pick)
+        if not picks:  # widen the neighbourhood: any released cell related to a suppressed one
             rel = np.unique(np.concatenate([m for m in members if suppressed[m].any()] or [np.zeros(0, dtype=np.int64)]))
             rel = rel[~suppressed[rel]]
-            pick = _cheapest(rel, values, depth, 0.0)
-            if pick is None:
+            pick = _cheapest(rel, values, depth, 0.0, open_rel)
+            if pick is None:  # everything related is hidden already: report what is left
+                lo, hi = suppressed_intervals(a_eq, a_ub, values, idx, lb, ub, cache)
                 lower = np.full(n_cells, np.nan)
                 upper = np.full(n_cells, np.nan)
                 lower[idx], upper[idx] = lo, hi
                 return suppressed, lower, upper
-            suppressed[pick] = True
+            picks.add(pick)
+        suppressed[list(picks)] = True
+        close()
     raise AssertionError("secondary suppression did not converge")  # pragma: no cover
 
 
-def _cheapest(candidates: np.ndarray, values: np.ndarray, depth: np.ndarray, need: float) -> int | None:
+def _cheapest(candidates: np.ndarray, values: np.ndarray, depth: np.ndarray, need: float, opens: np.ndarray | None = None) -> int | None:
     """The released cell whose suppression costs least: one that can hide at least ``need``
-    (its value is that large), then inner cells before margins, then the smallest value."""
+    (its value is that large), then one that opens the fewest relations without any hidden
+    cell yet (each would need a further suppression), then inner cells before margins, then
+    the smallest value."""
     if len(candidates) == 0:
         return None
     v = np.abs(values[candidates])
     short = (v < need).astype(int)
-    order = np.lexsort((candidates, v, depth[candidates], short))
+    new = opens[candidates] if opens is not None else np.zeros(len(candidates), dtype=int)
+    order = np.lexsort((candidates, v, depth[candidates], new, short))
     return int(candidates[order[0]])
 
 
@@ -583,8 +639,8 @@ def _assemble(t, dims, statistic, policy, rules, suppressed, lower, upper) -> pl
         lo = np.where(suppressed, np.nan, lo)
         hi = np.where(suppressed, np.nan, hi)
     value = np.where(suppressed, np.nan, value)
-    hi = np.where(np.isinf(hi), np.nan, hi)  # None = unbounded
-    lo = np.where(np.isinf(lo), np.nan, lo)
+    hi = np.where(np.isinf(hi), np.nan, hi) + 0.0  # None = unbounded; no -0.0
+    lo = np.where(np.isinf(lo), np.nan, lo) + 0.0
     out = t.select(dims).with_columns(
         pl.Series("value", value, dtype=pl.Float64).fill_nan(None),
         pl.Series("status", np.where(suppressed, STATUS_SUPPRESSED, STATUS_RELEASED)),

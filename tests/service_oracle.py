@@ -1,0 +1,160 @@
+"""Independent oracles for the service's protection properties (used by the P and S tests).
+
+Nothing here calls safemicro.service code: predicates are evaluated row by row in plain
+Python, margin relations are rebuilt from the output rows with dictionaries, and
+determination is decided by least squares (``numpy.linalg.lstsq``) and mixed-integer
+programming (``scipy.optimize.milp``), not by the guard's incremental basis or the
+protection module's null-space/LP code.
+
+- ``membership(records, cells)``: cells × records 0/1 matrix.
+- ``recoverable(released_cells, records, target) -> bool``: is the target cell's count (or sum)
+  a linear combination of the released cells' counts?
+- ``small_group_determined(released_cells, records, threshold) -> int | None``: the size of the
+  smallest set of 1..threshold-1 records whose count is a linear combination of released
+  cells (None when there is none).
+- ``table_recoverable(table, dims) -> list[int]``: rows of a protected table (protect's output)
+  whose suppressed value follows linearly from released cells and margins.
+- ``table_interval(table, dims, values, row, bounds) -> (lo, hi)``: LP interval of one cell
+  given every released value of the table.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import numpy as np
+import polars as pl
+
+
+def _matches(value, cond) -> bool:
+    (op, arg), = cond.items()
+    if value is None:
+        return False
+    if isinstance(value, (_dt.date, _dt.datetime)):
+        conv = (lambda v: _dt.date.fromisoformat(v) if isinstance(v, str) else v) if not isinstance(value, _dt.datetime) else (lambda v: _dt.datetime.fromisoformat(v) if isinstance(v, str) else v)
+    else:
+        conv = lambda v: v  # noqa: E731
+    if op == "in":
+        return value in [conv(a) for a in arg]
+    if op == "eq":
+        return value == conv(arg)
+    if op == "between":
+        return conv(arg[0]) <= value <= conv(arg[1])
+    raise ValueError(op)
+
+
+def membership(records: pl.DataFrame, cells: list[dict]) -> np.ndarray:
+    """0/1 matrix: which records each predicate selects (row by row, plain Python)."""
+    rows = records.to_dicts()
+    out = np.zeros((len(cells), len(rows)))
+    for i, cell in enumerate(cells):
+        for r, row in enumerate(rows):
+            out[i, r] = all(_matches(row[c], cond) for c, cond in cell.items())
+    return out
+
+
+def _atoms(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Columns grouped by identical membership: (cells × atoms 0/1 matrix, atom sizes)."""
+    if mat.shape[1] == 0:
+        return np.zeros((mat.shape[0], 0)), np.zeros(0)
+    cols, inverse, sizes = np.unique(mat.T, axis=0, return_inverse=True, return_counts=True)
+    return cols.T, sizes.astype(float)
+
+
+def _in_row_space(a: np.ndarray, v: np.ndarray) -> bool:
+    if a.shape[0] == 0:
+        return not np.any(v)
+    y, *_ = np.linalg.lstsq(a.T, v, rcond=None)
+    return float(np.abs(a.T @ y - v).max()) < 1e-6
+
+
+def recoverable(released_cells: list[dict], records: pl.DataFrame, target: dict) -> bool:
+    """Is ``target``'s count a linear combination of the released cells' counts (for every
+    possible data consistent with the membership structure, i.e. its atom vector is in the
+    row space of the released cells' atom vectors)?"""
+    mat = membership(records, list(released_cells) + [target])
+    atoms, _ = _atoms(mat)
+    return _in_row_space(atoms[:-1], atoms[-1])
+
+
+def small_group_determined(released_cells: list[dict], records: pl.DataFrame, threshold: int) -> int | None:
+    """Smallest size of a determined set of 1..threshold-1 records (by MILP), or None."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    if not released_cells or threshold <= 1:
+        return None
+    mat = membership(records, released_cells)
+    atoms, sizes = _atoms(mat)
+    m, k = atoms.shape  # cells × atoms
+    # variables: y (m, free), z (k, binary); atoms^T y - z = 0; 1 <= sizes.z <= t-1
+    a_eq = np.hstack([atoms.T, -np.eye(k)])
+    c = np.concatenate([np.zeros(m), sizes])
+    lb = np.concatenate([np.full(m, -np.inf), np.zeros(k)])
+    ub = np.concatenate([np.full(m, np.inf), np.ones(k)])
+    cons = [
+        LinearConstraint(a_eq, -1e-9, 1e-9),
+        LinearConstraint(np.concatenate([np.zeros(m), sizes])[None, :], 1, threshold - 1),
+    ]
+    res = milp(c, constraints=cons, integrality=np.concatenate([np.zeros(m), np.ones(k)]), bounds=Bounds(lb, ub))
+    if res.status == 0:
+        return int(round(res.fun))
+    return None
+
+
+def _relations(table: pl.DataFrame, dims: list[str]) -> list[tuple[int, list[int]]]:
+    keys = [tuple(r) for r in table.select(dims).iter_rows()]
+    index = {k: i for i, k in enumerate(keys)}
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, key in enumerate(keys):
+        for j, v in enumerate(key):
+            if v is None:
+                continue
+            parent = key[:j] + (None,) + key[j + 1 :]
+            if parent in index:
+                groups.setdefault((index[parent], j), []).append(i)
+    return [(p, kids) for (p, _), kids in groups.items()]
+
+
+def table_recoverable(table: pl.DataFrame, dims: list[str]) -> list[int]:
+    """Suppressed rows of a protected table whose value is a linear combination of released
+    values through the table's margin relations (assumed exact, as for counts of rows)."""
+    rel = _relations(table, dims)
+    suppressed = [i for i, s in enumerate(table.get_column("status").to_list()) if s == "suppressed"]
+    if not suppressed or not rel:
+        return []
+    col = {c: j for j, c in enumerate(suppressed)}
+    a = np.zeros((len(rel), len(suppressed)))
+    for r, (p, kids) in enumerate(rel):
+        for i, coef in [(p, 1.0)] + [(k, -1.0) for k in kids]:
+            if i in col:
+                a[r, col[i]] += coef
+    out = []
+    for i in suppressed:
+        e = np.zeros(len(suppressed))
+        e[col[i]] = 1.0
+        if _in_row_space(a, e):
+            out.append(i)
+    return out
+
+
+def table_interval(table: pl.DataFrame, dims: list[str], values: np.ndarray, row: int, bounds: list[tuple]) -> tuple[float, float]:
+    """LP min and max of ``values[row]`` over all values consistent with the released rows
+    (equal to ``values`` there), the margin relations and per-row ``bounds``."""
+    from scipy.optimize import linprog
+
+    rel = _relations(table, dims)
+    n = table.height
+    released = np.array([s == "released" for s in table.get_column("status").to_list()])
+    a = []
+    for p, kids in rel:
+        r = np.zeros(n)
+        r[p] = 1.0
+        r[kids] -= 1.0
+        a.append(r)
+    b = [(values[i], values[i]) if released[i] else bounds[i] for i in range(n)]
+    c = np.zeros(n)
+    c[row] = 1.0
+    kw = dict(A_eq=np.array(a) if a else None, b_eq=np.zeros(len(a)) if a else None, bounds=b, method="highs")
+    lo = linprog(c, **kw)
+    hi = linprog(-c, **kw)
+    return (lo.fun if lo.status == 0 else -np.inf, -hi.fun if hi.status == 0 else np.inf)
