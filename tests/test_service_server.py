@@ -164,7 +164,9 @@ def test_every_response_is_signed(node):
     for r in (
         post_query(s.url, token(folder), {"dataset": "displaced", "kind": "count", "by": ["sex"]}),
         post_query(s.url, "garbage", {"dataset": "displaced", "kind": "count"}),
+        post_query(s.url, token(folder), {"dataset": "displaced", "kind": "count", "pad": "x" * 20000}),
         httpx.get(s.url + "/v1/health"),
+        httpx.get(s.url + "/nowhere"),
     ):
         key.verify(base64.b64decode(r.headers["x-safemicro-signature"]), r.content)
     # the client refuses a body that does not match its signature

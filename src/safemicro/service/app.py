@@ -516,8 +516,8 @@ def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
         """Add a token id to the revocation list (needs a grant with the `revoke` action)."""
         return node.revoke(who, r.jti, r.reason)
 
-    app.add_middleware(SigningMiddleware, node=node)
     app.add_middleware(BodyLimitMiddleware, limit=cfg.max_body_bytes)
+    app.add_middleware(SigningMiddleware, node=node)  # outermost: signs every response, 413s too
     return app
 
 
