@@ -24,7 +24,6 @@ from markupsafe import Markup
 from matplotlib import rc_context
 
 from safemicro import __version__
-from safemicro.atomic import write_text
 from safemicro.jsonable import json_ready
 from safemicro.report.plots import AMBER, BLUE, GREY, RED, TEAL, _RC, _new_figure, _plain, figure_to_svg
 from safemicro.report.risk_report import _environment
@@ -282,12 +281,16 @@ def render_attack_html(result: Mapping[str, Any], *, title: str | None = None) -
 
 def write_attack_outputs(result: Mapping[str, Any], *, json_path: str | os.PathLike[str] | None = None,
                          html_path: str | os.PathLike[str] | None = None, title: str | None = None) -> list[Path]:
-    """Write the JSON and/or HTML report atomically; returns the paths written."""
-    out = []
+    """Write the JSON and/or HTML report, all or nothing (each staged beside its target,
+    renamed into place only when every one is complete). Returns the paths written."""
+    from safemicro.atomic import atomic_paths
+
+    texts: list[tuple[Path, str]] = []
     if json_path:
-        write_text(json_path, json.dumps(json_ready(result), indent=2, allow_nan=False) + "\n")
-        out.append(Path(json_path))
+        texts.append((Path(json_path), json.dumps(json_ready(result), indent=2, allow_nan=False) + "\n"))
     if html_path:
-        write_text(html_path, render_attack_html(result, title=title))
-        out.append(Path(html_path))
-    return out
+        texts.append((Path(html_path), render_attack_html(result, title=title)))
+    with atomic_paths([p for p, _ in texts]) as staged:
+        for (_, text), tmp in zip(texts, staged):
+            tmp.write_text(text, encoding="utf-8")
+    return [p for p, _ in texts]
