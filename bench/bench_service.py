@@ -1,7 +1,7 @@
 """Load on the aggregate service over loopback: 20 async clients (httpx), bounded in count and time.
 
 Starts `safemicro serve` on 127.0.0.1 with a generated displacement dataset (DuckDB store;
-`--postgres URL` for PostgreSQL), then runs three phases and prints queries per second and
+`--postgres URL` or `--postgres temp` for PostgreSQL), then runs three phases and prints queries per second and
 p50/p99 latency of each:
 
 - cached: a small set of queries asked again and again (the node re-serves the stored,
@@ -151,8 +151,24 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--requests", type=int, default=2000, help="per phase (fresh and dp phases use a quarter)")
     ap.add_argument("--seconds", type=float, default=60, help="time limit per phase")
-    ap.add_argument("--postgres", help="a PostgreSQL URL for the node's store instead of DuckDB")
+    ap.add_argument("--postgres", help="a PostgreSQL URL for the node's store instead of DuckDB; 'temp' starts a "
+                                       "throw-away cluster (initdb/pg_ctl, as the tests do)")
     args = ap.parse_args()
+    cluster = None
+    if args.postgres == "temp":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from service_support import Postgres
+
+        cluster = Postgres().start()
+        args.postgres = cluster.create_database("bench")
+    try:
+        run(args)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+def run(args) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
         folder = Path(tmp)
         cfg, tok = setup(folder, args.records, args.postgres)
@@ -170,7 +186,9 @@ def main() -> None:
                     time.sleep(0.1)
             else:
                 raise SystemExit("server did not start: " + (folder / "server.log").read_text()[-2000:])
-            print(f"records {args.records}, {args.clients} clients on loopback, load {os.getloadavg()[0]:.2f}")
+            store = "PostgreSQL" if args.postgres else "DuckDB"
+            print(f"records {args.records}, {args.clients} clients on loopback, {store} store, "
+                  f"load {os.getloadavg()[0]:.2f}")
             phases = [
                 ("cached", cached_queries(), args.requests),
                 ("fresh", fresh_queries(args.requests // 4), args.requests // 4),

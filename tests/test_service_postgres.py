@@ -10,7 +10,6 @@ import sys
 import threading
 
 import httpx
-import polars as pl
 import pytest
 import yaml
 

@@ -280,8 +280,6 @@ class Node:
 
     def _answer_dp(self, principal: Principal, q: Query, ds: DatasetConfig, records: pl.DataFrame,
                    where: dict, qid: str) -> str:
-        from safemicro.service import dp
-
         if q.kind not in ("count", "sum", "mean", "crosstab"):
             raise Refusal(422, f"{q.kind!r} is not offered in DP mode", "kind")
         eps = ds.dp.epsilon_per_query
