@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -78,7 +79,7 @@ class Postgres:
         cmd = [str(self.bin / args[0]), *args[1:]]
         if self.user:
             cmd = ["runuser", "-u", self.user, "--", *cmd] if shutil.which("runuser") else [
-                "su", "-s", "/bin/sh", self.user, "-c", " ".join(cmd)]
+                "su", "-s", "/bin/sh", self.user, "-c", shlex.join(cmd)]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=self.dir)
 
     def start(self) -> "Postgres":
