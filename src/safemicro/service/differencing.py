@@ -44,6 +44,17 @@ __all__ = ["Verdict", "DifferencingGuard", "predicate_expr", "predicate_mask", "
 _ENUMERATE_MAX = 10  # 0/1 search by enumeration up to this many free directions, MILP above
 
 
+def _one_blas_thread():
+    """Small dense products run much faster on one BLAS thread than on a busy machine's many."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def canonical(cells: Iterable[Mapping[str, Any]]) -> str:
     """Canonical JSON of a list of predicates (the key a store can index and replay)."""
     return json.dumps([dict(c) for c in cells], sort_keys=True, separators=(",", ":"), default=str)
@@ -96,7 +107,7 @@ def predicate_mask(records: pl.DataFrame, predicates: list[Mapping[str, Any]]) -
     if not predicates:
         return np.zeros((0, records.height), dtype=bool)
     exprs = [predicate_expr(p, records.schema).alias(f"_c{i}") for i, p in enumerate(predicates)]
-    out = records.select(exprs)
+    out = records.with_columns(exprs).select([f"_c{i}" for i in range(len(predicates))])  # literals broadcast
     return np.vstack([out.get_column(f"_c{i}").to_numpy() for i in range(len(predicates))]).astype(bool)
 
 
@@ -133,19 +144,27 @@ class DifferencingGuard:
     >>> v = guard.check(cells, suppressed=suppressed_cells)
     >>> if v.ok: guard.commit(cells, suppressed=suppressed_cells)
 
-    Not thread-safe by itself: the server calls it under a per-dataset lock.
+    Not thread-safe by itself: the server calls it under a per-dataset lock. Identical rows
+    are stored once with a count, so pass only the columns predicates may use.
     """
 
     def __init__(self, records: pl.DataFrame, threshold: int, *, tolerance: float = 1e-9) -> None:
         if threshold < 1:
             raise SafemicroError(f"threshold must be at least 1, got {threshold}")
-        self.records = records
         self.threshold = int(threshold)
         self.tolerance = tolerance
-        n = records.height
+        # compress first: identical rows always fall in the same atoms
+        if records.width:
+            grouped = records.group_by(records.columns).agg(pl.len().alias("__mult"))
+            self.records = grouped.drop("__mult")
+            self._mult = grouped.get_column("__mult").to_numpy().astype(np.int64)
+        else:
+            self.records = records
+            self._mult = np.ones(records.height, dtype=np.int64)
+        n = self.records.height
         self._state = _State(
             atom=np.zeros(n, dtype=np.int64),
-            counts=np.array([n], dtype=np.int64) if n else np.zeros(0, dtype=np.int64),
+            counts=np.array([int(self._mult.sum())], dtype=np.int64) if n else np.zeros(0, dtype=np.int64),
             basis=np.zeros((0, 1 if n else 0)),
             suppressed=np.zeros((0, 1 if n else 0)),
         )
@@ -170,13 +189,14 @@ class DifferencingGuard:
         earlier release on this dataset?"""
         suppressed = list(suppressed or [])
         key = canonical(cells) + "|" + canonical(suppressed)
-        verdict, state = self._evaluate(self._state, list(cells), suppressed)
-        if verdict.ok:
-            self._pending = (key, state)
-            return verdict
-        self._pending = None
-        if len(cells) > 1 and verdict.kind != "small_cell":
-            verdict = self._locate(list(cells), suppressed, verdict)
+        with _one_blas_thread():
+            verdict, state = self._evaluate(self._state, list(cells), suppressed)
+            if verdict.ok:
+                self._pending = (key, state)
+                return verdict
+            self._pending = None
+            if cells and verdict.kind != "small_cell":
+                verdict = self._locate(list(cells), suppressed, verdict)
         return verdict
 
     def commit(self, cells: list[Mapping[str, Any]], suppressed: list[Mapping[str, Any]] | None = None) -> None:
@@ -190,7 +210,8 @@ class DifferencingGuard:
         if self._pending is not None and self._pending[0] == key:
             self._state = self._pending[1]
         else:
-            self._state = self._apply(self._state, list(cells), suppressed)[0]
+            with _one_blas_thread():
+                self._state = self._apply(self._state, list(cells), suppressed)[0]
         self._pending = None
 
     def suppressed(self, cells: list[Mapping[str, Any]]) -> None:
@@ -235,7 +256,7 @@ class DifferencingGuard:
             parents = parents[atom[first]]
             atom = inverse
         atom = atom.astype(np.int64)
-        counts = np.bincount(atom, minlength=int(atom.max()) + 1 if atom.size else 0).astype(np.int64)
+        counts = np.bincount(atom, weights=self._mult, minlength=int(atom.max()) + 1 if atom.size else 0).astype(np.int64)
         new = _State(
             atom=atom,
             counts=counts,

@@ -270,8 +270,6 @@ def _system(eqs: Equations, n_cells: int, values: np.ndarray, exact_tol: float):
 def _determined(a_eq: np.ndarray, suppressed: np.ndarray) -> np.ndarray:
     """Which suppressed cells a linear combination of the exact relations pins down
     (the unit vector lies in the row space of the suppressed columns)."""
-    from scipy.linalg import null_space
-
     out = np.zeros(len(suppressed), dtype=bool)
     if len(suppressed) == 0:
         return out
@@ -279,10 +277,10 @@ def _determined(a_eq: np.ndarray, suppressed: np.ndarray) -> np.ndarray:
     a = a[np.abs(a).sum(axis=1) > 0]
     if a.shape[0] == 0:
         return out
-    ns = null_space(a)
-    if ns.shape[1] == 0:
-        return np.ones(len(suppressed), dtype=bool)
-    return np.abs(ns).max(axis=1) < 1e-9
+    # leverage 1: the unit vector lies in the row space
+    _, sv, vt = np.linalg.svd(a, full_matrices=False)
+    rank = int((sv > 1e-9 * max(1.0, sv[0])).sum())
+    return (vt[:rank] ** 2).sum(axis=0) > 1.0 - 1e-8
 
 
 def suppressed_intervals(
@@ -436,6 +434,13 @@ def protect(
     suppressed means and quantiles), ``rounded_to``, ``noise_scale`` and ``noise_variance``
     (None: no noise in this mode).
     """
+    from safemicro.service.differencing import _one_blas_thread
+
+    with _one_blas_thread():
+        return _protect(cells, dims, statistic, policy, margins, complete)
+
+
+def _protect(cells, dims, statistic, policy, margins, complete) -> pl.DataFrame:
     policy = policy or ProtectionPolicy()
     if statistic not in ("count", "sum", "mean", "quantile"):
         raise SafemicroError(f"unknown statistic {statistic!r}; use count, sum, mean or quantile")

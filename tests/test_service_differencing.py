@@ -1,0 +1,232 @@
+"""The differencing guard: named attacks and random query sequences against an oracle (issue 7)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from safemicro.errors import SafemicroError
+from safemicro.service.differencing import DifferencingGuard
+from service_oracle import recoverable, small_group_determined
+
+
+def _people(n: int = 400, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame(
+        {
+            "admin1": rng.choice(["north", "south"], n),
+            "day": rng.integers(1, 61, n),
+            "group": rng.choice(["idp", "refugee", "host"], n, p=[0.45, 0.45, 0.10]),
+        }
+    )
+
+
+# -- named attacks ----------------------------------------------------------------------------
+
+
+def test_overlapping_time_windows_are_refused():
+    df = pl.DataFrame({"region": ["a"] * 60, "day": list(range(1, 31)) * 2})  # two people a day
+    guard = DifferencingGuard(df, threshold=5)
+    first = [{"region": {"in": ["a"]}, "day": {"between": [1, 20]}}]
+    assert guard.check(first).ok
+    guard.commit(first)
+    # one day more isolates the two people of day 21
+    v = guard.check([{"region": {"in": ["a"]}, "day": {"between": [1, 21]}}])
+    assert not v.ok and v.kind == "small_group" and v.group_size == 2 and v.cell_index == 0
+    # shifting the window: [2, 21] - [1, 20] = day21 - day1, not a group; allowed
+    shifted = [{"region": {"in": ["a"]}, "day": {"between": [2, 21]}}]
+    assert guard.check(shifted).ok
+    guard.commit(shifted)
+    # ... but then [2, 20] closes the loop: day 1 and day 21 both determined
+    v = guard.check([{"region": {"in": ["a"]}, "day": {"between": [2, 20]}}])
+    assert not v.ok and v.group_size == 2
+    # a window of five days (ten people) more is fine
+    assert guard.check([{"region": {"in": ["a"]}, "day": {"between": [1, 25]}}]).ok
+
+
+def test_adding_one_category_is_refused():
+    df = _people()
+    guard = DifferencingGuard(df, threshold=10)
+    base = {"admin1": {"in": ["north"]}, "group": {"in": ["idp", "refugee"]}}
+    guard.commit([base])
+    small = df.filter((pl.col("admin1") == "north") & (pl.col("group") == "host")).height
+    assert 0 < small < 10 or small >= 10
+    v = guard.check([{"admin1": {"in": ["north"]}, "group": {"in": ["idp", "refugee", "host"]}}])
+    if small < 10:
+        assert not v.ok and v.group_size == small
+    else:
+        assert v.ok
+
+
+def test_geography_nesting_does_not_reveal_a_suppressed_unit():
+    # admin1 "north" has three admin2 units; "n3" has 3 people and was suppressed
+    df = pl.DataFrame(
+        {
+            "admin1": ["north"] * 43 + ["south"] * 30,
+            "admin2": ["n1"] * 20 + ["n2"] * 20 + ["n3"] * 3 + ["s1"] * 30,
+        }
+    )
+    guard = DifferencingGuard(df, threshold=10)
+    admin2 = [{"admin2": {"in": ["n1"]}}, {"admin2": {"in": ["n2"]}}, {"admin2": {"in": ["s1"]}}]
+    suppressed = [{"admin2": {"in": ["n3"]}}]
+    assert guard.check(admin2, suppressed=suppressed).ok
+    guard.commit(admin2, suppressed=suppressed)
+    v = guard.check([{"admin1": {"in": ["north"]}}])
+    assert not v.ok and v.kind in ("small_group", "suppressed_recoverable")
+    # the national total gives the same away: n3 = total - n1 - n2 - s1
+    assert not guard.check([{}]).ok
+
+
+def test_colluding_analysts_share_one_ledger():
+    """Analyst A asks for days 1-20, analyst B for days 1-21: one guard per dataset refuses B;
+    a guard per analyst (what a per-user budget would give) would have let both through."""
+    df = pl.DataFrame({"region": ["a"] * 60, "day": list(range(1, 31)) * 2})
+    a_cells = [{"region": {"in": ["a"]}, "day": {"between": [1, 20]}}]
+    b_cells = [{"region": {"in": ["a"]}, "day": {"between": [1, 21]}}]
+    per_analyst = [DifferencingGuard(df, 5), DifferencingGuard(df, 5)]
+    assert per_analyst[0].check(a_cells).ok and per_analyst[1].check(b_cells).ok
+    shared = DifferencingGuard(df, 5)
+    shared.commit(a_cells)  # analyst A
+    assert not shared.check(b_cells).ok  # analyst B
+    # the stored history replays to the same decision after a restart
+    restarted = DifferencingGuard(df, 5)
+    restarted.replay([{"released": a_cells, "suppressed": []}])
+    assert not restarted.check(b_cells).ok
+
+
+def test_small_cells_and_registered_suppressed_cells():
+    df = _people()
+    guard = DifferencingGuard(df, threshold=10)
+    v = guard.check([{"admin1": {"in": ["north"]}}, {"day": {"eq": 3}}])
+    n_day3 = df.filter(pl.col("day") == 3).height
+    assert n_day3 < 10 and not v.ok and v.kind == "small_cell" and v.cell_index == 1
+    # a large suppressed cell (secondary suppression) must stay hidden too
+    guard.suppressed([{"group": {"in": ["idp"]}}])
+    guard.commit([{"group": {"in": ["refugee"]}}, {"group": {"in": ["host"]}}])
+    v = guard.check([{}])
+    assert not v.ok and v.kind == "suppressed_recoverable"
+
+
+def test_dates_and_bad_predicates():
+    df = pl.DataFrame({"d": [dt.date(2024, 1, 1) + dt.timedelta(days=i % 40) for i in range(400)], "x": ["a"] * 400})
+    guard = DifferencingGuard(df, threshold=5)
+    guard.commit([{"d": {"between": ["2024-01-01", "2024-01-20"]}}])
+    v = guard.check([{"d": {"between": ["2024-01-01", "2024-01-21"]}}])
+    assert v.ok  # ten records on the added day: not a small group
+    with pytest.raises(SafemicroError, match="'nope'"):
+        guard.check([{"nope": {"in": [1]}}])
+    with pytest.raises(SafemicroError, match="unknown condition"):
+        guard.check([{"x": {"like": "a%"}}])
+    with pytest.raises(SafemicroError, match="does not fit"):
+        guard.check([{"d": {"between": ["yesterday", "today"]}}])
+
+
+# -- random query sequences against the oracle ------------------------------------------------
+
+
+def _random_cell(draw, regions, days, groups):
+    cell = {}
+    if draw(st.booleans()):
+        cell["admin1"] = {"in": draw(st.lists(st.sampled_from(regions), min_size=1, max_size=2, unique=True))}
+    if draw(st.booleans()):
+        lo = draw(st.integers(1, days))
+        cell["day"] = {"between": [lo, draw(st.integers(lo, days))]}
+    if draw(st.booleans()):
+        cell["group"] = {"in": draw(st.lists(st.sampled_from(groups), min_size=1, max_size=3, unique=True))}
+    return cell
+
+
+@st.composite
+def _scenarios(draw):
+    n = draw(st.integers(20, 80))
+    seed = draw(st.integers(0, 10_000))
+    rng = np.random.default_rng(seed)
+    df = pl.DataFrame(
+        {
+            "admin1": rng.choice(["n", "s", "e"], n),
+            "day": rng.integers(1, 9, n),
+            "group": rng.choice(["idp", "ref", "host"], n, p=[0.5, 0.4, 0.1]),
+        }
+    )
+    queries = draw(st.lists(st.lists(st.builds(lambda: None), min_size=1, max_size=3), min_size=1, max_size=6))
+    cells = [[_random_cell(draw, ["n", "s", "e"], 8, ["idp", "ref", "host"]) for _ in q] for q in queries]
+    return df, cells, draw(st.integers(2, 8))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(_scenarios())
+def test_random_query_sequences_match_the_oracle(scenario):
+    df, queries, threshold = scenario
+    guard = DifferencingGuard(df, threshold)
+    released: list[dict] = []
+    for cells in queries:
+        v = guard.check(cells)
+        candidate = released + cells
+        sizes = [df.filter(_expr(c)).height for c in cells]
+        small_cell = any(0 < s < threshold for s in sizes)
+        oracle = small_group_determined(candidate, df, threshold)
+        if v.ok:
+            # accepted: nothing small is determined by everything released so far
+            assert not small_cell and oracle is None
+            guard.commit(cells)
+            released = candidate
+        else:
+            # refused: the oracle agrees that something small would be disclosed
+            assert small_cell or oracle is not None, v
+            if v.group_size is not None and not small_cell:
+                assert v.group_size == oracle
+
+
+def _expr(cell: dict) -> pl.Expr:
+    parts = [pl.lit(True)]
+    for col, cond in cell.items():
+        (op, arg), = cond.items()
+        parts.append(pl.col(col).is_in(arg) if op == "in" else pl.col(col).is_between(arg[0], arg[1]))
+    return pl.all_horizontal(parts)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(_scenarios())
+def test_suppressed_cells_never_become_recoverable(scenario):
+    df, queries, threshold = scenario
+    guard = DifferencingGuard(df, threshold)
+    hidden = [q[0] for q in queries[:1]]
+    guard.suppressed(hidden)
+    released: list[dict] = []
+    for cells in queries[1:]:
+        if guard.check(cells).ok:
+            guard.commit(cells)
+            released += cells
+            assert not recoverable(released, df, hidden[0]) or df.filter(_expr(hidden[0])).height == 0
+
+
+def test_hundreds_of_queries_on_100k_records_stay_fast():
+    rng = np.random.default_rng(3)
+    n = 100_000
+    df = pl.DataFrame(
+        {
+            "admin2": rng.choice([f"a{i:02d}" for i in range(30)], n),
+            "month": rng.integers(1, 13, n),
+            "group": rng.choice(["idp", "refugee", "returnee", "host"], n, p=[0.4, 0.3, 0.2, 0.1]),
+        }
+    )
+    guard = DifferencingGuard(df, threshold=10)
+    start = time.perf_counter()
+    accepted = 0
+    for q in range(300):
+        unit = f"a{rng.integers(30):02d}"
+        lo = int(rng.integers(1, 12))
+        hi = int(rng.integers(lo, 13))
+        cells = [{"admin2": {"in": [unit]}, "month": {"between": [lo, hi]}, "group": {"in": [g]}} for g in ("idp", "refugee", "returnee", "host")]
+        if guard.check(cells).ok:
+            guard.commit(cells)
+            accepted += 1
+    elapsed = time.perf_counter() - start
+    assert accepted > 50
+    assert elapsed < 30, f"300 queries took {elapsed:.1f}s"
