@@ -365,17 +365,22 @@ def suppressed_intervals(
                 continue
             c = np.zeros(len(cols))
             c[pos] = 1.0
-            res_min = linprog(c, A_ub=aub, b_ub=bub, A_eq=aeq, b_eq=beq, bounds=bounds, method="highs")
-            res_max = linprog(-c, A_ub=aub, b_ub=bub, A_eq=aeq, b_eq=beq, bounds=bounds, method="highs")
-            for res in (res_min, res_max):
+            floor, ceiling = lower_bounds[cols[pos]], upper_bounds[cols[pos]]
+            # a bound already attained by a feasible point is the optimum: no LP needed
+            if seen_lo[pos] <= floor + 1e-9:
+                lo[m] = floor
+            else:
+                res = linprog(c, A_ub=aub, b_ub=bub, A_eq=aeq, b_eq=beq, bounds=bounds, method="highs")
+                lo[m] = res.fun if res.status == 0 else floor
                 if res.status == 0:
-                    seen_lo = np.minimum(seen_lo, res.x)
-                    seen_hi = np.maximum(seen_hi, res.x)
-            lo[m] = res_min.fun if res_min.status == 0 else bounds[pos][0]
-            if res_max.status == 0:
-                hi[m] = -res_max.fun
-            else:  # unbounded above
-                hi[m] = np.inf
+                    seen_lo, seen_hi = np.minimum(seen_lo, res.x), np.maximum(seen_hi, res.x)
+            if np.isfinite(ceiling) and seen_hi[pos] >= ceiling - 1e-9:
+                hi[m] = ceiling
+            else:
+                res = linprog(-c, A_ub=aub, b_ub=bub, A_eq=aeq, b_eq=beq, bounds=bounds, method="highs")
+                hi[m] = -res.fun if res.status == 0 else np.inf  # not solved: unbounded above
+                if res.status == 0:
+                    seen_lo, seen_hi = np.minimum(seen_lo, res.x), np.maximum(seen_hi, res.x)
             if cache is not None:
                 cache[(ckey, int(suppressed[m]))] = (lo[m], hi[m])
     return lo, hi
@@ -473,12 +478,13 @@ def _protect(cells, dims, statistic, policy, margins, complete) -> pl.DataFrame:
             bases = [("n", n)]
             if statistic in ("sum", "mean"):
                 bases.append(("total", total))
+            caches: dict[str, dict] = {name: {} for name, _ in bases}
             changed = True
             while changed:  # each pass only adds suppressions, so this ends
                 changed = False
                 for name, vals in bases:
                     before = suppressed.sum()
-                    suppressed, lo, hi = _secondary(vals, name, eqs, rules, suppressed, policy, t.height, depth)
+                    suppressed, lo, hi = _secondary(vals, name, eqs, rules, suppressed, policy, t.height, depth, caches[name])
                     if suppressed.sum() != before:
                         changed = True
                     if (statistic == "count" and name == "n") or (statistic == "sum" and name == "total"):
@@ -505,7 +511,7 @@ def _prior_bounds(rules, suppressed, policy: ProtectionPolicy, statistic: str):
     return lo, hi
 
 
-def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n_cells: int, depth: np.ndarray):
+def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n_cells: int, depth: np.ndarray, cache: dict | None = None):
     """Grow the suppression pattern until every suppressed cell's interval is wide enough."""
     scale = max(1.0, float(np.abs(values).max())) if len(values) else 1.0
     a_eq, a_ub = _system(eqs, n_cells, values, 1e-9 * scale)
@@ -557,7 +563,7 @@ def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n
 
     close()
     # audit pass: exact intervals by LP, add suppressions next to any cell still too exposed
-    cache: dict = {}
+    cache = {} if cache is None else cache
     primary = np.array([r is not None and r != "secondary" for r in rules])
     for _ in range(n_cells):
         idx = np.flatnonzero(suppressed)
