@@ -6,9 +6,10 @@ after reviewing that draft -- with the bundled, reviewed plan of the example
 (``examples/survey_plan.yaml``) -- including SUDA2 and l-diversity, and write the JSON
 summary, per-record risks and the HTML report. Then anonymize: the scientific use file
 bundle (``suf/``) from the raw file, and the public use file bundle (``puf/``) from the
-SUF bundle with ``examples/survey_plan_puf.yaml`` (nested tiers). Finally synthesize the
-households (``synthetic/``: the synthetic file, its internal report and an evaluation page
-comparing it with the real data).
+SUF bundle with ``examples/survey_plan_puf.yaml`` (nested tiers), documented for a
+microdata library (``puf_docs/``: DDI Codebook 2.5, HTML codebook, Data Package). Finally
+synthesize the households (``synthetic/``: the synthetic file, its internal report and an
+evaluation page comparing it with real data kept back from the synthesizer).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def run_demo(out_dir: str | Path, *, console: Console | None = None) -> dict[str
         "SUF bundle": out / "suf",
         "PUF plan": out / "plan_puf.yaml",
         "PUF bundle": out / "puf",
+        "PUF documentation": out / "puf_docs",
         "synthetic data": out / "synthetic" / "survey_synthetic.dta",
         "synthesis report": out / "synthetic" / "synthesis.json",
         "evaluation": out / "synthetic" / "evaluation.html",
@@ -92,8 +94,18 @@ def run_demo(out_dir: str | Path, *, console: Console | None = None) -> dict[str
             + ("targets met" if release.targets_met else "TARGETS NOT MET"),
             highlight=False,
         )
+    _document(paths, console)
     _synthesize(dataset, plan, paths, console)
     return paths
+
+
+def _document(paths: dict[str, Path], console: Console) -> None:
+    """DDI Codebook 2.5, HTML codebook and Data Package of the PUF, study fields from its plan."""
+    from safemicro.metadata import document
+
+    console.print("documenting the PUF (DDI Codebook 2.5, codebook, Data Package) …")
+    written = document(paths["PUF bundle"], paths["PUF documentation"], plan=paths["PUF plan"])
+    console.print(f"PUF documentation: {', '.join(p.name for p in written.values())}", highlight=False)
 
 
 def _household_split(dataset, household: str, *, share: float, seed: int | None):

@@ -229,6 +229,10 @@ class Plan(_Strict):
     release: Release = Field(default_factory=Release)
     steps: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
     seed: int | None = None
+    study: dict[str, Any] = Field(
+        default_factory=dict,
+        description="study description for the DDI codebook (checked by `safemicro document`)",
+    )
 
     @field_validator("steps", mode="before")
     @classmethod
