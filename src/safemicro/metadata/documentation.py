@@ -66,7 +66,7 @@ def build_documentation(
     if plan is not None and not isinstance(plan, Plan):
         plan = load_plan(plan)
     if study is None:
-        # forward-compatible: a plan with a `study:` section (not accepted by plan.py yet)
+        # the study description may live in the plan (`study:` section)
         embedded = getattr(plan, "study", None) if plan is not None else None
         if embedded:
             from safemicro.metadata.study import study_from_mapping
