@@ -173,3 +173,16 @@ def test_no_identity_and_bad_method(people, aux):
         LinkageEvaluator(people, aux, truth="pid", method="fuzzy")
     with pytest.raises(SafemicroError, match="identity repeated"):
         LinkageEvaluator(people, aux, truth="pid", release_ids=np.zeros(people.height, dtype=int)).evaluate()
+
+
+def test_household_composition_attack(people):
+    """testdata's households (ori_hid): knowing every member's keys singles out households."""
+    aux = people.select("pid", "ori_hid", *KV7)
+    r = LinkageEvaluator(people, aux, truth="pid", household="ori_hid", aux_household="ori_hid").evaluate(
+        drivers=False).results()
+    h = r["households"]
+    assert h["n_released_households"] == people.get_column("ori_hid").n_unique()
+    assert h["household_match_rate"] > r["true_match_rate"]  # whole households are easier to find
+    assert h["reidentified_households_correct"] == h["reidentified_households"]  # no errors: never wrong
+    with pytest.raises(SafemicroError, match="household column of both"):
+        LinkageEvaluator(people, aux, truth="pid", household="ori_hid")

@@ -101,6 +101,8 @@ def link(
     tolerance: float = typer.Option(0.0, "--tolerance", help="Fellegi–Sunter: numbers agree within this share of the range"),
     threshold: float = typer.Option(0.5, "--threshold", help="confidence for a claim to count as a re-identification"),
     by: Optional[str] = typer.Option(None, "--by", help="auxiliary columns to break the risk down by"),
+    household: Optional[str] = typer.Option(None, "--household", help="household column of the release: also attack whole households"),
+    aux_household: Optional[str] = typer.Option(None, "--aux-household", help="household column of the auxiliary file (default: --household)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
     html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
     encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of CSV files"),
@@ -125,6 +127,7 @@ def link(
         _with_source(rel, rel_file), auxes if len(auxes) > 1 else auxes[0], truth=id_col,
         on=split_list(on) or None, release_ids=ids, method=method, block=split_list(block),
         numeric=numeric_cols, tolerance=tolerance, threshold=threshold, by=split_list(by),
+        household=household, aux_household=(aux_household or household) if household else aux_household,
     ).evaluate()
     r = ev.results()
     side = r["release_side"]
@@ -132,6 +135,10 @@ def link(
               f"true match rate {_pct(r['true_match_rate'])}, precision {_pct(r['precision'])}, "
               f"{r['reidentified']:,} confident claims ({r['reidentified_correct']:,.1f} right); "
               f"released records re-identified {_pct(side['reidentification_rate'])}", highlight=False)
+    if r["households"]:
+        h = r["households"]
+        out.print(f"households: {h['reidentified_households_correct']:,} of {h['n_released_households']:,} released "
+                  f"households re-identified by their composition", highlight=False)
     _write(r, json_out, html_out)
 
 

@@ -612,6 +612,10 @@ class LinkageEvaluator:
     True identities (``truth``: the identity column of the auxiliary files, and the same
     identities for the released records, as a column or as ``release_ids``) are used for
     scoring only. The baseline is an intruder who picks a released record at random.
+    With ``household`` and ``aux_household`` (the household columns of the two files) the
+    intruder also knows each listed household's whole composition and looks for released
+    households of that size whose members all fit (see
+    :func:`safemicro.attack.simulate.household_attack`).
 
     >>> ev = LinkageEvaluator(release, aux, truth="person_id").evaluate()   # doctest: +SKIP
     >>> ev.results()["true_match_rate"], ev.risk()                          # doctest: +SKIP
@@ -632,6 +636,8 @@ class LinkageEvaluator:
         max_distance: float | None = None,
         threshold: float = 0.5,
         by: Sequence[str] = (),
+        household: str | None = None,
+        aux_household: str | None = None,
     ) -> None:
         if method not in METHODS:
             raise SafemicroError(f"unknown linkage method {method!r}; use one of {', '.join(METHODS)}")
@@ -652,11 +658,13 @@ class LinkageEvaluator:
         self.files_used = [[c for c in f.columns if c != truth and c in self.release.columns] for f in frames]
         self.aux = frames[0] if len(frames) == 1 else combine_auxiliary(frames, truth, files=self.aux_files)
         self.truth = truth
+        not_keys = {truth, household, aux_household} - {None}
         if on is None:
-            on = [c for c in self.aux.columns if c != truth and c in self.release.columns]
+            on = [c for c in self.aux.columns if c not in not_keys and c in self.release.columns]
         self.on = list(on)
-        if truth in self.on:
-            raise SafemicroError("the identity column cannot be a linking column", column=truth)
+        for c in self.on:
+            if c in not_keys:
+                raise SafemicroError("identity and household columns cannot be linking columns", column=c)
         check_inputs(self.release, self.aux, self.on, release_file=self.release_file,
                      aux_file=self.aux_files[0] if len(frames) == 1 else None)
         if release_ids is None:
@@ -685,6 +693,15 @@ class LinkageEvaluator:
         for b in self.by:
             if b not in self.aux.columns:
                 raise SafemicroError("no such column in the auxiliary file", column=b)
+        if (household is None) != (aux_household is None):
+            raise SafemicroError("the household attack needs the household column of both files")
+        if household is not None:
+            if household not in self.release.columns:
+                raise SafemicroError("no such household column in the released file", file=self.release_file,
+                                     column=household)
+            if aux_household not in self.aux.columns:
+                raise SafemicroError("no such household column in the auxiliary file", column=aux_household)
+        self.household, self.aux_household = household, aux_household
         self._evaluated = False
 
     def _run(self, on: Sequence[str]) -> tuple[LinkOutcome, dict[str, Any]]:
@@ -719,6 +736,18 @@ class LinkageEvaluator:
                     "true_match_rate_without": s["true_match_rate"],
                 })
             self.drivers_.sort(key=lambda d: -d["correct_lost"])
+        self.households_ = None
+        if self.household is not None:
+            from safemicro.attack.simulate import household_attack
+
+            truth = "__safemicro_truth"
+            rel = self.release.select(self.household, *self.on).with_columns(self.release_ids.alias(truth))
+            aux = self.aux.select(self.aux_household, *self.on, pl.col(self.truth).alias(truth))
+            if self.aux_household == self.household:
+                aux = aux.rename({self.aux_household: "__safemicro_listed_hh"})
+            self.households_ = household_attack(
+                rel, aux, self.on, household=self.household, truth=truth,
+                intruder_household="__safemicro_listed_hh" if self.aux_household == self.household else self.aux_household)
         self._evaluated = True
         return self
 
@@ -817,4 +846,5 @@ class LinkageEvaluator:
             "drivers": self.drivers_,
             "groups": self.groups(),
             "release_side": self.release_side(confidence),
+            "households": self.households_,
         }

@@ -152,6 +152,13 @@ def _linkage(r: Mapping[str, Any]) -> dict[str, Any]:
         {"label": f"Confident claims (confidence ≥ {r['threshold']:g})", "value": _num(r["reidentified"]), "sub": f"{_num(r['reidentified_correct'])} right (expected)"},
         {"label": "Released records re-identified", "value": _pct(side.get("reidentification_rate")), "sub": f"{_num(side.get('expected_correct'))} of {_num(side.get('n_released'))} (expected); {_num(side.get('one_candidate'))} with a single candidate"},
     ]
+    hh = r.get("households")
+    if hh:
+        cards.append({"label": "Released households re-identified by their composition",
+                      "value": _pct(hh["share_of_released_households_reidentified"]),
+                      "sub": f"{_num(hh['reidentified_households_correct'])} of {_num(hh['n_released_households'])}; "
+                             f"{_num(hh['reidentified_households'] - hh['reidentified_households_correct'])} wrong single matches",
+                      "status": "fail" if (hh["share_of_released_households_reidentified"] or 0) > 0.05 else None})
     fig = _bars(["true match rate", "precision", "released records"], {
         "attack": [r["true_match_rate"], r["precision"], side.get("reidentification_rate")],
         "random guess": [base, base, None]}, [BLUE, GREY], "success (%)", "success",
