@@ -230,3 +230,37 @@ def test_hundreds_of_queries_on_100k_records_stay_fast():
     elapsed = time.perf_counter() - start
     assert accepted > 50
     assert elapsed < 30, f"300 queries took {elapsed:.1f}s"
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), atoms=st.integers(3, 14), dims=st.integers(1, 6), threshold=st.integers(2, 12))
+def test_zero_one_search_by_enumeration_and_by_milp_agree(seed, atoms, dims, threshold):
+    import safemicro.service.differencing as d
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 8, atoms)
+    gen = (rng.random((atoms, dims)) < 0.5).astype(float)
+    gen = gen[:, np.abs(gen).sum(axis=0) > 0]
+    if gen.shape[1] == 0:
+        return
+    q, r = np.linalg.qr(gen)
+    keep = np.abs(np.diag(r)) > 1e-9
+    basis = q[:, keep] @ rng.normal(size=(int(keep.sum()), int(keep.sum())))  # any basis of the span
+    by_enumeration = d._zero_one_search(basis, sizes, threshold)
+    old = d._ENUMERATE_MAX
+    d._ENUMERATE_MAX = 0
+    try:
+        by_milp = d._zero_one_search(basis, sizes, threshold)
+    finally:
+        d._ENUMERATE_MAX = old
+    assert by_enumeration == by_milp
+    # brute force over all 0/1 vectors of the atoms
+    best = None
+    proj = q[:, keep] @ q[:, keep].T
+    for bits in range(1, 2**atoms):
+        z = np.array([(bits >> i) & 1 for i in range(atoms)], dtype=float)
+        if np.abs(proj @ z - z).max() < 1e-8:
+            size = int(z @ sizes)
+            if 0 < size < threshold and (best is None or size < best):
+                best = size
+    assert by_enumeration == best

@@ -234,3 +234,42 @@ def test_mean_table_suppresses_by_counts_and_dominance():
     means = (stats.get_column("total") / stats.get_column("n")).to_numpy()
     assert np.allclose(out.filter(released).get_column("value").to_numpy(), means[released])
     assert table_recoverable(out, dims) == []
+
+
+def test_rounded_tables_report_intervals_an_analyst_of_rounded_values_can_reach():
+    rng = np.random.default_rng(5)
+    df = pl.DataFrame({"a": rng.choice(list("xyz"), 300, p=[0.5, 0.45, 0.05]), "b": rng.choice(list("pq"), 300)})
+    dims = ["a", "b"]
+    cells = cell_statistics(df, dims, margins=True)
+    exact = protect(cells, dims, "count", ProtectionPolicy(threshold=10))
+    rounded = protect(cells, dims, "count", ProtectionPolicy(threshold=10, rounding_base=5))
+    assert exact.get_column("status").to_list() == rounded.get_column("status").to_list()
+    truth = _exact_values(cells, rounded, dims, "n")
+    sup = rounded.get_column("status").to_numpy() == "suppressed"
+    lo_r, hi_r = rounded.get_column("lower").to_numpy(), rounded.get_column("upper").fill_null(np.inf).to_numpy()
+    lo_e, hi_e = exact.get_column("lower").to_numpy(), exact.get_column("upper").fill_null(np.inf).to_numpy()
+    assert np.all(lo_r[sup] <= truth[sup] + 1e-9) and np.all(truth[sup] <= hi_r[sup] + 1e-9)
+    assert np.all(lo_r[sup] <= lo_e[sup] + 1e-9) and np.all(hi_r[sup] >= hi_e[sup] - 1e-9)
+    assert np.any((hi_r - lo_r)[sup] > (hi_e - lo_e)[sup] + 1e-9)  # rounding hides more
+
+
+def test_units_in_several_cells_make_margins_inequalities():
+    # a household (unit) has members in both categories: margins count it once
+    df = pl.DataFrame(
+        {
+            "region": ["r"] * 40 + ["s"] * 40,
+            "cat": (["a"] * 20 + ["b"] * 20) * 2,
+            "hh": list(range(20)) + list(range(20)) + list(range(100, 103)) * 6 + [103, 104] + list(range(200, 220)),
+        }
+    )
+    dims = ["region", "cat"]
+    cells = cell_statistics(df, dims, unit="hh", margins=True)
+    margin_r = cells.filter(pl.col("region") == "r", pl.col("cat").is_null()).get_column("n").item()
+    assert margin_r == 20  # not 40: the same 20 households in both categories
+    out = protect(cells, dims, "count", ProtectionPolicy(threshold=10))
+    truth = _exact_values(cells, out, dims, "n")
+    released = out.get_column("status").to_numpy() == "released"
+    assert not np.any(released & (truth > 0) & (truth < 10))
+    sup = ~released
+    lo, hi = out.get_column("lower").to_numpy(), out.get_column("upper").fill_null(np.inf).to_numpy()
+    assert np.all(lo[sup] <= truth[sup] + 1e-9) and np.all(truth[sup] <= hi[sup] + 1e-9)

@@ -492,7 +492,28 @@ def _protect(cells, dims, statistic, policy, margins, complete) -> pl.DataFrame:
                 for i in np.flatnonzero(suppressed):
                     if rules[i] is None:
                         rules[i] = "secondary"
+            if policy.rounding_base and statistic in ("count", "sum"):
+                lower, upper = _rounded_intervals(eqs, n if statistic == "count" else total, rules, suppressed, policy, statistic)
     return _assemble(t, dims, statistic, policy, rules, suppressed, lower, upper)
+
+
+def _rounded_intervals(eqs: Equations, values: np.ndarray, rules, suppressed: np.ndarray, policy: ProtectionPolicy, statistic: str):
+    """Intervals of the suppressed cells as an analyst sees them when released values are
+    rounded: every released cell is only known to lie within half a base of its value."""
+    base = float(policy.rounding_base)
+    n_cells = len(values)
+    scale = max(1.0, float(np.abs(values).max())) if n_cells else 1.0
+    a_eq, a_ub = _system(eqs, n_cells, values, 1e-9 * scale)
+    floor = 0.0 if (statistic == "count" or policy.nonnegative) else -np.inf
+    prior_lo, prior_hi = _prior_bounds(rules, suppressed, policy, statistic)
+    rounded = np.floor(values / base + 0.5) * base
+    lb = np.where(suppressed, prior_lo, np.maximum(floor, rounded - base / 2.0))
+    ub = np.where(suppressed, prior_hi, rounded + base / 2.0)
+    lb = np.where(np.isnan(lb), floor, lb)
+    ub = np.where(np.isnan(ub), np.inf, ub)
+    everything = np.arange(n_cells)
+    lo, hi = suppressed_intervals(a_eq, a_ub, np.zeros(n_cells), everything, lb, ub, targets=np.flatnonzero(suppressed))
+    return np.where(suppressed, lo, np.nan), np.where(suppressed, hi, np.nan)
 
 
 def _prior_bounds(rules, suppressed, policy: ProtectionPolicy, statistic: str):
