@@ -112,6 +112,14 @@ class Store:
         )
         with self.transaction() as c:
             self.meta.create_all(c)
+        # Released answers never change: remember them. The embedded store has one process,
+        # so its revocation list can live in memory too (PostgreSQL is asked every time, as
+        # `safemicro token revoke --config` may write to it while the node runs).
+        self._releases: dict[str, str] = {}
+        self._revoked: Optional[set[str]] = None
+        if not self.postgres:
+            with self.transaction() as c:
+                self._revoked = {r.jti for r in c.execute(sa.select(self.revoked.c.jti))}
 
     # ----- plumbing
 
@@ -210,9 +218,16 @@ class Store:
     # ----- cached releases
 
     def cached_release(self, query_id: str) -> Optional[str]:
+        body = self._releases.get(query_id)
+        if body is not None:
+            return body
         with self.transaction() as c:
             row = c.execute(sa.select(self.releases.c.body).where(self.releases.c.query_id == query_id)).first()
-        return None if row is None else row.body
+        if row is None:
+            return None
+        if len(self._releases) < 100_000:
+            self._releases[query_id] = row.body
+        return row.body
 
     def save_release(self, c: sa.Connection, query_id: str, dataset: str, body: str) -> None:
         c.execute(sa.insert(self.releases).values(query_id=query_id, dataset=dataset, body=body, created=time.time()))
@@ -225,9 +240,13 @@ class Store:
             if c.execute(sa.select(self.revoked.c.jti).where(self.revoked.c.jti == jti)).first():
                 return False
             c.execute(sa.insert(self.revoked).values(jti=jti, reason=reason[:500], revoked_at=time.time()))
+        if self._revoked is not None:
+            self._revoked.add(jti)
         return True
 
     def is_revoked(self, jti: str) -> bool:
+        if self._revoked is not None:
+            return jti in self._revoked
         with self.transaction() as c:
             return c.execute(sa.select(self.revoked.c.jti).where(self.revoked.c.jti == jti)).first() is not None
 
