@@ -186,3 +186,78 @@ def test_household_composition_attack(people):
     assert h["reidentified_households_correct"] == h["reidentified_households"]  # no errors: never wrong
     with pytest.raises(SafemicroError, match="household column of both"):
         LinkageEvaluator(people, aux, truth="pid", household="ori_hid")
+
+
+# -- against brute force on small random files ---------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _random_files(seed: int, n_r: int, n_a: int, missing: float):
+    rng = np.random.default_rng(seed)
+
+    def frame(n):
+        cols = {c: rng.integers(1, 4, n).astype(float) for c in ("a", "b", "c")}
+        cols["x"] = rng.integers(0, 50, n).astype(float)
+        f = pl.DataFrame(cols)
+        return f.with_columns([pl.when(pl.Series(rng.random(n) < missing)).then(None).otherwise(pl.col(c)).alias(c)
+                               for c in f.columns])
+    release, aux = frame(n_r), frame(n_a)
+    truth = rng.integers(-1, n_r, n_a)
+    return release, aux, truth
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 30), st.integers(1, 30), st.sampled_from([0.0, 0.2, 0.5]))
+def test_exact_and_distance_equal_brute_force(seed, n_r, n_a, missing):
+    release, aux, truth = _random_files(seed, n_r, n_a, missing)
+    on = ["a", "b", "c", "x"]
+    R, A = release.select(on).rows(), aux.select(on).rows()
+    ex, _ = link_records(release, aux, on, truth_rows=truth)
+    dist, _ = link_records(release, aux, on, truth_rows=truth, method="distance", numeric=["x"])
+    span = max(v for f in (R, A) for r in f for v in [r[3]] if v is not None) - \
+        min(v for f in (R, A) for r in f for v in [r[3]] if v is not None) if any(
+            r[3] is not None for f in (R, A) for r in f) else 1.0
+    span = span or 1.0
+    for i, a in enumerate(A):
+        compatible = [j for j, r in enumerate(R) if all(x is None or y is None or x == y for x, y in zip(a, r))]
+        assert ex.n_candidates[i] == len(compatible)
+        assert ex.true_in_best[i] == (truth[i] in compatible)
+
+        def d(r):
+            cat = sum(x is not None and y is not None and x != y for x, y in zip(a[:3], r[:3]))
+            num = abs(a[3] - r[3]) / span if a[3] is not None and r[3] is not None else 0.0
+            return (cat + min(num, 1.0)) / 4
+        ds = [d(r) for r in R]
+        best = min(ds)
+        ties = [j for j, v in enumerate(ds) if abs(v - best) <= 1e-12]
+        assert dist.n_best[i] == len(ties)
+        assert dist.true_in_best[i] == (truth[i] in ties)
+        assert dist.confidence[i] == pytest.approx(1 / len(ties))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 30), st.integers(1, 30))
+def test_fellegi_sunter_scores_equal_brute_force(seed, n_r, n_a):
+    """Given the m/u it estimated, each record's best candidates and confidence follow by hand."""
+    release, aux, truth = _random_files(seed, n_r, n_a, 0.2)
+    on = ["a", "b", "c"]
+    out, det = link_records(release, aux, on, truth_rows=truth, method="fellegi_sunter")
+    m, u, prior = det["m"], det["u"], det["match_prior"]
+    R, A = release.select(on).rows(), aux.select(on).rows()
+    for i, a in enumerate(A):
+        def log_lr(r):
+            s = 0.0
+            for c, x, y in zip(on, a, r):
+                if x is None or y is None:
+                    continue
+                s += np.log(m[c] / u[c]) if x == y else np.log((1 - m[c]) / (1 - u[c]))
+            return s
+        w = np.array([log_lr(r) for r in R])
+        best = w.max()
+        ties = np.flatnonzero(np.abs(w - best) <= 1e-9)
+        assert out.n_best[i] == len(ties)
+        assert out.true_in_best[i] == (truth[i] in ties)
+        q = prior / len(R)
+        assert out.confidence[i] == pytest.approx(q / (q * np.exp(w - best).sum() + 1 - prior), rel=1e-6)
