@@ -177,3 +177,25 @@ def test_row_locks_hold_across_connection_pools(pg):
         assert check.budget("d", "w0")["dataset"] == pytest.approx(3.0)
     finally:
         check.close()
+
+
+def test_two_node_processes_share_one_ledger(node):
+    """Two server processes on the same database: a differencing attack split between them
+    (Alice asks node A, Bob node B, B started before Alice's release) is still refused."""
+    s, folder, pg, cfg_path = node
+    second = Server(cfg_path).start()
+    try:
+        alice, bob = token(folder, subject="alice2"), token(folder, subject="bob2")
+        first = post_query(s.url, alice, {"dataset": "displaced", "kind": "count", "by": ["province"],
+                                          "margins": False, "filters": {"group": ["refugee"]}})
+        assert first.status_code == 200, first.text
+        r = post_query(second.url, bob, {"dataset": "displaced", "kind": "count", "by": ["district"], "margins": False,
+                                         "filters": {"district": ["D11", "D12"], "group": ["refugee"]}})
+        assert r.status_code == 409, r.text
+        # the released answer is shared too: the same query on node B gets node A's bytes
+        again = post_query(second.url, bob, {"dataset": "displaced", "kind": "count", "by": ["province"],
+                                             "margins": False, "filters": {"group": ["refugee"]}})
+        assert again.status_code == 200
+        assert {**again.json(), "audit_seq": 0} == {**first.json(), "audit_seq": 0}
+    finally:
+        second.stop()

@@ -88,6 +88,7 @@ class Node:
         self.versions: dict[str, str] = {}
         self.guards: dict[str, Any] = {}
         self.locks: dict[str, threading.Lock] = {}
+        self.ledger_seq: dict[str, int] = {}  # last ledger request this process has in its guard
         for name, ds in cfg.datasets.items():
             self._load(name, ds)
         self.audit.append("start", {"policy_hash": self.policy_hash, "key_id": self.key_id,
@@ -112,7 +113,9 @@ class Node:
         self.locks[name] = threading.Lock()
         if not ds.dp.enabled:
             guard = DifferencingGuard(frame.select(list(ds.dimensions)), ds.policy.threshold)
-            guard.replay(self._requests(self.store.ledger_history(name)))
+            history = self.store.ledger_history(name)
+            guard.replay(self._requests(history))
+            self.ledger_seq[name] = history[-1]["seq"] if history else 0
             self.guards[name] = guard
 
     @staticmethod
@@ -121,9 +124,9 @@ class Node:
         out: list[dict] = []
         last = None
         for row in history:
-            if row["query_id"] != last:
+            if row["seq"] != last:
                 out.append({"released": [], "suppressed": []})
-                last = row["query_id"]
+                last = row["seq"]
             out[-1]["released" if row["status"] == "released" else "suppressed"].append(row["predicate"])
         return out
 
@@ -202,27 +205,37 @@ class Node:
             (released if cell["status"] == "released" else suppressed).append(pred)
         guard = self.guards[q.dataset]
         with self.locks[q.dataset]:
-            again = self.store.cached_release(qid)
-            if again is not None:
-                return again
-            verdict = guard.check(released, suppressed=suppressed)
-            if not verdict.ok:
-                # the analyst learns that the query was refused and why in general terms, never
-                # the size of the group or which cell (that would itself disclose)
-                public = {"small_cell": "a released cell would hold fewer than the threshold",
-                          "small_group": "a group below the threshold would be determined by differencing",
-                          "suppressed_recoverable": "a suppressed cell would become recoverable"}
-                raise Refusal(409, "refused: combined with earlier releases on this dataset by any analyst, "
-                                   f"{public.get(verdict.kind, 'a protected group would be revealed')}",
-                              detail=verdict.reason)
-            body = self._body(q, qid, table, mode="sdc", epsilon=0.0)
             with self.store.transaction() as c:
-                self.store.record_cells(c, q.dataset, qid, principal.subject, released, suppressed)
+                self.store.lock_ledger(c, q.dataset)  # other node processes wait here
+                again = self.store.cached_release(qid, c)
+                if again is not None:
+                    return again
+                self._catch_up(c, q.dataset)
+                verdict = guard.check(released, suppressed=suppressed)
+                if not verdict.ok:
+                    # the analyst learns that the query was refused and why in general terms,
+                    # never the size of the group or which cell (that would itself disclose)
+                    public = {"small_cell": "a released cell would hold fewer than the threshold",
+                              "small_group": "a group below the threshold would be determined by differencing",
+                              "suppressed_recoverable": "a suppressed cell would become recoverable"}
+                    raise Refusal(409, "refused: combined with earlier releases on this dataset by any analyst, "
+                                       f"{public.get(verdict.kind, 'a protected group would be revealed')}",
+                                  detail=verdict.reason)
+                body = self._body(q, qid, table, mode="sdc", epsilon=0.0)
+                seq = self.store.record_cells(c, q.dataset, qid, principal.subject, released, suppressed)
                 self.store.save_release(c, qid, q.dataset, body)
             guard.commit(released, suppressed=suppressed)
+            self.ledger_seq[q.dataset] = seq
             self.audit.append("decision", {"subject": principal.subject, "query_id": qid, "decision": "released",
                                            "cells": table.height, "suppressed": len(suppressed)})
         return body
+
+    def _catch_up(self, c, dataset: str) -> None:
+        """Add to the guard what other processes sharing the database released since."""
+        newer = self.store.ledger_after(c, dataset, self.ledger_seq[dataset])
+        if newer:
+            self.guards[dataset].replay(self._requests(newer))
+            self.ledger_seq[dataset] = newer[-1]["seq"]
 
     def _protected_table(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict) -> pl.DataFrame:
         from safemicro.service import protection
@@ -296,11 +309,17 @@ class Node:
                 table = self._dp_table(q, ds, records, where, eps)
                 body = self._body(q, qid, table, mode="dp", epsilon=eps)
                 with self.store.transaction() as c:
-                    self.store.commit_reservation(c, reservation)
-                    self.store.save_release(c, qid, q.dataset, body)
+                    self.store.lock_ledger(c, q.dataset)
+                    earlier = self.store.cached_release(qid, c)  # another process answered it meanwhile
+                    if earlier is None:
+                        self.store.commit_reservation(c, reservation)
+                        self.store.save_release(c, qid, q.dataset, body)
             except BaseException:
                 self.store.cancel_reservation(reservation)
                 raise
+            if earlier is not None:
+                self.store.cancel_reservation(reservation)
+                return earlier
             self.audit.append("decision", {"subject": principal.subject, "query_id": qid, "decision": "released",
                                            "cells": table.height, "epsilon": eps})
         return body

@@ -5,7 +5,9 @@ Tables:
   the configured file or read from a provider's table; only the engine reads it.
 - `sm_datasets`: version (content hash) of each loaded dataset.
 - `sm_released_cells`: the differencing ledger, one row per released or suppressed cell as
-  a JSON predicate, across all analysts; replayed into the guard at start-up.
+  a JSON predicate, across all analysts, numbered per request; replayed into the guard at
+  start-up, and decisions take a per-dataset advisory lock on PostgreSQL and first catch up
+  with what other processes recorded, so several node processes may share one database.
 - `sm_releases`: released answers by query id, so an identical query gets the identical
   bytes (no averaging of repeated DP answers, no second budget spend).
 - `sm_revoked`: revoked token ids.
@@ -17,6 +19,7 @@ Tables:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -73,6 +76,7 @@ class Store:
             "sm_released_cells", self.meta,
             sa.Column("id", sa.String(40), primary_key=True),
             sa.Column("dataset", sa.String(64), nullable=False, index=True),
+            sa.Column("seq", sa.BigInteger, nullable=False, index=True),  # per dataset, one per request
             sa.Column("query_id", sa.String(64), nullable=False),
             sa.Column("status", sa.String(16), nullable=False),
             sa.Column("predicate", sa.Text, nullable=False),
@@ -192,37 +196,61 @@ class Store:
 
     # ----- differencing ledger
 
+    def lock_ledger(self, c: sa.Connection, dataset: str) -> None:
+        """Serialise ledger decisions on `dataset` across processes until `c` commits
+        (a PostgreSQL advisory lock; the embedded store is one process under one lock)."""
+        if self.postgres:
+            key = int.from_bytes(hashlib.sha256(f"safemicro-ledger:{dataset}".encode()).digest()[:8], "big", signed=True)
+            c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
     def record_cells(self, c: sa.Connection, dataset: str, query_id: str, subject: str,
-                     released: list[dict], suppressed: list[dict]) -> None:
+                     released: list[dict], suppressed: list[dict]) -> int:
+        """Store one request's cells under the next sequence number of the dataset (call
+        with the ledger locked); the sequence number."""
+        seq = int(c.execute(sa.select(sa.func.coalesce(sa.func.max(self.cells.c.seq), 0))
+                            .where(self.cells.c.dataset == dataset)).scalar()) + 1
         now = time.time()
         rows = [
-            {"id": uuid.uuid4().hex, "dataset": dataset, "query_id": query_id, "status": status,
+            {"id": uuid.uuid4().hex, "dataset": dataset, "seq": seq, "query_id": query_id, "status": status,
              "predicate": json.dumps(p, sort_keys=True), "subject": subject, "created": now}
             for status, preds in (("released", released), ("suppressed", suppressed))
             for p in preds
         ]
         if rows:
             c.execute(sa.insert(self.cells), rows)
+        return seq
+
+    def ledger_after(self, c: Optional[sa.Connection], dataset: str, after: int = 0) -> list[dict]:
+        """Recorded cells of a dataset with a sequence number above `after`, oldest first:
+        {"seq", "status", "predicate", "query_id", "subject"}."""
+        cl = self.cells.c
+        q = (sa.select(cl.seq, cl.status, cl.predicate, cl.query_id, cl.subject)
+             .where(cl.dataset == dataset, cl.seq > after).order_by(cl.seq, cl.id))
+        if c is None:
+            with self.transaction() as conn:
+                rows = conn.execute(q).all()
+        else:
+            rows = c.execute(q).all()
+        return [{"seq": int(r.seq), "status": r.status, "predicate": json.loads(r.predicate), "query_id": r.query_id,
+                 "subject": r.subject} for r in rows]
 
     def ledger_history(self, dataset: str) -> list[dict]:
-        """Every recorded cell of a dataset: {"status", "predicate", "query_id", "subject"}."""
-        with self.transaction() as c:
-            rows = c.execute(
-                sa.select(self.cells.c.status, self.cells.c.predicate, self.cells.c.query_id, self.cells.c.subject)
-                .where(self.cells.c.dataset == dataset)
-                .order_by(self.cells.c.created, self.cells.c.id)
-            ).all()
-        return [{"status": r.status, "predicate": json.loads(r.predicate), "query_id": r.query_id,
-                 "subject": r.subject} for r in rows]
+        """Every recorded cell of a dataset, oldest first."""
+        return self.ledger_after(None, dataset, 0)
 
     # ----- cached releases
 
-    def cached_release(self, query_id: str) -> Optional[str]:
+    def cached_release(self, query_id: str, c: Optional[sa.Connection] = None) -> Optional[str]:
+        """The stored answer of a query id (inside the caller's transaction when `c` is given)."""
         body = self._releases.get(query_id)
         if body is not None:
             return body
-        with self.transaction() as c:
-            row = c.execute(sa.select(self.releases.c.body).where(self.releases.c.query_id == query_id)).first()
+        q = sa.select(self.releases.c.body).where(self.releases.c.query_id == query_id)
+        if c is None:
+            with self.transaction() as conn:
+                row = conn.execute(q).first()
+        else:
+            row = c.execute(q).first()
         if row is None:
             return None
         if len(self._releases) < 100_000:
