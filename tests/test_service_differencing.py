@@ -264,3 +264,28 @@ def test_zero_one_search_by_enumeration_and_by_milp_agree(seed, atoms, dims, thr
             if 0 < size < threshold and (best is None or size < best):
                 best = size
     assert by_enumeration == best
+
+
+def test_units_with_several_records_are_counted_once():
+    # 12 households, 4 members each; 2 households also have a member in "host"
+    rows = []
+    for h in range(12):
+        for m in range(4):
+            rows.append({"hh": h, "group": "idp" if m < 3 or h >= 2 else "host", "region": "a"})
+    df = pl.DataFrame(rows)
+    by_record = DifferencingGuard(df.drop("hh"), threshold=5)
+    by_unit = DifferencingGuard(df, threshold=5, unit="hh")
+    idp = [{"group": {"in": ["idp"]}}]
+    everyone = [{"region": {"in": ["a"]}}]
+    # 46 idp records but 12 households; 48 records in the region, 12 households
+    assert by_record.check(idp).ok and by_unit.check(idp).ok
+    by_record.commit(idp)
+    by_unit.commit(idp)
+    # records: region - idp = the 2 host records (small group); units: 12 - 12 = 0 households
+    assert not by_record.check(everyone).ok
+    assert by_unit.check(everyone).ok
+    # the host group itself: 2 households, below the threshold of 5
+    v = by_unit.check([{"group": {"in": ["host"]}}])
+    assert not v.ok and v.kind == "small_cell" and v.group_size == 2
+    with pytest.raises(SafemicroError, match="unit"):
+        DifferencingGuard(df, threshold=5, unit="nope")

@@ -146,22 +146,38 @@ class DifferencingGuard:
 
     Not thread-safe by itself: the server calls it under a per-dataset lock. Identical rows
     are stored once with a count, so pass only the columns predicates may use.
+
+    With ``unit`` (a column of ``records``), sizes are numbers of distinct units and a unit
+    belongs to a cell when any of its records matches — the semantics of a count of distinct
+    units (``cell_statistics(..., unit=...)``), under which cell counts are exactly linear.
     """
 
-    def __init__(self, records: pl.DataFrame, threshold: int, *, tolerance: float = 1e-9) -> None:
+    def __init__(self, records: pl.DataFrame, threshold: int, *, unit: str | None = None, tolerance: float = 1e-9) -> None:
         if threshold < 1:
             raise SafemicroError(f"threshold must be at least 1, got {threshold}")
         self.threshold = int(threshold)
         self.tolerance = tolerance
+        self.unit = unit
         # compress first: identical rows always fall in the same atoms
-        if records.width:
+        if unit is not None:
+            if unit not in records.columns:
+                raise SafemicroError("unit column not in the records", column=unit)
+            # the entities are units: a unit is in a cell when any of its records is, which is
+            # how a count of distinct units works, so unit counts stay linear over atoms
+            self.records = records.unique(maintain_order=False)
+            unit_codes = self.records.get_column(unit).rank("dense").to_numpy().astype(np.int64) - 1
+            self._entity = unit_codes
+            self._mult = np.ones(int(unit_codes.max()) + 1 if unit_codes.size else 0, dtype=np.int64)
+        elif records.width:
             grouped = records.group_by(records.columns).agg(pl.len().alias("__mult"))
             self.records = grouped.drop("__mult")
             self._mult = grouped.get_column("__mult").to_numpy().astype(np.int64)
+            self._entity = None
         else:
             self.records = records
             self._mult = np.ones(records.height, dtype=np.int64)
-        n = self.records.height
+            self._entity = None
+        n = len(self._mult)
         self._state = _State(
             atom=np.zeros(n, dtype=np.int64),
             counts=np.array([int(self._mult.sum())], dtype=np.int64) if n else np.zeros(0, dtype=np.int64),
@@ -241,6 +257,10 @@ class DifferencingGuard:
         """Refine the atoms so that every cell is a union of atoms; return the cells as
         0/1 vectors over the new atoms."""
         masks = predicate_mask(self.records, cells)
+        if self._entity is not None and masks.shape[0]:
+            # a unit belongs to a cell when any of its records does
+            n_units = len(self._mult)
+            masks = np.vstack([np.bincount(self._entity, weights=m, minlength=n_units) > 0 for m in masks])
         if masks.shape[0] == 0:
             return state, np.zeros((0, len(state.counts)))
         atom = state.atom
