@@ -211,8 +211,9 @@ def forge_unsigned(claims: dict) -> str:
 class Server:
     """`safemicro serve CONFIG` in a subprocess on 127.0.0.1 and a free port."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, *extra: str) -> None:
         self.config = config
+        self.extra = list(extra)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: Optional[subprocess.Popen] = None
@@ -221,7 +222,8 @@ class Server:
     def start(self, timeout: float = 40) -> "Server":
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "safemicro.cli", "serve", str(self.config), "--host", "127.0.0.1", "--port", str(self.port)],
+            [PYTHON, "-m", "safemicro.cli", "serve", str(self.config), "--host", "127.0.0.1", "--port", str(self.port),
+             *self.extra],
             stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env, cwd=self.config.parent,
         )
         deadline = time.time() + timeout

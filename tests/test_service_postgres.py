@@ -183,7 +183,7 @@ def test_two_node_processes_share_one_ledger(node):
     """Two server processes on the same database: a differencing attack split between them
     (Alice asks node A, Bob node B, B started before Alice's release) is still refused."""
     s, folder, pg, cfg_path = node
-    second = Server(cfg_path).start()
+    second = Server(cfg_path, "--workers", "2").start()  # itself two processes
     try:
         alice, bob = token(folder, subject="alice2"), token(folder, subject="bob2")
         first = post_query(s.url, alice, {"dataset": "displaced", "kind": "count", "by": ["province"],

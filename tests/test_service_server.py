@@ -342,6 +342,9 @@ def test_config_errors_name_file_column_and_row(tmp_path):
     r = subprocess.run([sys.executable, "-m", "safemicro.cli", "serve", str(tmp_path / "broken.yaml")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "safemicro.cli", "serve", str(cfg_path), "--workers", "2"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "PostgreSQL" in r.stderr
 
 
 def test_parquet_and_stata_sources(tmp_path):

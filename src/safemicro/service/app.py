@@ -623,12 +623,33 @@ class SigningMiddleware:
         await self.app(scope, receive, buffered)
 
 
-def serve(config_path: str, host: str = "127.0.0.1", port: int = 8700) -> None:
-    """Load the config, build the node and run uvicorn (one process)."""
+def create_app_from_env():
+    """App factory for several uvicorn workers: the config path comes from the environment."""
+    import os
+
+    from safemicro.service.config import load_config
+
+    return create_app(load_config(os.environ["SAFEMICRO_SERVICE_CONFIG"]))
+
+
+def serve(config_path: str, host: str = "127.0.0.1", port: int = 8700, workers: int = 1) -> None:
+    """Load the config, build the node and run uvicorn: one process by default; with
+    `workers` > 1 (PostgreSQL only) several processes share the database, the ledger and the
+    audit log."""
+    import os
+    from pathlib import Path
+
     import uvicorn
 
     from safemicro.service.config import load_config
 
     cfg = load_config(config_path)
-    app = create_app(cfg)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_keep_alive=30)
+    common = dict(host=host, port=port, log_level="warning", access_log=False, timeout_keep_alive=30)
+    if workers > 1:
+        if not cfg.database.startswith("postgresql"):
+            raise SafemicroError("several workers need a PostgreSQL database (DuckDB allows one process)",
+                                 file=str(config_path))
+        os.environ["SAFEMICRO_SERVICE_CONFIG"] = str(Path(config_path).resolve())
+        uvicorn.run("safemicro.service.app:create_app_from_env", factory=True, workers=workers, **common)
+        return
+    uvicorn.run(create_app(cfg), **common)

@@ -24,12 +24,13 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Argument(..., help="service config (YAML)"),
         host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
         port: int = typer.Option(8700, "--port", help="TCP port"),
+        workers: int = typer.Option(1, "--workers", min=1, help="processes (more than 1 needs PostgreSQL)"),
     ) -> None:
-        """Run the aggregate-only access service (FastAPI + uvicorn, one process)."""
+        """Run the aggregate-only access service (FastAPI + uvicorn, one process by default)."""
         from safemicro.service.app import serve as run
 
         err.print(f"serving {config} on http://{host}:{port} (OpenAPI at /docs)", highlight=False)
-        run(str(config), host=host, port=port)
+        run(str(config), host=host, port=port, workers=workers)
 
     @token_app.command("keygen")
     @friendly
