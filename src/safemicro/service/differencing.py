@@ -150,6 +150,9 @@ class DifferencingGuard:
     With ``unit`` (a column of ``records``), sizes are numbers of distinct units and a unit
     belongs to a cell when any of its records matches — the semantics of a count of distinct
     units (``cell_statistics(..., unit=...)``), under which cell counts are exactly linear.
+    Sums over records are *not* functions of unit membership (two windows with the same units
+    can differ by one person's records), so keep releases of sums and means in a guard
+    without ``unit`` (records), or check them against both.
     """
 
     def __init__(self, records: pl.DataFrame, threshold: int, *, unit: str | None = None, tolerance: float = 1e-9) -> None:
