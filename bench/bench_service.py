@@ -151,6 +151,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--requests", type=int, default=2000, help="per phase (fresh and dp phases use a quarter)")
     ap.add_argument("--seconds", type=float, default=60, help="time limit per phase")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (more than 1 needs --postgres)")
     ap.add_argument("--postgres", help="a PostgreSQL URL for the node's store instead of DuckDB; 'temp' starts a "
                                        "throw-away cluster (initdb/pg_ctl, as the tests do)")
     args = ap.parse_args()
@@ -175,7 +176,8 @@ def run(args) -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = open(folder / "server.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "safemicro.cli", "serve", str(cfg), "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "safemicro.cli", "serve", str(cfg), "--port", str(port),
+                                 "--workers", str(args.workers)],
                                 stdout=log, stderr=subprocess.STDOUT, cwd=folder)
         try:
             for _ in range(600):
@@ -188,6 +190,7 @@ def run(args) -> None:
                 raise SystemExit("server did not start: " + (folder / "server.log").read_text()[-2000:])
             store = "PostgreSQL" if args.postgres else "DuckDB"
             print(f"records {args.records}, {args.clients} clients on loopback, {store} store, "
+                  f"{args.workers} server process(es), "
                   f"load {os.getloadavg()[0]:.2f}")
             phases = [
                 ("cached", cached_queries(), args.requests),
