@@ -51,6 +51,8 @@ class Oracle:
         atoms = people.group_by(DIMS).len().sort(DIMS)
         self.atoms = atoms
         self.sizes = atoms["len"].to_numpy().astype(float)
+        self.people = people.select(DIMS)
+        self.predicates: list[dict] = []  # released cells as predicates over the records
         self.rows: list[np.ndarray] = []
         self.values: list[float] = []
         self.suppressed: list[tuple[np.ndarray, dict]] = []
@@ -79,6 +81,7 @@ class Oracle:
                 assert cell["value"] == true
                 self.rows.append(vec)
                 self.values.append(true)
+                self.predicates.append({d: {"in": list(v)} for d, v in where.items()})
             else:
                 assert cell["value"] is None
                 self.suppressed.append((vec, cell))
@@ -137,6 +140,16 @@ def test_random_query_sequences_never_disclose(node, seq):
 def test_the_sequences_exercised_both_outcomes(node):
     """The random sequences above released and suppressed cells (not a vacuous pass)."""
     assert len(ORACLE.values) > 20 and len(ORACLE.suppressed) > 5
+
+
+def test_no_small_group_determined_by_all_releases(node):
+    """P's independent oracle (row-by-row predicates, least squares and MILP) over every
+    cell the random sequences released: no set of 1..9 people has a determined count."""
+    from service_oracle import small_group_determined
+
+    assert ORACLE.predicates
+    everyone = [p or {"sex": {"in": VALUES["sex"]}} for p in ORACLE.predicates]
+    assert small_group_determined(everyone, ORACLE.people, T) is None
 
 
 def test_budgets_hold_under_20_concurrent_clients(node):
