@@ -43,14 +43,22 @@ def _matches(value, cond) -> bool:
     raise ValueError(op)
 
 
-def membership(records: pl.DataFrame, cells: list[dict]) -> np.ndarray:
-    """0/1 matrix: which records each predicate selects (row by row, plain Python)."""
+def membership(records: pl.DataFrame, cells: list[dict], unit: str | None = None) -> np.ndarray:
+    """0/1 matrix: which records each predicate selects (row by row, plain Python); with
+    ``unit``, which units (a unit is selected when any of its records is)."""
     rows = records.to_dicts()
     out = np.zeros((len(cells), len(rows)))
     for i, cell in enumerate(cells):
         for r, row in enumerate(rows):
             out[i, r] = all(_matches(row[c], cond) for c, cond in cell.items())
-    return out
+    if unit is None:
+        return out
+    ids = sorted({row[unit] for row in rows})
+    pos = {u: j for j, u in enumerate(ids)}
+    per_unit = np.zeros((len(cells), len(ids)))
+    for r, row in enumerate(rows):
+        per_unit[:, pos[row[unit]]] = np.maximum(per_unit[:, pos[row[unit]]], out[:, r])
+    return per_unit
 
 
 def _atoms(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,22 +76,23 @@ def _in_row_space(a: np.ndarray, v: np.ndarray) -> bool:
     return float(np.abs(a.T @ y - v).max()) < 1e-6
 
 
-def recoverable(released_cells: list[dict], records: pl.DataFrame, target: dict) -> bool:
+def recoverable(released_cells: list[dict], records: pl.DataFrame, target: dict, unit: str | None = None) -> bool:
     """Is ``target``'s count a linear combination of the released cells' counts (for every
     possible data consistent with the membership structure, i.e. its atom vector is in the
     row space of the released cells' atom vectors)?"""
-    mat = membership(records, list(released_cells) + [target])
+    mat = membership(records, list(released_cells) + [target], unit)
     atoms, _ = _atoms(mat)
     return _in_row_space(atoms[:-1], atoms[-1])
 
 
-def small_group_determined(released_cells: list[dict], records: pl.DataFrame, threshold: int) -> int | None:
-    """Smallest size of a determined set of 1..threshold-1 records (by MILP), or None."""
+def small_group_determined(released_cells: list[dict], records: pl.DataFrame, threshold: int, unit: str | None = None) -> int | None:
+    """Smallest size of a determined set of 1..threshold-1 records (units with ``unit``) by
+    MILP, or None."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     if not released_cells or threshold <= 1:
         return None
-    mat = membership(records, released_cells)
+    mat = membership(records, released_cells, unit)
     atoms, sizes = _atoms(mat)
     m, k = atoms.shape  # cells × atoms
     # variables: y (m, free), z (k, binary); atoms^T y - z = 0; 1 <= sizes.z <= t-1

@@ -289,3 +289,66 @@ def test_units_with_several_records_are_counted_once():
     assert not v.ok and v.kind == "small_cell" and v.group_size == 2
     with pytest.raises(SafemicroError, match="unit"):
         DifferencingGuard(df, threshold=5, unit="nope")
+
+
+@st.composite
+def _tabulations(draw):
+    """Records and a sequence of tables (dimensions, and a filter on day) an analyst asks for."""
+    n = draw(st.integers(30, 120))
+    rng = np.random.default_rng(draw(st.integers(0, 10_000)))
+    df = pl.DataFrame(
+        {
+            "hh": rng.integers(0, max(5, n // 2), n),
+            "admin1": rng.choice(["n", "s"], n, p=[0.7, 0.3]),
+            "day": rng.integers(1, 7, n),
+            "group": rng.choice(["idp", "ref", "host"], n, p=[0.5, 0.35, 0.15]),
+        }
+    )
+    tables = []
+    for _ in range(draw(st.integers(1, 5))):
+        dims = draw(st.lists(st.sampled_from(["admin1", "group"]), min_size=1, max_size=2, unique=True))
+        lo = draw(st.integers(1, 6))
+        tables.append((dims, [lo, draw(st.integers(lo, 6))]))
+    return df, tables, draw(st.integers(3, 8)), draw(st.booleans())
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(_tabulations())
+def test_protected_tables_through_the_guard_never_disclose(scenario):
+    """The library pipeline the server runs: tabulate, protect (primary + secondary), ask the
+    guard with the released and suppressed cells, commit. Afterwards no suppressed cell is a
+    linear combination of released ones and no group of 1..threshold-1 units is determined
+    (independent MILP / least-squares oracle)."""
+    from safemicro.service.protection import ProtectionPolicy, cell_statistics, protect
+
+    df, tables, threshold, by_unit = scenario
+    unit = "hh" if by_unit else None
+    guard = DifferencingGuard(df if by_unit else df.drop("hh"), threshold, unit=unit)
+    released: list[dict] = []
+    hidden: list[dict] = []
+    for dims, window in tables:
+        part = df.filter(pl.col("day").is_between(*window))
+        if part.height == 0:
+            continue
+        cells = cell_statistics(part, dims, unit=unit, margins=True)
+        table = protect(cells, dims, "count", ProtectionPolicy(threshold=threshold))
+        rel, sup = [], []
+        for row in table.iter_rows(named=True):
+            pred = {"day": {"between": window}}
+            pred.update({d: {"in": [row[d]]} for d in dims if row[d] is not None})
+            (rel if row["status"] == "released" else sup).append(pred)
+        if guard.check(rel, suppressed=sup).ok:
+            guard.commit(rel, suppressed=sup)
+            released += rel
+            hidden += sup
+    if not released:
+        return
+    assert small_group_determined(released, df, threshold, unit) is None
+    for cell in hidden:
+        size = membership_size(df, cell, unit)
+        assert size == 0 or not recoverable(released, df, cell, unit), cell
+
+
+def membership_size(df: pl.DataFrame, cell: dict, unit: str | None) -> int:
+    part = df.filter(_expr(cell))
+    return part.get_column(unit).n_unique() if unit else part.height
