@@ -121,6 +121,9 @@ def test_rounding_and_bad_input():
         protect(cell_statistics(df, ["region"]).drop("total"), ["region"], "sum")
     with pytest.raises(SafemicroError, match="threshold"):
         ProtectionPolicy(threshold=0)
+    cells = cell_statistics(df, ["region"])
+    with pytest.raises(SafemicroError, match="twice"):
+        protect(pl.concat([cells, cells.head(1)]), ["region"], "count")
 
 
 # -- secondary suppression: properties over random tables -------------------------------------

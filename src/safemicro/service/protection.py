@@ -455,6 +455,9 @@ def _protect(cells, dims, statistic, policy, margins, complete) -> pl.DataFrame:
     if statistic == "quantile":
         needed.append("value")
     _check_columns(cells, needed, "protect")
+    if dims and cells.select(dims).is_duplicated().any():
+        row = int(cells.select(dims).is_duplicated().arg_max())
+        raise SafemicroError("the same cell appears twice in the table", row=row)
     t = cells.select([c for c in cells.columns if c in set(needed) | {"total", *_TOPS}])
     if "total" not in t.columns:
         t = t.with_columns(pl.lit(None, dtype=pl.Float64).alias("total"))
