@@ -352,3 +352,73 @@ def test_protected_tables_through_the_guard_never_disclose(scenario):
 def membership_size(df: pl.DataFrame, cell: dict, unit: str | None) -> int:
     part = df.filter(_expr(cell))
     return part.get_column(unit).n_unique() if unit else part.height
+
+
+def test_narrowing_a_suppressed_cell_across_queries_is_refused_when_asked():
+    # admin2 n3 (3 people) is suppressed, n4 (30) hidden with it; the region total is public
+    df = pl.DataFrame(
+        {
+            "admin2": ["n1"] * 20 + ["n2"] * 20 + ["n3"] * 3 + ["n4"] * 30,
+            "group": ["idp"] * 40 + ["ref"] * 3 + ["idp"] * 22 + ["ref"] * 8,
+        }
+    )
+    released = [{"admin2": {"in": ["n1"]}}, {"admin2": {"in": ["n2"]}}, {}]
+    hidden = [{"admin2": {"in": ["n3"]}}, {"admin2": {"in": ["n4"]}}]
+    # n4's 22 idp: then n3 + (n4's refugees) = 11, so n3 lies in [0, 11] (not determined)
+    later = [{"admin2": {"in": ["n4"]}, "group": {"in": ["idp"]}}]
+    plain = DifferencingGuard(df, threshold=10)
+    strict = DifferencingGuard(df, threshold=10, protection_width=12)
+    loose = DifferencingGuard(df, threshold=10, protection_width=10)
+    for g in (plain, strict, loose):
+        assert g.check(released, suppressed=hidden).ok
+        g.commit(released, suppressed=hidden)
+    assert plain.check(later).ok
+    v = strict.check(later)
+    assert not v.ok and v.kind == "suppressed_narrowed" and "width 11" in v.reason
+    assert loose.check(later).ok
+    with pytest.raises(SafemicroError, match="protection_width"):
+        DifferencingGuard(df, threshold=10, protection_width=0)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(_tabulations(), st.integers(1, 6))
+def test_with_a_protection_width_no_suppressed_interval_narrows_below_it(scenario, width):
+    """Independent LP over the oracle's atoms: after every accepted release, each suppressed
+    cell's count can still move over at least ``width``."""
+    from scipy.optimize import linprog
+
+    from safemicro.service.protection import ProtectionPolicy, cell_statistics, protect
+    from service_oracle import _atoms, membership
+
+    df, tables, threshold, _ = scenario
+    df = df.drop("hh")
+    guard = DifferencingGuard(df, threshold, protection_width=width)
+    released: list[dict] = []
+    hidden: list[dict] = []
+    for dims, window in tables:
+        part = df.filter(pl.col("day").is_between(*window))
+        if part.height == 0:
+            continue
+        table = protect(cell_statistics(part, dims, margins=True), dims, "count", ProtectionPolicy(threshold=threshold))
+        rel, sup = [], []
+        for row in table.iter_rows(named=True):
+            pred = {"day": {"between": window}}
+            pred.update({d: {"in": [row[d]]} for d in dims if row[d] is not None})
+            (rel if row["status"] == "released" else sup).append(pred)
+        if guard.check(rel, suppressed=sup).ok:
+            guard.commit(rel, suppressed=sup)
+            released += rel
+            hidden += sup
+    if not released or not hidden:
+        return
+    atoms, sizes = _atoms(membership(df, released + hidden))
+    m = atoms[: len(released)]
+    b = m @ sizes
+    for k in range(len(hidden)):
+        c = atoms[len(released) + k]
+        if c @ sizes == 0:
+            continue
+        lo = linprog(c, A_eq=m, b_eq=b, bounds=(0, None), method="highs")
+        hi = linprog(-c, A_eq=m, b_eq=b, bounds=(0, None), method="highs")
+        top = np.inf if hi.status != 0 else -hi.fun
+        assert top - lo.fun >= width - 1e-6

@@ -147,6 +147,12 @@ class DifferencingGuard:
     Not thread-safe by itself: the server calls it under a per-dataset lock. Identical rows
     are stored once with a count, so pass only the columns predicates may use.
 
+    With ``protection_width``, a release is also refused when it would narrow the feasible
+    interval of any registered suppressed cell below that width (linear programming over the
+    atom counts, non-negative, with every released count fixed): partial disclosure across
+    queries, not only exact recovery. Off by default (up to two LPs per suppressed cell and
+    request).
+
     With ``unit`` (a column of ``records``), sizes are numbers of distinct units and a unit
     belongs to a cell when any of its records matches — the semantics of a count of distinct
     units (``cell_statistics(..., unit=...)``), under which cell counts are exactly linear.
@@ -155,9 +161,20 @@ class DifferencingGuard:
     without ``unit`` (records), or check them against both.
     """
 
-    def __init__(self, records: pl.DataFrame, threshold: int, *, unit: str | None = None, tolerance: float = 1e-9) -> None:
+    def __init__(
+        self,
+        records: pl.DataFrame,
+        threshold: int,
+        *,
+        unit: str | None = None,
+        protection_width: float | None = None,
+        tolerance: float = 1e-9,
+    ) -> None:
         if threshold < 1:
             raise SafemicroError(f"threshold must be at least 1, got {threshold}")
+        if protection_width is not None and not protection_width > 0:
+            raise SafemicroError(f"protection_width must be positive, got {protection_width}")
+        self.protection_width = protection_width
         self.threshold = int(threshold)
         self.tolerance = tolerance
         self.unit = unit
@@ -363,7 +380,43 @@ class DifferencingGuard:
                 "small_group",
                 group,
             ), new
+        if self.protection_width is not None and len(rel) and new.suppressed.shape[0]:
+            width = self._narrowest(new, rel)
+            if width is not None and width + 1e-9 < self.protection_width:
+                return Verdict(
+                    False,
+                    f"a suppressed cell's feasible interval would narrow to width {width:.6g}, below {self.protection_width:g}",
+                    None,
+                    "suppressed_narrowed",
+                ), new
         return Verdict(True), new
+
+    def _narrowest(self, state: _State, rel: np.ndarray) -> float | None:
+        """Smallest feasible-interval width of the registered suppressed cells (LP over
+        non-negative atom counts, released counts fixed). Every cell is checked: a release
+        that shares no atom with a cell can still narrow it through earlier releases."""
+        from scipy.optimize import linprog
+
+        sup = state.suppressed
+        touched = np.flatnonzero(sup @ state.counts > 0)
+        if len(touched) == 0 or state.basis.shape[0] == 0:
+            return None
+        a_eq = state.basis
+        x_true = state.counts.astype(float)
+        b_eq = a_eq @ x_true
+        narrowest = None
+        for k in touched:
+            c = sup[k]
+            value = float(c @ x_true)
+            hi = linprog(-c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+            top = np.inf if hi.status != 0 else -hi.fun
+            if top - value >= self.protection_width:
+                continue  # wide enough upwards already
+            lo = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+            bottom = lo.fun if lo.status == 0 else value
+            width = top - bottom
+            narrowest = width if narrowest is None else min(narrowest, width)
+        return narrowest
 
     def _small_group(self, state: _State) -> int | None:
         """Size of a determined union of atoms with 1..threshold-1 records, if any."""
