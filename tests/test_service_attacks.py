@@ -66,6 +66,12 @@ def test_differencing_by_overlapping_time_windows(node, people):
     assert second.status_code == 409, second.text
     assert '"cells"' not in second.text
     assert not any(ch.isdigit() for ch in second.json()["error"])  # no group size, no cell index
+    # the provider's audit log keeps the guard's full reason
+    import json
+
+    refused = [json.loads(x) for x in (folder / "audit.jsonl").read_text().splitlines()]
+    refused = [e["payload"] for e in refused if e["kind"] == "decision" and e["payload"].get("status") == 409]
+    assert refused and refused[-1]["detail"] and refused[-1]["subject"] == "tw"
 
 
 def test_differencing_by_adding_one_category(node, people):

@@ -347,17 +347,17 @@ def test_config_errors_name_file_column_and_row(tmp_path):
     assert r.returncode == 2 and "PostgreSQL" in r.stderr
 
 
-def test_parquet_and_stata_sources(tmp_path):
-    """Datasets load through safemicro.io: the same records from Parquet and Stata give the
-    same answering frame as from CSV."""
+def test_parquet_stata_and_spss_sources(tmp_path):
+    """Datasets load through safemicro.io: the same records from Parquet, Stata and SPSS give
+    the same answering frame as from CSV."""
     from safemicro import io
     from safemicro.service.config import load_config, prepare_records
 
     cfg = load_config(write_config(tmp_path, f"duckdb:///{tmp_path / 'x.duckdb'}"))
     ds = cfg.datasets["displaced"]
     frames = []
-    for ext in ("csv", "parquet", "dta"):
+    for ext in ("csv", "parquet", "dta", "sav"):
         path = tmp_path / f"people2.{ext}"
         io.write(io.from_frame(displacement_records(300)), path)
         frames.append(prepare_records(io.read(path).frame, ds, source=str(path)))
-    assert frames[0].equals(frames[1]) and frames[0].equals(frames[2])
+    assert all(frames[0].equals(f) for f in frames[1:])
