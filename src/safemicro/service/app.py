@@ -112,7 +112,10 @@ class Node:
         self.versions[name] = version
         self.locks[name] = threading.Lock()
         if not ds.dp.enabled:
-            guard = DifferencingGuard(frame.select(list(ds.dimensions)), ds.policy.threshold)
+            # sizes are distinct units, as in the cell counts (a household with several records
+            # is one contributor)
+            guard = DifferencingGuard(frame.select([*ds.dimensions, "_unit"]), ds.policy.threshold, unit="_unit",
+                                      protection_width=ds.policy.ledger_protection_width)
             history = self.store.ledger_history(name)
             guard.replay(self._requests(history))
             self.ledger_seq[name] = history[-1]["seq"] if history else 0
@@ -217,7 +220,8 @@ class Node:
                     # never the size of the group or which cell (that would itself disclose)
                     public = {"small_cell": "a released cell would hold fewer than the threshold",
                               "small_group": "a group below the threshold would be determined by differencing",
-                              "suppressed_recoverable": "a suppressed cell would become recoverable"}
+                              "suppressed_recoverable": "a suppressed cell would become recoverable",
+                              "suppressed_narrowed": "a suppressed cell could be bounded too narrowly"}
                     raise Refusal(409, "refused: combined with earlier releases on this dataset by any analyst, "
                                        f"{public.get(verdict.kind, 'a protected group would be revealed')}",
                                   detail=verdict.reason)

@@ -66,6 +66,9 @@ class Policy(_Strict):
     secondary: bool = True
     rounding_base: Optional[int] = Field(None, ge=2)
     max_dimensions: int = Field(3, ge=1, le=4)
+    # also refuse releases that would narrow a suppressed cell's interval, across all earlier
+    # releases, below this width (LP per suppressed cell: slower); None = exact recovery only
+    ledger_protection_width: Optional[float] = Field(None, gt=0)
 
 
 class DP(_Strict):
