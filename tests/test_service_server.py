@@ -282,7 +282,7 @@ def test_kill9_under_load_loses_no_committed_entry(tmp_path):
     assert r.returncode == 1 and "truncated" in r.stderr
     log.write_bytes(b"".join(lines))
     entries = {e["seq"]: e for e in map(json.loads, log.read_text().splitlines())}
-    from safemicro.service.app import canonical_json, digest
+    from safemicro.service.node import canonical_json, digest
 
     for answer in got:
         entry = entries[answer.pop("audit_seq")]
@@ -368,7 +368,7 @@ def test_households_count_once_and_the_ledger_uses_units(tmp_path):
     people (20 records) stay below a threshold of 10; differencing is judged in households."""
     import yaml
 
-    from safemicro.service.app import Node, Refusal
+    from safemicro.service.node import Node, Refusal
     from safemicro.service.config import load_config
     from safemicro.service.queries import Query
     from safemicro.service.tokens import Grant, Principal

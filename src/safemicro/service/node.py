@@ -1,0 +1,428 @@
+"""The node: one data provider's records, protection, ledger, budgets and audit log.
+
+`Node.query` is the whole answering pipeline, independent of HTTP: authorise the grant
+against the node's policy, validate against the catalogue, serve a stored release or
+compute the protected table (SDC: threshold, dominance, p %, secondary suppression, then
+the differencing ledger shared by every analyst and every node process; DP: OpenDP noise
+with budgets reserved before and committed after), store it, and log request, decision
+and release to the hash-chained audit log. Refusals carry a status and a message that
+never states a group size or a cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from typing import Any, Optional
+
+import polars as pl
+
+from safemicro.service.audit import AuditLog
+from safemicro.service.config import (
+    DatasetConfig,
+    ServiceConfig,
+    declared_values,
+    describe,
+    frame_version,
+    prepare_records,
+)
+from safemicro.service.queries import Query, QueryError, cell_predicate, check_against
+from safemicro.service.store import BudgetExceeded, Store
+from safemicro.service.tokens import (
+    Principal,
+    TokenError,
+    load_private_key,
+    load_public_key,
+    public_pem,
+    verify_token,
+)
+
+CELL_COLUMNS = ("value", "status", "rule", "lower", "upper", "rounded_to", "noise_scale", "noise_variance")
+
+
+class Refusal(Exception):
+    """A request the node answers with a 4xx/5xx status and a message (no data)."""
+
+    def __init__(self, status: int, message: str, field: Optional[str] = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.detail = detail  # for the provider's audit log only, never sent
+
+
+def canonical_json(obj: Any) -> str:
+    from safemicro.jsonable import json_ready
+
+    return json.dumps(json_ready(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Node:
+    """The service state of one data provider; thread-safe."""
+
+    def __init__(self, cfg: ServiceConfig) -> None:
+        self.cfg = cfg
+        self.issuer_key = load_public_key(cfg.issuer_public_key)
+        self.signing_key = load_private_key(cfg.signing_key)
+        self.public_pem = public_pem(self.signing_key.public_key())
+        self.key_id = digest(self.public_pem)[:16]
+        self.audit = AuditLog(cfg.audit_log)
+        self.store = Store(cfg.database)
+        self.policy_hash = digest(canonical_json(describe(cfg)))[:32]
+        self.records: dict[str, pl.DataFrame] = {}
+        self.values: dict[str, dict[str, list[str]]] = {}
+        self.versions: dict[str, str] = {}
+        self.guards: dict[str, Any] = {}
+        self.locks: dict[str, threading.Lock] = {}
+        self.ledger_seq: dict[str, int] = {}  # last ledger request this process has in its guard
+        for name, ds in cfg.datasets.items():
+            self._load(name, ds)
+        self.audit.append("start", {"policy_hash": self.policy_hash, "key_id": self.key_id,
+                                    "datasets": {n: self.versions[n] for n in cfg.datasets}})
+
+    def _load(self, name: str, ds: DatasetConfig) -> None:
+        from safemicro import io
+        from safemicro.service.differencing import DifferencingGuard
+
+        if ds.file is not None:
+            raw = io.read(ds.file).frame
+            source = str(ds.file)
+        else:
+            raw = self.store.read_table(ds.table)
+            source = f"table {ds.table}"
+        frame = prepare_records(raw, ds, source=source)
+        version = frame_version(frame)
+        self.store.load_raw(name, frame, version)
+        self.records[name] = frame
+        self.values[name] = declared_values(frame, ds)
+        self.versions[name] = version
+        self.locks[name] = threading.Lock()
+        if not ds.dp.enabled:
+            # sizes are distinct units, as in the cell counts (a household with several records
+            # is one contributor)
+            guard = DifferencingGuard(frame.select([*ds.dimensions, "_unit"]), ds.policy.threshold, unit="_unit",
+                                      protection_width=ds.policy.ledger_protection_width)
+            history = self.store.ledger_history(name)
+            guard.replay(self._requests(history))
+            self.ledger_seq[name] = history[-1]["seq"] if history else 0
+            self.guards[name] = guard
+
+    @staticmethod
+    def _requests(history: list[dict]) -> list[dict]:
+        """Stored ledger rows grouped back into requests, oldest first."""
+        out: list[dict] = []
+        last = None
+        for row in history:
+            if row["seq"] != last:
+                out.append({"released": [], "suppressed": []})
+                last = row["seq"]
+            out[-1]["released" if row["status"] == "released" else "suppressed"].append(row["predicate"])
+        return out
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ----- authentication and authorisation
+
+    def authenticate(self, token: Optional[str], path: str) -> Principal:
+        try:
+            return verify_token(token or "", self.issuer_key, audience=self.cfg.audience,
+                                max_minutes=self.cfg.max_token_minutes, is_revoked=self.store.is_revoked)
+        except TokenError as e:
+            self.audit.append("auth", {"path": path, "decision": "refused", "status": e.status, "reason": e.message})
+            raise
+
+    def authorise(self, principal: Principal, q: Query, ds: DatasetConfig) -> None:
+        """The token's grant intersected with the node's config must cover the whole query."""
+        grant = principal.grant_for(q.dataset, "query")
+        if grant is None:
+            raise Refusal(403, f"token grants no queries on dataset {q.dataset!r}")
+        if q.kind not in grant.queries:
+            raise Refusal(403, f"token does not grant {q.kind!r} queries on {q.dataset!r}")
+        if q.kind not in ds.queries:  # the node's policy narrows every grant
+            raise Refusal(403, f"this node does not offer {q.kind!r} queries on {q.dataset!r}")
+        used = set(q.by) | set(q.filters)
+        if q.time is not None:
+            used |= {n for n, d in ds.dimensions.items() if d.kind == "time"}
+        if "*" not in grant.dimensions:
+            missing = sorted(used - set(grant.dimensions))
+            if missing:
+                raise Refusal(403, f"token does not grant dimension(s) {', '.join(missing)} on {q.dataset!r}")
+        if q.measure is not None and "*" not in grant.measures and q.measure not in grant.measures:
+            raise Refusal(403, f"token does not grant measure {q.measure!r} on {q.dataset!r}")
+
+    # ----- answering
+
+    def query(self, principal: Principal, q: Query) -> str:
+        """The signed-to-be response body of an allowed query, or a Refusal."""
+        who = {"subject": principal.subject, "org": principal.organisation, "jti": principal.jti}
+        ds = self.cfg.datasets.get(q.dataset)
+        version = self.versions.get(q.dataset, "")
+        qid = q.query_id(version)
+        self.audit.append("request", {**who, "query": json.loads(q.canonical()), "query_id": qid})
+        try:
+            if ds is None:
+                raise Refusal(404, f"unknown dataset {q.dataset!r}", "dataset")
+            self.authorise(principal, q, ds)
+            try:
+                where = check_against(q, ds, self.values[q.dataset])
+            except QueryError as e:
+                raise Refusal(422, e.message, e.field) from None
+            body = self.store.cached_release(qid)
+            cached = body is not None
+            if body is None:
+                body = self._answer(principal, q, ds, where, qid)
+        except Refusal as r:
+            self.audit.append("decision", {**who, "query_id": qid, "decision": "refused", "status": r.status,
+                                           "reason": r.message, "detail": r.detail})
+            raise
+        release = self.audit.append("release", {**who, "query_id": qid, "digest": digest(body), "cached": cached})
+        return body[:-1] + f',"audit_seq":{int(release["seq"])}}}'
+
+    def _answer(self, principal: Principal, q: Query, ds: DatasetConfig, where: dict, qid: str) -> str:
+        records = self.records[q.dataset]
+        if where:
+            records = records.filter(pl.all_horizontal([pl.col(k).is_in(v) for k, v in where.items()]))
+        if ds.dp.enabled:
+            return self._answer_dp(principal, q, ds, records, where, qid)
+        table = self._protected_table(q, ds, records, where)
+        released, suppressed = [], []
+        everyone = next(iter(ds.dimensions))
+        for cell in table.iter_rows(named=True):
+            # "everyone" spelled as all values of one dimension (the guard's `{}` is not used)
+            pred = cell_predicate(where, q.by, cell) or {everyone: {"in": self.values[q.dataset][everyone]}}
+            (released if cell["status"] == "released" else suppressed).append(pred)
+        guard = self.guards[q.dataset]
+        with self.locks[q.dataset]:
+            with self.store.transaction() as c:
+                self.store.lock_ledger(c, q.dataset)  # other node processes wait here
+                again = self.store.cached_release(qid, c)
+                if again is not None:
+                    return again
+                self._catch_up(c, q.dataset)
+                verdict = guard.check(released, suppressed=suppressed)
+                if not verdict.ok:
+                    # the analyst learns that the query was refused and why in general terms,
+                    # never the size of the group or which cell (that would itself disclose)
+                    public = {"small_cell": "a released cell would hold fewer than the threshold",
+                              "small_group": "a group below the threshold would be determined by differencing",
+                              "suppressed_recoverable": "a suppressed cell would become recoverable",
+                              "suppressed_narrowed": "a suppressed cell could be bounded too narrowly"}
+                    raise Refusal(409, "refused: combined with earlier releases on this dataset by any analyst, "
+                                       f"{public.get(verdict.kind, 'a protected group would be revealed')}",
+                                  detail=verdict.reason)
+                body = self._body(q, qid, table, mode="sdc", epsilon=0.0)
+                seq = self.store.record_cells(c, q.dataset, qid, principal.subject, released, suppressed)
+                self.store.save_release(c, qid, q.dataset, body)
+            guard.commit(released, suppressed=suppressed)
+            self.ledger_seq[q.dataset] = seq
+            self.audit.append("decision", {"subject": principal.subject, "query_id": qid, "decision": "released",
+                                           "cells": table.height, "suppressed": len(suppressed)})
+        return body
+
+    def _catch_up(self, c, dataset: str) -> None:
+        """Add to the guard what other processes sharing the database released since."""
+        newer = self.store.ledger_after(c, dataset, self.ledger_seq[dataset])
+        if newer:
+            self.guards[dataset].replay(self._requests(newer))
+            self.ledger_seq[dataset] = newer[-1]["seq"]
+
+    def _protected_table(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict) -> pl.DataFrame:
+        from safemicro.service import protection
+
+        policy = protection.ProtectionPolicy(
+            threshold=ds.policy.threshold, dominance_n=ds.policy.dominance_n, dominance_k=ds.policy.dominance_k,
+            p_percent=ds.policy.p_percent, secondary=ds.policy.secondary, rounding_base=ds.policy.rounding_base)
+        margins = q.margins and bool(q.by)
+        if not q.by:  # one overall cell: tabulate by a constant so every step sees a dimension
+            records = records.with_columns(pl.lit("all").alias("_all"))
+            cells = protection.cell_statistics(records, ["_all"], q.measure, "_unit")
+            if q.kind == "quantile":
+                cells = cells.with_columns(self._quantiles(records, q, False).to_series().alias("value"))
+            return protection.protect(cells, ["_all"], q.statistic, policy, margins=False).drop("_all")
+        cells = protection.cell_statistics(records, q.by, q.measure, "_unit", margins=margins)
+        cells = self._full_grid(cells, q, where)
+        if q.kind == "quantile":
+            cells = cells.join(self._quantiles(records, q, margins), on=q.by, how="left", nulls_equal=True)
+        return protection.protect(cells, q.by, q.statistic, policy, margins=margins)
+
+    @staticmethod
+    def _quantiles(records: pl.DataFrame, q: Query, margins: bool) -> pl.DataFrame:
+        """The quantile of the measure in every cell (and margin), linearly interpolated."""
+        import itertools
+
+        expr = pl.col(q.measure).quantile(q.quantile, interpolation="linear").alias("value")
+        if not q.by:
+            return records.select(expr)
+        levels = [list(c) for r in range(len(q.by), -1, -1) for c in itertools.combinations(q.by, r)] \
+            if margins else [list(q.by)]
+        frames = []
+        for level in levels:
+            f = records.group_by(level).agg(expr) if level else records.select(expr)
+            f = f.with_columns([pl.lit(None, dtype=pl.String).alias(d) for d in q.by if d not in level])
+            frames.append(f.select(*q.by, "value"))
+        return pl.concat(frames)
+
+    def _full_grid(self, cells: pl.DataFrame, q: Query, where: dict) -> pl.DataFrame:
+        """Every declared combination within the filter as an inner cell, empty ones with
+        n = 0, so that absence is explicit; margin rows are kept as computed."""
+        if not q.by:
+            return cells
+        grid: Optional[pl.DataFrame] = None
+        for d in q.by:
+            vals = where.get(d, self.values[q.dataset][d])
+            col = pl.DataFrame({d: pl.Series(d, vals, dtype=pl.String)})
+            grid = col if grid is None else grid.join(col, how="cross")
+        is_inner = pl.all_horizontal([pl.col(d).is_not_null() for d in q.by])
+        inner = grid.join(cells.filter(is_inner), on=q.by, how="left")
+        fill = {c: pl.col(c).fill_null(0) for c in ("n", "top1", "top2", "top3")}
+        if q.measure is not None:
+            fill["total"] = pl.col("total").fill_null(0.0)
+        inner = inner.with_columns(**fill).select(cells.columns)
+        return pl.concat([inner, cells.filter(~is_inner)], how="vertical_relaxed")
+
+    def _answer_dp(self, principal: Principal, q: Query, ds: DatasetConfig, records: pl.DataFrame,
+                   where: dict, qid: str) -> str:
+        if q.kind not in ("count", "sum", "mean", "crosstab"):
+            raise Refusal(422, f"{q.kind!r} is not offered in DP mode", "kind")
+        eps = ds.dp.epsilon_per_query
+        caps = {("analyst", principal.subject): ds.dp.analyst_budget, ("dataset", "*"): ds.dp.dataset_budget}
+        with self.locks[q.dataset]:
+            again = self.store.cached_release(qid)
+            if again is not None:
+                return again
+            try:
+                reservation = self.store.reserve(q.dataset, principal.subject, qid, eps, caps)
+            except BudgetExceeded as e:
+                raise Refusal(403, str(e)) from None
+            try:
+                table = self._dp_table(q, ds, records, where, eps)
+                body = self._body(q, qid, table, mode="dp", epsilon=eps)
+                with self.store.transaction() as c:
+                    self.store.lock_ledger(c, q.dataset)
+                    earlier = self.store.cached_release(qid, c)  # another process answered it meanwhile
+                    if earlier is None:
+                        self.store.commit_reservation(c, reservation)
+                        self.store.save_release(c, qid, q.dataset, body)
+            except BaseException:
+                self.store.cancel_reservation(reservation)
+                raise
+            if earlier is not None:
+                self.store.cancel_reservation(reservation)
+                return earlier
+            self.audit.append("decision", {"subject": principal.subject, "query_id": qid, "decision": "released",
+                                           "cells": table.height, "epsilon": eps})
+        return body
+
+    def _dp_table(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict, eps: float) -> pl.DataFrame:
+        """Noisy cells over the declared values (public keys: no key reveals presence); a
+        mean spends half on the sum, half on the count; margins are sums of noisy cells
+        (post-processing, no extra budget)."""
+        from safemicro.service import dp
+
+        by = list(q.by)
+        if not by:
+            records = records.with_columns(pl.lit("all").alias("_all"))
+            by = ["_all"]
+            keys = pl.DataFrame({"_all": ["all"]})
+        else:
+            keys = None
+            for d in by:
+                col = pl.DataFrame({d: pl.Series(d, where.get(d, self.values[q.dataset][d]), dtype=pl.String)})
+                keys = col if keys is None else keys.join(col, how="cross")
+        common = dict(unit="_unit", max_contributions=1, mechanism=ds.dp.mechanism)
+        measure = ds.measures.get(q.measure) if q.measure else None
+        bounds = (measure.lower, measure.upper) if measure else None
+        if q.kind == "mean":
+            sums, _ = dp.dp_table(records, by, keys, "sum", eps / 2, measure=q.measure, bounds=bounds, **common)
+            counts, _ = dp.dp_table(records, by, keys, "count", eps / 2, **common)
+            value = sums["value"] / counts["value"].clip(lower_bound=1.0)
+            table = sums.with_columns(value.alias("value"), pl.lit(None, dtype=pl.Float64).alias("noise_scale"),
+                                      pl.lit(None, dtype=pl.Float64).alias("noise_variance"))
+        else:
+            stat = "sum" if q.kind == "sum" else "count"
+            table, _ = dp.dp_table(records, by, keys, stat, eps, measure=q.measure, bounds=bounds, **common)
+        if q.by and q.margins and q.kind != "mean":
+            table = self._noisy_margins(table, q.by)
+        return table.drop("_all") if "_all" in table.columns else table
+
+    @staticmethod
+    def _noisy_margins(table: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+        """Margin rows as sums of the noisy inner cells, with summed noise variances."""
+        import itertools
+
+        frames = [table]
+        for r in range(len(by) - 1, -1, -1):
+            for level in itertools.combinations(by, r):
+                keep = list(level)
+                aggs = [pl.col("value").sum(), pl.col("noise_variance").sum()]
+                g = table.group_by(keep).agg(aggs) if keep else table.select(aggs)
+                g = g.with_columns(
+                    [pl.lit(None, dtype=pl.String).alias(d) for d in by if d not in keep]
+                    + [pl.lit("released").alias("status"), pl.lit(None, dtype=pl.String).alias("rule"),
+                       pl.lit(None, dtype=pl.Float64).alias("lower"), pl.lit(None, dtype=pl.Float64).alias("upper"),
+                       pl.lit(None, dtype=pl.Int64).alias("rounded_to"),
+                       pl.lit(None, dtype=pl.Float64).alias("noise_scale")])
+                frames.append(g.select(table.columns))
+        return pl.concat(frames, how="vertical_relaxed")
+
+    def _body(self, q: Query, qid: str, table: pl.DataFrame, *, mode: str, epsilon: float) -> str:
+        cols = [*q.by, *[c for c in CELL_COLUMNS if c in table.columns]]
+        return canonical_json({
+            "query_id": qid,
+            "dataset": q.dataset,
+            "dataset_version": self.versions[q.dataset],
+            "query": json.loads(q.canonical()),
+            "policy_hash": self.policy_hash,
+            "key_id": self.key_id,
+            "mode": mode,
+            "epsilon": epsilon,
+            "released_at": int(time.time()),
+            "cells": table.select(cols).to_dicts(),
+        })
+
+    # ----- catalogue, budget, revocation
+
+    def catalogue(self, principal: Principal) -> dict:
+        out = {}
+        for name, ds in self.cfg.datasets.items():
+            grant = principal.grant_for(name, "catalogue")
+            if grant is None:
+                continue
+            dims = [d for d in ds.dimensions if "*" in grant.dimensions or d in grant.dimensions]
+            out[name] = {
+                "queries": [k for k in ds.queries if k in grant.queries],
+                "dimensions": {d: {"kind": ds.dimensions[d].kind, "parent": ds.dimensions[d].parent,
+                                   "values": self.values[name][d]} for d in dims},
+                "measures": [m for m in ds.measures if "*" in grant.measures or m in grant.measures],
+                "threshold": ds.policy.threshold,
+                "mode": "dp" if ds.dp.enabled else "sdc",
+            }
+        self.audit.append("catalogue", {"subject": principal.subject, "jti": principal.jti})
+        return {"audience": self.cfg.audience, "policy_hash": self.policy_hash, "datasets": out}
+
+    def budget(self, principal: Principal, dataset: str) -> dict:
+        ds = self.cfg.datasets.get(dataset)
+        if ds is None:
+            raise Refusal(404, f"unknown dataset {dataset!r}", "dataset")
+        if principal.grant_for(dataset, "budget") is None:
+            raise Refusal(403, f"token grants no budget view on {dataset!r}")
+        spent = self.store.budget(dataset, principal.subject)
+        self.audit.append("budget", {"subject": principal.subject, "jti": principal.jti, "dataset": dataset})
+        return {"dataset": dataset, "mode": "dp" if ds.dp.enabled else "sdc",
+                "analyst": {"spent": spent["analyst"], "cap": ds.dp.analyst_budget},
+                "dataset_total": {"spent": spent["dataset"], "cap": ds.dp.dataset_budget}}
+
+    def revoke(self, principal: Principal, jti: str, reason: str) -> dict:
+        if principal.grant_for("*", "revoke") is None:
+            raise Refusal(403, "token does not grant revocation")
+        added = self.store.revoke(jti, reason)
+        self.audit.append("token", {"action": "revoke", "jti": jti, "by": principal.subject, "reason": reason,
+                                    "new": added})
+        return {"jti": jti, "revoked": True, "new": added}
