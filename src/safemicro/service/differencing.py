@@ -150,8 +150,9 @@ class DifferencingGuard:
     With ``protection_width``, a release is also refused when it would narrow the feasible
     interval of any registered suppressed cell below that width (linear programming over the
     atom counts, non-negative, with every released count fixed): partial disclosure across
-    queries, not only exact recovery. Off by default (up to two LPs per suppressed cell and
-    request).
+    queries, not only exact recovery; a request whose own suppressed cells are already that
+    narrow (from earlier releases) is refused too. Off by default (up to two LPs per
+    suppressed cell and request).
 
     With ``unit`` (a column of ``records``), sizes are numbers of distinct units and a unit
     belongs to a cell when any of its records matches — the semantics of a count of distinct
@@ -231,7 +232,7 @@ class DifferencingGuard:
                 self._pending = (key, state)
                 return verdict
             self._pending = None
-            if cells and verdict.kind != "small_cell":
+            if cells and verdict.kind not in ("small_cell", "suppressed_narrowed"):
                 verdict = self._locate(list(cells), suppressed, verdict)
         return verdict
 
@@ -380,7 +381,7 @@ class DifferencingGuard:
                 "small_group",
                 group,
             ), new
-        if self.protection_width is not None and len(rel) and new.suppressed.shape[0]:
+        if self.protection_width is not None and new.suppressed.shape[0]:  # new hidden cells too
             width = self._narrowest(new, rel)
             if width is not None and width + 1e-9 < self.protection_width:
                 return Verdict(
@@ -404,17 +405,26 @@ class DifferencingGuard:
         a_eq = state.basis
         x_true = state.counts.astype(float)
         b_eq = a_eq @ x_true
+        values = sup[touched] @ x_true
+        seen_lo, seen_hi = values.copy(), values.copy()  # span of feasible points met so far
         narrowest = None
-        for k in touched:
+        for j, k in enumerate(touched):
+            if seen_hi[j] - seen_lo[j] >= self.protection_width:
+                continue  # two feasible points already this far apart
             c = sup[k]
-            value = float(c @ x_true)
             hi = linprog(-c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
-            top = np.inf if hi.status != 0 else -hi.fun
-            if top - value >= self.protection_width:
-                continue  # wide enough upwards already
+            if hi.status == 3:
+                continue  # unbounded above
+            if hi.status != 0:  # not solved: fail closed
+                return 0.0
+            vals = sup[touched] @ hi.x
+            seen_lo, seen_hi = np.minimum(seen_lo, vals), np.maximum(seen_hi, vals)
+            if seen_hi[j] - seen_lo[j] >= self.protection_width:
+                continue
             lo = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
-            bottom = lo.fun if lo.status == 0 else value
-            width = top - bottom
+            if lo.status != 0:
+                return 0.0
+            width = -hi.fun - lo.fun  # both ends optimal: the exact width
             narrowest = width if narrowest is None else min(narrowest, width)
         return narrowest
 
@@ -431,14 +441,15 @@ class DifferencingGuard:
         # single atoms: leverage 1 means the atom's own count is determined
         lev = w * (basis[:, small] ** 2).sum(axis=0)
         single = np.flatnonzero(lev >= 1.0 - 1e-7)
-        if len(single):
-            return int(counts[small[single]].min())
+        best_single = int(counts[small[single]].min()) if len(single) else None
+        if best_single == 1:
+            return 1  # nothing smaller exists
         # directions of the row space lying wholly on small atoms: singular values 1 of
         # diag(sqrt(w)) @ basis[:, small].T (the part of each direction's mass on small atoms)
         q = np.sqrt(w)[:, None] * basis[:, small].T  # (|small|, rank)
         active = np.abs(q).max(axis=1) > 1e-12
         if not active.any():
-            return None
+            return best_single
         q = q[active]
         sub = small[active]
         # eigenvalue 1 of q q^T (or q^T q, whichever is smaller): y = q u with |y| = |u|,
@@ -447,15 +458,17 @@ class DifferencingGuard:
             evals, evecs = np.linalg.eigh(q @ q.T)
             full = evals >= 1.0 - 1e-7
             if not full.any():
-                return None
+                return best_single
             z = evecs[:, full] / np.sqrt(w[active])[:, None]
         else:
             evals, evecs = np.linalg.eigh(q.T @ q)
             full = evals >= 1.0 - 1e-7
             if not full.any():
-                return None
+                return best_single
             z = basis[:, sub].T @ evecs[:, full]
-        return _zero_one_search(z, counts[sub], t)
+        group = _zero_one_search(z, counts[sub], t)
+        sizes = [g for g in (group, best_single) if g is not None]
+        return min(sizes) if sizes else None
 
     def _locate(self, cells: list, suppressed: list, verdict: Verdict) -> Verdict:
         """The first cell of the request whose addition makes the release disclosive."""
@@ -470,7 +483,8 @@ class DifferencingGuard:
         v, _ = self._evaluate(self._state, cells[:hi], suppressed)
         if v.ok:  # only the full request discloses (e.g. through its suppressed cells)
             return verdict
-        return Verdict(v.ok, v.reason, hi - 1 if v.cell_index is None else v.cell_index, v.kind, v.group_size)
+        index = hi - 1 if v.cell_index is None else v.cell_index
+        return Verdict(verdict.ok, verdict.reason, index, verdict.kind, verdict.group_size)
 
 
 def _zero_one_search(z: np.ndarray, sizes: np.ndarray, threshold: int) -> int | None:
