@@ -132,9 +132,10 @@ class _State:
     suppressed: np.ndarray  # (k, atoms) 0/1 indicators of registered suppressed cells
     released: int = 0
     history: list = field(default_factory=list)
+    cells: Any = None  # sparse (released cells, atoms) 0/1, kept only for protection_width LPs
 
     def copy(self) -> "_State":
-        return _State(self.atom, self.counts, self.basis, self.suppressed, self.released, list(self.history))
+        return _State(self.atom, self.counts, self.basis, self.suppressed, self.released, list(self.history), self.cells)
 
 
 class DifferencingGuard:
@@ -305,6 +306,7 @@ class DifferencingGuard:
             suppressed=state.suppressed[:, parents],
             released=state.released,
             history=state.history,
+            cells=None if state.cells is None else state.cells[:, parents],
         )
         # a cell's vector: 1 on the atoms its records fall into
         _, first_rec = np.unique(atom, return_index=True)
@@ -355,6 +357,11 @@ class DifferencingGuard:
         new.basis = self._extend(new.basis, new.counts, rel)
         if len(sup):
             new.suppressed = np.vstack([new.suppressed, sup])
+        if self.protection_width is not None and len(rel):
+            from scipy import sparse
+
+            block = sparse.csr_matrix(rel)
+            new.cells = block if new.cells is None else sparse.vstack([new.cells, block], format="csr")
         new.released = state.released + len(cells)
         new.history = state.history + [{"released": list(cells), "suppressed": list(suppressed)}]
         return new, rel, sup
@@ -400,9 +407,9 @@ class DifferencingGuard:
 
         sup = state.suppressed
         touched = np.flatnonzero(sup @ state.counts > 0)
-        if len(touched) == 0 or state.basis.shape[0] == 0:
+        if len(touched) == 0 or state.basis.shape[0] == 0 or state.cells is None:
             return None
-        a_eq = state.basis
+        a_eq = state.cells  # sparse 0/1 rows of every released cell: same constraints as the basis
         x_true = state.counts.astype(float)
         b_eq = a_eq @ x_true
         values = sup[touched] @ x_true
