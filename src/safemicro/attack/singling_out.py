@@ -16,10 +16,14 @@ something about its own people.
 
 The random-guess baseline writes predicates from random values and random operators.
 The success rate counts successful predicates over the ``n_attacks`` attempts (a predicate
-the intruder could not write counts as a failure), as Anonymeter does. When the control set
-is smaller than the original (or larger), the larger one is evaluated at the smaller size:
-the expected number of predicates that single out in a random subsample of that size is
-exact (hypergeometric), so no model of how singling out grows with size is needed.
+the intruder could not write counts as a failure), as Anonymeter does. The control is
+evaluated at the original's size: a larger control by the exact expected count in a random
+subsample of that size (hypergeometric); a smaller one by the beta-binomial predictive
+count at the original's size (Jeffreys prior on each predicate's rate). No estimator of
+that extrapolation is unbiased, and this one leaves records the release never saw a small
+positive risk (about 0.1 for 5 000 fresh real records against 4 000 original and 1 000
+control records of the NIST ACS excerpt). Evaluating the original at the control's size
+instead would be unbiased but dilutes what a leaking release shows by the ratio of sizes.
 """
 
 from __future__ import annotations
