@@ -24,7 +24,7 @@ import polars as pl
 
 from safemicro.attack.common import draw_rows, prepare_frames
 from safemicro.attack.gower import GowerSpace, numeric_columns
-from safemicro.attack.stats import Risk, attack_summary, residual_risk, wilson
+from safemicro.attack.stats import AttackEvaluator, Tallies
 from safemicro.errors import SafemicroError
 from safemicro.utility.tables import common_dtype
 
@@ -50,7 +50,7 @@ def _regression(s: pl.Series) -> bool:
     return s.dtype.is_numeric() and s.dtype != pl.Boolean and s.n_unique() > 20
 
 
-class InferenceEvaluator:
+class InferenceEvaluator(AttackEvaluator):
     """Inference risk of a secret column (see the module docstring for the scenario).
 
     >>> ev = InferenceEvaluator(ori, syn, ctl, aux_cols=["age", "sex"], secret="income").evaluate()  # doctest: +SKIP
@@ -108,22 +108,14 @@ class InferenceEvaluator:
         self._evaluated = True
         return self
 
-    def _check(self) -> None:
-        if not self._evaluated:
-            raise RuntimeError("call evaluate() first")
 
-    def risk(self, confidence: float = 0.95, baseline: bool = False) -> Risk:
-        self._check()
-        if baseline:
-            return residual_risk(wilson(self.n_baseline_, self.n_baseline_attacks_, confidence), None)
-        control = None if self.n_control_ is None else wilson(self.n_control_, self.n_control_attacks_, confidence)
-        return residual_risk(wilson(self.n_success_, self.n_attacks_, confidence), control)
+
+    def _tallies(self) -> Tallies:
+        return Tallies(self.n_success_, self.n_attacks_, self.n_baseline_, self.n_baseline_attacks_,
+                       self.n_control_, self.n_control_attacks_)
 
     def results(self, confidence: float = 0.95) -> dict[str, Any]:
-        self._check()
-        out = attack_summary(self.n_attacks_, self.n_success_, self.n_baseline_, self.n_control_,
-                             n_baseline_attacks=self.n_baseline_attacks_,
-                             n_control_attacks=self.n_control_attacks_, confidence=confidence)
+        out = self._summary(confidence)
         out.update({"secret": self.secret, "aux_cols": self.aux_cols, "regression": self.regression,
                     "tolerance": self.tolerance if self.regression else None, "n_attacks": self.n_attacks_})
         return out

@@ -22,7 +22,7 @@ import numpy as np
 
 from safemicro.attack.common import draw_rows, prepare_frames
 from safemicro.attack.gower import GowerSpace, numeric_columns
-from safemicro.attack.stats import Risk, attack_summary, residual_risk, wilson
+from safemicro.attack.stats import AttackEvaluator, Tallies
 from safemicro.errors import SafemicroError
 
 __all__ = ["LinkabilityEvaluator"]
@@ -33,7 +33,7 @@ def _linked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a[:, :, None] == b[:, None, :]).any(axis=(1, 2))
 
 
-class LinkabilityEvaluator:
+class LinkabilityEvaluator(AttackEvaluator):
     """Linkability risk of a release (see the module docstring for the scenario).
 
     ``aux_cols``: the columns of the intruder's two files, ``(first, second)``.
@@ -87,21 +87,14 @@ class LinkabilityEvaluator:
         self._evaluated = True
         return self
 
-    def _check(self) -> None:
-        if not self._evaluated:
-            raise RuntimeError("call evaluate() first")
 
-    def risk(self, confidence: float = 0.95, baseline: bool = False) -> Risk:
-        self._check()
-        if baseline:
-            return residual_risk(wilson(self.n_baseline_, self.n_attacks_, confidence), None)
-        control = None if self.n_control_ is None else wilson(self.n_control_, self.n_control_attacks_, confidence)
-        return residual_risk(wilson(self.n_success_, self.n_attacks_, confidence), control)
+
+    def _tallies(self) -> Tallies:
+        return Tallies(self.n_success_, self.n_attacks_, self.n_baseline_, self.n_attacks_,
+                       self.n_control_, self.n_control_attacks_)
 
     def results(self, confidence: float = 0.95) -> dict[str, Any]:
-        self._check()
-        out = attack_summary(self.n_attacks_, self.n_success_, self.n_baseline_, self.n_control_,
-                             n_control_attacks=self.n_control_attacks_, confidence=confidence)
+        out = self._summary(confidence)
         out.update({"aux_cols": [self.aux_cols[0], self.aux_cols[1]], "n_neighbors": self.n_neighbors,
                     "n_attacks": self.n_attacks_})
         return out

@@ -26,7 +26,7 @@ from scipy.stats import norm, rankdata
 
 from safemicro.attack.common import draw_rows, prepare_frames
 from safemicro.attack.gower import GowerSpace, numeric_columns
-from safemicro.attack.stats import Risk, attack_summary, residual_risk, wilson
+from safemicro.attack.stats import AttackEvaluator, Tallies
 from safemicro.errors import SafemicroError
 
 __all__ = ["MembershipEvaluator", "auc_with_ci"]
@@ -44,7 +44,7 @@ def auc_with_ci(pos: np.ndarray, neg: np.ndarray, confidence: float = 0.95) -> d
     return {"auc": auc, "ci": [max(0.0, auc - z * se), min(1.0, auc + z * se)], "se": se}
 
 
-class MembershipEvaluator:
+class MembershipEvaluator(AttackEvaluator):
     """Distance-based membership inference against a holdout (see the module docstring).
 
     >>> ev = MembershipEvaluator(train, synthetic, holdout).evaluate()   # doctest: +SKIP
@@ -91,18 +91,12 @@ class MembershipEvaluator:
         self._evaluated = True
         return self
 
-    def _check(self) -> None:
-        if not self._evaluated:
-            raise RuntimeError("call evaluate() first")
 
-    def risk(self, confidence: float = 0.95, baseline: bool = False) -> Risk:
-        self._check()
-        if baseline:
-            return residual_risk(wilson(self.n_baseline_, self.n_, confidence), None)
-        return residual_risk(wilson(self.n_success_, self.n_, confidence), wilson(self.n_control_, self.n_, confidence))
+
+    def _tallies(self) -> Tallies:
+        return Tallies(self.n_success_, self.n_, self.n_baseline_, self.n_, self.n_control_, self.n_)
 
     def results(self, confidence: float = 0.95) -> dict[str, Any]:
-        self._check()
-        out = attack_summary(self.n_, self.n_success_, self.n_baseline_, self.n_control_, confidence=confidence)
+        out = self._summary(confidence)
         out.update({"n_attacks": self.n_, "threshold": self.threshold_, "auc": self.auc_, "dcr": self.dcr_})
         return out

@@ -35,7 +35,7 @@ import polars as pl
 from scipy.stats import betabinom, hypergeom
 
 from safemicro.attack.common import prepare_frames
-from safemicro.attack.stats import Risk, attack_summary, residual_risk, wilson
+from safemicro.attack.stats import AttackEvaluator, Tallies
 from safemicro.errors import SafemicroError
 from safemicro.keys import encode_column
 from safemicro.utility.tables import common_dtype
@@ -141,7 +141,7 @@ def _dedupe(cols: np.ndarray, ops: np.ndarray, vals: np.ndarray, seen: set) -> n
     return keep
 
 
-class SinglingOutEvaluator:
+class SinglingOutEvaluator(AttackEvaluator):
     """Singling-out risk of a release (see the module docstring for the scenario).
 
     >>> ev = SinglingOutEvaluator(original, synthetic, control, n_attacks=500).evaluate("multivariate")  # doctest: +SKIP
@@ -286,21 +286,14 @@ class SinglingOutEvaluator:
         self._evaluated = True
         return self
 
-    def _check(self) -> None:
-        if not self._evaluated:
-            raise RuntimeError("call evaluate() first")
 
-    def risk(self, confidence: float = 0.95, baseline: bool = False) -> Risk:
-        """(attack − control)/(1 − control) with its interval; ``baseline``: the random guesser's rate."""
-        self._check()
-        if baseline:
-            return residual_risk(wilson(self.n_baseline_, self.n_attacks, confidence), None)
-        control = None if self.n_control_ is None else wilson(self.n_control_, self.n_attacks, confidence)
-        return residual_risk(wilson(self.n_success_, self.n_attacks, confidence), control)
+
+    def _tallies(self) -> Tallies:
+        return Tallies(self.n_success_, self.n_attacks, self.n_baseline_, self.n_attacks,
+                       self.n_control_, None if self.n_control_ is None else self.n_attacks)
 
     def results(self, confidence: float = 0.95, examples: int = 5) -> dict[str, Any]:
-        self._check()
-        out = attack_summary(self.n_attacks, self.n_success_, self.n_baseline_, self.n_control_, confidence=confidence)
+        out = self._summary(confidence)
         c, o, v = self.predicates_
         x = self._table.data[1]
         hits = np.flatnonzero(_count(x, c, o, v) == 1)[:examples]

@@ -21,7 +21,7 @@ from typing import Any
 
 from scipy.stats import norm
 
-__all__ = ["Rate", "Risk", "wilson", "residual_risk", "attack_summary"]
+__all__ = ["Rate", "Risk", "Tallies", "AttackEvaluator", "wilson", "residual_risk", "attack_summary"]
 
 
 @dataclass(frozen=True)
@@ -121,3 +121,45 @@ def attack_summary(
         "baseline_risk": _bound(baseline.value, baseline.error).to_dict(),
         "beats_baseline": bool(attack.value > baseline.value),
     }
+
+
+@dataclass(frozen=True)
+class Tallies:
+    """The counts behind one attack: successes and trials of the attack, the random guess and
+    the control (``None`` without one). Counts may be expected values (fractional)."""
+
+    success: float
+    total: int
+    baseline: float
+    baseline_total: int
+    control: float | None = None
+    control_total: int | None = None
+
+
+class AttackEvaluator:
+    """What the evaluators share: ``risk()`` and the common part of ``results()``, both from
+    the subclass's :meth:`_tallies` once ``evaluate()`` has run."""
+
+    _evaluated = False
+
+    def _tallies(self) -> Tallies:
+        raise NotImplementedError
+
+    def _check(self) -> None:
+        if not self._evaluated:
+            raise RuntimeError("call evaluate() first")
+
+    def risk(self, confidence: float = 0.95, baseline: bool = False) -> Risk:
+        """(attack − control)/(1 − control) with its interval; ``baseline``: the random guesser's rate."""
+        self._check()
+        t = self._tallies()
+        if baseline:
+            return residual_risk(wilson(t.baseline, t.baseline_total, confidence), None)
+        control = None if t.control is None else wilson(t.control, t.control_total, confidence)
+        return residual_risk(wilson(t.success, t.total, confidence), control)
+
+    def _summary(self, confidence: float) -> dict[str, Any]:
+        self._check()
+        t = self._tallies()
+        return attack_summary(t.total, t.success, t.baseline, t.control, n_baseline_attacks=t.baseline_total,
+                              n_control_attacks=t.control_total, confidence=confidence)
