@@ -273,7 +273,7 @@ def evaluate(
     target: Optional[str] = typer.Option(None, "--target", help="column(s) for train-on-synthetic/test-on-real"),
     group: Optional[str] = typer.Option(None, "--group", help="geography for the k-marginal score (e.g. PUMA)"),
     secrets: Optional[str] = typer.Option(None, "--secrets", help="sensitive columns the inference attack guesses, comma-separated"),
-    attacks: int = typer.Option(500, "--attacks", help="attacks per scenario of the attack suite (needs --holdout; 0 skips it)"),
+    attacks: int = typer.Option(500, "--n-attacks", help="attacks per scenario of the attack suite (needs --holdout; 0 skips it)"),
     seed: int = typer.Option(0, "--seed", help="seed for splits, bootstrap and permutations"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the result as JSON"),
     html_out: Optional[Path] = typer.Option(None, "--html", help="write the HTML report"),

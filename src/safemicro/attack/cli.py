@@ -19,6 +19,11 @@ attack_app = typer.Typer(
 
 JSON_HELP = "write the result as JSON"
 HTML_HELP = "write the HTML report"
+N_ATTACKS = typer.Option(500, "--n-attacks", help="attacks (predicates, targets) to try")
+SEED = typer.Option(None, "--seed")
+JSON_OUT = typer.Option(None, "--json", help=JSON_HELP)
+HTML_OUT = typer.Option(None, "--html", help=HTML_HELP)
+ENCODING = typer.Option(None, "--encoding", help="text encoding of CSV inputs (default UTF-8)")
 
 
 def _read(path: Path, encoding: Optional[str]):
@@ -103,8 +108,8 @@ def link(
     by: Optional[str] = typer.Option(None, "--by", help="auxiliary columns to break the risk down by"),
     household: Optional[str] = typer.Option(None, "--household", help="household column of the release: also attack whole households"),
     aux_household: Optional[str] = typer.Option(None, "--aux-household", help="household column of the auxiliary file (default: --household)"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
-    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
+    json_out: Optional[Path] = JSON_OUT,
+    html_out: Optional[Path] = HTML_OUT,
     encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of CSV files"),
 ) -> None:
     """Link auxiliary files to a release: true match rate, precision, re-identifications."""
@@ -161,6 +166,13 @@ RELEASE = typer.Argument(..., help="the released (synthetic or anonymized) file"
 CONTROL = typer.Option(None, "--control", help="holdout: real records the release was not made from")
 
 
+def _inputs(original: Path, release: Path, control: Optional[Path], outputs: list[Optional[Path]],
+            encoding: Optional[str]):
+    """Check the outputs against the inputs, then read original, release and control."""
+    _check_outputs([original, release, *([control] if control else [])], outputs)
+    return _three(original, release, control, encoding)
+
+
 @attack_app.command("singling-out")
 @friendly
 def singling_out(
@@ -168,19 +180,18 @@ def singling_out(
     release: Path = RELEASE,
     control: Optional[Path] = CONTROL,
     mode: str = typer.Option("multivariate", "--mode", help="univariate or multivariate"),
-    n_attacks: int = typer.Option(500, "--n-attacks"),
+    n_attacks: int = N_ATTACKS,
     n_cols: int = typer.Option(3, "--n-cols", help="columns per predicate (multivariate)"),
     columns: Optional[str] = typer.Option(None, "--columns", help="columns to attack on (default: all)"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
-    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
-    encoding: Optional[str] = typer.Option(None, "--encoding"),
+    seed: Optional[int] = SEED,
+    json_out: Optional[Path] = JSON_OUT,
+    html_out: Optional[Path] = HTML_OUT,
+    encoding: Optional[str] = ENCODING,
 ) -> None:
     """Singling out: predicates written from the release that pick out one real person."""
     from safemicro.attack.singling_out import SinglingOutEvaluator
 
-    _check_outputs([original, release, *([control] if control else [])], [json_out, html_out])
-    ori, syn, ctl = _three(original, release, control, encoding)
+    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = SinglingOutEvaluator(ori, syn, ctl, n_attacks=n_attacks, n_cols=n_cols, columns=split_list(columns) or None,
                              seed=seed).evaluate(mode).results()
     _print_risk(f"singling out ({mode})", r)
@@ -196,17 +207,16 @@ def linkability(
     first: str = typer.Option(..., "--first", help="columns of the intruder's first file"),
     second: str = typer.Option(..., "--second", help="columns of the intruder's second file"),
     n_neighbors: int = typer.Option(1, "--neighbors", help="released neighbours each half may share"),
-    n_attacks: int = typer.Option(500, "--n-attacks"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
-    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
-    encoding: Optional[str] = typer.Option(None, "--encoding"),
+    n_attacks: int = N_ATTACKS,
+    seed: Optional[int] = SEED,
+    json_out: Optional[Path] = JSON_OUT,
+    html_out: Optional[Path] = HTML_OUT,
+    encoding: Optional[str] = ENCODING,
 ) -> None:
     """Linkability: the release ties two files about the same people together."""
     from safemicro.attack.linkability import LinkabilityEvaluator
 
-    _check_outputs([original, release, *([control] if control else [])], [json_out, html_out])
-    ori, syn, ctl = _three(original, release, control, encoding)
+    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = LinkabilityEvaluator(ori, syn, ctl, aux_cols=(split_list(first), split_list(second)), n_attacks=n_attacks,
                              n_neighbors=n_neighbors, seed=seed).evaluate().results()
     _print_risk("linkability", r)
@@ -222,17 +232,16 @@ def inference(
     known: str = typer.Option(..., "--known", help="columns the intruder knows"),
     secret: str = typer.Option(..., "--secret", help="the column the intruder guesses"),
     regression: Optional[bool] = typer.Option(None, "--regression/--classification", help="numeric secret within 5 % (default: numbers with > 20 values)"),
-    n_attacks: int = typer.Option(500, "--n-attacks"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
-    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
-    encoding: Optional[str] = typer.Option(None, "--encoding"),
+    n_attacks: int = N_ATTACKS,
+    seed: Optional[int] = SEED,
+    json_out: Optional[Path] = JSON_OUT,
+    html_out: Optional[Path] = HTML_OUT,
+    encoding: Optional[str] = ENCODING,
 ) -> None:
     """Inference: the release reveals a secret column of people the intruder knows."""
     from safemicro.attack.inference import InferenceEvaluator
 
-    _check_outputs([original, release, *([control] if control else [])], [json_out, html_out])
-    ori, syn, ctl = _three(original, release, control, encoding)
+    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = InferenceEvaluator(ori, syn, ctl, aux_cols=split_list(known), secret=secret, regression=regression,
                            n_attacks=n_attacks, seed=seed).evaluate().results()
     _print_risk(f"inference of {secret}", r)
@@ -246,17 +255,16 @@ def membership(
     release: Path = RELEASE,
     control: Path = typer.Option(..., "--control", help="holdout: real records the release was not made from"),
     columns: Optional[str] = typer.Option(None, "--columns", help="columns to compare (default: all)"),
-    n_attacks: int = typer.Option(500, "--n-attacks"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
-    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
-    encoding: Optional[str] = typer.Option(None, "--encoding"),
+    n_attacks: int = N_ATTACKS,
+    seed: Optional[int] = SEED,
+    json_out: Optional[Path] = JSON_OUT,
+    html_out: Optional[Path] = HTML_OUT,
+    encoding: Optional[str] = ENCODING,
 ) -> None:
     """Membership inference: is a person's closeness to the release a sign they were in the data?"""
     from safemicro.attack.membership import MembershipEvaluator
 
-    _check_outputs([original, release, control], [json_out, html_out])
-    ori, syn, ctl = _three(original, release, control, encoding)
+    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = MembershipEvaluator(ori, syn, ctl, n_attacks=n_attacks, columns=split_list(columns) or None,
                             seed=seed).evaluate().results()
     _print_risk("membership", r)
@@ -272,17 +280,16 @@ def all_attacks(
     control: Optional[Path] = CONTROL,
     secret: Optional[str] = typer.Option(None, "--secret", help="column for the inference attack"),
     known: Optional[str] = typer.Option(None, "--known", help="columns the intruder knows (default: all but the secret)"),
-    n_attacks: int = typer.Option(500, "--n-attacks"),
+    n_attacks: int = N_ATTACKS,
     seed: int = typer.Option(0, "--seed"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
-    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
-    encoding: Optional[str] = typer.Option(None, "--encoding"),
+    json_out: Optional[Path] = JSON_OUT,
+    html_out: Optional[Path] = HTML_OUT,
+    encoding: Optional[str] = ENCODING,
 ) -> None:
     """Every release-level attack at once (singling out, linkability, inference, membership)."""
     from safemicro.attack.privacy import privacy_attacks
 
-    _check_outputs([original, release, *([control] if control else [])], [json_out, html_out])
-    ori, syn, ctl = _three(original, release, control, encoding)
+    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = privacy_attacks(ori, syn, ctl, n_attacks=n_attacks, secret=secret,
                         aux_cols=split_list(known) or None, seed=seed)
     for mode, v in r["singling_out"].items():
@@ -309,9 +316,9 @@ def simulate_cmd(
     threshold: float = typer.Option(0.5, "--threshold", help="confidence for a claim to count as a re-identification"),
     no_households: bool = typer.Option(False, "--no-households", help="skip the household-composition attack"),
     seed: int = typer.Option(1, "--seed"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
-    html_out: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
-    encoding: Optional[str] = typer.Option(None, "--encoding"),
+    json_out: Optional[Path] = JSON_OUT,
+    html_out: Optional[Path] = HTML_OUT,
+    encoding: Optional[str] = ENCODING,
 ) -> None:
     """Simulation study: population → survey sample → release plans → intruder → measured vs promised risk."""
     from safemicro.attack.simulate import simulate
