@@ -225,7 +225,7 @@ def _load_input(data: Any) -> tuple[Dataset, dict[str, Any]]:
         stem = path.name[: -len(fmt)] if fmt else path.name
         return ds, {
             "file": path.name,
-            "sha256": _sha256(path),
+            "sha256": file_sha256(path),
             "format": fmt if fmt in BUNDLE_FORMATS else ".csv",
             "stem": stem,
         }
@@ -247,7 +247,7 @@ def verify_bundle(folder: str | os.PathLike[str]) -> list[str]:
         target = folder / name
         if not target.is_file():
             problems.append(f"{name}: missing")
-        elif _sha256(target) != digest:
+        elif file_sha256(target) != digest:
             problems.append(f"{name}: checksum differs")
     return problems
 
@@ -266,18 +266,19 @@ def read_bundle(folder: str | os.PathLike[str]) -> tuple[Dataset, dict[str, Any]
     ds = read(data_file)
     return ds, {
         "file": data_file.name,
-        "sha256": _sha256(data_file),
+        "sha256": file_sha256(data_file),
         "format": data_file.suffix.lower(),
         "stem": data_file.name[: -len(data_file.suffix)],
         "derived_from": {
             "bundle": folder.name,
             "tier": report["scenario"]["tier"],
-            "report_sha256": _sha256(report_path),
+            "report_sha256": file_sha256(report_path),
         },
     }
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB chunks (what SHA256SUMS and the DDI record)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -331,7 +332,7 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
         for name, text in texts.items():
             (staging / name).write_text(text, encoding="utf-8")
         names = sorted(p.name for p in staging.iterdir())
-        sums = "".join(f"{_sha256(staging / n)}  {n}\n" for n in names)
+        sums = "".join(f"{file_sha256(staging / n)}  {n}\n" for n in names)
         (staging / "SHA256SUMS").write_text(sums, encoding="utf-8")
     return {n: out / n for n in [*names, "SHA256SUMS"]}
 

@@ -32,16 +32,6 @@ from safemicro.metadata.summary import DEFAULT_MAX_CATEGORIES, summarize_dataset
 __all__ = ["build_documentation", "document", "prefill"]
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _suffix(path: Path) -> str:
     return ".csv.gz" if path.name.endswith(".csv.gz") else path.suffix.lower()
 
@@ -101,7 +91,9 @@ def build_documentation(
             if not path.exists():
                 raise SafemicroError("input file not found", file=str(path))
             ds = read(path)
-            info = FileInfo(name=path.name, format=_suffix(path), sha256=_sha256(path),
+            from safemicro.release import file_sha256
+
+            info = FileInfo(name=path.name, format=_suffix(path), sha256=file_sha256(path),
                             n_records=ds.n, n_variables=len(ds.columns))
     info.label = ds.codebook.file_label
 

@@ -26,7 +26,6 @@ folder instead of sending it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -126,10 +125,12 @@ class NadaRequest:
             out["headers"]["Content-Type"] = "application/json"
             out["json"] = self.json
         if self.form is not None or self.files:
+            from safemicro.release import file_sha256
+
             out["headers"]["Content-Type"] = "multipart/form-data"
             out["form"] = dict(self.form or {})
             out["files"] = {
-                k: {"filename": p.name, "bytes": p.stat().st_size, "sha256": _sha256(p)} for k, p in self.files.items()
+                k: {"filename": p.name, "bytes": p.stat().st_size, "sha256": file_sha256(p)} for k, p in self.files.items()
             }
         if self.needs:
             out["resource_id_from"] = self.needs
@@ -143,14 +144,6 @@ class PublishPlan:
     access_policy: str
     requests: list[NadaRequest]
     skipped: list[str] = field(default_factory=list)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def plan_publication(
