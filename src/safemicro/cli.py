@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Statistical disclosure control for microdata: assess risk, draft plans, anonymize and bundle releases.",
+    help="Statistical disclosure control for microdata: assess risk, anonymize, synthesize, attack, document and publish releases, and serve protected aggregates.",
 )
 
 
