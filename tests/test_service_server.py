@@ -404,3 +404,43 @@ def test_households_count_once_and_the_ledger_uses_units(tmp_path):
         assert e.value.status == 409
     finally:
         node.close()
+
+
+def test_magnitudes_are_also_judged_record_by_record(tmp_path):
+    """Two sums over the same households that differ by one person's records: the unit-level
+    ledger sees no difference in households, the record-level one refuses the second."""
+    import yaml
+
+    from safemicro.service.config import load_config
+    from safemicro.service.node import Node, Refusal
+    from safemicro.service.queries import Query
+    from safemicro.service.tokens import Grant, Principal
+
+    rows = []
+    for h in range(30):
+        for m in range(3):
+            # the third member of household h0 is the only one who arrived in February
+            month = "2024-02-10" if (h == 0 and m == 2) else "2024-01-10"
+            rows.append({"hh": f"h{h}", "person_id": f"h{h}p{m}", "province": "P1", "district": "D11",
+                         "arrival": month, "status": "idp", "sex": "fm"[m % 2], "income": 100.0 + h + m})
+    data = pl.DataFrame(rows)
+    cfg_path = write_config(tmp_path, f"duckdb:///{tmp_path / 'm.duckdb'}", data=data)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["datasets"]["displaced"]["unit"] = "hh"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    node = Node(load_config(cfg_path))
+    who = Principal("a", "a", "j", 0, (Grant(dataset="*", queries=["count", "sum"], dimensions=["*"], measures=["*"]),))
+    jan = {"start": "2024-01", "end": "2024-01"}
+    both = {"start": "2024-01", "end": "2024-02"}
+    try:
+        # counts of households: both windows hold the same 30 households, so no small group
+        for window in (jan, both):
+            cells = json.loads(node.query(who, Query(dataset="displaced", kind="count", time=window)))["cells"]
+            assert [c["value"] for c in cells if c["status"] == "released"][-1] == 30
+        first = json.loads(node.query(who, Query(dataset="displaced", kind="sum", measure="income", time=jan)))
+        assert first["cells"][-1]["status"] == "released"
+        with pytest.raises(Refusal) as e:  # the difference would be one person's income
+            node.query(who, Query(dataset="displaced", kind="sum", measure="income", time=both))
+        assert e.value.status == 409
+    finally:
+        node.close()

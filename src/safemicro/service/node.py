@@ -40,6 +40,12 @@ from safemicro.service.tokens import (
 )
 
 CELL_COLUMNS = ("value", "status", "rule", "lower", "upper", "rounded_to", "noise_scale", "noise_variance")
+MAGNITUDES = ("sum", "mean", "quantile")  # also judged record by record, not only unit by unit
+
+
+def record_ledger(dataset: str) -> str:
+    """Name of a dataset's record-level ledger (magnitude releases) in the store."""
+    return f"{dataset}#records"
 
 
 class Refusal(Exception):
@@ -106,12 +112,16 @@ class Node:
         if not ds.dp.enabled:
             # sizes are distinct units, as in the cell counts (a household with several records
             # is one contributor)
-            guard = DifferencingGuard(frame.select([*ds.dimensions, "_unit"]), ds.policy.threshold, unit="_unit",
-                                      protection_width=ds.policy.ledger_protection_width)
-            history = self.store.ledger_history(name)
-            guard.replay(self._requests(history))
-            self.ledger_seq[name] = history[-1]["seq"] if history else 0
-            self.guards[name] = guard
+            # ...and a second, record-level ledger for sums, means and quantiles: two releases
+            # over the same households can differ by one person's records
+            for ledger, columns, unit in ((name, [*ds.dimensions, "_unit"], "_unit"),
+                                          (record_ledger(name), list(ds.dimensions), None)):
+                guard = DifferencingGuard(frame.select(columns), ds.policy.threshold, unit=unit,
+                                          protection_width=ds.policy.ledger_protection_width)
+                history = self.store.ledger_history(ledger)
+                guard.replay(self._requests(history))
+                self.ledger_seq[ledger] = history[-1]["seq"] if history else 0
+                self.guards[ledger] = guard
 
     @staticmethod
     def _requests(history: list[dict]) -> list[dict]:
@@ -198,16 +208,18 @@ class Node:
             # "everyone" spelled as all values of one dimension (the guard's `{}` is not used)
             pred = cell_predicate(where, q.by, cell) or {everyone: {"in": self.values[q.dataset][everyone]}}
             (released if cell["status"] == "released" else suppressed).append(pred)
-        guard = self.guards[q.dataset]
+        ledgers = [q.dataset] + ([record_ledger(q.dataset)] if q.kind in MAGNITUDES else [])
         with self.locks[q.dataset]:
             with self.store.transaction() as c:
                 self.store.lock_ledger(c, q.dataset)  # other node processes wait here
                 again = self.store.cached_release(qid, c)
                 if again is not None:
                     return again
-                self._catch_up(c, q.dataset)
-                verdict = guard.check(released, suppressed=suppressed)
-                if not verdict.ok:
+                for ledger in ledgers:
+                    self._catch_up(c, ledger)
+                verdict = next((v for v in (self.guards[ledger].check(released, suppressed=suppressed)
+                                            for ledger in ledgers) if not v.ok), None)
+                if verdict is not None:
                     # the analyst learns that the query was refused and why in general terms,
                     # never the size of the group or which cell (that would itself disclose)
                     public = {"small_cell": "a released cell would hold fewer than the threshold",
@@ -218,10 +230,12 @@ class Node:
                                        f"{public.get(verdict.kind, 'a protected group would be revealed')}",
                                   detail=verdict.reason)
                 body = self._body(q, qid, table, mode="sdc", epsilon=0.0)
-                seq = self.store.record_cells(c, q.dataset, qid, principal.subject, released, suppressed)
+                seqs = {ledger: self.store.record_cells(c, ledger, qid, principal.subject, released, suppressed)
+                        for ledger in ledgers}
                 self.store.save_release(c, qid, q.dataset, body)
-            guard.commit(released, suppressed=suppressed)
-            self.ledger_seq[q.dataset] = seq
+            for ledger, seq in seqs.items():
+                self.guards[ledger].commit(released, suppressed=suppressed)
+                self.ledger_seq[ledger] = seq
             self.audit.append("decision", {"subject": principal.subject, "query_id": qid, "decision": "released",
                                            "cells": table.height, "suppressed": len(suppressed)})
         return body
