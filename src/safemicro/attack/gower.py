@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from safemicro.keys import encode_column
-from safemicro.utility.tables import common_dtype
+from safemicro.utility.tables import common_dtypes
 
 __all__ = ["GowerSpace", "numeric_columns"]
 
@@ -32,15 +32,6 @@ def numeric_columns(frame: pl.DataFrame, columns: Sequence[str]) -> list[str]:
     """Columns compared as numbers: numeric (not boolean) dtypes; the rest are categories."""
     return [c for c in columns if frame.schema[c].is_numeric() and frame.schema[c] != pl.Boolean]
 
-
-def _aligned(series: list[pl.Series]) -> list[pl.Series]:
-    out = [series[0]]
-    for s in series[1:]:
-        a, b = common_dtype(out[0], s)
-        if a.dtype != out[0].dtype:
-            out = [common_dtype(x, s)[0] for x in out]
-        out.append(b)
-    return out
 
 
 class GowerSpace:
@@ -54,7 +45,7 @@ class GowerSpace:
         num_parts: list[list[np.ndarray]] = [[] for _ in frames]
         cat_parts: list[list[np.ndarray]] = [[] for _ in frames]
         for name, is_num in zip(self.columns, self.numeric):
-            parts = _aligned([f.get_column(name) for f in frames])
+            parts = common_dtypes([f.get_column(name) for f in frames])
             joined = pl.concat([p.rename("v") for p in parts])
             if is_num:
                 x = joined.cast(pl.Float64, strict=False)

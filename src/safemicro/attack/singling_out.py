@@ -38,7 +38,7 @@ from safemicro.attack.common import prepare_frames
 from safemicro.attack.stats import AttackEvaluator, Tallies
 from safemicro.errors import SafemicroError
 from safemicro.keys import encode_column
-from safemicro.utility.tables import common_dtype
+from safemicro.utility.tables import common_dtypes
 
 __all__ = ["SinglingOutEvaluator"]
 
@@ -60,12 +60,7 @@ class _Table:
         self.labels: list[pl.Series | None] = []
         for c, is_num in zip(columns, self.numeric):
             series = [f.get_column(c) for f in frames]
-            out = [series[0]]
-            for s in series[1:]:
-                a, b = common_dtype(out[0], s)
-                if a.dtype != out[0].dtype:
-                    out = [common_dtype(x, s)[0] for x in out]
-                out.append(b)
+            out = common_dtypes(series)
             joined = pl.concat([s.rename("v") for s in out])
             if is_num:
                 x = joined.cast(pl.Float64).fill_nan(None).fill_null(np.nan).to_numpy().astype(np.float64)

@@ -35,7 +35,7 @@ from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.keys import combine_codes, dense_ids, encode_column
 from safemicro.methods.base import rng_for
-from safemicro.utility.tables import common_dtype
+from safemicro.utility.tables import common_dtypes
 
 __all__ = [
     "encode_together",
@@ -75,20 +75,10 @@ def _check_columns(columns: Sequence[str], **frames: pl.DataFrame) -> None:
 # -- shared encoding of several frames ------------------------------------------------------
 
 
-def _aligned(series: list[pl.Series]) -> list[pl.Series]:
-    """The same column from several frames, in one dtype (integers, floats or text)."""
-    out = [series[0]]
-    for s in series[1:]:
-        a, b = common_dtype(out[0], s)
-        if a.dtype != out[0].dtype:
-            out = [common_dtype(x, s)[0] for x in out]
-        out.append(b)
-    return out
-
 
 def encode_together(parts: list[pl.Series]) -> tuple[list[np.ndarray], int]:
     """Codes 1..card of one column taken from several frames (0 = missing), one code space."""
-    aligned = _aligned(parts)
+    aligned = common_dtypes(parts)
     codes, card = encode_column(pl.concat([p.rename("v") for p in aligned]))
     return np.split(codes, np.cumsum([len(p) for p in parts])[:-1]), card
 

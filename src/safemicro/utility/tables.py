@@ -85,6 +85,17 @@ class JointCodes:
         )
 
 
+
+def common_dtypes(series: list[pl.Series]) -> list[pl.Series]:
+    """The same column from several frames, all in one dtype (see :func:`common_dtype`)."""
+    out = [series[0]]
+    for s in series[1:]:
+        a, b = common_dtype(out[0], s)
+        if a.dtype != out[0].dtype:
+            out = [common_dtype(x, s)[0] for x in out]
+        out.append(b)
+    return out
+
 def joint_codes(before: pl.Series, after: pl.Series) -> JointCodes:
     """Encode two columns (nulls = missing) in one code space ordered by value."""
     a, b = common_dtype(before, after)
