@@ -75,8 +75,9 @@ class Store:
         self.cells = sa.Table(
             "sm_released_cells", self.meta,
             sa.Column("id", sa.String(40), primary_key=True),
-            sa.Column("dataset", sa.String(64), nullable=False, index=True),
-            sa.Column("seq", sa.BigInteger, nullable=False, index=True),  # per dataset, one per request
+            # a dataset's ledger name: the dataset, or "<dataset>#records" for the record-level one
+            sa.Column("dataset", sa.String(80), nullable=False, index=True),
+            sa.Column("seq", sa.BigInteger, nullable=False, index=True),  # per ledger, one per request
             sa.Column("query_id", sa.String(64), nullable=False),
             sa.Column("status", sa.String(16), nullable=False),
             sa.Column("predicate", sa.Text, nullable=False),
