@@ -108,8 +108,6 @@ class InferenceEvaluator(AttackEvaluator):
         self._evaluated = True
         return self
 
-
-
     def _tallies(self) -> Tallies:
         return Tallies(self.n_success_, self.n_attacks_, self.n_baseline_, self.n_baseline_attacks_,
                        self.n_control_, self.n_control_attacks_)

@@ -87,8 +87,6 @@ class LinkabilityEvaluator(AttackEvaluator):
         self._evaluated = True
         return self
 
-
-
     def _tallies(self) -> Tallies:
         return Tallies(self.n_success_, self.n_attacks_, self.n_baseline_, self.n_attacks_,
                        self.n_control_, self.n_control_attacks_)

@@ -91,8 +91,6 @@ class MembershipEvaluator(AttackEvaluator):
         self._evaluated = True
         return self
 
-
-
     def _tallies(self) -> Tallies:
         return Tallies(self.n_success_, self.n_, self.n_baseline_, self.n_, self.n_control_, self.n_)
 

@@ -281,8 +281,6 @@ class SinglingOutEvaluator(AttackEvaluator):
         self._evaluated = True
         return self
 
-
-
     def _tallies(self) -> Tallies:
         return Tallies(self.n_success_, self.n_attacks, self.n_baseline_, self.n_attacks,
                        self.n_control_, None if self.n_control_ is None else self.n_attacks)
