@@ -191,20 +191,25 @@ def attacks_svg(rows: list[tuple[str, str, Mapping[str, Any]]]) -> str | None:
         fig = _new_figure(6.8, 0.45 * len(rows) + 1.2)
         ax = fig.add_subplot()
         y = np.arange(len(rows))
-        ax.barh(y, risk, color=[RED if v > ATTACK_RISK_LIMIT else BLUE for v in risk], height=0.55,
-                label="risk on the training records")
+        ax.barh(y, risk, color=[RED if v > ATTACK_RISK_LIMIT else BLUE for v in risk], height=0.55)
+
         ax.errorbar(risk, y, xerr=[risk - ci[:, 0], ci[:, 1] - risk], fmt="none", ecolor=INK, capsize=3,
                     linewidth=1.0)
         by = [(b, i) for i, b in enumerate(base) if b is not None]
         if by:
             ax.scatter([b for b, _ in by], [i for _, i in by], marker="|", s=160, color=AMBER, zorder=3,
                        label="random guess")
-        ax.axvline(ATTACK_RISK_LIMIT, color=GREY, linestyle="--", linewidth=1.0, label=f"flagged above {ATTACK_RISK_LIMIT}")
+        ax.axvline(ATTACK_RISK_LIMIT, color=GREY, linestyle="--", linewidth=1.0, label="limit")
         ax.set_yticks(y, [_plain(n) for n in names])
         ax.set_xlim(0, max(0.25, float(np.nanmax(ci[:, 1])) * 1.1))
         ax.set_xlabel("risk = (attack − control) / (1 − control)")
         ax.set_title("Attack risks with 95 % intervals", loc="left")
-        ax.legend(loc="lower right")
+        from matplotlib.patches import Patch
+
+        handles, _ = ax.get_legend_handles_labels()
+        handles += [Patch(color=BLUE, label=f"risk at most {ATTACK_RISK_LIMIT}"),
+                    Patch(color=RED, label=f"risk above {ATTACK_RISK_LIMIT}")]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         ax.grid(axis="y", visible=False)
         return figure_to_svg(fig, "attacks", "Risk of each attack with its confidence interval")
 
