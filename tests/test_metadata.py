@@ -569,3 +569,15 @@ def test_cli_document_and_errors(work, bundles, study_file, puf_docs):
     assert not (work / "never").exists()
     res = runner.invoke(app, ["document", str(bundles["puf"]), "--out", str(work / "never"), "--only", "pdf"])
     assert res.exit_code == 2 and "unknown output" in res.output
+
+
+def test_plan_study_section_keeps_dates_as_written():
+    """Unquoted dates in a plan's `study:` section read as the text written, as in a study file."""
+    from safemicro.metadata.study import study_from_mapping
+    from safemicro.plan import Plan
+
+    plan = Plan.from_yaml("study:\n  title: T\n  collection_dates: {start: 2026-02-01, end: 2026-03-15}\n")
+    study = study_from_mapping(plan.study)
+    assert (study.collection_dates.start, study.collection_dates.end) == ("2026-02-01", "2026-03-15")
+    with pytest.raises(SafemicroError, match=r"invalid study description: titel: unknown field"):
+        study_from_mapping({"titel": "T"})

@@ -267,17 +267,7 @@ class Plan(_Strict):
     def from_yaml(cls, text: str, source: str | os.PathLike[str] | None = None) -> "Plan":
         """Parse and validate a plan; errors name `source`, the line or the field."""
         src = None if source is None else str(source)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc)
-            if mark is not None:
-                raise SafemicroError(
-                    f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}",
-                    file=src,
-                ) from None
-            raise SafemicroError(f"invalid YAML: {problem}", file=src) from None
+        data = parse_yaml(text, src)
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -288,7 +278,7 @@ class Plan(_Strict):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise _plan_error(exc, src) from None
+            raise validation_error(exc, "plan", src) from None
 
     def to_yaml(self) -> str:
         """The plan as YAML (field order as in the model; loads back to an equal plan)."""
@@ -321,28 +311,44 @@ _ROLE_FIELD = {
 }
 
 
-def _loc(loc: tuple[Any, ...]) -> str:
+def _loc(loc: tuple[Any, ...], what: str) -> str:
     parts: list[str] = []
     for p in loc:
         if isinstance(p, int):
             parts.append(f"[{p}]")
         else:
             parts.append(("." if parts else "") + str(p))
-    return "".join(parts) or "(plan)"
+    return "".join(parts) or f"({what})"
 
 
-def _plan_error(exc: ValidationError, source: str | None) -> SafemicroError:
+def parse_yaml(text: str, source: str | None) -> Any:
+    """YAML text to Python; a syntax error names ``source``, the line and the column."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        if mark is not None:
+            raise SafemicroError(
+                f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}",
+                file=source,
+            ) from None
+        raise SafemicroError(f"invalid YAML: {problem}", file=source) from None
+
+
+def validation_error(exc: ValidationError, what: str, source: str | None) -> SafemicroError:
+    """One error naming every invalid field of a ``what`` (plan, study description, ...)."""
     msgs = []
     fields = []
     for err in exc.errors(include_url=False):
-        loc = _loc(tuple(err.get("loc", ())))
+        loc = _loc(tuple(err.get("loc", ())), what)
         fields.append(loc)
         msg = err.get("msg", "invalid")
         if err.get("type") == "extra_forbidden":
             msg = "unknown field (check the spelling)"
         msg = msg.removeprefix("Value error, ")
         msgs.append(f"{loc}: {msg}")
-    error = SafemicroError("invalid plan: " + "; ".join(msgs), file=source)
+    error = SafemicroError(f"invalid {what}: " + "; ".join(msgs), file=source)
     error.fields = fields  # type: ignore[attr-defined]
     return error
 

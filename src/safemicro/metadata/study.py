@@ -27,10 +27,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from safemicro.errors import SafemicroError
+from safemicro.plan import parse_yaml, validation_error
 
 __all__ = ["Study", "Person", "Dates", "Access", "VariableDoc", "load_study", "study_from_mapping"]
 
@@ -141,6 +141,9 @@ def study_from_mapping(data: Any, source: str | None = None) -> Study:
     """Validate a parsed YAML mapping (with or without a top-level ``study:`` key)."""
     if data is None:
         data = {}
+    # YAML turns 2026-02-01 into a date (in a study file and in a plan's `study:` section
+    # alike): keep dates as the text the curator wrote
+    data = _dates_to_text(data)
     if isinstance(data, dict) and set(data) == {"study"}:
         data = data["study"] or {}
     if not isinstance(data, dict):
@@ -151,14 +154,7 @@ def study_from_mapping(data: Any, source: str | None = None) -> Study:
     try:
         return Study.model_validate(data)
     except ValidationError as exc:
-        msgs = []
-        for err in exc.errors(include_url=False):
-            loc = ".".join(str(p) for p in err.get("loc", ())) or "(study)"
-            msg = err.get("msg", "invalid")
-            if err.get("type") == "extra_forbidden":
-                msg = "unknown field (check the spelling)"
-            msgs.append(f"{loc}: {msg}")
-        raise SafemicroError("invalid study description: " + "; ".join(msgs), file=source) from None
+        raise validation_error(exc, "study description", source) from None
 
 
 def load_study(path: str | os.PathLike[str]) -> Study:
@@ -170,16 +166,7 @@ def load_study(path: str | os.PathLike[str]) -> Study:
         raise SafemicroError("study description not found", file=str(p)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SafemicroError(f"cannot read the study description: {exc}", file=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise SafemicroError(
-            f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}", file=str(p)
-        ) from None
-    # YAML turns 2026-02-01 into a date: keep dates as the text the curator wrote
-    return study_from_mapping(_dates_to_text(data), source=str(p))
+    return study_from_mapping(parse_yaml(text, str(p)), source=str(p))
 
 
 def _dates_to_text(obj: Any) -> Any:
