@@ -9,6 +9,7 @@ JSON-ready dict.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 import warnings
 from typing import Any
 
@@ -38,7 +39,7 @@ def privacy_attacks(
     control: pl.DataFrame | None,
     *,
     n_attacks: int = 500,
-    secret: str | None = None,
+    secret: str | Sequence[str] | None = None,
     aux_cols: list[str] | None = None,
     seed: int = 0,
     n_neighbors: int = 10,
@@ -52,23 +53,25 @@ def privacy_attacks(
     halves when they share one of their ``n_neighbors`` nearest released records (10: with
     few columns per half, ties at distance 0 are common and a single neighbour would miss
     even released copies); the inference
-    attack guesses ``secret`` from them, or, without a secret, each column the intruder does
+    attack guesses ``secret`` (one column or several, each in turn) from them, or, without a
+    secret, each column the intruder does
     not know (when ``aux_cols`` is given) or else each column from all the others, at most
     :data:`MAX_SECRETS` of them in column order. Every risk is
     (attack − control)/(1 − control) with a 95 % Wilson-based interval (see
     :mod:`safemicro.attack.stats`).
     """
     ori, syn, ctl, columns = prepare_frames(original, synthetic, control)
-    if secret is not None and secret not in columns:
-        raise SafemicroError("the secret is not a column of the original data", column=secret)
+    named = [secret] if isinstance(secret, str) else list(secret or [])
+    for c in named:
+        if c not in columns:
+            raise SafemicroError("the secret is not a column of the original data", column=c)
     if aux_cols is not None:
         for c in aux_cols:
             if c not in columns:
                 raise SafemicroError("auxiliary column not in the original data", column=c)
-    known = list(aux_cols) if aux_cols is not None else [c for c in columns if c != secret]
-    if secret is not None:
-        known = [c for c in known if c != secret]
-        secrets = [(secret, known)]
+    known = [c for c in (aux_cols if aux_cols is not None else columns) if c not in named]
+    if named:
+        secrets = [(c, known) for c in named]
     elif aux_cols is not None and [c for c in columns if c not in known]:
         secrets = [(c, known) for c in columns if c not in known]
     else:

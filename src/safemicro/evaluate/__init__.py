@@ -238,22 +238,12 @@ def evaluate(
 def _attacks(real: Dataset, synth: Dataset, holdout: Dataset, columns: list[str], keys: list[str],
              secrets: list[str], n_attacks: int, seed: int) -> dict[str, Any]:
     """The attack suite, the keys as the intruder's knowledge and each secret guessed in turn."""
-    from safemicro.attack import InferenceEvaluator, privacy_attacks
+    from safemicro.attack import privacy_attacks
 
     frames = [d.frame.select(columns) for d in (real, synth, holdout)]
     known = [k for k in keys if k in columns] or None
-    secrets = [s for s in secrets if s in columns and s not in (known or [])]
-    result = privacy_attacks(*frames, n_attacks=n_attacks, aux_cols=known, seed=seed,
-                             secret=secrets[0] if secrets else None)
-    if len(secrets) > 1:
-        aux = result["aux_cols"]
-        for i, name in enumerate(secrets[1:], start=1):
-            result["inference"][name] = json_ready(InferenceEvaluator(
-                *frames, aux_cols=[c for c in aux if c != name], secret=name, n_attacks=n_attacks,
-                seed=seed + i).evaluate().results())
-        worst = max(result["inference"], key=lambda s: result["inference"][s]["risk"])
-        result["inference_max"] = {"secret": worst, **{k: result["inference"][worst][k] for k in ("risk", "ci")}}
-    return result
+    return privacy_attacks(*frames, n_attacks=n_attacks, aux_cols=known, seed=seed,
+                           secret=[s for s in secrets if s in columns and s not in (known or [])] or None)
 
 
 def _attack_rows(attacks: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
