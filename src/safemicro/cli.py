@@ -12,7 +12,7 @@ from typing import Callable, Optional
 import typer
 from rich.markup import escape
 
-from safemicro.cli_support import err, out
+from safemicro.cli_support import check_outputs, err, out
 from safemicro.errors import SafemicroError
 from safemicro.cli_support import friendly as _friendly
 from safemicro.cli_support import split_list as _split
@@ -57,7 +57,7 @@ def assess(
             "give the roles either with --plan or with --keys/--weight/..., not both", file=str(plan)
         )
     outputs = [p for p in (json_out, records_out, html_out) if p]
-    _check_outputs(data, outputs)
+    check_outputs([data], outputs)
     the_plan = load_plan(plan) if plan else None
     kwargs = {"encoding": encoding} if encoding else {}
     dataset = io.read(data, **kwargs)
@@ -92,17 +92,6 @@ def assess(
     for label, path in (("summary", json_out), ("records", records_out), ("report", html_out)):
         if path:
             out.print(f"{label}: {path}", highlight=False, markup=False)
-
-
-def _check_outputs(data: Path, outputs: list[Path]) -> None:
-    """Refuse output paths that cannot work before any work is done."""
-    for p in outputs:
-        if p.is_dir():
-            raise SafemicroError("is a directory; give a file name for the output", file=str(p))
-        if p.exists() and data.exists() and p.resolve() == data.resolve():
-            raise SafemicroError("output would overwrite the input data", file=str(p))
-    if len({p.resolve() for p in outputs}) < len(outputs):
-        raise SafemicroError("the same output file is given twice", file=str(outputs[-1]))
 
 
 def _write_all(jobs: list[tuple[Path, Callable[[Path], None]]]) -> None:
@@ -234,7 +223,7 @@ def synthesize(
     from safemicro.synth.synthesis import synthesize as run_synthesize
 
     outputs = [p for p in (output, report) if p]
-    _check_outputs(data, outputs)
+    check_outputs([data], outputs)
     result = run_synthesize(
         data, plan=plan, n=n, seed=seed, epsilon=epsilon, delta=delta, household=household,
         keys=_split(keys) or None,
@@ -286,7 +275,7 @@ def evaluate(
     from safemicro.evaluate import write_evaluation_html
 
     outputs = [p for p in (json_out, html_out) if p]
-    _check_outputs(real, outputs)
+    check_outputs([real], outputs)
     result = run_evaluate(
         io.read(real),
         io.read(synth),

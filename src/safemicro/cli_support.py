@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from pathlib import Path
 from typing import Callable, Optional
 
 import typer
@@ -50,3 +51,16 @@ def friendly(fn: Callable) -> Callable:
 
 def split_list(value: Optional[str]) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def check_outputs(inputs: list[Path], outputs: list[Optional[Path]]) -> None:
+    """Refuse output paths that cannot work before any work is done: a folder, an input
+    file, the same file twice (absent optional outputs are skipped)."""
+    outs = [p for p in outputs if p]
+    for p in outs:
+        if p.is_dir():
+            raise SafemicroError("is a directory; give a file name for the output", file=str(p))
+        if p.exists() and any(i.exists() and p.resolve() == i.resolve() for i in inputs):
+            raise SafemicroError("output would overwrite an input file", file=str(p))
+    if len({p.resolve() for p in outs}) < len(outs):
+        raise SafemicroError("the same output file is given twice", file=str(outs[-1]))

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from safemicro.cli_support import friendly, out, split_list
+from safemicro.cli_support import check_outputs, friendly, out, split_list
 from safemicro.errors import SafemicroError
 
 attack_app = typer.Typer(
@@ -40,18 +40,6 @@ def _frame(path: Path, encoding: Optional[str]):
     ds = _read(path, encoding)
     frame = ds.frame
     return frame, str(path)
-
-
-def _check_outputs(inputs: list[Path], outputs: list[Optional[Path]]) -> None:
-    outs = [p for p in outputs if p]
-    for p in outs:
-        if p.is_dir():
-            raise SafemicroError("is a directory; give a file name for the output", file=str(p))
-        for i in inputs:
-            if p.exists() and i.exists() and p.resolve() == i.resolve():
-                raise SafemicroError("output would overwrite an input file", file=str(p))
-    if len({p.resolve() for p in outs}) < len(outs):
-        raise SafemicroError("the same output file is given twice", file=str(outs[-1]))
 
 
 def _write(result: dict[str, Any], json_out: Optional[Path], html_out: Optional[Path]) -> None:
@@ -115,7 +103,7 @@ def link(
     """Link auxiliary files to a release: true match rate, precision, re-identifications."""
     from safemicro.attack.linkage import LinkageEvaluator
 
-    _check_outputs([release, *auxiliary, *([original] if original else [])], [json_out, html_out])
+    check_outputs([release, *auxiliary, *([original] if original else [])], [json_out, html_out])
     rel, rel_file = _frame(release, encoding)
     auxes = [_with_source(*_frame(a, encoding)) for a in auxiliary]
     ids = None
@@ -169,7 +157,7 @@ CONTROL = typer.Option(None, "--control", help="holdout: real records the releas
 def _inputs(original: Path, release: Path, control: Optional[Path], outputs: list[Optional[Path]],
             encoding: Optional[str]):
     """Check the outputs against the inputs, then read original, release and control."""
-    _check_outputs([original, release, *([control] if control else [])], outputs)
+    check_outputs([original, release, *([control] if control else [])], outputs)
     return _three(original, release, control, encoding)
 
 
@@ -324,7 +312,7 @@ def simulate_cmd(
     from safemicro.attack.simulate import simulate
     from safemicro.progress import progress
 
-    _check_outputs([population] if population else [], [json_out, html_out])
+    check_outputs([population] if population else [], [json_out, html_out])
     pop = _read(population, encoding) if population else None
     releases = _named(plan, "--plan") or None
     n = len(releases) if releases else 4
