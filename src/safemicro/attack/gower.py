@@ -34,6 +34,15 @@ def numeric_columns(frame: pl.DataFrame, columns: Sequence[str]) -> list[str]:
 
 
 
+def range_scaled(values: pl.Series) -> np.ndarray:
+    """Numbers divided by their range (Gower's scaling), missing as NaN; text that is no
+    number counts as missing."""
+    x = values.cast(pl.Float64, strict=False).fill_nan(None).fill_null(np.nan).to_numpy().astype(np.float64)
+    finite = x[np.isfinite(x)]
+    span = float(finite.max() - finite.min()) if len(finite) else 0.0
+    return x / (span if span > 0 else 1.0)
+
+
 class GowerSpace:
     """Several frames encoded once on the same columns, for distances between their rows."""
 
@@ -48,11 +57,7 @@ class GowerSpace:
             parts = common_dtypes([f.get_column(name) for f in frames])
             joined = pl.concat([p.rename("v") for p in parts])
             if is_num:
-                x = joined.cast(pl.Float64, strict=False)
-                x = x.fill_nan(None).fill_null(np.nan).to_numpy().astype(np.float64)
-                finite = x[np.isfinite(x)]
-                span = float(finite.max() - finite.min()) if len(finite) else 0.0
-                x = x / (span if span > 0 else 1.0)
+                x = range_scaled(joined)
                 for i, part in enumerate(np.split(x, cuts)):
                     num_parts[i].append(part)
             else:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from safemicro.attack.gower import range_scaled
 from safemicro.attack.stats import Rate, Risk, residual_risk, wilson
 from safemicro.errors import SafemicroError
 from safemicro.keys import combine_codes, encode_column
@@ -177,16 +178,13 @@ def _encode(release: pl.DataFrame, aux: pl.DataFrame, on: Sequence[str], numeric
     r_codes, a_codes, cards, r_num, a_num, is_num = [], [], [], [], [], []
     for name in on:
         r, a = common_dtype(release.get_column(name), aux.get_column(name))
-        codes, card = encode_column(pl.concat([r.rename("v"), a.rename("v")]))
+        both = pl.concat([r.rename("v"), a.rename("v")])
+        codes, card = encode_column(both)
         r_codes.append(codes[:n_r])
         a_codes.append(codes[n_r:])
         cards.append(card)
         if name in numeric:
-            both = pl.concat([r.rename("v"), a.rename("v")]).cast(pl.Float64, strict=False)
-            x = both.fill_nan(None).fill_null(np.nan).to_numpy().astype(np.float64)
-            finite = x[np.isfinite(x)]
-            span = float(finite.max() - finite.min()) if len(finite) else 0.0
-            x = x / (span if span > 0 else 1.0)
+            x = range_scaled(both)
             r_num.append(x[:n_r])
             a_num.append(x[n_r:])
             is_num.append(True)
