@@ -54,9 +54,10 @@ GENESIS = "0" * 64
 _FIELDS = ("seq", "time", "kind", "payload", "prev", "hash")
 
 
-def canonical_json(obj: Any) -> str:
-    """Sorted keys, no spaces, UTF-8 text, no NaN: the bytes that are hashed and signed."""
-    return json.dumps(json_ready(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def canonical_json(obj: Any, *, ascii: bool = False) -> str:
+    """Sorted keys, no spaces, no NaN: the bytes that are hashed and signed (UTF-8 text, or
+    with ``ascii`` every non-ASCII character escaped, as the service's HTTP bodies are)."""
+    return json.dumps(json_ready(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=ascii, allow_nan=False)
 
 
 def entry_hash(entry: dict) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Optional
 import polars as pl
 
 from safemicro.service.audit import AuditLog
+from safemicro.service.audit import canonical_json as audit_json
 from safemicro.service.config import (
     DatasetConfig,
     ServiceConfig,
@@ -60,9 +61,8 @@ class Refusal(Exception):
 
 
 def canonical_json(obj: Any) -> str:
-    from safemicro.jsonable import json_ready
-
-    return json.dumps(json_ready(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    """The service's canonical JSON (audit's, with non-ASCII escaped for HTTP bodies)."""
+    return audit_json(obj, ascii=True)
 
 
 def digest(text: str) -> str:
