@@ -1,4 +1,4 @@
-"""Shared test fixtures: the reference data beside the clone (../shared)."""
+"""Shared test fixtures: the reference data carried in tests/data (see tests/data/README.md)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SDC_DATA = SHARED / "data" / "sdcmicro"
-SDC_REF = SHARED / "reference" / "sdcmicro"
+DATA = Path(__file__).resolve().parent / "data"
+SDC_DATA = DATA / "sdcmicro"
+SDC_REF = DATA / "sdcmicro_reference"
+SD2011 = DATA / "sd2011" / "SD2011.csv"
+NIST = DATA / "nist_crc"
 KV7 = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
 KV5 = ["urbrur", "roof", "walls", "water", "sex"]
 

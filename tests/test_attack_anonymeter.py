@@ -23,7 +23,7 @@ from safemicro.attack import InferenceEvaluator, LinkabilityEvaluator, SinglingO
 from safemicro.io import read  # noqa: E402
 from safemicro.synth.cart import CartSynthesizer  # noqa: E402
 
-SD2011 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sd2011" / "SD2011.csv"
+SD2011 = Path(__file__).resolve().parent / "data" / "sd2011" / "SD2011.csv"
 # numbers without missing values (anonymeter's distance is undefined on one-sided NaN) and
 # categories with missing values written "NA" (its label encoder cannot sort None with text)
 COLUMNS = ["sex", "age", "agegr", "placesize", "region", "edu", "socprof", "marital", "ls", "trust",

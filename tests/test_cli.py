@@ -28,7 +28,6 @@ SCRIPT = Path(sys.executable).parent / "safemicro"
 TESTDATA = SDC_DATA / "testdata.csv"
 FK_REF = SDC_REF / "testdata_freqCalc_7keys.csv"
 
-pytestmark = pytest.mark.skipif(not TESTDATA.exists(), reason="shared sdcMicro test data not available")
 
 RECORD_COLUMNS = [
     "fk",

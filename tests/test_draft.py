@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
@@ -10,7 +12,7 @@ from safemicro.examples import generate_survey
 from safemicro.io.dataset import Dataset
 from safemicro.plan import Plan
 
-TESTDATA = "/work/shared/data/sdcmicro/testdata.csv"
+TESTDATA = str(Path(__file__).resolve().parent / "data" / "sdcmicro" / "testdata.csv")
 
 
 @pytest.fixture(scope="module")

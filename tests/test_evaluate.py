@@ -13,7 +13,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from conftest import SHARED
+from conftest import SD2011, NIST
 from safemicro.errors import SafemicroError
 from safemicro.evaluate import NIST_CRC, column_kinds, evaluate, render_evaluation_html, write_evaluation_html
 from safemicro.evaluate.columns import analysis_series
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:The single table quality report 
 
 @pytest.fixture(scope="module")
 def sd():
-    ds = read(SHARED / "data" / "sd2011" / "SD2011.csv")
+    ds = read(SD2011)
     rng = np.random.default_rng(1)
     perm = rng.permutation(ds.n)
     train, holdout = ds.with_frame(ds.frame[perm[:4000]]), ds.with_frame(ds.frame[perm[4000:]])
@@ -206,7 +206,7 @@ SDNIST = {
 
 
 def test_k_marginal_and_unique_exact_match_equal_sdnist_on_nist_crc(tmp_path):
-    path = SHARED / "data" / "nist_crc" / "ma2019.csv"
+    path = NIST / "ma2019.csv"
     real = read(path)
     kinds = column_kinds(real)
     assert kinds["PINCP"] == "numeric" and kinds["NOC"] == "categorical"  # text with the literal N

@@ -17,8 +17,7 @@ from polars.testing import assert_frame_equal, assert_series_equal
 from safemicro.errors import SafemicroError
 from safemicro.io import Codebook, Dataset, VariableMeta, from_frame, read, write
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sdcmicro" / "testdata.csv"
-needs_testdata = pytest.mark.skipif(not TESTDATA.exists(), reason="shared test data not available")
+TESTDATA = Path(__file__).resolve().parent / "data" / "sdcmicro" / "testdata.csv"
 
 
 def sha(p: Path) -> str:
@@ -52,7 +51,6 @@ def labelled_dataset() -> Dataset:
 # --------------------------------------------------------------------------- CSV
 
 
-@needs_testdata
 def test_read_testdata_csv_values_match_csv_module():
     before = sha(TESTDATA)
     ds = read(TESTDATA)
@@ -72,7 +70,6 @@ def test_read_testdata_csv_values_match_csv_module():
     assert set(ds.codebook.variables) == set(header)
 
 
-@needs_testdata
 def test_read_testdata_columns_subset_in_requested_order():
     ds = read(TESTDATA, columns=["sex", "age", "urbrur"])
     assert ds.columns == ["sex", "age", "urbrur"]
@@ -619,7 +616,6 @@ def test_written_file_has_normal_permissions(tmp_path):
     assert mode == 0o666 & ~umask
 
 
-@needs_testdata
 @pytest.mark.parametrize("ext", ["csv", "parquet", "dta", "sav"])
 def test_testdata_round_trip_all_formats(tmp_path, ext):
     ds = read(TESTDATA)

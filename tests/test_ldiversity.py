@@ -14,14 +14,12 @@ from hypothesis import strategies as st
 
 from safemicro.risk.ldiversity import ldiversity
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DATA = SHARED / "data" / "sdcmicro" / "testdata.csv"
-REF = SHARED / "reference" / "sdcmicro"
+DATA = Path(__file__).resolve().parent / "data" / "sdcmicro" / "testdata.csv"
+REF = Path(__file__).resolve().parent / "data" / "sdcmicro_reference"
 KV7 = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
 KV5 = ["urbrur", "roof", "walls", "water", "sex"]
 KINDS = {"distinct": "Distinct", "entropy": "Entropy", "recursive": "Recursive"}
 
-needs_ref = pytest.mark.skipif(not DATA.exists(), reason=f"shared reference data not found at {SHARED}")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +38,6 @@ CASES = [
 ]
 
 
-@needs_ref
 @pytest.mark.parametrize("keys,sens,fname", CASES)
 def test_per_record_parity(testdata, keys, sens, fname):
     ref = pl.read_csv(REF / fname, infer_schema_length=None)
@@ -63,7 +60,6 @@ def test_per_record_parity(testdata, keys, sens, fname):
     assert (ref["MultiEntropy_Ldiversity"] == 0).all()
 
 
-@needs_ref
 @pytest.mark.parametrize(
     "case,keys,sens",
     [("kv5_electcon", KV5, ["electcon"]), ("kv5_electcon_relat", KV5, ["electcon", "relat"]),
@@ -83,7 +79,6 @@ def test_summary_matches_json(testdata, ref_json, case, keys, sens):
             assert got["n_lt2"] == r["n_lt2"]
 
 
-@needs_ref
 def test_string_columns_same(testdata):
     ds = testdata.with_columns([pl.col(c).cast(pl.String) for c in KV5 + ["relat"]])
     a = ldiversity(ds, KV5, ["relat"]).per_record

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import SHARED
+from conftest import SD2011
 from safemicro.errors import SafemicroError
 from safemicro.io import from_frame, read
 from safemicro.synth import safeguards as sg
@@ -23,7 +23,7 @@ QI = ["sex", "age", "region", "placesize", "edu", "marital"]
 @pytest.fixture(scope="module")
 def sd2011():
     """SD2011 split 4000 / 1000, a copying 'synthesizer' and independent marginals."""
-    frame = read(SHARED / "data" / "sd2011" / "SD2011.csv").frame
+    frame = read(SD2011).frame
     rng = np.random.default_rng(1)
     perm = rng.permutation(frame.height)
     train, holdout = frame[perm[:4000]], frame[perm[4000:]]

@@ -15,12 +15,10 @@ from hypothesis import strategies as st
 
 from safemicro.risk.suda2 import suda2
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DATA = SHARED / "data" / "sdcmicro" / "testdata.csv"
-REF = SHARED / "reference" / "sdcmicro"
+DATA = Path(__file__).resolve().parent / "data" / "sdcmicro" / "testdata.csv"
+REF = Path(__file__).resolve().parent / "data" / "sdcmicro_reference"
 KV7 = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
 
-needs_ref = pytest.mark.skipif(not DATA.exists(), reason=f"shared reference data not found at {SHARED}")
 
 
 # ----------------------------------------------------------------------------------------
@@ -52,13 +50,11 @@ def res_alt(testdata):
     return suda2(testdata, KV7, original_scores=False)
 
 
-@needs_ref
 def test_scores_exact(res, ref_rec):
     assert res.score.shape == (ref_rec.height,)
     np.testing.assert_array_equal(res.score, ref_rec["score"].to_numpy())
 
 
-@needs_ref
 def test_dis_scores(res, ref_rec):
     ref = ref_rec["disScore"].to_numpy()
     np.testing.assert_allclose(res.dis, ref, rtol=0, atol=1e-6)
@@ -66,7 +62,6 @@ def test_dis_scores(res, ref_rec):
     assert np.max(np.abs(res.dis - ref)) < 1e-12
 
 
-@needs_ref
 def test_contributions(res, ref_rec):
     for j, k in enumerate(KV7):
         np.testing.assert_allclose(
@@ -76,14 +71,12 @@ def test_contributions(res, ref_rec):
     assert frame.columns == ["score", "dis"] + [f"{k}_contribution" for k in KV7]
 
 
-@needs_ref
 def test_alternative_scores(res_alt, ref_rec):
     np.testing.assert_allclose(res_alt.score, ref_rec["score_orig_false"].to_numpy(), rtol=1e-12, atol=0)
     np.testing.assert_allclose(res_alt.dis, ref_rec["disScore_orig_false"].to_numpy(), rtol=0, atol=1e-6)
     assert np.max(np.abs(res_alt.dis - ref_rec["disScore_orig_false"].to_numpy())) < 1e-12
 
 
-@needs_ref
 def test_summary_matches_json(res, ref_json):
     s = res.summary()
     assert s["n_score_gt0"] == ref_json["n_score_gt0"]
@@ -100,7 +93,6 @@ def test_summary_matches_json(res, ref_json):
         assert res.attribute_contributions[k] == pytest.approx(v, abs=1e-10)
 
 
-@needs_ref
 def test_summary_alt_matches_json(res_alt, ref_json):
     s = res_alt.summary()
     ref = ref_json["original_scores_FALSE"]
@@ -111,7 +103,6 @@ def test_summary_alt_matches_json(res_alt, ref_json):
     assert s["dis_table"] == ref["dis_table"]
 
 
-@needs_ref
 def test_level_contributions(res):
     ref = pl.read_csv(REF / "testdata_suda2_7keys_level_contributions.csv")
     got = res.level_contributions
@@ -124,7 +115,6 @@ def test_level_contributions(res):
     assert res.summary()["level_contributions"] == got
 
 
-@needs_ref
 def test_string_keys_same_as_codes(testdata, res):
     ds = testdata.with_columns([pl.col(k).cast(pl.String) for k in KV7])
     r = suda2(ds, KV7)
@@ -134,7 +124,6 @@ def test_string_keys_same_as_codes(testdata, res):
     assert r.level_contributions["relat"]["5"] == pytest.approx(res.level_contributions["relat"][5])
 
 
-@needs_ref
 def test_float_keys_truncated(testdata, res):
     df = testdata.with_columns(pl.col("water").cast(pl.Float64) + 0.7)  # 3.7 -> 3 etc.
     r = suda2(df, KV7)

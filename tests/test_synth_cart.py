@@ -8,7 +8,7 @@ import time
 import numpy as np
 import polars as pl
 import pytest
-from conftest import SHARED
+from conftest import SD2011, NIST
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -21,8 +21,8 @@ from safemicro.plan import Roles
 from safemicro.synth.cart import CartSynthesizer, _balanced_donors
 from safemicro.synth.schema import infer_schema
 
-SD2011 = SHARED / "data" / "sd2011" / "SD2011.csv"
-MA2019 = SHARED / "data" / "nist_crc" / "ma2019.csv"
+SD2011 = SD2011
+MA2019 = NIST / "ma2019.csv"
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import SHARED
+from conftest import NIST
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Codebook, Dataset, VariableMeta
 from safemicro.synth.dp import DPSynthesizer, _draw, _project_rows, epsilon_to_rho, rho_to_epsilon
 
-NIST = SHARED / "data" / "nist_crc" / "ma2019.csv"
+NIST = NIST / "ma2019.csv"
 
 
 def _toy(n: int = 3000, seed: int = 0) -> Dataset:

@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 import pytest
-from conftest import SHARED
+from conftest import SD2011, NIST, SDC_DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -19,9 +19,9 @@ from safemicro.io.dataset import Dataset
 from safemicro.plan import Roles
 from safemicro.synth.schema import infer_schema, state_name
 
-SD2011 = SHARED / "data" / "sd2011" / "SD2011.csv"
-MA2019 = SHARED / "data" / "nist_crc" / "ma2019.csv"
-TESTDATA = SHARED / "data" / "sdcmicro" / "testdata.csv"
+SD2011 = SD2011
+MA2019 = NIST / "ma2019.csv"
+TESTDATA = SDC_DATA / "testdata.csv"
 
 
 def round_trip(ds: Dataset, **kw):
