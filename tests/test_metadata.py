@@ -29,6 +29,7 @@ from safemicro.metadata.ddi import DDI_NS, SCHEMA_DIR, build_ddi, ddi_string, re
 from safemicro.metadata.documentation import build_documentation, document
 from safemicro.metadata.study import Study, VariableDoc, load_study
 from safemicro.metadata.summary import summarize_dataset
+from safemicro.outputs import MARKER
 
 from conftest import SDC_DATA
 
@@ -558,7 +559,7 @@ def test_cli_document_and_errors(work, bundles, study_file, puf_docs):
     out = work / "cli_docs"
     res = runner.invoke(app, ["document", str(bundles["puf"]), "--out", str(out), "--study", str(study_file)])
     assert res.exit_code == 0, res.output
-    assert {p.name for p in out.iterdir()} == {"ddi.xml", "codebook.html", "datapackage.json", "survey.csv"}
+    assert {p.name for p in out.iterdir()} == {"ddi.xml", "codebook.html", "datapackage.json", "survey.csv", MARKER}
     assert validate_ddi(out / "ddi.xml") == []
     for name in ("ddi.xml", "codebook.html", "datapackage.json", "survey.csv"):  # same input, same bytes
         assert (out / name).read_bytes() == (puf_docs / name).read_bytes(), name

@@ -2,7 +2,9 @@
 
 A reader never sees a half-written file, and a failure leaves neither the target nor a
 temporary file behind (an existing target stays as it was). Files get the usual
-permissions (0666 less the umask), not mkstemp's private 0600.
+permissions (0666 less the umask), not mkstemp's private 0600. Only what
+:mod:`safemicro.outputs` allows is ever replaced: a regular file, or a folder safemicro
+wrote (every folder written here gets its marker).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 import polars as pl
+
+from safemicro.outputs import check_file, check_folder, mark_folder
 
 
 def _current_umask() -> int:
@@ -30,7 +34,7 @@ _UMASK = _current_umask()
 def atomic_paths(paths, *, suffix: str = ".tmp") -> Iterator[list[Path]]:
     """Yield one temporary path next to each target; all are moved into place only if the
     block succeeds, so a set of outputs is written completely or not at all."""
-    targets = [Path(p) for p in paths]
+    targets = [check_file(p) for p in paths]
     staged: list[Path] = []
     try:
         for target in targets:
@@ -70,18 +74,16 @@ def write_frame_csv(path: str | os.PathLike[str], frame: pl.DataFrame) -> None:
 @contextmanager
 def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty staging folder beside ``path``; it becomes ``path`` only if the block
-    succeeds (an existing ``path`` is replaced only with ``overwrite``, after the new folder
-    is complete). On failure nothing is left behind and ``path`` is untouched."""
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"{target} exists and is not a folder")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise FileExistsError(f"{target} is not empty")
+    succeeds (an existing ``path`` is replaced only with ``overwrite`` and only if safemicro
+    wrote it, after the new folder is complete). On failure nothing is left behind and
+    ``path`` is untouched. The new folder holds safemicro's marker file."""
+    target = check_folder(path, overwrite=overwrite)
     parent = target.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     try:
         yield staging
+        mark_folder(staging)
         for p in staging.rglob("*"):
             os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~_UMASK)
         os.chmod(staging, 0o777 & ~_UMASK)

@@ -57,7 +57,7 @@ def assess(
             "give the roles either with --plan or with --keys/--weight/..., not both", file=str(plan)
         )
     outputs = [p for p in (json_out, records_out, html_out) if p]
-    check_outputs([data], outputs)
+    check_outputs([data, plan], outputs)
     the_plan = load_plan(plan) if plan else None
     kwargs = {"encoding": encoding} if encoding else {}
     dataset = io.read(data, **kwargs)
@@ -147,6 +147,7 @@ def init(
     from safemicro.draft import draft_plan
     from safemicro.plan import save_plan
 
+    check_outputs([data], [output])
     if output.exists() and not force:
         raise SafemicroError("plan exists already (use --force to overwrite)", file=str(output))
     kwargs = {"encoding": encoding} if encoding else {}
@@ -183,8 +184,7 @@ def anonymize(
     """Apply a release plan and write the release bundle (data, reports, form, lock, checksums)."""
     from safemicro.release import anonymize as run_anonymize
 
-    if output.exists() and data.exists() and output.resolve() == data.resolve():
-        raise SafemicroError("the bundle folder would replace the input", file=str(output))
+    check_outputs([data, plan], folders=[output], overwrite=overwrite)
     release = run_anonymize(data, plan)
     for c in release.report["checks"]:
         mark = "[green]met[/]" if c["passed"] else "[red]not met[/]"
@@ -223,7 +223,7 @@ def synthesize(
     from safemicro.synth.synthesis import synthesize as run_synthesize
 
     outputs = [p for p in (output, report) if p]
-    check_outputs([data], outputs)
+    check_outputs([data, plan], outputs)
     result = run_synthesize(
         data, plan=plan, n=n, seed=seed, epsilon=epsilon, delta=delta, household=household,
         keys=_split(keys) or None,
@@ -275,7 +275,7 @@ def evaluate(
     from safemicro.evaluate import write_evaluation_html
 
     outputs = [p for p in (json_out, html_out) if p]
-    check_outputs([real], outputs)
+    check_outputs([real, synth, holdout], outputs)
     result = run_evaluate(
         io.read(real),
         io.read(synth),
@@ -364,6 +364,7 @@ def example(
     from safemicro import io
     from safemicro.examples.survey import generate_survey
 
+    check_outputs([], [output])
     io.write(generate_survey(n_households=households, seed=seed), output)
     out.print(f"example survey: {output}", highlight=False, markup=False)
 
@@ -374,6 +375,7 @@ def demo(output: Path = typer.Option(Path("out"), "--out", help="output folder")
     """The main job on the bundled example: generate, draft a plan, assess, anonymize (SUF, then a nested PUF)."""
     from safemicro.demo import run_demo
 
+    check_outputs([], folders=[output], overwrite=True)
     paths = run_demo(output, console=out)
     for label, path in paths.items():
         out.print(f"{label}: {path}", highlight=False, markup=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from pathlib import Path
 from typing import Callable, Optional
 
 import typer
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from safemicro.errors import SafemicroError
+from safemicro.outputs import check_outputs  # noqa: F401 - every command's output check, one rule
 
 err = Console(stderr=True)
 out = Console()
@@ -51,16 +51,3 @@ def friendly(fn: Callable) -> Callable:
 
 def split_list(value: Optional[str]) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
-
-
-def check_outputs(inputs: list[Path], outputs: list[Optional[Path]]) -> None:
-    """Refuse output paths that cannot work before any work is done: a folder, an input
-    file, the same file twice (absent optional outputs are skipped)."""
-    outs = [p for p in outputs if p]
-    for p in outs:
-        if p.is_dir():
-            raise SafemicroError("is a directory; give a file name for the output", file=str(p))
-        if p.exists() and any(i.exists() and p.resolve() == i.resolve() for i in inputs):
-            raise SafemicroError("output would overwrite an input file", file=str(p))
-    if len({p.resolve() for p in outs}) < len(outs):
-        raise SafemicroError("the same output file is given twice", file=str(outs[-1]))

@@ -26,14 +26,16 @@ from safemicro.draft import draft_plan
 from safemicro.examples import SURVEY_PLAN, SURVEY_PUF_PLAN
 from safemicro.release import anonymize
 from safemicro.examples.survey import generate_survey
+from safemicro.outputs import check_folder, mark_folder
 from safemicro.plan import load_plan, save_plan
 
 
 def run_demo(out_dir: str | Path, *, console: Console | None = None) -> dict[str, Path]:
-    """Run the demo into ``out_dir``; returns the paths written."""
+    """Run the demo into ``out_dir`` (new, empty, or an earlier demo's); returns the paths written."""
     console = console or Console(quiet=True)
-    out = Path(out_dir)
+    out = check_folder(out_dir, overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
+    mark_folder(out)
     paths = {
         "example data": out / "survey.dta",
         "draft plan": out / "plan.draft.yaml",

@@ -33,6 +33,7 @@ import polars as pl
 from safemicro import __version__
 from safemicro.assess import Assessment, assess, validate_roles
 from safemicro.atomic import atomic_directory
+from safemicro.outputs import check_folder
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset, from_frame, read, write
 from safemicro.jsonable import json_ready
@@ -304,10 +305,7 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
         render_internal_report,
     )
 
-    if out.exists() and not out.is_dir():
-        raise SafemicroError("output exists and is not a folder", file=str(out))
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise SafemicroError("output folder is not empty (use --overwrite to replace it)", file=str(out))
+    check_folder(out, overwrite=overwrite)
     stamp = _stamp(release.plan)
     data_name = release.stem + release.format
     files = {"data": data_name}

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from safemicro.cli_support import err, friendly, out, split_list
+from safemicro.cli_support import check_outputs, err, friendly, out, split_list
 from safemicro.errors import SafemicroError
 
 API_KEY_ENV = "SAFEMICRO_NADA_API_KEY"
@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         unknown = [o for o in outputs if o not in ("ddi", "html", "datapackage")]
         if unknown:
             raise SafemicroError(f"--only: unknown output(s) {', '.join(unknown)} (ddi, html, datapackage)")
+        check_outputs([source, study, plan, prefill], folders=[out_dir], overwrite=True)
         src = source
         if encoding and not source.is_dir():
             from safemicro import io
@@ -90,6 +91,7 @@ def register(app: typer.Typer) -> None:
         from safemicro.atomic import write_text
         from safemicro.metadata.nada import Resource, plan_publication, send, write_requests
 
+        check_outputs([docs, bundle], [log], folders=[dry_run], overwrite=True)
         extra = []
         for spec in resource:
             path_text, sep, rest = spec.rpartition("=")

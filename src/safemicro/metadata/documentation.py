@@ -187,18 +187,23 @@ def document(
     validate: bool | None = None,
     **kwargs: Any,
 ) -> dict[str, Path]:
-    """Write the documentation of ``source`` into ``out_dir``; returns {output: path}.
+    """Write the documentation of ``source`` into the folder ``out_dir``; returns {output: path}.
 
+    All files or none: they are written into a staging folder beside ``out_dir`` that
+    replaces it only when every file is complete, so a failure leaves no partial set (and
+    an earlier documentation folder stays as it was). ``out_dir`` must be new, empty or a
+    folder safemicro wrote (checked before any work); it then holds exactly these files.
     ``validate``: check the DDI against the XSD (default: when xmlschema is installed);
     an invalid document is an error and nothing is written.
     """
-    from safemicro.atomic import atomic_paths
+    from safemicro.atomic import atomic_directory
+    from safemicro.outputs import check_folder
 
-    doc = build_documentation(source, **kwargs)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise SafemicroError("output exists and is not a folder", file=str(out))
-    texts: dict[str, tuple[Path, str | None]] = {}
+    inputs = [kwargs.get(k) for k in ("study", "plan", "prefill_ddi")]
+    check_folder(out, overwrite=True, inputs=[None if isinstance(source, Dataset) else source, *inputs])
+    doc = build_documentation(source, **kwargs)
+    xml = None
     if "ddi" in outputs:
         from safemicro.metadata.ddi import build_ddi, ddi_string, validate_ddi
 
@@ -217,18 +222,18 @@ def document(
                     "the DDI document is not valid against the DDI Codebook 2.5 schema (a bug; "
                     "please report it): " + "; ".join(problems[:3])
                 )
-        texts["ddi"] = (out / "ddi.xml", xml)
-    if "html" in outputs:
-        from safemicro.metadata.codebook_html import render_codebook
+    names: dict[str, str] = {}
+    with atomic_directory(out, overwrite=True) as staging:
+        if "datapackage" in outputs:
+            from safemicro.metadata.datapackage import write_datapackage
 
-        texts["html"] = (out / "codebook.html", render_codebook(doc))
-    written: dict[str, Path] = {}
-    if "datapackage" in outputs:
-        from safemicro.metadata.datapackage import write_datapackage
+            names.update({k: p.name for k, p in write_datapackage(doc, staging).items()})
+        if xml is not None:
+            (staging / "ddi.xml").write_text(xml, encoding="utf-8")
+            names["ddi"] = "ddi.xml"
+        if "html" in outputs:
+            from safemicro.metadata.codebook_html import render_codebook
 
-        written.update(write_datapackage(doc, out))
-    with atomic_paths([p for p, _ in texts.values()]) as tmps:
-        for tmp, (_, text) in zip(tmps, texts.values()):
-            tmp.write_text(text, encoding="utf-8")
-    written.update({k: p for k, (p, _) in texts.items()})
-    return written
+            (staging / "codebook.html").write_text(render_codebook(doc), encoding="utf-8")
+            names["html"] = "codebook.html"
+    return {k: out / name for k, name in names.items()}
