@@ -238,8 +238,10 @@ def test_latin1_csv_script(tmp_path, frame):
     data = tmp_path / "latin.csv"
     data.write_bytes(df.write_csv().encode("latin-1"))
     args = ["assess", data, "--keys", "urbrur,place", *output_args(tmp_path)]
-    r = run_script(*args)
-    assert_user_error(r, tmp_path, str(data), "row 1", "utf-8", "latin-1")
+    r = run_script(*args, "--encoding", "utf-8")
+    assert_user_error(r, tmp_path, str(data), "row 1", "utf-8", "--encoding")
+    r = run_script(*args)  # detected, and said so
+    assert r.exit_code == 0 and "read as cp1252" in r.stderr and "--encoding" in r.stderr, r.stderr
 
     r = run_script(*args, "--encoding", "latin-1")
     assert r.exit_code == 0, r.stderr

@@ -472,10 +472,10 @@ def test_zero_row_parquet_and_dta(tmp_path):
 def test_non_utf8_csv_names_row_and_latin1_works(tmp_path):
     p = tmp_path / "latin.csv"
     p.write_bytes("name,age\nAnna,30\nJos\u00e9,41\n".encode("latin-1"))
-    e = _err(p)
+    e = _err(p, encoding="utf-8")  # a wrong encoding given: the row and the option named
     assert e.row == 2
     assert "row 2" in str(e)
-    assert "UTF-8".lower() in str(e).lower() and "encoding=" in str(e)
+    assert "UTF-8".lower() in str(e).lower() and "--encoding" in str(e)
     ds = read(p, encoding="latin-1")
     assert ds.frame["name"].to_list() == ["Anna", "Jos\u00e9"]
     assert ds.frame["age"].to_list() == [30, 41]

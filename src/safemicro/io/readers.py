@@ -32,6 +32,7 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Codebook, Dataset, VariableMeta
+from safemicro.io.encoding import decode_text
 
 __all__ = [
     "read",
@@ -184,7 +185,7 @@ def read(
 
     ``columns`` keeps only these columns (in the order given); a name that is not in the
     file is an error naming it. ``encoding`` is the text encoding of a CSV (default:
-    strict UTF-8, a leading BOM is ignored) or the character encoding passed to readstat
+    UTF-8 or a byte-order mark's, else detected with a warning; see :mod:`safemicro.io.encoding`) or the character encoding passed to readstat
     for Stata/SPSS/SAS files (default: what the file declares).
     """
     p = Path(path)
@@ -240,7 +241,7 @@ def _read_csv(p: Path, file: str, columns: Iterable[str] | None, encoding: str |
         except (OSError, EOFError, gzip.BadGzipFile) as e:
             raise SafemicroError(f"not a valid gzip file: {e}", file=file) from None
 
-    text = _decode(raw, file, encoding)
+    text = decode_text(raw, file, encoding)
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.strip():
@@ -286,30 +287,6 @@ def _read_csv(p: Path, file: str, columns: Iterable[str] | None, encoding: str |
     if wanted is not None:
         frame = frame.select(wanted)
     return Dataset(frame=frame, codebook=Codebook(), source=file)
-
-
-def _decode(raw: bytes, file: str, encoding: str | None) -> str:
-    enc = encoding or "utf-8"
-    try:
-        return raw.decode(enc)
-    except LookupError:
-        raise SafemicroError(f"unknown encoding {encoding!r}", file=file) from None
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        row = line - 1 if line > 1 else None
-        where = "in the header" if row is None else f"at data row {row}"
-        bad = raw[e.start : e.start + 4].hex(" ")
-        hint = (
-            "pass encoding='latin-1' (or 'cp1252', ...) to read it"
-            if encoding is None
-            else "check the encoding= option"
-        )
-        raise SafemicroError(
-            f"is not valid {enc}: cannot decode byte offset {e.start} (line {line}, bytes {bad}) "
-            f"{where}; {hint}",
-            file=file,
-            row=row,
-        ) from None
 
 
 def _first_line(e: BaseException) -> str:
