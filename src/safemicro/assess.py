@@ -42,11 +42,14 @@ DEFAULT_KS = (2, 3, 5)
 
 @dataclass
 class Assessment:
-    """The result of :func:`assess`: a JSON-ready summary and one row per input record."""
+    """The result of :func:`assess`: a JSON-ready summary and one row per input record;
+    ``ids`` are the columns that join a record back to the input (the 1-based row number,
+    the household id when there is one)."""
 
     summary: dict[str, Any]
     records: pl.DataFrame
     key_table: KeyTable
+    ids: pl.DataFrame | None = None
 
     def write_json(self, path: str | Path) -> None:
         from safemicro.atomic import write_text
@@ -56,7 +59,8 @@ class Assessment:
     def write_records(self, path: str | Path) -> None:
         from safemicro.atomic import write_frame_csv
 
-        write_frame_csv(path, self.records)
+        ids = self.ids if self.ids is not None else pl.DataFrame({"row": pl.int_range(1, self.records.height + 1, eager=True)})
+        write_frame_csv(path, pl.concat([ids, self.records.drop(ids.columns, strict=False)], how="horizontal"))
 
     def write_html(self, path: str | Path, *, title: str | None = None) -> None:
         from safemicro.report.risk_report import write_risk_report
@@ -381,7 +385,16 @@ def assess(
     summary["variables"] = _variables(dataset, roles)
     summary["checks"] = _checks(summary, targets)
     summary["timings_seconds"] = {k: round(v, 4) for k, v in timings.items()}
-    return Assessment(summary=json_ready(summary), records=record_frame, key_table=kt)
+    return Assessment(summary=json_ready(summary), records=record_frame, key_table=kt, ids=_ids(dataset, roles))
+
+
+def _ids(dataset: Dataset, roles: Roles) -> pl.DataFrame:
+    """What joins a per-record risk back to the input: its row number (1-based, as in the
+    error messages) and the household id. Direct identifiers are left out on purpose."""
+    ids = pl.DataFrame({"row": pl.int_range(1, dataset.n + 1, eager=True)})
+    if roles.household and roles.household != "row":
+        ids = ids.with_columns(dataset.frame.get_column(roles.household))
+    return ids
 
 
 def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -321,6 +321,7 @@ def steps() -> None:
     from rich.table import Table
 
     from safemicro.methods import STEPS
+    from safemicro.plaintext import first_paragraph
 
     t = Table(title="Plan steps", show_lines=True)
     t.add_column("step")
@@ -332,8 +333,7 @@ def steps() -> None:
         for field, info in spec.params.model_fields.items():
             default = "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
             params.append(f"{field} ({default})")
-        doc = (spec.params.__doc__ or spec.run.__doc__ or "").strip().splitlines()
-        t.add_row(name, escape("\n".join(params)), escape(doc[0] if doc else ""))
+        t.add_row(name, escape("\n".join(params)), escape(first_paragraph(spec.params.__doc__ or spec.run.__doc__)))
     out.print(t)
 
 
