@@ -23,7 +23,7 @@ N_ATTACKS = typer.Option(500, "--n-attacks", help="attacks (predicates, targets)
 SEED = typer.Option(None, "--seed")
 JSON_OUT = typer.Option(None, "--json", help=JSON_HELP)
 HTML_OUT = typer.Option(None, "--html", help=HTML_HELP)
-ENCODING = typer.Option(None, "--encoding", help="text encoding of CSV inputs (default UTF-8)")
+ENCODING = typer.Option(None, "--encoding", help="text encoding of CSV inputs (default: UTF-8, else detected)")
 
 
 def _read(path: Path, encoding: Optional[str]):
