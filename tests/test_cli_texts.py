@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 import polars as pl
+from conftest import SDC_DATA
 from typer.testing import CliRunner
 
-from conftest import SDC_DATA
 from safemicro.cli import app
 from safemicro.plaintext import rst_to_plain
 

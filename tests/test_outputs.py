@@ -13,9 +13,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import SDC_DATA
 from typer.testing import CliRunner
 
-from conftest import SDC_DATA
 from safemicro.cli import app
 from safemicro.errors import SafemicroError
 from safemicro.outputs import MARKER
@@ -155,7 +155,7 @@ def test_publish_dry_run_refuses_a_foreign_folder(files, tmp_path):
     assert run("document", files["data"], "--out", docs, "--only", "ddi")[0] == 0
     folder = foreign_folder(tmp_path / "requests")
     code, stdout, stderr = run("publish", docs, "--dry-run", folder, "--tier", "puf")
-    assert code == 2 and "not written by safemicro" in stderr, stderr
+    assert code == 2 and "not written by safemicro" in stderr and stdout.strip() == "", stderr
     assert tree(folder) == {"thesis.docx": b"years of work"}
     # into a new folder it works, and a second dry run may replace the first (it is marked)
     for _ in range(2):

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 from safemicro.errors import SafemicroError
 
@@ -47,7 +47,7 @@ def _what(mode: int) -> str:
     return "not a regular file"
 
 
-def _stat(p: Path) -> Optional[os.stat_result]:
+def _stat(p: Path) -> os.stat_result | None:
     """The status of what ``p`` names, links followed; None when nothing is there."""
     if not os.path.lexists(p):
         return None
@@ -91,7 +91,7 @@ def check_folder(
     path: str | os.PathLike[str],
     *,
     overwrite: bool = False,
-    inputs: Iterable[Optional[str | os.PathLike[str]]] = (),
+    inputs: Iterable[str | os.PathLike[str] | None] = (),
 ) -> Path:
     """Refuse an output folder safemicro may not fill: not a folder, a non-empty folder
     safemicro did not write, one it wrote without ``overwrite``, or one that is or holds an
@@ -134,10 +134,10 @@ def mark_folder(folder: str | os.PathLike[str]) -> None:
 
 
 def check_outputs(
-    inputs: Iterable[Optional[str | os.PathLike[str]]],
-    outputs: Iterable[Optional[str | os.PathLike[str]]] = (),
+    inputs: Iterable[str | os.PathLike[str] | None],
+    outputs: Iterable[str | os.PathLike[str] | None] = (),
     *,
-    folders: Iterable[Optional[str | os.PathLike[str]]] = (),
+    folders: Iterable[str | os.PathLike[str] | None] = (),
     overwrite: bool = False,
 ) -> None:
     """Every check of a command's outputs, before it reads or computes anything: each file

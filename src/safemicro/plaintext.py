@@ -45,7 +45,7 @@ def rst_to_plain(text: str) -> str:
     out = _DEFAULT_ROLE.sub(lambda m: m.group("text"), out)
     out = _STRONG.sub(lambda m: m.group("text"), out)
     out = _EMPHASIS.sub(lambda m: m.group("text"), out)
-    return re.sub(r"(?<=\S)::$", ":", re.sub(r"\s+::$", "", out, flags=re.M), flags=re.M)
+    return re.sub(r"(?<=\S)::$", ":", re.sub(r"\s+::$", "", out, flags=re.MULTILINE), flags=re.MULTILINE)
 
 
 def first_paragraph(doc: str | None) -> str:
