@@ -57,7 +57,8 @@ def _sample(text: str) -> str:
     m = re.search(r"[^\x00-\x7f]", text)
     if not m:
         return ""
-    line = text[text.rfind("\n", 0, m.start()) + 1 : text.find("\n", m.start()) % (len(text) + 1)]
+    end = text.find("\n", m.start())
+    line = text[text.rfind("\n", 0, m.start()) + 1 : end if end >= 0 else len(text)]
     cells = [c for c in re.split(r"[,;\t]", line) if re.search(r"[^\x00-\x7f]", c)]
     return (cells[0] if cells else line).strip()[:40]
 
