@@ -127,7 +127,7 @@ def test_bad_requests_are_4xx_with_a_message(node):
         ({"dataset": "displaced", "kind": "sum"}, 422, "measure"),
         ({"dataset": "displaced", "kind": "sum", "measure": "person_id"}, 422, "unknown measure"),
         ({"dataset": "displaced", "kind": "count", "sql": "select * from raw_displaced"}, 422, "sql"),
-        ({"dataset": "nowhere", "kind": "count"}, 404, "unknown dataset"),
+        ({"dataset": "nowhere", "kind": "count"}, 404, "no dataset 'nowhere' is available"),
         ({"dataset": "displaced", "kind": "records"}, 422, "kind"),
         ({"dataset": "displaced", "kind": "count", "by": "province"}, 422, "by"),
         ([1, 2, 3], 422, "body"),

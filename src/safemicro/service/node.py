@@ -60,6 +60,12 @@ class Refusal(Exception):
         self.detail = detail  # for the provider's audit log only, never sent
 
 
+def not_available(dataset: str, detail: str) -> Refusal:
+    """One answer for a dataset that does not exist and one the token is not granted, so
+    that dataset names cannot be probed (the audit log keeps which it was)."""
+    return Refusal(404, f"no dataset {dataset!r} is available to this token", "dataset", detail=detail)
+
+
 def canonical_json(obj: Any) -> str:
     """The service's canonical JSON (audit's, with non-ASCII escaped for HTTP bodies)."""
     return audit_json(obj, ascii=True)
@@ -177,8 +183,8 @@ class Node:
         qid = q.query_id(version)
         self.audit.append("request", {**who, "query": json.loads(q.canonical()), "query_id": qid})
         try:
-            if ds is None:
-                raise Refusal(404, f"unknown dataset {q.dataset!r}", "dataset")
+            if ds is None or principal.grant_for(q.dataset, "query") is None:
+                raise not_available(q.dataset, "unknown dataset" if ds is None else "no query grant")
             self.authorise(principal, q, ds)
             try:
                 where = check_against(q, ds, self.values[q.dataset])
@@ -423,10 +429,8 @@ class Node:
 
     def budget(self, principal: Principal, dataset: str) -> dict:
         ds = self.cfg.datasets.get(dataset)
-        if ds is None:
-            raise Refusal(404, f"unknown dataset {dataset!r}", "dataset")
-        if principal.grant_for(dataset, "budget") is None:
-            raise Refusal(403, f"token grants no budget view on {dataset!r}")
+        if ds is None or principal.grant_for(dataset, "budget") is None:
+            raise not_available(dataset, "unknown dataset" if ds is None else "no budget grant")
         spent = self.store.budget(dataset, principal.subject)
         self.audit.append("budget", {"subject": principal.subject, "jti": principal.jti, "dataset": dataset})
         return {"dataset": dataset, "mode": "dp" if ds.dp.enabled else "sdc",
