@@ -30,6 +30,7 @@ from safemicro.service.config import (
     prepare_records,
 )
 from safemicro.service.population import check_aligned, open_ledgers, populations, quota_ledger
+from safemicro.service import quantiles
 from safemicro.service.quantiles import cell_keys
 from safemicro.service.queries import Query, QueryError, cell_predicate, check_against
 from safemicro.service.store import BudgetExceeded, Store
@@ -209,6 +210,8 @@ class Node:
         released, suppressed = [], []
         everyone = next(iter(ds.dimensions))
         for cell in table.iter_rows(named=True):
+            if cell["rule"] == quantiles.RULE:
+                continue  # hides a quantile, not the cell's size or total: nothing for the ledger
             # "everyone" spelled as all values of one dimension (the guard's `{}` is not used)
             pred = cell_predicate(where, q.by, cell) or {everyone: {"in": self.values[q.dataset][everyone]}}
             (released if cell["status"] == "released" else suppressed).append(pred)
@@ -272,7 +275,7 @@ class Node:
     def _protected_table(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict) -> pl.DataFrame:
         """Every cell of the requested grid (empty ones too, as small ones: see .presence),
         protected; quantiles under the rule of .quantiles."""
-        from safemicro.service import protection, quantiles
+        from safemicro.service import protection
         from safemicro.service.presence import ALL, full_grid
 
         policy = protection.ProtectionPolicy(

@@ -619,6 +619,8 @@ def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n
                 bad = [k for k in range(len(idx)) if hi[k] - lo[k] + 1e-9 < required[idx[k]]]
                 if not bad:  # exact intervals for the output
                     lo, hi = suppressed_intervals(a_eq, a_ub, values, idx, lb, ub, cache)
+                    if policy.hide_presence:  # a lower bound above 0 would tell that someone is there
+                        bad = [k for k in range(len(idx)) if rules[idx[k]] == "threshold" and lo[k] > 1e-9]
                 if not bad:
                     lower = np.full(n_cells, np.nan)
                     upper = np.full(n_cells, np.nan)
