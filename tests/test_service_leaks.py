@@ -108,6 +108,10 @@ def test_quantile_sweep_returns_no_record_value(node, people):
     for lv in (0.1, 0.25, 0.75, 0.9):
         assert answers[lv]["status"] == "suppressed" and answers[lv]["rule"] == "quantile_rank"
         assert answers[lv]["value"] is None
+    # the rule is public: levels, quota and rounding are in the catalogue
+    cat = httpx.get(s.url + "/v1/catalogue", headers={"Authorization": f"Bearer {alice}"}).json()
+    assert cat["datasets"]["displaced"]["quantiles"] == {"levels": LEVELS, "max_per_cell": 3,
+                                                         "granularity": {"income": 10}}
     # extremes are no query at all
     for q in (0, 1, 0.01, 0.99):
         r = post_query(s.url, alice, {**base, "quantile": q})

@@ -278,7 +278,7 @@ def test_units_in_several_cells_make_margins_inequalities():
     assert np.all(lo[sup] <= truth[sup] + 1e-9) and np.all(truth[sup] <= hi[sup] + 1e-9)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), n=st.integers(30, 400), regions=st.integers(2, 6), cats=st.integers(2, 4))
 def test_hidden_presence_makes_empty_cells_look_like_small_ones(seed, n, regions, cats):
     """With ``hide_presence`` (the service, issue 13) an empty cell is suppressed as a small one,

@@ -320,6 +320,7 @@ def describe(cfg: ServiceConfig) -> dict[str, Any]:
     """A stable description of the policy part of the config (hashed into every release)."""
     return {
         name: {
+            "population": ds.population,
             "dimensions": {k: v.model_dump(exclude={"values"}) for k, v in ds.dimensions.items()},
             "measures": {k: v.model_dump() for k, v in ds.measures.items()},
             "queries": ds.queries,

@@ -423,6 +423,10 @@ class Node:
                                    "values": self.values[name][d]} for d in dims},
                 "measures": [m for m in ds.measures if "*" in grant.measures or m in grant.measures],
                 "threshold": ds.policy.threshold,
+                # the public quantile rule (see .quantiles): levels, quota, rounding per measure
+                "quantiles": {"levels": ds.policy.quantiles, "max_per_cell": ds.policy.max_quantiles_per_cell,
+                              "granularity": {m: quantiles.granularity(v.lower, v.upper, v.granularity)
+                                              for m, v in ds.measures.items()}},
                 "mode": "dp" if ds.dp.enabled else "sdc",
             }
         self.audit.append("catalogue", {"subject": principal.subject, "jti": principal.jti})

@@ -19,7 +19,10 @@ and percentiles, made safe):
    range). One record moves that mean by at most (upper − lower) / 2T, and recovering a
    value from the difference of two answers multiplies their rounding error by 2T. No
    linear combination of windows of equal width 2T ≥ 2 isolates a single order statistic
-   (the polynomial 1 + z + … + z^(2T−1) has roots on the unit circle that z^j has not).
+   (the polynomial 1 + z + … + z^(2T−1) has roots on the unit circle that z^j has not);
+   and whatever else is known about the cell (its count, its sum), a quantile enters any
+   combination multiplied by 2T, so its rounding leaves the result uncertain by T × the
+   granularity at least.
 4. **A bounded number of answers per set of records.** Each set of records (a cell is
    identified by exactly which records it covers, whatever the dimensions or dataset used to
    describe it) gets at most ``policy.max_quantiles_per_cell`` distinct levels released, by
