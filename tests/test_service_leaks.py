@@ -21,9 +21,14 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from service_oracle import smoothed_quantile, small_group_determined
-from service_support import Server, displacement_records, post_query, token, write_config
+from service_oracle import small_group_determined, smoothed_quantile
+from service_support import (
+    Server,
+    displacement_records,
+    post_query,
+    token,
+    write_config,
+)
 
 T = 10
 LEVELS = [0.1, 0.25, 0.5, 0.75, 0.9]
@@ -134,7 +139,8 @@ def test_quantile_levels_per_set_of_people_are_bounded_across_analysts_and_datas
     s, folder = node
     p1 = {"province": ["P1"]}
     assert where(people, province=["P1"]).height * 0.1 >= T  # every level answerable on its own
-    asked = [("displaced", {"province": ["P1"]}, 0.1, "q-a"), ("displaced", {"district": ["D11", "D12", "D13"]}, 0.25, "q-b"),
+    asked = [("displaced", {"province": ["P1"]}, 0.1, "q-a"),
+             ("displaced", {"district": ["D11", "D12", "D13"]}, 0.25, "q-b"),
              ("people2", {"area": ["D11", "D12", "D13"]}, 0.5, "q-c")]
     for dataset, filters, q, who in asked:
         r = post_query(s.url, token(folder, subject=who), {"dataset": dataset, "kind": "quantile", "measure": "income",
@@ -142,8 +148,8 @@ def test_quantile_levels_per_set_of_people_are_bounded_across_analysts_and_datas
         assert cells(r)[0]["status"] == "released"
     # the same people under a fourth level: refused, whoever asks and however they are described
     for dataset, filters in (("displaced", p1), ("people2", {"area": ["D11", "D12", "D13"]})):
-        r = post_query(s.url, token(folder, subject="q-d"), {"dataset": dataset, "kind": "quantile", "measure": "income",
-                                                             "quantile": 0.75, "filters": filters})
+        body = {"dataset": dataset, "kind": "quantile", "measure": "income", "quantile": 0.75, "filters": filters}
+        r = post_query(s.url, token(folder, subject="q-d"), body)
         assert r.status_code == 409 and "distinct quantile levels" in r.json()["error"], r.text
     # a level released before is answered again (same value: nothing new)
     r = post_query(s.url, token(folder, subject="q-e"), {"dataset": "people2", "kind": "quantile", "measure": "income",
@@ -177,8 +183,9 @@ def test_differencing_across_two_datasets_of_one_file(node, people):
     r = post_query(s.url, token(folder, subject="ds-a"), {"dataset": "displaced", "kind": "sum", "measure": "income",
                                                           "filters": {"district": ["D22"], "sex": ["m"]}})
     assert r.status_code == 200
+    other = {"area": ["D22"], "gender": ["m"], "legal": three}
     r = post_query(s.url, token(folder, subject="ds-b"), {"dataset": "people2", "kind": "sum", "measure": "income",
-                                                          "filters": {"area": ["D22"], "gender": ["m"], "legal": three}})
+                                                          "filters": other})
     assert r.status_code == 409 and "another over the same population" in r.json()["error"], r.text
 
 
@@ -331,8 +338,8 @@ class Ledger:
 
 
 DIMS = {"displaced": ["province", "district", "group", "sex"], "people2": ["area", "gender", "legal"]}
-VALUES = {"province": ["P1", "P2"], "district": ["D11", "D12", "D13", "D21", "D22"], "area": ["D11", "D12", "D13", "D21", "D22"],
-          "group": ["refugee", "idp", "host", "returnee"], "legal": ["refugee", "idp", "host", "returnee"],
+DISTRICTS, GROUPS = ["D11", "D12", "D13", "D21", "D22"], ["refugee", "idp", "host", "returnee"]
+VALUES = {"province": ["P1", "P2"], "district": DISTRICTS, "area": DISTRICTS, "group": GROUPS, "legal": GROUPS,
           "sex": ["f", "m"], "gender": ["f", "m"]}
 
 

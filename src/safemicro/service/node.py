@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import polars as pl
 
+from safemicro.service import quantiles
 from safemicro.service.audit import AuditLog
 from safemicro.service.audit import canonical_json as audit_json
 from safemicro.service.config import (
@@ -29,8 +30,12 @@ from safemicro.service.config import (
     frame_version,
     prepare_records,
 )
-from safemicro.service.population import check_aligned, open_ledgers, populations, quota_ledger
-from safemicro.service import quantiles
+from safemicro.service.population import (
+    check_aligned,
+    open_ledgers,
+    populations,
+    quota_ledger,
+)
 from safemicro.service.quantiles import cell_keys
 from safemicro.service.queries import Query, QueryError, cell_predicate, check_against
 from safemicro.service.store import BudgetExceeded, Store

@@ -172,7 +172,8 @@ def open_ledgers(pop: Population, frames: Mapping[str, pl.DataFrame], cfg, store
     widths = [w for d in pop.sdc if (w := cfg.datasets[d].policy.ledger_protection_width) is not None]
     columns = [c for c in frame.columns if c != "_unit"]
     out = {}
-    for ledger, select, unit in ((pop.ledger, [*columns, "_unit"], "_unit"), (record_ledger(pop.ledger), columns, None)):
+    for ledger, select, unit in ((pop.ledger, [*columns, "_unit"], "_unit"),
+                                 (record_ledger(pop.ledger), columns, None)):
         guard = DifferencingGuard(frame.select(select), threshold, unit=unit,
                                   protection_width=max(widths) if widths else None)
         if pop.shared:
