@@ -241,6 +241,31 @@ def test_a_declared_population_shares_the_ledger_across_files(tmp_path, people):
         node.close()
 
 
+def test_a_dataset_added_later_inherits_the_ledger(tmp_path):
+    """Releases made while a dataset was alone still count once a second dataset over the
+    same file joins it (its own ledger is replayed into the population's)."""
+    from safemicro.service.config import load_config
+    from safemicro.service.node import Node, Refusal
+    from safemicro.service.queries import Query
+
+    cfg = _config(tmp_path)
+    (tmp_path / "service.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    node = Node(load_config(tmp_path / "service.yaml"))
+    who = node.authenticate(token(tmp_path), "/v1/query")
+    node.query(who, Query(dataset="displaced", kind="count", filters={"district": ["D22"], "sex": ["m"]}))
+    node.close()
+    cfg["datasets"]["people2"] = _people2()
+    (tmp_path / "service.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    node = Node(load_config(tmp_path / "service.yaml"))
+    try:
+        with pytest.raises(Refusal) as e:
+            node.query(who, Query(dataset="people2", kind="count",
+                                  filters={"area": ["D22"], "gender": ["m"], "legal": ["refugee", "idp", "host"]}))
+        assert e.value.status == 409
+    finally:
+        node.close()
+
+
 # -- 4. presence ------------------------------------------------------------------------------
 
 

@@ -37,7 +37,7 @@ class Population:
     """The datasets over one set of units and where their shared state lives."""
 
     name: str  # declared name, or the source it was derived from
-    ledger: str  # the store's ledger name (the dataset's own name when it is alone: older ledgers stay valid)
+    key: str  # the store's name for what the members share ("pop:..."; the dataset's own when alone)
     members: list[str] = field(default_factory=list)
     sdc: list[str] = field(default_factory=list)  # members answered under the differencing ledger
     dp: list[str] = field(default_factory=list)  # members answered with noise and budgets
@@ -45,6 +45,12 @@ class Population:
     @property
     def shared(self) -> bool:
         return len(self.sdc) > 1
+
+    @property
+    def ledger(self) -> str:
+        """The SDC ledger's name: the only SDC member's own (so that ledgers kept before
+        populations existed stay valid), else the population's."""
+        return self.key if self.shared else self.sdc[0]
 
     def column(self, dataset: str, dimension: str) -> str:
         """The ledger's column for one member's dimension."""
@@ -58,7 +64,7 @@ class Population:
 
     def budget_key(self, dataset: str) -> str:
         """Where a DP member's spending is kept: shared by every DP member of the population."""
-        return self.ledger if len(self.dp) > 1 else dataset
+        return self.key if len(self.dp) > 1 else dataset
 
     def ledger_frame(self, frames: Mapping[str, pl.DataFrame], dimensions: Mapping[str, list[str]]) -> pl.DataFrame:
         """The records the ledger reasons over: the unit and every SDC member's dimensions."""
@@ -119,7 +125,7 @@ def populations(cfg) -> dict[str, Population]:
     for name, ds in cfg.datasets.items():
         pop = groups.get(identity[name])
         if pop is None:
-            pop = groups[identity[name]] = Population(name=ds.population or identity[name], ledger=name)
+            pop = groups[identity[name]] = Population(name=ds.population or identity[name], key=name)
         pop.members.append(name)
         (pop.dp if ds.dp.enabled else pop.sdc).append(name)
         out[name] = pop
@@ -127,7 +133,7 @@ def populations(cfg) -> dict[str, Population]:
         if len(pop.members) > 1:
             declared = cfg.datasets[pop.members[0]].population
             # fits the store's name columns (64 characters for budgets, 80 for ledgers)
-            pop.ledger = "pop:" + (declared if declared and len(declared) <= 48 else
+            pop.key = "pop:" + (declared if declared and len(declared) <= 48 else
                                    hashlib.sha256(key.encode()).hexdigest()[:24])
     return out
 
