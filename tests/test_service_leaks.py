@@ -244,6 +244,7 @@ def test_a_declared_population_shares_the_ledger_across_files(tmp_path, people):
 def test_a_dataset_added_later_inherits_the_ledger(tmp_path):
     """Releases made while a dataset was alone still count once a second dataset over the
     same file joins it (its own ledger is replayed into the population's)."""
+    from safemicro.errors import SafemicroError
     from safemicro.service.config import load_config
     from safemicro.service.node import Node, Refusal
     from safemicro.service.queries import Query
@@ -262,8 +263,14 @@ def test_a_dataset_added_later_inherits_the_ledger(tmp_path):
             node.query(who, Query(dataset="people2", kind="count",
                                   filters={"area": ["D22"], "gender": ["m"], "legal": ["refugee", "idp", "host"]}))
         assert e.value.status == 409
+        node.query(who, Query(dataset="people2", kind="count", filters={"area": ["D11"]}))
     finally:
         node.close()
+    # and the shared ledger cannot be dropped by serving the first dataset alone again
+    del cfg["datasets"]["people2"]
+    (tmp_path / "service.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    with pytest.raises(SafemicroError, match="several datasets shared its ledger"):
+        Node(load_config(tmp_path / "service.yaml"))
 
 
 # -- 4. presence ------------------------------------------------------------------------------

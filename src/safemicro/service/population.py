@@ -37,7 +37,7 @@ class Population:
     """The datasets over one set of units and where their shared state lives."""
 
     name: str  # declared name, or the source it was derived from
-    key: str  # the store's name for what the members share ("pop:..."; the dataset's own when alone)
+    key: str  # the store's name for what the members share ("pop:...")
     members: list[str] = field(default_factory=list)
     sdc: list[str] = field(default_factory=list)  # members answered under the differencing ledger
     dp: list[str] = field(default_factory=list)  # members answered with noise and budgets
@@ -130,11 +130,9 @@ def populations(cfg) -> dict[str, Population]:
         (pop.dp if ds.dp.enabled else pop.sdc).append(name)
         out[name] = pop
     for key, pop in groups.items():
-        if len(pop.members) > 1:
-            declared = cfg.datasets[pop.members[0]].population
-            # fits the store's name columns (64 characters for budgets, 80 for ledgers)
-            pop.key = "pop:" + (declared if declared and len(declared) <= 48 else
-                                   hashlib.sha256(key.encode()).hexdigest()[:24])
+        declared = cfg.datasets[pop.members[0]].population
+        # fits the store's name columns (64 characters for budgets, 80 for ledgers)
+        pop.key = "pop:" + (declared if declared and len(declared) <= 48 else hashlib.sha256(key.encode()).hexdigest()[:24])
     return out
 
 
@@ -182,6 +180,10 @@ def open_ledgers(pop: Population, frames: Mapping[str, pl.DataFrame], cfg, store
                                  (record_ledger(pop.ledger), columns, None)):
         guard = DifferencingGuard(frame.select(select), threshold, unit=unit,
                                   protection_width=max(widths) if widths else None)
+        if not pop.shared and store.ledger_history(ledger.replace(pop.ledger, pop.key, 1)):
+            raise SafemicroError(
+                f"population {pop.name!r} has releases recorded while several datasets shared its ledger; serve "
+                "them again (a ledger cannot forget what was released)", file=str(pop.sdc[0]))
         if pop.shared:
             for d in pop.sdc:
                 own = ledger.replace(pop.ledger, d, 1)
