@@ -167,3 +167,17 @@ def table_interval(table: pl.DataFrame, dims: list[str], values: np.ndarray, row
     lo = linprog(c, **kw)
     hi = linprog(-c, **kw)
     return (lo.fun if lo.status == 0 else -np.inf, -hi.fun if hi.status == 0 else np.inf)
+
+
+def smoothed_quantile(values, q: float, threshold: int, step: float):
+    """The service's quantile rule in plain NumPy (independent of safemicro.service.quantiles):
+    None unless at least T values lie at or below rank k = ceil(q n) and T above it; else the
+    mean of the sorted values of ranks k-T+1 .. k+T rounded to a multiple of ``step``."""
+    import math
+
+    x = np.sort(np.asarray(values, dtype=float))
+    n, t = len(x), int(threshold)
+    k = math.ceil(q * n)
+    if k < t or n - k < t:
+        return None
+    return math.floor(x[k - t : k + t].mean() / step + 0.5) * step

@@ -146,8 +146,10 @@ def make_keys(folder: Path) -> dict[str, Path]:
 def write_config(folder: Path, database: str, *, data: Optional[pl.DataFrame] = None, threshold: int = 10,
                  dp_budget: tuple[float, float] = (2.0, 5.0), audience: str = "node-test",
                  max_body: int = 16384, copies: tuple[str, ...] = ()) -> Path:
-    """A service config with an SDC dataset `displaced` and a DP dataset `displaced_dp`
-    (and SDC `copies` of `displaced` with ledgers of their own)."""
+    """A service config with an SDC dataset `displaced` and a DP dataset `displaced_dp` over
+    the same file (one population), and SDC `copies` of `displaced` with ledgers of their
+    own: each reads its own file whose person ids carry the copy's name (other units for
+    the node; the same file would share the ledger, identical content is refused)."""
     keys = {k: folder / f"{k.split('_')[0]}.{'key' if k.endswith('key') else 'pub'}" for k in
             ("issuer_key", "issuer_pub", "node_key", "node_pub")}
     if not keys["issuer_pub"].exists():
@@ -163,7 +165,7 @@ def write_config(folder: Path, database: str, *, data: Optional[pl.DataFrame] = 
         "sex": {"kind": "category", "column": "sex"},
     }
     base = {"file": csv.name, "unit": "person_id", "dimensions": dims,
-            "measures": {"income": {"column": "income", "lower": 0, "upper": 1_000_000}}}
+            "measures": {"income": {"column": "income", "lower": 0, "upper": 1_000_000, "granularity": 10}}}
     cfg = {
         "audience": audience,
         "database": database,
@@ -173,7 +175,8 @@ def write_config(folder: Path, database: str, *, data: Optional[pl.DataFrame] = 
         "max_token_minutes": 60,
         "max_body_bytes": max_body,
         "datasets": {
-            **{name: {**base, "policy": {"threshold": threshold}} for name in ("displaced", *copies)},
+            "displaced": {**base, "policy": {"threshold": threshold}},
+            **{name: {**base, "file": _copy(folder, csv, name), "policy": {"threshold": threshold}} for name in copies},
             "displaced_dp": {**base, "queries": ["count", "sum", "mean"],
                              "dp": {"enabled": True, "epsilon_per_query": 0.5,
                                     "analyst_budget": dp_budget[0], "dataset_budget": dp_budget[1]}},
@@ -182,6 +185,14 @@ def write_config(folder: Path, database: str, *, data: Optional[pl.DataFrame] = 
     path = folder / "service.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+def _copy(folder: Path, csv: Path, name: str) -> str:
+    """The records of `csv` as other units (person ids prefixed with `name`)."""
+    out = folder / f"people_{name}.csv"
+    if not out.exists():
+        pl.read_csv(csv).with_columns((pl.lit(name + "-") + pl.col("person_id")).alias("person_id")).write_csv(out)
+    return out.name
 
 
 def token(folder: Path, subject: str = "alice", *, datasets=("*",), queries=None,

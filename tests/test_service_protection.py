@@ -276,3 +276,30 @@ def test_units_in_several_cells_make_margins_inequalities():
     sup = ~released
     lo, hi = out.get_column("lower").to_numpy(), out.get_column("upper").fill_null(np.inf).to_numpy()
     assert np.all(lo[sup] <= truth[sup] + 1e-9) and np.all(truth[sup] <= hi[sup] + 1e-9)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n=st.integers(30, 400), regions=st.integers(2, 6), cats=st.integers(2, 4))
+def test_hidden_presence_makes_empty_cells_look_like_small_ones(seed, n, regions, cats):
+    """With ``hide_presence`` (the service, issue 13) an empty cell is suppressed as a small one,
+    no suppressed small cell can be bounded away from 0 (independent LP over the table), and
+    the cells a released margin hides hold at least the threshold together."""
+    threshold = 10
+    df = _records(seed, n, regions, cats)
+    dims = ["region", "cat"]
+    cells = cell_statistics(df, dims, margins=True)
+    out = protect(cells, dims, "count", ProtectionPolicy(threshold=threshold, hide_presence=True))
+    truth = _exact_values(cells, out, dims, "n")
+    released = out.get_column("status").to_numpy() == "released"
+    rules = out.get_column("rule").to_list()
+    assert not np.any(released & (truth < threshold))  # 0 included
+    bounds = [((0.0, threshold - 1.0) if r == "threshold" else (0.0, None)) for r in rules]
+    for i in np.flatnonzero(~released):
+        if rules[i] == "threshold":
+            assert out.get_column("lower")[int(i)] == 0
+            lo, _ = table_interval(out, dims, truth, int(i), bounds)
+            assert lo == pytest.approx(0.0, abs=1e-6)
+    for parent, kids in _relations(out, dims):
+        hidden = [k for k in kids if not released[k]]
+        if released[parent] and hidden:
+            assert truth[hidden].sum() >= threshold

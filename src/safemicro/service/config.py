@@ -48,6 +48,9 @@ class Measure(_Strict):
     column: str
     lower: float
     upper: float
+    # published rounding unit of quantile answers (None: derived from the bounds, see
+    # safemicro.service.quantiles.granularity)
+    granularity: Optional[float] = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> "Measure":
@@ -69,6 +72,20 @@ class Policy(_Strict):
     # also refuse releases that would narrow a suppressed cell's interval, across all earlier
     # releases, below this width (LP per suppressed cell: slower); None = exact recovery only
     ledger_protection_width: Optional[float] = Field(None, gt=0)
+    # the public set of quantile levels analysts may ask (no extremes: min and max are never
+    # released) and how many distinct ones one set of records may have released, by anyone
+    quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5, 0.75, 0.9], min_length=1, max_length=9)
+    max_quantiles_per_cell: int = Field(3, ge=1, le=9)
+
+    @field_validator("quantiles")
+    @classmethod
+    def _levels(cls, v: list[float]) -> list[float]:
+        for q in v:
+            if not 0.05 <= q <= 0.95:
+                raise ValueError(f"quantile level {q} must lie in [0.05, 0.95] (extremes are never released)")
+        if len(set(v)) != len(v):
+            raise ValueError("a quantile level appears twice")
+        return sorted(v)
 
 
 class DP(_Strict):
@@ -87,6 +104,9 @@ class DatasetConfig(_Strict):
 
     file: Optional[Path] = None
     table: Optional[str] = None
+    # datasets over the same units (persons, households) name one population and share one
+    # differencing ledger; undeclared, datasets read from the same file form one population
+    population: Optional[str] = Field(None, pattern=NAME)
     unit: Optional[str] = None  # the column identifying a contributor (person, household)
     dimensions: dict[str, Dimension]
     measures: dict[str, Measure] = Field(default_factory=dict)
@@ -300,6 +320,7 @@ def describe(cfg: ServiceConfig) -> dict[str, Any]:
     """A stable description of the policy part of the config (hashed into every release)."""
     return {
         name: {
+            "population": ds.population,
             "dimensions": {k: v.model_dump(exclude={"values"}) for k, v in ds.dimensions.items()},
             "measures": {k: v.model_dump() for k, v in ds.measures.items()},
             "queries": ds.queries,

@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import polars as pl
 
+from safemicro.service import quantiles
 from safemicro.service.audit import AuditLog
 from safemicro.service.audit import canonical_json as audit_json
 from safemicro.service.config import (
@@ -29,6 +30,13 @@ from safemicro.service.config import (
     frame_version,
     prepare_records,
 )
+from safemicro.service.population import (
+    check_aligned,
+    open_ledgers,
+    populations,
+    quota_ledger,
+)
+from safemicro.service.quantiles import cell_keys
 from safemicro.service.queries import Query, QueryError, cell_predicate, check_against
 from safemicro.service.store import BudgetExceeded, Store
 from safemicro.service.tokens import (
@@ -60,6 +68,12 @@ class Refusal(Exception):
         self.detail = detail  # for the provider's audit log only, never sent
 
 
+def not_available(dataset: str, detail: str) -> Refusal:
+    """One answer for a dataset that does not exist and one the token is not granted, so
+    that dataset names cannot be probed (the audit log keeps which it was)."""
+    return Refusal(404, f"no dataset {dataset!r} is available to this token", "dataset", detail=detail)
+
+
 def canonical_json(obj: Any) -> str:
     """The service's canonical JSON (audit's, with non-ASCII escaped for HTTP bodies)."""
     return audit_json(obj, ascii=True)
@@ -87,14 +101,24 @@ class Node:
         self.guards: dict[str, Any] = {}
         self.locks: dict[str, threading.Lock] = {}
         self.ledger_seq: dict[str, int] = {}  # last ledger request this process has in its guard
+        self.populations = populations(cfg)  # refuses the same units served twice without one ledger
         for name, ds in cfg.datasets.items():
             self._load(name, ds)
+        for pop in {id(p): p for p in self.populations.values()}.values():
+            lock = threading.Lock()  # one lock per population: its members share ledger and budget
+            for member in pop.members:
+                self.locks[member] = lock
+            if pop.sdc:
+                check_aligned(pop, self.records, {d: str(cfg.datasets[d].file or cfg.datasets[d].table)
+                                                  for d in pop.sdc})
+                for ledger, (guard, seq) in open_ledgers(pop, self.records, cfg, self.store, self._requests).items():
+                    self.guards[ledger] = guard
+                    self.ledger_seq[ledger] = seq
         self.audit.append("start", {"policy_hash": self.policy_hash, "key_id": self.key_id,
                                     "datasets": {n: self.versions[n] for n in cfg.datasets}})
 
     def _load(self, name: str, ds: DatasetConfig) -> None:
         from safemicro import io
-        from safemicro.service.differencing import DifferencingGuard
 
         if ds.file is not None:
             raw = io.read(ds.file).frame
@@ -108,20 +132,6 @@ class Node:
         self.records[name] = frame
         self.values[name] = declared_values(frame, ds)
         self.versions[name] = version
-        self.locks[name] = threading.Lock()
-        if not ds.dp.enabled:
-            # sizes are distinct units, as in the cell counts (a household with several records
-            # is one contributor)
-            # ...and a second, record-level ledger for sums, means and quantiles: two releases
-            # over the same households can differ by one person's records
-            for ledger, columns, unit in ((name, [*ds.dimensions, "_unit"], "_unit"),
-                                          (record_ledger(name), list(ds.dimensions), None)):
-                guard = DifferencingGuard(frame.select(columns), ds.policy.threshold, unit=unit,
-                                          protection_width=ds.policy.ledger_protection_width)
-                history = self.store.ledger_history(ledger)
-                guard.replay(self._requests(history))
-                self.ledger_seq[ledger] = history[-1]["seq"] if history else 0
-                self.guards[ledger] = guard
 
     @staticmethod
     def _requests(history: list[dict]) -> list[dict]:
@@ -177,8 +187,8 @@ class Node:
         qid = q.query_id(version)
         self.audit.append("request", {**who, "query": json.loads(q.canonical()), "query_id": qid})
         try:
-            if ds is None:
-                raise Refusal(404, f"unknown dataset {q.dataset!r}", "dataset")
+            if ds is None or principal.grant_for(q.dataset, "query") is None:
+                raise not_available(q.dataset, "unknown dataset" if ds is None else "no query grant")
             self.authorise(principal, q, ds)
             try:
                 where = check_against(q, ds, self.values[q.dataset])
@@ -205,18 +215,30 @@ class Node:
         released, suppressed = [], []
         everyone = next(iter(ds.dimensions))
         for cell in table.iter_rows(named=True):
+            if cell["rule"] == quantiles.RULE:
+                continue  # hides a quantile, not the cell's size or total: nothing for the ledger
             # "everyone" spelled as all values of one dimension (the guard's `{}` is not used)
             pred = cell_predicate(where, q.by, cell) or {everyone: {"in": self.values[q.dataset][everyone]}}
             (released if cell["status"] == "released" else suppressed).append(pred)
-        ledgers = [q.dataset] + ([record_ledger(q.dataset)] if q.kind in MAGNITUDES else [])
+        # the ledger covers the population (every dataset over these units), not the dataset
+        pop = self.populations[q.dataset]
+        quota = quota_ledger(pop.ledger) if q.kind == "quantile" else None
+        if quota is not None:  # which records each released quantile covers (see .quantiles)
+            keys = cell_keys(self.records[q.dataset], released, ds.measures[q.measure].column)
+        released, suppressed = pop.remap(q.dataset, released), pop.remap(q.dataset, suppressed)
+        ledgers = [pop.ledger] + ([record_ledger(pop.ledger)] if q.kind in MAGNITUDES else [])
         with self.locks[q.dataset]:
             with self.store.transaction() as c:
-                self.store.lock_ledger(c, q.dataset)  # other node processes wait here
+                self.store.lock_ledger(c, pop.ledger)  # other node processes wait here
                 again = self.store.cached_release(qid, c)
                 if again is not None:
                     return again
-                for ledger in ledgers:
+                for ledger in ledgers + ([quota] if quota else []):
                     self._catch_up(c, ledger)
+                if quota is not None and self.guards[quota].exceeded(keys, q.quantile):
+                    raise Refusal(409, "refused: a cell of this query already had its "
+                                       f"{self.guards[quota].limit} distinct quantile levels released (by any "
+                                       "analyst); levels released before are answered again")
                 verdict = next((v for v in (self.guards[ledger].check(released, suppressed=suppressed)
                                             for ledger in ledgers) if not v.ok), None)
                 if verdict is not None:
@@ -226,15 +248,23 @@ class Node:
                               "small_group": "a group below the threshold would be determined by differencing",
                               "suppressed_recoverable": "a suppressed cell would become recoverable",
                               "suppressed_narrowed": "a suppressed cell could be bounded too narrowly"}
-                    raise Refusal(409, "refused: combined with earlier releases on this dataset by any analyst, "
+                    raise Refusal(409, "refused: combined with earlier releases on these units (this dataset or "
+                                       "another over the same population) by any analyst, "
                                        f"{public.get(verdict.kind, 'a protected group would be revealed')}",
                                   detail=verdict.reason)
                 body = self._body(q, qid, table, mode="sdc", epsilon=0.0)
                 seqs = {ledger: self.store.record_cells(c, ledger, qid, principal.subject, released, suppressed)
                         for ledger in ledgers}
+                if quota is not None:
+                    entries = self.guards[quota].entries(keys, q.quantile)
+                    if entries:
+                        seqs[quota] = self.store.record_cells(c, quota, qid, principal.subject, entries, [])
                 self.store.save_release(c, qid, q.dataset, body)
             for ledger, seq in seqs.items():
-                self.guards[ledger].commit(released, suppressed=suppressed)
+                if ledger == quota:
+                    self.guards[quota].replay([{"released": entries}])
+                else:
+                    self.guards[ledger].commit(released, suppressed=suppressed)
                 self.ledger_seq[ledger] = seq
             self.audit.append("decision", {"subject": principal.subject, "query_id": qid, "decision": "released",
                                            "cells": table.height, "suppressed": len(suppressed)})
@@ -248,62 +278,37 @@ class Node:
             self.ledger_seq[dataset] = newer[-1]["seq"]
 
     def _protected_table(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict) -> pl.DataFrame:
+        """Every cell of the requested grid (empty ones too, as small ones: see .presence),
+        protected; quantiles under the rule of .quantiles."""
         from safemicro.service import protection
+        from safemicro.service.presence import ALL, full_grid
 
         policy = protection.ProtectionPolicy(
             threshold=ds.policy.threshold, dominance_n=ds.policy.dominance_n, dominance_k=ds.policy.dominance_k,
-            p_percent=ds.policy.p_percent, secondary=ds.policy.secondary, rounding_base=ds.policy.rounding_base)
+            p_percent=ds.policy.p_percent, secondary=ds.policy.secondary, rounding_base=ds.policy.rounding_base,
+            hide_presence=True)
         margins = q.margins and bool(q.by)
-        if not q.by:  # one overall cell: tabulate by a constant so every step sees a dimension
-            records = records.with_columns(pl.lit("all").alias("_all"))
-            cells = protection.cell_statistics(records, ["_all"], q.measure, "_unit")
-            if q.kind == "quantile":
-                cells = cells.with_columns(self._quantiles(records, q, False).to_series().alias("value"))
-            return protection.protect(cells, ["_all"], q.statistic, policy, margins=False).drop("_all")
-        cells = protection.cell_statistics(records, q.by, q.measure, "_unit", margins=margins)
-        cells = self._full_grid(cells, q, where)
+        by = list(q.by) or [ALL]  # one overall cell: tabulate by a constant so every step sees a dimension
+        values = {ALL: ["all"], **{d: where.get(d, self.values[q.dataset][d]) for d in q.by}}
+        if not q.by:
+            records = records.with_columns(pl.lit("all").alias(ALL))
+        cells = protection.cell_statistics(records, by, q.measure, "_unit", margins=margins)
+        cells = full_grid(cells, by, values, margins=margins, magnitude=q.measure is not None)
         if q.kind == "quantile":
-            cells = cells.join(self._quantiles(records, q, margins), on=q.by, how="left", nulls_equal=True)
-        return protection.protect(cells, q.by, q.statistic, policy, margins=margins)
-
-    @staticmethod
-    def _quantiles(records: pl.DataFrame, q: Query, margins: bool) -> pl.DataFrame:
-        """The quantile of the measure in every cell (and margin), linearly interpolated."""
-        import itertools
-
-        expr = pl.col(q.measure).quantile(q.quantile, interpolation="linear").alias("value")
-        if not q.by:
-            return records.select(expr)
-        levels = [list(c) for r in range(len(q.by), -1, -1) for c in itertools.combinations(q.by, r)] \
-            if margins else [list(q.by)]
-        frames = []
-        for level in levels:
-            f = records.group_by(level).agg(expr) if level else records.select(expr)
-            f = f.with_columns([pl.lit(None, dtype=pl.String).alias(d) for d in q.by if d not in level])
-            frames.append(f.select(*q.by, "value"))
-        return pl.concat(frames)
-
-    def _full_grid(self, cells: pl.DataFrame, q: Query, where: dict) -> pl.DataFrame:
-        """Every declared combination within the filter as an inner cell, empty ones with
-        n = 0, so that absence is explicit; margin rows are kept as computed."""
-        if not q.by:
-            return cells
-        grid: Optional[pl.DataFrame] = None
-        for d in q.by:
-            vals = where.get(d, self.values[q.dataset][d])
-            col = pl.DataFrame({d: pl.Series(d, vals, dtype=pl.String)})
-            grid = col if grid is None else grid.join(col, how="cross")
-        is_inner = pl.all_horizontal([pl.col(d).is_not_null() for d in q.by])
-        inner = grid.join(cells.filter(is_inner), on=q.by, how="left")
-        fill = {c: pl.col(c).fill_null(0) for c in ("n", "top1", "top2", "top3")}
-        if q.measure is not None:
-            fill["total"] = pl.col("total").fill_null(0.0)
-        inner = inner.with_columns(**fill).select(cells.columns)
-        return pl.concat([inner, cells.filter(~is_inner)], how="vertical_relaxed")
+            m = ds.measures[q.measure]
+            step = quantiles.granularity(m.lower, m.upper, m.granularity)
+            ranks = quantiles.cell_values(records, by, q.measure, q.quantile, ds.policy.threshold, step,
+                                          margins=margins)
+            cells = cells.join(ranks.drop("rank_ok"), on=by, how="left", nulls_equal=True)
+            table = protection.protect(cells, by, q.statistic, policy, margins=margins)
+            table = quantiles.mark_rank_rule(table, ranks, by)
+        else:
+            table = protection.protect(cells, by, q.statistic, policy, margins=margins)
+        return table if q.by else table.drop(ALL)
 
     def _answer_dp(self, principal: Principal, q: Query, ds: DatasetConfig, records: pl.DataFrame,
                    where: dict, qid: str) -> str:
-        if q.kind not in ("count", "sum", "mean", "crosstab"):
+        if q.kind not in ("count", "sum", "mean", "crosstab", "quantile"):
             raise Refusal(422, f"{q.kind!r} is not offered in DP mode", "kind")
         eps = ds.dp.epsilon_per_query
         caps = {("analyst", principal.subject): ds.dp.analyst_budget, ("dataset", "*"): ds.dp.dataset_budget}
@@ -312,7 +317,8 @@ class Node:
             if again is not None:
                 return again
             try:
-                reservation = self.store.reserve(q.dataset, principal.subject, qid, eps, caps)
+                reservation = self.store.reserve(self.populations[q.dataset].budget_key(q.dataset), principal.subject,
+                                             qid, eps, caps)
             except BudgetExceeded as e:
                 raise Refusal(403, str(e)) from None
             try:
@@ -353,7 +359,13 @@ class Node:
         common = dict(unit="_unit", max_contributions=1, mechanism=ds.dp.mechanism)
         measure = ds.measures.get(q.measure) if q.measure else None
         bounds = (measure.lower, measure.upper) if measure else None
-        if q.kind == "mean":
+        if q.kind == "quantile":  # OpenDP's private quantile on the published grid (see .quantiles)
+            from safemicro.service import quantiles
+
+            step = quantiles.granularity(measure.lower, measure.upper, measure.granularity)
+            table = quantiles.dp_quantile_table(records, by, keys, q.measure, bounds, step, q.quantile, eps,
+                                                margins=bool(q.by) and q.margins)
+        elif q.kind == "mean":
             sums, _ = dp.dp_table(records, by, keys, "sum", eps / 2, measure=q.measure, bounds=bounds, **common)
             counts, _ = dp.dp_table(records, by, keys, "count", eps / 2, **common)
             value = sums["value"] / counts["value"].clip(lower_bound=1.0)
@@ -362,7 +374,7 @@ class Node:
         else:
             stat = "sum" if q.kind == "sum" else "count"
             table, _ = dp.dp_table(records, by, keys, stat, eps, measure=q.measure, bounds=bounds, **common)
-        if q.by and q.margins and q.kind != "mean":
+        if q.by and q.margins and q.kind not in ("mean", "quantile"):
             table = self._noisy_margins(table, q.by)
         return table.drop("_all") if "_all" in table.columns else table
 
@@ -416,6 +428,10 @@ class Node:
                                    "values": self.values[name][d]} for d in dims},
                 "measures": [m for m in ds.measures if "*" in grant.measures or m in grant.measures],
                 "threshold": ds.policy.threshold,
+                # the public quantile rule (see .quantiles): levels, quota, rounding per measure
+                "quantiles": {"levels": ds.policy.quantiles, "max_per_cell": ds.policy.max_quantiles_per_cell,
+                              "granularity": {m: quantiles.granularity(v.lower, v.upper, v.granularity)
+                                              for m, v in ds.measures.items()}},
                 "mode": "dp" if ds.dp.enabled else "sdc",
             }
         self.audit.append("catalogue", {"subject": principal.subject, "jti": principal.jti})
@@ -423,11 +439,9 @@ class Node:
 
     def budget(self, principal: Principal, dataset: str) -> dict:
         ds = self.cfg.datasets.get(dataset)
-        if ds is None:
-            raise Refusal(404, f"unknown dataset {dataset!r}", "dataset")
-        if principal.grant_for(dataset, "budget") is None:
-            raise Refusal(403, f"token grants no budget view on {dataset!r}")
-        spent = self.store.budget(dataset, principal.subject)
+        if ds is None or principal.grant_for(dataset, "budget") is None:
+            raise not_available(dataset, "unknown dataset" if ds is None else "no budget grant")
+        spent = self.store.budget(self.populations[dataset].budget_key(dataset), principal.subject)
         self.audit.append("budget", {"subject": principal.subject, "jti": principal.jti, "dataset": dataset})
         return {"dataset": dataset, "mode": "dp" if ds.dp.enabled else "sdc",
                 "analyst": {"spent": spent["analyst"], "cap": ds.dp.analyst_budget},

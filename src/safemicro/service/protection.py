@@ -63,6 +63,8 @@ class ProtectionPolicy:
     protection_percent: for magnitude cells, the interval must be at least this percent of
         the cell total wide (None = p_percent).
     zeros_disclosive: suppress zero cells too (rule "zero"); default releases them.
+    hide_presence: treat an empty cell as a small one (rule "threshold", interval
+        [0, threshold - 1]), so that "nobody" and "a few" look the same (the service's choice).
     nonnegative: magnitudes are sums of non-negative contributions (lower bound 0 in the LP).
     """
 
@@ -75,6 +77,7 @@ class ProtectionPolicy:
     protection_width: float | None = None
     protection_percent: float | None = None
     zeros_disclosive: bool = False
+    hide_presence: bool = False
     nonnegative: bool = True
 
     def __post_init__(self) -> None:
@@ -392,7 +395,7 @@ def suppressed_intervals(
 def _primary(t: pl.DataFrame, statistic: str, policy: ProtectionPolicy) -> list[str | None]:
     n = t.get_column("n").to_numpy().astype(float)
     rules: list[str | None] = [None] * t.height
-    small = (n > 0) & (n < policy.threshold)
+    small = ((n > 0) | policy.hide_presence) & (n < policy.threshold)
     zero = (n == 0) & policy.zeros_disclosive
     magnitude = statistic in ("sum", "mean") and "total" in t.columns and not t.get_column("total").is_null().all()
     dom = np.zeros(t.height, dtype=bool)
@@ -527,7 +530,7 @@ def _prior_bounds(rules, suppressed, policy: ProtectionPolicy, statistic: str):
         if not suppressed[i]:
             continue
         if statistic == "count" and r in ("threshold", "zero"):
-            lo[i] = 0.0 if policy.zeros_disclosive else 1.0
+            lo[i] = 0.0 if policy.zeros_disclosive or policy.hide_presence else 1.0
             hi[i] = policy.threshold - 1.0 if r == "threshold" else 0.0
         elif statistic in ("count", "sum"):
             lo[i] = 0.0 if (statistic == "count" or policy.nonnegative) else -np.inf
@@ -546,7 +549,7 @@ def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n
     if count:
         for i, r in enumerate(rules):
             if r == "threshold":
-                lb[i] = 0.0 if policy.zeros_disclosive else 1.0
+                lb[i] = 0.0 if policy.zeros_disclosive or policy.hide_presence else 1.0
                 ub[i] = policy.threshold - 1.0
             elif r == "zero":
                 ub[i] = 0.0
@@ -572,6 +575,11 @@ def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n
         hidden = np.bincount(rel_of, weights=suppressed[cell_of].astype(float), minlength=len(members))
         return np.bincount(cell_of, weights=(hidden[rel_of] == 0).astype(float), minlength=n_cells)
 
+    # with hidden presence, the cells a released margin hides must together hold at least
+    # `threshold` contributors: fewer (or none) would be a small or empty group determined
+    # as the margin less the released cells
+    mass = count and policy.hide_presence
+
     # structural pass: no relation may hold exactly one suppressed cell
     def close() -> None:
         changed = True
@@ -582,6 +590,13 @@ def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n
                 if sup.sum() == 1:
                     pick = _cheapest(mem[~sup], values, depth, required[mem[sup][0]], opens())
                     if pick is not None:
+                        suppressed[pick] = True
+                        changed = True
+                elif mass and sup.any() and not sup[0]:  # mem[0] is the margin
+                    short = policy.threshold - values[mem[1:][sup[1:]]].sum()
+                    if short > 0:
+                        kids = mem[1:][~sup[1:]]
+                        pick = _cheapest(kids, values, depth, short, opens()) if len(kids) else int(mem[0])
                         suppressed[pick] = True
                         changed = True
 
@@ -604,6 +619,8 @@ def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n
                 bad = [k for k in range(len(idx)) if hi[k] - lo[k] + 1e-9 < required[idx[k]]]
                 if not bad:  # exact intervals for the output
                     lo, hi = suppressed_intervals(a_eq, a_ub, values, idx, lb, ub, cache)
+                    if policy.hide_presence:  # a lower bound above 0 would tell that someone is there
+                        bad = [k for k in range(len(idx)) if rules[idx[k]] == "threshold" and lo[k] > 1e-9]
                 if not bad:
                     lower = np.full(n_cells, np.nan)
                     upper = np.full(n_cells, np.nan)

@@ -120,6 +120,10 @@ def check_against(query: Query, ds: DatasetConfig, values: dict[str, list[str]])
     if query.measure is not None and query.measure not in ds.measures:
         known = ", ".join(ds.measures) or "none"
         raise QueryError(f"unknown measure {query.measure!r}; declared: {known}", "measure")
+    if query.kind == "quantile" and not any(abs(query.quantile - lv) < 1e-12 for lv in ds.policy.quantiles):
+        # a public set of levels (no sweep, no extremes): see safemicro.service.quantiles
+        levels = ", ".join(f"{lv:g}" for lv in ds.policy.quantiles)
+        raise QueryError(f"quantile {query.quantile:g} is not offered; levels: {levels}", "quantile")
     where: dict[str, list[str]] = {}
     for name, wanted in query.filters.items():
         if name not in ds.dimensions:

@@ -210,7 +210,8 @@ def verify_token(
             algorithms=[ALGORITHM],
             audience=audience,
             leeway=LEEWAY_SECONDS,
-            options={"require": ["exp", "nbf", "iat", "aud", "jti", "sub"]},
+            # iat is checked below with its own message (PyJWT would report it as nbf's)
+            options={"require": ["exp", "nbf", "iat", "aud", "jti", "sub"], "verify_iat": False},
         )
     except jwt.ExpiredSignatureError:
         raise TokenError(401, "token expired") from None
@@ -225,10 +226,13 @@ def verify_token(
     except jwt.PyJWTError as e:
         raise TokenError(401, f"token refused: {type(e).__name__}") from None
     now = time.time() if now is None else now
-    if claims["exp"] - claims["iat"] > max_minutes * 60 + LEEWAY_SECONDS:
+    iat = claims["iat"]
+    if isinstance(iat, bool) or not isinstance(iat, (int, float)):
+        raise TokenError(401, "token claim 'iat' is not a number")
+    if iat > now + LEEWAY_SECONDS:
+        raise TokenError(401, "token issued in the future (iat)")
+    if claims["exp"] - iat > max_minutes * 60 + LEEWAY_SECONDS:
         raise TokenError(401, f"token lifetime longer than this node allows ({max_minutes} minutes)")
-    if claims["iat"] > now + LEEWAY_SECONDS:
-        raise TokenError(401, "token issued in the future")
     jti = str(claims["jti"])
     if is_revoked(jti):
         raise TokenError(401, "token revoked")

@@ -1,0 +1,208 @@
+"""Populations: datasets over the same units share one differencing ledger and one budget.
+
+The differencing ledger protects people, not dataset names. Two datasets served from the
+same file under different dimensions (``camp × sex`` on one, ``camp × sex × origin`` on the
+other) describe the same persons: a count of 369 on one and 368 on the other, asked by two
+analysts, isolate one person if each dataset keeps its own ledger. So every dataset belongs
+to a *population*: the one it declares (``population:`` in the config), else the file it is
+read from (datasets over one file form one population without saying so). The datasets of a
+population are answered against one ledger whose records carry every member's dimensions
+(column ``dataset:dimension``), so a cell of one dataset and a cell of another are compared
+as the sets of people they cover; their DP members share one budget.
+
+At start-up the node refuses to serve the same units twice without a shared population:
+two datasets whose files have identical content, or that read the same file or database
+table, must declare the same population. A shared SDC ledger needs the members' records in
+the same order (same units, row by row); the node checks that too. A DP member needs no
+ledger entry: its answers are ε-DP whatever else the analyst knows, including every exact
+release of the SDC members, so they add at most ε per answer to what the ledger allows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import polars as pl
+
+from safemicro.errors import SafemicroError
+
+__all__ = ["Population", "populations", "check_aligned"]
+
+
+@dataclass
+class Population:
+    """The datasets over one set of units and where their shared state lives."""
+
+    name: str  # declared name, or the source it was derived from
+    key: str  # the store's name for what the members share ("pop:...")
+    members: list[str] = field(default_factory=list)
+    sdc: list[str] = field(default_factory=list)  # members answered under the differencing ledger
+    dp: list[str] = field(default_factory=list)  # members answered with noise and budgets
+
+    @property
+    def shared(self) -> bool:
+        return len(self.sdc) > 1
+
+    @property
+    def ledger(self) -> str:
+        """The SDC ledger's name: the only SDC member's own (so that ledgers kept before
+        populations existed stay valid), else the population's."""
+        return self.key if self.shared else self.sdc[0]
+
+    def column(self, dataset: str, dimension: str) -> str:
+        """The ledger's column for one member's dimension."""
+        return f"{dataset}:{dimension}" if self.shared else dimension
+
+    def remap(self, dataset: str, predicates: list[Mapping[str, Any]]) -> list[dict]:
+        """A member's cell predicates over the shared ledger's columns."""
+        if not self.shared:
+            return [dict(p) for p in predicates]
+        return [{self.column(dataset, k): v for k, v in p.items()} for p in predicates]
+
+    def budget_key(self, dataset: str) -> str:
+        """Where a DP member's spending is kept: shared by every DP member of the population."""
+        return self.key if len(self.dp) > 1 else dataset
+
+    def ledger_frame(self, frames: Mapping[str, pl.DataFrame], dimensions: Mapping[str, list[str]]) -> pl.DataFrame:
+        """The records the ledger reasons over: the unit and every SDC member's dimensions."""
+        first = frames[self.sdc[0]]
+        cols = [first.get_column("_unit")]
+        for d in self.sdc:
+            cols += [frames[d].get_column(dim).alias(self.column(d, dim)) for dim in dimensions[d]]
+        return pl.DataFrame(cols)
+
+
+def _content_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def populations(cfg) -> dict[str, Population]:
+    """The population of every dataset of a service config (dataset name -> Population).
+
+    Raises SafemicroError when two datasets are over the same units (same file, same file
+    content, same table) without sharing a population.
+    """
+    identity: dict[str, str] = {}
+    sources: dict[str, list[tuple[str, str]]] = {}  # dataset -> [(kind of sameness, key)]
+    hashes: dict[Path, str] = {}
+    for name, ds in cfg.datasets.items():
+        if ds.file is not None:
+            path = Path(ds.file).resolve()
+            keys = [("the same file", str(path))]
+            if path.is_file():
+                if path not in hashes:
+                    hashes[path] = _content_hash(path)
+                keys.append(("files with identical content", hashes[path]))
+            derived = f"file {path}"
+        else:
+            keys = [("the same table", str(ds.table))]
+            derived = f"table {ds.table}"
+        sources[name] = keys
+        identity[name] = f"population {ds.population}" if ds.population else derived
+    names = list(cfg.datasets)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            same = [why for why, key in sources[a] if (why, key) in sources[b]]
+            if same and identity[a] != identity[b]:
+                pa, pb = cfg.datasets[a].population, cfg.datasets[b].population
+                declared = (f"they declare populations {pa!r} and {pb!r}" if pa and pb else
+                            f"only {a if pa else b!r} declares a population" if pa or pb else
+                            "they declare no population")
+                raise SafemicroError(
+                    f"datasets {a!r} and {b!r} are over the same units ({same[0]}) but {declared}; give both the same "
+                    "`population:` so that they share one differencing ledger (separate ledgers would let analysts "
+                    "difference one dataset against the other)",
+                    file=str(cfg.datasets[a].file or cfg.datasets[a].table))
+    out: dict[str, Population] = {}
+    groups: dict[str, Population] = {}
+    for name, ds in cfg.datasets.items():
+        pop = groups.get(identity[name])
+        if pop is None:
+            pop = groups[identity[name]] = Population(name=ds.population or identity[name], key=name)
+        pop.members.append(name)
+        (pop.dp if ds.dp.enabled else pop.sdc).append(name)
+        out[name] = pop
+    for key, pop in groups.items():
+        declared = cfg.datasets[pop.members[0]].population
+        # fits the store's name columns (64 characters for budgets, 80 for ledgers)
+        pop.key = "pop:" + (declared if declared and len(declared) <= 48 else hashlib.sha256(key.encode()).hexdigest()[:24])
+    return out
+
+
+def check_aligned(pop: Population, frames: Mapping[str, pl.DataFrame], sources: Mapping[str, str]) -> None:
+    """The SDC members of a shared population hold the same units row by row (else a shared
+    ledger could not compare their cells)."""
+    if not pop.shared:
+        return
+    first = pop.sdc[0]
+    units = frames[first].get_column("_unit")
+    for other in pop.sdc[1:]:
+        theirs = frames[other].get_column("_unit")
+        if theirs.len() != units.len() or not theirs.equals(units):
+            raise SafemicroError(
+                f"datasets {first!r} and {other!r} share population {pop.name!r} but their records differ "
+                f"({units.len()} and {theirs.len()} rows, or other units or order); one differencing ledger needs the "
+                "same records in the same order: read both from one file or table",
+                file=sources[other])
+
+
+def record_ledger(ledger: str) -> str:
+    """Name of a ledger's record-level twin (magnitude releases) in the store."""
+    return f"{ledger}#records"
+
+
+def open_ledgers(pop: Population, frames: Mapping[str, pl.DataFrame], cfg, store, requests) -> dict[str, tuple]:
+    """The differencing guards of a population's SDC members, replayed from the store:
+    ledger name -> (guard, last sequence number replayed).
+
+    Two guards: one over distinct units (counts: a household with several records is one
+    contributor) and one over records (sums, means, quantiles: two releases over the same
+    households can differ by one person's records). The strictest member policy applies.
+    A shared population also replays what its members recorded in ledgers of their own
+    before they were declared together.
+    """
+    from safemicro.service.differencing import DifferencingGuard
+
+    dims = {d: list(cfg.datasets[d].dimensions) for d in pop.sdc}
+    frame = pop.ledger_frame(frames, dims)
+    threshold = max(cfg.datasets[d].policy.threshold for d in pop.sdc)
+    widths = [w for d in pop.sdc if (w := cfg.datasets[d].policy.ledger_protection_width) is not None]
+    columns = [c for c in frame.columns if c != "_unit"]
+    out = {}
+    for ledger, select, unit in ((pop.ledger, [*columns, "_unit"], "_unit"),
+                                 (record_ledger(pop.ledger), columns, None)):
+        guard = DifferencingGuard(frame.select(select), threshold, unit=unit,
+                                  protection_width=max(widths) if widths else None)
+        if not pop.shared and store.ledger_history(ledger.replace(pop.ledger, pop.key, 1)):
+            raise SafemicroError(
+                f"population {pop.name!r} has releases recorded while several datasets shared its ledger; serve "
+                "them again (a ledger cannot forget what was released)", file=str(pop.sdc[0]))
+        if pop.shared:
+            for d in pop.sdc:
+                own = ledger.replace(pop.ledger, d, 1)
+                guard.replay([{k: pop.remap(d, v) for k, v in r.items()} for r in requests(store.ledger_history(own))])
+        history = store.ledger_history(ledger)
+        guard.replay(requests(history))
+        out[ledger] = (guard, history[-1]["seq"] if history else 0)
+    from safemicro.service.quantiles import QuantileQuota
+
+    quota = QuantileQuota(min(cfg.datasets[d].policy.max_quantiles_per_cell for d in pop.sdc))
+    if pop.shared:  # keys name records, not dimensions: members' own quotas carry over as they are
+        for d in pop.sdc:
+            quota.replay(requests(store.ledger_history(quota_ledger(d))))
+    history = store.ledger_history(quota_ledger(pop.ledger))
+    quota.replay(requests(history))
+    out[quota_ledger(pop.ledger)] = (quota, history[-1]["seq"] if history else 0)
+    return out
+
+
+def quota_ledger(ledger: str) -> str:
+    """Name of the ledger of quantile levels released per set of records."""
+    return f"{ledger}#quantiles"
