@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -23,8 +24,8 @@ from safemicro import __version__
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.jsonable import json_ready, json_value
-from safemicro.plan import Plan, Roles
 from safemicro.keys import KeyTable, build_key_table, encode_column
+from safemicro.plan import Plan, Roles
 from safemicro.progress import progress
 from safemicro.risk import (
     global_risk,

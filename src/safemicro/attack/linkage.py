@@ -212,7 +212,7 @@ class LinkageEvaluator:
             tolerance=self.tolerance, max_distance=self.max_distance,
         )
 
-    def evaluate(self, *, drivers: bool = True) -> "LinkageEvaluator":
+    def evaluate(self, *, drivers: bool = True) -> LinkageEvaluator:
         """Run the attack; with ``drivers`` also once without each linking column (which
         columns the successful links depend on)."""
         self.truth_rows_ = _truth_rows(self.release_ids, self.aux.get_column(self.truth), self.aux.height)

@@ -136,7 +136,7 @@ class RecodeParams(StepParams):
     codes: Literal["index", "lower"] = "index"
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "RecodeParams":
+    def _one_kind(self) -> RecodeParams:
         given = [n for n in ("breaks", "map", "hierarchy") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError(

@@ -408,7 +408,7 @@ class RecodeSearchParams(StepParams):
     importance: list[str] | dict[str, float] | None = None
 
     @model_validator(mode="after")
-    def _levels(self) -> "RecodeSearchParams":
+    def _levels(self) -> RecodeSearchParams:
         for name, spec in self.hierarchies.items():
             if not (isinstance(spec, (list, str)) and spec) and not (isinstance(spec, dict) and "hierarchy" in spec):
                 raise ValueError(f"hierarchies.{name} must be a list of levels or an ARX hierarchy")

@@ -25,8 +25,9 @@ household by construction, and a household of size s gets exactly s members.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -111,7 +112,7 @@ class HouseholdSynthesizer(_RosterLayout, _RosterRules):
 
     def fit(
         self, persons: Dataset, *, households: Dataset | None = None, seed: int | None = None
-    ) -> "HouseholdSynthesizer":
+    ) -> HouseholdSynthesizer:
         """Learn households and rosters from one person file, or a household + person file."""
         if not isinstance(persons, Dataset) or (households is not None and not isinstance(households, Dataset)):
             raise SafemicroError("HouseholdSynthesizer.fit expects safemicro Dataset objects")
