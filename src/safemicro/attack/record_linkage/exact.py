@@ -8,19 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from safemicro.attack.record_linkage.encoding import LinkOutcome, _Encoded
-from safemicro.keys import combine_codes
+from safemicro.keys import project_codes as _project
 
 
 def _pattern(codes: np.ndarray) -> np.ndarray:
     """Missing-value pattern of each row as a bit mask (bit j set: column j missing)."""
     m = codes.shape[1]
     return ((codes == 0) * (1 << np.arange(m, dtype=np.int64))).sum(axis=1)
-
-
-def _project(codes: np.ndarray, positions: np.ndarray, cards: list[int]) -> np.ndarray:
-    if len(positions) == 0:
-        return np.zeros(len(codes), dtype=np.int64)
-    return combine_codes([codes[:, j] for j in positions], [cards[j] for j in positions])[0]
 
 
 def _compatible_rows(enc: _Encoded, truth: np.ndarray) -> np.ndarray:
