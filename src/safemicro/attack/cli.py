@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
@@ -161,123 +163,127 @@ def _inputs(original: Path, release: Path, control: Optional[Path], outputs: lis
     return _three(original, release, control, encoding)
 
 
-@attack_app.command("singling-out")
-@friendly
+_SHARED_HEAD = ("original", "release", "control")
+_SHARED_TAIL = ("n_attacks", "seed", "json_out", "html_out", "encoding")
+
+
+def _param(name: str, default: Any, annotation: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+_SHARED = {
+    "original": _param("original", ORIGINAL, Path),
+    "release": _param("release", RELEASE, Path),
+    "control": _param("control", CONTROL, Optional[Path]),
+    "n_attacks": _param("n_attacks", N_ATTACKS, int),
+    "seed": _param("seed", SEED, Optional[int]),
+    "json_out": _param("json_out", JSON_OUT, Optional[Path]),
+    "html_out": _param("html_out", HTML_OUT, Optional[Path]),
+    "encoding": _param("encoding", ENCODING, Optional[str]),
+}
+
+
+def _release_attack(name: str, **overrides: inspect.Parameter) -> Callable[[Callable[..., Any]], Callable[..., None]]:
+    """Register ``run(ori, syn, ctl, *, n_attacks, seed, **own options) -> result`` as
+    ``safemicro attack NAME``, with the arguments and options every release attack shares
+    (original, release, --control, --n-attacks, --seed, --json, --html, --encoding; a command
+    may override one): the files are checked and read before ``run``, the result written
+    after it."""
+
+    def decorate(run: Callable[..., Any]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(run).parameters.values()
+               if p.name not in ("ori", "syn", "ctl", "n_attacks", "seed")]
+        params = [overrides.get(n, _SHARED[n]) for n in _SHARED_HEAD] + own + \
+            [overrides.get(n, _SHARED[n]) for n in _SHARED_TAIL]
+
+        def command(**kw: Any) -> None:
+            json_out, html_out = kw.pop("json_out"), kw.pop("html_out")
+            ori, syn, ctl = _inputs(kw.pop("original"), kw.pop("release"), kw.pop("control"), [json_out, html_out],
+                                    kw.pop("encoding"))
+            _write(run(ori, syn, ctl, **kw), json_out, html_out)
+
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        command.__name__, command.__qualname__, command.__doc__ = run.__name__, run.__qualname__, run.__doc__
+        attack_app.command(name)(friendly(command))
+        return command
+
+    return decorate
+
+
+@_release_attack("singling-out")
 def singling_out(
-    original: Path = ORIGINAL,
-    release: Path = RELEASE,
-    control: Optional[Path] = CONTROL,
+    ori, syn, ctl, *, n_attacks: int, seed: Optional[int],
     mode: str = typer.Option("multivariate", "--mode", help="univariate or multivariate"),
-    n_attacks: int = N_ATTACKS,
     n_cols: int = typer.Option(3, "--n-cols", help="columns per predicate (multivariate)"),
     columns: Optional[str] = typer.Option(None, "--columns", help="columns to attack on (default: all)"),
-    seed: Optional[int] = SEED,
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = ENCODING,
-) -> None:
+) -> dict[str, Any]:
     """Singling out: predicates written from the release that pick out one real person."""
     from safemicro.attack.singling_out import SinglingOutEvaluator
 
-    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = SinglingOutEvaluator(ori, syn, ctl, n_attacks=n_attacks, n_cols=n_cols, columns=split_list(columns) or None,
                              seed=seed).evaluate(mode).results()
     _print_risk(f"singling out ({mode})", r)
-    _write(_attacks_result("singling_out", {mode: r}, n_attacks), json_out, html_out)
+    return _attacks_result("singling_out", {mode: r}, n_attacks)
 
 
-@attack_app.command("linkability")
-@friendly
+@_release_attack("linkability")
 def linkability(
-    original: Path = ORIGINAL,
-    release: Path = RELEASE,
-    control: Optional[Path] = CONTROL,
+    ori, syn, ctl, *, n_attacks: int, seed: Optional[int],
     first: str = typer.Option(..., "--first", help="columns of the intruder's first file"),
     second: str = typer.Option(..., "--second", help="columns of the intruder's second file"),
     n_neighbors: int = typer.Option(1, "--neighbors", help="released neighbours each half may share"),
-    n_attacks: int = N_ATTACKS,
-    seed: Optional[int] = SEED,
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = ENCODING,
-) -> None:
+) -> dict[str, Any]:
     """Linkability: the release ties two files about the same people together."""
     from safemicro.attack.linkability import LinkabilityEvaluator
 
-    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = LinkabilityEvaluator(ori, syn, ctl, aux_cols=(split_list(first), split_list(second)), n_attacks=n_attacks,
                              n_neighbors=n_neighbors, seed=seed).evaluate().results()
     _print_risk("linkability", r)
-    _write(_attacks_result("linkability", r, n_attacks), json_out, html_out)
+    return _attacks_result("linkability", r, n_attacks)
 
 
-@attack_app.command("inference")
-@friendly
+@_release_attack("inference")
 def inference(
-    original: Path = ORIGINAL,
-    release: Path = RELEASE,
-    control: Optional[Path] = CONTROL,
+    ori, syn, ctl, *, n_attacks: int, seed: Optional[int],
     known: str = typer.Option(..., "--known", help="columns the intruder knows"),
     secret: str = typer.Option(..., "--secret", help="the column the intruder guesses"),
     regression: Optional[bool] = typer.Option(None, "--regression/--classification", help="numeric secret within 5 % (default: numbers with > 20 values)"),
-    n_attacks: int = N_ATTACKS,
-    seed: Optional[int] = SEED,
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = ENCODING,
-) -> None:
+) -> dict[str, Any]:
     """Inference: the release reveals a secret column of people the intruder knows."""
     from safemicro.attack.inference import InferenceEvaluator
 
-    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = InferenceEvaluator(ori, syn, ctl, aux_cols=split_list(known), secret=secret, regression=regression,
                            n_attacks=n_attacks, seed=seed).evaluate().results()
     _print_risk(f"inference of {secret}", r)
-    _write(_attacks_result("inference", {secret: r}, n_attacks), json_out, html_out)
+    return _attacks_result("inference", {secret: r}, n_attacks)
 
 
-@attack_app.command("membership")
-@friendly
+@_release_attack("membership", control=_param(
+    "control", typer.Option(..., "--control", help="holdout: real records the release was not made from"), Path))
 def membership(
-    original: Path = ORIGINAL,
-    release: Path = RELEASE,
-    control: Path = typer.Option(..., "--control", help="holdout: real records the release was not made from"),
+    ori, syn, ctl, *, n_attacks: int, seed: Optional[int],
     columns: Optional[str] = typer.Option(None, "--columns", help="columns to compare (default: all)"),
-    n_attacks: int = N_ATTACKS,
-    seed: Optional[int] = SEED,
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = ENCODING,
-) -> None:
+) -> dict[str, Any]:
     """Membership inference: is a person's closeness to the release a sign they were in the data?"""
     from safemicro.attack.membership import MembershipEvaluator
 
-    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = MembershipEvaluator(ori, syn, ctl, n_attacks=n_attacks, columns=split_list(columns) or None,
                             seed=seed).evaluate().results()
     _print_risk("membership", r)
     out.print(f"AUC {r['auc']['auc']:.3f} (95 % CI {r['auc']['ci'][0]:.3f}–{r['auc']['ci'][1]:.3f})", highlight=False)
-    _write(_attacks_result("membership", r, n_attacks), json_out, html_out)
+    return _attacks_result("membership", r, n_attacks)
 
 
-@attack_app.command("all")
-@friendly
+@_release_attack("all", seed=_param("seed", typer.Option(0, "--seed"), int))
 def all_attacks(
-    original: Path = ORIGINAL,
-    release: Path = RELEASE,
-    control: Optional[Path] = CONTROL,
+    ori, syn, ctl, *, n_attacks: int, seed: int,
     secret: Optional[str] = typer.Option(None, "--secret", help="column for the inference attack"),
     known: Optional[str] = typer.Option(None, "--known", help="columns the intruder knows (default: all but the secret)"),
-    n_attacks: int = N_ATTACKS,
-    seed: int = typer.Option(0, "--seed"),
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = ENCODING,
-) -> None:
+) -> dict[str, Any]:
     """Every release-level attack at once (singling out, linkability, inference, membership)."""
     from safemicro.attack.privacy import privacy_attacks
 
-    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = privacy_attacks(ori, syn, ctl, n_attacks=n_attacks, secret=secret,
                         aux_cols=split_list(known) or None, seed=seed)
     for mode, v in r["singling_out"].items():
@@ -288,7 +294,7 @@ def all_attacks(
         _print_risk(f"inference of {s}", v)
     if r["membership"]:
         _print_risk("membership", r["membership"])
-    _write(r, json_out, html_out)
+    return r
 
 
 @attack_app.command("simulate")
