@@ -313,30 +313,31 @@ def _breakdown(change: Change) -> str:
     return "; ".join(parts)
 
 
+def _sentence(change: Change, already: str, goal: str) -> str:
+    """The release report's sentence: nothing was needed because ``already``, or so many
+    cells were suppressed so that ``goal``."""
+    cells = change.details.get("cells_suppressed", sum(change.suppressed.values()))
+    if not cells:
+        return f"No key values needed suppressing: {already}."
+    return (
+        f"Values of the key variables were suppressed (set to missing) in {cells} cells of "
+        f"{change.records_touched} records ({_breakdown(change)}) so that {goal}; "
+        "treat these as missing at random only with care."
+    )
+
+
 def _describe_local(params: LocalSuppressionParams, change: Change) -> str:
     keys = ", ".join(change.params.get("keys", []))
     k = change.params.get("k")
-    cells = change.details.get("cells_suppressed", sum(change.suppressed.values()))
-    if not cells:
-        return f"No key values needed suppressing: every combination of {keys} was already shared by at least {k} records."
-    return (
-        f"Values of the key variables were suppressed (set to missing) in {cells} cells of "
-        f"{change.records_touched} records ({_breakdown(change)}) so that every combination of {keys} "
-        f"is shared by at least {k} records; treat these as missing at random only with care."
-    )
+    return _sentence(change, f"every combination of {keys} was already shared by at least {k} records",
+                     f"every combination of {keys} is shared by at least {k} records")
 
 
 def _describe_risk(params: RiskSuppressionParams, change: Change) -> str:
     keys = ", ".join(change.params.get("keys", []))
     limit = f"{100 * change.params.get('max_risk', 0):g}%"
-    cells = change.details.get("cells_suppressed", sum(change.suppressed.values()))
-    if not cells:
-        return f"No key values needed suppressing: no record's re-identification risk on {keys} exceeded {limit}."
-    return (
-        f"Values of the key variables were suppressed (set to missing) in {cells} cells of "
-        f"{change.records_touched} records ({_breakdown(change)}) so that no record's estimated "
-        f"re-identification risk on {keys} exceeds {limit}; treat these as missing at random only with care."
-    )
+    return _sentence(change, f"no record's re-identification risk on {keys} exceeded {limit}",
+                     f"no record's estimated re-identification risk on {keys} exceeds {limit}")
 
 
 @register("local_suppression", LocalSuppressionParams, _describe_local)
