@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -28,7 +28,7 @@ HTML_OUT = typer.Option(None, "--html", help=HTML_HELP)
 ENCODING = typer.Option(None, "--encoding", help="text encoding of CSV inputs (default UTF-8)")
 
 
-def _read(path: Path, encoding: Optional[str]):
+def _read(path: Path, encoding: str | None):
     from safemicro import io
 
     if path.is_dir():  # a release bundle folder
@@ -38,13 +38,13 @@ def _read(path: Path, encoding: Optional[str]):
     return io.read(path, **({"encoding": encoding} if encoding else {}))
 
 
-def _frame(path: Path, encoding: Optional[str]):
+def _frame(path: Path, encoding: str | None):
     ds = _read(path, encoding)
     frame = ds.frame
     return frame, str(path)
 
 
-def _write(result: dict[str, Any], json_out: Optional[Path], html_out: Optional[Path]) -> None:
+def _write(result: dict[str, Any], json_out: Path | None, html_out: Path | None) -> None:
     from safemicro.attack.report import write_attack_outputs
 
     try:
@@ -88,19 +88,19 @@ def link(
     release: Path = typer.Argument(..., help="the released file (or release bundle folder)"),
     auxiliary: list[Path] = typer.Argument(..., help="the intruder's file(s); several are combined on --id (the mosaic)"),
     id_col: str = typer.Option(..., "--id", help="identity column of the auxiliary files (scoring only)"),
-    original: Optional[Path] = typer.Option(None, "--original", help="original file holding --id, row by row with the release (when the release has no --id)"),
-    on: Optional[str] = typer.Option(None, "--on", help="linking columns (default: every shared column)"),
+    original: Path | None = typer.Option(None, "--original", help="original file holding --id, row by row with the release (when the release has no --id)"),
+    on: str | None = typer.Option(None, "--on", help="linking columns (default: every shared column)"),
     method: str = typer.Option("exact", "--method", help="exact, distance or fellegi_sunter"),
-    block: Optional[str] = typer.Option(None, "--block", help="blocking columns (distance, fellegi_sunter)"),
-    numeric: Optional[str] = typer.Option(None, "--numeric", help="columns compared as numbers (distance methods)"),
+    block: str | None = typer.Option(None, "--block", help="blocking columns (distance, fellegi_sunter)"),
+    numeric: str | None = typer.Option(None, "--numeric", help="columns compared as numbers (distance methods)"),
     tolerance: float = typer.Option(0.0, "--tolerance", help="Fellegi–Sunter: numbers agree within this share of the range"),
     threshold: float = typer.Option(0.5, "--threshold", help="confidence for a claim to count as a re-identification"),
-    by: Optional[str] = typer.Option(None, "--by", help="auxiliary columns to break the risk down by"),
-    household: Optional[str] = typer.Option(None, "--household", help="household column of the release: also attack whole households"),
-    aux_household: Optional[str] = typer.Option(None, "--aux-household", help="household column of the auxiliary file (default: --household)"),
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of CSV files"),
+    by: str | None = typer.Option(None, "--by", help="auxiliary columns to break the risk down by"),
+    household: str | None = typer.Option(None, "--household", help="household column of the release: also attack whole households"),
+    aux_household: str | None = typer.Option(None, "--aux-household", help="household column of the auxiliary file (default: --household)"),
+    json_out: Path | None = JSON_OUT,
+    html_out: Path | None = HTML_OUT,
+    encoding: str | None = typer.Option(None, "--encoding", help="text encoding of CSV files"),
 ) -> None:
     """Link auxiliary files to a release: true match rate, precision, re-identifications."""
     from safemicro.attack.linkage import LinkageEvaluator
@@ -137,7 +137,7 @@ def link(
     _write(r, json_out, html_out)
 
 
-def _three(original: Path, release: Path, control: Optional[Path], encoding: Optional[str]):
+def _three(original: Path, release: Path, control: Path | None, encoding: str | None):
     ori, of = _frame(original, encoding)
     syn, sf = _frame(release, encoding)
     ctl = None
@@ -156,8 +156,8 @@ RELEASE = typer.Argument(..., help="the released (synthetic or anonymized) file"
 CONTROL = typer.Option(None, "--control", help="holdout: real records the release was not made from")
 
 
-def _inputs(original: Path, release: Path, control: Optional[Path], outputs: list[Optional[Path]],
-            encoding: Optional[str]):
+def _inputs(original: Path, release: Path, control: Path | None, outputs: list[Path | None],
+            encoding: str | None):
     """Check the outputs against the inputs, then read original, release and control."""
     check_outputs([original, release, *([control] if control else [])], outputs)
     return _three(original, release, control, encoding)
@@ -174,12 +174,12 @@ def _param(name: str, default: Any, annotation: Any) -> inspect.Parameter:
 _SHARED = {
     "original": _param("original", ORIGINAL, Path),
     "release": _param("release", RELEASE, Path),
-    "control": _param("control", CONTROL, Optional[Path]),
+    "control": _param("control", CONTROL, Path | None),
     "n_attacks": _param("n_attacks", N_ATTACKS, int),
-    "seed": _param("seed", SEED, Optional[int]),
-    "json_out": _param("json_out", JSON_OUT, Optional[Path]),
-    "html_out": _param("html_out", HTML_OUT, Optional[Path]),
-    "encoding": _param("encoding", ENCODING, Optional[str]),
+    "seed": _param("seed", SEED, int | None),
+    "json_out": _param("json_out", JSON_OUT, Path | None),
+    "html_out": _param("html_out", HTML_OUT, Path | None),
+    "encoding": _param("encoding", ENCODING, str | None),
 }
 
 
@@ -213,10 +213,10 @@ def _release_attack(name: str, **overrides: inspect.Parameter) -> Callable[[Call
 
 @_release_attack("singling-out")
 def singling_out(
-    ori, syn, ctl, *, n_attacks: int, seed: Optional[int],
+    ori, syn, ctl, *, n_attacks: int, seed: int | None,
     mode: str = typer.Option("multivariate", "--mode", help="univariate or multivariate"),
     n_cols: int = typer.Option(3, "--n-cols", help="columns per predicate (multivariate)"),
-    columns: Optional[str] = typer.Option(None, "--columns", help="columns to attack on (default: all)"),
+    columns: str | None = typer.Option(None, "--columns", help="columns to attack on (default: all)"),
 ) -> dict[str, Any]:
     """Singling out: predicates written from the release that pick out one real person."""
     from safemicro.attack.singling_out import SinglingOutEvaluator
@@ -229,7 +229,7 @@ def singling_out(
 
 @_release_attack("linkability")
 def linkability(
-    ori, syn, ctl, *, n_attacks: int, seed: Optional[int],
+    ori, syn, ctl, *, n_attacks: int, seed: int | None,
     first: str = typer.Option(..., "--first", help="columns of the intruder's first file"),
     second: str = typer.Option(..., "--second", help="columns of the intruder's second file"),
     n_neighbors: int = typer.Option(1, "--neighbors", help="released neighbours each half may share"),
@@ -245,10 +245,10 @@ def linkability(
 
 @_release_attack("inference")
 def inference(
-    ori, syn, ctl, *, n_attacks: int, seed: Optional[int],
+    ori, syn, ctl, *, n_attacks: int, seed: int | None,
     known: str = typer.Option(..., "--known", help="columns the intruder knows"),
     secret: str = typer.Option(..., "--secret", help="the column the intruder guesses"),
-    regression: Optional[bool] = typer.Option(None, "--regression/--classification", help="numeric secret within 5 % (default: numbers with > 20 values)"),
+    regression: bool | None = typer.Option(None, "--regression/--classification", help="numeric secret within 5 % (default: numbers with > 20 values)"),
 ) -> dict[str, Any]:
     """Inference: the release reveals a secret column of people the intruder knows."""
     from safemicro.attack.inference import InferenceEvaluator
@@ -262,8 +262,8 @@ def inference(
 @_release_attack("membership", control=_param(
     "control", typer.Option(..., "--control", help="holdout: real records the release was not made from"), Path))
 def membership(
-    ori, syn, ctl, *, n_attacks: int, seed: Optional[int],
-    columns: Optional[str] = typer.Option(None, "--columns", help="columns to compare (default: all)"),
+    ori, syn, ctl, *, n_attacks: int, seed: int | None,
+    columns: str | None = typer.Option(None, "--columns", help="columns to compare (default: all)"),
 ) -> dict[str, Any]:
     """Membership inference: is a person's closeness to the release a sign they were in the data?"""
     from safemicro.attack.membership import MembershipEvaluator
@@ -278,8 +278,8 @@ def membership(
 @_release_attack("all", seed=_param("seed", typer.Option(0, "--seed"), int))
 def all_attacks(
     ori, syn, ctl, *, n_attacks: int, seed: int,
-    secret: Optional[str] = typer.Option(None, "--secret", help="column for the inference attack"),
-    known: Optional[str] = typer.Option(None, "--known", help="columns the intruder knows (default: all but the secret)"),
+    secret: str | None = typer.Option(None, "--secret", help="column for the inference attack"),
+    known: str | None = typer.Option(None, "--known", help="columns the intruder knows (default: all but the secret)"),
 ) -> dict[str, Any]:
     """Every release-level attack at once (singling out, linkability, inference, membership)."""
     from safemicro.attack.privacy import privacy_attacks
@@ -300,19 +300,19 @@ def all_attacks(
 @attack_app.command("simulate")
 @friendly
 def simulate_cmd(
-    population: Optional[Path] = typer.Option(None, "--population", help="population file (default: the example survey generated at population size)"),
+    population: Path | None = typer.Option(None, "--population", help="population file (default: the example survey generated at population size)"),
     households: int = typer.Option(10_000, "--households", help="households of the generated population"),
     fraction: float = typer.Option(0.1, "--fraction", help="share of households sampled (stratified)"),
     plan: list[str] = typer.Option([], "--plan", help="NAME=PLAN.yaml, repeatable (default: raw, k=3, k=5, PRAM from the example plan)"),
     coverage: float = typer.Option(1.0, "--coverage", help="share of the population's households on the intruder's list"),
     errors: float = typer.Option(0.0, "--errors", help="chance that a key value on the list is wrong"),
-    keys: Optional[str] = typer.Option(None, "--keys", help="what the intruder knows (default: each plan's keys)"),
+    keys: str | None = typer.Option(None, "--keys", help="what the intruder knows (default: each plan's keys)"),
     threshold: float = typer.Option(0.5, "--threshold", help="confidence for a claim to count as a re-identification"),
     no_households: bool = typer.Option(False, "--no-households", help="skip the household-composition attack"),
     seed: int = typer.Option(1, "--seed"),
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = ENCODING,
+    json_out: Path | None = JSON_OUT,
+    html_out: Path | None = HTML_OUT,
+    encoding: str | None = ENCODING,
 ) -> None:
     """Simulation study: population → survey sample → release plans → intruder → measured vs promised risk."""
     from safemicro.attack.simulate import simulate
