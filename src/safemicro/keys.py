@@ -209,13 +209,18 @@ def build_key_table(
     )
 
 
-def _project(codes: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """One integer per row identifying the row's codes on the given columns."""
+def project_codes(codes: np.ndarray, positions: np.ndarray, cards: list[int] | None = None) -> np.ndarray:
+    """One integer per row identifying the row's codes on the given columns (injective
+    within one call). ``cards``: the code-space size of every column of ``codes``
+    (default: the largest code of each projected column)."""
     if len(positions) == 0:
         return np.zeros(len(codes), dtype=np.int64)
     cols = [codes[:, j] for j in positions]
-    cards = [int(c.max()) if len(c) else 0 for c in cols]
-    return combine_codes(cols, cards)[0]
+    if cards is None:
+        sizes = [int(c.max()) if len(c) else 0 for c in cols]
+    else:
+        sizes = [cards[j] for j in positions]
+    return combine_codes(cols, sizes)[0]
 
 
 def wildcard_frequencies(
@@ -241,6 +246,8 @@ def wildcard_frequencies(
     full = (1 << m) - 1
     patterns = np.unique(pattern)
     members = {int(p): np.flatnonzero(pattern == p) for p in patterns}
+    cards = [int(c.max()) for c in codes.T]
+    projections: dict[int, np.ndarray] = {}  # every key projected once per set of shared columns
 
     def factor(pa: int, pb: int) -> float:
         if pa == 0:  # complete key receiving
@@ -265,9 +272,11 @@ def wildcard_frequencies(
                 fk[rows_a] += f * count[rows_b].sum()
                 Fk[rows_a] += f * weight_sum[rows_b].sum()
                 continue
-            # codes differ per group, so project both groups in one code space
-            proj = _project(np.vstack([codes[rows_a], codes[rows_b]]), both)
-            proj_a, proj_b = proj[: len(rows_a)], proj[len(rows_a) :]
+            shared = int(pa | pb)
+            if shared not in projections:
+                projections[shared] = project_codes(codes, both, cards)
+            proj = projections[shared]
+            proj_a, proj_b = proj[rows_a], proj[rows_b]
             uniq, inv = np.unique(proj_b, return_inverse=True)
             cnt_b = np.bincount(inv.ravel(), weights=count[rows_b], minlength=len(uniq))
             w_b = np.bincount(inv.ravel(), weights=weight_sum[rows_b], minlength=len(uniq))

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -26,7 +28,7 @@ HTML_OUT = typer.Option(None, "--html", help=HTML_HELP)
 ENCODING = typer.Option(None, "--encoding", help="text encoding of CSV inputs (default: UTF-8, else detected)")
 
 
-def _read(path: Path, encoding: Optional[str]):
+def _read(path: Path, encoding: str | None):
     from safemicro import io
 
     if path.is_dir():  # a release bundle folder
@@ -36,13 +38,13 @@ def _read(path: Path, encoding: Optional[str]):
     return io.read(path, **({"encoding": encoding} if encoding else {}))
 
 
-def _frame(path: Path, encoding: Optional[str]):
+def _frame(path: Path, encoding: str | None):
     ds = _read(path, encoding)
     frame = ds.frame
     return frame, str(path)
 
 
-def _write(result: dict[str, Any], json_out: Optional[Path], html_out: Optional[Path]) -> None:
+def _write(result: dict[str, Any], json_out: Path | None, html_out: Path | None) -> None:
     from safemicro.attack.report import write_attack_outputs
 
     try:
@@ -86,19 +88,19 @@ def link(
     release: Path = typer.Argument(..., help="the released file (or release bundle folder)"),
     auxiliary: list[Path] = typer.Argument(..., help="the intruder's file(s); several are combined on --id (the mosaic)"),
     id_col: str = typer.Option(..., "--id", help="identity column of the auxiliary files (scoring only)"),
-    original: Optional[Path] = typer.Option(None, "--original", help="original file holding --id, row by row with the release (when the release has no --id)"),
-    on: Optional[str] = typer.Option(None, "--on", help="linking columns (default: every shared column)"),
+    original: Path | None = typer.Option(None, "--original", help="original file holding --id, row by row with the release (when the release has no --id)"),
+    on: str | None = typer.Option(None, "--on", help="linking columns (default: every shared column)"),
     method: str = typer.Option("exact", "--method", help="exact, distance or fellegi_sunter"),
-    block: Optional[str] = typer.Option(None, "--block", help="blocking columns (distance, fellegi_sunter)"),
-    numeric: Optional[str] = typer.Option(None, "--numeric", help="columns compared as numbers (distance methods)"),
+    block: str | None = typer.Option(None, "--block", help="blocking columns (distance, fellegi_sunter)"),
+    numeric: str | None = typer.Option(None, "--numeric", help="columns compared as numbers (distance methods)"),
     tolerance: float = typer.Option(0.0, "--tolerance", help="Fellegi–Sunter: numbers agree within this share of the range"),
     threshold: float = typer.Option(0.5, "--threshold", help="confidence for a claim to count as a re-identification"),
-    by: Optional[str] = typer.Option(None, "--by", help="auxiliary columns to break the risk down by"),
-    household: Optional[str] = typer.Option(None, "--household", help="household column of the release: also attack whole households"),
-    aux_household: Optional[str] = typer.Option(None, "--aux-household", help="household column of the auxiliary file (default: --household)"),
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of CSV files"),
+    by: str | None = typer.Option(None, "--by", help="auxiliary columns to break the risk down by"),
+    household: str | None = typer.Option(None, "--household", help="household column of the release: also attack whole households"),
+    aux_household: str | None = typer.Option(None, "--aux-household", help="household column of the auxiliary file (default: --household)"),
+    json_out: Path | None = JSON_OUT,
+    html_out: Path | None = HTML_OUT,
+    encoding: str | None = typer.Option(None, "--encoding", help="text encoding of CSV files"),
 ) -> None:
     """Link auxiliary files to a release: true match rate, precision, re-identifications."""
     from safemicro.attack.linkage import LinkageEvaluator
@@ -135,7 +137,7 @@ def link(
     _write(r, json_out, html_out)
 
 
-def _three(original: Path, release: Path, control: Optional[Path], encoding: Optional[str]):
+def _three(original: Path, release: Path, control: Path | None, encoding: str | None):
     ori, of = _frame(original, encoding)
     syn, sf = _frame(release, encoding)
     ctl = None
@@ -154,130 +156,134 @@ RELEASE = typer.Argument(..., help="the released (synthetic or anonymized) file"
 CONTROL = typer.Option(None, "--control", help="holdout: real records the release was not made from")
 
 
-def _inputs(original: Path, release: Path, control: Optional[Path], outputs: list[Optional[Path]],
-            encoding: Optional[str]):
+def _inputs(original: Path, release: Path, control: Path | None, outputs: list[Path | None],
+            encoding: str | None):
     """Check the outputs against the inputs, then read original, release and control."""
     check_outputs([original, release, *([control] if control else [])], outputs)
     return _three(original, release, control, encoding)
 
 
-@attack_app.command("singling-out")
-@friendly
+_SHARED_HEAD = ("original", "release", "control")
+_SHARED_TAIL = ("n_attacks", "seed", "json_out", "html_out", "encoding")
+
+
+def _param(name: str, default: Any, annotation: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+_SHARED = {
+    "original": _param("original", ORIGINAL, Path),
+    "release": _param("release", RELEASE, Path),
+    "control": _param("control", CONTROL, Path | None),
+    "n_attacks": _param("n_attacks", N_ATTACKS, int),
+    "seed": _param("seed", SEED, int | None),
+    "json_out": _param("json_out", JSON_OUT, Path | None),
+    "html_out": _param("html_out", HTML_OUT, Path | None),
+    "encoding": _param("encoding", ENCODING, str | None),
+}
+
+
+def _release_attack(name: str, **overrides: inspect.Parameter) -> Callable[[Callable[..., Any]], Callable[..., None]]:
+    """Register ``run(ori, syn, ctl, *, n_attacks, seed, **own options) -> result`` as
+    ``safemicro attack NAME``, with the arguments and options every release attack shares
+    (original, release, --control, --n-attacks, --seed, --json, --html, --encoding; a command
+    may override one): the files are checked and read before ``run``, the result written
+    after it."""
+
+    def decorate(run: Callable[..., Any]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(run).parameters.values()
+               if p.name not in ("ori", "syn", "ctl", "n_attacks", "seed")]
+        params = [overrides.get(n, _SHARED[n]) for n in _SHARED_HEAD] + own + \
+            [overrides.get(n, _SHARED[n]) for n in _SHARED_TAIL]
+
+        def command(**kw: Any) -> None:
+            json_out, html_out = kw.pop("json_out"), kw.pop("html_out")
+            ori, syn, ctl = _inputs(kw.pop("original"), kw.pop("release"), kw.pop("control"), [json_out, html_out],
+                                    kw.pop("encoding"))
+            _write(run(ori, syn, ctl, **kw), json_out, html_out)
+
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        command.__name__, command.__qualname__, command.__doc__ = run.__name__, run.__qualname__, run.__doc__
+        attack_app.command(name)(friendly(command))
+        return command
+
+    return decorate
+
+
+@_release_attack("singling-out")
 def singling_out(
-    original: Path = ORIGINAL,
-    release: Path = RELEASE,
-    control: Optional[Path] = CONTROL,
+    ori, syn, ctl, *, n_attacks: int, seed: int | None,
     mode: str = typer.Option("multivariate", "--mode", help="univariate or multivariate"),
-    n_attacks: int = N_ATTACKS,
     n_cols: int = typer.Option(3, "--n-cols", help="columns per predicate (multivariate)"),
-    columns: Optional[str] = typer.Option(None, "--columns", help="columns to attack on (default: all)"),
-    seed: Optional[int] = SEED,
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = ENCODING,
-) -> None:
+    columns: str | None = typer.Option(None, "--columns", help="columns to attack on (default: all)"),
+) -> dict[str, Any]:
     """Singling out: predicates written from the release that pick out one real person."""
     from safemicro.attack.singling_out import SinglingOutEvaluator
 
-    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = SinglingOutEvaluator(ori, syn, ctl, n_attacks=n_attacks, n_cols=n_cols, columns=split_list(columns) or None,
                              seed=seed).evaluate(mode).results()
     _print_risk(f"singling out ({mode})", r)
-    _write(_attacks_result("singling_out", {mode: r}, n_attacks), json_out, html_out)
+    return _attacks_result("singling_out", {mode: r}, n_attacks)
 
 
-@attack_app.command("linkability")
-@friendly
+@_release_attack("linkability")
 def linkability(
-    original: Path = ORIGINAL,
-    release: Path = RELEASE,
-    control: Optional[Path] = CONTROL,
+    ori, syn, ctl, *, n_attacks: int, seed: int | None,
     first: str = typer.Option(..., "--first", help="columns of the intruder's first file"),
     second: str = typer.Option(..., "--second", help="columns of the intruder's second file"),
     n_neighbors: int = typer.Option(1, "--neighbors", help="released neighbours each half may share"),
-    n_attacks: int = N_ATTACKS,
-    seed: Optional[int] = SEED,
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = ENCODING,
-) -> None:
+) -> dict[str, Any]:
     """Linkability: the release ties two files about the same people together."""
     from safemicro.attack.linkability import LinkabilityEvaluator
 
-    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = LinkabilityEvaluator(ori, syn, ctl, aux_cols=(split_list(first), split_list(second)), n_attacks=n_attacks,
                              n_neighbors=n_neighbors, seed=seed).evaluate().results()
     _print_risk("linkability", r)
-    _write(_attacks_result("linkability", r, n_attacks), json_out, html_out)
+    return _attacks_result("linkability", r, n_attacks)
 
 
-@attack_app.command("inference")
-@friendly
+@_release_attack("inference")
 def inference(
-    original: Path = ORIGINAL,
-    release: Path = RELEASE,
-    control: Optional[Path] = CONTROL,
+    ori, syn, ctl, *, n_attacks: int, seed: int | None,
     known: str = typer.Option(..., "--known", help="columns the intruder knows"),
     secret: str = typer.Option(..., "--secret", help="the column the intruder guesses"),
-    regression: Optional[bool] = typer.Option(None, "--regression/--classification", help="numeric secret within 5 % (default: numbers with > 20 values)"),
-    n_attacks: int = N_ATTACKS,
-    seed: Optional[int] = SEED,
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = ENCODING,
-) -> None:
+    regression: bool | None = typer.Option(None, "--regression/--classification", help="numeric secret within 5 % (default: numbers with > 20 values)"),
+) -> dict[str, Any]:
     """Inference: the release reveals a secret column of people the intruder knows."""
     from safemicro.attack.inference import InferenceEvaluator
 
-    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = InferenceEvaluator(ori, syn, ctl, aux_cols=split_list(known), secret=secret, regression=regression,
                            n_attacks=n_attacks, seed=seed).evaluate().results()
     _print_risk(f"inference of {secret}", r)
-    _write(_attacks_result("inference", {secret: r}, n_attacks), json_out, html_out)
+    return _attacks_result("inference", {secret: r}, n_attacks)
 
 
-@attack_app.command("membership")
-@friendly
+@_release_attack("membership", control=_param(
+    "control", typer.Option(..., "--control", help="holdout: real records the release was not made from"), Path))
 def membership(
-    original: Path = ORIGINAL,
-    release: Path = RELEASE,
-    control: Path = typer.Option(..., "--control", help="holdout: real records the release was not made from"),
-    columns: Optional[str] = typer.Option(None, "--columns", help="columns to compare (default: all)"),
-    n_attacks: int = N_ATTACKS,
-    seed: Optional[int] = SEED,
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = ENCODING,
-) -> None:
+    ori, syn, ctl, *, n_attacks: int, seed: int | None,
+    columns: str | None = typer.Option(None, "--columns", help="columns to compare (default: all)"),
+) -> dict[str, Any]:
     """Membership inference: is a person's closeness to the release a sign they were in the data?"""
     from safemicro.attack.membership import MembershipEvaluator
 
-    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = MembershipEvaluator(ori, syn, ctl, n_attacks=n_attacks, columns=split_list(columns) or None,
                             seed=seed).evaluate().results()
     _print_risk("membership", r)
     out.print(f"AUC {r['auc']['auc']:.3f} (95 % CI {r['auc']['ci'][0]:.3f}–{r['auc']['ci'][1]:.3f})", highlight=False)
-    _write(_attacks_result("membership", r, n_attacks), json_out, html_out)
+    return _attacks_result("membership", r, n_attacks)
 
 
-@attack_app.command("all")
-@friendly
+@_release_attack("all", seed=_param("seed", typer.Option(0, "--seed"), int))
 def all_attacks(
-    original: Path = ORIGINAL,
-    release: Path = RELEASE,
-    control: Optional[Path] = CONTROL,
-    secret: Optional[str] = typer.Option(None, "--secret", help="column for the inference attack"),
-    known: Optional[str] = typer.Option(None, "--known", help="columns the intruder knows (default: all but the secret)"),
-    n_attacks: int = N_ATTACKS,
-    seed: int = typer.Option(0, "--seed"),
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = ENCODING,
-) -> None:
+    ori, syn, ctl, *, n_attacks: int, seed: int,
+    secret: str | None = typer.Option(None, "--secret", help="column for the inference attack"),
+    known: str | None = typer.Option(None, "--known", help="columns the intruder knows (default: all but the secret)"),
+) -> dict[str, Any]:
     """Every release-level attack at once (singling out, linkability, inference, membership)."""
     from safemicro.attack.privacy import privacy_attacks
 
-    ori, syn, ctl = _inputs(original, release, control, [json_out, html_out], encoding)
     r = privacy_attacks(ori, syn, ctl, n_attacks=n_attacks, secret=secret,
                         aux_cols=split_list(known) or None, seed=seed)
     for mode, v in r["singling_out"].items():
@@ -288,25 +294,25 @@ def all_attacks(
         _print_risk(f"inference of {s}", v)
     if r["membership"]:
         _print_risk("membership", r["membership"])
-    _write(r, json_out, html_out)
+    return r
 
 
 @attack_app.command("simulate")
 @friendly
 def simulate_cmd(
-    population: Optional[Path] = typer.Option(None, "--population", help="population file (default: the example survey generated at population size)"),
+    population: Path | None = typer.Option(None, "--population", help="population file (default: the example survey generated at population size)"),
     households: int = typer.Option(10_000, "--households", help="households of the generated population"),
     fraction: float = typer.Option(0.1, "--fraction", help="share of households sampled (stratified)"),
     plan: list[str] = typer.Option([], "--plan", help="NAME=PLAN.yaml, repeatable (default: raw, k=3, k=5, PRAM from the example plan)"),
     coverage: float = typer.Option(1.0, "--coverage", help="share of the population's households on the intruder's list"),
     errors: float = typer.Option(0.0, "--errors", help="chance that a key value on the list is wrong"),
-    keys: Optional[str] = typer.Option(None, "--keys", help="what the intruder knows (default: each plan's keys)"),
+    keys: str | None = typer.Option(None, "--keys", help="what the intruder knows (default: each plan's keys)"),
     threshold: float = typer.Option(0.5, "--threshold", help="confidence for a claim to count as a re-identification"),
     no_households: bool = typer.Option(False, "--no-households", help="skip the household-composition attack"),
     seed: int = typer.Option(1, "--seed"),
-    json_out: Optional[Path] = JSON_OUT,
-    html_out: Optional[Path] = HTML_OUT,
-    encoding: Optional[str] = ENCODING,
+    json_out: Path | None = JSON_OUT,
+    html_out: Path | None = HTML_OUT,
+    encoding: str | None = ENCODING,
 ) -> None:
     """Simulation study: population → survey sample → release plans → intruder → measured vs promised risk."""
     from safemicro.attack.simulate import simulate

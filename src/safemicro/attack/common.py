@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from safemicro.attack.linkage import _frame, _kind
+from safemicro.attack.record_linkage.inputs import _frame, _kind
 from safemicro.errors import SafemicroError
 
 __all__ = ["prepare_frames", "draw_rows"]

@@ -46,10 +46,10 @@ from safemicro.methods.base import (
     register,
     rng_for,
 )
+from safemicro.methods.perturb_cells import _noisy_column
+from safemicro.methods.perturb_kernels import _complete, _jit, _shuffle_keys
 
 __all__ = ["add_noise", "rank_swap", "shuffle"]
-
-_REDRAWS = 20  # attempts to move a noisy value off a user-missing code
 
 
 def add_noise(
@@ -246,101 +246,6 @@ def _variables(value: Any, step: str) -> list[str]:
     return names
 
 
-def _complete(a: np.ndarray) -> np.ndarray:
-    return ~np.isnan(a).any(axis=1)
-
-
-def _noisy_column(
-    ds: Dataset, name: str, x: np.ndarray, noise: np.ndarray, scale: float, observed: np.ndarray, rng
-) -> tuple[pl.Series, bool, int]:
-    """The column with noise on its observed cells; integers rounded back into their type.
-
-    Cells whose new value is a user-missing code get fresh noise (up to _REDRAWS times,
-    then they keep their value), so no real value turns into a missing one.
-    """
-    original = ds.frame[name]
-    integral = original.dtype.is_integer()
-    new = x + noise
-    redrawn = 0
-    for attempt in range(_REDRAWS + 1):
-        candidate = _typed(new, original, integral)
-        hits = observed & _is_missing(ds, name, candidate)
-        if not hits.any():
-            break
-        redrawn += int(hits.sum())
-        if attempt == _REDRAWS:
-            new[hits] = x[hits]
-            candidate = _typed(new, original, integral)
-            break
-        new[hits] = x[hits] + rng.standard_normal(int(hits.sum())) * scale
-    column = pl.select(pl.when(pl.Series(observed)).then(candidate).otherwise(original)).to_series()
-    return column.alias(name).cast(original.dtype), integral, redrawn
-
-
-def _typed(values: np.ndarray, original: pl.Series, integral: bool) -> pl.Series:
-    """Values in the column's type: floats as they are, integers rounded and kept in range."""
-    if not integral:
-        return pl.Series(values).cast(original.dtype)
-    try:
-        info = np.iinfo(str(original.dtype).lower())
-    except TypeError:
-        info = np.iinfo(np.int64)
-    clean = np.where(np.isnan(values), 0.0, np.clip(np.rint(values), info.min, info.max))
-    return pl.Series(clean).cast(original.dtype)
-
-
-def _is_missing(ds: Dataset, name: str, values: pl.Series) -> np.ndarray:
-    """Which values are user-missing codes of ``name``."""
-    meta = ds.codebook.meta(name)
-    hit = np.zeros(len(values), dtype=bool)
-    if meta.missing_values:
-        codes = pl.Series(meta.missing_values).cast(values.dtype, strict=False).drop_nulls()
-        hit |= values.is_in(codes.implode()).fill_null(False).to_numpy()
-    for lo, hi in meta.missing_ranges:
-        hit |= values.is_between(lo, hi).fill_null(False).to_numpy()
-    return hit
-
-
-def _normal_scores(a: np.ndarray) -> np.ndarray:
-    """Φ⁻¹((rank − ½)/n) per column over its observed values (average ranks on ties)."""
-    from scipy.special import ndtri
-    from scipy.stats import rankdata
-
-    out = np.full(a.shape, np.nan)
-    for j in range(a.shape[1]):
-        ok = ~np.isnan(a[:, j])
-        if ok.any():
-            out[ok, j] = ndtri((rankdata(a[ok, j]) - 0.5) / ok.sum())
-    return out
-
-
-def _shuffle_keys(x: np.ndarray, s: np.ndarray, rng) -> np.ndarray:
-    """y*: draws from the normal-score model of x given s (see :func:`shuffle`)."""
-    n, p = x.shape
-    if s.shape[1] == 0:
-        return rng.standard_normal((n, p))
-    zx, zs = _normal_scores(x), _normal_scores(s)
-    both = np.hstack([zx, zs])
-    full = _complete(both)
-    if full.sum() < 3:
-        return rng.standard_normal((n, p))
-    corr = np.atleast_2d(np.corrcoef(both[full], rowvar=False))
-    corr = np.nan_to_num(corr)  # a constant column correlates with nothing
-    np.fill_diagonal(corr, 1.0)
-    sxx, sxs, sss = corr[:p, :p], corr[:p, p:], corr[p:, p:]
-    beta = np.linalg.lstsq(sss, sxs.T, rcond=None)[0].T  # Σ_XS Σ_SS⁻¹
-    resid = sxx - beta @ sxs.T
-
-    def draw(cov: np.ndarray, m: int) -> np.ndarray:
-        vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
-        return rng.standard_normal((m, p)) @ (vecs * np.sqrt(np.clip(vals, 0.0, None))).T
-
-    y = draw(sxx, n)  # records with a by value missing: the unconditional draw
-    known = _complete(zs)
-    y[known] = zs[known] @ beta.T + draw(resid, int(known.sum()))
-    return y
-
-
 def _result(
     ds: Dataset,
     frame: pl.DataFrame,
@@ -363,75 +268,6 @@ def _result(
         notes=notes,
     )
     return MethodResult(ds.with_frame(frame), change)
-
-
-# -- compiled kernel ---------------------------------------------------------------------------
-
-
-def _swap_ranks(width, u):
-    """Partner rank of every rank (itself when unswapped), walking up the ranks.
-
-    A Fenwick tree counts the ranks not yet swapped, so the ⌊u·c⌋-th free rank among the
-    c free ones in the window is found in O(log n).
-    """
-    m = u.shape[0]
-    partner = np.arange(m)
-    tree = np.zeros(m + 1, np.int64)
-    for i in range(1, m + 1):  # every rank starts free
-        tree[i] += 1
-        j = i + (i & -i)
-        if j <= m:
-            tree[j] += tree[i]
-    top = 1
-    while top * 2 <= m:
-        top *= 2
-    free = np.ones(m, np.bool_)
-    for i in range(m):
-        if not free[i] or width == 0:
-            continue
-        free[i] = False
-        j = i + 1
-        while j <= m:
-            tree[j] -= 1
-            j += j & -j
-        hi = min(i + width, m - 1)
-        below = 0  # free ranks <= i (i itself just left)
-        j = i + 1
-        while j > 0:
-            below += tree[j]
-            j -= j & -j
-        upto = 0
-        j = hi + 1
-        while j > 0:
-            upto += tree[j]
-            j -= j & -j
-        c = upto - below
-        if c == 0:
-            continue
-        want = below + min(int(u[i] * c), c - 1) + 1  # the want-th free rank overall
-        pos = 0
-        step = top
-        while step > 0:
-            if pos + step <= m and tree[pos + step] < want:
-                pos += step
-                want -= tree[pos]
-            step //= 2
-        r = pos  # 0-based rank
-        free[r] = False
-        j = r + 1
-        while j <= m:
-            tree[j] -= 1
-            j += j & -j
-        partner[i] = r
-        partner[r] = i
-    return partner
-
-
-@functools.cache
-def _jit() -> dict[str, Any]:
-    import numba
-
-    return {"_swap_ranks": numba.njit(cache=True)(_swap_ranks)}
 
 
 # -- plan steps ---------------------------------------------------------------------------------

@@ -25,33 +25,34 @@ household by construction, and a household of size s gets exactly s members.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Codebook, Dataset, VariableMeta
-from safemicro.keys import encode_column
 from safemicro.methods.base import rng_for
+from safemicro.synth.household_roster import (
+    _HEAD,
+    _HEADS,
+    _HLEFT,
+    _LEFT,
+    _NOT_PREDICTORS,
+    _P,
+    _POS,
+    _PREV,
+    _SIZE,
+    _RosterLayout,
+)
+from safemicro.synth.household_roster import ORDER_NAMES as ORDER_NAMES
+from safemicro.synth.household_roster import RELATIONSHIP_NAMES as RELATIONSHIP_NAMES
+from safemicro.synth.household_rules import _RosterRules
 from safemicro.synth.schema import infer_schema
 
 __all__ = ["HouseholdSynthesizer"]
-
-# Internal columns (never in the output). The prefix keeps them apart from user columns.
-_P = "__hh_"
-_SIZE, _HEADS, _POS, _LEFT, _HLEFT = (_P + s for s in ("size", "heads", "pos", "left", "heads_left"))
-_HEAD, _PREV = _P + "head_", _P + "prev_"
-
-# Usual names (any case) of the relationship-to-head and member line-number columns,
-# used when the caller does not name them.
-RELATIONSHIP_NAMES = ("relationship", "relation", "relat", "rel_head", "relhead", "reltohead", "relationship_to_head", "hhrel")
-ORDER_NAMES = ("line_no", "lineno", "line", "line_number", "member_no", "memberno", "person_no", "pernum")
-
-# Column kinds that never condition other columns: identifiers, free text, constants.
-_NOT_PREDICTORS = ("id", "text", "constant")
-
 
 @dataclass
 class _Models:
@@ -60,7 +61,7 @@ class _Models:
     members: Any | None  # None when no household has two members
 
 
-class HouseholdSynthesizer:
+class HouseholdSynthesizer(_RosterLayout, _RosterRules):
     """Synthetic households with members drawn one by one, conditioned on the household.
 
     ``household`` is the household id column. ``household_level`` lists the household
@@ -111,7 +112,7 @@ class HouseholdSynthesizer:
 
     def fit(
         self, persons: Dataset, *, households: Dataset | None = None, seed: int | None = None
-    ) -> "HouseholdSynthesizer":
+    ) -> HouseholdSynthesizer:
         """Learn households and rosters from one person file, or a household + person file."""
         if not isinstance(persons, Dataset) or (households is not None and not isinstance(households, Dataset)):
             raise SafemicroError("HouseholdSynthesizer.fit expects safemicro Dataset objects")
@@ -183,178 +184,6 @@ class HouseholdSynthesizer:
         self._fitted = True
         return self
 
-    def _household_index(self, persons: Dataset, households: Dataset | None) -> tuple[np.ndarray, int]:
-        """Each person's household as 0..H-1 (first appearance, or the household file's order)."""
-        hid = self.household
-        for ds, what in ((persons, "person file"), (households, "household file")):
-            if ds is not None and hid not in ds.columns:
-                raise SafemicroError(f"the {what} has no household id column", column=hid, file=ds.source)
-        if households is None:
-            codes = _id_codes(persons.frame[hid], persons.source)
-            _, first, inv = np.unique(codes, return_index=True, return_inverse=True)
-            rank = np.empty(len(first), dtype=np.int64)
-            rank[np.argsort(first)] = np.arange(len(first))
-            return rank[inv.ravel()], len(first)
-        _id_codes(households.frame[hid], households.source)
-        _id_codes(persons.frame[hid], persons.source)
-        try:
-            both = pl.concat([households.frame.select(hid), persons.frame.select(hid)], how="vertical_relaxed")[hid]
-        except pl.exceptions.PolarsError:
-            raise SafemicroError("the household id has different types in the household and person files", column=hid) from None
-        codes = _id_codes(both, None)
-        hh_codes, p_codes = codes[: households.n], codes[households.n :]
-        _, first = np.unique(hh_codes, return_index=True)
-        if len(first) < households.n:
-            row = int(np.setdiff1d(np.arange(households.n), first)[0])
-            raise SafemicroError("household id appears twice in the household file", column=hid, row=row, file=households.source)
-        seen = np.full(codes.max() + 1, -1, dtype=np.int64)
-        seen[hh_codes] = np.arange(households.n)
-        h = seen[p_codes]
-        if (h < 0).any():
-            row = int(np.argmax(h < 0))
-            raise SafemicroError("person's household id is not in the household file", column=hid, row=row, file=persons.source)
-        return h, households.n
-
-    def _roster_columns(self, persons: Dataset, h: np.ndarray) -> tuple[str | None, str | None]:
-        """The relationship and person-order columns: as given, else found by their usual names."""
-        rel, order = self.relationship, self.person_order
-        names = {c.lower(): c for c in persons.columns if c != self.household}
-        if rel is None:
-            found = [c for k, c in names.items() if k in RELATIONSHIP_NAMES]
-            if found and (self.head_code is not None or _infer_head_code(persons.frame[found[0]], h) is not None):
-                rel = found[0]
-                self.notes.append(f"relationship to the head: {rel!r} (by its name)")
-        if order is None:
-            first = _first_rows(h, int(h.max()) + 1)[h]
-            found = [c for k, c in names.items() if k in ORDER_NAMES and c != rel and _differs(persons.frame[c], first).any()]
-            if found:
-                order = found[0]
-                self.notes.append(f"members ordered by {order!r} (by its name)")
-        return rel, order
-
-    def _split_columns(self, persons: Dataset, households: Dataset | None, h: np.ndarray, n: int) -> None:
-        """Household variables, person variables and the internal-name check."""
-        hid, special = self.household, {self.household, self._order, self._rel}
-        for name in (self._order, self._rel, self.age):
-            if name is not None and name not in persons.columns:
-                raise SafemicroError("no such column in the person file", column=name, file=persons.source)
-        every = persons.columns + (households.columns if households is not None else [])
-        for name in every:
-            if name.startswith(_P):
-                raise SafemicroError(f"column names starting with {_P!r} are reserved", column=name)
-        if households is not None:
-            shared = [c for c in households.columns if c in persons.columns and c != hid]
-            if shared:
-                raise SafemicroError("column is in both the household and the person file", column=shared[0])
-            if self.household_level is not None:
-                self.notes.append("household_level ignored: the household file's columns are the household variables")
-            self._hh_vars = [c for c in households.columns if c != hid]
-        else:
-            first = _first_rows(h, n)
-            frame = persons.frame
-            if self.household_level is None:
-                multi = np.bincount(h, minlength=n)[h] >= 2
-                self._hh_vars = [
-                    c
-                    for c in persons.columns
-                    if c not in special and multi.any() and not _differs(frame[c], first[h])[multi].any()
-                ]
-                self.notes.append(f"household-level variables (constant within every household): {self._hh_vars}")
-            else:
-                for c in self.household_level:
-                    if c not in persons.columns:
-                        raise SafemicroError("household_level names a column the data do not have", column=c)
-                    if c in special:
-                        raise SafemicroError("the household id, person order and relationship cannot be household-level", column=c)
-                    bad = _differs(frame[c], first[h])
-                    if bad.any():
-                        row = int(np.argmax(bad))
-                        raise SafemicroError(
-                            f"household-level variable differs within household {frame[hid][row]!r}",
-                            column=c,
-                            row=row,
-                            file=persons.source,
-                        )
-                self._hh_vars = list(self.household_level)
-        self._person_vars = [c for c in persons.columns if c != hid and c != self._order and c not in self._hh_vars]
-        if not self._person_vars:
-            raise SafemicroError("no person-level variables to synthesize besides the household id", column=hid)
-        self._context = None if self.context is None else list(self.context)
-        for c in self._context or []:
-            if c not in self._person_vars:
-                raise SafemicroError("context must name person-level variables", column=c)
-
-    def _relationship_setup(self, persons: Dataset, h: np.ndarray) -> None:
-        rel = self._rel
-        self._head = None
-        if rel is None:
-            return
-        col = persons.frame[rel]
-        code = self.head_code
-        if code is None:
-            code = _infer_head_code(col, h)
-            if code is None:
-                raise SafemicroError("cannot tell the head's code (no value occurs once in most households); give head_code", column=rel)
-            self.notes.append(f"head code of {rel!r}: {code!r} (occurs once in most households)")
-        if col.dtype.is_numeric() and not isinstance(code, (int, float, np.integer, np.floating)):
-            raise SafemicroError(f"head_code {code!r} is not a number but the column is numeric", column=rel)
-        self._head = code
-        if not self._is_head(col).any():
-            raise SafemicroError(f"no member has the head code {code!r}", column=rel)
-
-    def _age_setup(self, persons: Dataset) -> None:
-        age = self.age
-        if age is None:
-            named = [c for c in self._person_vars if c.lower() == "age" and persons.frame[c].dtype.is_numeric()]
-            age = named[0] if named else None
-        elif age not in self._person_vars:
-            raise SafemicroError("age must be a person-level variable", column=age)
-        elif not persons.frame[age].dtype.is_numeric():
-            raise SafemicroError("age must be numeric", column=age)
-        self._age = age
-        self._age_missing = persons.codebook.meta(age).missing_values if age else []
-
-    def _canonical_order(self, persons: Dataset, h: np.ndarray) -> np.ndarray:
-        """Rows sorted by household, heads first, then person order (or file order)."""
-        n = persons.n
-        keys = [np.arange(n)]
-        if self._order is not None:
-            codes, card = encode_column(persons.frame[self._order])
-            keys.append(np.where(codes == 0, card + 1, codes))  # no order: last
-        if self._rel is not None:
-            keys.append(~self._is_head(persons.frame[self._rel]))
-        keys.append(h)
-        return np.lexsort(keys)
-
-    def _household_table(self, persons, households, h, n, size, heads) -> pl.DataFrame:
-        """One row per household: its variables, size and number of heads."""
-        rows = households.frame if households is not None else persons.frame.gather(_first_rows(h, n))
-        table = pl.DataFrame([rows[c] for c in self._hh_vars] + [pl.Series(_SIZE, size, dtype=pl.Int64)])
-        if heads is not None:
-            table = table.with_columns(pl.Series(_HEADS, heads, dtype=pl.Int64))
-        return table
-
-    def _size_functions(self, table: pl.DataFrame, size: np.ndarray) -> dict[str, pl.DataFrame | None]:
-        """Household variables fixed by the size (e.g. hh_size, or weights of 100/size).
-
-        They are computed from the synthetic size, not synthesized: None means the value
-        is the size itself, a frame maps each observed size to the variable's value.
-        """
-        out: dict[str, pl.DataFrame | None] = {}
-        if len(np.unique(size)) < 2 or np.bincount(size).max() < 5:
-            return out
-        for c in self._hh_vars:
-            col = table[c]
-            if col.dtype.is_numeric() and col.null_count() == 0 and (col.cast(pl.Float64).to_numpy() == size).all():
-                out[c] = None
-                self.notes.append(f"{c!r} equals the number of members: computed, not synthesized")
-                continue
-            pairs = pl.DataFrame({_SIZE: size, c: col})
-            if col.n_unique() > 1 and pairs.unique().height == pairs[_SIZE].n_unique():
-                out[c] = pairs.unique(_SIZE).sort(_SIZE)
-                self.notes.append(f"{c!r} is a function of the number of members: computed, not synthesized")
-        return out
-
     def _model(self, visit_order: Sequence[str] = ()):
         """A fresh tabular synthesizer for one stage."""
         if self.synthesizer is not None:
@@ -401,100 +230,6 @@ class HouseholdSynthesizer:
             if ds is not None and name in ds.columns:
                 return ds.codebook.meta(name)
         return None
-
-    # -- rules -------------------------------------------------------------------------
-
-    def _is_head(self, col: pl.Series) -> np.ndarray:
-        code = self._head
-        if code is None:
-            return np.zeros(len(col), dtype=bool)
-        if col.dtype.is_numeric():
-            hit = col.cast(pl.Float64) == float(code)
-        else:
-            hit = col.cast(pl.String) == str(code)
-        return hit.fill_null(False).to_numpy()
-
-    def _fallback_code(self, person: pl.DataFrame, pos: np.ndarray) -> Any:
-        """The commonest non-head relationship after position 1 (imposed when redraws fail)."""
-        if self._rel is None:
-            return None
-        rel = person[self._rel]
-        other = rel.filter(pl.Series(~self._is_head(rel) & (pos >= 2))).drop_nulls()
-        if other.len() == 0:
-            other = rel.filter(pl.Series(~self._is_head(rel))).drop_nulls()
-        return other.mode().sort()[0] if other.len() else None
-
-    def _ages(self, col: pl.Series) -> np.ndarray:
-        x = col.cast(pl.Float64)
-        if self._age_missing:
-            x = x.set(x.is_in([float(v) for v in self._age_missing if isinstance(v, (int, float))]), None)
-        return x.fill_nan(None).fill_null(np.nan).to_numpy()
-
-    def _rel_keys(self, col: pl.Series) -> pl.Series:
-        return col.cast(pl.Float64) if col.dtype.is_numeric() else col.cast(pl.String)
-
-    def _learn_age_rules(self, person: pl.DataFrame, start: np.ndarray, heads: np.ndarray | None) -> dict:
-        """Per relationship code: the (min, max) of member age minus head age in the data."""
-        if self._age is None or heads is None:
-            return {}
-        age = self._ages(person[self._age])
-        gap = age - age[start]
-        keep = (heads >= 1) & ~self._is_head(person[self._rel]) & np.isfinite(gap)
-        frame = pl.DataFrame({"r": self._rel_keys(person[self._rel]), "g": gap}).filter(pl.Series(keep))
-        table = frame.drop_nulls("r").group_by("r").agg(pl.col("g").min().alias("lo"), pl.col("g").max().alias("hi"))
-        return {r: (lo, hi) for r, lo, hi in table.iter_rows()}
-
-    def _violations(self, out: pl.DataFrame, must_head: np.ndarray | None, head_age: np.ndarray | None) -> np.ndarray:
-        bad = np.zeros(out.height, dtype=bool)
-        if must_head is not None:
-            bad |= self._is_head(out[self._rel]) != must_head
-        if head_age is not None and self._age_rules:
-            lo, hi = self._gap_bounds(out)
-            gap = self._ages(out[self._age]) - head_age
-            with np.errstate(invalid="ignore"):
-                bad |= (gap < lo) | (gap > hi)
-        return bad
-
-    def _gap_bounds(self, out: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        keys = self._rel_keys(out[self._rel])
-        rules = self._age_rules
-        lo = keys.replace_strict({k: v[0] for k, v in rules.items()}, default=None, return_dtype=pl.Float64)
-        hi = keys.replace_strict({k: v[1] for k, v in rules.items()}, default=None, return_dtype=pl.Float64)
-        return lo.fill_null(-np.inf).to_numpy(), hi.fill_null(np.inf).to_numpy()
-
-    def _impose(self, out: pl.DataFrame, must_head: np.ndarray | None, head_age: np.ndarray | None) -> pl.DataFrame:
-        """Impose the rules on members still breaking them after ``max_tries`` redraws."""
-        rel = self._rel
-        if must_head is not None:
-            is_head = self._is_head(out[rel])
-            make_head, unmake = must_head & ~is_head, ~must_head & is_head
-            self.checks["relationship_imposed"] += int(make_head.sum() + unmake.sum())
-            if make_head.any() or unmake.any():
-                dtype = out[rel].dtype
-                out = out.with_columns(
-                    pl.when(pl.Series(make_head))
-                    .then(pl.lit(self._head).cast(dtype))
-                    .when(pl.Series(unmake))
-                    .then(pl.lit(self._fallback).cast(dtype))
-                    .otherwise(pl.col(rel))
-                    .alias(rel)
-                )
-        if head_age is not None and self._age_rules:
-            lo, hi = self._gap_bounds(out)
-            age = self._ages(out[self._age])
-            with np.errstate(invalid="ignore"):
-                fixed = np.clip(age, head_age + lo, head_age + hi)
-                wrong = np.isfinite(age) & np.isfinite(head_age) & (fixed != age)
-            self.checks["age_imposed"] += int(wrong.sum())
-            if wrong.any():
-                dtype = out[self._age].dtype
-                values = pl.Series(np.where(wrong, fixed, 0.0))
-                if dtype.is_integer():
-                    values = values.round()
-                out = out.with_columns(
-                    pl.when(pl.Series(wrong)).then(values.cast(dtype)).otherwise(pl.col(self._age)).alias(self._age)
-                )
-        return out
 
     # -- sample ------------------------------------------------------------------------
 
@@ -629,41 +364,11 @@ def _next(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**31 - 1))
 
 
-def _id_codes(ids: pl.Series, source: str | None) -> np.ndarray:
-    codes, _ = encode_column(ids)
-    if (codes == 0).any():
-        row = int(np.argmax(codes == 0))
-        raise SafemicroError("missing household id", column=ids.name, row=row, file=source)
-    return codes
-
-
-def _first_rows(h: np.ndarray, n: int) -> np.ndarray:
-    """The first row of each household 0..n-1."""
-    first = np.full(n, len(h), dtype=np.int64)
-    np.minimum.at(first, h, np.arange(len(h)))
-    return first
-
-
-def _differs(col: pl.Series, ref_rows: np.ndarray) -> np.ndarray:
-    """Rows whose value differs from the value at ``ref_rows`` (null- and NaN-aware)."""
-    return col.gather(ref_rows).ne_missing(col).fill_null(True).to_numpy()
-
-
 def _fit(model, ds: Dataset, fixed: list[str], known: dict, seed: int):
     """Fit with the inferred schema, the fixed columns' specs taken from ``known``."""
     schema = infer_schema(ds)
     schema.columns.update({c: known[c] for c in fixed if c in known})
     return model.fit(ds, schema=schema, fixed=fixed, seed=seed)
-
-
-def _infer_head_code(col: pl.Series, h: np.ndarray) -> Any:
-    """The value found exactly once in the largest number of households (at least half)."""
-    frame = pl.DataFrame({"h": h, "v": col}).drop_nulls("v")
-    once = frame.group_by("h", "v").len().filter(pl.col("len") == 1).group_by("v").len()
-    if once.height == 0:
-        return None
-    best = once.sort(["len", "v"], descending=[True, False]).row(0)
-    return best[0] if best[1] * 2 >= len(np.unique(h)) else None
 
 
 def _tagged(frame: pl.DataFrame, households: np.ndarray, k: int) -> pl.DataFrame:
