@@ -128,6 +128,7 @@ def anonymize(
             targets=plan.targets.model_dump(),
             scenario=plan.scenario.model_dump(),
             suda=_suda_ok(after_roles.keys),
+            original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
         )
         advance("utility")
         from safemicro.utility import compare
@@ -168,7 +169,7 @@ def anonymize(
         "risk_before": _stable(before.summary),
         "risk_after": _stable(after.summary),
         "checks": checks,
-        "targets_met": all(c["passed"] for c in checks),
+        "targets_met": all(c["passed"] is not False for c in checks),  # None: not applicable
         "utility": utility,
         "release": {
             "n_records": released.n,
@@ -188,6 +189,12 @@ def anonymize(
         stem=origin.get("stem", "release"),
         format=origin.get("format", ".csv"),
     )
+
+
+def _original_rows(tagged: Dataset, released_tagged: Dataset) -> Dataset:
+    """The input records in the released file's order (numeric risk compares them row by row)."""
+    rows = released_tagged.frame.get_column(ROW_ID).to_numpy()
+    return tagged.with_frame(tagged.frame[rows])
 
 
 def _suda_ok(keys: list[str]) -> bool:
@@ -317,9 +324,9 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
     report["release"] = {**report["release"], "files": files}
     dra = disclosure_risk_assessment(report, release.plan)
     with atomic_directory(out, overwrite=overwrite) as staging:
-        write(release.dataset, staging / data_name, timestamp=stamp)
+        write(release.dataset, staging / data_name, timestamp=stamp, report_as=out / data_name)
         if "csv" in files:
-            write(release.dataset, staging / files["csv"])
+            write(release.dataset, staging / files["csv"], report_as=out / files["csv"])
         texts = {
             "report.json": json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
             "report.html": render_internal_report(report),

@@ -169,6 +169,13 @@ def _risk_rows(before: Mapping[str, Any], after: Mapping[str, Any], target_k: An
         row(f"Records in groups where {s} takes one value (l = 1)",
             ("l_diversity", s, "distinct", "n_eq1"), fmt_int)
     row("Records with an outlying numeric key value", ("numeric_risk", "n_records_with_outlier"), fmt_int)
+    row("Interval disclosure: share of records whose numeric keys all lie within ±5 % sd of the released values",
+        ("numeric_risk", "interval_disclosure"), fmt_prob)
+    row("Record linkage: share of records whose nearest released record on the numeric keys is their own",
+        ("numeric_risk", "linkage_disclosure"), fmt_prob)
+    if before.get("k_anonymity") is None and after.get("k_anonymity") is None:
+        rows.insert(1, {"label": "k-anonymity, individual, global and household risk", "before": "not applicable",
+                        "after": "not applicable", "trend": "", "note": "no categorical key variables"})
     return rows
 
 
