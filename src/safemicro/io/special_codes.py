@@ -8,8 +8,10 @@ number. :func:`special_codes` decides this once, from the values and the codeboo
 every consumer (synthesis, numeric keys, utility, reports) sees the same answer:
 
 - a column is **numeric with special codes** when it is numeric, has value labels or
-  user-missing codes, at most :data:`MAX_SPECIAL_CODES` labelled values, more than
-  :data:`MIN_NUMERIC_VALUES` distinct other values, and is not declared nominal;
+  user-missing codes, at most :data:`MAX_SPECIAL_CODES` labelled values and more than
+  :data:`MIN_NUMERIC_VALUES` distinct other values. The measure level is not consulted:
+  Stata has none (the reader guesses "nominal" for every labelled variable) and SPSS
+  files often carry its defaults;
 - its codes are the labelled values and the discrete user-missing codes (values in a
   user-missing range count as codes as well);
 - :func:`numeric_part` gives the numbers alone, every code (and missing value) as null.
@@ -71,7 +73,7 @@ def special_codes(s: pl.Series, meta: VariableMeta) -> list[Any] | None:
     """The codes of a numeric-with-special-codes column (as they occur in ``s``), else None.
 
     ``None`` means the column is not numeric with codes: not numeric, no labels or missing
-    codes, declared nominal, or labels that describe most values (a categorical). The codes
+    codes, or labels that describe most values (a categorical). The codes
     are returned in the column's own type (``-9`` for an integer column, ``-9.0`` for a
     float one), ascending, only those that occur in the data.
     """
@@ -79,8 +81,6 @@ def special_codes(s: pl.Series, meta: VariableMeta) -> list[Any] | None:
     if not dtype.is_numeric() or dtype == pl.Boolean:
         return None
     if not (meta.value_labels or meta.missing_values or meta.missing_ranges):
-        return None
-    if meta.measure == "nominal":
         return None
     labelled = {_number(v) for v in meta.value_labels} - {None}
     if len(labelled) > MAX_SPECIAL_CODES:
@@ -101,15 +101,16 @@ def is_numeric_with_codes(s: pl.Series, meta: VariableMeta) -> bool:
     return special_codes(s, meta) is not None
 
 
-def numeric_part(s: pl.Series, meta: VariableMeta) -> pl.Series:
+def numeric_part(s: pl.Series, meta: VariableMeta, *, codes: list[Any] | None = None) -> pl.Series:
     """The column's numbers as Float64: user-missing codes, NaN and null are null, and so
     are the labelled codes of a numeric-with-special-codes column.
 
     Labels of a column that is categorical by :func:`special_codes` are not codes here (the
-    caller asked for numbers; a fully labelled scale keeps its values).
+    caller asked for numbers; a fully labelled scale keeps its values). ``codes``: the codes
+    to remove, decided elsewhere (synthetic data read with the real data's codes).
     """
     x = s.cast(pl.Float64)
     missing = [v for v in (_number(c) for c in meta.missing_values) if v is not None]
-    codes = special_codes(s, meta) or []
+    codes = (special_codes(s, meta) if codes is None else codes) or []
     mask = _code_mask(s, meta, sorted({*missing, *(float(c) for c in codes)})) | x.is_nan().fill_null(False)
     return x.set(mask, None) if mask.any() else x
