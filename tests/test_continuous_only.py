@@ -101,3 +101,15 @@ def test_no_keys_at_all_is_one_clear_error(tmp_path):
     assert result.exit_code == 2
     assert "no key variables given" in result.output
 
+
+
+def test_attack_simulation_refuses_a_plan_without_categorical_keys():
+    """The simulation checks the frequency-based risk of categorical keys; a numeric-only
+    plan has none: one clear error before any release is made, not a crash after."""
+    from safemicro.attack.simulate import simulate
+    from safemicro.errors import SafemicroError
+    from safemicro.plan import Plan
+
+    plan = Plan.from_yaml("roles: {numeric_keys: [income, assistance]}\nsteps:\n  - microaggregation: {k: 3}\n")
+    with pytest.raises(SafemicroError, match="no categorical keys"):
+        simulate(n_households=60, releases={"numeric": plan}, seed=3)
