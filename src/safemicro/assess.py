@@ -412,8 +412,7 @@ def _assess_numeric_only(
     }
     summary["checks"] = _checks(summary, targets)
     summary["timings_seconds"] = {"numeric_risk": round(time.perf_counter() - t0, 4)}
-    frame = pl.DataFrame(records) if records else pl.DataFrame({"row": np.arange(dataset.n)})
-    return Assessment(summary=json_ready(summary), records=frame, key_table=None)
+    return Assessment(summary=json_ready(summary), records=pl.DataFrame(records), key_table=None)
 
 
 def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dict[str, Any]]:
