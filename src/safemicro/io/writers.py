@@ -97,7 +97,7 @@ def write(
         with atomic_path(target, suffix=suffix) as tmp:
             writer(ds, tmp, file)
             if timestamp is not None and kind in ("dta", "sav"):
-                _stamp(tmp, kind, timestamp)
+                _stamp(tmp, kind, timestamp, file)
     except SafemicroError:
         raise
     except OSError as e:
@@ -110,18 +110,18 @@ def write(
     return target
 
 
-def _stamp(path: Path, kind: str, when: datetime) -> None:
+def _stamp(path: Path, kind: str, when: datetime, file: str) -> None:
     """Overwrite the creation time in a Stata (118/119) or SPSS header written by ReadStat."""
     data = bytearray(path.read_bytes())
     if kind == "dta":
         tag = data.find(b"<timestamp>")
         text = when.strftime("%d %b %Y %H:%M").encode("ascii")
         if tag < 0 or data[tag + 11] != len(text):
-            raise SafemicroError("unexpected Stata header: cannot set its timestamp", file=str(path))
+            raise SafemicroError("unexpected Stata header: cannot set its timestamp", file=file)
         start = tag + 12
     else:  # SPSS: creation date (9 bytes) and time (8 bytes) at offset 92 of the header
         if data[:4] not in (b"$FL2", b"$FL3"):
-            raise SafemicroError("unexpected SPSS header: cannot set its timestamp", file=str(path))
+            raise SafemicroError("unexpected SPSS header: cannot set its timestamp", file=file)
         text = when.strftime("%d %b %y").encode("ascii") + when.strftime("%H:%M:%S").encode("ascii")
         start = 92
     data[start : start + len(text)] = text
