@@ -18,6 +18,7 @@ from safemicro.cli import app
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Codebook, Dataset, VariableMeta
 from safemicro.io.format_limits import fit_bytes, fit_format
+from test_special_codes import LABELS, survey_frame
 
 FORMATS = [".csv", ".csv.gz", ".parquet", ".dta", ".sav", ".zsav"]
 LONG = "Montant mensuel déclaré du revenu du ménage, toutes sources confondues " * 6  # 432 chars, é
@@ -135,34 +136,27 @@ def test_writer_errors_name_the_users_path(tmp_path):
     assert str(tmp_path / "out.sav") in str(e.value) and ".tmp" not in str(e.value)
 
 
-def _curator_sav(path: Path) -> Path:
-    """A household survey as SPSS writes it: labels, user-missing codes −9 and 99."""
-    rng = np.random.default_rng(1)
-    n = 400
-    income = np.round(np.exp(rng.normal(8, 1, n)))
-    income[rng.random(n) < 0.05] = -9
-    age = rng.integers(15, 90, n).astype(float)
-    age[rng.random(n) < 0.03] = 99
-    frame = pl.DataFrame({"sex": rng.integers(1, 3, n).astype(float), "region": rng.integers(1, 6, n).astype(float),
-                          "age": age, "income": income}).to_pandas()
-    pyreadstat.write_sav(
-        frame, str(path), file_label="Household survey 2024",
-        column_labels={"income": "Monthly household income in local currency", "age": "Age in completed years"},
-        variable_value_labels={"income": {-9: "Refused"}, "age": {99: "Don't know"}, "sex": {1: "Male", 2: "Female"}},
-        missing_ranges={"income": [-9], "age": [99]},
-        variable_measure={"income": "scale", "age": "scale", "sex": "nominal", "region": "nominal"},
-    )
+def _survey_with_free_text(path: Path) -> Path:
+    """An SPSS survey (labels, user-missing codes) with a many-valued text column, about
+    which the synthesizer writes a note longer than SPSS's 80-byte note lines."""
+    frame = survey_frame()
+    rng = np.random.default_rng(4)
+    frame["occupation"] = [f"occupation {int(i)}" for i in rng.integers(0, 1000, len(frame))]
+    pyreadstat.write_sav(frame, str(path), file_label="Household survey 2024", variable_value_labels=LABELS,
+                         missing_ranges={"income": [-9], "age": [99]})
     return path
 
 
 def test_cli_synthesize_to_sav_with_long_notes(tmp_path):
-    data = _curator_sav(tmp_path / "survey.sav")
+    data = _survey_with_free_text(tmp_path / "survey.sav")
     out = tmp_path / "synthetic.sav"
     result = CliRunner().invoke(app, ["synthesize", str(data), "--out", str(out), "--seed", "3"])
     assert result.exit_code == 0, result.output
     assert ".tmp" not in result.output
     back = io.read(out)
-    assert back.n == 400 and back.columns == ["sex", "region", "age", "income"]
+    assert back.n == 400 and back.columns == ["sex", "region", "age", "income", "occupation"]
     assert back.codebook.meta("income").missing_values == [-9]
     assert back.codebook.meta("sex").value_labels == {1: "Male", 2: "Female"}
-    assert back.codebook.notes and all(len(n.encode()) <= 80 for n in back.codebook.notes)
+    notes = back.codebook.notes
+    assert len(notes) > 1 and all(len(n.encode()) <= 80 for n in notes)
+    assert " ".join(notes).startswith("occupation: ") and "never copied" in notes[-1]
