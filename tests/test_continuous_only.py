@@ -75,6 +75,11 @@ def test_cli_mdav_on_casc_sets_equals_the_mdav_function(name, tmp_path):
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Interval disclosure" in html and "Record linkage" in html and "not applicable" in html
     assert "Records with an outlying numeric key value" in html
+    assert "On the numeric variables" in (out / "external_report.html").read_text(encoding="utf-8")
+    assert "Interval disclosure" in (out / "disclosure_risk_assessment.html").read_text(encoding="utf-8")
+    dra = json.loads((out / "disclosure_risk_assessment.json").read_text(encoding="utf-8"))
+    assert dra["risk_before"]["interval_disclosure"] == 1.0
+    assert dra["risk_after"]["linkage_disclosure"] == after["numeric_risk"]["linkage_disclosure"]
 
 
 def test_cli_assess_without_categorical_keys(tmp_path):

@@ -377,6 +377,7 @@ def external_view(report: dict[str, Any]) -> dict[str, Any]:
             "global_risk": after.get("global_risk"),
             "household_risk": after.get("household_risk"),
             "keys": after.get("keys"),
+            "numeric_risk": _numeric_overview(after.get("numeric_risk")),
         },
         "utility": {
             "variables": report["utility"].get("variables"),
@@ -386,6 +387,14 @@ def external_view(report: dict[str, Any]) -> dict[str, Any]:
         "weight": _weight_note(report),
         "warnings": [w for w in report["warnings"] if "seed" not in w.lower() and "attack" not in w],
     }
+
+
+def _numeric_overview(numeric: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Numeric-key risk for users: the shares, without per-variable statistics."""
+    if not numeric:
+        return None
+    keep = ("interval_disclosure", "linkage_disclosure", "n_records_with_outlier", "compared_with")
+    return {"variables": list(numeric.get("variables") or []), **{k: numeric.get(k) for k in keep}}
 
 
 def _weight_note(report: dict[str, Any]) -> dict[str, Any] | None:
@@ -414,6 +423,9 @@ def disclosure_risk_assessment(report: dict[str, Any], plan: Plan) -> dict[str, 
             "expected_reidentifications": gr.get("expected_reidentifications"),
             "household_risk_percent": hh.get("percent") if isinstance(hh, dict) else None,
             "max_individual_risk": (s.get("individual_risk") or {}).get("max"),
+            "interval_disclosure": (s.get("numeric_risk") or {}).get("interval_disclosure"),
+            "linkage_disclosure": (s.get("numeric_risk") or {}).get("linkage_disclosure"),
+            "records_with_outlier": (s.get("numeric_risk") or {}).get("n_records_with_outlier"),
         }
 
     info = report["release_info"]
