@@ -131,3 +131,17 @@ def test_cli_evaluate_reads_income_as_a_number(tmp_path):
     income = {c["column"]: c for c in result["utility"]["columns"]}["income"]
     assert income["metric"] == "KSComplement" and income["score"] > 0.8
     assert abs(income["missing_synth"] - income["missing_real"]) < 0.03  # the −9 share
+
+
+def test_synthesis_schema_models_codes_as_states(tmp_path):
+    from safemicro.synth.schema import infer_schema, state_name
+
+    ds = io.read(curator_sav(tmp_path / "s.sav"))
+    schema = infer_schema(ds)
+    income, age, sex = schema["income"], schema["age"], schema["sex"]
+    assert income.kind == "numeric" and income.special_values == [-9.0] and income.integral
+    assert age.kind == "numeric" and age.special_values == [99.0]
+    assert sex.kind == "categorical"
+    encoded = schema.encode(ds.frame)
+    assert encoded[state_name("income")].to_list().count(1) == int((ds.frame["income"] == -9).sum())
+    assert schema.decode(encoded).equals(ds.frame)
