@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pyreadstat
 import pytest
+from test_special_codes import LABELS, survey_frame
 from typer.testing import CliRunner
 
 from safemicro import io
@@ -18,7 +19,6 @@ from safemicro.cli import app
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Codebook, Dataset, VariableMeta
 from safemicro.io.format_limits import fit_bytes, fit_format
-from test_special_codes import LABELS, survey_frame
 
 FORMATS = [".csv", ".csv.gz", ".parquet", ".dta", ".sav", ".zsav"]
 LONG = "Montant mensuel déclaré du revenu du ménage, toutes sources confondues " * 6  # 432 chars, é

@@ -84,7 +84,7 @@ def test_cli_synthesize_keeps_income_numeric_with_its_code(ext, tmp_path):
     _cli("synthesize", data, "--out", out, "--seed", "5")
     real, syn = io.read(sav).frame, io.read(out).frame
     assert syn["income"].null_count() == 0
-    share = lambda f, v: float((f["income"] == v).mean())  # noqa: E731
+    share = lambda f, v: float((f["income"] == v).mean())
     assert abs(share(syn, -9) - share(real, -9)) < 0.03
     positive = syn["income"].filter(syn["income"] > 0)
     assert positive.n_unique() > 150 and positive.len() > 0.9 * syn.height

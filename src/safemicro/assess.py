@@ -385,8 +385,8 @@ def _assess_numeric_only(
     """Continuous-only data: numeric-key risk; the frequency-based measures do not apply."""
     t0 = time.perf_counter()
     records: dict[str, Any] = {}
-    warnings = ["no categorical key variables: k-anonymity, individual, global and household "
-                "risk, SUDA2 and l-diversity do not apply; the risk is that of the numeric keys"]
+    warnings = [("no categorical key variables: k-anonymity, individual, global and household "
+                 "risk, SUDA2 and l-diversity do not apply; the risk is that of the numeric keys")]
     summary: dict[str, Any] = {
         "safemicro_version": __version__,
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

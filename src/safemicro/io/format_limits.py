@@ -32,7 +32,7 @@ from typing import Literal
 
 from safemicro.io.dataset import Codebook, Dataset, VariableMeta
 
-__all__ = ["fit_format", "fit_bytes", "fit_chars"]
+__all__ = ["fit_bytes", "fit_chars", "fit_format"]
 
 Kind = Literal["sav", "dta"]
 

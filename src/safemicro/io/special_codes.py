@@ -37,7 +37,7 @@ import polars as pl
 
 from safemicro.io.dataset import VariableMeta
 
-__all__ = ["special_codes", "numeric_part", "is_numeric_with_codes", "MAX_SPECIAL_CODES", "MIN_NUMERIC_VALUES"]
+__all__ = ["MAX_SPECIAL_CODES", "MIN_NUMERIC_VALUES", "is_numeric_with_codes", "numeric_part", "special_codes"]
 
 # At most this many labelled values: more labels than that describe a code list.
 MAX_SPECIAL_CODES = 10

@@ -17,7 +17,7 @@ import numpy as np
 from safemicro.io import Dataset
 from safemicro.risk.numeric import interval_disclosure, linkage_disclosure, outliers
 
-__all__ = ["numeric_key_risk", "OUTLIER_RULE"]
+__all__ = ["OUTLIER_RULE", "numeric_key_risk"]
 
 OUTLIER_RULE = "modified z-score 0.6745·|x − median|/MAD > 3.5"
 
