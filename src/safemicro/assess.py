@@ -36,7 +36,7 @@ from safemicro.risk import (
     risky_records,
 )
 from safemicro.risk.individual import risk_histogram
-from safemicro.risk.numeric import interval_disclosure, outliers
+from safemicro.risk.numeric_keys import numeric_key_risk
 from safemicro.roles import validate_roles as validate_roles
 
 DEFAULT_KS = (2, 3, 5)
@@ -50,7 +50,7 @@ class Assessment:
 
     summary: dict[str, Any]
     records: pl.DataFrame
-    key_table: KeyTable
+    key_table: KeyTable | None  # None: no categorical keys (continuous-only data)
     ids: pl.DataFrame | None = None
 
     def write_json(self, path: str | Path) -> None:
@@ -136,10 +136,16 @@ def assess(
     scenario: dict[str, Any] | None = None,
     top: int = 10,
     show_progress: bool | None = None,
+    original: Dataset | None = None,
 ) -> Assessment:
     """Assess the disclosure risk of ``data`` (a Dataset, Polars or pandas frame).
 
     Roles come from ``plan`` (a release plan), ``roles``, or the keyword arguments.
+    Without categorical keys (continuous-only data such as business surveys) the
+    k-anonymity, individual, global and household measures are not applicable: they are
+    ``None`` in the summary and only the numeric-key risk is measured. ``original``: the
+    data ``data`` was released from, row for row; numeric-key interval and linkage
+    disclosure compare the released values with it (without it, with themselves).
 
     Example
     -------
@@ -178,6 +184,9 @@ def assess(
     ks = sorted({int(k) for k in (*DEFAULT_KS, *ks, *([targets["k"]] if targets and targets.get("k") else []))})
     timings: dict[str, float] = {}
     steps = 2 + bool(roles.household) + bool(suda) + bool(roles.sensitive) + bool(roles.numeric_keys)
+
+    if not roles.keys:
+        return _assess_numeric_only(dataset, roles, alpha, scenario, targets, original)
 
     with progress(steps, "building the key table", enabled=show_progress) as advance:
         t0 = time.perf_counter()
@@ -290,29 +299,7 @@ def assess(
 
         if roles.numeric_keys:
             t0 = time.perf_counter()
-            numeric = {}
-            for name in roles.numeric_keys:
-                x = dataset.analysis_column(name).cast(pl.Float64).to_numpy()
-                flags = outliers(x)
-                records[f"outlier_{name}"] = flags
-                ok = x[~np.isnan(x)]
-                numeric[name] = {
-                    "n_outliers": int(flags.sum()),
-                    "outlier_rule": "modified z-score 0.6745·|x − median|/MAD > 3.5",
-                    "min": float(ok.min()) if len(ok) else None,
-                    "median": float(np.median(ok)) if len(ok) else None,
-                    "p99": float(np.percentile(ok, 99)) if len(ok) else None,
-                    "max": float(ok.max()) if len(ok) else None,
-                    "n_missing": int(np.isnan(x).sum()),
-                }
-            x = dataset.analysis_frame(roles.numeric_keys).cast(pl.Float64).to_numpy()
-            summary["numeric_risk"] = {
-                "variables": numeric,
-                "interval_disclosure": interval_disclosure(x, x),
-                "n_records_with_outlier": int(
-                    np.any([records[f"outlier_{n}"] for n in roles.numeric_keys], axis=0).sum()
-                ),
-            }
+            summary["numeric_risk"] = numeric_key_risk(dataset, roles.numeric_keys, records, original)
             timings["numeric_risk"] = time.perf_counter() - t0
             advance("done")
 
@@ -335,10 +322,60 @@ def _ids(dataset: Dataset, roles: Roles) -> pl.DataFrame:
     return ids
 
 
+NOT_APPLICABLE = "not applicable: no categorical key variables (only numeric keys)"
+
+
+def _assess_numeric_only(
+    dataset: Dataset,
+    roles: Roles,
+    alpha: float,
+    scenario: dict[str, Any] | None,
+    targets: dict[str, Any] | None,
+    original: Dataset | None,
+) -> Assessment:
+    """Continuous-only data: numeric-key risk; the frequency-based measures do not apply."""
+    t0 = time.perf_counter()
+    records: dict[str, Any] = {}
+    warnings = [("no categorical key variables: k-anonymity, individual, global and household "
+                 "risk, SUDA2 and l-diversity do not apply; the risk is that of the numeric keys")]
+    summary: dict[str, Any] = {
+        "safemicro_version": __version__,
+        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "source": dataset.source,
+        "n_records": dataset.n,
+        "keys": [],
+        "roles": roles.model_dump(),
+        "alpha": alpha,
+        "scenario": scenario,
+        "targets": targets,
+        "k_anonymity": None,
+        "global_risk": None,
+        "individual_risk": None,
+        "household_risk": None,
+        "suda2": None,
+        "l_diversity": None,
+        "numeric_risk": numeric_key_risk(dataset, roles.numeric_keys, records, original),
+        "missing_in_keys": {},
+        "not_applicable": ["k_anonymity", "global_risk", "individual_risk", "household_risk", "suda2", "l_diversity"],
+        "warnings": warnings,
+        "riskiest_keys": [],
+        "variables": _variables(dataset, roles),
+    }
+    summary["checks"] = _checks(summary, targets)
+    summary["timings_seconds"] = {"numeric_risk": round(time.perf_counter() - t0, 4)}
+    return Assessment(summary=json_ready(summary), records=pl.DataFrame(records), key_table=None, ids=_ids(dataset, roles))
+
+
 def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Compare the measures with the plan's risk targets."""
+    """Compare the measures with the plan's risk targets (``passed`` None: not applicable)."""
     if not targets:
         return []
+    if summary.get("k_anonymity") is None:
+        names = [f"k = {targets['k']}" if targets.get("k") else None,
+                 f"global risk ≤ {targets['max_global_risk']:g}" if targets.get("max_global_risk") is not None else None,
+                 f"individual risk ≤ {targets['max_individual_risk']:g}" if targets.get("max_individual_risk") is not None else None]
+        return [{"target": n, "value": None, "passed": None, "applicable": False, "message": NOT_APPLICABLE}
+                for n in names if n]
     checks = []
     k = targets.get("k")
     if k:

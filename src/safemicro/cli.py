@@ -115,6 +115,30 @@ def _print_summary(s: dict) -> None:
     t = Table(title=f"Disclosure risk — {escape(s.get('source') or 'data')}", show_header=False)
     t.add_row("records", f"{s['n_records']:,}")
     t.add_row("keys", escape(", ".join(s["keys"])))
+    if s["k_anonymity"] is None:  # continuous-only data
+        t.add_row("k-anonymity, global and individual risk", "not applicable (no categorical keys)")
+    else:
+        _print_key_risk(t, s)
+    if s.get("numeric_risk"):
+        nr = s["numeric_risk"]
+        t.add_row("numeric keys", escape(", ".join(nr["variables"])))
+        t.add_row("interval disclosure", f"{nr['interval_disclosure']:.4f} (share of records whose values all lie within ±5 % sd)")
+        t.add_row("records with an outlying numeric value", f"{nr['n_records_with_outlier']:,}")
+    if s.get("suda2"):
+        t.add_row("SUDA2: records with MSUs", f"{s['suda2']['n_score_gt0']:,}")
+    for c in s.get("checks") or []:
+        t.add_row(c["target"], _mark(c) + f" — {escape(c['message'])}")
+    out.print(t)
+
+
+def _mark(check: dict) -> str:
+    """met / not met / n/a (a target that does not apply, e.g. k without categorical keys)."""
+    if check["passed"] is None:
+        return "[dim]n/a[/]"
+    return "[green]met[/]" if check["passed"] else "[red]not met[/]"
+
+
+def _print_key_risk(t, s: dict) -> None:
     t.add_row("distinct keys", f"{s['k_anonymity']['n_distinct_keys']:,}")
     for kk, v in s["k_anonymity"]["violations"].items():
         t.add_row(f"records violating {kk}-anonymity", f"{v:,}")
@@ -126,11 +150,6 @@ def _print_summary(s: dict) -> None:
     i = s["individual_risk"]
     t.add_row("max individual risk", f"{i['max']:.4f}")
     t.add_row("records with risk > 0.1", f"{i['n_above_0_1']:,}")
-    if s.get("suda2"):
-        t.add_row("SUDA2: records with MSUs", f"{s['suda2']['n_score_gt0']:,}")
-    for c in s.get("checks") or []:
-        t.add_row(c["target"], ("[green]met[/]" if c["passed"] else "[red]not met[/]") + f" — {escape(c['message'])}")
-    out.print(t)
 
 
 @app.command()
@@ -187,7 +206,7 @@ def anonymize(
     check_outputs([data, plan], folders=[output], overwrite=overwrite)
     release = run_anonymize(data, plan)
     for c in release.report["checks"]:
-        mark = "[green]met[/]" if c["passed"] else "[red]not met[/]"
+        mark = _mark(c)
         out.print(f"{escape(c['target'])}: {mark} — {escape(c['message'])}", highlight=False)
     if not release.targets_met:
         if require_targets:
@@ -308,7 +327,7 @@ def _write_like(dataset, tmp: Path, target: Path) -> None:
 
     staged = tmp.with_name(tmp.name + "".join(target.suffixes[-2:] if target.name.endswith(".csv.gz") else target.suffixes[-1:]))
     try:
-        io.write(dataset, staged)
+        io.write(dataset, staged, report_as=target)
         staged.replace(tmp)
     finally:
         staged.unlink(missing_ok=True)

@@ -222,7 +222,7 @@ def draft_plan(dataset: Dataset, *, tier: Tier = "suf") -> Draft:
             n_valid=n - s.null_count(),
             n_unique=s.drop_nulls().n_unique(),
             dtype=s.dtype,
-            has_labels=bool(dataset.codebook.meta(name).value_labels),
+            has_labels=bool(dataset.codebook.meta(name).value_labels) and not dataset.special_codes(name),
         )
 
     reasons: dict[str, str] = {}

@@ -129,6 +129,7 @@ def anonymize(
             targets=plan.targets.model_dump(),
             scenario=plan.scenario.model_dump(),
             suda=_suda_ok(after_roles.keys),
+            original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
         )
         advance("utility")
         from safemicro.utility import compare
@@ -169,7 +170,7 @@ def anonymize(
         "risk_before": _stable(before.summary),
         "risk_after": _stable(after.summary),
         "checks": checks,
-        "targets_met": all(c["passed"] for c in checks),
+        "targets_met": all(c["passed"] is not False for c in checks),  # None: not applicable
         "utility": utility,
         "release": {
             "n_records": released.n,
@@ -189,6 +190,12 @@ def anonymize(
         stem=origin.get("stem", "release"),
         format=origin.get("format", ".csv"),
     )
+
+
+def _original_rows(tagged: Dataset, released_tagged: Dataset) -> Dataset:
+    """The input records in the released file's order (numeric risk compares them row by row)."""
+    rows = released_tagged.frame.get_column(ROW_ID).to_numpy()
+    return tagged.with_frame(tagged.frame[rows])
 
 
 def _suda_ok(keys: list[str]) -> bool:
@@ -315,9 +322,9 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
     report["release"] = {**report["release"], "files": files}
     dra = disclosure_risk_assessment(report, release.plan)
     with atomic_directory(out, overwrite=overwrite) as staging:
-        write(release.dataset, staging / data_name, timestamp=stamp)
+        write(release.dataset, staging / data_name, timestamp=stamp, report_as=out / data_name)
         if "csv" in files:
-            write(release.dataset, staging / files["csv"])
+            write(release.dataset, staging / files["csv"], report_as=out / files["csv"])
         texts = {
             "report.json": json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
             "report.html": render_internal_report(report),
@@ -368,6 +375,7 @@ def external_view(report: dict[str, Any]) -> dict[str, Any]:
             "global_risk": after.get("global_risk"),
             "household_risk": after.get("household_risk"),
             "keys": after.get("keys"),
+            "numeric_risk": _numeric_overview(after.get("numeric_risk")),
         },
         "utility": {
             "variables": report["utility"].get("variables"),
@@ -377,6 +385,14 @@ def external_view(report: dict[str, Any]) -> dict[str, Any]:
         "weight": _weight_note(report),
         "warnings": [w for w in report["warnings"] if "seed" not in w.lower() and "attack" not in w],
     }
+
+
+def _numeric_overview(numeric: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Numeric-key risk for users: the shares, without per-variable statistics."""
+    if not numeric:
+        return None
+    keep = ("interval_disclosure", "linkage_disclosure", "n_records_with_outlier", "compared_with")
+    return {"variables": list(numeric.get("variables") or []), **{k: numeric.get(k) for k in keep}}
 
 
 def _weight_note(report: dict[str, Any]) -> dict[str, Any] | None:
@@ -405,6 +421,9 @@ def disclosure_risk_assessment(report: dict[str, Any], plan: Plan) -> dict[str, 
             "expected_reidentifications": gr.get("expected_reidentifications"),
             "household_risk_percent": hh.get("percent") if isinstance(hh, dict) else None,
             "max_individual_risk": (s.get("individual_risk") or {}).get("max"),
+            "interval_disclosure": (s.get("numeric_risk") or {}).get("interval_disclosure"),
+            "linkage_disclosure": (s.get("numeric_risk") or {}).get("linkage_disclosure"),
+            "records_with_outlier": (s.get("numeric_risk") or {}).get("n_records_with_outlier"),
         }
 
     info = report["release_info"]

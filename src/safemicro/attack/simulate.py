@@ -201,6 +201,9 @@ def simulate(
         if progress:
             progress(f"release {name}")
         plan = plan.model_copy(update={"utility": Utility(), "seed": plan.seed if plan.seed is not None else seed})
+        if not plan.roles.keys:
+            raise SafemicroError(f"release {name!r}: the plan has no categorical keys, so there is no "
+                                 "frequency-based risk for the simulation to check")
         release = anonymize(sample, plan, show_progress=False)
         released = release.dataset.frame
         if PERSON not in released.columns:

@@ -70,8 +70,19 @@ def _names(value: str | Sequence[str] | None, what: str, columns: list[str]) -> 
     return names
 
 
-def _analysis(ds: Dataset, kinds: Mapping[str, str]) -> pl.DataFrame:
-    return pl.DataFrame([analysis_series(ds.frame.get_column(n), kinds[n]).rename(n) for n in kinds])
+def _analysis(ds: Dataset, kinds: Mapping[str, str], real: Dataset) -> pl.DataFrame:
+    """The columns as the measures read them; a number with special codes (the real data's
+    codebook says which) is read without its codes, whatever file the other side came from."""
+    from safemicro.io.special_codes import numeric_part
+
+    cols = []
+    for n in kinds:
+        s = ds.frame.get_column(n)
+        codes = real.special_codes(n) if kinds[n] == "numeric" and s.dtype.is_numeric() else None
+        if codes:
+            s = numeric_part(s, real.codebook.meta(n), codes=codes)
+        cols.append(analysis_series(s, kinds[n]).rename(n))
+    return pl.DataFrame(cols)
 
 
 def _distribution(name: str, kind: str, r: pl.Series, s: pl.Series, datasets) -> dict[str, Any]:
@@ -144,8 +155,8 @@ def evaluate(
     if skipped:
         notes.append(f"Left out of the distributional and distance measures as identifiers: {', '.join(skipped)}.")
     used = {n: k for n, k in kinds.items() if k != "id"}
-    a_real, a_synth = _analysis(real, used), _analysis(synth, used)
-    a_hold = _analysis(holdout, used) if holdout is not None else None
+    a_real, a_synth = _analysis(real, used, real), _analysis(synth, used, real)
+    a_hold = _analysis(holdout, used, real) if holdout is not None else None
     timings: dict[str, float] = {}
 
     t = time.perf_counter()

@@ -43,6 +43,8 @@ def _infer(name: str, ds: Dataset) -> str:
         return "categorical"
     if dtype in (pl.Date, pl.Datetime) or isinstance(dtype, pl.Datetime):
         return "datetime"
+    if dtype.is_numeric() and ds.special_codes(name):  # income with -9 "Refused"
+        return "numeric"
     if dtype.is_numeric() or dtype.is_temporal():
         return "categorical" if meta.value_labels or meta.measure in ("nominal", "ordinal") else "numeric"
     if meta.measure == "scale" or not meta.value_labels:

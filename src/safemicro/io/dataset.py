@@ -114,3 +114,19 @@ class Dataset:
 
     def analysis_frame(self, names: list[str]) -> pl.DataFrame:
         return pl.DataFrame([self.analysis_column(n) for n in names])
+
+    def special_codes(self, name: str) -> list[Any] | None:
+        """The codes of a numeric variable with labelled special codes, else None.
+
+        See :mod:`safemicro.io.special_codes`: income with −9 "Refused" is numeric with
+        the code −9, not a categorical variable.
+        """
+        from safemicro.io.special_codes import special_codes
+
+        return special_codes(self.frame.get_column(name), self.codebook.meta(name))
+
+    def numeric_column(self, name: str) -> pl.Series:
+        """The column's numbers as Float64, codes and missing values as null."""
+        from safemicro.io.special_codes import numeric_part
+
+        return numeric_part(self.frame.get_column(name), self.codebook.meta(name)).alias(name)

@@ -39,6 +39,7 @@ import polars as pl
 from safemicro.atomic import atomic_path
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
+from safemicro.io.format_limits import fit_format
 from safemicro.io.readers import PARQUET_CODEBOOK_KEY, _first_line, codebook_to_json, file_kind, from_frame
 
 __all__ = ["write", "WRITE_EXTENSIONS"]
@@ -51,15 +52,24 @@ _STATA_NUM_FORMAT = re.compile(r"^%-?\d+(\.\d+)?[gfe]c?$")
 _BAD_DTYPES = (pl.List, pl.Array, pl.Struct, pl.Object, pl.Binary)
 
 
-def write(dataset: Any, path: str | os.PathLike[str], *, timestamp: datetime | None = None) -> Path:
+def write(
+    dataset: Any,
+    path: str | os.PathLike[str],
+    *,
+    timestamp: datetime | None = None,
+    report_as: str | os.PathLike[str] | None = None,
+) -> Path:
     """Write ``dataset`` (a Dataset, or a Polars/pandas frame) to ``path``; returns the path.
 
     The format comes from the extension (see :data:`WRITE_EXTENSIONS`). Stata and SPSS
     headers carry a creation time; ``timestamp`` fixes it (reproducible releases: the same
-    data and timestamp give the same bytes), otherwise it is the current time.
+    data and timestamp give the same bytes), otherwise it is the current time. Names and
+    texts beyond the SPSS/Stata limits are shortened with a warning
+    (:mod:`safemicro.io.format_limits`). ``report_as``: the path errors and warnings name
+    (the user's output when ``path`` is a staging file), default ``path``.
     """
     target = Path(path)
-    file = str(path)
+    file = str(report_as if report_as is not None else path)
     kind = file_kind(target)
     if kind not in {"csv", "csv.gz", "parquet", "dta", "sav"}:
         raise SafemicroError(
@@ -87,7 +97,7 @@ def write(dataset: Any, path: str | os.PathLike[str], *, timestamp: datetime | N
         with atomic_path(target, suffix=suffix) as tmp:
             writer(ds, tmp, file)
             if timestamp is not None and kind in ("dta", "sav"):
-                _stamp(tmp, kind, timestamp)
+                _stamp(tmp, kind, timestamp, file)
     except SafemicroError:
         raise
     except OSError as e:
@@ -100,18 +110,18 @@ def write(dataset: Any, path: str | os.PathLike[str], *, timestamp: datetime | N
     return target
 
 
-def _stamp(path: Path, kind: str, when: datetime) -> None:
+def _stamp(path: Path, kind: str, when: datetime, file: str) -> None:
     """Overwrite the creation time in a Stata (118/119) or SPSS header written by ReadStat."""
     data = bytearray(path.read_bytes())
     if kind == "dta":
         tag = data.find(b"<timestamp>")
         text = when.strftime("%d %b %Y %H:%M").encode("ascii")
         if tag < 0 or data[tag + 11] != len(text):
-            raise SafemicroError("unexpected Stata header: cannot set its timestamp", file=str(path))
+            raise SafemicroError("unexpected Stata header: cannot set its timestamp", file=file)
         start = tag + 12
     else:  # SPSS: creation date (9 bytes) and time (8 bytes) at offset 92 of the header
         if data[:4] not in (b"$FL2", b"$FL3"):
-            raise SafemicroError("unexpected SPSS header: cannot set its timestamp", file=str(path))
+            raise SafemicroError("unexpected SPSS header: cannot set its timestamp", file=file)
         text = when.strftime("%d %b %y").encode("ascii") + when.strftime("%H:%M:%S").encode("ascii")
         start = 92
     data[start : start + len(text)] = text
@@ -129,6 +139,9 @@ def _check_flat(ds: Dataset, file: str, what: str) -> None:
 
 def _csv_frame(ds: Dataset, file: str) -> pl.DataFrame:
     _check_flat(ds, file, "CSV")
+    durations = [n for n, d in ds.frame.schema.items() if isinstance(d, pl.Duration)]
+    if durations:  # CSV has no duration type: ISO 8601 text such as PT5S
+        return ds.frame.with_columns(pl.col(durations).dt.to_string("iso"))
     return ds.frame
 
 
@@ -178,6 +191,7 @@ def _is_whole(v: Any) -> bool:
 def _write_dta(ds: Dataset, tmp: Path, file: str) -> None:
     import pyreadstat
 
+    ds = _fit(ds, "dta", file)
     cb = ds.codebook
     cols = _prepare(ds, file, "Stata")
     dropped: list[str] = []
@@ -284,6 +298,7 @@ def _user_missing_as_extended(
 def _write_sav(ds: Dataset, tmp: Path, file: str) -> None:
     import pyreadstat
 
+    ds = _fit(ds, "sav", file)
     cb = ds.codebook
     cols = _prepare(ds, file, "SPSS")
     dropped: list[str] = []
@@ -341,6 +356,15 @@ def _write_sav(ds: Dataset, tmp: Path, file: str) -> None:
         )
     except Exception as e:
         raise SafemicroError(f"SPSS writer failed: {_first_line(e)}", file=file) from None
+
+
+def _fit(ds: Dataset, kind: str, file: str) -> Dataset:
+    """The dataset within the format's limits; one warning lists what had to change."""
+    fitted, changes = fit_format(ds, kind)  # type: ignore[arg-type]
+    if changes:
+        what = "SPSS" if kind == "sav" else "Stata"
+        warnings.warn(f"{file}: changed to fit {what}'s limits: " + "; ".join(changes), UserWarning, stacklevel=4)
+    return fitted
 
 
 # Stata's long holds -2,147,483,647 .. 2,147,483,620 (larger codes mean missing).

@@ -246,7 +246,8 @@ def _result(
     out = ds.with_frame(frame)
     for name in variables:
         meta = out.codebook.meta(name)
-        kept = {v: label for v, label in meta.value_labels.items() if _is_missing_code(meta, v)}
+        codes = set(ds.special_codes(name) or [])  # kept as they were: their labels stay true
+        kept = {v: label for v, label in meta.value_labels.items() if _is_missing_code(meta, v) or v in codes}
         if len(kept) != len(meta.value_labels):
             notes.append(f"{name}: value labels dropped (values are now group means)")
         if name in retyped:  # missing codes must match the Float64 column

@@ -168,7 +168,7 @@ def numeric_matrix(ds: Dataset, names: list[str], step: str) -> np.ndarray:
         dtype = ds.frame.schema[name]
         if not (dtype.is_integer() or dtype.is_float()):
             raise SafemicroError(f"needs a numeric column, this one is {dtype}", column=name, step=step)
-        col = ds.analysis_column(name).cast(pl.Float64).to_numpy()  # null -> NaN
+        col = ds.numeric_column(name).fill_null(np.nan).to_numpy()  # codes, missing -> NaN
         bad = np.flatnonzero(np.isinf(col))
         if len(bad):
             raise SafemicroError("infinite value", column=name, row=int(bad[0]) + 1, step=step)

@@ -169,6 +169,13 @@ def _risk_rows(before: Mapping[str, Any], after: Mapping[str, Any], target_k: An
         row(f"Records in groups where {s} takes one value (l = 1)",
             ("l_diversity", s, "distinct", "n_eq1"), fmt_int)
     row("Records with an outlying numeric key value", ("numeric_risk", "n_records_with_outlier"), fmt_int)
+    row("Interval disclosure: share of records whose numeric keys all lie within ±5 % sd of the released values",
+        ("numeric_risk", "interval_disclosure"), fmt_prob)
+    row("Record linkage: share of records whose nearest released record on the numeric keys is their own",
+        ("numeric_risk", "linkage_disclosure"), fmt_prob)
+    if before.get("k_anonymity") is None and after.get("k_anonymity") is None:
+        rows.insert(1, {"label": "k-anonymity, individual, global and household risk", "before": "not applicable",
+                        "after": "not applicable", "trend": "", "note": "no categorical key variables"})
     return rows
 
 
@@ -583,6 +590,13 @@ def _residual_risk(risk: Mapping[str, Any], n_records: Any) -> list[str]:
     if _num(hh.get("percent")) is not None:
         out.append(f"Because one identified member reveals the whole household, the household-level "
                    f"risk is higher: {fmt_pct(hh.get('percent'))}.")
+    num = _map(risk.get("numeric_risk"))
+    if _num(num.get("interval_disclosure")) is not None and num.get("compared_with") == "original":
+        names = ", ".join(_names(num.get("variables")))
+        out.append(f"On the numeric variables ({names}), {fmt_pct(100 * _num(num['interval_disclosure']))} of records "
+                   "have released values all within 5 % of a standard deviation of their true values, and "
+                   f"an intruder holding the true values would link {fmt_pct(100 * (_num(num.get('linkage_disclosure')) or 0))} "
+                   "of records to their own released record.")
     return out
 
 
@@ -667,6 +681,12 @@ DRA_RISK_ROWS = (
     ("household_risk_percent", "Household risk", fmt_pct),
     ("max_individual_risk", "Highest individual risk", fmt_prob),
 )
+# numeric keys: shown when measured (a plan with numeric keys)
+DRA_NUMERIC_ROWS = (
+    ("interval_disclosure", "Interval disclosure (numeric keys within ±5 % sd of the released values)", fmt_prob),
+    ("linkage_disclosure", "Record linkage on the numeric keys (own record nearest)", fmt_prob),
+    ("records_with_outlier", "Records with an outlying numeric key value", fmt_int),
+)
 
 
 def _dra_risk(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -679,6 +699,9 @@ def _dra_risk(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[
                      "after": fmt_int(va.get(k))})
     for key, label, fmt in DRA_RISK_ROWS[2:]:
         rows.append({"label": label, "before": fmt(before.get(key)), "after": fmt(after.get(key))})
+    for key, label, fmt in DRA_NUMERIC_ROWS:
+        if before.get(key) is not None or after.get(key) is not None:
+            rows.append({"label": label, "before": fmt(before.get(key)), "after": fmt(after.get(key))})
     return rows
 
 

@@ -517,6 +517,8 @@ def _nested_table(section: Mapping[str, Any] | None) -> dict[str, Any] | None:
 NUMERIC_FACTS = {
     "n_records_with_outlier": ("Records with an outlying value", fmt_int),
     "interval_disclosure": ("Interval disclosure risk", fmt_prob),
+    "linkage_disclosure": ("Record linkage risk (share of records whose nearest record is their own)", fmt_prob),
+    "compared_with": ("Released values compared with", str),
 }
 
 

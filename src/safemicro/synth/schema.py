@@ -9,7 +9,9 @@ were. :func:`infer_schema` decides per column (from the dtype, the codebook and 
   numbers with at most :data:`SMALL_NUMERIC` distinct values, numeric-looking string codes);
 - ``numeric``: numbers, dates and times, and strings holding numbers; special codes
   (user-missing codes of the codebook, negative sentinels such as ``-8``, NaN, non-numeric
-  tokens such as ``N``) and missing values are modelled as a separate *state*;
+  tokens such as ``N``) and missing values are modelled as a separate *state*. A number
+  with a few labelled codes (income with −9 "Refused") is numeric with those codes
+  (:mod:`safemicro.io.special_codes`), not categorical;
 - ``text``: a categorical with more than ``max_categories`` distinct values;
 - ``id``: direct identifiers and household ids (from the roles), strings whose values are
   all distinct, whole numbers numbering the rows; synthesizers give them new values;
@@ -29,6 +31,7 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset, VariableMeta
+from safemicro.io.special_codes import special_codes
 from safemicro.plan import Roles
 
 __all__ = ["ColumnSpec", "Schema", "infer_schema", "state_name", "SMALL_NUMERIC", "MAX_CATEGORIES"]
@@ -238,6 +241,9 @@ def _infer_number(s: pl.Series, meta: VariableMeta, max_categories: int, has_mis
     has_nan = bool(dtype.is_float() and values.is_nan().any())
     if has_nan:
         values = values.filter(values.is_not_nan())
+    codes = special_codes(s, meta)
+    if codes is not None:  # numeric with labelled special codes: codes are states, the rest numbers
+        return _with_codes(s, values, codes, specials, has_nan, has_missing)
     labelled = bool(meta.value_labels) or meta.measure in ("nominal", "ordinal")
     regular = values.filter(~values.is_in(specials)) if specials else values
     if not labelled:
@@ -257,6 +263,20 @@ def _infer_number(s: pl.Series, meta: VariableMeta, max_categories: int, has_mis
     if has_nan:
         specials = specials + [float("nan")]
     return ColumnSpec(name, "numeric", dtype, specials, has_missing, integral=whole)
+
+
+def _with_codes(
+    s: pl.Series, values: pl.Series, codes: list[Any], missing: list[Any], has_nan: bool, has_missing: bool
+) -> ColumnSpec:
+    """A numeric spec whose labelled codes (and user-missing codes, sentinels) are states."""
+    specials = sorted(set(codes) | set(missing))
+    regular = values.filter(~values.is_in(specials))
+    specials = sorted(set(specials) | set(_sentinels(regular)))
+    regular = values.filter(~values.is_in(specials))
+    whole = bool(regular.len() == 0 or (regular == regular.floor()).all()) if s.dtype.is_float() else True
+    if has_nan:
+        specials = specials + [float("nan")]
+    return ColumnSpec(s.name, "numeric", s.dtype, specials, has_missing, integral=whole)
 
 
 def _all_distinct(values: pl.Series, n: int) -> bool:

@@ -115,10 +115,17 @@ def _kind(name: str, roles: Roles, ds: Dataset) -> str:
         return "categorical"
     s = ds.frame.get_column(name)
     if s.dtype.is_numeric():
+        if ds.special_codes(name):  # income with -9 "Refused": numeric with special codes
+            return "numeric"
         if ds.codebook.meta(name).value_labels or s.n_unique() <= CATEGORICAL_MAX:
             return "categorical"
         return "numeric"
     return "categorical" if s.n_unique() <= TEXT_MAX else "id"
+
+
+def _numbers(ds: Dataset, name: str) -> pl.Series:
+    """A numeric variable's numbers (special codes and missing values null); others as analysed."""
+    return ds.numeric_column(name) if ds.frame.schema[name].is_numeric() else ds.analysis_column(name)
 
 
 def _role(name: str, roles: Roles) -> str:
@@ -278,7 +285,7 @@ def compare(
                     "away); the distances compare the two codings as they are"
                 )
         elif base["kind"] == "numeric":
-            row |= _numeric_row(full, after)
+            row |= _numeric_row(_numbers(original, name), _numbers(released, name))
             if name in roles.numeric_keys:
                 if after.dtype.is_numeric() and full.dtype.is_numeric():
                     numeric_cols.append(name)
@@ -293,7 +300,7 @@ def compare(
     if numeric_cols:
         def matrix(ds: Dataset, rows) -> np.ndarray:
             return np.column_stack(
-                [_take(ds.analysis_column(c), rows).cast(pl.Float64).fill_null(np.nan).to_numpy() for c in numeric_cols]
+                [_take(_numbers(ds, c), rows).cast(pl.Float64).fill_null(np.nan).to_numpy() for c in numeric_cols]
             )
 
         numeric |= numeric_loss(matrix(original, idx), matrix(released, None))

@@ -102,7 +102,9 @@ def _independent(gram: np.ndarray, tol: float = 1e-9) -> np.ndarray:
 
 
 def _is_categorical(name: str, ds_b: Dataset, ds_a: Dataset | None) -> bool:
-    if ds_b.codebook.meta(name).value_labels or not ds_b.frame.schema[name].is_numeric():
+    if not ds_b.frame.schema[name].is_numeric():
+        return True
+    if ds_b.codebook.meta(name).value_labels and not ds_b.special_codes(name):
         return True
     return ds_a is not None and name in ds_a.columns and not ds_a.frame.schema[name].is_numeric()
 
@@ -123,8 +125,8 @@ def _predictors(
         after = ds_a.analysis_column(name) if ds_a is not None else before.head(0)
         if not _is_categorical(name, ds_b, ds_a):
             terms.append(name)
-            cols_b.append(_floats(before))
-            cols_a.append(_floats(after))
+            cols_b.append(_floats(ds_b.numeric_column(name)))  # special codes are not numbers
+            cols_a.append(_floats(ds_a.numeric_column(name)) if ds_a is not None else _floats(after))
             continue
         jc = joint_codes(before, after)
         seen = np.flatnonzero(np.bincount(jc.before, minlength=jc.card + 1)[1:]) + 1
