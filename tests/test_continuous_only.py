@@ -97,7 +97,7 @@ def test_cli_assess_without_categorical_keys(tmp_path):
     med = np.median(x, axis=0)
     mad = np.median(np.abs(x - med), axis=0)
     assert nr["variables"]["SALES"]["n_outliers"] == int((0.6745 * np.abs(x[:, 6] - med[6]) / mad[6] > 3.5).sum())
-    assert pl.read_csv(paths[2]).columns[:1] == ["outlier_FIXED.ASSETS"]
+    assert pl.read_csv(paths[2]).columns[:2] == ["row", "outlier_FIXED.ASSETS"]
     assert "Interval disclosure" in paths[1].read_text(encoding="utf-8")
 
 

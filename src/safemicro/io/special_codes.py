@@ -31,11 +31,12 @@ numeric with codes: it stays categorical.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from safemicro.io.dataset import VariableMeta
+if TYPE_CHECKING:  # dataset.py imports this module
+    from safemicro.io.dataset import VariableMeta
 
 __all__ = ["MAX_SPECIAL_CODES", "MIN_NUMERIC_VALUES", "is_numeric_with_codes", "numeric_part", "special_codes"]
 
