@@ -38,7 +38,9 @@ import polars as pl
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SHARED = ROOT.parent / "shared" / "data" / "nist_crc"
+SHARED = next((p for p in (Path(os.environ.get("NIST_CRC_DIR", "/nonexistent")),
+                            *(up / "shared" / "data" / "nist_crc" for up in ROOT.parents))
+               if (p / "tx2019.csv").exists()), ROOT / "tests" / "data" / "nist_crc")
 VENV = HERE / ".venv-sdnist"
 SCORER = HERE / "nist" / "score_sdnist.py"
 DELTA = 1e-6

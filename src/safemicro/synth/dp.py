@@ -28,7 +28,7 @@ the records of hidden categories are written as missing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -37,197 +37,21 @@ import polars as pl
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset, VariableMeta
 from safemicro.methods.base import rng_for
-from safemicro.synth.schema import ColumnSpec, Schema, infer_schema, state_name
+from safemicro.synth.dp_columns import _Column, _grid, _numeric_spec
+from safemicro.synth.dp_privacy import (
+    _entry,
+    _Noise,
+    _normal_isf,
+    epsilon_to_rho,
+    rho_to_epsilon,
+)
+from safemicro.synth.dp_sampling import _draw, _draw_table, _ipf, _project_rows
+from safemicro.synth.schema import ColumnSpec, Schema, infer_schema
 
 __all__ = ["DPSynthesizer", "rho_to_epsilon", "epsilon_to_rho"]
 
-GRID = 256  # fine cells of a numeric column measured on an asinh grid
-INTEGER_GRID = 512  # integer columns with at most this many values get one cell per value
+
 MAX_TABLE = 1_000_000  # a 2-way table with more cells is never selected (memory)
-
-
-# -- privacy accounting ----------------------------------------------------------------------
-
-
-def rho_to_epsilon(rho: float, delta: float) -> float:
-    """The ε of a ρ-zCDP mechanism at δ (Canonne, Kamath & Steinke 2020, Prop. 12 / Cor. 13).
-
-    ε = min over α > 1 of  αρ + (log(1/δ) + (α−1)·log(1 − 1/α) − log α) / (α − 1);
-    tighter than Bun & Steinke's ρ + 2·sqrt(ρ·log(1/δ)), and what OpenDP computes.
-    """
-    from scipy.optimize import minimize_scalar
-
-    if rho <= 0:
-        return 0.0
-    log_delta = math.log(1 / delta)
-
-    def eps(a: float) -> float:
-        return a * rho + (log_delta + (a - 1) * math.log1p(-1 / a) - math.log(a)) / (a - 1)
-
-    # the optimum is near 1 + sqrt(log(1/δ)/ρ); search a bracket around it in log scale
-    best = 1 + math.sqrt(log_delta / rho)
-    res = minimize_scalar(
-        lambda t: eps(1 + math.exp(t)),
-        bounds=(math.log(best - 1) - 8, math.log(best - 1) + 8),
-        method="bounded",
-        options={"xatol": 1e-10},
-    )
-    return float(min(res.fun, rho + 2 * math.sqrt(rho * log_delta)))
-
-
-def epsilon_to_rho(epsilon: float, delta: float) -> float:
-    """The largest ρ whose ρ-zCDP guarantee converts to (ε, δ)-DP (bisection)."""
-    lo, hi = 0.0, float(epsilon)  # ε(ρ) ≥ ρ, so ρ ≤ ε
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        if rho_to_epsilon(mid, delta) <= epsilon:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-# -- noise -----------------------------------------------------------------------------------
-
-
-class _Noise:
-    """Where the noise comes from.
-
-    With a seed: a NumPy generator (reproducible, but neither cryptographically secure nor
-    safe from floating-point attacks -- fine for testing and for reruns the curator
-    controls). Without: OpenDP's samplers when installed (discrete Gaussian on the integer
-    counts, secure randomness), else an unseeded NumPy generator. The privacy cost is the
-    same formula either way (discrete and continuous Gaussian have the same ρ = 1/(2σ²)).
-    """
-
-    def __init__(self, seed: int | None):
-        self.dp = None
-        if seed is None:
-            try:
-                import opendp.prelude as dp
-
-                dp.enable_features("contrib")
-                self.dp = dp
-            except ImportError:  # pragma: no cover - depends on the environment
-                pass
-        self.rng = None if self.dp is not None else rng_for(seed)[0]
-
-    @property
-    def name(self) -> str:
-        if self.dp is not None:
-            return "OpenDP (discrete Gaussian, report noisy max with Gumbel noise; secure randomness)"
-        return "NumPy (Gaussian, Gumbel-max; seeded: reproducible, not cryptographically secure)"
-
-    def gaussian(self, counts: np.ndarray, sigma: float) -> np.ndarray:
-        """Counts plus independent Gaussian noise of standard deviation sigma."""
-        if self.dp is not None:
-            dp = self.dp
-            m = dp.m.make_gaussian(
-                dp.vector_domain(dp.atom_domain(T=int)), dp.l2_distance(T=int), scale=float(sigma)
-            )
-            return np.asarray(m([int(c) for c in counts.ravel()]), dtype=float).reshape(counts.shape)
-        return counts + self.rng.normal(0.0, sigma, counts.shape)
-
-    def select(self, scores: np.ndarray, scale: float) -> int:
-        """Index of the largest score plus Gumbel(scale) noise (the exponential mechanism)."""
-        if self.dp is not None:
-            dp = self.dp
-            m = dp.m.make_noisy_max(
-                dp.vector_domain(dp.atom_domain(T=float, nan=False)),
-                dp.linf_distance(T=float),
-                dp.zero_concentrated_divergence(),
-                scale=float(scale),
-            )
-            return int(m([float(s) for s in scores]))
-        return int(np.argmax(scores + self.rng.gumbel(0.0, scale, len(scores))))
-
-
-# -- columns: public domain, fine cells, model codes --------------------------------------
-
-
-@dataclass
-class _Column:
-    """How one column maps to fine cells (what is measured) and back.
-
-    Values are encoded and restored by the schema (``spec``: exact types, special codes,
-    missing values). Fine cells are the ``n_labels`` categories (a numeric column's special
-    codes and missing value count as categories) followed by the numeric grid cells between
-    ``edges``. ``to_code`` groups fine cells into the model's codes (bins, rare values
-    merged); ``weight`` (noisy counts) picks a fine cell within a code when sampling.
-    """
-
-    spec: ColumnSpec
-    kind: str  # "discrete" | "numeric" | "constant" | "id"
-    n_labels: int = 0
-    edges: np.ndarray = field(default_factory=lambda: np.empty(0))
-    integer: bool = False
-    public: bool = True  # categories declared public (domains=) or not categorical
-    public_cells: np.ndarray | None = None  # per category: listed in the codebook
-    released: int | None = None  # categories found in the data that cleared the threshold
-    to_code: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    weight: np.ndarray = field(default_factory=lambda: np.empty(0))
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def n_fine(self) -> int:
-        return self.n_labels + max(len(self.edges) - 1, 0)
-
-    @property
-    def n_codes(self) -> int:
-        return int(self.to_code.max()) + 1 if len(self.to_code) else 1
-
-    def regular(self, enc: pl.DataFrame) -> np.ndarray:
-        """The regular numbers of an encoded numeric column (NaN for codes and missing)."""
-        return enc[self.name].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-
-    def fine_codes(self, enc: pl.DataFrame) -> np.ndarray:
-        """Fine cell of every encoded value (numbers outside the bounds go to the end cells)."""
-        if self.kind == "discrete":
-            return enc[self.name].to_numpy().astype(np.int64)
-        state = enc[state_name(self.name)].to_numpy() if self.n_labels else np.zeros(enc.height, dtype=np.int64)
-        cell = np.searchsorted(self.edges, self.regular(enc), side="right") - 1
-        return np.where(state > 0, state - 1, self.n_labels + np.clip(cell, 0, len(self.edges) - 2)).astype(np.int64)
-
-    def encoded(self, fine: np.ndarray, rng: np.random.Generator) -> list[pl.Series]:
-        """Model columns (as the schema encodes them) for fine cells; numbers drawn uniformly
-        inside their grid cell (the middle of a one-integer cell)."""
-        if self.kind == "discrete":
-            return [pl.Series(self.name, fine, dtype=pl.Int32)]
-        regular = fine >= self.n_labels
-        cell = np.clip(fine - self.n_labels, 0, len(self.edges) - 2)
-        lo, hi = self.edges[cell], self.edges[cell + 1]
-        u = np.where(self.integer & (hi - lo <= 1), 0.5, rng.random(len(fine)))
-        x = np.clip(lo + u * (hi - lo), self.edges[0], self.edges[-1])
-        out = [pl.Series(self.name, np.where(regular, x, np.nan)).fill_nan(None)]
-        if self.n_labels:
-            out.append(pl.Series(state_name(self.name), np.where(regular, 0, fine + 1), dtype=pl.Int32))
-        return out
-
-
-def _numeric_spec(spec: ColumnSpec) -> ColumnSpec:
-    """A column the schema found categorical, as a number (the user gave it bounds).
-
-    Categories that are not numbers become special codes; strings keep their number format.
-    """
-    if spec.kind == "numeric":
-        return spec
-    if spec.kind not in ("categorical", "text"):
-        raise SafemicroError(f"bounds were given, but the column is {spec.kind}", column=spec.name)
-    cats = pl.Series(spec.categories or [], dtype=spec.dtype, strict=False)
-    nums = cats.cast(pl.Float64, strict=False) if spec.dtype.is_numeric() or spec.dtype == pl.String else None
-    if nums is None or nums.is_null().all():
-        raise SafemicroError("bounds were given, but the column holds no numbers", column=spec.name)
-    tokens = cats.filter(nums.is_null()).to_list()
-    whole = nums.drop_nulls()
-    integral = bool((whole == whole.floor()).all())
-    fmt = None
-    if spec.dtype == pl.String:
-        fmt = "int" if cats.filter(nums.is_not_null()).str.contains(r"^-?\d+$").all() else "float"
-    specials = [v for v in spec.special_values if v not in tokens] + tokens
-    return replace(spec, kind="numeric", special_values=specials, categories=None, integral=integral, number_format=fmt)
 
 
 # -- the MST model ---------------------------------------------------------------------------
@@ -235,79 +59,6 @@ def _numeric_spec(spec: ColumnSpec) -> ColumnSpec:
 # Every table carries a leading stratum axis: with ``by`` it is the by-column's values and
 # each clique of the model includes it (a tree within every stratum, sharing structure);
 # without, it has one level and this is plain MST.
-
-
-def _project_rows(y: np.ndarray, totals: np.ndarray) -> np.ndarray:
-    """Euclidean projection of each row of y onto {x ≥ 0, Σx = total of that row}.
-
-    Subtracting one level per row and clipping at 0 removes the noise on empty cells
-    instead of keeping its positive half, as clipping alone would.
-    """
-    y = np.asarray(y, dtype=float)
-    totals = np.asarray(totals, dtype=float)
-    u = -np.sort(-y, axis=1)
-    css = np.cumsum(u, axis=1) - totals[:, None]
-    k = np.arange(1, y.shape[1] + 1)
-    last = y.shape[1] - 1 - np.argmax((u - css / k > 0)[:, ::-1], axis=1)
-    tau = css[np.arange(len(y)), last] / (last + 1)
-    out = np.maximum(y - tau[:, None], 0.0)
-    out[totals <= 0] = 0.0
-    return out
-
-
-def _ipf(t: np.ndarray, rows: np.ndarray, cols: np.ndarray, iters: int = 50) -> np.ndarray:
-    """Scale non-negative tables (s, a, b) until their margins match rows (s, a) and cols (s, b)."""
-    tot = np.maximum(rows.sum(axis=1), 1e-12)[:, None, None]
-    t = t + 1e-6 * rows[:, :, None] * cols[:, None, :] / tot + 1e-12
-    for _ in range(iters):
-        for axis, target in ((2, rows), (1, cols)):
-            have = t.sum(axis=axis)
-            f = np.divide(target, have, out=np.zeros_like(have), where=have > 0)
-            t *= np.expand_dims(f, axis)
-    return t
-
-
-def _systematic_u(parent: np.ndarray, n_groups: int, rng: np.random.Generator) -> np.ndarray:
-    """One uniform per record, stratified within each parent group (low-variance sampling).
-
-    The m records of a group get (j + U)/m, j = 0..m-1, in random order: draws from a
-    group's conditional distribution then match it up to rounding instead of up to
-    multinomial noise.
-    """
-    n = len(parent)
-    order = np.lexsort((rng.random(n), parent))
-    counts = np.bincount(parent, minlength=n_groups)
-    start = np.cumsum(counts) - counts
-    p = parent[order]
-    u = np.empty(n)
-    u[order] = (np.arange(n) - start[p] + rng.random(n_groups)[p]) / counts[p]
-    return u
-
-
-def _draw(parent: np.ndarray, group: np.ndarray, weight: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """For each record, an option (index into group/weight) from its parent's group, ∝ weight.
-
-    ``group`` is sorted (options grouped by parent value); a group without weight is drawn
-    uniformly. Vectorised: one search in the concatenated per-group CDFs.
-    """
-    n_groups = max(int(group.max()) + 1 if len(group) else 1, int(parent.max()) + 1 if len(parent) else 1)
-    w = np.maximum(np.asarray(weight, dtype=float), 0.0)
-    empty = np.bincount(group, weights=w, minlength=n_groups) <= 0
-    w = np.where(empty[group], 1.0, w)
-    totals = np.bincount(group, weights=w, minlength=n_groups)
-    size = np.bincount(group, minlength=n_groups)
-    first = np.cumsum(size) - size
-    cw = np.cumsum(w)
-    before = cw[first] - w[first] if len(w) else np.zeros(n_groups)
-    flat = group + (cw - before[group]) / totals[group]
-    idx = np.searchsorted(flat, parent + _systematic_u(parent, n_groups, rng), side="right")
-    return np.clip(idx, first[parent], first[parent] + size[parent] - 1)
-
-
-def _draw_table(parent: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """For each record a column index of table (rows = parent values), ∝ the row."""
-    rows, k = table.shape
-    return _draw(parent, np.repeat(np.arange(rows), k), table.ravel(), rng) - parent * k
 
 
 @dataclass
@@ -758,31 +509,6 @@ class DPSynthesizer:
                         done[child] = True
                         stack.append(child)
         return h, codes
-
-
-def _normal_isf(p: float) -> float:
-    """z with P(N(0, 1) > z) = p."""
-    from scipy.stats import norm
-
-    return float(norm.isf(p))
-
-
-def _grid(lo: float, hi: float, integer: bool) -> np.ndarray:
-    """Fine cell edges on [lo, hi]: one cell per integer for short integer ranges, else asinh-spaced."""
-    if integer:
-        lo, hi = math.floor(lo), math.ceil(hi)
-        if hi - lo + 1 <= INTEGER_GRID:
-            return np.arange(lo, hi + 2, dtype=float) - 0.5
-    scale = max(abs(lo), abs(hi)) / 1000 or 1.0
-    t = np.linspace(np.arcsinh(lo / scale), np.arcsinh(hi / scale), GRID + 1)
-    edges = np.sinh(t) * scale
-    edges[0], edges[-1] = lo, hi
-    return edges
-
-
-def _entry(what: str, mechanism: str, sigma: float, cells: int) -> dict[str, Any]:
-    """One Gaussian measurement of a count vector (L2 sensitivity 1): ρ = 1/(2σ²)."""
-    return {"what": what, "mechanism": mechanism, "sigma": sigma, "cells": int(cells), "rho": 1 / (2 * sigma**2)}
 
 
 def _schema(ds: Dataset, schema: Schema | None) -> Schema:
