@@ -22,7 +22,10 @@ drawn within a bin by the noisy counts of its cells, never from records. Without
 a small share of the budget finds the range (noisy counts of quarter powers of two).
 Categories seen only in the data are released only when their noisy count clears a
 threshold that one record crosses with probability below δ/2 (a stability histogram);
-the records of hidden categories are written as missing.
+the records of hidden categories go to a released category of the same column (see
+:mod:`safemicro.synth.dp_domain`), so a column keeps its domain and gains no missing values.
+``hierarchies`` declares public hierarchies (child value -> parent value, e.g. industry
+code -> industry category); the parent written is always the child's parent.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset, VariableMeta
 from safemicro.methods.base import rng_for
 from safemicro.synth.dp_columns import _Column, _grid, _numeric_spec
+from safemicro.synth.dp_domain import parent_ids, set_codes
 from safemicro.synth.dp_privacy import (
     _entry,
     _Noise,
@@ -76,10 +80,12 @@ class DPSynthesizer:
     column to public (low, high) bounds (values outside are clamped). ``by`` names a
     categorical column (strata, geography) that every measured marginal includes, so
     relations hold within each of its values (costs noise: tables are that many times
-    larger). ``split`` weighs the budget between 1-way measurements, tree selection and
+    larger). ``hierarchies`` maps a child column to (parent column, {child value: parent
+    value}), a public hierarchy: hidden and rare child values stay within their parent and
+    the parent is written from the child. ``split`` weighs the budget between 1-way measurements, tree selection and
     2-way measurements (MST: equal); ``range_share`` is the share spent on finding ranges
     of numeric columns without bounds; values whose noisy count is below ``compress``·σ
-    are merged into one (MST uses 3).
+    are merged into one (MST uses 3; within a parent in a hierarchy).
     """
 
     def __init__(
@@ -92,6 +98,7 @@ class DPSynthesizer:
         domains: Mapping[str, Sequence[Any]] | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,
         by: str | None = None,
+        hierarchies: Mapping[str, tuple[str, Mapping[Any, Any]]] | None = None,
         split: tuple[float, float, float] = (1.0, 1.0, 1.0),
         range_share: float = 0.05,
         compress: float = 3.0,
@@ -115,6 +122,10 @@ class DPSynthesizer:
         self.domains = {k: list(v) for k, v in (domains or {}).items()}
         self.bounds = {k: (float(v[0]), float(v[1])) for k, v in (bounds or {}).items()}
         self.by = by
+        self.hierarchies = {
+            child: (str(parent), {str(k): str(v) for k, v in dict(mapping).items()})
+            for child, (parent, mapping) in (hierarchies or {}).items()
+        }
         self.split = tuple(float(s) for s in split)
         self.range_share = float(range_share)
         self.compress = float(compress)
@@ -130,9 +141,12 @@ class DPSynthesizer:
             raise SafemicroError("DPSynthesizer.fit expects a safemicro Dataset")
         if ds.n == 0:
             raise SafemicroError("cannot synthesize from a dataset with no rows")
-        for name in [*self.domains, *self.bounds, *([self.by] if self.by else [])]:
+        named = [*self.domains, *self.bounds, *([self.by] if self.by else [])]
+        named += [n for child, (parent, _) in self.hierarchies.items() for n in (child, parent)]
+        for name in named:
             if name not in ds.columns:
-                raise SafemicroError("the column named in domains, bounds or by is not in the data", column=name)
+                raise SafemicroError("the column named in domains, bounds, by or hierarchies is not in the data",
+                                     column=name)
         for name, (lo, hi) in self.bounds.items():
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise SafemicroError(f"bounds must be finite with low < high, not {(lo, hi)}", column=name)
@@ -185,9 +199,10 @@ class DPSynthesizer:
             threshold = None
             if c in private:  # stability histogram: a new category shows up with probability ≤ δ'
                 threshold = thresholds[c.name] = 1 + sigma1 * math.sqrt(kh) * _normal_isf(delta_cat / len(private))
-            hidden = self._codes_from(c, noisy.sum(axis=0), sigma1 * math.sqrt(kh), threshold)
+            hidden, empty = set_codes(c, noisy.sum(axis=0), sigma1 * math.sqrt(kh), threshold, bins=self.bins,
+                                      compress=self.compress, parent=self._parents(c))
             data[:, j] = c.to_code[fine]
-            noisy[:, hidden] = 0.0  # hidden categories' counts are discarded, never used
+            noisy[:, hidden | empty] = 0.0  # hidden categories' counts are discarded, never used
             agg = np.zeros((kh, c.n_codes))
             np.add.at(agg.T, c.to_code, noisy.T)
             ones.append(agg)
@@ -200,8 +215,12 @@ class DPSynthesizer:
             notes.append(
                 f"categories found in the data are released only when their noisy count clears a threshold "
                 f"(about {min(thresholds.values()):.0f} records; privacy['category_thresholds']); records in the "
-                "others are written as missing" + (f": {', '.join(hidden)} hidden" if hidden else "")
+                "others get a released category of the same column (of the same parent in a hierarchy, else the "
+                "nearest released number, else the most frequent)" + (f": {', '.join(hidden)} hidden" if hidden else "")
             )
+            lost = [c.name for c in private if c.released == 0]
+            if lost:
+                notes.append(f"{', '.join(lost)}: no category cleared the threshold; the column is written as missing")
         if not modelled:  # only the by column (or nothing) to model
             counts = np.bincount(h, minlength=kh).astype(float)[:, None]
             ones.append(noise.gaussian(counts, sigma1))
@@ -285,6 +304,8 @@ class DPSynthesizer:
         if spec.kind in ("constant", "id"):
             return _Column(spec, spec.kind)
         if spec.kind == "numeric":
+            if spec.integral and spec.number_format == "float":  # whole numbers written as "5000.0"
+                spec = replace(spec, number_format="int")  # integers stay integers
             col = _Column(spec, "numeric", n_labels=spec.n_states - 1, integer=bool(spec.integral))
             if name in self.bounds:
                 col.edges = _grid(*self.bounds[name], col.integer)
@@ -299,8 +320,9 @@ class DPSynthesizer:
         if public.all() or name == self.by:
             spec = replace(spec, categories=cats)
             return _Column(spec, "discrete", n_labels=spec.n_codes, public=bool(public.all()))
-        spec = replace(spec, categories=cats, has_missing=True)  # hidden categories become missing
-        return _Column(spec, "discrete", n_labels=spec.n_codes, public=False, public_cells=public)
+        had = spec.has_missing
+        spec = replace(spec, categories=cats, has_missing=True)  # the last resort of hidden categories
+        return _Column(spec, "discrete", n_labels=spec.n_codes, public=False, public_cells=public, had_missing=had)
 
     def _notes(self, cols: list[_Column]) -> list[str]:
         """What the DP guarantee does not cover, in plain words."""
@@ -346,50 +368,6 @@ class DPSynthesizer:
             lo, hi = edge(int(clear[0]), False), edge(int(clear[-1]), True)
         c.edges = _grid(lo, hi if hi > lo else lo + 1.0, c.integer)
 
-    def _codes_from(self, c: _Column, noisy: np.ndarray, sigma: float, threshold: float | None) -> np.ndarray:
-        """Group fine cells into bins, merge rare values (MST), and set the weights that
-        pick a fine cell within a code.
-
-        Weights are the noisy counts projected to be non-negative (noise on empty cells is
-        mostly removed; what remains can place a few values in empty parts of the range,
-        which is why bounds should be tight). Bins hold equal shares of the weight. With a
-        ``threshold`` (categories taken from the data), categories whose noisy count is
-        below it are hidden: their counts are dropped and their records join the code of
-        the missing value. Returns the hidden cells.
-        """
-        k = c.n_labels
-        hidden = np.zeros(c.n_fine, dtype=bool)
-        if threshold is not None:
-            hidden = (noisy < threshold) & ~c.public_cells
-            noisy = np.where(hidden, 0.0, noisy)
-        weight = _project_rows(noisy[None, :], np.array([max(noisy.sum(), 1.0)]))[0]
-        group = np.arange(c.n_fine)
-        if len(c.edges) and c.n_fine - k > self.bins:
-            grid = weight[k:]
-            cum = np.cumsum(grid) - grid / 2
-            b = np.minimum((cum / max(grid.sum(), 1e-12) * self.bins).astype(np.int64), self.bins - 1)
-            group = np.concatenate([np.arange(k), k + np.unique(b, return_inverse=True)[1]])
-        n_groups = group.max() + 1
-        total = np.bincount(group, weights=noisy, minlength=n_groups)
-        cells = np.bincount(group, minlength=n_groups)
-        rare = total < self.compress * sigma * np.sqrt(cells)
-        if threshold is not None:
-            missing = c.n_labels - 1  # the missing-value cell (public) closes the categories
-            rare |= hidden
-            rare[missing] = rare[missing] or hidden.any()
-            weight[missing] = max(weight[missing], 1e-9)
-            c.released = int((~hidden[:missing]).sum())
-        if rare.sum() >= 2:
-            keep = np.flatnonzero(~rare)
-            code = np.full(n_groups, len(keep), dtype=np.int64)
-            code[keep] = np.arange(len(keep))
-            group = code[group]
-        else:
-            group = np.unique(group, return_inverse=True)[1]
-        c.to_code = group.astype(np.int64)
-        c.weight = weight
-        return hidden
-
     def _nodes(self, ones, var1, measured) -> tuple[float, np.ndarray, list[np.ndarray]]:
         """Record count, stratum sizes and per-stratum 1-way counts: inverse-variance averages
         of every measurement that holds them, projected to be non-negative and to add up."""
@@ -409,10 +387,11 @@ class DPSynthesizer:
                     num = num + t.sum(axis=2 if j == a else 1) / (var * other)
                     den = den + 1 / (var * other)
             est = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-            unknown = den == 0  # a code no measurement counts: what the others leave
-            if unknown.any():
-                rest = np.maximum(strata - est.sum(axis=1), 0.0) / unknown.sum(axis=1)
-                est = np.where(unknown, rest[:, None], est)
+            unknown = den == 0  # codes no measurement counts: what the others leave, shared in
+            if unknown.any():  # proportion to the noisy counts of their released cells
+                share = np.where(unknown, np.maximum(y, 0.0) + 1e-9, 0.0)
+                rest = np.maximum(strata - est.sum(axis=1), 0.0) / share.sum(axis=1)
+                est = np.where(unknown, rest[:, None] * share, est)
             nodes.append(_project_rows(est, strata))
         return total, strata, nodes
 
@@ -479,9 +458,23 @@ class DPSynthesizer:
                 out.append(pl.Series(c.name, np.arange(1, n + 1)).cast(c.spec.dtype))
             else:
                 out.append(decoded[c.name])
-        result = self._source.with_frame(pl.DataFrame(out, height=n))
+        result = self._source.with_frame(self._with_parents(pl.DataFrame(out, height=n)))
         result.codebook.extended_missing = {}
         return result
+
+    def _parents(self, c: _Column) -> np.ndarray | None:
+        """Parent ids of a hierarchy child's fine cells (None for other columns)."""
+        if c.name not in self.hierarchies or c.kind != "discrete":
+            return None
+        return parent_ids(list(c.spec.categories or []), self.hierarchies[c.name][1], c.n_fine)
+
+    def _with_parents(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Every parent of a public hierarchy set from its child (where the map knows the child)."""
+        for child, (parent, mapping) in self.hierarchies.items():
+            mapped = frame[child].cast(pl.String).replace_strict(mapping, default=None, return_dtype=pl.String)
+            value = mapped.cast(frame.schema[parent], strict=False)
+            frame = frame.with_columns(pl.when(mapped.is_not_null()).then(value).otherwise(pl.col(parent)).alias(parent))
+        return frame
 
     def _sample_codes(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Strata from their sizes, then along each tree: a root given the stratum, each child

@@ -35,6 +35,8 @@ class _Column:
     public: bool = True  # categories declared public (domains=) or not categorical
     public_cells: np.ndarray | None = None  # per category: listed in the codebook
     released: int | None = None  # categories found in the data that cleared the threshold
+    had_missing: bool = True  # the data has missing values in this column (schema: public)
+    destination: np.ndarray | None = None  # per fine cell, where its records go (hidden ones)
     to_code: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     weight: np.ndarray = field(default_factory=lambda: np.empty(0))
 
