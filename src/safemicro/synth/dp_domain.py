@@ -18,15 +18,17 @@ below ``compress``·σ, MST) are merged, within their parent when a hierarchy is
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 import numpy as np
 import polars as pl
 
+from safemicro.errors import SafemicroError
 from safemicro.synth.dp_columns import _Column
 from safemicro.synth.dp_sampling import _project_rows
 
-__all__ = ["parent_ids", "set_codes"]
+__all__ = ["load_hierarchy", "parent_ids", "set_codes"]
 
 
 def parent_ids(categories: list[Any], mapping: Mapping[str, str], n_fine: int) -> np.ndarray:
@@ -128,3 +130,22 @@ def set_codes(c: _Column, noisy: np.ndarray, sigma: float, threshold: float | No
     c.to_code = np.unique(key, return_inverse=True)[1][group].astype(np.int64)
     c.weight = weight
     return hidden, empty
+
+
+def load_hierarchy(path: str | os.PathLike[str]) -> tuple[str, str, dict[str, str]]:
+    """A public hierarchy from a CSV file of two columns: child values, then their parents;
+    the header names the two columns of the data (e.g. ``INDP,INDP_CAT``)."""
+    try:
+        table = pl.read_csv(path, infer_schema=False)
+    except (OSError, pl.exceptions.PolarsError) as e:
+        raise SafemicroError(f"cannot read the hierarchy: {e}", file=str(path)) from None
+    if table.width != 2:
+        raise SafemicroError("a hierarchy file has two columns (child, parent), named as in the data",
+                             file=str(path))
+    child, parent = table.columns
+    table = table.drop_nulls().unique(maintain_order=True)
+    dup = ~table[child].is_first_distinct()
+    if dup.any():
+        row = int(dup.arg_true()[0])
+        raise SafemicroError("a child value has two parents", file=str(path), column=child, row=row)
+    return child, parent, dict(zip(table[child].to_list(), table[parent].to_list()))
