@@ -25,7 +25,7 @@ threshold that one record crosses with probability below δ/2 (a stability histo
 the records of hidden categories go to a released category of the same column (see
 :mod:`safemicro.synth.dp_domain`), so a column keeps its domain and gains no missing values.
 ``hierarchies`` declares public hierarchies (child value -> parent value, e.g. industry
-code -> industry category); the parent written is always the child's parent.
+code -> industry category); they hold in every synthetic record.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ import polars as pl
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset, VariableMeta
 from safemicro.methods.base import rng_for
-from safemicro.synth.dp_columns import _Column, _grid, _numeric_spec
-from safemicro.synth.dp_domain import parent_ids, set_codes
+from safemicro.synth.dp_columns import _Column, _grid, _numeric_spec, find_range
+from safemicro.synth.dp_domain import follow_parents, parent_ids, set_codes
 from safemicro.synth.dp_privacy import (
     _entry,
     _Noise,
@@ -175,7 +175,7 @@ class DPSynthesizer:
         rho1, rho_sel, rho2 = ((rho - rho_range) * w / (w1 + ws + w2) for w in (w1, ws, w2))
 
         for c in unbounded:
-            self._find_range(c, c.regular(enc), rho_range / len(unbounded), noise, ledger, notes)
+            find_range(c, c.regular(enc), rho_range / len(unbounded), noise, ledger, notes)
 
         # strata: the by column's categories (one stratum without by)
         if strat is not None:
@@ -230,14 +230,20 @@ class DPSynthesizer:
         # the tree: exponential mechanism on how badly (conditional) independence fits each pair
         sizes = [c.n_codes for c in modelled]
         total, strata, nodes = self._nodes(ones, var1, [])
+        # a hierarchy's child is drawn within its parent (public map, noisy 1-way counts)
+        detached = {j for j, c in enumerate(modelled) if self._parents(c) is not None
+                    and any(p.name == self.hierarchies[c.name][0] for p in modelled)}
         pairs = [
             (a, b)
             for a in range(len(modelled))
             for b in range(a + 1, len(modelled))
-            if kh * sizes[a] * sizes[b] <= MAX_TABLE
+            if kh * sizes[a] * sizes[b] <= MAX_TABLE and not {a, b} & detached
         ]
-        edges = self._select(h, kh, data, sizes, nodes, strata, pairs, rho_sel, noise, ledger)
-        if len(modelled) > 1 and len(edges) < len(modelled) - 1:
+        rounds = len(modelled) - 1 - len(detached)
+        notes += [f"{modelled[j].name}: drawn within its parent {self.hierarchies[modelled[j].name][0]} (public "
+                  "hierarchy) by its noisy counts" for j in sorted(detached)]
+        edges = self._select(h, kh, data, sizes, nodes, strata, pairs, rho_sel, noise, ledger, rounds)
+        if len(modelled) > 1 and len(edges) < rounds:
             notes.append("some column pairs were too large to model together; the model is a forest")
 
         # 2-way marginals (per stratum) of the tree
@@ -345,29 +351,6 @@ class DPSynthesizer:
                 notes.append(f"{named(names)}: {what}")
         return notes
 
-    def _find_range(self, c: _Column, x: np.ndarray, rho: float, noise: _Noise, ledger: list, notes: list) -> None:
-        """Bounds without looking: noisy counts of x in buckets of signed quarter powers of
-        two (|x| in [2^(e/4), 2^((e+1)/4)), from 2^-32 to 2^64, and zero); the range runs
-        from the lowest to the highest bucket whose count clearly exceeds the noise (5σ)."""
-        x = x[~np.isnan(x)]
-        steps = np.arange(-128, 257) / 4  # bucket edges in log2 scale
-        k = len(steps) - 1
-        mag = np.clip(np.searchsorted(steps, np.log2(np.abs(x[x != 0])), side="right"), 1, k)
-        bucket = np.full(len(x), k, dtype=np.int64)  # zero
-        bucket[x != 0] = k + np.sign(x[x != 0]).astype(np.int64) * mag
-        sigma = math.sqrt(1 / (2 * rho))
-        noisy = noise.gaussian(np.bincount(bucket, minlength=2 * k + 1).astype(float), sigma)
-        ledger.append(_entry(f"range of {c.name}", "gaussian", sigma, 2 * k + 1))
-        clear = np.flatnonzero(noisy > 5 * sigma)  # ~770 buckets: a false alarm is rare
-        if not len(clear):
-            notes.append(f"{c.name}: too few numbers to find their range privately; "
-                         "clamped to [0, 1] (pass bounds= to give a public range)")
-            lo, hi = 0.0, 1.0
-        else:
-            edge = lambda b, upper: 0.0 if b == k else float(np.sign(b - k) * 2.0 ** steps[abs(b - k) - (upper != (b > k))])
-            lo, hi = edge(int(clear[0]), False), edge(int(clear[-1]), True)
-        c.edges = _grid(lo, hi if hi > lo else lo + 1.0, c.integer)
-
     def _nodes(self, ones, var1, measured) -> tuple[float, np.ndarray, list[np.ndarray]]:
         """Record count, stratum sizes and per-stratum 1-way counts: inverse-variance averages
         of every measurement that holds them, projected to be non-negative and to add up."""
@@ -395,14 +378,14 @@ class DPSynthesizer:
             nodes.append(_project_rows(est, strata))
         return total, strata, nodes
 
-    def _select(self, h, kh, data, sizes, nodes, strata, pairs, rho, noise, ledger) -> list[tuple[int, int]]:
+    def _select(self, h, kh, data, sizes, nodes, strata, pairs, rho, noise, ledger, rounds) -> list[tuple[int, int]]:
         """Kruskal's maximum spanning tree, each edge picked by the exponential mechanism.
 
         A pair's score is the L1 distance between its (per-stratum) counts and what the
         noisy 1-way marginals predict under independence: sensitivity 1.
         """
         d = len(sizes)
-        if d < 2 or not pairs or rho <= 0:
+        if d < 2 or not pairs or rho <= 0 or rounds < 1:
             return []
         share = np.divide(1.0, strata, out=np.zeros_like(strata), where=strata > 0)[:, None, None]
         scores = np.empty(len(pairs))
@@ -412,7 +395,6 @@ class DPSynthesizer:
             expected = nodes[a][:, :, None] * nodes[b][:, None, :] * share
             scores[i] = np.abs(counts - expected.ravel()).sum()
         component = np.arange(d)
-        rounds = d - 1
         scale = 1.0 / math.sqrt(2 * rho / rounds)
         chosen: list[tuple[int, int]] = []
         pa, pb = np.array(pairs).T
@@ -458,7 +440,8 @@ class DPSynthesizer:
                 out.append(pl.Series(c.name, np.arange(1, n + 1)).cast(c.spec.dtype))
             else:
                 out.append(decoded[c.name])
-        result = self._source.with_frame(self._with_parents(pl.DataFrame(out, height=n)))
+        frame = follow_parents(pl.DataFrame(out, height=n), self.hierarchies, {c.name: c for c in self._cols}, rng)
+        result = self._source.with_frame(frame)
         result.codebook.extended_missing = {}
         return result
 
@@ -467,14 +450,6 @@ class DPSynthesizer:
         if c.name not in self.hierarchies or c.kind != "discrete":
             return None
         return parent_ids(list(c.spec.categories or []), self.hierarchies[c.name][1], c.n_fine)
-
-    def _with_parents(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Every parent of a public hierarchy set from its child (where the map knows the child)."""
-        for child, (parent, mapping) in self.hierarchies.items():
-            mapped = frame[child].cast(pl.String).replace_strict(mapping, default=None, return_dtype=pl.String)
-            value = mapped.cast(frame.schema[parent], strict=False)
-            frame = frame.with_columns(pl.when(mapped.is_not_null()).then(value).otherwise(pl.col(parent)).alias(parent))
-        return frame
 
     def _sample_codes(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Strata from their sizes, then along each tree: a root given the stratum, each child

@@ -19,16 +19,17 @@ below ``compress``·σ, MST) are merged, within their parent when a hierarchy is
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.synth.dp_columns import _Column
-from safemicro.synth.dp_sampling import _project_rows
+from safemicro.synth.dp_sampling import _draw, _project_rows
 
-__all__ = ["load_hierarchy", "parent_ids", "set_codes"]
+__all__ = ["follow_parents", "load_hierarchy", "parent_ids", "set_codes"]
 
 
 def parent_ids(categories: list[Any], mapping: Mapping[str, str], n_fine: int) -> np.ndarray:
@@ -149,3 +150,36 @@ def load_hierarchy(path: str | os.PathLike[str]) -> tuple[str, str, dict[str, st
         row = int(dup.arg_true()[0])
         raise SafemicroError("a child value has two parents", file=str(path), column=child, row=row)
     return child, parent, dict(zip(table[child].to_list(), table[parent].to_list()))
+
+
+def follow_parents(frame: pl.DataFrame, hierarchies: Mapping[str, tuple[str, Mapping[str, str]]],
+                   columns: Mapping[str, _Column], rng: np.random.Generator) -> pl.DataFrame:
+    """Make every public hierarchy hold in the synthetic records.
+
+    The parent (coarser, so better measured) is kept: a child whose parent differs from the
+    record's parent is redrawn among the released child values of that parent, in proportion
+    to their noisy counts. Where the record's parent has no released child value, the parent
+    is written from the child. Children the map does not know are left as they are.
+    """
+    for child, (parent, mapping) in hierarchies.items():
+        c = columns.get(child)
+        mapped = frame[child].cast(pl.String).replace_strict(mapping, default=None, return_dtype=pl.String)
+        if c is not None and c.kind == "discrete" and c.spec.categories:
+            cats = [str(v) for v in c.spec.categories]
+            cand = pl.DataFrame({"child": cats, "parent": [mapping.get(v) for v in cats],
+                                 "weight": c.weight[: len(cats)]}, schema_overrides={"parent": pl.String})
+            cand = cand.filter(pl.col("parent").is_not_null() & (pl.col("weight") > 0)).sort("parent")
+            have = frame[parent].cast(pl.String)
+            bad = (mapped != have) & have.is_in(cand["parent"].unique().implode())
+            if bad.any():
+                ids = cand["parent"].rank("dense").cast(pl.Int64).to_numpy() - 1
+                lookup = dict(zip(cand["parent"].to_list(), ids.tolist()))
+                rows = bad.arg_true()
+                want = have.gather(rows).replace_strict(lookup, return_dtype=pl.Int64).to_numpy()
+                pick = _draw(want, ids, cand["weight"].to_numpy(), rng)
+                new = cand["child"].gather(pick).cast(frame.schema[child], strict=False)
+                frame = frame.with_columns(frame[child].scatter(rows, new))
+                mapped = mapped.scatter(rows, have.gather(rows))
+        value = mapped.cast(frame.schema[parent], strict=False)
+        frame = frame.with_columns(pl.when(mapped.is_not_null()).then(value).otherwise(pl.col(parent)).alias(parent))
+    return frame
