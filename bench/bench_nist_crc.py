@@ -11,7 +11,7 @@ measurements: category lists and numeric bounds from the data dictionary
 (``data_dictionary.json``: the ACS code lists), the PUMAs of the state, the industry code
 list (the union of the three excerpts' code lists, standing in for the ACS INDP list), the
 industry category of each industry code (the ACS PUMS code ranges: a public hierarchy) and
-the published population density of each PUMA. ``dp5_data`` is what
+the published population density of each PUMA (a hierarchy too: PUMA -> DENSITY). ``dp5_data`` is what
 ``safemicro synthesize FILE --epsilon 5 --hierarchy indp.csv`` fits (no domains or bounds:
 categories and ranges found privately in the data), ``dp5_plain`` the same without the
 hierarchy (issue 14 item 3: it used to write missing values into 12 columns).
@@ -148,6 +148,8 @@ def run(name: str, target: pl.DataFrame, path: Path, seed: int, domains: dict, b
         if name in ("dp5_data", "dp5_plain"):  # the CLI's model: the file as read, nothing else public
             model = DPSynthesizer(eps, DELTA, hierarchies=hierarchies).fit(read(path), seed=seed)
         else:
+            density = target.select("PUMA", "DENSITY").unique()  # published: a function of PUMA
+            hierarchies["PUMA"] = ("DENSITY", dict(zip(density["PUMA"], density["DENSITY"])))
             by = "PUMA" if name == "dp5_puma" else None
             model = DPSynthesizer(eps, DELTA, domains=domains, bounds=bounds, by=by,
                                   hierarchies=hierarchies).fit(ds, seed=seed)
