@@ -88,3 +88,25 @@ def test_bad_hierarchy_files(tmp_path):
     bad.write_text("INDP\n170\n")
     with pytest.raises(SafemicroError, match="two columns"):
         load_hierarchy(bad)
+
+
+def test_child_is_drawn_within_the_parent_it_was_given():
+    from safemicro.io.dataset import Dataset
+    from safemicro.synth.dp import DPSynthesizer
+
+    rng = np.random.default_rng(2)
+    n = 4000
+    x = rng.integers(0, 2, n)
+    parent = np.where(rng.random(n) < 0.9, x, 1 - x)  # the parent follows x
+    child = np.where(parent == 0, rng.choice(["a1", "a2"], n, p=[0.7, 0.3]), rng.choice(["b1", "b2"], n))
+    ds = Dataset(pl.DataFrame({"x": x, "parent": np.array(["A", "B"])[parent], "child": child}))
+    mapping = {"a1": "A", "a2": "A", "b1": "B", "b2": "B"}
+    syn = DPSynthesizer(3.0, hierarchies={"child": ("parent", mapping)}).fit(ds, seed=1)
+    out = syn.sample(seed=1).frame
+    assert (out["child"].replace_strict(mapping) == out["parent"]).all()
+    assert ["x", "parent"] in syn.privacy["tree"] or ["parent", "x"] in syn.privacy["tree"]
+    assert out.select((pl.col("x") == (pl.col("parent") == "B")).mean()).item() == pytest.approx(0.9, abs=0.03)
+    a1 = out.filter(pl.col("parent") == "A")["child"].eq("a1").mean()
+    assert a1 == pytest.approx(0.7, abs=0.05)
+    with pytest.raises(SafemicroError, match="hierarch"):
+        DPSynthesizer(3.0, hierarchies={"child": ("nope", mapping)}).fit(ds, seed=1)

@@ -128,6 +128,8 @@ class DPSynthesizer:
             child: (str(parent), {str(k): str(v) for k, v in dict(mapping).items()})
             for child, (parent, mapping) in (hierarchies or {}).items()
         }
+        if any(child == parent for child, (parent, _) in self.hierarchies.items()):
+            raise SafemicroError("a hierarchy relates two different columns (child, parent)")
         self.split = tuple(float(s) for s in split)
         self.range_share = float(range_share)
         self.compress = float(compress)
