@@ -12,9 +12,9 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+from conftest import NIST
 from typer.testing import CliRunner
 
-from conftest import NIST
 from safemicro.cli import app
 from safemicro.errors import SafemicroError
 from safemicro.synth.dp_domain import load_hierarchy
