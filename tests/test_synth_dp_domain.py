@@ -110,3 +110,19 @@ def test_child_is_drawn_within_the_parent_it_was_given():
     assert a1 == pytest.approx(0.7, abs=0.05)
     with pytest.raises(SafemicroError, match="hierarch"):
         DPSynthesizer(3.0, hierarchies={"child": ("nope", mapping)}).fit(ds, seed=1)
+
+
+def test_top_code_of_an_integer_column_survives_a_private_range():
+    """Income-to-poverty ratio: 0 (a tenth), 1..500 and the top code 501 (a fifth). Its range,
+    found privately, is [0, 512]: still one cell per integer, so 501 stays 501."""
+    from safemicro.io.dataset import Dataset
+    from safemicro.synth.dp import DPSynthesizer
+
+    rng = np.random.default_rng(4)
+    n = 5000
+    u = rng.random(n)
+    ratio = np.where(u < 0.2, 501, np.where(u < 0.3, 0, rng.integers(1, 501, n)))
+    syn = DPSynthesizer(3.0).fit(Dataset(pl.DataFrame({"ratio": ratio, "g": rng.integers(0, 3, n)})), seed=2)
+    out = syn.sample(seed=2).frame
+    assert (out["ratio"] == 501).mean() == pytest.approx(0.2, abs=0.02)
+    assert (out["ratio"] == 0).mean() == pytest.approx(0.1, abs=0.02) and out["ratio"].max() <= 512

@@ -15,7 +15,7 @@ from safemicro.synth.dp_privacy import _entry
 from safemicro.synth.schema import ColumnSpec, state_name
 
 GRID = 256  # fine cells of a numeric column measured on an asinh grid
-INTEGER_GRID = 512  # integer columns with at most this many values get one cell per value
+INTEGER_GRID = 1024  # integer columns with at most this many values get one cell per value
 
 
 @dataclass
