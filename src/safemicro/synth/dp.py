@@ -81,12 +81,12 @@ class DPSynthesizer:
     categorical column (strata, geography) that every measured marginal includes, so
     relations hold within each of its values (costs noise: tables are that many times
     larger). ``hierarchies`` maps a child column to (parent column, {child value: parent
-    value}), a public hierarchy: hidden and rare child values stay within their parent and
-    the parent is written from the child. ``split`` weighs the budget between 1-way measurements, tree selection and
-    2-way measurements (MST spends a third on each; the default gives the selection 10 %, as
-    AIM does, since a tree edge is a clear choice between counts, and the 2-way tables, which
-    hold the 1-way ones too, twice the 1-way share); ``range_share`` is the share spent on finding ranges
-    of numeric columns without bounds; values whose noisy count is below ``compress``·σ
+    value}), a public hierarchy: the parent is modelled, the child drawn within it by its
+    noisy counts (hidden and rare child values stay within their parent). ``split`` weighs
+    the budget between 1-way measurements, tree selection and 2-way measurements (MST
+    spends a third on each; the default gives the selection 10 %, as AIM does, and the
+    2-way tables, which hold the 1-way ones too, twice the 1-way share); ``range_share``
+    is the share spent on finding ranges of numeric columns without bounds; values whose noisy count is below ``compress``·σ
     are merged into one (MST uses 3; within a parent in a hierarchy).
     """
 
