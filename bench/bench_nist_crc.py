@@ -15,10 +15,11 @@ the published population density of each PUMA (a hierarchy too: PUMA -> DENSITY)
 ``safemicro synthesize FILE --epsilon 5 --hierarchy indp.csv`` fits (no domains or bounds:
 categories and ranges found privately in the data), ``dp5_plain`` the same without the
 hierarchy (issue 14 item 3: it used to write missing values into 12 columns).
-Hyperparameters are the defaults. Caveat: two defaults were set while looking at these
+Hyperparameters are the defaults. Caveat: three defaults were set while looking at these
 scores (issue 14): the budget split (30 % 1-way, 10 % tree selection as in AIM, 60 % 2-way;
 MST's thirds scored about 2 points lower) and one grid cell per integer up to 1 024 values
-(so POVPIP's top code 501 survives a privately found range); ``by="PUMA"`` is the bench's
+(so POVPIP's top code 501 survives a privately found range); zero in a cell of its own on
+an integer column's asinh grid (PINCP's 0); ``by="PUMA"`` is the bench's
 own choice, as before. Such choices, made on the data, are outside the DP guarantee.
 
 sdnist pins old libraries, so it runs in its own venv, ``bench/.venv-sdnist`` (git-ignored),

@@ -126,3 +126,16 @@ def test_top_code_of_an_integer_column_survives_a_private_range():
     out = syn.sample(seed=2).frame
     assert (out["ratio"] == 501).mean() == pytest.approx(0.2, abs=0.02)
     assert (out["ratio"] == 0).mean() == pytest.approx(0.1, abs=0.02) and out["ratio"].max() <= 512
+
+
+def test_zero_of_a_wide_integer_column_stays_zero():
+    """Incomes: a third are 0, the rest spread to 10^5 (asinh grid, range found privately)."""
+    from safemicro.io.dataset import Dataset
+    from safemicro.synth.dp import DPSynthesizer
+
+    rng = np.random.default_rng(5)
+    n = 5000
+    income = np.where(rng.random(n) < 1 / 3, 0, np.exp(rng.uniform(5, 11.5, n)).round()).astype(np.int64)
+    syn = DPSynthesizer(3.0).fit(Dataset(pl.DataFrame({"income": income, "g": rng.integers(0, 3, n)})), seed=2)
+    out = syn.sample(seed=2).frame
+    assert (out["income"] == 0).mean() == pytest.approx(1 / 3, abs=0.03)

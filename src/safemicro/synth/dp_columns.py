@@ -106,7 +106,9 @@ def _numeric_spec(spec: ColumnSpec) -> ColumnSpec:
 
 
 def _grid(lo: float, hi: float, integer: bool) -> np.ndarray:
-    """Fine cell edges on [lo, hi]: one cell per integer for short integer ranges, else asinh-spaced."""
+    """Fine cell edges on [lo, hi]: one cell per integer for short integer ranges, else
+    asinh-spaced, with zero in a cell of its own for integers (no income, no children: a
+    common value that would otherwise be spread over the cell around it)."""
     if integer:
         lo, hi = math.floor(lo), math.ceil(hi)
         if hi - lo + 1 <= INTEGER_GRID:
@@ -115,6 +117,8 @@ def _grid(lo: float, hi: float, integer: bool) -> np.ndarray:
     t = np.linspace(np.arcsinh(lo / scale), np.arcsinh(hi / scale), GRID + 1)
     edges = np.sinh(t) * scale
     edges[0], edges[-1] = lo, hi
+    if integer and lo <= 0 <= hi:
+        edges = np.unique(np.concatenate([edges[(edges < -0.5) | (edges > 0.5)], [-0.5, 0.5]]))
     return edges
 
 
