@@ -195,11 +195,12 @@ def test_nist_literal_n_stays_n():
     assert out.schema == frame.schema
     for col in ("MSP", "PINCP", "POVPIP", "INDP"):
         assert (out[col] == "N").any() and out[col].drop_nulls().str.contains(r"^(N|-?[0-9]+)$|\.0$").all()
-    assert out["PINCP"].str.contains(r"^(N|-?[0-9]+\.0)$").all()  # numbers keep their format: 5000.0
-    assert out["POVPIP"].null_count() == 0 and out["AGEP"].null_count() == 0
-    # industry codes seen in the data but too rare to clear the DP threshold are hidden (missing)
-    hidden = out["INDP"].null_count() / out.height
-    assert 0 < hidden < 0.5 and "INDP" in next(n for n in syn.notes if "threshold" in n)
+    assert out["PINCP"].str.contains(r"^(N|-?[0-9]+)$").all()  # whole numbers written "5000.0" stay integers
+    assert sum(out[c].null_count() for c in out.columns) == 0  # no column gains missing values
+    # industry codes seen in the data but too rare to clear the DP threshold are hidden: their
+    # records get the nearest released code
+    assert "INDP" in next(n for n in syn.notes if "threshold" in n)
+    assert out["INDP"].n_unique() < frame["INDP"].n_unique() / 2
     n_rate = lambda f: (f["PINCP"] == "N").mean()
     assert n_rate(out) == pytest.approx(n_rate(frame), abs=0.03)
     # children (no income) have no marital status: kept through the tree (independence: ~0.15)
@@ -247,21 +248,22 @@ def test_public_domain_bounds_and_hidden_categories():
     assert e.value.column == "city" and e.value.row == 0
 
 
-def test_hidden_categories_become_missing_with_their_share_and_relations():
+def test_hidden_categories_go_to_released_values():
     rng = np.random.default_rng(1)
     n = 4000
     city = rng.choice(["A", "B"], n, p=[0.55, 0.45]).astype(object)
     rare = rng.random(n) < 0.06
     city[rare] = [f"r{i}" for i in rng.integers(0, 40, rare.sum())]  # 40 small towns
-    x = np.where(rare, 1, rng.integers(0, 2, n))
-    ds = Dataset(pl.DataFrame({"city": city.astype(str), "x": x, "y": rng.integers(0, 3, n)}))
+    kids = rng.choice([0, 1, 2, 3], n, p=[0.4, 0.3, 0.2, 0.1]).astype(str).astype(object)
+    kids[rng.random(n) < 0.01] = "9"  # a rare count: goes to the nearest released one
+    ds = Dataset(pl.DataFrame({"city": city.astype(str), "kids": kids.astype(str), "y": rng.integers(0, 3, n)}))
     syn = DPSynthesizer(1.0).fit(ds, seed=0)
     out = syn.sample(seed=0).frame
-    hidden = out["city"].is_null()
-    assert not out["city"].drop_nulls().str.starts_with("r").any()
-    # their count is never measured on its own, yet the tree recovers it (and their x)
-    assert hidden.mean() == pytest.approx(rare.mean(), abs=0.015)
-    assert out.filter(hidden)["x"].mean() > 0.9
+    assert out["city"].null_count() == 0 and out["kids"].null_count() == 0
+    assert set(out["city"].unique()) == {"A", "B"} and set(out["kids"].unique()) == {"0", "1", "2", "3"}
+    # the small towns' records join the most frequent released city; the 9s join the 3s
+    assert (out["city"] == "A").mean() == pytest.approx(0.55 * 0.94 + 0.06, abs=0.03)
+    assert (out["kids"] == "3").mean() == pytest.approx(0.1 * 0.99 + 0.01, abs=0.02)
     assert "city (40 of 42)" in " ".join(syn.notes)
 
 

@@ -235,6 +235,9 @@ def synthesize(
         None, "--keys", help="key variables for the replicated-uniques safeguard (default: the plan's keys)"
     ),
     report: Optional[Path] = typer.Option(None, "--report", help="write the internal JSON report (holds the seed)"),
+    hierarchy: Optional[list[Path]] = typer.Option(
+        None, "--hierarchy", help="DP: a public hierarchy, CSV 'child,parent' named as the columns (repeatable)"
+    ),
 ) -> None:
     """Synthesize a file with copy safeguards (CART; households; DP with --epsilon)."""
     import json
@@ -242,10 +245,10 @@ def synthesize(
     from safemicro.synth.synthesis import synthesize as run_synthesize
 
     outputs = [p for p in (output, report) if p]
-    check_outputs([data, plan], outputs)
+    check_outputs([data, plan, *(hierarchy or [])], outputs)
     result = run_synthesize(
         data, plan=plan, n=n, seed=seed, epsilon=epsilon, delta=delta, household=household,
-        keys=_split(keys) or None,
+        keys=_split(keys) or None, hierarchies=hierarchy,
     )
     jobs = [(output, lambda tmp: _write_like(result.dataset, tmp, output))]
     if report:

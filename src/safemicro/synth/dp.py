@@ -22,13 +22,16 @@ drawn within a bin by the noisy counts of its cells, never from records. Without
 a small share of the budget finds the range (noisy counts of quarter powers of two).
 Categories seen only in the data are released only when their noisy count clears a
 threshold that one record crosses with probability below δ/2 (a stability histogram);
-the records of hidden categories are written as missing.
+the records of hidden categories go to a released category of the same column (see
+:mod:`safemicro.synth.dp_domain`), so a column keeps its domain and gains no missing values.
+``hierarchies`` declares public hierarchies (child value -> parent value, e.g. industry
+code -> industry category); they hold in every synthetic record.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -37,197 +40,22 @@ import polars as pl
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset, VariableMeta
 from safemicro.methods.base import rng_for
-from safemicro.synth.schema import ColumnSpec, Schema, infer_schema, state_name
+from safemicro.synth.dp_columns import _Column, _grid, _numeric_spec, find_range
+from safemicro.synth.dp_domain import follow_parents, parent_ids, set_codes
+from safemicro.synth.dp_privacy import (
+    _entry,
+    _Noise,
+    _normal_isf,
+    epsilon_to_rho,
+    rho_to_epsilon,
+)
+from safemicro.synth.dp_sampling import _draw, _draw_table, _ipf, _project_rows
+from safemicro.synth.schema import ColumnSpec, Schema, infer_schema
 
 __all__ = ["DPSynthesizer", "rho_to_epsilon", "epsilon_to_rho"]
 
-GRID = 256  # fine cells of a numeric column measured on an asinh grid
-INTEGER_GRID = 512  # integer columns with at most this many values get one cell per value
+
 MAX_TABLE = 1_000_000  # a 2-way table with more cells is never selected (memory)
-
-
-# -- privacy accounting ----------------------------------------------------------------------
-
-
-def rho_to_epsilon(rho: float, delta: float) -> float:
-    """The ε of a ρ-zCDP mechanism at δ (Canonne, Kamath & Steinke 2020, Prop. 12 / Cor. 13).
-
-    ε = min over α > 1 of  αρ + (log(1/δ) + (α−1)·log(1 − 1/α) − log α) / (α − 1);
-    tighter than Bun & Steinke's ρ + 2·sqrt(ρ·log(1/δ)), and what OpenDP computes.
-    """
-    from scipy.optimize import minimize_scalar
-
-    if rho <= 0:
-        return 0.0
-    log_delta = math.log(1 / delta)
-
-    def eps(a: float) -> float:
-        return a * rho + (log_delta + (a - 1) * math.log1p(-1 / a) - math.log(a)) / (a - 1)
-
-    # the optimum is near 1 + sqrt(log(1/δ)/ρ); search a bracket around it in log scale
-    best = 1 + math.sqrt(log_delta / rho)
-    res = minimize_scalar(
-        lambda t: eps(1 + math.exp(t)),
-        bounds=(math.log(best - 1) - 8, math.log(best - 1) + 8),
-        method="bounded",
-        options={"xatol": 1e-10},
-    )
-    return float(min(res.fun, rho + 2 * math.sqrt(rho * log_delta)))
-
-
-def epsilon_to_rho(epsilon: float, delta: float) -> float:
-    """The largest ρ whose ρ-zCDP guarantee converts to (ε, δ)-DP (bisection)."""
-    lo, hi = 0.0, float(epsilon)  # ε(ρ) ≥ ρ, so ρ ≤ ε
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        if rho_to_epsilon(mid, delta) <= epsilon:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-# -- noise -----------------------------------------------------------------------------------
-
-
-class _Noise:
-    """Where the noise comes from.
-
-    With a seed: a NumPy generator (reproducible, but neither cryptographically secure nor
-    safe from floating-point attacks -- fine for testing and for reruns the curator
-    controls). Without: OpenDP's samplers when installed (discrete Gaussian on the integer
-    counts, secure randomness), else an unseeded NumPy generator. The privacy cost is the
-    same formula either way (discrete and continuous Gaussian have the same ρ = 1/(2σ²)).
-    """
-
-    def __init__(self, seed: int | None):
-        self.dp = None
-        if seed is None:
-            try:
-                import opendp.prelude as dp
-
-                dp.enable_features("contrib")
-                self.dp = dp
-            except ImportError:  # pragma: no cover - depends on the environment
-                pass
-        self.rng = None if self.dp is not None else rng_for(seed)[0]
-
-    @property
-    def name(self) -> str:
-        if self.dp is not None:
-            return "OpenDP (discrete Gaussian, report noisy max with Gumbel noise; secure randomness)"
-        return "NumPy (Gaussian, Gumbel-max; seeded: reproducible, not cryptographically secure)"
-
-    def gaussian(self, counts: np.ndarray, sigma: float) -> np.ndarray:
-        """Counts plus independent Gaussian noise of standard deviation sigma."""
-        if self.dp is not None:
-            dp = self.dp
-            m = dp.m.make_gaussian(
-                dp.vector_domain(dp.atom_domain(T=int)), dp.l2_distance(T=int), scale=float(sigma)
-            )
-            return np.asarray(m([int(c) for c in counts.ravel()]), dtype=float).reshape(counts.shape)
-        return counts + self.rng.normal(0.0, sigma, counts.shape)
-
-    def select(self, scores: np.ndarray, scale: float) -> int:
-        """Index of the largest score plus Gumbel(scale) noise (the exponential mechanism)."""
-        if self.dp is not None:
-            dp = self.dp
-            m = dp.m.make_noisy_max(
-                dp.vector_domain(dp.atom_domain(T=float, nan=False)),
-                dp.linf_distance(T=float),
-                dp.zero_concentrated_divergence(),
-                scale=float(scale),
-            )
-            return int(m([float(s) for s in scores]))
-        return int(np.argmax(scores + self.rng.gumbel(0.0, scale, len(scores))))
-
-
-# -- columns: public domain, fine cells, model codes --------------------------------------
-
-
-@dataclass
-class _Column:
-    """How one column maps to fine cells (what is measured) and back.
-
-    Values are encoded and restored by the schema (``spec``: exact types, special codes,
-    missing values). Fine cells are the ``n_labels`` categories (a numeric column's special
-    codes and missing value count as categories) followed by the numeric grid cells between
-    ``edges``. ``to_code`` groups fine cells into the model's codes (bins, rare values
-    merged); ``weight`` (noisy counts) picks a fine cell within a code when sampling.
-    """
-
-    spec: ColumnSpec
-    kind: str  # "discrete" | "numeric" | "constant" | "id"
-    n_labels: int = 0
-    edges: np.ndarray = field(default_factory=lambda: np.empty(0))
-    integer: bool = False
-    public: bool = True  # categories declared public (domains=) or not categorical
-    public_cells: np.ndarray | None = None  # per category: listed in the codebook
-    released: int | None = None  # categories found in the data that cleared the threshold
-    to_code: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    weight: np.ndarray = field(default_factory=lambda: np.empty(0))
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def n_fine(self) -> int:
-        return self.n_labels + max(len(self.edges) - 1, 0)
-
-    @property
-    def n_codes(self) -> int:
-        return int(self.to_code.max()) + 1 if len(self.to_code) else 1
-
-    def regular(self, enc: pl.DataFrame) -> np.ndarray:
-        """The regular numbers of an encoded numeric column (NaN for codes and missing)."""
-        return enc[self.name].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-
-    def fine_codes(self, enc: pl.DataFrame) -> np.ndarray:
-        """Fine cell of every encoded value (numbers outside the bounds go to the end cells)."""
-        if self.kind == "discrete":
-            return enc[self.name].to_numpy().astype(np.int64)
-        state = enc[state_name(self.name)].to_numpy() if self.n_labels else np.zeros(enc.height, dtype=np.int64)
-        cell = np.searchsorted(self.edges, self.regular(enc), side="right") - 1
-        return np.where(state > 0, state - 1, self.n_labels + np.clip(cell, 0, len(self.edges) - 2)).astype(np.int64)
-
-    def encoded(self, fine: np.ndarray, rng: np.random.Generator) -> list[pl.Series]:
-        """Model columns (as the schema encodes them) for fine cells; numbers drawn uniformly
-        inside their grid cell (the middle of a one-integer cell)."""
-        if self.kind == "discrete":
-            return [pl.Series(self.name, fine, dtype=pl.Int32)]
-        regular = fine >= self.n_labels
-        cell = np.clip(fine - self.n_labels, 0, len(self.edges) - 2)
-        lo, hi = self.edges[cell], self.edges[cell + 1]
-        u = np.where(self.integer & (hi - lo <= 1), 0.5, rng.random(len(fine)))
-        x = np.clip(lo + u * (hi - lo), self.edges[0], self.edges[-1])
-        out = [pl.Series(self.name, np.where(regular, x, np.nan)).fill_nan(None)]
-        if self.n_labels:
-            out.append(pl.Series(state_name(self.name), np.where(regular, 0, fine + 1), dtype=pl.Int32))
-        return out
-
-
-def _numeric_spec(spec: ColumnSpec) -> ColumnSpec:
-    """A column the schema found categorical, as a number (the user gave it bounds).
-
-    Categories that are not numbers become special codes; strings keep their number format.
-    """
-    if spec.kind == "numeric":
-        return spec
-    if spec.kind not in ("categorical", "text"):
-        raise SafemicroError(f"bounds were given, but the column is {spec.kind}", column=spec.name)
-    cats = pl.Series(spec.categories or [], dtype=spec.dtype, strict=False)
-    nums = cats.cast(pl.Float64, strict=False) if spec.dtype.is_numeric() or spec.dtype == pl.String else None
-    if nums is None or nums.is_null().all():
-        raise SafemicroError("bounds were given, but the column holds no numbers", column=spec.name)
-    tokens = cats.filter(nums.is_null()).to_list()
-    whole = nums.drop_nulls()
-    integral = bool((whole == whole.floor()).all())
-    fmt = None
-    if spec.dtype == pl.String:
-        fmt = "int" if cats.filter(nums.is_not_null()).str.contains(r"^-?\d+$").all() else "float"
-    specials = [v for v in spec.special_values if v not in tokens] + tokens
-    return replace(spec, kind="numeric", special_values=specials, categories=None, integral=integral, number_format=fmt)
 
 
 # -- the MST model ---------------------------------------------------------------------------
@@ -235,79 +63,6 @@ def _numeric_spec(spec: ColumnSpec) -> ColumnSpec:
 # Every table carries a leading stratum axis: with ``by`` it is the by-column's values and
 # each clique of the model includes it (a tree within every stratum, sharing structure);
 # without, it has one level and this is plain MST.
-
-
-def _project_rows(y: np.ndarray, totals: np.ndarray) -> np.ndarray:
-    """Euclidean projection of each row of y onto {x ≥ 0, Σx = total of that row}.
-
-    Subtracting one level per row and clipping at 0 removes the noise on empty cells
-    instead of keeping its positive half, as clipping alone would.
-    """
-    y = np.asarray(y, dtype=float)
-    totals = np.asarray(totals, dtype=float)
-    u = -np.sort(-y, axis=1)
-    css = np.cumsum(u, axis=1) - totals[:, None]
-    k = np.arange(1, y.shape[1] + 1)
-    last = y.shape[1] - 1 - np.argmax((u - css / k > 0)[:, ::-1], axis=1)
-    tau = css[np.arange(len(y)), last] / (last + 1)
-    out = np.maximum(y - tau[:, None], 0.0)
-    out[totals <= 0] = 0.0
-    return out
-
-
-def _ipf(t: np.ndarray, rows: np.ndarray, cols: np.ndarray, iters: int = 50) -> np.ndarray:
-    """Scale non-negative tables (s, a, b) until their margins match rows (s, a) and cols (s, b)."""
-    tot = np.maximum(rows.sum(axis=1), 1e-12)[:, None, None]
-    t = t + 1e-6 * rows[:, :, None] * cols[:, None, :] / tot + 1e-12
-    for _ in range(iters):
-        for axis, target in ((2, rows), (1, cols)):
-            have = t.sum(axis=axis)
-            f = np.divide(target, have, out=np.zeros_like(have), where=have > 0)
-            t *= np.expand_dims(f, axis)
-    return t
-
-
-def _systematic_u(parent: np.ndarray, n_groups: int, rng: np.random.Generator) -> np.ndarray:
-    """One uniform per record, stratified within each parent group (low-variance sampling).
-
-    The m records of a group get (j + U)/m, j = 0..m-1, in random order: draws from a
-    group's conditional distribution then match it up to rounding instead of up to
-    multinomial noise.
-    """
-    n = len(parent)
-    order = np.lexsort((rng.random(n), parent))
-    counts = np.bincount(parent, minlength=n_groups)
-    start = np.cumsum(counts) - counts
-    p = parent[order]
-    u = np.empty(n)
-    u[order] = (np.arange(n) - start[p] + rng.random(n_groups)[p]) / counts[p]
-    return u
-
-
-def _draw(parent: np.ndarray, group: np.ndarray, weight: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """For each record, an option (index into group/weight) from its parent's group, ∝ weight.
-
-    ``group`` is sorted (options grouped by parent value); a group without weight is drawn
-    uniformly. Vectorised: one search in the concatenated per-group CDFs.
-    """
-    n_groups = max(int(group.max()) + 1 if len(group) else 1, int(parent.max()) + 1 if len(parent) else 1)
-    w = np.maximum(np.asarray(weight, dtype=float), 0.0)
-    empty = np.bincount(group, weights=w, minlength=n_groups) <= 0
-    w = np.where(empty[group], 1.0, w)
-    totals = np.bincount(group, weights=w, minlength=n_groups)
-    size = np.bincount(group, minlength=n_groups)
-    first = np.cumsum(size) - size
-    cw = np.cumsum(w)
-    before = cw[first] - w[first] if len(w) else np.zeros(n_groups)
-    flat = group + (cw - before[group]) / totals[group]
-    idx = np.searchsorted(flat, parent + _systematic_u(parent, n_groups, rng), side="right")
-    return np.clip(idx, first[parent], first[parent] + size[parent] - 1)
-
-
-def _draw_table(parent: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """For each record a column index of table (rows = parent values), ∝ the row."""
-    rows, k = table.shape
-    return _draw(parent, np.repeat(np.arange(rows), k), table.ravel(), rng) - parent * k
 
 
 @dataclass
@@ -325,10 +80,14 @@ class DPSynthesizer:
     column to public (low, high) bounds (values outside are clamped). ``by`` names a
     categorical column (strata, geography) that every measured marginal includes, so
     relations hold within each of its values (costs noise: tables are that many times
-    larger). ``split`` weighs the budget between 1-way measurements, tree selection and
-    2-way measurements (MST: equal); ``range_share`` is the share spent on finding ranges
-    of numeric columns without bounds; values whose noisy count is below ``compress``·σ
-    are merged into one (MST uses 3).
+    larger). ``hierarchies`` maps a child column to (parent column, {child value: parent
+    value}), a public hierarchy: the parent is modelled, the child drawn within it by its
+    noisy counts (hidden and rare child values stay within their parent). ``split`` weighs
+    the budget between 1-way measurements, tree selection and 2-way measurements (MST
+    spends a third on each; the default gives the selection 10 %, as AIM does, and the
+    2-way tables, which hold the 1-way ones too, twice the 1-way share); ``range_share``
+    is the share spent on finding ranges of numeric columns without bounds; values whose noisy count is below ``compress``·σ
+    are merged into one (MST uses 3; within a parent in a hierarchy).
     """
 
     def __init__(
@@ -341,7 +100,8 @@ class DPSynthesizer:
         domains: Mapping[str, Sequence[Any]] | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,
         by: str | None = None,
-        split: tuple[float, float, float] = (1.0, 1.0, 1.0),
+        hierarchies: Mapping[str, tuple[str, Mapping[Any, Any]]] | None = None,
+        split: tuple[float, float, float] = (0.3, 0.1, 0.6),
         range_share: float = 0.05,
         compress: float = 3.0,
     ):
@@ -364,6 +124,12 @@ class DPSynthesizer:
         self.domains = {k: list(v) for k, v in (domains or {}).items()}
         self.bounds = {k: (float(v[0]), float(v[1])) for k, v in (bounds or {}).items()}
         self.by = by
+        self.hierarchies = {
+            child: (str(parent), {str(k): str(v) for k, v in dict(mapping).items()})
+            for child, (parent, mapping) in (hierarchies or {}).items()
+        }
+        if any(child == parent for child, (parent, _) in self.hierarchies.items()):
+            raise SafemicroError("a hierarchy relates two different columns (child, parent)")
         self.split = tuple(float(s) for s in split)
         self.range_share = float(range_share)
         self.compress = float(compress)
@@ -379,9 +145,12 @@ class DPSynthesizer:
             raise SafemicroError("DPSynthesizer.fit expects a safemicro Dataset")
         if ds.n == 0:
             raise SafemicroError("cannot synthesize from a dataset with no rows")
-        for name in [*self.domains, *self.bounds, *([self.by] if self.by else [])]:
+        named = [*self.domains, *self.bounds, *([self.by] if self.by else [])]
+        named += [n for child, (parent, _) in self.hierarchies.items() for n in (child, parent)]
+        for name in named:
             if name not in ds.columns:
-                raise SafemicroError("the column named in domains, bounds or by is not in the data", column=name)
+                raise SafemicroError("the column named in domains, bounds, by or hierarchies is not in the data",
+                                     column=name)
         for name, (lo, hi) in self.bounds.items():
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise SafemicroError(f"bounds must be finite with low < high, not {(lo, hi)}", column=name)
@@ -410,7 +179,7 @@ class DPSynthesizer:
         rho1, rho_sel, rho2 = ((rho - rho_range) * w / (w1 + ws + w2) for w in (w1, ws, w2))
 
         for c in unbounded:
-            self._find_range(c, c.regular(enc), rho_range / len(unbounded), noise, ledger, notes)
+            find_range(c, c.regular(enc), rho_range / len(unbounded), noise, ledger, notes)
 
         # strata: the by column's categories (one stratum without by)
         if strat is not None:
@@ -434,9 +203,10 @@ class DPSynthesizer:
             threshold = None
             if c in private:  # stability histogram: a new category shows up with probability ≤ δ'
                 threshold = thresholds[c.name] = 1 + sigma1 * math.sqrt(kh) * _normal_isf(delta_cat / len(private))
-            hidden = self._codes_from(c, noisy.sum(axis=0), sigma1 * math.sqrt(kh), threshold)
+            hidden, empty = set_codes(c, noisy.sum(axis=0), sigma1 * math.sqrt(kh), threshold, bins=self.bins,
+                                      compress=self.compress, parent=self._parents(c))
             data[:, j] = c.to_code[fine]
-            noisy[:, hidden] = 0.0  # hidden categories' counts are discarded, never used
+            noisy[:, hidden | empty] = 0.0  # hidden categories' counts are discarded, never used
             agg = np.zeros((kh, c.n_codes))
             np.add.at(agg.T, c.to_code, noisy.T)
             ones.append(agg)
@@ -449,8 +219,12 @@ class DPSynthesizer:
             notes.append(
                 f"categories found in the data are released only when their noisy count clears a threshold "
                 f"(about {min(thresholds.values()):.0f} records; privacy['category_thresholds']); records in the "
-                "others are written as missing" + (f": {', '.join(hidden)} hidden" if hidden else "")
+                "others get a released category of the same column (of the same parent in a hierarchy, else the "
+                "nearest released number, else the most frequent)" + (f": {', '.join(hidden)} hidden" if hidden else "")
             )
+            lost = [c.name for c in private if c.released == 0]
+            if lost:
+                notes.append(f"{', '.join(lost)}: no category cleared the threshold; the column is written as missing")
         if not modelled:  # only the by column (or nothing) to model
             counts = np.bincount(h, minlength=kh).astype(float)[:, None]
             ones.append(noise.gaussian(counts, sigma1))
@@ -460,14 +234,23 @@ class DPSynthesizer:
         # the tree: exponential mechanism on how badly (conditional) independence fits each pair
         sizes = [c.n_codes for c in modelled]
         total, strata, nodes = self._nodes(ones, var1, [])
+        # a hierarchy's child is drawn within its parent (public map, noisy 1-way counts)
+        # (or, when the child is the by column, the parent is written from it)
+        detached = {j for j, c in enumerate(modelled) if self._parents(c) is not None
+                    and any(p.name == self.hierarchies[c.name][0] for p in modelled)}
+        detached |= {j for j, c in enumerate(modelled) if self.hierarchies.get(self.by, ("",))[0] == c.name}
         pairs = [
             (a, b)
             for a in range(len(modelled))
             for b in range(a + 1, len(modelled))
-            if kh * sizes[a] * sizes[b] <= MAX_TABLE
+            if kh * sizes[a] * sizes[b] <= MAX_TABLE and not {a, b} & detached
         ]
-        edges = self._select(h, kh, data, sizes, nodes, strata, pairs, rho_sel, noise, ledger)
-        if len(modelled) > 1 and len(edges) < len(modelled) - 1:
+        rounds = len(modelled) - 1 - len(detached)
+        notes += [f"{modelled[j].name}: drawn within its parent {self.hierarchies[modelled[j].name][0]} (public "
+                  "hierarchy) by its noisy counts" if modelled[j].name in self.hierarchies else
+                  f"{modelled[j].name}: written from {self.by} (public hierarchy)" for j in sorted(detached)]
+        edges = self._select(h, kh, data, sizes, nodes, strata, pairs, rho_sel, noise, ledger, rounds)
+        if len(modelled) > 1 and len(edges) < rounds:
             notes.append("some column pairs were too large to model together; the model is a forest")
 
         # 2-way marginals (per stratum) of the tree
@@ -534,6 +317,8 @@ class DPSynthesizer:
         if spec.kind in ("constant", "id"):
             return _Column(spec, spec.kind)
         if spec.kind == "numeric":
+            if spec.integral and spec.number_format == "float":  # whole numbers written as "5000.0"
+                spec = replace(spec, number_format="int")  # integers stay integers
             col = _Column(spec, "numeric", n_labels=spec.n_states - 1, integer=bool(spec.integral))
             if name in self.bounds:
                 col.edges = _grid(*self.bounds[name], col.integer)
@@ -548,8 +333,9 @@ class DPSynthesizer:
         if public.all() or name == self.by:
             spec = replace(spec, categories=cats)
             return _Column(spec, "discrete", n_labels=spec.n_codes, public=bool(public.all()))
-        spec = replace(spec, categories=cats, has_missing=True)  # hidden categories become missing
-        return _Column(spec, "discrete", n_labels=spec.n_codes, public=False, public_cells=public)
+        had = spec.has_missing
+        spec = replace(spec, categories=cats, has_missing=True)  # the last resort of hidden categories
+        return _Column(spec, "discrete", n_labels=spec.n_codes, public=False, public_cells=public, had_missing=had)
 
     def _notes(self, cols: list[_Column]) -> list[str]:
         """What the DP guarantee does not cover, in plain words."""
@@ -572,73 +358,6 @@ class DPSynthesizer:
                 notes.append(f"{named(names)}: {what}")
         return notes
 
-    def _find_range(self, c: _Column, x: np.ndarray, rho: float, noise: _Noise, ledger: list, notes: list) -> None:
-        """Bounds without looking: noisy counts of x in buckets of signed quarter powers of
-        two (|x| in [2^(e/4), 2^((e+1)/4)), from 2^-32 to 2^64, and zero); the range runs
-        from the lowest to the highest bucket whose count clearly exceeds the noise (5σ)."""
-        x = x[~np.isnan(x)]
-        steps = np.arange(-128, 257) / 4  # bucket edges in log2 scale
-        k = len(steps) - 1
-        mag = np.clip(np.searchsorted(steps, np.log2(np.abs(x[x != 0])), side="right"), 1, k)
-        bucket = np.full(len(x), k, dtype=np.int64)  # zero
-        bucket[x != 0] = k + np.sign(x[x != 0]).astype(np.int64) * mag
-        sigma = math.sqrt(1 / (2 * rho))
-        noisy = noise.gaussian(np.bincount(bucket, minlength=2 * k + 1).astype(float), sigma)
-        ledger.append(_entry(f"range of {c.name}", "gaussian", sigma, 2 * k + 1))
-        clear = np.flatnonzero(noisy > 5 * sigma)  # ~770 buckets: a false alarm is rare
-        if not len(clear):
-            notes.append(f"{c.name}: too few numbers to find their range privately; "
-                         "clamped to [0, 1] (pass bounds= to give a public range)")
-            lo, hi = 0.0, 1.0
-        else:
-            edge = lambda b, upper: 0.0 if b == k else float(np.sign(b - k) * 2.0 ** steps[abs(b - k) - (upper != (b > k))])
-            lo, hi = edge(int(clear[0]), False), edge(int(clear[-1]), True)
-        c.edges = _grid(lo, hi if hi > lo else lo + 1.0, c.integer)
-
-    def _codes_from(self, c: _Column, noisy: np.ndarray, sigma: float, threshold: float | None) -> np.ndarray:
-        """Group fine cells into bins, merge rare values (MST), and set the weights that
-        pick a fine cell within a code.
-
-        Weights are the noisy counts projected to be non-negative (noise on empty cells is
-        mostly removed; what remains can place a few values in empty parts of the range,
-        which is why bounds should be tight). Bins hold equal shares of the weight. With a
-        ``threshold`` (categories taken from the data), categories whose noisy count is
-        below it are hidden: their counts are dropped and their records join the code of
-        the missing value. Returns the hidden cells.
-        """
-        k = c.n_labels
-        hidden = np.zeros(c.n_fine, dtype=bool)
-        if threshold is not None:
-            hidden = (noisy < threshold) & ~c.public_cells
-            noisy = np.where(hidden, 0.0, noisy)
-        weight = _project_rows(noisy[None, :], np.array([max(noisy.sum(), 1.0)]))[0]
-        group = np.arange(c.n_fine)
-        if len(c.edges) and c.n_fine - k > self.bins:
-            grid = weight[k:]
-            cum = np.cumsum(grid) - grid / 2
-            b = np.minimum((cum / max(grid.sum(), 1e-12) * self.bins).astype(np.int64), self.bins - 1)
-            group = np.concatenate([np.arange(k), k + np.unique(b, return_inverse=True)[1]])
-        n_groups = group.max() + 1
-        total = np.bincount(group, weights=noisy, minlength=n_groups)
-        cells = np.bincount(group, minlength=n_groups)
-        rare = total < self.compress * sigma * np.sqrt(cells)
-        if threshold is not None:
-            missing = c.n_labels - 1  # the missing-value cell (public) closes the categories
-            rare |= hidden
-            rare[missing] = rare[missing] or hidden.any()
-            weight[missing] = max(weight[missing], 1e-9)
-            c.released = int((~hidden[:missing]).sum())
-        if rare.sum() >= 2:
-            keep = np.flatnonzero(~rare)
-            code = np.full(n_groups, len(keep), dtype=np.int64)
-            code[keep] = np.arange(len(keep))
-            group = code[group]
-        else:
-            group = np.unique(group, return_inverse=True)[1]
-        c.to_code = group.astype(np.int64)
-        c.weight = weight
-        return hidden
-
     def _nodes(self, ones, var1, measured) -> tuple[float, np.ndarray, list[np.ndarray]]:
         """Record count, stratum sizes and per-stratum 1-way counts: inverse-variance averages
         of every measurement that holds them, projected to be non-negative and to add up."""
@@ -658,21 +377,22 @@ class DPSynthesizer:
                     num = num + t.sum(axis=2 if j == a else 1) / (var * other)
                     den = den + 1 / (var * other)
             est = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-            unknown = den == 0  # a code no measurement counts: what the others leave
-            if unknown.any():
-                rest = np.maximum(strata - est.sum(axis=1), 0.0) / unknown.sum(axis=1)
-                est = np.where(unknown, rest[:, None], est)
+            unknown = den == 0  # codes no measurement counts: what the others leave, shared in
+            if unknown.any():  # proportion to the noisy counts of their released cells
+                share = np.where(unknown, np.maximum(y, 0.0) + 1e-9, 0.0)
+                rest = np.maximum(strata - est.sum(axis=1), 0.0) / share.sum(axis=1)
+                est = np.where(unknown, rest[:, None] * share, est)
             nodes.append(_project_rows(est, strata))
         return total, strata, nodes
 
-    def _select(self, h, kh, data, sizes, nodes, strata, pairs, rho, noise, ledger) -> list[tuple[int, int]]:
+    def _select(self, h, kh, data, sizes, nodes, strata, pairs, rho, noise, ledger, rounds) -> list[tuple[int, int]]:
         """Kruskal's maximum spanning tree, each edge picked by the exponential mechanism.
 
         A pair's score is the L1 distance between its (per-stratum) counts and what the
         noisy 1-way marginals predict under independence: sensitivity 1.
         """
         d = len(sizes)
-        if d < 2 or not pairs or rho <= 0:
+        if d < 2 or not pairs or rho <= 0 or rounds < 1:
             return []
         share = np.divide(1.0, strata, out=np.zeros_like(strata), where=strata > 0)[:, None, None]
         scores = np.empty(len(pairs))
@@ -682,7 +402,6 @@ class DPSynthesizer:
             expected = nodes[a][:, :, None] * nodes[b][:, None, :] * share
             scores[i] = np.abs(counts - expected.ravel()).sum()
         component = np.arange(d)
-        rounds = d - 1
         scale = 1.0 / math.sqrt(2 * rho / rounds)
         chosen: list[tuple[int, int]] = []
         pa, pb = np.array(pairs).T
@@ -728,9 +447,17 @@ class DPSynthesizer:
                 out.append(pl.Series(c.name, np.arange(1, n + 1)).cast(c.spec.dtype))
             else:
                 out.append(decoded[c.name])
-        result = self._source.with_frame(pl.DataFrame(out, height=n))
+        kept = {c.name: c for c in self._cols if c is not self._strat}  # the by column is never redrawn
+        frame = follow_parents(pl.DataFrame(out, height=n), self.hierarchies, kept, rng)
+        result = self._source.with_frame(frame)
         result.codebook.extended_missing = {}
         return result
+
+    def _parents(self, c: _Column) -> np.ndarray | None:
+        """Parent ids of a hierarchy child's fine cells (None for other columns)."""
+        if c.name not in self.hierarchies or c.kind != "discrete":
+            return None
+        return parent_ids(list(c.spec.categories or []), self.hierarchies[c.name][1], c.n_fine)
 
     def _sample_codes(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Strata from their sizes, then along each tree: a root given the stratum, each child
@@ -758,31 +485,6 @@ class DPSynthesizer:
                         done[child] = True
                         stack.append(child)
         return h, codes
-
-
-def _normal_isf(p: float) -> float:
-    """z with P(N(0, 1) > z) = p."""
-    from scipy.stats import norm
-
-    return float(norm.isf(p))
-
-
-def _grid(lo: float, hi: float, integer: bool) -> np.ndarray:
-    """Fine cell edges on [lo, hi]: one cell per integer for short integer ranges, else asinh-spaced."""
-    if integer:
-        lo, hi = math.floor(lo), math.ceil(hi)
-        if hi - lo + 1 <= INTEGER_GRID:
-            return np.arange(lo, hi + 2, dtype=float) - 0.5
-    scale = max(abs(lo), abs(hi)) / 1000 or 1.0
-    t = np.linspace(np.arcsinh(lo / scale), np.arcsinh(hi / scale), GRID + 1)
-    edges = np.sinh(t) * scale
-    edges[0], edges[-1] = lo, hi
-    return edges
-
-
-def _entry(what: str, mechanism: str, sigma: float, cells: int) -> dict[str, Any]:
-    """One Gaussian measurement of a count vector (L2 sensitivity 1): ρ = 1/(2σ²)."""
-    return {"what": what, "mechanism": mechanism, "sigma": sigma, "cells": int(cells), "rho": 1 / (2 * sigma**2)}
 
 
 def _schema(ds: Dataset, schema: Schema | None) -> Schema:

@@ -63,6 +63,7 @@ def synthesize(
     keys: list[str] | None = None,
     check_copies: bool = True,
     synthesizer: Any = None,
+    hierarchies: list[str | os.PathLike[str]] | None = None,
 ) -> Synthesis:
     """Synthesize ``data`` (a path, Dataset or frame); see the module docstring.
 
@@ -72,6 +73,8 @@ def synthesize(
     for the replicated-uniques safeguard (default: the plan's keys, else every column except
     ids and weights). ``synthesizer`` replaces the built-in model by any object with
     ``fit(dataset, seed=)`` and ``sample(n, seed=)``: the safeguards still apply.
+    ``hierarchies`` are files of public hierarchies for DP mode (see
+    :func:`safemicro.synth.dp_domain.load_hierarchy`).
     """
     if plan is not None and not isinstance(plan, Plan):
         plan = load_plan(plan)
@@ -99,6 +102,8 @@ def synthesize(
     if n is not None and int(n) < 1:
         raise SafemicroError(f"n must be at least 1, got {n!r}")
     dp = epsilon is not None and synthesizer is None
+    if hierarchies and not dp:
+        raise SafemicroError("public hierarchies are used by DP synthesis only (give epsilon)")
     user_seed = seed
     rng, seed = rng_for(seed)
     fit_seed, sample_seed, check_seed = (int(s) for s in rng.integers(0, 2**31 - 1, size=3))
@@ -109,7 +114,7 @@ def synthesize(
     if synthesizer is not None:
         model, method, params = synthesizer, type(synthesizer).__name__, {}
     else:
-        model, method, params = _model(epsilon, delta, household, roles)
+        model, method, params = _model(epsilon, delta, household, roles, hierarchies)
     model.fit(dataset, seed=fit_seed)
     fitted = time.perf_counter()
     unit = household if not dp else None
@@ -175,11 +180,15 @@ def synthesize(
     return Synthesis(dataset=synth, report=report)
 
 
-def _model(epsilon: float | None, delta: float, household: str | None, roles: Roles):
+def _model(epsilon: float | None, delta: float, household: str | None, roles: Roles, hierarchies=None):
     if epsilon is not None:
         from safemicro.synth.dp import DPSynthesizer
+        from safemicro.synth.dp_domain import load_hierarchy
 
-        return DPSynthesizer(epsilon, delta), "mst", {"epsilon": epsilon, "delta": delta}
+        tables = [load_hierarchy(p) for p in hierarchies or []]
+        model = DPSynthesizer(epsilon, delta, hierarchies={c: (p, m) for c, p, m in tables})
+        params = {"epsilon": epsilon, "delta": delta} | ({"hierarchies": [[c, p] for c, p, _ in tables]} if tables else {})
+        return model, "mst", params
     if household is not None:
         from safemicro.synth.household import HouseholdSynthesizer
 
