@@ -352,6 +352,7 @@ def external_view(report: dict[str, Any]) -> dict[str, Any]:
                 "changed": s["changed"],
                 "suppressed": s["suppressed"],
                 "records_touched": s["records_touched"],
+                "removed": s.get("removed", []),
                 "perturbative": s["perturbative"],
             }
         )
@@ -364,6 +365,7 @@ def external_view(report: dict[str, Any]) -> dict[str, Any]:
         "n_records": report["release"]["n_records"],
         "variables": report["release"]["variables"],
         "removed_variables": report["release"]["removed_variables"],
+        "direct_ids": report["roles"]["direct_ids"],
         "steps": steps,
         "risk_after": {
             "k_anonymity": after.get("k_anonymity"),

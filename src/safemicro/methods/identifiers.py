@@ -60,6 +60,8 @@ def _remove(ds: Dataset, variables: str | Sequence[str], method: str) -> MethodR
     change = Change(
         method=method,
         params={"variables": names},
+        records_touched=ds.n if names else 0,
+        removed=names,
         details={"removed": names},
         notes=notes,
     )
@@ -260,11 +262,12 @@ def _describe_removed(params: Any, change: Change) -> str:
     removed = change.details.get("removed", [])
     if not removed:
         return "No direct identifiers were named, so none were removed."
+    every = f" (from all {change.records_touched:,} records)" if change.records_touched else ""
     if change.method == "remove_direct_ids":
-        return f"The direct identifiers {', '.join(removed)} were removed from the file."
+        return f"The direct identifiers {', '.join(removed)} were removed from the file{every}."
     if len(removed) == 1:
-        return f"The variable {removed[0]} was removed from the file."
-    return f"The variables {', '.join(removed)} were removed from the file."
+        return f"The variable {removed[0]} was removed from the file{every}."
+    return f"The variables {', '.join(removed)} were removed from the file{every}."
 
 
 def _describe_new_ids(params: NewIdsParams, change: Change) -> str:

@@ -23,7 +23,7 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.methods.base import ROW_ID
+from safemicro.methods.base import ROW_ID, cells_differ
 from safemicro.plan import Roles, Utility
 from safemicro.utility.design import Design, make_design
 from safemicro.utility.estimates import compare_indicator
@@ -32,7 +32,6 @@ from safemicro.utility.numeric import QUANTILE_PROBS, numeric_loss, quantiles
 from safemicro.jsonable import json_value
 from safemicro.utility.tables import (
     JointCodes,
-    common_dtype,
     distances,
     joint_codes,
     pair_distances,
@@ -127,11 +126,9 @@ def _role(name: str, roles: Roles) -> str:
 
 
 def _cells(a: pl.Series, b: pl.Series) -> tuple[np.ndarray, int]:
-    """Cells that differ (a missing value counts as a value) and cells newly missing."""
-    a, b = common_dtype(a, b)
-    an, bn = a.is_null().to_numpy(), b.is_null().to_numpy()
-    differ = (a != b).fill_null(False).to_numpy() | (an != bn)
-    return differ, int((~an & bn).sum())
+    """Cells that differ and cells newly missing: the steps' own rule (:func:`cells_differ`)."""
+    differ, suppressed = cells_differ(a, b)
+    return differ, int(suppressed.sum())
 
 
 def _marginal(jc: JointCodes, counts: dict[str, np.ndarray], top: int, name: str, dsets) -> list[dict]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..format import _num, fmt_er, fmt_int, fmt_pct
 from .common import _list, _map, _names, _tier, _violations
-from .steps import _changed_variables, _external_steps, _totals
+from .steps import _changed_variables, _direct_ids, _external_steps, _totals
 from .utility import _indicator_rows, _regressions, _variable_rows
 
 
@@ -44,7 +44,8 @@ def _residual_risk(risk: Mapping[str, Any], n_records: Any) -> list[str]:
 def _external_context(view: Mapping[str, Any]) -> dict[str, Any]:
     steps = _list(view.get("steps"))
     suppressed = _totals(steps, "suppressed")
-    perturbed, recoded = _changed_variables(steps)
+    perturbed, recoded, capped = _changed_variables(steps)
+    direct = _direct_ids(view, steps)
     utility = _map(view.get("utility"))
     weight = _map(view.get("weight"))
     return {
@@ -55,10 +56,13 @@ def _external_context(view: Mapping[str, Any]) -> dict[str, Any]:
         "n_records": fmt_int(view.get("n_records")) if view.get("n_records") is not None else None,
         "n_variables": len(_list(view.get("variables"))) or None,
         "removed": _names(view.get("removed_variables")),
+        "removed_ids": direct,
+        "removed_other": [n for n in _names(view.get("removed_variables")) if n not in direct],
         "steps": _external_steps(steps),
         "suppressed": [{"name": n, "count": fmt_int(c)} for n, c in suppressed.items() if c],
         "perturbed": perturbed,
         "recoded": recoded,
+        "capped": capped,
         "weight": {"name": str(weight["name"]), "adjusted": bool(weight.get("adjusted"))}
         if weight.get("name") else None,
         "residual_risk": _residual_risk(_map(view.get("risk_after")), view.get("n_records")),

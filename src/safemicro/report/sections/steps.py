@@ -6,13 +6,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..format import _num, fmt_int
-from .common import _list, _map, _params, _text
+from .common import _list, _map, _names, _params, _text
 
 
 def _step_variables(step: Mapping[str, Any]) -> list[dict[str, str]]:
     changed, suppressed = _map(step.get("changed")), _map(step.get("suppressed"))
     return [{"name": n, "changed": fmt_int(changed.get(n, 0)), "suppressed": fmt_int(suppressed.get(n, 0))}
             for n in dict.fromkeys([*changed, *suppressed])]
+
+
+def _removed(step: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Columns a step dropped, as ``{names, text}``: "2 columns × 9,902 records removed"."""
+    names = _names(step.get("removed")) or _names(_map(step.get("details")).get("removed"))
+    if not names:
+        return None
+    n = len(names)
+    records = _num(step.get("records_touched"))
+    size = f"{n} column{'s' if n != 1 else ''}" + (f" × {fmt_int(records)} records" if records else "")
+    return {"names": names, "text": f"{size} removed"}
 
 
 def _internal_steps(steps: Any) -> list[dict[str, Any]]:
@@ -30,6 +41,7 @@ def _internal_steps(steps: Any) -> list[dict[str, Any]]:
             "cells_changed": fmt_int(sum(_num(v) or 0 for v in _map(s.get("changed")).values())),
             "cells_suppressed": fmt_int(sum(_num(v) or 0 for v in _map(s.get("suppressed")).values())),
             "variables": _step_variables(s),
+            "removed": _removed(s),
             "details": _params(s.get("details")),
             "notes": [str(n) for n in _list(s.get("notes"))],
             "perturbative": bool(s.get("perturbative")),
@@ -54,26 +66,46 @@ def _external_steps(steps: Any) -> list[dict[str, Any]]:
         changed = sum(_num(v) or 0 for v in _map(s.get("changed")).values())
         suppressed = sum(_num(v) or 0 for v in _map(s.get("suppressed")).values())
         parts = []
+        removed = _removed(s)
+        if removed:
+            parts.append(removed["text"] + ": " + ", ".join(removed["names"]))
         if changed:
             parts.append(f"{fmt_int(changed)} value{'s' if changed != 1 else ''} changed")
         if suppressed:
             parts.append(f"{fmt_int(suppressed)} of them set to missing")
-        if _num(s.get("records_touched")):
+        if _num(s.get("records_touched")) and not removed:
             parts.append(f"{fmt_int(s['records_touched'])} records affected")
         out.append({"description": str(s.get("description") or s.get("name") or ""),
                     "counts": ", ".join(parts), "perturbative": bool(s.get("perturbative"))})
     return out
 
 
-def _changed_variables(steps: list[Any]) -> tuple[list[str], list[str]]:
-    """Variables with values changed by perturbative steps, and by the others (not suppressed)."""
+CAPPING = ("topcode", "bottomcode")  # steps that cap extreme values
+
+
+def _changed_variables(steps: list[Any]) -> tuple[list[str], list[str], list[str]]:
+    """Variables whose values were changed (not only suppressed) by perturbative steps, by
+    recodes that group categories, and by top/bottom coding that capped values."""
     perturbed: dict[str, None] = {}
     recoded: dict[str, None] = {}
+    capped: dict[str, None] = {}
     for s in steps:
         if not isinstance(s, Mapping) or s.get("name") == "new_ids":  # new ids are not a recode
             continue
         suppressed = _map(s.get("suppressed"))
         for name, v in _map(s.get("changed")).items():
             if (_num(v) or 0) > (_num(suppressed.get(name)) or 0):
-                (perturbed if s.get("perturbative") else recoded)[name] = None
-    return list(perturbed), [n for n in recoded if n not in perturbed]
+                kind = perturbed if s.get("perturbative") else capped if s.get("name") in CAPPING else recoded
+                kind[name] = None
+    return (list(perturbed), [n for n in recoded if n not in perturbed],
+            [n for n in capped if n not in perturbed])
+
+
+def _direct_ids(view: Mapping[str, Any], steps: list[Any]) -> list[str]:
+    """Removed variables that are direct identifiers: named so in the roles, or removed by
+    ``remove_direct_ids``."""
+    named = set(_names(view.get("direct_ids")))
+    for s in steps:
+        if isinstance(s, Mapping) and s.get("name") == "remove_direct_ids":
+            named |= set(_names(s.get("removed")) or _names(_map(s.get("details")).get("removed")))
+    return [n for n in _names(view.get("removed_variables")) if n in named]

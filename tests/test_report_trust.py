@@ -1,0 +1,174 @@
+"""Reports and outputs a curator can trust at a glance (issue 14, items 10-15).
+
+A small household survey saved as SPSS (every number a double, value labels, a variable
+label on age, two direct identifiers) goes through a plan that removes columns, bands age
+and suppresses; the bundle's CSV and its three pages are then read as a curator would.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+
+from safemicro.io import Dataset, read, write
+from safemicro.io.dataset import Codebook, VariableMeta
+from safemicro.plan import Plan
+from safemicro.release import anonymize
+from safemicro.report.release_report import render_external_report, render_internal_report
+
+PLAN = """
+roles:
+  direct_ids: [resp_name, phone]
+  keys: [urbrur, sex, age]
+  numeric_keys: [income]
+  weight: weight
+  household: hid
+  household_level: [urbrur, income]
+targets: {k: 3}
+utility:
+  regressions:
+    - {outcome: income, predictors: [urbrur]}
+steps:
+  - remove_direct_ids: {}
+  - remove_variables: {variables: [cluster]}
+  - recode:
+      variable: age
+      breaks: [0, 15, 25, 45, 65, 120]
+      right: false
+      labels: {1: "0-14", 2: "15-24", 3: "25-44", 4: "45-64", 5: "65+"}
+  - local_suppression: {k: 3, importance: [urbrur, sex, age]}
+  - new_ids: {variable: hid}
+seed: 7
+"""
+
+
+def _survey() -> Dataset:
+    rng = np.random.default_rng(14)
+    n_hh = 150
+    size = rng.integers(1, 6, n_hh)
+    hid = np.repeat(np.arange(1, n_hh + 1), size)
+    n = len(hid)
+    urbrur = np.repeat(rng.integers(1, 3, n_hh), size)
+    income = np.repeat(np.round(rng.lognormal(8, 1, n_hh), 2), size)
+    frame = pl.DataFrame({
+        "hid": hid.astype(float),
+        "resp_name": [f"Person {i}" for i in range(n)],
+        "phone": [f"+999 7{i:07d}" for i in range(n)],
+        "cluster": np.repeat(rng.integers(1, 9, n_hh), size).astype(float),
+        "urbrur": urbrur.astype(float),
+        "sex": rng.integers(1, 3, n).astype(float),
+        "age": rng.integers(0, 90, n).astype(float),
+        "income": income,
+        "weight": np.repeat(np.round(rng.uniform(50, 150, n_hh), 4), size),
+    })
+    cb = Codebook(variables={
+        "urbrur": VariableMeta("urbrur", "Area", {1: "urban", 2: "rural"}),
+        "sex": VariableMeta("sex", "Sex", {1: "male", 2: "female"}),
+        "age": VariableMeta("age", "Age in completed years"),
+        "income": VariableMeta("income", "Household income"),
+    })
+    return Dataset(frame, cb)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("trust")
+    write(_survey(), folder / "survey.sav")
+    release = anonymize(folder / "survey.sav", Plan.from_yaml(PLAN))
+    release.write(folder / "bundle")
+    return release, folder / "bundle"
+
+
+@pytest.fixture(scope="module")
+def report(bundle) -> dict:
+    return bundle[0].report
+
+
+@pytest.fixture(scope="module")
+def internal(bundle) -> str:
+    return (bundle[1] / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def external(bundle) -> str:
+    return (bundle[1] / "external_report.html").read_text(encoding="utf-8")
+
+
+def _text(page: str) -> str:
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+
+
+def _step_block(page: str, index: int) -> str:
+    match = re.search(rf'<article class="step" data-step="{index}">(.*?)</article>', page, re.S)
+    assert match, f"step {index} missing"
+    return _text(match.group(1))
+
+
+# -- item 11: dropping columns is a change -----------------------------------------------------
+
+
+def test_removed_columns_are_reported_as_removed(report, internal, external):
+    n = report["input"]["n_records"]
+    first, second = report["steps"][0], report["steps"][1]
+    assert first["removed"] == ["resp_name", "phone"] and second["removed"] == ["cluster"]
+    assert first["records_touched"] == n and second["records_touched"] == n
+    block = _step_block(internal, 1)
+    assert f"2 columns × {n:,} records removed" in block
+    assert "Cells changed 0" not in block and "Records touched 0" not in block
+    assert f"1 column × {n:,} records removed" in _step_block(internal, 2)
+    assert f"1 column × {n:,} records removed: cluster" in _text(external)
+
+
+# -- item 12: one change count ----------------------------------------------------------------
+
+
+def test_step_and_variable_counts_agree(report):
+    """A variable one step changed shows the same count in the step table and per variable."""
+    per_variable = {r["variable"]: r for r in report["utility"]["variables"] if r.get("status") == "kept"}
+    steps = {s["name"]: s for s in report["steps"]}
+    assert steps["new_ids"]["changed"]["hid"] == per_variable["hid"]["changed"]
+    recode, supp = steps["recode"]["changed"]["age"], steps["local_suppression"]["changed"]["age"]
+    # a recoded value later suppressed counts once per variable
+    assert max(recode, supp) <= per_variable["age"]["changed"] <= recode + supp
+    # numbers compare as numbers: an id written 12.0 before and 12 after is not changed
+    from safemicro.methods.base import cells_differ
+
+    differ, suppressed = cells_differ(pl.Series([1.0, 2.0, None, float("nan"), 5.0]), pl.Series([1, 3, None, None, None]))
+    assert differ.tolist() == [False, True, False, False, True]
+    assert suppressed.tolist() == [False, False, False, False, True]
+
+
+def test_changes_caption_states_the_rule(internal):
+    text = _text(internal)
+    assert "by the same rule as the step table" in text
+    assert "numbers compared as numbers" in text
+
+
+# -- item 14: the external report says the truth -----------------------------------------------
+
+
+def test_external_never_offers_direct_identifiers(external):
+    text = _text(external)
+    assert "Direct identifiers are never released" in text
+    ids = re.search(r"Direct identifiers\. (.*?)\. Direct identifiers are never", text)
+    assert ids and "resp_name" in ids.group(1) and "phone" in ids.group(1)
+    offer = re.search(r"Removed variables\. (.*?)less protected version", text)
+    assert offer and "cluster" in offer.group(1)
+    assert "resp_name" not in offer.group(1) and "phone" not in offer.group(1)
+
+
+def test_external_mentions_capping_only_when_values_were_capped(report, external):
+    assert not [s for s in report["steps"] if s["name"] in ("topcode", "bottomcode")]
+    assert "capped" not in _text(external).lower()
+    capped = dict(report)
+    capped["steps"] = [*report["steps"], {"index": 9, "name": "topcode", "description": "Top coding.",
+                                          "changed": {"income": 4}, "suppressed": {"income": 0},
+                                          "records_touched": 4, "perturbative": False}]
+    from safemicro.release import external_view
+
+    assert "Extreme values were capped" in _text(render_external_report(external_view(capped)))
+    assert "Extreme values were capped" not in _text(render_internal_report(report))
