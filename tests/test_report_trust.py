@@ -172,3 +172,43 @@ def test_external_mentions_capping_only_when_values_were_capped(report, external
 
     assert "Extreme values were capped" in _text(render_external_report(external_view(capped)))
     assert "Extreme values were capped" not in _text(render_internal_report(report))
+
+
+# -- item 15: every number says what it means, cards agree with the checks ----------------------
+
+
+@pytest.fixture(scope="module")
+def risk_page() -> str:
+    from safemicro.assess import assess
+    from safemicro.report import render_risk_report
+
+    plan = Plan.from_yaml(PLAN + "\n")
+    plan.targets.max_global_risk = 0.01
+    result = assess(_survey(), plan=plan, suda=True)
+    return render_risk_report(result.summary, result.records)
+
+
+def _cards(page: str) -> dict[str, str]:
+    return {m.group(1): m.group(2) for m in re.finditer(
+        r'<div class="card[^"]*" data-card="([^"]+)">(.*?)</div>\s*(?=<div class="card|</div>)', page, re.S)}
+
+
+def test_risk_cards_say_what_they_mean_and_agree_with_checks(risk_page):
+    cards = {k: (re.search(r'class="card ?([a-z]*)"', risk_page[risk_page.index(f'data-card="{k}"') - 40:]).group(1), v)
+             for k, v in _cards(risk_page).items()}
+    assert {"records", "global-risk", "household-risk", "max-risk"} <= set(cards)
+    for key, (status, body) in cards.items():
+        assert 'class="means"' in body, key
+    # household risk is not in the checks table: its card is neither passed nor failed
+    assert "household risk" not in _text(risk_page.split("Checks against the targets")[1]).split("Variables and their roles")[0].lower()
+    status, body = cards["household-risk"]
+    assert status not in ("pass", "fail") and "no target in the plan" in _text(body)
+    assert "misses" not in _text(body).lower()
+    assert cards["global-risk"][0] in ("pass", "fail") and "target ≤ 1 %" in _text(cards["global-risk"][1])
+
+
+def test_suda_and_interval_disclosure_are_explained(risk_page):
+    text = _text(risk_page)
+    assert re.search(r"Highest SUDA score [\d,.]+ SUDA score of the record with the most", text)
+    assert re.search(r"Interval disclosure risk [\d.]+ Share of records whose every numeric key value", text)
+    assert "baseline" in text

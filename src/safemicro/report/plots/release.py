@@ -10,9 +10,20 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from .style import AMBER, BLUE, GREY, INK, RED, figure_to_svg
 from .risk import _size_key
-from .style import _RC, _count_fmt, _new_figure, _plain, _risk_tick
+from .style import (
+    _RC,
+    AMBER,
+    BLUE,
+    GREY,
+    INK,
+    RED,
+    _count_fmt,
+    _new_figure,
+    _plain,
+    _risk_tick,
+    figure_to_svg,
+)
 
 # ---------------------------------------------------------------------------------------
 # Before / after figures for the release reports

@@ -10,8 +10,21 @@ import polars as pl
 from matplotlib import rc_context
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from .style import AMBER, BLUE, INK, MUTED, RED, TEAL, figure_to_svg
-from .style import _RC, _column, _count_fmt, _new_figure, _plain, _risk_tick
+from .style import (
+    _RC,
+    AMBER,
+    BLUE,
+    INK,
+    MUTED,
+    RED,
+    TEAL,
+    _column,
+    _count_fmt,
+    _new_figure,
+    _plain,
+    _risk_tick,
+    figure_to_svg,
+)
 
 __all__ = [
     "risk_distribution_svg",
