@@ -212,3 +212,42 @@ def test_suda_and_interval_disclosure_are_explained(risk_page):
     assert re.search(r"Highest SUDA score [\d,.]+ SUDA score of the record with the most", text)
     assert re.search(r"Interval disclosure risk [\d.]+ Share of records whose every numeric key value", text)
     assert "baseline" in text
+
+
+# -- item 10: integers stay integers, decimals at the input's precision, labels in terms ---------
+
+
+def test_released_csv_writes_codes_as_integers_and_input_precision(bundle):
+    release, folder = bundle
+    text = (folder / "survey.csv").read_text(encoding="utf-8")
+    header, first = text.splitlines()[:2]
+    row = dict(zip(header.split(","), first.split(",")))
+    for code in ("urbrur", "sex", "age", "hid"):
+        assert row[code] == "" or re.fullmatch(r"-?\d+", row[code]), (code, row[code])
+    csv = pl.read_csv(folder / "survey.csv")
+    assert csv.schema["urbrur"].is_integer() and csv.schema["age"].is_integer()
+    decimals = release.report["release"]["decimals"]
+    assert decimals["income"] == 2 and decimals["weight"] == 4 and decimals["urbrur"] == 0
+    assert all(len(v.split(".")[1]) <= 2 for v in csv["income"].cast(pl.String).drop_nulls() if "." in v)
+    # the values are the released ones, only written at their precision
+    assert np.allclose(csv["income"].to_numpy(), release.dataset.frame["income"].to_numpy(), atol=0.005, equal_nan=True)
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert "income to 2 decimals" in _text(page) and "weight to 4 decimals" in _text(page)
+
+
+def test_tidy_numbers_rules():
+    from safemicro.io.numbers import format_decimals, tidy_numbers
+
+    assert [format_decimals(f) for f in ("F8.2", "F8", "%9.2f", "%8.0g", "A20", None)] == [2, 0, 2, None, None, None]
+    ds = Dataset(pl.DataFrame({"code": [1.0, 2.0, None], "x": [1.23456789, 2.5, 3.0], "big": [1e20, 2.5, None]}),
+                 Codebook(variables={"code": VariableMeta("code", value_labels={1: "a", 2: "b"})}))
+    out = tidy_numbers(ds, {"x": 2})
+    assert out["code"].dtype == pl.Int64 and out["code"].to_list() == [1, 2, None]
+    assert out["x"].to_list() == [1.23, 2.5, 3.0] and out["big"].to_list() == [1e20, 2.5, None]
+
+
+def test_regression_terms_read_codes_with_labels(report, internal):
+    terms = [c["term"] for g in report["utility"]["regressions"] for c in g["coefficients"]]
+    assert "urbrur=2 · rural" in terms
+    assert not any(".0" in t for t in terms)
+    assert "urbrur=2 · rural" in _text(internal)

@@ -35,6 +35,7 @@ from safemicro.assess import Assessment, assess, validate_roles
 from safemicro.atomic import atomic_directory
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset, from_frame, read, write
+from safemicro.io.numbers import input_decimals
 from safemicro.jsonable import json_ready
 from safemicro.methods.base import ROW_ID
 from safemicro.pipeline import draw_seed, prepare_steps, roles_after, run_steps
@@ -175,6 +176,8 @@ def anonymize(
             "variables": released.columns,
             "removed_variables": [c for c in dataset.columns if c not in released.columns],
             "roles": after_roles.model_dump(),
+            # CSV precision: each float column at the input's decimals (0: written as integers)
+            "decimals": {c: d for c, d in input_decimals(dataset).items() if c in released.columns},
         },
         "warnings": warnings_,
     }
@@ -317,9 +320,10 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
     report["release"] = {**report["release"], "files": files}
     dra = disclosure_risk_assessment(report, release.plan)
     with atomic_directory(out, overwrite=overwrite) as staging:
-        write(release.dataset, staging / data_name, timestamp=stamp)
+        decimals = release.report["release"].get("decimals")
+        write(release.dataset, staging / data_name, timestamp=stamp, decimals=decimals)
         if "csv" in files:
-            write(release.dataset, staging / files["csv"])
+            write(release.dataset, staging / files["csv"], decimals=decimals)
         texts = {
             "report.json": json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
             "report.html": render_internal_report(report),

@@ -31,6 +31,7 @@ import os
 import re
 import warnings
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ import polars as pl
 from safemicro.atomic import atomic_path
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
+from safemicro.io.numbers import tidy_numbers
 from safemicro.io.readers import PARQUET_CODEBOOK_KEY, _first_line, codebook_to_json, file_kind, from_frame
 
 __all__ = ["write", "WRITE_EXTENSIONS"]
@@ -51,12 +53,20 @@ _STATA_NUM_FORMAT = re.compile(r"^%-?\d+(\.\d+)?[gfe]c?$")
 _BAD_DTYPES = (pl.List, pl.Array, pl.Struct, pl.Object, pl.Binary)
 
 
-def write(dataset: Any, path: str | os.PathLike[str], *, timestamp: datetime | None = None) -> Path:
+def write(
+    dataset: Any,
+    path: str | os.PathLike[str],
+    *,
+    timestamp: datetime | None = None,
+    decimals: dict[str, int] | None = None,
+) -> Path:
     """Write ``dataset`` (a Dataset, or a Polars/pandas frame) to ``path``; returns the path.
 
     The format comes from the extension (see :data:`WRITE_EXTENSIONS`). Stata and SPSS
     headers carry a creation time; ``timestamp`` fixes it (reproducible releases: the same
     data and timestamp give the same bytes), otherwise it is the current time.
+    In CSV, float columns are written at ``decimals`` per column (else their display
+    format's) and whole ones as integers (:func:`safemicro.io.numbers.tidy_numbers`).
     """
     target = Path(path)
     file = str(path)
@@ -81,6 +91,8 @@ def write(dataset: Any, path: str | os.PathLike[str], *, timestamp: datetime | N
         "dta": _write_dta,
         "sav": _write_sav,
     }[kind]
+    if kind in ("csv", "csv.gz"):
+        writer = partial(writer, decimals=decimals)
 
     suffix = ".tmp" + ("".join(target.suffixes[-2:]) if kind == "csv.gz" else target.suffix)
     try:
@@ -127,17 +139,17 @@ def _check_flat(ds: Dataset, file: str, what: str) -> None:
             raise SafemicroError(f"a {dtype} column cannot be written to {what}", file=file, column=name)
 
 
-def _csv_frame(ds: Dataset, file: str) -> pl.DataFrame:
+def _csv_frame(ds: Dataset, file: str, decimals: dict[str, int] | None = None) -> pl.DataFrame:
     _check_flat(ds, file, "CSV")
-    return ds.frame
+    return tidy_numbers(ds, decimals)
 
 
-def _write_csv(ds: Dataset, tmp: Path, file: str) -> None:
-    _csv_frame(ds, file).write_csv(tmp)
+def _write_csv(ds: Dataset, tmp: Path, file: str, decimals: dict[str, int] | None = None) -> None:
+    _csv_frame(ds, file, decimals).write_csv(tmp)
 
 
-def _write_csv_gz(ds: Dataset, tmp: Path, file: str) -> None:
-    data = _csv_frame(ds, file).write_csv().encode("utf-8")
+def _write_csv_gz(ds: Dataset, tmp: Path, file: str, decimals: dict[str, int] | None = None) -> None:
+    data = _csv_frame(ds, file, decimals).write_csv().encode("utf-8")
     with gzip.open(tmp, "wb") as fh:
         fh.write(data)
 

@@ -116,9 +116,22 @@ def _internal_context(report: Mapping[str, Any]) -> dict[str, Any]:
             "variables": _names(release.get("variables")),
             "removed": _names(release.get("removed_variables")),
             "files": _params(release.get("files")),
+            "decimals": _decimals_text(_map(release.get("decimals"))),
         },
         "warnings": [str(w) for w in _list(report.get("warnings")) if w],
     }
+
+
+def _decimals_text(decimals: Mapping[str, Any]) -> str:
+    """``"codes and whole numbers (a, b) as integers; income to 2 decimals"``."""
+    whole = [n for n, d in decimals.items() if d == 0]
+    groups: dict[int, list[str]] = {}
+    for n, d in decimals.items():
+        if isinstance(d, int) and d > 0:
+            groups.setdefault(d, []).append(n)
+    parts = [f"{', '.join(whole)} as integers"] if whole else []
+    parts += [f"{', '.join(names)} to {d} decimal{'s' if d != 1 else ''}" for d, names in sorted(groups.items())]
+    return "; ".join(parts)
 
 
 def render_internal_report(report: dict) -> str:
