@@ -251,3 +251,30 @@ def test_regression_terms_read_codes_with_labels(report, internal):
     assert "urbrur=2 · rural" in terms
     assert not any(".0" in t for t in terms)
     assert "urbrur=2 · rural" in _text(internal)
+
+
+# -- item 13: a recoded variable is compared in its released coding ---------------------------
+
+
+def test_recoded_variable_compared_on_released_coding(report):
+    age = next(r for r in report["utility"]["variables"] if r["variable"] == "age")
+    labels = [c["label"] for c in age["marginal"] if c["kind"] == "value"]
+    assert set(labels) <= {"0-14", "15-24", "25-44", "45-64", "65+"} and len(labels) == 5
+    assert age["categories_before"] == 5 and not age["categories_differ"]
+    # only suppression separates the two: the distance is of the order of the suppressed share
+    share = age["suppressed"] / report["input"]["n_records"]
+    assert age["tvd"] <= share + 1e-9
+    assert any(n.startswith("age: recoded by the plan") for n in report["utility"]["notes"])
+    steps = {s["name"]: s for s in report["steps"]}
+    assert age["changed"] >= steps["recode"]["changed"]["age"] > 0.8 * report["input"]["n_records"]
+
+
+def test_recoded_variable_label_says_what_it_holds(bundle):
+    release, folder = bundle
+    assert release.dataset.codebook.meta("age").label == "Age in completed years (banded: 0-14, 15-24, 25-44, 45-64, …)"
+    assert read(folder / "survey.sav").codebook.meta("age").label.startswith("Age in completed years (banded: 0-14")
+    from safemicro.methods.recode import global_recode
+
+    again = global_recode(release.dataset, variable="age", map={1: 1, 2: 1, 3: 2, 4: 2, 5: 3},
+                          labels={1: "0-24", 2: "25-64", 3: "65+"}).dataset
+    assert again.codebook.meta("age").label == "Age in completed years (banded: 0-24, 25-64, 65+)"

@@ -23,7 +23,9 @@ from safemicro.methods import STEPS
 from safemicro.methods.base import Change, StepContext, StepParams, StepSpec, rng_for
 from safemicro.plan import Plan, Roles
 
-__all__ = ["PreparedStep", "prepare_steps", "run_steps", "step_seed", "roles_after"]
+__all__ = ["PreparedStep", "prepare_steps", "run_steps", "step_seed", "roles_after", "in_released_coding"]
+
+RECODINGS = ("recode", "topcode", "bottomcode")  # steps that change a variable's coding
 
 
 @dataclass(frozen=True)
@@ -163,3 +165,16 @@ def run_steps(
 def draw_seed() -> int:
     """A fresh plan seed for a plan that has none (recorded in the lock plan)."""
     return rng_for(None)[1]
+
+
+def in_released_coding(dataset: Dataset, steps: list[PreparedStep]) -> tuple[Dataset, list[str]]:
+    """The original with the plan's recodes (recode, top/bottom coding) applied and nothing
+    else, and the variables they recode: what the original looks like in the release's
+    coding, so before/after distributions compare like with like."""
+    current, names = dataset, []
+    for prepared in steps:
+        variable = getattr(prepared.params, "variable", None)
+        if prepared.spec.name in RECODINGS and variable in current.columns:
+            current = prepared.spec.run(current, prepared.params, prepared.ctx).dataset
+            names.append(variable)
+    return current, list(dict.fromkeys(names))

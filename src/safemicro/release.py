@@ -38,7 +38,7 @@ from safemicro.io import Dataset, from_frame, read, write
 from safemicro.io.numbers import input_decimals
 from safemicro.jsonable import json_ready
 from safemicro.methods.base import ROW_ID
-from safemicro.pipeline import draw_seed, prepare_steps, roles_after, run_steps
+from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, roles_after, run_steps
 from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
 
@@ -133,7 +133,9 @@ def anonymize(
         advance("utility")
         from safemicro.utility import compare
 
-        utility = compare(tagged, released_tagged, roles=plan.roles, utility=plan.utility)
+        coded, recoded = in_released_coding(tagged, steps)
+        utility = compare(tagged, released_tagged, roles=plan.roles, utility=plan.utility,
+                          coded=coded, recoded=recoded)
 
     lock = plan.model_copy(deep=True)
     lock.seed = seed

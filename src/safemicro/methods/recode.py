@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -264,10 +265,34 @@ def _label_key(v: Any) -> Any:
     return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
-def _new_meta(ds: Dataset, out: Dataset, variable: str, labels: dict, *, dtype_changed: bool, measure=None):
-    """Set the recoded variable's labels (a new dict: metadata dicts are shared after with_frame)."""
+RECODED_MARK = re.compile(r" \((?:banded|grouped|top-coded|bottom-coded): [^()]*\)$")
+LABELS_SHOWN = 4  # category labels quoted in a recoded variable's label
+
+
+def _fmt_code(v: Any) -> str:
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def recoded_label(label: str | None, variable: str, kind: str, labels: dict) -> str:
+    """``"Age in completed years (banded: 0-14, 15-24, …)"``: the variable label saying what
+    the recoded variable now holds (an earlier recode's note is replaced, not repeated)."""
+    base = RECODED_MARK.sub("", label) if label else variable
+    if kind == "grouped" and label and label != base and label[len(base):].startswith(" (banded:"):
+        kind = "banded"  # bands merged into broader bands are still bands
+    names = [str(v) for v in labels.values()]
+    shown = ", ".join(names[:LABELS_SHOWN]) + (", …" if len(names) > LABELS_SHOWN else "")
+    return f"{base} ({kind}: {shown})" if shown else base
+
+
+def _new_meta(ds: Dataset, out: Dataset, variable: str, labels: dict, *, dtype_changed: bool, measure=None,
+              kind: str = "grouped", shown: list[str] | None = None):
+    """Set the recoded variable's labels (a new dict: metadata dicts are shared after with_frame)
+    and say in its variable label what it now holds (``shown``: the words quoted, default
+    the category labels)."""
     meta = out.codebook.meta(variable)
     meta.value_labels = dict(labels)
+    if shown or labels:
+        meta.label = recoded_label(meta.label, variable, kind, dict(enumerate(shown)) if shown else labels)
     if dtype_changed:
         meta.format = None
     if measure is not None:
@@ -374,7 +399,7 @@ def _band_recode(ds, variable, breaks, method, right, include_lowest, labels, co
     for code, t in ds.codebook.meta(variable).value_labels.items():
         if _is_user_missing(ds, variable, code):
             value_labels.setdefault(_label_key(code) if integral else code, t)
-    _new_meta(ds, out, variable, value_labels, dtype_changed=True, measure="ordinal")
+    _new_meta(ds, out, variable, value_labels, dtype_changed=True, measure="ordinal", kind="banded")
 
     counts = np.bincount(band[inside], minlength=bands.n + 1)[1:]
     n_outside = int((~inside & ~miss).sum())
@@ -755,7 +780,8 @@ def top_bottom_code(
             else:
                 label = f"{base} or {than} {value}"
         value_labels[_label_key(replacement)] = label
-    _new_meta(ds, out, variable, value_labels, dtype_changed=target != col.dtype)
+    _new_meta(ds, out, variable, value_labels, dtype_changed=target != col.dtype,
+              kind=f"{kind}-coded", shown=[label] if label else [f"at {_fmt_code(replacement)}"])
 
     changed, suppressed, touched = count_changes(ds.frame, out.frame, [variable])
     n_coded = int(hit.sum())

@@ -214,6 +214,8 @@ def compare(
     utility: Utility | None = None,
     level: float = 0.95,
     top: int = 10,
+    coded: Dataset | None = None,
+    recoded: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The JSON-friendly utility section comparing ``released`` with ``original``.
 
@@ -222,6 +224,12 @@ def compare(
     the plan's indicators, regressions and extra tables. ``top`` categories per variable
     are kept for plots. ``rows.records_changed`` counts released records with a changed
     value outside the identifiers (direct ids, household and cluster ids).
+
+    ``coded`` is the original in the release's coding (the plan's recodes applied to it,
+    nothing else, same rows) and ``recoded`` the variables it recodes: their distributions
+    and tables compare ``coded`` with the release, so a banded age is compared band by band
+    and the distances show what the other steps changed; cells changed still count against
+    the original values.
     """
     utility = utility or Utility()
     roles.check_columns([c for c in original.columns if c != ROW_ID], original.source)
@@ -244,7 +252,9 @@ def compare(
             w_r = w_o if idx is None else w_o[idx]
             notes.append(f"the release has no weight column {roles.weight!r}: its rows keep their original weights")
 
-    dsets = (original, released)
+    in_coding = coded if coded is not None else original  # distributions: in the release's coding
+    recoded = [n for n in recoded if coded is not None and n in coded.columns]
+    dsets = (in_coding, released)
     variables: list[dict[str, Any]] = []
     codes: dict[str, JointCodes] = {}
     touched = np.zeros(released.n, dtype=bool)
@@ -257,6 +267,7 @@ def compare(
         full = original.analysis_column(name)
         after = released.analysis_column(name)
         differ, suppressed = _cells(_take(full, idx), after)
+        dist = in_coding.analysis_column(name) if name in recoded else full
         if base["kind"] != "id":  # new household ids alone do not make a record changed
             touched |= differ
         row = base | {
@@ -267,15 +278,21 @@ def compare(
             "missing_after": int(after.null_count()),
         }
         if base["kind"] == "categorical":
-            jc = codes[name] = joint_codes(full, after)
+            jc = codes[name] = joint_codes(dist, after)
             row |= _categorical_row(jc, w_o, w_r, top, name, dsets)
-            if row["categories_differ"]:
+            if name in recoded:
+                notes.append(
+                    f"{name}: recoded by the plan; its distribution and tables compare the original "
+                    "mapped through the same recode with the release, so the distances show what the "
+                    "other steps (suppression, perturbation) changed"
+                )
+            elif row["categories_differ"]:
                 notes.append(
                     f"{name}: the categories differ before and after (recoded, suppressed or sampled "
                     "away); the distances compare the two codings as they are"
                 )
         elif base["kind"] == "numeric":
-            row |= _numeric_row(full, after)
+            row |= _numeric_row(dist, after)
             if name in roles.numeric_keys:
                 if after.dtype.is_numeric() and full.dtype.is_numeric():
                     numeric_cols.append(name)
@@ -295,7 +312,7 @@ def compare(
 
         numeric |= numeric_loss(matrix(original, idx), matrix(released, None))
 
-    tables = _tables(original, released, roles, utility, codes, w_o, w_r, kept)
+    tables = _tables(in_coding, released, roles, utility, codes, w_o, w_r, kept)
 
     before = (original, _design(original, roles, w_o, original, None))
     after = (released, _design(released, roles, w_r, original, idx))
