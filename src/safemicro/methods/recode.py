@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +32,7 @@ from pydantic import model_validator
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, count_changes, register
+from safemicro.methods.relabel import _fmt_code, recoded_label
 
 __all__ = ["global_recode", "top_bottom_code", "Bands", "resolve_bands", "read_hierarchy"]
 
@@ -263,25 +263,6 @@ def _as_number(v: Any) -> Any:
 
 def _label_key(v: Any) -> Any:
     return int(v) if isinstance(v, float) and v.is_integer() else v
-
-
-RECODED_MARK = re.compile(r" \((?:banded|grouped|top-coded|bottom-coded): [^()]*\)$")
-LABELS_SHOWN = 4  # category labels quoted in a recoded variable's label
-
-
-def _fmt_code(v: Any) -> str:
-    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-
-
-def recoded_label(label: str | None, variable: str, kind: str, labels: dict) -> str:
-    """``"Age in completed years (banded: 0-14, 15-24, …)"``: the variable label saying what
-    the recoded variable now holds (an earlier recode's note is replaced, not repeated)."""
-    base = RECODED_MARK.sub("", label) if label else variable
-    if kind == "grouped" and label and label != base and label[len(base):].startswith(" (banded:"):
-        kind = "banded"  # bands merged into broader bands are still bands
-    names = [str(v) for v in labels.values()]
-    shown = ", ".join(names[:LABELS_SHOWN]) + (", …" if len(names) > LABELS_SHOWN else "")
-    return f"{base} ({kind}: {shown})" if shown else base
 
 
 def _new_meta(ds: Dataset, out: Dataset, variable: str, labels: dict, *, dtype_changed: bool, measure=None,
