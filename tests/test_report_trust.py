@@ -278,3 +278,9 @@ def test_recoded_variable_label_says_what_it_holds(bundle):
     again = global_recode(release.dataset, variable="age", map={1: 1, 2: 1, 3: 2, 4: 2, 5: 3},
                           labels={1: "0-24", 2: "25-64", 3: "65+"}).dataset
     assert again.codebook.meta("age").label == "Age in completed years (banded: 0-24, 25-64, 65+)"
+
+
+def test_approval_form_shows_removed_columns(bundle):
+    n = bundle[0].report["input"]["n_records"]
+    form = _text((bundle[1] / "disclosure_risk_assessment.html").read_text(encoding="utf-8"))
+    assert f"2 columns × {n:,} records removed" in form and f"1 column × {n:,} records removed" in form

@@ -452,7 +452,8 @@ def disclosure_risk_assessment(report: dict[str, Any], plan: Plan) -> dict[str, 
         "checks": report["checks"],
         "targets_met": report["targets_met"],
         "methods": [
-            {"step": s["index"], "method": s["name"], "parameters": _public_params(s), "cells_changed": sum(s["changed"].values())}
+            {"step": s["index"], "method": s["name"], "parameters": _public_params(s), "cells_changed": sum(s["changed"].values()),
+             "removed": s.get("removed", []), "records_touched": s["records_touched"]}
             for s in report["steps"]
         ],
         "utility_checks": report["utility"].get("indicators", []),

@@ -9,6 +9,7 @@ from safemicro import __version__
 
 from ..format import _num, fmt_er, fmt_int, fmt_pct, fmt_prob
 from .common import _checks, _list, _map, _names, _params, _target_lines, _text, _tier
+from .steps import _removed
 from .utility import _indicator_rows
 
 DRA_RISK_ROWS = (
@@ -42,7 +43,7 @@ def _dra_context(dra: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(m, Mapping):
             methods.append({"step": _text(m.get("step")), "method": str(m.get("method", "")),
                             "parameters": _params(m.get("parameters")),
-                            "cells_changed": fmt_int(m.get("cells_changed"))})
+                            "cells_changed": (_removed(m) or {}).get("text") or fmt_int(m.get("cells_changed"))})
     met = dra.get("targets_met")
     return {
         "version": dra.get("safemicro_version") or __version__,
