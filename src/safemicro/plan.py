@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from safemicro.atomic import write_text
 from safemicro.errors import SafemicroError
@@ -261,12 +261,11 @@ class Plan(_Strict):
             out.append({name: params})
         return out
 
-    _source: str | None = PrivateAttr(default=None)  # the plan file, for error messages
-
     @property
     def source(self) -> str | None:
-        """The file the plan was read from (None for a plan built in code)."""
-        return self._source
+        """The file the plan was read from (None for a plan built in code), for error
+        messages. Kept beside the fields, so two equal plans from two files compare equal."""
+        return self.__dict__.get("_plan_file")
 
     # -- YAML ---------------------------------------------------------------------------
 
@@ -286,7 +285,7 @@ class Plan(_Strict):
             plan = cls.model_validate(data)
         except ValidationError as exc:
             raise validation_error(exc, "plan", src, model=cls) from None
-        plan._source = src
+        object.__setattr__(plan, "_plan_file", src)  # not a field: not validated, dumped or compared
         return plan
 
     def to_yaml(self) -> str:
