@@ -134,12 +134,19 @@ def test_step_and_variable_counts_agree(report):
     recode, supp = steps["recode"]["changed"]["age"], steps["local_suppression"]["changed"]["age"]
     # a recoded value later suppressed counts once per variable
     assert max(recode, supp) <= per_variable["age"]["changed"] <= recode + supp
+    # banding changes what every age says, even where a band code equals the age (1 -> band 1)
+    assert recode == per_variable["age"]["changed"] == report["input"]["n_records"] - per_variable["age"]["missing_before"]
     # numbers compare as numbers: an id written 12.0 before and 12 after is not changed
     from safemicro.methods.base import cells_differ
 
     differ, suppressed = cells_differ(pl.Series([1.0, 2.0, None, float("nan"), 5.0]), pl.Series([1, 3, None, None, None]))
     assert differ.tolist() == [False, True, False, False, True]
     assert suppressed.tolist() == [False, False, False, False, True]
+    # with the value labels of a recode: what the value says counts
+    differ, _ = cells_differ(pl.Series([1.0, 3.0, 7.0]), pl.Series([1, 1, 2]), ({}, {1: "0-4", 2: "5-9"}))
+    assert differ.tolist() == [True, True, True]
+    differ, _ = cells_differ(pl.Series([1, 2]), pl.Series([1, 2]), ({1: "0-4", 2: "5-9"}, {1: "0-4", 2: "5-14"}))
+    assert differ.tolist() == [False, True]
 
 
 def test_changes_caption_states_the_rule(internal):

@@ -26,6 +26,7 @@ from safemicro.plan import Plan, Roles, did_you_mean
 __all__ = ["PreparedStep", "prepare_steps", "run_steps", "step_seed", "roles_after", "in_released_coding"]
 
 RECODINGS = ("recode", "topcode", "bottomcode")  # steps that change a variable's coding
+NEW_CODING = ("recode",)  # ... and give it new categories (value labels): counted by what values say
 
 
 @dataclass(frozen=True)
@@ -169,14 +170,17 @@ def draw_seed() -> int:
     return rng_for(None)[1]
 
 
-def in_released_coding(dataset: Dataset, steps: list[PreparedStep]) -> tuple[Dataset, list[str]]:
+def in_released_coding(dataset: Dataset, steps: list[PreparedStep]) -> tuple[Dataset, list[str], list[str]]:
     """The original with the plan's recodes (recode, top/bottom coding) applied and nothing
-    else, and the variables they recode: what the original looks like in the release's
-    coding, so before/after distributions compare like with like."""
-    current, names = dataset, []
+    else, the variables they recode, and those given new categories (``recode``): what the
+    original looks like in the release's coding, so before/after distributions compare
+    like with like."""
+    current, names, new_coding = dataset, [], []
     for prepared in steps:
         variable = getattr(prepared.params, "variable", None)
         if prepared.spec.name in RECODINGS and variable in current.columns:
             current = prepared.spec.run(current, prepared.params, prepared.ctx).dataset
             names.append(variable)
-    return current, list(dict.fromkeys(names))
+            if prepared.spec.name in NEW_CODING:
+                new_coding.append(variable)
+    return current, list(dict.fromkeys(names)), list(dict.fromkeys(new_coding))

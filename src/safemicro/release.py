@@ -133,9 +133,9 @@ def anonymize(
         advance("utility")
         from safemicro.utility import compare
 
-        coded, recoded = in_released_coding(tagged, steps)
+        coded, recoded, new_coding = in_released_coding(tagged, steps)
         utility = compare(tagged, released_tagged, roles=plan.roles, utility=plan.utility,
-                          coded=coded, recoded=recoded)
+                          coded=coded, recoded=recoded, new_coding=new_coding)
 
     lock = plan.model_copy(deep=True)
     lock.seed = seed

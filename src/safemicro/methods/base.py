@@ -110,25 +110,49 @@ def _missing(s: pl.Series) -> np.ndarray:
     return miss
 
 
-def cells_differ(before: pl.Series, after: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+def _shown(s: pl.Series, labels: dict[Any, str]) -> pl.Series:
+    """Each value as a reader sees it: its value label, else the value (2.0 written 2)."""
+    if s.dtype.is_numeric():
+        x = s.cast(pl.Float64)
+        whole = (x == x.round(0)).fill_null(False) & x.is_finite().fill_null(False)
+        text = pl.select(pl.when(whole).then(x.cast(pl.Int64, strict=False).cast(pl.String))
+                         .otherwise(x.cast(pl.String))).to_series()
+    else:
+        text = s.cast(pl.String)
+    keys = {(str(int(k)) if isinstance(k, float) and k.is_integer() else str(k)): str(v) for k, v in labels.items()}
+    return text.replace(keys) if keys else text
+
+
+def cells_differ(
+    before: pl.Series, after: pl.Series, labels: tuple[dict, dict] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per row: does the value differ, and was it set to missing? (the one change count)
 
     A value *differs* when it is missing on one side only, or present on both sides and
     not equal (numbers compared as numbers, so a code written 2.0 equals 2; other values
-    as text when the types differ). Missing on both sides is no change. The step table and
-    the per-variable table of the report both count cells with this rule: a step against
-    its input, the release against the original.
+    as text when the types differ). Missing on both sides is no change. A recoded variable
+    passes its value ``labels`` before and after: a value then also differs when what it
+    says does (age 1 recoded into band 1 "0-4" is changed). The step table and the
+    per-variable table of the report both count cells with this rule: a step against its
+    input, the release against the original.
     """
     a, b = _comparable(before, after)
     an, bn = _missing(a), _missing(b)
     differ = (a != b).fill_null(False).to_numpy() & ~an & ~bn
+    if labels is not None and labels[0] != labels[1]:
+        said = (_shown(before, labels[0]) != _shown(after, labels[1])).fill_null(False).to_numpy()
+        differ |= said & ~an & ~bn
     return differ | (an != bn), ~an & bn
 
 
 def count_changes(
-    before: pl.DataFrame, after: pl.DataFrame, columns: list[str]
+    before: pl.DataFrame,
+    after: pl.DataFrame,
+    columns: list[str],
+    labels: dict[str, tuple[dict, dict]] | None = None,
 ) -> tuple[dict[str, int], dict[str, int], int]:
-    """Cells changed and suppressed per column (:func:`cells_differ`), and records with any change.
+    """Cells changed and suppressed per column (:func:`cells_differ`; ``labels``: value labels
+    before and after of recoded columns), and records with any change.
 
     Both frames must have the same rows in the same order.
     """
@@ -136,7 +160,7 @@ def count_changes(
     suppressed: dict[str, int] = {}
     touched = np.zeros(before.height, dtype=bool)
     for name in columns:
-        diff, sup = cells_differ(before[name], after[name])
+        diff, sup = cells_differ(before[name], after[name], (labels or {}).get(name))
         changed[name] = int(diff.sum())
         suppressed[name] = int(sup.sum())
         touched |= diff

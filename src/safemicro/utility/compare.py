@@ -125,9 +125,9 @@ def _role(name: str, roles: Roles) -> str:
     return found[0] if found else "other"
 
 
-def _cells(a: pl.Series, b: pl.Series) -> tuple[np.ndarray, int]:
+def _cells(a: pl.Series, b: pl.Series, labels: tuple[dict, dict] | None = None) -> tuple[np.ndarray, int]:
     """Cells that differ and cells newly missing: the steps' own rule (:func:`cells_differ`)."""
-    differ, suppressed = cells_differ(a, b)
+    differ, suppressed = cells_differ(a, b, labels)
     return differ, int(suppressed.sum())
 
 
@@ -216,6 +216,7 @@ def compare(
     top: int = 10,
     coded: Dataset | None = None,
     recoded: list[str] | tuple[str, ...] = (),
+    new_coding: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The JSON-friendly utility section comparing ``released`` with ``original``.
 
@@ -229,7 +230,7 @@ def compare(
     nothing else, same rows) and ``recoded`` the variables it recodes: their distributions
     and tables compare ``coded`` with the release, so a banded age is compared band by band
     and the distances show what the other steps changed; cells changed still count against
-    the original values.
+    the original values (for the ``new_coding`` variables, by what they say: value labels).
     """
     utility = utility or Utility()
     roles.check_columns([c for c in original.columns if c != ROW_ID], original.source)
@@ -266,7 +267,8 @@ def compare(
             continue
         full = original.analysis_column(name)
         after = released.analysis_column(name)
-        differ, suppressed = _cells(_take(full, idx), after)
+        coding = (original.codebook.meta(name).value_labels, released.codebook.meta(name).value_labels)
+        differ, suppressed = _cells(_take(full, idx), after, coding if name in new_coding else None)
         dist = in_coding.analysis_column(name) if name in recoded else full
         if base["kind"] != "id":  # new household ids alone do not make a record changed
             touched |= differ
