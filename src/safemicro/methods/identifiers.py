@@ -262,12 +262,11 @@ def _describe_removed(params: Any, change: Change) -> str:
     removed = change.details.get("removed", [])
     if not removed:
         return "No direct identifiers were named, so none were removed."
-    every = f" (from all {change.records_touched:,} records)" if change.records_touched else ""
     if change.method == "remove_direct_ids":
-        return f"The direct identifiers {', '.join(removed)} were removed from the file{every}."
+        return f"The direct identifiers {', '.join(removed)} were removed from the file."
     if len(removed) == 1:
-        return f"The variable {removed[0]} was removed from the file{every}."
-    return f"The variables {', '.join(removed)} were removed from the file{every}."
+        return f"The variable {removed[0]} was removed from the file."
+    return f"The variables {', '.join(removed)} were removed from the file."
 
 
 def _describe_new_ids(params: NewIdsParams, change: Change) -> str:
