@@ -291,3 +291,19 @@ def test_approval_form_shows_removed_columns(bundle):
     n = bundle[0].report["input"]["n_records"]
     form = _text((bundle[1] / "disclosure_risk_assessment.html").read_text(encoding="utf-8"))
     assert f"2 columns × {n:,} records removed" in form and f"1 column × {n:,} records removed" in form
+
+
+def test_rounding_to_the_input_precision_never_undoes_noise(tmp_path):
+    ds = _survey()
+    plan = Plan.from_yaml(
+        "roles: {keys: [urbrur, sex], numeric_keys: [income], household: hid, household_level: [urbrur, income]}\n"
+        "steps:\n  - noise: {variables: [income], amount: 0.000001}\nseed: 3\n"
+    )
+    release = anonymize(ds, plan)
+    decimals = release.report["release"]["decimals"]
+    assert decimals["income"] > 2 and decimals["urbrur"] == 0
+    before, after = ds.frame["income"].to_numpy(), release.dataset.frame.sort("hid")["income"].to_numpy()
+    assert (np.round(after, 2) == before).mean() > 0.5  # at the input's 2 decimals the noise would vanish
+    order = np.argsort(release.dataset.frame["hid"].to_numpy(), kind="stable")
+    assert (release.dataset.frame["income"].to_numpy()[order] == before).mean() < 0.01
+    assert release.dataset.frame.schema["urbrur"] == pl.Int64  # codes are integers in every file

@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from safemicro import __version__
@@ -35,7 +36,7 @@ from safemicro.assess import Assessment, assess, validate_roles
 from safemicro.atomic import atomic_directory
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset, from_frame, read, write
-from safemicro.io.numbers import input_decimals
+from safemicro.io.numbers import input_decimals, keep_perturbation, tidy_numbers
 from safemicro.jsonable import json_ready
 from safemicro.methods.base import ROW_ID
 from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, roles_after, run_steps
@@ -116,6 +117,8 @@ def anonymize(
         released_tagged, changes = run_steps(
             tagged, steps, on_step=lambda s: advance(f"step {s.label}")
         )
+        decimals = _precision(tagged, released_tagged, steps, changes)
+        released_tagged = released_tagged.with_frame(tidy_numbers(released_tagged, decimals))
         released = released_tagged.with_frame(released_tagged.frame.drop(ROW_ID))
         after_roles = roles_after(plan.roles, released.columns)
         created = [c.details["weight"] for c in changes if c.details.get("weight_created")]
@@ -178,8 +181,8 @@ def anonymize(
             "variables": released.columns,
             "removed_variables": [c for c in dataset.columns if c not in released.columns],
             "roles": after_roles.model_dump(),
-            # CSV precision: each float column at the input's decimals (0: written as integers)
-            "decimals": {c: d for c, d in input_decimals(dataset).items() if c in released.columns},
+            # each float column at the input's decimals (0: integers), more where noise needs it
+            "decimals": {c: d for c, d in decimals.items() if c in released.columns},
         },
         "warnings": warnings_,
     }
@@ -193,6 +196,20 @@ def anonymize(
         stem=origin.get("stem", "release"),
         format=origin.get("format", ".csv"),
     )
+
+
+def _precision(original: Dataset, released: Dataset, steps, changes) -> dict[str, int]:
+    """Decimals of each released float column: the input's, more where a perturbative step
+    changed it by less than rounding would (see :func:`keep_perturbation`)."""
+    decimals = {c: d for c, d in input_decimals(original).items() if c in released.columns}
+    rows = released.frame.get_column(ROW_ID).to_numpy()
+    for step, change in zip(steps, changes):
+        for name, n in change.changed.items() if step.spec.perturbative else ():
+            if n and name in decimals and released.frame.schema[name].is_numeric():
+                before = original.frame.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()[rows]
+                after = released.frame.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
+                decimals[name] = keep_perturbation(decimals[name], before, after)
+    return decimals
 
 
 def _suda_ok(keys: list[str]) -> bool:

@@ -19,7 +19,7 @@ import polars as pl
 
 from safemicro.io.dataset import Dataset
 
-__all__ = ["MAX_DECIMALS", "format_decimals", "input_decimals", "tidy_numbers"]
+__all__ = ["MAX_DECIMALS", "format_decimals", "input_decimals", "keep_perturbation", "tidy_numbers"]
 
 MAX_DECIMALS = 6  # more decimals than this: the values are measurements, keep them as they are
 _SPSS = re.compile(r"^[A-Z]+(\d+)(?:\.(\d+))?$", re.I)  # F8.2, COMMA10.1, DOLLAR12.2
@@ -94,3 +94,20 @@ def tidy_numbers(ds: Dataset, decimals: dict[str, int] | None = None) -> pl.Data
                     s = s.cast(pl.Int64)
         columns.append(s)
     return pl.DataFrame(columns) if columns else ds.frame
+
+
+def keep_perturbation(decimals: int, original: np.ndarray, released: np.ndarray, *, share: float = 0.01) -> int:
+    """Decimals for a perturbed column: at least the input's, and enough that rounding moves
+    a value by at most ``share`` of the typical (median) perturbation, so rounding to the
+    input's precision never undoes noise (an income of 42 with noise 0.3 is not written 42).
+
+    ``original`` and ``released`` are the same records' values (NaN: missing).
+    """
+    ok = ~(np.isnan(original) | np.isnan(released))
+    change = np.abs(released[ok] - original[ok])
+    change = change[change > 0]
+    if len(change) == 0:
+        return decimals
+    typical = float(np.median(change))
+    need = int(np.ceil(-np.log10(2 * share * typical))) if typical > 0 else decimals
+    return max(decimals, min(need, 15))
