@@ -307,3 +307,11 @@ def test_rounding_to_the_input_precision_never_undoes_noise(tmp_path):
     order = np.argsort(release.dataset.frame["hid"].to_numpy(), kind="stable")
     assert (release.dataset.frame["income"].to_numpy()[order] == before).mean() < 0.01
     assert release.dataset.frame.schema["urbrur"] == pl.Int64  # codes are integers in every file
+
+
+def test_release_risk_rows_say_what_they_mean_with_their_target(internal):
+    text = _text(internal)
+    assert re.search(r"Global risk [^|]*? the average individual risk\. No target in the plan\.", text) or \
+        "the average individual risk. Target: at most" in text
+    assert "whole household). No target in the plan (the global-risk target is for persons)." in text
+    assert "DIS-SUDA score of the riskiest record" in text

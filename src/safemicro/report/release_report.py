@@ -102,7 +102,7 @@ def _internal_context(report: Mapping[str, Any]) -> dict[str, Any]:
         "targets": _target_lines(targets),
         "targets_met": met if isinstance(met, bool) else None,
         "checks": _checks(report.get("checks")),
-        "risk_rows": _risk_rows(before, after, target_k),
+        "risk_rows": _risk_rows(before, after, target_k, targets),
         "keys_before": _names(before.get("keys")),
         "keys_after": _names(after.get("keys")),
         "suda_contributions": _suda_contributions(before, after),
