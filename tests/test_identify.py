@@ -55,10 +55,10 @@ def test_identifiers_found_by_content_without_a_telling_header():
     assert "ID numbers" in d.reasons["col_d"]
 
 
-def test_flags_answers_and_places_are_not_identifiers():
-    d = draft_plan(_frame())
+def test_flags_answers_places_and_dates_are_not_identifiers():
+    d = draft_plan(_frame(interview_date=[f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(N)]))
     r = d.plan.roles
-    assert not {"has_phone", "answer", "camp_name", "sex", "region"} & set(r.direct_ids), d.reasons
+    assert not {"has_phone", "answer", "camp_name", "sex", "region", "interview_date"} & set(r.direct_ids), d.reasons
 
 
 # -- plan typos ---------------------------------------------------------------------------------

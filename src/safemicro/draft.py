@@ -27,6 +27,7 @@ from safemicro.draft_words import (
     _ADDRESS_WORDS,
     _ANSWER_WORDS,
     _CLUSTER_WORDS,
+    _DATE_RE,
     _DOB_WORDS,
     _EMAIL_RE,
     _EMAIL_WORDS,
@@ -370,9 +371,11 @@ def _personal_values(c: _Col, *, name_header: bool) -> str | None:
         return None
     if _share(c, lambda v: bool(_EMAIL_RE.match(v))) > 0.5:
         return "e-mail addresses"
-    if _share(c, lambda v: bool(_PHONE_RE.match(v)) and sum(ch.isdigit() for ch in v) >= 8) > 0.5:
+    if _share(c, lambda v: bool(_PHONE_RE.match(v)) and not _DATE_RE.match(v.strip())
+              and sum(ch.isdigit() for ch in v) >= 8) > 0.5:
         return "phone numbers"
-    if _share(c, lambda v: bool(_IDNO_RE.match(v.strip())) and sum(ch.isdigit() for ch in v) >= 6) > 0.8 \
+    if _share(c, lambda v: bool(_IDNO_RE.match(v.strip())) and not _DATE_RE.match(v.strip())
+              and sum(ch.isdigit() for ch in v) >= 6) > 0.8 \
             and c.unique_ratio > 0.5:
         return "ID numbers"
     # with a name header one word is enough ("Amina"); without, full names ("Amina Yusuf")

@@ -113,7 +113,9 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 # a personal name: 1-5 words of letters (apostrophes and hyphens inside), in any script
 _NAME_RE = re.compile(r"^[^\W\d_]+(?:['’-][^\W\d_]+)*(?:\s+[^\W\d_]+(?:['’-][^\W\d_]+)*){0,4}$")
 # an ID number: 6+ digits, possibly with a letter prefix/suffix and separators
-_IDNO_RE = re.compile(r"^[A-Za-z]{0,4}[-/ ]?\d[\d -/]{4,}\d[A-Za-z]?$")
+_IDNO_RE = re.compile(r"^[A-Za-z]{0,4}[-/ ]?\d[\d /-]{4,}\d[A-Za-z]?$")
+# dates look like ID numbers to that pattern: they are told apart first
+_DATE_RE = re.compile(r"^(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$")
 # answers, not names: flags and "don't know" codes in a few languages
 _ANSWER_WORDS = {
     "yes", "no", "oui", "non", "si", "sí", "nao", "não", "ja", "nein", "evet", "hayir", "ndiyo", "hapana",
