@@ -18,133 +18,38 @@ patterns, and explains every guess in :attr:`Draft.reasons`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 
 import polars as pl
 
+from safemicro.draft_words import (
+    _ADDRESS_WORDS,
+    _ANSWER_WORDS,
+    _CLUSTER_WORDS,
+    _DATE_RE,
+    _DOB_WORDS,
+    _EMAIL_RE,
+    _EMAIL_WORDS,
+    _GPS_WORDS,
+    _HOUSEHOLD_WORDS,
+    _ID_WORDS,
+    _IDNO_RE,
+    _KEY_WORDS,
+    _LINE_WORDS,
+    _MONEY_WORDS,
+    _NAME_RE,
+    _NAME_WORDS,
+    _PHONE_RE,
+    _PHONE_WORDS,
+    _SENSITIVE_WORDS,
+    _STRATA_WORDS,
+    _WEIGHT_WORDS,
+    _hit,
+    _tokens,
+)
 from safemicro.io.dataset import Dataset
 from safemicro.plan import Plan, Roles, Scenario, Targets, Tier
-
-# -- header vocabulary -------------------------------------------------------------------------
-
-_NAME_WORDS = {
-    "name", "names", "fullname", "firstname", "lastname", "surname", "forename", "givenname",
-    "familyname", "nom", "prenom", "noms", "nombre", "nombres", "apellido", "apellidos",
-    "ism", "ismi", "esm", "laqab", "kunya", "respondent_name",
-}
-_PHONE_WORDS = {
-    "phone", "telephone", "tel", "tele", "mobile", "msisdn", "cell", "cellphone", "gsm",
-    "telefono", "telefone", "portable", "celular", "movil", "hatif", "raqm", "whatsapp",
-}
-_ID_WORDS = {
-    "id", "ids", "nid", "national_id", "nationalid", "passport", "passeport", "pasaporte",
-    "registration", "regno", "reg", "unhcr", "progres", "proggres", "caseno", "case",
-    "idno", "idnumber", "identity", "identite", "identidad", "cedula", "dni", "cni", "nin",
-    "ssn", "tazkira", "iqama", "hawiya", "huwiya", "ration", "card", "uuid", "guid",
-    "instanceid", "key", "barcode", "biometric", "fingerprint", "iris",
-}
-_GPS_WORDS = {
-    "lat", "latitude", "lon", "lng", "long", "longitude", "gps", "coord", "coords",
-    "coordinates", "coordonnees", "geopoint", "geolocation", "location_gps", "easting",
-    "northing", "altitude", "utm", "x_coord", "y_coord",
-}
-_ADDRESS_WORDS = {
-    "address", "addr", "adresse", "direccion", "domicilio", "street", "rue", "calle",
-    "avenue", "unwan", "shari", "plot", "house_no", "houseno", "postcode", "zipcode", "zip",
-}
-_EMAIL_WORDS = {"email", "e_mail", "mail", "courriel", "correo", "bareed"}
-_DOB_WORDS = {"dob", "birthdate", "birthday", "ddn", "fecha_nacimiento", "date_naissance"}
-_HOUSEHOLD_WORDS = {"hh", "household", "hhid", "hid", "hh_id", "hhno", "ori_hid", "menage", "hogar", "usra", "bayt", "hhcode"}
-_WEIGHT_WORDS = {"weight", "weights", "wgt", "wght", "wt", "poids", "peso", "pesos", "pond", "ponderation", "ponderacion", "expansion", "expfactor", "factor", "pw", "hw"}
-_STRATA_WORDS = {"strata", "stratum", "strat", "strate", "estrato", "stratification"}
-_CLUSTER_WORDS = {"psu", "cluster", "ea", "enumeration_area", "grappe", "conglomerado", "upm", "ssu", "segment"}
-_LINE_WORDS = {"line", "lineno", "line_no", "member", "memberno", "mid", "pline", "rank", "order", "ligne", "linea"}
-
-# Demographic / geographic / observable words: categorical keys.
-_KEY_WORDS: dict[str, str] = {}
-for _words, _what in [
-    ({"sex", "gender", "genre", "sexe", "sexo", "jins"}, "sex"),
-    ({"age", "edad", "umr", "yob", "birthyear"}, "age"),
-    ({"region", "district", "province", "governorate", "county", "state", "admin1", "admin2",
-      "admin3", "commune", "municipality", "village", "zone", "locality", "wilaya", "muhafaza",
-      "departement", "departamento", "urban", "rural", "urbrur", "area", "location", "site",
-      "camp", "settlement", "campement", "asentamiento", "mukhayyam", "block", "sector"}, "geography"),
-    ({"origin", "country", "pays", "pais", "nationality", "nationalite", "nacionalidad",
-      "citizenship", "birthplace", "coo"}, "origin/nationality"),
-    ({"ethnic", "ethnicity", "ethnie", "etnia", "tribe", "clan", "caste", "language", "langue",
-      "idioma", "lugha"}, "ethnicity/language"),
-    ({"religion", "religious", "din", "religio"}, "religion"),
-    ({"marital", "civil", "hhcivil", "marriage", "married", "matrimonial", "estado_civil", "etat_civil"}, "marital status"),
-    ({"relat", "relation", "relationship", "relationtohead", "lien", "parentesco", "qaraba"}, "relationship to head"),
-    ({"hhsize", "hh_size", "size", "members", "nmembers", "taille", "tamano"}, "household size"),
-    ({"educ", "education", "school", "schooling", "literacy", "diploma", "etudes", "escolaridad", "taalim"}, "education"),
-    ({"occupation", "occup", "job", "profession", "employment", "work", "activity", "livelihood",
-      "emploi", "empleo", "trabajo", "amal", "sector_work", "industry", "isco"}, "occupation/livelihood"),
-    ({"disability", "disab", "disabled", "handicap", "discapacidad", "wg", "wgss", "difficulty"}, "disability"),
-    ({"arrival", "arrived", "displacement", "displaced", "arrivee", "llegada", "year_arrival"}, "arrival/displacement"),
-    ({"roof", "walls", "wall", "floor", "water", "toilet", "sanitation", "electricity", "electcon",
-      "elec", "dwelling", "housing", "shelter", "tenure", "fuel", "cooking", "lighting", "rooms"}, "dwelling (observable)"),
-    ({"status", "refugee", "idp", "returnee", "population_group", "popgroup"}, "population group"),
-]:
-    for _w in _words:
-        _KEY_WORDS[_w] = _what
-
-_MONEY_WORDS = {
-    "income", "revenu", "ingreso", "ingresos", "dakhl", "expend", "expenditure", "expenses",
-    "spending", "depenses", "gasto", "gastos", "consumption", "consumo", "savings", "epargne",
-    "ahorro", "salary", "wage", "wages", "earnings", "salaire", "salario", "amount", "montant",
-    "monto", "cash", "transfer", "assistance", "aid", "rent", "loyer", "debt", "dette", "deuda",
-    "loan", "credit", "assets", "wealth", "value", "price", "cost", "remittance", "remittances",
-    "livestock", "land", "usd", "ugx", "kes", "etb",
-}
-_SENSITIVE_WORDS: dict[str, str] = {}
-for _words, _what in [
-    ({"protection", "incident", "incidents", "gbv", "sgbv", "violence", "violent", "abuse",
-      "assault", "rape", "sexual", "torture", "trafficking", "exploitation", "harassment",
-      "threat", "threats", "attack", "killed", "abduction", "kidnapping", "forced",
-      "recruitment", "child_labour", "childlabour", "unaccompanied", "separated", "survivor"},
-     "protection/violence"),
-    ({"health", "hiv", "aids", "tb", "disease", "illness", "ill", "sick", "chronic", "mental",
-      "psychological", "psychosocial", "mhpss", "trauma", "ptsd", "depression", "suicide",
-      "pregnant", "pregnancy", "contraception", "abortion", "drug", "drugs", "alcohol",
-      "malnutrition", "sante", "salud", "sihha"}, "health"),
-    ({"legal", "documentation", "documents", "document", "asylum", "undocumented",
-      "detention", "detained", "arrest", "arrested", "prison", "crime", "criminal", "court",
-      "deportation", "refoulement"}, "legal status"),
-    ({"political", "politics", "party", "opinion", "vote", "sexual_orientation",
-      "lgbti", "orientation"}, "political/orientation"),
-    ({"religion", "religious"}, "religion"),
-    ({"ethnic", "ethnicity", "tribe", "clan"}, "ethnicity"),
-    ({"food", "hunger", "coping", "fcs", "rcsi", "hhs", "begging", "survival"}, "coping/food insecurity"),
-]:
-    for _w in _words:
-        _SENSITIVE_WORDS.setdefault(_w, _what)
-
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
-_PHONE_RE = re.compile(r"^\+?[\d\s().-]{8,20}$")
-
-
-def _tokens(name: str) -> list[str]:
-    """Header words: split on non-letters and camelCase, lower-cased, accents kept simple."""
-    s = re.sub(r"([a-z])([A-Z])", r"\1_\2", name)
-    s = s.lower().translate(str.maketrans("éèêàâçñóíúôî", "eeeaacnoiuoi"))
-    parts = [p for p in re.split(r"[^a-z0-9]+", s) if p]
-    # keep joined pairs too ("national_id" -> "national_id"), and digit-stripped words (q5_age -> age)
-    out = list(parts)
-    out += [re.sub(r"\d+", "", p) for p in parts if re.search(r"\d", p)]
-    out += [f"{a}_{b}" for a, b in zip(parts, parts[1:])]
-    out.append("_".join(parts))
-    out.append("".join(parts))
-    return [t for t in dict.fromkeys(out) if t]
-
-
-def _hit(tokens: list[str], words: set[str] | dict[str, str]) -> str | None:
-    for t in tokens:
-        if t in words:
-            return t
-    return None
 
 
 @dataclass
@@ -449,16 +354,55 @@ def _in_gps_range(c: _Col) -> bool:
     return -180 <= float(s.min()) and float(s.max()) <= 180  # type: ignore[arg-type]
 
 
+def _looks_like_name(v: str, *, words: int = 1) -> bool:
+    """A personal name: ``words``+ words of letters, capitalised in scripts with case, and
+    not a survey answer (yes/no, male/female, don't know)."""
+    v = v.strip()
+    if not _NAME_RE.match(v) or v.lower() in _ANSWER_WORDS:
+        return False
+    parts = v.split()
+    return len(parts) >= words and all(p[0].isupper() or not p[0].isascii() for p in parts)
+
+
+def _personal_values(c: _Col, *, name_header: bool) -> str | None:
+    """What the values of a text column are when they identify people by themselves:
+    names, phone numbers, e-mail addresses or ID numbers (most of a sample of values)."""
+    if not c.is_string or not c.n_valid:
+        return None
+    if _share(c, lambda v: bool(_EMAIL_RE.match(v))) > 0.5:
+        return "e-mail addresses"
+    if _share(c, lambda v: bool(_PHONE_RE.match(v)) and not _DATE_RE.match(v.strip())
+              and sum(ch.isdigit() for ch in v) >= 8) > 0.5:
+        return "phone numbers"
+    if _share(c, lambda v: bool(_IDNO_RE.match(v.strip())) and not _DATE_RE.match(v.strip())
+              and sum(ch.isdigit() for ch in v) >= 6) > 0.8 \
+            and c.unique_ratio > 0.5:
+        return "ID numbers"
+    # with a name header one word is enough ("Amina"); without, full names ("Amina Yusuf")
+    if _share(c, lambda v: _looks_like_name(v, words=1 if name_header else 2)) > 0.8:
+        return "personal names"
+    return None
+
+
 def _direct_identifier(c: _Col) -> str | None:
     t = c.tokens
     geo_or_group = _hit(t, {"camp", "site", "village", "district", "region", "country", "province",
                             "settlement", "school", "org", "organisation", "organization", "agency",
                             "partner", "file", "dataset", "variable", "enumerator", "team", "form"})
-    # a column with a handful of values among many records cannot single anyone out
-    # (has_phone, mobile_money, name_known...): header words alone are not enough there
+    name_word = _hit(t, _NAME_WORDS) if not geo_or_group else None
+    values = _personal_values(c, name_header=name_word is not None)
+    # a column with a handful of values among many records cannot single anyone out by its
+    # count alone (has_phone, mobile_money, name_known...): a header word is not enough
+    # there, but values that are names, phone numbers or e-mails identify whatever their count
     few = c.n_valid >= 30 and c.n_unique <= 10
-    if (w := _hit(t, _NAME_WORDS)) and not geo_or_group and not few:
-        return f'person name (header word "{w}")'
+    if name_word and (not few or values == "personal names"):
+        return f'person name (header word "{name_word}"' + (", names in the values)" if values else ")")
+    if values in ("phone numbers", "e-mail addresses", "ID numbers"):
+        return f"{values} in the values"
+    if values == "personal names" and not geo_or_group and not _hit(t, _KEY_WORDS) and (
+        not few or c.unique_ratio > 0.2
+    ):
+        return "personal names in the values"
     if few:
         return None
     if w := _hit(t, _PHONE_WORDS):
@@ -479,11 +423,6 @@ def _direct_identifier(c: _Col) -> str | None:
     if (w := _hit(t, _ID_WORDS)) and not geo_or_group:
         if (c.n_unique >= 10 and c.unique_ratio >= 0.1) or c.unique_ratio >= 0.9:
             return f'identification number (header word "{w}", {c.n_unique} distinct values)'
-    if c.is_string and c.n_valid:
-        if _share(c, lambda v: bool(_EMAIL_RE.match(v))) > 0.5:
-            return "e-mail addresses in the values"
-        if _share(c, lambda v: bool(_PHONE_RE.match(v)) and sum(ch.isdigit() for ch in v) >= 8) > 0.5:
-            return "phone numbers in the values"
     if c.dtype.is_float() and c.n_valid >= 20 and not _hit(t, _MONEY_WORDS):
         s = c.series.drop_nulls()
         lo, hi = float(s.min()), float(s.max())  # type: ignore[arg-type]

@@ -21,9 +21,12 @@ from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.methods import STEPS
 from safemicro.methods.base import Change, StepContext, StepParams, StepSpec, rng_for
-from safemicro.plan import Plan, Roles
+from safemicro.plan import Plan, Roles, did_you_mean
 
-__all__ = ["PreparedStep", "prepare_steps", "run_steps", "step_seed", "roles_after"]
+__all__ = ["PreparedStep", "prepare_steps", "run_steps", "step_seed", "roles_after", "in_released_coding"]
+
+RECODINGS = ("recode", "topcode", "bottomcode")  # steps that change a variable's coding
+NEW_CODING = ("recode",)  # ... and give it new categories (value labels): counted by what values say
 
 
 @dataclass(frozen=True)
@@ -63,21 +66,24 @@ def roles_after(roles: Roles, columns: list[str] | tuple[str, ...]) -> Roles:
     return Roles.model_validate(data)
 
 
-def _step_error(message: str, index: int, name: str, column: str | None = None) -> SafemicroError:
-    return SafemicroError(message, step=f"{index} ({name})", column=column)
+def _step_error(
+    message: str, index: int, name: str, column: str | None = None, file: str | None = None
+) -> SafemicroError:
+    return SafemicroError(message, step=f"{index} ({name})", column=column, file=file)
 
 
-def _params_error(exc: ValidationError, index: int, name: str) -> SafemicroError:
+def _params_error(exc: ValidationError, index: int, name: str, fields: list[str], file: str | None) -> SafemicroError:
     parts = []
     column = None
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err.get("loc", ())) or "(parameters)"
         msg = err.get("msg", "invalid").removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
-            msg = "unknown parameter (check the spelling)"
+            hint = did_you_mean(loc.split(".")[-1], fields)
+            msg = f"unknown parameter{hint or ' (check the spelling)'}"
         parts.append(f"{loc}: {msg}")
         column = column or getattr(err.get("ctx", {}).get("error"), "column", None)
-    return _step_error("invalid parameters: " + "; ".join(parts), index, name, column)
+    return _step_error("invalid parameters: " + "; ".join(parts), index, name, column, file)
 
 
 def prepare_steps(plan: Plan, columns: list[str], *, seed: int) -> list[PreparedStep]:
@@ -91,10 +97,9 @@ def prepare_steps(plan: Plan, columns: list[str], *, seed: int) -> list[Prepared
         (name, raw), = step.items()
         spec = STEPS.get(name)
         if spec is None:
-            close = difflib.get_close_matches(name, list(STEPS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise _step_error(
-                f"unknown method{hint}; known: {', '.join(sorted(STEPS))}", index, name
+                f"unknown method{did_you_mean(name, list(STEPS))}; known: {', '.join(sorted(STEPS))}",
+                index, name, file=plan.source,
             )
         raw = dict(raw)
         own_seed = raw.get("seed") if spec.random else None
@@ -112,9 +117,9 @@ def prepare_steps(plan: Plan, columns: list[str], *, seed: int) -> list[Prepared
             reads = params.reads(ctx)
             removes = params.removes(ctx)
         except ValidationError as exc:
-            raise _params_error(exc, index, name) from None
+            raise _params_error(exc, index, name, list(spec.params.model_fields), plan.source) from None
         except ValueError as exc:
-            raise _step_error(str(exc), index, name) from None
+            raise _step_error(str(exc), index, name, file=plan.source) from None
         for col in list(reads) + list(removes):
             if col not in present:
                 removed_earlier = col in columns
@@ -125,7 +130,7 @@ def prepare_steps(plan: Plan, columns: list[str], *, seed: int) -> list[Prepared
                 )
                 close = difflib.get_close_matches(col, present, n=1) if not removed_earlier else []
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise _step_error(f"column {col!r} {why}{hint}", index, name, column=col)
+                raise _step_error(f"column {col!r} {why}{hint}", index, name, column=col, file=plan.source)
         present = [c for c in present if c not in set(removes)]
         prepared.append(PreparedStep(spec, params, ctx))
     return prepared
@@ -163,3 +168,19 @@ def run_steps(
 def draw_seed() -> int:
     """A fresh plan seed for a plan that has none (recorded in the lock plan)."""
     return rng_for(None)[1]
+
+
+def in_released_coding(dataset: Dataset, steps: list[PreparedStep]) -> tuple[Dataset, list[str], list[str]]:
+    """The original with the plan's recodes (recode, top/bottom coding) applied and nothing
+    else, the variables they recode, and those given new categories (``recode``): what the
+    original looks like in the release's coding, so before/after distributions compare
+    like with like."""
+    current, names, new_coding = dataset, [], []
+    for prepared in steps:
+        variable = getattr(prepared.params, "variable", None)
+        if prepared.spec.name in RECODINGS and variable in current.columns:
+            current = prepared.spec.run(current, prepared.params, prepared.ctx).dataset
+            names.append(variable)
+            if prepared.spec.name in NEW_CODING:
+                new_coding.append(variable)
+    return current, list(dict.fromkeys(names)), list(dict.fromkeys(new_coding))

@@ -31,7 +31,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -261,6 +261,12 @@ class Plan(_Strict):
             out.append({name: params})
         return out
 
+    @property
+    def source(self) -> str | None:
+        """The file the plan was read from (None for a plan built in code), for error
+        messages. Kept beside the fields, so two equal plans from two files compare equal."""
+        return self.__dict__.get("_plan_file")
+
     # -- YAML ---------------------------------------------------------------------------
 
     @classmethod
@@ -276,9 +282,11 @@ class Plan(_Strict):
                 file=src,
             )
         try:
-            return cls.model_validate(data)
+            plan = cls.model_validate(data)
         except ValidationError as exc:
-            raise validation_error(exc, "plan", src) from None
+            raise validation_error(exc, "plan", src, model=cls) from None
+        object.__setattr__(plan, "_plan_file", src)  # not a field: not validated, dumped or compared
+        return plan
 
     def to_yaml(self) -> str:
         """The plan as YAML (field order as in the model; loads back to an equal plan)."""
@@ -336,8 +344,31 @@ def parse_yaml(text: str, source: str | None) -> Any:
         raise SafemicroError(f"invalid YAML: {problem}", file=source) from None
 
 
-def validation_error(exc: ValidationError, what: str, source: str | None) -> SafemicroError:
-    """One error naming every invalid field of a ``what`` (plan, study description, ...)."""
+def _fields_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the (nested) model that holds ``loc``'s last part."""
+    for part in loc[:-1]:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        candidates = [field.annotation, *get_args(field.annotation)]
+        candidates += [a for c in list(candidates) for a in get_args(c)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return list(model.model_fields) if model is not None else []
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """`` (did you mean 'keys'?)`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def validation_error(
+    exc: ValidationError, what: str, source: str | None, *, model: type[BaseModel] | None = None
+) -> SafemicroError:
+    """One error naming every invalid field of a ``what`` (plan, study description, ...);
+    with ``model``, an unknown field gets the closest known one ("did you mean")."""
     msgs = []
     fields = []
     for err in exc.errors(include_url=False):
@@ -345,7 +376,9 @@ def validation_error(exc: ValidationError, what: str, source: str | None) -> Saf
         fields.append(loc)
         msg = err.get("msg", "invalid")
         if err.get("type") == "extra_forbidden":
-            msg = "unknown field (check the spelling)"
+            loc_t = tuple(err.get("loc", ()))
+            hint = did_you_mean(loc_t[-1], _fields_at(model, loc_t)) if loc_t and model is not None else ""
+            msg = f"unknown field{hint or ' (check the spelling)'}"
         msg = msg.removeprefix("Value error, ")
         msgs.append(f"{loc}: {msg}")
     error = SafemicroError(f"invalid {what}: " + "; ".join(msgs), file=source)

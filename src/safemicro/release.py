@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from safemicro import __version__
@@ -36,9 +37,10 @@ from safemicro.atomic import atomic_directory
 from safemicro.outputs import check_folder
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset, from_frame, read, write
+from safemicro.io.numbers import input_decimals, keep_perturbation, tidy_numbers
 from safemicro.jsonable import json_ready
 from safemicro.methods.base import ROW_ID
-from safemicro.pipeline import draw_seed, prepare_steps, roles_after, run_steps
+from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, roles_after, run_steps
 from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
 
@@ -116,6 +118,8 @@ def anonymize(
         released_tagged, changes = run_steps(
             tagged, steps, on_step=lambda s: advance(f"step {s.label}")
         )
+        decimals = _precision(tagged, released_tagged, steps, changes)
+        released_tagged = released_tagged.with_frame(tidy_numbers(released_tagged, decimals))
         released = released_tagged.with_frame(released_tagged.frame.drop(ROW_ID))
         after_roles = roles_after(plan.roles, released.columns)
         created = [c.details["weight"] for c in changes if c.details.get("weight_created")]
@@ -134,7 +138,9 @@ def anonymize(
         advance("utility")
         from safemicro.utility import compare
 
-        utility = compare(tagged, released_tagged, roles=plan.roles, utility=plan.utility)
+        coded, recoded, new_coding = in_released_coding(tagged, steps)
+        utility = compare(tagged, released_tagged, roles=plan.roles, utility=plan.utility,
+                          coded=coded, recoded=recoded, new_coding=new_coding)
 
     lock = plan.model_copy(deep=True)
     lock.seed = seed
@@ -177,6 +183,8 @@ def anonymize(
             "variables": released.columns,
             "removed_variables": [c for c in dataset.columns if c not in released.columns],
             "roles": after_roles.model_dump(),
+            # each float column at the input's decimals (0: integers), more where noise needs it
+            "decimals": {c: d for c, d in decimals.items() if c in released.columns},
         },
         "warnings": warnings_,
     }
@@ -196,6 +204,20 @@ def _original_rows(tagged: Dataset, released_tagged: Dataset) -> Dataset:
     """The input records in the released file's order (numeric risk compares them row by row)."""
     rows = released_tagged.frame.get_column(ROW_ID).to_numpy()
     return tagged.with_frame(tagged.frame[rows])
+
+
+def _precision(original: Dataset, released: Dataset, steps, changes) -> dict[str, int]:
+    """Decimals of each released float column: the input's, more where a perturbative step
+    changed it by less than rounding would (see :func:`keep_perturbation`)."""
+    decimals = {c: d for c, d in input_decimals(original).items() if c in released.columns}
+    rows = released.frame.get_column(ROW_ID).to_numpy()
+    for step, change in zip(steps, changes):
+        for name, n in change.changed.items() if step.spec.perturbative else ():
+            if n and name in decimals and released.frame.schema[name].is_numeric():
+                before = original.frame.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()[rows]
+                after = released.frame.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
+                decimals[name] = keep_perturbation(decimals[name], before, after)
+    return decimals
 
 
 def _suda_ok(keys: list[str]) -> bool:
@@ -322,9 +344,10 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
     report["release"] = {**report["release"], "files": files}
     dra = disclosure_risk_assessment(report, release.plan)
     with atomic_directory(out, overwrite=overwrite) as staging:
-        write(release.dataset, staging / data_name, timestamp=stamp, report_as=out / data_name)
+        decimals = release.report["release"].get("decimals")
+        write(release.dataset, staging / data_name, timestamp=stamp, report_as=out / data_name, decimals=decimals)
         if "csv" in files:
-            write(release.dataset, staging / files["csv"], report_as=out / files["csv"])
+            write(release.dataset, staging / files["csv"], report_as=out / files["csv"], decimals=decimals)
         texts = {
             "report.json": json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
             "report.html": render_internal_report(report),
@@ -357,6 +380,7 @@ def external_view(report: dict[str, Any]) -> dict[str, Any]:
                 "changed": s["changed"],
                 "suppressed": s["suppressed"],
                 "records_touched": s["records_touched"],
+                "removed": s.get("removed", []),
                 "perturbative": s["perturbative"],
             }
         )
@@ -369,6 +393,7 @@ def external_view(report: dict[str, Any]) -> dict[str, Any]:
         "n_records": report["release"]["n_records"],
         "variables": report["release"]["variables"],
         "removed_variables": report["release"]["removed_variables"],
+        "direct_ids": report["roles"]["direct_ids"],
         "steps": steps,
         "risk_after": {
             "k_anonymity": after.get("k_anonymity"),
@@ -461,7 +486,8 @@ def disclosure_risk_assessment(report: dict[str, Any], plan: Plan) -> dict[str, 
         "checks": report["checks"],
         "targets_met": report["targets_met"],
         "methods": [
-            {"step": s["index"], "method": s["name"], "parameters": _public_params(s), "cells_changed": sum(s["changed"].values())}
+            {"step": s["index"], "method": s["name"], "parameters": _public_params(s), "cells_changed": sum(s["changed"].values()),
+             "removed": s.get("removed", []), "records_touched": s["records_touched"]}
             for s in report["steps"]
         ],
         "utility_checks": report["utility"].get("indicators", []),

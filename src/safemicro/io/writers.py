@@ -31,6 +31,7 @@ import os
 import re
 import warnings
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from safemicro.atomic import atomic_path
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.io.format_limits import fit_format
+from safemicro.io.numbers import tidy_numbers
 from safemicro.io.readers import PARQUET_CODEBOOK_KEY, _first_line, codebook_to_json, file_kind, from_frame
 
 __all__ = ["write", "WRITE_EXTENSIONS"]
@@ -58,6 +60,7 @@ def write(
     *,
     timestamp: datetime | None = None,
     report_as: str | os.PathLike[str] | None = None,
+    decimals: dict[str, int] | None = None,
 ) -> Path:
     """Write ``dataset`` (a Dataset, or a Polars/pandas frame) to ``path``; returns the path.
 
@@ -67,6 +70,8 @@ def write(
     texts beyond the SPSS/Stata limits are shortened with a warning
     (:mod:`safemicro.io.format_limits`). ``report_as``: the path errors and warnings name
     (the user's output when ``path`` is a staging file), default ``path``.
+    In CSV, float columns are written at ``decimals`` per column (else their display
+    format's) and whole ones as integers (:func:`safemicro.io.numbers.tidy_numbers`).
     """
     target = Path(path)
     file = str(report_as if report_as is not None else path)
@@ -91,6 +96,8 @@ def write(
         "dta": _write_dta,
         "sav": _write_sav,
     }[kind]
+    if kind in ("csv", "csv.gz"):
+        writer = partial(writer, decimals=decimals)
 
     suffix = ".tmp" + ("".join(target.suffixes[-2:]) if kind == "csv.gz" else target.suffix)
     try:
@@ -137,20 +144,21 @@ def _check_flat(ds: Dataset, file: str, what: str) -> None:
             raise SafemicroError(f"a {dtype} column cannot be written to {what}", file=file, column=name)
 
 
-def _csv_frame(ds: Dataset, file: str) -> pl.DataFrame:
+def _csv_frame(ds: Dataset, file: str, decimals: dict[str, int] | None = None) -> pl.DataFrame:
     _check_flat(ds, file, "CSV")
-    durations = [n for n, d in ds.frame.schema.items() if isinstance(d, pl.Duration)]
+    frame = tidy_numbers(ds, decimals)
+    durations = [n for n, d in frame.schema.items() if isinstance(d, pl.Duration)]
     if durations:  # CSV has no duration type: ISO 8601 text such as PT5S
-        return ds.frame.with_columns(pl.col(durations).dt.to_string("iso"))
-    return ds.frame
+        return frame.with_columns(pl.col(durations).dt.to_string("iso"))
+    return frame
 
 
-def _write_csv(ds: Dataset, tmp: Path, file: str) -> None:
-    _csv_frame(ds, file).write_csv(tmp)
+def _write_csv(ds: Dataset, tmp: Path, file: str, decimals: dict[str, int] | None = None) -> None:
+    _csv_frame(ds, file, decimals).write_csv(tmp)
 
 
-def _write_csv_gz(ds: Dataset, tmp: Path, file: str) -> None:
-    data = _csv_frame(ds, file).write_csv().encode("utf-8")
+def _write_csv_gz(ds: Dataset, tmp: Path, file: str, decimals: dict[str, int] | None = None) -> None:
+    data = _csv_frame(ds, file, decimals).write_csv().encode("utf-8")
     with gzip.open(tmp, "wb") as fh:
         fh.write(data)
 

@@ -37,6 +37,7 @@ __all__ = [
     "STEPS",
     "register",
     "count_changes",
+    "cells_differ",
     "take_rows",
     "rng_for",
     "per_household",
@@ -61,6 +62,7 @@ class Change:
     changed: dict[str, int] = field(default_factory=dict)  # cells whose value differs (incl. suppressed)
     suppressed: dict[str, int] = field(default_factory=dict)  # cells set to missing
     records_touched: int = 0
+    removed: list[str] = field(default_factory=list)  # columns the step dropped (every record loses them)
     seed: int | None = None
     details: dict[str, Any] = field(default_factory=dict)  # method-specific, JSON-friendly
     notes: list[str] = field(default_factory=list)
@@ -72,6 +74,7 @@ class Change:
             "changed": self.changed,
             "suppressed": self.suppressed,
             "records_touched": self.records_touched,
+            "removed": self.removed,
             "details": self.details,
             "notes": self.notes,
         }
@@ -91,30 +94,75 @@ class MethodResult:
         return iter((self.dataset, self.change))
 
 
-def count_changes(
-    before: pl.DataFrame, after: pl.DataFrame, columns: list[str]
-) -> tuple[dict[str, int], dict[str, int], int]:
-    """Cells changed and suppressed per column, and records with any change.
+def _comparable(a: pl.Series, b: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """Both series in one dtype: numbers as Float64 (so 2 and 2.0 are equal), else text."""
+    if a.dtype.is_numeric() and b.dtype.is_numeric():
+        return a.cast(pl.Float64), b.cast(pl.Float64)
+    if a.dtype == b.dtype:
+        return a, b
+    return a.cast(pl.String), b.cast(pl.String)
 
-    Both frames must have the same rows in the same order. A cell is *changed* when its
-    value differs (null-aware; a changed dtype counts values that differ as text) and
-    *suppressed* when it was non-null and is null now.
+
+def _missing(s: pl.Series) -> np.ndarray:
+    miss = s.is_null().to_numpy()
+    if s.dtype.is_float():
+        miss = miss | s.is_nan().fill_null(False).to_numpy()
+    return miss
+
+
+def _shown(s: pl.Series, labels: dict[Any, str]) -> pl.Series:
+    """Each value as a reader sees it: its value label, else the value (2.0 written 2)."""
+    if s.dtype.is_numeric():
+        x = s.cast(pl.Float64)
+        whole = (x == x.round(0)).fill_null(False) & x.is_finite().fill_null(False)
+        text = pl.select(pl.when(whole).then(x.cast(pl.Int64, strict=False).cast(pl.String))
+                         .otherwise(x.cast(pl.String))).to_series()
+    else:
+        text = s.cast(pl.String)
+    keys = {(str(int(k)) if isinstance(k, float) and k.is_integer() else str(k)): str(v) for k, v in labels.items()}
+    return text.replace(keys) if keys else text
+
+
+def cells_differ(
+    before: pl.Series, after: pl.Series, labels: tuple[dict, dict] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: does the value differ, and was it set to missing? (the one change count)
+
+    A value *differs* when it is missing on one side only, or present on both sides and
+    not equal (numbers compared as numbers, so a code written 2.0 equals 2; other values
+    as text when the types differ). Missing on both sides is no change. A recoded variable
+    passes its value ``labels`` before and after: a value then also differs when what it
+    says does (age 1 recoded into band 1 "0-4" is changed). The step table and the
+    per-variable table of the report both count cells with this rule: a step against its
+    input, the release against the original.
+    """
+    a, b = _comparable(before, after)
+    an, bn = _missing(a), _missing(b)
+    differ = (a != b).fill_null(False).to_numpy() & ~an & ~bn
+    if labels is not None and labels[0] != labels[1]:
+        said = (_shown(before, labels[0]) != _shown(after, labels[1])).fill_null(False).to_numpy()
+        differ |= said & ~an & ~bn
+    return differ | (an != bn), ~an & bn
+
+
+def count_changes(
+    before: pl.DataFrame,
+    after: pl.DataFrame,
+    columns: list[str],
+    labels: dict[str, tuple[dict, dict]] | None = None,
+) -> tuple[dict[str, int], dict[str, int], int]:
+    """Cells changed and suppressed per column (:func:`cells_differ`; ``labels``: value labels
+    before and after of recoded columns), and records with any change.
+
+    Both frames must have the same rows in the same order.
     """
     changed: dict[str, int] = {}
     suppressed: dict[str, int] = {}
     touched = np.zeros(before.height, dtype=bool)
     for name in columns:
-        a, b = before[name], after[name]
-        if a.dtype != b.dtype:
-            a, b = a.cast(pl.String), b.cast(pl.String)
-        an, bn = a.is_null().to_numpy(), b.is_null().to_numpy()
-        if a.dtype.is_float():
-            an = an | a.is_nan().fill_null(False).to_numpy()
-            bn = bn | b.is_nan().fill_null(False).to_numpy()
-        differ = (a != b).fill_null(False).to_numpy() & ~an & ~bn
-        diff = differ | (an != bn)
+        diff, sup = cells_differ(before[name], after[name], (labels or {}).get(name))
         changed[name] = int(diff.sum())
-        suppressed[name] = int((~an & bn).sum())
+        suppressed[name] = int(sup.sum())
         touched |= diff
     return changed, suppressed, int(touched.sum())
 

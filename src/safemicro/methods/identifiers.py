@@ -60,6 +60,8 @@ def _remove(ds: Dataset, variables: str | Sequence[str], method: str) -> MethodR
     change = Change(
         method=method,
         params={"variables": names},
+        records_touched=ds.n if names else 0,
+        removed=names,
         details={"removed": names},
         notes=notes,
     )

@@ -105,7 +105,8 @@ def global_recode(
             out.frame.filter(~out.missing_expr(variable).fill_null(True)).get_column(variable).n_unique()
         )
         params = {"variable": variable, "hierarchy": "user hierarchy", "level": level}
-    changed, suppressed, touched = count_changes(ds.frame, out.frame, [variable])
+    coding = (ds.codebook.meta(variable).value_labels, out.codebook.meta(variable).value_labels)
+    changed, suppressed, touched = count_changes(ds.frame, out.frame, [variable], {variable: coding})
     change = Change(
         method="global_recode",
         params=params,

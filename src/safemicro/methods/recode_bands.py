@@ -291,7 +291,7 @@ def _band_recode(ds, variable, breaks, method, right, include_lowest, labels, co
     for code, t in ds.codebook.meta(variable).value_labels.items():
         if _is_user_missing(ds, variable, code):
             value_labels.setdefault(_label_key(code) if integral else code, t)
-    _new_meta(ds, out, variable, value_labels, dtype_changed=True, measure="ordinal")
+    _new_meta(ds, out, variable, value_labels, dtype_changed=True, measure="ordinal", kind="banded")
 
     counts = np.bincount(band[inside], minlength=bands.n + 1)[1:]
     n_outside = int((~inside & ~miss).sum())

@@ -11,6 +11,7 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
+from safemicro.methods.relabel import recoded_label
 
 
 def _check_column(ds: Dataset, variable: str) -> None:
@@ -61,10 +62,15 @@ def _label_key(v: Any) -> Any:
     return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
-def _new_meta(ds: Dataset, out: Dataset, variable: str, labels: dict, *, dtype_changed: bool, measure=None):
-    """Set the recoded variable's labels (a new dict: metadata dicts are shared after with_frame)."""
+def _new_meta(ds: Dataset, out: Dataset, variable: str, labels: dict, *, dtype_changed: bool, measure=None,
+              kind: str = "grouped", shown: list[str] | None = None):
+    """Set the recoded variable's labels (a new dict: metadata dicts are shared after with_frame)
+    and say in its variable label what it now holds (``shown``: the words quoted, default
+    the category labels)."""
     meta = out.codebook.meta(variable)
     meta.value_labels = dict(labels)
+    if shown or labels:
+        meta.label = recoded_label(meta.label, variable, kind, dict(enumerate(shown)) if shown else labels)
     if dtype_changed:
         meta.format = None
     if measure is not None:

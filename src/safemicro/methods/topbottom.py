@@ -10,6 +10,7 @@ import polars as pl
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.methods.base import Change, MethodResult, count_changes
+from safemicro.methods.relabel import _fmt_code
 from safemicro.methods.recode_common import (
     _as_number,
     _check_column,
@@ -85,7 +86,8 @@ def top_bottom_code(
             else:
                 label = f"{base} or {than} {value}"
         value_labels[_label_key(replacement)] = label
-    _new_meta(ds, out, variable, value_labels, dtype_changed=target != col.dtype)
+    _new_meta(ds, out, variable, value_labels, dtype_changed=target != col.dtype,
+              kind=f"{kind}-coded", shown=[label] if label else [f"at {_fmt_code(replacement)}"])
 
     changed, suppressed, touched = count_changes(ds.frame, out.frame, [variable])
     n_coded = int(hit.sum())

@@ -22,274 +22,43 @@ True
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from safemicro.atomic import write_text
 
 from . import plots
+from .format import (  # noqa: F401 (re-exported: other reports import them from here)
+    ROLE_LABELS,
+    RULE_HIGH_RISK,
+    TIERS,
+    _environment,
+    _num,
+    _section,
+    _sig,
+    _status,
+    _value_text,
+    fmt_er,
+    fmt_int,
+    fmt_num,
+    fmt_pct,
+    fmt_prob,
+    fmt_share,
+    fmt_target_pct,
+)
+from .risk_cards import _headline_cards, _nested_table, _numeric, _suda
 
 __all__ = ["render_risk_report", "write_risk_report", "build_context"]
-
-RULE_HIGH_RISK = 0.1
-
-TIERS = {
-    "puf": ("Public use file", "anyone may download it; the strictest protection applies"),
-    "suf": ("Scientific use file", "licensed to registered researchers under an agreement"),
-    "enclave": ("Data enclave", "used only inside a controlled environment; outputs are checked"),
-}
-
-ROLE_LABELS = {
-    "key": "key (categorical)",
-    "numeric_key": "key (numeric)",
-    "key_numeric": "key (numeric)",
-    "sensitive": "sensitive",
-    "weight": "weight",
-    "household": "household id",
-    "direct_id": "direct identifier",
-    "strata": "strata",
-    "cluster": "cluster",
-    "ghost": "ghost",
-    "other": "other",
-}
-
-# ---------------------------------------------------------------------------------------
-# small, forgiving accessors and formatters
-# ---------------------------------------------------------------------------------------
-
-
-def _section(summary: Mapping[str, Any] | None, name: str) -> dict[str, Any] | None:
-    if not isinstance(summary, Mapping):
-        return None
-    value = summary.get(name)
-    return dict(value) if isinstance(value, Mapping) and value else None
-
-
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
-def fmt_int(value: Any) -> str:
-    """Count with thousand separators: ``4580 -> '4,580'``; ``None -> '–'``."""
-    x = _num(value)
-    if x is None:
-        return "–" if value is None else str(value)
-    return f"{int(round(x)):,}"
-
-
-def fmt_pct(value: Any, decimals: int | None = None) -> str:
-    """A value already in percent: ``0.235 -> '0.235 %'``, ``12.04 -> '12.04 %'``."""
-    x = _num(value)
-    if x is None:
-        return "–" if value is None else str(value)
-    if x == 0:
-        return "0 %"
-    if decimals is None:
-        decimals = 2 if abs(x) >= 1 else 3
-    return f"{x:,.{decimals}f} %"
-
-
-def fmt_share(part: Any, whole: Any) -> str:
-    """``part`` as a percentage of ``whole`` (``''`` when either is unknown)."""
-    p, w = _num(part), _num(whole)
-    if p is None or not w:
-        return ""
-    return fmt_pct(100.0 * p / w)
-
-
-def _sig(x: float, digits: int = 3) -> str:
-    """*x* (0 < |x| < 1) with *digits* significant digits, fixed notation, no trailing 0s."""
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-    text = f"{x:.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def fmt_prob(value: Any) -> str:
-    """A risk or probability in [0, 1]: ``0.0465 -> '0.0465'``, tiny values ``< 0.0001``."""
-    x = _num(value)
-    if x is None:
-        return "–" if value is None else str(value)
-    if x == 0:
-        return "0"
-    if abs(x) < 1e-4:
-        return "< 0.0001"
-    if abs(x) >= 1:
-        return f"{x:g}"
-    return _sig(x)
-
-
-def fmt_target_pct(value: Any) -> str:
-    """A target probability shown as percent: ``0.01 -> '1 %'``, ``0.025 -> '2.5 %'``."""
-    x = _num(value)
-    if x is None:
-        return "–" if value is None else str(value)
-    return f"{100 * x:.6g} %"
-
-
-def fmt_er(value: Any) -> str:
-    """Expected re-identifications: ``10.78 -> '10.78'``, ``1234.5 -> '1,234.5'``."""
-    x = _num(value)
-    if x is None:
-        return "–" if value is None else str(value)
-    return f"{x:,.2f}" if abs(x) < 100 else f"{x:,.1f}" if abs(x) < 10_000 else f"{x:,.0f}"
-
-
-def fmt_num(value: Any) -> str:
-    """A general number: integers with separators, floats with sensible decimals."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    x = _num(value)
-    if x is None:
-        return "–" if value is None else str(value)
-    if x.is_integer() and abs(x) < 1e15:
-        return f"{int(x):,}"
-    ax = abs(x)
-    if ax >= 1000:
-        return f"{x:,.0f}"
-    if ax >= 10:
-        return f"{x:,.1f}"
-    if ax >= 1:
-        return f"{x:.2f}"
-    if ax >= 1e-4:
-        return _sig(x)
-    return f"{x:.2e}"
-
-
-def _value_text(value: Any) -> str:
-    if value is None:
-        return "∗ (missing/suppressed)"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _status(ok: bool | None) -> str | None:
-    if ok is None:
-        return None
-    return "pass" if ok else "fail"
 
 
 # ---------------------------------------------------------------------------------------
 # the view model
 # ---------------------------------------------------------------------------------------
-
-
-def _headline_cards(summary: Mapping[str, Any], n_records: float | None) -> list[dict[str, Any]]:
-    targets = _section(summary, "targets") or {}
-    target_k = _num(targets.get("k"))
-    target_k = int(target_k) if target_k is not None else None
-    max_global = _num(targets.get("max_global_risk"))
-    max_indiv = _num(targets.get("max_individual_risk"))
-    cards: list[dict[str, Any]] = []
-
-    def card(label, value, sub="", status=None, note="", key=""):
-        cards.append({"label": label, "value": value, "sub": sub, "status": status,
-                      "note": note, "key": key})
-
-    card("Records", fmt_int(n_records), key="records")
-
-    kan = _section(summary, "k_anonymity")
-    if kan is not None:
-        roles = _section(summary, "roles") or {}
-        keys = roles.get("keys") if isinstance(roles.get("keys"), list) else []
-        sub = f"of the {len(keys)} key variables" if len(keys) > 1 else ""
-        if kan.get("n_sample_uniques") is not None:
-            sub = (f"{fmt_int(kan.get('n_sample_uniques'))} unique in the sample"
-                   + (f" · {sub}" if sub else ""))
-        card("Distinct key combinations", fmt_int(kan.get("n_distinct_keys")), sub=sub,
-             key="distinct-keys")
-        viol = kan.get("violations") if isinstance(kan.get("violations"), Mapping) else {}
-        ks = [2, 3, 5]
-        if target_k is not None and target_k not in ks and str(target_k) in viol:
-            ks = sorted(ks + [target_k])
-        for k in ks:
-            count = viol.get(str(k), viol.get(k))
-            if count is None:
-                continue
-            status = None
-            note = ""
-            if target_k is not None and k == target_k:
-                status = _status(_num(count) == 0)
-                note = "target"
-            card(f"Records violating {k}-anonymity", fmt_int(count),
-                 sub=f"{fmt_share(count, n_records)} of records" if n_records else "",
-                 status=status, note=note, key=f"k{k}")
-
-    glob = _section(summary, "global_risk")
-    if glob is not None:
-        mean = _num(glob.get("mean"))
-        pct = _num(glob.get("percent"))
-        if pct is None and mean is not None:
-            pct = 100.0 * mean
-        er = glob.get("expected_reidentifications")
-        status = None
-        note = ""
-        if max_global is not None and mean is not None:
-            status = _status(mean <= max_global)
-            note = f"target ≤ {fmt_target_pct(max_global)}"
-        card("Global risk", fmt_pct(pct),
-             sub=f"≈ {fmt_er(er)} expected re-identifications" if er is not None else "",
-             status=status, note=note, key="global-risk")
-
-    hh = _section(summary, "household_risk")
-    if hh is not None:
-        mean = _num(hh.get("mean"))
-        pct = _num(hh.get("percent"))
-        if pct is None and mean is not None:
-            pct = 100.0 * mean
-        er = hh.get("expected_reidentifications")
-        parts = []
-        if er is not None:
-            parts.append(f"≈ {fmt_er(er)} expected re-identifications")
-        if hh.get("n_households") is not None:
-            parts.append(f"{fmt_int(hh.get('n_households'))} households")
-        status = None
-        note = ""
-        if max_global is not None and mean is not None:
-            status = _status(mean <= max_global)
-            note = f"target ≤ {fmt_target_pct(max_global)}"
-        card("Household risk", fmt_pct(pct), sub=" · ".join(parts), status=status,
-             note=note, key="household-risk")
-
-    ind = _section(summary, "individual_risk")
-    if ind is not None:
-        mx = _num(ind.get("max"))
-        status = None
-        note = ""
-        if max_indiv is not None and mx is not None:
-            status = _status(mx <= max_indiv)
-            note = f"target ≤ {fmt_prob(max_indiv)}"
-        sub = f"median {fmt_prob(ind.get('median'))}" if ind.get("median") is not None else ""
-        if max_indiv is not None and _num(ind.get("n_above_target")) is not None:
-            sub += (" · " if sub else "") + f"{fmt_int(ind.get('n_above_target'))} records above target"
-        card("Highest individual risk", fmt_prob(mx), sub=sub, status=status, note=note,
-             key="max-risk")
-        above = _num(ind.get("n_above_0_1"))
-        if ind.get("n_above_0_1") is not None:
-            card("Records with risk above 0.1", fmt_int(above),
-                 sub=f"{fmt_share(above, n_records)} of records" if n_records else "",
-                 status="warn" if above else None,
-                 note="look at these first" if above else "", key="above-0-1")
-        risky = _num(ind.get("n_risky"))
-        if ind.get("n_risky") is not None:
-            card("Risky records", fmt_int(risky),
-                 sub="risk > median + 2·MAD and > 0.1",
-                 status="warn" if risky else None, key="risky")
-    return cards
 
 
 def _checks(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -431,116 +200,6 @@ def _riskiest(summary: Mapping[str, Any], limit: int = 25) -> dict[str, Any] | N
     return {"columns": columns, "rows": rows, "total": len(raw), "shown": len(rows)}
 
 
-def _suda(summary: Mapping[str, Any], n_records: float | None) -> dict[str, Any] | None:
-    s = _section(summary, "suda2")
-    if s is None:
-        return None
-    facts = []
-    for key, label, fmt in (("n_score_gt0", "Records with a special unique (score > 0)", fmt_int),
-                            ("max_score", "Highest SUDA score", fmt_num),
-                            ("sum_score", "Sum of SUDA scores", fmt_num),
-                            ("max_dis", "Highest DIS-SUDA score", fmt_prob),
-                            ("sum_dis", "Sum of DIS-SUDA scores", fmt_num)):
-        if s.get(key) is not None:
-            extra = ""
-            if key == "n_score_gt0" and n_records:
-                extra = fmt_share(s.get(key), n_records) + " of records"
-            facts.append({"label": label, "value": fmt(s.get(key)), "extra": extra})
-    dis_rows = []
-    dis = s.get("dis_table")
-    if isinstance(dis, Mapping):
-        total = sum(_num(v) or 0 for v in dis.values()) or n_records
-        for interval, count in dis.items():
-            dis_rows.append({"interval": str(interval), "count": fmt_int(count),
-                             "share": fmt_share(count, total)})
-    contrib = s.get("attribute_contributions")
-    contrib_rows = []
-    if isinstance(contrib, Mapping):
-        for name, value in sorted(contrib.items(), key=lambda kv: -(_num(kv[1]) or 0)):
-            contrib_rows.append({"name": str(name), "value": fmt_pct(value, 1)})
-    levels = []
-    lc = s.get("level_contributions")
-    if isinstance(lc, Mapping):
-        for name, table in lc.items():
-            if not isinstance(table, Mapping):
-                continue
-            ordered = sorted(table.items(), key=lambda kv: -(_num(kv[1]) or 0))
-            levels.append({"name": str(name),
-                           "levels": [(str(k), fmt_pct(v, 1)) for k, v in ordered]})
-    return {"facts": facts, "dis_rows": dis_rows, "contrib_rows": contrib_rows,
-            "levels": levels}
-
-
-def _nested_table(section: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """``{var: {measure: {stat: v}}}`` or ``{var: {stat: v}}`` as one flat table."""
-    if not isinstance(section, Mapping) or not section:
-        return None
-    stats: list[str] = []
-    rows: list[dict[str, Any]] = []
-    for var, body in section.items():
-        if not isinstance(body, Mapping):
-            continue
-        nested = any(isinstance(v, Mapping) for v in body.values())
-        groups = ([(m, b) for m, b in body.items() if isinstance(b, Mapping)] if nested
-                  else [("", body)])
-        for measure, values in groups:
-            for k in values:
-                if str(k) not in stats:
-                    stats.append(str(k))
-            rows.append({"var": str(var), "measure": str(measure), "values": values})
-    if not rows:
-        return None
-    for row in rows:
-        vals = {str(k): v for k, v in row.pop("values").items()}
-        row["cells"] = []
-        for s in stats:
-            v = vals.get(s)
-            if isinstance(v, (list, tuple)):
-                text = ", ".join(fmt_num(x) for x in v)
-            elif isinstance(v, Mapping):
-                text = "; ".join(f"{k}: {fmt_num(x)}" for k, x in v.items())
-            else:
-                text = fmt_num(v) if v is not None else ""
-            row["cells"].append({"text": text, "num": v is None or _num(v) is not None})
-        row["flag"] = any((_num(vals.get(k)) or 0) > 0
-                          for k in ("n_eq1", "n_violating", "n_outliers"))
-    has_measure = any(r["measure"] for r in rows)
-    numeric_cols = [all(r["cells"][i]["num"] for r in rows) for i in range(len(stats))]
-    for r in rows:
-        for cell, is_num in zip(r["cells"], numeric_cols):
-            cell["num"] = is_num
-    return {"stats": [{"name": s.replace("_", " "), "num": n} for s, n in zip(stats, numeric_cols)],
-            "rows": rows,
-            "has_measure": has_measure}
-
-
-NUMERIC_FACTS = {
-    "n_records_with_outlier": ("Records with an outlying value", fmt_int),
-    "interval_disclosure": ("Interval disclosure risk", fmt_prob),
-    "linkage_disclosure": ("Record linkage risk (share of records whose nearest record is their own)", fmt_prob),
-    "compared_with": ("Released values compared with", str),
-}
-
-
-def _numeric(section: Any) -> dict[str, Any] | None:
-    """Numeric key risk: either ``{var: {stat: v}}`` or ``{"variables": {...}, scalars}``."""
-    if not isinstance(section, Mapping) or not section:
-        return None
-    if isinstance(section.get("variables"), Mapping):
-        table = _nested_table(section["variables"])
-        facts = []
-        for key, value in section.items():
-            if key == "variables" or isinstance(value, (Mapping, list)) or value is None:
-                continue
-            label, fmt = NUMERIC_FACTS.get(key, (str(key).replace("_", " ").capitalize(), fmt_num))
-            facts.append({"label": label, "value": fmt(value)})
-    else:
-        table, facts = _nested_table(section), []
-    if table is None and not facts:
-        return None
-    return {"table": table, "facts": facts}
-
-
 def _key_names(summary: Mapping[str, Any]) -> list[str]:
     roles = _section(summary, "roles") or {}
     keys = roles.get("keys")
@@ -620,23 +279,6 @@ def build_context(summary: Mapping[str, Any] | None, records: pl.DataFrame | Non
         "risky_threshold": fmt_prob(risky_threshold) if risky_threshold is not None else None,
     }
 
-
-# ---------------------------------------------------------------------------------------
-# rendering
-# ---------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("safemicro.report", "templates"),
-        autoescape=select_autoescape(enabled_extensions=("html",), default=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    return env
 
 
 def render_risk_report(summary: dict, records: pl.DataFrame, *,

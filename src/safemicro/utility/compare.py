@@ -23,7 +23,7 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.methods.base import ROW_ID
+from safemicro.methods.base import ROW_ID, cells_differ
 from safemicro.plan import Roles, Utility
 from safemicro.utility.design import Design, make_design
 from safemicro.utility.estimates import compare_indicator
@@ -32,7 +32,6 @@ from safemicro.utility.numeric import QUANTILE_PROBS, numeric_loss, quantiles
 from safemicro.jsonable import json_value
 from safemicro.utility.tables import (
     JointCodes,
-    common_dtype,
     distances,
     joint_codes,
     pair_distances,
@@ -133,12 +132,10 @@ def _role(name: str, roles: Roles) -> str:
     return found[0] if found else "other"
 
 
-def _cells(a: pl.Series, b: pl.Series) -> tuple[np.ndarray, int]:
-    """Cells that differ (a missing value counts as a value) and cells newly missing."""
-    a, b = common_dtype(a, b)
-    an, bn = a.is_null().to_numpy(), b.is_null().to_numpy()
-    differ = (a != b).fill_null(False).to_numpy() | (an != bn)
-    return differ, int((~an & bn).sum())
+def _cells(a: pl.Series, b: pl.Series, labels: tuple[dict, dict] | None = None) -> tuple[np.ndarray, int]:
+    """Cells that differ and cells newly missing: the steps' own rule (:func:`cells_differ`)."""
+    differ, suppressed = cells_differ(a, b, labels)
+    return differ, int(suppressed.sum())
 
 
 def _marginal(jc: JointCodes, counts: dict[str, np.ndarray], top: int, name: str, dsets) -> list[dict]:
@@ -224,6 +221,9 @@ def compare(
     utility: Utility | None = None,
     level: float = 0.95,
     top: int = 10,
+    coded: Dataset | None = None,
+    recoded: list[str] | tuple[str, ...] = (),
+    new_coding: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The JSON-friendly utility section comparing ``released`` with ``original``.
 
@@ -232,6 +232,12 @@ def compare(
     the plan's indicators, regressions and extra tables. ``top`` categories per variable
     are kept for plots. ``rows.records_changed`` counts released records with a changed
     value outside the identifiers (direct ids, household and cluster ids).
+
+    ``coded`` is the original in the release's coding (the plan's recodes applied to it,
+    nothing else, same rows) and ``recoded`` the variables it recodes: their distributions
+    and tables compare ``coded`` with the release, so a banded age is compared band by band
+    and the distances show what the other steps changed; cells changed still count against
+    the original values (for the ``new_coding`` variables, by what they say: value labels).
     """
     utility = utility or Utility()
     roles.check_columns([c for c in original.columns if c != ROW_ID], original.source)
@@ -254,7 +260,9 @@ def compare(
             w_r = w_o if idx is None else w_o[idx]
             notes.append(f"the release has no weight column {roles.weight!r}: its rows keep their original weights")
 
-    dsets = (original, released)
+    in_coding = coded if coded is not None else original  # distributions: in the release's coding
+    recoded = [n for n in recoded if coded is not None and n in coded.columns]
+    dsets = (in_coding, released)
     variables: list[dict[str, Any]] = []
     codes: dict[str, JointCodes] = {}
     touched = np.zeros(released.n, dtype=bool)
@@ -266,7 +274,9 @@ def compare(
             continue
         full = original.analysis_column(name)
         after = released.analysis_column(name)
-        differ, suppressed = _cells(_take(full, idx), after)
+        coding = (original.codebook.meta(name).value_labels, released.codebook.meta(name).value_labels)
+        differ, suppressed = _cells(_take(full, idx), after, coding if name in new_coding else None)
+        dist = in_coding.analysis_column(name) if name in recoded else full
         if base["kind"] != "id":  # new household ids alone do not make a record changed
             touched |= differ
         row = base | {
@@ -277,15 +287,22 @@ def compare(
             "missing_after": int(after.null_count()),
         }
         if base["kind"] == "categorical":
-            jc = codes[name] = joint_codes(full, after)
+            jc = codes[name] = joint_codes(dist, after)
             row |= _categorical_row(jc, w_o, w_r, top, name, dsets)
-            if row["categories_differ"]:
+            if name in recoded:
+                notes.append(
+                    f"{name}: recoded by the plan; its distribution and tables compare the original "
+                    "mapped through the same recode with the release, so the distances show what the "
+                    "other steps (suppression, perturbation) changed"
+                )
+            elif row["categories_differ"]:
                 notes.append(
                     f"{name}: the categories differ before and after (recoded, suppressed or sampled "
                     "away); the distances compare the two codings as they are"
                 )
         elif base["kind"] == "numeric":
-            row |= _numeric_row(_numbers(original, name), _numbers(released, name))
+            before = in_coding if name in recoded else original
+            row |= _numeric_row(_numbers(before, name), _numbers(released, name))
             if name in roles.numeric_keys:
                 if after.dtype.is_numeric() and full.dtype.is_numeric():
                     numeric_cols.append(name)
@@ -305,7 +322,7 @@ def compare(
 
         numeric |= numeric_loss(matrix(original, idx), matrix(released, None))
 
-    tables = _tables(original, released, roles, utility, codes, w_o, w_r, kept)
+    tables = _tables(in_coding, released, roles, utility, codes, w_o, w_r, kept)
 
     before = (original, _design(original, roles, w_o, original, None))
     after = (released, _design(released, roles, w_r, original, idx))

@@ -23,7 +23,7 @@ from safemicro.io.dataset import Dataset
 from safemicro.plan import Regression
 from safemicro.utility.design import Design, z_value
 from safemicro.utility.estimates import comparison
-from safemicro.utility.tables import joint_codes
+from safemicro.utility.tables import joint_codes, value_label
 
 __all__ = ["compare_regression", "fit_regression"]
 
@@ -113,6 +113,13 @@ def _floats(s: pl.Series) -> np.ndarray:
     return s.cast(pl.Float64).fill_null(np.nan).to_numpy()
 
 
+def _term(name: str, value: Any, ds_b: Dataset, ds_a: Dataset | None) -> str:
+    """``urbrur=2 · rural``: a category's term, whole codes without ``.0``, with its label."""
+    text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    label = value_label(value, name, *([ds_b, ds_a] if ds_a is not None else [ds_b]))
+    return f"{name}={text}" + (f" · {label}" if label not in (None, "") and str(label) != text else "")
+
+
 def _predictors(
     reg: Regression, ds_b: Dataset, ds_a: Dataset | None, notes: list[str]
 ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
@@ -139,7 +146,7 @@ def _predictors(
         for code in range(1, jc.card + 1):
             if code == reference:
                 continue
-            terms.append(f"{name}={jc.values[code - 1]}")
+            terms.append(_term(name, jc.values[code - 1], ds_b, ds_a))
             for codes, cols in ((jc.before, cols_b), (jc.after, cols_a)):
                 cols.append(np.where(codes == 0, np.nan, (codes == code).astype(np.float64)))
     return terms, np.column_stack(cols_b), (np.column_stack(cols_a) if ds_a is not None else None)

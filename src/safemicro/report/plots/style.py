@@ -1,0 +1,138 @@
+"""The figures' shared style: palette, rc settings, the SVG writer and small formatters."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+
+import numpy as np
+import polars as pl
+from matplotlib import rc_context
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+# A calm palette that prints well in greyscale too.
+__all__ = ["INK", "MUTED", "GRID", "BLUE", "TEAL", "RED", "AMBER", "GREY", "figure_to_svg"]
+
+INK = "#1f2933"
+MUTED = "#52606d"
+GRID = "#d9e2ec"
+BLUE = "#2f6f9f"
+TEAL = "#3c8d8a"
+RED = "#b83232"
+AMBER = "#c08a1e"
+GREY = "#9aa5b1"
+
+_RC = {
+    "svg.fonttype": "none",
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans", "Helvetica", "Arial", "Liberation Sans"],
+    "font.size": 9,
+    "axes.edgecolor": GREY,
+    "axes.labelcolor": INK,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.titlecolor": INK,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.color": GRID,
+    "grid.linewidth": 0.6,
+    "xtick.color": MUTED,
+    "ytick.color": MUTED,
+    "legend.frameon": False,
+    "legend.fontsize": 8,
+}
+
+
+def _new_figure(width: float = 6.4, height: float = 3.2) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)  # the Agg backend, without touching matplotlib's global state
+    return fig
+
+
+_SVG_OPEN = re.compile(r"<svg\b[^>]*>", re.S)
+
+
+def figure_to_svg(fig: Figure, name: str, description: str | None = None) -> str:
+    """Serialise *fig* as an inline ``<svg>`` element (no XML prolog, no DOCTYPE).
+
+    The fixed width/height of the root element are dropped (the viewBox stays) so the
+    figure scales with the page; *name* salts the element ids so that several figures
+    inlined in one page never share an id.
+    """
+    buf = io.StringIO()
+    with rc_context({"svg.hashsalt": f"safemicro-{name}", **_RC}):
+        fig.savefig(
+            buf,
+            format="svg",
+            metadata={"Date": None, "Creator": None, "Title": description or name},
+        )
+    svg = buf.getvalue()
+    start = svg.find("<svg")
+    svg = svg[start:] if start >= 0 else svg
+    match = _SVG_OPEN.search(svg)
+    if match:
+        tag = match.group(0)
+        new_tag = re.sub(r'\s(width|height)="[^"]*"', "", tag)
+        extra = f' class="plot" role="img" data-plot="{name}"'
+        if description:
+            extra += ' aria-label="' + _attr(description) + '"'
+        new_tag = new_tag[:-1] + extra + ">"
+        svg = svg[: match.start()] + new_tag + svg[match.end() :]
+    return _prefix_ids(svg, name).strip()
+
+
+_ID = re.compile(r'(\sid=")([^"]+)(")')
+_REF = re.compile(r'(url\(#|href="#)([^)"]+)')
+
+
+def _prefix_ids(svg: str, prefix: str) -> str:
+    """Prefix every element id (and every in-SVG reference to one) with *prefix*.
+
+    matplotlib numbers its element ids per figure (``figure_1``, ``axes_1`` …), so two
+    figures inlined in one HTML page would otherwise share ids.
+    """
+    ids = set(m.group(2) for m in _ID.finditer(svg))
+    svg = _ID.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}{m.group(3)}", svg)
+    return _REF.sub(
+        lambda m: f"{m.group(1)}{prefix}-{m.group(2)}" if m.group(2) in ids else m.group(0), svg
+    )
+
+
+def _attr(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
+    )
+
+
+def _plain(text: object) -> str:
+    """Text for a matplotlib label: no mathtext interpretation of ``$``."""
+    return str(text).replace("$", r"\$")
+
+
+def _column(records: pl.DataFrame | None, name: str) -> np.ndarray | None:
+    if records is None or not isinstance(records, pl.DataFrame) or name not in records.columns:
+        return None
+    try:
+        values = records.get_column(name).cast(pl.Float64, strict=False).drop_nulls().to_numpy()
+    except Exception:  # noqa: BLE001 - an odd column must not break the report
+        return None
+    values = values[np.isfinite(values)]
+    return values if values.size else None
+
+
+def _count_fmt(x: float, _pos: object = None) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:,.1f}"
+
+
+def _risk_tick(x: float, _pos: object = None) -> str:
+    if x <= 0:
+        return "0"
+    exp = math.log10(x)
+    if abs(exp - round(exp)) < 1e-9:
+        e = int(round(exp))
+        return f"{x:.{max(0, -e)}f}" if e >= -6 else f"1e{e}"
+    return ""
