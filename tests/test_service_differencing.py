@@ -422,3 +422,27 @@ def test_with_a_protection_width_no_suppressed_interval_narrows_below_it(scenari
         hi = linprog(-c, A_eq=m, b_eq=b, bounds=(0, None), method="highs")
         top = np.inf if hi.status != 0 else -hi.fun
         assert top - lo.fun >= width - 1e-6
+
+
+def test_zero_one_search_splits_independent_blocks():
+    """Directions that share no atom are searched block by block (enumeration per block,
+    no MILP for 24 directions); the answer is the smallest block's smallest group."""
+    import safemicro.service.differencing as d
+
+    rng = np.random.default_rng(5)
+    blocks, sizes = [], []
+    for b in range(8):  # 8 blocks of 3 directions over 5 atoms each
+        gen = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]], dtype=float)
+        blocks.append(gen)
+        sizes.append(np.full(5, 4 + b))
+    z = np.zeros((40, 24))
+    for b, gen in enumerate(blocks):
+        z[5 * b: 5 * b + 5, 3 * b: 3 * b + 3] = gen
+    z = z @ rng.normal(size=(24, 24))  # any basis of the span mixes the blocks
+    sizes = np.concatenate(sizes)
+    assert len(d._blocks(np.eye(24))) == 24
+    start = time.perf_counter()
+    # in block 0 (atoms of 4 records) the smallest 0/1 vectors are two atoms: 8 records
+    assert d._zero_one_search(z, sizes, threshold=10) == 8
+    assert d._zero_one_search(z, sizes, threshold=8) is None
+    assert time.perf_counter() - start < 5.0

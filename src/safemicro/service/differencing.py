@@ -41,7 +41,7 @@ from safemicro.errors import SafemicroError
 
 __all__ = ["Verdict", "DifferencingGuard", "predicate_expr", "predicate_mask", "canonical"]
 
-_ENUMERATE_MAX = 10  # 0/1 search by enumeration up to this many free directions, MILP above
+_ENUMERATE_MAX = 12  # 0/1 search by enumeration up to this many free directions, MILP above
 
 
 def _one_blas_thread():
@@ -133,9 +133,14 @@ class _State:
     released: int = 0
     history: list = field(default_factory=list)
     cells: Any = None  # sparse (released cells, atoms) 0/1, kept only for protection_width LPs
+    # dimension of the row-space part lying wholly on small atoms, when it is known to hold
+    # no small group (-1: not searched): that part only grows, so the same dimension later
+    # means the same space and the 0/1 search can be skipped
+    small_dim: int = -1
 
     def copy(self) -> "_State":
-        return _State(self.atom, self.counts, self.basis, self.suppressed, self.released, list(self.history), self.cells)
+        return _State(self.atom, self.counts, self.basis, self.suppressed, self.released, list(self.history), self.cells,
+                      self.small_dim)
 
 
 class DifferencingGuard:
@@ -222,9 +227,12 @@ class DifferencingGuard:
     def released_cells(self) -> int:
         return self._state.released
 
-    def check(self, cells: list[Mapping[str, Any]], suppressed: list[Mapping[str, Any]] | None = None) -> Verdict:
+    def check(self, cells: list[Mapping[str, Any]], suppressed: list[Mapping[str, Any]] | None = None,
+              *, locate: bool = True) -> Verdict:
         """Would releasing ``cells`` (while ``suppressed`` stay hidden) disclose, given every
-        earlier release on this dataset?"""
+        earlier release on this dataset? With ``locate`` a refusal names the first
+        disclosing cell (a bisection: several more evaluations; the service, which never
+        tells the analyst the cell, skips it)."""
         suppressed = list(suppressed or [])
         key = canonical(cells) + "|" + canonical(suppressed)
         with _one_blas_thread():
@@ -233,7 +241,7 @@ class DifferencingGuard:
                 self._pending = (key, state)
                 return verdict
             self._pending = None
-            if cells and verdict.kind not in ("small_cell", "suppressed_narrowed"):
+            if locate and cells and verdict.kind not in ("small_cell", "suppressed_narrowed"):
                 verdict = self._locate(list(cells), suppressed, verdict)
         return verdict
 
@@ -307,6 +315,7 @@ class DifferencingGuard:
             released=state.released,
             history=state.history,
             cells=None if state.cells is None else state.cells[:, parents],
+            small_dim=state.small_dim,
         )
         # a cell's vector: 1 on the atoms its records fall into
         _, first_rec = np.unique(atom, return_index=True)
@@ -459,21 +468,24 @@ class DifferencingGuard:
             return best_single
         q = q[active]
         sub = small[active]
+        known = state.small_dim
         # eigenvalue 1 of q q^T (or q^T q, whichever is smaller): y = q u with |y| = |u|,
         # and the direction's values on the small atoms are y / sqrt(w)
         if q.shape[0] <= q.shape[1]:
             evals, evecs = np.linalg.eigh(q @ q.T)
             full = evals >= 1.0 - 1e-7
-            if not full.any():
+            if not full.any() or int(full.sum()) == known:
                 return best_single
             z = evecs[:, full] / np.sqrt(w[active])[:, None]
         else:
             evals, evecs = np.linalg.eigh(q.T @ q)
             full = evals >= 1.0 - 1e-7
-            if not full.any():
+            if not full.any() or int(full.sum()) == known:
                 return best_single
             z = basis[:, sub].T @ evecs[:, full]
         group = _zero_one_search(z, counts[sub], t)
+        if group is None:
+            state.small_dim = z.shape[1]
         sizes = [g for g in (group, best_single) if g is not None]
         return min(sizes) if sizes else None
 
@@ -505,6 +517,39 @@ def _zero_one_search(z: np.ndarray, sizes: np.ndarray, threshold: int) -> int | 
     _, _, piv = pivoted_qr(q.T, pivoting=True)
     pivots = piv[:d]
     basis = q @ np.linalg.inv(q[pivots])  # basis[pivots] = identity
+    # the atoms split into independent blocks (no atom depends on pivots of two blocks): a
+    # 0/1 vector is 0/1 on every block, and the smallest non-empty one lies in one block
+    blocks = _blocks(basis)
+    if len(blocks) > 1:
+        found = [_block_search(basis[np.ix_(rows, cols)], sizes[rows], threshold, np.searchsorted(rows, pivots[cols]))
+                 for rows, cols in blocks]
+        found = [f for f in found if f is not None]
+        return min(found) if found else None
+    return _block_search(basis, sizes, threshold, pivots)
+
+
+def _blocks(basis: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Connected blocks (atom rows, direction columns) of a reduced basis: two directions
+    are linked when some atom's value depends on both."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    nz = np.abs(basis) > 1e-9
+    d = basis.shape[1]
+    link = nz.T.astype(np.int64) @ nz.astype(np.int64)  # (d, d) directions sharing an atom
+    n, label = connected_components(csr_matrix(link), directed=False)
+    if n == 1:
+        return [(np.arange(basis.shape[0]), np.arange(d))]
+    out = []
+    row_label = np.where(nz.any(axis=1), label[np.argmax(nz, axis=1)], -1)  # atoms on no direction: always 0
+    for b in range(n):
+        out.append((np.flatnonzero(row_label == b), np.flatnonzero(label == b)))
+    return out
+
+
+def _block_search(basis: np.ndarray, sizes: np.ndarray, threshold: int, pivots: np.ndarray) -> int | None:
+    """:func:`_zero_one_search` on one block of a reduced basis (``basis[pivots] = I``)."""
+    d = basis.shape[1]
     if d <= _ENUMERATE_MAX:
         combos = np.array(list(itertools.product((0.0, 1.0), repeat=d))[1:])  # every non-empty choice
         v = combos @ basis.T  # (2^d - 1, atoms)
@@ -515,10 +560,19 @@ def _zero_one_search(z: np.ndarray, sizes: np.ndarray, threshold: int) -> int | 
         return int(size.min()) if len(size) else None
     from scipy.optimize import Bounds, LinearConstraint, milp
 
+    from scipy import sparse
+
     m = len(sizes)
-    # variables: x (m binary atom indicators); constraint x = basis @ x[pivots]
-    a = np.eye(m) - basis @ np.eye(m)[pivots]
-    cons = [LinearConstraint(a, -1e-7, 1e-7), LinearConstraint(sizes[None, :].astype(float), 1, threshold - 1)]
+    # variables: x (m binary atom indicators); constraint x = basis @ x[pivots], one sparse
+    # row per non-pivot atom (a pivot atom's row is 0 = 0)
+    others = np.setdiff1d(np.arange(m), pivots)
+    coef = np.where(np.abs(basis[others]) > 1e-12, basis[others], 0.0)
+    a = sparse.csr_matrix(coef) @ sparse.csr_matrix(
+        (np.ones(d), (np.arange(d), pivots)), shape=(d, m))
+    a = (sparse.csr_matrix((np.ones(len(others)), (np.arange(len(others)), others)), shape=(len(others), m)) - a).tocsr()
+    cons = [LinearConstraint(sizes[None, :].astype(float), 1, threshold - 1)]
+    if len(others):
+        cons.insert(0, LinearConstraint(a, -1e-7, 1e-7))
     res = milp(sizes.astype(float), constraints=cons, integrality=np.ones(m), bounds=Bounds(0, 1), options={"time_limit": 10})
     if res.status == 0:
         return int(round(res.fun))

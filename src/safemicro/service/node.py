@@ -89,6 +89,10 @@ class Node:
         self.ledger_seq: dict[str, int] = {}  # last ledger request this process has in its guard
         for name, ds in cfg.datasets.items():
             self._load(name, ds)
+        if any(ds.dp.enabled for ds in cfg.datasets.values()):
+            from safemicro.service.dp import _opendp
+
+            _opendp()  # import OpenDP now (seconds), not in the first DP request
         self.audit.append("start", {"policy_hash": self.policy_hash, "key_id": self.key_id,
                                     "datasets": {n: self.versions[n] for n in cfg.datasets}})
 
@@ -217,7 +221,7 @@ class Node:
                     return again
                 for ledger in ledgers:
                     self._catch_up(c, ledger)
-                verdict = next((v for v in (self.guards[ledger].check(released, suppressed=suppressed)
+                verdict = next((v for v in (self.guards[ledger].check(released, suppressed=suppressed, locate=False)
                                             for ledger in ledgers) if not v.ok), None)
                 if verdict is not None:
                     # the analyst learns that the query was refused and why in general terms,
