@@ -21,6 +21,8 @@ import polars as pl
 
 from safemicro.service.audit import AuditLog
 from safemicro.service.audit import canonical_json as audit_json
+from safemicro.service.audit import sign_release
+from safemicro.service.audit_watch import AuditBroken, ChainWatch
 from safemicro.service.config import (
     DatasetConfig,
     ServiceConfig,
@@ -79,6 +81,8 @@ class Node:
         self.public_pem = public_pem(self.signing_key.public_key())
         self.key_id = digest(self.public_pem)[:16]
         self.audit = AuditLog(cfg.audit_log)
+        self.watch = ChainWatch(cfg.audit_log)  # a log that does not verify stops the start
+        self.halted: Optional[str] = None  # why the node stopped serving (a broken audit chain)
         self.store = Store(cfg.database)
         self.policy_hash = digest(canonical_json(describe(cfg)))[:32]
         self.records: dict[str, pl.DataFrame] = {}
@@ -92,7 +96,8 @@ class Node:
         if any(ds.dp.enabled for ds in cfg.datasets.values()):
             from safemicro.service.dp import _opendp
 
-            _opendp()  # import OpenDP now (seconds), not in the first DP request
+            # import OpenDP (seconds) in the background now, not in the first DP request
+            threading.Thread(target=_opendp, name="opendp-import", daemon=True).start()
         self.audit.append("start", {"policy_hash": self.policy_hash, "key_id": self.key_id,
                                     "datasets": {n: self.versions[n] for n in cfg.datasets}})
 
@@ -146,11 +151,33 @@ class Node:
 
     def authenticate(self, token: Optional[str], path: str) -> Principal:
         try:
-            return verify_token(token or "", self.issuer_key, audience=self.cfg.audience,
-                                max_minutes=self.cfg.max_token_minutes, is_revoked=self.store.is_revoked)
+            principal = verify_token(token or "", self.issuer_key, audience=self.cfg.audience,
+                                     max_minutes=self.cfg.max_token_minutes, is_revoked=self.store.is_revoked)
         except TokenError as e:
             self.audit.append("auth", {"path": path, "decision": "refused", "status": e.status, "reason": e.message})
             raise
+        if self.halted is not None:
+            self.audit.append("auth", {"path": path, "decision": "refused", "status": 503, "reason": "node halted",
+                                       "subject": principal.subject, "jti": principal.jti})
+            raise Refusal(503, "this node has stopped serving: its audit log failed an integrity check")
+        return principal
+
+    def checkpoint(self) -> dict:
+        """Verify the audit chain (what was appended since the last check, and that nothing
+        before changed), then sign the verified head. A broken chain halts the node: every
+        later request is refused (503) and the provider's server log says why."""
+        try:
+            self.watch.check()
+        except AuditBroken as e:
+            import logging
+
+            self.halted = str(e)
+            logging.getLogger("safemicro.service").critical("%s", e)
+            self.audit.append("alarm", {"reason": str(e)})
+            raise Refusal(503, "this node has stopped serving: its audit log failed an integrity check") from None
+        seq, head = self.watch.head
+        body = {"seq": seq, "hash": head}
+        return {**body, "signature": sign_release(audit_json(body).encode("utf-8"), self.signing_key)}
 
     def authorise(self, principal: Principal, q: Query, ds: DatasetConfig) -> None:
         """The token's grant intersected with the node's config must cover the whole query."""
