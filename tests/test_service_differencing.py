@@ -446,3 +446,20 @@ def test_zero_one_search_splits_independent_blocks():
     assert d._zero_one_search(z, sizes, threshold=10) == 8
     assert d._zero_one_search(z, sizes, threshold=8) is None
     assert time.perf_counter() - start < 5.0
+
+
+def test_cleared_blocks_are_skipped_only_while_unchanged():
+    """A block searched and found clear is skipped later only with the same records and
+    dimension; a grown block is searched again and its small group found."""
+    import safemicro.service.differencing as d
+
+    sizes = np.full(6, 4)
+    z = np.array([[1, 0], [0, 1], [1, 1], [0, 0], [0, 0], [0, 0]], dtype=float)  # atoms 0-2: pairs
+    key = lambda rows: bytes(np.asarray(rows, dtype=np.int64))  # noqa: E731 - atom ids as records
+    cleared: set = set()
+    assert d._zero_one_search(z, sizes, 8, key=key, cleared=cleared) is None  # pairs weigh 8
+    assert cleared == {(key(np.array([0, 1, 2])), 2)}
+    grown = np.hstack([z, np.array([[0], [0], [0], [1], [0], [0]], dtype=float)])  # atom 3 alone
+    assert d._zero_one_search(grown, sizes, 8, key=key, skip=frozenset(cleared)) == 4
+    assert d._zero_one_search(z, sizes, 9, key=key, skip=frozenset(cleared)) is None  # skipped
+    assert d._zero_one_search(z, sizes, 9, key=key) == 8  # searched: found

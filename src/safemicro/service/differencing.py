@@ -137,10 +137,14 @@ class _State:
     # no small group (-1: not searched): that part only grows, so the same dimension later
     # means the same space and the 0/1 search can be skipped
     small_dim: int = -1
+    # blocks of that part searched and found to hold no small group, by (records, dimension):
+    # the part on those records can only grow, so the same records and dimension later mean
+    # the same block and its search can be skipped
+    cleared: frozenset = frozenset()
 
     def copy(self) -> "_State":
         return _State(self.atom, self.counts, self.basis, self.suppressed, self.released, list(self.history), self.cells,
-                      self.small_dim)
+                      self.small_dim, self.cleared)
 
 
 class DifferencingGuard:
@@ -316,6 +320,7 @@ class DifferencingGuard:
             history=state.history,
             cells=None if state.cells is None else state.cells[:, parents],
             small_dim=state.small_dim,
+            cleared=state.cleared,
         )
         # a cell's vector: 1 on the atoms its records fall into
         _, first_rec = np.unique(atom, return_index=True)
@@ -483,9 +488,20 @@ class DifferencingGuard:
             if not full.any() or int(full.sum()) == known:
                 return best_single
             z = basis[:, sub].T @ evecs[:, full]
-        group = _zero_one_search(z, counts[sub], t)
+        atom_of = state.atom
+
+        def records_key(atoms: np.ndarray) -> bytes:
+            """The records of some atoms of ``sub``, as a digest."""
+            import hashlib
+
+            mask = np.isin(atom_of, sub[atoms])
+            return hashlib.sha1(np.flatnonzero(mask).tobytes()).digest()
+
+        cleared: set = set()
+        group = _zero_one_search(z, counts[sub], t, key=records_key, skip=state.cleared, cleared=cleared)
         if group is None:
             state.small_dim = z.shape[1]
+            state.cleared = state.cleared | cleared
         sizes = [g for g in (group, best_single) if g is not None]
         return min(sizes) if sizes else None
 
@@ -506,9 +522,12 @@ class DifferencingGuard:
         return Verdict(verdict.ok, verdict.reason, index, verdict.kind, verdict.group_size)
 
 
-def _zero_one_search(z: np.ndarray, sizes: np.ndarray, threshold: int) -> int | None:
+def _zero_one_search(z: np.ndarray, sizes: np.ndarray, threshold: int, *, key=None, skip=frozenset(),
+                     cleared: set | None = None) -> int | None:
     """Smallest count of a non-empty 0/1 vector in the column space of ``z`` weighing less than
-    ``threshold`` (None when there is none)."""
+    ``threshold`` (None when there is none). With ``key`` (rows -> bytes), blocks whose
+    (key, dimension) is in ``skip`` are not searched, and those found clear are added to
+    ``cleared``."""
     # reduce to row-echelon form: pivot atoms fix every other atom's value
     q, _ = np.linalg.qr(z)
     d = q.shape[1]
@@ -519,18 +538,23 @@ def _zero_one_search(z: np.ndarray, sizes: np.ndarray, threshold: int) -> int | 
     basis = q @ np.linalg.inv(q[pivots])  # basis[pivots] = identity
     # the atoms split into independent blocks (no atom depends on pivots of two blocks): a
     # 0/1 vector is 0/1 on every block, and the smallest non-empty one lies in one block
-    blocks = _blocks(basis)
-    if len(blocks) > 1:
-        found = [_block_search(basis[np.ix_(rows, cols)], sizes[rows], threshold, np.searchsorted(rows, pivots[cols]))
-                 for rows, cols in blocks]
-        found = [f for f in found if f is not None]
-        return min(found) if found else None
-    return _block_search(basis, sizes, threshold, pivots)
+    found = []
+    for rows, cols in _blocks(basis):
+        tag = None if key is None else (key(rows), len(cols))
+        if tag is not None and tag in skip:
+            continue
+        one = _block_search(basis[np.ix_(rows, cols)], sizes[rows], threshold, np.searchsorted(rows, pivots[cols]))
+        if one is not None:
+            found.append(one)
+        elif tag is not None and cleared is not None:
+            cleared.add(tag)
+    return min(found) if found else None
 
 
 def _blocks(basis: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Connected blocks (atom rows, direction columns) of a reduced basis: two directions
-    are linked when some atom's value depends on both."""
+    are linked when some atom's value depends on both. The rows of a block are its support
+    (atoms every direction leaves at 0 belong to none)."""
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -538,8 +562,6 @@ def _blocks(basis: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     d = basis.shape[1]
     link = nz.T.astype(np.int64) @ nz.astype(np.int64)  # (d, d) directions sharing an atom
     n, label = connected_components(csr_matrix(link), directed=False)
-    if n == 1:
-        return [(np.arange(basis.shape[0]), np.arange(d))]
     out = []
     row_label = np.where(nz.any(axis=1), label[np.argmax(nz, axis=1)], -1)  # atoms on no direction: always 0
     for b in range(n):

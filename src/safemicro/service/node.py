@@ -15,6 +15,7 @@ import hashlib
 import json
 import threading
 import time
+from contextlib import contextmanager
 from typing import Any, Optional
 
 import polars as pl
@@ -90,6 +91,7 @@ class Node:
         self.versions: dict[str, str] = {}
         self.guards: dict[str, Any] = {}
         self.locks: dict[str, threading.Lock] = {}
+        self._qid_locks = [threading.Lock() for _ in range(64)]
         self.ledger_seq: dict[str, int] = {}  # last ledger request this process has in its guard
         for name, ds in cfg.datasets.items():
             self._load(name, ds)
@@ -241,8 +243,7 @@ class Node:
             (released if cell["status"] == "released" else suppressed).append(pred)
         ledgers = [q.dataset] + ([record_ledger(q.dataset)] if q.kind in MAGNITUDES else [])
         with self.locks[q.dataset]:
-            with self.store.transaction() as c:
-                self.store.lock_ledger(c, q.dataset)  # other node processes wait here
+            with self._ledger_section(q.dataset) as c:
                 again = self.store.cached_release(qid, c)
                 if again is not None:
                     return again
@@ -261,9 +262,10 @@ class Node:
                                        f"{public.get(verdict.kind, 'a protected group would be revealed')}",
                                   detail=verdict.reason)
                 body = self._body(q, qid, table, mode="sdc", epsilon=0.0)
-                seqs = {ledger: self.store.record_cells(c, ledger, qid, principal.subject, released, suppressed)
-                        for ledger in ledgers}
-                self.store.save_release(c, qid, q.dataset, body)
+                with self._writing(c) as w:
+                    seqs = {ledger: self.store.record_cells(w, ledger, qid, principal.subject, released, suppressed)
+                            for ledger in ledgers}
+                    self.store.save_release(w, qid, q.dataset, body)
             for ledger, seq in seqs.items():
                 self.guards[ledger].commit(released, suppressed=suppressed)
                 self.ledger_seq[ledger] = seq
@@ -271,8 +273,37 @@ class Node:
                                            "cells": table.height, "suppressed": len(suppressed)})
         return body
 
+    @contextmanager
+    def _ledger_section(self, dataset: str):
+        """Where a ledger decision is taken (under the dataset's thread lock). PostgreSQL: one
+        transaction holding the dataset's advisory lock, so other node processes wait and
+        this one first catches up with what they recorded. The embedded store has one
+        process: no transaction while the guard decides (the store's lock would stop every
+        other query, DP and cached answers included, for the length of the check); None."""
+        if not self.store.postgres:
+            yield None
+            return
+        with self.store.transaction() as c:
+            self.store.lock_ledger(c, dataset)  # other node processes wait here
+            yield c
+
+    @contextmanager
+    def _writing(self, c):
+        """The decision's transaction, or a short one of its own in the embedded store."""
+        if c is not None:
+            yield c
+            return
+        with self.store.transaction() as w:
+            yield w
+
+    def _query_lock(self, qid: str) -> threading.Lock:
+        """One of 64 locks by query id: identical concurrent queries are answered once."""
+        return self._qid_locks[int(qid[:8], 16) % len(self._qid_locks)]
+
     def _catch_up(self, c, dataset: str) -> None:
         """Add to the guard what other processes sharing the database released since."""
+        if c is None:  # one process: nothing recorded elsewhere
+            return
         newer = self.store.ledger_after(c, dataset, self.ledger_seq[dataset])
         if newer:
             self.guards[dataset].replay(self._requests(newer))
@@ -338,7 +369,7 @@ class Node:
             raise Refusal(422, f"{q.kind!r} is not offered in DP mode", "kind")
         eps = ds.dp.epsilon_per_query
         caps = {("analyst", principal.subject): ds.dp.analyst_budget, ("dataset", "*"): ds.dp.dataset_budget}
-        with self.locks[q.dataset]:
+        with self._query_lock(qid):  # budgets are row-locked in the store: no dataset-wide lock
             again = self.store.cached_release(qid)
             if again is not None:
                 return again
