@@ -234,7 +234,11 @@ def run(args) -> None:
             print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         finally:
             proc.terminate()
-            proc.wait(30)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:  # still deciding queries whose clients gave up
+                proc.kill()
+                proc.wait(30)
             log.close()
         entries = [json.loads(line) for line in (folder / "audit.jsonl").read_text().splitlines()]
         kinds: dict[str, int] = {}

@@ -95,11 +95,6 @@ class Node:
         self.ledger_seq: dict[str, int] = {}  # last ledger request this process has in its guard
         for name, ds in cfg.datasets.items():
             self._load(name, ds)
-        if any(ds.dp.enabled for ds in cfg.datasets.values()):
-            from safemicro.service.dp import _opendp
-
-            # import OpenDP (seconds) in the background now, not in the first DP request
-            threading.Thread(target=_opendp, name="opendp-import", daemon=True).start()
         self.audit.append("start", {"policy_hash": self.policy_hash, "key_id": self.key_id,
                                     "datasets": {n: self.versions[n] for n in cfg.datasets}})
 
