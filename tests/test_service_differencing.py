@@ -463,3 +463,27 @@ def test_cleared_blocks_are_skipped_only_while_unchanged():
     assert d._zero_one_search(grown, sizes, 8, key=key, skip=frozenset(cleared)) == 4
     assert d._zero_one_search(z, sizes, 9, key=key, skip=frozenset(cleared)) is None  # skipped
     assert d._zero_one_search(z, sizes, 9, key=key) == 8  # searched: found
+
+
+def test_coded_membership_agrees_with_the_expressions():
+    """The guard's membership by integer codes selects exactly what the Polars predicate
+    expressions select, and leaves other conditions to them."""
+    from safemicro.service.differencing import predicate_mask
+    from safemicro.service.fastmask import CodedRecords
+
+    rng = np.random.default_rng(3)
+    records = pl.DataFrame({"a": rng.choice(["x", "y", "z"], 500), "b": rng.choice(["1", "2", "10", "é"], 500),
+                            "n": rng.integers(0, 9, 500)})
+    coded = CodedRecords(records)
+    preds = []
+    for _ in range(60):
+        p = {}
+        if rng.random() < 0.8:
+            p["a"] = {"in": list(rng.choice(["x", "y", "z", "w"], rng.integers(0, 4), replace=False))}
+        if rng.random() < 0.8:
+            p["b"] = {"in": list(rng.choice(["1", "2", "10", "é", "3"], rng.integers(1, 5), replace=False))}
+        preds.append(p)
+    assert np.array_equal(coded.masks(preds), predicate_mask(records, preds))
+    assert coded.masks([{"n": {"in": ["1"]}}]) is None  # not a String column
+    assert coded.masks([{"a": {"eq": "x"}}]) is None
+    assert coded.masks([{"zz": {"in": ["x"]}}]) is None  # unknown column: the general path names it

@@ -44,15 +44,23 @@ __all__ = ["Verdict", "DifferencingGuard", "predicate_expr", "predicate_mask", "
 _ENUMERATE_MAX = 12  # 0/1 search by enumeration up to this many free directions, MILP above
 
 
+_CONTROLLER: list = []
+
+
 def _one_blas_thread():
-    """Small dense products run much faster on one BLAS thread than on a busy machine's many."""
+    """Small dense products run much faster on one BLAS thread than on a busy machine's many.
+    (One controller for the process: building one per call costs milliseconds.)"""
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         import contextlib
 
         return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    if not _CONTROLLER:
+        import scipy.linalg  # noqa: F401 - load SciPy's BLAS too before the controller looks
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def canonical(cells: Iterable[Mapping[str, Any]]) -> str:
@@ -208,6 +216,9 @@ class DifferencingGuard:
             self.records = records
             self._mult = np.ones(records.height, dtype=np.int64)
             self._entity = None
+        from safemicro.service.fastmask import CodedRecords
+
+        self._coded = CodedRecords(self.records)  # membership by codes, not one expression per cell
         n = len(self._mult)
         self._state = _State(
             atom=np.zeros(n, dtype=np.int64),
@@ -290,7 +301,9 @@ class DifferencingGuard:
     def _with_cells(self, state: _State, cells: list) -> tuple[_State, np.ndarray]:
         """Refine the atoms so that every cell is a union of atoms; return the cells as
         0/1 vectors over the new atoms."""
-        masks = predicate_mask(self.records, cells)
+        masks = self._coded.masks(cells) if cells else None
+        if masks is None:
+            masks = predicate_mask(self.records, cells)
         if self._entity is not None and masks.shape[0]:
             # a unit belongs to a cell when any of its records does
             n_units = len(self._mult)
