@@ -422,3 +422,68 @@ def test_with_a_protection_width_no_suppressed_interval_narrows_below_it(scenari
         hi = linprog(-c, A_eq=m, b_eq=b, bounds=(0, None), method="highs")
         top = np.inf if hi.status != 0 else -hi.fun
         assert top - lo.fun >= width - 1e-6
+
+
+def test_zero_one_search_splits_independent_blocks():
+    """Directions that share no atom are searched block by block (enumeration per block,
+    no MILP for 24 directions); the answer is the smallest block's smallest group."""
+    import safemicro.service.differencing as d
+
+    rng = np.random.default_rng(5)
+    blocks, sizes = [], []
+    for b in range(8):  # 8 blocks of 3 directions over 5 atoms each
+        gen = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]], dtype=float)
+        blocks.append(gen)
+        sizes.append(np.full(5, 4 + b))
+    z = np.zeros((40, 24))
+    for b, gen in enumerate(blocks):
+        z[5 * b: 5 * b + 5, 3 * b: 3 * b + 3] = gen
+    z = z @ rng.normal(size=(24, 24))  # any basis of the span mixes the blocks
+    sizes = np.concatenate(sizes)
+    assert len(d._blocks(np.eye(24))) == 24
+    start = time.perf_counter()
+    # in block 0 (atoms of 4 records) the smallest 0/1 vectors are two atoms: 8 records
+    assert d._zero_one_search(z, sizes, threshold=10) == 8
+    assert d._zero_one_search(z, sizes, threshold=8) is None
+    assert time.perf_counter() - start < 5.0
+
+
+def test_cleared_blocks_are_skipped_only_while_unchanged():
+    """A block searched and found clear is skipped later only with the same records and
+    dimension; a grown block is searched again and its small group found."""
+    import safemicro.service.differencing as d
+
+    sizes = np.full(6, 4)
+    z = np.array([[1, 0], [0, 1], [1, 1], [0, 0], [0, 0], [0, 0]], dtype=float)  # atoms 0-2: pairs
+    key = lambda rows: bytes(np.asarray(rows, dtype=np.int64))  # noqa: E731 - atom ids as records
+    cleared: set = set()
+    assert d._zero_one_search(z, sizes, 8, key=key, cleared=cleared) is None  # pairs weigh 8
+    assert cleared == {(key(np.array([0, 1, 2])), 2)}
+    grown = np.hstack([z, np.array([[0], [0], [0], [1], [0], [0]], dtype=float)])  # atom 3 alone
+    assert d._zero_one_search(grown, sizes, 8, key=key, skip=frozenset(cleared)) == 4
+    assert d._zero_one_search(z, sizes, 9, key=key, skip=frozenset(cleared)) is None  # skipped
+    assert d._zero_one_search(z, sizes, 9, key=key) == 8  # searched: found
+
+
+def test_coded_membership_agrees_with_the_expressions():
+    """The guard's membership by integer codes selects exactly what the Polars predicate
+    expressions select, and leaves other conditions to them."""
+    from safemicro.service.differencing import predicate_mask
+    from safemicro.service.fastmask import CodedRecords
+
+    rng = np.random.default_rng(3)
+    records = pl.DataFrame({"a": rng.choice(["x", "y", "z"], 500), "b": rng.choice(["1", "2", "10", "é"], 500),
+                            "n": rng.integers(0, 9, 500)})
+    coded = CodedRecords(records)
+    preds = []
+    for _ in range(60):
+        p = {}
+        if rng.random() < 0.8:
+            p["a"] = {"in": list(rng.choice(["x", "y", "z", "w"], rng.integers(0, 4), replace=False))}
+        if rng.random() < 0.8:
+            p["b"] = {"in": list(rng.choice(["1", "2", "10", "é", "3"], rng.integers(1, 5), replace=False))}
+        preds.append(p)
+    assert np.array_equal(coded.masks(preds), predicate_mask(records, preds))
+    assert coded.masks([{"n": {"in": ["1"]}}]) is None  # not a String column
+    assert coded.masks([{"a": {"eq": "x"}}]) is None
+    assert coded.masks([{"zz": {"in": ["x"]}}]) is None  # unknown column: the general path names it

@@ -16,12 +16,14 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safemicro.errors import SafemicroError
 from safemicro.service.audit import sign_release
 from safemicro.service.config import ServiceConfig
+from safemicro.service.http_audit import REFUSED_KEY, BodyDigest, BodyDigestMiddleware, rejection
 from safemicro.service.node import Node, Refusal
 from safemicro.service.queries import Query
 from safemicro.service.tokens import Principal, TokenError
@@ -67,20 +69,32 @@ def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
         content = {"error": exc.message, **({"field": exc.field} if exc.field else {})}
         return JSONResponse(status_code=exc.status, content=content, headers=headers)
 
+    async def rejected(request: Request, status: int, reason: str) -> None:
+        """Log a request refused before the node's pipeline (body hash, not the body)."""
+        if request.scope.get(REFUSED_KEY):
+            return  # answered 413 and logged already; the application saw a disconnected client
+        await run_in_threadpool(node.audit.append, "rejected", rejection(request.scope, status, reason))
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
+            await rejected(request, 400, "malformed JSON in the request body")
             return JSONResponse(status_code=400, content={"error": "malformed JSON in the request body"})
         parts = []
         for e in errors[:5]:
             loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
             msg = str(e.get("msg", "invalid"))[:200]
             parts.append(f"{loc or 'body'}: {msg}")
+        # the log gets where and what kind of problem, not pydantic's message (it quotes the input)
+        await rejected(request, 422, "; ".join(
+            f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body') or 'body'}: {e.get('type', 'invalid')}"
+            for e in errors[:5]))
         return JSONResponse(status_code=422, content={"error": "; ".join(parts), "problems": len(errors)})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        await rejected(request, exc.status_code, str(exc.detail))
         return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)})
 
     @app.exception_handler(SafemicroError)
@@ -93,6 +107,10 @@ def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
         import logging
 
         logging.getLogger("safemicro.service").error("internal error on %s", request.url.path, exc_info=exc)
+        try:
+            await rejected(request, 500, f"internal error ({type(exc).__name__})")
+        except Exception:  # noqa: BLE001 - the log itself failing must not hide the 500
+            logging.getLogger("safemicro.service").error("could not log the internal error", exc_info=True)
         return JSONResponse(status_code=500, content={"error": "internal error; nothing was released"})
 
     @app.get("/v1/health", tags=["node"])
@@ -123,15 +141,17 @@ def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
     @app.get("/v1/audit/checkpoint", tags=["node"])
     def checkpoint(who: Principal = Depends(principal)) -> dict:
         """The audit log's current head (seq, hash) signed with the node key: a witness who
-        keeps it can later prove the log was not truncated or rewritten before that point."""
-        return node.audit.checkpoint(node.signing_key)
+        keeps it can later prove the log was not truncated or rewritten before that point.
+        The node verifies the chain first and stops serving (503) if it no longer holds."""
+        return node.checkpoint()
 
     @app.post("/v1/admin/revocations", tags=["provider"])
     def revoke(r: Revocation, who: Principal = Depends(principal)) -> dict:
         """Add a token id to the revocation list (needs a grant with the `revoke` action)."""
         return node.revoke(who, r.jti, r.reason)
 
-    app.add_middleware(BodyLimitMiddleware, limit=cfg.max_body_bytes)
+    app.add_middleware(BodyDigestMiddleware)  # innermost: hashes the body the handlers see
+    app.add_middleware(BodyLimitMiddleware, limit=cfg.max_body_bytes, node=node)
     app.add_middleware(SigningMiddleware, node=node)  # outermost: signs every response, 413s too
     return app
 
@@ -139,9 +159,20 @@ def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
 class BodyLimitMiddleware:
     """413 for request bodies above the configured size, before anything parses them."""
 
-    def __init__(self, app, limit: int) -> None:
+    def __init__(self, app, limit: int, node: Optional[Node] = None) -> None:
         self.app = app
         self.limit = limit
+        self.node = node  # logs each 413 (hash of the bytes received, not the bytes)
+
+    async def _refuse(self, scope, send, digest) -> None:
+        message = f"request body larger than {self.limit} bytes"
+        if self.node is not None:
+            from safemicro.service.http_audit import SCOPE_KEY
+
+            scope[SCOPE_KEY] = digest
+            scope[REFUSED_KEY] = True
+            await run_in_threadpool(self.node.audit.append, "rejected", rejection(scope, 413, message))
+        await _plain(send, 413, {"error": message})
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -154,9 +185,10 @@ class BodyLimitMiddleware:
             except ValueError:
                 too_big = True
             if too_big:
-                return await _plain(send, 413, {"error": f"request body larger than {self.limit} bytes"})
+                return await self._refuse(scope, send, BodyDigest())
         seen = 0
         rejected = False
+        digest = BodyDigest()
 
         async def limited():
             nonlocal seen, rejected
@@ -165,10 +197,11 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                digest.update(message.get("body", b""))
                 if seen > self.limit:
                     # answer 413 now; the application sees a disconnected client
                     rejected = True
-                    await _plain(send, 413, {"error": f"request body larger than {self.limit} bytes"})
+                    await self._refuse(scope, send, digest)
                     return {"type": "http.disconnect"}
             return message
 

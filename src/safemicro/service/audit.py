@@ -212,6 +212,29 @@ class VerifyReport:
         return dict(self.__dict__)
 
 
+def check_line(raw: bytes, seq: int, prev: str) -> tuple[dict | None, str | None]:
+    """One raw log line (with its newline) checked as entry number ``seq`` following the hash
+    ``prev``: the entry, or None and what is wrong with it."""
+    if not raw.endswith(b"\n"):
+        return None, "torn last line (a write that did not complete)"
+    try:
+        text = raw[:-1].decode("utf-8")
+        entry = json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        return None, "not valid JSON"
+    if not isinstance(entry, dict) or sorted(entry) != sorted(_FIELDS):
+        return None, "wrong fields"
+    if canonical_json(entry) != text:
+        return None, "not in canonical form (edited)"
+    if entry["seq"] != seq:
+        return None, f"sequence number {entry['seq']!r}, expected {seq} (deleted, inserted or reordered)"
+    if entry["prev"] != prev:
+        return None, "previous-hash link broken (deleted, inserted or reordered entry)"
+    if entry_hash(entry) != entry["hash"]:
+        return None, "hash does not match the content (edited)"
+    return entry, None
+
+
 def verify(path: str | os.PathLike[str], head: dict | None = None, public_key=None) -> VerifyReport:
     """Recompute the chain of the log at ``path``; name the first line that does not fit.
 
@@ -239,23 +262,9 @@ def verify(path: str | os.PathLike[str], head: dict | None = None, public_key=No
             return VerifyReport(False, 0, None, "the checkpoint's signature is not valid", None, None)
     with open(path, "rb") as f:
         for line_no, raw in enumerate(f, start=1):
-            if not raw.endswith(b"\n"):
-                return bad(line_no, "torn last line (a write that did not complete)")
-            try:
-                text = raw[:-1].decode("utf-8")
-                entry = json.loads(text)
-            except (UnicodeDecodeError, ValueError):
-                return bad(line_no, "not valid JSON")
-            if not isinstance(entry, dict) or sorted(entry) != sorted(_FIELDS):
-                return bad(line_no, "wrong fields")
-            if canonical_json(entry) != text:
-                return bad(line_no, "not in canonical form (edited)")
-            if entry["seq"] != n:
-                return bad(line_no, f"sequence number {entry['seq']!r}, expected {n} (deleted, inserted or reordered)")
-            if entry["prev"] != prev:
-                return bad(line_no, "previous-hash link broken (deleted, inserted or reordered entry)")
-            if entry_hash(entry) != entry["hash"]:
-                return bad(line_no, "hash does not match the content (edited)")
+            entry, problem = check_line(raw, n, prev)
+            if problem:
+                return bad(line_no, problem)
             if head is not None and entry["seq"] == head.get("seq"):
                 if entry["hash"] != head.get("hash"):
                     return bad(line_no, "entry differs from the checkpoint")

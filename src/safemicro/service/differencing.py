@@ -41,18 +41,26 @@ from safemicro.errors import SafemicroError
 
 __all__ = ["Verdict", "DifferencingGuard", "predicate_expr", "predicate_mask", "canonical"]
 
-_ENUMERATE_MAX = 10  # 0/1 search by enumeration up to this many free directions, MILP above
+_ENUMERATE_MAX = 12  # 0/1 search by enumeration up to this many free directions, MILP above
+
+
+_CONTROLLER: list = []
 
 
 def _one_blas_thread():
-    """Small dense products run much faster on one BLAS thread than on a busy machine's many."""
+    """Small dense products run much faster on one BLAS thread than on a busy machine's many.
+    (One controller for the process: building one per call costs milliseconds.)"""
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         import contextlib
 
         return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    if not _CONTROLLER:
+        import scipy.linalg  # noqa: F401 - load SciPy's BLAS too before the controller looks
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def canonical(cells: Iterable[Mapping[str, Any]]) -> str:
@@ -133,9 +141,18 @@ class _State:
     released: int = 0
     history: list = field(default_factory=list)
     cells: Any = None  # sparse (released cells, atoms) 0/1, kept only for protection_width LPs
+    # dimension of the row-space part lying wholly on small atoms, when it is known to hold
+    # no small group (-1: not searched): that part only grows, so the same dimension later
+    # means the same space and the 0/1 search can be skipped
+    small_dim: int = -1
+    # blocks of that part searched and found to hold no small group, by (records, dimension):
+    # the part on those records can only grow, so the same records and dimension later mean
+    # the same block and its search can be skipped
+    cleared: frozenset = frozenset()
 
     def copy(self) -> "_State":
-        return _State(self.atom, self.counts, self.basis, self.suppressed, self.released, list(self.history), self.cells)
+        return _State(self.atom, self.counts, self.basis, self.suppressed, self.released, list(self.history), self.cells,
+                      self.small_dim, self.cleared)
 
 
 class DifferencingGuard:
@@ -199,6 +216,9 @@ class DifferencingGuard:
             self.records = records
             self._mult = np.ones(records.height, dtype=np.int64)
             self._entity = None
+        from safemicro.service.fastmask import CodedRecords
+
+        self._coded = CodedRecords(self.records)  # membership by codes, not one expression per cell
         n = len(self._mult)
         self._state = _State(
             atom=np.zeros(n, dtype=np.int64),
@@ -222,9 +242,12 @@ class DifferencingGuard:
     def released_cells(self) -> int:
         return self._state.released
 
-    def check(self, cells: list[Mapping[str, Any]], suppressed: list[Mapping[str, Any]] | None = None) -> Verdict:
+    def check(self, cells: list[Mapping[str, Any]], suppressed: list[Mapping[str, Any]] | None = None,
+              *, locate: bool = True) -> Verdict:
         """Would releasing ``cells`` (while ``suppressed`` stay hidden) disclose, given every
-        earlier release on this dataset?"""
+        earlier release on this dataset? With ``locate`` a refusal names the first
+        disclosing cell (a bisection: several more evaluations; the service, which never
+        tells the analyst the cell, skips it)."""
         suppressed = list(suppressed or [])
         key = canonical(cells) + "|" + canonical(suppressed)
         with _one_blas_thread():
@@ -233,7 +256,7 @@ class DifferencingGuard:
                 self._pending = (key, state)
                 return verdict
             self._pending = None
-            if cells and verdict.kind not in ("small_cell", "suppressed_narrowed"):
+            if locate and cells and verdict.kind not in ("small_cell", "suppressed_narrowed"):
                 verdict = self._locate(list(cells), suppressed, verdict)
         return verdict
 
@@ -278,7 +301,9 @@ class DifferencingGuard:
     def _with_cells(self, state: _State, cells: list) -> tuple[_State, np.ndarray]:
         """Refine the atoms so that every cell is a union of atoms; return the cells as
         0/1 vectors over the new atoms."""
-        masks = predicate_mask(self.records, cells)
+        masks = self._coded.masks(cells) if cells else None
+        if masks is None:
+            masks = predicate_mask(self.records, cells)
         if self._entity is not None and masks.shape[0]:
             # a unit belongs to a cell when any of its records does
             n_units = len(self._mult)
@@ -307,6 +332,8 @@ class DifferencingGuard:
             released=state.released,
             history=state.history,
             cells=None if state.cells is None else state.cells[:, parents],
+            small_dim=state.small_dim,
+            cleared=state.cleared,
         )
         # a cell's vector: 1 on the atoms its records fall into
         _, first_rec = np.unique(atom, return_index=True)
@@ -459,21 +486,35 @@ class DifferencingGuard:
             return best_single
         q = q[active]
         sub = small[active]
+        known = state.small_dim
         # eigenvalue 1 of q q^T (or q^T q, whichever is smaller): y = q u with |y| = |u|,
         # and the direction's values on the small atoms are y / sqrt(w)
         if q.shape[0] <= q.shape[1]:
             evals, evecs = np.linalg.eigh(q @ q.T)
             full = evals >= 1.0 - 1e-7
-            if not full.any():
+            if not full.any() or int(full.sum()) == known:
                 return best_single
             z = evecs[:, full] / np.sqrt(w[active])[:, None]
         else:
             evals, evecs = np.linalg.eigh(q.T @ q)
             full = evals >= 1.0 - 1e-7
-            if not full.any():
+            if not full.any() or int(full.sum()) == known:
                 return best_single
             z = basis[:, sub].T @ evecs[:, full]
-        group = _zero_one_search(z, counts[sub], t)
+        atom_of = state.atom
+
+        def records_key(atoms: np.ndarray) -> bytes:
+            """The records of some atoms of ``sub``, as a digest."""
+            import hashlib
+
+            mask = np.isin(atom_of, sub[atoms])
+            return hashlib.sha1(np.flatnonzero(mask).tobytes()).digest()
+
+        cleared: set = set()
+        group = _zero_one_search(z, counts[sub], t, key=records_key, skip=state.cleared, cleared=cleared)
+        if group is None:
+            state.small_dim = z.shape[1]
+            state.cleared = state.cleared | cleared
         sizes = [g for g in (group, best_single) if g is not None]
         return min(sizes) if sizes else None
 
@@ -494,9 +535,12 @@ class DifferencingGuard:
         return Verdict(verdict.ok, verdict.reason, index, verdict.kind, verdict.group_size)
 
 
-def _zero_one_search(z: np.ndarray, sizes: np.ndarray, threshold: int) -> int | None:
+def _zero_one_search(z: np.ndarray, sizes: np.ndarray, threshold: int, *, key=None, skip=frozenset(),
+                     cleared: set | None = None) -> int | None:
     """Smallest count of a non-empty 0/1 vector in the column space of ``z`` weighing less than
-    ``threshold`` (None when there is none)."""
+    ``threshold`` (None when there is none). With ``key`` (rows -> bytes), blocks whose
+    (key, dimension) is in ``skip`` are not searched, and those found clear are added to
+    ``cleared``."""
     # reduce to row-echelon form: pivot atoms fix every other atom's value
     q, _ = np.linalg.qr(z)
     d = q.shape[1]
@@ -505,6 +549,42 @@ def _zero_one_search(z: np.ndarray, sizes: np.ndarray, threshold: int) -> int | 
     _, _, piv = pivoted_qr(q.T, pivoting=True)
     pivots = piv[:d]
     basis = q @ np.linalg.inv(q[pivots])  # basis[pivots] = identity
+    # the atoms split into independent blocks (no atom depends on pivots of two blocks): a
+    # 0/1 vector is 0/1 on every block, and the smallest non-empty one lies in one block
+    found = []
+    for rows, cols in _blocks(basis):
+        tag = None if key is None else (key(rows), len(cols))
+        if tag is not None and tag in skip:
+            continue
+        one = _block_search(basis[np.ix_(rows, cols)], sizes[rows], threshold, np.searchsorted(rows, pivots[cols]))
+        if one is not None:
+            found.append(one)
+        elif tag is not None and cleared is not None:
+            cleared.add(tag)
+    return min(found) if found else None
+
+
+def _blocks(basis: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Connected blocks (atom rows, direction columns) of a reduced basis: two directions
+    are linked when some atom's value depends on both. The rows of a block are its support
+    (atoms every direction leaves at 0 belong to none)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    nz = np.abs(basis) > 1e-9
+    d = basis.shape[1]
+    link = nz.T.astype(np.int64) @ nz.astype(np.int64)  # (d, d) directions sharing an atom
+    n, label = connected_components(csr_matrix(link), directed=False)
+    out = []
+    row_label = np.where(nz.any(axis=1), label[np.argmax(nz, axis=1)], -1)  # atoms on no direction: always 0
+    for b in range(n):
+        out.append((np.flatnonzero(row_label == b), np.flatnonzero(label == b)))
+    return out
+
+
+def _block_search(basis: np.ndarray, sizes: np.ndarray, threshold: int, pivots: np.ndarray) -> int | None:
+    """:func:`_zero_one_search` on one block of a reduced basis (``basis[pivots] = I``)."""
+    d = basis.shape[1]
     if d <= _ENUMERATE_MAX:
         combos = np.array(list(itertools.product((0.0, 1.0), repeat=d))[1:])  # every non-empty choice
         v = combos @ basis.T  # (2^d - 1, atoms)
@@ -515,10 +595,19 @@ def _zero_one_search(z: np.ndarray, sizes: np.ndarray, threshold: int) -> int | 
         return int(size.min()) if len(size) else None
     from scipy.optimize import Bounds, LinearConstraint, milp
 
+    from scipy import sparse
+
     m = len(sizes)
-    # variables: x (m binary atom indicators); constraint x = basis @ x[pivots]
-    a = np.eye(m) - basis @ np.eye(m)[pivots]
-    cons = [LinearConstraint(a, -1e-7, 1e-7), LinearConstraint(sizes[None, :].astype(float), 1, threshold - 1)]
+    # variables: x (m binary atom indicators); constraint x = basis @ x[pivots], one sparse
+    # row per non-pivot atom (a pivot atom's row is 0 = 0)
+    others = np.setdiff1d(np.arange(m), pivots)
+    coef = np.where(np.abs(basis[others]) > 1e-12, basis[others], 0.0)
+    a = sparse.csr_matrix(coef) @ sparse.csr_matrix(
+        (np.ones(d), (np.arange(d), pivots)), shape=(d, m))
+    a = (sparse.csr_matrix((np.ones(len(others)), (np.arange(len(others)), others)), shape=(len(others), m)) - a).tocsr()
+    cons = [LinearConstraint(sizes[None, :].astype(float), 1, threshold - 1)]
+    if len(others):
+        cons.insert(0, LinearConstraint(a, -1e-7, 1e-7))
     res = milp(sizes.astype(float), constraints=cons, integrality=np.ones(m), bounds=Bounds(0, 1), options={"time_limit": 10})
     if res.status == 0:
         return int(round(res.fun))

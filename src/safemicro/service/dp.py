@@ -182,10 +182,12 @@ def dp_table(
     if statistic == "sum":
         if measure is None or bounds is None:
             raise SafemicroError("a DP sum needs a measure column and clamping bounds")
-        value = pl.col(measure).cast(pl.Float64).fill_null(0.0).clip(bounds[0], bounds[1])
+        value = pl.col(measure).cast(pl.Float64).fill_null(0.0).clip(bounds[0], bounds[1]).sum()
     else:
-        value = pl.lit(1.0)
-    agg = data.group_by(dims).agg(value.sum().alias("_v")) if dims else data.select(value.sum().alias("_v"))
+        # rows per group with pl.len(): a literal's sum (pl.lit(1.0).sum()) is 1.0 per
+        # group under polars 2, not the group's size
+        value = pl.len().cast(pl.Float64)
+    agg = data.group_by(dims).agg(value.alias("_v")) if dims else data.select(value.alias("_v"))
     table = keys.select(dims).unique(maintain_order=True)
     table = table.join(agg, on=dims, how="left").with_columns(pl.col("_v").fill_null(0.0)) if dims else agg
     if statistic == "count":

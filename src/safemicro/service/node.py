@@ -15,6 +15,7 @@ import hashlib
 import json
 import threading
 import time
+from contextlib import contextmanager
 from typing import Any, Optional
 
 import polars as pl
@@ -22,6 +23,8 @@ import polars as pl
 from safemicro.service import quantiles
 from safemicro.service.audit import AuditLog
 from safemicro.service.audit import canonical_json as audit_json
+from safemicro.service.audit import sign_release
+from safemicro.service.audit_watch import AuditBroken, ChainWatch
 from safemicro.service.config import (
     DatasetConfig,
     ServiceConfig,
@@ -93,6 +96,8 @@ class Node:
         self.public_pem = public_pem(self.signing_key.public_key())
         self.key_id = digest(self.public_pem)[:16]
         self.audit = AuditLog(cfg.audit_log)
+        self.watch = ChainWatch(cfg.audit_log)  # a log that does not verify stops the start
+        self.halted: Optional[str] = None  # why the node stopped serving (a broken audit chain)
         self.store = Store(cfg.database)
         self.policy_hash = digest(canonical_json(describe(cfg)))[:32]
         self.records: dict[str, pl.DataFrame] = {}
@@ -100,6 +105,7 @@ class Node:
         self.versions: dict[str, str] = {}
         self.guards: dict[str, Any] = {}
         self.locks: dict[str, threading.Lock] = {}
+        self._qid_locks = [threading.Lock() for _ in range(64)]
         self.ledger_seq: dict[str, int] = {}  # last ledger request this process has in its guard
         self.populations = populations(cfg)  # refuses the same units served twice without one ledger
         for name, ds in cfg.datasets.items():
@@ -152,11 +158,33 @@ class Node:
 
     def authenticate(self, token: Optional[str], path: str) -> Principal:
         try:
-            return verify_token(token or "", self.issuer_key, audience=self.cfg.audience,
-                                max_minutes=self.cfg.max_token_minutes, is_revoked=self.store.is_revoked)
+            principal = verify_token(token or "", self.issuer_key, audience=self.cfg.audience,
+                                     max_minutes=self.cfg.max_token_minutes, is_revoked=self.store.is_revoked)
         except TokenError as e:
             self.audit.append("auth", {"path": path, "decision": "refused", "status": e.status, "reason": e.message})
             raise
+        if self.halted is not None:
+            self.audit.append("auth", {"path": path, "decision": "refused", "status": 503, "reason": "node halted",
+                                       "subject": principal.subject, "jti": principal.jti})
+            raise Refusal(503, "this node has stopped serving: its audit log failed an integrity check")
+        return principal
+
+    def checkpoint(self) -> dict:
+        """Verify the audit chain (what was appended since the last check, and that nothing
+        before changed), then sign the verified head. A broken chain halts the node: every
+        later request is refused (503) and the provider's server log says why."""
+        try:
+            self.watch.check()
+        except AuditBroken as e:
+            import logging
+
+            self.halted = str(e)
+            logging.getLogger("safemicro.service").critical("%s", e)
+            self.audit.append("alarm", {"reason": str(e)})
+            raise Refusal(503, "this node has stopped serving: its audit log failed an integrity check") from None
+        seq, head = self.watch.head
+        body = {"seq": seq, "hash": head}
+        return {**body, "signature": sign_release(audit_json(body).encode("utf-8"), self.signing_key)}
 
     def authorise(self, principal: Principal, q: Query, ds: DatasetConfig) -> None:
         """The token's grant intersected with the node's config must cover the whole query."""
@@ -228,8 +256,7 @@ class Node:
         released, suppressed = pop.remap(q.dataset, released), pop.remap(q.dataset, suppressed)
         ledgers = [pop.ledger] + ([record_ledger(pop.ledger)] if q.kind in MAGNITUDES else [])
         with self.locks[q.dataset]:
-            with self.store.transaction() as c:
-                self.store.lock_ledger(c, pop.ledger)  # other node processes wait here
+            with self._ledger_section(pop.ledger) as c:
                 again = self.store.cached_release(qid, c)
                 if again is not None:
                     return again
@@ -239,7 +266,7 @@ class Node:
                     raise Refusal(409, "refused: a cell of this query already had its "
                                        f"{self.guards[quota].limit} distinct quantile levels released (by any "
                                        "analyst); levels released before are answered again")
-                verdict = next((v for v in (self.guards[ledger].check(released, suppressed=suppressed)
+                verdict = next((v for v in (self.guards[ledger].check(released, suppressed=suppressed, locate=False)
                                             for ledger in ledgers) if not v.ok), None)
                 if verdict is not None:
                     # the analyst learns that the query was refused and why in general terms,
@@ -253,13 +280,14 @@ class Node:
                                        f"{public.get(verdict.kind, 'a protected group would be revealed')}",
                                   detail=verdict.reason)
                 body = self._body(q, qid, table, mode="sdc", epsilon=0.0)
-                seqs = {ledger: self.store.record_cells(c, ledger, qid, principal.subject, released, suppressed)
-                        for ledger in ledgers}
-                if quota is not None:
-                    entries = self.guards[quota].entries(keys, q.quantile)
-                    if entries:
-                        seqs[quota] = self.store.record_cells(c, quota, qid, principal.subject, entries, [])
-                self.store.save_release(c, qid, q.dataset, body)
+                with self._writing(c) as w:
+                    seqs = {ledger: self.store.record_cells(w, ledger, qid, principal.subject, released, suppressed)
+                            for ledger in ledgers}
+                    if quota is not None:
+                        entries = self.guards[quota].entries(keys, q.quantile)
+                        if entries:
+                            seqs[quota] = self.store.record_cells(w, quota, qid, principal.subject, entries, [])
+                    self.store.save_release(w, qid, q.dataset, body)
             for ledger, seq in seqs.items():
                 if ledger == quota:
                     self.guards[quota].replay([{"released": entries}])
@@ -270,8 +298,37 @@ class Node:
                                            "cells": table.height, "suppressed": len(suppressed)})
         return body
 
+    @contextmanager
+    def _ledger_section(self, dataset: str):
+        """Where a ledger decision is taken (under the dataset's thread lock). PostgreSQL: one
+        transaction holding the dataset's advisory lock, so other node processes wait and
+        this one first catches up with what they recorded. The embedded store has one
+        process: no transaction while the guard decides (the store's lock would stop every
+        other query, DP and cached answers included, for the length of the check); None."""
+        if not self.store.postgres:
+            yield None
+            return
+        with self.store.transaction() as c:
+            self.store.lock_ledger(c, dataset)  # other node processes wait here
+            yield c
+
+    @contextmanager
+    def _writing(self, c):
+        """The decision's transaction, or a short one of its own in the embedded store."""
+        if c is not None:
+            yield c
+            return
+        with self.store.transaction() as w:
+            yield w
+
+    def _query_lock(self, qid: str) -> threading.Lock:
+        """One of 64 locks by query id: identical concurrent queries are answered once."""
+        return self._qid_locks[int(qid[:8], 16) % len(self._qid_locks)]
+
     def _catch_up(self, c, dataset: str) -> None:
         """Add to the guard what other processes sharing the database released since."""
+        if c is None:  # one process: nothing recorded elsewhere
+            return
         newer = self.store.ledger_after(c, dataset, self.ledger_seq[dataset])
         if newer:
             self.guards[dataset].replay(self._requests(newer))
@@ -312,7 +369,7 @@ class Node:
             raise Refusal(422, f"{q.kind!r} is not offered in DP mode", "kind")
         eps = ds.dp.epsilon_per_query
         caps = {("analyst", principal.subject): ds.dp.analyst_budget, ("dataset", "*"): ds.dp.dataset_budget}
-        with self.locks[q.dataset]:
+        with self._query_lock(qid):  # budgets are row-locked in the store: no dataset-wide lock
             again = self.store.cached_release(qid)
             if again is not None:
                 return again

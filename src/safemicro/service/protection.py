@@ -143,8 +143,10 @@ def cell_statistics(
 
 
 def _level_statistics(records: pl.DataFrame, keys: list[str], measure: str | None, unit: str | None) -> pl.DataFrame:
-    value = pl.col(measure).cast(pl.Float64) if measure is not None else pl.lit(1.0)
     lf = records.lazy()
+    if measure is None:  # a column of ones, not pl.lit(1.0): a literal sums to 1.0 per group under polars 2
+        lf = lf.with_columns(pl.lit(1.0).alias("_one"))
+    value = pl.col(measure).cast(pl.Float64) if measure is not None else pl.col("_one")
     if unit is not None:
         contrib = lf.group_by(keys + [unit]).agg(value.sum().alias("_c"))
     else:
