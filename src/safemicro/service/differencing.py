@@ -25,19 +25,24 @@ small-atom block), then a 0/1 search over that (usually tiny) space.
 
 The guard decides exact linear determination. Bounds (an interval narrowed but not closed)
 inside one table are the job of secondary suppression in :mod:`.protection`.
+
+This module holds the guard and the 0/1 small-group search; the predicate language is in
+:mod:`.differencing_predicates` (re-exported here) and the atoms and basis in
+:mod:`.differencing_ledger`.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import polars as pl
 
 from safemicro.errors import SafemicroError
+from safemicro.service.differencing_ledger import _Ledger, _State
+from safemicro.service.differencing_predicates import canonical, predicate_expr, predicate_mask
 
 __all__ = ["Verdict", "DifferencingGuard", "predicate_expr", "predicate_mask", "canonical"]
 
@@ -63,62 +68,6 @@ def _one_blas_thread():
     return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
-def canonical(cells: Iterable[Mapping[str, Any]]) -> str:
-    """Canonical JSON of a list of predicates (the key a store can index and replay)."""
-    return json.dumps([dict(c) for c in cells], sort_keys=True, separators=(",", ":"), default=str)
-
-
-def _coerce(values: list, dtype: pl.DataType, column: str) -> pl.Series:
-    s = pl.Series(values)
-    if s.dtype == dtype or s.len() == 0:
-        return s.cast(dtype) if s.len() == 0 else s
-    try:
-        if s.dtype == pl.String and dtype == pl.Date:
-            return s.str.to_date()
-        if s.dtype == pl.String and isinstance(dtype, pl.Datetime):
-            return s.str.to_datetime(time_unit=dtype.time_unit, time_zone=dtype.time_zone)
-        return s.cast(dtype, strict=True)
-    except Exception as e:  # noqa: BLE001 - any conversion failure is the user's value
-        raise SafemicroError(f"value {values!r} does not fit the column type {dtype}: {e}", column=column) from None
-
-
-def predicate_expr(predicate: Mapping[str, Any], schema: Mapping[str, pl.DataType]) -> pl.Expr:
-    """A Polars boolean expression for one cell predicate (validated against ``schema``)."""
-    if not isinstance(predicate, Mapping):
-        raise SafemicroError(f"a cell predicate must be a mapping of column to condition, got {predicate!r}")
-    parts = []
-    for column, cond in predicate.items():
-        if column not in schema:
-            raise SafemicroError(f"unknown column in predicate (columns: {', '.join(schema)})", column=str(column))
-        if not isinstance(cond, Mapping) or len(cond) != 1:
-            raise SafemicroError(f"condition must be one of {{'in': [...]}}, {{'between': [lo, hi]}}, {{'eq': v}}, got {cond!r}", column=column)
-        (op, arg), = cond.items()
-        dtype = schema[column]
-        if op == "in":
-            if not isinstance(arg, (list, tuple)):
-                raise SafemicroError(f"'in' needs a list, got {arg!r}", column=column)
-            parts.append(pl.col(column).is_in(_coerce(list(arg), dtype, column).implode()))
-        elif op == "eq":
-            parts.append(pl.col(column) == _coerce([arg], dtype, column)[0])
-        elif op == "between":
-            if not isinstance(arg, (list, tuple)) or len(arg) != 2:
-                raise SafemicroError(f"'between' needs [lo, hi], got {arg!r}", column=column)
-            lo, hi = _coerce(list(arg), dtype, column).to_list()
-            parts.append(pl.col(column).is_between(lo, hi, closed="both"))
-        else:
-            raise SafemicroError(f"unknown condition {op!r}; use in, between or eq", column=column)
-    return pl.all_horizontal(parts).fill_null(False) if parts else pl.lit(True)
-
-
-def predicate_mask(records: pl.DataFrame, predicates: list[Mapping[str, Any]]) -> np.ndarray:
-    """Boolean matrix (cells × records): which records each predicate selects."""
-    if not predicates:
-        return np.zeros((0, records.height), dtype=bool)
-    exprs = [predicate_expr(p, records.schema).alias(f"_c{i}") for i, p in enumerate(predicates)]
-    out = records.with_columns(exprs).select([f"_c{i}" for i in range(len(predicates))])  # literals broadcast
-    return np.vstack([out.get_column(f"_c{i}").to_numpy() for i in range(len(predicates))]).astype(bool)
-
-
 @dataclass(frozen=True)
 class Verdict:
     """The guard's answer: ``ok``, or why not (``kind``: "small_cell", "small_group" or
@@ -132,30 +81,7 @@ class Verdict:
     group_size: int | None = None
 
 
-@dataclass
-class _State:
-    atom: np.ndarray  # (records,) atom id of each record
-    counts: np.ndarray  # (atoms,) records per atom
-    basis: np.ndarray  # (rank, atoms), orthonormal under diag(counts)
-    suppressed: np.ndarray  # (k, atoms) 0/1 indicators of registered suppressed cells
-    released: int = 0
-    history: list = field(default_factory=list)
-    cells: Any = None  # sparse (released cells, atoms) 0/1, kept only for protection_width LPs
-    # dimension of the row-space part lying wholly on small atoms, when it is known to hold
-    # no small group (-1: not searched): that part only grows, so the same dimension later
-    # means the same space and the 0/1 search can be skipped
-    small_dim: int = -1
-    # blocks of that part searched and found to hold no small group, by (records, dimension):
-    # the part on those records can only grow, so the same records and dimension later mean
-    # the same block and its search can be skipped
-    cleared: frozenset = frozenset()
-
-    def copy(self) -> "_State":
-        return _State(self.atom, self.counts, self.basis, self.suppressed, self.released, list(self.history), self.cells,
-                      self.small_dim, self.cleared)
-
-
-class DifferencingGuard:
+class DifferencingGuard(_Ledger):
     """Ledger of released cells of one dataset; refuses releases that would disclose.
 
     >>> guard = DifferencingGuard(records, threshold=10)
@@ -298,101 +224,6 @@ class DifferencingGuard:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _with_cells(self, state: _State, cells: list) -> tuple[_State, np.ndarray]:
-        """Refine the atoms so that every cell is a union of atoms; return the cells as
-        0/1 vectors over the new atoms."""
-        masks = self._coded.masks(cells) if cells else None
-        if masks is None:
-            masks = predicate_mask(self.records, cells)
-        if self._entity is not None and masks.shape[0]:
-            # a unit belongs to a cell when any of its records does
-            n_units = len(self._mult)
-            masks = np.vstack([np.bincount(self._entity, weights=m, minlength=n_units) > 0 for m in masks])
-        if masks.shape[0] == 0:
-            return state, np.zeros((0, len(state.counts)))
-        atom = state.atom
-        parents = np.arange(len(state.counts))  # current atom -> atom of `state`
-        for start in range(0, masks.shape[0], 62):
-            block = masks[start : start + 62]
-            code = np.zeros(atom.shape[0], dtype=np.uint64)
-            for j in range(block.shape[0]):
-                code |= block[j].astype(np.uint64) << np.uint64(j)
-            _, code_id = np.unique(code, return_inverse=True)
-            key = atom * (int(code_id.max()) + 1 if code_id.size else 1) + code_id
-            _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-            parents = parents[atom[first]]
-            atom = inverse
-        atom = atom.astype(np.int64)
-        counts = np.bincount(atom, weights=self._mult, minlength=int(atom.max()) + 1 if atom.size else 0).astype(np.int64)
-        new = _State(
-            atom=atom,
-            counts=counts,
-            basis=state.basis[:, parents],
-            suppressed=state.suppressed[:, parents],
-            released=state.released,
-            history=state.history,
-            cells=None if state.cells is None else state.cells[:, parents],
-            small_dim=state.small_dim,
-            cleared=state.cleared,
-        )
-        # a cell's vector: 1 on the atoms its records fall into
-        _, first_rec = np.unique(atom, return_index=True)
-        vecs = masks[:, first_rec].astype(float)
-        return new, vecs
-
-    def _in_span(self, basis: np.ndarray, counts: np.ndarray, vecs: np.ndarray) -> np.ndarray:
-        """For each 0/1 vector, whether it lies in the row space (relative W-residual ~ 0)."""
-        if vecs.shape[0] == 0:
-            return np.zeros(0, dtype=bool)
-        w = counts.astype(float)
-        norm2 = (vecs * vecs) @ w
-        if basis.shape[0] == 0:
-            return norm2 <= 0
-        coef = (vecs * w) @ basis.T
-        resid2 = np.maximum(norm2 - (coef * coef).sum(axis=1), 0.0)
-        return resid2 <= 1e-7 * np.maximum(norm2, 1.0)
-
-    def _extend(self, basis: np.ndarray, counts: np.ndarray, vecs: np.ndarray) -> np.ndarray:
-        """Basis of the row space plus ``vecs`` (W-orthonormal rows), Gram-Schmidt twice."""
-        if vecs.shape[0] == 0:
-            return basis
-        w = counts.astype(float)
-        sw = np.sqrt(w)
-        resid = vecs.copy()
-        for _ in range(2):
-            if basis.shape[0]:
-                resid = resid - ((resid * w) @ basis.T) @ basis
-        scaled = resid * sw
-        norms = np.sqrt((vecs * vecs) @ w)
-        keep = np.sqrt((scaled * scaled).sum(axis=1)) > 1e-7 * np.maximum(norms, 1.0)
-        if not keep.any():
-            return basis
-        u, s, vt = np.linalg.svd(scaled[keep], full_matrices=False)
-        rank = int((s > 1e-7 * max(1.0, s[0])).sum())
-        new_rows = vt[:rank] / np.where(sw > 0, sw, 1.0)
-        if basis.shape[0]:  # re-orthogonalise against the old basis once more
-            new_rows = new_rows - ((new_rows * w) @ basis.T) @ basis
-            g = (new_rows * w) @ new_rows.T
-            evals, evecs = np.linalg.eigh(g)
-            ok = evals > 1e-10
-            new_rows = (evecs[:, ok] / np.sqrt(evals[ok])).T @ new_rows
-        return np.vstack([basis, new_rows])
-
-    def _apply(self, state: _State, cells: list, suppressed: list) -> tuple[_State, np.ndarray, np.ndarray]:
-        new, vecs = self._with_cells(state, list(cells) + list(suppressed))
-        rel, sup = vecs[: len(cells)], vecs[len(cells) :]
-        new.basis = self._extend(new.basis, new.counts, rel)
-        if len(sup):
-            new.suppressed = np.vstack([new.suppressed, sup])
-        if self.protection_width is not None and len(rel):
-            from scipy import sparse
-
-            block = sparse.csr_matrix(rel)
-            new.cells = block if new.cells is None else sparse.vstack([new.cells, block], format="csr")
-        new.released = state.released + len(cells)
-        new.history = state.history + [{"released": list(cells), "suppressed": list(suppressed)}]
-        return new, rel, sup
-
     def _evaluate(self, state: _State, cells: list, suppressed: list) -> tuple[Verdict, _State]:
         t = self.threshold
         new, rel, _ = self._apply(state, cells, suppressed)
@@ -425,42 +256,6 @@ class DifferencingGuard:
                     "suppressed_narrowed",
                 ), new
         return Verdict(True), new
-
-    def _narrowest(self, state: _State, rel: np.ndarray) -> float | None:
-        """Smallest feasible-interval width of the registered suppressed cells (LP over
-        non-negative atom counts, released counts fixed). Every cell is checked: a release
-        that shares no atom with a cell can still narrow it through earlier releases."""
-        from scipy.optimize import linprog
-
-        sup = state.suppressed
-        touched = np.flatnonzero(sup @ state.counts > 0)
-        if len(touched) == 0 or state.basis.shape[0] == 0 or state.cells is None:
-            return None
-        a_eq = state.cells  # sparse 0/1 rows of every released cell: same constraints as the basis
-        x_true = state.counts.astype(float)
-        b_eq = a_eq @ x_true
-        values = sup[touched] @ x_true
-        seen_lo, seen_hi = values.copy(), values.copy()  # span of feasible points met so far
-        narrowest = None
-        for j, k in enumerate(touched):
-            if seen_hi[j] - seen_lo[j] >= self.protection_width:
-                continue  # two feasible points already this far apart
-            c = sup[k]
-            hi = linprog(-c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
-            if hi.status == 3:
-                continue  # unbounded above
-            if hi.status != 0:  # not solved: fail closed
-                return 0.0
-            vals = sup[touched] @ hi.x
-            seen_lo, seen_hi = np.minimum(seen_lo, vals), np.maximum(seen_hi, vals)
-            if seen_hi[j] - seen_lo[j] >= self.protection_width:
-                continue
-            lo = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
-            if lo.status != 0:
-                return 0.0
-            width = -hi.fun - lo.fun  # both ends optimal: the exact width
-            narrowest = width if narrowest is None else min(narrowest, width)
-        return narrowest
 
     def _small_group(self, state: _State) -> int | None:
         """Size of a determined union of atoms with 1..threshold-1 records, if any."""
