@@ -1,0 +1,73 @@
+"""The DP answer's table: noisy cells over the declared values and their noisy margins.
+
+A mixin of :class:`safemicro.service.node.Node` (it reads the node's declared values).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from safemicro.service.config import DatasetConfig
+from safemicro.service.queries import Query
+
+
+class _DPTables:
+    values: dict[str, dict[str, list]]
+
+    def _dp_table(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict, eps: float) -> pl.DataFrame:
+        """Noisy cells over the declared values (public keys: no key reveals presence); a
+        mean spends half on the sum, half on the count; margins are sums of noisy cells
+        (post-processing, no extra budget)."""
+        from safemicro.service import dp
+
+        by = list(q.by)
+        if not by:
+            records = records.with_columns(pl.lit("all").alias("_all"))
+            by = ["_all"]
+            keys = pl.DataFrame({"_all": ["all"]})
+        else:
+            keys = None
+            for d in by:
+                col = pl.DataFrame({d: pl.Series(d, where.get(d, self.values[q.dataset][d]), dtype=pl.String)})
+                keys = col if keys is None else keys.join(col, how="cross")
+        common = dict(unit="_unit", max_contributions=1, mechanism=ds.dp.mechanism)
+        measure = ds.measures.get(q.measure) if q.measure else None
+        bounds = (measure.lower, measure.upper) if measure else None
+        if q.kind == "quantile":  # OpenDP's private quantile on the published grid (see .quantiles)
+            from safemicro.service import quantiles
+
+            step = quantiles.granularity(measure.lower, measure.upper, measure.granularity)
+            table = quantiles.dp_quantile_table(records, by, keys, q.measure, bounds, step, q.quantile, eps,
+                                                margins=bool(q.by) and q.margins)
+        elif q.kind == "mean":
+            sums, _ = dp.dp_table(records, by, keys, "sum", eps / 2, measure=q.measure, bounds=bounds, **common)
+            counts, _ = dp.dp_table(records, by, keys, "count", eps / 2, **common)
+            value = sums["value"] / counts["value"].clip(lower_bound=1.0)
+            table = sums.with_columns(value.alias("value"), pl.lit(None, dtype=pl.Float64).alias("noise_scale"),
+                                      pl.lit(None, dtype=pl.Float64).alias("noise_variance"))
+        else:
+            stat = "sum" if q.kind == "sum" else "count"
+            table, _ = dp.dp_table(records, by, keys, stat, eps, measure=q.measure, bounds=bounds, **common)
+        if q.by and q.margins and q.kind not in ("mean", "quantile"):
+            table = self._noisy_margins(table, q.by)
+        return table.drop("_all") if "_all" in table.columns else table
+
+    @staticmethod
+    def _noisy_margins(table: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+        """Margin rows as sums of the noisy inner cells, with summed noise variances."""
+        import itertools
+
+        frames = [table]
+        for r in range(len(by) - 1, -1, -1):
+            for level in itertools.combinations(by, r):
+                keep = list(level)
+                aggs = [pl.col("value").sum(), pl.col("noise_variance").sum()]
+                g = table.group_by(keep).agg(aggs) if keep else table.select(aggs)
+                g = g.with_columns(
+                    [pl.lit(None, dtype=pl.String).alias(d) for d in by if d not in keep]
+                    + [pl.lit("released").alias("status"), pl.lit(None, dtype=pl.String).alias("rule"),
+                       pl.lit(None, dtype=pl.Float64).alias("lower"), pl.lit(None, dtype=pl.Float64).alias("upper"),
+                       pl.lit(None, dtype=pl.Int64).alias("rounded_to"),
+                       pl.lit(None, dtype=pl.Float64).alias("noise_scale")])
+                frames.append(g.select(table.columns))
+        return pl.concat(frames, how="vertical_relaxed")
