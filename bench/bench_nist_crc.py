@@ -13,7 +13,7 @@ Hyperparameters are the defaults (none were tuned on this data for these rows).
 
 sdnist pins old libraries, so it runs in its own venv, ``bench/.venv-sdnist`` (git-ignored),
 made on first use with ``python3.11 -m venv`` + ``pip install sdnist==2.4``; it scores offline
-against a temporary data root laid out as /work/shared/data/nist_crc/README.md describes
+against a temporary data root laid out as tests/data/nist_crc/README.md describes
 (``bench/nist/score_sdnist.py``: sdnist's own ``KMarginal`` and ``unique_exact_matches`` on
 its own ``Dataset`` preprocessing). Targets (issue 4): DP ε=5 ≥ 876 (the archive's MST ε5
 scores 773); non-DP ≥ 930 with unique exact matches ≤ 0.1 %.
@@ -38,7 +38,7 @@ import polars as pl
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SHARED = ROOT.parent / "shared" / "data" / "nist_crc"
+SHARED = ROOT / "tests" / "data" / "nist_crc"
 VENV = HERE / ".venv-sdnist"
 SCORER = HERE / "nist" / "score_sdnist.py"
 DELTA = 1e-6
