@@ -1,7 +1,7 @@
 """Time safemicro's risk assessment against sdcMicro's timings on the same machine kind.
 
 Builds scaled copies of testdata (bench/scaled.py, the recipe of
-../shared/data/sdcmicro/README.md) at 4 580, 100 000 and 1 000 000 rows, with and without
+tests/data/sdcmicro's timing copy) at 4 580, 100 000 and 1 000 000 rows, with and without
 1 % missing key cells (cached as Parquet in bench/data/), and times each call in a fresh
 process that reads the file (wall: best of 3 after a warm-up; peak memory: the process's
 max RSS, as sdcMicro's numbers are). Prints each
@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parents[1] / "shared"
-TIMINGS = SHARED / "reference" / "sdcmicro" / "timings_sdcmicro.csv"
+TIMINGS = HERE.parent / "tests" / "data" / "sdcmicro_reference" / "timings_sdcmicro.csv"
 KEYS7 = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
 
 # our call -> (sdcMicro call it corresponds to, what it computes)

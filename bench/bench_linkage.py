@@ -1,6 +1,6 @@
 """Time the exact linkage attack: 100 000 auxiliary records against a 100 000-record release.
 
-The release is ``testdata_scaled_100k`` (../shared/data/sdcmicro, 7 keys urbrur, roof, walls,
+The release is ``testdata_scaled_100k`` (bench/datafiles.py, 7 keys urbrur, roof, walls,
 water, electcon, relat, sex) after local suppression to k = 3 (so the release has missing
 cells, which the linkage treats as wildcards: the slow path with one join per pair of
 missing-value patterns); the auxiliary file is the intruder knowing the 7 original keys of
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -27,8 +28,9 @@ from safemicro.attack.linkage import LinkageEvaluator
 from safemicro.io import Dataset
 from safemicro.methods import local_suppression
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DATA = SHARED / "data" / "sdcmicro" / "testdata_scaled_100k.csv.gz"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from datafiles import scaled_100k  # noqa: E402
+
 KEYS = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
 TARGET_S = 10.0
 
@@ -50,7 +52,8 @@ def main() -> None:
     ap.add_argument("--methods", default="exact,distance,fellegi_sunter",
                     help="linkage methods to time (distance and Fellegi-Sunter on the k=3 release)")
     args = ap.parse_args()
-    df = pl.read_csv(DATA).with_row_index("pid")
+    data = scaled_100k()
+    df = (pl.read_parquet(data) if data.suffix == ".parquet" else pl.read_csv(data)).with_row_index("pid")
     aux = df.select(["pid", *KEYS])
     t0 = time.perf_counter()
     suppressed = local_suppression(Dataset(df), keys=KEYS, k=3).dataset.frame

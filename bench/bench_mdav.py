@@ -1,8 +1,8 @@
 """Time safemicro's MDAV microaggregation against sdcMicro's, and the fast variant's loss.
 
-Data (expend, income, savings; k = 3): testdata itself at 4 580 rows and the shared
+Data (expend, income, savings; k = 3): testdata itself at 4 580 rows and
 ``testdata_scaled_100k.csv.gz`` at 100 000 rows, the inputs sdcMicro's timings were taken
-on; at 1 000 000 rows the scaled copy of bench/scaled.py (cached in bench/data/ by
+on (bench/datafiles.py: made by the same recipe when that file is not beside the clone); at 1 000 000 rows the scaled copy of bench/scaled.py (cached in bench/data/ by
 bench_assess.data_file). Each case runs in a fresh process that reads its file, calls
 once to warm up (numba's compiled kernels come from its disk cache), then keeps the best
 of 3 wall times; memory is the process's max RSS. Prints each time next to sdcMicro's two
@@ -25,7 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_assess import SHARED, data_file, sdcmicro_timings  # noqa: E402
+from bench_assess import data_file, sdcmicro_timings  # noqa: E402
+from datafiles import carried, scaled_100k  # noqa: E402
 
 NV = ["expend", "income", "savings"]
 CASES = {"mdav": "exact MDAV (sdcMicro's)", "mdav_fast": "MDAV within principal-axis blocks"}
@@ -33,9 +34,9 @@ CASES = {"mdav": "exact MDAV (sdcMicro's)", "mdav_fast": "MDAV within principal-
 
 def input_file(n: int) -> Path:
     if n == 4580:
-        return SHARED / "data" / "sdcmicro" / "testdata.csv"
+        return carried("sdcmicro", "testdata.csv")
     if n == 100_000:
-        return SHARED / "data" / "sdcmicro" / "testdata_scaled_100k.csv.gz"
+        return scaled_100k()
     return data_file(n, 0.0)
 
 

@@ -24,7 +24,7 @@ own choice, as before. Such choices, made on the data, are outside the DP guaran
 
 sdnist pins old libraries, so it runs in its own venv, ``bench/.venv-sdnist`` (git-ignored),
 made on first use with ``python3.11 -m venv`` + ``pip install sdnist==2.4``; it scores offline
-against a temporary data root laid out as /work/shared/data/nist_crc/README.md describes
+against a temporary data root laid out as tests/data/nist_crc/README.md describes
 (``bench/nist/score_sdnist.py``: sdnist's own ``KMarginal`` and ``unique_exact_matches`` on
 its own ``Dataset`` preprocessing). Targets (issue 4): DP ε=5 ≥ 876 (the archive's MST ε5
 scores 773); non-DP ≥ 930 with unique exact matches ≤ 0.1 %. Issue 14: on MA and TX all 24
@@ -52,9 +52,7 @@ import polars as pl
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SHARED = next((p for p in (Path(os.environ.get("NIST_CRC_DIR", "/nonexistent")),
-                            *(up / "shared" / "data" / "nist_crc" for up in ROOT.parents))
-               if (p / "tx2019.csv").exists()), ROOT / "tests" / "data" / "nist_crc")
+SHARED = ROOT / "tests" / "data" / "nist_crc"
 VENV = HERE / ".venv-sdnist"
 SCORER = HERE / "nist" / "score_sdnist.py"
 DELTA = 1e-6

@@ -34,11 +34,11 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_synth_sd2011 import quality  # noqa: E402
+from datafiles import not_carried  # noqa: E402
 
 from safemicro.io import read  # noqa: E402
 from safemicro.synth.synthesis import synthesize  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nist_crc" / "national2019.csv"
 KEYS = ["PUMA", "AGEP", "SEX", "RAC1P", "HISP", "EDU"]
 N_ORI, N_CTL, N_SYN = 4000, 1000, 5000
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="1,2,3,4,5,6")
     ap.add_argument("--attacks", type=int, default=1000)
     args = ap.parse_args(argv)
-    full = read(DATA)
+    full = read(not_carried("nist_crc", "national2019.csv", source="NIST CRC Diverse Communities Data Excerpts, usnistgov/SDNist, public domain"))
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         perm = np.random.default_rng(1000 + seed).permutation(full.n)

@@ -1,6 +1,6 @@
 """Utility, cost and copying risk of safemicro's CART synthesizer on SD2011, with baselines.
 
-SD2011 (5000 x 35, ../shared/data/sd2011) is split once with a fixed seed into 4000
+SD2011 (5000 x 35, tests/data/sd2011) is split once with a fixed seed into 4000
 training rows (all a generator sees) and 1000 holdout rows. Each generator draws 5000
 synthetic rows. Printed per generator:
 
@@ -58,8 +58,7 @@ from safemicro.io import read
 from safemicro.io.dataset import Dataset
 from safemicro.synth.cart import CartSynthesizer
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DATA = SHARED / "data" / "sd2011" / "SD2011.csv"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "sd2011" / "SD2011.csv"
 QI = ["sex", "age", "region", "placesize", "edu", "marital"]
 SPLIT_SEED = 2011
 N_SYNTH = 5000

@@ -1,6 +1,6 @@
 """Scaled, perturbed copies of sdcMicro's testdata for timing runs.
 
-The recipe of ../shared/data/sdcmicro/README.md: whole households drawn with replacement
+The recipe of the 100 000-row timing copy in sdcMicro's data README (tests/data/sdcmicro): whole households drawn with replacement
 (new household ids, rows truncated to exactly N), then with one seed: each household-level
 key (urbrur roof walls water electcon) replaced with probability 0.10 per household by a
 draw from its marginal; relat, sex, hhcivil likewise per person; age + uniform integer
@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+TESTDATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "sdcmicro" / "testdata.csv"
 HH_KEYS = ["urbrur", "roof", "walls", "water", "electcon"]
 PERSON_KEYS = ["relat", "sex", "hhcivil"]
 KEYS7 = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
 
 
 def scaled_testdata(n: int, seed: int = 20240601, missing_share: float = 0.0) -> pl.DataFrame:
-    base = pl.read_csv(SHARED / "data" / "sdcmicro" / "testdata.csv")
+    base = pl.read_csv(TESTDATA)
     rng = np.random.default_rng(seed)
     hh_ids = base["ori_hid"].to_numpy()
     uniq, start, size = np.unique(hh_ids, return_index=True, return_counts=True)

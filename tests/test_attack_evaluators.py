@@ -48,6 +48,7 @@ def test_predicate_counts_equal_polars():
     ops = rng.choice(ops_all, (200, 2))
     vals = np.where(cols == 0, rng.integers(0, 5, (200, 2)), rng.normal(size=(200, 2)).round(1)).astype(float)
     counts = _count(x, cols, ops, vals)
+    assert (_count(x, cols, ops, vals, cap=2) == np.minimum(counts, 2)).all()  # the search's early stop
     name = ["a", "b"]
     expr = {EQ: lambda c, v: pl.col(c) == v, NE: lambda c, v: pl.col(c) != v, GT: lambda c, v: pl.col(c) > v,
             LT: lambda c, v: pl.col(c) < v, GE: lambda c, v: pl.col(c) >= v, LE: lambda c, v: pl.col(c) <= v,

@@ -39,9 +39,8 @@ def sd_synth(sd2011):
 
 
 def test_keeps_columns_types_and_special_codes(sd2011, sd_synth):
-    _, syn, seconds = sd_synth
+    _, syn, _ = sd_synth  # fit + sample time: bench/bench_synth_sd2011.py
     assert syn.frame.schema == sd2011.frame.schema and syn.n == sd2011.n
-    assert seconds < 30
     f = syn.frame
     # -8 ("not applicable") and missing values come back as themselves, in similar shares
     for col in ("income", "unempdur", "nociga", "wkabdur"):

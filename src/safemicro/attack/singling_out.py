@@ -35,6 +35,7 @@ import polars as pl
 from scipy.stats import betabinom, hypergeom
 
 from safemicro.attack.common import prepare_frames
+from safemicro.attack.predicate_count import EQ, GE, GT, LE, LT, NE, NOT_NULL, NULL, count_matches
 from safemicro.attack.stats import AttackEvaluator, Tallies
 from safemicro.errors import SafemicroError
 from safemicro.keys import encode_column
@@ -42,7 +43,6 @@ from safemicro.utility.tables import common_dtypes
 
 __all__ = ["SinglingOutEvaluator"]
 
-EQ, NE, GT, LT, GE, LE, NULL, NOT_NULL = range(8)
 OP_TEXT = {EQ: "==", NE: "!=", GT: ">", LT: "<", GE: ">=", LE: "<=", NULL: "is missing", NOT_NULL: "is not missing"}
 BATCH = 1000
 
@@ -91,45 +91,22 @@ class _Table:
         return " and ".join(terms)
 
 
-def _count(x: np.ndarray, cols: np.ndarray, ops: np.ndarray, vals: np.ndarray) -> np.ndarray:
-    """Records matched by each predicate (conjunctions; rows (Q, c) of column/op/value).
-
-    Missing values fail every comparison (like SQL/Polars), except "is missing". Each
-    comparison is turned into an interval lo ≤ x ≤ hi (NaN fails both bounds), so a
-    condition costs two comparisons whatever its operator.
-    """
-    q = len(cols)
-    counts = np.zeros(q, dtype=np.int64)
-    if q == 0:
-        return counts
-    v = vals.astype(np.float64)
-    lo = np.select([(ops == EQ) | (ops == GE), ops == GT, ops == NULL],
-                   [v, np.nextafter(v, np.inf), np.inf], default=-np.inf)
-    hi = np.select([(ops == EQ) | (ops == LE), ops == LT, ops == NULL],
-                   [v, np.nextafter(v, -np.inf), -np.inf], default=np.inf)
-    any_null, any_ne = bool((ops == NULL).any()), bool((ops == NE).any())
-    step = max(1, 8_000_000 // max(x.shape[0], 1))
-    for s in range(0, q, step):
-        sl = slice(s, s + step)
-        match = None
-        for j in range(cols.shape[1]):  # a few conditions per predicate
-            xv = x[:, cols[sl, j]]  # (n, chunk)
-            with np.errstate(invalid="ignore"):
-                m = (xv >= lo[sl, j]) & (xv <= hi[sl, j])
-                if any_null:
-                    m |= (ops[sl, j] == NULL) & np.isnan(xv)
-                if any_ne:
-                    m &= ~((ops[sl, j] == NE) & (xv == v[sl, j]))
-            match = m if match is None else match & m
-        counts[sl] = match.sum(axis=0)
-    return counts
+def _count(x: np.ndarray, cols: np.ndarray, ops: np.ndarray, vals: np.ndarray, cap: int | None = None) -> np.ndarray:
+    """Records matched by each predicate (conjunctions; rows (Q, c) of column/op/value), at
+    most ``cap`` each when given. Missing values fail every comparison (like SQL/Polars),
+    except "is missing" (see ``predicate_count``)."""
+    return count_matches(x, cols, ops, vals, cap)
 
 
 def _dedupe(cols: np.ndarray, ops: np.ndarray, vals: np.ndarray, seen: set) -> np.ndarray:
+    """First occurrence of each predicate not in ``seen`` (conditions in any order), added to it."""
+    order = np.argsort(cols, axis=1, kind="stable")
+    v = np.take_along_axis(vals.astype(np.float64), order, axis=1) + 0.0  # -0.0 == 0.0
+    rows = np.hstack([np.take_along_axis(cols, order, axis=1).astype(np.float64),
+                      np.take_along_axis(ops, order, axis=1).astype(np.float64),
+                      np.nan_to_num(v, nan=-1e300)])
     keep = np.zeros(len(cols), dtype=bool)
-    for i in range(len(cols)):  # one small tuple per predicate
-        order = np.argsort(cols[i])
-        key = (tuple(cols[i][order]), tuple(ops[i][order]), tuple(np.nan_to_num(vals[i][order], nan=-1e300)))
+    for i, key in enumerate(map(bytes, np.ascontiguousarray(rows))):  # one short key per predicate
         if key not in seen:
             seen.add(key)
             keep[i] = True
@@ -199,7 +176,7 @@ class SinglingOutEvaluator(AttackEvaluator):
         v = np.array(vals, dtype=np.float64).reshape(-1, 1)
         order = self.rng.permutation(len(c))
         c, o, v = c[order], o[order], v[order]
-        single = _count(x, c, o, v) == 1
+        single = _count(x, c, o, v, cap=2) == 1
         c, o, v = c[single], o[single], v[single]
         keep = _dedupe(c, o, v, set())
         return c[keep][: self.n_attacks], o[keep][: self.n_attacks], v[keep][: self.n_attacks]
@@ -220,7 +197,7 @@ class SinglingOutEvaluator(AttackEvaluator):
             vals = x[rows[:, None], cols]
             num = self._table.numeric[cols]
             ops = np.where(np.isnan(vals), NULL, np.where(num, np.where(vals > medians[cols], GE, LE), EQ))
-            single = _count(x, cols, ops, vals) == 1
+            single = _count(x, cols, ops, vals, cap=2) == 1
             cols, ops, vals = cols[single], ops[single], vals[single]
             keep = _dedupe(cols, ops, vals, seen)
             found_c.append(cols[keep]), found_o.append(ops[keep]), found_v.append(vals[keep])
