@@ -83,9 +83,7 @@ def sdcmicro_timings() -> dict[tuple[str, int], list[tuple[float, int]]]:
     out: dict[tuple[str, int], list[tuple[float, int]]] = {}
     with TIMINGS.open() as f:
         for row in csv.DictReader(f):
-            out.setdefault((row["call"], int(row["rows"])), []).append(
-                (float(row["seconds"]), int(row["max_rss_kb"]))
-            )
+            out.setdefault((row["call"], int(row["rows"])), []).append((float(row["seconds"]), int(row["max_rss_kb"])))
     return out
 
 

@@ -28,11 +28,13 @@ def main() -> None:
     args = ap.parse_args()
     rng = np.random.default_rng(3)
     n = args.records
-    df = pl.DataFrame({
-        "admin2": rng.choice([f"a{i:02d}" for i in range(30)], n),
-        "month": rng.integers(1, 13, n),
-        "group": rng.choice(["idp", "refugee", "returnee", "host"], n, p=[0.4, 0.3, 0.2, 0.1]),
-    })
+    df = pl.DataFrame(
+        {
+            "admin2": rng.choice([f"a{i:02d}" for i in range(30)], n),
+            "month": rng.integers(1, 13, n),
+            "group": rng.choice(["idp", "refugee", "returnee", "host"], n, p=[0.4, 0.3, 0.2, 0.1]),
+        }
+    )
     guard = DifferencingGuard(df, threshold=10)
     start, cpu = time.perf_counter(), time.process_time()
     accepted = 0
@@ -40,15 +42,19 @@ def main() -> None:
         unit = f"a{rng.integers(30):02d}"
         lo = int(rng.integers(1, 12))
         hi = int(rng.integers(lo, 13))
-        cells = [{"admin2": {"in": [unit]}, "month": {"between": [lo, hi]}, "group": {"in": [g]}}
-                 for g in ("idp", "refugee", "returnee", "host")]
+        cells = [
+            {"admin2": {"in": [unit]}, "month": {"between": [lo, hi]}, "group": {"in": [g]}}
+            for g in ("idp", "refugee", "returnee", "host")
+        ]
         if guard.check(cells).ok:
             guard.commit(cells)
             accepted += 1
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(f"cores: {os.cpu_count()}  load: {os.getloadavg()[0]:.2f}")
-    print(f"{args.queries} queries of 4 cells on {n:,} records: {wall:.2f} s wall, {cpu:.2f} s CPU "
-          f"(target {TARGET_S:.0f} s); {accepted} accepted")
+    print(
+        f"{args.queries} queries of 4 cells on {n:,} records: {wall:.2f} s wall, {cpu:.2f} s CPU "
+        f"(target {TARGET_S:.0f} s); {accepted} accepted"
+    )
 
 
 if __name__ == "__main__":

@@ -49,16 +49,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--drivers", action="store_true", help="also time the per-variable driver runs")
-    ap.add_argument("--methods", default="exact,distance,fellegi_sunter",
-                    help="linkage methods to time (distance and Fellegi-Sunter on the k=3 release)")
+    ap.add_argument(
+        "--methods",
+        default="exact,distance,fellegi_sunter",
+        help="linkage methods to time (distance and Fellegi-Sunter on the k=3 release)",
+    )
     args = ap.parse_args()
     data = scaled_100k()
     df = (pl.read_parquet(data) if data.suffix == ".parquet" else pl.read_csv(data)).with_row_index("pid")
     aux = df.select(["pid", *KEYS])
     t0 = time.perf_counter()
     suppressed = local_suppression(Dataset(df), keys=KEYS, k=3).dataset.frame
-    print(f"local suppression to k=3 (setup, not timed below): {time.perf_counter() - t0:.1f} s, "
-          f"{sum(suppressed.select(KEYS).null_count().row(0))} cells suppressed")
+    print(
+        f"local suppression to k=3 (setup, not timed below): {time.perf_counter() - t0:.1f} s, "
+        f"{sum(suppressed.select(KEYS).null_count().row(0))} cells suppressed"
+    )
     print(f"cores: {os.cpu_count()}  load: {os.getloadavg()[0]:.2f}")
     methods = [m for m in args.methods.split(",") if m]
     cases = [("raw", df, "exact"), ("k=3 suppressed", suppressed, "exact")] if "exact" in methods else []
@@ -71,9 +76,11 @@ def main() -> None:
 
         secs = best_time(run, args.repeat)
         r = holder["ev"].results()
-        print(f"{label:>15}, {method:>14}: {aux.height:,} aux x {release.height:,} release on 7 keys: {secs:.3f} s "
-              f"(target {TARGET_S:.0f} s, ratio {secs / TARGET_S:.4f}); true match rate "
-              f"{r['true_match_rate']:.4f}, re-identified (confidence >= 0.5) {r['reidentified']:,}")
+        print(
+            f"{label:>15}, {method:>14}: {aux.height:,} aux x {release.height:,} release on 7 keys: {secs:.3f} s "
+            f"(target {TARGET_S:.0f} s, ratio {secs / TARGET_S:.4f}); true match rate "
+            f"{r['true_match_rate']:.4f}, re-identified (confidence >= 0.5) {r['reidentified']:,}"
+        )
 
 
 if __name__ == "__main__":

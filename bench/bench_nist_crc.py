@@ -59,8 +59,27 @@ DELTA = 1e-6
 NUMERIC = ["AGEP", "PINCP", "POVPIP", "PWGTP", "WGTP", "NOC", "NPF"]
 TARGETS = {"ma": ("ma2019", "massachusetts", "25-"), "tx": ("tx2019", "texas", "48-")}
 # first industry code of each ACS industry category, INDP_CAT 0..18 (2019 PUMS data dictionary)
-SECTOR_STARTS = [170, 370, 570, 770, 1070, 4070, 4670, 6070, 6470, 6870, 7270, 7860, 7970, 8370, 8561, 8770,
-                 9370, 9670, 9920]
+SECTOR_STARTS = [
+    170,
+    370,
+    570,
+    770,
+    1070,
+    4070,
+    4670,
+    6070,
+    6470,
+    6870,
+    7270,
+    7860,
+    7970,
+    8370,
+    8561,
+    8770,
+    9370,
+    9670,
+    9920,
+]
 
 sys.path.insert(0, str(ROOT / "src"))
 from safemicro.io import read  # noqa: E402
@@ -130,7 +149,9 @@ def independent_marginals(frame: pl.DataFrame, n: int, seed: int) -> pl.DataFram
     return pl.DataFrame({c: frame[c].gather(rng.integers(0, frame.height, n)) for c in frame.columns})
 
 
-def run(name: str, target: pl.DataFrame, path: Path, seed: int, domains: dict, bounds: dict) -> tuple[pl.DataFrame, dict]:
+def run(
+    name: str, target: pl.DataFrame, path: Path, seed: int, domains: dict, bounds: dict
+) -> tuple[pl.DataFrame, dict]:
     ds = Dataset(target)
     t0 = time.perf_counter()
     info: dict = {}
@@ -154,11 +175,17 @@ def run(name: str, target: pl.DataFrame, path: Path, seed: int, domains: dict, b
             density = target.select("PUMA", "DENSITY").unique()  # published: a function of PUMA
             hierarchies["PUMA"] = ("DENSITY", dict(zip(density["PUMA"], density["DENSITY"])))
             by = "PUMA" if name == "dp5_puma" else None
-            model = DPSynthesizer(eps, DELTA, domains=domains, bounds=bounds, by=by,
-                                  hierarchies=hierarchies).fit(ds, seed=seed)
+            model = DPSynthesizer(eps, DELTA, domains=domains, bounds=bounds, by=by, hierarchies=hierarchies).fit(
+                ds, seed=seed
+            )
         t1 = time.perf_counter()
         out = model.sample(seed=seed).frame
-        info = {"epsilon": eps, "delta": DELTA, "rho": model.privacy["rho"], "epsilon_spent": model.privacy["epsilon_spent"]}
+        info = {
+            "epsilon": eps,
+            "delta": DELTA,
+            "rho": model.privacy["rho"],
+            "epsilon_spent": model.privacy["epsilon_spent"],
+        }
     t2 = time.perf_counter()
     info.update(fit_s=round(t1 - t0, 2), sample_s=round(t2 - t1, 2))
     return out, info
@@ -204,12 +231,15 @@ def main() -> None:
                     meta[str(out_path)] = {"target": t, "generator": name, "seed": seed, **info}
                     print(f"{t} {name} seed {seed}: {info}", flush=True)
         scores_file = tmp / "scores.json"
-        subprocess.run([str(py), str(SCORER), str(root), str(scores_file), *files], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(py), str(SCORER), str(root), str(scores_file), *files], check=True, stdout=subprocess.DEVNULL
+        )
         scores = json.loads(scores_file.read_text())
     rows = [{**meta[s["file"]], **{k: v for k, v in s.items() if k != "file"}} for s in scores]
     print()
-    print("| target | generator | k-marginal (per seed) | mean | unique exact matches % | features scored | fit s | sample s |")
+    print(
+        "| target | generator | k-marginal (per seed) | mean | unique exact matches % | features scored | fit s | sample s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for t in targets:
         for name in names:
@@ -217,10 +247,12 @@ def main() -> None:
             km = [r["k_marginal"] for r in mine]
             uem = [r["unique_exact_match_pct"] for r in mine]
             dropped = sorted({f for r in mine for f in r["features_dropped_by_sdnist"]})
-            print(f"| {t.upper()} | {LABELS[name]} | {', '.join(map(str, km))} | {statistics.mean(km):.0f} | "
-                  f"{statistics.mean(uem):.2f} | {24 - len(dropped)} of 24 | "
-                  f"{statistics.mean(r['fit_s'] for r in mine):.2f} | {statistics.mean(r['sample_s'] for r in mine):.2f} |"
-                  + (f" dropped: {dropped}" if dropped else ""))
+            print(
+                f"| {t.upper()} | {LABELS[name]} | {', '.join(map(str, km))} | {statistics.mean(km):.0f} | "
+                f"{statistics.mean(uem):.2f} | {24 - len(dropped)} of 24 | "
+                f"{statistics.mean(r['fit_s'] for r in mine):.2f} | {statistics.mean(r['sample_s'] for r in mine):.2f} |"
+                + (f" dropped: {dropped}" if dropped else "")
+            )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=1))
     print(f"\nwritten {args.json}")

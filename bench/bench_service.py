@@ -43,15 +43,17 @@ def make_data(n: int, seed: int = 1) -> pl.DataFrame:
     provinces = [f"P{i}" for i in range(1, 6)]
     districts = [(p, f"{p}D{j}") for p in provinces for j in range(1, 7)]
     idx = rng.integers(0, len(districts), n)
-    return pl.DataFrame({
-        "person_id": [f"p{i:07d}" for i in range(n)],
-        "province": [districts[i][0] for i in idx],
-        "district": [districts[i][1] for i in idx],
-        "arrival": [f"2024-{m:02d}-15" for m in rng.integers(1, 13, n)],
-        "status": rng.choice(["refugee", "idp", "host", "returnee"], n, p=[0.4, 0.35, 0.2, 0.05]),
-        "sex": rng.choice(["f", "m"], n),
-        "income": np.round(rng.gamma(2.0, 150.0, n), 1),
-    })
+    return pl.DataFrame(
+        {
+            "person_id": [f"p{i:07d}" for i in range(n)],
+            "province": [districts[i][0] for i in idx],
+            "district": [districts[i][1] for i in idx],
+            "arrival": [f"2024-{m:02d}-15" for m in rng.integers(1, 13, n)],
+            "status": rng.choice(["refugee", "idp", "host", "returnee"], n, p=[0.4, 0.35, 0.2, 0.05]),
+            "sex": rng.choice(["f", "m"], n),
+            "income": np.round(rng.gamma(2.0, 150.0, n), 1),
+        }
+    )
 
 
 def setup(folder: Path, records: int, database: str | None) -> tuple[Path, str]:
@@ -67,20 +69,40 @@ def setup(folder: Path, records: int, database: str | None) -> tuple[Path, str]:
         "group": {"kind": "category", "column": "status"},
         "sex": {"kind": "category", "column": "sex"},
     }
-    base = {"file": "people.csv", "unit": "person_id", "dimensions": dims,
-            "measures": {"income": {"column": "income", "lower": 0, "upper": 5000}}}
+    base = {
+        "file": "people.csv",
+        "unit": "person_id",
+        "dimensions": dims,
+        "measures": {"income": {"column": "income", "lower": 0, "upper": 5000}},
+    }
     cfg = {
-        "audience": "bench", "database": database or f"duckdb:///{folder / 'state.duckdb'}",
-        "issuer_public_key": "issuer.pub", "signing_key": "node.key", "audit_log": "audit.jsonl",
-        "datasets": {"people": base, "people_dp": {**base, "queries": ["count", "sum"],
-                                                   "dp": {"enabled": True, "epsilon_per_query": 0.01,
-                                                          "analyst_budget": 100.0, "dataset_budget": 2.0}}},
+        "audience": "bench",
+        "database": database or f"duckdb:///{folder / 'state.duckdb'}",
+        "issuer_public_key": "issuer.pub",
+        "signing_key": "node.key",
+        "audit_log": "audit.jsonl",
+        "datasets": {
+            "people": base,
+            "people_dp": {
+                **base,
+                "queries": ["count", "sum"],
+                "dp": {"enabled": True, "epsilon_per_query": 0.01, "analyst_budget": 100.0, "dataset_budget": 2.0},
+            },
+        },
     }
     (folder / "service.yaml").write_text(yaml.safe_dump(cfg))
-    grants = [{"dataset": "*", "queries": ["count", "sum", "mean", "crosstab"], "dimensions": ["*"],
-               "measures": ["*"], "actions": ["query"]}]
-    tok = issue_token(load_private_key(folder / "issuer.key"), audience="bench", subject="bench", grants=grants,
-                      minutes=60)
+    grants = [
+        {
+            "dataset": "*",
+            "queries": ["count", "sum", "mean", "crosstab"],
+            "dimensions": ["*"],
+            "measures": ["*"],
+            "actions": ["query"],
+        }
+    ]
+    tok = issue_token(
+        load_private_key(folder / "issuer.key"), audience="bench", subject="bench", grants=grants, minutes=60
+    )
     return folder / "service.yaml", tok
 
 
@@ -100,8 +122,12 @@ def fresh_queries(n: int) -> list[dict]:
     for i in range(n):
         by = [["province"], ["district"], ["group"], ["sex", "group"], ["month"], ["province", "sex"]][i % 6]
         a, b = sorted(rng.choice(12, 2, replace=False))
-        q = {"dataset": "people", "kind": ["count", "crosstab", "sum"][i % 3] if len(by) == 2 else ["count", "sum"][i % 2],
-             "by": by, "time": {"start": months[a], "end": months[b]}}
+        q = {
+            "dataset": "people",
+            "kind": ["count", "crosstab", "sum"][i % 3] if len(by) == 2 else ["count", "sum"][i % 2],
+            "by": by,
+            "time": {"start": months[a], "end": months[b]},
+        }
         if q["kind"] == "sum":
             q["measure"] = "income"
         out.append(q)
@@ -112,9 +138,16 @@ def dp_queries(n: int) -> list[dict]:
     months = [f"2024-{m:02d}" for m in range(1, 13)]
     windows = [(a, b) for a in range(12) for b in range(a, 12)]
     combos = [(w, sex, g) for w in windows for sex in ["f", "m"] for g in ["refugee", "idp", "host", "returnee"]]
-    return [{"dataset": "people_dp", "kind": "count", "by": ["province"],
-             "time": {"start": months[a], "end": months[b]}, "filters": {"sex": [sex], "group": [g]}}
-            for (a, b), sex, g in combos[:n]]
+    return [
+        {
+            "dataset": "people_dp",
+            "kind": "count",
+            "by": ["province"],
+            "time": {"start": months[a], "end": months[b]},
+            "filters": {"sex": [sex], "group": [g]},
+        }
+        for (a, b), sex, g in combos[:n]
+    ]
 
 
 async def run_phase(url: str, token: str, queries: list[dict], clients: int, limit: int, seconds: float):
@@ -126,8 +159,7 @@ async def run_phase(url: str, token: str, queries: list[dict], clients: int, lim
 
     async def client() -> None:
         nonlocal counter
-        async with httpx.AsyncClient(base_url=url, timeout=60,
-                                     headers={"Authorization": f"Bearer {token}"}) as h:
+        async with httpx.AsyncClient(base_url=url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as h:
             while counter < limit and time.perf_counter() < deadline:
                 q = queries[counter % len(queries)]
                 counter += 1
@@ -141,8 +173,15 @@ async def run_phase(url: str, token: str, queries: list[dict], clients: int, lim
     wall = time.perf_counter() - start
     lat = sorted(latencies)
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
-    return {"requests": len(lat), "seconds": wall, "qps": len(lat) / wall, "p50_ms": p(0.5), "p99_ms": p(0.99),
-            "mean_ms": statistics.fmean(lat) * 1000, "codes": codes}
+    return {
+        "requests": len(lat),
+        "seconds": wall,
+        "qps": len(lat) / wall,
+        "p50_ms": p(0.5),
+        "p99_ms": p(0.99),
+        "mean_ms": statistics.fmean(lat) * 1000,
+        "codes": codes,
+    }
 
 
 def main() -> None:
@@ -152,8 +191,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000, help="per phase (fresh and dp phases use a quarter)")
     ap.add_argument("--seconds", type=float, default=60, help="time limit per phase")
     ap.add_argument("--workers", type=int, default=1, help="server processes (more than 1 needs --postgres)")
-    ap.add_argument("--postgres", help="a PostgreSQL URL for the node's store instead of DuckDB; 'temp' starts a "
-                                       "throw-away cluster (initdb/pg_ctl, as the tests do)")
+    ap.add_argument(
+        "--postgres",
+        help="a PostgreSQL URL for the node's store instead of DuckDB; 'temp' starts a "
+        "throw-away cluster (initdb/pg_ctl, as the tests do)",
+    )
     args = ap.parse_args()
     cluster = None
     if args.postgres == "temp":
@@ -176,9 +218,22 @@ def run(args) -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = open(folder / "server.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "safemicro.cli", "serve", str(cfg), "--port", str(port),
-                                 "--workers", str(args.workers)],
-                                stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "safemicro.cli",
+                "serve",
+                str(cfg),
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+        )
         try:
             for _ in range(600):
                 try:
@@ -189,9 +244,11 @@ def run(args) -> None:
             else:
                 raise SystemExit("server did not start: " + (folder / "server.log").read_text()[-2000:])
             store = "PostgreSQL" if args.postgres else "DuckDB"
-            print(f"records {args.records}, {args.clients} clients on loopback, {store} store, "
-                  f"{args.workers} server process(es), "
-                  f"load {os.getloadavg()[0]:.2f}")
+            print(
+                f"records {args.records}, {args.clients} clients on loopback, {store} store, "
+                f"{args.workers} server process(es), "
+                f"load {os.getloadavg()[0]:.2f}"
+            )
             phases = [
                 ("cached", cached_queries(), args.requests),
                 ("fresh", fresh_queries(args.requests // 4), args.requests // 4),
@@ -201,7 +258,9 @@ def run(args) -> None:
             for name, queries, limit in phases:
                 res = asyncio.run(run_phase(url, tok, queries, args.clients, limit, args.seconds))
                 codes = ", ".join(f"{k}: {v}" for k, v in sorted(res["codes"].items()))
-                print(f"{name:8} {res['requests']:>8} {res['qps']:>8.0f} {res['p50_ms']:>8.1f} {res['p99_ms']:>8.1f}  {codes}")
+                print(
+                    f"{name:8} {res['requests']:>8} {res['qps']:>8.0f} {res['p50_ms']:>8.1f} {res['p99_ms']:>8.1f}  {codes}"
+                )
             print(f"load after: {os.getloadavg()[0]:.2f}")
         finally:
             proc.terminate()

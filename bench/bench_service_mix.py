@@ -57,23 +57,40 @@ def setup(folder: Path, database: str | None) -> tuple[Path, str, str]:
         "livelihood": {"kind": "category", "column": "livelihood"},
         "year": {"kind": "time", "column": "arrival", "bin": "year"},
     }
-    measures = {"age": {"column": "age", "lower": 0, "upper": 100},
-                "assistance": {"column": "assistance", "lower": 0, "upper": 500}}
+    measures = {
+        "age": {"column": "age", "lower": 0, "upper": 100},
+        "assistance": {"column": "assistance", "lower": 0, "upper": 500},
+    }
     base = {"file": "survey.csv", "unit": "person_id", "dimensions": dims, "measures": measures}
     cfg = {
-        "audience": "bench", "database": database or f"duckdb:///{folder / 'state.duckdb'}",
-        "issuer_public_key": "issuer.pub", "signing_key": "node.key", "audit_log": "audit.jsonl",
+        "audience": "bench",
+        "database": database or f"duckdb:///{folder / 'state.duckdb'}",
+        "issuer_public_key": "issuer.pub",
+        "signing_key": "node.key",
+        "audit_log": "audit.jsonl",
         "datasets": {
-            "survey": {**base, "queries": ["count", "sum", "mean", "crosstab"],
-                       "policy": {"threshold": 10, "secondary": True}},
-            "survey_dp": {**base, "queries": ["count", "sum", "mean"],
-                          "dp": {"enabled": True, "epsilon_per_query": 0.5, "analyst_budget": 1e6,
-                                 "dataset_budget": 1e6}},
+            "survey": {
+                **base,
+                "queries": ["count", "sum", "mean", "crosstab"],
+                "policy": {"threshold": 10, "secondary": True},
+            },
+            "survey_dp": {
+                **base,
+                "queries": ["count", "sum", "mean"],
+                "dp": {"enabled": True, "epsilon_per_query": 0.5, "analyst_budget": 1e6, "dataset_budget": 1e6},
+            },
         },
     }
     (folder / "service.yaml").write_text(yaml.safe_dump(cfg))
-    grants = [{"dataset": "*", "queries": ["count", "sum", "mean", "crosstab"], "dimensions": ["*"],
-               "measures": ["*"], "actions": ["query"]}]
+    grants = [
+        {
+            "dataset": "*",
+            "queries": ["count", "sum", "mean", "crosstab"],
+            "dimensions": ["*"],
+            "measures": ["*"],
+            "actions": ["query"],
+        }
+    ]
     key = load_private_key(folder / "issuer.key")
     tok = issue_token(key, audience="bench", subject="bench", grants=grants, minutes=60)
     head, claims, sig = tok.split(".")
@@ -96,10 +113,23 @@ def fresh_queries(n: int, seed: int) -> list[dict]:
     """`n` distinct queries (never the repeated ones): kinds, groupings, filters, windows."""
     rng = random.Random(seed)
     years = [str(y) for y in range(2006, 2025)]
-    values = {"camp": [str(i) for i in range(1, 9)], "origin": [str(i) for i in range(1, 9)],
-              "sex": ["1", "2"], "livelihood": [str(i) for i in range(1, 7)]}
-    groupings = [["camp"], ["origin"], ["sex"], ["livelihood"], ["camp", "sex"], ["origin", "sex"],
-                 ["camp", "origin"], ["livelihood", "sex"], ["year"]]
+    values = {
+        "camp": [str(i) for i in range(1, 9)],
+        "origin": [str(i) for i in range(1, 9)],
+        "sex": ["1", "2"],
+        "livelihood": [str(i) for i in range(1, 7)],
+    }
+    groupings = [
+        ["camp"],
+        ["origin"],
+        ["sex"],
+        ["livelihood"],
+        ["camp", "sex"],
+        ["origin", "sex"],
+        ["camp", "origin"],
+        ["livelihood", "sex"],
+        ["year"],
+    ]
     seen: set[str] = set(json.dumps(q, sort_keys=True) for q in repeated_queries())
     out = []
     while len(out) < n:
@@ -123,8 +153,17 @@ def fresh_queries(n: int, seed: int) -> list[dict]:
     return out
 
 
-async def mixed(url: str, token: str, bad: str, fresh: list[dict], clients: int, limit: int, seconds: float,
-                shares=(0.65, 0.30, 0.05), seed: int = 3) -> dict:
+async def mixed(
+    url: str,
+    token: str,
+    bad: str,
+    fresh: list[dict],
+    clients: int,
+    limit: int,
+    seconds: float,
+    shares=(0.65, 0.30, 0.05),
+    seed: int = 3,
+) -> dict:
     rng = random.Random(seed)
     repeated = repeated_queries()
     lat: dict[str, list[float]] = {"repeated": [], "fresh": [], "bad token": []}
@@ -170,12 +209,14 @@ def pct(xs: list[float], q: float) -> float:
 
 def report(name: str, res: dict) -> None:
     total = sum(len(v) for v in res["lat"].values())
-    print(f"{name}: {total} requests in {res['wall']:.1f} s = {total / res['wall']:.0f} req/s; "
-          f"fresh {len(res['lat']['fresh']) / res['wall']:.0f}/s")
+    print(
+        f"{name}: {total} requests in {res['wall']:.1f} s = {total / res['wall']:.0f} req/s; "
+        f"fresh {len(res['lat']['fresh']) / res['wall']:.0f}/s"
+    )
     print(f"  {'class':10} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  status codes")
     for kind, xs in res["lat"].items():
         codes = ", ".join(f"{k}: {v}" for k, v in sorted(res["codes"][kind].items(), key=str))
-        print(f"  {kind:10} {len(xs):>6} {pct(xs, .5):>8.1f} {pct(xs, .95):>8.1f} {pct(xs, .99):>8.1f}  {codes}")
+        print(f"  {kind:10} {len(xs):>6} {pct(xs, 0.5):>8.1f} {pct(xs, 0.95):>8.1f} {pct(xs, 0.99):>8.1f}  {codes}")
 
 
 def main() -> None:
@@ -210,8 +251,22 @@ def run(args) -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = open(folder / "server.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "safemicro.cli", "serve", str(cfg), "--port", str(port),
-                                 "--workers", str(args.workers)], stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "safemicro.cli",
+                "serve",
+                str(cfg),
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+        )
         try:
             for _ in range(900):
                 try:
@@ -221,14 +276,26 @@ def run(args) -> None:
                     time.sleep(0.1)
             else:
                 raise SystemExit("server did not start: " + (folder / "server.log").read_text()[-2000:])
-            print(f"example survey, {args.clients} clients on loopback, "
-                  f"{'PostgreSQL' if args.postgres else 'DuckDB'} store, {args.workers} server process(es); "
-                  f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            print(
+                f"example survey, {args.clients} clients on loopback, "
+                f"{'PostgreSQL' if args.postgres else 'DuckDB'} store, {args.workers} server process(es); "
+                f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+            )
             fresh = fresh_queries(args.requests + args.fresh + 100, seed=11)
             mix = asyncio.run(mixed(url, tok, bad, fresh[: args.requests], args.clients, args.requests, args.seconds))
             report("mix (65 % repeated, 30 % fresh, 5 % bad token)", mix)
-            only = asyncio.run(mixed(url, tok, bad, fresh[args.requests:], args.clients, args.fresh, args.seconds,
-                                     shares=(0.0, 1.0, 0.0)))
+            only = asyncio.run(
+                mixed(
+                    url,
+                    tok,
+                    bad,
+                    fresh[args.requests :],
+                    args.clients,
+                    args.fresh,
+                    args.seconds,
+                    shares=(0.0, 1.0, 0.0),
+                )
+            )
             report("fresh only", only)
             sent = sum(len(v) for r in (mix, only) for v in r["lat"].values())
             print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -246,9 +313,11 @@ def run(args) -> None:
             kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
         per_request = kinds.get("request", 0) + kinds.get("auth", 0) + kinds.get("rejected", 0)
         rep = verify(folder / "audit.jsonl")
-        print(f"audit: chain {'ok' if rep.ok else 'BROKEN: ' + rep.reason}, {rep.entries} entries; "
-              f"requests sent {sent}, request/auth/rejected entries {per_request} "
-              f"({'every request logged' if per_request == sent else 'MISMATCH'}); kinds {kinds}")
+        print(
+            f"audit: chain {'ok' if rep.ok else 'BROKEN: ' + rep.reason}, {rep.entries} entries; "
+            f"requests sent {sent}, request/auth/rejected entries {per_request} "
+            f"({'every request logged' if per_request == sent else 'MISMATCH'}); kinds {kinds}"
+        )
 
 
 if __name__ == "__main__":

@@ -76,8 +76,9 @@ def so_multivariate(ori: pl.DataFrame, syn: pl.DataFrame, ctl: pl.DataFrame, n_a
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ev = SinglingOutEvaluator(ori=ori.to_pandas(), syn=syn.to_pandas(), control=ctl.to_pandas(),
-                                  n_attacks=n_attacks, seed=seed)
+        ev = SinglingOutEvaluator(
+            ori=ori.to_pandas(), syn=syn.to_pandas(), control=ctl.to_pandas(), n_attacks=n_attacks, seed=seed
+        )
         ev.evaluate(mode="multivariate")
         r = ev.risk()
     return {"risk": round(float(r.value), 3), "ci": [round(float(v), 3) for v in r.ci]}
@@ -88,13 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="1,2,3,4,5,6")
     ap.add_argument("--attacks", type=int, default=1000)
     args = ap.parse_args(argv)
-    full = read(not_carried("nist_crc", "national2019.csv", source="NIST CRC Diverse Communities Data Excerpts, usnistgov/SDNist, public domain"))
+    full = read(
+        not_carried(
+            "nist_crc",
+            "national2019.csv",
+            source="NIST CRC Diverse Communities Data Excerpts, usnistgov/SDNist, public domain",
+        )
+    )
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         perm = np.random.default_rng(1000 + seed).permutation(full.n)
         ori_ds = full.with_frame(full.frame[perm[:N_ORI]])
-        ctl = full.frame[perm[N_ORI:N_ORI + N_CTL]]
-        fresh = full.frame[perm[N_ORI + N_CTL:N_ORI + N_CTL + N_SYN]]
+        ctl = full.frame[perm[N_ORI : N_ORI + N_CTL]]
+        fresh = full.frame[perm[N_ORI + N_CTL : N_ORI + N_CTL + N_SYN]]
         rng = np.random.default_rng(seed)
         ori = ori_ds.frame
         t0 = time.perf_counter()
@@ -111,8 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         if gc is not None:
             views["gaussian_copula"] = gc
         for name, syn in views.items():
-            row = {"generator": name, "seed": seed, "quality": quality(o, syn)["overall"],
-                   **so_multivariate(o, syn, c, args.attacks, seed)}
+            row = {
+                "generator": name,
+                "seed": seed,
+                "quality": quality(o, syn)["overall"],
+                **so_multivariate(o, syn, c, args.attacks, seed),
+            }
             if name == "cart":
                 row["seconds"] = round(cart_s, 1)
             rows.append(row)
@@ -124,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         g = [r for r in rows if r["generator"] == name]
         risks = [r["risk"] for r in g]
         lo, hi = min(r["ci"][0] for r in g), max(r["ci"][1] for r in g)
-        print(f"| {name} | {len(g)} | {np.mean([r['quality'] for r in g]):.3f} | **{np.mean(risks):.3f}** "
-              f"| {', '.join(f'{x:.3f}' for x in risks)} | [{lo:.2f}, {hi:.2f}] |")
+        print(
+            f"| {name} | {len(g)} | {np.mean([r['quality'] for r in g]):.3f} | **{np.mean(risks):.3f}** "
+            f"| {', '.join(f'{x:.3f}' for x in risks)} | [{lo:.2f}, {hi:.2f}] |"
+        )
     return 0
 
 

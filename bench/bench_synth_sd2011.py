@@ -124,9 +124,7 @@ def quality(real: pl.DataFrame, syn: pl.DataFrame) -> dict:
     from sdmetrics.reports.single_table import QualityReport
 
     meta = {
-        "columns": {
-            c: {"sdtype": "numerical" if real.schema[c].is_numeric() else "categorical"} for c in real.columns
-        }
+        "columns": {c: {"sdtype": "numerical" if real.schema[c].is_numeric() else "categorical"} for c in real.columns}
     }
     report = QualityReport()
     report.generate(real.to_pandas(), syn.to_pandas(), meta, verbose=False)
@@ -187,15 +185,24 @@ def anonymeter_risks(
             ev.evaluate(mode=mode)
             record(f"singling_out_{mode}", ev)
         ev = LinkabilityEvaluator(
-            ori=ori, syn=sy, control=ctl, n_attacks=min(n_attacks, len(ctl)),
-            aux_cols=(QI[:3], QI[3:]), n_neighbors=10,
+            ori=ori,
+            syn=sy,
+            control=ctl,
+            n_attacks=min(n_attacks, len(ctl)),
+            aux_cols=(QI[:3], QI[3:]),
+            n_neighbors=10,
         )
         ev.evaluate(n_jobs=1)
         record("linkability", ev)
         for secret in ("income", "socprof"):
             ev = InferenceEvaluator(
-                ori=ori, syn=sy, control=ctl, aux_cols=QI, secret=secret,
-                n_attacks=min(n_attacks, len(ctl)), regression=secret == "income",
+                ori=ori,
+                syn=sy,
+                control=ctl,
+                aux_cols=QI,
+                secret=secret,
+                n_attacks=min(n_attacks, len(ctl)),
+                regression=secret == "income",
             )
             ev.evaluate(n_jobs=1)
             record(f"inference_{secret}", ev)
@@ -253,7 +260,7 @@ def singling_out_floor(seeds: list[int], n_attacks: int) -> dict:
 class _Marginals:
     """Independent marginals as a fit/sample model, so ``synthesize`` can safeguard it too."""
 
-    def fit(self, ds: Dataset, seed: int | None = None) -> "_Marginals":
+    def fit(self, ds: Dataset, seed: int | None = None) -> _Marginals:
         self.ds = ds
         return self
 
@@ -266,7 +273,7 @@ class _Marginals:
 class _GaussianCopula:
     """SDV's GaussianCopulaSynthesizer as a fit/sample model, so ``synthesize`` can safeguard it too."""
 
-    def fit(self, ds: Dataset, seed: int | None = None) -> "_GaussianCopula":
+    def fit(self, ds: Dataset, seed: int | None = None) -> _GaussianCopula:
         self.ds = ds
         return self
 
@@ -288,18 +295,28 @@ def run_released(
             if params == "raw marginals":  # the baseline generator as it is, no safeguard
                 syn, replaced = gen_marginals(train, seed)[0], 0
             else:
-                model = (_Marginals() if params is None else _GaussianCopula() if params == "gaussian copula"
-                         else CartSynthesizer(**params))
+                model = (
+                    _Marginals()
+                    if params is None
+                    else _GaussianCopula()
+                    if params == "gaussian copula"
+                    else CartSynthesizer(**params)
+                )
                 out = synthesize(train, keys=QI, seed=seed, n=N_SYNTH, synthesizer=model)
                 syn, replaced = out.dataset, out.report["safeguards"]["replicated_uniques"]["units_replaced"]
             elapsed = time.perf_counter() - t0
             copy, _ = copies(train, syn, holdout)
             risks = anonymeter_risks(train.frame, syn.frame, holdout.frame, n_attacks, seed)
             row = {
-                "setting": label, "params": params, "seed": seed, "seconds": round(elapsed, 1),
+                "setting": label,
+                "params": params,
+                "seed": seed,
+                "seconds": round(elapsed, 1),
                 "replaced": replaced,
                 "quality": quality(train.frame, syn.frame)["overall"],
-                "ru": copy["replicated_uniques"], "q_delta": copy["q_delta"], "tau": copy["q_delta_threshold"],
+                "ru": copy["replicated_uniques"],
+                "q_delta": copy["q_delta"],
+                "tau": copy["q_delta_threshold"],
                 **{k: v["risk"] for k, v in risks.items()},
                 "so_multi_ci": risks["singling_out_multivariate"]["ci"],
             }
@@ -314,7 +331,9 @@ RISKS = ("singling_out_univariate", "singling_out_multivariate", "linkability", 
 
 def released_table(rows: list[dict]) -> None:
     """Mean over seeds per setting; the multivariate singling-out with the range of per-seed CIs."""
-    print("| setting | seeds | quality | SO uni | SO multi (per seed) [CI lo..hi] | link | inf income | inf socprof | RU | Q_δ (τ) | replaced |")
+    print(
+        "| setting | seeds | quality | SO uni | SO multi (per seed) [CI lo..hi] | link | inf income | inf socprof | RU | Q_δ (τ) | replaced |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for label in dict.fromkeys(r["setting"] for r in rows):
         g = [r for r in rows if r["setting"] == label]
@@ -342,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--cart", default="{}", help="CartSynthesizer parameters for 'cart', as JSON")
     ap.add_argument(
-        "--released", help="instead: settings as JSON {label: CartSynthesizer params, null for marginals, or 'raw marginals' for the unsafeguarded baseline}, each "
+        "--released",
+        help="instead: settings as JSON {label: CartSynthesizer params, null for marginals, or 'raw marginals' for the unsafeguarded baseline}, each "
         "run through safemicro.synthesize (keys QI) for every --seeds seed; prints the mean over seeds",
     )
     ap.add_argument("--seeds", default="1,2,3")
@@ -350,13 +370,17 @@ def main(argv: list[str] | None = None) -> int:
     CART_PARAMS.update(json.loads(args.cart))
     train, holdout = split(read(DATA))
     if args.released:
-        rows = run_released(train, holdout, json.loads(args.released), [int(s) for s in args.seeds.split(",")], args.attacks)
+        rows = run_released(
+            train, holdout, json.loads(args.released), [int(s) for s in args.seeds.split(",")], args.attacks
+        )
         print()
         released_table(rows)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=2))
         return 0
-    print(f"SD2011 train {train.n} / holdout {holdout.n}; RU@QI of the 1000 holdout rows {ru_share(train.frame, holdout.frame):.3f}")
+    print(
+        f"SD2011 train {train.n} / holdout {holdout.n}; RU@QI of the 1000 holdout rows {ru_share(train.frame, holdout.frame):.3f}"
+    )
     results = []
     for name in args.generators.split(","):
         if name == "gaussian_copula":
@@ -370,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(res))
         sys.stdout.flush()
     print()
-    print("| generator | fit s | sample s | quality (shapes/pairs) | exact copies | RU (RU@1000) | Q_δ (τ) | SO uni | SO multi | link | inf income | inf socprof |")
+    print(
+        "| generator | fit s | sample s | quality (shapes/pairs) | exact copies | RU (RU@1000) | Q_δ (τ) | SO uni | SO multi | link | inf income | inf socprof |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         for after in (False, True):
@@ -384,7 +410,11 @@ def main(argv: list[str] | None = None) -> int:
                 return f"{a[k]['risk']:.3f} [{lo:.2f}, {hi:.2f}]"
 
             label = r["generator"] + (" + RU filter" if after else "")
-            quality_cell = f"{r['quality_after_filter']:.3f}" if after else f"{q['overall']:.3f} ({q['shapes']:.3f}/{q['pairs']:.3f})"
+            quality_cell = (
+                f"{r['quality_after_filter']:.3f}"
+                if after
+                else f"{q['overall']:.3f} ({q['shapes']:.3f}/{q['pairs']:.3f})"
+            )
             ru = r["replicated_uniques_after_filter"] if after else f"{r['replicated_uniques']} ({r['ru_1000']:.3f})"
             print(
                 f"| {label} | {r['fit_s']} | {r['sample_s']} | {quality_cell} | {r['exact_copies']:.4f} | {ru} "

@@ -26,8 +26,7 @@ def not_carried(*parts: str, source: str) -> Path:
     """A file too large to carry: ``../shared/data/<parts>`` or exit naming where to put it."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        sys.exit(f"{path.name} is not carried in the repository; to run this benchmark put it at "
-                 f"{path} ({source}).")
+        sys.exit(f"{path.name} is not carried in the repository; to run this benchmark put it at {path} ({source}).")
     return path
 
 
@@ -40,8 +39,11 @@ def scaled_100k() -> Path:
         return path
     made = ROOT / "bench" / "data" / "testdata_100000_0.parquet"
     if not made.exists():
-        print(f"note: {path} not found; making a scaled copy of testdata with bench/scaled.py "
-              f"({made}), the same recipe with other draws", file=sys.stderr)
+        print(
+            f"note: {path} not found; making a scaled copy of testdata with bench/scaled.py "
+            f"({made}), the same recipe with other draws",
+            file=sys.stderr,
+        )
         sys.path.insert(0, str(ROOT / "bench"))
         from scaled import scaled_testdata
 

@@ -57,10 +57,7 @@ def scaled_testdata(n: int, seed: int = 20240601, missing_share: float = 0.0) ->
     df = df.with_columns([pl.Series(k, v) for k, v in cols.items()])
     if missing_share > 0:
         df = df.with_columns(
-            [
-                pl.when(pl.Series(rng.random(n) < missing_share)).then(None).otherwise(pl.col(k)).alias(k)
-                for k in KEYS7
-            ]
+            [pl.when(pl.Series(rng.random(n) < missing_share)).then(None).otherwise(pl.col(k)).alias(k) for k in KEYS7]
         )
     return df
 

@@ -27,11 +27,15 @@ import polars as pl
 
 
 def _matches(value, cond) -> bool:
-    (op, arg), = cond.items()
+    ((op, arg),) = cond.items()
     if value is None:
         return False
     if isinstance(value, (_dt.date, _dt.datetime)):
-        conv = (lambda v: _dt.date.fromisoformat(v) if isinstance(v, str) else v) if not isinstance(value, _dt.datetime) else (lambda v: _dt.datetime.fromisoformat(v) if isinstance(v, str) else v)
+        conv = (
+            (lambda v: _dt.date.fromisoformat(v) if isinstance(v, str) else v)
+            if not isinstance(value, _dt.datetime)
+            else (lambda v: _dt.datetime.fromisoformat(v) if isinstance(v, str) else v)
+        )
     else:
         conv = lambda v: v  # noqa: E731
     if op == "in":
@@ -85,7 +89,9 @@ def recoverable(released_cells: list[dict], records: pl.DataFrame, target: dict,
     return _in_row_space(atoms[:-1], atoms[-1])
 
 
-def small_group_determined(released_cells: list[dict], records: pl.DataFrame, threshold: int, unit: str | None = None) -> int | None:
+def small_group_determined(
+    released_cells: list[dict], records: pl.DataFrame, threshold: int, unit: str | None = None
+) -> int | None:
     """Smallest size of a determined set of 1..threshold-1 records (units with ``unit``) by
     MILP, or None."""
     from scipy.optimize import Bounds, LinearConstraint, milp
@@ -146,7 +152,9 @@ def table_recoverable(table: pl.DataFrame, dims: list[str]) -> list[int]:
     return out
 
 
-def table_interval(table: pl.DataFrame, dims: list[str], values: np.ndarray, row: int, bounds: list[tuple]) -> tuple[float, float]:
+def table_interval(
+    table: pl.DataFrame, dims: list[str], values: np.ndarray, row: int, bounds: list[tuple]
+) -> tuple[float, float]:
     """LP min and max of ``values[row]`` over all values consistent with the released rows
     (equal to ``values`` there), the margin relations and per-row ``bounds``."""
     from scipy.optimize import linprog

@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 import httpx
 import numpy as np
@@ -37,7 +36,7 @@ def free_port() -> int:
 # ----- PostgreSQL
 
 
-def postgres_bin() -> Optional[Path]:
+def postgres_bin() -> Path | None:
     """The folder of initdb/pg_ctl (PATH or Debian's /usr/lib/postgresql/*/bin), or None."""
     found = shutil.which("initdb")
     if found:
@@ -78,11 +77,14 @@ class Postgres:
     def _run(self, *args: str) -> subprocess.CompletedProcess:
         cmd = [str(self.bin / args[0]), *args[1:]]
         if self.user:
-            cmd = ["runuser", "-u", self.user, "--", *cmd] if shutil.which("runuser") else [
-                "su", "-s", "/bin/sh", self.user, "-c", shlex.join(cmd)]
+            cmd = (
+                ["runuser", "-u", self.user, "--", *cmd]
+                if shutil.which("runuser")
+                else ["su", "-s", "/bin/sh", self.user, "-c", shlex.join(cmd)]
+            )
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=self.dir)
 
-    def start(self) -> "Postgres":
+    def start(self) -> Postgres:
         r = self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "sm", "-E", "UTF8", "--no-sync")
         if r.returncode:
             raise RuntimeError(f"initdb failed: {r.stderr or r.stdout}")
@@ -119,20 +121,25 @@ def displacement_records(n: int = 1200, seed: int = 7) -> pl.DataFrame:
     weights = np.array([0.35, 0.25, 0.006, 0.35, 0.044])
     flat = [(p, d) for p, ds in districts.items() for d in ds]
     idx = rng.choice(len(flat), size=n, p=weights)
-    months = rng.choice(["2024-01-15", "2024-02-10", "2024-03-05", "2024-04-20", "2024-05-11", "2024-06-30"], size=n,
-                        p=[0.3, 0.25, 0.2, 0.15, 0.07, 0.03])
+    months = rng.choice(
+        ["2024-01-15", "2024-02-10", "2024-03-05", "2024-04-20", "2024-05-11", "2024-06-30"],
+        size=n,
+        p=[0.3, 0.25, 0.2, 0.15, 0.07, 0.03],
+    )
     status = rng.choice(["refugee", "idp", "host", "returnee"], size=n, p=[0.4, 0.35, 0.2, 0.05])
     income = np.round(rng.gamma(2.0, 150.0, size=n), 1)
     income[0] = 400_000.0  # one dominant contributor
-    return pl.DataFrame({
-        "person_id": [f"p{i:05d}" for i in range(n)],
-        "province": [flat[i][0] for i in idx],
-        "district": [flat[i][1] for i in idx],
-        "arrival": months,
-        "status": status,
-        "sex": rng.choice(["f", "m"], size=n),
-        "income": income,
-    })
+    return pl.DataFrame(
+        {
+            "person_id": [f"p{i:05d}" for i in range(n)],
+            "province": [flat[i][0] for i in idx],
+            "district": [flat[i][1] for i in idx],
+            "arrival": months,
+            "status": status,
+            "sex": rng.choice(["f", "m"], size=n),
+            "income": income,
+        }
+    )
 
 
 def make_keys(folder: Path) -> dict[str, Path]:
@@ -143,15 +150,25 @@ def make_keys(folder: Path) -> dict[str, Path]:
     return {"issuer_key": issuer_key, "issuer_pub": issuer_pub, "node_key": node_key, "node_pub": node_pub}
 
 
-def write_config(folder: Path, database: str, *, data: Optional[pl.DataFrame] = None, threshold: int = 10,
-                 dp_budget: tuple[float, float] = (2.0, 5.0), audience: str = "node-test",
-                 max_body: int = 16384, copies: tuple[str, ...] = ()) -> Path:
+def write_config(
+    folder: Path,
+    database: str,
+    *,
+    data: pl.DataFrame | None = None,
+    threshold: int = 10,
+    dp_budget: tuple[float, float] = (2.0, 5.0),
+    audience: str = "node-test",
+    max_body: int = 16384,
+    copies: tuple[str, ...] = (),
+) -> Path:
     """A service config with an SDC dataset `displaced` and a DP dataset `displaced_dp` over
     the same file (one population), and SDC `copies` of `displaced` with ledgers of their
     own: each reads its own file whose person ids carry the copy's name (other units for
     the node; the same file would share the ledger, identical content is refused)."""
-    keys = {k: folder / f"{k.split('_')[0]}.{'key' if k.endswith('key') else 'pub'}" for k in
-            ("issuer_key", "issuer_pub", "node_key", "node_pub")}
+    keys = {
+        k: folder / f"{k.split('_')[0]}.{'key' if k.endswith('key') else 'pub'}"
+        for k in ("issuer_key", "issuer_pub", "node_key", "node_pub")
+    }
     if not keys["issuer_pub"].exists():
         make_keys(folder)
     csv = folder / "people.csv"
@@ -164,8 +181,12 @@ def write_config(folder: Path, database: str, *, data: Optional[pl.DataFrame] = 
         "group": {"kind": "category", "column": "status", "values": ["refugee", "idp", "host", "returnee"]},
         "sex": {"kind": "category", "column": "sex"},
     }
-    base = {"file": csv.name, "unit": "person_id", "dimensions": dims,
-            "measures": {"income": {"column": "income", "lower": 0, "upper": 1_000_000, "granularity": 10}}}
+    base = {
+        "file": csv.name,
+        "unit": "person_id",
+        "dimensions": dims,
+        "measures": {"income": {"column": "income", "lower": 0, "upper": 1_000_000, "granularity": 10}},
+    }
     cfg = {
         "audience": audience,
         "database": database,
@@ -177,9 +198,16 @@ def write_config(folder: Path, database: str, *, data: Optional[pl.DataFrame] = 
         "datasets": {
             "displaced": {**base, "policy": {"threshold": threshold}},
             **{name: {**base, "file": _copy(folder, csv, name), "policy": {"threshold": threshold}} for name in copies},
-            "displaced_dp": {**base, "queries": ["count", "sum", "mean"],
-                             "dp": {"enabled": True, "epsilon_per_query": 0.5,
-                                    "analyst_budget": dp_budget[0], "dataset_budget": dp_budget[1]}},
+            "displaced_dp": {
+                **base,
+                "queries": ["count", "sum", "mean"],
+                "dp": {
+                    "enabled": True,
+                    "epsilon_per_query": 0.5,
+                    "analyst_budget": dp_budget[0],
+                    "dataset_budget": dp_budget[1],
+                },
+            },
         },
     }
     path = folder / "service.yaml"
@@ -195,15 +223,32 @@ def _copy(folder: Path, csv: Path, name: str) -> str:
     return out.name
 
 
-def token(folder: Path, subject: str = "alice", *, datasets=("*",), queries=None,
-          dimensions=("*",), measures=("*",), actions=("query", "catalogue", "budget"), minutes: float = 30,
-          audience: str = "node-test", **kw) -> str:
+def token(
+    folder: Path,
+    subject: str = "alice",
+    *,
+    datasets=("*",),
+    queries=None,
+    dimensions=("*",),
+    measures=("*",),
+    actions=("query", "catalogue", "budget"),
+    minutes: float = 30,
+    audience: str = "node-test",
+    **kw,
+) -> str:
     from safemicro.service.tokens import issue_token, load_private_key
 
     key = load_private_key(folder / "issuer.key")
-    grants = [{"dataset": d, "queries": list(queries or ["count", "sum", "mean", "quantile", "crosstab"]),
-               "dimensions": list(dimensions), "measures": list(measures), "actions": list(actions)}
-              for d in datasets]
+    grants = [
+        {
+            "dataset": d,
+            "queries": list(queries or ["count", "sum", "mean", "quantile", "crosstab"]),
+            "dimensions": list(dimensions),
+            "measures": list(measures),
+            "actions": list(actions),
+        }
+        for d in datasets
+    ]
     return issue_token(key, audience=audience, subject=subject, grants=grants, minutes=minutes, **kw)
 
 
@@ -227,15 +272,28 @@ class Server:
         self.extra = list(extra)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
         self.log = config.parent / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 40) -> "Server":
+    def start(self, timeout: float = 40) -> Server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "safemicro.cli", "serve", str(self.config), "--host", "127.0.0.1", "--port", str(self.port),
-             *self.extra],
-            stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env, cwd=self.config.parent,
+            [
+                PYTHON,
+                "-m",
+                "safemicro.cli",
+                "serve",
+                str(self.config),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                *self.extra,
+            ],
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.config.parent,
         )
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -264,6 +322,6 @@ class Server:
                 self.kill9()
 
 
-def post_query(url: str, tok: str, body: dict, client: Optional[httpx.Client] = None) -> httpx.Response:
+def post_query(url: str, tok: str, body: dict, client: httpx.Client | None = None) -> httpx.Response:
     c = client or httpx
     return c.post(url + "/v1/query", json=body, headers={"Authorization": f"Bearer {tok}"}, timeout=60)

@@ -26,8 +26,21 @@ from safemicro.synth.cart import CartSynthesizer  # noqa: E402
 SD2011 = Path(__file__).resolve().parent / "data" / "sd2011" / "SD2011.csv"
 # numbers without missing values (anonymeter's distance is undefined on one-sided NaN) and
 # categories with missing values written "NA" (its label encoder cannot sort None with text)
-COLUMNS = ["sex", "age", "agegr", "placesize", "region", "edu", "socprof", "marital", "ls", "trust",
-           "smoke", "englang", "nofriend"]
+COLUMNS = [
+    "sex",
+    "age",
+    "agegr",
+    "placesize",
+    "region",
+    "edu",
+    "socprof",
+    "marital",
+    "ls",
+    "trust",
+    "smoke",
+    "englang",
+    "nofriend",
+]
 AUX = (["sex", "age", "region", "placesize"], ["edu", "marital", "socprof", "englang"])
 KNOWN = ["sex", "age", "region", "placesize", "edu", "marital"]
 SEEDS = (1, 2, 3)
@@ -57,8 +70,9 @@ def test_singling_out_agrees(frames, mode):
     ours = [SinglingOutEvaluator(ori, syn, ctl, n_attacks=500, seed=s).evaluate(mode).risk().value for s in SEEDS]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = anonymeter.SinglingOutEvaluator(ori=ori.to_pandas(), syn=syn.to_pandas(), control=ctl.to_pandas(),
-                                              n_attacks=500, seed=1).evaluate(mode=mode)
+        ref = anonymeter.SinglingOutEvaluator(
+            ori=ori.to_pandas(), syn=syn.to_pandas(), control=ctl.to_pandas(), n_attacks=500, seed=1
+        ).evaluate(mode=mode)
         _inside(ours, ref.risk())  # (anonymeter warns when the attack does not beat its baseline)
     if mode == "multivariate":
         assert ref.risk().value > 0.05  # the copies make the risk real
@@ -66,22 +80,32 @@ def test_singling_out_agrees(frames, mode):
 
 def test_linkability_agrees(frames):
     ori, syn, ctl = frames
-    ours = [LinkabilityEvaluator(ori, syn, ctl, aux_cols=AUX, n_neighbors=10, seed=s).evaluate().risk().value
-            for s in SEEDS]
+    ours = [
+        LinkabilityEvaluator(ori, syn, ctl, aux_cols=AUX, n_neighbors=10, seed=s).evaluate().risk().value for s in SEEDS
+    ]
     np.random.seed(0)  # anonymeter draws its targets from numpy's global generator
-    ref = anonymeter.LinkabilityEvaluator(ori=ori.to_pandas(), syn=syn.to_pandas(), control=ctl.to_pandas(),
-                                          aux_cols=AUX, n_neighbors=10, n_attacks=500).evaluate(n_jobs=1)
+    ref = anonymeter.LinkabilityEvaluator(
+        ori=ori.to_pandas(), syn=syn.to_pandas(), control=ctl.to_pandas(), aux_cols=AUX, n_neighbors=10, n_attacks=500
+    ).evaluate(n_jobs=1)
     _inside(ours, ref.risk())
     assert ref.risk().value > 0.1
 
 
 def test_inference_agrees(frames):
     ori, syn, ctl = frames
-    ours = [InferenceEvaluator(ori, syn, ctl, aux_cols=KNOWN, secret="socprof", seed=s).evaluate().risk().value
-            for s in SEEDS]
+    ours = [
+        InferenceEvaluator(ori, syn, ctl, aux_cols=KNOWN, secret="socprof", seed=s).evaluate().risk().value
+        for s in SEEDS
+    ]
     np.random.seed(0)
-    ref = anonymeter.InferenceEvaluator(ori=ori.to_pandas(), syn=syn.to_pandas(), control=ctl.to_pandas(),
-                                        aux_cols=KNOWN, secret="socprof", n_attacks=500).evaluate(n_jobs=1)
+    ref = anonymeter.InferenceEvaluator(
+        ori=ori.to_pandas(),
+        syn=syn.to_pandas(),
+        control=ctl.to_pandas(),
+        aux_cols=KNOWN,
+        secret="socprof",
+        n_attacks=500,
+    ).evaluate(n_jobs=1)
     _inside(ours, ref.risk())
     assert ref.risk().value > 0.2
 
@@ -93,8 +117,13 @@ def test_privacy_attacks_shape(frames):
     ori, syn, ctl = frames
     out = privacy_attacks(ori, syn, ctl, n_attacks=200, secret="socprof", aux_cols=KNOWN, seed=1)
     json.dumps(out, allow_nan=False)
-    for r in (out["singling_out"]["univariate"], out["singling_out"]["multivariate"], out["linkability"],
-              out["inference"]["socprof"], out["membership"]):
+    for r in (
+        out["singling_out"]["univariate"],
+        out["singling_out"]["multivariate"],
+        out["linkability"],
+        out["inference"]["socprof"],
+        out["membership"],
+    ):
         assert 0.0 <= r["ci"][0] <= r["risk"] <= r["ci"][1] <= 1.0
         assert r["control_rate"] is not None and r["baseline_rate"]["n_total"] > 0
     assert out["linkability"]["aux_cols"] == [KNOWN[:3], KNOWN[3:]]

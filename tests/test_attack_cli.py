@@ -34,8 +34,21 @@ def files(tmp_path_factory, testdata):
 def test_release_attack_command(files, command):
     own, _ = COMMANDS[command]
     out = files / f"{command}.json"
-    args = ["attack", command, str(files / "ori.csv"), str(files / "rel.csv"), "--control", str(files / "ctl.csv"),
-            "--n-attacks", "40", "--seed", "3", "--json", str(out), *own]
+    args = [
+        "attack",
+        command,
+        str(files / "ori.csv"),
+        str(files / "rel.csv"),
+        "--control",
+        str(files / "ctl.csv"),
+        "--n-attacks",
+        "40",
+        "--seed",
+        "3",
+        "--json",
+        str(out),
+        *own,
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     result = json.loads(out.read_text())
@@ -63,6 +76,8 @@ def test_membership_needs_a_control(files):
 
 
 def test_release_attack_bad_input_is_one_line(files):
-    res = CliRunner().invoke(app, ["attack", "inference", str(files / "ori.csv"), str(files / "rel.csv"),
-                                   "--known", "nope", "--secret", "roof"])
+    res = CliRunner().invoke(
+        app,
+        ["attack", "inference", str(files / "ori.csv"), str(files / "rel.csv"), "--known", "nope", "--secret", "roof"],
+    )
     assert res.exit_code == 2 and "Traceback" not in res.output

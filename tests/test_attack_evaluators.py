@@ -23,8 +23,9 @@ def test_wilson_and_residual_match_anonymeter_formulas():
         assert ours.value == pytest.approx(ref.value, abs=1e-12)
         assert ours.error == pytest.approx(ref.error, abs=1e-12)
     a, c = wilson(180, 500), wilson(120, 500)
-    ref = confidence.residual_success(confidence.success_rate(500, 180, 0.95),
-                                      confidence.success_rate(500, 120, 0.95)).to_risk()
+    ref = confidence.residual_success(
+        confidence.success_rate(500, 180, 0.95), confidence.success_rate(500, 120, 0.95)
+    ).to_risk()
     r = residual_risk(a, c)
     assert r.value == pytest.approx(ref.value) and r.ci == pytest.approx(ref.ci)
 
@@ -50,9 +51,16 @@ def test_predicate_counts_equal_polars():
     counts = _count(x, cols, ops, vals)
     assert (_count(x, cols, ops, vals, cap=2) == np.minimum(counts, 2)).all()  # the search's early stop
     name = ["a", "b"]
-    expr = {EQ: lambda c, v: pl.col(c) == v, NE: lambda c, v: pl.col(c) != v, GT: lambda c, v: pl.col(c) > v,
-            LT: lambda c, v: pl.col(c) < v, GE: lambda c, v: pl.col(c) >= v, LE: lambda c, v: pl.col(c) <= v,
-            NULL: lambda c, v: pl.col(c).is_null(), NOT_NULL: lambda c, v: pl.col(c).is_not_null()}
+    expr = {
+        EQ: lambda c, v: pl.col(c) == v,
+        NE: lambda c, v: pl.col(c) != v,
+        GT: lambda c, v: pl.col(c) > v,
+        LT: lambda c, v: pl.col(c) < v,
+        GE: lambda c, v: pl.col(c) >= v,
+        LE: lambda c, v: pl.col(c) <= v,
+        NULL: lambda c, v: pl.col(c).is_null(),
+        NOT_NULL: lambda c, v: pl.col(c).is_not_null(),
+    }
     for i in range(200):
         e = expr[ops[i, 0]](name[cols[i, 0]], vals[i, 0]) & expr[ops[i, 1]](name[cols[i, 1]], vals[i, 1])
         assert counts[i] == frame.select(e.fill_null(False).sum()).item(), i
@@ -86,8 +94,14 @@ def test_auc_equals_sklearn():
 def small():
     rng = np.random.default_rng(0)
     n = 600
-    f = pl.DataFrame({"age": rng.integers(15, 90, n), "sex": rng.choice(["f", "m"], n),
-                      "region": rng.integers(1, 9, n), "job": rng.choice(["a", "b", "c", "d"], n)})
+    f = pl.DataFrame(
+        {
+            "age": rng.integers(15, 90, n),
+            "sex": rng.choice(["f", "m"], n),
+            "region": rng.integers(1, 9, n),
+            "job": rng.choice(["a", "b", "c", "d"], n),
+        }
+    )
     return f[:300], f[300:]
 
 
@@ -98,10 +112,20 @@ def test_copied_release_is_risky_and_fresh_release_is_not(small):
     other = fresh[150:]
     for release, risky in ((ori, True), (other, False)):
         so = SinglingOutEvaluator(ori, release, ctl, n_attacks=100, seed=1).evaluate("multivariate").risk()
-        li = LinkabilityEvaluator(ori, release, ctl, aux_cols=(["age", "sex"], ["region", "job"]),
-                                  n_attacks=100, n_neighbors=5, seed=1).evaluate().risk()
-        inf = InferenceEvaluator(ori, release, ctl, aux_cols=["age", "sex", "region"], secret="job",
-                                 n_attacks=100, seed=1).evaluate().risk()
+        li = (
+            LinkabilityEvaluator(
+                ori, release, ctl, aux_cols=(["age", "sex"], ["region", "job"]), n_attacks=100, n_neighbors=5, seed=1
+            )
+            .evaluate()
+            .risk()
+        )
+        inf = (
+            InferenceEvaluator(
+                ori, release, ctl, aux_cols=["age", "sex", "region"], secret="job", n_attacks=100, seed=1
+            )
+            .evaluate()
+            .risk()
+        )
         mem = MembershipEvaluator(ori, release, ctl, n_attacks=100, seed=1).evaluate().risk()
         if risky:
             assert so.ci[0] > 0.2 and li.ci[0] > 0.2 and inf.ci[0] > 0.3 and mem.ci[0] > 0.3
@@ -117,8 +141,7 @@ def test_bad_input(small):
     with pytest.raises(SafemicroError, match="control data has no records"):
         InferenceEvaluator(ori, fresh, fresh.head(0), aux_cols=["age"], secret="job")
     with pytest.raises(SafemicroError, match="type mismatch") as e:
-        LinkabilityEvaluator(ori, fresh.with_columns(pl.col("age").cast(pl.String)), fresh,
-                             aux_cols=(["age"], ["sex"]))
+        LinkabilityEvaluator(ori, fresh.with_columns(pl.col("age").cast(pl.String)), fresh, aux_cols=(["age"], ["sex"]))
     assert e.value.column == "age"
     with pytest.raises(SafemicroError, match="secret cannot be one of the known"):
         InferenceEvaluator(ori, fresh, fresh, aux_cols=["age", "job"], secret="job")

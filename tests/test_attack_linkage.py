@@ -6,13 +6,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from conftest import KV7
 from safemicro.attack.linkage import LinkageEvaluator, combine_auxiliary, fellegi_sunter_em, link_records
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.keys import build_key_table
 from safemicro.methods import local_suppression, pram
-
-from conftest import KV7
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +121,10 @@ def test_mosaic_combines_files(people):
     assert both["reidentified"] > max(alone)
     assert set(both["linking_columns"]) == set(KV7)
     assert {d["variable"] for d in both["drivers"]} == set(KV7)
-    assert [f["columns"] for f in both["auxiliary_files"]] == [["urbrur", "roof", "walls", "water"],
-                                                              ["electcon", "relat", "sex"]]
+    assert [f["columns"] for f in both["auxiliary_files"]] == [
+        ["urbrur", "roof", "walls", "water"],
+        ["electcon", "relat", "sex"],
+    ]
 
 
 def test_combine_auxiliary_coalesces():
@@ -153,7 +154,8 @@ def test_missing_column(people, aux):
 
 def test_type_mismatch_names_row(people, aux):
     bad = aux.with_columns(pl.col("sex").cast(pl.String)).with_columns(
-        pl.when(pl.col("pid") == 4).then(pl.lit("male")).otherwise(pl.col("sex")).alias("sex"))
+        pl.when(pl.col("pid") == 4).then(pl.lit("male")).otherwise(pl.col("sex")).alias("sex")
+    )
     with pytest.raises(SafemicroError, match="type mismatch") as e:
         LinkageEvaluator(people, bad, truth="pid")
     assert e.value.column == "sex" and e.value.row == 5
@@ -178,8 +180,11 @@ def test_no_identity_and_bad_method(people, aux):
 def test_household_composition_attack(people):
     """testdata's households (ori_hid): knowing every member's keys singles out households."""
     aux = people.select("pid", "ori_hid", *KV7)
-    r = LinkageEvaluator(people, aux, truth="pid", household="ori_hid", aux_household="ori_hid").evaluate(
-        drivers=False).results()
+    r = (
+        LinkageEvaluator(people, aux, truth="pid", household="ori_hid", aux_household="ori_hid")
+        .evaluate(drivers=False)
+        .results()
+    )
     h = r["households"]
     assert h["n_released_households"] == people.get_column("ori_hid").n_unique()
     assert h["household_match_rate"] > r["true_match_rate"]  # whole households are easier to find
@@ -201,8 +206,10 @@ def _random_files(seed: int, n_r: int, n_a: int, missing: float):
         cols = {c: rng.integers(1, 4, n).astype(float) for c in ("a", "b", "c")}
         cols["x"] = rng.integers(0, 50, n).astype(float)
         f = pl.DataFrame(cols)
-        return f.with_columns([pl.when(pl.Series(rng.random(n) < missing)).then(None).otherwise(pl.col(c)).alias(c)
-                               for c in f.columns])
+        return f.with_columns(
+            [pl.when(pl.Series(rng.random(n) < missing)).then(None).otherwise(pl.col(c)).alias(c) for c in f.columns]
+        )
+
     release, aux = frame(n_r), frame(n_a)
     truth = rng.integers(-1, n_r, n_a)
     return release, aux, truth
@@ -216,9 +223,12 @@ def test_exact_and_distance_equal_brute_force(seed, n_r, n_a, missing):
     R, A = release.select(on).rows(), aux.select(on).rows()
     ex, _ = link_records(release, aux, on, truth_rows=truth)
     dist, _ = link_records(release, aux, on, truth_rows=truth, method="distance", numeric=["x"])
-    span = max(v for f in (R, A) for r in f for v in [r[3]] if v is not None) - \
-        min(v for f in (R, A) for r in f for v in [r[3]] if v is not None) if any(
-            r[3] is not None for f in (R, A) for r in f) else 1.0
+    span = (
+        max(v for f in (R, A) for r in f for v in [r[3]] if v is not None)
+        - min(v for f in (R, A) for r in f for v in [r[3]] if v is not None)
+        if any(r[3] is not None for f in (R, A) for r in f)
+        else 1.0
+    )
     span = span or 1.0
     for i, a in enumerate(A):
         compatible = [j for j, r in enumerate(R) if all(x is None or y is None or x == y for x, y in zip(a, r))]
@@ -229,6 +239,7 @@ def test_exact_and_distance_equal_brute_force(seed, n_r, n_a, missing):
             cat = sum(x is not None and y is not None and x != y for x, y in zip(a[:3], r[:3]))
             num = abs(a[3] - r[3]) / span if a[3] is not None and r[3] is not None else 0.0
             return (cat + min(num, 1.0)) / 4
+
         ds = [d(r) for r in R]
         best = min(ds)
         ties = [j for j, v in enumerate(ds) if abs(v - best) <= 1e-12]
@@ -247,6 +258,7 @@ def test_fellegi_sunter_scores_equal_brute_force(seed, n_r, n_a):
     m, u, prior = det["m"], det["u"], det["match_prior"]
     R, A = release.select(on).rows(), aux.select(on).rows()
     for i, a in enumerate(A):
+
         def log_lr(r):
             s = 0.0
             for c, x, y in zip(on, a, r):
@@ -254,6 +266,7 @@ def test_fellegi_sunter_scores_equal_brute_force(seed, n_r, n_a):
                     continue
                 s += np.log(m[c] / u[c]) if x == y else np.log((1 - m[c]) / (1 - u[c]))
             return s
+
         w = np.array([log_lr(r) for r in R])
         best = w.max()
         ties = np.flatnonzero(np.abs(w - best) <= 1e-9)

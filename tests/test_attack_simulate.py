@@ -31,8 +31,14 @@ def test_raw_release_matches_population_frequencies(study):
     """Raw release, full list, no errors: the measured expected re-identifications are
     Σ 1/F over released records, F the population count of the record's key."""
     pop = generate_survey(n_households=1500, seed=3).frame.with_row_index(PERSON)
-    sample = draw_sample(generate_survey(n_households=1500, seed=3).with_frame(pop), fraction=0.2,
-                         household="hhid", strata="stratum", rng=np.random.default_rng(3), weight="weight").frame
+    sample = draw_sample(
+        generate_survey(n_households=1500, seed=3).with_frame(pop),
+        fraction=0.2,
+        household="hhid",
+        strata="stratum",
+        rng=np.random.default_rng(3),
+        weight="weight",
+    ).frame
     F = pop.group_by(KEYS).len()
     f = sample.join(F, on=KEYS, how="left").get_column("len").to_numpy()
     raw = _by_name(study)["raw"]["measured"]
@@ -63,18 +69,26 @@ def test_promised_against_measured(study):
 def test_intruder_errors_and_coverage_lower_success():
     plans = {"raw": default_releases()["raw"]}
     clean = simulate(n_households=600, sample_fraction=0.2, releases=plans, seed=4, households=False)
-    noisy = simulate(n_households=600, sample_fraction=0.2, releases=plans, seed=4, households=False,
-                     error_rate=0.3, coverage=0.5)
+    noisy = simulate(
+        n_households=600, sample_fraction=0.2, releases=plans, seed=4, households=False, error_rate=0.3, coverage=0.5
+    )
     a, b = clean["releases"][0]["measured"], noisy["releases"][0]["measured"]
     assert b["n_listed"] < a["n_listed"]
     assert b["reidentification_rate"] < 0.7 * a["reidentification_rate"]
 
 
 def test_household_attack_by_hand():
-    release = pl.DataFrame({"hh": [1, 1, 2, 2, 3], "pid": [10, 11, 20, 21, 30],
-                            "sex": [1, 2, 1, 2, 1], "age": [30, None, 30, 5, 70]})
-    listed = pl.DataFrame({"lhh": [100, 100, 200, 200, 300, 400], "pid": [10, 11, 20, 21, 30, 40],
-                           "sex": [1, 2, 1, 2, 1, 1], "age": [30, 28, 30, 5, 70, 70]})
+    release = pl.DataFrame(
+        {"hh": [1, 1, 2, 2, 3], "pid": [10, 11, 20, 21, 30], "sex": [1, 2, 1, 2, 1], "age": [30, None, 30, 5, 70]}
+    )
+    listed = pl.DataFrame(
+        {
+            "lhh": [100, 100, 200, 200, 300, 400],
+            "pid": [10, 11, 20, 21, 30, 40],
+            "sex": [1, 2, 1, 2, 1, 1],
+            "age": [30, 28, 30, 5, 70, 70],
+        }
+    )
     r = household_attack(release, listed, ["sex", "age"], household="hh", intruder_household="lhh", truth="pid")
     # listed 100 (m 30, f 28) fits released 1 only (its woman's age suppressed; 2 has a girl of 5);
     # 200 (m 30, f 5) fits 1 (wildcard) and 2; 300 and 400 (a man of 70 each) fit 3 alone —
@@ -104,8 +118,9 @@ def test_cli_link_mosaic_and_bad_input(tmp_path, testdata):
     people.write_csv(tmp_path / "release.csv")
     people.select("pid", "urbrur", "roof", "walls", "water").write_csv(tmp_path / "a.csv")
     people.select("pid", "electcon", "relat", "sex").write_csv(tmp_path / "b.csv")
-    r = _run("link", "release.csv", "a.csv", "b.csv", "--id", "pid", "--json", "out.json", "--html", "out.html",
-             cwd=tmp_path)
+    r = _run(
+        "link", "release.csv", "a.csv", "b.csv", "--id", "pid", "--json", "out.json", "--html", "out.html", cwd=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "out.json").read_text())
     assert res["kind"] == "linkage" and res["reidentified_correct"] >= 157
@@ -125,8 +140,21 @@ def test_cli_simulate_and_attacks(tmp_path, testdata):
     from safemicro.cli import app
 
     runner = CliRunner()
-    res = runner.invoke(app, ["attack", "simulate", "--households", "400", "--fraction", "0.25",
-                              "--json", str(tmp_path / "sim.json"), "--html", str(tmp_path / "sim.html")])
+    res = runner.invoke(
+        app,
+        [
+            "attack",
+            "simulate",
+            "--households",
+            "400",
+            "--fraction",
+            "0.25",
+            "--json",
+            str(tmp_path / "sim.json"),
+            "--html",
+            str(tmp_path / "sim.html"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "measured re-identification" in res.output
     assert len(json.loads((tmp_path / "sim.json").read_text())["releases"]) == 4
@@ -134,11 +162,38 @@ def test_cli_simulate_and_attacks(tmp_path, testdata):
     a.write_csv(tmp_path / "ori.csv")
     b.write_csv(tmp_path / "ctl.csv")
     testdata[3000:].write_csv(tmp_path / "rel.csv")
-    res = runner.invoke(app, ["attack", "inference", str(tmp_path / "ori.csv"), str(tmp_path / "rel.csv"),
-                              "--control", str(tmp_path / "ctl.csv"), "--known", "urbrur,sex,age",
-                              "--secret", "hhcivil", "--n-attacks", "100", "--html", str(tmp_path / "inf.html")])
+    res = runner.invoke(
+        app,
+        [
+            "attack",
+            "inference",
+            str(tmp_path / "ori.csv"),
+            str(tmp_path / "rel.csv"),
+            "--control",
+            str(tmp_path / "ctl.csv"),
+            "--known",
+            "urbrur,sex,age",
+            "--secret",
+            "hhcivil",
+            "--n-attacks",
+            "100",
+            "--html",
+            str(tmp_path / "inf.html"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "inference of hhcivil" in res.output and (tmp_path / "inf.html").exists()
-    res = runner.invoke(app, ["attack", "inference", str(tmp_path / "ori.csv"), str(tmp_path / "rel.csv"),
-                              "--known", "urbrur,nope", "--secret", "hhcivil"])
+    res = runner.invoke(
+        app,
+        [
+            "attack",
+            "inference",
+            str(tmp_path / "ori.csv"),
+            str(tmp_path / "rel.csv"),
+            "--known",
+            "urbrur,nope",
+            "--secret",
+            "hhcivil",
+        ],
+    )
     assert res.exit_code == 2

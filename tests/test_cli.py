@@ -54,9 +54,7 @@ def run_script(*args: str | Path) -> Run:
     exe = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "safemicro.cli"]
     env = {k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "TTY_COMPATIBLE", "SAFEMICRO_DEBUG"}}
     env["COLUMNS"] = "80"
-    p = subprocess.run(
-        [*exe, *map(str, args)], capture_output=True, text=True, encoding="utf-8", env=env, timeout=120
-    )
+    p = subprocess.run([*exe, *map(str, args)], capture_output=True, text=True, encoding="utf-8", env=env, timeout=120)
     return Run(p.returncode, p.stdout, p.stderr)
 
 
@@ -232,9 +230,7 @@ def test_header_only_csv(tmp_path):
 
 
 def test_latin1_csv_script(tmp_path, frame):
-    df = frame.head(100).with_columns(
-        pl.Series("place", ["Bogotá" if i % 3 else "Medellín" for i in range(100)])
-    )
+    df = frame.head(100).with_columns(pl.Series("place", ["Bogotá" if i % 3 else "Medellín" for i in range(100)]))
     data = tmp_path / "latin.csv"
     data.write_bytes(df.write_csv().encode("latin-1"))
     args = ["assess", data, "--keys", "urbrur,place", *output_args(tmp_path)]
@@ -422,9 +418,7 @@ def test_input_never_modified(full_run):
     assert r.exit_code == 0
     assert (sha256(data), sha256(TESTDATA)) == before
     # only the requested outputs appear beside the input: no temporary files left over
-    assert sorted(p.name for p in data.parent.iterdir()) == sorted(
-        [data.name, *(p.name for p in paths.values())]
-    )
+    assert sorted(p.name for p in data.parent.iterdir()) == sorted([data.name, *(p.name for p in paths.values())])
 
 
 def test_no_escape_codes_when_not_a_terminal(full_run):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 import polars as pl
-from conftest import SDC_DATA
 from typer.testing import CliRunner
 
+from conftest import SDC_DATA
 from safemicro.cli import app
 from safemicro.plaintext import rst_to_plain
 
@@ -46,6 +46,8 @@ def test_steps_prints_plain_text():
 
 def test_rst_roles_links_and_emphasis_become_words():
     assert rst_to_plain(":func:`~safemicro.methods.recode.topcode` and :class:`Plan`") == "topcode and Plan"
-    assert rst_to_plain(":ref:`the plan <plan-section>`, `sdcMicro <https://sdcTools.github.io>`_") == "the plan, sdcMicro"
+    assert (
+        rst_to_plain(":ref:`the plan <plan-section>`, `sdcMicro <https://sdcTools.github.io>`_") == "the plan, sdcMicro"
+    )
     assert rst_to_plain("**not** *always*, but 2 * 3 * 4 stays") == "not always, but 2 * 3 * 4 stays"
     assert rst_to_plain("For example::") == "For example:"

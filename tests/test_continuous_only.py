@@ -11,16 +11,26 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import SDC_DATA
-from test_microaggregation import plain_mdav
 from typer.testing import CliRunner
 
+from conftest import SDC_DATA
 from safemicro import io
 from safemicro.cli import app
 from safemicro.methods.aggregation import microaggregation
+from test_microaggregation import plain_mdav
 
-EIA_NUMERIC = ["RESREVENUE", "RESSALES", "COMREVENUE", "COMSALES", "INDREVENUE", "INDSALES",
-               "OTHREVENUE", "OTHRSALES", "TOTREVENUE", "TOTSALES"]
+EIA_NUMERIC = [
+    "RESREVENUE",
+    "RESSALES",
+    "COMREVENUE",
+    "COMSALES",
+    "INDREVENUE",
+    "INDSALES",
+    "OTHREVENUE",
+    "OTHRSALES",
+    "TOTREVENUE",
+    "TOTSALES",
+]
 
 
 def _numeric_keys(name: str) -> list[str]:
@@ -86,8 +96,21 @@ def test_cli_assess_without_categorical_keys(tmp_path):
     data = SDC_DATA / "Tarragona.csv"
     keys = _numeric_keys("Tarragona")
     paths = [tmp_path / n for n in ("risk.json", "risk.html", "risk.csv")]
-    result = CliRunner().invoke(app, ["assess", str(data), "--numeric", ",".join(keys),
-                                      "--json", str(paths[0]), "--html", str(paths[1]), "--records", str(paths[2])])
+    result = CliRunner().invoke(
+        app,
+        [
+            "assess",
+            str(data),
+            "--numeric",
+            ",".join(keys),
+            "--json",
+            str(paths[0]),
+            "--html",
+            str(paths[1]),
+            "--records",
+            str(paths[2]),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "not applicable" in result.output
     summary = json.loads(paths[0].read_text(encoding="utf-8"))
@@ -105,7 +128,6 @@ def test_no_keys_at_all_is_one_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["assess", str(SDC_DATA / "Tarragona.csv")])
     assert result.exit_code == 2
     assert "no key variables given" in result.output
-
 
 
 def test_attack_simulation_refuses_a_plan_without_categorical_keys():

@@ -114,7 +114,14 @@ def test_header_words_in_other_languages():
     assert r.household == "id_menage"
     assert r.weight == "poids"
     assert set(r.direct_ids) == {
-        "nom_chef", "ism", "telefono", "num_passeport", "unhcr_id", "progres_case_no", "adresse", "date_of_birth",
+        "nom_chef",
+        "ism",
+        "telefono",
+        "num_passeport",
+        "unhcr_id",
+        "progres_case_no",
+        "adresse",
+        "date_of_birth",
     }
     assert {"sexe", "camp_name", "camp_id", "religion"} <= set(r.keys)
     assert "has_phone" not in r.direct_ids

@@ -15,7 +15,9 @@ from safemicro.errors import SafemicroError
 from safemicro.io import read
 
 # accented labels as they appear in displacement surveys
-FRENCH = "id,region,statut\n1,Île-de-France,Réfugié\n2,Côte d'Ivoire,Déplacé interne\n3,Franche-Comté,Demandeur d'asile\n"
+FRENCH = (
+    "id,region,statut\n1,Île-de-France,Réfugié\n2,Côte d'Ivoire,Déplacé interne\n3,Franche-Comté,Demandeur d'asile\n"
+)
 WINDOWS = "id,region,statut\n1,Côte d’Ivoire,Réfugié – reconnu\n2,Bogotá,Œuvre “d’accueil”\n3,Nariño,Déplacé\n"
 ARABIC = "id,governorate,status\n1,دمشق,لاجئ\n2,حلب,نازح داخليا\n3,درعا,طالب لجوء\n4,حمص,عائد\n"
 

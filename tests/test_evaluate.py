@@ -13,7 +13,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from conftest import SD2011, NIST
+from conftest import NIST, SD2011
 from safemicro.errors import SafemicroError
 from safemicro.evaluate import NIST_CRC, column_kinds, evaluate, render_evaluation_html, write_evaluation_html
 from safemicro.evaluate.columns import analysis_series
@@ -56,8 +56,9 @@ def _sdmetrics_report(real: pd.DataFrame, synth: pd.DataFrame, meta: dict, thres
 
 
 def _compare_with_sdmetrics(real: pl.DataFrame, synth: pl.DataFrame, kinds: dict, meta: dict, thresholds: bool):
-    ours = quality(real, synth, kinds, **({} if thresholds else {"correlation_threshold": 0,
-                                                                  "association_threshold": 0}))
+    ours = quality(
+        real, synth, kinds, **({} if thresholds else {"correlation_threshold": 0, "association_threshold": 0})
+    )
     report = _sdmetrics_report(real.to_pandas(), synth.to_pandas(), meta, thresholds)
     props = dict(zip(report.get_properties()["Property"], report.get_properties()["Score"]))
     assert ours["score"] == pytest.approx(report.get_score(), abs=1e-6)
@@ -99,21 +100,31 @@ def test_quality_equals_sdmetrics_with_dates_booleans_constants_and_empty_column
     def frame(seed: int) -> pl.DataFrame:
         r = np.random.default_rng(seed)
         x = r.normal(size=600)
-        return pl.DataFrame({
-            "d": pl.Series(r.integers(18_000, 19_000, 600)).cast(pl.Date),
-            "b": r.random(600) < 0.3 + 0.1 * seed,
-            "const": np.ones(600),
-            "empty": pl.Series([None] * 600, dtype=pl.Float64),
-            "x": np.where(r.random(600) < 0.1, np.nan, x),
-            "y": x * (0.6 + 0.1 * seed) + r.normal(size=600),
-            "c": r.choice(["a", "b", "c", "d"], 600, p=[0.4, 0.3, 0.2, 0.1]),
-            "e": np.where(x > 0, "pos", r.choice(["neg", None], 600)),
-        })
+        return pl.DataFrame(
+            {
+                "d": pl.Series(r.integers(18_000, 19_000, 600)).cast(pl.Date),
+                "b": r.random(600) < 0.3 + 0.1 * seed,
+                "const": np.ones(600),
+                "empty": pl.Series([None] * 600, dtype=pl.Float64),
+                "x": np.where(r.random(600) < 0.1, np.nan, x),
+                "y": x * (0.6 + 0.1 * seed) + r.normal(size=600),
+                "c": r.choice(["a", "b", "c", "d"], 600, p=[0.4, 0.3, 0.2, 0.1]),
+                "e": np.where(x > 0, "pos", r.choice(["neg", None], 600)),
+            }
+        )
 
     real, synth = frame(1), frame(2)
     kinds = column_kinds(from_frame(real))
-    assert kinds == {"d": "datetime", "b": "categorical", "const": "numeric", "empty": "numeric",
-                     "x": "numeric", "y": "numeric", "c": "categorical", "e": "categorical"}
+    assert kinds == {
+        "d": "datetime",
+        "b": "categorical",
+        "const": "numeric",
+        "empty": "numeric",
+        "x": "numeric",
+        "y": "numeric",
+        "c": "categorical",
+        "e": "categorical",
+    }
     sdtype = {"datetime": "datetime", "numeric": "numerical", "categorical": "categorical"}
     meta = {"columns": {c: {"sdtype": sdtype[k]} for c, k in kinds.items()}}
     meta["columns"]["d"]["datetime_format"] = "%Y-%m-%d"
@@ -123,7 +134,9 @@ def test_quality_equals_sdmetrics_with_dates_booleans_constants_and_empty_column
     ar = pl.DataFrame([analysis_series(real[c], kinds[c]) for c in real.columns])
     sy = pl.DataFrame([analysis_series(synth[c], kinds[c]) for c in synth.columns])
     for thresholds in (True, False):
-        ours = quality(ar, sy, kinds, **({} if thresholds else {"correlation_threshold": 0, "association_threshold": 0}))
+        ours = quality(
+            ar, sy, kinds, **({} if thresholds else {"correlation_threshold": 0, "association_threshold": 0})
+        )
         report = _sdmetrics_report(pd_real, pd_synth, meta, thresholds)
         assert ours["score"] == pytest.approx(report.get_score(), abs=1e-6)
         shapes = dict(zip(report.get_details("Column Shapes")["Column"], report.get_details("Column Shapes")["Score"]))
@@ -150,8 +163,9 @@ def test_pmse_small_for_two_halves_large_for_a_shuffled_copy(sd):
     a = analysis(ds, kinds)
     perm = np.random.default_rng(4).permutation(ds.n)
     first, second = a[perm[:2500]], a[perm[2500:]]
-    shuffled = pl.DataFrame({c: second[c].gather(np.random.default_rng(i).permutation(2500))
-                             for i, c in enumerate(second.columns)})
+    shuffled = pl.DataFrame(
+        {c: second[c].gather(np.random.default_rng(i).permutation(2500)) for i, c in enumerate(second.columns)}
+    )
     same = pmse(first, second, kinds, seed=1, n_perm=5)
     broken = pmse(first, shuffled, kinds, seed=1, n_perm=5)
     assert same["ratio"] < 1.5 and same["pmse"] < 0.015
@@ -193,15 +207,39 @@ def _nist_variants(real: pl.DataFrame) -> dict[str, pl.DataFrame]:
 
 # SDNist 2.4 on the same files (KMarginal on its binned data, PUMA groups; unique exact match)
 SDNIST = {
-    "boot": (952.1064910113902, {"25-00503": 903.9150504667746, "25-00703": 923.0862305396466,
-                                 "25-01000": 886.7474322019777, "25-01300": 894.3266582464802,
-                                 "25-02800": 898.5007834701087}, 0.6355),
-    "marg": (805.3178591559519, {"25-00503": 604.6826736481911, "25-00703": 670.108359549353,
-                                 "25-01000": 629.6166296166294, "25-01300": 630.0870621583317,
-                                 "25-02800": 640.8519905452421}, 0.0),
-    "noisy": (885.287055970839, {"25-00503": 781.7986611090059, "25-00703": 812.5890672474524,
-                                 "25-01000": 772.0093174638629, "25-01300": 784.986357369431,
-                                 "25-02800": 786.0993811914058}, 0.0),
+    "boot": (
+        952.1064910113902,
+        {
+            "25-00503": 903.9150504667746,
+            "25-00703": 923.0862305396466,
+            "25-01000": 886.7474322019777,
+            "25-01300": 894.3266582464802,
+            "25-02800": 898.5007834701087,
+        },
+        0.6355,
+    ),
+    "marg": (
+        805.3178591559519,
+        {
+            "25-00503": 604.6826736481911,
+            "25-00703": 670.108359549353,
+            "25-01000": 629.6166296166294,
+            "25-01300": 630.0870621583317,
+            "25-02800": 640.8519905452421,
+        },
+        0.0,
+    ),
+    "noisy": (
+        885.287055970839,
+        {
+            "25-00503": 781.7986611090059,
+            "25-00703": 812.5890672474524,
+            "25-01000": 772.0093174638629,
+            "25-01300": 784.986357369431,
+            "25-02800": 786.0993811914058,
+        },
+        0.0,
+    ),
 }
 
 
@@ -252,13 +290,15 @@ def results(sd):
     return {
         "copies": evaluate(train, copies, holdout=holdout, **small),
         "marginals": evaluate(train, marg, holdout=holdout, **small),
-        "fresh": evaluate(ds.with_frame(train.frame[:3000]), ds.with_frame(train.frame[3000:]),
-                          holdout=holdout, **small),
+        "fresh": evaluate(
+            ds.with_frame(train.frame[:3000]), ds.with_frame(train.frame[3000:]), holdout=holdout, **small
+        ),
     }
 
 
 def test_evaluate_flags_copies_and_not_fresh_data(results):
     copies, fresh = results["copies"], results["fresh"]
+
     def copy_checks(r):
         return {c["check"]: c["passed"] for c in r["summary"]["privacy_checks"] if "risk" not in c["check"]}
 
@@ -276,8 +316,18 @@ def test_evaluate_result_is_json_and_deterministic(sd, results):
     ds, train, holdout, marg, _ = sd
     r = results["marginals"]
     text = json.dumps(r, allow_nan=False)
-    again = evaluate(train, marg, holdout=holdout, keys=QI, target="englang", seed=7, n_boot=30, n_perm=3,
-                     attacks=150, secrets=["income", "socprof"])
+    again = evaluate(
+        train,
+        marg,
+        holdout=holdout,
+        keys=QI,
+        target="englang",
+        seed=7,
+        n_boot=30,
+        n_perm=3,
+        attacks=150,
+        secrets=["income", "socprof"],
+    )
     r.pop("timings"), again.pop("timings")
     assert json.loads(text) | {"timings": None} == r | {"timings": None}
     assert again == r
@@ -294,13 +344,21 @@ def test_attack_suite_flags_copies_and_not_fresh_data(results):
     for r in (copies, fresh):
         a = r["privacy"]["attacks"]
         assert a["aux_cols"] == QI and set(a["inference"]) == {"income", "socprof"}
-        assert set(r["summary"]["attacks"]) >= {"singling out, univariate", "singling out, multivariate",
-                                                "linkability", "inference: income", "membership"}
+        assert set(r["summary"]["attacks"]) >= {
+            "singling out, univariate",
+            "singling out, multivariate",
+            "linkability",
+            "inference: income",
+            "membership",
+        }
     risk = copies["summary"]["attacks"]
     assert risk["singling out, univariate"] > 0.5 and risk["membership"] > 0.5 and risk["inference: socprof"] > 0.3
     failed = {c["check"] for c in copies["summary"]["privacy_checks"] if c.get("status") == "fail"}
-    assert {"singling-out risk (univariate) at most 0.1", "membership-inference risk at most 0.1",
-            "inference risk of income at most 0.1"} <= failed
+    assert {
+        "singling-out risk (univariate) at most 0.1",
+        "membership-inference risk at most 0.1",
+        "inference risk of income at most 0.1",
+    } <= failed
     attack_checks = [c for c in fresh["summary"]["privacy_checks"] if "risk" in c["check"]]
     assert attack_checks and all(c["status"] != "fail" for c in attack_checks)
     assert all(v < 0.1 for k, v in fresh["summary"]["attacks"].items() if k != "singling out, multivariate")
@@ -312,8 +370,13 @@ def test_attacks_need_a_holdout_and_can_be_skipped(sd):
     no_holdout = evaluate(ds.with_frame(train.frame[:600]), ds.with_frame(marg.frame[:600]), **small)
     assert "attacks" not in no_holdout["privacy"] and no_holdout["summary"]["attacks"] is None
     assert any("attack suite needs one" in n for n in no_holdout["notes"])
-    skipped = evaluate(ds.with_frame(train.frame[:600]), ds.with_frame(marg.frame[:600]),
-                       holdout=ds.with_frame(holdout.frame[:300]), attacks=0, **small)
+    skipped = evaluate(
+        ds.with_frame(train.frame[:600]),
+        ds.with_frame(marg.frame[:600]),
+        holdout=ds.with_frame(holdout.frame[:300]),
+        attacks=0,
+        **small,
+    )
     assert "attacks" not in skipped["privacy"] and not any("attack" in n for n in skipped["notes"])
     with pytest.raises(SafemicroError) as err:
         evaluate(train, marg, holdout=holdout, secrets=["nope"], **small)
@@ -325,16 +388,29 @@ def test_html_page(tmp_path, results):
     path = write_evaluation_html(r, tmp_path / "evaluation.html")
     html = path.read_text()
     assert html == render_evaluation_html(r)  # same result, same bytes
-    for anchor in ('id="summary"', 'id="columns"', 'id="pairs"', 'id="models"', 'id="privacy"',
-                   'data-plot="column-scores"', 'data-plot="marginals"', 'data-plot="quantiles"',
-                   'data-plot="dcr"', 'data-plot="q-delta"', "banner fail", 'id="attacks"',
-                   'data-plot="attacks"', "inference: socprof"):
+    for anchor in (
+        'id="summary"',
+        'id="columns"',
+        'id="pairs"',
+        'id="models"',
+        'id="privacy"',
+        'data-plot="column-scores"',
+        'data-plot="marginals"',
+        'data-plot="quantiles"',
+        'data-plot="dcr"',
+        'data-plot="q-delta"',
+        "banner fail",
+        'id="attacks"',
+        'data-plot="attacks"',
+        "inference: socprof",
+    ):
         assert anchor in html
     low = html.lower()  # self-contained: nothing loaded from elsewhere
     assert "<link" not in low and "<script" not in low
     assert not re.search(r"""\b(src|href)\s*=\s*["']?\s*(https?:)?//""", low)
-    assert 'class="banner pass"' in render_evaluation_html(results["fresh"] | {
-        "summary": results["fresh"]["summary"] | {"privacy_passed": True}})
+    assert 'class="banner pass"' in render_evaluation_html(
+        results["fresh"] | {"summary": results["fresh"]["summary"] | {"privacy_passed": True}}
+    )
 
 
 def test_evaluate_bad_input_and_odd_columns(sd):
@@ -355,14 +431,18 @@ def test_evaluate_bad_input_and_odd_columns(sd):
 
     def odd(seed: int) -> Dataset:
         r = np.random.default_rng(seed)
-        return from_frame(pl.DataFrame({
-            "missing": pl.Series([None] * n, dtype=pl.Int64),
-            "const": ["same"] * n,
-            "many": [f"id{v}" for v in r.permutation(10_000)[:n]],
-            "when": pl.Series(r.integers(0, 10**6, n) * 10**9).cast(pl.Datetime("ns")),
-            "one": ["rare"] + ["common"] * (n - 1),
-            "x": r.normal(size=n),
-        }))
+        return from_frame(
+            pl.DataFrame(
+                {
+                    "missing": pl.Series([None] * n, dtype=pl.Int64),
+                    "const": ["same"] * n,
+                    "many": [f"id{v}" for v in r.permutation(10_000)[:n]],
+                    "when": pl.Series(r.integers(0, 10**6, n) * 10**9).cast(pl.Datetime("ns")),
+                    "one": ["rare"] + ["common"] * (n - 1),
+                    "x": r.normal(size=n),
+                }
+            )
+        )
 
     r = evaluate(odd(1), odd(2), keys=["const", "one"], target="one", seed=1, n_boot=10, n_perm=2)
     assert r["data"]["kinds"]["many"] == "id" and r["data"]["kinds"]["when"] == "datetime"

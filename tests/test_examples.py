@@ -14,14 +14,46 @@ from safemicro.examples.survey import SITES
 from safemicro.plan import load_plan
 
 COLUMNS = [
-    "hhid", "head_name", "phone", "gps_lat", "gps_lon", "camp", "stratum", "cluster", "origin",
-    "arrival_year", "hh_size", "livelihood", "income", "assistance", "weight", "line_no",
-    "relationship", "sex", "age", "marital", "education", "disability", "legal_status",
+    "hhid",
+    "head_name",
+    "phone",
+    "gps_lat",
+    "gps_lon",
+    "camp",
+    "stratum",
+    "cluster",
+    "origin",
+    "arrival_year",
+    "hh_size",
+    "livelihood",
+    "income",
+    "assistance",
+    "weight",
+    "line_no",
+    "relationship",
+    "sex",
+    "age",
+    "marital",
+    "education",
+    "disability",
+    "legal_status",
     "protection_incident",
 ]
 HOUSEHOLD_LEVEL = [
-    "head_name", "phone", "gps_lat", "gps_lon", "camp", "stratum", "cluster", "origin",
-    "arrival_year", "hh_size", "livelihood", "income", "assistance", "weight",
+    "head_name",
+    "phone",
+    "gps_lat",
+    "gps_lon",
+    "camp",
+    "stratum",
+    "cluster",
+    "origin",
+    "arrival_year",
+    "hh_size",
+    "livelihood",
+    "income",
+    "assistance",
+    "weight",
 ]
 
 
@@ -135,8 +167,19 @@ def test_codebook_is_complete(ds, f):
         meta = cb.variables[name]
         assert meta.label, name
         assert meta.measure in ("nominal", "ordinal", "scale"), name
-    categorical = ["camp", "stratum", "origin", "livelihood", "relationship", "sex", "marital",
-                   "education", "disability", "legal_status", "protection_incident"]
+    categorical = [
+        "camp",
+        "stratum",
+        "origin",
+        "livelihood",
+        "relationship",
+        "sex",
+        "marital",
+        "education",
+        "disability",
+        "legal_status",
+        "protection_incident",
+    ]
     for name in categorical:
         labels = cb.variables[name].value_labels
         assert labels, name
@@ -180,7 +223,10 @@ def test_correlations(f):
 def test_rare_risky_households(f):
     keys = load_plan(SURVEY_PLAN).roles.keys
     rare = f.filter(
-        (pl.col("relationship") == 1) & (pl.col("age") >= 70) & (pl.col("hh_size") >= 10) & pl.col("origin").is_in([7, 8])
+        (pl.col("relationship") == 1)
+        & (pl.col("age") >= 70)
+        & (pl.col("hh_size") >= 10)
+        & pl.col("origin").is_in([7, 8])
     )
     assert rare.height >= 5
     fk = f.group_by(keys).len()

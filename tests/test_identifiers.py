@@ -59,17 +59,13 @@ def test_remove_direct_ids_step(survey):
     empty = spec.run(survey, params, _ctx(survey, Roles()))
     assert empty.dataset.frame.equals(survey.frame) and empty.change.notes
     explicit = spec.params.model_validate({"variables": ["phone"]})
-    assert spec.run(survey, explicit, ctx).dataset.columns == [
-        c for c in survey.columns if c != "phone"
-    ]
+    assert spec.run(survey, explicit, ctx).dataset.columns == [c for c in survey.columns if c != "phone"]
 
 
 def test_remove_variables(survey):
     res = remove_variables(survey, variables=["cluster", "income"])
     assert "cluster" not in res.dataset.columns and "income" not in res.dataset.columns
-    assert (
-        res.dataset.codebook.meta("camp").value_labels == survey.codebook.meta("camp").value_labels
-    )
+    assert res.dataset.codebook.meta("camp").value_labels == survey.codebook.meta("camp").value_labels
     spec = STEPS["remove_variables"]
     params = spec.params.model_validate({"variables": ["cluster"]})
     ctx = _ctx(survey, Roles())
@@ -120,9 +116,7 @@ households = st.lists(st.integers(1, 8), min_size=1, max_size=60)
 @settings(max_examples=100, deadline=None)
 @given(households, st.integers(0, 2**32 - 1))
 def test_new_ids_property(hh_values, seed):
-    frame = pl.DataFrame(
-        {"hh": hh_values, ROW_ID: range(len(hh_values)), "x": [v * 10 for v in hh_values]}
-    )
+    frame = pl.DataFrame({"hh": hh_values, ROW_ID: range(len(hh_values)), "x": [v * 10 for v in hh_values]})
     ds = Dataset(frame)
     out = new_ids(ds, household="hh", seed=seed).dataset.frame
     _check_new_ids(frame, out, "hh")
@@ -130,9 +124,7 @@ def test_new_ids_property(hh_values, seed):
     kept = new_ids(ds, household="hh", shuffle_rows=False, seed=seed).dataset.frame
     assert kept[ROW_ID].to_list() == list(range(len(hh_values)))
     # consistent renumbering without moving rows
-    assert (
-        pl.DataFrame({"a": frame["hh"], "b": kept["hh"]}).unique().height == frame["hh"].n_unique()
-    )
+    assert pl.DataFrame({"a": frame["hh"], "b": kept["hh"]}).unique().height == frame["hh"].n_unique()
 
 
 def test_record_ids_and_missing_household_ids():
@@ -166,9 +158,7 @@ def test_record_ids_and_missing_household_ids():
 
 def test_text_household_ids_become_integers_and_extended_missing_moves():
     frame = pl.DataFrame({"hh": ["H-01", "H-01", "H-02", "H-03"], "x": [1.0, None, 2.0, None]})
-    cb = Codebook(
-        {"hh": VariableMeta("hh", format="%5s")}, extended_missing={"x": {1: "a", 3: "b"}}
-    )
+    cb = Codebook({"hh": VariableMeta("hh", format="%5s")}, extended_missing={"x": {1: "a", 3: "b"}})
     ds = Dataset(frame, cb)
     res = new_ids(ds, household="hh", seed=4)
     out = res.dataset

@@ -42,12 +42,14 @@ def test_name_headers_in_many_languages(header):
 
 
 def test_identifiers_found_by_content_without_a_telling_header():
-    d = draft_plan(_frame(
-        col_a=[f"{FIRST[i % 8]} {LAST[(i // 8) % 8]}" for i in range(N)],
-        col_b=[f"+254 7{i % 5:02d} 123 45{i % 5}" for i in range(N)],
-        col_c=[f"user{i % 6}@example.org" for i in range(N)],
-        col_d=[f"ID-{1000000 + i}" for i in range(N)],
-    ))
+    d = draft_plan(
+        _frame(
+            col_a=[f"{FIRST[i % 8]} {LAST[(i // 8) % 8]}" for i in range(N)],
+            col_b=[f"+254 7{i % 5:02d} 123 45{i % 5}" for i in range(N)],
+            col_c=[f"user{i % 6}@example.org" for i in range(N)],
+            col_d=[f"ID-{1000000 + i}" for i in range(N)],
+        )
+    )
     r = d.plan.roles
     assert {"col_a", "col_b", "col_c", "col_d"} <= set(r.direct_ids), d.reasons
     assert "personal names in the values" in d.reasons["col_a"]
@@ -67,13 +69,21 @@ from safemicro.errors import SafemicroError  # noqa: E402
 from safemicro.plan import load_plan  # noqa: E402
 
 
-@pytest.mark.parametrize("text, expect", [
-    ("roles:\n  keyz: [sex]\n", "roles.keyz: unknown field (did you mean 'keys'?)"),
-    ("targets:\n  max_globl_risk: 0.01\n", "targets.max_globl_risk: unknown field (did you mean 'max_global_risk'?)"),
-    ("scenaro:\n  tier: suf\n", "scenaro: unknown field (did you mean 'scenario'?)"),
-    ("utility:\n  indicators:\n    - {variable: x, kind: mean, lable: X}\n",
-     "utility.indicators[0].lable: unknown field (did you mean 'label'?)"),
-])
+@pytest.mark.parametrize(
+    "text, expect",
+    [
+        ("roles:\n  keyz: [sex]\n", "roles.keyz: unknown field (did you mean 'keys'?)"),
+        (
+            "targets:\n  max_globl_risk: 0.01\n",
+            "targets.max_globl_risk: unknown field (did you mean 'max_global_risk'?)",
+        ),
+        ("scenaro:\n  tier: suf\n", "scenaro: unknown field (did you mean 'scenario'?)"),
+        (
+            "utility:\n  indicators:\n    - {variable: x, kind: mean, lable: X}\n",
+            "utility.indicators[0].lable: unknown field (did you mean 'label'?)",
+        ),
+    ],
+)
 def test_plan_field_typo_gets_did_you_mean_and_names_the_file(tmp_path, text, expect):
     path = tmp_path / "myplan.yaml"
     path.write_text(text, encoding="utf-8")

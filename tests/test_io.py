@@ -487,9 +487,7 @@ def test_unknown_encoding(tmp_path):
     assert "unknown encoding" in str(_err(p, encoding="no-such-codec"))
 
 
-@pytest.mark.parametrize(
-    "text,row", [("a,b\n1,2\n3,4,5\n6,7\n", 2), ("a,b\n1,2\n3,4\n5\n", 3)]
-)
+@pytest.mark.parametrize("text,row", [("a,b\n1,2\n3,4,5\n6,7\n", 2), ("a,b\n1,2\n3,4\n5\n", 3)])
 def test_ragged_csv_names_row(tmp_path, text, row):
     p = tmp_path / "r.csv"
     p.write_text(text)
@@ -623,9 +621,7 @@ def test_testdata_round_trip_all_formats(tmp_path, ext):
     back = read(tmp_path / f"t.{ext}")
     assert back.columns == ds.columns
     for name in ds.columns:
-        assert_series_equal(
-            back.frame[name].cast(pl.Float64), ds.frame[name].cast(pl.Float64), check_names=True
-        )
+        assert_series_equal(back.frame[name].cast(pl.Float64), ds.frame[name].cast(pl.Float64), check_names=True)
 
 
 @pytest.mark.parametrize("ext", ["dta", "sav", "zsav"])
@@ -643,7 +639,13 @@ def test_timestamp_makes_stata_and_spss_reproducible(tmp_path, ext):
 def test_stata_to_stata_keeps_labels_of_extended_missing(tmp_path):
     ds = Dataset(
         pl.DataFrame({"status": [1, 2, 98, 99, 1]}, schema={"status": pl.Int32}),
-        Codebook(variables={"status": VariableMeta("status", value_labels={1: "Yes", 2: "No", 98: "Don't know", 99: "Refused"}, missing_values=[98, 99])}),
+        Codebook(
+            variables={
+                "status": VariableMeta(
+                    "status", value_labels={1: "Yes", 2: "No", 98: "Don't know", 99: "Refused"}, missing_values=[98, 99]
+                )
+            }
+        ),
     )
     with pytest.warns(UserWarning, match="extended missing"):
         write(ds, tmp_path / "one.dta")

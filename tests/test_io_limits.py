@@ -11,7 +11,6 @@ import numpy as np
 import polars as pl
 import pyreadstat
 import pytest
-from test_special_codes import LABELS, survey_frame
 from typer.testing import CliRunner
 
 from safemicro import io
@@ -19,6 +18,7 @@ from safemicro.cli import app
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Codebook, Dataset, VariableMeta
 from safemicro.io.format_limits import fit_bytes, fit_format
+from test_special_codes import LABELS, survey_frame
 
 FORMATS = [".csv", ".csv.gz", ".parquet", ".dta", ".sav", ".zsav"]
 LONG = "Montant mensuel déclaré du revenu du ménage, toutes sources confondues " * 6  # 432 chars, é
@@ -28,16 +28,18 @@ NAMES = ["income", "a" * 70, "1st visit", "FIXED.ASSETS", "ALL", "in", "é" * 40
 def _long_metadata() -> Dataset:
     n = 30
     rng = np.random.default_rng(0)
-    frame = pl.DataFrame({
-        NAMES[0]: [100, *rng.integers(101, 5000, n - 1)],
-        NAMES[1]: rng.normal(size=n),
-        NAMES[2]: rng.integers(1, 4, n),
-        NAMES[3]: rng.integers(0, 10**6, n),
-        NAMES[4]: rng.integers(0, 3, n),
-        NAMES[5]: rng.integers(0, 3, n),
-        NAMES[6]: [("x" * 3000 + "é") if i % 2 else "court" for i in range(n)],
-        NAMES[7]: ["dont know" if i % 5 == 0 else "yes" for i in range(n)],
-    })
+    frame = pl.DataFrame(
+        {
+            NAMES[0]: [100, *rng.integers(101, 5000, n - 1)],
+            NAMES[1]: rng.normal(size=n),
+            NAMES[2]: rng.integers(1, 4, n),
+            NAMES[3]: rng.integers(0, 10**6, n),
+            NAMES[4]: rng.integers(0, 3, n),
+            NAMES[5]: rng.integers(0, 3, n),
+            NAMES[6]: [("x" * 3000 + "é") if i % 2 else "court" for i in range(n)],
+            NAMES[7]: ["dont know" if i % 5 == 0 else "yes" for i in range(n)],
+        }
+    )
     cb = Codebook(
         variables={
             NAMES[0]: VariableMeta(NAMES[0], label=LONG, value_labels={100: "Refusé " + LONG}, missing_values=[100]),
@@ -142,8 +144,13 @@ def _survey_with_free_text(path: Path) -> Path:
     frame = survey_frame()
     rng = np.random.default_rng(4)
     frame["occupation"] = [f"occupation {int(i)}" for i in rng.integers(0, 1000, len(frame))]
-    pyreadstat.write_sav(frame, str(path), file_label="Household survey 2024", variable_value_labels=LABELS,
-                         missing_ranges={"income": [-9], "age": [99]})
+    pyreadstat.write_sav(
+        frame,
+        str(path),
+        file_label="Household survey 2024",
+        variable_value_labels=LABELS,
+        missing_ranges={"income": [-9], "age": [99]},
+    )
     return path
 
 

@@ -21,7 +21,6 @@ KV5 = ["urbrur", "roof", "walls", "water", "sex"]
 KINDS = {"distinct": "Distinct", "entropy": "Entropy", "recursive": "Recursive"}
 
 
-
 @pytest.fixture(scope="module")
 def testdata() -> pl.DataFrame:
     return pl.read_csv(DATA)
@@ -46,15 +45,13 @@ def test_per_record_parity(testdata, keys, sens, fname):
     assert pr.height == ref.height
     assert pr.columns == [f"ldiv_{s}_{k}" for s in sens for k in KINDS]
     for s in sens:
-        np.testing.assert_array_equal(
-            pr[f"ldiv_{s}_distinct"].to_numpy(), ref[f"{s}_Distinct_Ldiversity"].to_numpy()
-        )
-        np.testing.assert_array_equal(
-            pr[f"ldiv_{s}_recursive"].to_numpy(), ref[f"{s}_Recursive_Ldiversity"].to_numpy()
-        )
+        np.testing.assert_array_equal(pr[f"ldiv_{s}_distinct"].to_numpy(), ref[f"{s}_Distinct_Ldiversity"].to_numpy())
+        np.testing.assert_array_equal(pr[f"ldiv_{s}_recursive"].to_numpy(), ref[f"{s}_Recursive_Ldiversity"].to_numpy())
         np.testing.assert_allclose(
-            pr[f"ldiv_{s}_entropy"].to_numpy(), ref[f"{s}_Entropy_Ldiversity"].to_numpy(),
-            rtol=1e-14, atol=0,
+            pr[f"ldiv_{s}_entropy"].to_numpy(),
+            ref[f"{s}_Entropy_Ldiversity"].to_numpy(),
+            rtol=1e-14,
+            atol=0,
         )
     # sdcMicro's Multi* columns are constant 0 in 5.8.1 (not produced here)
     assert (ref["MultiEntropy_Ldiversity"] == 0).all()
@@ -62,8 +59,11 @@ def test_per_record_parity(testdata, keys, sens, fname):
 
 @pytest.mark.parametrize(
     "case,keys,sens",
-    [("kv5_electcon", KV5, ["electcon"]), ("kv5_electcon_relat", KV5, ["electcon", "relat"]),
-     ("kv7_hhcivil", KV7, ["hhcivil"])],
+    [
+        ("kv5_electcon", KV5, ["electcon"]),
+        ("kv5_electcon_relat", KV5, ["electcon", "relat"]),
+        ("kv7_hhcivil", KV7, ["hhcivil"]),
+    ],
 )
 def test_summary_matches_json(testdata, ref_json, case, keys, sens):
     summ = ldiversity(testdata, keys, sens).summary()
@@ -157,8 +157,7 @@ def brute(rows_k, rows_s, c=2.0):
         cs = sorted(list(counts.values()) + [1] * na, reverse=True)
         T = sum(cs)
         ent = math.exp(-sum(x / T * math.log(x / T) for x in cs))
-        rec = max([l for l in range(1, len(cs) + 1) if cs[0] < np.float32(c) * np.float32(sum(cs[l - 1:]))],
-                  default=1)
+        rec = max([l for l in range(1, len(cs) + 1) if cs[0] < np.float32(c) * np.float32(sum(cs[l - 1 :]))], default=1)
         out.append((len(cs), ent, rec))
     return out
 

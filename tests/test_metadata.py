@@ -19,19 +19,27 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import safemicro
+from conftest import SDC_DATA
 from safemicro.cli import app
 from safemicro.errors import SafemicroError
 from safemicro.examples import SURVEY_PLAN, SURVEY_PUF_PLAN, generate_survey
 from safemicro.io import Codebook, Dataset, VariableMeta, read, write
 from safemicro.metadata.codebook_html import render_codebook
 from safemicro.metadata.datapackage import write_datapackage
-from safemicro.metadata.ddi import DDI_NS, SCHEMA_DIR, build_ddi, ddi_string, read_ddi, validate_ddi, write_ddi, xml_text
+from safemicro.metadata.ddi import (
+    DDI_NS,
+    SCHEMA_DIR,
+    build_ddi,
+    ddi_string,
+    read_ddi,
+    validate_ddi,
+    write_ddi,
+    xml_text,
+)
 from safemicro.metadata.documentation import build_documentation, document
 from safemicro.metadata.study import Study, VariableDoc, load_study
 from safemicro.metadata.summary import summarize_dataset
 from safemicro.outputs import MARKER
-
-from conftest import SDC_DATA
 
 N = f"{{{DDI_NS}}}"
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
@@ -153,7 +161,9 @@ def test_testdata_ddi_is_valid(work):
     assert len(v) == 15
     assert v["income"].get("intrvl") == "contin"  # many distinct values: statistics, no categories
     assert v["income"].find(N + "catgry") is None
-    mean = {s.get("wgtd", "not-wgtd"): float(s.text) for s in v["income"].findall(N + "sumStat") if s.get("type") == "mean"}
+    mean = {
+        s.get("wgtd", "not-wgtd"): float(s.text) for s in v["income"].findall(N + "sumStat") if s.get("type") == "mean"
+    }
     df = pl.read_csv(SDC_DATA / "testdata.csv")
     assert mean["not-wgtd"] == pytest.approx(df["income"].mean(), rel=1e-6)
     assert mean["wgtd"] == pytest.approx(np.average(df["income"], weights=df["sampling_weight"]), rel=1e-6)
@@ -194,11 +204,19 @@ def test_puf_ddi_masks_small_cells(puf_docs, bundles):
         name = var.get("name")
         col = ds.frame.get_column(name)
         for cat in var.findall(N + "catgry"):
-            freq = [s for s in cat.findall(N + "catStat") if s.get("type") == "freq" and s.get("wgtd", "not-wgtd") == "not-wgtd"]
+            freq = [
+                s
+                for s in cat.findall(N + "catStat")
+                if s.get("type") == "freq" and s.get("wgtd", "not-wgtd") == "not-wgtd"
+            ]
             value = cat.find(N + "catValu").text
             if value.startswith("."):
                 continue
-            true_n = int((col.cast(pl.Float64) == float(value)).sum()) if col.dtype.is_numeric() else int((col == value).sum())
+            true_n = (
+                int((col.cast(pl.Float64) == float(value)).sum())
+                if col.dtype.is_numeric()
+                else int((col == value).sum())
+            )
             if 0 < true_n < k:
                 assert not freq and "Fewer than" in cat.find(N + "txt").text
                 masked += 1
@@ -231,7 +249,10 @@ def test_an_invalid_document_fails_validation(work):
 
 def test_schema_is_shipped_and_offline():
     assert (SCHEMA_DIR / "codebook.xsd").is_file() and (SCHEMA_DIR / "README.md").is_file()
-    assert "CC BY 4.0" in (SCHEMA_DIR / "README.md").read_text() or "Creative Commons" in (SCHEMA_DIR / "README.md").read_text()
+    assert (
+        "CC BY 4.0" in (SCHEMA_DIR / "README.md").read_text()
+        or "Creative Commons" in (SCHEMA_DIR / "README.md").read_text()
+    )
     # every import/include/redefine points inside the folder (xml.xsd quotes an http URL
     # only in its documentation)
     xs = "{http://www.w3.org/2001/XMLSchema}"
@@ -277,9 +298,13 @@ def test_ddi_rebuilt_from_its_own_import_is_identical(work):
 
 
 def test_round_trip_user_missing_and_stata_extended_missing(work):
-    frame = pl.DataFrame({"q": [1, 2, 98, 99, 1, None], "s": ["a", "b", "b", "zz", "a", "a"], "x": [0.5, 1.25, 2.0, 3.0, 99.0, 1.0]})
+    frame = pl.DataFrame(
+        {"q": [1, 2, 98, 99, 1, None], "s": ["a", "b", "b", "zz", "a", "a"], "x": [0.5, 1.25, 2.0, 3.0, 99.0, 1.0]}
+    )
     cb = Codebook()
-    cb.variables["q"] = VariableMeta("q", "Question", {1: "Yes", 2: "No", 98: "Don't know", 99: "Refused", "c": "Skipped"}, [98, 99], [], "nominal")
+    cb.variables["q"] = VariableMeta(
+        "q", "Question", {1: "Yes", 2: "No", 98: "Don't know", 99: "Refused", "c": "Skipped"}, [98, 99], [], "nominal"
+    )
     cb.variables["s"] = VariableMeta("s", "Text codes", {"a": "Alpha", "b": "Beta"}, ["zz"], [], "nominal")
     cb.variables["x"] = VariableMeta("x", "Amount", {}, [], [(90.0, 100.0)], "scale")
     cb.extended_missing["q"] = {5: "c"}
@@ -314,8 +339,11 @@ def test_prefill_from_existing_ddi(work, survey_file, study_file):
 
 def test_read_ddi_refuses_entity_bombs_and_non_ddi(work):
     bomb = work / "bomb.xml"
-    bomb.write_text('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
-                    f'<codeBook xmlns="{DDI_NS}">&b;</codeBook>', encoding="utf-8")
+    bomb.write_text(
+        '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
+        f'<codeBook xmlns="{DDI_NS}">&b;</codeBook>',
+        encoding="utf-8",
+    )
     with pytest.raises(SafemicroError, match="unsafe XML"):
         read_ddi(bomb)
     other = work / "other.xml"
@@ -346,7 +374,12 @@ def test_unknown_variable_in_study_yaml_is_a_clear_error(work, survey_file):
 
 
 def test_non_ascii_and_control_characters_give_valid_xml(work):
-    labels = {1: "Réfugié·e — 난민 — لاجئ", 2: "Tab\tand\r\nnewline", 3: "bell\x07 & <tag> \"quote\"", 4: "\ud800 lone surrogate"}
+    labels = {
+        1: "Réfugié·e — 난민 — لاجئ",
+        2: "Tab\tand\r\nnewline",
+        3: 'bell\x07 & <tag> "quote"',
+        4: "\ud800 lone surrogate",
+    }
     frame = pl.DataFrame({"v": [1, 2, 3, 4, 1], "ñame": ["ü", "ß", "ü", "ü", "ß"]})
     cb = Codebook()
     cb.variables["v"] = VariableMeta("v", "Variable «v» ✓ \x00null", labels, [], [], "nominal")
@@ -372,7 +405,9 @@ def test_ten_thousand_categories_are_truncated_with_a_note(work):
     n = 10_000
     frame = pl.DataFrame({"code": np.arange(n), "w": np.ones(n)})
     cb = Codebook()
-    cb.variables["code"] = VariableMeta("code", "Occupation (10 000 codes)", {i: f"occupation {i}" for i in range(n)}, [], [], "nominal")
+    cb.variables["code"] = VariableMeta(
+        "code", "Occupation (10 000 codes)", {i: f"occupation {i}" for i in range(n)}, [], [], "nominal"
+    )
     ds = Dataset(frame, cb)
     doc = build_documentation(ds, weight="w", max_categories=200)
     root = build_ddi(doc)
@@ -416,13 +451,15 @@ def test_dates_booleans_categoricals_and_empty_columns(work):
 
     import frictionless
 
-    frame = pl.DataFrame({
-        "d": [dt.date(2020, 1, 1), dt.date(2020, 1, 2), None],
-        "b": [True, False, None],
-        "n": pl.Series([None, None, None], dtype=pl.Float64),
-        "c": pl.Series(["x", "y", "x"], dtype=pl.Categorical),
-        "t": [dt.datetime(2020, 1, 1, 3), None, dt.datetime(2021, 1, 1)],
-    })
+    frame = pl.DataFrame(
+        {
+            "d": [dt.date(2020, 1, 1), dt.date(2020, 1, 2), None],
+            "b": [True, False, None],
+            "n": pl.Series([None, None, None], dtype=pl.Float64),
+            "c": pl.Series(["x", "y", "x"], dtype=pl.Categorical),
+            "t": [dt.datetime(2020, 1, 1, 3), None, dt.datetime(2021, 1, 1)],
+        }
+    )
     paths = document(Dataset(frame, source=str(work / "odd.parquet")), work / "odd", validate=True)
     root = ET.parse(paths["ddi"]).getroot()
     assert validate_ddi(root) == []
@@ -431,7 +468,9 @@ def test_dates_booleans_categoricals_and_empty_columns(work):
     assert [s.text for s in v["n"].findall(N + "sumStat")] == ["0", "3"]  # all missing
     report = frictionless.validate(str(paths["datapackage"]))
     assert report.valid, report.flatten(["type", "note"])
-    types = {f["name"]: f["type"] for f in json.loads(paths["datapackage"].read_text())["resources"][0]["schema"]["fields"]}
+    types = {
+        f["name"]: f["type"] for f in json.loads(paths["datapackage"].read_text())["resources"][0]["schema"]["fields"]
+    }
     assert types == {"d": "date", "b": "boolean", "n": "number", "c": "string", "t": "datetime"}
 
 
@@ -489,12 +528,23 @@ def test_codebook_renders_in_headless_chromium(work, survey_file, study_file):
     url = paths["html"].resolve().as_uri()
     profile = work / "chromium-profile"
     profile.mkdir(exist_ok=True)
-    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}"]
+    base = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+    ]
     png = out / "codebook.png"
-    proc = subprocess.run([*base, f"--screenshot={png}", "--window-size=1280,3000", url],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*base, f"--screenshot={png}", "--window-size=1280,3000", url], capture_output=True, text=True, timeout=120
+    )
     assert png.exists(), proc.stderr[-2000:]
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
@@ -544,9 +594,18 @@ def test_datapackage_user_missing_codes_and_whole_floats(work):
     assert q["categories"] == [{"value": 1, "label": "Yes"}, {"value": 2, "label": "No"}]
     assert {"value": "98", "label": "Don't know"} in q["missingValues"]
     assert paths["csv"].read_text().splitlines()[1].startswith("1,x,0.5")
-    resource = frictionless.Resource(str(paths["csv"]), schema=frictionless.Schema.from_descriptor(
-        {"fields": [{"name": "q", "type": "integer", "missingValues": ["", "98"]},
-                    {"name": "t", "type": "string"}, {"name": "z", "type": "number"}]}))
+    resource = frictionless.Resource(
+        str(paths["csv"]),
+        schema=frictionless.Schema.from_descriptor(
+            {
+                "fields": [
+                    {"name": "q", "type": "integer", "missingValues": ["", "98"]},
+                    {"name": "t", "type": "string"},
+                    {"name": "z", "type": "number"},
+                ]
+            }
+        ),
+    )
     rows = resource.read_rows()
     assert [r["q"] for r in rows] == [1, 2, None, None]
 

@@ -118,7 +118,7 @@ class StubNada:
             return 404, {"status": "failed", "message": "not the API"}
         if headers.get("x-api-key") != KEY:
             return 403, {"status": "failed", "message": "Invalid API key"}
-        route = path[len(BASE):]
+        route = path[len(BASE) :]
         ctype = headers.get("content-type", "")
         if method == "POST" and route == "datasets/import_ddi":
             if not ctype.startswith("multipart/form-data"):
@@ -236,7 +236,10 @@ def test_payloads_validate_against_the_published_schemas(release):
     assert plan.tier == "suf" and plan.access_policy == "licensed" and plan.idno == "EX-SURVEY-2026-SUF"
     options = jsonschema.Draft4Validator(dataset_options_schema())
     resources = jsonschema.Draft7Validator(resource_schema())
-    dctypes = re.findall(r"`([a-z/]+)` - ", json.loads((SPEC / "resource-schema.json").read_text())["properties"]["dctype"]["description"])
+    dctypes = re.findall(
+        r"`([a-z/]+)` - ",
+        json.loads((SPEC / "resource-schema.json").read_text())["properties"]["dctype"]["description"],
+    )
     swagger_paths = _swagger()["paths"]
     seen = []
     for req in plan.requests:
@@ -256,7 +259,12 @@ def test_payloads_validate_against_the_published_schemas(release):
     assert seen[:2] == [("POST", "datasets/import_ddi"), ("PUT", "datasets/{x}")]
     assert ("POST", "datasets/{x}/resources") in seen and ("POST", "datasets/{x}/files/{resource_id}") in seen
     # every endpoint used is one the swagger documents
-    documented = {"datasets/import_ddi", "datasets/{IDNo}", "datasets/{datasetIDNo}/resources", "datasets/{datasetIDNo}/files/{resourceId}"}
+    documented = {
+        "datasets/import_ddi",
+        "datasets/{IDNo}",
+        "datasets/{datasetIDNo}/resources",
+        "datasets/{datasetIDNo}/files/{resourceId}",
+    }
     assert documented <= {p.lstrip("/") for p in swagger_paths}
 
 
@@ -313,8 +321,11 @@ def test_wrong_key_and_unreachable_server_are_clear_errors(release, nada):
 
 def test_refuses_internal_files_and_public_policy_for_a_suf(release):
     with pytest.raises(SafemicroError, match="never published"):
-        plan_publication(release["docs"], bundle=release["bundle"],
-                         extra=[Resource(release["bundle"] / "plan.lock.yaml", "doc/tec", "lock")])
+        plan_publication(
+            release["docs"],
+            bundle=release["bundle"],
+            extra=[Resource(release["bundle"] / "plan.lock.yaml", "doc/tec", "lock")],
+        )
     with pytest.raises(SafemicroError, match="cannot get the access policy"):
         plan_publication(release["docs"], bundle=release["bundle"], access_policy="public")
     with pytest.raises(SafemicroError, match="contradicts"):
@@ -334,31 +345,51 @@ def test_dry_run_writes_the_requests(release, tmp_path):
     assert first["method"] == "POST" and first["path"] == "datasets/import_ddi"
     assert first["files"]["file"]["filename"] == "ddi.xml" and len(first["files"]["file"]["sha256"]) == 64
     second = json.loads(paths[1].read_text())
-    assert second == {"name": "set_access_policy", "method": "PUT", "path": "datasets/EX-SURVEY-2026-SUF",
-                      "headers": {"X-API-KEY": "<redacted>", "Content-Type": "application/json"},
-                      "json": {"access_policy": "licensed", "published": 0}}
+    assert second == {
+        "name": "set_access_policy",
+        "method": "PUT",
+        "path": "datasets/EX-SURVEY-2026-SUF",
+        "headers": {"X-API-KEY": "<redacted>", "Content-Type": "application/json"},
+        "json": {"access_policy": "licensed", "published": 0},
+    }
     for p in paths:
         assert KEY not in p.read_text()
 
 
 def test_cli_publish_dry_run_and_send(release, nada, tmp_path, monkeypatch):
     runner = CliRunner()
-    res = runner.invoke(app, ["publish", str(release["docs"]), "--bundle", str(release["bundle"]),
-                              "--dry-run", str(tmp_path / "req")])
+    res = runner.invoke(
+        app, ["publish", str(release["docs"]), "--bundle", str(release["bundle"]), "--dry-run", str(tmp_path / "req")]
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "req" / "index.json").is_file() and nada.log == []
     questionnaire = tmp_path / "questionnaire.pdf"
     questionnaire.write_bytes(b"%PDF-1.4 fake")
     monkeypatch.setenv("SAFEMICRO_NADA_API_KEY", KEY)
-    res = runner.invoke(app, ["publish", str(release["docs"]), "--bundle", str(release["bundle"]), "--url", nada.url,
-                              "--resource", f"{questionnaire}=doc/qst:Questionnaire", "--log", str(tmp_path / "log.json")])
+    res = runner.invoke(
+        app,
+        [
+            "publish",
+            str(release["docs"]),
+            "--bundle",
+            str(release["bundle"]),
+            "--url",
+            nada.url,
+            "--resource",
+            f"{questionnaire}=doc/qst:Questionnaire",
+            "--log",
+            str(tmp_path / "log.json"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert any(r["dctype"] == "doc/qst" and r["title"] == "Questionnaire" for r in nada.resources.values())
     assert nada.files["questionnaire.pdf"] == b"%PDF-1.4 fake"
     log = json.loads((tmp_path / "log.json").read_text())
     assert log[0]["response"]["status"] == "success"
     monkeypatch.setenv("SAFEMICRO_NADA_API_KEY", "bad")
-    res = runner.invoke(app, ["publish", str(release["docs"]), "--bundle", str(release["bundle"]), "--url", nada.url, "--overwrite"])
+    res = runner.invoke(
+        app, ["publish", str(release["docs"]), "--bundle", str(release["bundle"]), "--url", nada.url, "--overwrite"]
+    )
     assert res.exit_code == 2 and "403" in res.output and "Traceback" not in res.output
 
 

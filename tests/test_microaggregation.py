@@ -3,20 +3,19 @@ values, strata, the fast variant, errors and the plan step."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import polars as pl
 import pytest
-from conftest import SDC_DATA, ref_csv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import safemicro.methods.aggregation as M
+from conftest import SDC_DATA, ref_csv
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.io.dataset import Codebook, VariableMeta
-import safemicro.methods.aggregation as M
-from safemicro.methods.base import ROW_ID, STEPS, StepContext
 from safemicro.methods.aggregation import microaggregation
+from safemicro.methods.base import ROW_ID, STEPS, StepContext
 from safemicro.pipeline import prepare_steps, run_steps
 from safemicro.plan import Plan, Roles, Targets
 from safemicro.utility.numeric import numeric_loss
@@ -244,7 +243,9 @@ def test_strata_aggregate_within_each_stratum():
     assert res.change.details["strata"] == 3 and res.change.details["n_groups"] == 30
     # each stratum on its own gives the same numbers
     alone = microaggregation(Dataset(frame.filter(pl.col("region") == 2)), variables=["x", "y"], k=3)
-    np.testing.assert_array_equal(out.filter(pl.col("region") == 2)["x"].to_numpy(), alone.dataset.frame["x"].to_numpy())
+    np.testing.assert_array_equal(
+        out.filter(pl.col("region") == 2)["x"].to_numpy(), alone.dataset.frame["x"].to_numpy()
+    )
     small = frame.with_columns(pl.when(pl.int_range(n) == 0).then(4).otherwise(pl.col("region")).alias("region"))
     with pytest.raises(SafemicroError, match="stratum region=4"):
         microaggregation(Dataset(small), variables=["x", "y"], k=3, strata=["region"])
@@ -314,14 +315,11 @@ def test_plan_step(testdata):
     params = spec.params.model_validate({})
     assert params.reads(ctx) == NV
     with pytest.raises(ValueError, match="numeric_keys"):
-        spec.params.model_validate({}).check(
-            StepContext(Roles(), Targets(), 1.0, 7, 1, tuple(testdata.columns))
-        )
+        spec.params.model_validate({}).check(StepContext(Roles(), Targets(), 1.0, 7, 1, tuple(testdata.columns)))
     with pytest.raises(ValueError):
         spec.params.model_validate({"k": 1})
     plan = Plan.from_yaml(
-        "roles: {numeric_keys: [expend, income, savings]}\n"
-        "steps:\n  - microaggregation: {k: 3, strata: urbrur}\n"
+        "roles: {numeric_keys: [expend, income, savings]}\nsteps:\n  - microaggregation: {k: 3, strata: urbrur}\n"
     )
     out, changes = run_steps(Dataset(testdata), prepare_steps(plan, testdata.columns, seed=1))
     assert changes[0].params["strata"] == ["urbrur"]
@@ -345,7 +343,14 @@ def test_household_level_microaggregation():
     assert per_hh.group_by("amount").len()["len"].min() >= 3  # shared by >= 3 households
     assert res.change.details["households"] == 300 and res.change.details["n_groups"] == 100
     np.testing.assert_allclose(per_hh["amount"].sum(), amount[np.unique(hh, return_index=True)[1]].sum(), rtol=1e-12)
-    ctx = StepContext(Roles(numeric_keys=["amount"], household="hh", household_level=["amount"]), Targets(), 1.0, 1, 1, tuple(frame.columns))
+    ctx = StepContext(
+        Roles(numeric_keys=["amount"], household="hh", household_level=["amount"]),
+        Targets(),
+        1.0,
+        1,
+        1,
+        tuple(frame.columns),
+    )
     params = STEPS["microaggregation"].params.model_validate({})
     assert params.reads(ctx) == ["amount", "hh"]
     text = STEPS["microaggregation"].describe(params, STEPS["microaggregation"].run(Dataset(frame), params, ctx).change)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from conftest import ref_csv
 
+from conftest import ref_csv
 from safemicro.risk.numeric import interval_disclosure, linkage_disclosure, outliers
 
 NV = ["expend", "income", "savings"]
@@ -23,9 +23,7 @@ def test_interval_disclosure_matches_sdcmicro_drisk(testdata, reference):
     )
     exp = reference["topBotCoding"]["sdcObj_income_top500000"]
     assert int((top["income"] != testdata["income"]).sum()) == exp["n_changed"]
-    np.testing.assert_allclose(
-        interval_disclosure(x, top.select(NV).to_numpy()), exp["risk_numeric_after"], rtol=1e-12
-    )
+    np.testing.assert_allclose(interval_disclosure(x, top.select(NV).to_numpy()), exp["risk_numeric_after"], rtol=1e-12)
 
 
 def test_linkage_disclosure(testdata):

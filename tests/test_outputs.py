@@ -13,9 +13,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import SDC_DATA
 from typer.testing import CliRunner
 
+from conftest import SDC_DATA
 from safemicro.cli import app
 from safemicro.errors import SafemicroError
 from safemicro.outputs import MARKER

@@ -85,7 +85,12 @@ def test_additive_noise_level_and_types():
     assert out["a"].dtype == pl.Float64
     assert out.select(ROW_ID, "label").equals(ds.frame.select(ROW_ID, "label"))
     assert res.change.details["noise_sd_relative"] == pytest.approx({"a": 0.1, "b": 0.1, "c": 0.1})
-    assert res.change.seed == 4 and res.change.params == {"variables": ["a", "b", "c"], "amount": 0.1, "method": "additive", "household": None}
+    assert res.change.seed == 4 and res.change.params == {
+        "variables": ["a", "b", "c"],
+        "amount": 0.1,
+        "method": "additive",
+        "household": None,
+    }
 
 
 def test_correlated_noise_has_covariance_amount_sigma():

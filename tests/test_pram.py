@@ -7,11 +7,11 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-from conftest import SDC_DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from conftest import SDC_DATA
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.io.dataset import Codebook, VariableMeta
@@ -178,9 +178,7 @@ def test_invariant_pram_preserves_marginals_in_expectation():
     runs = np.array(
         [
             _counts(
-                pram(ds, variables="v", keep=0.6, invariant=True, alpha=1.0, seed=s).dataset.frame[
-                    "v"
-                ],
+                pram(ds, variables="v", keep=0.6, invariant=True, alpha=1.0, seed=s).dataset.frame["v"],
                 cats,
             )
             for s in range(300)
@@ -190,12 +188,7 @@ def test_invariant_pram_preserves_marginals_in_expectation():
     assert (np.abs(runs.mean(axis=0) - original) < 3.5 * se + 1e-9).all()
     assert (runs.std(axis=0) > 0).all()  # it did perturb
     # the plain (non-invariant) matrix drifts towards the smaller categories: a biased marginal
-    plain = np.array(
-        [
-            _counts(pram(ds, variables="v", keep=0.6, seed=s).dataset.frame["v"], cats)
-            for s in range(50)
-        ]
-    )
+    plain = np.array([_counts(pram(ds, variables="v", keep=0.6, seed=s).dataset.frame["v"], cats) for s in range(50)])
     assert plain.mean(axis=0)[0] < original[0] - 100
 
 
@@ -204,10 +197,7 @@ def test_expected_counts_follow_the_given_matrix():
     ds = _labelled(values)
     matrix = {1: {1: 0.5, 2: 0.3, 3: 0.2}, 2: {2: 0.9, 1: 0.1}}
     runs = np.array(
-        [
-            _counts(pram(ds, variables="v", matrix=matrix, seed=s).dataset.frame["v"], [1, 2, 3])
-            for s in range(200)
-        ]
+        [_counts(pram(ds, variables="v", matrix=matrix, seed=s).dataset.frame["v"], [1, 2, 3]) for s in range(200)]
     )
     expected = np.array([600 * 0.5 + 400 * 0.1, 600 * 0.3 + 400 * 0.9, 600 * 0.2])
     np.testing.assert_allclose(runs.mean(axis=0), expected, rtol=0.02)

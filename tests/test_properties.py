@@ -83,9 +83,7 @@ def test_a_wildcard_never_lowers_fk(df, data):
     """
     row = data.draw(st.integers(0, df.height - 1))
     col = data.draw(st.sampled_from(KEYS))
-    suppressed = df.with_columns(
-        pl.when(pl.int_range(pl.len()) == row).then(None).otherwise(pl.col(col)).alias(col)
-    )
+    suppressed = df.with_columns(pl.when(pl.int_range(pl.len()) == row).then(None).otherwise(pl.col(col)).alias(col))
     before = build_key_table(df, KEYS).record_fk()
     after = build_key_table(suppressed, KEYS).record_fk()
     assert after[row] >= before[row] - 1e-9

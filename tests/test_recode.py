@@ -7,10 +7,10 @@ import copy
 import numpy as np
 import polars as pl
 import pytest
-from conftest import KV7
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import KV7
 from safemicro.assess import assess
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
@@ -32,9 +32,7 @@ def label_table(ds: Dataset, variable: str) -> dict[str, int]:
 
 
 def ctx_for(ds: Dataset, **roles) -> StepContext:
-    return StepContext(
-        roles=Roles(**roles), targets=Targets(), alpha=1.0, seed=1, index=1, columns=tuple(ds.columns)
-    )
+    return StepContext(roles=Roles(**roles), targets=Targets(), alpha=1.0, seed=1, index=1, columns=tuple(ds.columns))
 
 
 # -- sdcMicro parity ---------------------------------------------------------------------------
@@ -58,7 +56,12 @@ def test_equal_width_breaks_match_sdcmicro(testdata, reference):
     # the default labels for whole numbers are plain ranges over the same bands
     plain = global_recode(Dataset(testdata), variable="age", breaks=6)
     assert [b["label"] for b in plain.change.details["bands"]] == [
-        "-1 to 15", "16-31", "32-48", "49-64", "65-80", "81-96"
+        "-1 to 15",
+        "16-31",
+        "32-48",
+        "49-64",
+        "65-80",
+        "81-96",
     ]
     assert (plain.dataset.frame["age"] == res.dataset.frame["age"]).all()
 
@@ -115,7 +118,12 @@ def test_right_open_bands_with_range_labels_and_lower_codes():
     low = global_recode(ds, variable="age", breaks=breaks, right=False, codes="lower")
     assert low.dataset.frame["age"].to_list() == [0, 0, 5, 15, 18, 45, 60, 60]
     assert low.dataset.codebook.meta("age").value_labels[60] == "60-199"
-    assert global_recode(ds, variable="age", breaks=breaks, right=False, labels="interval").change.details["bands"][0]["label"] == "[0,5)"
+    assert (
+        global_recode(ds, variable="age", breaks=breaks, right=False, labels="interval").change.details["bands"][0][
+            "label"
+        ]
+        == "[0,5)"
+    )
 
 
 def test_explicit_labels_and_infinite_breaks():
@@ -268,7 +276,11 @@ def test_hierarchy_from_mapping_and_arx_csv(tmp_path):
     numeric = global_recode(ds, variable="origin", hierarchy={1: 10, 6: 20, 7: 10, 8: 20})
     assert numeric.dataset.frame["origin"].to_list() == [10, 20, 10, 20, 98, None]
     text = Dataset(pl.DataFrame({"s": ["a", "b", None]}))
-    assert global_recode(text, variable="s", hierarchy={"a": "ab", "b": "ab"}).dataset.frame["s"].to_list() == ["ab", "ab", None]
+    assert global_recode(text, variable="s", hierarchy={"a": "ab", "b": "ab"}).dataset.frame["s"].to_list() == [
+        "ab",
+        "ab",
+        None,
+    ]
     with pytest.raises(SafemicroError, match="no row"):
         global_recode(ds, variable="origin", hierarchy={1: "x"})
     with pytest.raises(SafemicroError, match="level"):
@@ -286,7 +298,10 @@ def test_example_plan_spellings_run_as_steps():
     steps = [
         ("recode", {"variable": "age", "breaks": [0, 5, 10, 15, 18, 25, 35, 45, 60, 200], "right": False}),
         ("topcode", {"variable": "hh_size", "value": 10}),
-        ("recode", {"variable": "origin", "map": {6: 9, 7: 9, 8: 9}, "labels": {9: "Other (Eritrea, Rwanda, Ethiopia)"}}),
+        (
+            "recode",
+            {"variable": "origin", "map": {6: 9, 7: 9, 8: 9}, "labels": {9: "Other (Eritrea, Rwanda, Ethiopia)"}},
+        ),
     ]
     current = ds
     for name, raw in steps:

@@ -23,8 +23,8 @@ from safemicro.errors import SafemicroError
 from safemicro.examples import SURVEY_PLAN, SURVEY_PUF_PLAN
 from safemicro.examples.survey import generate_survey
 from safemicro.keys import build_key_table
-from safemicro.plan import Plan
 from safemicro.outputs import MARKER
+from safemicro.plan import Plan
 from safemicro.release import verify_bundle
 
 SCRIPT = Path(sys.executable).parent / "safemicro"
@@ -123,7 +123,9 @@ def test_contract_release_keeps_columns_and_rows(testdata_bundle, testdata):
 def test_rerun_gives_identical_bytes(testdata_bundle, tmp_path):
     plan = tmp_path / "plan.yaml"
     plan.write_text(CONTRACT_PLAN)
-    result = CliRunner().invoke(app, ["anonymize", str(TESTDATA), "--plan", str(plan), "--out", str(tmp_path / "again")])
+    result = CliRunner().invoke(
+        app, ["anonymize", str(TESTDATA), "--plan", str(plan), "--out", str(tmp_path / "again")]
+    )
     assert result.exit_code == 0, result.output
     assert _tree(tmp_path / "again") == _tree(testdata_bundle)
 
@@ -193,7 +195,9 @@ def test_bad_plan_on_the_command_line_is_one_line_and_writes_nothing(tmp_path):
 def test_bad_data_names_the_step_and_the_column(tmp_path):
     data = tmp_path / "bad.csv"
     frame = pl.read_csv(TESTDATA).with_columns(pl.col("income").cast(pl.String))
-    frame = frame.with_columns(pl.when(pl.int_range(pl.len()) == 6).then(pl.lit("n/a")).otherwise(pl.col("income")).alias("income"))
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 6).then(pl.lit("n/a")).otherwise(pl.col("income")).alias("income")
+    )
     frame.write_csv(data)
     before = _digest(data)
     plan = tmp_path / "plan.yaml"
@@ -319,7 +323,9 @@ def test_unmet_targets_with_require_targets_write_nothing(tmp_path):
     plan = tmp_path / "plan.yaml"
     plan.write_text(_plan("  - recode: {variable: water, breaks: 3}\n", extra="targets: {k: 3}\n").to_yaml())
     out = tmp_path / "b"
-    result = CliRunner().invoke(app, ["anonymize", str(TESTDATA), "--plan", str(plan), "--out", str(out), "--require-targets"])
+    result = CliRunner().invoke(
+        app, ["anonymize", str(TESTDATA), "--plan", str(plan), "--out", str(out), "--require-targets"]
+    )
     assert result.exit_code == 3
     assert "not met" in result.output
     assert not out.exists()

@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 
 from conftest import KV7, SDC_DATA
-from test_report import CHROMIUM, _chromium, assert_self_contained
-
 from safemicro.plan import Plan
+from safemicro.release import anonymize, disclosure_risk_assessment, external_view
 from safemicro.report import plots
 from safemicro.report.release_report import (
     render_disclosure_risk_assessment,
@@ -26,7 +25,7 @@ from safemicro.report.release_report import (
     render_internal_report,
     risk_histogram,
 )
-from safemicro.release import anonymize, disclosure_risk_assessment, external_view
+from test_report import CHROMIUM, _chromium, assert_self_contained
 
 PLAN = f"""
 roles:
@@ -170,9 +169,11 @@ def test_internal_utility(report, internal, reference):
     # MDAV k = 3 on the three numeric keys: sdcMicro's IL1s, eigen and dRisk, as printed
     sdc = reference["microaggregation"]
     assert u["numeric"]["il1s"] == pytest.approx(sdc["utility"]["il1s"], rel=1e-9)
-    for label, value in [("IL1s (scaled by the standard deviation)", sdc["utility"]["il1s"]),
-                         ("Eigenvalue change of the correlation matrix", sdc["utility"]["eigen"]),
-                         ("Interval disclosure risk", sdc["risk_numeric_dRisk"])]:
+    for label, value in [
+        ("IL1s (scaled by the standard deviation)", sdc["utility"]["il1s"]),
+        ("Eigenvalue change of the correlation matrix", sdc["utility"]["eigen"]),
+        ("Interval disclosure risk", sdc["risk_numeric_dRisk"]),
+    ]:
         shown = re.search(rf"<dt>{re.escape(label)}[^<]*</dt><dd>([^<]+)</dd>", internal).group(1)
         assert float(shown.replace(",", "")) == pytest.approx(value, rel=5e-3), label
     table = re.search(r'<table class="utility-indicators">.*?</table>', internal, re.S).group(0)
@@ -221,7 +222,7 @@ def test_disclosure_risk_assessment_form(release, report, dra):
     assert '<div id="residual-risk" data-blank>' in dra
     assert "Signature of the reviewer" in dra
     assert _row(dra, "Records violating 3-anonymity") == ["281", "0"]
-    assert ("<span class=\"status pass\">pass</span>" if report["targets_met"] else "status fail") in dra
+    assert ('<span class="status pass">pass</span>' if report["targets_met"] else "status fail") in dra
     for m in form["methods"]:
         assert f"<code>{m['method']}</code>" in dra
     for seed in _seeds(report):
@@ -276,11 +277,19 @@ def make_report() -> dict:
     """A report of the shape ``anonymize`` builds, with hostile text in every free field."""
     rng = np.random.default_rng(3)
     risk = {
-        "n_records": 100, "keys": ["a", EVIL], "alpha": 1.0,
+        "n_records": 100,
+        "keys": ["a", EVIL],
+        "alpha": 1.0,
         "k_anonymity": {"n_distinct_keys": 40, "n_sample_uniques": 12, "violations": {"2": 12, "3": 30, "5": 60}},
         "global_risk": {"mean": 0.05, "percent": 5.0, "expected_reidentifications": 5.0},
-        "individual_risk": {"max": 0.5, "median": 0.02, "mad": 0.01, "n_above_0_1": 8, "n_risky": 3,
-                            "histogram": risk_histogram(rng.beta(0.5, 20, 100))},
+        "individual_risk": {
+            "max": 0.5,
+            "median": 0.02,
+            "mad": 0.01,
+            "n_above_0_1": 8,
+            "n_risky": 3,
+            "histogram": risk_histogram(rng.beta(0.5, 20, 100)),
+        },
         "household_risk": {"percent": 9.0, "expected_reidentifications": 9.0, "n_households": 30},
         "suda2": {"n_score_gt0": 9, "max_dis": 0.2, "sum_dis": 1.1, "attribute_contributions": {EVIL: 50.0}},
         "l_diversity": {EVIL: {"distinct": {"n_eq1": 4}}},
@@ -301,48 +310,143 @@ def make_report() -> dict:
         "input": {"file": EVIL + ".csv", "sha256": "ab" * 32, "n_records": 100, "n_variables": 4},
         "scenario": {"description": EVIL, "tier": "puf"},
         "targets": {"k": 3, "max_global_risk": 0.01, "max_individual_risk": 0.2},
-        "roles": {"direct_ids": ["name"], "keys": ["a", EVIL], "numeric_keys": ["x"], "sensitive": [],
-                  "weight": "w", "household": "h", "strata": None, "cluster": None, "ghost": {},
-                  "household_level": []},
-        "release_info": {"title": EVIL, "unit": EVIL, "sampling": "", "reviewer": "", "date": "",
-                         "residual_risk": ""},
+        "roles": {
+            "direct_ids": ["name"],
+            "keys": ["a", EVIL],
+            "numeric_keys": ["x"],
+            "sensitive": [],
+            "weight": "w",
+            "household": "h",
+            "strata": None,
+            "cluster": None,
+            "ghost": {},
+            "household_level": [],
+        },
+        "release_info": {"title": EVIL, "unit": EVIL, "sampling": "", "reviewer": "", "date": "", "residual_risk": ""},
         "seed": 8675309,
         "steps": [
-            {"index": 1, "name": "local_suppression", "params": {"k": 3, "keys": ["a", EVIL]},
-             "changed": {EVIL: 2}, "suppressed": {EVIL: 2}, "records_touched": 2, "seed": None,
-             "details": {"note": EVIL}, "notes": [EVIL], "description": EVIL, "perturbative": False},
-            {"index": 2, "name": "pram", "params": {"variables": ["a"], "keep": 0.8, "seed": 5551212},
-             "changed": {"a": 7}, "suppressed": {}, "records_touched": 7, "seed": 5551212,
-             "details": {"transition_matrix": [[0.8, 0.2], [0.2, 0.8]]}, "notes": [],
-             "description": "PRAM kept about 80 % of the values of a.", "perturbative": True},
+            {
+                "index": 1,
+                "name": "local_suppression",
+                "params": {"k": 3, "keys": ["a", EVIL]},
+                "changed": {EVIL: 2},
+                "suppressed": {EVIL: 2},
+                "records_touched": 2,
+                "seed": None,
+                "details": {"note": EVIL},
+                "notes": [EVIL],
+                "description": EVIL,
+                "perturbative": False,
+            },
+            {
+                "index": 2,
+                "name": "pram",
+                "params": {"variables": ["a"], "keep": 0.8, "seed": 5551212},
+                "changed": {"a": 7},
+                "suppressed": {},
+                "records_touched": 7,
+                "seed": 5551212,
+                "details": {"transition_matrix": [[0.8, 0.2], [0.2, 0.8]]},
+                "notes": [],
+                "description": "PRAM kept about 80 % of the values of a.",
+                "perturbative": True,
+            },
         ],
-        "risk_before": risk, "risk_after": after, "checks": checks, "targets_met": True,
+        "risk_before": risk,
+        "risk_after": after,
+        "checks": checks,
+        "targets_met": True,
         "utility": {
             "design": {"variance": EVIL, "confidence_level": 0.95},
             "variables": [
-                {"variable": "a", "role": "key", "kind": "categorical", "status": "kept", "changed": 7,
-                 "suppressed": 0, "missing_before": 0, "missing_after": 0, "tvd": 0.02, "hellinger": 0.03,
-                 "categories_before": 2, "categories_after": 2, "marginal": marginal},
-                {"variable": EVIL, "role": "key", "kind": "categorical", "status": "kept", "changed": 2,
-                 "suppressed": 2, "missing_before": 0, "missing_after": 2, "marginal": marginal},
-                {"variable": "x", "role": "numeric_key", "kind": "numeric", "status": "kept", "changed": 0,
-                 "suppressed": 0, "mean_before": 10.0, "mean_after": 10.0, "quantile_probs": [0, 0.5, 1],
-                 "quantiles_before": [1, 10, 20], "quantiles_after": [1, 11, 19]},
+                {
+                    "variable": "a",
+                    "role": "key",
+                    "kind": "categorical",
+                    "status": "kept",
+                    "changed": 7,
+                    "suppressed": 0,
+                    "missing_before": 0,
+                    "missing_after": 0,
+                    "tvd": 0.02,
+                    "hellinger": 0.03,
+                    "categories_before": 2,
+                    "categories_after": 2,
+                    "marginal": marginal,
+                },
+                {
+                    "variable": EVIL,
+                    "role": "key",
+                    "kind": "categorical",
+                    "status": "kept",
+                    "changed": 2,
+                    "suppressed": 2,
+                    "missing_before": 0,
+                    "missing_after": 2,
+                    "marginal": marginal,
+                },
+                {
+                    "variable": "x",
+                    "role": "numeric_key",
+                    "kind": "numeric",
+                    "status": "kept",
+                    "changed": 0,
+                    "suppressed": 0,
+                    "mean_before": 10.0,
+                    "mean_after": 10.0,
+                    "quantile_probs": [0, 0.5, 1],
+                    "quantiles_before": [1, 10, 20],
+                    "quantiles_after": [1, 11, 19],
+                },
                 {"variable": "name", "role": "direct_id", "kind": "id", "status": "removed"},
             ],
             "numeric": {"variables": ["x"], "il1s": 1.5, "eigen": 0.01, "interval_disclosure": 0.3},
             "tables": [{"variables": ["a", EVIL], "status": "kept", "tvd": 0.1, "hellinger": 0.1}],
-            "indicators": [{"indicator": EVIL, "variable": "a", "kind": "proportion", "value": 2,
-                            "value_label": EVIL, "by": None, "before": side, "after": side,
-                            "difference": 0.0, "relative_difference": 0.0, "ci_overlap": 1.0}],
-            "regressions": [{"outcome": "x", "predictors": [EVIL], "kind": "linear", "weighted": True,
-                             "n_before": 100, "n_after": 100, "mean_ci_overlap": -0.5,
-                             "coefficients": [{"term": EVIL, "before": side, "after": side, "difference": 0.0,
-                                               "relative_difference": 0.0, "ci_overlap": -0.5}]}],
+            "indicators": [
+                {
+                    "indicator": EVIL,
+                    "variable": "a",
+                    "kind": "proportion",
+                    "value": 2,
+                    "value_label": EVIL,
+                    "by": None,
+                    "before": side,
+                    "after": side,
+                    "difference": 0.0,
+                    "relative_difference": 0.0,
+                    "ci_overlap": 1.0,
+                }
+            ],
+            "regressions": [
+                {
+                    "outcome": "x",
+                    "predictors": [EVIL],
+                    "kind": "linear",
+                    "weighted": True,
+                    "n_before": 100,
+                    "n_after": 100,
+                    "mean_ci_overlap": -0.5,
+                    "coefficients": [
+                        {
+                            "term": EVIL,
+                            "before": side,
+                            "after": side,
+                            "difference": 0.0,
+                            "relative_difference": 0.0,
+                            "ci_overlap": -0.5,
+                        }
+                    ],
+                }
+            ],
             "notes": [EVIL],
         },
-        "release": {"n_records": 100, "variables": ["a", EVIL, "x"], "removed_variables": ["name"],
-                    "roles": {}, "files": {"data": EVIL + ".csv"}},
+        "release": {
+            "n_records": 100,
+            "variables": ["a", EVIL, "x"],
+            "removed_variables": ["name"],
+            "roles": {},
+            "files": {"data": EVIL + ".csv"},
+        },
         "warnings": [EVIL],
     }
 
@@ -376,10 +480,26 @@ def test_hand_made_report_renders_every_part():
     assert "Direct identifiers" in pages["dra"] and "<code>name</code>" in pages["dra"]
 
 
-@pytest.mark.parametrize("section", [
-    "safemicro_version", "input", "scenario", "targets", "roles", "release_info", "seed", "steps",
-    "risk_before", "risk_after", "checks", "targets_met", "utility", "release", "warnings",
-])
+@pytest.mark.parametrize(
+    "section",
+    [
+        "safemicro_version",
+        "input",
+        "scenario",
+        "targets",
+        "roles",
+        "release_info",
+        "seed",
+        "steps",
+        "risk_before",
+        "risk_after",
+        "checks",
+        "targets_met",
+        "utility",
+        "release",
+        "warnings",
+    ],
+)
 def test_internal_survives_missing_or_null_sections(section, quick_figures):
     for mode in ("missing", "none"):
         report = make_report()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import os
 import re
 import shutil
@@ -14,8 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from safemicro.report import render_risk_report, write_risk_report
-from safemicro.report import plots
+from safemicro.report import plots, render_risk_report, write_risk_report
 from safemicro.report.risk_report import fmt_int, fmt_num, fmt_pct, fmt_prob
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
@@ -27,15 +25,17 @@ def make_records(n: int = 4580, n_households: int = 1000, seed: int = 7) -> pl.D
     """A household-survey-like per-record risk frame: fk, Fk, risk, hh_risk, SUDA, l-div."""
     rng = np.random.default_rng(seed)
     hid = np.sort(rng.integers(0, n_households, n))
-    frame = pl.DataFrame({
-        "hid": hid,
-        "urbrur": rng.choice([1, 2], n, p=[0.7, 0.3]),
-        "roof": rng.choice([1, 2, 3, 4, 9], n, p=[0.5, 0.3, 0.15, 0.04, 0.01]),
-        "walls": rng.choice([1, 2, 3], n, p=[0.6, 0.3, 0.1]),
-        "water": rng.choice(np.arange(1, 9), n, p=[0.3, 0.2, 0.15, 0.1, 0.1, 0.08, 0.05, 0.02]),
-        "sex": rng.choice([1, 2], n),
-        "w": rng.gamma(2.0, 450.0, n).round(2) + 20.0,
-    })
+    frame = pl.DataFrame(
+        {
+            "hid": hid,
+            "urbrur": rng.choice([1, 2], n, p=[0.7, 0.3]),
+            "roof": rng.choice([1, 2, 3, 4, 9], n, p=[0.5, 0.3, 0.15, 0.04, 0.01]),
+            "walls": rng.choice([1, 2, 3], n, p=[0.6, 0.3, 0.1]),
+            "water": rng.choice(np.arange(1, 9), n, p=[0.3, 0.2, 0.15, 0.1, 0.1, 0.08, 0.05, 0.02]),
+            "sex": rng.choice([1, 2], n),
+            "w": rng.gamma(2.0, 450.0, n).round(2) + 20.0,
+        }
+    )
     keys = ["urbrur", "roof", "walls", "water", "sex"]
     frame = frame.with_columns(
         pl.len().over(keys).alias("fk"),
@@ -63,8 +63,20 @@ def make_summary() -> dict:
         {"name": "walls", "role": "key", "label": "Main material of the walls", "n_distinct": 3, "n_missing": 12},
         {"name": "water", "role": "key", "label": "Main source of drinking water", "n_distinct": 8, "n_missing": 0},
         {"name": "sex", "role": "key", "label": "Sex of the individual", "n_distinct": 2, "n_missing": 0},
-        {"name": "relat", "role": "key", "label": "Relationship to head <script>alert(1)</script>", "n_distinct": 9, "n_missing": 3},
-        {"name": "income", "role": "numeric_key", "label": "Household income (USD/month)", "n_distinct": 3120, "n_missing": 1530},
+        {
+            "name": "relat",
+            "role": "key",
+            "label": "Relationship to head <script>alert(1)</script>",
+            "n_distinct": 9,
+            "n_missing": 3,
+        },
+        {
+            "name": "income",
+            "role": "numeric_key",
+            "label": "Household income (USD/month)",
+            "n_distinct": 3120,
+            "n_missing": 1530,
+        },
         {"name": "electcon", "role": "sensitive", "label": "Electricity connection", "n_distinct": 3, "n_missing": 0},
         {"name": "sampling_weight", "role": "weight", "label": None, "n_distinct": 1023, "n_missing": 0},
         {"name": "ori_hid", "role": "household", "label": "Household id", "n_distinct": 1000, "n_missing": 0},
@@ -75,53 +87,116 @@ def make_summary() -> dict:
         "source": "data/sdcmicro/testdata.dta",
         "generated_at": "2025-03-14 10:22 UTC",
         "n_records": 4580,
-        "roles": {"keys": ["urbrur", "roof", "walls", "water", "sex", "relat"],
-                  "numeric_keys": ["income"], "sensitive": ["electcon"],
-                  "weight": "sampling_weight", "household": "ori_hid", "direct_ids": ["phone"],
-                  "strata": None, "cluster": None},
+        "roles": {
+            "keys": ["urbrur", "roof", "walls", "water", "sex", "relat"],
+            "numeric_keys": ["income"],
+            "sensitive": ["electcon"],
+            "weight": "sampling_weight",
+            "household": "ori_hid",
+            "direct_ids": ["phone"],
+            "strata": None,
+            "cluster": None,
+        },
         "variables": variables,
-        "scenario": {"description": "Nosy neighbour: a camp resident knows the dwelling "
-                                    "(roof, walls, water) and the household composition of "
-                                    "their neighbours, and can match them in the file.",
-                     "tier": "puf"},
+        "scenario": {
+            "description": "Nosy neighbour: a camp resident knows the dwelling "
+            "(roof, walls, water) and the household composition of "
+            "their neighbours, and can match them in the file.",
+            "tier": "puf",
+        },
         "targets": {"k": 3, "max_global_risk": 0.01, "max_individual_risk": 0.05},
         "alpha": 1.0,
         "k_anonymity": {"n_distinct_keys": 1063, "violations": {"2": 157, "3": 281, "5": 458}},
-        "global_risk": {"mean": 0.00235, "expected_reidentifications": 10.78, "percent": 0.235,
-                        "threshold": None, "max_global_risk": 0.01},
-        "household_risk": {"mean": 0.00871, "expected_reidentifications": 39.9, "percent": 0.871,
-                           "n_households": 1000,
-                           "household_sizes": {"1": 120, "2": 200, "3": 230, "4": 190, "5": 120,
-                                               "6": 70, "7": 40, "8": 20, "10": 6, "14": 4}},
-        "individual_risk": {"max": 0.0465, "n_above_0_1": 0, "n_risky": 0,
-                            "median": 0.0011, "mad": 0.0009},
+        "global_risk": {
+            "mean": 0.00235,
+            "expected_reidentifications": 10.78,
+            "percent": 0.235,
+            "threshold": None,
+            "max_global_risk": 0.01,
+        },
+        "household_risk": {
+            "mean": 0.00871,
+            "expected_reidentifications": 39.9,
+            "percent": 0.871,
+            "n_households": 1000,
+            "household_sizes": {
+                "1": 120,
+                "2": 200,
+                "3": 230,
+                "4": 190,
+                "5": 120,
+                "6": 70,
+                "7": 40,
+                "8": 20,
+                "10": 6,
+                "14": 4,
+            },
+        },
+        "individual_risk": {"max": 0.0465, "n_above_0_1": 0, "n_risky": 0, "median": 0.0011, "mad": 0.0009},
         "riskiest_keys": [
-            {"values": {"urbrur": 1, "roof": 9, "walls": 3, "water": 8, "sex": 2, "relat": 7},
-             "fk": 1, "Fk": 100.0, "risk": 0.0465, "n_records": 1},
-            {"values": {"urbrur": 2, "roof": 4, "walls": 3, "water": 7, "sex": 1, "relat": None},
-             "fk": 1, "Fk": 118.5, "risk": 0.0402, "n_records": 1},
-            {"values": {"urbrur": 1, "roof": 4, "walls": 2, "water": 8, "sex": 1, "relat": 9},
-             "fk": 2, "Fk": 1234.25, "risk": 0.0016, "n_records": 2},
+            {
+                "values": {"urbrur": 1, "roof": 9, "walls": 3, "water": 8, "sex": 2, "relat": 7},
+                "fk": 1,
+                "Fk": 100.0,
+                "risk": 0.0465,
+                "n_records": 1,
+            },
+            {
+                "values": {"urbrur": 2, "roof": 4, "walls": 3, "water": 7, "sex": 1, "relat": None},
+                "fk": 1,
+                "Fk": 118.5,
+                "risk": 0.0402,
+                "n_records": 1,
+            },
+            {
+                "values": {"urbrur": 1, "roof": 4, "walls": 2, "water": 8, "sex": 1, "relat": 9},
+                "fk": 2,
+                "Fk": 1234.25,
+                "risk": 0.0016,
+                "n_records": 2,
+            },
         ],
-        "suda2": {"n_score_gt0": 157, "sum_score": 4890, "max_score": 720, "sum_dis": 9.83,
-                  "max_dis": 0.678,
-                  "dis_table": {"== 0": 4423, "(0.0, 0.1]": 122, "(0.1, 0.2]": 21,
-                                "(0.2, 0.3]": 9, "(0.3, 0.4]": 3, "(0.4, 0.5]": 1, "> 0.5": 1},
-                  "attribute_contributions": {"urbrur": 12.04, "roof": 21.7, "walls": 15.2,
-                                              "water": 30.6, "sex": 5.1, "relat": 15.36},
-                  "level_contributions": {"urbrur": {"1": 79.9, "2": 20.1},
-                                          "roof": {"1": 20.0, "9": 80.0}}},
-        "l_diversity": {"electcon": {
-            "distinct": {"min": 1, "mean": 2.37, "n_eq1": 579, "n_lt2": 579},
-            "entropy": {"min": 1.0, "mean": 1.91, "n_eq1": 579, "n_lt2": 812},
-            "recursive": {"c": 2, "l": 2, "n_violating": 640}}},
-        "numeric_risk": {"income": {"n_outliers": 12, "outlier_rule": "> p99 + 3·IQR",
-                                    "max": 125000.0, "p99": 8450.5}},
+        "suda2": {
+            "n_score_gt0": 157,
+            "sum_score": 4890,
+            "max_score": 720,
+            "sum_dis": 9.83,
+            "max_dis": 0.678,
+            "dis_table": {
+                "== 0": 4423,
+                "(0.0, 0.1]": 122,
+                "(0.1, 0.2]": 21,
+                "(0.2, 0.3]": 9,
+                "(0.3, 0.4]": 3,
+                "(0.4, 0.5]": 1,
+                "> 0.5": 1,
+            },
+            "attribute_contributions": {
+                "urbrur": 12.04,
+                "roof": 21.7,
+                "walls": 15.2,
+                "water": 30.6,
+                "sex": 5.1,
+                "relat": 15.36,
+            },
+            "level_contributions": {"urbrur": {"1": 79.9, "2": 20.1}, "roof": {"1": 20.0, "9": 80.0}},
+        },
+        "l_diversity": {
+            "electcon": {
+                "distinct": {"min": 1, "mean": 2.37, "n_eq1": 579, "n_lt2": 579},
+                "entropy": {"min": 1.0, "mean": 1.91, "n_eq1": 579, "n_lt2": 812},
+                "recursive": {"c": 2, "l": 2, "n_violating": 640},
+            }
+        },
+        "numeric_risk": {"income": {"n_outliers": 12, "outlier_rule": "> p99 + 3·IQR", "max": 125000.0, "p99": 8450.5}},
         "checks": [
-            {"target": "k=3", "value": 281, "passed": False,
-             "message": "281 records violate 3-anonymity"},
-            {"target": "max_global_risk=0.01", "value": 0.00235, "passed": True,
-             "message": "global risk 0.235 % is below 1 %"},
+            {"target": "k=3", "value": 281, "passed": False, "message": "281 records violate 3-anonymity"},
+            {
+                "target": "max_global_risk=0.01",
+                "value": 0.00235,
+                "passed": True,
+                "message": "global risk 0.235 % is below 1 %",
+            },
         ],
     }
 
@@ -182,9 +257,22 @@ def test_page_is_one_self_contained_document(html):
 
 
 def test_headline_numbers_formatted(html):
-    for text in ["4,580", "1,063", "157", "281", "458", "0.235 %", "10.78 expected re-identifications",
-                 "0.871 %", "1,000 households", "0.0465", "data/sdcmicro/testdata.dta",
-                 "2025-03-14 10:22 UTC", "0.1.0", "PUF"]:
+    for text in [
+        "4,580",
+        "1,063",
+        "157",
+        "281",
+        "458",
+        "0.235 %",
+        "10.78 expected re-identifications",
+        "0.871 %",
+        "1,000 households",
+        "0.0465",
+        "data/sdcmicro/testdata.dta",
+        "2025-03-14 10:22 UTC",
+        "0.1.0",
+        "PUF",
+    ]:
         assert text in html, text
     # k = 3 is the target and 281 records violate it: that card is marked as failing
     card = re.search(r'<div class="card fail" data-card="k3">.*?</div>\s*</div>', html, re.S)
@@ -195,8 +283,17 @@ def test_headline_numbers_formatted(html):
 
 
 def test_sections_present(html):
-    for anchor in ["headline", "variables", "scenario", "risk", "riskiest", "suda",
-                   "ldiversity", "numeric", "glossary"]:
+    for anchor in [
+        "headline",
+        "variables",
+        "scenario",
+        "risk",
+        "riskiest",
+        "suda",
+        "ldiversity",
+        "numeric",
+        "glossary",
+    ]:
         assert f'id="{anchor}"' in html, anchor
     assert "Nosy neighbour" in html
     assert "Benedetti" in html
@@ -254,11 +351,28 @@ def test_hostile_names_escaped_everywhere(records):
     assert_self_contained(page)
 
 
-@pytest.mark.parametrize("section", [
-    "scenario", "targets", "k_anonymity", "global_risk", "household_risk", "individual_risk",
-    "riskiest_keys", "suda2", "l_diversity", "numeric_risk", "checks", "variables", "roles",
-    "alpha", "generated_at", "source", "safemicro_version",
-])
+@pytest.mark.parametrize(
+    "section",
+    [
+        "scenario",
+        "targets",
+        "k_anonymity",
+        "global_risk",
+        "household_risk",
+        "individual_risk",
+        "riskiest_keys",
+        "suda2",
+        "l_diversity",
+        "numeric_risk",
+        "checks",
+        "variables",
+        "roles",
+        "alpha",
+        "generated_at",
+        "source",
+        "safemicro_version",
+    ],
+)
 def test_each_section_may_be_none_or_missing(records, section):
     for mode in ("none", "missing"):
         summary = make_summary()
@@ -273,8 +387,16 @@ def test_each_section_may_be_none_or_missing(records, section):
 
 def test_none_sections_are_omitted(records):
     summary = make_summary()
-    for section in ["scenario", "targets", "household_risk", "riskiest_keys", "suda2",
-                    "l_diversity", "numeric_risk", "checks"]:
+    for section in [
+        "scenario",
+        "targets",
+        "household_risk",
+        "riskiest_keys",
+        "suda2",
+        "l_diversity",
+        "numeric_risk",
+        "checks",
+    ]:
         summary[section] = None
     page = render_risk_report(summary, records)
     for anchor in ["scenario", "riskiest", "suda", "ldiversity", "numeric"]:
@@ -306,8 +428,13 @@ def test_minimal_inputs():
 
 
 def test_records_without_optional_columns():
-    frame = pl.DataFrame({"fk": [1, 2, 2, 5, 5, 5, 5, 5], "Fk": [3.0, 40, 40, 90, 90, 90, 90, 90],
-                          "risk": [0.5, 0.03, 0.03, 0.01, 0.01, 0.01, 0.01, 0.01]})
+    frame = pl.DataFrame(
+        {
+            "fk": [1, 2, 2, 5, 5, 5, 5, 5],
+            "Fk": [3.0, 40, 40, 90, 90, 90, 90, 90],
+            "risk": [0.5, 0.03, 0.03, 0.01, 0.01, 0.01, 0.01, 0.01],
+        }
+    )
     page = render_risk_report({"n_records": 8}, frame)
     assert page.count("<svg") == 2
     assert 'data-plot="risk-distribution"' in page
@@ -356,10 +483,21 @@ def test_write_failure_leaves_no_temp(tmp_path, monkeypatch, records):
 def _chromium(args: list[str], tmp_path: Path, timeout: int = 180) -> subprocess.CompletedProcess:
     profile = tmp_path / "chromium-profile"
     profile.mkdir(exist_ok=True)
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-           "--no-first-run", "--disable-background-networking", "--disable-component-update",
-           "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
-           f"--user-data-dir={profile}", *args]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -391,10 +529,20 @@ def test_assess_shapes_numeric_variables_warnings_labels(records):
     """Shapes the assess module writes: numeric_risk.variables, warnings, value labels."""
     summary = make_summary()
     summary["numeric_risk"] = {
-        "variables": {"income": {"n_outliers": 0, "outlier_rule": "modified z-score > 3.5",
-                                 "min": 2897.484, "median": 50750000.0, "p99": 99100000.0,
-                                 "max": 100000000.0, "n_missing": 0}},
-        "interval_disclosure": 1.0, "n_records_with_outlier": 0}
+        "variables": {
+            "income": {
+                "n_outliers": 0,
+                "outlier_rule": "modified z-score > 3.5",
+                "min": 2897.484,
+                "median": 50750000.0,
+                "p99": 99100000.0,
+                "max": 100000000.0,
+                "n_missing": 0,
+            }
+        },
+        "interval_disclosure": 1.0,
+        "n_records_with_outlier": 0,
+    }
     summary["warnings"] = ["weights below 1: 3 keys have Fk < fk"]
     summary["riskiest_keys"][0]["labels"] = {"urbrur": "Urban <area>"}
     summary["k_anonymity"]["n_sample_uniques"] = 157

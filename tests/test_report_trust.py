@@ -54,23 +54,27 @@ def _survey() -> Dataset:
     n = len(hid)
     urbrur = np.repeat(rng.integers(1, 3, n_hh), size)
     income = np.repeat(np.round(rng.lognormal(8, 1, n_hh), 2), size)
-    frame = pl.DataFrame({
-        "hid": hid.astype(float),
-        "resp_name": [f"Person {i}" for i in range(n)],
-        "phone": [f"+999 7{i:07d}" for i in range(n)],
-        "cluster": np.repeat(rng.integers(1, 9, n_hh), size).astype(float),
-        "urbrur": urbrur.astype(float),
-        "sex": rng.integers(1, 3, n).astype(float),
-        "age": rng.integers(0, 90, n).astype(float),
-        "income": income,
-        "weight": np.repeat(np.round(rng.uniform(50, 150, n_hh), 4), size),
-    })
-    cb = Codebook(variables={
-        "urbrur": VariableMeta("urbrur", "Area", {1: "urban", 2: "rural"}),
-        "sex": VariableMeta("sex", "Sex", {1: "male", 2: "female"}),
-        "age": VariableMeta("age", "Age in completed years"),
-        "income": VariableMeta("income", "Household income"),
-    })
+    frame = pl.DataFrame(
+        {
+            "hid": hid.astype(float),
+            "resp_name": [f"Person {i}" for i in range(n)],
+            "phone": [f"+999 7{i:07d}" for i in range(n)],
+            "cluster": np.repeat(rng.integers(1, 9, n_hh), size).astype(float),
+            "urbrur": urbrur.astype(float),
+            "sex": rng.integers(1, 3, n).astype(float),
+            "age": rng.integers(0, 90, n).astype(float),
+            "income": income,
+            "weight": np.repeat(np.round(rng.uniform(50, 150, n_hh), 4), size),
+        }
+    )
+    cb = Codebook(
+        variables={
+            "urbrur": VariableMeta("urbrur", "Area", {1: "urban", 2: "rural"}),
+            "sex": VariableMeta("sex", "Sex", {1: "male", 2: "female"}),
+            "age": VariableMeta("age", "Age in completed years"),
+            "income": VariableMeta("income", "Household income"),
+        }
+    )
     return Dataset(frame, cb)
 
 
@@ -135,11 +139,15 @@ def test_step_and_variable_counts_agree(report):
     # a recoded value later suppressed counts once per variable
     assert max(recode, supp) <= per_variable["age"]["changed"] <= recode + supp
     # banding changes what every age says, even where a band code equals the age (1 -> band 1)
-    assert recode == per_variable["age"]["changed"] == report["input"]["n_records"] - per_variable["age"]["missing_before"]
+    assert (
+        recode == per_variable["age"]["changed"] == report["input"]["n_records"] - per_variable["age"]["missing_before"]
+    )
     # numbers compare as numbers: an id written 12.0 before and 12 after is not changed
     from safemicro.methods.base import cells_differ
 
-    differ, suppressed = cells_differ(pl.Series([1.0, 2.0, None, float("nan"), 5.0]), pl.Series([1, 3, None, None, None]))
+    differ, suppressed = cells_differ(
+        pl.Series([1.0, 2.0, None, float("nan"), 5.0]), pl.Series([1, 3, None, None, None])
+    )
     assert differ.tolist() == [False, True, False, False, True]
     assert suppressed.tolist() == [False, False, False, False, True]
     # with the value labels of a recode: what the value says counts
@@ -172,9 +180,18 @@ def test_external_mentions_capping_only_when_values_were_capped(report, external
     assert not [s for s in report["steps"] if s["name"] in ("topcode", "bottomcode")]
     assert "capped" not in _text(external).lower()
     capped = dict(report)
-    capped["steps"] = [*report["steps"], {"index": 9, "name": "topcode", "description": "Top coding.",
-                                          "changed": {"income": 4}, "suppressed": {"income": 0},
-                                          "records_touched": 4, "perturbative": False}]
+    capped["steps"] = [
+        *report["steps"],
+        {
+            "index": 9,
+            "name": "topcode",
+            "description": "Top coding.",
+            "changed": {"income": 4},
+            "suppressed": {"income": 0},
+            "records_touched": 4,
+            "perturbative": False,
+        },
+    ]
     from safemicro.release import external_view
 
     assert "Extreme values were capped" in _text(render_external_report(external_view(capped)))
@@ -196,18 +213,27 @@ def risk_page() -> str:
 
 
 def _cards(page: str) -> dict[str, str]:
-    return {m.group(1): m.group(2) for m in re.finditer(
-        r'<div class="card[^"]*" data-card="([^"]+)">(.*?)</div>\s*(?=<div class="card|</div>)', page, re.S)}
+    return {
+        m.group(1): m.group(2)
+        for m in re.finditer(
+            r'<div class="card[^"]*" data-card="([^"]+)">(.*?)</div>\s*(?=<div class="card|</div>)', page, re.S
+        )
+    }
 
 
 def test_risk_cards_say_what_they_mean_and_agree_with_checks(risk_page):
-    cards = {k: (re.search(r'class="card ?([a-z]*)"', risk_page[risk_page.index(f'data-card="{k}"') - 40:]).group(1), v)
-             for k, v in _cards(risk_page).items()}
+    cards = {
+        k: (re.search(r'class="card ?([a-z]*)"', risk_page[risk_page.index(f'data-card="{k}"') - 40 :]).group(1), v)
+        for k, v in _cards(risk_page).items()
+    }
     assert {"records", "global-risk", "household-risk", "max-risk"} <= set(cards)
     for key, (status, body) in cards.items():
         assert 'class="means"' in body, key
     # household risk is not in the checks table: its card is neither passed nor failed
-    assert "household risk" not in _text(risk_page.split("Checks against the targets")[1]).split("Variables and their roles")[0].lower()
+    assert (
+        "household risk"
+        not in _text(risk_page.split("Checks against the targets")[1]).split("Variables and their roles")[0].lower()
+    )
     status, body = cards["household-risk"]
     assert status not in ("pass", "fail") and "no target in the plan" in _text(body)
     assert "misses" not in _text(body).lower()
@@ -246,8 +272,10 @@ def test_tidy_numbers_rules():
     from safemicro.io.numbers import format_decimals, tidy_numbers
 
     assert [format_decimals(f) for f in ("F8.2", "F8", "%9.2f", "%8.0g", "A20", None)] == [2, 0, 2, None, None, None]
-    ds = Dataset(pl.DataFrame({"code": [1.0, 2.0, None], "x": [1.23456789, 2.5, 3.0], "big": [1e20, 2.5, None]}),
-                 Codebook(variables={"code": VariableMeta("code", value_labels={1: "a", 2: "b"})}))
+    ds = Dataset(
+        pl.DataFrame({"code": [1.0, 2.0, None], "x": [1.23456789, 2.5, 3.0], "big": [1e20, 2.5, None]}),
+        Codebook(variables={"code": VariableMeta("code", value_labels={1: "a", 2: "b"})}),
+    )
     out = tidy_numbers(ds, {"x": 2})
     assert out["code"].dtype == pl.Int64 and out["code"].to_list() == [1, 2, None]
     assert out["x"].to_list() == [1.23, 2.5, 3.0] and out["big"].to_list() == [1e20, 2.5, None]
@@ -282,8 +310,9 @@ def test_recoded_variable_label_says_what_it_holds(bundle):
     assert read(folder / "survey.sav").codebook.meta("age").label.startswith("Age in completed years (banded: 0-14")
     from safemicro.methods.recode import global_recode
 
-    again = global_recode(release.dataset, variable="age", map={1: 1, 2: 1, 3: 2, 4: 2, 5: 3},
-                          labels={1: "0-24", 2: "25-64", 3: "65+"}).dataset
+    again = global_recode(
+        release.dataset, variable="age", map={1: 1, 2: 1, 3: 2, 4: 2, 5: 3}, labels={1: "0-24", 2: "25-64", 3: "65+"}
+    ).dataset
     assert again.codebook.meta("age").label == "Age in completed years (banded: 0-24, 25-64, 65+)"
 
 
@@ -311,7 +340,9 @@ def test_rounding_to_the_input_precision_never_undoes_noise(tmp_path):
 
 def test_release_risk_rows_say_what_they_mean_with_their_target(internal):
     text = _text(internal)
-    assert re.search(r"Global risk [^|]*? the average individual risk\. No target in the plan\.", text) or \
-        "the average individual risk. Target: at most" in text
+    assert (
+        re.search(r"Global risk [^|]*? the average individual risk\. No target in the plan\.", text)
+        or "the average individual risk. Target: at most" in text
+    )
     assert "whole household). No target in the plan (the global-risk target is for persons)." in text
     assert "DIS-SUDA score of the riskiest record" in text

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from conftest import KV5, KV7, ref_csv
 
+from conftest import KV5, KV7, ref_csv
 from safemicro.assess import assess
 from safemicro.io import Dataset
 from safemicro.keys import build_key_table
@@ -71,9 +71,7 @@ def test_measure_risk_7keys_weighted_household(testdata, reference):
 )
 def test_measure_risk_5keys(testdata, reference, case, weight, household, max_global_risk):
     ref = ref_csv("testdata_measure_risk_5keys.csv")
-    a = assess(
-        Dataset(testdata), keys=KV5, weight=weight, household=household, max_global_risk=max_global_risk
-    )
+    a = assess(Dataset(testdata), keys=KV5, weight=weight, household=household, max_global_risk=max_global_risk)
     exp = reference["measure_risk"][case]
     s = a.summary
     close(a.records["risk"], ref["risk_weighted" if weight else "risk_unweighted"])
@@ -148,9 +146,7 @@ def test_global_recode_then_risk(testdata, reference):
     """globalRecode(water, breaks=3) on the sdcObj, then the risk (reference values)."""
     exp = reference["globalRecode"]["sdcObj_water_breaks3"]
     water = testdata["water"]
-    recoded = testdata.with_columns(
-        pl.when(water <= 3).then(1).when(water <= 7).then(2).otherwise(3).alias("water")
-    )
+    recoded = testdata.with_columns(pl.when(water <= 3).then(1).when(water <= 7).then(2).otherwise(3).alias("water"))
     counts = recoded["water"].value_counts(sort=True)
     assert sorted(counts["count"].to_list()) == sorted(exp["table"].values())
     a = assess(Dataset(recoded), keys=KV7, weight="sampling_weight", household="ori_hid")
@@ -177,7 +173,18 @@ PRACTICE = pl.DataFrame(
             "Secondary incomplete",
             "Secondary incomplete",
         ],
-        "labour": ["Employed", "Employed", "Non-LF", "Employed", "Unemployed", "Employed", "Non-LF", "Unemployed", "Non-LF", "Non-LF"],
+        "labour": [
+            "Employed",
+            "Employed",
+            "Non-LF",
+            "Employed",
+            "Unemployed",
+            "Employed",
+            "Non-LF",
+            "Unemployed",
+            "Non-LF",
+            "Non-LF",
+        ],
         "weight": [180, 180, 215, 76, 186, 76, 180, 215, 186, 76],
     }
 )

@@ -196,7 +196,11 @@ def test_q_delta_bad_input():
 
 
 def test_distance_kinds():
-    frame = pl.DataFrame({"n": [1], "f": [1.0], "s": ["a"], "b": [True],
-                          "d": pl.Series([0], dtype=pl.Date)})
-    assert sg.distance_kinds(frame) == {"n": "numeric", "f": "numeric", "s": "categorical",
-                                        "b": "categorical", "d": "numeric"}
+    frame = pl.DataFrame({"n": [1], "f": [1.0], "s": ["a"], "b": [True], "d": pl.Series([0], dtype=pl.Date)})
+    assert sg.distance_kinds(frame) == {
+        "n": "numeric",
+        "f": "numeric",
+        "s": "categorical",
+        "b": "categorical",
+        "d": "numeric",
+    }

@@ -49,9 +49,7 @@ def brute_force(ds: Dataset, keys, hierarchies, k, max_suppression, loss):
             value = 0.0
             for v in names:
                 pair = pl.DataFrame({"o": ds.analysis_column(v), "g": cur.analysis_column(v)}).drop_nulls()
-                pair = pair.with_columns(
-                    pl.len().over("o").alias("nv"), pl.len().over("g").alias("nc")
-                )
+                pair = pair.with_columns(pl.len().over("o").alias("nv"), pl.len().over("g").alias("nc"))
                 value += float(np.log2(pair["nc"].to_numpy() / pair["nv"].to_numpy()).sum())
         elif loss == "precision":
             value = sum(lv / len(hierarchies[v]) for v, lv in zip(names, node)) / len(names)
@@ -145,7 +143,10 @@ def test_missing_values_are_wildcards_in_the_search():
     frame = pl.DataFrame({"age": age, "region": region, "sex": rng.integers(1, 3, n)})
     ds = Dataset(frame, Codebook(variables={"region": VariableMeta("region", missing_values=[99])}))
     hier = {
-        "age": [{"breaks": [0, 10, 20, 30, 40, 50, 60, 70, 80], "right": False}, {"breaks": [0, 40, 80], "right": False}],
+        "age": [
+            {"breaks": [0, 10, 20, 30, 40, 50, 60, 70, 80], "right": False},
+            {"breaks": [0, 40, 80], "right": False},
+        ],
         "region": [{1: 1, 2: 1, 3: 3, 4: 3, 5: 5, 6: 5}],
     }
     keys = ["age", "region", "sex"]
@@ -169,7 +170,13 @@ def test_max_risk_counts_as_violation(testdata):
         ds, keys=KEYS, hierarchies=HIER, k=2, max_suppression=0.03, weight="sampling_weight", max_risk=0.2
     )
     full = search_levels(
-        ds, keys=KEYS, hierarchies=HIER, k=2, max_suppression=0.03, weight="sampling_weight", max_risk=0.2,
+        ds,
+        keys=KEYS,
+        hierarchies=HIER,
+        k=2,
+        max_suppression=0.03,
+        weight="sampling_weight",
+        max_risk=0.2,
         exhaustive=True,
     )
     assert risky.levels == full.levels
@@ -199,7 +206,9 @@ def test_flash_equals_exhaustive_search(data, depth, k, max_suppression, loss):
         hier = {"a": [{v: 0 for v in range(8)}]}
     keys = ["a", "b", "c"]
     res = search_levels(ds, keys=keys, hierarchies=hier, k=k, max_suppression=max_suppression, loss=loss)
-    full = search_levels(ds, keys=keys, hierarchies=hier, k=k, max_suppression=max_suppression, loss=loss, exhaustive=True)
+    full = search_levels(
+        ds, keys=keys, hierarchies=hier, k=k, max_suppression=max_suppression, loss=loss, exhaustive=True
+    )
     assert res.levels == full.levels
     assert res.minimal_nodes == full.minimal_nodes
     assert res.records_to_suppress == full.records_to_suppress
@@ -235,7 +244,12 @@ def test_arx_hierarchy_file_as_key_hierarchy(testdata, tmp_path):
     assert res.levels["relat"] == 2 and res.minimal_nodes == [{"relat": 2, "sex": 0, "urbrur": 0}]
     level1 = global_recode(ds, variable="relat", hierarchy=str(path), level=1).dataset
     assert (build_key_table(level1.frame, keys).record_fk() < 5).sum() > 0
-    assert (build_key_table(global_recode(ds, variable="relat", hierarchy=str(path), level=2).dataset.frame, keys).record_fk() >= 5).all()
+    assert (
+        build_key_table(
+            global_recode(ds, variable="relat", hierarchy=str(path), level=2).dataset.frame, keys
+        ).record_fk()
+        >= 5
+    ).all()
 
 
 def test_plan_step_defaults_from_roles_and_targets(testdata):

@@ -101,17 +101,30 @@ def test_differencing_by_geography_nesting(node, people):
     s, folder = node
     tok = token(folder, subject="geo")
     assert 0 < count(people, district=["D13"]) < T, "premise"
-    first = post_query(s.url, tok, {"dataset": "displaced", "kind": "count", "by": ["province"], "margins": False,
-                                    "filters": {"sex": ["m"]}})
+    first = post_query(
+        s.url,
+        tok,
+        {"dataset": "displaced", "kind": "count", "by": ["province"], "margins": False, "filters": {"sex": ["m"]}},
+    )
     assert first.status_code == 200
     p1 = next(c for c in first.json()["cells"] if c["province"] == "P1")
     assert p1["status"] == "released"
-    second = post_query(s.url, tok, {"dataset": "displaced", "kind": "count", "by": ["district"], "margins": False,
-                                     "filters": {"district": ["D11", "D12"], "sex": ["m"]}})
+    second = post_query(
+        s.url,
+        tok,
+        {
+            "dataset": "displaced",
+            "kind": "count",
+            "by": ["district"],
+            "margins": False,
+            "filters": {"district": ["D11", "D12"], "sex": ["m"]},
+        },
+    )
     assert second.status_code == 409, second.text
     # asking for every district at once is fine: D13 comes back suppressed with a partner
-    third = post_query(s.url, tok, {"dataset": "displaced", "kind": "count", "by": ["district"],
-                                    "filters": {"sex": ["f"]}})
+    third = post_query(
+        s.url, tok, {"dataset": "displaced", "kind": "count", "by": ["district"], "filters": {"sex": ["f"]}}
+    )
     assert third.status_code == 200
     cells = {c["district"]: c for c in third.json()["cells"]}
     assert cells["D13"]["status"] == "suppressed"
@@ -169,14 +182,24 @@ def test_colluding_analysts_share_the_dataset_budget(node):
     for i in range(5):
         tok = token(folder, subject=f"ring-{i}")
         for month in ["2024-01", "2024-02"]:
-            r = post_query(s.url, tok, {"dataset": "displaced_dp", "kind": "count", "by": ["group"],
-                                        "time": {"start": month, "end": month}, "filters": {"sex": [["f", "m"][i % 2]]}})
+            r = post_query(
+                s.url,
+                tok,
+                {
+                    "dataset": "displaced_dp",
+                    "kind": "count",
+                    "by": ["group"],
+                    "time": {"start": month, "end": month},
+                    "filters": {"sex": [["f", "m"][i % 2]]},
+                },
+            )
             answered += r.status_code == 200
             assert r.status_code in (200, 403)
     import httpx
 
-    b = httpx.get(s.url + "/v1/budget/displaced_dp",
-                  headers={"Authorization": f"Bearer {token(folder, subject='ring-0')}"}).json()
+    b = httpx.get(
+        s.url + "/v1/budget/displaced_dp", headers={"Authorization": f"Bearer {token(folder, subject='ring-0')}"}
+    ).json()
     assert b["dataset_total"]["spent"] <= 3.0 + 1e-9
     assert answered * 0.5 <= 3.0
 
@@ -186,9 +209,17 @@ def test_dominant_contributor_is_not_released(node, people):
     s, folder = node
     tok = token(folder, subject="dom")
     rich = people.row(0, named=True)
-    r = post_query(s.url, tok, {"dataset": "displaced", "kind": "sum", "measure": "income", "by": ["group"],
-                                "filters": {"district": [rich["district"]], "month": [rich["month"]],
-                                            "sex": [rich["sex"]]}})
+    r = post_query(
+        s.url,
+        tok,
+        {
+            "dataset": "displaced",
+            "kind": "sum",
+            "measure": "income",
+            "by": ["group"],
+            "filters": {"district": [rich["district"]], "month": [rich["month"]], "sex": [rich["sex"]]},
+        },
+    )
     assert r.status_code == 200, r.text
     cell = next(c for c in r.json()["cells"] if c["group"] == rich["status"])
     assert cell["status"] == "suppressed" and cell["value"] is None

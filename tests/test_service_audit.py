@@ -112,7 +112,10 @@ def test_threads_and_processes_append_without_breaking_the_chain(tmp_path):
         "[log.append('request', {'proc': sys.argv[3], 'i': i}) for i in range(40)]"
     )
     procs = [subprocess.Popen([sys.executable, "-c", code, SRC, str(path), str(p)]) for p in range(2)]
-    threads = [threading.Thread(target=lambda t=t: [log.append("decision", {"thread": t, "i": i}) for i in range(40)]) for t in range(3)]
+    threads = [
+        threading.Thread(target=lambda t=t: [log.append("decision", {"thread": t, "i": i}) for i in range(40)])
+        for t in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -11,10 +11,9 @@ import sys
 import httpx
 import pytest
 
-from service_support import PYTHON, Server, post_query, token, write_config
-
 from safemicro.service.audit import AuditLog, verify
 from safemicro.service.audit_watch import AuditBroken, ChainWatch
+from service_support import PYTHON, Server, post_query, token, write_config
 
 
 def entries(folder) -> list[dict]:
@@ -78,7 +77,7 @@ def test_every_query_request_is_counted_in_the_log(node):
         post_query(s.url, tok, {"dataset": "nowhere", "kind": "count"}),  # 404
     ]
     assert [r.status_code for r in sent] == [200, 200, 422, 422, 401, 404]
-    new = entries(folder)[len(before):]
+    new = entries(folder)[len(before) :]
     counted = [e for e in new if e["kind"] in ("request", "auth", "rejected")]
     assert len(counted) == len(sent)
 
@@ -103,8 +102,13 @@ def test_a_tampered_line_stops_the_running_node_and_its_restart(node):
     assert "integrity check failed" in s.log.read_text()
     s.stop()
     # a node does not start on a log that does not verify, and says which line
-    run = subprocess.run([PYTHON, "-m", "safemicro.cli", "serve", str(folder / "service.yaml"), "--port", "1"],
-                         capture_output=True, text=True, cwd=folder, timeout=120)
+    run = subprocess.run(
+        [PYTHON, "-m", "safemicro.cli", "serve", str(folder / "service.yaml"), "--port", "1"],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        timeout=120,
+    )
     assert run.returncode != 0
     assert "audit log integrity check failed" in run.stderr and "line 2" in run.stderr
     assert "Traceback" not in run.stderr
@@ -127,8 +131,10 @@ def test_chain_watch_is_incremental_and_finds_changes_anywhere(tmp_path):
     log.append("request", {"i": 8})
     assert watch.check() == 10  # the recovery entry and the new one
     good = path.read_bytes()
-    for tamper in (lambda b: b.replace(b'"i":2', b'"i":3', 1),  # an entry verified long ago
-                   lambda b: b[: b.rfind(b"\n", 0, len(b) - 1) + 1]):  # the last entry removed
+    for tamper in (
+        lambda b: b.replace(b'"i":2', b'"i":3', 1),  # an entry verified long ago
+        lambda b: b[: b.rfind(b"\n", 0, len(b) - 1) + 1],
+    ):  # the last entry removed
         path.write_bytes(tamper(good))
         w = ChainWatch.__new__(ChainWatch)
         w.__dict__.update(watch.__dict__)

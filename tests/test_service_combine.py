@@ -33,7 +33,12 @@ def test_combined_intervals_hold_the_true_totals(seeds, sizes, rounding):
     dims = ["admin1", "group"]
     data = [_provider(s, n) for s, n in zip(seeds, sizes)]
     tables = [
-        protect(cell_statistics(d, dims), dims, "count", ProtectionPolicy(threshold=10, rounding_base=rounding if i == 0 else None))
+        protect(
+            cell_statistics(d, dims),
+            dims,
+            "count",
+            ProtectionPolicy(threshold=10, rounding_base=rounding if i == 0 else None),
+        )
         for i, d in enumerate(data)
     ]
     out = combine(tables, dims)
@@ -55,12 +60,34 @@ def test_combined_intervals_hold_the_true_totals(seeds, sizes, rounding):
 
 def test_noise_variances_add_and_statuses():
     dims = ["g"]
-    a = pl.DataFrame({"g": ["x", "y"], "value": [10.0, None], "status": ["released", "suppressed"], "lower": [10.0, 1.0], "upper": [10.0, 9.0], "noise_variance": [None, None]})
-    b = pl.DataFrame({"g": ["x", "y"], "value": [12.5, 40.0], "status": ["released", "released"], "lower": [None, None], "upper": [None, None], "noise_variance": [8.0, 8.0]})
-    c = pl.DataFrame({"g": ["x"], "value": [5.0], "status": ["released"], "lower": [5.0], "upper": [5.0], "noise_variance": [2.0]})
+    a = pl.DataFrame(
+        {
+            "g": ["x", "y"],
+            "value": [10.0, None],
+            "status": ["released", "suppressed"],
+            "lower": [10.0, 1.0],
+            "upper": [10.0, 9.0],
+            "noise_variance": [None, None],
+        }
+    )
+    b = pl.DataFrame(
+        {
+            "g": ["x", "y"],
+            "value": [12.5, 40.0],
+            "status": ["released", "released"],
+            "lower": [None, None],
+            "upper": [None, None],
+            "noise_variance": [8.0, 8.0],
+        }
+    )
+    c = pl.DataFrame(
+        {"g": ["x"], "value": [5.0], "status": ["released"], "lower": [5.0], "upper": [5.0], "noise_variance": [2.0]}
+    )
     out = combine([a, b, c], dims).sort("g")
     x, y = out.iter_rows(named=True)
-    assert x["value"] == pytest.approx(27.5) and x["status"] == "released" and x["noise_variance"] == pytest.approx(10.0)
+    assert (
+        x["value"] == pytest.approx(27.5) and x["status"] == "released" and x["noise_variance"] == pytest.approx(10.0)
+    )
     assert y["value"] is None and y["status"] == "partial" and y["suppressed_in"] == 1
     assert (y["lower"], y["upper"]) == (41.0, 49.0)  # 40 (noisy, as given) + [1, 9]; c has no "y": zero
     assert y["providers"] == 2

@@ -20,7 +20,7 @@ import httpx
 import polars as pl
 
 from service_support import Server, displacement_records, post_query, token, write_config
-from test_service_properties import T, VALUES, Oracle
+from test_service_properties import VALUES, Oracle, T
 
 
 def attack_queries() -> list[dict]:
@@ -28,13 +28,27 @@ def attack_queries() -> list[dict]:
     out = []
     for d in VALUES["district"]:
         for k in range(1, 7):  # nested windows: consecutive ones differ by one month
-            out.append({"dataset": "displaced", "kind": "count", "by": ["group"], "filters": {"district": [d]},
-                        "time": {"start": months[0], "end": months[k - 1]}})
+            out.append(
+                {
+                    "dataset": "displaced",
+                    "kind": "count",
+                    "by": ["group"],
+                    "filters": {"district": [d]},
+                    "time": {"start": months[0], "end": months[k - 1]},
+                }
+            )
     groups = VALUES["group"]
     for k in range(1, 5):  # one category added at a time
         out.append({"dataset": "displaced", "kind": "count", "by": ["district"], "filters": {"group": groups[:k]}})
-        out.append({"dataset": "displaced", "kind": "count", "by": ["district", "sex"],
-                    "filters": {"group": groups[:k]}, "margins": False})
+        out.append(
+            {
+                "dataset": "displaced",
+                "kind": "count",
+                "by": ["district", "sex"],
+                "filters": {"group": groups[:k]},
+                "margins": False,
+            }
+        )
     for p in VALUES["province"]:
         out.append({"dataset": "displaced", "kind": "count", "by": ["sex"], "filters": {"province": [p]}})
     out.append({"dataset": "displaced", "kind": "count", "by": ["district"]})

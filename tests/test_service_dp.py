@@ -59,7 +59,9 @@ def test_gaussian_and_float_sums():
 
 
 def test_dp_table_covers_public_keys_and_clamps():
-    df = pl.DataFrame({"region": ["a"] * 30 + ["b"] * 5, "person": list(range(30)) + [0] * 5, "amount": [1e6] + [10.0] * 34})
+    df = pl.DataFrame(
+        {"region": ["a"] * 30 + ["b"] * 5, "person": list(range(30)) + [0] * 5, "amount": [1e6] + [10.0] * 34}
+    )
     keys = pl.DataFrame({"region": ["a", "b", "c"]})  # "c" has no records but is published
     table, noisy = dp_table(df, ["region"], keys, "count", epsilon=1.0)
     assert table.get_column("region").to_list() == ["a", "b", "c"]
@@ -151,11 +153,13 @@ def test_averaging_repeated_queries_is_stopped_by_the_budget():
 
 
 def _groups(sizes: dict[str, int]) -> pl.DataFrame:
-    return pl.DataFrame({
-        "camp": [c for c, n in sizes.items() for _ in range(n)],
-        "person": [f"{c}-{i}" for c, n in sizes.items() for i in range(n)],
-        "age": [float(20 + i % 7) for c, n in sizes.items() for i in range(n)],
-    })
+    return pl.DataFrame(
+        {
+            "camp": [c for c, n in sizes.items() for _ in range(n)],
+            "person": [f"{c}-{i}" for c, n in sizes.items() for i in range(n)],
+            "age": [float(20 + i % 7) for c, n in sizes.items() for i in range(n)],
+        }
+    )
 
 
 def test_dp_counts_and_sums_are_near_the_truth_with_a_large_epsilon():
@@ -226,11 +230,11 @@ def test_node_dp_counts_and_means_are_near_the_truth(tmp_path):
     epsilon a DP count by district is within a few persons of the truth and a DP mean
     within a fraction of a unit (the bug gave 1..3 for counts of hundreds, means of 10^4)."""
     import yaml
-    from service_support import displacement_records, token, write_config
 
     from safemicro.service.config import load_config
     from safemicro.service.node import Node
     from safemicro.service.queries import Query
+    from service_support import displacement_records, token, write_config
 
     path = write_config(tmp_path, f"duckdb:///{tmp_path / 'state.duckdb'}")
     cfg = yaml.safe_load(path.read_text())
@@ -247,8 +251,9 @@ def test_node_dp_counts_and_means_are_near_the_truth(tmp_path):
         assert all(abs(cells[d] - n) <= 2 for d, n in truth.items()), (cells, truth)
         assert abs(cells[None] - people.height) <= 10  # the margin: a sum of five noisy cells
         body = json.loads(node.query(who, Query(dataset="displaced_dp", kind="mean", measure="income", by=["sex"])))
-        means = dict(people.with_columns(pl.col("income").clip(0, 2000)).group_by("sex")
-                     .agg(pl.col("income").mean()).iter_rows())
+        means = dict(
+            people.with_columns(pl.col("income").clip(0, 2000)).group_by("sex").agg(pl.col("income").mean()).iter_rows()
+        )
         got = {c["sex"]: c["value"] for c in body["cells"] if c["sex"] is not None}
         assert all(got[s] == pytest.approx(m, abs=1.0) for s, m in means.items()), (got, means)
     finally:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from service_oracle import small_group_determined, smoothed_quantile
 from service_support import (
     Server,
@@ -45,12 +46,18 @@ def _config(folder, **datasets) -> dict:
 
 
 def _people2(file: str = "people.csv", **extra) -> dict:
-    return {"file": file, "unit": "person_id", **extra,
-            "dimensions": {"area": {"kind": "admin", "column": "district"},
-                           "gender": {"kind": "category", "column": "sex"},
-                           "legal": {"kind": "category", "column": "status"},
-                           "when": {"kind": "time", "column": "arrival", "bin": "month"}},
-            "measures": {"income": {"column": "income", "lower": 0, "upper": 1_000_000, "granularity": 10}}}
+    return {
+        "file": file,
+        "unit": "person_id",
+        **extra,
+        "dimensions": {
+            "area": {"kind": "admin", "column": "district"},
+            "gender": {"kind": "category", "column": "sex"},
+            "legal": {"kind": "category", "column": "status"},
+            "when": {"kind": "time", "column": "arrival", "bin": "month"},
+        },
+        "measures": {"income": {"column": "income", "lower": 0, "upper": 1_000_000, "granularity": 10}},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +99,12 @@ def test_quantile_sweep_returns_no_record_value(node, people):
     plain = [cell.select(pl.col("income").quantile(i / (n - 1), "linear")).item() for i in range(n)]
     assert plain == pytest.approx(values)
     alice, bob = token(folder, subject="sweep-a"), token(folder, subject="sweep-b")
-    base = {"dataset": "displaced", "kind": "quantile", "measure": "income",
-            "filters": {"district": ["D22"], "sex": ["f"]}}
+    base = {
+        "dataset": "displaced",
+        "kind": "quantile",
+        "measure": "income",
+        "filters": {"district": ["D22"], "sex": ["f"]},
+    }
     count = post_query(s.url, alice, {"dataset": "displaced", "kind": "count", "filters": base["filters"]})
     assert cells(count)[0]["value"] == n
     answers = {}
@@ -115,8 +126,11 @@ def test_quantile_sweep_returns_no_record_value(node, people):
         assert answers[lv]["value"] is None
     # the rule is public: levels, quota and rounding are in the catalogue
     cat = httpx.get(s.url + "/v1/catalogue", headers={"Authorization": f"Bearer {alice}"}).json()
-    assert cat["datasets"]["displaced"]["quantiles"] == {"levels": LEVELS, "max_per_cell": 3,
-                                                         "granularity": {"income": 10}}
+    assert cat["datasets"]["displaced"]["quantiles"] == {
+        "levels": LEVELS,
+        "max_per_cell": 3,
+        "granularity": {"income": 10},
+    }
     # extremes are no query at all
     for q in (0, 1, 0.01, 0.99):
         r = post_query(s.url, alice, {**base, "quantile": q})
@@ -139,12 +153,17 @@ def test_quantile_levels_per_set_of_people_are_bounded_across_analysts_and_datas
     s, folder = node
     p1 = {"province": ["P1"]}
     assert where(people, province=["P1"]).height * 0.1 >= T  # every level answerable on its own
-    asked = [("displaced", {"province": ["P1"]}, 0.1, "q-a"),
-             ("displaced", {"district": ["D11", "D12", "D13"]}, 0.25, "q-b"),
-             ("people2", {"area": ["D11", "D12", "D13"]}, 0.5, "q-c")]
+    asked = [
+        ("displaced", {"province": ["P1"]}, 0.1, "q-a"),
+        ("displaced", {"district": ["D11", "D12", "D13"]}, 0.25, "q-b"),
+        ("people2", {"area": ["D11", "D12", "D13"]}, 0.5, "q-c"),
+    ]
     for dataset, filters, q, who in asked:
-        r = post_query(s.url, token(folder, subject=who), {"dataset": dataset, "kind": "quantile", "measure": "income",
-                                                           "quantile": q, "filters": filters})
+        r = post_query(
+            s.url,
+            token(folder, subject=who),
+            {"dataset": dataset, "kind": "quantile", "measure": "income", "quantile": q, "filters": filters},
+        )
         assert cells(r)[0]["status"] == "released"
     # the same people under a fourth level: refused, whoever asks and however they are described
     for dataset, filters in (("displaced", p1), ("people2", {"area": ["D11", "D12", "D13"]})):
@@ -152,16 +171,35 @@ def test_quantile_levels_per_set_of_people_are_bounded_across_analysts_and_datas
         r = post_query(s.url, token(folder, subject="q-d"), body)
         assert r.status_code == 409 and "distinct quantile levels" in r.json()["error"], r.text
     # a level released before is answered again (same value: nothing new)
-    r = post_query(s.url, token(folder, subject="q-e"), {"dataset": "people2", "kind": "quantile", "measure": "income",
-                                                         "quantile": 0.1, "filters": {"area": ["D11", "D12", "D13"]}})
+    r = post_query(
+        s.url,
+        token(folder, subject="q-e"),
+        {
+            "dataset": "people2",
+            "kind": "quantile",
+            "measure": "income",
+            "quantile": 0.1,
+            "filters": {"area": ["D11", "D12", "D13"]},
+        },
+    )
     assert cells(r)[0]["status"] == "released"
 
 
 def test_dp_quantile_spends_budget(node, people):
     s, folder = node
     tok = token(folder, subject="dpq")
-    r = post_query(s.url, tok, {"dataset": "displaced_dp", "kind": "quantile", "measure": "income", "quantile": 0.5,
-                                "by": ["province"], "margins": False})
+    r = post_query(
+        s.url,
+        tok,
+        {
+            "dataset": "displaced_dp",
+            "kind": "quantile",
+            "measure": "income",
+            "quantile": 0.5,
+            "by": ["province"],
+            "margins": False,
+        },
+    )
     got = {c["province"]: c for c in cells(r)}
     assert set(got) == {"P1", "P2"} and all(c["noise_scale"] > 0 for c in got.values())
     assert all(c["value"] % 10 == 0 for c in got.values())  # on the published grid
@@ -180,12 +218,18 @@ def test_differencing_across_two_datasets_of_one_file(node, people):
     everyone = where(people, district=["D22"], sex=["m"]).height
     fewer = where(people, district=["D22"], sex=["m"], status=three).height
     assert everyone >= T and fewer >= T and 0 < everyone - fewer < T, "premise"
-    r = post_query(s.url, token(folder, subject="ds-a"), {"dataset": "displaced", "kind": "sum", "measure": "income",
-                                                          "filters": {"district": ["D22"], "sex": ["m"]}})
+    r = post_query(
+        s.url,
+        token(folder, subject="ds-a"),
+        {"dataset": "displaced", "kind": "sum", "measure": "income", "filters": {"district": ["D22"], "sex": ["m"]}},
+    )
     assert r.status_code == 200
     other = {"area": ["D22"], "gender": ["m"], "legal": three}
-    r = post_query(s.url, token(folder, subject="ds-b"), {"dataset": "people2", "kind": "sum", "measure": "income",
-                                                          "filters": other})
+    r = post_query(
+        s.url,
+        token(folder, subject="ds-b"),
+        {"dataset": "people2", "kind": "sum", "measure": "income", "filters": other},
+    )
     assert r.status_code == 409 and "another over the same population" in r.json()["error"], r.text
 
 
@@ -234,8 +278,14 @@ def test_a_declared_population_shares_the_ledger_across_files(tmp_path, people):
         who = node.authenticate(token(tmp_path), "/v1/query")
         node.query(who, Query(dataset="displaced", kind="count", filters={"district": ["D22"], "sex": ["m"]}))
         with pytest.raises(Refusal) as e:
-            node.query(who, Query(dataset="other", kind="count",
-                                  filters={"area": ["D22"], "gender": ["m"], "legal": ["refugee", "idp", "host"]}))
+            node.query(
+                who,
+                Query(
+                    dataset="other",
+                    kind="count",
+                    filters={"area": ["D22"], "gender": ["m"], "legal": ["refugee", "idp", "host"]},
+                ),
+            )
         assert e.value.status == 409
     finally:
         node.close()
@@ -260,8 +310,14 @@ def test_a_dataset_added_later_inherits_the_ledger(tmp_path):
     node = Node(load_config(tmp_path / "service.yaml"))
     try:
         with pytest.raises(Refusal) as e:
-            node.query(who, Query(dataset="people2", kind="count",
-                                  filters={"area": ["D22"], "gender": ["m"], "legal": ["refugee", "idp", "host"]}))
+            node.query(
+                who,
+                Query(
+                    dataset="people2",
+                    kind="count",
+                    filters={"area": ["D22"], "gender": ["m"], "legal": ["refugee", "idp", "host"]},
+                ),
+            )
         assert e.value.status == 409
         node.query(who, Query(dataset="people2", kind="count", filters={"area": ["D11"]}))
     finally:
@@ -283,8 +339,15 @@ def test_an_empty_group_looks_like_a_small_one(node, people):
     assert where(people, district=["D13"], status=["returnee"], sex=["m"]).height == 1, "premise"
     shown = []
     for sex in ("f", "m"):
-        r = post_query(s.url, tok, {"dataset": "displaced", "kind": "count",
-                                    "filters": {"district": ["D13"], "group": ["returnee"], "sex": [sex]}})
+        r = post_query(
+            s.url,
+            tok,
+            {
+                "dataset": "displaced",
+                "kind": "count",
+                "filters": {"district": ["D13"], "group": ["returnee"], "sex": [sex]},
+            },
+        )
         (cell,) = cells(r)
         shown.append(cell)
     assert shown[0] == shown[1] and shown[0]["status"] == "suppressed"
@@ -371,8 +434,15 @@ class Ledger:
 
 DIMS = {"displaced": ["province", "district", "group", "sex"], "people2": ["area", "gender", "legal"]}
 DISTRICTS, GROUPS = ["D11", "D12", "D13", "D21", "D22"], ["refugee", "idp", "host", "returnee"]
-VALUES = {"province": ["P1", "P2"], "district": DISTRICTS, "area": DISTRICTS, "group": GROUPS, "legal": GROUPS,
-          "sex": ["f", "m"], "gender": ["f", "m"]}
+VALUES = {
+    "province": ["P1", "P2"],
+    "district": DISTRICTS,
+    "area": DISTRICTS,
+    "group": GROUPS,
+    "legal": GROUPS,
+    "sex": ["f", "m"],
+    "gender": ["f", "m"],
+}
 
 
 @st.composite
@@ -380,8 +450,12 @@ def queries(draw):
     dataset = draw(st.sampled_from(["displaced", "people2"]))
     dims = DIMS[dataset]
     kind = draw(st.sampled_from(["count", "sum", "quantile", "quantile"]))
-    q = {"dataset": dataset, "kind": kind, "by": draw(st.lists(st.sampled_from(dims), max_size=1)),
-         "margins": draw(st.booleans())}
+    q = {
+        "dataset": dataset,
+        "kind": kind,
+        "by": draw(st.lists(st.sampled_from(dims), max_size=1)),
+        "margins": draw(st.booleans()),
+    }
     filters = {}
     for d in draw(st.lists(st.sampled_from(dims), max_size=2, unique=True)):
         filters[d] = draw(st.lists(st.sampled_from(VALUES[d]), min_size=1, max_size=len(VALUES[d]), unique=True))
@@ -401,8 +475,7 @@ def ledger(people) -> Ledger:
     return Ledger(people)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
-          derandomize=True)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True)
 @given(seq=st.lists(queries(), min_size=1, max_size=5))
 def test_random_sequences_over_two_datasets_recover_nothing(node, ledger, seq):
     s, folder = node

@@ -13,10 +13,11 @@ import httpx
 import pytest
 import yaml
 
-from service_support import Postgres, Server, displacement_records, postgres_bin, post_query, token, write_config
+from service_support import Postgres, Server, displacement_records, post_query, postgres_bin, token, write_config
 
-pytestmark = pytest.mark.skipif(postgres_bin() is None,
-                                reason="PostgreSQL server binaries (initdb, pg_ctl) not installed; run `make postgres`")
+pytestmark = pytest.mark.skipif(
+    postgres_bin() is None, reason="PostgreSQL server binaries (initdb, pg_ctl) not installed; run `make postgres`"
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,10 @@ def node(pg, tmp_path_factory):
     url = pg.create_database("node")
     people = displacement_records()
     with psycopg.connect(f"host=127.0.0.1 port={pg.port} user=sm dbname=node", autocommit=True) as c:
-        c.execute("CREATE TABLE registrations (person_id text, province text, district text, arrival date, "
-                  "status text, sex text, income double precision)")
+        c.execute(
+            "CREATE TABLE registrations (person_id text, province text, district text, arrival date, "
+            "status text, sex text, income double precision)"
+        )
         with c.cursor().copy("COPY registrations FROM STDIN") as cp:
             for row in people.iter_rows():
                 cp.write_row(row)
@@ -84,19 +87,35 @@ def test_revocation_through_the_database_and_ledger_survives_restart(node):
     s, folder, pg, cfg_path = node
     victim = token(folder, subject="victim")
     assert post_query(s.url, victim, {"dataset": "displaced", "kind": "count"}).status_code == 200
-    r = subprocess.run([sys.executable, "-m", "safemicro.cli", "token", "revoke", victim, "--config", str(cfg_path)],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "safemicro.cli", "token", "revoke", victim, "--config", str(cfg_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     r = post_query(s.url, victim, {"dataset": "displaced", "kind": "count"})
     assert r.status_code == 401 and "revoked" in r.json()["error"]
     tok = token(folder, subject="patient")
-    first = post_query(s.url, tok, {"dataset": "registry", "kind": "count", "by": ["province"], "margins": False,
-                                    "filters": {"sex": ["m"]}})
+    first = post_query(
+        s.url,
+        tok,
+        {"dataset": "registry", "kind": "count", "by": ["province"], "margins": False, "filters": {"sex": ["m"]}},
+    )
     assert first.status_code == 200
     s.stop()
     s.start()
-    second = post_query(s.url, tok, {"dataset": "registry", "kind": "count", "by": ["district"], "margins": False,
-                                     "filters": {"district": ["D11", "D12"], "sex": ["m"]}})
+    second = post_query(
+        s.url,
+        tok,
+        {
+            "dataset": "registry",
+            "kind": "count",
+            "by": ["district"],
+            "margins": False,
+            "filters": {"district": ["D11", "D12"], "sex": ["m"]},
+        },
+    )
     assert second.status_code == 409, second.text
     r = post_query(s.url, victim, {"dataset": "displaced", "kind": "count"})
     assert r.status_code == 401
@@ -114,10 +133,16 @@ def test_budgets_hold_under_20_concurrent_clients(node):
         with httpx.Client(timeout=60) as h:
             for k in range(3):
                 # 60 different queries (no cached answers)
-                body = {"dataset": "displaced_dp", "kind": "count", "by": ["group"],
-                        "time": {"start": "2024-01" if i < 10 else "2024-02", "end": ["2024-04", "2024-05", "2024-06"][k]},
-                        "filters": {"sex": [["f", "m"][(i // 5) % 2]],
-                                    "district": [["D11", "D12", "D21", "D22", "D13"][i % 5]]}}
+                body = {
+                    "dataset": "displaced_dp",
+                    "kind": "count",
+                    "by": ["group"],
+                    "time": {"start": "2024-01" if i < 10 else "2024-02", "end": ["2024-04", "2024-05", "2024-06"][k]},
+                    "filters": {
+                        "sex": [["f", "m"][(i // 5) % 2]],
+                        "district": [["D11", "D12", "D21", "D22", "D13"][i % 5]],
+                    },
+                }
                 r = post_query(s.url, toks[who], body, h)
                 with lock:
                     codes.append((who, r.status_code))
@@ -186,15 +211,42 @@ def test_two_node_processes_share_one_ledger(node):
     second = Server(cfg_path, "--workers", "2").start()  # itself two processes
     try:
         alice, bob = token(folder, subject="alice2"), token(folder, subject="bob2")
-        first = post_query(s.url, alice, {"dataset": "displaced", "kind": "count", "by": ["province"],
-                                          "margins": False, "filters": {"group": ["refugee"]}})
+        first = post_query(
+            s.url,
+            alice,
+            {
+                "dataset": "displaced",
+                "kind": "count",
+                "by": ["province"],
+                "margins": False,
+                "filters": {"group": ["refugee"]},
+            },
+        )
         assert first.status_code == 200, first.text
-        r = post_query(second.url, bob, {"dataset": "displaced", "kind": "count", "by": ["district"], "margins": False,
-                                         "filters": {"district": ["D11", "D12"], "group": ["refugee"]}})
+        r = post_query(
+            second.url,
+            bob,
+            {
+                "dataset": "displaced",
+                "kind": "count",
+                "by": ["district"],
+                "margins": False,
+                "filters": {"district": ["D11", "D12"], "group": ["refugee"]},
+            },
+        )
         assert r.status_code == 409, r.text
         # the released answer is shared too: the same query on node B gets node A's bytes
-        again = post_query(second.url, bob, {"dataset": "displaced", "kind": "count", "by": ["province"],
-                                             "margins": False, "filters": {"group": ["refugee"]}})
+        again = post_query(
+            second.url,
+            bob,
+            {
+                "dataset": "displaced",
+                "kind": "count",
+                "by": ["province"],
+                "margins": False,
+                "filters": {"group": ["refugee"]},
+            },
+        )
         assert again.status_code == 200
         assert {**again.json(), "audit_seq": 0} == {**first.json(), "audit_seq": 0}
     finally:

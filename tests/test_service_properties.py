@@ -123,8 +123,7 @@ def queries(draw):
     return q
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
-          derandomize=True)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True)
 @given(seq=st.lists(queries(), min_size=1, max_size=4))
 def test_random_query_sequences_never_disclose(node, seq):
     s, folder, tok = node
@@ -165,9 +164,13 @@ def test_budgets_hold_under_20_concurrent_clients(node):
         with httpx.Client(timeout=60) as h:
             for k in range(4):
                 d, sex, g, end = combos[i * 4 + k]  # 80 different queries: no cached answers
-                body = {"dataset": "displaced_dp", "kind": "count", "by": ["month"],
-                        "filters": {"district": [d], "sex": [sex], "group": [g]},
-                        "time": {"start": "2024-01", "end": end}}
+                body = {
+                    "dataset": "displaced_dp",
+                    "kind": "count",
+                    "by": ["month"],
+                    "filters": {"district": [d], "sex": [sex], "group": [g]},
+                    "time": {"start": "2024-01", "end": end},
+                }
                 r = post_query(s.url, toks[who], body, h)
                 with lock:
                     results.append((who, r.status_code))

@@ -15,16 +15,19 @@ import polars as pl
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from safemicro.client import Client, ServiceError
 from service_oracle import smoothed_quantile
 from service_support import Server, displacement_records, post_query, token, write_config
-
-from safemicro.client import Client, ServiceError
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     folder = tmp_path_factory.mktemp("server")
-    cfg = write_config(folder, f"duckdb:///{folder / 'state.duckdb'}", copies=("d_sum", "d_mean", "d_quantile", "d_cross", "d_same", "d_combine"))
+    cfg = write_config(
+        folder,
+        f"duckdb:///{folder / 'state.duckdb'}",
+        copies=("d_sum", "d_mean", "d_quantile", "d_cross", "d_same", "d_combine"),
+    )
     s = Server(cfg).start()
     yield s, folder
     s.stop()
@@ -51,8 +54,15 @@ def test_health_keys_and_openapi(node):
     spec = httpx.get(s.url + "/openapi.json").json()
     assert spec["openapi"].startswith("3.")
     # the whole surface: no endpoint that could return records
-    assert set(spec["paths"]) == {"/v1/health", "/v1/keys", "/v1/catalogue", "/v1/query", "/v1/budget/{dataset}",
-                                  "/v1/admin/revocations", "/v1/audit/checkpoint"}
+    assert set(spec["paths"]) == {
+        "/v1/health",
+        "/v1/keys",
+        "/v1/catalogue",
+        "/v1/query",
+        "/v1/budget/{dataset}",
+        "/v1/admin/revocations",
+        "/v1/audit/checkpoint",
+    }
     q = spec["components"]["schemas"]["Query"]
     assert set(q["properties"]["kind"]["enum"]) == {"count", "sum", "mean", "quantile", "crosstab"}
     assert q.get("additionalProperties") is False
@@ -198,8 +208,9 @@ def test_client_errors_are_clear(node):
 
 
 def audit_verify(log) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "safemicro.cli", "audit", "verify", str(log)],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "safemicro.cli", "audit", "verify", str(log)], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_audit_chain_verifies_and_tampering_is_detected(node, tmp_path):
@@ -220,7 +231,7 @@ def test_audit_chain_verifies_and_tampering_is_detected(node, tmp_path):
         for pos in sorted({0, 1, len(line) // 3, len(line) // 2, len(line) - 3, len(line) - 2}):
             tampered = bytearray(line)
             tampered[pos] = ord("7") if tampered[pos] != ord("7") else ord("8")
-            copy.write_bytes(b"".join(lines[:i] + [bytes(tampered)] + lines[i + 1:]))
+            copy.write_bytes(b"".join(lines[:i] + [bytes(tampered)] + lines[i + 1 :]))
             report = verify(copy)
             assert not report.ok and report.first_bad_line == i + 1, (i, pos)
     copy.write_bytes(b"".join(lines[:3] + lines[4:]))  # a deleted entry
@@ -246,8 +257,12 @@ def test_kill9_under_load_loses_no_committed_entry(tmp_path):
             k = 0
             while not stop.is_set():
                 k += 1
-                body = {"dataset": "displaced", "kind": "count", "by": [dims[(i + k) % 4]],
-                        "filters": {"sex": ["f", "m"][: 1 + (k % 2)]}}
+                body = {
+                    "dataset": "displaced",
+                    "kind": "count",
+                    "by": [dims[(i + k) % 4]],
+                    "filters": {"sex": ["f", "m"][: 1 + (k % 2)]},
+                }
                 try:
                     r = post_query(server.url, tok, body, h)
                 except httpx.HTTPError:
@@ -273,8 +288,18 @@ def test_kill9_under_load_loses_no_committed_entry(tmp_path):
         restarted.stop()
     log = tmp_path / "audit.jsonl"
     (tmp_path / "checkpoint.json").write_text(json.dumps(checkpoint))
-    witnessed = [sys.executable, "-m", "safemicro.cli", "audit", "verify", str(log), "--checkpoint",
-                 str(tmp_path / "checkpoint.json"), "--key", str(tmp_path / "node.pub")]
+    witnessed = [
+        sys.executable,
+        "-m",
+        "safemicro.cli",
+        "audit",
+        "verify",
+        str(log),
+        "--checkpoint",
+        str(tmp_path / "checkpoint.json"),
+        "--key",
+        str(tmp_path / "node.pub"),
+    ]
     r = subprocess.run(witnessed, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     # a log cut back before the witnessed head fails, even though its chain is intact
@@ -331,21 +356,33 @@ def test_config_errors_name_file_column_and_row(tmp_path):
     cfg = load_config(cfg_path)
     ds = cfg.datasets["displaced"]
     bad = displacement_records(50).with_columns(
-        pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("stateless")).otherwise(pl.col("status")).alias("status"))
+        pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("stateless")).otherwise(pl.col("status")).alias("status")
+    )
     with pytest.raises(SafemicroError, match=r"column 'status', row 8: value 'stateless' is not among"):
         prepare_records(bad, ds, source="people.csv")
     crossed = displacement_records(50).with_columns(
-        pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("P9")).otherwise(pl.col("province")).alias("province"))
+        pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("P9")).otherwise(pl.col("province")).alias("province")
+    )
     with pytest.raises(SafemicroError, match="more than one 'province'"):
         prepare_records(crossed, ds, source="people.csv")
-    (tmp_path / "broken.yaml").write_text("datasets: {d: {file: a.csv, dimensions: {value: {kind: category, column: x}}}}")
+    (tmp_path / "broken.yaml").write_text(
+        "datasets: {d: {file: a.csv, dimensions: {value: {kind: category, column: x}}}}"
+    )
     with pytest.raises(SafemicroError, match="broken.yaml"):
         load_config(tmp_path / "broken.yaml")
-    r = subprocess.run([sys.executable, "-m", "safemicro.cli", "serve", str(tmp_path / "broken.yaml")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "safemicro.cli", "serve", str(tmp_path / "broken.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "safemicro.cli", "serve", str(cfg_path), "--workers", "2"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "safemicro.cli", "serve", str(cfg_path), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "PostgreSQL" in r.stderr
 
 
@@ -370,8 +407,8 @@ def test_households_count_once_and_the_ledger_uses_units(tmp_path):
     people (20 records) stay below a threshold of 10; differencing is judged in households."""
     import yaml
 
-    from safemicro.service.node import Node, Refusal
     from safemicro.service.config import load_config
+    from safemicro.service.node import Node, Refusal
     from safemicro.service.queries import Query
     from safemicro.service.tokens import Grant, Principal
 
@@ -379,8 +416,18 @@ def test_households_count_once_and_the_ledger_uses_units(tmp_path):
     for h in range(60):
         district = "D13" if h < 5 else ["D11", "D12"][h % 2]
         for m in range(4):
-            rows.append({"hh": f"h{h}", "person_id": f"h{h}p{m}", "province": "P1", "district": district,
-                         "arrival": "2024-01-10", "status": "idp", "sex": "fm"[m % 2], "income": 100.0})
+            rows.append(
+                {
+                    "hh": f"h{h}",
+                    "person_id": f"h{h}p{m}",
+                    "province": "P1",
+                    "district": district,
+                    "arrival": "2024-01-10",
+                    "status": "idp",
+                    "sex": "fm"[m % 2],
+                    "income": 100.0,
+                }
+            )
     data = pl.DataFrame(rows)
     cfg_path = write_config(tmp_path, f"duckdb:///{tmp_path / 'h.duckdb'}", data=data, copies=("fresh",))
     cfg = yaml.safe_load(cfg_path.read_text())
@@ -423,8 +470,18 @@ def test_magnitudes_are_also_judged_record_by_record(tmp_path):
         for m in range(3):
             # the third member of household h0 is the only one who arrived in February
             month = "2024-02-10" if (h == 0 and m == 2) else "2024-01-10"
-            rows.append({"hh": f"h{h}", "person_id": f"h{h}p{m}", "province": "P1", "district": "D11",
-                         "arrival": month, "status": "idp", "sex": "fm"[m % 2], "income": 100.0 + h + m})
+            rows.append(
+                {
+                    "hh": f"h{h}",
+                    "person_id": f"h{h}p{m}",
+                    "province": "P1",
+                    "district": "D11",
+                    "arrival": month,
+                    "status": "idp",
+                    "sex": "fm"[m % 2],
+                    "income": 100.0 + h + m,
+                }
+            )
     data = pl.DataFrame(rows)
     cfg_path = write_config(tmp_path, f"duckdb:///{tmp_path / 'm.duckdb'}", data=data)
     cfg = yaml.safe_load(cfg_path.read_text())

@@ -13,8 +13,6 @@ import time
 import httpx
 import pytest
 
-from service_support import Server, forge_unsigned, post_query, token, write_config
-
 from safemicro.service.tokens import (
     Grant,
     TokenError,
@@ -24,6 +22,7 @@ from safemicro.service.tokens import (
     load_public_key,
     verify_token,
 )
+from service_support import Server, forge_unsigned, post_query, token, write_config
 
 AUD = "node-test"
 
@@ -42,8 +41,15 @@ def hs256_with_public_key(claims: dict, public_pem: bytes) -> str:
 
 def claims(**over) -> dict:
     now = int(time.time())
-    c = {"sub": "mallory", "aud": AUD, "iat": now, "nbf": now, "exp": now + 600, "jti": "x1",
-         "grants": [{"dataset": "*", "queries": ["count"], "dimensions": ["*"], "actions": ["query"]}]}
+    c = {
+        "sub": "mallory",
+        "aud": AUD,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": "x1",
+        "grants": [{"dataset": "*", "queries": ["count"], "dimensions": ["*"], "actions": ["query"]}],
+    }
     c.update(over)
     return c
 
@@ -53,8 +59,13 @@ def keys(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tok")
     priv, pub = generate_keypair(folder / "issuer")
     other, _ = generate_keypair(folder / "other")
-    return {"folder": folder, "priv": load_private_key(priv), "pub": load_public_key(pub), "pub_pem": pub.read_bytes(),
-            "other": load_private_key(other)}
+    return {
+        "folder": folder,
+        "priv": load_private_key(priv),
+        "pub": load_public_key(pub),
+        "pub_pem": pub.read_bytes(),
+        "other": load_private_key(other),
+    }
 
 
 def _sign(k, c: dict) -> str:
@@ -83,19 +94,45 @@ def test_round_trip_carries_grants(keys):
         (lambda k: hs256_with_public_key(claims(), k["pub_pem"]), "algorithm 'HS256'"),
         (lambda k: issue_token(k["other"], audience=AUD, subject="m", grants=[]), "signature invalid"),
         (lambda k: issue_token(k["priv"], audience="another-node", subject="m", grants=[]), "another audience"),
-        (lambda k: issue_token(k["priv"], audience=AUD, subject="m", grants=[], now=int(time.time()) - 7200,
-                               minutes=30), "expired"),
-        (lambda k: issue_token(k["priv"], audience=AUD, subject="m", grants=[],
-                               not_before=int(time.time()) + 3600), "not yet valid"),
-        (lambda k: issue_token(k["priv"], audience=AUD, subject="m", grants=[], now=int(time.time()) + 3600,
-                               not_before=int(time.time())), "issued in the future"),
+        (
+            lambda k: issue_token(
+                k["priv"], audience=AUD, subject="m", grants=[], now=int(time.time()) - 7200, minutes=30
+            ),
+            "expired",
+        ),
+        (
+            lambda k: issue_token(k["priv"], audience=AUD, subject="m", grants=[], not_before=int(time.time()) + 3600),
+            "not yet valid",
+        ),
+        (
+            lambda k: issue_token(
+                k["priv"],
+                audience=AUD,
+                subject="m",
+                grants=[],
+                now=int(time.time()) + 3600,
+                not_before=int(time.time()),
+            ),
+            "issued in the future",
+        ),
         (lambda k: _sign(k, claims(iat="soon")), "'iat' is not a number"),
         (lambda k: issue_token(k["priv"], audience=AUD, subject="m", grants=[], minutes=24 * 60), "lifetime"),
         (lambda k: issue_token(k["priv"], audience=AUD, subject="m", grants=[], jti="gone"), "revoked"),
         (lambda k: "not.a.token", "malformed"),
     ],
-    ids=["alg-none", "hs256-public-key", "foreign-key", "audience", "expired", "nbf", "iat-future", "iat-text",
-         "too-long", "revoked", "garbage"],
+    ids=[
+        "alg-none",
+        "hs256-public-key",
+        "foreign-key",
+        "audience",
+        "expired",
+        "nbf",
+        "iat-future",
+        "iat-text",
+        "too-long",
+        "revoked",
+        "garbage",
+    ],
 )
 def test_refused(keys, make, why):
     with pytest.raises(TokenError) as e:
@@ -181,8 +218,9 @@ def test_http_grants_narrowed(server):
     r = post_query(s.url, only, COUNT)
     assert r.status_code == 404 and "displaced" in r.json()["error"]  # as an unknown dataset (issue 13)
     # the token grants quantiles on the DP dataset; the node does not offer them there
-    r = post_query(s.url, token(folder), {"dataset": "displaced_dp", "kind": "quantile", "measure": "income",
-                                         "quantile": 0.5})
+    r = post_query(
+        s.url, token(folder), {"dataset": "displaced_dp", "kind": "quantile", "measure": "income", "quantile": 0.5}
+    )
     assert r.status_code == 403 and "does not offer" in r.json()["error"]
     # a measure not granted
     r = post_query(s.url, token(folder, measures=[]), {"dataset": "displaced", "kind": "mean", "measure": "income"})
@@ -198,14 +236,31 @@ def test_http_revocation(server):
     victim = token(folder, subject="leaky")
     assert post_query(s.url, victim, COUNT).status_code == 200
     # an analyst cannot revoke
-    r = httpx.post(s.url + "/v1/admin/revocations", json={"jti": "x"},
-                   headers={"Authorization": f"Bearer {token(folder)}"})
+    r = httpx.post(
+        s.url + "/v1/admin/revocations", json={"jti": "x"}, headers={"Authorization": f"Bearer {token(folder)}"}
+    )
     assert r.status_code == 403
     admin = token(folder, subject="provider", datasets=["*"], actions=["revoke"])
     jti = json.loads(base64.urlsafe_b64decode(victim.split(".")[1] + "==="))["jti"]
     r = subprocess.run(
-        [sys.executable, "-m", "safemicro.cli", "token", "revoke", victim, "--url", s.url, "--admin-token", admin,
-         "--reason", "laptop stolen"], capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "safemicro.cli",
+            "token",
+            "revoke",
+            victim,
+            "--url",
+            s.url,
+            "--admin-token",
+            admin,
+            "--reason",
+            "laptop stolen",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert jti in r.stdout
     r = post_query(s.url, victim, COUNT)
@@ -218,12 +273,30 @@ def test_cli_issue_and_bad_input(tmp_path):
     from service_support import make_keys
 
     make_keys(tmp_path)
-    base = [sys.executable, "-m", "safemicro.cli", "token", "issue", "--key", str(tmp_path / "issuer.key"),
-            "--audience", AUD, "--subject", "ana", "--dataset", "displaced"]
+    base = [
+        sys.executable,
+        "-m",
+        "safemicro.cli",
+        "token",
+        "issue",
+        "--key",
+        str(tmp_path / "issuer.key"),
+        "--audience",
+        AUD,
+        "--subject",
+        "ana",
+        "--dataset",
+        "displaced",
+    ]
     r = subprocess.run(base + ["--queries", "count,sum", "--measures", "income"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    p = verify_token(r.stdout.strip(), load_public_key(tmp_path / "issuer.pub"), audience=AUD, max_minutes=60,
-                     is_revoked=lambda j: False)
+    p = verify_token(
+        r.stdout.strip(),
+        load_public_key(tmp_path / "issuer.pub"),
+        audience=AUD,
+        max_minutes=60,
+        is_revoked=lambda j: False,
+    )
     assert p.grants[0].queries == ["count", "sum"] and p.grants[0].measures == ["income"]
     r = subprocess.run(base + ["--actions", "delete"], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown action" in r.stderr and "Traceback" not in r.stderr

@@ -29,16 +29,25 @@ def survey_frame(n: int = 400, seed: int = 1) -> pd.DataFrame:
     income[rng.random(n) < 0.05] = -9
     age = rng.integers(15, 90, n).astype(float)
     age[rng.random(n) < 0.03] = 99
-    return pd.DataFrame({"sex": rng.integers(1, 3, n).astype(float), "region": rng.integers(1, 6, n).astype(float),
-                         "age": age, "income": income})
+    return pd.DataFrame(
+        {
+            "sex": rng.integers(1, 3, n).astype(float),
+            "region": rng.integers(1, 6, n).astype(float),
+            "age": age,
+            "income": income,
+        }
+    )
 
 
 def curator_sav(path: Path) -> Path:
     """The survey as SPSS holds it: value labels and user-missing codes −9 and 99."""
     pyreadstat.write_sav(
-        survey_frame(), str(path), file_label="Household survey 2024",
+        survey_frame(),
+        str(path),
+        file_label="Household survey 2024",
         column_labels={"income": "Monthly household income in local currency", "age": "Age in completed years"},
-        variable_value_labels=LABELS, missing_ranges={"income": [-9], "age": [99]},
+        variable_value_labels=LABELS,
+        missing_ranges={"income": [-9], "age": [99]},
         variable_measure={"income": "scale", "age": "scale", "sex": "nominal", "region": "nominal"},
     )
     return path
@@ -67,7 +76,9 @@ def test_which_columns_are_numeric_with_codes(tmp_path):
     assert special_codes(codes, VariableMeta("district", value_labels={i: f"D{i}" for i in range(1, 41)})) is None
     assert special_codes(pl.Series("x", [-9, *range(1, 16)]), VariableMeta("x", value_labels={-9: "Refused"})) is None
     # Stata has no measure level: its reader guesses "nominal" for a labelled variable
-    assert special_codes(pl.Series("x", range(100)), VariableMeta("x", value_labels={0: "none"}, measure="nominal")) == [0]
+    assert special_codes(
+        pl.Series("x", range(100)), VariableMeta("x", value_labels={0: "none"}, measure="nominal")
+    ) == [0]
     assert numeric_part(pl.Series("x", [1, 2]), VariableMeta("x")).to_list() == [1.0, 2.0]
 
 
@@ -100,8 +111,11 @@ def test_cli_numeric_key_with_codes_in_risk_anonymization_and_utility(tmp_path):
     utility tables must still read it as a code, not as an income of −9."""
     data = curator_dta(tmp_path / "survey.dta")
     plan = tmp_path / "plan.yaml"
-    plan.write_text("roles:\n  keys: [sex, region]\n  numeric_keys: [income]\n"
-                    "targets: {k: 2}\nsteps:\n  - microaggregation: {k: 3}\n", encoding="utf-8")
+    plan.write_text(
+        "roles:\n  keys: [sex, region]\n  numeric_keys: [income]\n"
+        "targets: {k: 2}\nsteps:\n  - microaggregation: {k: 3}\n",
+        encoding="utf-8",
+    )
     _cli("assess", data, "--plan", plan, "--json", tmp_path / "risk.json")
     nr = json.loads((tmp_path / "risk.json").read_text(encoding="utf-8"))["numeric_risk"]["variables"]["income"]
     real = io.read(data).frame

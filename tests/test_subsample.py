@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from conftest import SDC_DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import SDC_DATA
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.io.dataset import Codebook, VariableMeta
@@ -198,9 +198,7 @@ def test_step_defaults_from_roles():
     ds = Dataset(ds.frame.with_columns(pl.lit(3.0).alias("wt")))
     spec = STEPS["subsample"]
     assert spec.random and spec.reorders
-    ctx = StepContext(
-        Roles(household="hh", strata="region", weight="wt"), Targets(), 1.0, 9, 1, tuple(ds.columns)
-    )
+    ctx = StepContext(Roles(household="hh", strata="region", weight="wt"), Targets(), 1.0, 9, 1, tuple(ds.columns))
     params = spec.params.model_validate({"fraction": 0.05, "households": True})
     params.check(ctx)
     assert params.reads(ctx) == ["hh", "region", "wt"]

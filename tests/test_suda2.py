@@ -20,7 +20,6 @@ REF = Path(__file__).resolve().parent / "data" / "sdcmicro_reference"
 KV7 = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
 
 
-
 # ----------------------------------------------------------------------------------------
 # reference parity (testdata, 7 keys)
 
@@ -64,9 +63,7 @@ def test_dis_scores(res, ref_rec):
 
 def test_contributions(res, ref_rec):
     for j, k in enumerate(KV7):
-        np.testing.assert_allclose(
-            res.contributions[:, j], ref_rec[f"{k}_contribution"].to_numpy(), rtol=0, atol=1e-12
-        )
+        np.testing.assert_allclose(res.contributions[:, j], ref_rec[f"{k}_contribution"].to_numpy(), rtol=0, atol=1e-12)
     frame = res.to_frame()
     assert frame.columns == ["score", "dis"] + [f"{k}_contribution" for k in KV7]
 
@@ -139,14 +136,31 @@ def practice_guide() -> pl.DataFrame:
     return pl.DataFrame(
         {
             "residence": ["Urban"] * 4 + ["Rural"] + ["Urban"] * 5,
-            "gender": ["Female", "Female", "Female", "Male", "Female", "Male", "Female", "Male",
-                       "Female", "Female"],
-            "education": ["Secondary incomplete", "Secondary incomplete", "Primary incomplete",
-                          "Secondary complete", "Secondary complete", "Secondary complete",
-                          "Primary complete", "Post-secondary", "Secondary incomplete",
-                          "Secondary incomplete"],
-            "labour": ["Employed", "Employed", "Non-LF", "Employed", "Unemployed", "Employed",
-                       "Non-LF", "Unemployed", "Non-LF", "Non-LF"],
+            "gender": ["Female", "Female", "Female", "Male", "Female", "Male", "Female", "Male", "Female", "Female"],
+            "education": [
+                "Secondary incomplete",
+                "Secondary incomplete",
+                "Primary incomplete",
+                "Secondary complete",
+                "Secondary complete",
+                "Secondary complete",
+                "Primary complete",
+                "Post-secondary",
+                "Secondary incomplete",
+                "Secondary incomplete",
+            ],
+            "labour": [
+                "Employed",
+                "Employed",
+                "Non-LF",
+                "Employed",
+                "Unemployed",
+                "Employed",
+                "Non-LF",
+                "Unemployed",
+                "Non-LF",
+                "Non-LF",
+            ],
         }
     )
 
@@ -239,7 +253,7 @@ def test_dis_formula_by_hand():
     r = suda2(df, ["a", "b", "c"])
     # r0: {a} -> 2; r1: {a} -> 2. U = 2, P = 4 (groups (3,1,1) and (4,2,1))
     np.testing.assert_array_equal(r.score, [2, 2, 0, 0, 0, 0])
-    f, U, P, M = 0.01, 2, 4, 3
+    f, P, M = 0.01, 4, 3  # U = 2 (the comment above)
     q = 1 + (8 - M) / 20
     A = 2 * 2.0**-q
     expect = 1 / (1 + P * (1 - f) / (f * 2.0**q * A))
@@ -296,6 +310,7 @@ def brute_scores(rows: list[tuple], M_real: int, missing: int = -999, original: 
     )
     out = []
     for i, r in enumerate(rows):
+
         def unique_on(S):
             return all(any(o[v] != r[v] for v in S) for j, o in enumerate(rows) if j != i)
 

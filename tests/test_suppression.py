@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from conftest import KV7, SDC_DATA, ref_csv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from conftest import KV7, SDC_DATA, ref_csv
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.io.dataset import Codebook, VariableMeta
@@ -97,18 +97,13 @@ def test_sdcmicro_says_when_its_reduced_data_leave_records_below_k():
     """With alpha < 1 and missing values sdcMicro's stopping rule (fk on the reduced data)
     can leave records below k; the change record says so."""
     codes = [[2, 1], [1, 1], [2, 2], [1, 2], [1, 1], [1, 2], [2, 1], [0, 2], [1, 0], [1, 1], [2, 0], [1, 0]]
-    df = pl.DataFrame(np.array(codes), schema=["a", "b"], orient="row").with_columns(
-        pl.all().replace(0, None)
-    )
+    df = pl.DataFrame(np.array(codes), schema=["a", "b"], orient="row").with_columns(pl.all().replace(0, None))
     res = local_suppression(Dataset(df), keys=["a", "b"], k=3, alpha=0.0, method="sdcmicro")
     below = int((_fk(res.dataset.frame, ["a", "b"], alpha=0.0) < 3).sum())
     assert below > 0 and f"left {below} records below k=3" in res.change.notes[0]
     assert res.change.details["fk_min_after"] < 3
     assert (
-        _fk(
-            local_suppression(Dataset(df), keys=["a", "b"], k=3, alpha=0.0).dataset.frame, ["a", "b"], 0.0
-        ).min()
-        >= 3
+        _fk(local_suppression(Dataset(df), keys=["a", "b"], k=3, alpha=0.0).dataset.frame, ["a", "b"], 0.0).min() >= 3
     )
 
 
@@ -238,9 +233,7 @@ def test_household_level_keys_are_suppressed_per_household(td, method):
     assert (per_hh.select(HH_LEVEL).max_horizontal() == 1).all()  # all missing or none
     assert res.change.notes
     if method == "optimal":  # household-level cells cost a household each: relat/sex go first
-        theirs = local_suppression(
-            td, keys=KV7, k=3, method="sdcmicro", household="ori_hid", household_level=HH_LEVEL
-        )
+        theirs = local_suppression(td, keys=KV7, k=3, method="sdcmicro", household="ori_hid", household_level=HH_LEVEL)
         assert res.change.details["cells_suppressed"] < theirs.change.details["cells_suppressed"]
         assert sum(res.change.suppressed[v] for v in HH_LEVEL) < 50
 

@@ -8,11 +8,11 @@ import time
 import numpy as np
 import polars as pl
 import pytest
-from conftest import SD2011, NIST
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from conftest import NIST, SD2011
 from safemicro.errors import SafemicroError
 from safemicro.examples.survey import generate_survey
 from safemicro.io import read
@@ -59,17 +59,28 @@ def test_quality_smoke(sd2011, sd_synth):
             continue
         p = real[col].cast(pl.String).fill_null("<NA>").value_counts(normalize=True, name="p")
         q = fake[col].cast(pl.String).fill_null("<NA>").value_counts(normalize=True, name="q")
-        tvd = 0.5 * p.join(q, on=col, how="full", coalesce=True).fill_null(0).select((pl.col("p") - pl.col("q")).abs().sum()).item()
+        tvd = (
+            0.5
+            * p.join(q, on=col, how="full", coalesce=True)
+            .fill_null(0)
+            .select((pl.col("p") - pl.col("q")).abs().sum())
+            .item()
+        )
         assert tvd < 0.05, (col, tvd)
     for col in ("age", "height", "weight", "income"):
         r, s = real[col].filter(real[col] >= 0), fake[col].filter(fake[col] >= 0)
         assert abs(r.mean() - s.mean()) < 0.05 * r.std(), col
         assert abs(r.std() - s.std()) < 0.1 * r.std(), col
     # agegr is a function of age: the synthetic records keep it
-    bounds = {"16-24": (16, 24), "25-34": (25, 34), "35-44": (35, 44), "45-59": (45, 59), "60-64": (60, 64), "65+": (65, 200)}
-    ok = pl.any_horizontal(
-        (pl.col("agegr") == g) & pl.col("age").is_between(a, b) for g, (a, b) in bounds.items()
-    )
+    bounds = {
+        "16-24": (16, 24),
+        "25-34": (25, 34),
+        "35-44": (35, 44),
+        "45-59": (45, 59),
+        "60-64": (60, 64),
+        "65+": (65, 200),
+    }
+    ok = pl.any_horizontal((pl.col("agegr") == g) & pl.col("age").is_between(a, b) for g, (a, b) in bounds.items())
     assert fake.select(ok.mean()).item() > 0.97
     # men are taller: the dependence on an earlier column survives
     by_sex = fake.group_by("sex").agg(pl.col("height").mean()).sort("sex")["height"].to_list()

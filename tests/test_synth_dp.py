@@ -27,9 +27,9 @@ def _toy(n: int = 3000, seed: int = 0) -> Dataset:
     age = np.clip(rng.normal(40, 15, n), 0, 95).round().astype(np.int64)
     work = np.where(age < 18, -8, rng.integers(1, 4, n))  # -8: not applicable
     income = np.where(age < 18, np.nan, np.exp(rng.normal(7 + 0.02 * age, 0.5)))
-    frame = pl.DataFrame(
-        {"region": region, "sex": sex, "age": age, "work": work, "income": income}
-    ).with_columns(pl.col("income").fill_nan(None))
+    frame = pl.DataFrame({"region": region, "sex": sex, "age": age, "work": work, "income": income}).with_columns(
+        pl.col("income").fill_nan(None)
+    )
     return Dataset(frame)
 
 
@@ -42,9 +42,7 @@ def _tvd(a: pl.DataFrame, b: pl.DataFrame, cols: list[str]) -> float:
 
 
 def _binned(ds: Dataset) -> pl.DataFrame:
-    return ds.frame.with_columns(
-        (pl.col("age") // 10).alias("age"), pl.col("income").log().floor().alias("income")
-    )
+    return ds.frame.with_columns((pl.col("age") // 10).alias("age"), pl.col("income").log().floor().alias("income"))
 
 
 # -- accounting ------------------------------------------------------------------------------
@@ -284,16 +282,18 @@ def test_by_keeps_relations_within_strata():
 def test_odd_columns_are_handled():
     rng = np.random.default_rng(0)
     n = 1500
-    frame = pl.DataFrame({
-        "empty": pl.Series([None] * n, dtype=pl.Float64),
-        "const": ["x"] * n,
-        "once": ["a"] * (n - 1) + ["rare"],
-        "many": [f"v{i}" for i in rng.integers(0, 10_000, n)],
-        "day": pl.date_range(dt.date(2020, 1, 1), dt.date(2020, 1, 1) + dt.timedelta(days=n - 1), eager=True),
-        "flag": rng.random(n) < 0.3,
-        "cat": pl.Series(rng.choice(["p", "q"], n)).cast(pl.Categorical),
-        "row": np.arange(n),
-    })
+    frame = pl.DataFrame(
+        {
+            "empty": pl.Series([None] * n, dtype=pl.Float64),
+            "const": ["x"] * n,
+            "once": ["a"] * (n - 1) + ["rare"],
+            "many": [f"v{i}" for i in rng.integers(0, 10_000, n)],
+            "day": pl.date_range(dt.date(2020, 1, 1), dt.date(2020, 1, 1) + dt.timedelta(days=n - 1), eager=True),
+            "flag": rng.random(n) < 0.3,
+            "cat": pl.Series(rng.choice(["p", "q"], n)).cast(pl.Categorical),
+            "row": np.arange(n),
+        }
+    )
     syn = DPSynthesizer(2.0).fit(Dataset(frame), seed=1)
     out = syn.sample(seed=1).frame
     assert out.schema == frame.schema
@@ -316,8 +316,14 @@ def test_secure_noise_without_seed():
 
 def test_bad_input_raises_clear_errors():
     ds = _toy(200)
-    for kwargs in ({"epsilon": 0}, {"epsilon": float("inf")}, {"epsilon": 1, "delta": 1.5}, {"epsilon": 1, "bins": 1},
-                   {"epsilon": 1, "method": "aim"}, {"epsilon": 1, "split": (0, 1, 1)}):
+    for kwargs in (
+        {"epsilon": 0},
+        {"epsilon": float("inf")},
+        {"epsilon": 1, "delta": 1.5},
+        {"epsilon": 1, "bins": 1},
+        {"epsilon": 1, "method": "aim"},
+        {"epsilon": 1, "split": (0, 1, 1)},
+    ):
         with pytest.raises(SafemicroError):
             DPSynthesizer(**kwargs)
     with pytest.raises(SafemicroError) as e:

@@ -12,16 +12,35 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-from conftest import NIST
 from typer.testing import CliRunner
 
+from conftest import NIST
 from safemicro.cli import app
 from safemicro.errors import SafemicroError
 from safemicro.synth.dp_domain import load_hierarchy
 
 # first industry code of each ACS industry category (2019 PUMS data dictionary, INDP)
-SECTOR_STARTS = [170, 370, 570, 770, 1070, 4070, 4670, 6070, 6470, 6870, 7270, 7860, 7970, 8370, 8561, 8770,
-                 9370, 9670, 9920]
+SECTOR_STARTS = [
+    170,
+    370,
+    570,
+    770,
+    1070,
+    4070,
+    4670,
+    6070,
+    6470,
+    6870,
+    7270,
+    7860,
+    7970,
+    8370,
+    8561,
+    8770,
+    9370,
+    9670,
+    9920,
+]
 
 
 def industry_hierarchy() -> pl.DataFrame:
@@ -40,13 +59,25 @@ def dp_run(tmp_path_factory):
     hierarchy = tmp / "indp.csv"
     industry_hierarchy().write_csv(hierarchy)
     out, report = tmp / "synthetic.csv", tmp / "report.json"
-    r = CliRunner(env={"SAFEMICRO_DEBUG": None}).invoke(app, [
-        "synthesize", str(data), "--out", str(out), "--epsilon", "2", "--seed", "5",
-        "--hierarchy", str(hierarchy), "--report", str(report),
-    ])
+    r = CliRunner(env={"SAFEMICRO_DEBUG": None}).invoke(
+        app,
+        [
+            "synthesize",
+            str(data),
+            "--out",
+            str(out),
+            "--epsilon",
+            "2",
+            "--seed",
+            "5",
+            "--hierarchy",
+            str(hierarchy),
+            "--report",
+            str(report),
+        ],
+    )
     assert r.exit_code == 0, r.stdout + r.stderr
-    return (pl.read_csv(data, infer_schema=False), pl.read_csv(out, infer_schema=False),
-            json.loads(report.read_text()))
+    return (pl.read_csv(data, infer_schema=False), pl.read_csv(out, infer_schema=False), json.loads(report.read_text()))
 
 
 def test_no_column_gains_missing_values(dp_run):
@@ -69,8 +100,9 @@ def test_integer_columns_stay_integers(dp_run):
 
 def test_public_hierarchy_holds_and_released_values_only(dp_run):
     real, synth, report = dp_run
-    pairs = synth.select("INDP", "INDP_CAT").unique().join(industry_hierarchy(), on="INDP", how="left",
-                                                         suffix="_public")
+    pairs = (
+        synth.select("INDP", "INDP_CAT").unique().join(industry_hierarchy(), on="INDP", how="left", suffix="_public")
+    )
     assert (pairs["INDP_CAT"] == pairs["INDP_CAT_public"]).all()
     assert report["params"]["hierarchies"] == [["INDP", "INDP_CAT"]]
     # only values of the data that cleared the threshold: far fewer industry codes, none rare

@@ -11,16 +11,37 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import SDC_DATA
 from scipy.stats import ks_2samp
 
+from conftest import SDC_DATA
 from safemicro.errors import SafemicroError
 from safemicro.examples.survey import generate_survey
 from safemicro.io.dataset import Dataset
 from safemicro.synth.household import HouseholdSynthesizer
 
-HH_SURVEY = ["camp", "stratum", "cluster", "origin", "arrival_year", "hh_size", "livelihood", "income", "assistance", "weight"]
-PERSON_SURVEY = ["line_no", "relationship", "sex", "age", "marital", "education", "disability", "legal_status", "protection_incident"]
+HH_SURVEY = [
+    "camp",
+    "stratum",
+    "cluster",
+    "origin",
+    "arrival_year",
+    "hh_size",
+    "livelihood",
+    "income",
+    "assistance",
+    "weight",
+]
+PERSON_SURVEY = [
+    "line_no",
+    "relationship",
+    "sex",
+    "age",
+    "marital",
+    "education",
+    "disability",
+    "legal_status",
+    "protection_incident",
+]
 HH_TESTDATA = ["urbrur", "roof", "walls", "water", "electcon", "sampling_weight", "household_weights"]
 
 
@@ -178,9 +199,7 @@ def test_households_without_or_with_two_heads(testdata_ds):
     hid = f["ori_hid"]
     headless = hid.is_in(list(range(1, 1001, 10))) & (f["relat"] == 1)  # 100 households
     spouse2 = hid.is_in(list(range(5, 1001, 25))) & (f["relat"] == 2)  # up to 40: two heads
-    f = f.with_columns(
-        relat=pl.when(headless).then(7).when(spouse2).then(1).otherwise(pl.col("relat"))
-    ).drop("row")
+    f = f.with_columns(relat=pl.when(headless).then(7).when(spouse2).then(1).otherwise(pl.col("relat"))).drop("row")
     synth = HouseholdSynthesizer("ori_hid", relationship="relat", head_code=1).fit(Dataset(f), seed=2)
     out = synth.sample(seed=3).frame
     real_heads, syn_heads = heads_per_household(f, "ori_hid", "relat"), heads_per_household(out, "ori_hid", "relat")
@@ -231,7 +250,11 @@ class Scrambled:
     def sample(self, n=None, *, conditions=None, seed=None):
         rng = np.random.default_rng(seed)
         m = n if conditions is None else conditions.height
-        drawn = [self.frame[c].gather(rng.integers(0, self.frame.height, m)) for c in self.frame.columns if c not in self.fixed]
+        drawn = [
+            self.frame[c].gather(rng.integers(0, self.frame.height, m))
+            for c in self.frame.columns
+            if c not in self.fixed
+        ]
         out = pl.DataFrame(drawn)
         if "relationship" in out.columns:
             out = out.with_columns(pl.Series("relationship", rng.integers(1, 9, m), dtype=pl.Int32))
@@ -263,7 +286,12 @@ def test_string_ids_person_ids_and_explicit_household_level(survey):
     f = survey.frame.select(["hhid"] + HH_SURVEY + PERSON_SURVEY).head(1500)
     f = f.with_columns(pl.format("H{}", "hhid").alias("hhid"), pl.format("P{}", pl.int_range(pl.len())).alias("pid"))
     ds = survey.with_frame(f)
-    synth = HouseholdSynthesizer("hhid", household_level=["camp", "origin", "hh_size", "weight"], person_order="line_no", relationship="relationship")
+    synth = HouseholdSynthesizer(
+        "hhid",
+        household_level=["camp", "origin", "hh_size", "weight"],
+        person_order="line_no",
+        relationship="relationship",
+    )
     out = synth.fit(ds, seed=3).sample(seed=4).frame
     assert out.schema == ds.frame.schema
     assert out["hhid"].unique().sort().to_list() == sorted(str(i) for i in range(1, f["hhid"].n_unique() + 1))
@@ -295,9 +323,21 @@ def _small() -> Dataset:
         (lambda: HouseholdSynthesizer("hid", relationship="relation"), {}, "no such column", "relation", None),
         (lambda: HouseholdSynthesizer("hid", household_level=["age"]), {}, "differs within household 1", "age", 1),
         (lambda: HouseholdSynthesizer("hid", household_level=["zone"]), {}, "not have", "zone", None),
-        (lambda: HouseholdSynthesizer("hid", relationship="rel", head_code=9), {}, "no member has the head code 9", "rel", None),
+        (
+            lambda: HouseholdSynthesizer("hid", relationship="rel", head_code=9),
+            {},
+            "no member has the head code 9",
+            "rel",
+            None,
+        ),
         (lambda: HouseholdSynthesizer("hid", relationship="rel", head_code="x"), {}, "not a number", "rel", None),
-        (lambda: HouseholdSynthesizer("hid", age="region", household_level=["region"]), {}, "person-level", "region", None),
+        (
+            lambda: HouseholdSynthesizer("hid", age="region", household_level=["region"]),
+            {},
+            "person-level",
+            "region",
+            None,
+        ),
     ],
 )
 def test_bad_arguments_name_the_column(make, fit_kwargs, message, column, row):
@@ -308,7 +348,9 @@ def test_bad_arguments_name_the_column(make, fit_kwargs, message, column, row):
 
 def test_bad_household_ids():
     ds = _small()
-    missing = ds.with_frame(ds.frame.with_columns(pl.when(pl.int_range(pl.len()) == 4).then(None).otherwise(pl.col("hid")).alias("hid")))
+    missing = ds.with_frame(
+        ds.frame.with_columns(pl.when(pl.int_range(pl.len()) == 4).then(None).otherwise(pl.col("hid")).alias("hid"))
+    )
     with pytest.raises(SafemicroError, match="missing household id") as err:
         HouseholdSynthesizer("hid").fit(missing)
     assert err.value.row == 4

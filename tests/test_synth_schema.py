@@ -7,11 +7,11 @@ import datetime as dt
 import numpy as np
 import polars as pl
 import pytest
-from conftest import SD2011, NIST, SDC_DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from conftest import NIST, SD2011, SDC_DATA
 from safemicro.errors import SafemicroError
 from safemicro.examples.survey import generate_survey
 from safemicro.io import read
@@ -105,9 +105,16 @@ def test_odd_types_round_trip():
     schema, enc = round_trip(Dataset(frame))
     kinds = {c: s.kind for c, s in schema.columns.items()}
     assert kinds == {
-        "day": "numeric", "stamp": "numeric", "flag": "categorical", "cat": "categorical",
-        "f32": "numeric", "nan": "numeric", "empty": "constant", "one": "constant",
-        "rowno": "id", "name": "id",
+        "day": "numeric",
+        "stamp": "numeric",
+        "flag": "categorical",
+        "cat": "categorical",
+        "f32": "numeric",
+        "nan": "numeric",
+        "empty": "constant",
+        "one": "constant",
+        "rowno": "id",
+        "name": "id",
     }
     assert any("empty" in note for note in schema.notes)
     assert any("day" in note and "Date" in note for note in schema.notes)

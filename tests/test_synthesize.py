@@ -129,8 +129,19 @@ def test_cli_evaluate_writes_json_and_html(tmp_path):
     frame.head(1200).write_csv(tmp_path / "train.csv")
     frame.tail(400).write_csv(tmp_path / "holdout.csv")
     frame.slice(1200, 1200).write_csv(tmp_path / "other.csv")  # real rows standing in for synthetic
-    args = ["evaluate", str(tmp_path / "train.csv"), str(tmp_path / "other.csv"), "--holdout", str(tmp_path / "holdout.csv"),
-            "--keys", ",".join(KEYS), "--json", str(tmp_path / "e.json"), "--html", str(tmp_path / "e.html")]
+    args = [
+        "evaluate",
+        str(tmp_path / "train.csv"),
+        str(tmp_path / "other.csv"),
+        "--holdout",
+        str(tmp_path / "holdout.csv"),
+        "--keys",
+        ",".join(KEYS),
+        "--json",
+        str(tmp_path / "e.json"),
+        "--html",
+        str(tmp_path / "e.html"),
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     evaluation = json.loads((tmp_path / "e.json").read_text())
@@ -150,8 +161,18 @@ def test_cli_keys_option_drives_the_replicated_uniques_safeguard(tmp_path):
     data = tmp_path / "small.csv"
     pl.read_csv(TESTDATA).select([*KEYS, "age"]).head(1000).write_csv(data)
     report = tmp_path / "r.json"
-    args = ["synthesize", str(data), "--out", str(tmp_path / "s.csv"), "--keys", "urbrur,sex,age", "--seed", "2",
-            "--report", str(report)]
+    args = [
+        "synthesize",
+        str(data),
+        "--out",
+        str(tmp_path / "s.csv"),
+        "--keys",
+        "urbrur,sex,age",
+        "--seed",
+        "2",
+        "--report",
+        str(report),
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert json.loads(report.read_text())["safeguards"]["replicated_uniques"]["keys"] == ["urbrur", "sex", "age"]

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from conftest import ref_csv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import ref_csv
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Codebook, Dataset, VariableMeta
 from safemicro.methods.base import ROW_ID
@@ -79,8 +79,12 @@ def test_compare_numeric_section_matches_sdcmicro(testdata, reference):
     rows = {v["variable"]: v for v in out["variables"]}
     assert rows["urbrur"]["changed"] == 0 and rows["urbrur"]["tvd"] == 0.0
     assert rows["income"]["changed"] == int((mdav["income"] != testdata["income"].cast(pl.Float64)).sum())
-    assert out["rows"] == {"original": 4580, "released": 4580, "aligned_by": "row id",
-                           "records_changed": out["rows"]["records_changed"]}
+    assert out["rows"] == {
+        "original": 4580,
+        "released": 4580,
+        "aligned_by": "row id",
+        "records_changed": out["rows"]["records_changed"],
+    }
     # microaggregation leaves the group means, so the mean of each variable is unchanged
     assert rows["income"]["mean_after"] == pytest.approx(rows["income"]["mean_before"], rel=1e-12)
 
@@ -91,9 +95,9 @@ def test_numeric_edge_cases():
     # the original 0 (division by zero) and the missing cell are left out of IL1
     y = x + 1
     assert il1(x, y) == pytest.approx(100 * (1 + 1 / 2 + 1 / 3 + 1 / 2 + 1 + 1 / 5))
-    assert il1s(x, y) == pytest.approx(sum(
-        np.sum(~np.isnan(x[:, j])) / (np.nanstd(x[:, j], ddof=1) * math.sqrt(2)) for j in range(2)
-    ))
+    assert il1s(x, y) == pytest.approx(
+        sum(np.sum(~np.isnan(x[:, j])) / (np.nanstd(x[:, j], ddof=1) * math.sqrt(2)) for j in range(2))
+    )
     assert math.isnan(eigen(np.ones((5, 2)), np.ones((5, 2))))  # constant columns: undefined
     assert correlation_max_diff(x[:, 0], x[:, 0] * 2) == 0.0
     with pytest.raises(SafemicroError, match="same shape"):
@@ -141,15 +145,18 @@ def _survey(n: int = 600, seed: int = 3) -> Dataset:
         }
     )
     frame = frame.with_columns((pl.col("income") * (1 + 0.02 * pl.col("age"))).alias("income"))
-    cb = Codebook(variables={
-        "sex": VariableMeta("sex", value_labels={1: "male", 2: "female"}),
-        "work": VariableMeta("work", value_labels={0: "no", 1: "yes", 99: "refused"}, missing_values=[99]),
-    })
+    cb = Codebook(
+        variables={
+            "sex": VariableMeta("sex", value_labels={1: "male", 2: "female"}),
+            "work": VariableMeta("work", value_labels={0: "no", 1: "yes", 99: "refused"}, missing_values=[99]),
+        }
+    )
     return Dataset(frame.with_row_index(ROW_ID), cb)
 
 
-ROLES = Roles(keys=["region", "sex", "age", "hhsize"], numeric_keys=["income"], weight="w",
-              strata="region", cluster="cluster")
+ROLES = Roles(
+    keys=["region", "sex", "age", "hhsize"], numeric_keys=["income"], weight="w", strata="region", cluster="cluster"
+)
 UTIL = Utility(
     indicators=[
         Indicator(variable="income", kind="mean", by="region"),
@@ -199,8 +206,7 @@ def _close(a, b) -> bool:
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 4), st.floats(0.5, 10)), min_size=3, max_size=40),
-       st.integers(0, 2**31 - 1))
+@given(st.lists(st.tuples(st.integers(1, 4), st.floats(0.5, 10)), min_size=3, max_size=40), st.integers(0, 2**31 - 1))
 def test_compare_properties(cells, seed):
     """Identical data: no loss; a shuffled release aligned by row id: the same result."""
     frame = pl.DataFrame({"k": [c[0] for c in cells], "w": [c[1] for c in cells]}).with_row_index(ROW_ID)
@@ -239,7 +245,9 @@ def test_reordered_subsample_aligned_by_row_id():
     # distributions compare the whole original with the whole release: sampling shows
     assert rows["sex"]["tvd"] > 0
     assert {tuple(t["variables"]) for t in out["tables"] if t["status"] == "removed"} == {
-        ("region", "hhsize"), ("sex", "hhsize"), ("age", "hhsize")
+        ("region", "hhsize"),
+        ("sex", "hhsize"),
+        ("age", "hhsize"),
     }
     # a released row id the original lacks
     bad = released.frame.with_columns(pl.col(ROW_ID).cast(pl.Int64) + 10_000)
@@ -265,9 +273,9 @@ def test_suppressed_cells_are_a_category():
 def test_recoded_variable_is_noted_and_input_untouched():
     ds = _survey()
     before = ds.frame.clone()
-    released = ds.with_frame(ds.frame.with_columns(
-        pl.when(pl.col("age") < 18).then(pl.lit("0-17")).otherwise(pl.lit("18+")).alias("age")
-    ))
+    released = ds.with_frame(
+        ds.frame.with_columns(pl.when(pl.col("age") < 18).then(pl.lit("0-17")).otherwise(pl.lit("18+")).alias("age"))
+    )
     out = compare(ds, released, roles=ROLES, utility=UTIL)
     age = next(v for v in out["variables"] if v["variable"] == "age")
     assert age["changed"] == ds.n and age["categories_differ"] and age["categories_after"] == 2
@@ -290,10 +298,19 @@ def test_compare_user_errors():
     with pytest.raises(SafemicroError, match="needs a numeric variable"):
         compare(text, text, roles=ROLES, utility=Utility(indicators=[Indicator(variable="sex", kind="mean")]))
     with pytest.raises(SafemicroError, match="not a value"):
-        compare(ds, ds, roles=ROLES, utility=Utility(indicators=[Indicator(variable="sex", kind="proportion", value=7)]))
+        compare(
+            ds, ds, roles=ROLES, utility=Utility(indicators=[Indicator(variable="sex", kind="proportion", value=7)])
+        )
     with pytest.raises(SafemicroError, match="two values"):
-        compare(ds, ds, roles=ROLES, utility=Utility(regressions=[Regression(outcome="hhsize", predictors=["age"], kind="logistic")]))
-    negative = ds.with_frame(ds.frame.with_columns(pl.when(pl.col(ROW_ID) == 5).then(-1.0).otherwise(pl.col("w")).alias("w")))
+        compare(
+            ds,
+            ds,
+            roles=ROLES,
+            utility=Utility(regressions=[Regression(outcome="hhsize", predictors=["age"], kind="logistic")]),
+        )
+    negative = ds.with_frame(
+        ds.frame.with_columns(pl.when(pl.col(ROW_ID) == 5).then(-1.0).otherwise(pl.col("w")).alias("w"))
+    )
     with pytest.raises(SafemicroError, match="non-negative") as err:
         compare(negative, negative, roles=ROLES)
     assert err.value.row == 6 and err.value.column == "w"

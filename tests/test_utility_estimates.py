@@ -75,7 +75,9 @@ def test_totals_and_proportions_match_textbook():
     tot = estimate(y, design, kind="total")
     ok = ~np.isnan(y)
     assert tot["estimate"][0] == pytest.approx((w[ok] * y[ok]).sum(), rel=1e-12)
-    assert tot["se"][0] == pytest.approx(np.sqrt(_textbook_var(np.where(ok, np.nan_to_num(y), 0), w, strata, clusters)), rel=1e-9)
+    assert tot["se"][0] == pytest.approx(
+        np.sqrt(_textbook_var(np.where(ok, np.nan_to_num(y), 0), w, strata, clusters)), rel=1e-9
+    )
     prop = estimate(cat, design, kind="proportion", domain=dom, n_categories=3)
     assert prop["estimate"].shape == (2, 3)
     for d in (1, 2):
@@ -163,7 +165,7 @@ def test_logistic_regression_maximises_the_weighted_likelihood():
     assert fit["converged"] and fit["coef"] == pytest.approx(ref, abs=1e-5)
     mu = 1 / (1 + np.exp(-X @ fit["coef"]))
     bread = np.linalg.inv((X * (w * mu * (1 - mu))[:, None]).T @ X)
-    u = (X * (w * (y - mu))[:, None])
+    u = X * (w * (y - mu))[:, None]
     meat = n / (n - 1) * (u - u.mean(axis=0)).T @ (u - u.mean(axis=0))
     assert fit["cov"] == pytest.approx(bread @ meat @ bread, rel=1e-7)
 

@@ -13,10 +13,10 @@ import json
 import sys
 from pathlib import Path
 
-from sdnist.report.dataset import Dataset  # first: sdnist.metrics imports sdnist.report
 from sdnist.load import TestDatasetName
 from sdnist.metrics.kmarginal import KMarginal
 from sdnist.metrics.unique_exact_matches import unique_exact_matches
+from sdnist.report.dataset import Dataset  # first: sdnist.metrics imports sdnist.report
 from sdnist.utils import SimpleLogger
 
 

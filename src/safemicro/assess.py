@@ -61,7 +61,11 @@ class Assessment:
     def write_records(self, path: str | Path) -> None:
         from safemicro.atomic import write_frame_csv
 
-        ids = self.ids if self.ids is not None else pl.DataFrame({"row": pl.int_range(1, self.records.height + 1, eager=True)})
+        ids = (
+            self.ids
+            if self.ids is not None
+            else pl.DataFrame({"row": pl.int_range(1, self.records.height + 1, eager=True)})
+        )
         write_frame_csv(path, pl.concat([ids, self.records.drop(ids.columns, strict=False)], how="horizontal"))
 
     def write_html(self, path: str | Path, *, title: str | None = None) -> None:
@@ -250,9 +254,7 @@ def assess(
             )
         summary["warnings"] = warnings
         if targets and targets.get("max_individual_risk") is not None:
-            summary["individual_risk"]["n_above_target"] = int(
-                np.count_nonzero(risk > targets["max_individual_risk"])
-            )
+            summary["individual_risk"]["n_above_target"] = int(np.count_nonzero(risk > targets["max_individual_risk"]))
         timings["risk"] = time.perf_counter() - t0
         advance("household risk" if roles.household else "reports")
 
@@ -336,8 +338,12 @@ def _assess_numeric_only(
     """Continuous-only data: numeric-key risk; the frequency-based measures do not apply."""
     t0 = time.perf_counter()
     records: dict[str, Any] = {}
-    warnings = [("no categorical key variables: k-anonymity, individual, global and household "
-                 "risk, SUDA2 and l-diversity do not apply; the risk is that of the numeric keys")]
+    warnings = [
+        (
+            "no categorical key variables: k-anonymity, individual, global and household "
+            "risk, SUDA2 and l-diversity do not apply; the risk is that of the numeric keys"
+        )
+    ]
     summary: dict[str, Any] = {
         "safemicro_version": __version__,
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -363,7 +369,9 @@ def _assess_numeric_only(
     }
     summary["checks"] = _checks(summary, targets)
     summary["timings_seconds"] = {"numeric_risk": round(time.perf_counter() - t0, 4)}
-    return Assessment(summary=json_ready(summary), records=pl.DataFrame(records), key_table=None, ids=_ids(dataset, roles))
+    return Assessment(
+        summary=json_ready(summary), records=pl.DataFrame(records), key_table=None, ids=_ids(dataset, roles)
+    )
 
 
 def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -371,11 +379,18 @@ def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dic
     if not targets:
         return []
     if summary.get("k_anonymity") is None:
-        names = [f"k = {targets['k']}" if targets.get("k") else None,
-                 f"global risk ≤ {targets['max_global_risk']:g}" if targets.get("max_global_risk") is not None else None,
-                 f"individual risk ≤ {targets['max_individual_risk']:g}" if targets.get("max_individual_risk") is not None else None]
-        return [{"target": n, "value": None, "passed": None, "applicable": False, "message": NOT_APPLICABLE}
-                for n in names if n]
+        names = [
+            f"k = {targets['k']}" if targets.get("k") else None,
+            f"global risk ≤ {targets['max_global_risk']:g}" if targets.get("max_global_risk") is not None else None,
+            f"individual risk ≤ {targets['max_individual_risk']:g}"
+            if targets.get("max_individual_risk") is not None
+            else None,
+        ]
+        return [
+            {"target": n, "value": None, "passed": None, "applicable": False, "message": NOT_APPLICABLE}
+            for n in names
+            if n
+        ]
     checks = []
     k = targets.get("k")
     if k:

@@ -6,16 +6,16 @@ Every user error ends in one line on stderr and exit code 2; nothing half-writte
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import typer
 from rich.markup import escape
 
 from safemicro.cli_support import check_outputs, err, out
-from safemicro.errors import SafemicroError
 from safemicro.cli_support import friendly as _friendly
 from safemicro.cli_support import split_list as _split
+from safemicro.errors import SafemicroError
 
 app = typer.Typer(
     add_completion=False,
@@ -29,23 +29,23 @@ app = typer.Typer(
 @_friendly
 def assess(
     data: Path = typer.Argument(..., help="CSV, Parquet, Stata .dta, SPSS .sav or SAS .sas7bdat file"),
-    plan: Optional[Path] = typer.Option(None, "--plan", help="release plan (YAML) giving the roles"),
-    keys: Optional[str] = typer.Option(None, "--keys", help="categorical key variables, comma-separated"),
-    weight: Optional[str] = typer.Option(None, "--weight", help="sampling weight variable"),
-    household: Optional[str] = typer.Option(None, "--household", help="household id variable"),
-    household_level: Optional[str] = typer.Option(
+    plan: Path | None = typer.Option(None, "--plan", help="release plan (YAML) giving the roles"),
+    keys: str | None = typer.Option(None, "--keys", help="categorical key variables, comma-separated"),
+    weight: str | None = typer.Option(None, "--weight", help="sampling weight variable"),
+    household: str | None = typer.Option(None, "--household", help="household id variable"),
+    household_level: str | None = typer.Option(
         None, "--household-level", help="keys that must be constant within a household"
     ),
-    sensitive: Optional[str] = typer.Option(None, "--sensitive", help="sensitive variables (l-diversity)"),
-    numeric: Optional[str] = typer.Option(None, "--numeric", help="continuous key variables"),
+    sensitive: str | None = typer.Option(None, "--sensitive", help="sensitive variables (l-diversity)"),
+    numeric: str | None = typer.Option(None, "--numeric", help="continuous key variables"),
     suda: bool = typer.Option(False, "--suda", help="compute SUDA2 and DIS-SUDA scores"),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="weight of a missing value as a wildcard (0..1)"),
+    alpha: float | None = typer.Option(None, "--alpha", help="weight of a missing value as a wildcard (0..1)"),
     k: list[int] = typer.Option([], "--k", help="extra k for k-anonymity counts (repeatable)"),
     max_global_risk: float = typer.Option(0.01, "--max-global-risk", help="for the record threshold"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="write the summary as JSON"),
-    records_out: Optional[Path] = typer.Option(None, "--records", help="write per-record risk as CSV"),
-    html_out: Optional[Path] = typer.Option(None, "--html", help="write the HTML report"),
-    encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of a CSV file"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the summary as JSON"),
+    records_out: Path | None = typer.Option(None, "--records", help="write per-record risk as CSV"),
+    html_out: Path | None = typer.Option(None, "--html", help="write the HTML report"),
+    encoding: str | None = typer.Option(None, "--encoding", help="text encoding of a CSV file"),
 ) -> None:
     """Assess the disclosure risk of a microdata file."""
     from safemicro import io
@@ -53,9 +53,7 @@ def assess(
     from safemicro.plan import load_plan
 
     if plan and (keys or weight or household or sensitive or numeric or household_level):
-        raise SafemicroError(
-            "give the roles either with --plan or with --keys/--weight/..., not both", file=str(plan)
-        )
+        raise SafemicroError("give the roles either with --plan or with --keys/--weight/..., not both", file=str(plan))
     outputs = [p for p in (json_out, records_out, html_out) if p]
     check_outputs([data, plan], outputs)
     the_plan = load_plan(plan) if plan else None
@@ -101,7 +99,7 @@ def _write_all(jobs: list[tuple[Path, Callable[[Path], None]]]) -> None:
     current: Path | None = None
     try:
         with atomic_paths([target for target, _ in jobs]) as staged:
-            for (current, write), tmp in zip(jobs, staged):
+            for (current, write), tmp in zip(jobs, staged):  # noqa: B007 (read in the except)
                 write(tmp)
             current = None
     except OSError as e:
@@ -122,7 +120,10 @@ def _print_summary(s: dict) -> None:
     if s.get("numeric_risk"):
         nr = s["numeric_risk"]
         t.add_row("numeric keys", escape(", ".join(nr["variables"])))
-        t.add_row("interval disclosure", f"{nr['interval_disclosure']:.4f} (share of records whose values all lie within ±5 % sd)")
+        t.add_row(
+            "interval disclosure",
+            f"{nr['interval_disclosure']:.4f} (share of records whose values all lie within ±5 % sd)",
+        )
         t.add_row("records with an outlying numeric value", f"{nr['n_records_with_outlier']:,}")
     if s.get("suda2"):
         t.add_row("SUDA2: records with MSUs", f"{s['suda2']['n_score_gt0']:,}")
@@ -143,7 +144,9 @@ def _print_key_risk(t, s: dict) -> None:
     for kk, v in s["k_anonymity"]["violations"].items():
         t.add_row(f"records violating {kk}-anonymity", f"{v:,}")
     g = s["global_risk"]
-    t.add_row("global risk", f"{g['percent']:.3f} % ({g['expected_reidentifications']:.2f} expected re-identifications)")
+    t.add_row(
+        "global risk", f"{g['percent']:.3f} % ({g['expected_reidentifications']:.2f} expected re-identifications)"
+    )
     if s.get("household_risk"):
         h = s["household_risk"]
         t.add_row("household risk", f"{h['percent']:.3f} % ({h['expected_reidentifications']:.2f} expected)")
@@ -159,7 +162,7 @@ def init(
     output: Path = typer.Option(Path("plan.yaml"), "--out", "-o", help="where to write the draft plan"),
     tier: str = typer.Option("suf", "--tier", help="puf, suf or enclave"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing plan"),
-    encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of a CSV file"),
+    encoding: str | None = typer.Option(None, "--encoding", help="text encoding of a CSV file"),
 ) -> None:
     """Draft a release plan from the data: direct identifiers, keys, weight, household."""
     from safemicro import io
@@ -225,17 +228,17 @@ def anonymize(
 def synthesize(
     data: Path = typer.Argument(..., help="microdata file (CSV, Parquet, Stata, SPSS)"),
     output: Path = typer.Option(..., "--out", "-o", help="synthetic file to write (format from the extension)"),
-    plan: Optional[Path] = typer.Option(None, "--plan", help="release plan: roles (keys, household, direct ids)"),
-    n: Optional[int] = typer.Option(None, "--n", help="records to draw (households in household mode)"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="random seed (drawn and reported when absent)"),
-    epsilon: Optional[float] = typer.Option(None, "--epsilon", help="differential privacy: total epsilon (MST)"),
+    plan: Path | None = typer.Option(None, "--plan", help="release plan: roles (keys, household, direct ids)"),
+    n: int | None = typer.Option(None, "--n", help="records to draw (households in household mode)"),
+    seed: int | None = typer.Option(None, "--seed", help="random seed (drawn and reported when absent)"),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="differential privacy: total epsilon (MST)"),
     delta: float = typer.Option(1e-6, "--delta", help="differential privacy: delta"),
-    household: Optional[str] = typer.Option(None, "--household", help="household id: household-relational synthesis"),
-    keys: Optional[str] = typer.Option(
+    household: str | None = typer.Option(None, "--household", help="household id: household-relational synthesis"),
+    keys: str | None = typer.Option(
         None, "--keys", help="key variables for the replicated-uniques safeguard (default: the plan's keys)"
     ),
-    report: Optional[Path] = typer.Option(None, "--report", help="write the internal JSON report (holds the seed)"),
-    hierarchy: Optional[list[Path]] = typer.Option(
+    report: Path | None = typer.Option(None, "--report", help="write the internal JSON report (holds the seed)"),
+    hierarchy: list[Path] | None = typer.Option(
         None, "--hierarchy", help="DP: a public hierarchy, CSV 'child,parent' named as the columns (repeatable)"
     ),
 ) -> None:
@@ -247,8 +250,15 @@ def synthesize(
     outputs = [p for p in (output, report) if p]
     check_outputs([data, plan, *(hierarchy or [])], outputs)
     result = run_synthesize(
-        data, plan=plan, n=n, seed=seed, epsilon=epsilon, delta=delta, household=household,
-        keys=_split(keys) or None, hierarchies=hierarchy,
+        data,
+        plan=plan,
+        n=n,
+        seed=seed,
+        epsilon=epsilon,
+        delta=delta,
+        household=household,
+        keys=_split(keys) or None,
+        hierarchies=hierarchy,
     )
     jobs = [(output, lambda tmp: _write_like(result.dataset, tmp, output))]
     if report:
@@ -262,7 +272,8 @@ def synthesize(
         f"{result.report['method']}: {result.dataset.n:,} synthetic records; "
         f"replicated uniques replaced: {ru.get('units_replaced', 0)} {ru.get('unit', 'record')}s; "
         f"Q_δ {qd.get('q_delta', float('nan')):.4f} (threshold {qd.get('threshold', float('nan')):.4f}, "
-        + ("passed" if qd.get("passed") else "NOT passed") + ")",
+        + ("passed" if qd.get("passed") else "NOT passed")
+        + ")",
         highlight=False,
         markup=False,
     )
@@ -279,15 +290,19 @@ def synthesize(
 def evaluate(
     real: Path = typer.Argument(..., help="the real data the synthesizer was fitted on"),
     synth: Path = typer.Argument(..., help="the synthetic data"),
-    holdout: Optional[Path] = typer.Option(None, "--holdout", help="real records the synthesizer never saw"),
-    keys: Optional[str] = typer.Option(None, "--keys", help="key variables for replicated uniques, comma-separated"),
-    target: Optional[str] = typer.Option(None, "--target", help="column(s) for train-on-synthetic/test-on-real"),
-    group: Optional[str] = typer.Option(None, "--group", help="geography for the k-marginal score (e.g. PUMA)"),
-    secrets: Optional[str] = typer.Option(None, "--secrets", help="sensitive columns the inference attack guesses, comma-separated"),
-    attacks: int = typer.Option(500, "--n-attacks", help="attacks per scenario of the attack suite (needs --holdout; 0 skips it)"),
+    holdout: Path | None = typer.Option(None, "--holdout", help="real records the synthesizer never saw"),
+    keys: str | None = typer.Option(None, "--keys", help="key variables for replicated uniques, comma-separated"),
+    target: str | None = typer.Option(None, "--target", help="column(s) for train-on-synthetic/test-on-real"),
+    group: str | None = typer.Option(None, "--group", help="geography for the k-marginal score (e.g. PUMA)"),
+    secrets: str | None = typer.Option(
+        None, "--secrets", help="sensitive columns the inference attack guesses, comma-separated"
+    ),
+    attacks: int = typer.Option(
+        500, "--n-attacks", help="attacks per scenario of the attack suite (needs --holdout; 0 skips it)"
+    ),
     seed: int = typer.Option(0, "--seed", help="seed for splits, bootstrap and permutations"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="write the result as JSON"),
-    html_out: Optional[Path] = typer.Option(None, "--html", help="write the HTML report"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the result as JSON"),
+    html_out: Path | None = typer.Option(None, "--html", help="write the HTML report"),
 ) -> None:
     """Utility and privacy of a synthetic file against the real one (and a holdout)."""
     import json
@@ -328,7 +343,9 @@ def _write_like(dataset, tmp: Path, target: Path) -> None:
     """Write to the staged path in the target's format (the writers look at the extension)."""
     from safemicro import io
 
-    staged = tmp.with_name(tmp.name + "".join(target.suffixes[-2:] if target.name.endswith(".csv.gz") else target.suffixes[-1:]))
+    staged = tmp.with_name(
+        tmp.name + "".join(target.suffixes[-2:] if target.name.endswith(".csv.gz") else target.suffixes[-1:])
+    )
     try:
         io.write(dataset, staged, report_as=target)
         staged.replace(tmp)

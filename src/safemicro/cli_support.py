@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import typer
 from rich.console import Console
@@ -49,5 +49,5 @@ def friendly(fn: Callable) -> Callable:
     return wrapper
 
 
-def split_list(value: Optional[str]) -> list[str]:
+def split_list(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []

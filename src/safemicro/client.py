@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -46,8 +47,9 @@ class Release:
 class Client:
     """Talk to one node with one token."""
 
-    def __init__(self, url: str, token: str, *, public_key: Optional[str] = None, verify: bool = True,
-                 timeout: float = 60.0) -> None:
+    def __init__(
+        self, url: str, token: str, *, public_key: str | None = None, verify: bool = True, timeout: float = 60.0
+    ) -> None:
         import httpx
 
         self.url = url.rstrip("/")
@@ -55,14 +57,13 @@ class Client:
         self.verify = verify
         self._public_key_pem = public_key
         self._key = None
-        self._http = httpx.Client(base_url=self.url, timeout=timeout,
-                                  headers={"Authorization": f"Bearer {token}"})
-        self.last: Optional[Release] = None
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers={"Authorization": f"Bearer {token}"})
+        self.last: Release | None = None
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -115,10 +116,10 @@ class Client:
         kind: str = "count",
         *,
         by: Sequence[str] = (),
-        measure: Optional[str] = None,
-        quantile: Optional[float] = None,
-        filters: Optional[dict[str, Sequence[str]]] = None,
-        time: Optional[tuple[str, str]] = None,
+        measure: str | None = None,
+        quantile: float | None = None,
+        filters: dict[str, Sequence[str]] | None = None,
+        time: tuple[str, str] | None = None,
         margins: bool = True,
     ) -> Release:
         """Run a query and return the verified release (table, metadata, signed bytes)."""
@@ -134,9 +135,17 @@ class Client:
         r = self._http.post("/v1/query", json=spec)
         data = self._checked(r)
         cells = data.pop("cells")
-        schema = {**{d: pl.String for d in by}, "value": pl.Float64, "status": pl.String, "rule": pl.String,
-                  "lower": pl.Float64, "upper": pl.Float64, "rounded_to": pl.Int64, "noise_scale": pl.Float64,
-                  "noise_variance": pl.Float64}
+        schema = {
+            **{d: pl.String for d in by},
+            "value": pl.Float64,
+            "status": pl.String,
+            "rule": pl.String,
+            "lower": pl.Float64,
+            "upper": pl.Float64,
+            "rounded_to": pl.Int64,
+            "noise_scale": pl.Float64,
+            "noise_variance": pl.Float64,
+        }
         table = pl.DataFrame(cells, schema=schema) if cells else pl.DataFrame(schema=schema)
         self.last = Release(table=table, meta=data, body=r.content, signature=r.headers.get(SIGNATURE_HEADER, ""))
         return self.last

@@ -24,10 +24,10 @@ from safemicro import io
 from safemicro.assess import assess
 from safemicro.draft import draft_plan
 from safemicro.examples import SURVEY_PLAN, SURVEY_PUF_PLAN
-from safemicro.release import anonymize
 from safemicro.examples.survey import generate_survey
 from safemicro.outputs import check_folder, mark_folder
 from safemicro.plan import load_plan, save_plan
+from safemicro.release import anonymize
 
 
 def run_demo(out_dir: str | Path, *, console: Console | None = None) -> dict[str, Path]:
@@ -118,8 +118,7 @@ def _household_split(dataset, household: str, *, share: float, seed: int | None)
     ids = dataset.frame.get_column(household).unique(maintain_order=True)
     held = ids.gather(np.random.default_rng(seed).permutation(ids.len())[: round(share * ids.len())])
     in_holdout = pl.col(household).is_in(held.implode())
-    return (dataset.with_frame(dataset.frame.filter(~in_holdout)),
-            dataset.with_frame(dataset.frame.filter(in_holdout)))
+    return (dataset.with_frame(dataset.frame.filter(~in_holdout)), dataset.with_frame(dataset.frame.filter(in_holdout)))
 
 
 def _synthesize(dataset, plan, paths: dict[str, Path], console: Console) -> None:
@@ -139,8 +138,15 @@ def _synthesize(dataset, plan, paths: dict[str, Path], console: Console) -> None
         result.write(paths["synthetic data"])
     write_text(paths["synthesis report"], json.dumps(result.report, indent=2, ensure_ascii=False, default=str) + "\n")
     real, kept_back = (d.with_frame(d.frame.drop(plan.roles.direct_ids)) for d in (train, holdout))
-    evaluation = evaluate(real, result.dataset, holdout=kept_back, keys=plan.roles.keys,
-                          secrets=plan.roles.sensitive, target="legal_status", seed=1)
+    evaluation = evaluate(
+        real,
+        result.dataset,
+        holdout=kept_back,
+        keys=plan.roles.keys,
+        secrets=plan.roles.sensitive,
+        target="legal_status",
+        seed=1,
+    )
     write_evaluation_html(evaluation, paths["evaluation"])
     guards = result.report["safeguards"]
     s = evaluation["summary"]

@@ -18,8 +18,8 @@ patterns, and explains every guess in :attr:`Draft.reasons`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import polars as pl
 
@@ -95,10 +95,7 @@ class Draft:
 
     def role_table(self) -> list[tuple[str, str, str]]:
         """(column, roles, reason) rows for display."""
-        return [
-            (name, ", ".join(self.plan.roles.role_of(name)) or "other", why)
-            for name, why in self.reasons.items()
-        ]
+        return [(name, ", ".join(self.plan.roles.role_of(name)) or "other", why) for name, why in self.reasons.items()]
 
 
 _TIER_TARGETS: dict[str, Targets] = {
@@ -145,8 +142,11 @@ def draft_plan(dataset: Dataset, *, tier: Tier = "suf") -> Draft:
     household = _pick_household(cols)
     if household is not None:
         c = cols[household]
-        take(household, f"household id: header word and {c.n_valid / max(c.n_unique, 1):.1f} rows per value "
-                        f"({c.n_unique} households)")
+        take(
+            household,
+            f"household id: header word and {c.n_valid / max(c.n_unique, 1):.1f} rows per value "
+            f"({c.n_unique} households)",
+        )
 
     # 2. design variables: weight, strata, cluster
     weight, weight_why, other_weights = _pick_weight(cols, assigned)
@@ -156,8 +156,10 @@ def draft_plan(dataset: Dataset, *, tier: Tier = "suf") -> Draft:
         take(name, why)
     strata = _pick_by_words(cols, assigned, _STRATA_WORDS)
     if strata is not None:
-        take(strata, f"strata: header word, {cols[strata].n_unique} strata (weights and strata can reveal "
-                     "geography: review)")
+        take(
+            strata,
+            f"strata: header word, {cols[strata].n_unique} strata (weights and strata can reveal geography: review)",
+        )
     cluster = _pick_by_words(cols, assigned, _CLUSTER_WORDS)
     if cluster is not None:
         take(cluster, f"cluster (PSU): header word, {cols[cluster].n_unique} clusters")
@@ -201,18 +203,27 @@ def draft_plan(dataset: Dataset, *, tier: Tier = "suf") -> Draft:
             take(name, f"key: {what} (header word {key_word!r}), {c.n_unique} categories{extra}")
         elif c.is_numeric and money_word and c.n_unique > 20:
             numeric_keys.append(name)
-            take(name, f"numeric key: continuous money amount (header word {money_word!r}), "
-                       f"{c.n_unique} distinct values")
+            take(
+                name, f"numeric key: continuous money amount (header word {money_word!r}), {c.n_unique} distinct values"
+            )
         elif key_word:
-            take(name, f"other: {_KEY_WORDS[key_word]} word {key_word!r} but {c.n_unique} distinct values; "
-                       "recode before using it as a key")
+            take(
+                name,
+                f"other: {_KEY_WORDS[key_word]} word {key_word!r} but {c.n_unique} distinct values; "
+                "recode before using it as a key",
+            )
         elif c.is_numeric and c.n_unique > 30 and not c.is_integer_valued:
-            take(name, f"other: continuous ({c.n_unique} distinct values); make it a numeric key if an "
-                       "intruder could know it")
+            take(
+                name,
+                f"other: continuous ({c.n_unique} distinct values); make it a numeric key if an intruder could know it",
+            )
         elif 1 < c.n_unique <= 10 and (c.has_labels or c.is_integer_valued or c.is_string):
             keys.append(name)
-            take(name, f"key: low-cardinality categorical ({c.n_unique} categories); keep it a key if it "
-                       "is observable or in auxiliary data, else make it 'other'")
+            take(
+                name,
+                f"key: low-cardinality categorical ({c.n_unique} categories); keep it a key if it "
+                "is observable or in auxiliary data, else make it 'other'",
+            )
         else:
             take(name, f"other: no role recognised ({c.n_unique} distinct values)")
 
@@ -278,7 +289,9 @@ def _pick_household(cols: dict[str, _Col]) -> str | None:
         per = c.n_valid / max(c.n_unique, 1)
         if not (1.2 <= per <= 50) or c.n_unique < 2:
             continue
-        score = 1.0 + (1.0 if _hit(c.tokens, {"id", "hhid", "hid", "ori_hid", "hh_id", "code", "no", "number"}) else 0.0)
+        score = 1.0 + (
+            1.0 if _hit(c.tokens, {"id", "hhid", "hid", "ori_hid", "hh_id", "code", "no", "number"}) else 0.0
+        )
         score += min(c.n_unique / c.n_valid, 1.0)
         if best is None or score > best[0]:
             best = (score, name)
@@ -300,7 +313,22 @@ def _pick_weight(cols: dict[str, _Col], assigned: set[str]) -> tuple[str | None,
         if float(s.min()) <= 0:  # type: ignore[arg-type]
             continue
         score = 1.0
-        if _hit(c.tokens, {"sampling", "sample", "final", "survey", "design", "person", "ind", "indiv", "individual", "pweight", "finalwgt"}):
+        if _hit(
+            c.tokens,
+            {
+                "sampling",
+                "sample",
+                "final",
+                "survey",
+                "design",
+                "person",
+                "ind",
+                "indiv",
+                "individual",
+                "pweight",
+                "finalwgt",
+            },
+        ):
             score += 1.0
         if c.tokens[-1] in ("weight", "wgt", "wt", "poids", "peso", "pond"):
             score += 0.5
@@ -316,8 +344,11 @@ def _pick_weight(cols: dict[str, _Col], assigned: set[str]) -> tuple[str | None,
     c = cols[best]
     why = f"weight: header word, positive values ({c.n_unique} distinct, from {c.series.min()} to {c.series.max()})"
     others = [
-        (name, f"other: another weight variable (the plan uses {best!r}); weights can reveal geography, "
-               "review before release")
+        (
+            name,
+            f"other: another weight variable (the plan uses {best!r}); weights can reveal geography, "
+            "review before release",
+        )
         for _, name in cands[1:]
     ]
     return best, why, others
@@ -371,12 +402,24 @@ def _personal_values(c: _Col, *, name_header: bool) -> str | None:
         return None
     if _share(c, lambda v: bool(_EMAIL_RE.match(v))) > 0.5:
         return "e-mail addresses"
-    if _share(c, lambda v: bool(_PHONE_RE.match(v)) and not _DATE_RE.match(v.strip())
-              and sum(ch.isdigit() for ch in v) >= 8) > 0.5:
+    if (
+        _share(
+            c,
+            lambda v: bool(_PHONE_RE.match(v)) and not _DATE_RE.match(v.strip()) and sum(ch.isdigit() for ch in v) >= 8,
+        )
+        > 0.5
+    ):
         return "phone numbers"
-    if _share(c, lambda v: bool(_IDNO_RE.match(v.strip())) and not _DATE_RE.match(v.strip())
-              and sum(ch.isdigit() for ch in v) >= 6) > 0.8 \
-            and c.unique_ratio > 0.5:
+    if (
+        _share(
+            c,
+            lambda v: (
+                bool(_IDNO_RE.match(v.strip())) and not _DATE_RE.match(v.strip()) and sum(ch.isdigit() for ch in v) >= 6
+            ),
+        )
+        > 0.8
+        and c.unique_ratio > 0.5
+    ):
         return "ID numbers"
     # with a name header one word is enough ("Amina"); without, full names ("Amina Yusuf")
     if _share(c, lambda v: _looks_like_name(v, words=1 if name_header else 2)) > 0.8:
@@ -386,9 +429,31 @@ def _personal_values(c: _Col, *, name_header: bool) -> str | None:
 
 def _direct_identifier(c: _Col) -> str | None:
     t = c.tokens
-    geo_or_group = _hit(t, {"camp", "site", "village", "district", "region", "country", "province",
-                            "settlement", "school", "org", "organisation", "organization", "agency",
-                            "partner", "file", "dataset", "variable", "enumerator", "team", "form"})
+    geo_or_group = _hit(
+        t,
+        {
+            "camp",
+            "site",
+            "village",
+            "district",
+            "region",
+            "country",
+            "province",
+            "settlement",
+            "school",
+            "org",
+            "organisation",
+            "organization",
+            "agency",
+            "partner",
+            "file",
+            "dataset",
+            "variable",
+            "enumerator",
+            "team",
+            "form",
+        },
+    )
     name_word = _hit(t, _NAME_WORDS) if not geo_or_group else None
     values = _personal_values(c, name_header=name_word is not None)
     # a column with a handful of values among many records cannot single anyone out by its
@@ -399,8 +464,11 @@ def _direct_identifier(c: _Col) -> str | None:
         return f'person name (header word "{name_word}"' + (", names in the values)" if values else ")")
     if values in ("phone numbers", "e-mail addresses", "ID numbers"):
         return f"{values} in the values"
-    if values == "personal names" and not geo_or_group and not _hit(t, _KEY_WORDS) and (
-        not few or c.unique_ratio > 0.2
+    if (
+        values == "personal names"
+        and not geo_or_group
+        and not _hit(t, _KEY_WORDS)
+        and (not few or c.unique_ratio > 0.2)
     ):
         return "personal names in the values"
     if few:

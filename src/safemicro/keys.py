@@ -147,9 +147,7 @@ class KeyTable:
             observed = self.labels[j]
             idx = pl.Series(np.where(codes == 0, 0, codes - 1))
             vals = observed.gather(idx) if len(observed) else pl.Series(name, [None] * len(codes))
-            cols[name] = pl.select(
-                pl.when(pl.Series(codes == 0)).then(None).otherwise(vals)
-            ).to_series()
+            cols[name] = pl.select(pl.when(pl.Series(codes == 0)).then(None).otherwise(vals)).to_series()
         return pl.DataFrame(cols)
 
 

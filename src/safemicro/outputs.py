@@ -121,8 +121,7 @@ def check_folder(
             )
         if not overwrite:
             raise SafemicroError(
-                "output folder is not empty: it holds an earlier safemicro output "
-                "(use --overwrite to replace it)",
+                "output folder is not empty: it holds an earlier safemicro output (use --overwrite to replace it)",
                 file=str(p),
             )
     return real

@@ -11,8 +11,9 @@ form the lock plan that reproduces the run.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -94,12 +95,14 @@ def prepare_steps(plan: Plan, columns: list[str], *, seed: int) -> list[Prepared
     present = list(columns)
     prepared: list[PreparedStep] = []
     for index, step in enumerate(plan.steps, start=1):
-        (name, raw), = step.items()
+        ((name, raw),) = step.items()
         spec = STEPS.get(name)
         if spec is None:
             raise _step_error(
                 f"unknown method{did_you_mean(name, list(STEPS))}; known: {', '.join(sorted(STEPS))}",
-                index, name, file=plan.source,
+                index,
+                name,
+                file=plan.source,
             )
         raw = dict(raw)
         own_seed = raw.get("seed") if spec.random else None
@@ -123,11 +126,7 @@ def prepare_steps(plan: Plan, columns: list[str], *, seed: int) -> list[Prepared
         for col in list(reads) + list(removes):
             if col not in present:
                 removed_earlier = col in columns
-                why = (
-                    "was removed by an earlier step"
-                    if removed_earlier
-                    else "is not a column of the data"
-                )
+                why = "was removed by an earlier step" if removed_earlier else "is not a column of the data"
                 close = difflib.get_close_matches(col, present, n=1) if not removed_earlier else []
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise _step_error(f"column {col!r} {why}{hint}", index, name, column=col, file=plan.source)

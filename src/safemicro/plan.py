@@ -75,12 +75,8 @@ class Roles(_Strict):
     household: str | None = None
     strata: str | None = None
     cluster: str | None = None
-    ghost: dict[str, str] = Field(
-        default_factory=dict, description="{ghost variable: the key it is suppressed with}"
-    )
-    household_level: list[str] = Field(
-        default_factory=list, description="keys measured at household level"
-    )
+    ghost: dict[str, str] = Field(default_factory=dict, description="{ghost variable: the key it is suppressed with}")
+    household_level: list[str] = Field(default_factory=list, description="keys measured at household level")
 
     @field_validator("direct_ids", "keys", "numeric_keys", "sensitive", "household_level")
     @classmethod
@@ -126,7 +122,7 @@ class Roles(_Strict):
                 )
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Roles":
+    def _consistent(self) -> Roles:
         roles: dict[str, list[str]] = {}
         for var, role in self.assignments():
             roles.setdefault(var, []).append(role)
@@ -134,20 +130,14 @@ class Roles(_Strict):
             for i, a in enumerate(rs):
                 for b in rs[i + 1 :]:
                     if frozenset({a, b}) not in _COMPATIBLE:
-                        raise ValueError(
-                            f"variable {var!r} cannot be both {a} and {b}"
-                        )
+                        raise ValueError(f"variable {var!r} cannot be both {a} and {b}")
         all_keys = set(self.keys) | set(self.numeric_keys)
         for ghost, linked in self.ghost.items():
             if linked not in all_keys:
-                raise ValueError(
-                    f"ghost variable {ghost!r} is linked to {linked!r}, which is not a key"
-                )
+                raise ValueError(f"ghost variable {ghost!r} is linked to {linked!r}, which is not a key")
         for var in self.household_level:
             if var not in all_keys:
-                raise ValueError(
-                    f"household_level lists {var!r}, which is not a key or numeric key"
-                )
+                raise ValueError(f"household_level lists {var!r}, which is not a key or numeric key")
         if self.household_level and self.household is None:
             raise ValueError("household_level is set but roles.household (the household id) is not")
         return self
@@ -192,9 +182,7 @@ class Utility(_Strict):
 
     indicators: list[Indicator] = Field(default_factory=list)
     regressions: list[Regression] = Field(default_factory=list)
-    tables: list[list[str]] = Field(
-        default_factory=list, description="variable pairs whose cross-tables are compared"
-    )
+    tables: list[list[str]] = Field(default_factory=list, description="variable pairs whose cross-tables are compared")
 
     def variables(self) -> list[str]:
         names: list[str] = []
@@ -246,18 +234,14 @@ class Plan(_Strict):
             if isinstance(step, str):  # "- remove_direct_ids" with no parameters
                 step = {step: {}}
             if not isinstance(step, dict) or len(step) != 1:
-                raise ValueError(
-                    f"step {i + 1} must be a single-key mapping {{method: {{parameters}}}}, got {step!r}"
-                )
-            (name, params), = step.items()
+                raise ValueError(f"step {i + 1} must be a single-key mapping {{method: {{parameters}}}}, got {step!r}")
+            ((name, params),) = step.items()
             if not isinstance(name, str):
                 raise ValueError(f"step {i + 1}: the method name must be text, got {name!r}")
             if params is None:
                 params = {}
             if not isinstance(params, dict):
-                raise ValueError(
-                    f"step {i + 1} ({name}): parameters must be a mapping, got {params!r}"
-                )
+                raise ValueError(f"step {i + 1} ({name}): parameters must be a mapping, got {params!r}")
             out.append({name: params})
         return out
 
@@ -270,7 +254,7 @@ class Plan(_Strict):
     # -- YAML ---------------------------------------------------------------------------
 
     @classmethod
-    def from_yaml(cls, text: str, source: str | os.PathLike[str] | None = None) -> "Plan":
+    def from_yaml(cls, text: str, source: str | os.PathLike[str] | None = None) -> Plan:
         """Parse and validate a plan; errors name `source`, the line or the field."""
         src = None if source is None else str(source)
         data = parse_yaml(text, src)

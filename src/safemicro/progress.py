@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Protocol
+from typing import Protocol
 
 
 class Advance(Protocol):
@@ -21,9 +22,7 @@ def progress(total: int, description: str = "working", *, enabled: bool | None =
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True
-    ) as bar:
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task(description, total=total)
 
         def advance(next_description: str) -> None:

@@ -33,12 +33,12 @@ import polars as pl
 from safemicro import __version__
 from safemicro.assess import Assessment, assess, validate_roles
 from safemicro.atomic import atomic_directory
-from safemicro.outputs import check_folder
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset, from_frame, read, write
 from safemicro.io.numbers import input_decimals, keep_perturbation, tidy_numbers
 from safemicro.jsonable import json_ready
 from safemicro.methods.base import ROW_ID
+from safemicro.outputs import check_folder
 from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, roles_after, run_steps
 from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
@@ -114,10 +114,10 @@ def anonymize(
     with progress(len(steps) + 3, "risk before", enabled=show_progress) as advance:
         before = assess(dataset, plan=plan, suda=_suda_ok(plan.roles.keys))
         advance("anonymizing")
-        tagged = dataset.with_frame(dataset.frame.with_columns(pl.int_range(0, dataset.n, dtype=pl.Int64).alias(ROW_ID)))
-        released_tagged, changes = run_steps(
-            tagged, steps, on_step=lambda s: advance(f"step {s.label}")
+        tagged = dataset.with_frame(
+            dataset.frame.with_columns(pl.int_range(0, dataset.n, dtype=pl.Int64).alias(ROW_ID))
         )
+        released_tagged, changes = run_steps(tagged, steps, on_step=lambda s: advance(f"step {s.label}"))
         decimals = _precision(tagged, released_tagged, steps, changes)
         released_tagged = released_tagged.with_frame(tidy_numbers(released_tagged, decimals))
         released = released_tagged.with_frame(released_tagged.frame.drop(ROW_ID))
@@ -139,8 +139,15 @@ def anonymize(
         from safemicro.utility import compare
 
         coded, recoded, new_coding = in_released_coding(tagged, steps)
-        utility = compare(tagged, released_tagged, roles=plan.roles, utility=plan.utility,
-                          coded=coded, recoded=recoded, new_coding=new_coding)
+        utility = compare(
+            tagged,
+            released_tagged,
+            roles=plan.roles,
+            utility=plan.utility,
+            coded=coded,
+            recoded=recoded,
+            new_coding=new_coding,
+        )
 
     lock = plan.model_copy(deep=True)
     lock.seed = seed
@@ -270,9 +277,7 @@ def _stamp(plan: Plan) -> datetime:
         try:
             return datetime.fromisoformat(plan.release.date)
         except ValueError:
-            raise SafemicroError(
-                f"release.date {plan.release.date!r} is not an ISO date (YYYY-MM-DD)"
-            ) from None
+            raise SafemicroError(f"release.date {plan.release.date!r} is not an ISO date (YYYY-MM-DD)") from None
     return DEFAULT_STAMP
 
 
@@ -435,8 +440,14 @@ def disclosure_risk_assessment(report: dict[str, Any], plan: Plan) -> dict[str, 
         "checks": report["checks"],
         "targets_met": report["targets_met"],
         "methods": [
-            {"step": s["index"], "method": s["name"], "parameters": _public_params(s), "cells_changed": sum(s["changed"].values()),
-             "removed": s.get("removed", []), "records_touched": s["records_touched"]}
+            {
+                "step": s["index"],
+                "method": s["name"],
+                "parameters": _public_params(s),
+                "cells_changed": sum(s["changed"].values()),
+                "removed": s.get("removed", []),
+                "records_touched": s["records_touched"],
+            }
             for s in report["steps"]
         ],
         "utility_checks": report["utility"].get("indicators", []),

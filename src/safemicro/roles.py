@@ -30,7 +30,9 @@ def validate_roles(dataset: Dataset, roles: Roles) -> None:
     if frame.height == 0:
         _fail("the data has no records", dataset)
     if not roles.keys and not roles.numeric_keys:
-        _fail("no key variables given (use --keys or --numeric, or a plan with roles.keys or roles.numeric_keys)", dataset)
+        _fail(
+            "no key variables given (use --keys or --numeric, or a plan with roles.keys or roles.numeric_keys)", dataset
+        )
     roles.check_columns(frame.columns, dataset.source)
     for name in roles.keys:
         if dataset.analysis_column(name).null_count() == frame.height:

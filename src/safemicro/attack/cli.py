@@ -61,9 +61,12 @@ def _pct(x: Any) -> str:
 
 def _print_risk(name: str, r: dict[str, Any]) -> None:
     control = (r.get("control_rate") or {}).get("value")
-    out.print(f"{name}: risk {_pct(r['risk'])} (95 % CI {_pct(r['ci'][0])}–{_pct(r['ci'][1])}); "
-              f"attack {_pct(r['attack_rate']['value'])}, control {_pct(control)}, "
-              f"random guess {_pct(r['baseline_rate']['value'])}", highlight=False)
+    out.print(
+        f"{name}: risk {_pct(r['risk'])} (95 % CI {_pct(r['ci'][0])}–{_pct(r['ci'][1])}); "
+        f"attack {_pct(r['attack_rate']['value'])}, control {_pct(control)}, "
+        f"random guess {_pct(r['baseline_rate']['value'])}",
+        highlight=False,
+    )
 
 
 def _with_source(frame, path: str):
@@ -86,18 +89,30 @@ def _named(pairs: list[str], what: str) -> dict[str, str]:
 @friendly
 def link(
     release: Path = typer.Argument(..., help="the released file (or release bundle folder)"),
-    auxiliary: list[Path] = typer.Argument(..., help="the intruder's file(s); several are combined on --id (the mosaic)"),
+    auxiliary: list[Path] = typer.Argument(
+        ..., help="the intruder's file(s); several are combined on --id (the mosaic)"
+    ),
     id_col: str = typer.Option(..., "--id", help="identity column of the auxiliary files (scoring only)"),
-    original: Path | None = typer.Option(None, "--original", help="original file holding --id, row by row with the release (when the release has no --id)"),
+    original: Path | None = typer.Option(
+        None,
+        "--original",
+        help="original file holding --id, row by row with the release (when the release has no --id)",
+    ),
     on: str | None = typer.Option(None, "--on", help="linking columns (default: every shared column)"),
     method: str = typer.Option("exact", "--method", help="exact, distance or fellegi_sunter"),
     block: str | None = typer.Option(None, "--block", help="blocking columns (distance, fellegi_sunter)"),
     numeric: str | None = typer.Option(None, "--numeric", help="columns compared as numbers (distance methods)"),
-    tolerance: float = typer.Option(0.0, "--tolerance", help="Fellegi–Sunter: numbers agree within this share of the range"),
+    tolerance: float = typer.Option(
+        0.0, "--tolerance", help="Fellegi–Sunter: numbers agree within this share of the range"
+    ),
     threshold: float = typer.Option(0.5, "--threshold", help="confidence for a claim to count as a re-identification"),
     by: str | None = typer.Option(None, "--by", help="auxiliary columns to break the risk down by"),
-    household: str | None = typer.Option(None, "--household", help="household column of the release: also attack whole households"),
-    aux_household: str | None = typer.Option(None, "--aux-household", help="household column of the auxiliary file (default: --household)"),
+    household: str | None = typer.Option(
+        None, "--household", help="household column of the release: also attack whole households"
+    ),
+    aux_household: str | None = typer.Option(
+        None, "--aux-household", help="household column of the auxiliary file (default: --household)"
+    ),
     json_out: Path | None = JSON_OUT,
     html_out: Path | None = HTML_OUT,
     encoding: str | None = typer.Option(None, "--encoding", help="text encoding of CSV files"),
@@ -114,26 +129,43 @@ def link(
         if id_col not in orig.columns:
             raise SafemicroError("the original file has no identity column", file=orig_file, column=id_col)
         if orig.height != rel.height:
-            raise SafemicroError(f"the original has {orig.height} records, the release {rel.height}: "
-                                 "they must match row by row", file=orig_file)
+            raise SafemicroError(
+                f"the original has {orig.height} records, the release {rel.height}: they must match row by row",
+                file=orig_file,
+            )
         ids = orig.get_column(id_col)
     numeric_cols = split_list(numeric) if numeric is not None else None
     ev = LinkageEvaluator(
-        _with_source(rel, rel_file), auxes if len(auxes) > 1 else auxes[0], truth=id_col,
-        on=split_list(on) or None, release_ids=ids, method=method, block=split_list(block),
-        numeric=numeric_cols, tolerance=tolerance, threshold=threshold, by=split_list(by),
-        household=household, aux_household=(aux_household or household) if household else aux_household,
+        _with_source(rel, rel_file),
+        auxes if len(auxes) > 1 else auxes[0],
+        truth=id_col,
+        on=split_list(on) or None,
+        release_ids=ids,
+        method=method,
+        block=split_list(block),
+        numeric=numeric_cols,
+        tolerance=tolerance,
+        threshold=threshold,
+        by=split_list(by),
+        household=household,
+        aux_household=(aux_household or household) if household else aux_household,
     ).evaluate()
     r = ev.results()
     side = r["release_side"]
-    out.print(f"{r['method']} linkage of {r['n_auxiliary']:,} listed people on {', '.join(r['linking_columns'])}: "
-              f"true match rate {_pct(r['true_match_rate'])}, precision {_pct(r['precision'])}, "
-              f"{r['reidentified']:,} confident claims ({r['reidentified_correct']:,.1f} right); "
-              f"released records re-identified {_pct(side['reidentification_rate'])}", highlight=False)
+    out.print(
+        f"{r['method']} linkage of {r['n_auxiliary']:,} listed people on {', '.join(r['linking_columns'])}: "
+        f"true match rate {_pct(r['true_match_rate'])}, precision {_pct(r['precision'])}, "
+        f"{r['reidentified']:,} confident claims ({r['reidentified_correct']:,.1f} right); "
+        f"released records re-identified {_pct(side['reidentification_rate'])}",
+        highlight=False,
+    )
     if r["households"]:
         h = r["households"]
-        out.print(f"households: {h['reidentified_households_correct']:,} of {h['n_released_households']:,} released "
-                  f"households re-identified by their composition", highlight=False)
+        out.print(
+            f"households: {h['reidentified_households_correct']:,} of {h['n_released_households']:,} released "
+            f"households re-identified by their composition",
+            highlight=False,
+        )
     _write(r, json_out, html_out)
 
 
@@ -156,8 +188,7 @@ RELEASE = typer.Argument(..., help="the released (synthetic or anonymized) file"
 CONTROL = typer.Option(None, "--control", help="holdout: real records the release was not made from")
 
 
-def _inputs(original: Path, release: Path, control: Path | None, outputs: list[Path | None],
-            encoding: str | None):
+def _inputs(original: Path, release: Path, control: Path | None, outputs: list[Path | None], encoding: str | None):
     """Check the outputs against the inputs, then read original, release and control."""
     check_outputs([original, release, *([control] if control else [])], outputs)
     return _three(original, release, control, encoding)
@@ -191,15 +222,22 @@ def _release_attack(name: str, **overrides: inspect.Parameter) -> Callable[[Call
     after it."""
 
     def decorate(run: Callable[..., Any]) -> Callable[..., None]:
-        own = [p for p in inspect.signature(run).parameters.values()
-               if p.name not in ("ori", "syn", "ctl", "n_attacks", "seed")]
-        params = [overrides.get(n, _SHARED[n]) for n in _SHARED_HEAD] + own + \
-            [overrides.get(n, _SHARED[n]) for n in _SHARED_TAIL]
+        own = [
+            p
+            for p in inspect.signature(run).parameters.values()
+            if p.name not in ("ori", "syn", "ctl", "n_attacks", "seed")
+        ]
+        params = (
+            [overrides.get(n, _SHARED[n]) for n in _SHARED_HEAD]
+            + own
+            + [overrides.get(n, _SHARED[n]) for n in _SHARED_TAIL]
+        )
 
         def command(**kw: Any) -> None:
             json_out, html_out = kw.pop("json_out"), kw.pop("html_out")
-            ori, syn, ctl = _inputs(kw.pop("original"), kw.pop("release"), kw.pop("control"), [json_out, html_out],
-                                    kw.pop("encoding"))
+            ori, syn, ctl = _inputs(
+                kw.pop("original"), kw.pop("release"), kw.pop("control"), [json_out, html_out], kw.pop("encoding")
+            )
             _write(run(ori, syn, ctl, **kw), json_out, html_out)
 
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -213,7 +251,12 @@ def _release_attack(name: str, **overrides: inspect.Parameter) -> Callable[[Call
 
 @_release_attack("singling-out")
 def singling_out(
-    ori, syn, ctl, *, n_attacks: int, seed: int | None,
+    ori,
+    syn,
+    ctl,
+    *,
+    n_attacks: int,
+    seed: int | None,
     mode: str = typer.Option("multivariate", "--mode", help="univariate or multivariate"),
     n_cols: int = typer.Option(3, "--n-cols", help="columns per predicate (multivariate)"),
     columns: str | None = typer.Option(None, "--columns", help="columns to attack on (default: all)"),
@@ -221,15 +264,25 @@ def singling_out(
     """Singling out: predicates written from the release that pick out one real person."""
     from safemicro.attack.singling_out import SinglingOutEvaluator
 
-    r = SinglingOutEvaluator(ori, syn, ctl, n_attacks=n_attacks, n_cols=n_cols, columns=split_list(columns) or None,
-                             seed=seed).evaluate(mode).results()
+    r = (
+        SinglingOutEvaluator(
+            ori, syn, ctl, n_attacks=n_attacks, n_cols=n_cols, columns=split_list(columns) or None, seed=seed
+        )
+        .evaluate(mode)
+        .results()
+    )
     _print_risk(f"singling out ({mode})", r)
     return _attacks_result("singling_out", {mode: r}, n_attacks)
 
 
 @_release_attack("linkability")
 def linkability(
-    ori, syn, ctl, *, n_attacks: int, seed: int | None,
+    ori,
+    syn,
+    ctl,
+    *,
+    n_attacks: int,
+    seed: int | None,
     first: str = typer.Option(..., "--first", help="columns of the intruder's first file"),
     second: str = typer.Option(..., "--second", help="columns of the intruder's second file"),
     n_neighbors: int = typer.Option(1, "--neighbors", help="released neighbours each half may share"),
@@ -237,39 +290,81 @@ def linkability(
     """Linkability: the release ties two files about the same people together."""
     from safemicro.attack.linkability import LinkabilityEvaluator
 
-    r = LinkabilityEvaluator(ori, syn, ctl, aux_cols=(split_list(first), split_list(second)), n_attacks=n_attacks,
-                             n_neighbors=n_neighbors, seed=seed).evaluate().results()
+    r = (
+        LinkabilityEvaluator(
+            ori,
+            syn,
+            ctl,
+            aux_cols=(split_list(first), split_list(second)),
+            n_attacks=n_attacks,
+            n_neighbors=n_neighbors,
+            seed=seed,
+        )
+        .evaluate()
+        .results()
+    )
     _print_risk("linkability", r)
     return _attacks_result("linkability", r, n_attacks)
 
 
 @_release_attack("inference")
 def inference(
-    ori, syn, ctl, *, n_attacks: int, seed: int | None,
+    ori,
+    syn,
+    ctl,
+    *,
+    n_attacks: int,
+    seed: int | None,
     known: str = typer.Option(..., "--known", help="columns the intruder knows"),
     secret: str = typer.Option(..., "--secret", help="the column the intruder guesses"),
-    regression: bool | None = typer.Option(None, "--regression/--classification", help="numeric secret within 5 % (default: numbers with > 20 values)"),
+    regression: bool | None = typer.Option(
+        None, "--regression/--classification", help="numeric secret within 5 % (default: numbers with > 20 values)"
+    ),
 ) -> dict[str, Any]:
     """Inference: the release reveals a secret column of people the intruder knows."""
     from safemicro.attack.inference import InferenceEvaluator
 
-    r = InferenceEvaluator(ori, syn, ctl, aux_cols=split_list(known), secret=secret, regression=regression,
-                           n_attacks=n_attacks, seed=seed).evaluate().results()
+    r = (
+        InferenceEvaluator(
+            ori,
+            syn,
+            ctl,
+            aux_cols=split_list(known),
+            secret=secret,
+            regression=regression,
+            n_attacks=n_attacks,
+            seed=seed,
+        )
+        .evaluate()
+        .results()
+    )
     _print_risk(f"inference of {secret}", r)
     return _attacks_result("inference", {secret: r}, n_attacks)
 
 
-@_release_attack("membership", control=_param(
-    "control", typer.Option(..., "--control", help="holdout: real records the release was not made from"), Path))
+@_release_attack(
+    "membership",
+    control=_param(
+        "control", typer.Option(..., "--control", help="holdout: real records the release was not made from"), Path
+    ),
+)
 def membership(
-    ori, syn, ctl, *, n_attacks: int, seed: int | None,
+    ori,
+    syn,
+    ctl,
+    *,
+    n_attacks: int,
+    seed: int | None,
     columns: str | None = typer.Option(None, "--columns", help="columns to compare (default: all)"),
 ) -> dict[str, Any]:
     """Membership inference: is a person's closeness to the release a sign they were in the data?"""
     from safemicro.attack.membership import MembershipEvaluator
 
-    r = MembershipEvaluator(ori, syn, ctl, n_attacks=n_attacks, columns=split_list(columns) or None,
-                            seed=seed).evaluate().results()
+    r = (
+        MembershipEvaluator(ori, syn, ctl, n_attacks=n_attacks, columns=split_list(columns) or None, seed=seed)
+        .evaluate()
+        .results()
+    )
     _print_risk("membership", r)
     out.print(f"AUC {r['auc']['auc']:.3f} (95 % CI {r['auc']['ci'][0]:.3f}–{r['auc']['ci'][1]:.3f})", highlight=False)
     return _attacks_result("membership", r, n_attacks)
@@ -277,15 +372,21 @@ def membership(
 
 @_release_attack("all", seed=_param("seed", typer.Option(0, "--seed"), int))
 def all_attacks(
-    ori, syn, ctl, *, n_attacks: int, seed: int,
+    ori,
+    syn,
+    ctl,
+    *,
+    n_attacks: int,
+    seed: int,
     secret: str | None = typer.Option(None, "--secret", help="column for the inference attack"),
     known: str | None = typer.Option(None, "--known", help="columns the intruder knows (default: all but the secret)"),
 ) -> dict[str, Any]:
     """Every release-level attack at once (singling out, linkability, inference, membership)."""
     from safemicro.attack.privacy import privacy_attacks
 
-    r = privacy_attacks(ori, syn, ctl, n_attacks=n_attacks, secret=secret,
-                        aux_cols=split_list(known) or None, seed=seed)
+    r = privacy_attacks(
+        ori, syn, ctl, n_attacks=n_attacks, secret=secret, aux_cols=split_list(known) or None, seed=seed
+    )
     for mode, v in r["singling_out"].items():
         _print_risk(f"singling out ({mode})", v)
     if r["linkability"]:
@@ -300,11 +401,17 @@ def all_attacks(
 @attack_app.command("simulate")
 @friendly
 def simulate_cmd(
-    population: Path | None = typer.Option(None, "--population", help="population file (default: the example survey generated at population size)"),
+    population: Path | None = typer.Option(
+        None, "--population", help="population file (default: the example survey generated at population size)"
+    ),
     households: int = typer.Option(10_000, "--households", help="households of the generated population"),
     fraction: float = typer.Option(0.1, "--fraction", help="share of households sampled (stratified)"),
-    plan: list[str] = typer.Option([], "--plan", help="NAME=PLAN.yaml, repeatable (default: raw, k=3, k=5, PRAM from the example plan)"),
-    coverage: float = typer.Option(1.0, "--coverage", help="share of the population's households on the intruder's list"),
+    plan: list[str] = typer.Option(
+        [], "--plan", help="NAME=PLAN.yaml, repeatable (default: raw, k=3, k=5, PRAM from the example plan)"
+    ),
+    coverage: float = typer.Option(
+        1.0, "--coverage", help="share of the population's households on the intruder's list"
+    ),
     errors: float = typer.Option(0.0, "--errors", help="chance that a key value on the list is wrong"),
     keys: str | None = typer.Option(None, "--keys", help="what the intruder knows (default: each plan's keys)"),
     threshold: float = typer.Option(0.5, "--threshold", help="confidence for a claim to count as a re-identification"),
@@ -323,16 +430,30 @@ def simulate_cmd(
     releases = _named(plan, "--plan") or None
     n = len(releases) if releases else 4
     with progress(n, "simulating") as advance:
-        r = simulate(pop, n_households=households, sample_fraction=fraction, releases=releases, coverage=coverage,
-                     error_rate=errors, keys=split_list(keys) or None, threshold=threshold,
-                     households=not no_households, seed=seed, progress=advance)
-    out.print(f"population {r['population']['n_records']:,} people; sample {r['sample']['n_records']:,}", highlight=False)
+        r = simulate(
+            pop,
+            n_households=households,
+            sample_fraction=fraction,
+            releases=releases,
+            coverage=coverage,
+            error_rate=errors,
+            keys=split_list(keys) or None,
+            threshold=threshold,
+            households=not no_households,
+            seed=seed,
+            progress=advance,
+        )
+    out.print(
+        f"population {r['population']['n_records']:,} people; sample {r['sample']['n_records']:,}", highlight=False
+    )
     for e in r["releases"]:
         m, f = e["measured"], e["frequency"]
         hh = (e.get("households") or {}).get("share_of_released_households_reidentified")
-        out.print(f"{e['name']:>8}: frequency-based global risk {f['global_risk_percent']:.2f} %, measured "
-                  f"re-identification {_pct(m['reidentification_rate'])}; households re-identified {_pct(hh)}",
-                  highlight=False)
+        out.print(
+            f"{e['name']:>8}: frequency-based global risk {f['global_risk_percent']:.2f} %, measured "
+            f"re-identification {_pct(m['reidentification_rate'])}; households re-identified {_pct(hh)}",
+            highlight=False,
+        )
     _write(r, json_out, html_out)
 
 

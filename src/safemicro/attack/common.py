@@ -23,8 +23,11 @@ def prepare_frames(
     that were not used to make it. Empty frames, missing columns and type mismatches are
     errors that name the frame and the column.
     """
-    files = {"original": getattr(original, "source", None), "released": getattr(synthetic, "source", None),
-             "control": getattr(control, "source", None)}
+    files = {
+        "original": getattr(original, "source", None),
+        "released": getattr(synthetic, "source", None),
+        "control": getattr(control, "source", None),
+    }
     ori = _frame(original, "original")
     syn = _frame(synthetic, "released")
     ctl = None if control is None else _frame(control, "control")
@@ -42,7 +45,10 @@ def prepare_frames(
             if _kind(frame.schema[c]) != _kind(ori.schema[c]):
                 raise SafemicroError(
                     f"type mismatch: {_kind(ori.schema[c])} in the original data, "
-                    f"{_kind(frame.schema[c])} in the {what} data", file=files[what], column=c)
+                    f"{_kind(frame.schema[c])} in the {what} data",
+                    file=files[what],
+                    column=c,
+                )
     keep = lambda f: None if f is None else f.select(cols)  # noqa: E731
     return keep(ori), keep(syn), keep(ctl), cols
 

@@ -33,7 +33,6 @@ def numeric_columns(frame: pl.DataFrame, columns: Sequence[str]) -> list[str]:
     return [c for c in columns if frame.schema[c].is_numeric() and frame.schema[c] != pl.Boolean]
 
 
-
 def range_scaled(values: pl.Series) -> np.ndarray:
     """Numbers divided by their range (Gower's scaling), missing as NaN; text that is no
     number counts as missing."""
@@ -83,7 +82,7 @@ class GowerSpace:
             gap = np.where(na & nb, 0.0, np.where(na | nb, 1.0, np.minimum(gap, 1.0)))
             out[:, :, self.num_pos] = gap
         if self.cat_pos:
-            out[:, :, self.cat_pos] = (qc[:, None, :] != cc[None, :, :])
+            out[:, :, self.cat_pos] = qc[:, None, :] != cc[None, :, :]
         return out
 
     def _column_mask(self, use: Sequence[str] | None) -> np.ndarray:
@@ -111,7 +110,13 @@ class GowerSpace:
         return d
 
     def neighbours(
-        self, qf: int, q_rows: np.ndarray, cf: int, *, k: int = 1, use: Sequence[str] | None = None,
+        self,
+        qf: int,
+        q_rows: np.ndarray,
+        cf: int,
+        *,
+        k: int = 1,
+        use: Sequence[str] | None = None,
         rng: np.random.Generator | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest rows of frame ``cf`` to each query row, on the columns ``use``
@@ -129,8 +134,9 @@ class GowerSpace:
                 order = np.argmin(key, axis=1)[:, None]
             else:
                 part = np.argpartition(key, k - 1, axis=1)[:, :k]
-                order = np.take_along_axis(part, np.argsort(np.take_along_axis(key, part, axis=1), axis=1,
-                                                            kind="stable"), axis=1)
+                order = np.take_along_axis(
+                    part, np.argsort(np.take_along_axis(key, part, axis=1), axis=1, kind="stable"), axis=1
+                )
             idx[s : s + step] = order
             dist[s : s + step] = np.take_along_axis(d, order, axis=1)
         return idx, dist

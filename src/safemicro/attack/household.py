@@ -14,8 +14,13 @@ import polars as pl
 
 
 def household_attack(
-    release: pl.DataFrame, intruder: pl.DataFrame, keys: Sequence[str], *, household: str,
-    intruder_household: str, truth: str,
+    release: pl.DataFrame,
+    intruder: pl.DataFrame,
+    keys: Sequence[str],
+    *,
+    household: str,
+    intruder_household: str,
+    truth: str,
 ) -> dict[str, Any]:
     """The intruder knows the whole composition of each listed household (every member's
     keys). A released household is a candidate when it has as many members as the listed
@@ -33,22 +38,37 @@ def household_attack(
     for p in np.unique(pattern).tolist():
         observed = [k for j, k in enumerate(keys) if not (p >> j) & 1]
         part = rel.filter(pl.col("__pat") == p).select("__r", household, *observed)
-        joined = itr.select("__i", intruder_household, *observed).join(part, on=observed, how="inner") if observed else \
-            itr.select("__i", intruder_household).join(part.select("__r", household), how="cross")
+        joined = (
+            itr.select("__i", intruder_household, *observed).join(part, on=observed, how="inner")
+            if observed
+            else itr.select("__i", intruder_household).join(part.select("__r", household), how="cross")
+        )
         pairs.append(joined.select("__i", intruder_household, household))
     pairs_df = pl.concat(pairs)
-    covered = (pairs_df.unique(["__i", household]).group_by(intruder_household, household).len()
-               .join(itr_size, on=intruder_household).join(rel_size, on=household)
-               .filter((pl.col("len") == pl.col("__isize")) & (pl.col("__rsize") == pl.col("__isize"))))
+    covered = (
+        pairs_df.unique(["__i", household])
+        .group_by(intruder_household, household)
+        .len()
+        .join(itr_size, on=intruder_household)
+        .join(rel_size, on=household)
+        .filter((pl.col("len") == pl.col("__isize")) & (pl.col("__rsize") == pl.col("__isize")))
+    )
     n_cand = covered.group_by(intruder_household).agg(pl.len().alias("n_candidates"))
     # the true released household of each listed household (if it was sampled)
-    true_hh = (itr.join(rel.select(truth, household), on=truth, how="inner")
-               .group_by(intruder_household).agg(pl.col(household).first().alias("__true")))
+    true_hh = (
+        itr.join(rel.select(truth, household), on=truth, how="inner")
+        .group_by(intruder_household)
+        .agg(pl.col(household).first().alias("__true"))
+    )
     listed = itr_size.join(n_cand, on=intruder_household, how="left").join(true_hh, on=intruder_household, how="left")
-    hit = covered.join(true_hh, on=intruder_household).filter(pl.col(household) == pl.col("__true")) \
+    hit = (
+        covered.join(true_hh, on=intruder_household)
+        .filter(pl.col(household) == pl.col("__true"))
         .select(intruder_household, pl.lit(True).alias("__hit"))
+    )
     listed = listed.join(hit, on=intruder_household, how="left").with_columns(
-        pl.col("n_candidates").fill_null(0), pl.col("__hit").fill_null(False))
+        pl.col("n_candidates").fill_null(0), pl.col("__hit").fill_null(False)
+    )
     in_release = listed.get_column("__true").is_not_null().to_numpy()
     n_c = listed.get_column("n_candidates").to_numpy().astype(float)
     hit_arr = listed.get_column("__hit").to_numpy()

@@ -94,11 +94,13 @@ class InferenceEvaluator(AttackEvaluator):
         truth = data.get_column(self.secret).gather(pl.Series(rows))
         return int(correct_guesses(guess, truth, self.regression, self.tolerance).sum()), len(rows)
 
-    def evaluate(self) -> "InferenceEvaluator":
+    def evaluate(self) -> InferenceEvaluator:
         frames = [self.syn, self.ori] + ([self.ctl] if self.ctl is not None else [])
         space = GowerSpace([f.select(self.aux_cols) for f in frames], self.aux_cols, self.numeric)
         self.n_success_, self.n_attacks_ = self._attack(space, 1, self.ori)
-        self.n_control_, self.n_control_attacks_ = (None, None) if self.ctl is None else self._attack(space, 2, self.ctl)
+        self.n_control_, self.n_control_attacks_ = (
+            (None, None) if self.ctl is None else self._attack(space, 2, self.ctl)
+        )
         n_base = min(self.syn.height, self.n_attacks_)
         rows = draw_rows(self.rng, self.ori.height, n_base)
         guess = self.syn.get_column(self.secret).gather(pl.Series(self.rng.integers(0, self.syn.height, n_base)))
@@ -109,11 +111,24 @@ class InferenceEvaluator(AttackEvaluator):
         return self
 
     def _tallies(self) -> Tallies:
-        return Tallies(self.n_success_, self.n_attacks_, self.n_baseline_, self.n_baseline_attacks_,
-                       self.n_control_, self.n_control_attacks_)
+        return Tallies(
+            self.n_success_,
+            self.n_attacks_,
+            self.n_baseline_,
+            self.n_baseline_attacks_,
+            self.n_control_,
+            self.n_control_attacks_,
+        )
 
     def results(self, confidence: float = 0.95) -> dict[str, Any]:
         out = self._summary(confidence)
-        out.update({"secret": self.secret, "aux_cols": self.aux_cols, "regression": self.regression,
-                    "tolerance": self.tolerance if self.regression else None, "n_attacks": self.n_attacks_})
+        out.update(
+            {
+                "secret": self.secret,
+                "aux_cols": self.aux_cols,
+                "regression": self.regression,
+                "tolerance": self.tolerance if self.regression else None,
+                "n_attacks": self.n_attacks_,
+            }
+        )
         return out

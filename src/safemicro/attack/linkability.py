@@ -73,26 +73,40 @@ class LinkabilityEvaluator(AttackEvaluator):
         b, _ = space.neighbours(frame, rows, 0, k=self.n_neighbors, use=self.aux_cols[1], rng=self.rng)
         return int(_linked(a, b).sum()), len(rows)
 
-    def evaluate(self) -> "LinkabilityEvaluator":
+    def evaluate(self) -> LinkabilityEvaluator:
         frames = [self.syn, self.ori] + ([self.ctl] if self.ctl is not None else [])
         space = GowerSpace(frames, self.columns, self.numeric)
         self.n_success_, self.n_attacks_ = self._attack(space, 1, self.ori.height)
-        self.n_control_, self.n_control_attacks_ = (None, None) if self.ctl is None else self._attack(space, 2, self.ctl.height)
+        self.n_control_, self.n_control_attacks_ = (
+            (None, None) if self.ctl is None else self._attack(space, 2, self.ctl.height)
+        )
         n = self.syn.height
         rand = lambda: np.argsort(self.rng.random((self.n_attacks_, n)), axis=1)[:, : self.n_neighbors]  # noqa: E731
         if n > 20_000:  # sampling without replacement per row, cheaply for large files
-            rand = lambda: np.stack([self.rng.choice(n, self.n_neighbors, replace=False)  # noqa: E731
-                                     for _ in range(self.n_attacks_)])
+            rand = lambda: np.stack(  # noqa: E731
+                [self.rng.choice(n, self.n_neighbors, replace=False) for _ in range(self.n_attacks_)]
+            )
         self.n_baseline_ = int(_linked(rand(), rand()).sum())
         self._evaluated = True
         return self
 
     def _tallies(self) -> Tallies:
-        return Tallies(self.n_success_, self.n_attacks_, self.n_baseline_, self.n_attacks_,
-                       self.n_control_, self.n_control_attacks_)
+        return Tallies(
+            self.n_success_,
+            self.n_attacks_,
+            self.n_baseline_,
+            self.n_attacks_,
+            self.n_control_,
+            self.n_control_attacks_,
+        )
 
     def results(self, confidence: float = 0.95) -> dict[str, Any]:
         out = self._summary(confidence)
-        out.update({"aux_cols": [self.aux_cols[0], self.aux_cols[1]], "n_neighbors": self.n_neighbors,
-                    "n_attacks": self.n_attacks_})
+        out.update(
+            {
+                "aux_cols": [self.aux_cols[0], self.aux_cols[1]],
+                "n_neighbors": self.n_neighbors,
+                "n_attacks": self.n_attacks_,
+            }
+        )
         return out

@@ -48,8 +48,15 @@ from safemicro.attack.record_linkage.pairwise import _blocks, _pairwise, fellegi
 from safemicro.attack.stats import Rate, Risk, residual_risk, wilson
 from safemicro.errors import SafemicroError
 
-__all__ = ["LinkageEvaluator", "LinkOutcome", "combine_auxiliary", "link_records", "METHODS",
-           "check_inputs", "fellegi_sunter_em"]
+__all__ = [
+    "LinkageEvaluator",
+    "LinkOutcome",
+    "combine_auxiliary",
+    "link_records",
+    "METHODS",
+    "check_inputs",
+    "fellegi_sunter_em",
+]
 
 METHODS = ("exact", "distance", "fellegi_sunter")
 FK_CLASSES = ((1, 1, "1"), (2, 2, "2"), (3, 4, "3-4"), (5, 9, "5-9"), (10, None, "10+"))
@@ -166,19 +173,28 @@ class LinkageEvaluator:
         for c in self.on:
             if c in not_keys:
                 raise SafemicroError("identity and household columns cannot be linking columns", column=c)
-        check_inputs(self.release, self.aux, self.on, release_file=self.release_file,
-                     aux_file=self.aux_files[0] if len(frames) == 1 else None)
+        check_inputs(
+            self.release,
+            self.aux,
+            self.on,
+            release_file=self.release_file,
+            aux_file=self.aux_files[0] if len(frames) == 1 else None,
+        )
         if release_ids is None:
             if truth not in self.release.columns:
-                raise SafemicroError("the released file has no identity column for scoring (give the original "
-                                     "file with the identities row by row: release_ids, --original)",
-                                     file=self.release_file, column=truth)
+                raise SafemicroError(
+                    "the released file has no identity column for scoring (give the original "
+                    "file with the identities row by row: release_ids, --original)",
+                    file=self.release_file,
+                    column=truth,
+                )
             ids = self.release.get_column(truth)
         else:
             ids = pl.Series(truth, release_ids) if not isinstance(release_ids, pl.Series) else release_ids
             if len(ids) != self.release.height:
-                raise SafemicroError(f"{len(ids)} identities for {self.release.height} released records",
-                                     file=self.release_file)
+                raise SafemicroError(
+                    f"{len(ids)} identities for {self.release.height} released records", file=self.release_file
+                )
         self.release_ids = ids.rename(truth)
         self.method = method
         self.block = list(block)
@@ -198,8 +214,9 @@ class LinkageEvaluator:
             raise SafemicroError("the household attack needs the household column of both files")
         if household is not None:
             if household not in self.release.columns:
-                raise SafemicroError("no such household column in the released file", file=self.release_file,
-                                     column=household)
+                raise SafemicroError(
+                    "no such household column in the released file", file=self.release_file, column=household
+                )
             if aux_household not in self.aux.columns:
                 raise SafemicroError("no such household column in the auxiliary file", column=aux_household)
         self.household, self.aux_household = household, aux_household
@@ -207,9 +224,15 @@ class LinkageEvaluator:
 
     def _run(self, on: Sequence[str]) -> tuple[LinkOutcome, dict[str, Any]]:
         return link_records(
-            self.release, self.aux, on, truth_rows=self.truth_rows_, method=self.method,
-            numeric=[c for c in self.numeric if c in on], block=self.block,
-            tolerance=self.tolerance, max_distance=self.max_distance,
+            self.release,
+            self.aux,
+            on,
+            truth_rows=self.truth_rows_,
+            method=self.method,
+            numeric=[c for c in self.numeric if c in on],
+            block=self.block,
+            tolerance=self.tolerance,
+            max_distance=self.max_distance,
         )
 
     def evaluate(self, *, drivers: bool = True) -> LinkageEvaluator:
@@ -220,9 +243,15 @@ class LinkageEvaluator:
         # the other direction: each released record against the listed people
         back = _truth_rows(self.aux.get_column(self.truth), self.release_ids, self.release.height)
         self.reverse_, _ = link_records(
-            self.aux, self.release, self.on, truth_rows=back, method=self.method,
-            numeric=[c for c in self.numeric if c in self.on], block=self.block,
-            tolerance=self.tolerance, max_distance=self.max_distance,
+            self.aux,
+            self.release,
+            self.on,
+            truth_rows=back,
+            method=self.method,
+            numeric=[c for c in self.numeric if c in self.on],
+            block=self.block,
+            tolerance=self.tolerance,
+            max_distance=self.max_distance,
         )
         self.drivers_: list[dict[str, Any]] = []
         base = self.outcome_.summary(self.threshold)
@@ -230,12 +259,14 @@ class LinkageEvaluator:
             for col in self.on:
                 rest = [c for c in self.on if c != col]
                 s = self._run(rest)[0].summary(self.threshold)
-                self.drivers_.append({
-                    "variable": col,
-                    "correct_lost": base["expected_correct"] - s["expected_correct"],
-                    "reidentified_lost": base["reidentified"] - s["reidentified"],
-                    "true_match_rate_without": s["true_match_rate"],
-                })
+                self.drivers_.append(
+                    {
+                        "variable": col,
+                        "correct_lost": base["expected_correct"] - s["expected_correct"],
+                        "reidentified_lost": base["reidentified"] - s["reidentified"],
+                        "true_match_rate_without": s["true_match_rate"],
+                    }
+                )
             self.drivers_.sort(key=lambda d: -d["correct_lost"])
         self.households_ = None
         if self.household is not None:
@@ -245,8 +276,15 @@ class LinkageEvaluator:
             if self.aux_household == self.household:
                 aux = aux.rename({self.aux_household: "__safemicro_listed_hh"})
             self.households_ = household_attack(
-                rel, aux, self.on, household=self.household, truth=truth,
-                intruder_household="__safemicro_listed_hh" if self.aux_household == self.household else self.aux_household)
+                rel,
+                aux,
+                self.on,
+                household=self.household,
+                truth=truth,
+                intruder_household="__safemicro_listed_hh"
+                if self.aux_household == self.household
+                else self.aux_household,
+            )
         self._evaluated = True
         return self
 
@@ -294,9 +332,15 @@ class LinkageEvaluator:
                 sel = rows[lab == g]
                 if len(sel) == 0:
                     continue
-                out.append({"by": what, "group": str(g), "n": int(len(sel)),
-                            "true_match_rate": float(correct[sel].mean()),
-                            "reidentified": int(sure[sel].sum())})
+                out.append(
+                    {
+                        "by": what,
+                        "group": str(g),
+                        "n": int(len(sel)),
+                        "true_match_rate": float(correct[sel].mean()),
+                        "reidentified": int(sure[sel].sum()),
+                    }
+                )
         return out
 
     def release_side(self, confidence: float = 0.95) -> dict[str, Any]:

@@ -72,7 +72,7 @@ class MembershipEvaluator(AttackEvaluator):
         self.rng = np.random.default_rng(seed)
         self._evaluated = False
 
-    def evaluate(self) -> "MembershipEvaluator":
+    def evaluate(self) -> MembershipEvaluator:
         assert self.ctl is not None
         n = min(self.n_attacks, self.ori.height, self.ctl.height)
         space = GowerSpace([self.syn, self.ori, self.ctl], self.columns, self.numeric)
@@ -86,8 +86,12 @@ class MembershipEvaluator(AttackEvaluator):
         self.n_control_ = int((d_out <= self.threshold_ + 1e-12).sum())
         self.n_baseline_ = n / 2  # flagging at random: half of the members, in expectation
         self.auc_ = auc_with_ci(-d_in, -d_out)
-        self.dcr_ = {"members_median": float(np.median(d_in)), "non_members_median": float(np.median(d_out)),
-                     "members_zero_share": float((d_in == 0).mean()), "non_members_zero_share": float((d_out == 0).mean())}
+        self.dcr_ = {
+            "members_median": float(np.median(d_in)),
+            "non_members_median": float(np.median(d_out)),
+            "members_zero_share": float((d_in == 0).mean()),
+            "non_members_zero_share": float((d_out == 0).mean()),
+        }
         self._evaluated = True
         return self
 

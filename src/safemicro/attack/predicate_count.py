@@ -18,21 +18,31 @@ import numpy as np
 EQ, NE, GT, LT, GE, LE, NULL, NOT_NULL = range(8)
 
 
-def count_matches(x: np.ndarray, cols: np.ndarray, ops: np.ndarray, vals: np.ndarray,
-                  cap: int | None = None) -> np.ndarray:
+def count_matches(
+    x: np.ndarray, cols: np.ndarray, ops: np.ndarray, vals: np.ndarray, cap: int | None = None
+) -> np.ndarray:
     """Records of ``x`` (n, d) matched by each predicate (rows (Q, c) of column/op/value),
     at most ``cap`` each when given."""
     q = len(cols)
     if q == 0:
         return np.zeros(0, dtype=np.int64)
     v = vals.astype(np.float64)
-    lo = np.select([(ops == EQ) | (ops == GE), ops == GT, ops == NULL],
-                   [v, np.nextafter(v, np.inf), np.inf], default=-np.inf)
-    hi = np.select([(ops == EQ) | (ops == LE), ops == LT, ops == NULL],
-                   [v, np.nextafter(v, -np.inf), -np.inf], default=np.inf)
+    lo = np.select(
+        [(ops == EQ) | (ops == GE), ops == GT, ops == NULL], [v, np.nextafter(v, np.inf), np.inf], default=-np.inf
+    )
+    hi = np.select(
+        [(ops == EQ) | (ops == LE), ops == LT, ops == NULL], [v, np.nextafter(v, -np.inf), -np.inf], default=np.inf
+    )
     limit = x.shape[0] + 1 if cap is None else int(cap)
-    return _jit()(np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(cols, dtype=np.int64),
-                  np.ascontiguousarray(ops, dtype=np.int64), np.ascontiguousarray(v), lo, hi, limit)
+    return _jit()(
+        np.ascontiguousarray(x, dtype=np.float64),
+        np.ascontiguousarray(cols, dtype=np.int64),
+        np.ascontiguousarray(ops, dtype=np.int64),
+        np.ascontiguousarray(v),
+        lo,
+        hi,
+        limit,
+    )
 
 
 def _count(x, cols, ops, v, lo, hi, cap):

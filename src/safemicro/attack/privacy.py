@@ -9,8 +9,8 @@ JSON-ready dict.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -81,23 +81,39 @@ def privacy_attacks(
         notes.append(f"inference run on the first {MAX_SECRETS} of {len(secrets)} candidate secrets")
         secrets = secrets[:MAX_SECRETS]
     seeds = iter(_seeds(seed, 6 + len(secrets)))
-    out: dict[str, Any] = {"kind": "attacks", "n_attacks": n_attacks, "columns": columns, "aux_cols": known,
-                           "n_original": ori.height, "n_synthetic": syn.height,
-                           "n_control": None if ctl is None else ctl.height}
+    out: dict[str, Any] = {
+        "kind": "attacks",
+        "n_attacks": n_attacks,
+        "columns": columns,
+        "aux_cols": known,
+        "n_original": ori.height,
+        "n_synthetic": syn.height,
+        "n_control": None if ctl is None else ctl.height,
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         so = {}
         for mode in ("univariate", "multivariate"):
-            ev = SinglingOutEvaluator(ori, syn, ctl, n_attacks=n_attacks, n_cols=min(3, len(columns)),
-                                      seed=next(seeds)).evaluate(mode)
+            ev = SinglingOutEvaluator(
+                ori, syn, ctl, n_attacks=n_attacks, n_cols=min(3, len(columns)), seed=next(seeds)
+            ).evaluate(mode)
             so[mode] = ev.results()
         out["singling_out"] = so
         if len(known) >= 2:
             half = math.ceil(len(known) / 2)
-            out["linkability"] = LinkabilityEvaluator(
-                ori, syn, ctl, aux_cols=(known[:half], known[half:]), n_attacks=n_attacks,
-                n_neighbors=n_neighbors, seed=next(seeds)
-            ).evaluate().results()
+            out["linkability"] = (
+                LinkabilityEvaluator(
+                    ori,
+                    syn,
+                    ctl,
+                    aux_cols=(known[:half], known[half:]),
+                    n_attacks=n_attacks,
+                    n_neighbors=n_neighbors,
+                    seed=next(seeds),
+                )
+                .evaluate()
+                .results()
+            )
         else:
             next(seeds)
             out["linkability"] = None
@@ -106,16 +122,22 @@ def privacy_attacks(
         for s, k in secrets:
             if not k:
                 continue
-            inference[s] = InferenceEvaluator(ori, syn, ctl, aux_cols=k, secret=s, n_attacks=n_attacks,
-                                              seed=next(seeds)).evaluate().results()
+            inference[s] = (
+                InferenceEvaluator(ori, syn, ctl, aux_cols=k, secret=s, n_attacks=n_attacks, seed=next(seeds))
+                .evaluate()
+                .results()
+            )
         out["inference"] = inference
         if inference:
             worst = max(inference, key=lambda s: inference[s]["risk"])
             out["inference_max"] = {"secret": worst, "risk": inference[worst]["risk"], "ci": inference[worst]["ci"]}
         else:
             out["inference_max"] = None
-        out["membership"] = None if ctl is None else MembershipEvaluator(
-            ori, syn, ctl, n_attacks=n_attacks, seed=next(seeds)).evaluate().results()
+        out["membership"] = (
+            None
+            if ctl is None
+            else MembershipEvaluator(ori, syn, ctl, n_attacks=n_attacks, seed=next(seeds)).evaluate().results()
+        )
         if ctl is None:
             notes.append("no control set: risks are raw attack success rates, and membership is not tested")
     out["notes"] = notes

@@ -60,13 +60,17 @@ def default_releases() -> dict[str, Plan]:
     def with_k(k: int) -> list[dict[str, Any]]:
         out = []
         for s in steps:
-            (name, params), = s.items()
+            ((name, params),) = s.items()
             out.append({name: {**params, "k": k}} if name == "local_suppression" else s)
         return out
 
-    pram = [{"remove_direct_ids": {}}, *recodes,
-            {"pram": {"variables": ["age", "relationship"], "keep": 0.8}},
-            {"pram": {"variables": ["origin"], "keep": 0.8}}, *new_ids]
+    pram = [
+        {"remove_direct_ids": {}},
+        *recodes,
+        {"pram": {"variables": ["age", "relationship"], "keep": 0.8}},
+        {"pram": {"variables": ["origin"], "keep": 0.8}},
+        *new_ids,
+    ]
     make = lambda st, k: base.model_copy(update={"steps": st, "targets": base.targets.model_copy(update={"k": k})})  # noqa: E731
     return {
         "raw": make([{"remove_direct_ids": {}}], 3),
@@ -76,8 +80,9 @@ def default_releases() -> dict[str, Plan]:
     }
 
 
-def draw_sample(pop: Dataset, *, fraction: float, household: str, strata: str | None, rng: np.random.Generator,
-                weight: str | None) -> Dataset:
+def draw_sample(
+    pop: Dataset, *, fraction: float, household: str, strata: str | None, rng: np.random.Generator, weight: str | None
+) -> Dataset:
     """Whole households, a share ``fraction`` within each stratum (at least one), with the
     design weight N_h/n_h on every member."""
     f = pop.frame
@@ -88,19 +93,28 @@ def draw_sample(pop: Dataset, *, fraction: float, household: str, strata: str | 
     else:
         strata_col = strata
     hh = hh.with_columns(pl.Series("__u", rng.random(hh.height)))
-    hh = hh.with_columns(pl.col("__u").rank("ordinal").over(strata_col).alias("__rank"),
-                         pl.len().over(strata_col).alias("__N"))
+    hh = hh.with_columns(
+        pl.col("__u").rank("ordinal").over(strata_col).alias("__rank"), pl.len().over(strata_col).alias("__N")
+    )
     hh = hh.with_columns((pl.col("__N") * fraction).round().clip(lower_bound=1).cast(pl.Int64).alias("__n"))
     chosen = hh.filter(pl.col("__rank") <= pl.col("__n")).select(
-        household, (pl.col("__N") / pl.col("__n")).alias("__w"))
+        household, (pl.col("__N") / pl.col("__n")).alias("__w")
+    )
     sample = f.join(chosen, on=household, how="inner", maintain_order="left")
     if weight:
         sample = sample.with_columns(pl.col("__w").cast(pl.Float64).alias(weight))
     return pop.with_frame(sample.drop("__w"))
 
 
-def intruder_file(pop: Dataset, keys: Sequence[str], *, coverage: float, error_rate: float, household: str | None,
-                  rng: np.random.Generator) -> Dataset:
+def intruder_file(
+    pop: Dataset,
+    keys: Sequence[str],
+    *,
+    coverage: float,
+    error_rate: float,
+    household: str | None,
+    rng: np.random.Generator,
+) -> Dataset:
     """The intruder's list: households covered with probability ``coverage``, each key
     value wrong with probability ``error_rate`` (a draw from the key's population values)."""
     f = pop.frame
@@ -176,24 +190,37 @@ def simulate(
         source = pop.source or "given population"
     if pop.n == 0:
         raise SafemicroError("the population has no records", file=pop.source)
-    plans = default_releases() if releases is None else {
-        name: (p if isinstance(p, Plan) else load_plan(p)) for name, p in releases.items()}
+    plans = (
+        default_releases()
+        if releases is None
+        else {name: (p if isinstance(p, Plan) else load_plan(p)) for name, p in releases.items()}
+    )
     if not plans:
         raise SafemicroError("no release plan to simulate")
     first = next(iter(plans.values()))
     household = first.roles.household
     strata = first.roles.strata
     pop = pop.with_frame(pop.frame.with_columns(pl.int_range(0, pop.n, dtype=pl.Int64).alias(PERSON)))
-    sample = draw_sample(pop, fraction=sample_fraction, household=household, strata=strata, rng=rng,
-                         weight=first.roles.weight) if household else \
-        pop.with_frame(pop.frame.filter(pl.Series(rng.random(pop.n) < sample_fraction)))
+    sample = (
+        draw_sample(
+            pop, fraction=sample_fraction, household=household, strata=strata, rng=rng, weight=first.roles.weight
+        )
+        if household
+        else pop.with_frame(pop.frame.filter(pl.Series(rng.random(pop.n) < sample_fraction)))
+    )
     out: dict[str, Any] = {
         "kind": "simulation",
-        "population": {"source": source, "n_records": pop.n,
-                       "n_households": pop.frame.get_column(household).n_unique() if household else None},
-        "sample": {"fraction": sample_fraction, "n_records": sample.n,
-                   "n_households": sample.frame.get_column(household).n_unique() if household else None,
-                   "design": f"whole households, stratified by {strata}" if strata else "simple random"},
+        "population": {
+            "source": source,
+            "n_records": pop.n,
+            "n_households": pop.frame.get_column(household).n_unique() if household else None,
+        },
+        "sample": {
+            "fraction": sample_fraction,
+            "n_records": sample.n,
+            "n_households": sample.frame.get_column(household).n_unique() if household else None,
+            "design": f"whole households, stratified by {strata}" if strata else "simple random",
+        },
         "intruder": {"coverage": coverage, "error_rate": error_rate, "threshold": threshold},
         "releases": [],
     }
@@ -202,8 +229,10 @@ def simulate(
             progress(f"release {name}")
         plan = plan.model_copy(update={"utility": Utility(), "seed": plan.seed if plan.seed is not None else seed})
         if not plan.roles.keys:
-            raise SafemicroError(f"release {name!r}: the plan has no categorical keys, so there is no "
-                                 "frequency-based risk for the simulation to check")
+            raise SafemicroError(
+                f"release {name!r}: the plan has no categorical keys, so there is no "
+                "frequency-based risk for the simulation to check"
+            )
         release = anonymize(sample, plan, show_progress=False)
         released = release.dataset.frame
         if PERSON not in released.columns:
@@ -211,12 +240,24 @@ def simulate(
         know = list(keys) if keys is not None else [k for k in plan.roles.keys if k in released.columns]
         if not know:
             raise SafemicroError(f"release {name!r}: the intruder knows none of the released columns")
-        intr = intruder_file(pop, know, coverage=coverage, error_rate=error_rate, household=household,
-                             rng=np.random.default_rng([seed, 17]))
+        intr = intruder_file(
+            pop,
+            know,
+            coverage=coverage,
+            error_rate=error_rate,
+            household=household,
+            rng=np.random.default_rng([seed, 17]),
+        )
         intr = _harmonise(intr, plan, released.columns)
         aux = intr.frame.select(PERSON, *know)
-        ev = LinkageEvaluator(released.drop(PERSON), aux, truth=PERSON, release_ids=released.get_column(PERSON),
-                              on=know, threshold=threshold).evaluate()
+        ev = LinkageEvaluator(
+            released.drop(PERSON),
+            aux,
+            truth=PERSON,
+            release_ids=released.get_column(PERSON),
+            on=know,
+            threshold=threshold,
+        ).evaluate()
         res = ev.results()
         risk = release.report["risk_after"]
         entry: dict[str, Any] = {
@@ -254,8 +295,9 @@ def simulate(
         }
         if households and household and household in released.columns:
             hh_intr = intr.frame.select(PERSON, household, *know).rename({household: "__listed_hh"})
-            entry["households"] = household_attack(released, hh_intr, know, household=household,
-                                                   intruder_household="__listed_hh", truth=PERSON)
+            entry["households"] = household_attack(
+                released, hh_intr, know, household=household, intruder_household="__listed_hh", truth=PERSON
+            )
         out["releases"].append(entry)
     out["notes"] = [
         "measured re-identifications are expected values: among k candidates the intruder picks one at random",

@@ -54,8 +54,9 @@ class _Table:
         self.columns = columns
         sizes = [f.height for f in frames]
         cuts = np.cumsum(sizes)[:-1]
-        self.numeric = np.array([frames[0].schema[c].is_numeric() and frames[0].schema[c] != pl.Boolean
-                                 for c in columns])
+        self.numeric = np.array(
+            [frames[0].schema[c].is_numeric() and frames[0].schema[c] != pl.Boolean for c in columns]
+        )
         parts: list[list[np.ndarray]] = [[] for _ in frames]
         self.labels: list[pl.Series | None] = []
         for c, is_num in zip(columns, self.numeric):
@@ -86,7 +87,7 @@ class _Table:
             else:
                 codes = np.nan_to_num(np.concatenate([d[:, c] for d in self.data]), nan=0).astype(int)
                 lab = self.labels[c]
-                shown = lab.gather(int(np.flatnonzero(codes == int(v))[0])) [0] if lab is not None else v
+                shown = lab.gather(int(np.flatnonzero(codes == int(v))[0]))[0] if lab is not None else v
             terms.append(f"{name} {OP_TEXT[o]} {shown!r}")
         return " and ".join(terms)
 
@@ -102,9 +103,13 @@ def _dedupe(cols: np.ndarray, ops: np.ndarray, vals: np.ndarray, seen: set) -> n
     """First occurrence of each predicate not in ``seen`` (conditions in any order), added to it."""
     order = np.argsort(cols, axis=1, kind="stable")
     v = np.take_along_axis(vals.astype(np.float64), order, axis=1) + 0.0  # -0.0 == 0.0
-    rows = np.hstack([np.take_along_axis(cols, order, axis=1).astype(np.float64),
-                      np.take_along_axis(ops, order, axis=1).astype(np.float64),
-                      np.nan_to_num(v, nan=-1e300)])
+    rows = np.hstack(
+        [
+            np.take_along_axis(cols, order, axis=1).astype(np.float64),
+            np.take_along_axis(ops, order, axis=1).astype(np.float64),
+            np.nan_to_num(v, nan=-1e300),
+        ]
+    )
     keep = np.zeros(len(cols), dtype=bool)
     for i, key in enumerate(map(bytes, np.ascontiguousarray(rows))):  # one short key per predicate
         if key not in seen:
@@ -241,7 +246,7 @@ class SinglingOutEvaluator(AttackEvaluator):
             return float(hypergeom.pmf(1, n, counts, size).sum())
         return float(betabinom.pmf(1, size, counts + 0.5, n - counts + 0.5).sum())
 
-    def evaluate(self, mode: str = "multivariate") -> "SinglingOutEvaluator":
+    def evaluate(self, mode: str = "multivariate") -> SinglingOutEvaluator:
         """Write the predicates from the release and try them on the original and control."""
         if mode not in ("univariate", "multivariate"):
             raise SafemicroError(f"mode must be 'univariate' or 'multivariate', got {mode!r}")
@@ -259,20 +264,28 @@ class SinglingOutEvaluator(AttackEvaluator):
         return self
 
     def _tallies(self) -> Tallies:
-        return Tallies(self.n_success_, self.n_attacks, self.n_baseline_, self.n_attacks,
-                       self.n_control_, None if self.n_control_ is None else self.n_attacks)
+        return Tallies(
+            self.n_success_,
+            self.n_attacks,
+            self.n_baseline_,
+            self.n_attacks,
+            self.n_control_,
+            None if self.n_control_ is None else self.n_attacks,
+        )
 
     def results(self, confidence: float = 0.95, examples: int = 5) -> dict[str, Any]:
         out = self._summary(confidence)
         c, o, v = self.predicates_
         x = self._table.data[1]
         hits = np.flatnonzero(_count(x, c, o, v) == 1)[:examples]
-        out.update({
-            "mode": self.mode,
-            "n_cols": 1 if self.mode == "univariate" else self.n_cols,
-            "n_attacks": self.n_attacks,
-            "n_predicates": int(len(c)),
-            "evaluated_at_records": self.evaluated_at_,
-            "examples": [self._table.describe(c[i], o[i], v[i]) for i in hits],
-        })
+        out.update(
+            {
+                "mode": self.mode,
+                "n_cols": 1 if self.mode == "univariate" else self.n_cols,
+                "n_attacks": self.n_attacks,
+                "n_predicates": int(len(c)),
+                "evaluated_at_records": self.evaluated_at_,
+                "examples": [self._table.describe(c[i], o[i], v[i]) for i in hits],
+            }
+        )
         return out

@@ -38,8 +38,13 @@ class Rate:
         return (max(0.0, self.value - self.error), min(1.0, self.value + self.error))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "error": self.error, "ci": list(self.ci),
-                "n_success": self.n_success, "n_total": self.n_total}
+        return {
+            "value": self.value,
+            "error": self.error,
+            "ci": list(self.ci),
+            "n_success": self.n_success,
+            "n_total": self.n_total,
+        }
 
 
 @dataclass(frozen=True)
@@ -161,5 +166,12 @@ class AttackEvaluator:
     def _summary(self, confidence: float) -> dict[str, Any]:
         self._check()
         t = self._tallies()
-        return attack_summary(t.total, t.success, t.baseline, t.control, n_baseline_attacks=t.baseline_total,
-                              n_control_attacks=t.control_total, confidence=confidence)
+        return attack_summary(
+            t.total,
+            t.success,
+            t.baseline,
+            t.control,
+            n_baseline_attacks=t.baseline_total,
+            n_control_attacks=t.control_total,
+            confidence=confidence,
+        )

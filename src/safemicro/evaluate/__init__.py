@@ -34,8 +34,8 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.methods.base import rng_for
 from safemicro.jsonable import json_ready
+from safemicro.methods.base import rng_for
 from safemicro.utility.tables import value_label
 
 from .columns import analysis_series, column_kinds, float_values, missing_share
@@ -54,12 +54,10 @@ ATTACK_RISK_LIMIT = 0.10  # excess attack success over the holdout control that 
 def _check(real: Dataset, other: Dataset, what: str) -> None:
     for name in real.columns:
         if name not in other.columns:
-            raise SafemicroError(f"the {what} data lacks a column of the real data", column=name,
-                                 file=other.source)
+            raise SafemicroError(f"the {what} data lacks a column of the real data", column=name, file=other.source)
     extra = [c for c in other.columns if c not in real.columns]
     if extra:
-        raise SafemicroError(f"the {what} data has a column the real data lacks", column=extra[0],
-                             file=other.source)
+        raise SafemicroError(f"the {what} data has a column the real data lacks", column=extra[0], file=other.source)
 
 
 def _names(value: str | Sequence[str] | None, what: str, columns: list[str]) -> list[str]:
@@ -88,8 +86,9 @@ def _analysis(ds: Dataset, kinds: Mapping[str, str], real: Dataset) -> pl.DataFr
 def _distribution(name: str, kind: str, r: pl.Series, s: pl.Series, datasets) -> dict[str, Any]:
     """What the figures draw: top categories' shares, or quantiles of a number."""
     if kind == "categorical":
-        counts = pl.DataFrame({"v": pl.concat([r.cast(pl.String), s.cast(pl.String)]),
-                               "side": ["real"] * r.len() + ["synth"] * s.len()})
+        counts = pl.DataFrame(
+            {"v": pl.concat([r.cast(pl.String), s.cast(pl.String)]), "side": ["real"] * r.len() + ["synth"] * s.len()}
+        )
         table = counts.group_by("v", "side").len().pivot("side", index="v", values="len").fill_null(0)
         for side in ("real", "synth"):
             if side not in table.columns:
@@ -99,14 +98,19 @@ def _distribution(name: str, kind: str, r: pl.Series, s: pl.Series, datasets) ->
         for v in table.get_column("v").to_list():
             label = value_label(v, name, *datasets) if v is not None else None
             cats.append("(missing)" if v is None else f"{v} {label}" if label else str(v))
-        return {"categories": cats,
-                "real": [c / max(r.len(), 1) for c in table.get_column("real").to_list()],
-                "synth": [c / max(s.len(), 1) for c in table.get_column("synth").to_list()]}
+        return {
+            "categories": cats,
+            "real": [c / max(r.len(), 1) for c in table.get_column("real").to_list()],
+            "synth": [c / max(s.len(), 1) for c in table.get_column("synth").to_list()],
+        }
     xr, xs = float_values(r), float_values(s)
     if len(xr) == 0 or len(xs) == 0:
         return {}
-    return {"probs": list(QUANTILES), "real": [float(v) for v in np.quantile(xr, QUANTILES)],
-            "synth": [float(v) for v in np.quantile(xs, QUANTILES)]}
+    return {
+        "probs": list(QUANTILES),
+        "real": [float(v) for v in np.quantile(xr, QUANTILES)],
+        "synth": [float(v) for v in np.quantile(xs, QUANTILES)],
+    }
 
 
 def evaluate(
@@ -166,13 +170,16 @@ def evaluate(
     for row in q["columns"]:
         name = row["column"]
         r, s = a_real.get_column(name), a_synth.get_column(name)
-        columns.append(row | {
-            "distance": None if row["score"] is None else 1.0 - row["score"],
-            "distance_name": "KS" if row["metric"] == "KSComplement" else "TVD",
-            "missing_real": missing_share(r),
-            "missing_synth": missing_share(s),
-            "distribution": _distribution(name, row["kind"], r, s, (real, synth)),
-        })
+        columns.append(
+            row
+            | {
+                "distance": None if row["score"] is None else 1.0 - row["score"],
+                "distance_name": "KS" if row["metric"] == "KSComplement" else "TVD",
+                "missing_real": missing_share(r),
+                "missing_synth": missing_share(s),
+                "distribution": _distribution(name, row["kind"], r, s, (real, synth)),
+            }
+        )
 
     t = time.perf_counter()
     prop = pmse(a_real, a_synth, used, n_perm=n_perm, seed=seeds[0])
@@ -191,8 +198,10 @@ def evaluate(
             perm = rng.permutation(a_real.height)
             cut = int(round(a_real.height * (1 - TSTR_TEST_SHARE)))
             train_part, test_part = a_real[perm[:cut]], a_real[perm[cut:]]
-            notes.append("No holdout: train-on-synthetic is tested on a 20 % split of the real data, "
-                         "which the synthesizer saw, so it is optimistic.")
+            notes.append(
+                "No holdout: train-on-synthetic is tested on a 20 % split of the real data, "
+                "which the synthesizer saw, so it is optimistic."
+            )
         for name in targets:
             tstr_rows.append(tstr(train_part, a_synth, test_part, used, name, seed=seeds[1]))
     else:
@@ -200,16 +209,24 @@ def evaluate(
     timings["tstr"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    priv = privacy((real.frame, synth.frame, None if holdout is None else holdout.frame),
-                   (a_real, a_synth, a_hold), used, keys=keys, n_boot=n_boot, seed=seeds[2])
+    priv = privacy(
+        (real.frame, synth.frame, None if holdout is None else holdout.frame),
+        (a_real, a_synth, a_hold),
+        used,
+        keys=keys,
+        n_boot=n_boot,
+        seed=seeds[2],
+    )
     if priv["q_delta"] and "error" in priv["q_delta"]:
         notes.append(f"Q_δ not computed: {priv['q_delta']['error']}")
     timings["privacy"] = time.perf_counter() - t
     if not keys:
         notes.append("No key variables given: replicated uniques were not counted.")
     if holdout is None:
-        notes.append("No holdout: privacy rates have no natural reference, and Q_δ compares "
-                      "with training rows outside its sample.")
+        notes.append(
+            "No holdout: privacy rates have no natural reference, and Q_δ compares "
+            "with training rows outside its sample."
+        )
 
     t = time.perf_counter()
     if attacks and holdout is not None:
@@ -246,23 +263,38 @@ def evaluate(
     return json_ready(result)
 
 
-def _attacks(real: Dataset, synth: Dataset, holdout: Dataset, columns: list[str], keys: list[str],
-             secrets: list[str], n_attacks: int, seed: int) -> dict[str, Any]:
+def _attacks(
+    real: Dataset,
+    synth: Dataset,
+    holdout: Dataset,
+    columns: list[str],
+    keys: list[str],
+    secrets: list[str],
+    n_attacks: int,
+    seed: int,
+) -> dict[str, Any]:
     """The attack suite, the keys as the intruder's knowledge and each secret guessed in turn."""
     from safemicro.attack import privacy_attacks
 
     frames = [d.frame.select(columns) for d in (real, synth, holdout)]
     known = [k for k in keys if k in columns] or None
-    return privacy_attacks(*frames, n_attacks=n_attacks, aux_cols=known, seed=seed,
-                           secret=[s for s in secrets if s in columns and s not in (known or [])] or None)
+    return privacy_attacks(
+        *frames,
+        n_attacks=n_attacks,
+        aux_cols=known,
+        seed=seed,
+        secret=[s for s in secrets if s in columns and s not in (known or [])] or None,
+    )
 
 
 def _attack_rows(attacks: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
     """(check label, short name, result) for each attack that ran."""
     so = attacks.get("singling_out") or {}
-    rows = [("singling-out risk (univariate)", "singling out, univariate", so.get("univariate")),
-            ("singling-out risk (multivariate)", "singling out, multivariate", so.get("multivariate")),
-            ("linkability risk", "linkability", attacks.get("linkability"))]
+    rows = [
+        ("singling-out risk (univariate)", "singling out, univariate", so.get("univariate")),
+        ("singling-out risk (multivariate)", "singling out, multivariate", so.get("multivariate")),
+        ("linkability risk", "linkability", attacks.get("linkability")),
+    ]
     for secret, r in (attacks.get("inference") or {}).items():
         rows.append((f"inference risk of {secret}", f"inference: {secret}", r))
     rows.append(("membership-inference risk", "membership", attacks.get("membership")))
@@ -277,24 +309,46 @@ def _summary(q, prop, km, tstr_rows, priv) -> dict[str, Any]:
     dcr = priv.get("dcr") or {}
     checks = []
     if qd and "error" not in qd:
-        checks.append({"check": "Q_δ at most its bootstrap threshold", "value": qd["q_delta"],
-                       "reference": qd["threshold"], "passed": qd["passed"]})
+        checks.append(
+            {
+                "check": "Q_δ at most its bootstrap threshold",
+                "value": qd["q_delta"],
+                "reference": qd["threshold"],
+                "passed": qd["passed"],
+            }
+        )
     if ru:
-        checks.append({"check": "no replicated uniques on the keys", "value": ru["count"],
-                       "reference": 0, "passed": ru["count"] == 0})
+        checks.append(
+            {
+                "check": "no replicated uniques on the keys",
+                "value": ru["count"],
+                "reference": 0,
+                "passed": ru["count"] == 0,
+            }
+        )
     if em.get("holdout_in_train") is not None:
-        checks.append({"check": "exact copies of training rows no more frequent than for the holdout",
-                       "value": em["synth_in_train"], "reference": em["holdout_in_train"],
-                       "passed": em["synth_in_train"] <= em["holdout_in_train"]})
+        checks.append(
+            {
+                "check": "exact copies of training rows no more frequent than for the holdout",
+                "value": em["synth_in_train"],
+                "reference": em["holdout_in_train"],
+                "passed": em["synth_in_train"] <= em["holdout_in_train"],
+            }
+        )
     if dcr.get("tail_share") is not None:
         # three standard errors of a share estimated from both samples (one-sided, ~0.1 %)
         n_s, n_h = dcr["synth_to_train"]["n"], dcr["holdout_to_train"]["n"]
         p = dcr["tail_expected"]
         margin = 3 * math.sqrt(p * (1 - p) * (1 / max(n_s, 1) + 1 / max(n_h, 1)))
-        checks.append({"check": "synthetic records no closer to the training data than fresh ones "
-                                "(share below the holdout's 5th percentile of DCR)",
-                       "value": dcr["tail_share"], "reference": dcr["tail_expected"] + margin,
-                       "passed": dcr["tail_share"] <= dcr["tail_expected"] + margin})
+        checks.append(
+            {
+                "check": "synthetic records no closer to the training data than fresh ones "
+                "(share below the holdout's 5th percentile of DCR)",
+                "value": dcr["tail_share"],
+                "reference": dcr["tail_expected"] + margin,
+                "passed": dcr["tail_share"] <= dcr["tail_expected"] + margin,
+            }
+        )
     attacks = priv.get("attacks") or {}
     for label, name, r in _attack_rows(attacks):
         if name == "singling out, multivariate":
@@ -303,9 +357,16 @@ def _summary(q, prop, km, tstr_rows, priv) -> dict[str, Any]:
         # fail when the whole interval lies above the limit; a point estimate above it whose
         # interval reaches below is a warning (more attacks or a look at that variable)
         status = "pass" if r["risk"] <= ATTACK_RISK_LIMIT else "fail" if lower > ATTACK_RISK_LIMIT else "warn"
-        checks.append({"check": f"{label} at most {ATTACK_RISK_LIMIT}", "value": r["risk"],
-                       "reference": ATTACK_RISK_LIMIT, "passed": status != "fail", "status": status,
-                       "ci": r.get("ci")})
+        checks.append(
+            {
+                "check": f"{label} at most {ATTACK_RISK_LIMIT}",
+                "value": r["risk"],
+                "reference": ATTACK_RISK_LIMIT,
+                "passed": status != "fail",
+                "status": status,
+                "ci": r.get("ci"),
+            }
+        )
     return {
         "quality": q["score"],
         "column_shapes": q["column_shapes"],
@@ -313,8 +374,13 @@ def _summary(q, prop, km, tstr_rows, priv) -> dict[str, Any]:
         "pmse": prop.get("pmse"),
         "pmse_ratio": prop.get("ratio"),
         "k_marginal": km.get("score"),
-        "tstr": [{"target": r["target"], **({"real": r["train_real"], "synthetic": r["train_synthetic"]}
-                                            if "train_real" in r else {})} for r in tstr_rows],
+        "tstr": [
+            {
+                "target": r["target"],
+                **({"real": r["train_real"], "synthetic": r["train_synthetic"]} if "train_real" in r else {}),
+            }
+            for r in tstr_rows
+        ],
         "attacks": {name: r["risk"] for _, name, r in _attack_rows(attacks)} or None,
         "privacy_checks": checks,
         "privacy_passed": all(c["passed"] for c in checks) if checks else None,

@@ -57,8 +57,13 @@ def dcr_summary(
     queries = [synth] if holdout is None else [synth, holdout]
     dists = nearest_distances(train, *queries, kinds=kinds)
     d_s = dists[0]
-    out: dict[str, Any] = {"synth_to_train": _stats(d_s), "holdout_to_train": None,
-                           "tail_share": None, "tail_expected": TAIL, "histogram": None}
+    out: dict[str, Any] = {
+        "synth_to_train": _stats(d_s),
+        "holdout_to_train": None,
+        "tail_share": None,
+        "tail_expected": TAIL,
+        "histogram": None,
+    }
     finite = d_s[np.isfinite(d_s)]
     if holdout is not None:
         d_h = dists[1]
@@ -68,8 +73,7 @@ def dcr_summary(
         finite = np.concatenate([finite, d_h[np.isfinite(d_h)]])
     if len(finite):
         edges = np.histogram_bin_edges(finite, bins=HIST_BINS)
-        hist = {"edges": [float(e) for e in edges],
-                "synthetic": [int(c) for c in np.histogram(d_s, edges)[0]]}
+        hist = {"edges": [float(e) for e in edges], "synthetic": [int(c) for c in np.histogram(d_s, edges)[0]]}
         if holdout is not None:
             hist["holdout"] = [int(c) for c in np.histogram(dists[1], edges)[0]]
         out["histogram"] = hist
@@ -111,8 +115,7 @@ def privacy(
     """
     train, synth, holdout = raw
     a_train, a_synth, a_holdout = analysis
-    dkinds = {n: ("numeric" if k in ("numeric", "datetime") else "categorical")
-              for n, k in kinds.items() if k != "id"}
+    dkinds = {n: ("numeric" if k in ("numeric", "datetime") else "categorical") for n, k in kinds.items() if k != "id"}
     q_delta = None
     if dkinds:
         try:

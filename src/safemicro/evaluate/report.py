@@ -22,7 +22,7 @@ from matplotlib.ticker import FuncFormatter
 from safemicro import __version__
 from safemicro.atomic import write_text
 from safemicro.report import plots
-from safemicro.report.plots import AMBER, BLUE, GREY, INK, RED, _RC, _new_figure, _plain, figure_to_svg
+from safemicro.report.plots import _RC, AMBER, BLUE, GREY, INK, RED, _new_figure, _plain, figure_to_svg
 from safemicro.report.risk_report import _environment
 
 __all__ = ["render_evaluation_html", "write_evaluation_html"]
@@ -101,8 +101,13 @@ def marginals_svg(columns: list[Mapping[str, Any]]) -> str | None:
             ax.bar(x - 0.2, [100 * v for v in d["real"]], width=0.4, color=REAL, label="real")
             ax.bar(x + 0.2, [100 * v for v in d["synth"]], width=0.4, color=SYNTH, label="synthetic")
             tilt = len(x) > 4 or max((len(s) for s in d["categories"]), default=0) > 8
-            ax.set_xticks(x, [_plain(plots._short(s)) for s in d["categories"]], fontsize=7,
-                          rotation=40 if tilt else 0, ha="right" if tilt else "center")
+            ax.set_xticks(
+                x,
+                [_plain(plots._short(s)) for s in d["categories"]],
+                fontsize=7,
+                rotation=40 if tilt else 0,
+                ha="right" if tilt else "center",
+            )
             ax.set_title(f"{_plain(c['column'])}  (TVD {c['distance']:.3f})", loc="left", fontsize=9)
             ax.set_ylabel("% of records", fontsize=7.5)
             ax.grid(axis="x", visible=False)
@@ -143,7 +148,7 @@ def dcr_svg(dcr: Mapping[str, Any] | None) -> str | None:
         if hist.get("holdout") is not None:
             h = np.asarray(hist["holdout"], dtype=float)
             ax.stairs(100 * h / max(h.sum(), 1), edges, color=INK, linewidth=1.5, label="holdout (fresh real)")
-        p05 = ((dcr.get("holdout_to_train") or {}).get("p05"))
+        p05 = (dcr.get("holdout_to_train") or {}).get("p05")
         if p05 is not None:
             ax.axvline(p05, color=RED, linestyle="--", linewidth=1.2, label="holdout 5th percentile")
         ax.set_xlabel("distance to the closest training record (L1 on the encoded records)")
@@ -165,8 +170,15 @@ def q_delta_svg(qd: Mapping[str, Any] | None) -> str | None:
     with rc_context(_RC):
         fig = _new_figure(6.8, 2.8)
         ax = fig.add_subplot()
-        ax.hist(null, bins=25, range=(lo - pad, hi + pad), color=GREY, edgecolor="white", linewidth=0.4,
-                label="null: real rows as synthetic")
+        ax.hist(
+            null,
+            bins=25,
+            range=(lo - pad, hi + pad),
+            color=GREY,
+            edgecolor="white",
+            linewidth=0.4,
+            label="null: real rows as synthetic",
+        )
         ax.axvline(tau, color=AMBER, linewidth=1.6, label=f"threshold (95 %) {tau:.4f}")
         ax.axvline(value, color=RED if value > tau else BLUE, linewidth=2.2, label=f"synthetic {value:.4f}")
         ax.set_xlabel("Qδ")
@@ -193,12 +205,12 @@ def attacks_svg(rows: list[tuple[str, str, Mapping[str, Any]]]) -> str | None:
         y = np.arange(len(rows))
         ax.barh(y, risk, color=[RED if v > ATTACK_RISK_LIMIT else BLUE for v in risk], height=0.55)
 
-        ax.errorbar(risk, y, xerr=[risk - ci[:, 0], ci[:, 1] - risk], fmt="none", ecolor=INK, capsize=3,
-                    linewidth=1.0)
+        ax.errorbar(risk, y, xerr=[risk - ci[:, 0], ci[:, 1] - risk], fmt="none", ecolor=INK, capsize=3, linewidth=1.0)
         by = [(b, i) for i, b in enumerate(base) if b is not None]
         if by:
-            ax.scatter([b for b, _ in by], [i for _, i in by], marker="|", s=160, color=AMBER, zorder=3,
-                       label="random guess")
+            ax.scatter(
+                [b for b, _ in by], [i for _, i in by], marker="|", s=160, color=AMBER, zorder=3, label="random guess"
+            )
         ax.axvline(ATTACK_RISK_LIMIT, color=GREY, linestyle="--", linewidth=1.0, label="limit")
         ax.set_yticks(y, [_plain(n) for n in names])
         ax.set_xlim(0, max(0.25, float(np.nanmax(ci[:, 1])) * 1.1))
@@ -207,8 +219,10 @@ def attacks_svg(rows: list[tuple[str, str, Mapping[str, Any]]]) -> str | None:
         from matplotlib.patches import Patch
 
         handles, _ = ax.get_legend_handles_labels()
-        handles += [Patch(color=BLUE, label=f"risk at most {ATTACK_RISK_LIMIT}"),
-                    Patch(color=RED, label=f"risk above {ATTACK_RISK_LIMIT}")]
+        handles += [
+            Patch(color=BLUE, label=f"risk at most {ATTACK_RISK_LIMIT}"),
+            Patch(color=RED, label=f"risk above {ATTACK_RISK_LIMIT}"),
+        ]
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         ax.grid(axis="y", visible=False)
         return figure_to_svg(fig, "attacks", "Risk of each attack with its confidence interval")
@@ -222,36 +236,68 @@ def _cards(result: Mapping[str, Any]) -> list[dict[str, str]]:
     priv = result.get("privacy") or {}
     cards = []
     if s.get("quality") is not None:
-        cards.append({"label": "Quality (sdmetrics-style, 0–1)", "value": _num(s["quality"]),
-                      "sub": f"shapes {_num(s.get('column_shapes'))} · pairs {_num(s.get('column_pair_trends'))}",
-                      "status": ""})
+        cards.append(
+            {
+                "label": "Quality (sdmetrics-style, 0–1)",
+                "value": _num(s["quality"]),
+                "sub": f"shapes {_num(s.get('column_shapes'))} · pairs {_num(s.get('column_pair_trends'))}",
+                "status": "",
+            }
+        )
     if s.get("pmse_ratio") is not None:
-        cards.append({"label": "pMSE ratio to its null (≈ 1 is good)", "value": _num(s["pmse_ratio"], 2),
-                      "sub": f"pMSE {_num(s.get('pmse'), 4)}", "status": ""})
+        cards.append(
+            {
+                "label": "pMSE ratio to its null (≈ 1 is good)",
+                "value": _num(s["pmse_ratio"], 2),
+                "sub": f"pMSE {_num(s.get('pmse'), 4)}",
+                "status": "",
+            }
+        )
     if s.get("k_marginal") is not None:
-        cards.append({"label": "NIST CRC k-marginal (0–1000)", "value": f"{s['k_marginal']:.0f}",
-                      "sub": "1000 · (1 − mean TVD of 2-way marginals)", "status": ""})
+        cards.append(
+            {
+                "label": "NIST CRC k-marginal (0–1000)",
+                "value": f"{s['k_marginal']:.0f}",
+                "sub": "1000 · (1 − mean TVD of 2-way marginals)",
+                "status": "",
+            }
+        )
     qd = priv.get("q_delta") or {}
     if qd.get("q_delta") is not None:
-        cards.append({"label": "Q_δ (copying signal)", "value": _num(qd["q_delta"], 4),
-                      "sub": f"threshold {_num(qd['threshold'], 4)}",
-                      "status": "pass" if qd["passed"] else "fail",
-                      "note": "below threshold" if qd["passed"] else "above threshold"})
+        cards.append(
+            {
+                "label": "Q_δ (copying signal)",
+                "value": _num(qd["q_delta"], 4),
+                "sub": f"threshold {_num(qd['threshold'], 4)}",
+                "status": "pass" if qd["passed"] else "fail",
+                "note": "below threshold" if qd["passed"] else "above threshold",
+            }
+        )
     ru = priv.get("replicated_uniques") or {}
     if ru:
         ref = f" · holdout {_pct(ru['holdout_share'])}" if ru.get("holdout_share") is not None else ""
-        cards.append({"label": "Replicated uniques on the keys", "value": _num(ru["count"]),
-                      "sub": f"{_pct(ru['share'], 2)} of synthetic rows{ref}",
-                      "status": "pass" if ru["count"] == 0 else "fail",
-                      "note": "none" if ru["count"] == 0 else "present"})
+        cards.append(
+            {
+                "label": "Replicated uniques on the keys",
+                "value": _num(ru["count"]),
+                "sub": f"{_pct(ru['share'], 2)} of synthetic rows{ref}",
+                "status": "pass" if ru["count"] == 0 else "fail",
+                "note": "none" if ru["count"] == 0 else "present",
+            }
+        )
     em = priv.get("exact_matches") or {}
     if em.get("synth_in_train") is not None:
         ref = em.get("holdout_in_train")
         ok = ref is None or em["synth_in_train"] <= ref
-        cards.append({"label": "Synthetic rows equal to a training row", "value": _pct(em["synth_in_train"], 2),
-                      "sub": f"holdout rows: {_pct(ref, 2)}" if ref is not None else "no holdout",
-                      "status": "pass" if ok else "fail", "note": "" if ref is None else
-                      ("at most the natural rate" if ok else "above the natural rate")})
+        cards.append(
+            {
+                "label": "Synthetic rows equal to a training row",
+                "value": _pct(em["synth_in_train"], 2),
+                "sub": f"holdout rows: {_pct(ref, 2)}" if ref is not None else "no holdout",
+                "status": "pass" if ok else "fail",
+                "note": "" if ref is None else ("at most the natural rate" if ok else "above the natural rate"),
+            }
+        )
     return [{"status": "", "note": ""} | c for c in cards]
 
 

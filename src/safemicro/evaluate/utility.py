@@ -125,8 +125,9 @@ def pmse(
         return out | {"pmse": None, "null": None, "ratio": None}
 
     def fit(labels: np.ndarray) -> float:
-        tree = DecisionTreeClassifier(max_depth=max_depth, min_samples_leaf=min_leaf,
-                                      random_state=int(rng.integers(2**31)))
+        tree = DecisionTreeClassifier(
+            max_depth=max_depth, min_samples_leaf=min_leaf, random_state=int(rng.integers(2**31))
+        )
         return _pmse_value(tree.fit(x, labels).predict_proba(x)[:, 1], c)
 
     value = fit(y)
@@ -186,14 +187,20 @@ def tstr(
     # the boosting takes at most 255 categories per column; more stay ordered codes
     categorical = categorical[varies] & (stacked[:, varies].max(axis=0, initial=0) < 250)
     if kind == "categorical":
-        y_tr, y_sy, y_te = np.split(_joint([f.get_column(target) for f in frames]),
-                                    np.cumsum([f.height for f in frames])[:-1])
+        y_tr, y_sy, y_te = np.split(
+            _joint([f.get_column(target) for f in frames]), np.cumsum([f.height for f in frames])[:-1]
+        )
         ok = [y > 0 for y in (y_tr, y_sy, y_te)]
     else:
         y_tr, y_sy, y_te = (_floats(f.get_column(target)) for f in frames)
         ok = [~np.isnan(y) for y in (y_tr, y_sy, y_te)]
-    out: dict[str, Any] = {"target": target, "kind": "classification" if kind == "categorical" else "regression",
-                           "n_train": int(ok[0].sum()), "n_synth": int(ok[1].sum()), "n_test": int(ok[2].sum())}
+    out: dict[str, Any] = {
+        "target": target,
+        "kind": "classification" if kind == "categorical" else "regression",
+        "n_train": int(ok[0].sum()),
+        "n_synth": int(ok[1].sum()),
+        "n_test": int(ok[2].sum()),
+    }
     if min(out["n_train"], out["n_synth"], out["n_test"]) == 0:
         return out | {"note": "a side has no rows with the target observed"}
     model = HistGradientBoostingClassifier if kind == "categorical" else HistGradientBoostingRegressor
@@ -208,8 +215,10 @@ def tstr(
                 fitted = model(categorical_features=cat, random_state=seed).fit(x[keep], y[keep])
                 pred = fitted.predict(x_te[ok[2]])
         if kind == "categorical":
-            scores[side] = {"accuracy": float(accuracy_score(yt, pred)),
-                            "macro_f1": float(f1_score(yt, pred, average="macro", zero_division=0))}
+            scores[side] = {
+                "accuracy": float(accuracy_score(yt, pred)),
+                "macro_f1": float(f1_score(yt, pred, average="macro", zero_division=0)),
+            }
         else:
             scores[side] = {"r2": float(r2_score(yt, pred))}
     if kind == "categorical":

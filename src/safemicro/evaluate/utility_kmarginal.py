@@ -84,8 +84,12 @@ def k_marginal(
         fr = _floats(r) if kinds.get(name) in CONTINUOUS else None
         if fr is not None and edges and name in edges:
             cuts = np.asarray(edges[name], dtype=np.float64)
-            r, s = (pl.Series(np.clip(np.searchsorted(cuts, x, side="left") - 1, 0, len(cuts) - 2))
-                    .set(pl.Series(np.isnan(x)), None) for x in (fr, _floats(s)))
+            r, s = (
+                pl.Series(np.clip(np.searchsorted(cuts, x, side="left") - 1, 0, len(cuts) - 2)).set(
+                    pl.Series(np.isnan(x)), None
+                )
+                for x in (fr, _floats(s))
+            )
             binned.append(name)
         elif fr is not None and len(np.unique(fr[~np.isnan(fr)])) > n_bins:
             rb, sb = _percentile_bins(fr, _floats(s), n_bins)
@@ -118,11 +122,17 @@ def k_marginal(
             cell_group[ids] = np.concatenate([gr, gs])
             group_sum += np.minimum(np.bincount(cell_group, weights=diff, minlength=n_groups), g_real)
     mean = total / len(pairs)
-    out: dict[str, Any] = {"score": float((2 - mean) * 500), "pairs": len(pairs), "group": group,
-                           "groups": None, "binned": binned}
+    out: dict[str, Any] = {
+        "score": float((2 - mean) * 500),
+        "pairs": len(pairs),
+        "group": group,
+        "groups": None,
+        "binned": binned,
+    }
     if group:
         present, first = np.unique(gr, return_index=True)  # groups of the real data
         labels = real.get_column(group).cast(pl.String).gather(first).to_list()
-        out["groups"] = {str(lab): float((1 - group_sum[g] / g_real[g] / len(pairs)) * 1000)
-                         for g, lab in zip(present, labels)}
+        out["groups"] = {
+            str(lab): float((1 - group_sum[g] / g_real[g] / len(pairs)) * 1000) for g, lab in zip(present, labels)
+        }
     return out

@@ -185,19 +185,36 @@ def quality(
     for a, b in combinations(names, 2):
         continuous = (kinds[a] in CONTINUOUS, kinds[b] in CONTINUOUS)
         if all(continuous):
-            res = correlation_similarity((floats[a][0], floats[b][0]), (floats[a][1], floats[b][1]),
-                                         correlation_threshold)
+            res = correlation_similarity(
+                (floats[a][0], floats[b][0]), (floats[a][1], floats[b][1]), correlation_threshold
+            )
             counted = correlation_threshold <= 0 or abs(res["real"]) > correlation_threshold
-            pairs.append({"columns": [a, b], "metric": "CorrelationSimilarity",
-                          "score": _nan_to_none(res["score"]), "real": _nan_to_none(res["real"]),
-                          "synth": _nan_to_none(res["synth"]), "association": None, "counted": counted})
+            pairs.append(
+                {
+                    "columns": [a, b],
+                    "metric": "CorrelationSimilarity",
+                    "score": _nan_to_none(res["score"]),
+                    "real": _nan_to_none(res["real"]),
+                    "synth": _nan_to_none(res["synth"]),
+                    "association": None,
+                    "counted": counted,
+                }
+            )
         else:
             (ra, sa, ca), (rb, sb, cb) = coded[a], coded[b]
             res = contingency_similarity((ra, rb), (sa, sb), (ca, cb), association_threshold)
             counted = association_threshold <= 0 or res["association"] > association_threshold
-            pairs.append({"columns": [a, b], "metric": "ContingencySimilarity",
-                          "score": _nan_to_none(res["score"]), "real": None, "synth": None,
-                          "association": _nan_to_none(res["association"]), "counted": counted})
+            pairs.append(
+                {
+                    "columns": [a, b],
+                    "metric": "ContingencySimilarity",
+                    "score": _nan_to_none(res["score"]),
+                    "real": None,
+                    "synth": None,
+                    "association": _nan_to_none(res["association"]),
+                    "counted": counted,
+                }
+            )
 
     shape_scores = [c["score"] for c in columns if c["score"] is not None]
     pair_scores = [p["score"] for p in pairs if p["counted"] and p["score"] is not None]

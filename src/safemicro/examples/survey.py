@@ -236,9 +236,7 @@ def generate_survey(n_households: int = 2000, seed: int = 20261122) -> Dataset:
     shares = shares / shares.sum()
     # design: base weight per site (population households / expected sample), a factor per block
     base_weight = {c: SITES[c][4] / (n_households * shares[i]) for i, c in enumerate(site_codes)}
-    block_factor = {
-        (c, b): float(rng.uniform(0.85, 1.2)) for c in site_codes for b in range(1, SITES[c][5] + 1)
-    }
+    block_factor = {(c, b): float(rng.uniform(0.85, 1.2)) for c in site_codes for b in range(1, SITES[c][5] + 1)}
     n_rare = max(1, n_households // 400) if n_households >= 50 else 0
     rare_idx = set(int(i) for i in rng.choice(n_households, size=n_rare, replace=False))
 
@@ -277,9 +275,7 @@ def generate_survey(n_households: int = 2000, seed: int = 20261122) -> Dataset:
         if rng.random() < 0.03:
             income = None  # refused
         eligible = rng.random() < (0.95 if years_here < 3 else 0.80 if livelihood in (1, 2, 3) else 0.55)
-        assistance = (
-            round(_TRANSFER_PER_PERSON * size * float(rng.uniform(0.9, 1.1)), 2) if eligible else 0.0
-        )
+        assistance = round(_TRANSFER_PER_PERSON * size * float(rng.uniform(0.9, 1.1)), 2) if eligible else 0.0
         # documentation: recent arrivals are often still asylum seekers or unregistered
         if years_here < 2:
             pl_ = [0.25, 0.45, 0.05, 0.25]
@@ -300,7 +296,11 @@ def generate_survey(n_households: int = 2000, seed: int = 20261122) -> Dataset:
                 elif head_sex == 2:
                     marital = int(rng.choice([1, 2, 3, 4], p=[0.10, 0.30, 0.25, 0.35]))
                 else:
-                    marital = int(rng.choice([1, 2, 3, 4], p=[0.40, 0.20, 0.25, 0.15]) if age < 30 else rng.choice([1, 2, 3, 4], p=[0.10, 0.25, 0.30, 0.35]))
+                    marital = int(
+                        rng.choice([1, 2, 3, 4], p=[0.40, 0.20, 0.25, 0.15])
+                        if age < 30
+                        else rng.choice([1, 2, 3, 4], p=[0.10, 0.25, 0.30, 0.35])
+                    )
             elif rel == 2:
                 marital = 2
             elif rel == 5:
@@ -318,7 +318,11 @@ def generate_survey(n_households: int = 2000, seed: int = 20261122) -> Dataset:
                 p_yes = 0.05 + (0.06 if sex == 2 and 15 <= age <= 35 else 0.0) + (0.04 if years_here < 2 else 0.0)
                 u = rng.random()
                 incident = 99 if u < 0.02 else 98 if u < 0.03 else int(u < 0.03 + p_yes)
-            legal = hh_legal if rng.random() < 0.9 else int(rng.choice([1, 2, 3, 4, 98, 99], p=[0.3, 0.2, 0.2, 0.2, 0.05, 0.05]))
+            legal = (
+                hh_legal
+                if rng.random() < 0.9
+                else int(rng.choice([1, 2, 3, 4, 98, 99], p=[0.3, 0.2, 0.2, 0.2, 0.05, 0.05]))
+            )
             row = {
                 "hhid": hhid,
                 "head_name": name,

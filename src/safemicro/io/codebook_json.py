@@ -45,8 +45,7 @@ def codebook_to_json(codebook: Codebook) -> str:
         "notes": list(codebook.notes),
         "variables": variables,
         "extended_missing": {
-            col: [[int(r), code] for r, code in sorted(rows.items())]
-            for col, rows in codebook.extended_missing.items()
+            col: [[int(r), code] for r, code in sorted(rows.items())] for col, rows in codebook.extended_missing.items()
         },
     }
     return json.dumps(doc, ensure_ascii=False)

@@ -66,7 +66,7 @@ class Dataset:
     def n(self) -> int:
         return self.frame.height
 
-    def with_frame(self, frame: pl.DataFrame) -> "Dataset":
+    def with_frame(self, frame: pl.DataFrame) -> Dataset:
         """A new Dataset with another frame and a copy of this codebook (never mutates self).
 
         Labels and missing-code lists are copied too, so a method may edit them in place.
@@ -98,7 +98,9 @@ class Dataset:
         if meta.missing_values:
             # compare in one type: polars will not mix Int and Float in is_in
             if dtype.is_numeric():
-                codes = [float(v) for v in meta.missing_values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+                codes = [
+                    float(v) for v in meta.missing_values if isinstance(v, (int, float)) and not isinstance(v, bool)
+                ]
                 cond = cond | col.cast(pl.Float64).is_in(codes)
             else:
                 cond = cond | col.cast(pl.String).is_in([str(v) for v in meta.missing_values])

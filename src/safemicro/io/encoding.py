@@ -96,8 +96,12 @@ def decode_text(raw: bytes, file: str, encoding: str | None) -> str:
                 return raw[len(bom) :].decode(name)
             except UnicodeDecodeError as e:
                 what, row = _position(raw, e)
-                raise SafemicroError(f"starts with a {name} byte-order mark but is not valid {name}: "
-                                     f"{what}; give the encoding with {OPTION}", file=file, row=row) from None
+                raise SafemicroError(
+                    f"starts with a {name} byte-order mark but is not valid {name}: "
+                    f"{what}; give the encoding with {OPTION}",
+                    file=file,
+                    row=row,
+                ) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:

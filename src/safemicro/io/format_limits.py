@@ -38,8 +38,26 @@ Kind = Literal["sav", "dta"]
 
 _SPSS_RESERVED = {"ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR", "TO", "WITH"}
 _STATA_RESERVED = {
-    "_all", "_b", "byte", "_coef", "_cons", "double", "float", "if", "in", "int", "long", "_n", "_N",
-    "_pi", "_pred", "_rc", "_skip", "strL", "using", "with",
+    "_all",
+    "_b",
+    "byte",
+    "_coef",
+    "_cons",
+    "double",
+    "float",
+    "if",
+    "in",
+    "int",
+    "long",
+    "_n",
+    "_N",
+    "_pi",
+    "_pred",
+    "_rc",
+    "_skip",
+    "strL",
+    "using",
+    "with",
 }
 _ELLIPSIS = "…"
 
@@ -141,15 +159,17 @@ def fit_format(ds: Dataset, kind: Kind) -> tuple[Dataset, list[str]]:
             if len(keep) != len(missing):
                 long_codes.append(new)
             missing = keep
-        variables[new] = replace(m, name=new, label=label, value_labels=values, missing_values=missing,
-                                 missing_ranges=list(m.missing_ranges))
+        variables[new] = replace(
+            m, name=new, label=label, value_labels=values, missing_values=missing, missing_ranges=list(m.missing_ranges)
+        )
     if long_labels:
         changes.append(f"variable labels cut to {_limit_text(kind, lim['label'])}: " + ", ".join(long_labels))
     if long_values:
         changes.append(f"value labels cut to {lim['value_label']} bytes: " + ", ".join(long_values))
     if long_codes:
-        changes.append(f"user-missing string codes longer than {lim['string_missing']} bytes dropped: "
-                       + ", ".join(long_codes))
+        changes.append(
+            f"user-missing string codes longer than {lim['string_missing']} bytes dropped: " + ", ".join(long_codes)
+        )
     file_label = ds.codebook.file_label
     if file_label and fit(file_label, lim["file_label"]) != file_label:
         changes.append(f"file label cut to {_limit_text(kind, lim['file_label'])}")
@@ -183,6 +203,6 @@ def _notes(notes: list[str], kind: Kind, changes: list[str]) -> list[str]:
                 while len(line.encode("utf-8")) > 80:  # multi-byte characters: wrap by bytes
                     head = _cut_bytes(line, 80)
                     lines.append(head)
-                    line = line[len(head):]
+                    line = line[len(head) :]
                 lines.append(line)
     return lines

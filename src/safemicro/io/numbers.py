@@ -87,8 +87,12 @@ def tidy_numbers(ds: Dataset, decimals: dict[str, int] | None = None) -> pl.Data
             if d is not None:
                 s = s.round(d)
                 finite = s.drop_nulls().drop_nans()
-                if d == 0 and finite.len() == s.drop_nulls().len() and finite.abs().max() is not None \
-                        and finite.abs().max() < 2**53:
+                if (
+                    d == 0
+                    and finite.len() == s.drop_nulls().len()
+                    and finite.abs().max() is not None
+                    and finite.abs().max() < 2**53
+                ):
                     s = s.fill_nan(None).cast(pl.Int64)
                 elif d == 0 and s.drop_nulls().len() == 0:
                     s = s.cast(pl.Int64)

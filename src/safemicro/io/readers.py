@@ -20,8 +20,8 @@ Conventions (see also :mod:`safemicro.io.writers`):
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from safemicro.errors import SafemicroError
 from safemicro.io.codebook_json import codebook_from_json, codebook_to_json

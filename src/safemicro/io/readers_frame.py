@@ -35,8 +35,7 @@ def from_frame(obj: Any, *, source: str | None = None) -> Dataset:
     if mod.startswith("pandas"):
         return _from_pandas(obj, source)
     raise SafemicroError(
-        f"cannot make a dataset from a {type(obj).__name__}; expected a Polars or pandas "
-        "DataFrame or a Dataset",
+        f"cannot make a dataset from a {type(obj).__name__}; expected a Polars or pandas DataFrame or a Dataset",
         file=source,
     )
 
@@ -95,4 +94,11 @@ def _categorical(col: Any, name: str, meta: VariableMeta, pd: Any) -> pl.Series:
             meta.value_labels = {i + 1: str(c) for i, c in enumerate(cats)}
             return out.cast(pl.Int32)
     meta.measure = "unknown"
-    return pl.Series(name, [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in col.astype(object).tolist()], dtype=pl.String)
+    return pl.Series(
+        name,
+        [
+            None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+            for v in col.astype(object).tolist()
+        ],
+        dtype=pl.String,
+    )

@@ -23,9 +23,7 @@ _STATA_DTYPES: dict[str, pl.DataType] = {
 }
 
 
-def _read_readstat(
-    p: Path, file: str, kind: str, columns: Iterable[str] | None, encoding: str | None
-) -> Dataset:
+def _read_readstat(p: Path, file: str, kind: str, columns: Iterable[str] | None, encoding: str | None) -> Dataset:
     import pyreadstat
 
     fn = {"dta": pyreadstat.read_dta, "sav": pyreadstat.read_sav, "sas7bdat": pyreadstat.read_sas7bdat}[kind]

@@ -255,9 +255,7 @@ def _write_dta(ds: Dataset, tmp: Path, file: str) -> None:
         if m.format and dtype.is_numeric() and _STATA_NUM_FORMAT.match(m.format):
             formats[name] = m.format
     if dropped:
-        warnings.warn(
-            f"{file}: not representable in Stata: " + "; ".join(dropped), UserWarning, stacklevel=3
-        )
+        warnings.warn(f"{file}: not representable in Stata: " + "; ".join(dropped), UserWarning, stacklevel=3)
     frame = pl.DataFrame(list(cols.values()))
     try:
         pyreadstat.write_dta(

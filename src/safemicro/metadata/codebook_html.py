@@ -28,7 +28,9 @@ MAX_ROWS_SHOWN = 60  # category rows in a section; the DDI keeps up to max_categ
 
 def _env() -> Environment:
     return Environment(
-        loader=ChoiceLoader([PackageLoader("safemicro.metadata", "templates"), PackageLoader("safemicro.report", "templates")]),
+        loader=ChoiceLoader(
+            [PackageLoader("safemicro.metadata", "templates"), PackageLoader("safemicro.report", "templates")]
+        ),
         autoescape=select_autoescape(enabled_extensions=("html",), default=True),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -51,7 +53,9 @@ def _fmt(v: Any, decimals: int | None = None) -> str:
     return f"{x:,.{decimals}f}"
 
 
-def histogram_svg(values: np.ndarray, weights: np.ndarray | None, name: str, mask_below: int | None) -> tuple[str | None, int]:
+def histogram_svg(
+    values: np.ndarray, weights: np.ndarray | None, name: str, mask_below: int | None
+) -> tuple[str | None, int]:
     """A small weighted histogram as inline SVG, and the number of bins left out because
     they hold fewer than ``mask_below`` records."""
     from matplotlib import rc_context
@@ -63,7 +67,9 @@ def histogram_svg(values: np.ndarray, weights: np.ndarray | None, name: str, mas
         return None, 0
     edges = np.histogram_bin_edges(values, bins=min(30, max(5, int(np.sqrt(values.size)))))
     counts, _ = np.histogram(values, bins=edges)
-    wcounts, _ = np.histogram(values, bins=edges, weights=weights) if weights is not None else (counts.astype(float), None)
+    wcounts, _ = (
+        np.histogram(values, bins=edges, weights=weights) if weights is not None else (counts.astype(float), None)
+    )
     hidden = 0
     if mask_below:
         small = (counts > 0) & (counts < mask_below)
@@ -81,14 +87,18 @@ def histogram_svg(values: np.ndarray, weights: np.ndarray | None, name: str, mas
     return figure_to_svg(fig, f"hist-{name}", f"{what}distribution of {name}"), hidden
 
 
-def _var_view(s: VariableSummary, index: int, doc: Documentation, sdc_notes: list[str], weights: np.ndarray | None) -> dict[str, Any]:
+def _var_view(
+    s: VariableSummary, index: int, doc: Documentation, sdc_notes: list[str], weights: np.ndarray | None
+) -> dict[str, Any]:
     vdoc = doc.study.variables.get(s.name)
     label = (vdoc.label if vdoc and vdoc.label else None) or s.label or ""
     weighted = doc.weight is not None and not s.is_weight
     cats = []
     biggest = max([(c.wfreq if weighted else c.freq) or 0 for c in s.categories if not c.missing] or [0])
     for c in s.categories[:MAX_ROWS_SHOWN]:
-        share = ((c.wfreq if weighted else c.freq) or 0) / biggest if biggest and not c.missing and not c.masked else 0.0
+        share = (
+            ((c.wfreq if weighted else c.freq) or 0) / biggest if biggest and not c.missing and not c.masked else 0.0
+        )
         cats.append(
             {
                 "code": c.code_text,
@@ -106,7 +116,13 @@ def _var_view(s: VariableSummary, index: int, doc: Documentation, sdc_notes: lis
     names = {"min": "Minimum", "max": "Maximum", "mean": "Mean", "medn": "Median", "stdev": "Std. deviation"}
     for key, title in names.items():
         if key in s.stats:
-            stats.append({"name": title, "value": _fmt(s.stats[key], s.decimals), "weighted": _fmt(s.wstats[key], 2) if key in s.wstats else ""})
+            stats.append(
+                {
+                    "name": title,
+                    "value": _fmt(s.stats[key], s.decimals),
+                    "weighted": _fmt(s.wstats[key], 2) if key in s.wstats else "",
+                }
+            )
     chart = None
     hidden_bins = 0
     if not s.discrete and s.kind == "numeric" and s.stats and not s.is_weight:
@@ -150,7 +166,9 @@ def render_codebook(doc: Documentation) -> str:
 
     weights = None
     if doc.weight:
-        weights = doc.dataset.analysis_column(doc.weight).cast(float, strict=False).fill_null(0.0).fill_nan(0.0).to_numpy()
+        weights = (
+            doc.dataset.analysis_column(doc.weight).cast(float, strict=False).fill_null(0.0).fill_nan(0.0).to_numpy()
+        )
     per_var = sdc_notes_by_variable(doc.sdc)
     variables = [_var_view(s, i + 1, doc, per_var.get(s.name, []), weights) for i, s in enumerate(doc.summaries)]
     st = doc.study
@@ -173,17 +191,21 @@ def render_codebook(doc: Documentation) -> str:
         ("Conditions of use", st.access.conditions),
         ("Citation", st.access.citation),
     ]
-    page = _env().get_template("codebook.html").render(
-        version=__version__,
-        title=doc.title,
-        tier=doc.tier,
-        tier_name=TIER_NAMES.get(doc.tier or "", ""),
-        file=doc.file,
-        weight=doc.weight,
-        facts=[(k, v) for k, v in facts if v],
-        sdc_notes=_sdc_study_notes(doc),
-        mask_below=doc.mask_below,
-        variables=variables,
-        fmt=_fmt,
+    page = (
+        _env()
+        .get_template("codebook.html")
+        .render(
+            version=__version__,
+            title=doc.title,
+            tier=doc.tier,
+            tier_name=TIER_NAMES.get(doc.tier or "", ""),
+            file=doc.file,
+            weight=doc.weight,
+            facts=[(k, v) for k, v in facts if v],
+            sdc_notes=_sdc_study_notes(doc),
+            mask_below=doc.mask_below,
+            variables=variables,
+            fmt=_fmt,
+        )
     )
     return page

@@ -45,7 +45,11 @@ def csv_frame(doc: Documentation) -> pl.DataFrame:
         if dtype.is_float():
             col = frame.get_column(name)
             finite = col.drop_nulls().drop_nans() if col.len() else col
-            if 0 < finite.len() == col.drop_nulls().len() and ((finite % 1) == 0).all() and (finite.abs() < 2**53).all():
+            if (
+                0 < finite.len() == col.drop_nulls().len()
+                and ((finite % 1) == 0).all()
+                and (finite.abs() < 2**53).all()
+            ):
                 casts.append(pl.col(name).fill_nan(None).cast(pl.Int64))
     return frame.with_columns(casts) if casts else frame
 
@@ -95,12 +99,15 @@ def datapackage_descriptor(doc: Documentation, frame: pl.DataFrame, csv_name: st
             text = _cell_text(code, dtype)
             if text is not None and text not in [m["value"] for m in missing]:
                 missing.append({"value": text, "label": str(meta.value_labels.get(code, "user-missing"))})
-        ext_labels = [str(lab) for code, lab in meta.value_labels.items() if ftype != "string" and _extended_letter(code)]
+        ext_labels = [
+            str(lab) for code, lab in meta.value_labels.items() if ftype != "string" and _extended_letter(code)
+        ]
         if ext_labels:
             missing[0]["label"] = "system missing or " + "; ".join(ext_labels)
         if meta.missing_ranges:
             description.append(
-                "Missing ranges: " + ", ".join(f"{format_code(lo)} to {format_code(hi)}" for lo, hi in meta.missing_ranges)
+                "Missing ranges: "
+                + ", ".join(f"{format_code(lo)} to {format_code(hi)}" for lo, hi in meta.missing_ranges)
             )
         field["missingValues"] = missing
         cats = []
@@ -120,7 +127,9 @@ def datapackage_descriptor(doc: Documentation, frame: pl.DataFrame, csv_name: st
             if meta.measure == "ordinal":
                 field["categoriesOrdered"] = True
         elif meta.value_labels and ftype == "number":
-            description.append("Value labels: " + "; ".join(f"{format_code(k)} = {v}" for k, v in meta.value_labels.items()))
+            description.append(
+                "Value labels: " + "; ".join(f"{format_code(k)} = {v}" for k, v in meta.value_labels.items())
+            )
         if description:
             field["description"] = "\n".join(description)
         fields.append(field)

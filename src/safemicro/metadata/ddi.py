@@ -223,10 +223,7 @@ def _sdc_study_notes(doc: Documentation) -> list[str]:
     for w in sdc.get("warnings") or []:
         out.append(f"Note for analysis: {w}")
     if doc.mask_below:
-        out.append(
-            f"Category counts below {doc.mask_below} are not shown in this documentation "
-            "(small cells masked)."
-        )
+        out.append(f"Category counts below {doc.mask_below} are not shown in this documentation (small cells masked).")
     return out
 
 
@@ -250,7 +247,7 @@ def _file_dscr(root: ET.Element, doc: Documentation) -> None:
         ft,
         "dataMsng",
         "System missing values are empty; user-missing codes are listed per variable as "
-        "categories with missing=\"Y\" and in invalrng.",
+        'categories with missing="Y" and in invalrng.',
     )
 
 

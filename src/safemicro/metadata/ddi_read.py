@@ -84,13 +84,19 @@ def read_ddi(path: str | os.PathLike[str]) -> ImportedDDI:
     study.title = _t(find(cit, "titlStmt/titl"))
     study.alt_title = _t(find(cit, "titlStmt/altTitl"))
     study.idno = _t(find(cit, "titlStmt/IDNo"))
-    study.authors = [Person(name=_t(a), affiliation=a.get("affiliation", "")) for a in findall(cit, "rspStmt/AuthEnty") if _t(a)]
+    study.authors = [
+        Person(name=_t(a), affiliation=a.get("affiliation", "")) for a in findall(cit, "rspStmt/AuthEnty") if _t(a)
+    ]
     study.producers = [
         Person(name=_t(a), abbr=a.get("abbr", ""), affiliation=a.get("affiliation", ""), role=a.get("role", ""))
         for a in findall(cit, "prodStmt/producer")
         if _t(a)
     ]
-    study.funders = [Person(name=_t(a), abbr=a.get("abbr", ""), role=a.get("role", "")) for a in findall(cit, "prodStmt/fundAg") if _t(a)]
+    study.funders = [
+        Person(name=_t(a), abbr=a.get("abbr", ""), role=a.get("role", ""))
+        for a in findall(cit, "prodStmt/fundAg")
+        if _t(a)
+    ]
     study.copyright = _t(find(cit, "prodStmt/copyright"))
     study.production_date = _t(find(cit, "prodStmt/prodDate"))
     study.version = _t(find(cit, "verStmt/version"))
@@ -108,7 +114,11 @@ def read_ddi(path: str | os.PathLike[str]) -> ImportedDDI:
     study.universe = _t(find(sumd, "universe"))
     study.data_kind = _t(find(sumd, "dataKind"))
     dc = find(sd, "method/dataColl")
-    study.data_collectors = [Person(name=_t(a), abbr=a.get("abbr", ""), affiliation=a.get("affiliation", "")) for a in findall(dc, "dataCollector") if _t(a)]
+    study.data_collectors = [
+        Person(name=_t(a), abbr=a.get("abbr", ""), affiliation=a.get("affiliation", ""))
+        for a in findall(dc, "dataCollector")
+        if _t(a)
+    ]
     study.sampling = _t(find(dc, "sampProc"))
     study.collection_mode = _t(find(dc, "collMode"))
     study.research_instrument = _t(find(dc, "resInstru"))
@@ -124,7 +134,9 @@ def read_ddi(path: str | os.PathLike[str]) -> ImportedDDI:
         confidentiality=_t(find(use, "confDec")),
         citation=_t(find(use, "citReq")),
         disclaimer=_t(find(use, "disclaimer")),
-        contact=None if contact is None or not _t(contact) else Person(name=_t(contact), affiliation=contact.get("affiliation", ""), email=contact.get("email", "")),
+        contact=None
+        if contact is None or not _t(contact)
+        else Person(name=_t(contact), affiliation=contact.get("affiliation", ""), email=contact.get("email", "")),
         location=_t(find(sd, "dataAccs/setAvail/accsPlac")),
     )
 

@@ -37,7 +37,11 @@ def xml_text(value: Any) -> str:
 
 
 def _el(parent: ET.Element, tag: str, text: Any = None, **attrs: Any) -> ET.Element:
-    e = ET.SubElement(parent, _N + tag, {k.replace("_", "-") if k in ("wgt_var",) else k: xml_text(v) for k, v in attrs.items() if v not in (None, "")})
+    e = ET.SubElement(
+        parent,
+        _N + tag,
+        {k.replace("_", "-") if k in ("wgt_var",) else k: xml_text(v) for k, v in attrs.items() if v not in (None, "")},
+    )
     if text is not None:
         e.text = xml_text(text)
     return e
@@ -64,9 +68,7 @@ def _schema():
     try:
         import xmlschema
     except ImportError:  # pragma: no cover - xmlschema is in the test extra
-        raise SafemicroError(
-            "validating DDI needs the xmlschema package (pip install xmlschema)"
-        ) from None
+        raise SafemicroError("validating DDI needs the xmlschema package (pip install xmlschema)") from None
     return xmlschema.XMLSchema(str(SCHEMA_DIR / "codebook.xsd"))
 
 
@@ -81,4 +83,6 @@ def validate_ddi(source: str | os.PathLike[str] | ET.Element) -> list[str]:
         source = ET.tostring(source, encoding="unicode")
     elif isinstance(source, os.PathLike) or (isinstance(source, str) and not source.lstrip().startswith("<")):
         source = str(source)
-    return [f"{e.path}: {e.reason}" if getattr(e, "path", None) else str(e.reason or e) for e in schema.iter_errors(source)]
+    return [
+        f"{e.path}: {e.reason}" if getattr(e, "path", None) else str(e.reason or e) for e in schema.iter_errors(source)
+    ]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,16 +84,26 @@ def build_documentation(
             ds, origin = read_bundle(path)
             report = json.loads((path / "report.json").read_text(encoding="utf-8"))
             sdc = external_view(report)
-            info = FileInfo(name=origin["file"], format=origin["format"], sha256=origin["sha256"],
-                            n_records=ds.n, n_variables=len(ds.columns))
+            info = FileInfo(
+                name=origin["file"],
+                format=origin["format"],
+                sha256=origin["sha256"],
+                n_records=ds.n,
+                n_variables=len(ds.columns),
+            )
         else:
             if not path.exists():
                 raise SafemicroError("input file not found", file=str(path))
             ds = read(path)
             from safemicro.release import file_sha256
 
-            info = FileInfo(name=path.name, format=_suffix(path), sha256=file_sha256(path),
-                            n_records=ds.n, n_variables=len(ds.columns))
+            info = FileInfo(
+                name=path.name,
+                format=_suffix(path),
+                sha256=file_sha256(path),
+                n_records=ds.n,
+                n_variables=len(ds.columns),
+            )
     info.label = ds.codebook.file_label
 
     if prefill_ddi is not None:

@@ -79,5 +79,7 @@ def sdc_notes_by_variable(sdc: dict[str, Any] | None) -> dict[str, list[str]]:
             counts = f"{n_changed} values changed" if n_changed != n_suppr else f"{n_suppr} values suppressed"
             if n_suppr and n_changed != n_suppr:
                 counts += f", {n_suppr} suppressed"
-            out.setdefault(var, []).append(f"{step.get('name')}: {step.get('description', '').strip()} ({counts} in this variable)")
+            out.setdefault(var, []).append(
+                f"{step.get('name')}: {step.get('description', '').strip()} ({counts} in this variable)"
+            )
     return out

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from safemicro.atomic import atomic_directory
 from safemicro.errors import SafemicroError
@@ -50,8 +51,22 @@ __all__ = [
 ACCESS_POLICY = {"puf": "public", "suf": "licensed", "enclave": "data_enclave"}
 SERVER_POLICIES = ("public", "direct", "licensed", "data_enclave", "remote", "data_na", "open")
 DCTYPES = (
-    "doc/adm", "doc/anl", "doc/oth", "doc/qst", "doc/ref", "doc/rep", "doc/tec",
-    "aud", "dat", "map", "dat/micro", "pic", "prg", "tbl", "vid", "web",
+    "doc/adm",
+    "doc/anl",
+    "doc/oth",
+    "doc/qst",
+    "doc/ref",
+    "doc/rep",
+    "doc/tec",
+    "aud",
+    "dat",
+    "map",
+    "dat/micro",
+    "pic",
+    "prg",
+    "tbl",
+    "vid",
+    "web",
 )
 INTERNAL_FILES = (
     "report.json",
@@ -130,7 +145,8 @@ class NadaRequest:
             out["headers"]["Content-Type"] = "multipart/form-data"
             out["form"] = dict(self.form or {})
             out["files"] = {
-                k: {"filename": p.name, "bytes": p.stat().st_size, "sha256": file_sha256(p)} for k, p in self.files.items()
+                k: {"filename": p.name, "bytes": p.stat().st_size, "sha256": file_sha256(p)}
+                for k, p in self.files.items()
             }
         if self.needs:
             out["resource_id_from"] = self.needs
@@ -219,11 +235,17 @@ def plan_publication(
     skipped: list[str] = []
     micro_ok = tier != "enclave"
     if (docs / "codebook.html").is_file():
-        resources.append(Resource(docs / "codebook.html", "doc/tec", "Codebook", "Variables, categories and weighted frequencies."))
+        resources.append(
+            Resource(docs / "codebook.html", "doc/tec", "Codebook", "Variables, categories and weighted frequencies.")
+        )
     if report is not None and (bundle / "external_report.html").is_file():
         resources.append(
-            Resource(bundle / "external_report.html", "doc/tec", "Statistical disclosure control: note for users",
-                     "What was done to protect respondents and how to analyse the file.")
+            Resource(
+                bundle / "external_report.html",
+                "doc/tec",
+                "Statistical disclosure control: note for users",
+                "What was done to protect respondents and how to analyse the file.",
+            )
         )
     if (docs / "datapackage.json").is_file():
         dp = json.loads((docs / "datapackage.json").read_text(encoding="utf-8"))
@@ -239,7 +261,9 @@ def plan_publication(
         data = bundle / report["release"]["files"]["data"]
         if data.suffix.lower() != ".csv":
             if micro_ok:
-                resources.append(Resource(data, "dat/micro", f"Microdata ({data.suffix.lstrip('.').upper()}): {data.name}"))
+                resources.append(
+                    Resource(data, "dat/micro", f"Microdata ({data.suffix.lstrip('.').upper()}): {data.name}")
+                )
             else:
                 skipped.append(f"{data.name}: microdata of an enclave release are not uploaded")
     for r in extra or []:
@@ -257,7 +281,9 @@ def plan_publication(
         if not r.path.is_file():
             raise SafemicroError("resource file not found", file=str(r.path))
     for i, r in enumerate(resources, start=1):
-        requests.append(NadaRequest(name=f"resource_{i}", method="POST", path=f"datasets/{idno}/resources", json=r.payload()))
+        requests.append(
+            NadaRequest(name=f"resource_{i}", method="POST", path=f"datasets/{idno}/resources", json=r.payload())
+        )
         requests.append(
             NadaRequest(
                 name=f"upload_{i}",
@@ -276,7 +302,9 @@ def write_requests(plan: PublishPlan, folder: str | os.PathLike[str], *, overwri
     with atomic_directory(folder, overwrite=overwrite) as staging:
         for i, req in enumerate(plan.requests, start=1):
             name = f"{i:02d}-{req.name}.json"
-            (staging / name).write_text(json.dumps(req.describe(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            (staging / name).write_text(
+                json.dumps(req.describe(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
             names.append(name)
         index = {
             "idno": plan.idno,
@@ -321,8 +349,13 @@ def send(
     base = base_url.rstrip("/") + "/"
     log: list[dict[str, Any]] = []
     ids: dict[str, Any] = {}
-    with httpx.Client(base_url=base, headers={"X-API-KEY": api_key, "Accept": "application/json"},
-                      timeout=timeout, transport=transport, follow_redirects=False) as client:
+    with httpx.Client(
+        base_url=base,
+        headers={"X-API-KEY": api_key, "Accept": "application/json"},
+        timeout=timeout,
+        transport=transport,
+        follow_redirects=False,
+    ) as client:
         for req in plan.requests:
             if on_request:
                 on_request(req)
@@ -355,7 +388,9 @@ def send(
                 body: Any = response.json()
             except ValueError:
                 body = response.text[:2000]
-            log.append({"name": req.name, "method": req.method, "path": path, "status": response.status_code, "response": body})
+            log.append(
+                {"name": req.name, "method": req.method, "path": path, "status": response.status_code, "response": body}
+            )
             if response.status_code >= 400:
                 hint = ""
                 if req.name == "import_ddi" and req.form and req.form.get("overwrite") == "no":
@@ -367,7 +402,11 @@ def send(
             if req.name.startswith("resource_"):
                 rid = None
                 if isinstance(body, dict):
-                    rid = (body.get("resource") or {}).get("resource_id") if isinstance(body.get("resource"), dict) else None
+                    rid = (
+                        (body.get("resource") or {}).get("resource_id")
+                        if isinstance(body.get("resource"), dict)
+                        else None
+                    )
                 if rid is None:
                     raise SafemicroError(f"NADA's answer to {req.name} has no resource.resource_id: {str(body)[:200]}")
                 ids[req.name] = rid

@@ -185,9 +185,7 @@ def summarize(
     if s.discrete and not labelled and n_distinct > max(FEW_DISTINCT, n_valid // 2):
         # an identifier or free text: listing its values documents nothing and discloses much
         s.discrete = False
-        s.notes.append(
-            f"{n_distinct} distinct values (identifier-like or free text): values are not listed"
-        )
+        s.notes.append(f"{n_distinct} distinct values (identifier-like or free text): values are not listed")
 
     if numeric and n_valid and dtype != pl.Boolean and dtype.is_numeric() and meta.measure != "nominal":
         xa = ds.analysis_column(name).cast(pl.Float64).to_numpy()
@@ -239,9 +237,7 @@ def _categories(
     col = ds.frame.get_column(name)
     frame = pl.DataFrame({"v": col, "w": weights if weights is not None else np.ones(len(col))})
     counts = (
-        frame.filter(pl.col("v").is_not_null())
-        .group_by("v")
-        .agg(pl.len().alias("n"), pl.col("w").sum().alias("w"))
+        frame.filter(pl.col("v").is_not_null()).group_by("v").agg(pl.len().alias("n"), pl.col("w").sum().alias("w"))
     )
     if col.dtype.is_float():
         counts = counts.filter(~pl.col("v").is_nan())
@@ -274,7 +270,9 @@ def _categories(
             c.wfreq = (c.wfreq or 0.0) + w if weights is not None else None
             c.label = c.label or label
             return
-        cats[key] = Category(value=value, label=label, missing=missing, freq=n, wfreq=w if weights is not None else None)
+        cats[key] = Category(
+            value=value, label=label, missing=missing, freq=n, wfreq=w if weights is not None else None
+        )
         order.append(key)
 
     # labelled values first (in code order), then observed values, then extended missing

@@ -237,9 +237,11 @@ def _result(
     for j, name in enumerate(variables):
         original = ds.frame[name]
         new = pl.Series(name, aggregated[:, j])
-        column = pl.select(
-            pl.when(pl.Series(observed[:, j])).then(new).otherwise(original.cast(pl.Float64))
-        ).to_series().alias(name)
+        column = (
+            pl.select(pl.when(pl.Series(observed[:, j])).then(new).otherwise(original.cast(pl.Float64)))
+            .to_series()
+            .alias(name)
+        )
         if original.dtype != pl.Float64:
             retyped.append(name)
         columns.append(column)

@@ -352,7 +352,17 @@ def _group_means(x, members, starts):
     return out
 
 
-_KERNELS = ("_dist", "_far_bound", "_near_bound", "_refresh", "_farthest", "_nearest", "_build", "_mdav", "_group_means")
+_KERNELS = (
+    "_dist",
+    "_far_bound",
+    "_near_bound",
+    "_refresh",
+    "_farthest",
+    "_nearest",
+    "_build",
+    "_mdav",
+    "_group_means",
+)
 
 
 @functools.cache

@@ -16,8 +16,9 @@ seed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -115,8 +116,9 @@ def _shown(s: pl.Series, labels: dict[Any, str]) -> pl.Series:
     if s.dtype.is_numeric():
         x = s.cast(pl.Float64)
         whole = (x == x.round(0)).fill_null(False) & x.is_finite().fill_null(False)
-        text = pl.select(pl.when(whole).then(x.cast(pl.Int64, strict=False).cast(pl.String))
-                         .otherwise(x.cast(pl.String))).to_series()
+        text = pl.select(
+            pl.when(whole).then(x.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(x.cast(pl.String))
+        ).to_series()
     else:
         text = s.cast(pl.String)
     keys = {(str(int(k)) if isinstance(k, float) and k.is_integer() else str(k)): str(v) for k, v in labels.items()}
@@ -309,9 +311,7 @@ def household_for(variables: list[str], household: str | None, ctx: StepContext)
     if not ctx.roles.household or not level:
         return None
     if len(level) != len(variables):
-        raise ValueError(
-            f"mixes household-level variables {level} with person-level ones; use one step for each kind"
-        )
+        raise ValueError(f"mixes household-level variables {level} with person-level ones; use one step for each kind")
     return ctx.roles.household
 
 

@@ -96,9 +96,7 @@ def new_ids(
     if household is not None and household == record:
         raise SafemicroError("household and record id must be different columns", step="new_ids")
     if household is None and record is None and not shuffle_rows:
-        raise SafemicroError(
-            "nothing to do: name a household or record id, or shuffle the rows", step="new_ids"
-        )
+        raise SafemicroError("nothing to do: name a household or record id, or shuffle the rows", step="new_ids")
     rng, used_seed = rng_for(seed)
     n = ds.n
 
@@ -168,9 +166,7 @@ def _replace_ids(ds: Dataset, columns: dict[str, np.ndarray]) -> tuple[Dataset, 
         lost = int((keep_missing & present.to_numpy() & as_int.is_null().to_numpy()).sum())
         if lost:
             notes.append(f"{name}: {lost} missing codes that are not whole numbers became empty")
-        new = pl.select(
-            pl.when(pl.Series(keep_missing)).then(as_int).otherwise(pl.Series(ids)).alias(name)
-        ).to_series()
+        new = pl.select(pl.when(pl.Series(keep_missing)).then(as_int).otherwise(pl.Series(ids)).alias(name)).to_series()
         dtype = old.dtype if old.dtype.is_integer() and _fits(new, old.dtype) else pl.Int64
         frame = frame.with_columns(new.cast(dtype))
     out = ds.with_frame(frame)
@@ -202,11 +198,7 @@ def _fits(values: pl.Series, dtype: pl.DataType) -> bool:
 
 
 def _whole(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and float(value).is_integer()
-    )
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
 
 
 # -- plan steps -----------------------------------------------------------------------------
@@ -283,29 +275,19 @@ def _describe_new_ids(params: NewIdsParams, change: Change) -> str:
         together = ", households kept together" if p.get("household") else ""
         parts.append(f"the records were put in random order{together}")
     text = " and ".join(parts)
-    return (
-        text[0].upper()
-        + text[1:]
-        + ", so ids and row order carry no information about the original file."
-    )
+    return text[0].upper() + text[1:] + ", so ids and row order carry no information about the original file."
 
 
 @register("remove_direct_ids", RemoveDirectIdsParams, _describe_removed)
-def _step_remove_direct_ids(
-    ds: Dataset, params: RemoveDirectIdsParams, ctx: StepContext
-) -> MethodResult:
+def _step_remove_direct_ids(ds: Dataset, params: RemoveDirectIdsParams, ctx: StepContext) -> MethodResult:
     result = _remove(ds, params._variables(ctx), "remove_direct_ids")
     if not result.change.details["removed"]:
-        result.change.notes = [
-            "no direct identifiers are named in roles.direct_ids: nothing was removed"
-        ]
+        result.change.notes = ["no direct identifiers are named in roles.direct_ids: nothing was removed"]
     return result
 
 
 @register("remove_variables", RemoveVariablesParams, _describe_removed)
-def _step_remove_variables(
-    ds: Dataset, params: RemoveVariablesParams, ctx: StepContext
-) -> MethodResult:
+def _step_remove_variables(ds: Dataset, params: RemoveVariablesParams, ctx: StepContext) -> MethodResult:
     return _remove(ds, params.variables, "remove_variables")
 
 

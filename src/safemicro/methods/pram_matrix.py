@@ -45,9 +45,7 @@ def _matrix_specs(matrix: Any, variables: list[str]) -> dict[str, Any]:
             step="pram",
         )
     if len(variables) != 1:
-        raise SafemicroError(
-            "with several variables give the matrix per variable: {variable: matrix}", step="pram"
-        )
+        raise SafemicroError("with several variables give the matrix per variable: {variable: matrix}", step="pram")
     return {variables[0]: matrix}
 
 
@@ -81,8 +79,7 @@ def _parse_matrix(spec: Any, categories: pl.Series, var: str) -> tuple[pl.Series
             )
     if arr.shape != (len(labels), len(labels)):
         raise SafemicroError(
-            f"the matrix must be square with one row and column per category ({len(labels)}), "
-            f"got shape {arr.shape}",
+            f"the matrix must be square with one row and column per category ({len(labels)}), got shape {arr.shape}",
             column=var,
             step="pram",
         )
@@ -93,8 +90,7 @@ def _parse_matrix(spec: Any, categories: pl.Series, var: str) -> tuple[pl.Series
     absent = [v for v in known if v not in values[:n_rows]]
     if absent:
         raise SafemicroError(
-            f"the matrix has no row for the observed categor{'y' if len(absent) == 1 else 'ies'} "
-            f"{absent[:10]}",
+            f"the matrix has no row for the observed categor{'y' if len(absent) == 1 else 'ies'} {absent[:10]}",
             column=var,
             step="pram",
         )
@@ -128,9 +124,7 @@ def _array(spec: Any, var: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise SafemicroError("the matrix must hold numbers", column=var, step="pram") from None
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
-        raise SafemicroError(
-            f"the matrix must be square, got shape {arr.shape}", column=var, step="pram"
-        )
+        raise SafemicroError(f"the matrix must be square, got shape {arr.shape}", column=var, step="pram")
     return arr
 
 

@@ -116,10 +116,7 @@ def pram(
         )
         columns.append(column)
         info[var] = var_info
-        matrices[var] = [
-            {"stratum": _stratum_values(ds.frame, strata, strata_rows[s]), **m}
-            for s, m in var_matrices
-        ]
+        matrices[var] = [{"stratum": _stratum_values(ds.frame, strata, strata_rows[s]), **m} for s, m in var_matrices]
         if len(var_matrices) < var_info["strata"]:
             notes.append(
                 f"{var}: transition matrices kept for {len(var_matrices)} of {var_info['strata']}"
@@ -188,11 +185,7 @@ def _pram_column(
         categories, given, extra = _parse_matrix(spec, categories, var)
         meta = ds.codebook.meta(var)
         for v in extra:
-            if (
-                v is None
-                or v in meta.missing_values
-                or any(lo <= v <= hi for lo, hi in meta.missing_ranges)
-            ):
+            if v is None or v in meta.missing_values or any(lo <= v <= hi for lo, hi in meta.missing_ranges):
                 raise SafemicroError(
                     f"the matrix moves values to the missing code {v!r}; PRAM only moves"
                     " between observed categories (use suppression to blank values)",
@@ -237,9 +230,7 @@ def _pram_column(
         stored += p.size
         if stored <= MAX_STORED_CELLS:
             labels = [names[i] for i in present], [names[i] for i in space]
-            matrices.append(
-                (s, {"from": labels[0], "to": labels[1], "matrix": p.round(12).tolist()})
-            )
+            matrices.append((s, {"from": labels[0], "to": labels[1], "matrix": p.round(12).tolist()}))
 
     new_code = code
     if len(pairs):
@@ -285,9 +276,7 @@ def _invariant(p: np.ndarray, pi: np.ndarray, alpha: float) -> np.ndarray:
     return alpha * (p @ back) + (1.0 - alpha) * np.eye(len(pi))
 
 
-def _draw(
-    row: np.ndarray, col: np.ndarray, cum: np.ndarray, rec_row: np.ndarray, u: np.ndarray
-) -> np.ndarray:
+def _draw(row: np.ndarray, col: np.ndarray, cum: np.ndarray, rec_row: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Sample one destination per record from its matrix row, all rows at once.
 
     The sparse rows are laid end to end as integer keys ``row·2^b + ⌊cum·2^b⌋`` (sorted,
@@ -297,9 +286,7 @@ def _draw(
     """
     bits = min(40, 62 - int(rec_row.max(initial=0) + 1).bit_length())
     scale = 1 << bits
-    entry = (row.astype(np.int64) << bits) + np.minimum(np.round(cum * scale), scale).astype(
-        np.int64
-    )
+    entry = (row.astype(np.int64) << bits) + np.minimum(np.round(cum * scale), scale).astype(np.int64)
     record = (rec_row.astype(np.int64) << bits) + np.floor(u * scale).astype(np.int64)
     return col[np.searchsorted(entry, record, side="right")]
 
@@ -354,9 +341,7 @@ class PramParams(StepParams):
 
 def _describe(params: PramParams, change: Change) -> str:
     info = change.details.get("variables", {})
-    rates = [
-        v["expected_keep_rate"] for v in info.values() if v.get("expected_keep_rate") is not None
-    ]
+    rates = [v["expected_keep_rate"] for v in info.values() if v.get("expected_keep_rate") is not None]
     kept = f"about {round(100 * float(np.mean(rates)))} %" if rates else "most"
     where = f" within each {', '.join(params._strata())}" if params._strata() else ""
     if change.params.get("household"):

@@ -71,15 +71,12 @@ def global_recode(
     given = [n for n, v in (("breaks", breaks), ("map", map), ("hierarchy", hierarchy)) if v is not None]
     if len(given) != 1:
         raise SafemicroError(
-            "give exactly one of breaks, map or hierarchy"
-            + (f" (got {' and '.join(given)})" if given else ""),
+            "give exactly one of breaks, map or hierarchy" + (f" (got {' and '.join(given)})" if given else ""),
             column=variable,
         )
     notes: list[str] = []
     if breaks is not None:
-        out, params, details, notes = _band_recode(
-            ds, variable, breaks, method, right, include_lowest, labels, codes
-        )
+        out, params, details, notes = _band_recode(ds, variable, breaks, method, right, include_lowest, labels, codes)
     elif map is not None:
         if not isinstance(map, dict) or not map:
             raise SafemicroError("map must be a non-empty mapping {old code: new code}", column=variable)

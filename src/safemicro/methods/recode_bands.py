@@ -237,7 +237,9 @@ def _band_recode(ds, variable, breaks, method, right, include_lowest, labels, co
     elif isinstance(labels, str):
         style = labels
         if style not in ("range", "interval"):
-            raise SafemicroError(f"labels must be 'range', 'interval', a list or a mapping, got {labels!r}", column=variable)
+            raise SafemicroError(
+                f"labels must be 'range', 'interval', a list or a mapping, got {labels!r}", column=variable
+            )
         if style == "range" and ranges is None:
             raise SafemicroError(
                 "labels='range' needs whole-number data and a whole number in every band; use 'interval'",
@@ -307,8 +309,7 @@ def _band_recode(ds, variable, breaks, method, right, include_lowest, labels, co
         "include_lowest": bands.include_lowest,
         "label_style": style,
         "bands": [
-            {"code": _json_num(float(c)), "label": t, "count": int(n)}
-            for c, t, n in zip(band_codes, text, counts)
+            {"code": _json_num(float(c)), "label": t, "count": int(n)} for c, t, n in zip(band_codes, text, counts)
         ],
         "outside": n_outside,
     }

@@ -62,8 +62,17 @@ def _label_key(v: Any) -> Any:
     return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
-def _new_meta(ds: Dataset, out: Dataset, variable: str, labels: dict, *, dtype_changed: bool, measure=None,
-              kind: str = "grouped", shown: list[str] | None = None):
+def _new_meta(
+    ds: Dataset,
+    out: Dataset,
+    variable: str,
+    labels: dict,
+    *,
+    dtype_changed: bool,
+    measure=None,
+    kind: str = "grouped",
+    shown: list[str] | None = None,
+):
     """Set the recoded variable's labels (a new dict: metadata dicts are shared after with_frame)
     and say in its variable label what it now holds (``shown``: the words quoted, default
     the category labels)."""

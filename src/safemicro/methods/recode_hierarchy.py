@@ -78,9 +78,7 @@ def _apply_map(
     miss = _missing_mask(ds, variable)
     base = col.cast(target)
     replaced = base.replace(pl.Series(olds).cast(target), pl.Series(news).cast(target))
-    new_col = pl.select(
-        pl.when(pl.Series(miss)).then(base).otherwise(replaced).alias(variable)
-    ).to_series()
+    new_col = pl.select(pl.when(pl.Series(miss)).then(base).otherwise(replaced).alias(variable)).to_series()
     out = ds.with_frame(ds.frame.with_columns(new_col))
 
     present = set(col.filter(pl.Series(~miss)).unique().to_list())
@@ -90,8 +88,10 @@ def _apply_map(
         notes.append(f"map codes not found in {variable}: {', '.join(map(str, unused[:10]))}")
 
     old_labels = ds.codebook.meta(variable).value_labels
-    given = {(_coerce_value(k, target, variable, "label code") if target.is_numeric() else k): str(t)
-             for k, t in (labels or {}).items()}
+    given = {
+        (_coerce_value(k, target, variable, "label code") if target.is_numeric() else k): str(t)
+        for k, t in (labels or {}).items()
+    }
     if new_labels is not None:
         value_labels = {k: t for k, t in old_labels.items() if _is_user_missing(ds, variable, k)}
         value_labels.update(new_labels)

@@ -24,7 +24,7 @@ def recoded_label(label: str | None, variable: str, kind: str, labels: dict) -> 
     """``"Age in completed years (banded: 0-14, 15-24, …)"``: the variable label saying what
     the recoded variable now holds (an earlier recode's note is replaced, not repeated)."""
     base = RECODED_MARK.sub("", label) if label else variable
-    if kind == "grouped" and label and label != base and label[len(base):].startswith(" (banded:"):
+    if kind == "grouped" and label and label != base and label[len(base) :].startswith(" (banded:"):
         kind = "banded"  # bands merged into broader bands are still bands
     names = [str(v) for v in labels.values()]
     shown = ", ".join(names[:LABELS_SHOWN]) + (", …" if len(names) > LABELS_SHOWN else "")

@@ -163,8 +163,7 @@ def _unit_strata(
     if len(split):
         row = int(split[0])
         raise SafemicroError(
-            f"household {ds.frame[by][row]!r} lies in more than one stratum; "
-            "a household must be sampled whole",
+            f"household {ds.frame[by][row]!r} lies in more than one stratum; a household must be sampled whole",
             column=strata[0],
             row=row + 1,
             step="subsample",
@@ -180,9 +179,7 @@ def _total(fraction: Any, n: Any, n_units: int, by: str | None) -> int:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise SafemicroError("`n` must be a positive whole number", step="subsample")
         if n > n_units:
-            raise SafemicroError(
-                f"`n` = {n} but the file has only {n_units} {what}", step="subsample"
-            )
+            raise SafemicroError(f"`n` = {n} but the file has only {n_units} {what}", step="subsample")
         return int(n)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.number)):
         raise SafemicroError("`fraction` must be a number in (0, 1]", step="subsample")
@@ -190,9 +187,7 @@ def _total(fraction: Any, n: Any, n_units: int, by: str | None) -> int:
         raise SafemicroError(f"`fraction` must lie in (0, 1], got {fraction}", step="subsample")
     total = int(np.floor(float(fraction) * n_units + 0.5))
     if total < 1:
-        raise SafemicroError(
-            f"a fraction of {fraction} of {n_units} {what} is an empty sample", step="subsample"
-        )
+        raise SafemicroError(f"a fraction of {fraction} of {n_units} {what} is an empty sample", step="subsample")
     return total
 
 
@@ -207,9 +202,7 @@ def _allocate(total: int, pop: np.ndarray) -> np.ndarray:
     return np.minimum(take, pop)
 
 
-def _reweight(
-    ds: Dataset, factor: np.ndarray, weight: str | None, weight_name: str
-) -> tuple[Dataset, str]:
+def _reweight(ds: Dataset, factor: np.ndarray, weight: str | None, weight_name: str) -> tuple[Dataset, str]:
     """Multiply the weight by ``factor`` (missing weights stay), or add it as a new column."""
     if weight is None:
         frame = ds.frame.with_columns(pl.Series(weight_name, factor, dtype=pl.Float64))
@@ -219,10 +212,7 @@ def _reweight(
         return out, weight_name
     scaled = pl.col(weight).cast(pl.Float64) * pl.Series(factor)
     frame = ds.frame.with_columns(
-        pl.when(ds.missing_expr(weight))
-        .then(pl.col(weight).cast(pl.Float64))
-        .otherwise(scaled)
-        .alias(weight)
+        pl.when(ds.missing_expr(weight)).then(pl.col(weight).cast(pl.Float64)).otherwise(scaled).alias(weight)
     )
     out = ds.with_frame(frame)
     if ds.frame.schema[weight] != pl.Float64:
@@ -276,11 +266,7 @@ def _describe(params: SubsampleParams, change: Change) -> str:
     d = change.details
     unit = "households" if d.get("unit") == "household" else "records"
     share = 100 * d.get("sampling_fraction", 0.0)
-    how = (
-        "a stratified random sample (proportional allocation)"
-        if d.get("strata")
-        else "a simple random sample"
-    )
+    how = "a stratified random sample (proportional allocation)" if d.get("strata") else "a simple random sample"
     return (
         f"The file is {how} of {share:.3g} % of the {unit} of the full enumeration "
         f"({d.get('sample_records')} records). The weight {d.get('weight')!r} includes the inverse "

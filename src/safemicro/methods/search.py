@@ -70,7 +70,9 @@ class _Lattice:
         for j in range(len(radix) - 2, -1, -1):
             self.strides[j] = self.strides[j + 1] * radix[j + 1]
         idx = np.arange(self.size, dtype=np.int64)
-        self.levels = (idx[:, None] // self.strides[None, :]) % radix[None, :] if len(radix) else np.zeros((1, 0), np.int64)
+        self.levels = (
+            (idx[:, None] // self.strides[None, :]) % radix[None, :] if len(radix) else np.zeros((1, 0), np.int64)
+        )
         self.status = np.full(self.size, -1, dtype=np.int8)  # -1 unknown, 0 not anonymous, 1 anonymous
 
     def tag(self, node: int, anonymous: bool) -> None:
@@ -322,9 +324,7 @@ def recode_search(
         alpha=alpha,
         loss=loss,
     )
-    levels_spec = {
-        name: _levels_of(hierarchies[name], name) for name in keys if name in hierarchies
-    }
+    levels_spec = {name: _levels_of(hierarchies[name], name) for name in keys if name in hierarchies}
     current = ds
     recodes: dict[str, Any] = {}
     notes: list[str] = []
@@ -370,7 +370,9 @@ def recode_search(
         risk = individual_risk(kt.fk, kt.Fk, weighted=weight is not None)[kt.record_key]
         over = int((risk > max_risk).sum())
         if over:
-            notes.append(f"{over} records still have individual risk above {max_risk} (local suppression enforces k only)")
+            notes.append(
+                f"{over} records still have individual risk above {max_risk} (local suppression enforces k only)"
+            )
     changed, suppressed, touched = count_changes(ds.frame, current.frame, list(keys))
     change = Change(
         method="recode_search",

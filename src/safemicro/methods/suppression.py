@@ -220,8 +220,7 @@ def suppress_by_risk(
 
     if not safe(np.array([float(ds.n)]), np.array([float(inp.weights.sum())]))[0]:
         raise _error(
-            f"max_risk={max_risk:g} cannot be reached: even a record with every key value "
-            "suppressed would be above it",
+            f"max_risk={max_risk:g} cannot be reached: even a record with every key value suppressed would be above it",
             ds,
         )
     importance = _importance_names(importance, inp.keys, ds)
@@ -240,9 +239,7 @@ def suppress_by_risk(
         "fk_min_after": float(eng.fk[alive].min()),
         "importance": {name: float(c) for name, c in zip(inp.keys, costs)},
     }
-    notes = (
-        ["household-level keys are suppressed for every member of a household"] if inp.household_bits else []
-    )
+    notes = ["household-level keys are suppressed for every member of a household"] if inp.household_bits else []
     params = {
         "keys": inp.keys,
         "max_risk": max_risk,
@@ -329,15 +326,21 @@ def _sentence(change: Change, already: str, goal: str) -> str:
 def _describe_local(params: LocalSuppressionParams, change: Change) -> str:
     keys = ", ".join(change.params.get("keys", []))
     k = change.params.get("k")
-    return _sentence(change, f"every combination of {keys} was already shared by at least {k} records",
-                     f"every combination of {keys} is shared by at least {k} records")
+    return _sentence(
+        change,
+        f"every combination of {keys} was already shared by at least {k} records",
+        f"every combination of {keys} is shared by at least {k} records",
+    )
 
 
 def _describe_risk(params: RiskSuppressionParams, change: Change) -> str:
     keys = ", ".join(change.params.get("keys", []))
     limit = f"{100 * change.params.get('max_risk', 0):g}%"
-    return _sentence(change, f"no record's re-identification risk on {keys} exceeded {limit}",
-                     f"no record's estimated re-identification risk on {keys} exceeds {limit}")
+    return _sentence(
+        change,
+        f"no record's re-identification risk on {keys} exceeded {limit}",
+        f"no record's estimated re-identification risk on {keys} exceeds {limit}",
+    )
 
 
 @register("local_suppression", LocalSuppressionParams, _describe_local)

@@ -90,15 +90,8 @@ def _importance_names(
         raise _error("importance lists a key variable twice", ds)
     if isinstance(importance, Mapping):
         for name, value in importance.items():
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not np.isfinite(value)
-                or value <= 0
-            ):
-                raise _error(
-                    f"importance weight of {name!r} must be a positive number, got {value!r}", ds, column=name
-                )
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+                raise _error(f"importance weight of {name!r} must be a positive number, got {value!r}", ds, column=name)
     return importance
 
 

@@ -10,7 +10,6 @@ import polars as pl
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.methods.base import Change, MethodResult, count_changes
-from safemicro.methods.relabel import _fmt_code
 from safemicro.methods.recode_common import (
     _as_number,
     _check_column,
@@ -19,6 +18,7 @@ from safemicro.methods.recode_common import (
     _missing_mask,
     _new_meta,
 )
+from safemicro.methods.relabel import _fmt_code
 
 
 def top_bottom_code(
@@ -41,7 +41,9 @@ def top_bottom_code(
         raise SafemicroError(f"kind must be 'top' or 'bottom', got {kind!r}", column=variable)
     col = ds.frame.get_column(variable)
     if not col.dtype.is_numeric():
-        raise SafemicroError(f"top/bottom coding needs a numeric variable, {variable!r} holds {col.dtype}", column=variable)
+        raise SafemicroError(
+            f"top/bottom coding needs a numeric variable, {variable!r} holds {col.dtype}", column=variable
+        )
     for name, v in (("value", value), ("replacement", replacement)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
             raise SafemicroError(f"{name} must be a finite number, got {v!r}", column=variable)
@@ -86,8 +88,15 @@ def top_bottom_code(
             else:
                 label = f"{base} or {than} {value}"
         value_labels[_label_key(replacement)] = label
-    _new_meta(ds, out, variable, value_labels, dtype_changed=target != col.dtype,
-              kind=f"{kind}-coded", shown=[label] if label else [f"at {_fmt_code(replacement)}"])
+    _new_meta(
+        ds,
+        out,
+        variable,
+        value_labels,
+        dtype_changed=target != col.dtype,
+        kind=f"{kind}-coded",
+        shown=[label] if label else [f"at {_fmt_code(replacement)}"],
+    )
 
     changed, suppressed, touched = count_changes(ds.frame, out.frame, [variable])
     n_coded = int(hit.sum())

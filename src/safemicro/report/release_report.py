@@ -74,11 +74,15 @@ def _internal_context(report: Mapping[str, Any]) -> dict[str, Any]:
     else:  # no utility section: the steps' own counts
         suppressed, changed = _totals(steps, "suppressed"), _totals(steps, "changed")
     numeric = _names(roles.get("numeric_keys")) or [
-        str(r.get("variable")) for r in net if r.get("quantiles_before") is not None]
+        str(r.get("variable")) for r in net if r.get("quantiles_before") is not None
+    ]
     figures = {
         "risk": _risk_figure(before, after, target_ind),
-        "violations": _svg(plots.violations_before_after_svg(
-            _violations(before), _violations(after), target_k=int(_num(target_k)) if _num(target_k) else None)),
+        "violations": _svg(
+            plots.violations_before_after_svg(
+                _violations(before), _violations(after), target_k=int(_num(target_k)) if _num(target_k) else None
+            )
+        ),
         "changes": _svg(plots.changes_per_variable_svg(suppressed, changed)),
         "marginals": _svg(plots.marginals_before_after_svg(_plot_marginals(rows, _names(roles.get("keys"))))),
         "quantiles": _svg(plots.quantiles_before_after_svg(_plot_quantiles(rows, numeric[:MAX_PANELS]))),

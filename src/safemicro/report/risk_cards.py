@@ -41,8 +41,7 @@ MEANS = {
     "above-0-1": "Records whose individual risk exceeds 0.1, the usual rule of thumb for high risk.",
     "risky": "Records whose risk stands out from the rest of the file: above the median plus two "
     "median absolute deviations and above 0.1.",
-    "n_score_gt0": "Records that are special uniques: unique in the file on some small subset of the "
-    "key variables.",
+    "n_score_gt0": "Records that are special uniques: unique in the file on some small subset of the key variables.",
     "max_score": "SUDA score of the record with the most, and smallest, minimal sample uniques "
     "(sum over them of (number of keys − size)!): higher means more ways to single it out. Not a "
     "probability; it grows with the number of keys, so compare records within this file only.",
@@ -74,8 +73,9 @@ def _headline_cards(summary: Mapping[str, Any], n_records: float | None) -> list
         means = MEANS["k"].format(k=key[1:]) if key[:1] == "k" and key[1:].isdigit() else MEANS.get(key, "")
         if status not in ("pass", "fail") and key in ("global-risk", "household-risk", "max-risk") and not note:
             note = NO_TARGET
-        cards.append({"label": label, "value": value, "sub": sub, "status": status,
-                      "note": note, "key": key, "means": means})
+        cards.append(
+            {"label": label, "value": value, "sub": sub, "status": status, "note": note, "key": key, "means": means}
+        )
 
     card("Records", fmt_int(n_records), key="records")
 
@@ -85,10 +85,8 @@ def _headline_cards(summary: Mapping[str, Any], n_records: float | None) -> list
         keys = roles.get("keys") if isinstance(roles.get("keys"), list) else []
         sub = f"of the {len(keys)} key variables" if len(keys) > 1 else ""
         if kan.get("n_sample_uniques") is not None:
-            sub = (f"{fmt_int(kan.get('n_sample_uniques'))} unique in the sample"
-                   + (f" · {sub}" if sub else ""))
-        card("Distinct key combinations", fmt_int(kan.get("n_distinct_keys")), sub=sub,
-             key="distinct-keys")
+            sub = f"{fmt_int(kan.get('n_sample_uniques'))} unique in the sample" + (f" · {sub}" if sub else "")
+        card("Distinct key combinations", fmt_int(kan.get("n_distinct_keys")), sub=sub, key="distinct-keys")
         viol = kan.get("violations") if isinstance(kan.get("violations"), Mapping) else {}
         ks = [2, 3, 5]
         if target_k is not None and target_k not in ks and str(target_k) in viol:
@@ -102,9 +100,14 @@ def _headline_cards(summary: Mapping[str, Any], n_records: float | None) -> list
             if target_k is not None and k == target_k:
                 status = _status(_num(count) == 0)
                 note = "target"
-            card(f"Records violating {k}-anonymity", fmt_int(count),
-                 sub=f"{fmt_share(count, n_records)} of records" if n_records else "",
-                 status=status, note=note, key=f"k{k}")
+            card(
+                f"Records violating {k}-anonymity",
+                fmt_int(count),
+                sub=f"{fmt_share(count, n_records)} of records" if n_records else "",
+                status=status,
+                note=note,
+                key=f"k{k}",
+            )
 
     glob = _section(summary, "global_risk")
     if glob is not None:
@@ -118,9 +121,14 @@ def _headline_cards(summary: Mapping[str, Any], n_records: float | None) -> list
         if max_global is not None and mean is not None:
             status = _status(mean <= max_global)
             note = f"target ≤ {fmt_target_pct(max_global)}"
-        card("Global risk", fmt_pct(pct),
-             sub=f"≈ {fmt_er(er)} expected re-identifications" if er is not None else "",
-             status=status, note=note, key="global-risk")
+        card(
+            "Global risk",
+            fmt_pct(pct),
+            sub=f"≈ {fmt_er(er)} expected re-identifications" if er is not None else "",
+            status=status,
+            note=note,
+            key="global-risk",
+        )
 
     hh = _section(summary, "household_risk")
     if hh is not None:
@@ -137,8 +145,7 @@ def _headline_cards(summary: Mapping[str, Any], n_records: float | None) -> list
         # the plan's global-risk target is a person-level target: the checks do not test
         # household risk against it, so neither does the card
         status, note = None, NO_TARGET + " (the global-risk target is for persons)" if max_global is not None else ""
-        card("Household risk", fmt_pct(pct), sub=" · ".join(parts), status=status,
-             note=note, key="household-risk")
+        card("Household risk", fmt_pct(pct), sub=" · ".join(parts), status=status, note=note, key="household-risk")
 
     ind = _section(summary, "individual_risk")
     if ind is not None:
@@ -151,19 +158,26 @@ def _headline_cards(summary: Mapping[str, Any], n_records: float | None) -> list
         sub = f"median {fmt_prob(ind.get('median'))}" if ind.get("median") is not None else ""
         if max_indiv is not None and _num(ind.get("n_above_target")) is not None:
             sub += (" · " if sub else "") + f"{fmt_int(ind.get('n_above_target'))} records above target"
-        card("Highest individual risk", fmt_prob(mx), sub=sub, status=status, note=note,
-             key="max-risk")
+        card("Highest individual risk", fmt_prob(mx), sub=sub, status=status, note=note, key="max-risk")
         above = _num(ind.get("n_above_0_1"))
         if ind.get("n_above_0_1") is not None:
-            card("Records with risk above 0.1", fmt_int(above),
-                 sub=f"{fmt_share(above, n_records)} of records" if n_records else "",
-                 status="warn" if above else None,
-                 note="look at these first" if above else "", key="above-0-1")
+            card(
+                "Records with risk above 0.1",
+                fmt_int(above),
+                sub=f"{fmt_share(above, n_records)} of records" if n_records else "",
+                status="warn" if above else None,
+                note="look at these first" if above else "",
+                key="above-0-1",
+            )
         risky = _num(ind.get("n_risky"))
         if ind.get("n_risky") is not None:
-            card("Risky records", fmt_int(risky),
-                 sub="risk > median + 2·MAD and > 0.1",
-                 status="warn" if risky else None, key="risky")
+            card(
+                "Risky records",
+                fmt_int(risky),
+                sub="risk > median + 2·MAD and > 0.1",
+                status="warn" if risky else None,
+                key="risky",
+            )
     return cards
 
 
@@ -172,11 +186,13 @@ def _suda(summary: Mapping[str, Any], n_records: float | None) -> dict[str, Any]
     if s is None:
         return None
     facts = []
-    for key, label, fmt in (("n_score_gt0", "Records with a special unique (score > 0)", fmt_int),
-                            ("max_score", "Highest SUDA score", fmt_num),
-                            ("sum_score", "Sum of SUDA scores", fmt_num),
-                            ("max_dis", "Highest DIS-SUDA score", fmt_prob),
-                            ("sum_dis", "Sum of DIS-SUDA scores", fmt_num)):
+    for key, label, fmt in (
+        ("n_score_gt0", "Records with a special unique (score > 0)", fmt_int),
+        ("max_score", "Highest SUDA score", fmt_num),
+        ("sum_score", "Sum of SUDA scores", fmt_num),
+        ("max_dis", "Highest DIS-SUDA score", fmt_prob),
+        ("sum_dis", "Sum of DIS-SUDA scores", fmt_num),
+    ):
         if s.get(key) is not None:
             extra = ""
             if key == "n_score_gt0" and n_records:
@@ -187,8 +203,7 @@ def _suda(summary: Mapping[str, Any], n_records: float | None) -> dict[str, Any]
     if isinstance(dis, Mapping):
         total = sum(_num(v) or 0 for v in dis.values()) or n_records
         for interval, count in dis.items():
-            dis_rows.append({"interval": str(interval), "count": fmt_int(count),
-                             "share": fmt_share(count, total)})
+            dis_rows.append({"interval": str(interval), "count": fmt_int(count), "share": fmt_share(count, total)})
     contrib = s.get("attribute_contributions")
     contrib_rows = []
     if isinstance(contrib, Mapping):
@@ -201,10 +216,8 @@ def _suda(summary: Mapping[str, Any], n_records: float | None) -> dict[str, Any]
             if not isinstance(table, Mapping):
                 continue
             ordered = sorted(table.items(), key=lambda kv: -(_num(kv[1]) or 0))
-            levels.append({"name": str(name),
-                           "levels": [(str(k), fmt_pct(v, 1)) for k, v in ordered]})
-    return {"facts": facts, "dis_rows": dis_rows, "contrib_rows": contrib_rows,
-            "levels": levels}
+            levels.append({"name": str(name), "levels": [(str(k), fmt_pct(v, 1)) for k, v in ordered]})
+    return {"facts": facts, "dis_rows": dis_rows, "contrib_rows": contrib_rows, "levels": levels}
 
 
 def _nested_table(section: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -217,8 +230,7 @@ def _nested_table(section: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if not isinstance(body, Mapping):
             continue
         nested = any(isinstance(v, Mapping) for v in body.values())
-        groups = ([(m, b) for m, b in body.items() if isinstance(b, Mapping)] if nested
-                  else [("", body)])
+        groups = [(m, b) for m, b in body.items() if isinstance(b, Mapping)] if nested else [("", body)]
         for measure, values in groups:
             for k in values:
                 if str(k) not in stats:
@@ -238,16 +250,17 @@ def _nested_table(section: Mapping[str, Any] | None) -> dict[str, Any] | None:
             else:
                 text = fmt_num(v) if v is not None else ""
             row["cells"].append({"text": text, "num": v is None or _num(v) is not None})
-        row["flag"] = any((_num(vals.get(k)) or 0) > 0
-                          for k in ("n_eq1", "n_violating", "n_outliers"))
+        row["flag"] = any((_num(vals.get(k)) or 0) > 0 for k in ("n_eq1", "n_violating", "n_outliers"))
     has_measure = any(r["measure"] for r in rows)
     numeric_cols = [all(r["cells"][i]["num"] for r in rows) for i in range(len(stats))]
     for r in rows:
         for cell, is_num in zip(r["cells"], numeric_cols):
             cell["num"] = is_num
-    return {"stats": [{"name": s.replace("_", " "), "num": n} for s, n in zip(stats, numeric_cols)],
-            "rows": rows,
-            "has_measure": has_measure}
+    return {
+        "stats": [{"name": s.replace("_", " "), "num": n} for s, n in zip(stats, numeric_cols)],
+        "rows": rows,
+        "has_measure": has_measure,
+    }
 
 
 NUMERIC_FACTS = {

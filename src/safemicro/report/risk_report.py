@@ -70,12 +70,14 @@ def _checks(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(item, Mapping):
             continue
         passed = item.get("passed")
-        out.append({
-            "target": str(item.get("target", "")),
-            "value": fmt_num(item.get("value")) if item.get("value") is not None else "–",
-            "status": "pass" if passed is True else "fail" if passed is False else None,
-            "message": str(item.get("message") or ""),
-        })
+        out.append(
+            {
+                "target": str(item.get("target", "")),
+                "value": fmt_num(item.get("value")) if item.get("value") is not None else "–",
+                "status": "pass" if passed is True else "fail" if passed is False else None,
+                "message": str(item.get("message") or ""),
+            }
+        )
     return out
 
 
@@ -88,28 +90,44 @@ def _variables(summary: Mapping[str, Any], n_records: float | None) -> list[dict
                 continue
             role = str(v.get("role") or "other")
             missing = v.get("n_missing")
-            rows.append({
-                "name": str(v.get("name", "")),
-                "role": role,
-                "role_label": ROLE_LABELS.get(role, role),
-                "label": "" if v.get("label") is None else str(v.get("label")),
-                "n_distinct": fmt_int(v.get("n_distinct")),
-                "n_missing": fmt_int(missing),
-                "missing_share": fmt_share(missing, n_records) if _num(missing) else "",
-            })
+            rows.append(
+                {
+                    "name": str(v.get("name", "")),
+                    "role": role,
+                    "role_label": ROLE_LABELS.get(role, role),
+                    "label": "" if v.get("label") is None else str(v.get("label")),
+                    "n_distinct": fmt_int(v.get("n_distinct")),
+                    "n_missing": fmt_int(missing),
+                    "missing_share": fmt_share(missing, n_records) if _num(missing) else "",
+                }
+            )
         return rows
     roles = _section(summary, "roles") or {}
-    for role_name, key in (("direct_id", "direct_ids"), ("key", "keys"),
-                           ("numeric_key", "numeric_keys"), ("sensitive", "sensitive"),
-                           ("weight", "weight"), ("household", "household"),
-                           ("strata", "strata"), ("cluster", "cluster")):
+    for role_name, key in (
+        ("direct_id", "direct_ids"),
+        ("key", "keys"),
+        ("numeric_key", "numeric_keys"),
+        ("sensitive", "sensitive"),
+        ("weight", "weight"),
+        ("household", "household"),
+        ("strata", "strata"),
+        ("cluster", "cluster"),
+    ):
         names = roles.get(key)
         if names is None:
             continue
         for name in names if isinstance(names, list) else [names]:
-            rows.append({"name": str(name), "role": role_name,
-                         "role_label": ROLE_LABELS.get(role_name, role_name), "label": "",
-                         "n_distinct": "–", "n_missing": "–", "missing_share": ""})
+            rows.append(
+                {
+                    "name": str(name),
+                    "role": role_name,
+                    "role_label": ROLE_LABELS.get(role_name, role_name),
+                    "label": "",
+                    "n_distinct": "–",
+                    "n_missing": "–",
+                    "missing_share": "",
+                }
+            )
     return rows
 
 
@@ -124,10 +142,16 @@ def _roles(summary: Mapping[str, Any]) -> dict[str, Any] | None:
             return []
         return [str(x) for x in v] if isinstance(v, list) else [str(v)]
 
-    return {"key_vars": names("keys"), "numeric_keys": names("numeric_keys"),
-            "sensitive": names("sensitive"), "weight": names("weight"),
-            "household": names("household"), "direct_ids": names("direct_ids"),
-            "strata": names("strata"), "cluster": names("cluster")}
+    return {
+        "key_vars": names("keys"),
+        "numeric_keys": names("numeric_keys"),
+        "sensitive": names("sensitive"),
+        "weight": names("weight"),
+        "household": names("household"),
+        "direct_ids": names("direct_ids"),
+        "strata": names("strata"),
+        "cluster": names("cluster"),
+    }
 
 
 def _scenario(summary: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -135,8 +159,7 @@ def _scenario(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     targets = _section(summary, "targets")
     if sc is None and targets is None:
         return None
-    out: dict[str, Any] = {"description": "", "tier": None, "tier_name": "", "tier_text": "",
-                           "targets": []}
+    out: dict[str, Any] = {"description": "", "tier": None, "tier_name": "", "tier_text": "", "targets": []}
     if sc is not None:
         out["description"] = str(sc.get("description") or "")
         tier = sc.get("tier")
@@ -145,16 +168,21 @@ def _scenario(summary: Mapping[str, Any]) -> dict[str, Any] | None:
             out.update(tier=str(tier).upper(), tier_name=name, tier_text=text)
     if targets is not None:
         if targets.get("k") is not None:
-            out["targets"].append(("k-anonymity", f"every key combination shared by at least "
-                                   f"{fmt_int(targets['k'])} records"))
+            out["targets"].append(
+                ("k-anonymity", f"every key combination shared by at least {fmt_int(targets['k'])} records")
+            )
         if targets.get("max_global_risk") is not None:
-            out["targets"].append(("Global risk", f"at most {fmt_target_pct(targets['max_global_risk'])} "
-                                   "(expected re-identifications as a share of records)"
-                                   if _num(targets["max_global_risk"]) is not None else
-                                   str(targets["max_global_risk"])))
+            out["targets"].append(
+                (
+                    "Global risk",
+                    f"at most {fmt_target_pct(targets['max_global_risk'])} "
+                    "(expected re-identifications as a share of records)"
+                    if _num(targets["max_global_risk"]) is not None
+                    else str(targets["max_global_risk"]),
+                )
+            )
         if targets.get("max_individual_risk") is not None:
-            out["targets"].append(("Individual risk", f"no record above "
-                                   f"{fmt_prob(targets['max_individual_risk'])}"))
+            out["targets"].append(("Individual risk", f"no record above {fmt_prob(targets['max_individual_risk'])}"))
     return out
 
 
@@ -189,14 +217,16 @@ def _riskiest(summary: Mapping[str, Any], limit: int = 25) -> dict[str, Any] | N
             if label not in (None, "") and values[c] is not None and str(label) != text:
                 text = f"{text} · {label}"
             cells.append(text)
-        rows.append({
-            "cells": cells,
-            "fk": fmt_int(item.get("fk")),
-            "Fk": fmt_num(item.get("Fk")),
-            "risk": fmt_prob(item.get("risk")),
-            "n_records": fmt_int(item.get("n_records")),
-            "high": (_num(item.get("risk")) or 0) > RULE_HIGH_RISK,
-        })
+        rows.append(
+            {
+                "cells": cells,
+                "fk": fmt_int(item.get("fk")),
+                "Fk": fmt_num(item.get("Fk")),
+                "risk": fmt_prob(item.get("risk")),
+                "n_records": fmt_int(item.get("n_records")),
+                "high": (_num(item.get("risk")) or 0) > RULE_HIGH_RISK,
+            }
+        )
     return {"columns": columns, "rows": rows, "total": len(raw), "shown": len(rows)}
 
 
@@ -214,8 +244,9 @@ def _records_ok(records: Any) -> pl.DataFrame | None:
     return records if isinstance(records, pl.DataFrame) and records.height else None
 
 
-def build_context(summary: Mapping[str, Any] | None, records: pl.DataFrame | None, *,
-                  title: str = "Disclosure risk assessment") -> dict[str, Any]:
+def build_context(
+    summary: Mapping[str, Any] | None, records: pl.DataFrame | None, *, title: str = "Disclosure risk assessment"
+) -> dict[str, Any]:
     """Everything the template needs, already formatted (useful for JSON/other views)."""
     summary = summary if isinstance(summary, Mapping) else {}
     records = _records_ok(records)
@@ -229,8 +260,12 @@ def build_context(summary: Mapping[str, Any] | None, records: pl.DataFrame | Non
     risky_threshold = median + 2 * mad if median is not None and mad is not None and mad > 0 else None
 
     figures: dict[str, Markup | None] = {
-        "risk": plots.risk_distribution_svg(records, target=_num(targets.get("max_individual_risk")),
-                                            rule=RULE_HIGH_RISK, risky_threshold=risky_threshold),
+        "risk": plots.risk_distribution_svg(
+            records,
+            target=_num(targets.get("max_individual_risk")),
+            rule=RULE_HIGH_RISK,
+            risky_threshold=risky_threshold,
+        ),
         "violations": plots.violations_by_k_svg(records, target_k=int(target_k) if target_k else None),
         "suda": plots.suda_contribution_svg((_section(summary, "suda2") or {}).get("attribute_contributions")),
         "household": plots.household_size_svg((_section(summary, "household_risk") or {}).get("household_sizes")),
@@ -240,8 +275,10 @@ def build_context(summary: Mapping[str, Any] | None, records: pl.DataFrame | Non
 
     kan = _section(summary, "k_anonymity") or {}
     viol = kan.get("violations") if isinstance(kan.get("violations"), Mapping) else {}
-    k_rows = [{"k": str(k), "count": fmt_int(v), "share": fmt_share(v, n_records)}
-              for k, v in sorted(viol.items(), key=lambda kv: _num(kv[0]) or 0)]
+    k_rows = [
+        {"k": str(k), "count": fmt_int(v), "share": fmt_share(v, n_records)}
+        for k, v in sorted(viol.items(), key=lambda kv: _num(kv[0]) or 0)
+    ]
 
     hh = _section(summary, "household_risk")
     glob = _section(summary, "global_risk")
@@ -261,28 +298,35 @@ def build_context(summary: Mapping[str, Any] | None, records: pl.DataFrame | Non
         "roles": _roles(summary),
         "scenario": _scenario(summary),
         "figures": figures,
-        "violations_by_k": [{"k": k, "count": fmt_int(c), "share": fmt_share(c, n_records)}
-                            for k, c in vbk] if vbk else [],
+        "violations_by_k": [{"k": k, "count": fmt_int(c), "share": fmt_share(c, n_records)} for k, c in vbk]
+        if vbk
+        else [],
         "k_rows": k_rows,
         "global_threshold": fmt_prob(glob.get("threshold")) if glob and glob.get("threshold") is not None else None,
-        "household": ({"n_households": fmt_int(hh.get("n_households")),
-                       "has_sizes": figures["household"] is not None} if hh else None),
+        "household": (
+            {"n_households": fmt_int(hh.get("n_households")), "has_sizes": figures["household"] is not None}
+            if hh
+            else None
+        ),
         "riskiest": _riskiest(summary),
         "suda": _suda(summary, n_records),
         "ldiv": _nested_table(summary.get("l_diversity") if isinstance(summary, Mapping) else None),
         "numeric": _numeric(summary.get("numeric_risk") if isinstance(summary, Mapping) else None),
-        "warnings": [str(w) for w in summary.get("warnings") or [] if w] if isinstance(summary.get("warnings"), list) else [],
+        "warnings": [str(w) for w in summary.get("warnings") or [] if w]
+        if isinstance(summary.get("warnings"), list)
+        else [],
         "keys_list": _key_names(summary),
         "has_records": records is not None,
-        "individual_target": (fmt_prob(targets.get("max_individual_risk"))
-                              if _num(targets.get("max_individual_risk")) is not None else None),
+        "individual_target": (
+            fmt_prob(targets.get("max_individual_risk"))
+            if _num(targets.get("max_individual_risk")) is not None
+            else None
+        ),
         "risky_threshold": fmt_prob(risky_threshold) if risky_threshold is not None else None,
     }
 
 
-
-def render_risk_report(summary: dict, records: pl.DataFrame, *,
-                       title: str = "Disclosure risk assessment") -> str:
+def render_risk_report(summary: dict, records: pl.DataFrame, *, title: str = "Disclosure risk assessment") -> str:
     """Render the risk assessment as one self-contained HTML page.
 
     Parameters
@@ -306,8 +350,7 @@ def render_risk_report(summary: dict, records: pl.DataFrame, *,
     return _environment().get_template("risk_report.html").render(**context)
 
 
-def write_risk_report(path: str | os.PathLike[str], summary: dict, records: pl.DataFrame,
-                      **kw: Any) -> Path:
+def write_risk_report(path: str | os.PathLike[str], summary: dict, records: pl.DataFrame, **kw: Any) -> Path:
     """Render the report and write it atomically to *path* (temp file + ``os.replace``)."""
     html = render_risk_report(summary, records, **kw)
     target = Path(path)

@@ -53,9 +53,7 @@ def global_risk(record_risk: np.ndarray) -> GlobalRisk:
     return GlobalRisk(mean=mean, expected_reidentifications=er, percent=100.0 * mean)
 
 
-def record_threshold(
-    risk: np.ndarray, max_global_risk: float = 0.01, counts: np.ndarray | None = None
-) -> float | None:
+def record_threshold(risk: np.ndarray, max_global_risk: float = 0.01, counts: np.ndarray | None = None) -> float | None:
     """Individual-risk threshold that brings the file to ``max_global_risk``.
 
     With record risks sorted in decreasing order r(1) >= r(2) >= ..., the threshold is the

@@ -34,7 +34,6 @@ from safemicro.keys import BINCOUNT_LIMIT, combine_codes, dense_ids, encode_colu
 __all__ = ["LDiversityResult", "ldiversity"]
 
 
-
 @dataclass
 class LDiversityResult:
     """Per-record l-diversity (Polars frame, input order) and a summary."""
@@ -74,9 +73,7 @@ def _key_groups(frame: pl.DataFrame, keys: list[str]) -> tuple[np.ndarray, int]:
     return ids, len(distinct)
 
 
-def _group_measures(
-    g: np.ndarray, G: int, s: pl.Series, c: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _group_measures(g: np.ndarray, G: int, s: pl.Series, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """distinct, entropy, recursive per group for one sensitive variable."""
     codes, L, isna = _codes(s)
     L = max(L, 1)
@@ -117,9 +114,7 @@ def _group_measures(
     return distinct.astype(np.int64), ent, recursive
 
 
-def ldiversity(
-    frame: pl.DataFrame, keys: list[str], sensitive: list[str] | str, *, c: float = 2.0
-) -> LDiversityResult:
+def ldiversity(frame: pl.DataFrame, keys: list[str], sensitive: list[str] | str, *, c: float = 2.0) -> LDiversityResult:
     """Distinct, entropy and recursive (c, l)-diversity per record.
 
     Returns a :class:`LDiversityResult` whose ``per_record`` frame has the columns

@@ -62,7 +62,6 @@ DIS_BINS: list[tuple[str, float, float]] = [
 ]
 
 
-
 @dataclass
 class Suda2Result:
     """Per-record SUDA2 results (numpy arrays in input order) and aggregates."""
@@ -264,9 +263,16 @@ def suda2(
     contributions = np.zeros((n, m), dtype=np.float64)
     n_msu = np.zeros(n, dtype=np.int64)
     if n == 0:
-        return Suda2Result(keys, score, score.astype(np.float64), contributions,
-                           {k: 0.0 for k in keys}, {k: {} for k in keys},
-                           original_scores, n_msu)
+        return Suda2Result(
+            keys,
+            score,
+            score.astype(np.float64),
+            contributions,
+            {k: 0.0 for k in keys},
+            {k: {} for k in keys},
+            original_scores,
+            n_msu,
+        )
 
     inv, cnt, pat, first = _patterns(codes, cards)
     cand = np.flatnonzero(cnt == 1)  # patterns = records unique on the full key
@@ -281,8 +287,7 @@ def suda2(
         wts = [float(math.factorial(M - k)) for k in range(M + 1)]
     else:
         wts = [
-            (2.0 ** (M - k) - 1.0) * math.factorial(k) * math.factorial(M - k) / math.factorial(M)
-            for k in range(M + 1)
+            (2.0 ** (M - k) - 1.0) * math.factorial(k) * math.factorial(M - k) / math.factorial(M) for k in range(M + 1)
         ]
 
     c_score = np.zeros(C, dtype=np.float64)
@@ -345,8 +350,7 @@ def suda2(
         wsum = c_contrib[:, j]  # = contribution * score per candidate
         tot_j = float(wsum.sum())
         attr[k] = float(100.0 * tot_j / total) if total > 0 else 0.0
-        per_level = np.bincount(pat[cand, j], weights=wsum, minlength=cards[j]) if C else \
-            np.zeros(cards[j])
+        per_level = np.bincount(pat[cand, j], weights=wsum, minlength=cards[j]) if C else np.zeros(cards[j])
         d: dict[Any, float] = {}
         lv = levels[j]
         for code in range(len(lv)):

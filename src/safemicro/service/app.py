@@ -10,14 +10,13 @@ Ed25519 key (header `X-Safemicro-Signature`). Nothing returns records; bad input
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safemicro.errors import SafemicroError
@@ -43,7 +42,7 @@ class Revocation(BaseModel):
     reason: str = Field("", max_length=500)
 
 
-def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
+def create_app(cfg: ServiceConfig, node: Node | None = None):
     """The FastAPI application of a node."""
     node = node or Node(cfg)
     bearer = HTTPBearer(auto_error=False, description="Ed25519 (EdDSA) JWT issued by `safemicro token issue`")
@@ -52,12 +51,12 @@ def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
         title="safemicro aggregate service",
         version="1",
         description="Protected aggregates only: threshold, dominance, p %, secondary suppression, a "
-                    "differencing ledger across analysts or differential privacy with budgets; every "
-                    "release logged to a hash chain and every response signed (Ed25519).",
+        "differencing ledger across analysts or differential privacy with budgets; every "
+        "release logged to a hash chain and every response signed (Ed25519).",
     )
     app.state.node = node
 
-    def principal(request: Request, creds: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> Principal:
+    def principal(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
         try:
             return node.authenticate(creds.credentials if creds else None, request.url.path)
         except TokenError as e:
@@ -87,9 +86,14 @@ def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
             msg = str(e.get("msg", "invalid"))[:200]
             parts.append(f"{loc or 'body'}: {msg}")
         # the log gets where and what kind of problem, not pydantic's message (it quotes the input)
-        await rejected(request, 422, "; ".join(
-            f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body') or 'body'}: {e.get('type', 'invalid')}"
-            for e in errors[:5]))
+        await rejected(
+            request,
+            422,
+            "; ".join(
+                f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body') or 'body'}: {e.get('type', 'invalid')}"
+                for e in errors[:5]
+            ),
+        )
         return JSONResponse(status_code=422, content={"error": "; ".join(parts), "problems": len(errors)})
 
     @app.exception_handler(StarletteHTTPException)
@@ -159,7 +163,7 @@ def create_app(cfg: ServiceConfig, node: Optional[Node] = None):
 class BodyLimitMiddleware:
     """413 for request bodies above the configured size, before anything parses them."""
 
-    def __init__(self, app, limit: int, node: Optional[Node] = None) -> None:
+    def __init__(self, app, limit: int, node: Node | None = None) -> None:
         self.app = app
         self.limit = limit
         self.node = node  # logs each 413 (hash of the bytes received, not the bytes)
@@ -214,8 +218,13 @@ class BodyLimitMiddleware:
 
 async def _plain(send, status: int, content: dict) -> None:
     body = json.dumps(content).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -243,9 +252,11 @@ class SigningMiddleware:
                 body = b"".join(chunks)
                 signature = sign_release(body, self.node.signing_key)
                 headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-                headers += [(b"content-length", str(len(body)).encode()),
-                            (SIGNATURE_HEADER.lower().encode(), signature.encode()),
-                            (KEY_HEADER.lower().encode(), self.node.key_id.encode())]
+                headers += [
+                    (b"content-length", str(len(body)).encode()),
+                    (SIGNATURE_HEADER.lower().encode(), signature.encode()),
+                    (KEY_HEADER.lower().encode(), self.node.key_id.encode()),
+                ]
                 await send({**start, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
@@ -278,8 +289,9 @@ def serve(config_path: str, host: str = "127.0.0.1", port: int = 8700, workers: 
     common = dict(host=host, port=port, log_level="warning", access_log=False, timeout_keep_alive=30)
     if workers > 1:
         if not cfg.database.startswith("postgresql"):
-            raise SafemicroError("several workers need a PostgreSQL database (DuckDB allows one process)",
-                                 file=str(config_path))
+            raise SafemicroError(
+                "several workers need a PostgreSQL database (DuckDB allows one process)", file=str(config_path)
+            )
         os.environ["SAFEMICRO_SERVICE_CONFIG"] = str(Path(config_path).resolve())
         uvicorn.run("safemicro.service.app:create_app_from_env", factory=True, workers=workers, **common)
         return

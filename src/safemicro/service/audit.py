@@ -273,7 +273,9 @@ def verify(path: str | os.PathLike[str], head: dict | None = None, public_key=No
             last_seq, last_hash = entry["seq"], entry["hash"]
             n += 1
     if not seen_head:
-        return VerifyReport(False, n, n + 1, f"log ends before the checkpoint at seq {head['seq']} (truncated)", last_seq, last_hash)
+        return VerifyReport(
+            False, n, n + 1, f"log ends before the checkpoint at seq {head['seq']} (truncated)", last_seq, last_hash
+        )
     return VerifyReport(True, n, None, "ok", last_seq, last_hash)
 
 
@@ -286,7 +288,9 @@ def generate_key() -> tuple[bytes, bytes]:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return private, public_key_pem(key)
 
 

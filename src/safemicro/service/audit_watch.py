@@ -54,8 +54,10 @@ class ChainWatch:
             try:
                 size = f.seek(0, os.SEEK_END)
                 if size < self._offset:
-                    raise self._broken(None, f"the log is shorter than the {self._offset} bytes already "
-                                             f"verified (truncated or rewritten)")
+                    raise self._broken(
+                        None,
+                        f"the log is shorter than the {self._offset} bytes already verified (truncated or rewritten)",
+                    )
                 f.seek(0)
                 prefix = hashlib.sha256()
                 left = self._offset
@@ -86,5 +88,8 @@ class ChainWatch:
 
     def _broken(self, line: int | None, why: str) -> AuditBroken:
         where = f"line {line}: " if line else ""
-        return AuditBroken(f"audit log integrity check failed, {where}{why}; the node stops serving "
-                           f"(inspect with `safemicro audit verify`)", file=str(self.path))
+        return AuditBroken(
+            f"audit log integrity check failed, {where}{why}; the node stops serving "
+            f"(inspect with `safemicro audit verify`)",
+            file=str(self.path),
+        )

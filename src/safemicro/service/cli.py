@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -70,19 +69,33 @@ def register(app: typer.Typer) -> None:
         bad = [k for k in kinds if k not in QUERY_KINDS]
         if bad:
             raise SafemicroError(f"unknown query kind {bad[0]!r}; use {', '.join(QUERY_KINDS)}")
-        grants = [{"dataset": d, "queries": kinds, "dimensions": split_list(dimensions),
-                   "measures": split_list(measures), "actions": acts} for d in split_list(dataset)]
-        tok = issue_token(load_private_key(key), audience=audience, subject=subject, grants=grants,
-                          organisation=organisation, minutes=minutes)
+        grants = [
+            {
+                "dataset": d,
+                "queries": kinds,
+                "dimensions": split_list(dimensions),
+                "measures": split_list(measures),
+                "actions": acts,
+            }
+            for d in split_list(dataset)
+        ]
+        tok = issue_token(
+            load_private_key(key),
+            audience=audience,
+            subject=subject,
+            grants=grants,
+            organisation=organisation,
+            minutes=minutes,
+        )
         print(tok)
 
     @token_app.command("revoke")
     @friendly
     def revoke(
         token_or_jti: str = typer.Argument(..., help="the token, or its id (jti)"),
-        config: Optional[Path] = typer.Option(None, "--config", help="write to the node's database directly"),
-        url: Optional[str] = typer.Option(None, "--url", help="or ask a running node (needs --admin-token)"),
-        admin_token: Optional[str] = typer.Option(None, "--admin-token", help="a token with the revoke action"),
+        config: Path | None = typer.Option(None, "--config", help="write to the node's database directly"),
+        url: str | None = typer.Option(None, "--url", help="or ask a running node (needs --admin-token)"),
+        admin_token: str | None = typer.Option(None, "--admin-token", help="a token with the revoke action"),
         reason: str = typer.Option("", "--reason", help="why (kept in the audit log)"),
     ) -> None:
         """Put a token on the node's revocation list (refused from then on)."""
@@ -97,8 +110,12 @@ def register(app: typer.Typer) -> None:
             if not admin_token:
                 raise SafemicroError("--url needs --admin-token")
             try:
-                r = httpx.post(url.rstrip("/") + "/v1/admin/revocations", json={"jti": jti, "reason": reason},
-                               headers={"Authorization": f"Bearer {admin_token}"}, timeout=30)
+                r = httpx.post(
+                    url.rstrip("/") + "/v1/admin/revocations",
+                    json={"jti": jti, "reason": reason},
+                    headers={"Authorization": f"Bearer {admin_token}"},
+                    timeout=30,
+                )
             except httpx.HTTPError as e:
                 raise SafemicroError(f"cannot reach {url}: {e}") from None
             if r.status_code != 200:
@@ -114,17 +131,19 @@ def register(app: typer.Typer) -> None:
                 added = store.revoke(jti, reason)
             finally:
                 store.close()
-            AuditLog(cfg.audit_log).append("token", {"action": "revoke", "jti": jti, "by": "cli", "reason": reason,
-                                                     "new": added})
+            AuditLog(cfg.audit_log).append(
+                "token", {"action": "revoke", "jti": jti, "by": "cli", "reason": reason, "new": added}
+            )
         out.print(f"revoked {jti}", highlight=False)
 
     @audit_app.command("verify")
     @friendly
     def verify(
         log: Path = typer.Argument(..., help="the audit log (JSON lines)"),
-        checkpoint: Optional[Path] = typer.Option(
-            None, "--checkpoint", help="a signed checkpoint (JSON from /v1/audit/checkpoint) the log must contain"),
-        key: Optional[Path] = typer.Option(None, "--key", help="the node's public key (PEM) to check the checkpoint"),
+        checkpoint: Path | None = typer.Option(
+            None, "--checkpoint", help="a signed checkpoint (JSON from /v1/audit/checkpoint) the log must contain"
+        ),
+        key: Path | None = typer.Option(None, "--key", help="the node's public key (PEM) to check the checkpoint"),
     ) -> None:
         """Check the hash chain; exit 1 naming the first bad line if anything was changed."""
         import json

@@ -61,8 +61,20 @@ def combine(
             pl.col("value").cast(pl.Float64).alias("_value"),
             released.alias("_released"),
             # bounds on the true value: noisy cells count as their value (noise kept apart)
-            pl.when(noisy).then(pl.col("value")).when(released).then(pl.coalesce(pl.col("lower"), pl.col("value"))).otherwise(pl.col("lower")).cast(pl.Float64).alias("_lo"),
-            pl.when(noisy).then(pl.col("value")).when(released).then(pl.coalesce(pl.col("upper"), pl.col("value"))).otherwise(pl.col("upper")).cast(pl.Float64).alias("_hi"),
+            pl.when(noisy)
+            .then(pl.col("value"))
+            .when(released)
+            .then(pl.coalesce(pl.col("lower"), pl.col("value")))
+            .otherwise(pl.col("lower"))
+            .cast(pl.Float64)
+            .alias("_lo"),
+            pl.when(noisy)
+            .then(pl.col("value"))
+            .when(released)
+            .then(pl.coalesce(pl.col("upper"), pl.col("value")))
+            .otherwise(pl.col("upper"))
+            .cast(pl.Float64)
+            .alias("_hi"),
             pl.when(noisy).then(variance).otherwise(0.0).cast(pl.Float64).alias("_var"),
         )
         dup = part.group_by(dims).len().filter(pl.col("len") > 1) if dims else None
@@ -97,7 +109,12 @@ def combine(
     out = g.select(
         *[pl.col(d) for d in dims],
         pl.when(complete).then(pl.col("_sum")).otherwise(None).alias("value"),
-        pl.when(complete).then(pl.lit("released")).when(pl.col("_any")).then(pl.lit("partial")).otherwise(pl.lit("suppressed")).alias("status"),
+        pl.when(complete)
+        .then(pl.lit("released"))
+        .when(pl.col("_any"))
+        .then(pl.lit("partial"))
+        .otherwise(pl.lit("suppressed"))
+        .alias("status"),
         pl.when(pl.col("_lo_unknown") | unknown_missing).then(None).otherwise(pl.col("_losum")).alias("lower"),
         pl.when(pl.col("_hi_unknown") | unknown_missing).then(None).otherwise(pl.col("_hisum")).alias("upper"),
         pl.when(pl.col("_noisy")).then(pl.col("noise_variance")).otherwise(None).alias("noise_variance"),

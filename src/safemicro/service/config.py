@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import polars as pl
 import yaml
@@ -24,8 +24,21 @@ NAME = r"^[A-Za-z][A-Za-z0-9_]{0,62}$"
 QUERY_KINDS = ("count", "sum", "mean", "quantile", "crosstab")
 TIME_BINS = ("day", "week", "month", "quarter", "year")
 # output and internal column names a dimension or measure may not take
-RESERVED = ("value", "status", "rule", "lower", "upper", "rounded_to", "noise_scale", "noise_variance", "n", "total",
-            "top1", "top2", "top3")
+RESERVED = (
+    "value",
+    "status",
+    "rule",
+    "lower",
+    "upper",
+    "rounded_to",
+    "noise_scale",
+    "noise_variance",
+    "n",
+    "total",
+    "top1",
+    "top2",
+    "top3",
+)
 
 
 class _Strict(BaseModel):
@@ -37,9 +50,9 @@ class Dimension(_Strict):
 
     kind: Literal["admin", "time", "category"]
     column: str
-    parent: Optional[str] = None  # admin only: the coarser admin dimension this one nests in
+    parent: str | None = None  # admin only: the coarser admin dimension this one nests in
     bin: Literal["day", "week", "month", "quarter", "year"] = "month"  # time only
-    values: Optional[list[str]] = None  # declared values; taken from the data when absent
+    values: list[str] | None = None  # declared values; taken from the data when absent
 
 
 class Measure(_Strict):
@@ -50,10 +63,10 @@ class Measure(_Strict):
     upper: float
     # published rounding unit of quantile answers (None: derived from the bounds, see
     # safemicro.service.quantiles.granularity)
-    granularity: Optional[float] = Field(None, gt=0)
+    granularity: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Measure":
+    def _ordered(self) -> Measure:
         if not self.lower < self.upper:
             raise ValueError(f"lower ({self.lower}) must be below upper ({self.upper})")
         return self
@@ -67,11 +80,11 @@ class Policy(_Strict):
     dominance_k: float = Field(85.0, gt=0, le=100)
     p_percent: float = Field(10.0, ge=0, le=100)
     secondary: bool = True
-    rounding_base: Optional[int] = Field(None, ge=2)
+    rounding_base: int | None = Field(None, ge=2)
     max_dimensions: int = Field(3, ge=1, le=4)
     # also refuse releases that would narrow a suppressed cell's interval, across all earlier
     # releases, below this width (LP per suppressed cell: slower); None = exact recovery only
-    ledger_protection_width: Optional[float] = Field(None, gt=0)
+    ledger_protection_width: float | None = Field(None, gt=0)
     # the public set of quantile levels analysts may ask (no extremes: min and max are never
     # released) and how many distinct ones one set of records may have released, by anyone
     quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5, 0.75, 0.9], min_length=1, max_length=9)
@@ -102,12 +115,12 @@ class DP(_Strict):
 class DatasetConfig(_Strict):
     """One dataset: its source (a file read by safemicro.io, or a table of the store)."""
 
-    file: Optional[Path] = None
-    table: Optional[str] = None
+    file: Path | None = None
+    table: str | None = None
     # datasets over the same units (persons, households) name one population and share one
     # differencing ledger; undeclared, datasets read from the same file form one population
-    population: Optional[str] = Field(None, pattern=NAME)
-    unit: Optional[str] = None  # the column identifying a contributor (person, household)
+    population: str | None = Field(None, pattern=NAME)
+    unit: str | None = None  # the column identifying a contributor (person, household)
     dimensions: dict[str, Dimension]
     measures: dict[str, Measure] = Field(default_factory=dict)
     queries: list[Literal["count", "sum", "mean", "quantile", "crosstab"]] = list(QUERY_KINDS)
@@ -115,7 +128,7 @@ class DatasetConfig(_Strict):
     dp: DP = Field(default_factory=DP)
 
     @model_validator(mode="after")
-    def _source_and_names(self) -> "DatasetConfig":
+    def _source_and_names(self) -> DatasetConfig:
         if (self.file is None) == (self.table is None):
             raise ValueError("give exactly one of 'file' or 'table'")
         if self.table is not None and not re.match(NAME, self.table):
@@ -166,7 +179,7 @@ class ServiceConfig(_Strict):
                 raise ValueError(f"dataset name {name!r} must match {NAME}")
         return v
 
-    def time_dimension(self, dataset: str) -> Optional[str]:
+    def time_dimension(self, dataset: str) -> str | None:
         return next((n for n, d in self.datasets[dataset].dimensions.items() if d.kind == "time"), None)
 
 
@@ -195,7 +208,7 @@ def load_config(path: str | Path) -> ServiceConfig:
         if ds.file is not None:
             ds.file = _rel(base, ds.file)
     if cfg.database.startswith("duckdb:///") and not cfg.database.startswith("duckdb:///:memory:"):
-        db = Path(cfg.database[len("duckdb:///"):])
+        db = Path(cfg.database[len("duckdb:///") :])
         cfg.database = "duckdb:///" + str(_rel(base, db))
     return cfg
 
@@ -270,8 +283,12 @@ def prepare_records(raw: pl.DataFrame, ds: DatasetConfig, *, source: str) -> pl.
 def _no_nulls(s: pl.Series, source: str, column: str) -> None:
     if s.null_count():
         row = int(s.is_null().arg_true()[0])
-        raise SafemicroError("missing value (the service needs complete dimensions, units and measures)",
-                             file=source, column=column, row=row + 1)
+        raise SafemicroError(
+            "missing value (the service needs complete dimensions, units and measures)",
+            file=source,
+            column=column,
+            row=row + 1,
+        )
 
 
 def _time_bins(s: pl.Series, bin: str, source: str, column: str) -> pl.Series:
@@ -292,7 +309,7 @@ def _time_bins(s: pl.Series, bin: str, source: str, column: str) -> pl.Series:
     if bin == "day":
         return s.dt.strftime("%Y-%m-%d")
     if bin == "week":
-        return (s.dt.iso_year().cast(pl.String) + "-W" + s.dt.week().cast(pl.String).str.zfill(2))
+        return s.dt.iso_year().cast(pl.String) + "-W" + s.dt.week().cast(pl.String).str.zfill(2)
     if bin == "month":
         return s.dt.strftime("%Y-%m")
     if bin == "quarter":

@@ -34,8 +34,9 @@ This module holds the guard and the 0/1 small-group search; the predicate langua
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -168,8 +169,9 @@ class DifferencingGuard(_Ledger):
     def released_cells(self) -> int:
         return self._state.released
 
-    def check(self, cells: list[Mapping[str, Any]], suppressed: list[Mapping[str, Any]] | None = None,
-              *, locate: bool = True) -> Verdict:
+    def check(
+        self, cells: list[Mapping[str, Any]], suppressed: list[Mapping[str, Any]] | None = None, *, locate: bool = True
+    ) -> Verdict:
         """Would releasing ``cells`` (while ``suppressed`` stay hidden) disclose, given every
         earlier release on this dataset? With ``locate`` a refusal names the first
         disclosing cell (a bisection: several more evaluations; the service, which never
@@ -230,13 +232,20 @@ class DifferencingGuard(_Ledger):
         sizes = rel @ new.counts if len(rel) else np.zeros(0)
         for i, size in enumerate(sizes):
             if 0 < size < t:
-                return Verdict(False, f"cell {i} holds {int(size)} records, fewer than {t}", i, "small_cell", int(size)), new
+                return Verdict(
+                    False, f"cell {i} holds {int(size)} records, fewer than {t}", i, "small_cell", int(size)
+                ), new
         if new.suppressed.shape[0]:
             hit = self._in_span(new.basis, new.counts, new.suppressed)
             nonempty = new.suppressed @ new.counts > 0
             bad = np.flatnonzero(hit & nonempty)
             if len(bad):
-                return Verdict(False, "a suppressed cell would become recoverable from released cells", None, "suppressed_recoverable"), new
+                return Verdict(
+                    False,
+                    "a suppressed cell would become recoverable from released cells",
+                    None,
+                    "suppressed_recoverable",
+                ), new
         group = self._small_group(new)
         if group is not None:
             return Verdict(
@@ -330,8 +339,9 @@ class DifferencingGuard(_Ledger):
         return Verdict(verdict.ok, verdict.reason, index, verdict.kind, verdict.group_size)
 
 
-def _zero_one_search(z: np.ndarray, sizes: np.ndarray, threshold: int, *, key=None, skip=frozenset(),
-                     cleared: set | None = None) -> int | None:
+def _zero_one_search(
+    z: np.ndarray, sizes: np.ndarray, threshold: int, *, key=None, skip=frozenset(), cleared: set | None = None
+) -> int | None:
     """Smallest count of a non-empty 0/1 vector in the column space of ``z`` weighing less than
     ``threshold`` (None when there is none). With ``key`` (rows -> bytes), blocks whose
     (key, dimension) is in ``skip`` are not searched, and those found clear are added to
@@ -367,7 +377,6 @@ def _blocks(basis: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     from scipy.sparse.csgraph import connected_components
 
     nz = np.abs(basis) > 1e-9
-    d = basis.shape[1]
     link = nz.T.astype(np.int64) @ nz.astype(np.int64)  # (d, d) directions sharing an atom
     n, label = connected_components(csr_matrix(link), directed=False)
     out = []
@@ -388,22 +397,24 @@ def _block_search(basis: np.ndarray, sizes: np.ndarray, threshold: int, pivots: 
         size = r[ok] @ sizes
         size = size[(size > 0) & (size < threshold)]
         return int(size.min()) if len(size) else None
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
     from scipy import sparse
+    from scipy.optimize import Bounds, LinearConstraint, milp
 
     m = len(sizes)
     # variables: x (m binary atom indicators); constraint x = basis @ x[pivots], one sparse
     # row per non-pivot atom (a pivot atom's row is 0 = 0)
     others = np.setdiff1d(np.arange(m), pivots)
     coef = np.where(np.abs(basis[others]) > 1e-12, basis[others], 0.0)
-    a = sparse.csr_matrix(coef) @ sparse.csr_matrix(
-        (np.ones(d), (np.arange(d), pivots)), shape=(d, m))
-    a = (sparse.csr_matrix((np.ones(len(others)), (np.arange(len(others)), others)), shape=(len(others), m)) - a).tocsr()
+    a = sparse.csr_matrix(coef) @ sparse.csr_matrix((np.ones(d), (np.arange(d), pivots)), shape=(d, m))
+    a = (
+        sparse.csr_matrix((np.ones(len(others)), (np.arange(len(others)), others)), shape=(len(others), m)) - a
+    ).tocsr()
     cons = [LinearConstraint(sizes[None, :].astype(float), 1, threshold - 1)]
     if len(others):
         cons.insert(0, LinearConstraint(a, -1e-7, 1e-7))
-    res = milp(sizes.astype(float), constraints=cons, integrality=np.ones(m), bounds=Bounds(0, 1), options={"time_limit": 10})
+    res = milp(
+        sizes.astype(float), constraints=cons, integrality=np.ones(m), bounds=Bounds(0, 1), options={"time_limit": 10}
+    )
     if res.status == 0:
         return int(round(res.fun))
     if res.status == 2:  # infeasible: no small group

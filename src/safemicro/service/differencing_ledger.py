@@ -34,9 +34,18 @@ class _State:
     # the same block and its search can be skipped
     cleared: frozenset = frozenset()
 
-    def copy(self) -> "_State":
-        return _State(self.atom, self.counts, self.basis, self.suppressed, self.released, list(self.history), self.cells,
-                      self.small_dim, self.cleared)
+    def copy(self) -> _State:
+        return _State(
+            self.atom,
+            self.counts,
+            self.basis,
+            self.suppressed,
+            self.released,
+            list(self.history),
+            self.cells,
+            self.small_dim,
+            self.cleared,
+        )
 
 
 class _Ledger:
@@ -68,7 +77,9 @@ class _Ledger:
             parents = parents[atom[first]]
             atom = inverse
         atom = atom.astype(np.int64)
-        counts = np.bincount(atom, weights=self._mult, minlength=int(atom.max()) + 1 if atom.size else 0).astype(np.int64)
+        counts = np.bincount(atom, weights=self._mult, minlength=int(atom.max()) + 1 if atom.size else 0).astype(
+            np.int64
+        )
         new = _State(
             atom=atom,
             counts=counts,

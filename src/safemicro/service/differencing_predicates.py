@@ -45,8 +45,11 @@ def predicate_expr(predicate: Mapping[str, Any], schema: Mapping[str, pl.DataTyp
         if column not in schema:
             raise SafemicroError(f"unknown column in predicate (columns: {', '.join(schema)})", column=str(column))
         if not isinstance(cond, Mapping) or len(cond) != 1:
-            raise SafemicroError(f"condition must be one of {{'in': [...]}}, {{'between': [lo, hi]}}, {{'eq': v}}, got {cond!r}", column=column)
-        (op, arg), = cond.items()
+            raise SafemicroError(
+                f"condition must be one of {{'in': [...]}}, {{'between': [lo, hi]}}, {{'eq': v}}, got {cond!r}",
+                column=column,
+            )
+        ((op, arg),) = cond.items()
         dtype = schema[column]
         if op == "in":
             if not isinstance(arg, (list, tuple)):

@@ -18,8 +18,9 @@ serves a cached identical query without drawing new noise.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Literal, Mapping
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -91,9 +92,7 @@ def _positive(x: float, name: str) -> None:
         raise SafemicroError(f"{name} must be a positive number, got {x!r}")
 
 
-def noisy_counts(
-    counts, epsilon: float, *, contributions: int = 1, mechanism: Mechanism = "laplace"
-) -> NoisyValues:
+def noisy_counts(counts, epsilon: float, *, contributions: int = 1, mechanism: Mechanism = "laplace") -> NoisyValues:
     """Noisy integer counts (one query over disjoint cells or any cells: ``contributions`` is
     the largest number of cells one unit can be counted in, the L1 sensitivity for Laplace;
     for Gaussian the same bound is used for L2, conservatively). For Gaussian, ``epsilon`` is
@@ -136,13 +135,17 @@ def noisy_sums(
     if mechanism == "laplace":
         sens = contributions * per_unit
         scale = laplace_scale(epsilon, sens)
-        meas = dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l1_distance(T=float), scale=scale)
+        meas = dp.m.make_laplace(
+            dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l1_distance(T=float), scale=scale
+        )
         spent = float(meas.map(sens))
         return NoisyValues(np.asarray(meas(x), dtype=float), "laplace", scale, 2.0 * scale * scale, spent, None, sens)
     if mechanism == "gaussian":
         sens = math.sqrt(contributions) * per_unit
         scale = gaussian_scale(epsilon, sens)
-        meas = dp.m.make_gaussian(dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l2_distance(T=float), scale=scale)
+        meas = dp.m.make_gaussian(
+            dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l2_distance(T=float), scale=scale
+        )
         spent = float(meas.map(sens))
         return NoisyValues(np.asarray(meas(x), dtype=float), "gaussian", scale, scale * scale, None, spent, sens)
     raise SafemicroError(f"unknown mechanism {mechanism!r}; use laplace or gaussian")
@@ -191,9 +194,13 @@ def dp_table(
     table = keys.select(dims).unique(maintain_order=True)
     table = table.join(agg, on=dims, how="left").with_columns(pl.col("_v").fill_null(0.0)) if dims else agg
     if statistic == "count":
-        noisy = noisy_counts(table.get_column("_v").to_numpy(), epsilon, contributions=max_contributions, mechanism=mechanism)
+        noisy = noisy_counts(
+            table.get_column("_v").to_numpy(), epsilon, contributions=max_contributions, mechanism=mechanism
+        )
     else:
-        noisy = noisy_sums(table.get_column("_v").to_numpy(), epsilon, bounds, contributions=max_contributions, mechanism=mechanism)
+        noisy = noisy_sums(
+            table.get_column("_v").to_numpy(), epsilon, bounds, contributions=max_contributions, mechanism=mechanism
+        )
     out = table.select(dims).with_columns(
         pl.Series("value", noisy.values, dtype=pl.Float64),
         pl.lit("released").alias("status"),
@@ -238,7 +245,9 @@ class Reservation:
 _SLACK = 1e-12  # float rounding in sums of many small amounts
 
 
-def reserve(balances: Mapping[str, Balance], amount: float, scopes: list[str] | None = None) -> tuple[dict[str, Balance], Reservation]:
+def reserve(
+    balances: Mapping[str, Balance], amount: float, scopes: list[str] | None = None
+) -> tuple[dict[str, Balance], Reservation]:
     """Hold ``amount`` at every scope (default: all given), or raise :class:`BudgetExceeded`
     naming the first scope without enough left. All or nothing."""
     _positive(amount, "privacy cost")
@@ -247,16 +256,16 @@ def reserve(balances: Mapping[str, Balance], amount: float, scopes: list[str] | 
         if s not in balances:
             raise BudgetExceeded(f"no budget defined for {s}")
         if balances[s].available + _SLACK < amount:
-            raise BudgetExceeded(
-                f"budget of {s} exhausted: {balances[s].available:.6g} left, {amount:.6g} needed"
-            )
+            raise BudgetExceeded(f"budget of {s} exhausted: {balances[s].available:.6g} left, {amount:.6g} needed")
     new = dict(balances)
     for s in scopes:
         new[s] = replace(new[s], reserved=new[s].reserved + amount)
     return new, Reservation(float(amount), tuple(scopes))
 
 
-def commit(balances: Mapping[str, Balance], reservation: Reservation, actual: float | None = None) -> dict[str, Balance]:
+def commit(
+    balances: Mapping[str, Balance], reservation: Reservation, actual: float | None = None
+) -> dict[str, Balance]:
     """Turn a reservation into spending (``actual`` ≤ the reserved amount; the rest is freed)."""
     spend = reservation.amount if actual is None else float(actual)
     if spend < 0 or spend > reservation.amount + _SLACK:

@@ -10,7 +10,8 @@ the caller falls back to :func:`safemicro.service.differencing.predicate_mask`.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl

@@ -59,5 +59,10 @@ def rejection(scope, status: int, reason: str) -> dict[str, Any]:
     """The payload of a ``rejected`` audit entry for one request."""
     digest = scope.get(SCOPE_KEY)
     body = digest.summary() if isinstance(digest, BodyDigest) else {"body_sha256": None, "body_bytes": 0}
-    return {"method": scope.get("method"), "path": scope.get("path"), "status": int(status),
-            "reason": str(reason)[:500], **body}
+    return {
+        "method": scope.get("method"),
+        "path": scope.get("path"),
+        "status": int(status),
+        "reason": str(reason)[:500],
+        **body,
+    }

@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Optional
+from typing import Any
 
 import polars as pl
 
@@ -63,7 +63,7 @@ def record_ledger(dataset: str) -> str:
 class Refusal(Exception):
     """A request the node answers with a 4xx/5xx status and a message (no data)."""
 
-    def __init__(self, status: int, message: str, field: Optional[str] = None, detail: str = "") -> None:
+    def __init__(self, status: int, message: str, field: str | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -97,7 +97,7 @@ class Node(_DPTables):
         self.key_id = digest(self.public_pem)[:16]
         self.audit = AuditLog(cfg.audit_log)
         self.watch = ChainWatch(cfg.audit_log)  # a log that does not verify stops the start
-        self.halted: Optional[str] = None  # why the node stopped serving (a broken audit chain)
+        self.halted: str | None = None  # why the node stopped serving (a broken audit chain)
         self.store = Store(cfg.database)
         self.policy_hash = digest(canonical_json(describe(cfg)))[:32]
         self.records: dict[str, pl.DataFrame] = {}
@@ -115,13 +115,20 @@ class Node(_DPTables):
             for member in pop.members:
                 self.locks[member] = lock
             if pop.sdc:
-                check_aligned(pop, self.records, {d: str(cfg.datasets[d].file or cfg.datasets[d].table)
-                                                  for d in pop.sdc})
+                check_aligned(
+                    pop, self.records, {d: str(cfg.datasets[d].file or cfg.datasets[d].table) for d in pop.sdc}
+                )
                 for ledger, (guard, seq) in open_ledgers(pop, self.records, cfg, self.store, self._requests).items():
                     self.guards[ledger] = guard
                     self.ledger_seq[ledger] = seq
-        self.audit.append("start", {"policy_hash": self.policy_hash, "key_id": self.key_id,
-                                    "datasets": {n: self.versions[n] for n in cfg.datasets}})
+        self.audit.append(
+            "start",
+            {
+                "policy_hash": self.policy_hash,
+                "key_id": self.key_id,
+                "datasets": {n: self.versions[n] for n in cfg.datasets},
+            },
+        )
 
     def _load(self, name: str, ds: DatasetConfig) -> None:
         from safemicro import io
@@ -156,16 +163,30 @@ class Node(_DPTables):
 
     # ----- authentication and authorisation
 
-    def authenticate(self, token: Optional[str], path: str) -> Principal:
+    def authenticate(self, token: str | None, path: str) -> Principal:
         try:
-            principal = verify_token(token or "", self.issuer_key, audience=self.cfg.audience,
-                                     max_minutes=self.cfg.max_token_minutes, is_revoked=self.store.is_revoked)
+            principal = verify_token(
+                token or "",
+                self.issuer_key,
+                audience=self.cfg.audience,
+                max_minutes=self.cfg.max_token_minutes,
+                is_revoked=self.store.is_revoked,
+            )
         except TokenError as e:
             self.audit.append("auth", {"path": path, "decision": "refused", "status": e.status, "reason": e.message})
             raise
         if self.halted is not None:
-            self.audit.append("auth", {"path": path, "decision": "refused", "status": 503, "reason": "node halted",
-                                       "subject": principal.subject, "jti": principal.jti})
+            self.audit.append(
+                "auth",
+                {
+                    "path": path,
+                    "decision": "refused",
+                    "status": 503,
+                    "reason": "node halted",
+                    "subject": principal.subject,
+                    "jti": principal.jti,
+                },
+            )
             raise Refusal(503, "this node has stopped serving: its audit log failed an integrity check")
         return principal
 
@@ -227,8 +248,17 @@ class Node(_DPTables):
             if body is None:
                 body = self._answer(principal, q, ds, where, qid)
         except Refusal as r:
-            self.audit.append("decision", {**who, "query_id": qid, "decision": "refused", "status": r.status,
-                                           "reason": r.message, "detail": r.detail})
+            self.audit.append(
+                "decision",
+                {
+                    **who,
+                    "query_id": qid,
+                    "decision": "refused",
+                    "status": r.status,
+                    "reason": r.message,
+                    "detail": r.detail,
+                },
+            )
             raise
         release = self.audit.append("release", {**who, "query_id": qid, "digest": digest(body), "cached": cached})
         return body[:-1] + f',"audit_seq":{int(release["seq"])}}}'
@@ -263,26 +293,45 @@ class Node(_DPTables):
                 for ledger in ledgers + ([quota] if quota else []):
                     self._catch_up(c, ledger)
                 if quota is not None and self.guards[quota].exceeded(keys, q.quantile):
-                    raise Refusal(409, "refused: a cell of this query already had its "
-                                       f"{self.guards[quota].limit} distinct quantile levels released (by any "
-                                       "analyst); levels released before are answered again")
-                verdict = next((v for v in (self.guards[ledger].check(released, suppressed=suppressed, locate=False)
-                                            for ledger in ledgers) if not v.ok), None)
+                    raise Refusal(
+                        409,
+                        "refused: a cell of this query already had its "
+                        f"{self.guards[quota].limit} distinct quantile levels released (by any "
+                        "analyst); levels released before are answered again",
+                    )
+                verdict = next(
+                    (
+                        v
+                        for v in (
+                            self.guards[ledger].check(released, suppressed=suppressed, locate=False)
+                            for ledger in ledgers
+                        )
+                        if not v.ok
+                    ),
+                    None,
+                )
                 if verdict is not None:
                     # the analyst learns that the query was refused and why in general terms,
                     # never the size of the group or which cell (that would itself disclose)
-                    public = {"small_cell": "a released cell would hold fewer than the threshold",
-                              "small_group": "a group below the threshold would be determined by differencing",
-                              "suppressed_recoverable": "a suppressed cell would become recoverable",
-                              "suppressed_narrowed": "a suppressed cell could be bounded too narrowly"}
-                    raise Refusal(409, "refused: combined with earlier releases on these units (this dataset or "
-                                       "another over the same population) by any analyst, "
-                                       f"{public.get(verdict.kind, 'a protected group would be revealed')}",
-                                  detail=verdict.reason)
+                    public = {
+                        "small_cell": "a released cell would hold fewer than the threshold",
+                        "small_group": "a group below the threshold would be determined by differencing",
+                        "suppressed_recoverable": "a suppressed cell would become recoverable",
+                        "suppressed_narrowed": "a suppressed cell could be bounded too narrowly",
+                    }
+                    raise Refusal(
+                        409,
+                        "refused: combined with earlier releases on these units (this dataset or "
+                        "another over the same population) by any analyst, "
+                        f"{public.get(verdict.kind, 'a protected group would be revealed')}",
+                        detail=verdict.reason,
+                    )
                 body = self._body(q, qid, table, mode="sdc", epsilon=0.0)
                 with self._writing(c) as w:
-                    seqs = {ledger: self.store.record_cells(w, ledger, qid, principal.subject, released, suppressed)
-                            for ledger in ledgers}
+                    seqs = {
+                        ledger: self.store.record_cells(w, ledger, qid, principal.subject, released, suppressed)
+                        for ledger in ledgers
+                    }
                     if quota is not None:
                         entries = self.guards[quota].entries(keys, q.quantile)
                         if entries:
@@ -294,8 +343,16 @@ class Node(_DPTables):
                 else:
                     self.guards[ledger].commit(released, suppressed=suppressed)
                 self.ledger_seq[ledger] = seq
-            self.audit.append("decision", {"subject": principal.subject, "query_id": qid, "decision": "released",
-                                           "cells": table.height, "suppressed": len(suppressed)})
+            self.audit.append(
+                "decision",
+                {
+                    "subject": principal.subject,
+                    "query_id": qid,
+                    "decision": "released",
+                    "cells": table.height,
+                    "suppressed": len(suppressed),
+                },
+            )
         return body
 
     @contextmanager
@@ -341,9 +398,14 @@ class Node(_DPTables):
         from safemicro.service.presence import ALL, full_grid
 
         policy = protection.ProtectionPolicy(
-            threshold=ds.policy.threshold, dominance_n=ds.policy.dominance_n, dominance_k=ds.policy.dominance_k,
-            p_percent=ds.policy.p_percent, secondary=ds.policy.secondary, rounding_base=ds.policy.rounding_base,
-            hide_presence=True)
+            threshold=ds.policy.threshold,
+            dominance_n=ds.policy.dominance_n,
+            dominance_k=ds.policy.dominance_k,
+            p_percent=ds.policy.p_percent,
+            secondary=ds.policy.secondary,
+            rounding_base=ds.policy.rounding_base,
+            hide_presence=True,
+        )
         margins = q.margins and bool(q.by)
         by = list(q.by) or [ALL]  # one overall cell: tabulate by a constant so every step sees a dimension
         values = {ALL: ["all"], **{d: where.get(d, self.values[q.dataset][d]) for d in q.by}}
@@ -354,8 +416,9 @@ class Node(_DPTables):
         if q.kind == "quantile":
             m = ds.measures[q.measure]
             step = quantiles.granularity(m.lower, m.upper, m.granularity)
-            ranks = quantiles.cell_values(records, by, q.measure, q.quantile, ds.policy.threshold, step,
-                                          margins=margins)
+            ranks = quantiles.cell_values(
+                records, by, q.measure, q.quantile, ds.policy.threshold, step, margins=margins
+            )
             cells = cells.join(ranks.drop("rank_ok"), on=by, how="left", nulls_equal=True)
             table = protection.protect(cells, by, q.statistic, policy, margins=margins)
             table = quantiles.mark_rank_rule(table, ranks, by)
@@ -363,8 +426,9 @@ class Node(_DPTables):
             table = protection.protect(cells, by, q.statistic, policy, margins=margins)
         return table if q.by else table.drop(ALL)
 
-    def _answer_dp(self, principal: Principal, q: Query, ds: DatasetConfig, records: pl.DataFrame,
-                   where: dict, qid: str) -> str:
+    def _answer_dp(
+        self, principal: Principal, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict, qid: str
+    ) -> str:
         if q.kind not in ("count", "sum", "mean", "crosstab", "quantile"):
             raise Refusal(422, f"{q.kind!r} is not offered in DP mode", "kind")
         eps = ds.dp.epsilon_per_query
@@ -374,8 +438,9 @@ class Node(_DPTables):
             if again is not None:
                 return again
             try:
-                reservation = self.store.reserve(self.populations[q.dataset].budget_key(q.dataset), principal.subject,
-                                             qid, eps, caps)
+                reservation = self.store.reserve(
+                    self.populations[q.dataset].budget_key(q.dataset), principal.subject, qid, eps, caps
+                )
             except BudgetExceeded as e:
                 raise Refusal(403, str(e)) from None
             try:
@@ -393,24 +458,34 @@ class Node(_DPTables):
             if earlier is not None:
                 self.store.cancel_reservation(reservation)
                 return earlier
-            self.audit.append("decision", {"subject": principal.subject, "query_id": qid, "decision": "released",
-                                           "cells": table.height, "epsilon": eps})
+            self.audit.append(
+                "decision",
+                {
+                    "subject": principal.subject,
+                    "query_id": qid,
+                    "decision": "released",
+                    "cells": table.height,
+                    "epsilon": eps,
+                },
+            )
         return body
 
     def _body(self, q: Query, qid: str, table: pl.DataFrame, *, mode: str, epsilon: float) -> str:
         cols = [*q.by, *[c for c in CELL_COLUMNS if c in table.columns]]
-        return canonical_json({
-            "query_id": qid,
-            "dataset": q.dataset,
-            "dataset_version": self.versions[q.dataset],
-            "query": json.loads(q.canonical()),
-            "policy_hash": self.policy_hash,
-            "key_id": self.key_id,
-            "mode": mode,
-            "epsilon": epsilon,
-            "released_at": int(time.time()),
-            "cells": table.select(cols).to_dicts(),
-        })
+        return canonical_json(
+            {
+                "query_id": qid,
+                "dataset": q.dataset,
+                "dataset_version": self.versions[q.dataset],
+                "query": json.loads(q.canonical()),
+                "policy_hash": self.policy_hash,
+                "key_id": self.key_id,
+                "mode": mode,
+                "epsilon": epsilon,
+                "released_at": int(time.time()),
+                "cells": table.select(cols).to_dicts(),
+            }
+        )
 
     # ----- catalogue, budget, revocation
 
@@ -423,14 +498,24 @@ class Node(_DPTables):
             dims = [d for d in ds.dimensions if "*" in grant.dimensions or d in grant.dimensions]
             out[name] = {
                 "queries": [k for k in ds.queries if k in grant.queries],
-                "dimensions": {d: {"kind": ds.dimensions[d].kind, "parent": ds.dimensions[d].parent,
-                                   "values": self.values[name][d]} for d in dims},
+                "dimensions": {
+                    d: {
+                        "kind": ds.dimensions[d].kind,
+                        "parent": ds.dimensions[d].parent,
+                        "values": self.values[name][d],
+                    }
+                    for d in dims
+                },
                 "measures": [m for m in ds.measures if "*" in grant.measures or m in grant.measures],
                 "threshold": ds.policy.threshold,
                 # the public quantile rule (see .quantiles): levels, quota, rounding per measure
-                "quantiles": {"levels": ds.policy.quantiles, "max_per_cell": ds.policy.max_quantiles_per_cell,
-                              "granularity": {m: quantiles.granularity(v.lower, v.upper, v.granularity)
-                                              for m, v in ds.measures.items()}},
+                "quantiles": {
+                    "levels": ds.policy.quantiles,
+                    "max_per_cell": ds.policy.max_quantiles_per_cell,
+                    "granularity": {
+                        m: quantiles.granularity(v.lower, v.upper, v.granularity) for m, v in ds.measures.items()
+                    },
+                },
                 "mode": "dp" if ds.dp.enabled else "sdc",
             }
         self.audit.append("catalogue", {"subject": principal.subject, "jti": principal.jti})
@@ -442,14 +527,18 @@ class Node(_DPTables):
             raise not_available(dataset, "unknown dataset" if ds is None else "no budget grant")
         spent = self.store.budget(self.populations[dataset].budget_key(dataset), principal.subject)
         self.audit.append("budget", {"subject": principal.subject, "jti": principal.jti, "dataset": dataset})
-        return {"dataset": dataset, "mode": "dp" if ds.dp.enabled else "sdc",
-                "analyst": {"spent": spent["analyst"], "cap": ds.dp.analyst_budget},
-                "dataset_total": {"spent": spent["dataset"], "cap": ds.dp.dataset_budget}}
+        return {
+            "dataset": dataset,
+            "mode": "dp" if ds.dp.enabled else "sdc",
+            "analyst": {"spent": spent["analyst"], "cap": ds.dp.analyst_budget},
+            "dataset_total": {"spent": spent["dataset"], "cap": ds.dp.dataset_budget},
+        }
 
     def revoke(self, principal: Principal, jti: str, reason: str) -> dict:
         if principal.grant_for("*", "revoke") is None:
             raise Refusal(403, "token does not grant revocation")
         added = self.store.revoke(jti, reason)
-        self.audit.append("token", {"action": "revoke", "jti": jti, "by": principal.subject, "reason": reason,
-                                    "new": added})
+        self.audit.append(
+            "token", {"action": "revoke", "jti": jti, "by": principal.subject, "reason": reason, "new": added}
+        )
         return {"jti": jti, "revoked": True, "new": added}

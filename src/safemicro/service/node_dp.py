@@ -37,14 +37,18 @@ class _DPTables:
             from safemicro.service import quantiles
 
             step = quantiles.granularity(measure.lower, measure.upper, measure.granularity)
-            table = quantiles.dp_quantile_table(records, by, keys, q.measure, bounds, step, q.quantile, eps,
-                                                margins=bool(q.by) and q.margins)
+            table = quantiles.dp_quantile_table(
+                records, by, keys, q.measure, bounds, step, q.quantile, eps, margins=bool(q.by) and q.margins
+            )
         elif q.kind == "mean":
             sums, _ = dp.dp_table(records, by, keys, "sum", eps / 2, measure=q.measure, bounds=bounds, **common)
             counts, _ = dp.dp_table(records, by, keys, "count", eps / 2, **common)
             value = sums["value"] / counts["value"].clip(lower_bound=1.0)
-            table = sums.with_columns(value.alias("value"), pl.lit(None, dtype=pl.Float64).alias("noise_scale"),
-                                      pl.lit(None, dtype=pl.Float64).alias("noise_variance"))
+            table = sums.with_columns(
+                value.alias("value"),
+                pl.lit(None, dtype=pl.Float64).alias("noise_scale"),
+                pl.lit(None, dtype=pl.Float64).alias("noise_variance"),
+            )
         else:
             stat = "sum" if q.kind == "sum" else "count"
             table, _ = dp.dp_table(records, by, keys, stat, eps, measure=q.measure, bounds=bounds, **common)
@@ -65,9 +69,14 @@ class _DPTables:
                 g = table.group_by(keep).agg(aggs) if keep else table.select(aggs)
                 g = g.with_columns(
                     [pl.lit(None, dtype=pl.String).alias(d) for d in by if d not in keep]
-                    + [pl.lit("released").alias("status"), pl.lit(None, dtype=pl.String).alias("rule"),
-                       pl.lit(None, dtype=pl.Float64).alias("lower"), pl.lit(None, dtype=pl.Float64).alias("upper"),
-                       pl.lit(None, dtype=pl.Int64).alias("rounded_to"),
-                       pl.lit(None, dtype=pl.Float64).alias("noise_scale")])
+                    + [
+                        pl.lit("released").alias("status"),
+                        pl.lit(None, dtype=pl.String).alias("rule"),
+                        pl.lit(None, dtype=pl.Float64).alias("lower"),
+                        pl.lit(None, dtype=pl.Float64).alias("upper"),
+                        pl.lit(None, dtype=pl.Int64).alias("rounded_to"),
+                        pl.lit(None, dtype=pl.Float64).alias("noise_scale"),
+                    ]
+                )
                 frames.append(g.select(table.columns))
         return pl.concat(frames, how="vertical_relaxed")

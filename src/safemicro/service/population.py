@@ -21,9 +21,10 @@ release of the SDC members, so they add at most ε per answer to what the ledger
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import polars as pl
 
@@ -108,18 +109,23 @@ def populations(cfg) -> dict[str, Population]:
         identity[name] = f"population {ds.population}" if ds.population else derived
     names = list(cfg.datasets)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             same = [why for why, key in sources[a] if (why, key) in sources[b]]
             if same and identity[a] != identity[b]:
                 pa, pb = cfg.datasets[a].population, cfg.datasets[b].population
-                declared = (f"they declare populations {pa!r} and {pb!r}" if pa and pb else
-                            f"only {a if pa else b!r} declares a population" if pa or pb else
-                            "they declare no population")
+                declared = (
+                    f"they declare populations {pa!r} and {pb!r}"
+                    if pa and pb
+                    else f"only {a if pa else b!r} declares a population"
+                    if pa or pb
+                    else "they declare no population"
+                )
                 raise SafemicroError(
                     f"datasets {a!r} and {b!r} are over the same units ({same[0]}) but {declared}; give both the same "
                     "`population:` so that they share one differencing ledger (separate ledgers would let analysts "
                     "difference one dataset against the other)",
-                    file=str(cfg.datasets[a].file or cfg.datasets[a].table))
+                    file=str(cfg.datasets[a].file or cfg.datasets[a].table),
+                )
     out: dict[str, Population] = {}
     groups: dict[str, Population] = {}
     for name, ds in cfg.datasets.items():
@@ -132,7 +138,9 @@ def populations(cfg) -> dict[str, Population]:
     for key, pop in groups.items():
         declared = cfg.datasets[pop.members[0]].population
         # fits the store's name columns (64 characters for budgets, 80 for ledgers)
-        pop.key = "pop:" + (declared if declared and len(declared) <= 48 else hashlib.sha256(key.encode()).hexdigest()[:24])
+        pop.key = "pop:" + (
+            declared if declared and len(declared) <= 48 else hashlib.sha256(key.encode()).hexdigest()[:24]
+        )
     return out
 
 
@@ -150,7 +158,8 @@ def check_aligned(pop: Population, frames: Mapping[str, pl.DataFrame], sources: 
                 f"datasets {first!r} and {other!r} share population {pop.name!r} but their records differ "
                 f"({units.len()} and {theirs.len()} rows, or other units or order); one differencing ledger needs the "
                 "same records in the same order: read both from one file or table",
-                file=sources[other])
+                file=sources[other],
+            )
 
 
 def record_ledger(ledger: str) -> str:
@@ -176,14 +185,19 @@ def open_ledgers(pop: Population, frames: Mapping[str, pl.DataFrame], cfg, store
     widths = [w for d in pop.sdc if (w := cfg.datasets[d].policy.ledger_protection_width) is not None]
     columns = [c for c in frame.columns if c != "_unit"]
     out = {}
-    for ledger, select, unit in ((pop.ledger, [*columns, "_unit"], "_unit"),
-                                 (record_ledger(pop.ledger), columns, None)):
-        guard = DifferencingGuard(frame.select(select), threshold, unit=unit,
-                                  protection_width=max(widths) if widths else None)
+    for ledger, select, unit in (
+        (pop.ledger, [*columns, "_unit"], "_unit"),
+        (record_ledger(pop.ledger), columns, None),
+    ):
+        guard = DifferencingGuard(
+            frame.select(select), threshold, unit=unit, protection_width=max(widths) if widths else None
+        )
         if not pop.shared and store.ledger_history(ledger.replace(pop.ledger, pop.key, 1)):
             raise SafemicroError(
                 f"population {pop.name!r} has releases recorded while several datasets shared its ledger; serve "
-                "them again (a ledger cannot forget what was released)", file=str(pop.sdc[0]))
+                "them again (a ledger cannot forget what was released)",
+                file=str(pop.sdc[0]),
+            )
         if pop.shared:
             for d in pop.sdc:
                 own = ledger.replace(pop.ledger, d, 1)

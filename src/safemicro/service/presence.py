@@ -13,15 +13,15 @@ values within the filter; one cell when nothing is grouped), empty ones with ``n
 from __future__ import annotations
 
 import itertools
-from typing import Optional
 
 import polars as pl
 
 ALL = "_all"  # the constant dimension of a table grouped by nothing
 
 
-def full_grid(cells: pl.DataFrame, by: list[str], values: dict[str, list[str]], *, margins: bool,
-              magnitude: bool) -> pl.DataFrame:
+def full_grid(
+    cells: pl.DataFrame, by: list[str], values: dict[str, list[str]], *, margins: bool, magnitude: bool
+) -> pl.DataFrame:
     """``cells`` (rows of :func:`~safemicro.service.protection.cell_statistics`, margins with
     None in their dimensions) completed to every combination of ``values`` at every level
     (inner only without ``margins``); missing rows get ``n = 0``, zero tops and (for a
@@ -29,7 +29,7 @@ def full_grid(cells: pl.DataFrame, by: list[str], values: dict[str, list[str]], 
     levels = [list(c) for r in range(len(by), -1, -1) for c in itertools.combinations(by, r)] if margins else [by]
     frames = []
     for level in levels:
-        grid: Optional[pl.DataFrame] = None
+        grid: pl.DataFrame | None = None
         for d in level:
             col = pl.DataFrame({d: pl.Series(d, values[d], dtype=pl.String)})
             grid = col if grid is None else grid.join(col, how="cross")

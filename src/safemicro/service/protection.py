@@ -123,7 +123,9 @@ def _protect(cells, dims, statistic, policy, margins, complete) -> pl.DataFrame:
                 changed = False
                 for name, vals in bases:
                     before = suppressed.sum()
-                    suppressed, lo, hi = _secondary(vals, name, eqs, rules, suppressed, policy, t.height, depth, caches[name])
+                    suppressed, lo, hi = _secondary(
+                        vals, name, eqs, rules, suppressed, policy, t.height, depth, caches[name]
+                    )
                     if suppressed.sum() != before:
                         changed = True
                     if (statistic == "count" and name == "n") or (statistic == "sum" and name == "total"):
@@ -132,7 +134,9 @@ def _protect(cells, dims, statistic, policy, margins, complete) -> pl.DataFrame:
                     if rules[i] is None:
                         rules[i] = "secondary"
             if policy.rounding_base and statistic in ("count", "sum"):
-                lower, upper = _rounded_intervals(eqs, n if statistic == "count" else total, rules, suppressed, policy, statistic)
+                lower, upper = _rounded_intervals(
+                    eqs, n if statistic == "count" else total, rules, suppressed, policy, statistic
+                )
     return _assemble(t, dims, statistic, policy, rules, suppressed, lower, upper)
 
 
@@ -154,7 +158,13 @@ def _assemble(t, dims, statistic, policy, rules, suppressed, lower, upper) -> pl
     base = policy.rounding_base if statistic in ("count", "sum") else None
     if base:
         rounded = np.floor(value / base + 0.5) * base
-        lo = np.where(suppressed, lo, np.maximum(0.0, rounded - base / 2.0) if policy.nonnegative or statistic == "count" else rounded - base / 2.0)
+        lo = np.where(
+            suppressed,
+            lo,
+            np.maximum(0.0, rounded - base / 2.0)
+            if policy.nonnegative or statistic == "count"
+            else rounded - base / 2.0,
+        )
         hi = np.where(suppressed, hi, rounded + base / 2.0)
         value = rounded
     if statistic in ("mean", "quantile"):

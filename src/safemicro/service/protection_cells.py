@@ -20,7 +20,9 @@ _COMPLETE_LIMIT = 200_000  # largest cross product of dimension values filled wi
 def _check_columns(frame: pl.DataFrame, columns: list[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise SafemicroError(f"{what}: no column {missing[0]!r} (columns: {', '.join(frame.columns)})", column=missing[0])
+        raise SafemicroError(
+            f"{what}: no column {missing[0]!r} (columns: {', '.join(frame.columns)})", column=missing[0]
+        )
 
 
 def cell_statistics(
@@ -51,7 +53,11 @@ def cell_statistics(
             )
     if measure is not None and not records.schema[measure].is_numeric():
         raise SafemicroError(f"measure must be numeric, is {records.schema[measure]}", column=measure)
-    levels = [list(c) for r in range(len(dims), -1, -1) for c in itertools.combinations(dims, r)] if margins else [list(dims)]
+    levels = (
+        [list(c) for r in range(len(dims), -1, -1) for c in itertools.combinations(dims, r)]
+        if margins
+        else [list(dims)]
+    )
     frames = []
     for level in levels:
         frame = _level_statistics(records, level, measure, unit)
@@ -72,7 +78,11 @@ def _level_statistics(records: pl.DataFrame, keys: list[str], measure: str | Non
         contrib = lf.group_by(keys + [unit]).agg(value.sum().alias("_c"))
     else:
         contrib = lf.with_columns(value.alias("_c")).select(keys + ["_c"])
-    agg = [pl.len().alias("n"), pl.col("_c").sum().alias("total"), pl.col("_c").top_k(3).sort(descending=True).alias("_top")]
+    agg = [
+        pl.len().alias("n"),
+        pl.col("_c").sum().alias("total"),
+        pl.col("_c").top_k(3).sort(descending=True).alias("_top"),
+    ]
     out = contrib.with_columns(pl.lit(0).alias("_g")).group_by(keys + ["_g"]).agg(agg).drop("_g")
     out = out.with_columns(
         [pl.col("_top").list.get(i, null_on_oob=True).fill_null(0.0).alias(name) for i, name in enumerate(_TOPS)]
@@ -96,7 +106,13 @@ def add_margins(cells: pl.DataFrame, dims: list[str]) -> pl.DataFrame:
             keys = list(level)
             aggs = [pl.col("n").sum(), pl.col("total").sum()]
             if all(t in inner.columns for t in _TOPS):
-                aggs.append(pl.concat_list(list(_TOPS)).list.explode(keep_nulls=False, empty_as_null=False).top_k(3).sort(descending=True).alias("_top"))
+                aggs.append(
+                    pl.concat_list(list(_TOPS))
+                    .list.explode(keep_nulls=False, empty_as_null=False)
+                    .top_k(3)
+                    .sort(descending=True)
+                    .alias("_top")
+                )
             g = inner.with_columns(pl.lit(0).alias("_g")).group_by(keys + ["_g"]).agg(aggs).drop("_g")
             if "_top" in g.columns:
                 g = g.with_columns(
@@ -126,7 +142,9 @@ def _complete(cells: pl.DataFrame, dims: list[str]) -> pl.DataFrame:
     for c in cells.columns:
         if c in dims or c == "n":
             continue
-        fill[c] = pl.lit(0.0, dtype=cells.schema[c]) if cells.schema[c].is_numeric() else pl.lit(None, dtype=cells.schema[c])
+        fill[c] = (
+            pl.lit(0.0, dtype=cells.schema[c]) if cells.schema[c].is_numeric() else pl.lit(None, dtype=cells.schema[c])
+        )
     if "total" in cells.columns and cells.get_column("total").is_null().all():
         fill["total"] = pl.lit(None, dtype=cells.schema["total"])
     zeros = missing.with_columns(**fill).select(cells.columns)

@@ -41,7 +41,9 @@ def table_equations(table: pl.DataFrame, dims: list[str]) -> Equations:
         if kids.height == 0 or par.height == 0:
             continue
         if others:
-            joined = kids.join(par.select(others + [pl.col("_i").alias("_p")]), on=others, how="inner", nulls_equal=True)
+            joined = kids.join(
+                par.select(others + [pl.col("_i").alias("_p")]), on=others, how="inner", nulls_equal=True
+            )
         else:
             joined = kids.with_columns(pl.lit(par.get_column("_i")[0], dtype=pl.UInt32).alias("_p"))
         grouped = joined.group_by("_p").agg(pl.col("_i")).sort("_p")
@@ -156,11 +158,11 @@ def suppressed_intervals(
         def part(a: np.ndarray):
             if a.shape[0] == 0:
                 return None, None
-            rows = np.abs(a[:, cols]).sum(axis=1) > 0
+            rows = np.abs(a[:, cols]).sum(axis=1) > 0  # noqa: B023 (called within the iteration)
             if not rows.any():
                 return None, None
             sub = a[rows]
-            return sub[:, cols], -(sub[:, released] @ values[released])
+            return sub[:, cols], -(sub[:, released] @ values[released])  # noqa: B023
 
         aeq, beq = part(a_eq)
         aub, bub = part(a_ub)
@@ -196,7 +198,9 @@ def suppressed_intervals(
 # -- secondary suppression ------------------------------------------------------------------
 
 
-def _rounded_intervals(eqs: Equations, values: np.ndarray, rules, suppressed: np.ndarray, policy: ProtectionPolicy, statistic: str):
+def _rounded_intervals(
+    eqs: Equations, values: np.ndarray, rules, suppressed: np.ndarray, policy: ProtectionPolicy, statistic: str
+):
     """Intervals of the suppressed cells as an analyst sees them when released values are
     rounded: every released cell is only known to lie within half a base of its value."""
     base = float(policy.rounding_base)
@@ -215,7 +219,17 @@ def _rounded_intervals(eqs: Equations, values: np.ndarray, rules, suppressed: np
     return np.where(suppressed, lo, np.nan), np.where(suppressed, hi, np.nan)
 
 
-def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n_cells: int, depth: np.ndarray, cache: dict | None = None):
+def _secondary(
+    values,
+    name,
+    eqs,
+    rules,
+    suppressed,
+    policy: ProtectionPolicy,
+    n_cells: int,
+    depth: np.ndarray,
+    cache: dict | None = None,
+):
     """Grow the suppression pattern until every suppressed cell's interval is wide enough."""
     scale = max(1.0, float(np.abs(values).max())) if len(values) else 1.0
     a_eq, a_ub = _system(eqs, n_cells, values, 1e-9 * scale)
@@ -244,7 +258,9 @@ def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n
         required[i] = min(required[i], ub[i] - lb[i])  # never more than the prior allows
     members = [np.concatenate([[p], k]) for p, k in zip(eqs.parents, eqs.children)]
     suppressed = suppressed.copy()
-    rel_of = np.concatenate([np.full(len(m), r) for r, m in enumerate(members)]) if members else np.zeros(0, dtype=np.int64)
+    rel_of = (
+        np.concatenate([np.full(len(m), r) for r, m in enumerate(members)]) if members else np.zeros(0, dtype=np.int64)
+    )
     cell_of = np.concatenate(members) if members else np.zeros(0, dtype=np.int64)
 
     def opens() -> np.ndarray:
@@ -314,7 +330,9 @@ def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n
             if pick is not None:
                 picks.add(pick)
         if not picks:  # widen the neighbourhood: any released cell related to a suppressed one
-            rel = np.unique(np.concatenate([m for m in members if suppressed[m].any()] or [np.zeros(0, dtype=np.int64)]))
+            rel = np.unique(
+                np.concatenate([m for m in members if suppressed[m].any()] or [np.zeros(0, dtype=np.int64)])
+            )
             rel = rel[~suppressed[rel]]
             pick = _cheapest(rel, values, depth, 0.0, open_rel)
             if pick is None:  # everything related is hidden already: report what is left
@@ -329,7 +347,9 @@ def _secondary(values, name, eqs, rules, suppressed, policy: ProtectionPolicy, n
     raise AssertionError("secondary suppression did not converge")  # pragma: no cover
 
 
-def _cheapest(candidates: np.ndarray, values: np.ndarray, depth: np.ndarray, need: float, opens: np.ndarray | None = None) -> int | None:
+def _cheapest(
+    candidates: np.ndarray, values: np.ndarray, depth: np.ndarray, need: float, opens: np.ndarray | None = None
+) -> int | None:
     """The released cell whose suppression costs least: one that can hide at least ``need``
     (its value is that large), then one that opens the fewest relations without any hidden
     cell yet (each would need a further suppression), then inner cells before margins, then

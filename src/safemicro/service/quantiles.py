@@ -73,8 +73,9 @@ def _levels(by: list[str], margins: bool) -> list[list[str]]:
     return [list(c) for r in range(len(by), -1, -1) for c in itertools.combinations(by, r)] if margins else [list(by)]
 
 
-def cell_values(records: pl.DataFrame, by: list[str], measure: str, q: float, threshold: int, step: float,
-                *, margins: bool) -> pl.DataFrame:
+def cell_values(
+    records: pl.DataFrame, by: list[str], measure: str, q: float, threshold: int, step: float, *, margins: bool
+) -> pl.DataFrame:
     """Per cell (and margin): ``value`` (the rounded mean of the 2T order statistics around
     rank ceil(q·n)) and ``rank_ok`` (at least T records on each side of the rank)."""
     t = int(threshold)
@@ -142,9 +143,18 @@ class QuantileQuota:
         return [{"cell": k, "q": lv} for k in dict.fromkeys(keys) if lv not in self.used.get(k, ())]
 
 
-def dp_quantile_table(records: pl.DataFrame, by: list[str], keys: pl.DataFrame, measure: str,
-                      bounds: tuple[float, float], step: float, q: float, epsilon: float, *,
-                      margins: bool) -> pl.DataFrame:
+def dp_quantile_table(
+    records: pl.DataFrame,
+    by: list[str],
+    keys: pl.DataFrame,
+    measure: str,
+    bounds: tuple[float, float],
+    step: float,
+    q: float,
+    epsilon: float,
+    *,
+    margins: bool,
+) -> pl.DataFrame:
     """OpenDP private quantiles over the public ``keys`` (one record per unit, ``_unit``),
     in the shape of the protected tables; ε is split evenly across the aggregation levels
     (a unit is in one cell per level: parallel within a level, sequential across)."""
@@ -162,8 +172,9 @@ def dp_quantile_table(records: pl.DataFrame, by: list[str], keys: pl.DataFrame, 
     domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
 
     def make(scale: float):
-        return dp.m.make_private_quantile(domain, dp.symmetric_distance(), dp.max_divergence(),
-                                          candidates=candidates, alpha=float(q), scale=scale)
+        return dp.m.make_private_quantile(
+            domain, dp.symmetric_distance(), dp.max_divergence(), candidates=candidates, alpha=float(q), scale=scale
+        )
 
     scale = float(make(1.0).map(1)) / eps  # the privacy map is linear in 1/scale
     meas = make(scale)

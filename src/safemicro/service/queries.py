@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -46,10 +46,10 @@ class Query(BaseModel):
     dataset: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
     kind: Literal["count", "sum", "mean", "quantile", "crosstab"]
     by: list[str] = Field(default_factory=list, max_length=4)
-    measure: Optional[str] = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
-    quantile: Optional[float] = Field(None, gt=0, lt=1)
+    measure: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+    quantile: float | None = Field(None, gt=0, lt=1)
     filters: dict[str, list[str]] = Field(default_factory=dict, max_length=8)
-    time: Optional[TimeWindow] = None
+    time: TimeWindow | None = None
     margins: bool = True
 
     @field_validator("by")
@@ -80,7 +80,7 @@ class Query(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _shape(self) -> "Query":
+    def _shape(self) -> Query:
         if self.kind in ("sum", "mean", "quantile") and self.measure is None:
             raise ValueError(f"a {self.kind} query needs a 'measure'")
         if self.kind in ("count", "crosstab") and self.measure is not None:

@@ -24,8 +24,8 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
 
 import polars as pl
 import sqlalchemy as sa
@@ -37,9 +37,7 @@ class BudgetExceeded(Exception):
     """A reservation that would take a cap past its limit."""
 
     def __init__(self, scope: str, cap: float, spent: float, amount: float) -> None:
-        super().__init__(
-            f"{scope} privacy budget exhausted: {spent:g} of {cap:g} spent, this query needs {amount:g}"
-        )
+        super().__init__(f"{scope} privacy budget exhausted: {spent:g} of {cap:g} spent, this query needs {amount:g}")
         self.scope = scope
 
 
@@ -52,7 +50,7 @@ class Store:
         if not (self.postgres or url.startswith("duckdb")):
             raise SafemicroError(f"database URL must start with duckdb:/// or postgresql://, got {url.split(':')[0]!r}")
         if self.postgres and url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
         try:
             if self.postgres:
                 self.engine = sa.create_engine(url, pool_size=8, max_overflow=24, pool_pre_ping=True)
@@ -67,13 +65,15 @@ class Store:
         self._lock = threading.RLock() if not self.postgres else None
         self.meta = sa.MetaData()
         self.datasets = sa.Table(
-            "sm_datasets", self.meta,
+            "sm_datasets",
+            self.meta,
             sa.Column("name", sa.String(64), primary_key=True),
             sa.Column("version", sa.String(64), nullable=False),
             sa.Column("loaded_at", sa.Float, nullable=False),
         )
         self.cells = sa.Table(
-            "sm_released_cells", self.meta,
+            "sm_released_cells",
+            self.meta,
             sa.Column("id", sa.String(40), primary_key=True),
             # a dataset's ledger name: the dataset, or "<dataset>#records" for the record-level one
             sa.Column("dataset", sa.String(80), nullable=False, index=True),
@@ -85,20 +85,23 @@ class Store:
             sa.Column("created", sa.Float, nullable=False),
         )
         self.releases = sa.Table(
-            "sm_releases", self.meta,
+            "sm_releases",
+            self.meta,
             sa.Column("query_id", sa.String(64), primary_key=True),
             sa.Column("dataset", sa.String(64), nullable=False),
             sa.Column("body", sa.Text, nullable=False),
             sa.Column("created", sa.Float, nullable=False),
         )
         self.revoked = sa.Table(
-            "sm_revoked", self.meta,
+            "sm_revoked",
+            self.meta,
             sa.Column("jti", sa.String(200), primary_key=True),
             sa.Column("reason", sa.String(500), nullable=False),
             sa.Column("revoked_at", sa.Float, nullable=False),
         )
         self.budgets = sa.Table(
-            "sm_budgets", self.meta,
+            "sm_budgets",
+            self.meta,
             sa.Column("dataset", sa.String(64), primary_key=True),
             sa.Column("scope", sa.String(16), primary_key=True),
             sa.Column("scope_id", sa.String(200), primary_key=True),
@@ -106,7 +109,8 @@ class Store:
             sa.Column("spent", sa.Float, nullable=False),
         )
         self.ledger = sa.Table(
-            "sm_budget_ledger", self.meta,
+            "sm_budget_ledger",
+            self.meta,
             sa.Column("reservation", sa.String(40), primary_key=True),
             sa.Column("dataset", sa.String(64), nullable=False),
             sa.Column("subject", sa.String(200), nullable=False),
@@ -121,7 +125,7 @@ class Store:
         # so its revocation list can live in memory too (PostgreSQL is asked every time, as
         # `safemicro token revoke --config` may write to it while the node runs).
         self._releases: dict[str, str] = {}
-        self._revoked: Optional[set[str]] = None
+        self._revoked: set[str] | None = None
         if not self.postgres:
             with self.transaction() as c:
                 self._revoked = {r.jti for r in c.execute(sa.select(self.revoked.c.jti))}
@@ -201,19 +205,36 @@ class Store:
         """Serialise ledger decisions on `dataset` across processes until `c` commits
         (a PostgreSQL advisory lock; the embedded store is one process under one lock)."""
         if self.postgres:
-            key = int.from_bytes(hashlib.sha256(f"safemicro-ledger:{dataset}".encode()).digest()[:8], "big", signed=True)
+            key = int.from_bytes(
+                hashlib.sha256(f"safemicro-ledger:{dataset}".encode()).digest()[:8], "big", signed=True
+            )
             c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
-    def record_cells(self, c: sa.Connection, dataset: str, query_id: str, subject: str,
-                     released: list[dict], suppressed: list[dict]) -> int:
+    def record_cells(
+        self, c: sa.Connection, dataset: str, query_id: str, subject: str, released: list[dict], suppressed: list[dict]
+    ) -> int:
         """Store one request's cells under the next sequence number of the dataset (call
         with the ledger locked); the sequence number."""
-        seq = int(c.execute(sa.select(sa.func.coalesce(sa.func.max(self.cells.c.seq), 0))
-                            .where(self.cells.c.dataset == dataset)).scalar()) + 1
+        seq = (
+            int(
+                c.execute(
+                    sa.select(sa.func.coalesce(sa.func.max(self.cells.c.seq), 0)).where(self.cells.c.dataset == dataset)
+                ).scalar()
+            )
+            + 1
+        )
         now = time.time()
         rows = [
-            {"id": uuid.uuid4().hex, "dataset": dataset, "seq": seq, "query_id": query_id, "status": status,
-             "predicate": json.dumps(p, sort_keys=True), "subject": subject, "created": now}
+            {
+                "id": uuid.uuid4().hex,
+                "dataset": dataset,
+                "seq": seq,
+                "query_id": query_id,
+                "status": status,
+                "predicate": json.dumps(p, sort_keys=True),
+                "subject": subject,
+                "created": now,
+            }
             for status, preds in (("released", released), ("suppressed", suppressed))
             for p in preds
         ]
@@ -221,19 +242,30 @@ class Store:
             c.execute(sa.insert(self.cells), rows)
         return seq
 
-    def ledger_after(self, c: Optional[sa.Connection], dataset: str, after: int = 0) -> list[dict]:
+    def ledger_after(self, c: sa.Connection | None, dataset: str, after: int = 0) -> list[dict]:
         """Recorded cells of a dataset with a sequence number above `after`, oldest first:
         {"seq", "status", "predicate", "query_id", "subject"}."""
         cl = self.cells.c
-        q = (sa.select(cl.seq, cl.status, cl.predicate, cl.query_id, cl.subject)
-             .where(cl.dataset == dataset, cl.seq > after).order_by(cl.seq, cl.id))
+        q = (
+            sa.select(cl.seq, cl.status, cl.predicate, cl.query_id, cl.subject)
+            .where(cl.dataset == dataset, cl.seq > after)
+            .order_by(cl.seq, cl.id)
+        )
         if c is None:
             with self.transaction() as conn:
                 rows = conn.execute(q).all()
         else:
             rows = c.execute(q).all()
-        return [{"seq": int(r.seq), "status": r.status, "predicate": json.loads(r.predicate), "query_id": r.query_id,
-                 "subject": r.subject} for r in rows]
+        return [
+            {
+                "seq": int(r.seq),
+                "status": r.status,
+                "predicate": json.loads(r.predicate),
+                "query_id": r.query_id,
+                "subject": r.subject,
+            }
+            for r in rows
+        ]
 
     def ledger_history(self, dataset: str) -> list[dict]:
         """Every recorded cell of a dataset, oldest first."""
@@ -241,7 +273,7 @@ class Store:
 
     # ----- cached releases
 
-    def cached_release(self, query_id: str, c: Optional[sa.Connection] = None) -> Optional[str]:
+    def cached_release(self, query_id: str, c: sa.Connection | None = None) -> str | None:
         """The stored answer of a query id (inside the caller's transaction when `c` is given)."""
         body = self._releases.get(query_id)
         if body is not None:
@@ -281,8 +313,9 @@ class Store:
 
     # ----- budgets
 
-    def reserve(self, dataset: str, subject: str, query_id: str, amount: float,
-                caps: dict[tuple[str, str], float]) -> str:
+    def reserve(
+        self, dataset: str, subject: str, query_id: str, amount: float, caps: dict[tuple[str, str], float]
+    ) -> str:
         """Reserve `amount` on every (scope, scope_id) cap atomically; the reservation id.
 
         Raises BudgetExceeded (and changes nothing) if any cap would be passed.
@@ -309,9 +342,17 @@ class Store:
                     .where(b.dataset == dataset, b.scope == scope, b.scope_id == scope_id)
                     .values(spent=b.spent + amount, cap=caps[(scope, scope_id)])
                 )
-            c.execute(sa.insert(self.ledger).values(
-                reservation=reservation, dataset=dataset, subject=subject, query_id=query_id,
-                amount=amount, state="reserved", created=time.time()))
+            c.execute(
+                sa.insert(self.ledger).values(
+                    reservation=reservation,
+                    dataset=dataset,
+                    subject=subject,
+                    query_id=query_id,
+                    amount=amount,
+                    state="reserved",
+                    created=time.time(),
+                )
+            )
         return reservation
 
     def _ensure_budget_row(self, c: sa.Connection, dataset: str, scope: str, scope_id: str, cap: float) -> None:
@@ -322,20 +363,28 @@ class Store:
             c.execute(pg_insert(self.budgets).values(**values).on_conflict_do_nothing())
             return
         b = self.budgets.c
-        found = c.execute(sa.select(b.spent).where(b.dataset == dataset, b.scope == scope, b.scope_id == scope_id)).first()
+        found = c.execute(
+            sa.select(b.spent).where(b.dataset == dataset, b.scope == scope, b.scope_id == scope_id)
+        ).first()
         if found is None:
             c.execute(sa.insert(self.budgets).values(**values))
 
     def commit_reservation(self, c: sa.Connection, reservation: str) -> None:
         """Mark a reservation spent (inside the caller's release transaction)."""
-        c.execute(sa.update(self.ledger).where(self.ledger.c.reservation == reservation,
-                                               self.ledger.c.state == "reserved").values(state="committed"))
+        c.execute(
+            sa.update(self.ledger)
+            .where(self.ledger.c.reservation == reservation, self.ledger.c.state == "reserved")
+            .values(state="committed")
+        )
 
     def cancel_reservation(self, reservation: str) -> None:
         """Give a reserved amount back (the query failed before anything was released)."""
         with self.transaction() as c:
-            row = c.execute(sa.select(self.ledger).where(self.ledger.c.reservation == reservation,
-                                                         self.ledger.c.state == "reserved")).first()
+            row = c.execute(
+                sa.select(self.ledger).where(
+                    self.ledger.c.reservation == reservation, self.ledger.c.state == "reserved"
+                )
+            ).first()
             if row is None:
                 return
             b = self.budgets.c
@@ -344,18 +393,23 @@ class Store:
                 q = q.with_for_update()
             c.execute(q)
             for scope, scope_id in (("analyst", row.subject), ("dataset", "*")):
-                c.execute(sa.update(self.budgets)
-                          .where(b.dataset == row.dataset, b.scope == scope, b.scope_id == scope_id)
-                          .values(spent=b.spent - row.amount))
+                c.execute(
+                    sa.update(self.budgets)
+                    .where(b.dataset == row.dataset, b.scope == scope, b.scope_id == scope_id)
+                    .values(spent=b.spent - row.amount)
+                )
             c.execute(sa.update(self.ledger).where(self.ledger.c.reservation == reservation).values(state="cancelled"))
 
     def budget(self, dataset: str, subject: str) -> dict[str, float]:
         """Spent amounts (committed or reserved) of an analyst and of the whole dataset."""
         b = self.budgets.c
         with self.transaction() as c:
-            rows = c.execute(sa.select(b.scope, b.scope_id, b.spent).where(
-                b.dataset == dataset,
-                sa.or_(sa.and_(b.scope == "analyst", b.scope_id == subject), b.scope == "dataset"))).all()
+            rows = c.execute(
+                sa.select(b.scope, b.scope_id, b.spent).where(
+                    b.dataset == dataset,
+                    sa.or_(sa.and_(b.scope == "analyst", b.scope_id == subject), b.scope == "dataset"),
+                )
+            ).all()
         out = {"analyst": 0.0, "dataset": 0.0}
         for r in rows:
             out[r.scope] = float(r.spent)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -56,7 +56,7 @@ class Principal:
     expires: int
     grants: tuple[Grant, ...] = field(default_factory=tuple)
 
-    def grant_for(self, dataset: str, action: str) -> Optional[Grant]:
+    def grant_for(self, dataset: str, action: str) -> Grant | None:
         for g in self.grants:
             if g.dataset in (dataset, "*") and action in g.actions:
                 return g
@@ -144,9 +144,9 @@ def issue_token(
     grants: Iterable[Grant | dict],
     organisation: str = "",
     minutes: float = 60,
-    not_before: Optional[int] = None,
-    now: Optional[int] = None,
-    jti: Optional[str] = None,
+    not_before: int | None = None,
+    now: int | None = None,
+    jti: str | None = None,
 ) -> str:
     """A signed token (EdDSA) for `subject`, valid `minutes` from `not_before` (default now)."""
     import jwt
@@ -189,7 +189,7 @@ def verify_token(
     audience: str,
     max_minutes: int,
     is_revoked: Callable[[str], bool],
-    now: Optional[float] = None,
+    now: float | None = None,
 ) -> Principal:
     """The principal of a valid token, or TokenError(401) naming why it is refused."""
     import jwt
@@ -247,4 +247,3 @@ def verify_token(
         expires=int(claims["exp"]),
         grants=grants,
     )
-

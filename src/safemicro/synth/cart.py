@@ -30,8 +30,9 @@ Trees are scikit-learn's CART; everything else is vectorised NumPy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -135,8 +136,12 @@ class CartSynthesizer:
         min_count: int = 5,
         tail_k: int = 2,
     ) -> None:
-        for name, value, least in (("min_leaf", min_leaf, 1), ("min_count", min_count, 1),
-                                   ("tail_k", tail_k, 1), ("max_categories", max_categories, 2)):
+        for name, value, least in (
+            ("min_leaf", min_leaf, 1),
+            ("min_count", min_count, 1),
+            ("tail_k", tail_k, 1),
+            ("max_categories", max_categories, 2),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise SafemicroError(f"{name} must be a whole number of at least {least}, not {value!r}")
         self.min_leaf = min_leaf
@@ -157,7 +162,7 @@ class CartSynthesizer:
         schema: Schema | None = None,
         fixed: Sequence[str] = (),
         seed: int | None = None,
-    ) -> "CartSynthesizer":
+    ) -> CartSynthesizer:
         """Learn the trees from ``ds``. ``fixed`` columns are predictors only, never drawn."""
         rng, self.seed = rng_for(seed)
         self._draws = 0
@@ -200,7 +205,9 @@ class CartSynthesizer:
 
     def _order(self, schema: Schema, fixed: list[str]) -> list[str]:
         """The visit order: the user's columns first, then the rest in data order (synthpop's default)."""
-        modelled = [c for c, s in schema.columns.items() if c not in fixed and s.kind in ("categorical", "text", "numeric")]
+        modelled = [
+            c for c, s in schema.columns.items() if c not in fixed and s.kind in ("categorical", "text", "numeric")
+        ]
         first = self.visit_order or []
         for name in first:
             if name not in schema.columns:
@@ -212,7 +219,12 @@ class CartSynthesizer:
         return [c for c in first if c in modelled] + [c for c in modelled if c not in first]
 
     def _fit_step(
-        self, t: _Target, X: np.ndarray, y: np.ndarray, rows: np.ndarray | None, spec: ColumnSpec,
+        self,
+        t: _Target,
+        X: np.ndarray,
+        y: np.ndarray,
+        rows: np.ndarray | None,
+        spec: ColumnSpec,
         rng: np.random.Generator,
     ) -> _Step:
         if rows is not None:

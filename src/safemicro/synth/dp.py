@@ -31,8 +31,9 @@ code -> industry category); they hold in every synthetic record.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -139,7 +140,7 @@ class DPSynthesizer:
 
     # -- fit ---------------------------------------------------------------------------
 
-    def fit(self, ds: Dataset, *, schema: Any = None, seed: int | None = None) -> "DPSynthesizer":
+    def fit(self, ds: Dataset, *, schema: Any = None, seed: int | None = None) -> DPSynthesizer:
         """Measure the data with noise and build the model (no record is kept)."""
         if not isinstance(ds, Dataset):
             raise SafemicroError("DPSynthesizer.fit expects a safemicro Dataset")
@@ -149,8 +150,9 @@ class DPSynthesizer:
         named += [n for child, (parent, _) in self.hierarchies.items() for n in (child, parent)]
         for name in named:
             if name not in ds.columns:
-                raise SafemicroError("the column named in domains, bounds, by or hierarchies is not in the data",
-                                     column=name)
+                raise SafemicroError(
+                    "the column named in domains, bounds, by or hierarchies is not in the data", column=name
+                )
         for name, (lo, hi) in self.bounds.items():
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise SafemicroError(f"bounds must be finite with low < high, not {(lo, hi)}", column=name)
@@ -203,8 +205,15 @@ class DPSynthesizer:
             threshold = None
             if c in private:  # stability histogram: a new category shows up with probability ≤ δ'
                 threshold = thresholds[c.name] = 1 + sigma1 * math.sqrt(kh) * _normal_isf(delta_cat / len(private))
-            hidden, empty = set_codes(c, noisy.sum(axis=0), sigma1 * math.sqrt(kh), threshold, bins=self.bins,
-                                      compress=self.compress, parent=self._parents(c))
+            hidden, empty = set_codes(
+                c,
+                noisy.sum(axis=0),
+                sigma1 * math.sqrt(kh),
+                threshold,
+                bins=self.bins,
+                compress=self.compress,
+                parent=self._parents(c),
+            )
             data[:, j] = c.to_code[fine]
             noisy[:, hidden | empty] = 0.0  # hidden categories' counts are discarded, never used
             agg = np.zeros((kh, c.n_codes))
@@ -214,8 +223,11 @@ class DPSynthesizer:
             var[np.unique(c.to_code[hidden])] = np.inf  # holds hidden records: no 1-way count of it
             var1.append(var)
         if private:
-            hidden = [f"{c.name} ({len(c.spec.categories or []) - c.released} of {len(c.spec.categories or [])})"
-                      for c in private if c.released < len(c.spec.categories or [])]
+            hidden = [
+                f"{c.name} ({len(c.spec.categories or []) - c.released} of {len(c.spec.categories or [])})"
+                for c in private
+                if c.released < len(c.spec.categories or [])
+            ]
             notes.append(
                 f"categories found in the data are released only when their noisy count clears a threshold "
                 f"(about {min(thresholds.values()):.0f} records; privacy['category_thresholds']); records in the "
@@ -236,8 +248,11 @@ class DPSynthesizer:
         total, strata, nodes = self._nodes(ones, var1, [])
         # a hierarchy's child is drawn within its parent (public map, noisy 1-way counts)
         # (or, when the child is the by column, the parent is written from it)
-        detached = {j for j, c in enumerate(modelled) if self._parents(c) is not None
-                    and any(p.name == self.hierarchies[c.name][0] for p in modelled)}
+        detached = {
+            j
+            for j, c in enumerate(modelled)
+            if self._parents(c) is not None and any(p.name == self.hierarchies[c.name][0] for p in modelled)
+        }
         detached |= {j for j, c in enumerate(modelled) if self.hierarchies.get(self.by, ("",))[0] == c.name}
         pairs = [
             (a, b)
@@ -246,9 +261,13 @@ class DPSynthesizer:
             if kh * sizes[a] * sizes[b] <= MAX_TABLE and not {a, b} & detached
         ]
         rounds = len(modelled) - 1 - len(detached)
-        notes += [f"{modelled[j].name}: drawn within its parent {self.hierarchies[modelled[j].name][0]} (public "
-                  "hierarchy) by its noisy counts" if modelled[j].name in self.hierarchies else
-                  f"{modelled[j].name}: written from {self.by} (public hierarchy)" for j in sorted(detached)]
+        notes += [
+            f"{modelled[j].name}: drawn within its parent {self.hierarchies[modelled[j].name][0]} (public "
+            "hierarchy) by its noisy counts"
+            if modelled[j].name in self.hierarchies
+            else f"{modelled[j].name}: written from {self.by} (public hierarchy)"
+            for j in sorted(detached)
+        ]
         edges = self._select(h, kh, data, sizes, nodes, strata, pairs, rho_sel, noise, ledger, rounds)
         if len(modelled) > 1 and len(edges) < rounds:
             notes.append("some column pairs were too large to model together; the model is a forest")
@@ -266,7 +285,11 @@ class DPSynthesizer:
         # consistent, non-negative estimates from every measurement
         self._total, self._strata, self._node = self._nodes(ones, var1, measured)
         self._edges = [
-            _Edge(a, b, _ipf(_project_rows(t.reshape(kh, -1), self._strata).reshape(t.shape), self._node[a], self._node[b]))
+            _Edge(
+                a,
+                b,
+                _ipf(_project_rows(t.reshape(kh, -1), self._strata).reshape(t.shape), self._node[a], self._node[b]),
+            )
             for a, b, t, _ in measured
         ]
         self._cols, self._modelled, self._strat = cols, modelled, strat
@@ -285,8 +308,12 @@ class DPSynthesizer:
             "rho": rho,
             "rho_spent": spent,
             "epsilon_spent": rho_to_epsilon(spent, self.delta - delta_cat),
-            "split": {"range": rho_range, "one_way": rho1, "select": rho_sel if edges else 0.0,
-                      "two_way": rho2 if edges else 0.0},
+            "split": {
+                "range": rho_range,
+                "one_way": rho1,
+                "select": rho_sel if edges else 0.0,
+                "two_way": rho2 if edges else 0.0,
+            },
             "mechanisms": sorted({e["mechanism"] for e in ledger}),
             "noise": noise.name,
             "measurements": ledger,
@@ -308,8 +335,9 @@ class DPSynthesizer:
             outside = ~values.is_in(cats.drop_nulls().to_list()) & (values.is_not_null() if None in domain else True)
             if outside.any():
                 row = int(outside.arg_true()[0])
-                raise SafemicroError(f"value {values[row]!r} is not in the public domain given for the column",
-                                     column=name, row=row)
+                raise SafemicroError(
+                    f"value {values[row]!r} is not in the public domain given for the column", column=name, row=row
+                )
             spec = ColumnSpec(name, "categorical", spec.dtype, [], None in domain, categories=cats.to_list())
             return _Column(spec, "discrete", n_labels=spec.n_codes)
         if name in self.bounds:
@@ -339,20 +367,27 @@ class DPSynthesizer:
 
     def _notes(self, cols: list[_Column]) -> list[str]:
         """What the DP guarantee does not cover, in plain words."""
+
         def named(what: list[str]) -> str:
             return ", ".join(what[:12]) + (f" and {len(what) - 12} more" if len(what) > 12 else "")
 
-        notes = ["column kinds, special codes and which columns have missing values come from the "
-                 "schema (inferred from the data unless given) and are treated as public"]
+        notes = [
+            "column kinds, special codes and which columns have missing values come from the "
+            "schema (inferred from the data unless given) and are treated as public"
+        ]
         by = [c.name for c in cols if c.name == self.by and c.kind == "discrete" and not c.public]
         if by:
-            notes.append(f"the categories of {by[0]} (by) were taken from the data and are not protected "
-                         "(pass domains= to declare a public list)")
+            notes.append(
+                f"the categories of {by[0]} (by) were taken from the data and are not protected "
+                "(pass domains= to declare a public list)"
+            )
         text = [c.name for c in cols if c.spec.kind == "text" and c.name not in self.domains]
         if text:
             notes.append(f"{named(text)}: many distinct values; rare ones are merged and drawn by their noisy counts")
-        for kind, what in (("constant", "copied as is (the value is not protected)"),
-                           ("id", "replaced by new sequential ids")):
+        for kind, what in (
+            ("constant", "copied as is (the value is not protected)"),
+            ("id", "replaced by new sequential ids"),
+        ):
             names = [c.name for c in cols if c.kind == kind]
             if names:
                 notes.append(f"{named(names)}: {what}")
@@ -413,8 +448,15 @@ class DPSynthesizer:
             a, b = pairs[pick]
             component[component == component[b]] = component[a]
             chosen.append((a, b))
-            ledger.append({"what": f"tree edge {r + 1} of {rounds}", "mechanism": "exponential",
-                           "scale": scale, "cells": int(len(alive)), "rho": 1 / (2 * scale**2)})
+            ledger.append(
+                {
+                    "what": f"tree edge {r + 1} of {rounds}",
+                    "mechanism": "exponential",
+                    "scale": scale,
+                    "cells": int(len(alive)),
+                    "rho": 1 / (2 * scale**2),
+                }
+            )
         return chosen
 
     # -- sample ------------------------------------------------------------------------

@@ -137,10 +137,15 @@ def find_range(c: _Column, x: np.ndarray, rho: float, noise: Any, ledger: list, 
     ledger.append(_entry(f"range of {c.name}", "gaussian", sigma, 2 * k + 1))
     clear = np.flatnonzero(noisy > 5 * sigma)  # ~770 buckets: a false alarm is rare
     if not len(clear):
-        notes.append(f"{c.name}: too few numbers to find their range privately; "
-                     "clamped to [0, 1] (pass bounds= to give a public range)")
+        notes.append(
+            f"{c.name}: too few numbers to find their range privately; "
+            "clamped to [0, 1] (pass bounds= to give a public range)"
+        )
         lo, hi = 0.0, 1.0
     else:
-        edge = lambda b, upper: 0.0 if b == k else float(np.sign(b - k) * 2.0 ** steps[abs(b - k) - (upper != (b > k))])
+
+        def edge(b: int, upper: bool) -> float:
+            return 0.0 if b == k else float(np.sign(b - k) * 2.0 ** steps[abs(b - k) - (upper != (b > k))])
+
         lo, hi = edge(int(clear[0]), False), edge(int(clear[-1]), True)
     c.edges = _grid(lo, hi if hi > lo else lo + 1.0, c.integer)

@@ -51,8 +51,9 @@ def _numbers(categories: list[Any], n_fine: int) -> np.ndarray:
     return out
 
 
-def _destinations(hidden: np.ndarray, usable: np.ndarray, weight: np.ndarray,
-                  numbers: np.ndarray, parent: np.ndarray) -> np.ndarray:
+def _destinations(
+    hidden: np.ndarray, usable: np.ndarray, weight: np.ndarray, numbers: np.ndarray, parent: np.ndarray
+) -> np.ndarray:
     """Fine cell each cell's records go to (itself unless hidden); see the module docstring."""
     dest = np.arange(len(hidden))
     released = np.flatnonzero(usable & ~hidden)
@@ -80,8 +81,16 @@ def _destinations(hidden: np.ndarray, usable: np.ndarray, weight: np.ndarray,
     return dest
 
 
-def set_codes(c: _Column, noisy: np.ndarray, sigma: float, threshold: float | None, *,
-              bins: int, compress: float, parent: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def set_codes(
+    c: _Column,
+    noisy: np.ndarray,
+    sigma: float,
+    threshold: float | None,
+    *,
+    bins: int,
+    compress: float,
+    parent: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Group fine cells into bins and codes, hide unreleased categories, and set the weights
     that pick a fine cell within a code. Returns the hidden cells and the empty ones (the
     noisy counts of both are dropped; only hidden ones make a code's 1-way count unknown).
@@ -141,8 +150,7 @@ def load_hierarchy(path: str | os.PathLike[str]) -> tuple[str, str, dict[str, st
     except (OSError, pl.exceptions.PolarsError) as e:
         raise SafemicroError(f"cannot read the hierarchy: {e}", file=str(path)) from None
     if table.width != 2:
-        raise SafemicroError("a hierarchy file has two columns (child, parent), named as in the data",
-                             file=str(path))
+        raise SafemicroError("a hierarchy file has two columns (child, parent), named as in the data", file=str(path))
     child, parent = table.columns
     table = table.drop_nulls().unique(maintain_order=True)
     dup = ~table[child].is_first_distinct()
@@ -152,8 +160,12 @@ def load_hierarchy(path: str | os.PathLike[str]) -> tuple[str, str, dict[str, st
     return child, parent, dict(zip(table[child].to_list(), table[parent].to_list()))
 
 
-def follow_parents(frame: pl.DataFrame, hierarchies: Mapping[str, tuple[str, Mapping[str, str]]],
-                   columns: Mapping[str, _Column], rng: np.random.Generator) -> pl.DataFrame:
+def follow_parents(
+    frame: pl.DataFrame,
+    hierarchies: Mapping[str, tuple[str, Mapping[str, str]]],
+    columns: Mapping[str, _Column],
+    rng: np.random.Generator,
+) -> pl.DataFrame:
     """Make every public hierarchy hold in the synthetic records.
 
     The parent (coarser, so better measured) is kept: a child whose parent differs from the
@@ -166,8 +178,10 @@ def follow_parents(frame: pl.DataFrame, hierarchies: Mapping[str, tuple[str, Map
         mapped = frame[child].cast(pl.String).replace_strict(mapping, default=None, return_dtype=pl.String)
         if c is not None and c.kind == "discrete" and c.spec.categories:
             cats = [str(v) for v in c.spec.categories]
-            cand = pl.DataFrame({"child": cats, "parent": [mapping.get(v) for v in cats],
-                                 "weight": c.weight[: len(cats)]}, schema_overrides={"parent": pl.String})
+            cand = pl.DataFrame(
+                {"child": cats, "parent": [mapping.get(v) for v in cats], "weight": c.weight[: len(cats)]},
+                schema_overrides={"parent": pl.String},
+            )
             cand = cand.filter(pl.col("parent").is_not_null() & (pl.col("weight") > 0)).sort("parent")
             have = frame[parent].cast(pl.String)
             bad = (mapped != have) & have.is_in(cand["parent"].unique().implode())

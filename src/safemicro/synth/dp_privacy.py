@@ -86,9 +86,7 @@ class _Noise:
         """Counts plus independent Gaussian noise of standard deviation sigma."""
         if self.dp is not None:
             dp = self.dp
-            m = dp.m.make_gaussian(
-                dp.vector_domain(dp.atom_domain(T=int)), dp.l2_distance(T=int), scale=float(sigma)
-            )
+            m = dp.m.make_gaussian(dp.vector_domain(dp.atom_domain(T=int)), dp.l2_distance(T=int), scale=float(sigma))
             return np.asarray(m([int(c) for c in counts.ravel()]), dtype=float).reshape(counts.shape)
         return counts + self.rng.normal(0.0, sigma, counts.shape)
 

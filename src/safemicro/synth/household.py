@@ -54,6 +54,7 @@ from safemicro.synth.schema import infer_schema
 
 __all__ = ["HouseholdSynthesizer"]
 
+
 @dataclass
 class _Models:
     households: Any
@@ -172,8 +173,12 @@ class HouseholdSynthesizer(_RosterLayout, _RosterRules):
         later = np.flatnonzero(pos >= 2)
         if len(later):
             frame = self._member_frame(
-                rows.gather(later), pos[later], size[hs[later]], None if heads is None else heads[hs[later]],
-                person.gather(start[later]), person.gather(later - 1),
+                rows.gather(later),
+                pos[later],
+                size[hs[later]],
+                None if heads is None else heads[hs[later]],
+                person.gather(start[later]),
+                person.gather(later - 1),
             )
             frame = pl.concat([frame, person.gather(later)], how="horizontal")
             members_model = _fit(self._model(lead), self._dataset(frame), self._member_fixed, known, int(seeds[2]))
@@ -215,7 +220,9 @@ class HouseholdSynthesizer(_RosterLayout, _RosterRules):
             source = name.removeprefix(_HEAD).removeprefix(_PREV)
             meta = self._meta(source)
             if meta is None:
-                meta = VariableMeta(name=name, measure="ordinal" if name in (_SIZE, _HEADS, _POS, _LEFT, _HLEFT) else "unknown")
+                meta = VariableMeta(
+                    name=name, measure="ordinal" if name in (_SIZE, _HEADS, _POS, _LEFT, _HLEFT) else "unknown"
+                )
             variables[name] = replace(
                 meta,
                 name=name,
@@ -297,8 +304,12 @@ class HouseholdSynthesizer(_RosterLayout, _RosterRules):
             at_head = np.searchsorted(act, act_k)
             pos = np.full(len(act_k), k, dtype=np.int64)
             cond = self._member_frame(
-                pred.gather(act_k), pos, size[act_k], None if heads is None else heads[act_k],
-                first.gather(at_head), prev.gather(np.searchsorted(prev_act, act_k)),
+                pred.gather(act_k),
+                pos,
+                size[act_k],
+                None if heads is None else heads[act_k],
+                first.gather(at_head),
+                prev.gather(np.searchsorted(prev_act, act_k)),
             )
             must = heads[act_k] >= k if heads is not None else None
             ages = None

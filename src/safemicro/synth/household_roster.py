@@ -21,7 +21,16 @@ _HEAD, _PREV = _P + "head_", _P + "prev_"
 
 # Usual names (any case) of the relationship-to-head and member line-number columns,
 # used when the caller does not name them.
-RELATIONSHIP_NAMES = ("relationship", "relation", "relat", "rel_head", "relhead", "reltohead", "relationship_to_head", "hhrel")
+RELATIONSHIP_NAMES = (
+    "relationship",
+    "relation",
+    "relat",
+    "rel_head",
+    "relhead",
+    "reltohead",
+    "relationship_to_head",
+    "hhrel",
+)
 ORDER_NAMES = ("line_no", "lineno", "line", "line_number", "member_no", "memberno", "person_no", "pernum")
 
 # Column kinds that never condition other columns: identifiers, free text, constants.
@@ -48,19 +57,25 @@ class _RosterLayout:
         try:
             both = pl.concat([households.frame.select(hid), persons.frame.select(hid)], how="vertical_relaxed")[hid]
         except pl.exceptions.PolarsError:
-            raise SafemicroError("the household id has different types in the household and person files", column=hid) from None
+            raise SafemicroError(
+                "the household id has different types in the household and person files", column=hid
+            ) from None
         codes = _id_codes(both, None)
         hh_codes, p_codes = codes[: households.n], codes[households.n :]
         _, first = np.unique(hh_codes, return_index=True)
         if len(first) < households.n:
             row = int(np.setdiff1d(np.arange(households.n), first)[0])
-            raise SafemicroError("household id appears twice in the household file", column=hid, row=row, file=households.source)
+            raise SafemicroError(
+                "household id appears twice in the household file", column=hid, row=row, file=households.source
+            )
         seen = np.full(codes.max() + 1, -1, dtype=np.int64)
         seen[hh_codes] = np.arange(households.n)
         h = seen[p_codes]
         if (h < 0).any():
             row = int(np.argmax(h < 0))
-            raise SafemicroError("person's household id is not in the household file", column=hid, row=row, file=persons.source)
+            raise SafemicroError(
+                "person's household id is not in the household file", column=hid, row=row, file=persons.source
+            )
         return h, households.n
 
     def _roster_columns(self, persons: Dataset, h: np.ndarray) -> tuple[str | None, str | None]:
@@ -74,7 +89,9 @@ class _RosterLayout:
                 self.notes.append(f"relationship to the head: {rel!r} (by its name)")
         if order is None:
             first = _first_rows(h, int(h.max()) + 1)[h]
-            found = [c for k, c in names.items() if k in ORDER_NAMES and c != rel and _differs(persons.frame[c], first).any()]
+            found = [
+                c for k, c in names.items() if k in ORDER_NAMES and c != rel and _differs(persons.frame[c], first).any()
+            ]
             if found:
                 order = found[0]
                 self.notes.append(f"members ordered by {order!r} (by its name)")
@@ -113,7 +130,9 @@ class _RosterLayout:
                     if c not in persons.columns:
                         raise SafemicroError("household_level names a column the data do not have", column=c)
                     if c in special:
-                        raise SafemicroError("the household id, person order and relationship cannot be household-level", column=c)
+                        raise SafemicroError(
+                            "the household id, person order and relationship cannot be household-level", column=c
+                        )
                     bad = _differs(frame[c], first[h])
                     if bad.any():
                         row = int(np.argmax(bad))
@@ -142,7 +161,9 @@ class _RosterLayout:
         if code is None:
             code = _infer_head_code(col, h)
             if code is None:
-                raise SafemicroError("cannot tell the head's code (no value occurs once in most households); give head_code", column=rel)
+                raise SafemicroError(
+                    "cannot tell the head's code (no value occurs once in most households); give head_code", column=rel
+                )
             self.notes.append(f"head code of {rel!r}: {code!r} (occurs once in most households)")
         if col.dtype.is_numeric() and not isinstance(code, (int, float, np.integer, np.floating)):
             raise SafemicroError(f"head_code {code!r} is not a number but the column is numeric", column=rel)

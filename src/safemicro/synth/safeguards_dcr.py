@@ -103,9 +103,7 @@ def _kinds(frame: pl.DataFrame, kinds: Mapping[str, str] | None) -> dict[str, st
     return dict(kinds)
 
 
-def nearest_distances(
-    reference: Frame, *queries: Frame, kinds: Mapping[str, str] | None = None
-) -> list[np.ndarray]:
+def nearest_distances(reference: Frame, *queries: Frame, kinds: Mapping[str, str] | None = None) -> list[np.ndarray]:
     """DCR: for each query frame, the distance from each record to its closest ``reference``
     record, all in one embedding fitted on the reference."""
     r = _frame(reference)

@@ -117,8 +117,9 @@ def _k(n: int, frac: float, k: int | None, multiple: int) -> int:
         k = min(int(frac * n), MAX_K)
     k = min(int(k), n // (multiple + 2))
     if k < 1:
-        raise SafemicroError(f"{n} training records are too few for the Q_δ bootstrap "
-                             f"(it needs {multiple + 2} disjoint shares)")
+        raise SafemicroError(
+            f"{n} training records are too few for the Q_δ bootstrap (it needs {multiple + 2} disjoint shares)"
+        )
     return k
 
 
@@ -164,8 +165,9 @@ def q_delta_null(
     return _null(_TrainDistances(emb), k, multiple, n_boot, rng, delta, m)
 
 
-def q_delta_threshold(train: Frame, *, n_boot: int = 100, frac: float = FRAC, quantile: float = 0.95,
-                      seed: int | None = None, **kw: Any) -> float:
+def q_delta_threshold(
+    train: Frame, *, n_boot: int = 100, frac: float = FRAC, quantile: float = 0.95, seed: int | None = None, **kw: Any
+) -> float:
     """τ: the ``quantile`` (95 %) of the bootstrap null of Q_δ (:func:`q_delta_null`)."""
     return float(np.quantile(q_delta_null(train, n_boot=n_boot, frac=frac, seed=seed, **kw), quantile))
 

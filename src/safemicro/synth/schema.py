@@ -134,9 +134,7 @@ class Schema:
 # -- inference ----------------------------------------------------------------------------
 
 
-def infer_schema(
-    ds: Dataset, *, roles: Roles | None = None, max_categories: int = MAX_CATEGORIES
-) -> Schema:
+def infer_schema(ds: Dataset, *, roles: Roles | None = None, max_categories: int = MAX_CATEGORIES) -> Schema:
     """Infer how to model each column of ``ds`` (see the module docstring)."""
     if max_categories < 2:
         raise SafemicroError("max_categories must be at least 2")
@@ -153,9 +151,7 @@ def infer_schema(
     return schema
 
 
-def _infer_column(
-    s: pl.Series, meta: VariableMeta, is_id: bool, max_categories: int, notes: list[str]
-) -> ColumnSpec:
+def _infer_column(s: pl.Series, meta: VariableMeta, is_id: bool, max_categories: int, notes: list[str]) -> ColumnSpec:
     name, dtype = s.name, s.dtype
     if is_id:
         return ColumnSpec(name, "id", dtype, has_missing=s.null_count() > 0)
@@ -309,9 +305,7 @@ def _infer_string(s: pl.Series, meta: VariableMeta, max_categories: int, has_mis
         if nums.abs().max() < _EXACT_FLOAT:
             codes = [c for c in dict.fromkeys(str(v) for v in meta.missing_values) if c in set(order)]
             whole = bool((nums == nums.floor()).all())
-            return ColumnSpec(
-                name, "numeric", dtype, tokens + codes, has_missing, integral=whole, number_format=fmt
-            )
+            return ColumnSpec(name, "numeric", dtype, tokens + codes, has_missing, integral=whole, number_format=fmt)
     if _all_distinct(values, len(s)):
         return ColumnSpec(name, "id", dtype)
     cats = distinct.sort().to_list()
@@ -320,7 +314,7 @@ def _infer_string(s: pl.Series, meta: VariableMeta, max_categories: int, has_mis
 
 
 def _number_format(strings: pl.Series) -> str | None:
-    """"int" or "float" if every string is exactly how polars writes that number back."""
+    """ "int" or "float" if every string is exactly how polars writes that number back."""
     as_int = strings.cast(pl.Int64, strict=False)
     if as_int.null_count() == 0 and (as_int.cast(pl.String) == strings).all():
         return "int"

@@ -78,8 +78,10 @@ def synthesize(
     """
     if plan is not None and not isinstance(plan, Plan):
         plan = load_plan(plan)
-    dataset = read(data) if isinstance(data, (str, os.PathLike)) else (
-        data if isinstance(data, Dataset) else from_frame(data)
+    dataset = (
+        read(data)
+        if isinstance(data, (str, os.PathLike))
+        else (data if isinstance(data, Dataset) else from_frame(data))
     )
     roles = plan.roles if plan is not None else Roles()
     if plan is not None:
@@ -160,8 +162,11 @@ def synthesize(
     notes += list(getattr(model, "notes", []))
     report = {
         "safemicro_version": __version__,
-        "input": {"file": dataset.source and Path(dataset.source).name, "n_records": dataset.n,
-                  "variables": dataset.columns},
+        "input": {
+            "file": dataset.source and Path(dataset.source).name,
+            "n_records": dataset.n,
+            "variables": dataset.columns,
+        },
         "method": method,
         "params": params,
         "seed": seed,
@@ -187,7 +192,9 @@ def _model(epsilon: float | None, delta: float, household: str | None, roles: Ro
 
         tables = [load_hierarchy(p) for p in hierarchies or []]
         model = DPSynthesizer(epsilon, delta, hierarchies={c: (p, m) for c, p, m in tables})
-        params = {"epsilon": epsilon, "delta": delta} | ({"hierarchies": [[c, p] for c, p, _ in tables]} if tables else {})
+        params = {"epsilon": epsilon, "delta": delta} | (
+            {"hierarchies": [[c, p] for c, p, _ in tables]} if tables else {}
+        )
         return model, "mst", params
     if household is not None:
         from safemicro.synth.household import HouseholdSynthesizer

@@ -6,6 +6,7 @@ intervals, correlations and regressions — and :func:`compare`, which gathers t
 utility section of the report.
 """
 
+from safemicro.risk.numeric import interval_disclosure
 from safemicro.utility.compare import compare
 from safemicro.utility.design import Design, make_design
 from safemicro.utility.estimates import ci_overlap, compare_indicator, estimate
@@ -18,7 +19,6 @@ from safemicro.utility.numeric import (
     numeric_loss,
     quantiles,
 )
-from safemicro.risk.numeric import interval_disclosure
 from safemicro.utility.tables import hellinger, joint_codes, pair_distances, tvd
 
 __all__ = [

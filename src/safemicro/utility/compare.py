@@ -23,13 +23,13 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
+from safemicro.jsonable import json_value
 from safemicro.methods.base import ROW_ID, cells_differ
 from safemicro.plan import Roles, Utility
 from safemicro.utility.design import Design, make_design
 from safemicro.utility.estimates import compare_indicator
 from safemicro.utility.models import compare_regression
 from safemicro.utility.numeric import QUANTILE_PROBS, numeric_loss, quantiles
-from safemicro.jsonable import json_value
 from safemicro.utility.tables import (
     JointCodes,
     distances,
@@ -55,20 +55,26 @@ def _align(original: Dataset, released: Dataset) -> tuple[np.ndarray | None, str
         for what, s, ds in (("original", ids, original), ("released", rel, released)):
             if s.null_count():
                 raise SafemicroError(
-                    f"the {what} data has rows without a row id", column=ROW_ID, file=ds.source,
+                    f"the {what} data has rows without a row id",
+                    column=ROW_ID,
+                    file=ds.source,
                     row=int(np.argmax(s.is_null().to_numpy())) + 1,
                 )
             if s.is_duplicated().any():
                 raise SafemicroError(
-                    f"the {what} data has duplicated row ids", column=ROW_ID, file=ds.source,
+                    f"the {what} data has duplicated row ids",
+                    column=ROW_ID,
+                    file=ds.source,
                     row=int(np.argmax(s.is_duplicated().to_numpy())) + 1,
                 )
         lookup = pl.DataFrame({"id": ids, "pos": pl.int_range(original.n, eager=True, dtype=pl.Int64)})
         pos = pl.DataFrame({"id": rel}).join(lookup, on="id", how="left", maintain_order="left")["pos"]
         if pos.null_count():
             raise SafemicroError(
-                "a released row has a row id the original does not have", column=ROW_ID,
-                file=released.source, row=int(np.argmax(pos.is_null().to_numpy())) + 1,
+                "a released row has a row id the original does not have",
+                column=ROW_ID,
+                file=released.source,
+                row=int(np.argmax(pos.is_null().to_numpy())) + 1,
             )
         idx = pos.to_numpy()
         if len(idx) == original.n and np.array_equal(idx, np.arange(original.n)):
@@ -96,7 +102,9 @@ def _weights(ds: Dataset, name: str) -> np.ndarray:
         row = int(np.argmax(bad))
         raise SafemicroError(
             "weight is missing" if np.isnan(arr[row]) else f"weight must be non-negative, found {arr[row]}",
-            column=name, file=ds.source, row=row + 1,
+            column=name,
+            file=ds.source,
+            row=row + 1,
         )
     return arr
 
@@ -315,6 +323,7 @@ def compare(
 
     numeric: dict[str, Any] = {"variables": numeric_cols}
     if numeric_cols:
+
         def matrix(ds: Dataset, rows) -> np.ndarray:
             return np.column_stack(
                 [_take(_numbers(ds, c), rows).cast(pl.Float64).fill_null(np.nan).to_numpy() for c in numeric_cols]
@@ -327,9 +336,7 @@ def compare(
     before = (original, _design(original, roles, w_o, original, None))
     after = (released, _design(released, roles, w_r, original, idx))
     if before[1].single_psu_strata:
-        notes.append(
-            f"{before[1].single_psu_strata} strata have a single PSU; they add nothing to the variances"
-        )
+        notes.append(f"{before[1].single_psu_strata} strata have a single PSU; they add nothing to the variances")
     indicators: list[dict[str, Any]] = []
     for ind in utility.indicators:
         rows, more = compare_indicator(ind, before, after, level=level)
@@ -354,7 +361,11 @@ def compare(
             "cluster": roles.cluster,
             "variance": "Taylor linearisation, with-replacement ultimate-cluster approximation"
             if roles.strata or roles.cluster
-            else ("weighted simple random sampling with replacement" if roles.weight else "simple random sampling with replacement"),
+            else (
+                "weighted simple random sampling with replacement"
+                if roles.weight
+                else "simple random sampling with replacement"
+            ),
             "confidence_level": level,
             "strata_count": len(before[1].n_psu),
             "psu_count": before[1].n_psus,

@@ -16,9 +16,9 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
+from safemicro.jsonable import json_value
 from safemicro.plan import Indicator
 from safemicro.utility.design import Design, ratio_estimates, z_value
-from safemicro.jsonable import json_value
 from safemicro.utility.tables import joint_codes, value_label
 
 __all__ = ["ci_overlap", "compare_indicator", "comparison", "estimate"]
@@ -117,8 +117,13 @@ def _side(est: dict[str, np.ndarray] | None, idx: tuple) -> dict[str, Any] | Non
 
 def comparison(before: dict | None, after: dict | None) -> dict[str, Any]:
     """Difference, relative difference and interval overlap of two estimate dicts."""
-    out: dict[str, Any] = {"before": before, "after": after, "difference": None,
-                           "relative_difference": None, "ci_overlap": None}
+    out: dict[str, Any] = {
+        "before": before,
+        "after": after,
+        "difference": None,
+        "relative_difference": None,
+        "ci_overlap": None,
+    }
     if not before or not after or before["estimate"] is None or after["estimate"] is None:
         return out
     diff = after["estimate"] - before["estimate"]
@@ -156,7 +161,9 @@ def compare_indicator(
     title = indicator.label or (f"{indicator.kind} of {var}" + (f" by {by}" if by else ""))
     for name in [var] + ([by] if by else []):
         if name not in ds_b.columns:
-            raise SafemicroError(f"indicator {title!r} names {name!r}, which is not a column of the original data", column=name)
+            raise SafemicroError(
+                f"indicator {title!r} names {name!r}, which is not a column of the original data", column=name
+            )
     has_after = all(name in ds_a.columns for name in [var] + ([by] if by else []))
     if not has_after:
         notes.append(f"{title}: not computable on the release ({var if var not in ds_a.columns else by} removed)")
@@ -183,9 +190,7 @@ def compare_indicator(
         if indicator.value is not None:
             pick = _matches(jc.values, indicator.value, ds_b, var)
             if len(pick) == 0:
-                raise SafemicroError(
-                    f"indicator {title!r}: {indicator.value!r} is not a value of {var!r}", column=var
-                )
+                raise SafemicroError(f"indicator {title!r}: {indicator.value!r} is not a value of {var!r}", column=var)
             cat_idx = pick[:1]
         else:
             cat_idx = np.arange(jc.card)
@@ -207,7 +212,7 @@ def compare_indicator(
 
     rows: list[dict[str, Any]] = []
     for d, dom_value in enumerate(domains):
-        for c in (cat_idx if cat_idx is not None else [None]):
+        for c in cat_idx if cat_idx is not None else [None]:
             idx = (d, c) if c is not None else (d,)
             b, a = _side(est_b, idx), _side(est_a, idx)
             if c is not None and indicator.value is None and _zero(b) and _zero(a):

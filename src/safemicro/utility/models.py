@@ -138,7 +138,9 @@ def _predictors(
         jc = joint_codes(before, after)
         seen = np.flatnonzero(np.bincount(jc.before, minlength=jc.card + 1)[1:]) + 1
         reference = int(seen[0]) if len(seen) else 1
-        if ds_a is not None and not np.array_equal(seen, np.flatnonzero(np.bincount(jc.after, minlength=jc.card + 1)[1:]) + 1):
+        if ds_a is not None and not np.array_equal(
+            seen, np.flatnonzero(np.bincount(jc.after, minlength=jc.card + 1)[1:]) + 1
+        ):
             notes.append(
                 f"regression of {reg.outcome}: {name} has other categories in the release (recoded, "
                 "suppressed or sampled away); coefficients of categories on one side only are not compared"
@@ -230,8 +232,7 @@ def compare_regression(
             notes.append(f"regression of {reg.outcome}: the logistic fit on the {label} did not converge")
     z = z_value(level)
     coefficients = [
-        {"term": term} | comparison(_coef_side(fit_b, j, z), _coef_side(fit_a, j, z))
-        for j, term in enumerate(terms)
+        {"term": term} | comparison(_coef_side(fit_b, j, z), _coef_side(fit_a, j, z)) for j, term in enumerate(terms)
     ]
     overlaps = [c["ci_overlap"] for c in coefficients if c["ci_overlap"] is not None]
     return {

@@ -37,9 +37,7 @@ def _pair(x, x_released) -> tuple[np.ndarray, np.ndarray]:
     a = a.reshape(-1, 1) if a.ndim == 1 else a
     b = b.reshape(-1, 1) if b.ndim == 1 else b
     if a.ndim != 2 or a.shape != b.shape:
-        raise SafemicroError(
-            f"original and released values must have the same shape, got {a.shape} and {b.shape}"
-        )
+        raise SafemicroError(f"original and released values must have the same shape, got {a.shape} and {b.shape}")
     return a, b
 
 

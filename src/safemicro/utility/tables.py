@@ -85,7 +85,6 @@ class JointCodes:
         )
 
 
-
 def common_dtypes(series: list[pl.Series]) -> list[pl.Series]:
     """The same column from several frames, all in one dtype (see :func:`common_dtype`)."""
     out = [series[0]]
@@ -95,6 +94,7 @@ def common_dtypes(series: list[pl.Series]) -> list[pl.Series]:
             out = [common_dtype(x, s)[0] for x in out]
         out.append(b)
     return out
+
 
 def joint_codes(before: pl.Series, after: pl.Series) -> JointCodes:
     """Encode two columns (nulls = missing) in one code space ordered by value."""

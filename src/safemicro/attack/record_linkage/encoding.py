@@ -49,9 +49,13 @@ def _encode(release: pl.DataFrame, aux: pl.DataFrame, on: Sequence[str], numeric
             a_num.append(np.full(aux.height, np.nan))
             is_num.append(False)
     return _Encoded(
-        columns=list(on), numeric=is_num,
-        r_codes=np.column_stack(r_codes), a_codes=np.column_stack(a_codes), cards=cards,
-        r_num=np.column_stack(r_num), a_num=np.column_stack(a_num),
+        columns=list(on),
+        numeric=is_num,
+        r_codes=np.column_stack(r_codes),
+        a_codes=np.column_stack(a_codes),
+        cards=cards,
+        r_num=np.column_stack(r_num),
+        a_num=np.column_stack(a_num),
     )
 
 
@@ -123,8 +127,11 @@ def _truth_rows(release_ids: pl.Series | None, aux_ids: pl.Series | None, n_aux:
     r, a = common_dtype(release_ids, aux_ids)
     if r.is_duplicated().any():
         dup = np.flatnonzero(r.is_duplicated().to_numpy())[0]
-        raise SafemicroError("identity repeated in the released file: true identities must be "
-                             "unique per record", column=release_ids.name, row=int(dup) + 1)
+        raise SafemicroError(
+            "identity repeated in the released file: true identities must be unique per record",
+            column=release_ids.name,
+            row=int(dup) + 1,
+        )
     left = pl.DataFrame({"id": r, "row": pl.int_range(0, len(r), eager=True)})
     mapped = pl.DataFrame({"id": a}).join(left, on="id", how="left", maintain_order="left")
     return mapped.get_column("row").fill_null(-1).to_numpy().astype(np.int64)

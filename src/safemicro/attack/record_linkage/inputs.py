@@ -73,13 +73,17 @@ def check_inputs(
                 row = int(idx[0]) + 1 if len(idx) else None
             raise SafemicroError(
                 f"type mismatch: {kr} in the release, {ka} in the auxiliary file",
-                file=aux_file, column=name, row=row,
+                file=aux_file,
+                column=name,
+                row=row,
             )
         if release.get_column(name).null_count() == release.height:
             raise SafemicroError("the column is missing for every released record", file=release_file, column=name)
 
 
-def combine_auxiliary(frames: Sequence[pl.DataFrame], on: str, *, files: Sequence[str | None] | None = None) -> pl.DataFrame:
+def combine_auxiliary(
+    frames: Sequence[pl.DataFrame], on: str, *, files: Sequence[str | None] | None = None
+) -> pl.DataFrame:
     """The mosaic: auxiliary files joined on the intruder's identifier ``on`` (full join).
 
     A column held by several files takes the first file's value where it has one, else the
@@ -94,16 +98,20 @@ def combine_auxiliary(frames: Sequence[pl.DataFrame], on: str, *, files: Sequenc
             raise SafemicroError("the auxiliary file has no records", file=file)
         dup = frame.get_column(on).is_duplicated().to_numpy()
         if dup.any():
-            raise SafemicroError("identifier repeated in the auxiliary file", file=file, column=on,
-                                 row=int(np.flatnonzero(dup)[0]) + 1)
+            raise SafemicroError(
+                "identifier repeated in the auxiliary file", file=file, column=on, row=int(np.flatnonzero(dup)[0]) + 1
+            )
         if out is None:
             out = frame
             continue
         shared = [c for c in frame.columns if c in out.columns and c != on]
         for c in shared:
             if _kind(out.schema[c]) != _kind(frame.schema[c]):
-                raise SafemicroError(f"type mismatch between auxiliary files: {_kind(out.schema[c])} "
-                                     f"and {_kind(frame.schema[c])}", file=file, column=c)
+                raise SafemicroError(
+                    f"type mismatch between auxiliary files: {_kind(out.schema[c])} and {_kind(frame.schema[c])}",
+                    file=file,
+                    column=c,
+                )
         left_id, right_id = common_dtype(out.get_column(on), frame.get_column(on))
         right = frame.with_columns(right_id.alias(on)).rename({c: f"{c}__right" for c in shared})
         joined = out.with_columns(left_id.alias(on)).join(right, on=on, how="full", coalesce=True)

@@ -84,7 +84,12 @@ def _pattern_ids(agree: np.ndarray, observed: np.ndarray) -> np.ndarray:
 
 
 def fellegi_sunter_em(
-    patterns: np.ndarray, weights: np.ndarray, m: int, *, p0: float = 0.01, iterations: int = 500,
+    patterns: np.ndarray,
+    weights: np.ndarray,
+    m: int,
+    *,
+    p0: float = 0.01,
+    iterations: int = 500,
     tol: float = 1e-9,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """m- and u-probabilities of agreement per column and the match share p, by EM.
@@ -158,11 +163,17 @@ def _pairwise(
                 counts[pid] = counts.get(pid, 0.0) + s
         pats = np.array(sorted(counts), dtype=np.int64)
         n_pairs = float(sum(counts.values()))
-        mm, uu, p = fellegi_sunter_em(pats, np.array([counts[k] for k in pats.tolist()]), m,
-                                      p0=min(n_a, len(enc.r_codes)) / max(n_pairs, 1.0))
+        mm, uu, p = fellegi_sunter_em(
+            pats, np.array([counts[k] for k in pats.tolist()]), m, p0=min(n_a, len(enc.r_codes)) / max(n_pairs, 1.0)
+        )
         prior = float(min(1.0, p * n_pairs / max(n_a, 1)))
-        info = {"m": dict(zip(enc.columns, mm.tolist())), "u": dict(zip(enc.columns, uu.tolist())),
-                "match_share": p, "candidate_pairs": n_pairs, "match_prior": prior}
+        info = {
+            "m": dict(zip(enc.columns, mm.tolist())),
+            "u": dict(zip(enc.columns, uu.tolist())),
+            "match_share": p,
+            "candidate_pairs": n_pairs,
+            "match_prior": prior,
+        }
         w_agree, w_dis = np.log(mm / uu), np.log((1 - mm) / (1 - uu))
 
     def score(ai, ri):
@@ -187,7 +198,8 @@ def _pairwise(
             shift = np.where(np.isfinite(best[ai]), np.maximum(best[ai], top), top)
             # running Σ count·exp(score) kept relative to the best score so far
             total[ai] = total[ai] * np.exp(np.where(np.isfinite(best[ai]), best[ai] - shift, 0.0)) + (
-                c * np.exp(s - shift[:, None])).sum(axis=1)
+                c * np.exp(s - shift[:, None])
+            ).sum(axis=1)
         k_top = (tie * c).sum(axis=1)
         same = np.abs(top - best[ai]) <= 1e-9
         n_best[ai] = np.where(better, k_top, np.where(same, n_best[ai] + k_top, n_best[ai]))
@@ -234,6 +246,13 @@ def _pairwise(
         else:
             hit = t_scores >= b - 1e-9
         true_in[rows_a] = hit & blocks_ok & np.isfinite(b)
-    out = LinkOutcome(method, n_cand[a_inv], n_best[a_inv], conf[a_inv], true_in & (n_best[a_inv] > 0),
-                      has, np.where(claim[a_inv] >= 0, r_rep[np.maximum(claim[a_inv], 0)], -1))
+    out = LinkOutcome(
+        method,
+        n_cand[a_inv],
+        n_best[a_inv],
+        conf[a_inv],
+        true_in & (n_best[a_inv] > 0),
+        has,
+        np.where(claim[a_inv] >= 0, r_rep[np.maximum(claim[a_inv], 0)], -1),
+    )
     return out, info

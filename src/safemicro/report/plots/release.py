@@ -65,9 +65,11 @@ def risk_overlay_svg(
 
     Each histogram is ``{"edges": [...], "counts": [...]}`` with positive edges.
     """
-    hists = [(h, label, colour) for h, label, colour in
-             ((_histogram(before), "before", BEFORE), (_histogram(after), "after", AFTER))
-             if h is not None]
+    hists = [
+        (h, label, colour)
+        for h, label, colour in ((_histogram(before), "before", BEFORE), (_histogram(after), "after", AFTER))
+        if h is not None
+    ]
     if not hists:
         return None
     used = [e[np.r_[c > 0, False] | np.r_[False, c > 0]] for (e, c), _, _ in hists]
@@ -128,8 +130,15 @@ def risk_range_svg(
             ax.plot([med, mx], [y, y], color=colour, linewidth=2.5, solid_capstyle="round")
             ax.plot([med], [y], "o", color=colour, markersize=7, label="median" if y == 0 else None)
             if spread:
-                ax.plot([spread], [y], "|", color=INK, markersize=12, markeredgewidth=1.5,
-                        label="median + 2·MAD" if y == 0 else None)
+                ax.plot(
+                    [spread],
+                    [y],
+                    "|",
+                    color=INK,
+                    markersize=12,
+                    markeredgewidth=1.5,
+                    label="median + 2·MAD" if y == 0 else None,
+                )
             ax.plot([mx], [y], "D", color=colour, markersize=6, label="maximum" if y == 0 else None)
         ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)])
         ax.set_ylim(-0.6, len(rows) - 0.4)
@@ -185,9 +194,16 @@ def violations_before_after_svg(
             top = max(top, *heights)
             bars = ax.bar(x + shift, heights, width=0.38, color=colour, label=label)
             for bar, h in zip(bars, heights):
-                ax.annotate(_count_fmt(h), (bar.get_x() + bar.get_width() / 2, h), xytext=(0, 2),
-                            textcoords="offset points", ha="center", va="bottom", fontsize=7.5,
-                            color=INK)
+                ax.annotate(
+                    _count_fmt(h),
+                    (bar.get_x() + bar.get_width() / 2, h),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7.5,
+                    color=INK,
+                )
         ax.set_ylim(0, top * 1.18 + 1)
         ax.set_xticks(x, [f"k = {_plain(k)}" + (" (target)" if str(target_k) == k else "") for k in ks])
         ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
@@ -220,8 +236,15 @@ def changes_per_variable_svg(suppressed: Mapping | None, changed: Mapping | None
         if other.any():
             ax.barh(y, other, left=s, color=AFTER, height=0.65, label="otherwise changed")
         for yi, total in zip(y, s + other):
-            ax.annotate(_count_fmt(total), (total, yi), xytext=(3, 0), textcoords="offset points",
-                        va="center", fontsize=7.5, color=INK)
+            ax.annotate(
+                _count_fmt(total),
+                (total, yi),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7.5,
+                color=INK,
+            )
         ax.set_yticks(y, [_plain(n) for n in names])
         ax.set_xlim(0, max(float((s + other).max()), 1.0) * 1.15)
         ax.xaxis.set_major_formatter(FuncFormatter(_count_fmt))
@@ -279,8 +302,13 @@ def marginals_before_after_svg(marginals: Mapping | None, *, top: int = 12) -> s
                 if values is not None:
                     ax.bar(x + shift, values, width=0.4, color=colour, label=label)
             tilt = len(cats) > 5 or max(len(c) for c in cats) > 8
-            ax.set_xticks(x, [_plain(_short(c)) for c in cats], fontsize=7,
-                          rotation=40 if tilt else 0, ha="right" if tilt else "center")
+            ax.set_xticks(
+                x,
+                [_plain(_short(c)) for c in cats],
+                fontsize=7,
+                rotation=40 if tilt else 0,
+                ha="right" if tilt else "center",
+            )
             ax.set_title(_plain(name), loc="left", fontsize=9)
             ax.set_ylabel("% of records", fontsize=7.5)
             ax.grid(axis="x", visible=False)
@@ -304,8 +332,10 @@ def quantiles_before_after_svg(quantiles: Mapping | None) -> str | None:
             continue
         try:
             p = np.asarray(body.get("probs"), dtype=float)
-            series = [(np.asarray(body.get(side), dtype=float) if body.get(side) is not None else None)
-                      for side in ("before", "after")]
+            series = [
+                (np.asarray(body.get(side), dtype=float) if body.get(side) is not None else None)
+                for side in ("before", "after")
+            ]
         except (TypeError, ValueError):
             continue
         if p.ndim != 1 or not p.size or all(s is None or s.shape != p.shape for s in series):

@@ -72,11 +72,9 @@ def risk_distribution_svg(
     with rc_context(_RC):
         fig = _new_figure(6.8, 3.3)
         ax = fig.add_subplot()
-        ax.hist(positive, bins=bins, color=BLUE, alpha=0.85, label="individual risk",
-                edgecolor="white", linewidth=0.4)
+        ax.hist(positive, bins=bins, color=BLUE, alpha=0.85, label="individual risk", edgecolor="white", linewidth=0.4)
         if hh is not None and (hh > 0).any():
-            ax.hist(hh[hh > 0], bins=bins, histtype="step", color=TEAL, linewidth=1.4,
-                    label="household risk")
+            ax.hist(hh[hh > 0], bins=bins, histtype="step", color=TEAL, linewidth=1.4, label="household risk")
         ax.set_xscale("log")
         ax.set_xlim(lo, hi)
         ax.xaxis.set_major_formatter(FuncFormatter(_risk_tick))
@@ -84,11 +82,15 @@ def risk_distribution_svg(
         ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
         ax.axvline(rule, color=RED, linestyle="--", linewidth=1.2, label=f"{rule:g} rule")
         if target and target > 0:
-            ax.axvline(target, color=AMBER, linestyle="-", linewidth=1.4,
-                       label=f"target {target:g}")
+            ax.axvline(target, color=AMBER, linestyle="-", linewidth=1.4, label=f"target {target:g}")
         if risky_threshold and risky_threshold > 0:
-            ax.axvline(risky_threshold, color=MUTED, linestyle=":", linewidth=1.2,
-                       label=f"median + 2·MAD = {risky_threshold:.3g}")
+            ax.axvline(
+                risky_threshold,
+                color=MUTED,
+                linestyle=":",
+                linewidth=1.2,
+                label=f"median + 2·MAD = {risky_threshold:.3g}",
+            )
         ax.set_xlabel("individual re-identification risk (log scale)")
         ax.set_ylabel("records")
         title = "Distribution of individual risk"
@@ -113,9 +115,7 @@ def violations_by_k(records: pl.DataFrame | None, max_k: int = 10) -> list[tuple
     return [(k, int((fk < k).sum())) for k in range(1, max_k + 1)]
 
 
-def violations_by_k_svg(
-    records: pl.DataFrame | None, *, target_k: int | None = None, max_k: int = 10
-) -> str | None:
+def violations_by_k_svg(records: pl.DataFrame | None, *, target_k: int | None = None, max_k: int = 10) -> str | None:
     """Bar chart: records violating k-anonymity (fk < k) for k = 1..max_k."""
     rows = violations_by_k(records, max_k)
     if rows is None:
@@ -130,9 +130,16 @@ def violations_by_k_svg(
         bars = ax.bar(ks, counts, color=colours, width=0.7)
         top = max(counts) if counts else 0
         for bar, c in zip(bars, counts):
-            ax.annotate(f"{c:,}", (bar.get_x() + bar.get_width() / 2, c),
-                        xytext=(0, 2), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=7.5, color=INK)
+            ax.annotate(
+                f"{c:,}",
+                (bar.get_x() + bar.get_width() / 2, c),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=7.5,
+                color=INK,
+            )
         ax.set_ylim(0, top * 1.15 + 1)
         ax.set_xticks(ks)
         ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
@@ -179,9 +186,15 @@ def suda_contribution_svg(contributions: Mapping[str, float] | None) -> str | No
         bars = ax.barh(range(len(items)), values, color=TEAL, height=0.65)
         ax.set_yticks(range(len(items)), names)
         for bar, v in zip(bars, values):
-            ax.annotate(f"{v:.1f} %", (v, bar.get_y() + bar.get_height() / 2),
-                        xytext=(3, 0), textcoords="offset points",
-                        va="center", fontsize=7.5, color=INK)
+            ax.annotate(
+                f"{v:.1f} %",
+                (v, bar.get_y() + bar.get_height() / 2),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7.5,
+                color=INK,
+            )
         ax.set_xlim(0, max(max(values), 1e-9) * 1.15)
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("share of the total SUDA score involving the variable (%)")
@@ -242,8 +255,16 @@ def household_size_svg(sizes: Mapping[str, int] | None, *, large: int | None = 1
             ax.set_xticks(x[::step], labels[::step])
         if len(items) <= 30:
             for xi, c in zip(x, counts):
-                ax.annotate(f"{c:,}", (xi, c), xytext=(0, 2), textcoords="offset points",
-                            ha="center", va="bottom", fontsize=7.5, color=INK)
+                ax.annotate(
+                    f"{c:,}",
+                    (xi, c),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7.5,
+                    color=INK,
+                )
             ax.set_ylim(0, max(counts) * 1.15 + 1)
         ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
         ax.grid(axis="x", visible=False)

@@ -41,8 +41,10 @@ def _text(value: Any) -> str:
 
 def _params(params: Any) -> list[tuple[str, str]]:
     """Parameters as (name, text) pairs: JSON for values, "default" for an unset (null) one."""
-    return [(k, v if isinstance(v, str) else "default" if v is None else json.dumps(v, ensure_ascii=False, default=str))
-            for k, v in _map(params).items()]
+    return [
+        (k, v if isinstance(v, str) else "default" if v is None else json.dumps(v, ensure_ascii=False, default=str))
+        for k, v in _map(params).items()
+    ]
 
 
 def _tier(tier: Any) -> dict[str, str] | None:
@@ -62,12 +64,14 @@ def _checks(raw: Any) -> list[dict[str, Any]]:
         if not isinstance(item, Mapping):
             continue
         passed = item.get("passed")
-        out.append({
-            "target": str(item.get("target", "")),
-            "value": _text(item.get("value")),
-            "status": "pass" if passed is True else "fail" if passed is False else None,
-            "message": str(item.get("message") or ""),
-        })
+        out.append(
+            {
+                "target": str(item.get("target", "")),
+                "value": _text(item.get("value")),
+                "status": "pass" if passed is True else "fail" if passed is False else None,
+                "message": str(item.get("message") or ""),
+            }
+        )
     return out
 
 

@@ -34,8 +34,9 @@ def _dra_risk(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[
         rows.append({"label": label, "before": fmt(before.get(key)), "after": fmt(after.get(key))})
     vb, va = _map(before.get("violations")), _map(after.get("violations"))
     for k in sorted(set(vb) | set(va), key=lambda k: _num(k) or 0):
-        rows.append({"label": f"Records violating {k}-anonymity", "before": fmt_int(vb.get(k)),
-                     "after": fmt_int(va.get(k))})
+        rows.append(
+            {"label": f"Records violating {k}-anonymity", "before": fmt_int(vb.get(k)), "after": fmt_int(va.get(k))}
+        )
     for key, label, fmt in DRA_RISK_ROWS[2:]:
         rows.append({"label": label, "before": fmt(before.get(key)), "after": fmt(after.get(key))})
     for key, label, fmt in DRA_NUMERIC_ROWS:
@@ -50,9 +51,14 @@ def _dra_context(dra: Mapping[str, Any]) -> dict[str, Any]:
     methods = []
     for m in _list(dra.get("methods")):
         if isinstance(m, Mapping):
-            methods.append({"step": _text(m.get("step")), "method": str(m.get("method", "")),
-                            "parameters": _params(m.get("parameters")),
-                            "cells_changed": (_removed(m) or {}).get("text") or fmt_int(m.get("cells_changed"))})
+            methods.append(
+                {
+                    "step": _text(m.get("step")),
+                    "method": str(m.get("method", "")),
+                    "parameters": _params(m.get("parameters")),
+                    "cells_changed": (_removed(m) or {}).get("text") or fmt_int(m.get("cells_changed")),
+                }
+            )
     met = dra.get("targets_met")
     return {
         "version": dra.get("safemicro_version") or __version__,

@@ -24,27 +24,35 @@ def _residual_risk(risk: Mapping[str, Any], n_records: Any) -> list[str]:
             out.append(f"Every combination of {what} is shared by at least {max(safe)} records in the file.")
         if unsafe:
             k, v = unsafe[0]
-            out.append(f"{fmt_int(v)} records are unique in the file on {what}." if k == 2 else
-                       f"{fmt_int(v)} records have a combination of {what} that fewer than {k} "
-                       "records in the file share.")
+            out.append(
+                f"{fmt_int(v)} records are unique in the file on {what}."
+                if k == 2
+                else f"{fmt_int(v)} records have a combination of {what} that fewer than {k} records in the file share."
+            )
     glob = _map(risk.get("global_risk"))
     er, pct = glob.get("expected_reidentifications"), glob.get("percent")
     if _num(er) is not None:
         of = f" of {fmt_int(n_records)}" if _num(n_records) else ""
         share = f" ({fmt_pct(pct)})" if _num(pct) is not None else ""
-        out.append(f"An intruder who knows these variables about people in the file would be expected "
-                   f"to identify about {fmt_er(er)}{of} records correctly{share}.")
+        out.append(
+            f"An intruder who knows these variables about people in the file would be expected "
+            f"to identify about {fmt_er(er)}{of} records correctly{share}."
+        )
     hh = _map(risk.get("household_risk"))
     if _num(hh.get("percent")) is not None:
-        out.append(f"Because one identified member reveals the whole household, the household-level "
-                   f"risk is higher: {fmt_pct(hh.get('percent'))}.")
+        out.append(
+            f"Because one identified member reveals the whole household, the household-level "
+            f"risk is higher: {fmt_pct(hh.get('percent'))}."
+        )
     num = _map(risk.get("numeric_risk"))
     if _num(num.get("interval_disclosure")) is not None and num.get("compared_with") == "original":
         names = ", ".join(_names(num.get("variables")))
-        out.append(f"On the numeric variables ({names}), {fmt_pct(100 * _num(num['interval_disclosure']))} of records "
-                   "have released values all within 5 % of a standard deviation of their true values, and "
-                   f"an intruder holding the true values would link {fmt_pct(100 * (_num(num.get('linkage_disclosure')) or 0))} "
-                   "of records to their own released record.")
+        out.append(
+            f"On the numeric variables ({names}), {fmt_pct(100 * _num(num['interval_disclosure']))} of records "
+            "have released values all within 5 % of a standard deviation of their true values, and "
+            f"an intruder holding the true values would link {fmt_pct(100 * (_num(num.get('linkage_disclosure')) or 0))} "
+            "of records to their own released record."
+        )
     return out
 
 
@@ -71,7 +79,8 @@ def _external_context(view: Mapping[str, Any]) -> dict[str, Any]:
         "recoded": recoded,
         "capped": capped,
         "weight": {"name": str(weight["name"]), "adjusted": bool(weight.get("adjusted"))}
-        if weight.get("name") else None,
+        if weight.get("name")
+        else None,
         "residual_risk": _residual_risk(_map(view.get("risk_after")), view.get("n_records")),
         "indicators": _indicator_rows(utility.get("indicators")),
         "regressions": _regressions(utility.get("regressions")),

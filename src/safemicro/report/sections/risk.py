@@ -13,8 +13,9 @@ from ..risk_cards import MEANS
 from .common import _get, _map, _svg, _violations
 
 
-def _risk_rows(before: Mapping[str, Any], after: Mapping[str, Any], target_k: Any,
-               targets: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def _risk_rows(
+    before: Mapping[str, Any], after: Mapping[str, Any], target_k: Any, targets: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Side-by-side rows; ``lower`` rows are better when they go down. The headline measures
     say what they mean and their target (the same words as the risk report's cards)."""
     rows: list[dict[str, Any]] = []
@@ -32,25 +33,48 @@ def _risk_rows(before: Mapping[str, Any], after: Mapping[str, Any], target_k: An
         trend = ""
         if lower and nb is not None and na is not None and nb != na:
             trend = "better" if na < nb else "worse"
-        rows.append({"label": label, "before": fmt(b) if b is not None else "–",
-                     "after": fmt(a) if a is not None else "–", "trend": trend, "note": note,
-                     "means": means})
+        rows.append(
+            {
+                "label": label,
+                "before": fmt(b) if b is not None else "–",
+                "after": fmt(a) if a is not None else "–",
+                "trend": trend,
+                "note": note,
+                "means": means,
+            }
+        )
 
     row("Records", ("n_records",), fmt_int, lower=False)
     row("Distinct key combinations", ("k_anonymity", "n_distinct_keys"), fmt_int, lower=False)
     row("Sample uniques (fk = 1)", ("k_anonymity", "n_sample_uniques"), fmt_int)
     ks = sorted(set(_violations(before)) | set(_violations(after)), key=lambda k: _num(k) or 0)
     for k in ks:
-        row(f"Records violating {k}-anonymity", ("k_anonymity", "violations", k), fmt_int,
-            note="target" if str(target_k) == k else "")
-    row("Global risk", ("global_risk", "percent"), fmt_pct,
-        means=MEANS["global-risk"] + target("max_global_risk", fmt_target_pct))
+        row(
+            f"Records violating {k}-anonymity",
+            ("k_anonymity", "violations", k),
+            fmt_int,
+            note="target" if str(target_k) == k else "",
+        )
+    row(
+        "Global risk",
+        ("global_risk", "percent"),
+        fmt_pct,
+        means=MEANS["global-risk"] + target("max_global_risk", fmt_target_pct),
+    )
     row("Expected re-identifications", ("global_risk", "expected_reidentifications"), fmt_er)
-    row("Household risk", ("household_risk", "percent"), fmt_pct,
-        means=MEANS["household-risk"] + " No target in the plan (the global-risk target is for persons).")
+    row(
+        "Household risk",
+        ("household_risk", "percent"),
+        fmt_pct,
+        means=MEANS["household-risk"] + " No target in the plan (the global-risk target is for persons).",
+    )
     row("Expected re-identifications (households)", ("household_risk", "expected_reidentifications"), fmt_er)
-    row("Highest individual risk", ("individual_risk", "max"), fmt_prob,
-        means=MEANS["max-risk"] + target("max_individual_risk", fmt_prob))
+    row(
+        "Highest individual risk",
+        ("individual_risk", "max"),
+        fmt_prob,
+        means=MEANS["max-risk"] + target("max_individual_risk", fmt_prob),
+    )
     row("Median individual risk", ("individual_risk", "median"), fmt_prob)
     row("Records with risk above 0.1", ("individual_risk", "n_above_0_1"), fmt_int)
     row("Records above the individual-risk target", ("individual_risk", "n_above_target"), fmt_int)
@@ -60,18 +84,35 @@ def _risk_rows(before: Mapping[str, Any], after: Mapping[str, Any], target_k: An
     row("Sum of DIS-SUDA scores", ("suda2", "sum_dis"), fmt_num, means=MEANS["sum_dis"])
     sens = list(dict.fromkeys([*_map(before.get("l_diversity")), *_map(after.get("l_diversity"))]))
     for s in sens:
-        row(f"Records in groups where {s} takes one value (l = 1)",
-            ("l_diversity", s, "distinct", "n_eq1"), fmt_int)
-    row("Records with an outlying numeric key value", ("numeric_risk", "n_records_with_outlier"), fmt_int,
-        means=MEANS["n_records_with_outlier"])
-    row("Interval disclosure: share of records whose numeric keys all lie within ±5 % sd of the released values",
-        ("numeric_risk", "interval_disclosure"), fmt_prob)
-    row("Record linkage: share of records whose nearest released record on the numeric keys is their own",
-        ("numeric_risk", "linkage_disclosure"), fmt_prob)
+        row(f"Records in groups where {s} takes one value (l = 1)", ("l_diversity", s, "distinct", "n_eq1"), fmt_int)
+    row(
+        "Records with an outlying numeric key value",
+        ("numeric_risk", "n_records_with_outlier"),
+        fmt_int,
+        means=MEANS["n_records_with_outlier"],
+    )
+    row(
+        "Interval disclosure: share of records whose numeric keys all lie within ±5 % sd of the released values",
+        ("numeric_risk", "interval_disclosure"),
+        fmt_prob,
+    )
+    row(
+        "Record linkage: share of records whose nearest released record on the numeric keys is their own",
+        ("numeric_risk", "linkage_disclosure"),
+        fmt_prob,
+    )
     if before.get("k_anonymity") is None and after.get("k_anonymity") is None:
-        rows.insert(1, {"label": "k-anonymity, individual, global and household risk", "before": "not applicable",
-                        "after": "not applicable", "trend": "", "note": "no categorical key variables",
-                        "means": ""})
+        rows.insert(
+            1,
+            {
+                "label": "k-anonymity, individual, global and household risk",
+                "before": "not applicable",
+                "after": "not applicable",
+                "trend": "",
+                "note": "no categorical key variables",
+                "means": "",
+            },
+        )
     return rows
 
 
@@ -79,8 +120,10 @@ def _suda_contributions(before: Mapping[str, Any], after: Mapping[str, Any]) -> 
     b = _map(_get(before, "suda2", "attribute_contributions"))
     a = _map(_get(after, "suda2", "attribute_contributions"))
     names = sorted(dict.fromkeys([*b, *a]), key=lambda n: -(_num(b.get(n)) or 0))
-    return [{"name": n, "before": fmt_pct(b.get(n), 1) if n in b else "–",
-             "after": fmt_pct(a.get(n), 1) if n in a else "–"} for n in names]
+    return [
+        {"name": n, "before": fmt_pct(b.get(n), 1) if n in b else "–", "after": fmt_pct(a.get(n), 1) if n in a else "–"}
+        for n in names
+    ]
 
 
 def _risk_figure(before: Mapping[str, Any], after: Mapping[str, Any], target: float | None) -> Markup | None:
@@ -88,6 +131,7 @@ def _risk_figure(before: Mapping[str, Any], after: Mapping[str, Any], target: fl
     ha = _get(after, "individual_risk", "histogram")
     svg = plots.risk_overlay_svg(hb, ha, target=target, rule=RULE_HIGH_RISK) if hb or ha else None
     if svg is None:
-        svg = plots.risk_range_svg(_get(before, "individual_risk"), _get(after, "individual_risk"),
-                                   target=target, rule=RULE_HIGH_RISK)
+        svg = plots.risk_range_svg(
+            _get(before, "individual_risk"), _get(after, "individual_risk"), target=target, rule=RULE_HIGH_RISK
+        )
     return _svg(svg)

@@ -11,8 +11,10 @@ from .common import _list, _map, _names, _params, _text
 
 def _step_variables(step: Mapping[str, Any]) -> list[dict[str, str]]:
     changed, suppressed = _map(step.get("changed")), _map(step.get("suppressed"))
-    return [{"name": n, "changed": fmt_int(changed.get(n, 0)), "suppressed": fmt_int(suppressed.get(n, 0))}
-            for n in dict.fromkeys([*changed, *suppressed])]
+    return [
+        {"name": n, "changed": fmt_int(changed.get(n, 0)), "suppressed": fmt_int(suppressed.get(n, 0))}
+        for n in dict.fromkeys([*changed, *suppressed])
+    ]
 
 
 def _removed(step: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -31,21 +33,23 @@ def _internal_steps(steps: Any) -> list[dict[str, Any]]:
     for s in _list(steps):
         if not isinstance(s, Mapping):
             continue
-        out.append({
-            "index": _text(s.get("index")),
-            "name": str(s.get("name", "")),
-            "description": str(s.get("description") or ""),
-            "params": [(k, v) for k, v in _params(s.get("params")) if not (k == "seed" and v == "default")],
-            "seed": None if s.get("seed") is None else str(s.get("seed")),
-            "records_touched": fmt_int(s.get("records_touched")),
-            "cells_changed": fmt_int(sum(_num(v) or 0 for v in _map(s.get("changed")).values())),
-            "cells_suppressed": fmt_int(sum(_num(v) or 0 for v in _map(s.get("suppressed")).values())),
-            "variables": _step_variables(s),
-            "removed": _removed(s),
-            "details": _params(s.get("details")),
-            "notes": [str(n) for n in _list(s.get("notes"))],
-            "perturbative": bool(s.get("perturbative")),
-        })
+        out.append(
+            {
+                "index": _text(s.get("index")),
+                "name": str(s.get("name", "")),
+                "description": str(s.get("description") or ""),
+                "params": [(k, v) for k, v in _params(s.get("params")) if not (k == "seed" and v == "default")],
+                "seed": None if s.get("seed") is None else str(s.get("seed")),
+                "records_touched": fmt_int(s.get("records_touched")),
+                "cells_changed": fmt_int(sum(_num(v) or 0 for v in _map(s.get("changed")).values())),
+                "cells_suppressed": fmt_int(sum(_num(v) or 0 for v in _map(s.get("suppressed")).values())),
+                "variables": _step_variables(s),
+                "removed": _removed(s),
+                "details": _params(s.get("details")),
+                "notes": [str(n) for n in _list(s.get("notes"))],
+                "perturbative": bool(s.get("perturbative")),
+            }
+        )
     return out
 
 
@@ -75,8 +79,13 @@ def _external_steps(steps: Any) -> list[dict[str, Any]]:
             parts.append(f"{fmt_int(suppressed)} of them set to missing")
         if _num(s.get("records_touched")) and not removed:
             parts.append(f"{fmt_int(s['records_touched'])} records affected")
-        out.append({"description": str(s.get("description") or s.get("name") or ""),
-                    "counts": ", ".join(parts), "perturbative": bool(s.get("perturbative"))})
+        out.append(
+            {
+                "description": str(s.get("description") or s.get("name") or ""),
+                "counts": ", ".join(parts),
+                "perturbative": bool(s.get("perturbative")),
+            }
+        )
     return out
 
 
@@ -97,8 +106,7 @@ def _changed_variables(steps: list[Any]) -> tuple[list[str], list[str], list[str
             if (_num(v) or 0) > (_num(suppressed.get(name)) or 0):
                 kind = perturbed if s.get("perturbative") else capped if s.get("name") in CAPPING else recoded
                 kind[name] = None
-    return (list(perturbed), [n for n in recoded if n not in perturbed],
-            [n for n in capped if n not in perturbed])
+    return (list(perturbed), [n for n in recoded if n not in perturbed], [n for n in capped if n not in perturbed])
 
 
 def _direct_ids(view: Mapping[str, Any], steps: list[Any]) -> list[str]:

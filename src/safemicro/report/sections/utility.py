@@ -69,10 +69,16 @@ def _indicator_rows(rows: Any) -> list[dict[str, Any]]:
             where.append(f"{r.get('variable', '')} = {_value_label(r.get('value'), r.get('value_label'))}")
         if r.get("by"):
             where.append(f"{r['by']} = {_value_label(r.get('domain'), r.get('domain_label'))}")
-        out.append({"indicator": str(r.get("indicator") or r.get("variable") or ""),
-                    "where": "; ".join(where),
-                    "before": _estimate(r.get("before")), "after": _estimate(r.get("after")),
-                    "difference": _difference(r)} | _overlap(r))
+        out.append(
+            {
+                "indicator": str(r.get("indicator") or r.get("variable") or ""),
+                "where": "; ".join(where),
+                "before": _estimate(r.get("before")),
+                "after": _estimate(r.get("after")),
+                "difference": _difference(r),
+            }
+            | _overlap(r)
+        )
     return out
 
 
@@ -81,17 +87,27 @@ def _regressions(regs: Any) -> list[dict[str, Any]]:
     for g in _list(regs):
         if not isinstance(g, Mapping):
             continue
-        terms = [{"term": str(c.get("term", "")), "before": _estimate(c.get("before")),
-                  "after": _estimate(c.get("after")), "difference": _difference(c)} | _overlap(c)
-                 for c in _list(g.get("coefficients")) if isinstance(c, Mapping)]
+        terms = [
+            {
+                "term": str(c.get("term", "")),
+                "before": _estimate(c.get("before")),
+                "after": _estimate(c.get("after")),
+                "difference": _difference(c),
+            }
+            | _overlap(c)
+            for c in _list(g.get("coefficients"))
+            if isinstance(c, Mapping)
+        ]
         kind = " ".join(str(x) for x in (g.get("kind"), "weighted" if g.get("weighted") else "") if x)
-        out.append({
-            "model": f"{g.get('outcome', '')} ~ {' + '.join(_names(g.get('predictors')))}",
-            "kind": kind,
-            "n": _arrow(g.get("n_before"), g.get("n_after"), fmt_int),
-            "mean_overlap": _overlap_text(_num(g.get("mean_ci_overlap"))),
-            "terms": terms,
-        })
+        out.append(
+            {
+                "model": f"{g.get('outcome', '')} ~ {' + '.join(_names(g.get('predictors')))}",
+                "kind": kind,
+                "n": _arrow(g.get("n_before"), g.get("n_after"), fmt_int),
+                "mean_overlap": _overlap_text(_num(g.get("mean_ci_overlap"))),
+                "terms": terms,
+            }
+        )
     return out
 
 
@@ -109,16 +125,20 @@ def _variable_rows(rows: Any) -> tuple[list[dict[str, str]], list[dict[str, str]
             continue
         tvd = r.get("tvd_weighted") if r.get("tvd_weighted") is not None else r.get("tvd")
         hel = r.get("hellinger_weighted") if r.get("hellinger_weighted") is not None else r.get("hellinger")
-        (numeric if r.get("kind") == "numeric" else kept).append({
-            "name": name, "role": str(r.get("role") or "").replace("_", " "),
-            "changed": fmt_int(r.get("changed")), "suppressed": fmt_int(r.get("suppressed")),
-            "missing": _arrow(r.get("missing_before"), r.get("missing_after"), fmt_int),
-            "tvd": fmt_prob(tvd) if tvd is not None else "–",
-            "hellinger": fmt_prob(hel) if hel is not None else "–",
-            "categories": _arrow(r.get("categories_before"), r.get("categories_after"), fmt_int),
-            "mean": _arrow(r.get("mean_before"), r.get("mean_after")),
-            "sd": _arrow(r.get("sd_before"), r.get("sd_after")),
-        })
+        (numeric if r.get("kind") == "numeric" else kept).append(
+            {
+                "name": name,
+                "role": str(r.get("role") or "").replace("_", " "),
+                "changed": fmt_int(r.get("changed")),
+                "suppressed": fmt_int(r.get("suppressed")),
+                "missing": _arrow(r.get("missing_before"), r.get("missing_after"), fmt_int),
+                "tvd": fmt_prob(tvd) if tvd is not None else "–",
+                "hellinger": fmt_prob(hel) if hel is not None else "–",
+                "categories": _arrow(r.get("categories_before"), r.get("categories_after"), fmt_int),
+                "mean": _arrow(r.get("mean_before"), r.get("mean_after")),
+                "sd": _arrow(r.get("sd_before"), r.get("sd_after")),
+            }
+        )
     return kept, numeric, removed
 
 
@@ -147,12 +167,16 @@ def _pair_tables(rows: Any) -> list[dict[str, Any]]:
         if not isinstance(r, Mapping):
             continue
         tvd = r.get("tvd_weighted") if r.get("tvd_weighted") is not None else r.get("tvd")
-        out.append({"pair": " × ".join(_names(r.get("variables"))),
-                    "removed": r.get("status") == "removed",
-                    "tvd": fmt_prob(tvd) if tvd is not None else "–",
-                    "hellinger": fmt_prob(r.get("hellinger")) if r.get("hellinger") is not None else "–",
-                    "cells": _arrow(r.get("cells_before"), r.get("cells_after"), fmt_int),
-                    "size": -1.0 if _num(tvd) is None else _num(tvd)})
+        out.append(
+            {
+                "pair": " × ".join(_names(r.get("variables"))),
+                "removed": r.get("status") == "removed",
+                "tvd": fmt_prob(tvd) if tvd is not None else "–",
+                "hellinger": fmt_prob(r.get("hellinger")) if r.get("hellinger") is not None else "–",
+                "cells": _arrow(r.get("cells_before"), r.get("cells_after"), fmt_int),
+                "size": -1.0 if _num(tvd) is None else _num(tvd),
+            }
+        )
     return sorted(out, key=lambda t: -t["size"])
 
 
@@ -165,8 +189,9 @@ def _quantile_rows(rows: Any, names: list[str]) -> list[dict[str, Any]]:
         for side in ("before", "after"):
             values = _list(r.get(f"quantiles_{side}"))
             if len(values) == len(probs) and probs:
-                out.append({"name": str(r["variable"]), "side": side, "probs": probs,
-                            "values": [fmt_num(v) for v in values]})
+                out.append(
+                    {"name": str(r["variable"]), "side": side, "probs": probs, "values": [fmt_num(v) for v in values]}
+                )
     return out
 
 
@@ -200,8 +225,12 @@ def _plot_marginals(rows: Any, names: list[str]) -> dict[str, Any]:
         cats = values + [c for c in cats if c.get("kind") != "value"]
         if cats:
             out[str(r["variable"])] = {
-                "categories": [str(c.get("label") or _text(c.get("value"))) if c.get("kind") != "value"
-                               else _value_label(c.get("value"), c.get("label")) for c in cats],
+                "categories": [
+                    str(c.get("label") or _text(c.get("value")))
+                    if c.get("kind") != "value"
+                    else _value_label(c.get("value"), c.get("label"))
+                    for c in cats
+                ],
                 "before": [_num(c.get("share_before")) or 0.0 for c in cats],
                 "after": [_num(c.get("share_after")) or 0.0 for c in cats],
             }
@@ -209,8 +238,11 @@ def _plot_marginals(rows: Any, names: list[str]) -> dict[str, Any]:
 
 
 def _design_size(design: Mapping[str, Any]) -> str:
-    parts = [f"{fmt_int(design[k])} {what}" for k, what in (("strata_count", "strata"), ("psu_count", "PSUs"))
-             if _num(design.get(k))]
+    parts = [
+        f"{fmt_int(design[k])} {what}"
+        for k, what in (("strata_count", "strata"), ("psu_count", "PSUs"))
+        if _num(design.get(k))
+    ]
     return f" ({', '.join(parts)})" if parts else ""
 
 
