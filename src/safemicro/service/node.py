@@ -41,7 +41,8 @@ from safemicro.service.population import (
 )
 from safemicro.service.quantiles import cell_keys
 from safemicro.service.queries import Query, QueryError, cell_predicate, check_against
-from safemicro.service.store import BudgetExceeded, Store
+from safemicro.service.refusal import Refusal, not_available
+from safemicro.service.store import Store
 from safemicro.service.tokens import (
     Principal,
     TokenError,
@@ -58,23 +59,6 @@ MAGNITUDES = ("sum", "mean", "quantile")  # also judged record by record, not on
 def record_ledger(dataset: str) -> str:
     """Name of a dataset's record-level ledger (magnitude releases) in the store."""
     return f"{dataset}#records"
-
-
-class Refusal(Exception):
-    """A request the node answers with a 4xx/5xx status and a message (no data)."""
-
-    def __init__(self, status: int, message: str, field: str | None = None, detail: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-        self.detail = detail  # for the provider's audit log only, never sent
-
-
-def not_available(dataset: str, detail: str) -> Refusal:
-    """One answer for a dataset that does not exist and one the token is not granted, so
-    that dataset names cannot be probed (the audit log keeps which it was)."""
-    return Refusal(404, f"no dataset {dataset!r} is available to this token", "dataset", detail=detail)
 
 
 def canonical_json(obj: Any) -> str:
@@ -425,50 +409,6 @@ class Node(_DPTables):
         else:
             table = protection.protect(cells, by, q.statistic, policy, margins=margins)
         return table if q.by else table.drop(ALL)
-
-    def _answer_dp(
-        self, principal: Principal, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict, qid: str
-    ) -> str:
-        if q.kind not in ("count", "sum", "mean", "crosstab", "quantile"):
-            raise Refusal(422, f"{q.kind!r} is not offered in DP mode", "kind")
-        eps = ds.dp.epsilon_per_query
-        caps = {("analyst", principal.subject): ds.dp.analyst_budget, ("dataset", "*"): ds.dp.dataset_budget}
-        with self._query_lock(qid):  # budgets are row-locked in the store: no dataset-wide lock
-            again = self.store.cached_release(qid)
-            if again is not None:
-                return again
-            try:
-                reservation = self.store.reserve(
-                    self.populations[q.dataset].budget_key(q.dataset), principal.subject, qid, eps, caps
-                )
-            except BudgetExceeded as e:
-                raise Refusal(403, str(e)) from None
-            try:
-                table = self._dp_table(q, ds, records, where, eps)
-                body = self._body(q, qid, table, mode="dp", epsilon=eps)
-                with self.store.transaction() as c:
-                    self.store.lock_ledger(c, q.dataset)
-                    earlier = self.store.cached_release(qid, c)  # another process answered it meanwhile
-                    if earlier is None:
-                        self.store.commit_reservation(c, reservation)
-                        self.store.save_release(c, qid, q.dataset, body)
-            except BaseException:
-                self.store.cancel_reservation(reservation)
-                raise
-            if earlier is not None:
-                self.store.cancel_reservation(reservation)
-                return earlier
-            self.audit.append(
-                "decision",
-                {
-                    "subject": principal.subject,
-                    "query_id": qid,
-                    "decision": "released",
-                    "cells": table.height,
-                    "epsilon": eps,
-                },
-            )
-        return body
 
     def _body(self, q: Query, qid: str, table: pl.DataFrame, *, mode: str, epsilon: float) -> str:
         cols = [*q.by, *[c for c in CELL_COLUMNS if c in table.columns]]

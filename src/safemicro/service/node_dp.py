@@ -1,4 +1,5 @@
-"""The DP answer's table: noisy cells over the declared values and their noisy margins.
+"""The DP answer: budget reserved, noisy cells over the declared values and their noisy
+margins, the release stored and committed.
 
 A mixin of :class:`safemicro.service.node.Node` (it reads the node's declared values).
 """
@@ -9,10 +10,57 @@ import polars as pl
 
 from safemicro.service.config import DatasetConfig
 from safemicro.service.queries import Query
+from safemicro.service.refusal import Refusal
+from safemicro.service.store import BudgetExceeded
+from safemicro.service.tokens import Principal
 
 
 class _DPTables:
     values: dict[str, dict[str, list]]
+
+    def _answer_dp(
+        self, principal: Principal, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict, qid: str
+    ) -> str:
+        if q.kind not in ("count", "sum", "mean", "crosstab", "quantile"):
+            raise Refusal(422, f"{q.kind!r} is not offered in DP mode", "kind")
+        eps = ds.dp.epsilon_per_query
+        caps = {("analyst", principal.subject): ds.dp.analyst_budget, ("dataset", "*"): ds.dp.dataset_budget}
+        with self._query_lock(qid):  # budgets are row-locked in the store: no dataset-wide lock
+            again = self.store.cached_release(qid)
+            if again is not None:
+                return again
+            try:
+                reservation = self.store.reserve(
+                    self.populations[q.dataset].budget_key(q.dataset), principal.subject, qid, eps, caps
+                )
+            except BudgetExceeded as e:
+                raise Refusal(403, str(e)) from None
+            try:
+                table = self._dp_table(q, ds, records, where, eps)
+                body = self._body(q, qid, table, mode="dp", epsilon=eps)
+                with self.store.transaction() as c:
+                    self.store.lock_ledger(c, q.dataset)
+                    earlier = self.store.cached_release(qid, c)  # another process answered it meanwhile
+                    if earlier is None:
+                        self.store.commit_reservation(c, reservation)
+                        self.store.save_release(c, qid, q.dataset, body)
+            except BaseException:
+                self.store.cancel_reservation(reservation)
+                raise
+            if earlier is not None:
+                self.store.cancel_reservation(reservation)
+                return earlier
+            self.audit.append(
+                "decision",
+                {
+                    "subject": principal.subject,
+                    "query_id": qid,
+                    "decision": "released",
+                    "cells": table.height,
+                    "epsilon": eps,
+                },
+            )
+        return body
 
     def _dp_table(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict, eps: float) -> pl.DataFrame:
         """Noisy cells over the declared values (public keys: no key reveals presence); a
