@@ -304,37 +304,36 @@ def public_key_pem(private_key) -> bytes:
 
 def load_private_key(key):
     """An Ed25519 private key from PEM bytes/text or a key object."""
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    if isinstance(key, Ed25519PrivateKey):
-        return key
-    if isinstance(key, str):
-        key = key.encode("ascii")
-    try:
-        loaded = serialization.load_pem_private_key(key, password=None)
-    except (ValueError, TypeError) as e:
-        raise SafemicroError(f"not a PEM private key: {e}") from None
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise SafemicroError("release signing needs an Ed25519 key")
-    return loaded
+    return _load_key(key, Ed25519PrivateKey, "private", "release signing needs an Ed25519 key")
 
 
 def load_public_key(key):
     """An Ed25519 public key from PEM bytes/text or a key object."""
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    if isinstance(key, Ed25519PublicKey):
+    return _load_key(key, Ed25519PublicKey, "public", "release signatures are checked with an Ed25519 key")
+
+
+def _load_key(key, kind: type, half: str, wrong_type: str):
+    """``key`` if it is a ``kind`` already, else the ``half`` ("private" or "public") of a key
+    pair read from PEM bytes/text, which must be a ``kind`` (else ``wrong_type``)."""
+    from cryptography.hazmat.primitives import serialization
+
+    if isinstance(key, kind):
         return key
     if isinstance(key, str):
         key = key.encode("ascii")
     try:
-        loaded = serialization.load_pem_public_key(key)
+        if half == "private":
+            loaded = serialization.load_pem_private_key(key, password=None)
+        else:
+            loaded = serialization.load_pem_public_key(key)
     except (ValueError, TypeError) as e:
-        raise SafemicroError(f"not a PEM public key: {e}") from None
-    if not isinstance(loaded, Ed25519PublicKey):
-        raise SafemicroError("release signatures are checked with an Ed25519 key")
+        raise SafemicroError(f"not a PEM {half} key: {e}") from None
+    if not isinstance(loaded, kind):
+        raise SafemicroError(wrong_type)
     return loaded
 
 
