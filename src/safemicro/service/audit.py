@@ -131,19 +131,7 @@ class AuditLog:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
                 seq, prev = self._tail(f)
-                entry = {
-                    "seq": seq,
-                    "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-                    "kind": kind,
-                    "payload": payload,
-                    "prev": prev,
-                }
-                entry["hash"] = entry_hash(entry)
-                f.seek(0, os.SEEK_END)
-                f.write((canonical_json(entry) + "\n").encode("utf-8"))
-                f.flush()
-                os.fsync(f.fileno())
-                return entry
+                return _write_entry(f, seq, kind, payload, prev)
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
@@ -160,18 +148,7 @@ class AuditLog:
             os.fsync(f.fileno())
             torn = hashlib.sha256(line).hexdigest()
             seq, prev = self._tail(f)
-            entry = {
-                "seq": seq,
-                "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-                "kind": "recovery",
-                "payload": {"dropped_torn_bytes": size - start, "sha256": torn},
-                "prev": prev,
-            }
-            entry["hash"] = entry_hash(entry)
-            f.seek(0, os.SEEK_END)
-            f.write((canonical_json(entry) + "\n").encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+            entry = _write_entry(f, seq, "recovery", {"dropped_torn_bytes": size - start, "sha256": torn}, prev)
             return seq + 1, entry["hash"]
         line, _ = _last_line(f, size)
         try:
@@ -195,6 +172,23 @@ class AuditLog:
         head = self.head()
         body = {"seq": -1, "hash": GENESIS} if head is None else {"seq": head["seq"], "hash": head["hash"]}
         return {**body, "signature": sign_release(canonical_json(body).encode("utf-8"), private_key)}
+
+
+def _write_entry(f, seq: int, kind: str, payload: Any, prev: str) -> dict:
+    """Chain one entry after ``prev``, append it to the open log ``f`` and fsync; the entry."""
+    entry = {
+        "seq": seq,
+        "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "kind": kind,
+        "payload": payload,
+        "prev": prev,
+    }
+    entry["hash"] = entry_hash(entry)
+    f.seek(0, os.SEEK_END)
+    f.write((canonical_json(entry) + "\n").encode("utf-8"))
+    f.flush()
+    os.fsync(f.fileno())
+    return entry
 
 
 @dataclass(frozen=True)
