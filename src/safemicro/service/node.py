@@ -327,16 +327,7 @@ class Node(_DPTables):
                 else:
                     self.guards[ledger].commit(released, suppressed=suppressed)
                 self.ledger_seq[ledger] = seq
-            self.audit.append(
-                "decision",
-                {
-                    "subject": principal.subject,
-                    "query_id": qid,
-                    "decision": "released",
-                    "cells": table.height,
-                    "suppressed": len(suppressed),
-                },
-            )
+            self._log_released(principal, qid, table, suppressed=len(suppressed))
         return body
 
     @contextmanager
@@ -425,6 +416,13 @@ class Node(_DPTables):
                 "released_at": int(time.time()),
                 "cells": table.select(cols).to_dicts(),
             }
+        )
+
+    def _log_released(self, principal: Principal, qid: str, table: pl.DataFrame, **extra: Any) -> None:
+        """The audit's "decision" entry of a released answer; ``extra`` is what its mode adds."""
+        self.audit.append(
+            "decision",
+            {"subject": principal.subject, "query_id": qid, "decision": "released", "cells": table.height, **extra},
         )
 
     # ----- catalogue, budget, revocation
