@@ -9,6 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from safemicro.service.config import DatasetConfig
+from safemicro.service.quantiles import released_columns
 from safemicro.service.queries import Query
 from safemicro.service.refusal import Refusal
 from safemicro.service.store import BudgetExceeded
@@ -107,15 +108,7 @@ class _DPTables:
                 aggs = [pl.col("value").sum(), pl.col("noise_variance").sum()]
                 g = table.group_by(keep).agg(aggs) if keep else table.select(aggs)
                 g = g.with_columns(
-                    [pl.lit(None, dtype=pl.String).alias(d) for d in by if d not in keep]
-                    + [
-                        pl.lit("released").alias("status"),
-                        pl.lit(None, dtype=pl.String).alias("rule"),
-                        pl.lit(None, dtype=pl.Float64).alias("lower"),
-                        pl.lit(None, dtype=pl.Float64).alias("upper"),
-                        pl.lit(None, dtype=pl.Int64).alias("rounded_to"),
-                        pl.lit(None, dtype=pl.Float64).alias("noise_scale"),
-                    ]
+                    [pl.lit(None, dtype=pl.String).alias(d) for d in by if d not in keep] + released_columns(None)
                 )
                 frames.append(g.select(table.columns))
         return pl.concat(frames, how="vertical_relaxed")

@@ -51,7 +51,15 @@ import math
 import numpy as np
 import polars as pl
 
-__all__ = ["granularity", "cell_values", "mark_rank_rule", "QuantileQuota", "cell_keys", "dp_quantile_table"]
+__all__ = [
+    "granularity",
+    "cell_values",
+    "mark_rank_rule",
+    "QuantileQuota",
+    "cell_keys",
+    "dp_quantile_table",
+    "released_columns",
+]
 
 RULE = "quantile_rank"
 
@@ -191,11 +199,18 @@ def dp_quantile_table(
         f = f.with_columns([pl.lit(None, dtype=pl.String).alias(d) for d in by if d not in level])
         frames.append(f.select(*by, "value"))
     return pl.concat(frames).with_columns(
+        *released_columns(scale), pl.lit(None, dtype=pl.Float64).alias("noise_variance")
+    )
+
+
+def released_columns(noise_scale: float | None) -> list[pl.Expr]:
+    """The cell columns of a released DP cell from ``status`` to ``noise_scale`` (no rule,
+    bounds or rounding; its noise variance is the caller's)."""
+    return [
         pl.lit("released").alias("status"),
         pl.lit(None, dtype=pl.String).alias("rule"),
         pl.lit(None, dtype=pl.Float64).alias("lower"),
         pl.lit(None, dtype=pl.Float64).alias("upper"),
         pl.lit(None, dtype=pl.Int64).alias("rounded_to"),
-        pl.lit(scale, dtype=pl.Float64).alias("noise_scale"),
-        pl.lit(None, dtype=pl.Float64).alias("noise_variance"),
-    )
+        pl.lit(noise_scale, dtype=pl.Float64).alias("noise_scale"),
+    ]
