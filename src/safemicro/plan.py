@@ -370,16 +370,20 @@ def validation_error(
     return error
 
 
+def read_text_file(p: Path, missing: str, unreadable: str) -> str:
+    """The UTF-8 text of a YAML file; ``missing`` or ``unreadable: <reason>`` names it when it cannot be read."""
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SafemicroError(missing, file=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SafemicroError(f"{unreadable}: {exc}", file=str(p)) from None
+
+
 def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Read and validate a plan file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SafemicroError("plan file not found", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SafemicroError(f"cannot read plan: {exc}", file=str(p)) from None
-    return Plan.from_yaml(text, source=p)
+    return Plan.from_yaml(read_text_file(p, "plan file not found", "cannot read plan"), source=p)
 
 
 def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:

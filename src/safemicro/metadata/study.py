@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from safemicro.errors import SafemicroError
-from safemicro.plan import parse_yaml, validation_error
+from safemicro.plan import parse_yaml, read_text_file, validation_error
 
 __all__ = ["Study", "Person", "Dates", "Access", "VariableDoc", "load_study", "study_from_mapping"]
 
@@ -160,12 +160,7 @@ def study_from_mapping(data: Any, source: str | None = None) -> Study:
 def load_study(path: str | os.PathLike[str]) -> Study:
     """Read and validate a study description YAML file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SafemicroError("study description not found", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SafemicroError(f"cannot read the study description: {exc}", file=str(p)) from None
+    text = read_text_file(p, "study description not found", "cannot read the study description")
     return study_from_mapping(parse_yaml(text, str(p)), source=str(p))
 
 
