@@ -30,6 +30,7 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -254,21 +255,19 @@ def _write_dta(ds: Dataset, tmp: Path, file: str) -> None:
             dropped.append(f"{name}: user-missing codes (Stata has none; written as plain values)")
         if m.format and dtype.is_numeric() and _STATA_NUM_FORMAT.match(m.format):
             formats[name] = m.format
-    if dropped:
-        warnings.warn(f"{file}: not representable in Stata: " + "; ".join(dropped), UserWarning, stacklevel=3)
-    frame = pl.DataFrame(list(cols.values()))
-    try:
-        pyreadstat.write_dta(
-            frame,
-            str(tmp),
-            file_label=cb.file_label or "",
-            column_labels=labels or None,
-            variable_value_labels=value_labels or None,
-            missing_user_values=missing_user_values or None,
-            variable_format=formats or None,
-        )
-    except Exception as e:
-        raise SafemicroError(f"Stata writer failed: {_first_line(e)}", file=file) from None
+    _readstat_write(
+        pyreadstat.write_dta,
+        "Stata",
+        cols,
+        tmp,
+        file,
+        dropped,
+        file_label=cb.file_label or "",
+        column_labels=labels or None,
+        variable_value_labels=value_labels or None,
+        missing_user_values=missing_user_values or None,
+        variable_format=formats or None,
+    )
 
 
 def _user_missing_as_extended(
@@ -345,23 +344,41 @@ def _write_sav(ds: Dataset, tmp: Path, file: str) -> None:
             formats[name] = _spss_int_format(cols[name])
         if cb.extended_missing.get(name):
             dropped.append(f"{name}: Stata extended missing (.a-.z) become system-missing")
+    _readstat_write(
+        pyreadstat.write_sav,
+        "SPSS",
+        cols,
+        tmp,
+        file,
+        dropped,
+        file_label=cb.file_label or "",
+        column_labels=labels or None,
+        variable_value_labels=value_labels or None,
+        missing_ranges=missing or None,
+        variable_measure=measures or None,
+        variable_format=formats or None,
+        note=list(cb.notes) or None,
+    )
+
+
+def _readstat_write(
+    write: Callable[..., Any],
+    what: str,
+    cols: dict[str, pl.Series],
+    tmp: Path,
+    file: str,
+    dropped: list[str],
+    **options: Any,
+) -> None:
+    """Warn once about what ``what`` (Stata, SPSS) cannot hold, then write ``cols`` with
+    pyreadstat's ``write``; a failure is one error naming the file."""
     if dropped:
-        warnings.warn(f"{file}: not representable in SPSS: " + "; ".join(dropped), UserWarning, stacklevel=3)
+        warnings.warn(f"{file}: not representable in {what}: " + "; ".join(dropped), UserWarning, stacklevel=4)
     frame = pl.DataFrame(list(cols.values()))
     try:
-        pyreadstat.write_sav(
-            frame,
-            str(tmp),
-            file_label=cb.file_label or "",
-            column_labels=labels or None,
-            variable_value_labels=value_labels or None,
-            missing_ranges=missing or None,
-            variable_measure=measures or None,
-            variable_format=formats or None,
-            note=list(cb.notes) or None,
-        )
+        write(frame, str(tmp), **options)
     except Exception as e:
-        raise SafemicroError(f"SPSS writer failed: {_first_line(e)}", file=file) from None
+        raise SafemicroError(f"{what} writer failed: {_first_line(e)}", file=file) from None
 
 
 def _fit(ds: Dataset, kind: str, file: str) -> Dataset:
