@@ -40,7 +40,7 @@ import polars as pl
 
 from safemicro.atomic import atomic_path
 from safemicro.errors import SafemicroError
-from safemicro.io.dataset import Dataset
+from safemicro.io.dataset import Codebook, Dataset
 from safemicro.io.format_limits import fit_format
 from safemicro.io.numbers import tidy_numbers
 from safemicro.io.readers import PARQUET_CODEBOOK_KEY, _first_line, codebook_to_json, file_kind, from_frame
@@ -255,19 +255,8 @@ def _write_dta(ds: Dataset, tmp: Path, file: str) -> None:
             dropped.append(f"{name}: user-missing codes (Stata has none; written as plain values)")
         if m.format and dtype.is_numeric() and _STATA_NUM_FORMAT.match(m.format):
             formats[name] = m.format
-    _readstat_write(
-        pyreadstat.write_dta,
-        "Stata",
-        cols,
-        tmp,
-        file,
-        dropped,
-        file_label=cb.file_label or "",
-        column_labels=labels or None,
-        variable_value_labels=value_labels or None,
-        missing_user_values=missing_user_values or None,
-        variable_format=formats or None,
-    )
+    options = {"missing_user_values": missing_user_values or None, "variable_format": formats or None}
+    _readstat_write(pyreadstat.write_dta, "Stata", tmp, file, cb, cols, labels, value_labels, dropped, options)
 
 
 def _user_missing_as_extended(
@@ -344,39 +333,42 @@ def _write_sav(ds: Dataset, tmp: Path, file: str) -> None:
             formats[name] = _spss_int_format(cols[name])
         if cb.extended_missing.get(name):
             dropped.append(f"{name}: Stata extended missing (.a-.z) become system-missing")
-    _readstat_write(
-        pyreadstat.write_sav,
-        "SPSS",
-        cols,
-        tmp,
-        file,
-        dropped,
-        file_label=cb.file_label or "",
-        column_labels=labels or None,
-        variable_value_labels=value_labels or None,
-        missing_ranges=missing or None,
-        variable_measure=measures or None,
-        variable_format=formats or None,
-        note=list(cb.notes) or None,
-    )
+    options = {
+        "missing_ranges": missing or None,
+        "variable_measure": measures or None,
+        "variable_format": formats or None,
+        "note": list(cb.notes) or None,
+    }
+    _readstat_write(pyreadstat.write_sav, "SPSS", tmp, file, cb, cols, labels, value_labels, dropped, options)
 
 
 def _readstat_write(
     write: Callable[..., Any],
     what: str,
-    cols: dict[str, pl.Series],
     tmp: Path,
     file: str,
+    cb: Codebook,
+    cols: dict[str, pl.Series],
+    labels: dict[str, str],
+    value_labels: dict[str, dict[Any, str]],
     dropped: list[str],
-    **options: Any,
+    options: dict[str, Any],
 ) -> None:
     """Warn once about what ``what`` (Stata, SPSS) cannot hold, then write ``cols`` with
-    pyreadstat's ``write``; a failure is one error naming the file."""
+    pyreadstat's ``write``, the file label, variable and value labels and the format's own
+    ``options``; a failure is one error naming the file."""
     if dropped:
         warnings.warn(f"{file}: not representable in {what}: " + "; ".join(dropped), UserWarning, stacklevel=4)
     frame = pl.DataFrame(list(cols.values()))
     try:
-        write(frame, str(tmp), **options)
+        write(
+            frame,
+            str(tmp),
+            file_label=cb.file_label or "",
+            column_labels=labels or None,
+            variable_value_labels=value_labels or None,
+            **options,
+        )
     except Exception as e:
         raise SafemicroError(f"{what} writer failed: {_first_line(e)}", file=file) from None
 
