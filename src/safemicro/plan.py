@@ -112,11 +112,8 @@ class Roles(_Strict):
         places += [(v, "roles.household_level") for v in self.household_level]
         for var, where in places:
             if var not in have:
-                hint = [c for c in columns if c.lower() == var.lower()]
-                hint = hint or difflib.get_close_matches(var, list(columns), n=1)
-                more = f" (did you mean {hint[0]!r}?)" if hint else ""
                 raise SafemicroError(
-                    f"{where} names {var!r}, which is not a column of the data{more}",
+                    f"{where} names {var!r}, which is not a column of the data{column_hint(var, columns)}",
                     file=None if source is None else str(source),
                     column=var,
                 )
@@ -340,6 +337,14 @@ def _fields_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]
         candidates += [a for c in list(candidates) for a in get_args(c)]
         model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
     return list(model.model_fields) if model is not None else []
+
+
+def column_hint(name: str, columns: list[str]) -> str:
+    """`` (did you mean 'Age'?)`` for a column differing from ``name`` only in case, else for
+    the closest spelling, or ``""``."""
+    hint = [c for c in columns if c.lower() == name.lower()]
+    hint = hint or difflib.get_close_matches(name, list(columns), n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
 
 
 def did_you_mean(word: str, choices: list[str]) -> str:
