@@ -112,11 +112,8 @@ class Roles(_Strict):
         places += [(v, "roles.household_level") for v in self.household_level]
         for var, where in places:
             if var not in have:
-                hint = [c for c in columns if c.lower() == var.lower()]
-                hint = hint or difflib.get_close_matches(var, list(columns), n=1)
-                more = f" (did you mean {hint[0]!r}?)" if hint else ""
                 raise SafemicroError(
-                    f"{where} names {var!r}, which is not a column of the data{more}",
+                    f"{where} names {var!r}, which is not a column of the data{column_hint(var, columns)}",
                     file=None if source is None else str(source),
                     column=var,
                 )
@@ -342,6 +339,14 @@ def _fields_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]
     return list(model.model_fields) if model is not None else []
 
 
+def column_hint(name: str, columns: list[str]) -> str:
+    """`` (did you mean 'Age'?)`` for a column differing from ``name`` only in case, else for
+    the closest spelling, or ``""``."""
+    hint = [c for c in columns if c.lower() == name.lower()]
+    hint = hint or difflib.get_close_matches(name, list(columns), n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
 def did_you_mean(word: str, choices: list[str]) -> str:
     """`` (did you mean 'keys'?)`` for the closest choice, or ``""``."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
@@ -370,16 +375,20 @@ def validation_error(
     return error
 
 
+def read_text_file(p: Path, missing: str, unreadable: str) -> str:
+    """The UTF-8 text of a YAML file; ``missing`` or ``unreadable: <reason>`` names it when it cannot be read."""
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SafemicroError(missing, file=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SafemicroError(f"{unreadable}: {exc}", file=str(p)) from None
+
+
 def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Read and validate a plan file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SafemicroError("plan file not found", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SafemicroError(f"cannot read plan: {exc}", file=str(p)) from None
-    return Plan.from_yaml(text, source=p)
+    return Plan.from_yaml(read_text_file(p, "plan file not found", "cannot read plan"), source=p)
 
 
 def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:

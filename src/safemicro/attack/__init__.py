@@ -17,8 +17,7 @@ Names are imported on first use, so ``import safemicro.attack`` stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from safemicro.lazy import lazy_exports
 
 _EXPORTS = {
     "LinkageEvaluator": "safemicro.attack.linkage",
@@ -34,7 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'safemicro.attack' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -71,6 +71,12 @@ def _position(raw: bytes, e: UnicodeDecodeError) -> tuple[str, int | None]:
     return f"cannot decode byte offset {e.start} (line {line}, bytes {bad}) {where}", row
 
 
+def _undecodable(raw: bytes, e: UnicodeDecodeError, file: str, before: str, after: str) -> SafemicroError:
+    """The error for bytes that do not decode: ``before``, where they are, ``after``; naming the row."""
+    what, row = _position(raw, e)
+    return SafemicroError(before + what + after, file=file, row=row)
+
+
 def decode_text(raw: bytes, file: str, encoding: str | None) -> str:
     """The text of a CSV file's bytes, without a leading byte-order mark.
 
@@ -83,24 +89,24 @@ def decode_text(raw: bytes, file: str, encoding: str | None) -> str:
         except LookupError:
             raise SafemicroError(f"unknown encoding {encoding!r} (given with {OPTION})", file=file) from None
         except UnicodeDecodeError as e:
-            what, row = _position(raw, e)
-            raise SafemicroError(
-                f"is not valid {encoding}: {what}; give the right one with {OPTION} "
-                f"(or leave {OPTION} out to have it detected)",
-                file=file,
-                row=row,
+            raise _undecodable(
+                raw,
+                e,
+                file,
+                f"is not valid {encoding}: ",
+                f"; give the right one with {OPTION} (or leave {OPTION} out to have it detected)",
             ) from None
     for bom, name in _BOMS:
         if raw.startswith(bom):
             try:
                 return raw[len(bom) :].decode(name)
             except UnicodeDecodeError as e:
-                what, row = _position(raw, e)
-                raise SafemicroError(
-                    f"starts with a {name} byte-order mark but is not valid {name}: "
-                    f"{what}; give the encoding with {OPTION}",
-                    file=file,
-                    row=row,
+                raise _undecodable(
+                    raw,
+                    e,
+                    file,
+                    f"starts with a {name} byte-order mark but is not valid {name}: ",
+                    f"; give the encoding with {OPTION}",
                 ) from None
     try:
         return raw.decode("utf-8")
@@ -108,12 +114,12 @@ def decode_text(raw: bytes, file: str, encoding: str | None) -> str:
         error = e
     found = detect_encoding(raw)
     if found is None:
-        what, row = _position(raw, error)
-        raise SafemicroError(
-            f"is not valid UTF-8 ({what}) and its encoding could not be detected; give it with "
-            f"{OPTION}, e.g. {OPTION} cp1252",
-            file=file,
-            row=row,
+        raise _undecodable(
+            raw,
+            error,
+            file,
+            "is not valid UTF-8 (",
+            f") and its encoding could not be detected; give it with {OPTION}, e.g. {OPTION} cp1252",
         )
     text = raw.decode(found)
     sample = _sample(text)

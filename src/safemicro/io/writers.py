@@ -30,6 +30,7 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -39,7 +40,7 @@ import polars as pl
 
 from safemicro.atomic import atomic_path
 from safemicro.errors import SafemicroError
-from safemicro.io.dataset import Dataset
+from safemicro.io.dataset import Codebook, Dataset
 from safemicro.io.format_limits import fit_format
 from safemicro.io.numbers import tidy_numbers
 from safemicro.io.readers import PARQUET_CODEBOOK_KEY, _first_line, codebook_to_json, file_kind, from_frame
@@ -254,21 +255,8 @@ def _write_dta(ds: Dataset, tmp: Path, file: str) -> None:
             dropped.append(f"{name}: user-missing codes (Stata has none; written as plain values)")
         if m.format and dtype.is_numeric() and _STATA_NUM_FORMAT.match(m.format):
             formats[name] = m.format
-    if dropped:
-        warnings.warn(f"{file}: not representable in Stata: " + "; ".join(dropped), UserWarning, stacklevel=3)
-    frame = pl.DataFrame(list(cols.values()))
-    try:
-        pyreadstat.write_dta(
-            frame,
-            str(tmp),
-            file_label=cb.file_label or "",
-            column_labels=labels or None,
-            variable_value_labels=value_labels or None,
-            missing_user_values=missing_user_values or None,
-            variable_format=formats or None,
-        )
-    except Exception as e:
-        raise SafemicroError(f"Stata writer failed: {_first_line(e)}", file=file) from None
+    options = {"missing_user_values": missing_user_values or None, "variable_format": formats or None}
+    _readstat_write(pyreadstat.write_dta, "Stata", tmp, file, cb, cols, labels, value_labels, dropped, options)
 
 
 def _user_missing_as_extended(
@@ -345,23 +333,44 @@ def _write_sav(ds: Dataset, tmp: Path, file: str) -> None:
             formats[name] = _spss_int_format(cols[name])
         if cb.extended_missing.get(name):
             dropped.append(f"{name}: Stata extended missing (.a-.z) become system-missing")
+    options = {
+        "missing_ranges": missing or None,
+        "variable_measure": measures or None,
+        "variable_format": formats or None,
+        "note": list(cb.notes) or None,
+    }
+    _readstat_write(pyreadstat.write_sav, "SPSS", tmp, file, cb, cols, labels, value_labels, dropped, options)
+
+
+def _readstat_write(
+    write: Callable[..., Any],
+    what: str,
+    tmp: Path,
+    file: str,
+    cb: Codebook,
+    cols: dict[str, pl.Series],
+    labels: dict[str, str],
+    value_labels: dict[str, dict[Any, str]],
+    dropped: list[str],
+    options: dict[str, Any],
+) -> None:
+    """Warn once about what ``what`` (Stata, SPSS) cannot hold, then write ``cols`` with
+    pyreadstat's ``write``, the file label, variable and value labels and the format's own
+    ``options``; a failure is one error naming the file."""
     if dropped:
-        warnings.warn(f"{file}: not representable in SPSS: " + "; ".join(dropped), UserWarning, stacklevel=3)
+        warnings.warn(f"{file}: not representable in {what}: " + "; ".join(dropped), UserWarning, stacklevel=4)
     frame = pl.DataFrame(list(cols.values()))
     try:
-        pyreadstat.write_sav(
+        write(
             frame,
             str(tmp),
             file_label=cb.file_label or "",
             column_labels=labels or None,
             variable_value_labels=value_labels or None,
-            missing_ranges=missing or None,
-            variable_measure=measures or None,
-            variable_format=formats or None,
-            note=list(cb.notes) or None,
+            **options,
         )
     except Exception as e:
-        raise SafemicroError(f"SPSS writer failed: {_first_line(e)}", file=file) from None
+        raise SafemicroError(f"{what} writer failed: {_first_line(e)}", file=file) from None
 
 
 def _fit(ds: Dataset, kind: str, file: str) -> Dataset:

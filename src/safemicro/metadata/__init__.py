@@ -9,8 +9,7 @@ Names are imported lazily so that ``safemicro --help`` stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from safemicro.lazy import lazy_exports
 
 _EXPORTS = {
     "document": "safemicro.metadata.documentation",
@@ -37,7 +36,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'safemicro.metadata' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

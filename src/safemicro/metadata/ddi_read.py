@@ -84,19 +84,9 @@ def read_ddi(path: str | os.PathLike[str]) -> ImportedDDI:
     study.title = _t(find(cit, "titlStmt/titl"))
     study.alt_title = _t(find(cit, "titlStmt/altTitl"))
     study.idno = _t(find(cit, "titlStmt/IDNo"))
-    study.authors = [
-        Person(name=_t(a), affiliation=a.get("affiliation", "")) for a in findall(cit, "rspStmt/AuthEnty") if _t(a)
-    ]
-    study.producers = [
-        Person(name=_t(a), abbr=a.get("abbr", ""), affiliation=a.get("affiliation", ""), role=a.get("role", ""))
-        for a in findall(cit, "prodStmt/producer")
-        if _t(a)
-    ]
-    study.funders = [
-        Person(name=_t(a), abbr=a.get("abbr", ""), role=a.get("role", ""))
-        for a in findall(cit, "prodStmt/fundAg")
-        if _t(a)
-    ]
+    study.authors = _persons(findall(cit, "rspStmt/AuthEnty"), "affiliation")
+    study.producers = _persons(findall(cit, "prodStmt/producer"), "abbr", "affiliation", "role")
+    study.funders = _persons(findall(cit, "prodStmt/fundAg"), "abbr", "role")
     study.copyright = _t(find(cit, "prodStmt/copyright"))
     study.production_date = _t(find(cit, "prodStmt/prodDate"))
     study.version = _t(find(cit, "verStmt/version"))
@@ -114,11 +104,7 @@ def read_ddi(path: str | os.PathLike[str]) -> ImportedDDI:
     study.universe = _t(find(sumd, "universe"))
     study.data_kind = _t(find(sumd, "dataKind"))
     dc = find(sd, "method/dataColl")
-    study.data_collectors = [
-        Person(name=_t(a), abbr=a.get("abbr", ""), affiliation=a.get("affiliation", ""))
-        for a in findall(dc, "dataCollector")
-        if _t(a)
-    ]
+    study.data_collectors = _persons(findall(dc, "dataCollector"), "abbr", "affiliation")
     study.sampling = _t(find(dc, "sampProc"))
     study.collection_mode = _t(find(dc, "collMode"))
     study.research_instrument = _t(find(dc, "resInstru"))
@@ -191,6 +177,11 @@ def read_ddi(path: str | os.PathLike[str]) -> ImportedDDI:
         n_records=int(n_rec) if n_rec.isdigit() else None,
         sdc_notes=sdc_notes,
     )
+
+
+def _persons(elements: list[ET.Element], *attrs: str) -> list[Person]:
+    """A :class:`Person` per element with text: the text is the name, ``attrs`` the XML attributes kept."""
+    return [Person(name=_t(e), **{a: e.get(a, "") for a in attrs}) for e in elements if _t(e)]
 
 
 def _dates(elements: list[ET.Element]) -> Dates:

@@ -21,7 +21,6 @@ Every field is optional; what is missing is filled from the plan and the data
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from safemicro.errors import SafemicroError
-from safemicro.plan import parse_yaml, validation_error
+from safemicro.plan import column_hint, parse_yaml, read_text_file, validation_error
 
 __all__ = ["Study", "Person", "Dates", "Access", "VariableDoc", "load_study", "study_from_mapping"]
 
@@ -121,11 +120,8 @@ class Study(_Strict):
         """Raise a :class:`SafemicroError` for a documented variable the data does not have."""
         for name in self.variables:
             if name not in columns:
-                hint = [c for c in columns if c.lower() == name.lower()]
-                hint = hint or difflib.get_close_matches(name, list(columns), n=1)
-                more = f" (did you mean {hint[0]!r}?)" if hint else ""
                 raise SafemicroError(
-                    f"study variables: {name!r} is not a variable of the released data{more}",
+                    f"study variables: {name!r} is not a variable of the released data{column_hint(name, columns)}",
                     file=source,
                     column=name,
                 )
@@ -160,12 +156,7 @@ def study_from_mapping(data: Any, source: str | None = None) -> Study:
 def load_study(path: str | os.PathLike[str]) -> Study:
     """Read and validate a study description YAML file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SafemicroError("study description not found", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SafemicroError(f"cannot read the study description: {exc}", file=str(p)) from None
+    text = read_text_file(p, "study description not found", "cannot read the study description")
     return study_from_mapping(parse_yaml(text, str(p)), source=str(p))
 
 
