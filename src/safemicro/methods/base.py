@@ -83,6 +83,20 @@ class Change:
             out["seed"] = self.seed
         return out
 
+    @classmethod
+    def measured(
+        cls,
+        before: pl.DataFrame,
+        after: pl.DataFrame,
+        columns: list[str],
+        labels: dict[str, tuple[dict, dict]] | None = None,
+        **fields: Any,
+    ) -> Change:
+        """A change whose ``changed``, ``suppressed`` and ``records_touched`` are counted
+        between ``before`` and ``after`` by :func:`count_changes`; ``fields`` give the rest."""
+        changed, suppressed, touched = count_changes(before, after, columns, labels)
+        return cls(changed=changed, suppressed=suppressed, records_touched=touched, **fields)
+
 
 @dataclass
 class MethodResult:

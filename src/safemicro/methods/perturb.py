@@ -39,7 +39,6 @@ from safemicro.methods.base import (
     StepContext,
     StepParams,
     column_names,
-    count_changes,
     household_for,
     numeric_matrix,
     per_household,
@@ -256,16 +255,8 @@ def _result(
     details: dict[str, Any],
     notes: list[str],
 ) -> MethodResult:
-    changed, suppressed, touched = count_changes(ds.frame, frame, variables)
-    change = Change(
-        method=method,
-        params=params,
-        changed=changed,
-        suppressed=suppressed,
-        records_touched=touched,
-        seed=seed,
-        details=details,
-        notes=notes,
+    change = Change.measured(
+        ds.frame, frame, variables, method=method, params=params, seed=seed, details=details, notes=notes
     )
     return MethodResult(ds.with_frame(frame), change)
 
