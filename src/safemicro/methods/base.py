@@ -41,6 +41,7 @@ __all__ = [
     "cells_differ",
     "take_rows",
     "rng_for",
+    "step_seed",
     "per_household",
     "household_for",
     "column_names",
@@ -342,6 +343,11 @@ class StepContext:
     seed: int  # this step's own seed (derived from the plan seed and step number)
     index: int  # 1-based step number
     columns: tuple[str, ...]  # columns present before the step
+
+
+def step_seed(params: Any, ctx: StepContext) -> int:
+    """A random step's seed: its own ``seed`` parameter when given, else the plan's seed for the step."""
+    return params.seed if params.seed is not None else ctx.seed
 
 
 class StepParams(BaseModel):
