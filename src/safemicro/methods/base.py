@@ -41,6 +41,7 @@ __all__ = [
     "cells_differ",
     "take_rows",
     "rng_for",
+    "step_seed",
     "per_household",
     "household_for",
     "column_names",
@@ -82,6 +83,20 @@ class Change:
         if with_seed:
             out["seed"] = self.seed
         return out
+
+    @classmethod
+    def measured(
+        cls,
+        before: pl.DataFrame,
+        after: pl.DataFrame,
+        columns: list[str],
+        labels: dict[str, tuple[dict, dict]] | None = None,
+        **fields: Any,
+    ) -> Change:
+        """A change whose ``changed``, ``suppressed`` and ``records_touched`` are counted
+        between ``before`` and ``after`` by :func:`count_changes`; ``fields`` give the rest."""
+        changed, suppressed, touched = count_changes(before, after, columns, labels)
+        return cls(changed=changed, suppressed=suppressed, records_touched=touched, **fields)
 
 
 @dataclass
@@ -328,6 +343,11 @@ class StepContext:
     seed: int  # this step's own seed (derived from the plan seed and step number)
     index: int  # 1-based step number
     columns: tuple[str, ...]  # columns present before the step
+
+
+def step_seed(params: Any, ctx: StepContext) -> int:
+    """A random step's seed: its own ``seed`` parameter when given, else the plan's seed for the step."""
+    return params.seed if params.seed is not None else ctx.seed
 
 
 class StepParams(BaseModel):

@@ -28,6 +28,7 @@ from safemicro.methods.base import (
     count_changes,
     register,
     rng_for,
+    step_seed,
     take_rows,
 )
 
@@ -298,5 +299,5 @@ def _step_new_ids(ds: Dataset, params: NewIdsParams, ctx: StepContext) -> Method
         household=params._household(ctx),
         record=params.record,
         shuffle_rows=params.shuffle_rows,
-        seed=params.seed if params.seed is not None else ctx.seed,
+        seed=step_seed(params, ctx),
     )

@@ -39,12 +39,12 @@ from safemicro.methods.base import (
     StepContext,
     StepParams,
     column_names,
-    count_changes,
     household_for,
     numeric_matrix,
     per_household,
     register,
     rng_for,
+    step_seed,
 )
 from safemicro.methods.perturb_cells import _noisy_column
 from safemicro.methods.perturb_kernels import _complete, _jit, _shuffle_keys
@@ -256,16 +256,8 @@ def _result(
     details: dict[str, Any],
     notes: list[str],
 ) -> MethodResult:
-    changed, suppressed, touched = count_changes(ds.frame, frame, variables)
-    change = Change(
-        method=method,
-        params=params,
-        changed=changed,
-        suppressed=suppressed,
-        records_touched=touched,
-        seed=seed,
-        details=details,
-        notes=notes,
+    change = Change.measured(
+        ds.frame, frame, variables, method=method, params=params, seed=seed, details=details, notes=notes
     )
     return MethodResult(ds.with_frame(frame), change)
 
@@ -353,10 +345,6 @@ def _describe_shuffle(params: ShuffleParams, change: Change) -> str:
     )
 
 
-def _seed(params: _NumericParams, ctx: StepContext) -> int:
-    return params.seed if params.seed is not None else ctx.seed
-
-
 @register("noise", NoiseParams, _describe_noise, random=True, perturbative=True)
 def _noise_step(ds: Dataset, params: NoiseParams, ctx: StepContext) -> MethodResult:
     return add_noise(
@@ -365,14 +353,14 @@ def _noise_step(ds: Dataset, params: NoiseParams, ctx: StepContext) -> MethodRes
         amount=params.amount,
         method=params.method,
         household=params._household(ctx),
-        seed=_seed(params, ctx),
+        seed=step_seed(params, ctx),
     )
 
 
 @register("rank_swap", RankSwapParams, _describe_swap, random=True, perturbative=True)
 def _rank_swap_step(ds: Dataset, params: RankSwapParams, ctx: StepContext) -> MethodResult:
     return rank_swap(
-        ds, variables=params._variables(ctx), p=params.p, household=params._household(ctx), seed=_seed(params, ctx)
+        ds, variables=params._variables(ctx), p=params.p, household=params._household(ctx), seed=step_seed(params, ctx)
     )
 
 
@@ -383,5 +371,5 @@ def _shuffle_step(ds: Dataset, params: ShuffleParams, ctx: StepContext) -> Metho
         variables=params._variables(ctx),
         by=params._by() or None,
         household=params._household(ctx),
-        seed=_seed(params, ctx),
+        seed=step_seed(params, ctx),
     )

@@ -40,6 +40,7 @@ from safemicro.methods.base import (
     household_for,
     register,
     rng_for,
+    step_seed,
     stratum_ids,
 )
 from safemicro.methods.pram_matrix import _matrix_specs, _parse_matrix
@@ -373,5 +374,5 @@ def _step(ds: Dataset, params: PramParams, ctx: StepContext) -> MethodResult:
         strata=params._strata() or None,
         alpha=params.alpha,
         household=params._household(ctx),
-        seed=params.seed if params.seed is not None else ctx.seed,
+        seed=step_seed(params, ctx),
     )

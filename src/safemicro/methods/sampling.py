@@ -29,6 +29,7 @@ from safemicro.methods.base import (
     count_changes,
     register,
     rng_for,
+    step_seed,
     stratum_ids,
     take_rows,
 )
@@ -284,5 +285,5 @@ def _step(ds: Dataset, params: SubsampleParams, ctx: StepContext) -> MethodResul
         strata=params._strata(ctx) or None,
         weight=params._weight(ctx),
         weight_name=params.weight_name,
-        seed=params.seed if params.seed is not None else ctx.seed,
+        seed=step_seed(params, ctx),
     )

@@ -33,7 +33,7 @@ import polars as pl
 from pydantic import Field
 
 from safemicro.io.dataset import Dataset
-from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, count_changes, register
+from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, register
 from safemicro.methods.suppression_input import (
     _EPS,
     Importance,
@@ -84,23 +84,13 @@ def _result(
     notes: list[str],
 ) -> MethodResult:
     out = _apply(ds, inp.keys, masks)
-    changed, suppressed, touched = count_changes(ds.frame, out.frame, inp.keys)
-    details = {
-        "cells_suppressed": int(sum(suppressed.values())),
-        "suppressed_per_variable": suppressed,
-        "records_with_suppression": touched,
+    change = Change.measured(ds.frame, out.frame, inp.keys, method=method, params=params, seed=None, notes=notes)
+    change.details = {
+        "cells_suppressed": int(sum(change.suppressed.values())),
+        "suppressed_per_variable": change.suppressed,
+        "records_with_suppression": change.records_touched,
         **details,
     }
-    change = Change(
-        method=method,
-        params=params,
-        changed=changed,
-        suppressed=suppressed,
-        records_touched=touched,
-        seed=None,
-        details=details,
-        notes=notes,
-    )
     return MethodResult(out, change)
 
 
