@@ -258,3 +258,26 @@ def test_node_dp_counts_and_means_are_near_the_truth(tmp_path):
         assert all(got[s] == pytest.approx(m, abs=1.0) for s, m in means.items()), (got, means)
     finally:
         node.close()
+
+
+def test_noisy_margin_rows_come_in_a_fixed_order():
+    """Two answers of the same DP table list their margin rows in the same order (the margins
+    follow the inner cells' order, not a hash table's)."""
+    from safemicro.service.node_dp import _DPTables
+
+    a = [f"a{i}" for i in range(30)]
+    table = pl.DataFrame(
+        {"x": a * 4, "y": [y for y in "pqrs" for _ in a], "value": [float(i) for i in range(120)]}
+    ).with_columns(pl.lit(1.0).alias("noise_variance"))
+    table = table.with_columns(
+        status=pl.lit("released"),
+        rule=pl.lit(None, dtype=pl.String),
+        lower=pl.lit(None, dtype=pl.Float64),
+        upper=pl.lit(None, dtype=pl.Float64),
+        rounded_to=pl.lit(None, dtype=pl.Int64),
+        noise_scale=pl.lit(None, dtype=pl.Float64),
+    )
+    orders = {tuple(_DPTables._noisy_margins(table, ["x", "y"]).select("x", "y").rows()) for _ in range(20)}
+    assert len(orders) == 1
+    rows = next(iter(orders))
+    assert rows[120:150] == tuple((x, None) for x in a)  # x margins in the cells' order

@@ -106,7 +106,7 @@ class _DPTables:
             for level in itertools.combinations(by, r):
                 keep = list(level)
                 aggs = [pl.col("value").sum(), pl.col("noise_variance").sum()]
-                g = table.group_by(keep).agg(aggs) if keep else table.select(aggs)
+                g = table.group_by(keep, maintain_order=True).agg(aggs) if keep else table.select(aggs)
                 g = g.with_columns(
                     [pl.lit(None, dtype=pl.String).alias(d) for d in by if d not in keep] + released_columns(None)
                 )
