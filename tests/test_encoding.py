@@ -87,3 +87,15 @@ def test_cli_reports_the_detected_encoding_on_one_line(tmp_path):
     lines = [line for line in r.stderr.splitlines() if "read as" in line]
     assert len(lines) == 1 and lines[0].startswith("warning: ") and "--encoding" in lines[0]
     assert "Côte d’Ivoire" in r.stderr  # the sample lets the curator check the guess
+
+
+def test_bad_bytes_after_a_byte_order_mark_are_located_in_the_file(tmp_path):
+    """The offset, line and bytes named are the file's own (the mark counts)."""
+    raw = codecs.BOM_UTF8 + b"a,b\n1,2\n3,\xff\n"
+    path = tmp_path / "bom_bad.csv"
+    path.write_bytes(raw)
+    with pytest.raises(SafemicroError) as err:
+        read(path)
+    message, offset = str(err.value), raw.index(b"\xff")
+    assert f"byte offset {offset} " in message and "bytes ff 0a" in message
+    assert "line 3" in message and err.value.row == 2

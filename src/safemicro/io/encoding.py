@@ -101,9 +101,11 @@ def decode_text(raw: bytes, file: str, encoding: str | None) -> str:
             try:
                 return raw[len(bom) :].decode(name)
             except UnicodeDecodeError as e:
+                at = len(bom)  # the decoder counted from after the mark; the file counts it
+                in_file = UnicodeDecodeError(e.encoding, raw, e.start + at, e.end + at, e.reason)
                 raise _undecodable(
                     raw,
-                    e,
+                    in_file,
                     file,
                     f"starts with a {name} byte-order mark but is not valid {name}: ",
                     f"; give the encoding with {OPTION}",
