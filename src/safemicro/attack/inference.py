@@ -23,8 +23,8 @@ import numpy as np
 import polars as pl
 
 from safemicro.attack.common import draw_rows, prepare_frames
+from safemicro.attack.counted import CountedAttack
 from safemicro.attack.gower import GowerSpace, numeric_columns
-from safemicro.attack.stats import AttackEvaluator, Tallies
 from safemicro.errors import SafemicroError
 from safemicro.utility.tables import common_dtype
 
@@ -50,7 +50,7 @@ def _regression(s: pl.Series) -> bool:
     return s.dtype.is_numeric() and s.dtype != pl.Boolean and s.n_unique() > 20
 
 
-class InferenceEvaluator(AttackEvaluator):
+class InferenceEvaluator(CountedAttack):
     """Inference risk of a secret column (see the module docstring for the scenario).
 
     >>> ev = InferenceEvaluator(ori, syn, ctl, aux_cols=["age", "sex"], secret="income").evaluate()  # doctest: +SKIP
@@ -110,25 +110,16 @@ class InferenceEvaluator(AttackEvaluator):
         self._evaluated = True
         return self
 
-    def _tallies(self) -> Tallies:
-        return Tallies(
-            self.n_success_,
-            self.n_attacks_,
-            self.n_baseline_,
-            self.n_baseline_attacks_,
-            self.n_control_,
-            self.n_control_attacks_,
-        )
+    def _baseline_total(self) -> int:
+        return self.n_baseline_attacks_
 
     def results(self, confidence: float = 0.95) -> dict[str, Any]:
-        out = self._summary(confidence)
-        out.update(
+        return self._results(
+            confidence,
             {
                 "secret": self.secret,
                 "aux_cols": self.aux_cols,
                 "regression": self.regression,
                 "tolerance": self.tolerance if self.regression else None,
-                "n_attacks": self.n_attacks_,
-            }
+            },
         )
-        return out

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from safemicro.attack.common import draw_rows, prepare_frames
+from safemicro.attack.counted import CountedAttack
 from safemicro.attack.gower import GowerSpace, numeric_columns
-from safemicro.attack.stats import AttackEvaluator, Tallies
 from safemicro.errors import SafemicroError
 
 __all__ = ["LinkabilityEvaluator"]
@@ -33,7 +33,7 @@ def _linked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a[:, :, None] == b[:, None, :]).any(axis=(1, 2))
 
 
-class LinkabilityEvaluator(AttackEvaluator):
+class LinkabilityEvaluator(CountedAttack):
     """Linkability risk of a release (see the module docstring for the scenario).
 
     ``aux_cols``: the columns of the intruder's two files, ``(first, second)``.
@@ -90,23 +90,7 @@ class LinkabilityEvaluator(AttackEvaluator):
         self._evaluated = True
         return self
 
-    def _tallies(self) -> Tallies:
-        return Tallies(
-            self.n_success_,
-            self.n_attacks_,
-            self.n_baseline_,
-            self.n_attacks_,
-            self.n_control_,
-            self.n_control_attacks_,
-        )
-
     def results(self, confidence: float = 0.95) -> dict[str, Any]:
-        out = self._summary(confidence)
-        out.update(
-            {
-                "aux_cols": [self.aux_cols[0], self.aux_cols[1]],
-                "n_neighbors": self.n_neighbors,
-                "n_attacks": self.n_attacks_,
-            }
+        return self._results(
+            confidence, {"aux_cols": [self.aux_cols[0], self.aux_cols[1]], "n_neighbors": self.n_neighbors}
         )
-        return out

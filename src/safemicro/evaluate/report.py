@@ -88,50 +88,58 @@ def _worst(columns, kind_test, n=WORST):
     return sorted(rows, key=lambda c: c["score"])[:n]
 
 
-def marginals_svg(columns: list[Mapping[str, Any]]) -> str | None:
-    """Small multiples: category shares, real (grey) and synthetic (blue), worst columns."""
-    rows = _worst(columns, lambda c: c["metric"] == "TVComplement")
+def _worst_multiples(columns, metric: str, draw, name: str, description: str) -> str | None:
+    """Small multiples of the worst columns scored by ``metric``; ``draw(ax, column, distribution)``
+    draws one panel; None when no column has one."""
+    rows = _worst(columns, lambda c: c["metric"] == metric)
     if not rows:
         return None
     with rc_context(_RC):
         fig, axes = plots._small_multiples(len(rows))
         for ax, c in zip(axes.flat, rows):
-            d = c["distribution"]
-            x = np.arange(len(d["categories"]))
-            ax.bar(x - 0.2, [100 * v for v in d["real"]], width=0.4, color=REAL, label="real")
-            ax.bar(x + 0.2, [100 * v for v in d["synth"]], width=0.4, color=SYNTH, label="synthetic")
-            tilt = len(x) > 4 or max((len(s) for s in d["categories"]), default=0) > 8
-            ax.set_xticks(
-                x,
-                [_plain(plots._short(s)) for s in d["categories"]],
-                fontsize=7,
-                rotation=40 if tilt else 0,
-                ha="right" if tilt else "center",
-            )
-            ax.set_title(f"{_plain(c['column'])}  (TVD {c['distance']:.3f})", loc="left", fontsize=9)
-            ax.set_ylabel("% of records", fontsize=7.5)
-            ax.grid(axis="x", visible=False)
+            draw(ax, c, c["distribution"])
         fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside upper right", ncols=2)
-        return figure_to_svg(fig, "marginals", "Category shares, real and synthetic")
+        return figure_to_svg(fig, name, description)
+
+
+def _marginal_panel(ax, c: Mapping[str, Any], d: Mapping[str, Any]) -> None:
+    x = np.arange(len(d["categories"]))
+    ax.bar(x - 0.2, [100 * v for v in d["real"]], width=0.4, color=REAL, label="real")
+    ax.bar(x + 0.2, [100 * v for v in d["synth"]], width=0.4, color=SYNTH, label="synthetic")
+    tilt = len(x) > 4 or max((len(s) for s in d["categories"]), default=0) > 8
+    ax.set_xticks(
+        x,
+        [_plain(plots._short(s)) for s in d["categories"]],
+        fontsize=7,
+        rotation=40 if tilt else 0,
+        ha="right" if tilt else "center",
+    )
+    ax.set_title(f"{_plain(c['column'])}  (TVD {c['distance']:.3f})", loc="left", fontsize=9)
+    ax.set_ylabel("% of records", fontsize=7.5)
+    ax.grid(axis="x", visible=False)
+
+
+def _quantile_panel(ax, c: Mapping[str, Any], d: Mapping[str, Any]) -> None:
+    p = 100 * np.asarray(d["probs"])
+    ax.plot(p, d["real"], "o-", color=REAL, linewidth=2.2, markersize=4, label="real")
+    ax.plot(p, d["synth"], "s--", color=SYNTH, linewidth=1.3, markersize=3, label="synthetic")
+    ax.set_title(f"{_plain(c['column'])}  (KS {c['distance']:.3f})", loc="left", fontsize=9)
+    ax.set_xlabel("percentile", fontsize=7.5)
+    ax.yaxis.set_major_formatter(FuncFormatter(plots._value_fmt))
+
+
+def marginals_svg(columns: list[Mapping[str, Any]]) -> str | None:
+    """Small multiples: category shares, real (grey) and synthetic (blue), worst columns."""
+    return _worst_multiples(
+        columns, "TVComplement", _marginal_panel, "marginals", "Category shares, real and synthetic"
+    )
 
 
 def quantiles_svg(columns: list[Mapping[str, Any]]) -> str | None:
     """Small multiples: percentiles of the numeric columns, real and synthetic, worst first."""
-    rows = _worst(columns, lambda c: c["metric"] == "KSComplement")
-    if not rows:
-        return None
-    with rc_context(_RC):
-        fig, axes = plots._small_multiples(len(rows))
-        for ax, c in zip(axes.flat, rows):
-            d = c["distribution"]
-            p = 100 * np.asarray(d["probs"])
-            ax.plot(p, d["real"], "o-", color=REAL, linewidth=2.2, markersize=4, label="real")
-            ax.plot(p, d["synth"], "s--", color=SYNTH, linewidth=1.3, markersize=3, label="synthetic")
-            ax.set_title(f"{_plain(c['column'])}  (KS {c['distance']:.3f})", loc="left", fontsize=9)
-            ax.set_xlabel("percentile", fontsize=7.5)
-            ax.yaxis.set_major_formatter(FuncFormatter(plots._value_fmt))
-        fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside upper right", ncols=2)
-        return figure_to_svg(fig, "quantiles", "Percentiles of numeric columns, real and synthetic")
+    return _worst_multiples(
+        columns, "KSComplement", _quantile_panel, "quantiles", "Percentiles of numeric columns, real and synthetic"
+    )
 
 
 def dcr_svg(dcr: Mapping[str, Any] | None) -> str | None:

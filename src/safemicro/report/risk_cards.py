@@ -61,6 +61,16 @@ MEANS = {
 NO_TARGET = "no target in the plan"
 
 
+def _mean_risk(sec: Mapping[str, Any]) -> tuple[float | None, float | None, Any]:
+    """A mean-risk section's mean, its percentage (from the mean when not given) and the
+    expected re-identifications."""
+    mean = _num(sec.get("mean"))
+    pct = _num(sec.get("percent"))
+    if pct is None and mean is not None:
+        pct = 100.0 * mean
+    return mean, pct, sec.get("expected_reidentifications")
+
+
 def _headline_cards(summary: Mapping[str, Any], n_records: float | None) -> list[dict[str, Any]]:
     targets = _section(summary, "targets") or {}
     target_k = _num(targets.get("k"))
@@ -111,11 +121,7 @@ def _headline_cards(summary: Mapping[str, Any], n_records: float | None) -> list
 
     glob = _section(summary, "global_risk")
     if glob is not None:
-        mean = _num(glob.get("mean"))
-        pct = _num(glob.get("percent"))
-        if pct is None and mean is not None:
-            pct = 100.0 * mean
-        er = glob.get("expected_reidentifications")
+        mean, pct, er = _mean_risk(glob)
         status = None
         note = ""
         if max_global is not None and mean is not None:
@@ -132,11 +138,7 @@ def _headline_cards(summary: Mapping[str, Any], n_records: float | None) -> list
 
     hh = _section(summary, "household_risk")
     if hh is not None:
-        mean = _num(hh.get("mean"))
-        pct = _num(hh.get("percent"))
-        if pct is None and mean is not None:
-            pct = 100.0 * mean
-        er = hh.get("expected_reidentifications")
+        _, pct, er = _mean_risk(hh)
         parts = []
         if er is not None:
             parts.append(f"≈ {fmt_er(er)} expected re-identifications")

@@ -107,6 +107,21 @@ def risk_distribution_svg(
 # ---------------------------------------------------------------------------------------
 
 
+def _label_counts(ax, xs, counts) -> None:
+    """Write each count just above its bar (centred at ``xs``)."""
+    for xi, c in zip(xs, counts):
+        ax.annotate(
+            f"{c:,}",
+            (xi, c),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=7.5,
+            color=INK,
+        )
+
+
 def violations_by_k(records: pl.DataFrame | None, max_k: int = 10) -> list[tuple[int, int]] | None:
     """``[(k, number of records with fk < k) for k in 1..max_k]`` from the records' fk."""
     fk = _column(records, "fk")
@@ -129,17 +144,7 @@ def violations_by_k_svg(records: pl.DataFrame | None, *, target_k: int | None = 
         ax = fig.add_subplot()
         bars = ax.bar(ks, counts, color=colours, width=0.7)
         top = max(counts) if counts else 0
-        for bar, c in zip(bars, counts):
-            ax.annotate(
-                f"{c:,}",
-                (bar.get_x() + bar.get_width() / 2, c),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize=7.5,
-                color=INK,
-            )
+        _label_counts(ax, [bar.get_x() + bar.get_width() / 2 for bar in bars], counts)
         ax.set_ylim(0, top * 1.15 + 1)
         ax.set_xticks(ks)
         ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
@@ -254,17 +259,7 @@ def household_size_svg(sizes: Mapping[str, int] | None, *, large: int | None = 1
             step = max(1, math.ceil(len(items) / 25))
             ax.set_xticks(x[::step], labels[::step])
         if len(items) <= 30:
-            for xi, c in zip(x, counts):
-                ax.annotate(
-                    f"{c:,}",
-                    (xi, c),
-                    xytext=(0, 2),
-                    textcoords="offset points",
-                    ha="center",
-                    va="bottom",
-                    fontsize=7.5,
-                    color=INK,
-                )
+            _label_counts(ax, x, counts)
             ax.set_ylim(0, max(counts) * 1.15 + 1)
         ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
         ax.grid(axis="x", visible=False)
