@@ -22,7 +22,9 @@ attack_app = typer.Typer(
 JSON_HELP = "write the result as JSON"
 HTML_HELP = "write the HTML report"
 N_ATTACKS = typer.Option(500, "--n-attacks", help="attacks (predicates, targets) to try")
-SEED = typer.Option(None, "--seed")
+SEED = typer.Option(
+    None, "--seed", help="random seed; without it each run draws a fresh one (give one to reproduce a result)"
+)
 JSON_OUT = typer.Option(None, "--json", help=JSON_HELP)
 HTML_OUT = typer.Option(None, "--html", help=HTML_HELP)
 ENCODING = typer.Option(None, "--encoding", help="text encoding of CSV inputs (default: UTF-8, else detected)")
