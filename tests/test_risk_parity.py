@@ -1,4 +1,4 @@
-"""Risk measures against sdcMicro 5.8.1's own outputs on testdata (../shared/reference)."""
+"""Risk measures against sdcMicro 5.8.1's own outputs on testdata (carried in tests/data/sdcmicro_reference)."""
 
 from __future__ import annotations
 
