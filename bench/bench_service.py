@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -184,19 +185,8 @@ async def run_phase(url: str, token: str, queries: list[dict], clients: int, lim
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--records", type=int, default=20000)
-    ap.add_argument("--clients", type=int, default=20)
-    ap.add_argument("--requests", type=int, default=2000, help="per phase (fresh and dp phases use a quarter)")
-    ap.add_argument("--seconds", type=float, default=60, help="time limit per phase")
-    ap.add_argument("--workers", type=int, default=1, help="server processes (more than 1 needs --postgres)")
-    ap.add_argument(
-        "--postgres",
-        help="a PostgreSQL URL for the node's store instead of DuckDB; 'temp' starts a "
-        "throw-away cluster (initdb/pg_ctl, as the tests do)",
-    )
-    args = ap.parse_args()
+def with_store(args, run) -> None:
+    """``run(args)``, with ``--postgres temp`` replaced by a throw-away cluster (as the tests start)."""
     cluster = None
     if args.postgres == "temp":
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -211,38 +201,55 @@ def main() -> None:
             cluster.stop()
 
 
+@contextmanager
+def serving(cfg: Path, folder: Path, workers: int, tries: int = 600):
+    """A ``safemicro serve`` process on a free loopback port, logging to ``folder/server.log``;
+    yields its URL once it answers, and stops it (killed if still deciding abandoned queries)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(folder / "server.log", "wb")
+    command = [sys.executable, "-m", "safemicro.cli", "serve", str(cfg), "--port", str(port), "--workers", str(workers)]
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    try:
+        for _ in range(tries):
+            try:
+                if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise SystemExit("server did not start: " + (folder / "server.log").read_text()[-2000:])
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+        log.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=20000)
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=2000, help="per phase (fresh and dp phases use a quarter)")
+    ap.add_argument("--seconds", type=float, default=60, help="time limit per phase")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (more than 1 needs --postgres)")
+    ap.add_argument(
+        "--postgres",
+        help="a PostgreSQL URL for the node's store instead of DuckDB; 'temp' starts a "
+        "throw-away cluster (initdb/pg_ctl, as the tests do)",
+    )
+    with_store(ap.parse_args(), run)
+
+
 def run(args) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
         folder = Path(tmp)
         cfg, tok = setup(folder, args.records, args.postgres)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = open(folder / "server.log", "wb")
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "safemicro.cli",
-                "serve",
-                str(cfg),
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=folder,
-        )
-        try:
-            for _ in range(600):
-                try:
-                    if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            else:
-                raise SystemExit("server did not start: " + (folder / "server.log").read_text()[-2000:])
+        with serving(cfg, folder, args.workers) as url:
             store = "PostgreSQL" if args.postgres else "DuckDB"
             print(
                 f"records {args.records}, {args.clients} clients on loopback, {store} store, "
@@ -262,10 +269,6 @@ def run(args) -> None:
                     f"{name:8} {res['requests']:>8} {res['qps']:>8.0f} {res['p50_ms']:>8.1f} {res['p99_ms']:>8.1f}  {codes}"
                 )
             print(f"load after: {os.getloadavg()[0]:.2f}")
-        finally:
-            proc.terminate()
-            proc.wait(20)
-            log.close()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ import polars as pl
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_service import free_port  # noqa: E402
+from bench_service import serving, with_store  # noqa: E402
 
 
 def setup(folder: Path, database: str | None) -> tuple[Path, str, str]:
@@ -227,19 +226,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=90, help="time limit per phase")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--postgres", help="PostgreSQL URL, or 'temp' for a throw-away cluster")
-    args = ap.parse_args()
-    cluster = None
-    if args.postgres == "temp":
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from service_support import Postgres
-
-        cluster = Postgres().start()
-        args.postgres = cluster.create_database("bench")
-    try:
-        run(args)
-    finally:
-        if cluster is not None:
-            cluster.stop()
+    with_store(ap.parse_args(), run)
 
 
 def run(args) -> None:
@@ -248,34 +235,7 @@ def run(args) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-mix-") as tmp:
         folder = Path(tmp)
         cfg, tok, bad = setup(folder, args.postgres)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = open(folder / "server.log", "wb")
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "safemicro.cli",
-                "serve",
-                str(cfg),
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=folder,
-        )
-        try:
-            for _ in range(900):
-                try:
-                    if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            else:
-                raise SystemExit("server did not start: " + (folder / "server.log").read_text()[-2000:])
+        with serving(cfg, folder, args.workers, tries=900) as url:
             print(
                 f"example survey, {args.clients} clients on loopback, "
                 f"{'PostgreSQL' if args.postgres else 'DuckDB'} store, {args.workers} server process(es); "
@@ -299,14 +259,6 @@ def run(args) -> None:
             report("fresh only", only)
             sent = sum(len(v) for r in (mix, only) for v in r["lat"].values())
             print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:  # still deciding queries whose clients gave up
-                proc.kill()
-                proc.wait(30)
-            log.close()
         entries = [json.loads(line) for line in (folder / "audit.jsonl").read_text().splitlines()]
         kinds: dict[str, int] = {}
         for e in entries:
