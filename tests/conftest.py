@@ -16,6 +16,40 @@ NIST = DATA / "nist_crc"
 KV7 = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
 KV5 = ["urbrur", "roof", "walls", "water", "sex"]
 
+# The 10-record example of the IHSN/World Bank SDC Practice Guide: keys residence, gender,
+# education, labour status, with its sampling weights.
+PRACTICE_GUIDE = pl.DataFrame(
+    {
+        "residence": ["Urban"] * 4 + ["Rural"] + ["Urban"] * 5,
+        "gender": ["Female", "Female", "Female", "Male", "Female", "Male", "Female", "Male", "Female", "Female"],
+        "education": [
+            "Secondary incomplete",
+            "Secondary incomplete",
+            "Primary incomplete",
+            "Secondary complete",
+            "Secondary complete",
+            "Secondary complete",
+            "Primary complete",
+            "Post-secondary",
+            "Secondary incomplete",
+            "Secondary incomplete",
+        ],
+        "labour": [
+            "Employed",
+            "Employed",
+            "Non-LF",
+            "Employed",
+            "Unemployed",
+            "Employed",
+            "Non-LF",
+            "Unemployed",
+            "Non-LF",
+            "Non-LF",
+        ],
+        "weight": [180, 180, 215, 76, 186, 76, 180, 215, 186, 76],
+    }
+)
+
 
 @pytest.fixture(scope="session")
 def testdata() -> pl.DataFrame:

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import KV5, KV7, ref_csv
+from conftest import KV5, KV7, PRACTICE_GUIDE, ref_csv
 from safemicro.assess import assess
 from safemicro.io import Dataset
 from safemicro.keys import build_key_table
@@ -155,44 +155,9 @@ def test_global_recode_then_risk(testdata, reference):
     assert a.summary["k_anonymity"]["n_sample_uniques"] == exp["n_fk_eq1_after"]
 
 
-# The Practice Guide's 10-record example (PRACTICE.md): keys residence, gender,
-# education, labour status with these weights.
-PRACTICE = pl.DataFrame(
-    {
-        "residence": ["Urban"] * 4 + ["Rural"] + ["Urban"] * 5,
-        "gender": ["F", "F", "F", "M", "F", "M", "F", "M", "F", "F"],
-        "education": [
-            "Secondary incomplete",
-            "Secondary incomplete",
-            "Primary incomplete",
-            "Secondary complete",
-            "Secondary complete",
-            "Secondary complete",
-            "Primary complete",
-            "Post-secondary",
-            "Secondary incomplete",
-            "Secondary incomplete",
-        ],
-        "labour": [
-            "Employed",
-            "Employed",
-            "Non-LF",
-            "Employed",
-            "Unemployed",
-            "Employed",
-            "Non-LF",
-            "Unemployed",
-            "Non-LF",
-            "Non-LF",
-        ],
-        "weight": [180, 180, 215, 76, 186, 76, 180, 215, 186, 76],
-    }
-)
-
-
 def test_practice_guide_example():
     keys = ["residence", "gender", "education", "labour"]
-    a = assess(Dataset(PRACTICE), keys=keys, weight="weight", suda=True)
+    a = assess(Dataset(PRACTICE_GUIDE), keys=keys, weight="weight", suda=True)
     rec = a.records
     assert rec["fk"].to_list() == [2, 2, 1, 2, 1, 2, 1, 1, 2, 2]
     assert rec["Fk"].to_list() == [360, 360, 215, 152, 186, 152, 180, 215, 262, 262]

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import PRACTICE_GUIDE
 from safemicro.risk.suda2 import suda2
 
 DATA = Path(__file__).resolve().parent / "data" / "sdcmicro" / "testdata.csv"
@@ -132,37 +133,8 @@ def test_float_keys_truncated(testdata, res):
 
 
 def practice_guide() -> pl.DataFrame:
-    """The 10-record example of the IHSN/World Bank SDC Practice Guide."""
-    return pl.DataFrame(
-        {
-            "residence": ["Urban"] * 4 + ["Rural"] + ["Urban"] * 5,
-            "gender": ["Female", "Female", "Female", "Male", "Female", "Male", "Female", "Male", "Female", "Female"],
-            "education": [
-                "Secondary incomplete",
-                "Secondary incomplete",
-                "Primary incomplete",
-                "Secondary complete",
-                "Secondary complete",
-                "Secondary complete",
-                "Primary complete",
-                "Post-secondary",
-                "Secondary incomplete",
-                "Secondary incomplete",
-            ],
-            "labour": [
-                "Employed",
-                "Employed",
-                "Non-LF",
-                "Employed",
-                "Unemployed",
-                "Employed",
-                "Non-LF",
-                "Unemployed",
-                "Non-LF",
-                "Non-LF",
-            ],
-        }
-    )
+    """The 10-record example of the IHSN/World Bank SDC Practice Guide (its keys only)."""
+    return PRACTICE_GUIDE.drop("weight")
 
 
 def test_practice_guide_scores():
