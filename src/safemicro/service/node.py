@@ -194,8 +194,8 @@ class Node(_DPTables):
     def authorise(self, principal: Principal, q: Query, ds: DatasetConfig) -> None:
         """The token's grant intersected with the node's config must cover the whole query."""
         grant = principal.grant_for(q.dataset, "query")
-        if grant is None:
-            raise Refusal(403, f"token grants no queries on dataset {q.dataset!r}")
+        if grant is None:  # answered as an unknown dataset is: names cannot be probed
+            raise not_available(q.dataset, "no query grant")
         if q.kind not in grant.queries:
             raise Refusal(403, f"token does not grant {q.kind!r} queries on {q.dataset!r}")
         if q.kind not in ds.queries:  # the node's policy narrows every grant
@@ -220,8 +220,8 @@ class Node(_DPTables):
         qid = q.query_id(version)
         self.audit.append("request", {**who, "query": json.loads(q.canonical()), "query_id": qid})
         try:
-            if ds is None or principal.grant_for(q.dataset, "query") is None:
-                raise not_available(q.dataset, "unknown dataset" if ds is None else "no query grant")
+            if ds is None:
+                raise not_available(q.dataset, "unknown dataset")
             self.authorise(principal, q, ds)
             try:
                 where = check_against(q, ds, self.values[q.dataset])
