@@ -203,15 +203,23 @@ def dp_table(
         )
     out = table.select(dims).with_columns(
         pl.Series("value", noisy.values, dtype=pl.Float64),
+        *released_columns(noisy.scale),
+        pl.lit(noisy.variance, dtype=pl.Float64).alias("noise_variance"),
+    )
+    return out, noisy
+
+
+def released_columns(noise_scale: float | None) -> list[pl.Expr]:
+    """The cell columns of a released DP cell from ``status`` to ``noise_scale`` (no rule,
+    bounds or rounding; its noise variance is the caller's)."""
+    return [
         pl.lit("released").alias("status"),
         pl.lit(None, dtype=pl.String).alias("rule"),
         pl.lit(None, dtype=pl.Float64).alias("lower"),
         pl.lit(None, dtype=pl.Float64).alias("upper"),
         pl.lit(None, dtype=pl.Int64).alias("rounded_to"),
-        pl.lit(noisy.scale, dtype=pl.Float64).alias("noise_scale"),
-        pl.lit(noisy.variance, dtype=pl.Float64).alias("noise_variance"),
-    )
-    return out, noisy
+        pl.lit(noise_scale, dtype=pl.Float64).alias("noise_scale"),
+    ]
 
 
 # -- budget arithmetic ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from safemicro.service.config import DatasetConfig
-from safemicro.service.quantiles import released_columns
+from safemicro.service.dp import released_columns
 from safemicro.service.queries import Query
 from safemicro.service.refusal import Refusal
 from safemicro.service.store import BudgetExceeded

@@ -58,7 +58,6 @@ __all__ = [
     "QuantileQuota",
     "cell_keys",
     "dp_quantile_table",
-    "released_columns",
 ]
 
 RULE = "quantile_rank"
@@ -166,7 +165,7 @@ def dp_quantile_table(
     """OpenDP private quantiles over the public ``keys`` (one record per unit, ``_unit``),
     in the shape of the protected tables; ε is split evenly across the aggregation levels
     (a unit is in one cell per level: parallel within a level, sequential across)."""
-    from safemicro.service.dp import _opendp
+    from safemicro.service.dp import _opendp, released_columns
 
     dp = _opendp()
     lo, hi = float(bounds[0]), float(bounds[1])
@@ -201,16 +200,3 @@ def dp_quantile_table(
     return pl.concat(frames).with_columns(
         *released_columns(scale), pl.lit(None, dtype=pl.Float64).alias("noise_variance")
     )
-
-
-def released_columns(noise_scale: float | None) -> list[pl.Expr]:
-    """The cell columns of a released DP cell from ``status`` to ``noise_scale`` (no rule,
-    bounds or rounding; its noise variance is the caller's)."""
-    return [
-        pl.lit("released").alias("status"),
-        pl.lit(None, dtype=pl.String).alias("rule"),
-        pl.lit(None, dtype=pl.Float64).alias("lower"),
-        pl.lit(None, dtype=pl.Float64).alias("upper"),
-        pl.lit(None, dtype=pl.Int64).alias("rounded_to"),
-        pl.lit(noise_scale, dtype=pl.Float64).alias("noise_scale"),
-    ]
