@@ -47,7 +47,6 @@ from safemicro.methods.base import (
     StepContext,
     StepParams,
     column_names,
-    count_changes,
     household_for,
     numeric_matrix,
     per_household,
@@ -261,13 +260,12 @@ def _result(
     if retyped:
         notes.append(f"{', '.join(retyped)}: stored as Float64 (group means are not whole numbers)")
     dist = np.unique(sizes, return_counts=True)
-    changed, suppressed, touched = count_changes(ds.frame, frame, variables)
-    change = Change(
+    change = Change.measured(
+        ds.frame,
+        frame,
+        variables,
         method=_STEP,
         params={"variables": variables, "k": k, "method": method, "strata": strata or None, "household": None},
-        changed=changed,
-        suppressed=suppressed,
-        records_touched=touched,
         details={
             "n_groups": int(len(sizes)),
             "group_sizes": {str(int(s)): int(c) for s, c in zip(*dist)},

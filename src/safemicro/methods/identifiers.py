@@ -25,7 +25,6 @@ from safemicro.methods.base import (
     MethodResult,
     StepContext,
     StepParams,
-    count_changes,
     register,
     rng_for,
     step_seed,
@@ -131,13 +130,12 @@ def new_ids(
     reordered = take_rows(ds, order)
     out, notes = _replace_ids(reordered, columns)
     ids = list(columns)
-    changed, suppressed, touched = count_changes(reordered.frame, out.frame, ids)
-    change = Change(
+    change = Change.measured(
+        reordered.frame,
+        out.frame,
+        ids,
         method="new_ids",
         params={"household": household, "record": record, "shuffle_rows": bool(shuffle_rows)},
-        changed=changed,
-        suppressed=suppressed,
-        records_touched=touched,
         seed=used_seed,
         details={
             "households": int(n_households),

@@ -36,7 +36,6 @@ from safemicro.methods.base import (
     StepContext,
     StepParams,
     column_names,
-    count_changes,
     household_for,
     register,
     rng_for,
@@ -129,10 +128,10 @@ def pram(
                 notes.append(f"{var}: the matrix can produce unlabelled codes {unlabelled}")
 
     frame = ds.frame.with_columns(columns)
-    changed, suppressed, touched = count_changes(ds.frame, frame, variables)
-    for var in variables:
-        info[var]["changed"] = changed[var]
-    change = Change(
+    change = Change.measured(
+        ds.frame,
+        frame,
+        variables,
         method="pram",
         params={
             "variables": variables,
@@ -143,13 +142,12 @@ def pram(
             "strata": strata or None,
             "household": household,
         },
-        changed=changed,
-        suppressed=suppressed,
-        records_touched=touched,
         seed=used_seed,
         details={"variables": info, "transition_matrix": matrices},
         notes=notes,
     )
+    for var in variables:
+        info[var]["changed"] = change.changed[var]
     return MethodResult(ds.with_frame(frame), change)
 
 
