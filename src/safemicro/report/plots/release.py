@@ -19,6 +19,7 @@ from .style import (
     INK,
     RED,
     _count_fmt,
+    _finish,
     _new_figure,
     _plain,
     _risk_tick,
@@ -94,12 +95,15 @@ def risk_overlay_svg(
             ax.axvline(rule, color=RED, linestyle="--", linewidth=1.2, label=f"{rule:g} rule")
         if target and target > 0:
             ax.axvline(target, color=AMBER, linewidth=1.4, label=f"target {target:g}")
-        ax.set_xlabel("individual re-identification risk (log scale)")
-        ax.set_ylabel("records")
-        ax.set_title("Individual risk before and after anonymization", loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-        ax.grid(axis="x", visible=False)
-        return figure_to_svg(fig, "risk-overlay", "Histogram of individual risk before and after")
+        return _finish(
+            fig,
+            ax,
+            "Individual risk before and after anonymization",
+            "risk-overlay",
+            "Histogram of individual risk before and after",
+            xlabel="individual re-identification risk (log scale)",
+            ylabel="records",
+        )
 
 
 def risk_range_svg(
@@ -148,11 +152,15 @@ def risk_range_svg(
         ax.axvline(rule, color=RED, linestyle="--", linewidth=1.2, label=f"{rule:g} rule")
         if target and target > 0:
             ax.axvline(target, color=AMBER, linewidth=1.4, label=f"target {target:g}")
-        ax.set_xlabel("individual re-identification risk (log scale)")
-        ax.set_title("Individual risk before and after: median to maximum", loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-        ax.grid(axis="y", visible=False)
-        return figure_to_svg(fig, "risk-range", "Median and maximum individual risk before and after")
+        return _finish(
+            fig,
+            ax,
+            "Individual risk before and after: median to maximum",
+            "risk-range",
+            "Median and maximum individual risk before and after",
+            xlabel="individual re-identification risk (log scale)",
+            quiet_grid="y",
+        )
 
 
 def _finite(value: object) -> float | None:
@@ -207,11 +215,14 @@ def violations_before_after_svg(
         ax.set_ylim(0, top * 1.18 + 1)
         ax.set_xticks(x, [f"k = {_plain(k)}" + (" (target)" if str(target_k) == k else "") for k in ks])
         ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
-        ax.grid(axis="x", visible=False)
-        ax.set_ylabel("records with fk < k")
-        ax.set_title("Records violating k-anonymity, before and after", loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-        return figure_to_svg(fig, "violations-before-after", "Records violating k-anonymity before and after")
+        return _finish(
+            fig,
+            ax,
+            "Records violating k-anonymity, before and after",
+            "violations-before-after",
+            "Records violating k-anonymity before and after",
+            ylabel="records with fk < k",
+        )
 
 
 def changes_per_variable_svg(suppressed: Mapping | None, changed: Mapping | None = None) -> str | None:

@@ -20,6 +20,7 @@ from .style import (
     TEAL,
     _column,
     _count_fmt,
+    _finish,
     _new_figure,
     _plain,
     _risk_tick,
@@ -96,10 +97,7 @@ def risk_distribution_svg(
         title = "Distribution of individual risk"
         if n_zero:
             title += f"  ({n_zero:,} records with risk 0 not shown)"
-        ax.set_title(title, loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-        ax.grid(axis="x", visible=False)
-        return figure_to_svg(fig, "risk-distribution", "Histogram of individual risk")
+        return _finish(fig, ax, title, "risk-distribution", "Histogram of individual risk")
 
 
 # ---------------------------------------------------------------------------------------

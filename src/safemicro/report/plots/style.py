@@ -53,6 +53,31 @@ def _new_figure(width: float = 6.4, height: float = 3.2) -> Figure:
     return fig
 
 
+def _finish(
+    fig: Figure,
+    ax,
+    title: str,
+    name: str,
+    description: str,
+    *,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    quiet_grid: str = "x",
+    **legend,
+) -> str:
+    """The figures' common ending, as SVG: axis labels, the title at the left, the legend
+    beside the axes (never over the data; ``legend``: extra ``ax.legend`` arguments) and no
+    grid lines along ``quiet_grid``."""
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **legend)
+    ax.grid(axis=quiet_grid, visible=False)
+    return figure_to_svg(fig, name, description)
+
+
 _SVG_OPEN = re.compile(r"<svg\b[^>]*>", re.S)
 
 
