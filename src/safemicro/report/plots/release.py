@@ -13,7 +13,6 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from .risk import _size_key
 from .style import (
     _RC,
-    AMBER,
     BLUE,
     GREY,
     INK,
@@ -22,7 +21,7 @@ from .style import (
     _finish,
     _new_figure,
     _plain,
-    _risk_tick,
+    _risk_axis,
     figure_to_svg,
 )
 
@@ -86,22 +85,15 @@ def risk_overlay_svg(
                 ax.stairs(counts, edges, fill=True, color=colour, alpha=0.55, label=label)
             else:
                 ax.stairs(counts, edges, color=colour, linewidth=1.6, label=label)
-        ax.set_xscale("log")
-        ax.set_xlim(lo, hi)
-        ax.xaxis.set_major_formatter(FuncFormatter(_risk_tick))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
-        if rule in marks:
-            ax.axvline(rule, color=RED, linestyle="--", linewidth=1.2, label=f"{rule:g} rule")
-        if target and target > 0:
-            ax.axvline(target, color=AMBER, linewidth=1.4, label=f"target {target:g}")
+        _risk_axis(ax, lo, hi, rule=rule if rule in marks else None, target=target)
         return _finish(
             fig,
             ax,
             "Individual risk before and after anonymization",
             "risk-overlay",
             "Histogram of individual risk before and after",
-            xlabel="individual re-identification risk (log scale)",
             ylabel="records",
         )
 
@@ -146,19 +138,13 @@ def risk_range_svg(
             ax.plot([mx], [y], "D", color=colour, markersize=6, label="maximum" if y == 0 else None)
         ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)])
         ax.set_ylim(-0.6, len(rows) - 0.4)
-        ax.set_xscale("log")
-        ax.set_xlim(lo, hi)
-        ax.xaxis.set_major_formatter(FuncFormatter(_risk_tick))
-        ax.axvline(rule, color=RED, linestyle="--", linewidth=1.2, label=f"{rule:g} rule")
-        if target and target > 0:
-            ax.axvline(target, color=AMBER, linewidth=1.4, label=f"target {target:g}")
+        _risk_axis(ax, lo, hi, rule=rule, target=target)
         return _finish(
             fig,
             ax,
             "Individual risk before and after: median to maximum",
             "risk-range",
             "Median and maximum individual risk before and after",
-            xlabel="individual re-identification risk (log scale)",
             quiet_grid="y",
         )
 
