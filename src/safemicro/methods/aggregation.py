@@ -46,6 +46,7 @@ from safemicro.methods.base import (
     MethodResult,
     StepContext,
     StepParams,
+    calls,
     column_names,
     household_for,
     numeric_matrix,
@@ -307,6 +308,9 @@ class MicroaggregationParams(StepParams):
     def _household(self, ctx: StepContext) -> str | None:
         return household_for(self._variables(ctx), self.household, ctx)
 
+    def resolve(self, ctx: StepContext) -> dict[str, Any]:
+        return {"variables": self._variables(ctx), "strata": self._strata() or None, "household": self._household(ctx)}
+
     def reads(self, ctx: StepContext) -> list[str]:
         hh = self._household(ctx)
         return [*self._variables(ctx), *self._strata(), *([hh] if hh else [])]
@@ -330,13 +334,4 @@ def _describe(params: MicroaggregationParams, change: Change) -> str:
     )
 
 
-@register(_STEP, MicroaggregationParams, _describe, perturbative=True)
-def _step(ds: Dataset, params: MicroaggregationParams, ctx: StepContext) -> MethodResult:
-    return microaggregation(
-        ds,
-        variables=params._variables(ctx),
-        k=params.k,
-        method=params.method,
-        strata=params._strata() or None,
-        household=params._household(ctx),
-    )
+register(_STEP, MicroaggregationParams, _describe, perturbative=True)(calls(microaggregation))

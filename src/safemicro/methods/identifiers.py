@@ -25,9 +25,9 @@ from safemicro.methods.base import (
     MethodResult,
     StepContext,
     StepParams,
+    calls,
     register,
     rng_for,
-    step_seed,
     take_rows,
 )
 
@@ -237,9 +237,13 @@ class NewIdsParams(StepParams):
     record: str | None = None
     shuffle_rows: bool = True
     seed: int | None = None
+    _consumed = ("variable",)
 
     def _household(self, ctx: StepContext) -> str | None:
         return self.variable or ctx.roles.household
+
+    def resolve(self, ctx: StepContext) -> dict[str, Any]:
+        return {"household": self._household(ctx)}
 
     def reads(self, ctx: StepContext) -> list[str]:
         return [v for v in (self._household(ctx), self.record) if v]
@@ -290,12 +294,4 @@ def _step_remove_variables(ds: Dataset, params: RemoveVariablesParams, ctx: Step
     return _remove(ds, params.variables, "remove_variables")
 
 
-@register("new_ids", NewIdsParams, _describe_new_ids, random=True, reorders=True)
-def _step_new_ids(ds: Dataset, params: NewIdsParams, ctx: StepContext) -> MethodResult:
-    return new_ids(
-        ds,
-        household=params._household(ctx),
-        record=params.record,
-        shuffle_rows=params.shuffle_rows,
-        seed=step_seed(params, ctx),
-    )
+register("new_ids", NewIdsParams, _describe_new_ids, random=True, reorders=True)(calls(new_ids))

@@ -35,11 +35,11 @@ from safemicro.methods.base import (
     MethodResult,
     StepContext,
     StepParams,
+    calls,
     column_names,
     household_for,
     register,
     rng_for,
-    step_seed,
     stratum_ids,
 )
 from safemicro.methods.pram_matrix import _matrix_specs, _parse_matrix
@@ -326,6 +326,9 @@ class PramParams(StepParams):
     def _household(self, ctx: StepContext) -> str | None:
         return household_for(self.variables, self.household, ctx)
 
+    def resolve(self, ctx: StepContext) -> dict[str, Any]:
+        return {"strata": self._strata() or None, "household": self._household(ctx)}
+
     def reads(self, ctx: StepContext) -> list[str]:
         hh = self._household(ctx)
         return [*self.variables, *self._strata(), *([hh] if hh else [])]
@@ -361,16 +364,4 @@ def _describe(params: PramParams, change: Change) -> str:
     )
 
 
-@register("pram", PramParams, _describe, random=True, perturbative=True)
-def _step(ds: Dataset, params: PramParams, ctx: StepContext) -> MethodResult:
-    return pram(
-        ds,
-        variables=params.variables,
-        matrix=params.matrix,
-        keep=params.keep,
-        invariant=params.invariant,
-        strata=params._strata() or None,
-        alpha=params.alpha,
-        household=params._household(ctx),
-        seed=step_seed(params, ctx),
-    )
+register("pram", PramParams, _describe, random=True, perturbative=True)(calls(pram))
