@@ -25,7 +25,7 @@ from safemicro.examples.survey import generate_survey
 from safemicro.keys import build_key_table
 from safemicro.outputs import MARKER
 from safemicro.plan import Plan
-from safemicro.release import verify_bundle
+from safemicro.release import open_bundle, read_bundle, verify_bundle
 
 SCRIPT = Path(sys.executable).parent / "safemicro"
 TESTDATA = SDC_DATA / "testdata.csv"
@@ -307,6 +307,23 @@ def test_puf_only_from_a_suf_bundle(survey_suf, tmp_path):
     assert _tree(tmp_path / "puf2") == _tree(tmp_path / "puf")
     after = puf.report["risk_after"]["k_anonymity"]["violations"]
     assert after["5"] == 0
+
+
+def test_open_bundle_reads_each_file_once_and_matches_read_bundle(testdata_bundle):
+    """The report comes back parsed (documentation needs no second read of report.json) and the
+    provenance hashes are those SHA256SUMS lists, checked against hashlib on the files."""
+    import hashlib
+
+    bundle = open_bundle(testdata_bundle)
+    assert bundle.report == json.loads((testdata_bundle / "report.json").read_text(encoding="utf-8"))
+    for name, digest in (
+        ("testdata.csv", bundle.origin["sha256"]),
+        ("report.json", bundle.origin["derived_from"]["report_sha256"]),
+    ):
+        assert digest == hashlib.sha256((testdata_bundle / name).read_bytes()).hexdigest()
+        assert f"{digest}  {name}\n" in (testdata_bundle / "SHA256SUMS").read_text(encoding="utf-8")
+    ds, origin = read_bundle(testdata_bundle)
+    assert origin == bundle.origin and ds.frame.equals(bundle.dataset.frame)
 
 
 def test_bundle_has_normal_permissions(testdata_bundle):

@@ -42,9 +42,9 @@ from safemicro.outputs import check_folder
 from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, roles_after, run_steps
 from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
-from safemicro.release_bundle import file_sha256, read_bundle, verify_bundle
+from safemicro.release_bundle import file_sha256, open_bundle, read_bundle, verify_bundle
 
-__all__ = ["Release", "anonymize", "read_bundle", "verify_bundle"]
+__all__ = ["Release", "anonymize", "open_bundle", "read_bundle", "verify_bundle"]
 
 BUNDLE_FORMATS = {".dta", ".sav", ".zsav", ".parquet", ".csv"}
 DEFAULT_STAMP = datetime(2000, 1, 1)  # header time of Stata/SPSS files without a review date

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -354,6 +354,22 @@ class StepParams(BaseModel):
     """Base of every step's parameter model; unknown parameters are errors."""
 
     model_config = ConfigDict(extra="forbid")
+    # fields that only feed :meth:`resolve` and are no argument of the step's function
+    _consumed: ClassVar[tuple[str, ...]] = ()
+
+    def resolve(self, ctx: StepContext) -> dict[str, Any]:
+        """The step function's arguments that the context decides (roles, defaults), by name."""
+        return {}
+
+    def arguments(self, ctx: StepContext) -> dict[str, Any]:
+        """Keyword arguments of the step's function: each field as given, except those
+        :meth:`resolve` decides and the ``_consumed`` ones; a ``seed`` field becomes the
+        step's seed (:func:`step_seed`)."""
+        resolved = self.resolve(ctx)
+        if "seed" in type(self).model_fields:
+            resolved["seed"] = step_seed(self, ctx)
+        fields = [k for k in type(self).model_fields if k not in resolved and k not in self._consumed]
+        return {**{k: getattr(self, k) for k in fields}, **resolved}
 
     def reads(self, ctx: StepContext) -> list[str]:
         """Columns that must exist when the step runs."""
@@ -379,6 +395,15 @@ class StepSpec:
 
 
 STEPS: dict[str, StepSpec] = {}
+
+
+def calls(function: Callable[..., MethodResult]) -> Callable[[Dataset, Any, StepContext], MethodResult]:
+    """The run of a step that is ``function(dataset, **params.arguments(ctx))``."""
+
+    def run(ds: Dataset, params: StepParams, ctx: StepContext) -> MethodResult:
+        return function(ds, **params.arguments(ctx))
+
+    return run
 
 
 def register(
