@@ -77,7 +77,9 @@ class SynthConfig:
 
 
 # diurnal weights by local hour: low at night, peaks at 10 h and 19 h
-DIURNAL = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.6, 1.5, 3, 4.5, 5.5, 6, 5.5, 5, 5, 4.8, 4.8, 5, 5.5, 6, 6.2, 5, 3.5, 2.5, 1.5])
+DIURNAL = np.array(
+    [1, 0.6, 0.4, 0.3, 0.3, 0.6, 1.5, 3, 4.5, 5.5, 6, 5.5, 5, 5, 4.8, 4.8, 5, 5.5, 6, 6.2, 5, 3.5, 2.5, 1.5]
+)
 NIGHT = (20, 6)  # the generator's at-home hours (events at home with p_home_night)
 
 
