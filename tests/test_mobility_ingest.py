@@ -15,7 +15,8 @@ from safemicro.errors import SafemicroError
 from safemicro.mobility.geography import Lattice, bridge_from_polygons, points_in_polygon
 from safemicro.mobility.ingest import ingest
 from safemicro.mobility.pseudonym import PseudonymMap, hmac64
-from safemicro.mobility.synth import Scenario, SynthConfig, generate
+from safemicro.mobility.synth import Scenario, SynthConfig
+from safemicro.mobility.synth_days import generate
 
 R1 = DATA / "mobility_r1"
 KEY = b"ingest-test-key-0123456789"

@@ -1,8 +1,8 @@
 """Synthetic call records of the kind an operator holds, with a displacement scenario.
 
-:func:`generate` draws a world (lattice geography, sites and cells, persons, SIMs, contacts,
-the scenario) from ``numpy.random.Generator(PCG64(seed))`` and streams the events day by day
-to ``events/date=YYYY-MM-DD/part-0.parquet`` (see :mod:`.synth_days`), with ``cells.csv``,
+:func:`build_world` draws a world (lattice geography, sites and cells, persons, SIMs, contacts,
+the scenario) from ``numpy.random.Generator(PCG64(seed))``; :func:`.synth_days.generate` streams the events day
+by day to ``events/date=YYYY-MM-DD/part-0.parquet``, with ``cells.csv``,
 ``bridge.csv``, ``units.csv`` and the ground truth ``truth/subscribers.parquet`` (true home,
 displaced, destination, departure and return days per SIM). Definitions follow the study's
 section 8.5; where this generator simplifies, the docstrings of :class:`SynthConfig` say how.
@@ -11,15 +11,13 @@ section 8.5; where this generator simplifies, the docstrings of :class:`SynthCon
 from __future__ import annotations
 
 import datetime as dt
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
 from safemicro.errors import SafemicroError
-from safemicro.mobility.geography import Lattice, bridge_from_polygons
+from safemicro.mobility.geography import Lattice
 
 
 @dataclass
@@ -283,38 +281,3 @@ def truth_frame(world: World, cfg: SynthConfig) -> pl.DataFrame:
         day(world.sim_start).alias("sim_start"),
         day(world.sim_end).alias("sim_end"),
     )
-
-
-def generate(out: str | Path, cfg: SynthConfig, *, progress=None) -> dict[str, Path]:
-    """Generate a run into ``out``; returns the paths written. ``progress(day_index)`` is
-    called after each day partition is written."""
-    from safemicro.mobility.synth_days import day_events
-
-    root = Path(out)
-    (root / "events").mkdir(parents=True, exist_ok=True)
-    (root / "truth").mkdir(exist_ok=True)
-    world = build_world(cfg)
-    cells = cells_frame(world)
-    cells.write_csv(root / "cells.csv")
-    bridge = bridge_from_polygons(cells, cfg.lattice.polygons())
-    bridge.write_csv(root / "bridge.csv")
-    world.units.select("admin3", "admin2", "admin1", "population").write_csv(root / "units.csv")
-    truth_frame(world, cfg).write_parquet(root / "truth" / "subscribers.parquet")
-    for d in range(cfg.days):
-        date = cfg.start + dt.timedelta(days=d)
-        part = root / "events" / f"date={date.isoformat()}"
-        part.mkdir(exist_ok=True)
-        day_events(world, cfg, d).write_parquet(part / "part-0.parquet", statistics=False)
-        if progress is not None:
-            progress(d)
-    meta = asdict(cfg)
-    meta["start"] = cfg.start.isoformat()
-    meta.pop("lattice")
-    (root / "synth.json").write_text(json.dumps(meta, indent=2, default=str))
-    return {
-        "events": root / "events",
-        "cells": root / "cells.csv",
-        "bridge": root / "bridge.csv",
-        "units": root / "units.csv",
-        "truth": root / "truth" / "subscribers.parquet",
-    }

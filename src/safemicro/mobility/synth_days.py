@@ -1,4 +1,4 @@
-"""One day of synthetic events, vectorised over SIMs and events (see :mod:`.synth`).
+"""Synthetic events day by day (vectorised over SIMs and events) and the run writer.
 
 Each day has its own generator seeded by (seed, day), so a day's partition does not depend
 on which days were generated before it. Where a person is on day d: the home site, or the
@@ -12,11 +12,15 @@ SIMs whose person is there are silent and events drawn there are lost.
 from __future__ import annotations
 
 import datetime as dt
+import json
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from safemicro.mobility.synth import DIURNAL, NIGHT, SynthConfig, World, _pick
+from safemicro.mobility.geography import bridge_from_polygons
+from safemicro.mobility.synth import DIURNAL, NIGHT, SynthConfig, World, _pick, build_world, cells_frame, truth_frame
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -85,3 +89,36 @@ def day_events(world: World, cfg: SynthConfig, d: int) -> pl.DataFrame:
         pl.when(~data).then(pl.col("outgoing")).alias("outgoing"),
         pl.when(~data).then(pl.col("msisdn_counterpart")).alias("msisdn_counterpart"),
     ).sort("ts")
+
+
+def generate(out: str | Path, cfg: SynthConfig, *, progress=None) -> dict[str, Path]:
+    """Generate a run into ``out``; returns the paths written. ``progress(day_index)`` is
+    called after each day partition is written."""
+    root = Path(out)
+    (root / "events").mkdir(parents=True, exist_ok=True)
+    (root / "truth").mkdir(exist_ok=True)
+    world = build_world(cfg)
+    cells = cells_frame(world)
+    cells.write_csv(root / "cells.csv")
+    bridge = bridge_from_polygons(cells, cfg.lattice.polygons())
+    bridge.write_csv(root / "bridge.csv")
+    world.units.select("admin3", "admin2", "admin1", "population").write_csv(root / "units.csv")
+    truth_frame(world, cfg).write_parquet(root / "truth" / "subscribers.parquet")
+    for d in range(cfg.days):
+        date = cfg.start + dt.timedelta(days=d)
+        part = root / "events" / f"date={date.isoformat()}"
+        part.mkdir(exist_ok=True)
+        day_events(world, cfg, d).write_parquet(part / "part-0.parquet", statistics=False)
+        if progress is not None:
+            progress(d)
+    meta = asdict(cfg)
+    meta["start"] = cfg.start.isoformat()
+    meta.pop("lattice")
+    (root / "synth.json").write_text(json.dumps(meta, indent=2, default=str))
+    return {
+        "events": root / "events",
+        "cells": root / "cells.csv",
+        "bridge": root / "bridge.csv",
+        "units": root / "units.csv",
+        "truth": root / "truth" / "subscribers.parquet",
+    }
