@@ -1,12 +1,12 @@
 """The per-subscriber reference table the aggregate service answers from, and its config.
 
-One row per subscriber (the pseudonym as text), every column a declared dimension, so that
+One row per subscriber with a baseline home (the pseudonym as text), every column a declared dimension, so that
 every released table counts distinct subscribers with one contribution each (sensitivity 1
 in DP mode) and the differencing ledger sees every table as predicates over the same rows:
 - ``home0`` / ``home0_admin2`` / ``home0_admin1``: the baseline home (F4) and its parents;
 - ``home1`` / ``home1_admin2``: the follow-up majority location (F3) and its parent;
   ``none`` where there is no such unit;
-- ``status`` (F9) and ``returned`` (F10, when a later window is given);
+- ``displacement`` (F9's status; ``status`` names the service's output column) and ``returned`` (F10, when a later window is given);
 - ``rog_bin``, ``night_bin``, ``degree_bin``: the baseline metrics in provider-declared bins
   (the lowest and highest bins are open-ended);
 - ``wk_YYYY_WW``: weekly presence, the subscriber's modal daily location over the days of
@@ -27,7 +27,7 @@ import polars as pl
 from safemicro.mobility.features import modal_location, scan
 
 DEFAULT_BINS = {
-    "rog_bin": ("rog_km", [1.0, 5.0, 10.0, 25.0, 50.0]),
+    "rog_bin": ("rog_km", [1.0, 5.0, 10.0, 25.0, 50.0, 75.0]),
     "night_bin": ("night_pct", [10.0, 25.0, 50.0]),
     "degree_bin": ("degree", [1.0, 3.0, 6.0, 10.0]),
 }
@@ -67,15 +67,17 @@ def reference_table(
     """The service table from :func:`.features.subscriber_features` and the daily tables."""
     bins = DEFAULT_BINS if bins is None else bins
     parents = cells.select("admin3", *[c for c in ("admin2", "admin1") if c in cells.columns]).unique("admin3")
-    t = features.select(
+    # subscribers without a baseline home stay out: "no home" would equal "home0 = none" by
+    # definition, a structural identity an analyst could use to undo suppression
+    t = features.filter(pl.col("home0").is_not_null()).select(
         pl.col("sub").cast(pl.String).alias("subscriber"),
         "home0",
         "home1",
-        "status",
+        pl.col("status").alias("displacement"),
         *(["returned"] if "returned" in features.columns else []),
         *[binned(pl.col(src), edges).alias(name) for name, (src, edges) in bins.items()],
     )
-    for h, levels in (("home0", ("admin2", "admin1")), ("home1", ("admin2",))):
+    for h, levels in (("home0", ("admin2", "admin1")), ("home1", ("admin2", "admin1"))):
         keep = [lv for lv in levels if lv in parents.columns]
         if keep:
             p = parents.select(pl.col("admin3").alias(h), *[pl.col(lv).alias(f"{h}_{lv}") for lv in keep])
@@ -121,8 +123,8 @@ def dataset_config(
                 dims[col] = {"kind": "admin", "column": col, **({"parent": parent} if parent else {})}
                 parent = col
         dims[h] = {"kind": "admin", "column": h, **({"parent": parent} if parent else {})}
-    statuses = ["stayed", "displaced", "unlocatable", "inactive", "no_home"]
-    dims["status"] = {"kind": "category", "column": "status", "values": statuses}
+    statuses = ["stayed", "displaced", "unlocatable", "inactive"]
+    dims["displacement"] = {"kind": "category", "column": "displacement", "values": statuses}
     if "returned" in table.columns:
         dims["returned"] = {"kind": "category", "column": "returned", "values": ["returned", "not_returned", "na"]}
     for name, (_, edges) in bins.items():

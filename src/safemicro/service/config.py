@@ -169,6 +169,8 @@ class DatasetConfig(_Strict):
         """The defaults and refusals of a mobility dataset (see the class docstring)."""
         if self.unit is None:
             raise ValueError("a mobility dataset needs 'unit' (the subscriber column): one contribution each")
+        if "queries" not in self.model_fields_set:
+            self.queries = ["count", "crosstab"]
         extra = sorted(set(self.queries) - {"count", "crosstab"})
         if extra:
             raise ValueError(
