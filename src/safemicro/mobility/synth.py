@@ -186,7 +186,7 @@ def build_world(cfg: SynthConfig) -> World:
     sim_end = np.concatenate([np.where(churned, churn, NEVER), np.full(int(churned.sum()), NEVER)])
     sim_person = np.concatenate([sim_person, sim_person[churned]])
     n_sims = sim_person.size
-    msisdn = 250_780_000_000 + rng.permutation(10_000_000 if n_sims <= 10_000_000 else n_sims * 2)[:n_sims]
+    msisdn = 250_780_000_000 + rng.choice(max(10_000_000, 2 * n_sims), size=n_sims, replace=False)
     rate = rng.gamma(cfg.activity_shape, max(cfg.mean_events - 1, 1e-9) / cfg.activity_shape, n_sims)
     # contacts: Poisson(mean) >= 1, a share in the same admin2
     k = np.clip(rng.poisson(cfg.contacts_mean, n_sims), 1, 12)
