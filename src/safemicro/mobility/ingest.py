@@ -87,6 +87,18 @@ def _timestamps(ts: pl.Series) -> pl.Series:
     return with_tz.fill_null(plain.fill_null(plain2).dt.replace_time_zone("UTC"))
 
 
+def _booleans(s: pl.Series) -> pl.Series:
+    """true/1/t (any case) as True, other text as False, nulls kept."""
+    if s.dtype == pl.Boolean:
+        return s
+    text = s.cast(pl.String).str.to_lowercase()
+    return (
+        text.to_frame("t")
+        .select(pl.when(pl.col("t").is_not_null()).then(pl.col("t").is_in(["true", "1", "t"])))["t"]
+        .alias(s.name)
+    )
+
+
 def clean_file(
     path: Path, day: dt.date, cells_today: pl.DataFrame, pseudo: PseudonymMap, timezone: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -104,7 +116,9 @@ def clean_file(
             .fill_null(pl.when(cell.is_null()).then(None).otherwise(-1))
         )
     cell = cell.cast(pl.Int64 if key_int else pl.String)
-    etype = raw["event_type"].cast(pl.String).str.to_lowercase()
+    etype = raw["event_type"].cast(pl.String)
+    if not etype.unique().drop_nulls().is_in(EVENT_TYPES).all():  # normalise only when needed
+        etype = etype.str.to_lowercase()
     frame = pl.DataFrame(
         {
             "row": raw["row"],
@@ -114,7 +128,7 @@ def clean_file(
             "local_day": local.dt.date(),
             "cell_id": cell,
             "event_type": etype,
-            "outgoing": raw["outgoing"].cast(pl.String).str.to_lowercase().is_in(["true", "1", "t"])
+            "outgoing": _booleans(raw["outgoing"])
             if "outgoing" in raw.columns
             else pl.Series([None] * raw.height, dtype=pl.Boolean),
             "counterpart": raw["msisdn_counterpart"]
@@ -122,8 +136,6 @@ def clean_file(
             else pl.Series([None] * raw.height, dtype=pl.Int64),
         }
     )
-    if "outgoing" in raw.columns:
-        frame = frame.with_columns(pl.when(raw["outgoing"].is_not_null()).then(pl.col("outgoing")).alias("outgoing"))
     frame = frame.join(cells_today.select("cell_id", "cell_ix"), on="cell_id", how="left", maintain_order="left")
     reason = (
         pl.when(pl.col("msisdn").is_null())
