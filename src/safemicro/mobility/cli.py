@@ -28,6 +28,11 @@ def _window(text: str, name: str) -> tuple[dt.date, dt.date]:
         raise SafemicroError(f"--{name} must be START:STOP with ISO dates (stop exclusive), got {text!r}") from None
 
 
+def _print_paths(paths: dict[str, Path]) -> None:
+    for label, p in paths.items():
+        out.print(f"{label}: {p}", highlight=False)
+
+
 def register(app: typer.Typer) -> typer.Typer:
     """Add `safemicro mobility ...` to the main app; returns the group (for more commands)."""
     app.add_typer(mobility_app, name="mobility")
@@ -63,8 +68,7 @@ def register(app: typer.Typer) -> typer.Typer:
         cfg = SynthConfig(n_subscribers=subscribers, days=days, seed=seed, mean_events=mean_events, scenario=scenario)
         with progress(days, "generating days") as advance:
             paths = run(output, cfg, progress=lambda d: advance(f"day {d + 1} of {days}"))
-        for label, p in paths.items():
-            out.print(f"{label}: {p}", highlight=False)
+        _print_paths(paths)
 
     @mobility_app.command("ingest")
     @friendly
@@ -122,8 +126,7 @@ def register(app: typer.Typer) -> typer.Typer:
             paths = features_and_reference(
                 ingested, output, w, engine=engine, daily_columns=daily_columns, progress=lambda d: advance(str(d))
             )
-        for label, p in paths.items():
-            out.print(f"{label}: {p}", highlight=False)
+        _print_paths(paths)
 
     @mobility_app.command("config")
     @friendly
