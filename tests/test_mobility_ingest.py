@@ -61,6 +61,29 @@ def test_bad_rows_reported_with_file_and_row(tmp_path):
     assert set(bad["file"]) == {str(f)}
 
 
+def test_parquet_in_chunks_same_rows_and_report(tmp_path):
+    """A day read in record batches: the same clean rows, bad rows at the same file rows."""
+    src = R1 / "events" / "date=2024-01-02" / "events.csv"
+    lines = src.read_text().splitlines()
+    lines.insert(3, "s1,not a time,C1,call,true,s2")  # data row 3
+    csv = tmp_path / "events" / "date=2024-01-02" / "e.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_text("\n".join(lines) + "\n")
+    whole = ingest(tmp_path / "events", R1 / "cells.csv", R1 / "bridge.csv", tmp_path / "a", KEY)
+    pq_dir = tmp_path / "pq" / "date=2024-01-02"
+    pq_dir.mkdir(parents=True)
+    pl.read_csv(csv, infer_schema=False).write_parquet(pq_dir / "e.parquet", row_group_size=2)
+    csv.unlink()
+    chunked = ingest(tmp_path / "pq", R1 / "cells.csv", R1 / "bridge.csv", tmp_path / "b", KEY, chunk_rows=2)
+    assert chunked["days"] == whole["days"]
+    assert len(list((tmp_path / "b" / "events" / "date=2024-01-02").glob("part-*.parquet"))) == 3  # 5 rows in chunks of 2
+    bad = pl.read_parquet(tmp_path / "b" / "bad_rows" / "date=2024-01-02" / "part-0.parquet")
+    assert bad["row"].to_list() == [3]
+    a = pl.read_parquet(tmp_path / "a" / "events" / "*" / "*.parquet").sort("ts")
+    b = pl.read_parquet(tmp_path / "b" / "events" / "*" / "*.parquet").sort("ts")
+    assert a.equals(b)
+
+
 def test_missing_column_names_file_and_column(tmp_path):
     events = tmp_path / "events" / "date=2024-01-01"
     events.mkdir(parents=True)

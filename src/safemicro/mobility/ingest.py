@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -38,6 +38,15 @@ REASONS = (
     "unknown event type",
     "outside its day partition",
 )
+CLEAN_SCHEMA = {
+    "sub": pl.UInt64,
+    "ts": pl.Datetime("us", "UTC"),
+    "hour": pl.Int8,
+    "cell_ix": pl.UInt32,
+    "event_type": EVENT_ENUM,
+    "outgoing": pl.Boolean,
+    "counterpart": pl.UInt64,
+}
 ALIASES = {"subscriber_id": "msisdn", "counterpart_id": "msisdn_counterpart"}
 PART = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
@@ -61,14 +70,28 @@ def day_partitions(events: str | Path) -> list[tuple[dt.date, list[Path]]]:
     return out
 
 
-def _read(path: Path) -> pl.DataFrame:
+def _chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pl.DataFrame, int]]:
+    """(frame, rows before it) per chunk: Parquet by record batches of ``chunk_rows`` (a day
+    of a billion-event run never sits in memory whole), CSV whole."""
     try:
         if path.suffix == ".parquet":
-            frame = pl.read_parquet(path)
-        else:
-            frame = pl.read_csv(path, infer_schema=False)
+            import pyarrow.parquet as pq
+
+            done = 0
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                frame = pl.from_arrow(batch)
+                yield _columns(frame, path), done
+                done += frame.height
+            return
+        frame = pl.read_csv(path, infer_schema=False)
+    except SafemicroError:
+        raise
     except Exception as e:
         raise SafemicroError(f"cannot read: {type(e).__name__}: {str(e).splitlines()[0]}", file=str(path)) from None
+    yield _columns(frame, path), 0
+
+
+def _columns(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
     frame = frame.rename({k: v for k, v in ALIASES.items() if k in frame.columns})
     for c in ("msisdn", "ts", "cell_id", "event_type"):
         if c not in frame.columns:
@@ -99,11 +122,18 @@ def _booleans(s: pl.Series) -> pl.Series:
     )
 
 
-def clean_file(
-    path: Path, day: dt.date, cells_today: pl.DataFrame, pseudo: PseudonymMap, timezone: str
+def clean_chunk(
+    raw: pl.DataFrame,
+    offset: int,
+    path: Path,
+    day: dt.date,
+    cells_today: pl.DataFrame,
+    pseudo: PseudonymMap,
+    timezone: str,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(clean events, bad rows) of one file of day ``day``."""
-    raw = _read(path).with_row_index("row", offset=1)
+    """(clean events, bad rows) of one chunk of a file of day ``day`` (``offset`` rows of
+    the file come before it)."""
+    raw = raw.with_row_index("row", offset=offset + 1)
     ts = _timestamps(raw["ts"])
     local = ts.dt.convert_time_zone(timezone)
     key_int = cells_today["cell_id"].dtype.is_integer()
@@ -170,24 +200,26 @@ def clean_file(
     return clean, bad
 
 
-def qa_day(day: dt.date, rows: int, clean: pl.DataFrame, bad: pl.DataFrame) -> dict:
-    """The QA record of one day (FlowETL-like checks)."""
-    per_sub = clean.group_by("sub").len()["len"] if clean.height else pl.Series([0])
+def qa_day(day: dt.date, rows: int, per_sub: pl.DataFrame, types: pl.DataFrame, bad: pl.DataFrame) -> dict:
+    """The QA record of one day (FlowETL-like checks) from the chunks' per-subscriber and
+    per-type counts."""
+    counts = per_sub.group_by("sub").agg(pl.col("len").sum())["len"] if per_sub.height else pl.Series([0])
     reasons = dict(bad.group_by("reason").len().iter_rows()) if bad.height else {}
-    types = dict(clean.group_by("event_type").len().with_columns(pl.col("event_type").cast(pl.String)).iter_rows())
+    by_type = types.group_by("event_type").agg(pl.col("len").sum()) if types.height else types
+    clean_rows = int(per_sub["len"].sum()) if per_sub.height else 0
     return {
         "date": day.isoformat(),
         "rows": rows,
-        "clean_rows": clean.height,
+        "clean_rows": clean_rows,
         "bad_rows": bad.height,
-        "subscribers": int(clean["sub"].n_unique()) if clean.height else 0,
+        "subscribers": int(per_sub["sub"].n_unique()) if per_sub.height else 0,
         **{r.replace(" ", "_"): int(reasons.get(r, 0)) for r in REASONS},
         "null_cell_share": (reasons.get("null cell", 0) / rows) if rows else 0.0,
-        "events_by_type": {k: int(v) for k, v in sorted(types.items())},
+        "events_by_type": {str(k): int(v) for k, v in sorted(by_type.iter_rows(), key=lambda kv: str(kv[0]))},
         "events_per_subscriber": {
-            q: float(per_sub.quantile(v, "nearest")) for q, v in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+            q: float(counts.quantile(v, "nearest")) for q, v in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
         }
-        | {"max": int(per_sub.max())},
+        | {"max": int(counts.max())},
     }
 
 
@@ -201,8 +233,11 @@ def ingest(
     units: str | Path | None = None,
     timezone: str = "UTC",
     progress: Callable[[dt.date, dict], None] | None = None,
+    chunk_rows: int = 20_000_000,
 ) -> dict:
-    """Ingest every day partition of ``events`` into ``out``; returns the QA report."""
+    """Ingest every day partition of ``events`` into ``out`` (clean events as
+    ``events/date=.../part-K.parquet``, one per chunk of at most ``chunk_rows`` rows);
+    returns the QA report."""
     root = Path(out)
     resolved = resolve_cells(cells, bridge, units)
     (root / "events").mkdir(parents=True, exist_ok=True)
@@ -211,22 +246,29 @@ def ingest(
     report = {"timezone": timezone, "days": []}
     for day, files in day_partitions(events):
         today = valid_on(resolved, day, str(cells))
-        parts, bads, rows = [], [], 0
-        for f in files:
-            clean, bad = clean_file(f, day, today, pseudo, timezone)
-            rows += clean.height + bad.height
-            parts.append(clean)
-            bads.append(bad)
-        clean = pl.concat(parts)
-        bad = pl.concat(bads)
         part = root / "events" / f"date={day.isoformat()}"
         part.mkdir(exist_ok=True)
-        clean.write_parquet(part / "part-0.parquet", statistics=False)
+        for stale in part.glob("part-*.parquet"):  # an earlier run's chunks
+            stale.unlink()
+        subs, types, bads, rows, k = [], [], [], 0, 0
+        for f in files:
+            for raw, offset in _chunks(f, chunk_rows):
+                clean, bad = clean_chunk(raw, offset, f, day, today, pseudo, timezone)
+                rows += raw.height
+                if clean.height:
+                    clean.write_parquet(part / f"part-{k}.parquet", statistics=False)
+                    k += 1
+                subs.append(clean.group_by("sub").len())
+                types.append(clean.group_by("event_type").len().with_columns(pl.col("event_type").cast(pl.String)))
+                bads.append(bad)
+        if k == 0:  # a day with no clean row still has its (empty) partition
+            pl.DataFrame(schema=CLEAN_SCHEMA).write_parquet(part / "part-0.parquet")
+        bad = pl.concat(bads)
         if bad.height:
             bdir = root / "bad_rows" / f"date={day.isoformat()}"
             bdir.mkdir(parents=True, exist_ok=True)
             bad.write_parquet(bdir / "part-0.parquet")
-        rec = qa_day(day, rows, clean, bad)
+        rec = qa_day(day, rows, pl.concat(subs), pl.concat(types), bad)
         report["days"].append(rec)
         if progress is not None:
             progress(day, rec)
