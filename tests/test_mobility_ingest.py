@@ -76,7 +76,9 @@ def test_parquet_in_chunks_same_rows_and_report(tmp_path):
     csv.unlink()
     chunked = ingest(tmp_path / "pq", R1 / "cells.csv", R1 / "bridge.csv", tmp_path / "b", KEY, chunk_rows=2)
     assert chunked["days"] == whole["days"]
-    assert len(list((tmp_path / "b" / "events" / "date=2024-01-02").glob("part-*.parquet"))) == 3  # 5 rows in chunks of 2
+    assert (
+        len(list((tmp_path / "b" / "events" / "date=2024-01-02").glob("part-*.parquet"))) == 3
+    )  # 5 rows in chunks of 2
     bad = pl.read_parquet(tmp_path / "b" / "bad_rows" / "date=2024-01-02" / "part-0.parquet")
     assert bad["row"].to_list() == [3]
     a = pl.read_parquet(tmp_path / "a" / "events" / "*" / "*.parquet").sort("ts")
