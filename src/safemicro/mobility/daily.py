@@ -67,7 +67,7 @@ def daily_polars(
         .unique()
         .sort("sub", "counterpart")
     )
-    daily, cellcounts, contacts = pl.collect_all([daily, cellcounts, contacts])
+    daily, cellcounts, contacts = pl.collect_all([daily, cellcounts, contacts], engine="streaming")
     return {"daily": daily, "cellcounts": cellcounts, "contacts": contacts}
 
 

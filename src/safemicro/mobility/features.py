@@ -177,4 +177,4 @@ def subscriber_features(
             .otherwise(pl.lit("not_returned"))
             .alias("returned")
         )
-    return table.collect().sort("sub")
+    return table.collect(engine="streaming").sort("sub")
