@@ -53,7 +53,7 @@ def _run(tmp, scenario: bool, n: int):
 @pytest.fixture(scope="module")
 def scenario_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("accuracy")
-    run = _run(tmp, True, 12_000)
+    run = _run(tmp, True, 10_000)
     return run, _answer(tmp, run)
 
 
@@ -85,7 +85,7 @@ def test_population_scaled_within_15_percent(scenario_run):
 
 
 def test_no_scenario_is_not_above_normal(tmp_path):
-    run = _run(tmp_path, False, 6_000)
+    run = _run(tmp_path, False, 5_000)
     z = above_normal(_answer(tmp_path, run), "home0_admin2", [ORIGIN])
     print(f"\nno scenario: z of {ORIGIN}'s displaced share = {z:.2f}")
     assert z is not None and abs(z) < 3

@@ -60,7 +60,7 @@ def test_cli_bad_window_is_one_clear_error(tmp_path):
 def test_mobile_demo(tmp_path):
     from safemicro.demo_mobility import run_mobile_demo
 
-    paths = run_mobile_demo(tmp_path, subscribers=5000)
+    paths = run_mobile_demo(tmp_path, subscribers=3000)
     table = pl.read_csv(paths["displacement table"])
     origin = table.filter(pl.col("home0_admin2") == "R1D1").row(0, named=True)
     assert origin["displaced"] > 16 and 0.2 < origin["share"] < 0.6
