@@ -227,3 +227,38 @@ def test_mobility_dataset_kind():
     with pytest.raises(ValidationError, match="needs 'unit'"):
         DatasetConfig.model_validate({"kind": "mobility", "file": "r.parquet", "dimensions": daily})
     json.dumps(ds.model_dump(mode="json"))
+
+
+def test_dp_weekly_flows_calibrated_and_cached(run, analyst):
+    """T-M9: the weekly OD counts at ε = 0.5 have noise sd √2·2 (±5 %, 10 draws of the whole
+    table: tens of thousands of noisy cells), a true zero rarely exceeds 16, and the same DP
+    query twice is the same answer at one spend."""
+    import math
+
+    import httpx
+    import numpy as np
+
+    from safemicro.service.dp import noisy_counts
+
+    ref = run["reference"]
+    w1, w2 = sorted(c for c in ref.columns if c.startswith("wk_"))[:2]
+    units = sorted(set(ref[w1]) | set(ref[w2]))
+    grid = pl.DataFrame({w1: units}).join(pl.DataFrame({w2: units}), how="cross")
+    counts = grid.join(ref.group_by(w1, w2).len(), on=[w1, w2], how="left")["len"].fill_null(0).to_numpy()
+    reps = 10
+    draws = noisy_counts(np.tile(counts, reps), 0.5).values.reshape(reps, -1)
+    sd = float((draws - counts).std())
+    assert abs(sd / (math.sqrt(2) * 2) - 1) < 0.05, sd
+    zeros = counts == 0
+    assert (draws[:, zeros] > 16).sum() <= 2.2e-4 * zeros.sum() * reps * 3
+
+    def spent() -> float:
+        r = httpx.get(f"{analyst.url}/v1/budget/mobility_dp", headers={"Authorization": f"Bearer {analyst.tok}"})
+        return r.json()["analyst"]["spent"]
+
+    body = {"dataset": "mobility_dp", "kind": "crosstab", "by": [w1, w2]}
+    before = spent()
+    first, second = post_query(analyst.url, analyst.tok, body), post_query(analyst.url, analyst.tok, body)
+    assert first.status_code == second.status_code == 200
+    assert first.json()["cells"] == second.json()["cells"]
+    assert spent() == pytest.approx(before + 0.5)
