@@ -175,3 +175,24 @@ def test_engines_agree_on_generated_data(synthetic):
         b = pl.read_parquet(tmp / "d_duckdb" / table / "*" / "*.parquet", hive_partitioning=False)
         keys = [c for c in ("sub", "date", "cell_ix", "counterpart") if c in a.columns]
         assert a.sort(keys).equals(b.select(a.columns).sort(keys)), table
+
+
+def test_cell_versions_by_validity_dates(tmp_path):
+    """C1 is re-sited on 2024-01-02: events of 01-01 use version 0, later ones version 1;
+    two versions valid on one day are refused naming the cell."""
+    cells = tmp_path / "cells.csv"
+    cells.write_text(
+        "cell_id,version,lon,lat,valid_from,valid_to\n"
+        "C1,0,0.0,0.0,,2024-01-01\nC1,1,0.5,0.0,2024-01-02,\nC2,0,0.01,0.0,,\nC3,0,1.0,0.0,,\n"
+    )
+    ingest(R1 / "events", cells, R1 / "bridge.csv", tmp_path / "out", KEY)
+    resolved = pl.read_parquet(tmp_path / "out" / "cells.parquet")
+    ix = dict(zip(zip(resolved["cell_id"], resolved["version"]), resolved["cell_ix"]))
+    ev = pl.read_parquet(tmp_path / "out" / "events" / "*" / "*.parquet", hive_partitioning=False)
+    c1 = ev.filter(pl.col("cell_ix").is_in([ix[("C1", 0)], ix[("C1", 1)]]))
+    assert sorted(zip(c1["ts"].dt.day(), c1["cell_ix"])) == [(1, ix[("C1", 0)]), (1, ix[("C1", 0)]), (2, ix[("C1", 1)])]
+    cells.write_text(
+        "cell_id,version,lon,lat,valid_from,valid_to\nC1,0,0,0,,\nC1,1,0.5,0,2024-01-02,\nC2,0,0,0,,\nC3,0,1,0,,\n"
+    )
+    with pytest.raises(SafemicroError, match="C1.*two versions valid on 2024-01-02"):
+        ingest(R1 / "events", cells, R1 / "bridge.csv", tmp_path / "out2", KEY)
