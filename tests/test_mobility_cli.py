@@ -28,7 +28,7 @@ def test_cli_generate_ingest_features_config(tmp_path):
     assert len(json.loads((ing / "qa.json").read_text())["days"]) == 6
     _run(
         "mobility", "features", ing, "--out", node, "--baseline", "2024-01-01:2024-01-04",
-        "--followup", "2024-01-04:2024-01-07", "--engine", "duckdb",
+        "--followup", "2024-01-04:2024-01-07", "--engine", "duckdb", "--degree-bins", "2,4",
     )  # fmt: skip
     ref = pl.read_parquet(node / "reference.parquet")
     assert ref.height > 500 and {"home0", "home1", "displacement"} <= set(ref.columns)
@@ -36,7 +36,8 @@ def test_cli_generate_ingest_features_config(tmp_path):
         "mobility", "config", node, "--issuer-public-key", tmp_path / "i.pub", "--signing-key", tmp_path / "n.key",
         "--out", tmp_path / "service.yaml",
     )  # fmt: skip
-    assert "kind: mobility" in (tmp_path / "service.yaml").read_text()
+    text = (tmp_path / "service.yaml").read_text()
+    assert "kind: mobility" in text and "- '>=4'" in text  # the provider's degree bins, declared
 
 
 def test_cli_bad_window_is_one_clear_error(tmp_path):

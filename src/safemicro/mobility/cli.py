@@ -5,6 +5,7 @@ added by the main CLI, from safemicro.demo_mobility)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import typer
@@ -26,6 +27,17 @@ def _window(text: str, name: str) -> tuple[dt.date, dt.date]:
         return dt.date.fromisoformat(a), dt.date.fromisoformat(b)
     except ValueError:
         raise SafemicroError(f"--{name} must be START:STOP with ISO dates (stop exclusive), got {text!r}") from None
+
+
+def _edges(text: str, name: str) -> list[float]:
+    """Increasing bin edges from "1,5,10"."""
+    try:
+        edges = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SafemicroError(f"--{name} must be numbers separated by commas, got {text!r}") from None
+    if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise SafemicroError(f"--{name} must be increasing numbers, got {text!r}")
+    return edges
 
 
 def _print_paths(paths: dict[str, Path]) -> None:
@@ -110,6 +122,9 @@ def register(app: typer.Typer) -> typer.Typer:
         later: str | None = typer.Option(None, "--later", help="START:STOP of a later window (returns)"),
         engine: str = typer.Option("polars", "--engine", help="polars or duckdb"),
         daily_columns: bool = typer.Option(False, "--daily-columns", help="add daily locations (for a DP dataset)"),
+        rog_bins: str = typer.Option("1,5,10,25,50,75", "--rog-bins", help="radius-of-gyration bin edges, km"),
+        night_bins: str = typer.Option("10,25,50", "--night-bins", help="night-share bin edges, %"),
+        degree_bins: str = typer.Option("1,3,6,10", "--degree-bins", help="degree bin edges"),
     ) -> None:
         """Daily tables day by day, then per-subscriber features F1-F10 and the reference table."""
         from safemicro.mobility.ingest import day_partitions
@@ -121,10 +136,21 @@ def register(app: typer.Typer) -> typer.Typer:
             _window(followup, "followup"),
             _window(later, "later") if later else None,
         )
+        bins = {
+            "rog_bin": ("rog_km", _edges(rog_bins, "rog-bins")),
+            "night_bin": ("night_pct", _edges(night_bins, "night-bins")),
+            "degree_bin": ("degree", _edges(degree_bins, "degree-bins")),
+        }
         n = len(day_partitions(ingested / "events"))
         with progress(n, "daily tables") as advance:
             paths = features_and_reference(
-                ingested, output, w, engine=engine, daily_columns=daily_columns, progress=lambda d: advance(str(d))
+                ingested,
+                output,
+                w,
+                engine=engine,
+                daily_columns=daily_columns,
+                bins=bins,
+                progress=lambda d: advance(str(d)),
             )
         _print_paths(paths)
 
@@ -148,9 +174,11 @@ def register(app: typer.Typer) -> typer.Typer:
         if not ref_path.is_file():
             raise SafemicroError("no reference.parquet (run safemicro mobility features first)", file=str(node))
         ref = pl.read_parquet(ref_path)
-        datasets = {"mobility": dataset_config(ref, str(ref_path))}
+        bins_file = node / "bins.json"
+        bins = {k: (v[0], v[1]) for k, v in json.loads(bins_file.read_text()).items()} if bins_file.is_file() else None
+        datasets = {"mobility": dataset_config(ref, str(ref_path), bins=bins)}
         if dp:
-            datasets["mobility_dp"] = dataset_config(ref, str(ref_path), dp=True)
+            datasets["mobility_dp"] = dataset_config(ref, str(ref_path), bins=bins, dp=True)
         cfg = {
             "audience": "safemicro",
             "database": "duckdb:///safemicro-state.duckdb",

@@ -2,13 +2,15 @@
 
 ``features_and_reference`` runs stage i over the ingested partitions (day by day), stage ii
 over the declared windows, and writes inside the node folder: ``daily/`` (the daily tables),
-``features.parquet`` (the per-subscriber features, full precision) and ``reference.parquet``
-(the service's table); neither leaves the node. Windows are half-open day ranges.
+``features.parquet`` (the per-subscriber features, full precision), ``reference.parquet``
+(the service's table; neither leaves the node) and ``bins.json`` (the provider's metric
+bins, declared in the service config). Windows are half-open day ranges.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ import polars as pl
 from safemicro.errors import SafemicroError
 from safemicro.mobility.daily import stage_i
 from safemicro.mobility.features import subscriber_features, window_days
-from safemicro.mobility.reference import reference_table
+from safemicro.mobility.reference import DEFAULT_BINS, reference_table
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ def features_and_reference(
     engine: str = "polars",
     min_active_days: int = 1,
     daily_columns: bool = False,
+    bins: dict[str, tuple[str, list[float]]] | None = None,
     progress: Callable[[dt.date], None] | None = None,
 ) -> dict[str, Path]:
     """Stage i and ii into ``node``; returns the paths written."""
@@ -66,6 +69,8 @@ def features_and_reference(
         min_active_days=min_active_days,
     )
     feats.write_parquet(root / "features.parquet")
-    ref = reference_table(feats, cells, root / "daily", windows.days(), daily_columns=daily_columns)
+    bins = DEFAULT_BINS if bins is None else bins
+    ref = reference_table(feats, cells, root / "daily", windows.days(), bins=bins, daily_columns=daily_columns)
     ref.write_parquet(root / "reference.parquet")
+    (root / "bins.json").write_text(json.dumps(bins, indent=2))  # the declared bins, for the service config
     return {"daily": root / "daily", "features": root / "features.parquet", "reference": root / "reference.parquet"}
