@@ -146,6 +146,9 @@ def test_generator_rates_and_truth(tmp_path):
     left = persons.filter(pl.col("displaced")).height
     assert abs(left - 0.4 * n_a) < 4 * np.sqrt(n_a * 0.4 * 0.6)
     assert persons.filter(pl.col("displaced"))["dest_pcode"].is_in(cfg.scenario.origins).sum() == 0
+    places = pl.read_parquet(paths["truth"].parent / "daily" / "date=2024-01-04" / "part-0.parquet")
+    moved = persons.filter(pl.col("departed_on") <= dt.date(2024, 1, 4)).join(places, on="person_id")
+    assert moved.height and (moved["admin3"].cast(pl.String) == moved["dest_pcode"]).all()
     again = generate(tmp_path / "again", cfg)
     first = pl.read_parquet(paths["events"] / "date=2024-01-02" / "part-0.parquet")
     assert first.equals(pl.read_parquet(again["events"] / "date=2024-01-02" / "part-0.parquet"))

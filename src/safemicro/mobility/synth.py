@@ -3,8 +3,9 @@
 :func:`build_world` draws a world (lattice geography, sites and cells, persons, SIMs, contacts,
 the scenario) from ``numpy.random.Generator(PCG64(seed))``; :func:`.synth_days.generate` streams the events day
 by day to ``events/date=YYYY-MM-DD/part-0.parquet``, with ``cells.csv``,
-``bridge.csv``, ``units.csv`` and the ground truth ``truth/subscribers.parquet`` (true home,
-displaced, destination, departure and return days per SIM). Definitions follow the study's
+``bridge.csv``, ``units.csv`` and the ground truth: ``truth/subscribers.parquet`` (true home,
+displaced, destination, departure and return days per SIM) and ``truth/daily/`` (the true
+admin3 of every person on every day). Definitions follow the study's
 section 8.5; where this generator simplifies, the docstrings of :class:`SynthConfig` say how.
 """
 

@@ -25,6 +25,14 @@ from safemicro.mobility.synth import DIURNAL, NIGHT, SynthConfig, World, _pick, 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
+def true_places(world: World, d: int) -> pl.DataFrame:
+    """The true admin3 of every person on day ``d`` (home, or the destination while away)."""
+    away = (world.person_depart <= d) & (d < world.person_return)
+    unit = np.where(away, world.person_dest, world.person_home)
+    codes = world.units["admin3"].to_numpy()
+    return pl.DataFrame({"person_id": np.arange(unit.size), "admin3": pl.Series(codes[unit]).cast(pl.Categorical)})
+
+
 def day_events(world: World, cfg: SynthConfig, d: int) -> pl.DataFrame:
     """The events of day ``d``: msisdn, ts (UTC), cell_id, event_type, outgoing,
     msisdn_counterpart, duration_s."""
@@ -109,6 +117,9 @@ def generate(out: str | Path, cfg: SynthConfig, *, progress=None) -> dict[str, P
         part = root / "events" / f"date={date.isoformat()}"
         part.mkdir(exist_ok=True)
         day_events(world, cfg, d).write_parquet(part / "part-0.parquet", statistics=False)
+        truth = root / "truth" / "daily" / f"date={date.isoformat()}"
+        truth.mkdir(parents=True, exist_ok=True)
+        true_places(world, d).write_parquet(truth / "part-0.parquet")
         if progress is not None:
             progress(d)
     meta = asdict(cfg)
