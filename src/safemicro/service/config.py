@@ -113,8 +113,15 @@ class DP(_Strict):
 
 
 class DatasetConfig(_Strict):
-    """One dataset: its source (a file read by safemicro.io, or a table of the store)."""
+    """One dataset: its source (a file read by safemicro.io, or a table of the store).
 
+    ``kind: mobility`` declares a per-subscriber table of safemicro.mobility (one row per
+    subscriber): its threshold defaults to 16 (FlowKit's redaction of 15 and below) and its
+    ledger protection width to 5; only counts and crosstabs (metrics come in declared bins);
+    and daily location columns (``day_*``) or daily time bins, the input of trajectory
+    recovery, are refused unless the dataset is served with DP."""
+
+    kind: Literal["records", "mobility"] = "records"
     file: Path | None = None
     table: str | None = None
     # datasets over the same units (persons, households) name one population and share one
@@ -154,7 +161,35 @@ class DatasetConfig(_Strict):
         times = [n for n, d in self.dimensions.items() if d.kind == "time"]
         if len(times) > 1:
             raise ValueError(f"at most one time dimension, got {times}")
+        if self.kind == "mobility":
+            self._mobility()
         return self
+
+    def _mobility(self) -> None:
+        """The defaults and refusals of a mobility dataset (see the class docstring)."""
+        if self.unit is None:
+            raise ValueError("a mobility dataset needs 'unit' (the subscriber column): one contribution each")
+        if "queries" not in self.model_fields_set:
+            self.queries = ["count", "crosstab"]
+        extra = sorted(set(self.queries) - {"count", "crosstab"})
+        if extra:
+            raise ValueError(
+                f"a mobility dataset offers counts and crosstabs only, not {extra} (metrics are released in declared bins)"
+            )
+        if self.measures:
+            raise ValueError("a mobility dataset declares no measures (metrics are released in declared bins)")
+        if "threshold" not in self.policy.model_fields_set:
+            self.policy.threshold = 16
+        if "ledger_protection_width" not in self.policy.model_fields_set:
+            self.policy.ledger_protection_width = 5.0
+        if not self.dp.enabled:
+            for name, dim in self.dimensions.items():
+                daily = dim.column.startswith("day_") or (dim.kind == "time" and dim.bin == "day")
+                if daily:
+                    raise ValueError(
+                        f"dimension {name!r}: daily locations and daily bins of a mobility dataset are served only "
+                        "with DP (dp.enabled), as they are the input of trajectory recovery"
+                    )
 
 
 class ServiceConfig(_Strict):
@@ -337,6 +372,7 @@ def describe(cfg: ServiceConfig) -> dict[str, Any]:
     """A stable description of the policy part of the config (hashed into every release)."""
     return {
         name: {
+            **({"kind": ds.kind} if ds.kind != "records" else {}),
             "population": ds.population,
             "dimensions": {k: v.model_dump(exclude={"values"}) for k, v in ds.dimensions.items()},
             "measures": {k: v.model_dump() for k, v in ds.measures.items()},
