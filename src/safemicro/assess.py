@@ -277,10 +277,10 @@ def assess(
             advance("SUDA2" if suda else "l-diversity")
 
         if suda:
-            from safemicro.risk.suda2 import suda2
+            from safemicro.risk.suda2_keys import suda2_keys
 
             t0 = time.perf_counter()
-            result = suda2(key_frame, roles.keys)
+            result = suda2_keys(kt, key_frame)
             records["suda_score"] = result.score
             records["dis_suda"] = result.dis
             summary["suda2"] = result.summary()

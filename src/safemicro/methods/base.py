@@ -157,9 +157,26 @@ def cells_differ(
     an, bn = _missing(a), _missing(b)
     differ = (a != b).fill_null(False).to_numpy() & ~an & ~bn
     if labels is not None and labels[0] != labels[1]:
-        said = (_shown(before, labels[0]) != _shown(after, labels[1])).fill_null(False).to_numpy()
-        differ |= said & ~an & ~bn
+        differ |= _said_differs(before, after, labels) & ~an & ~bn
     return differ | (an != bn), ~an & bn
+
+
+def _said_differs(before: pl.Series, after: pl.Series, labels: tuple[dict, dict]) -> np.ndarray:
+    """Per row: does what the value says (:func:`_shown`) differ? Computed on the distinct
+    values of each side (text made once per value, not once per record), then compared
+    per row as integer ids of the texts."""
+    ids: dict[str, int] = {}
+
+    def shown_ids(s: pl.Series, side_labels: dict) -> pl.Series:
+        if s.dtype.is_float():
+            s = s.fill_nan(None)  # NaN rows are missing: never compared
+        values = s.unique().drop_nulls()
+        texts = _shown(values, side_labels).to_list()
+        new = [ids.setdefault(t, len(ids)) if t is not None else None for t in texts]
+        return s.replace_strict(values, pl.Series(new, dtype=pl.Int64), default=None, return_dtype=pl.Int64)
+
+    said = shown_ids(before, labels[0]) != shown_ids(after, labels[1])
+    return said.fill_null(False).to_numpy()
 
 
 def count_changes(

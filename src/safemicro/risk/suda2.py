@@ -254,7 +254,33 @@ def suda2(
             codes.append(np.zeros(n, dtype=np.int64))
             cards.append(1)
             miss_codes.append(-1)
-    M = len(codes)
+    if n == 0:
+        return suda2_patterns(
+            keys, 0, None, None, None, cards, miss_codes, levels, dis_fraction, original_scores, max_size
+        )
+    _, cnt, pat, first = _patterns(codes, cards)
+    return suda2_patterns(keys, n, pat, cnt, first, cards, miss_codes, levels, dis_fraction, original_scores, max_size)
+
+
+def suda2_patterns(
+    keys: list[str],
+    n: int,
+    pat: np.ndarray | None,
+    cnt: np.ndarray | None,
+    first: np.ndarray | None,
+    cards: list[int],
+    miss_codes: list[int],
+    levels: list,
+    dis_fraction: float = 0.01,
+    original_scores: bool = True,
+    max_size: int | None = None,
+) -> Suda2Result:
+    """SUDA2 on the distinct key patterns of ``n`` records: ``pat`` (D x M codes below
+    ``cards``), their record counts ``cnt`` and one record of each (``first``);
+    ``miss_codes`` the code of a missing value per column (-1: none), ``levels`` the value
+    of each code. :func:`suda2` encodes a frame into this; ``suda2_keys`` takes the key table."""
+    m = len(keys)
+    M = len(cards)
     max_k = M if max_size is None else max(0, min(int(max_size), M))
     if max_size is None and M > 20:
         raise ValueError(f"suda2: {M} keys means 2^{M} subsets; pass max_size to bound the search")
@@ -274,7 +300,6 @@ def suda2(
             n_msu,
         )
 
-    inv, cnt, pat, first = _patterns(codes, cards)
     cand = np.flatnonzero(cnt == 1)  # patterns = records unique on the full key
     C = cand.size
     cand_miss = np.zeros((C, M), dtype=bool)

@@ -52,6 +52,9 @@ def _align(original: Dataset, released: Dataset) -> tuple[np.ndarray | None, str
     if ROW_ID in original.columns and ROW_ID in released.columns:
         ids = original.frame.get_column(ROW_ID).cast(pl.Int64, strict=False)
         rel = released.frame.get_column(ROW_ID).cast(pl.Int64, strict=False)
+        fast = _positions(ids, rel)
+        if fast is not None:
+            return fast
         for what, s, ds in (("original", ids, original), ("released", rel, released)):
             if s.null_count():
                 raise SafemicroError(
@@ -86,6 +89,22 @@ def _align(original: Dataset, released: Dataset) -> tuple[np.ndarray | None, str
             f"column {ROW_ID!r} in both, rows can only be compared when they correspond one to one"
         )
     return None, "position"
+
+
+def _positions(ids: pl.Series, rel: pl.Series) -> tuple[np.ndarray | None, str] | None:
+    """The usual case without a join: the original's row ids are 0..n-1 in order (as
+    ``anonymize`` tags them), so a released row id is its original position. None when
+    that does not hold or a released id is missing, repeated or unknown (the general
+    path then says which row)."""
+    n = ids.len()
+    if ids.null_count() or rel.null_count() or not np.array_equal(ids.to_numpy(), np.arange(n)):
+        return None
+    idx = rel.to_numpy()
+    if len(idx) and (idx.min() < 0 or idx.max() >= n or np.bincount(idx, minlength=n).max() > 1):
+        return None
+    if len(idx) == n and np.array_equal(idx, np.arange(n)):
+        return None, "row id"
+    return idx, "row id"
 
 
 def _take(s: pl.Series, idx: np.ndarray | None) -> pl.Series:
@@ -124,10 +143,18 @@ def _kind(name: str, roles: Roles, ds: Dataset) -> str:
     if s.dtype.is_numeric():
         if ds.special_codes(name):  # income with -9 "Refused": numeric with special codes
             return "numeric"
-        if ds.codebook.meta(name).value_labels or s.n_unique() <= CATEGORICAL_MAX:
+        if ds.codebook.meta(name).value_labels or _at_most(s, CATEGORICAL_MAX):
             return "categorical"
         return "numeric"
-    return "categorical" if s.n_unique() <= TEXT_MAX else "id"
+    return "categorical" if _at_most(s, TEXT_MAX) else "id"
+
+
+def _at_most(s: pl.Series, limit: int) -> bool:
+    """``s.n_unique() <= limit``, answered from the first rows when they already hold more."""
+    head = s.head(max(64 * limit, 10_000))
+    if head.len() < s.len() and head.n_unique() > limit:
+        return False
+    return s.n_unique() <= limit
 
 
 def _numbers(ds: Dataset, name: str) -> pl.Series:
@@ -194,7 +221,11 @@ def _categorical_row(jc, w_b, w_a, top, name, dsets) -> dict[str, Any]:
 
 def _numeric_row(before: pl.Series, after: pl.Series) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    same = before.dtype == after.dtype and before.len() == after.len() and before.equals(after, null_equal=True)
     for side, s in (("before", before), ("after", after)):
+        if side == "after" and same:  # an unchanged variable: its statistics once
+            out |= {f"{stat}_after": out[f"{stat}_before"] for stat in ("mean", "sd", "quantiles")}
+            continue
         ok = s.dtype.is_numeric()
         v = s.cast(pl.Float64).fill_null(np.nan).to_numpy() if ok else None
         obs = v[~np.isnan(v)] if ok else np.empty(0)

@@ -99,6 +99,14 @@ def common_dtypes(series: list[pl.Series]) -> list[pl.Series]:
 def joint_codes(before: pl.Series, after: pl.Series) -> JointCodes:
     """Encode two columns (nulls = missing) in one code space ordered by value."""
     a, b = common_dtype(before, after)
+    if a.dtype == b.dtype and a.len() == b.len() and a.equals(b, null_equal=True):
+        # an unchanged variable: encoding one side gives the joint codes (half the work)
+        codes, card = encode_column(a)
+        rep = np.zeros(card, dtype=np.int64)
+        rows = np.flatnonzero(codes)
+        rep[codes[rows] - 1] = rows
+        values = a.rename("v").gather(rep) if card else a.rename("v").head(0)
+        return JointCodes(codes, codes, values, card)
     both = pl.concat([a.rename("v"), b.rename("v")])
     codes, card = encode_column(both)
     rep = np.zeros(card, dtype=np.int64)
