@@ -4,7 +4,8 @@
 runs the steps, measures risk and utility after and returns a :class:`Release`;
 ``Release.write(out_dir)`` writes the bundle all-or-nothing::
 
-    survey.dta / survey.csv          the released file in the input's format, plus CSV
+    survey.dta / survey.parquet      the released file in the input's format, plus the
+                                     plan's ``release.copies`` (default Parquet; CSV when asked)
     report.json / report.html        internal report: steps, parameters, seeds, before/after
     external_report.html             for users: what was done, how to analyse; no seeds
     disclosure_risk_assessment.json|html   the filled approval form
@@ -292,16 +293,17 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
     stamp = _stamp(release.plan)
     data_name = release.stem + release.format
     files = {"data": data_name}
-    if release.format != ".csv":
-        files["csv"] = release.stem + ".csv"
+    main = ".sav" if release.format == ".zsav" else release.format
+    for fmt in release.plan.release.copies:  # Parquet by default; a CSV only when asked
+        if "." + fmt != main:
+            files[fmt] = release.stem + "." + fmt
     report = dict(release.report)
     report["release"] = {**report["release"], "files": files}
     dra = disclosure_risk_assessment(report, release.plan)
     with atomic_directory(out, overwrite=overwrite) as staging:
         decimals = release.report["release"].get("decimals")
-        write(release.dataset, staging / data_name, timestamp=stamp, report_as=out / data_name, decimals=decimals)
-        if "csv" in files:
-            write(release.dataset, staging / files["csv"], report_as=out / files["csv"], decimals=decimals)
+        for name in files.values():
+            write(release.dataset, staging / name, timestamp=stamp, report_as=out / name, decimals=decimals)
         texts = {
             "report.json": json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
             "report.html": render_internal_report(report),
