@@ -35,7 +35,7 @@ from safemicro.risk import (
     record_threshold,
     risky_records,
 )
-from safemicro.risk.individual import risk_histogram
+from safemicro.risk.individual import risk_histogram, weighted_median
 from safemicro.risk.numeric_keys import numeric_key_risk
 from safemicro.roles import validate_roles as validate_roles
 
@@ -206,8 +206,12 @@ def assess(
         fk = kt.record_fk()
         records: dict[str, Any] = {"fk": fk, "Fk": kt.record_Fk(), "risk": risk}
         g = global_risk(risk)
-        risky = risky_records(risk)
-        records["risky"] = risky
+        # the record-level statistics below are taken on the distinct keys with their record
+        # counts (the same numbers: every record has its key's risk), not on n records
+        count = kt.count
+        key_risky = risky_records(key_risk, counts=count)
+        records["risky"] = key_risky[kt.record_key]
+        med = weighted_median(key_risk, count)
         summary: dict[str, Any] = {
             "safemicro_version": __version__,
             "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -220,8 +224,8 @@ def assess(
             "targets": targets,
             "k_anonymity": {
                 "n_distinct_keys": kt.n_keys,
-                "n_sample_uniques": int(np.count_nonzero(fk == 1)),
-                "violations": {str(k): v for k, v in k_anonymity_violations(fk, ks).items()},
+                "n_sample_uniques": int(count[kt.fk == 1].sum()),
+                "violations": {str(k): v for k, v in k_anonymity_violations(kt.fk, ks, counts=count).items()},
             },
             "global_risk": {
                 "mean": g.mean,
@@ -231,20 +235,18 @@ def assess(
                 "max_global_risk": max_global_risk,
             },
             "individual_risk": {
-                "max": float(risk.max()),
-                "median": float(np.median(risk)),
-                "mad": float(1.4826 * np.median(np.abs(risk - np.median(risk)))),
-                "n_above_0_1": int(np.count_nonzero(risk > 0.1)),
-                "n_risky": int(np.count_nonzero(risky)),
-                "histogram": risk_histogram(risk),
+                "max": float(key_risk.max()),
+                "median": med,
+                "mad": float(1.4826 * weighted_median(np.abs(key_risk - med), count)),
+                "n_above_0_1": int(count[key_risk > 0.1].sum()),
+                "n_risky": int(count[key_risky].sum()),
+                "histogram": risk_histogram(key_risk, count),
             },
             "household_risk": None,
             "suda2": None,
             "l_diversity": None,
             "numeric_risk": None,
-            "missing_in_keys": {
-                name: int(np.count_nonzero(kt.codes[kt.record_key, j] == 0)) for j, name in enumerate(kt.keys)
-            },
+            "missing_in_keys": {name: int(count[kt.codes[:, j] == 0].sum()) for j, name in enumerate(kt.keys)},
         }
         warnings = []
         if roles.weight and (kt.Fk < kt.fk).any():
@@ -254,7 +256,7 @@ def assess(
             )
         summary["warnings"] = warnings
         if targets and targets.get("max_individual_risk") is not None:
-            summary["individual_risk"]["n_above_target"] = int(np.count_nonzero(risk > targets["max_individual_risk"]))
+            summary["individual_risk"]["n_above_target"] = int(count[key_risk > targets["max_individual_risk"]].sum())
         timings["risk"] = time.perf_counter() - t0
         advance("household risk" if roles.household else "reports")
 
