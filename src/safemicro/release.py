@@ -135,6 +135,9 @@ def anonymize(
             scenario=plan.scenario.model_dump(),
             suda=_suda_ok(after_roles.keys),
             original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
+            known_distinct={
+                v["name"]: (dataset.frame.get_column(v["name"]), v["n_distinct"]) for v in before.summary["variables"]
+            },
         )
         advance("utility")
         from safemicro.utility import compare
