@@ -79,12 +79,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="1000000,10000000")
     p.add_argument("--before", help="git revision to compare with (e.g. 1f8e4fc)")
+    p.add_argument("--after", help="git revision to measure (default: this checkout's src/)")
     a = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_anonymize_"))
     plan = work / "plan.yaml"
     plan.write_text(PLAN)
     trees = {"before": source_tree(a.before)} if a.before else {}
-    trees["after"] = source_tree(None)
+    trees["after"] = source_tree(a.after)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(
         f"{'rows':>11} {'code':>7} {'seconds':>8} {'CPU s':>7} {'s/10M':>7} {'peak GB':>8} {'speed-up':>9}  data files"
