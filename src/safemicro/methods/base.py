@@ -39,6 +39,7 @@ __all__ = [
     "register",
     "count_changes",
     "cells_differ",
+    "same_values",
     "take_rows",
     "rng_for",
     "step_seed",
@@ -153,12 +154,20 @@ def cells_differ(
     per-variable table of the report both count cells with this rule: a step against its
     input, the release against the original.
     """
+    if (labels is None or labels[0] == labels[1]) and same_values(before, after):
+        nothing = np.zeros(before.len(), dtype=bool)  # an untouched column: one pass, not eight
+        return nothing, nothing.copy()
     a, b = _comparable(before, after)
     an, bn = _missing(a), _missing(b)
     differ = (a != b).fill_null(False).to_numpy() & ~an & ~bn
     if labels is not None and labels[0] != labels[1]:
         differ |= _said_differs(before, after, labels) & ~an & ~bn
     return differ | (an != bn), ~an & bn
+
+
+def same_values(before: pl.Series, after: pl.Series) -> bool:
+    """The same values in the same rows and type (missing where missing)."""
+    return before.dtype == after.dtype and before.len() == after.len() and before.equals(after, null_equal=True)
 
 
 def _said_differs(before: pl.Series, after: pl.Series, labels: tuple[dict, dict]) -> np.ndarray:

@@ -24,7 +24,7 @@ import polars as pl
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.jsonable import json_value
-from safemicro.methods.base import ROW_ID, cells_differ
+from safemicro.methods.base import ROW_ID, cells_differ, same_values
 from safemicro.plan import Roles, Utility
 from safemicro.utility.design import Design, make_design
 from safemicro.utility.estimates import compare_indicator
@@ -221,7 +221,7 @@ def _categorical_row(jc, w_b, w_a, top, name, dsets) -> dict[str, Any]:
 
 def _numeric_row(before: pl.Series, after: pl.Series) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    same = before.dtype == after.dtype and before.len() == after.len() and before.equals(after, null_equal=True)
+    same = same_values(before, after)
     for side, s in (("before", before), ("after", after)):
         if side == "after" and same:  # an unchanged variable: its statistics once
             out |= {f"{stat}_after": out[f"{stat}_before"] for stat in ("mean", "sd", "quantiles")}

@@ -17,6 +17,7 @@ import polars as pl
 
 from safemicro.io.dataset import Dataset
 from safemicro.keys import BINCOUNT_LIMIT, dense_ids, encode_column
+from safemicro.methods.base import same_values
 
 __all__ = [
     "JointCodes",
@@ -99,7 +100,7 @@ def common_dtypes(series: list[pl.Series]) -> list[pl.Series]:
 def joint_codes(before: pl.Series, after: pl.Series) -> JointCodes:
     """Encode two columns (nulls = missing) in one code space ordered by value."""
     a, b = common_dtype(before, after)
-    if a.dtype == b.dtype and a.len() == b.len() and a.equals(b, null_equal=True):
+    if same_values(a, b):
         # an unchanged variable: encoding one side gives the joint codes (half the work)
         codes, card = encode_column(a)
         rep = np.zeros(card, dtype=np.int64)
