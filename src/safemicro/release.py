@@ -151,6 +151,7 @@ def anonymize(
             coded=coded,
             recoded=recoded,
             new_coding=new_coding,
+            key_tables=(before.key_table, after.key_table) if before.key_table and after.key_table else None,
         )
 
     lock = plan.model_copy(deep=True)

@@ -24,10 +24,12 @@ import polars as pl
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.jsonable import json_value
+from safemicro.keys import KeyTable
 from safemicro.methods.base import ROW_ID, cells_differ, same_values
 from safemicro.plan import Roles, Utility
 from safemicro.utility.design import Design, make_design
 from safemicro.utility.estimates import compare_indicator
+from safemicro.utility.key_codes import key_joint_codes, key_pair_distances
 from safemicro.utility.models import compare_regression
 from safemicro.utility.numeric import QUANTILE_PROBS, numeric_loss, quantiles
 from safemicro.utility.tables import (
@@ -263,6 +265,7 @@ def compare(
     coded: Dataset | None = None,
     recoded: list[str] | tuple[str, ...] = (),
     new_coding: list[str] | tuple[str, ...] = (),
+    key_tables: tuple[KeyTable, KeyTable] | None = None,
 ) -> dict[str, Any]:
     """The JSON-friendly utility section comparing ``released`` with ``original``.
 
@@ -277,6 +280,8 @@ def compare(
     and tables compare ``coded`` with the release, so a banded age is compared band by band
     and the distances show what the other steps changed; cells changed still count against
     the original values (for the ``new_coding`` variables, by what they say: value labels).
+    ``key_tables``: the key tables of ``original`` and ``released`` (the risk assessments'):
+    the keys' codes and two-way tables come from them (:mod:`safemicro.utility.key_codes`).
     """
     utility = utility or Utility()
     roles.check_columns([c for c in original.columns if c != ROW_ID], original.source)
@@ -285,6 +290,12 @@ def compare(
             raise SafemicroError(f"utility names {name!r}, which is not a column of the original data", column=name)
     idx, aligned_by = _align(original, released)
     notes: list[str] = []
+    recoded = [n for n in recoded if coded is not None and n in coded.columns]
+    tables = key_tables if idx is None else None  # the key tables' records are the matched rows
+
+    def encoded(name: str, before: pl.Series, after: pl.Series) -> JointCodes:
+        found = key_joint_codes(tables, name, before, after) if tables and name not in recoded else None
+        return found or joint_codes(before, after)
 
     cols_o = [c for c in original.columns if c != ROW_ID]
     cols_r = [c for c in released.columns if c != ROW_ID]
@@ -300,7 +311,6 @@ def compare(
             notes.append(f"the release has no weight column {roles.weight!r}: its rows keep their original weights")
 
     in_coding = coded if coded is not None else original  # distributions: in the release's coding
-    recoded = [n for n in recoded if coded is not None and n in coded.columns]
     dsets = (in_coding, released)
     variables: list[dict[str, Any]] = []
     codes: dict[str, JointCodes] = {}
@@ -326,7 +336,7 @@ def compare(
             "missing_after": int(after.null_count()),
         }
         if base["kind"] == "categorical":
-            jc = codes[name] = joint_codes(dist, after)
+            jc = codes[name] = encoded(name, dist, after)
             row |= _categorical_row(jc, w_o, w_r, top, name, dsets)
             if name in recoded:
                 notes.append(
@@ -362,7 +372,7 @@ def compare(
 
         numeric |= numeric_loss(matrix(original, idx), matrix(released, None))
 
-    tables = _tables(in_coding, released, roles, utility, codes, w_o, w_r, kept)
+    two_way = _tables(in_coding, released, roles, utility, codes, w_o, w_r, kept, encoded)
 
     before = (original, _design(original, roles, w_o, original, None))
     after = (released, _design(released, roles, w_r, original, idx))
@@ -404,14 +414,14 @@ def compare(
         },
         "variables": variables,
         "numeric": numeric,
-        "tables": tables,
+        "tables": two_way,
         "indicators": indicators,
         "regressions": regressions,
         "notes": notes,
     }
 
 
-def _tables(original, released, roles, utility, codes, w_o, w_r, kept) -> list[dict[str, Any]]:
+def _tables(original, released, roles, utility, codes, w_o, w_r, kept, encoded) -> list[dict[str, Any]]:
     """Two-way table distances for the plan's pairs and every pair of keys."""
     pairs: list[tuple[str, str]] = []
     for pair in utility.tables:
@@ -429,9 +439,10 @@ def _tables(original, released, roles, utility, codes, w_o, w_r, kept) -> list[d
             continue
         for name in (a, b):
             if name not in codes:
-                codes[name] = joint_codes(original.analysis_column(name), released.analysis_column(name))
+                codes[name] = encoded(name, original.analysis_column(name), released.analysis_column(name))
+        found = key_pair_distances(codes[a], codes[b], weights_before=w_o, weights_after=w_r)
         out.append(
             {"variables": [a, b], "status": "kept"}
-            | pair_distances(codes[a], codes[b], weights_before=w_o, weights_after=w_r)
+            | (found or pair_distances(codes[a], codes[b], weights_before=w_o, weights_after=w_r))
         )
     return out

@@ -142,16 +142,25 @@ def pair_distances(
         ids, _ = dense_ids(np.concatenate([ib, ia]), space)
         ib, ia = ids[: len(ib)], ids[len(ib) :]
         space = int(ids.max()) + 1 if len(ids) else 0
-    cb = np.bincount(ib, minlength=space)
-    ca = np.bincount(ia, minlength=space)
-    out: dict[str, float | int | None] = dict(distances(cb, ca))
-    out["cells_before"] = int((cb > 0).sum())
-    out["cells_after"] = int((ca > 0).sum())
+    weighted = None
     if weights_before is not None and weights_after is not None:
-        w = distances(
+        weighted = (
             np.bincount(ib, weights=weights_before, minlength=space),
             np.bincount(ia, weights=weights_after, minlength=space),
         )
+    return table_distances(np.bincount(ib, minlength=space), np.bincount(ia, minlength=space), weighted)
+
+
+def table_distances(
+    counts_before: np.ndarray, counts_after: np.ndarray, weighted: tuple[np.ndarray, np.ndarray] | None
+) -> dict[str, float | int | None]:
+    """The entry of a two-way table comparison: distances of the record counts, the
+    non-empty cells, and the distances of the weighted tables when given."""
+    out: dict[str, float | int | None] = dict(distances(counts_before, counts_after))
+    out["cells_before"] = int((counts_before > 0).sum())
+    out["cells_after"] = int((counts_after > 0).sum())
+    if weighted is not None:
+        w = distances(*weighted)
         out["tvd_weighted"], out["hellinger_weighted"] = w["tvd"], w["hellinger"]
     return out
 
