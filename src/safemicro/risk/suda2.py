@@ -69,11 +69,21 @@ class Suda2Result:
     keys: list[str]
     score: np.ndarray
     dis: np.ndarray
-    contributions: np.ndarray  # n x m, share of the score due to MSUs containing the key
+    # records with a positive score and, per key, the share of their score due to MSUs
+    # containing the key: the n x m ``contributions`` are built only when asked for
+    contribution_rows: tuple[np.ndarray, np.ndarray]
     attribute_contributions: dict[str, float]
     level_contributions: dict[str, dict[Any, float]]
     original_scores: bool = True
     n_msu: np.ndarray = field(default=None, repr=False)  # per record: number of MSUs
+
+    @property
+    def contributions(self) -> np.ndarray:
+        """n x m: the share of each record's score due to MSUs containing each key."""
+        rows, shares = self.contribution_rows
+        out = np.zeros((len(self.score), len(self.keys)), dtype=np.float64)
+        out[rows] = shares
+        return out
 
     def summary(self) -> dict[str, Any]:
         score, dis = self.score, self.dis
@@ -286,14 +296,13 @@ def suda2_patterns(
         raise ValueError(f"suda2: {M} keys means 2^{M} subsets; pass max_size to bound the search")
 
     score = np.zeros(n, dtype=np.float64)
-    contributions = np.zeros((n, m), dtype=np.float64)
     n_msu = np.zeros(n, dtype=np.int64)
     if n == 0:
         return Suda2Result(
             keys,
             score,
             score.astype(np.float64),
-            contributions,
+            (np.zeros(0, dtype=np.int64), np.zeros((0, m), dtype=np.float64)),
             {k: 0.0 for k in keys},
             {k: {} for k in keys},
             original_scores,
@@ -363,7 +372,7 @@ def suda2_patterns(
     score[cand_rec] = c_score
     n_msu[cand_rec] = c_nmsu
     pos = c_score > 0
-    contributions[cand_rec[pos]] = c_contrib[pos, :m] / c_score[pos, None]
+    contributions = (cand_rec[pos], c_contrib[pos, :m] / c_score[pos, None])
 
     dis = _dis_scores(score, cand.size, int(2 * np.count_nonzero(cnt == 2)), M, dis_fraction)
 
