@@ -40,7 +40,7 @@ from safemicro.io.numbers import input_decimals, keep_perturbation, tidy_numbers
 from safemicro.jsonable import json_ready
 from safemicro.methods.base import ROW_ID
 from safemicro.outputs import check_folder
-from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, roles_after, run_steps
+from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, recoding_prefix, roles_after, run_steps
 from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
 from safemicro.release_bundle import file_sha256, read_bundle, verify_bundle
@@ -118,7 +118,10 @@ def anonymize(
         tagged = dataset.with_frame(
             dataset.frame.with_columns(pl.int_range(0, dataset.n, dtype=pl.Int64).alias(ROW_ID))
         )
-        released_tagged, changes = run_steps(tagged, steps, on_step=lambda s: advance(f"step {s.label}"))
+        prefix = recoding_prefix(steps)  # recodes first: their result is also the original in the release's coding
+        coded_first, changes = run_steps(tagged, steps[:prefix], on_step=lambda s: advance(f"step {s.label}"))
+        released_tagged, more = run_steps(coded_first, steps[prefix:], on_step=lambda s: advance(f"step {s.label}"))
+        changes += more
         decimals = _precision(tagged, released_tagged, steps, changes)
         released_tagged = released_tagged.with_frame(tidy_numbers(released_tagged, decimals))
         released = released_tagged.with_frame(released_tagged.frame.drop(ROW_ID))
@@ -142,7 +145,7 @@ def anonymize(
         advance("utility")
         from safemicro.utility import compare
 
-        coded, recoded, new_coding = in_released_coding(tagged, steps)
+        coded, recoded, new_coding = in_released_coding(tagged, steps, recoded=coded_first if prefix else None)
         utility = compare(
             tagged,
             released_tagged,
