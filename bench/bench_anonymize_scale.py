@@ -32,14 +32,9 @@ sys.path.insert(0, str(HERE))
 from bench_assess import data_file  # noqa: E402
 
 PLAN = """\
-roles:
-  keys: [urbrur, roof, walls, water, electcon, relat, sex]
-  weight: sampling_weight
-  household: ori_hid
+roles: {keys: [urbrur, roof, walls, water, electcon, relat, sex], weight: sampling_weight, household: ori_hid}
 targets: {k: 3}
-steps:
-  - recode: {variable: water, breaks: 3}
-  - local_suppression: {k: 3}
+steps: [{recode: {variable: water, breaks: 3}}, {local_suppression: {k: 3}}]
 seed: 1
 """
 
