@@ -22,6 +22,7 @@ from safemicro.cli import app
 from safemicro.errors import SafemicroError
 from safemicro.examples import SURVEY_PLAN, SURVEY_PUF_PLAN
 from safemicro.examples.survey import generate_survey
+from safemicro.io import Dataset
 from safemicro.keys import build_key_table
 from safemicro.outputs import MARKER
 from safemicro.plan import Plan
@@ -44,6 +45,7 @@ seed: 1
 
 BUNDLE_FILES = {
     "testdata.csv",
+    "testdata.parquet",  # the plan's release.copies (default: a Parquet copy; a CSV copy only when asked)
     "report.json",
     "report.html",
     "external_report.html",
@@ -280,7 +282,8 @@ def test_survey_suf_meets_targets_and_keeps_labels(survey_suf):
     plan = Plan.from_yaml(SURVEY_PLAN.read_text())
     for direct in plan.roles.direct_ids:
         assert direct not in released.columns
-    assert (suf / "survey.csv").exists()
+    assert (suf / "survey.parquet").exists() and not (suf / "survey.csv").exists()  # CSV only when asked
+    assert io.read(suf / "survey.parquet").frame.equals(released.frame)
     # labels travel: variable labels of untouched variables and value labels of keys
     for name in ("sex", "camp", "relationship"):
         assert released.codebook.meta(name).label == original.codebook.meta(name).label
@@ -360,7 +363,7 @@ def test_spss_input_gives_an_spss_release_with_labels(tmp_path):
     io.write(ds, tmp_path / "survey.sav")
     release = anonymize(tmp_path / "survey.sav", _plan("  - local_suppression: {k: 3}\n"))
     release.write(tmp_path / "b")
-    assert {"survey.sav", "survey.csv"} <= {p.name for p in (tmp_path / "b").iterdir()}
+    assert {"survey.sav", "survey.parquet"} <= {p.name for p in (tmp_path / "b").iterdir()}
     released = io.read(tmp_path / "b" / "survey.sav")
     assert released.codebook.meta("urbrur").label == "Area"
     assert released.codebook.meta("urbrur").value_labels == labels
@@ -376,3 +379,34 @@ def test_steps_command_lists_every_step_with_its_parameters():
         assert name in result.output
         assert spec.params.__doc__, f"{name}: its parameter model needs a one-line docstring"
     assert "keep (0.8)" in result.output
+
+
+def test_csv_copy_only_when_asked(tmp_path):
+    """A bundle holds the input's format and a Parquet copy; ``--copy csv`` (or the plan's
+    ``release.copies``) adds the CSV, and the lock plan records it, so the lock reproduces it."""
+    source = tmp_path / "survey.sav"
+    io.write(Dataset(pl.read_csv(TESTDATA)), source)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(_plan("  - local_suppression: {k: 3}\n").to_yaml())
+    plain, with_csv = tmp_path / "plain", tmp_path / "with_csv"
+    for out, extra in ((plain, []), (with_csv, ["--copy", "csv"])):
+        result = CliRunner().invoke(app, ["anonymize", str(source), "--plan", str(plan), "--out", str(out), *extra])
+        assert result.exit_code == 0, result.output
+    assert {p.suffix for p in plain.glob("survey.*")} == {".sav", ".parquet"}
+    assert {p.suffix for p in with_csv.glob("survey.*")} == {".sav", ".parquet", ".csv"}
+    report = json.loads((with_csv / "report.json").read_text())
+    assert report["release"]["files"] == {"data": "survey.sav", "parquet": "survey.parquet", "csv": "survey.csv"}
+    assert pl.read_csv(with_csv / "survey.csv").height == io.read(with_csv / "survey.sav").n
+    assert verify_bundle(with_csv) == []
+    lock = tmp_path / "lock.yaml"
+    lock.write_text((with_csv / "plan.lock.yaml").read_text())
+    assert Plan.from_yaml(lock.read_text()).release.copies == ["parquet", "csv"]
+    again = tmp_path / "again"
+    result = CliRunner().invoke(app, ["anonymize", str(source), "--plan", str(lock), "--out", str(again)])
+    assert result.exit_code == 0, result.output
+    assert _tree(again) == _tree(with_csv)
+    bad = CliRunner().invoke(
+        app, ["anonymize", str(source), "--plan", str(plan), "--out", str(tmp_path / "x"), "--copy", "xls"]
+    )
+    assert bad.exit_code == 2 and "--copy takes csv, parquet, dta or sav" in bad.output
+    assert not (tmp_path / "x").exists()

@@ -201,6 +201,15 @@ class Release(_Strict):
     reviewer: str = ""
     date: str = Field("", description="review date (ISO); also stamped into Stata/SPSS headers")
     residual_risk: str = Field("", description="the curator's residual-risk statement")
+    copies: list[Literal["parquet", "csv", "dta", "sav"]] = Field(
+        default_factory=lambda: ["parquet"],
+        description="copies of the released file beside the one in the input's format (a CSV only when asked)",
+    )
+
+    @field_validator("copies")
+    @classmethod
+    def _copies_once(cls, v: list[str]) -> list[str]:
+        return _distinct(v, "release.copies")
 
 
 class Plan(_Strict):

@@ -4,7 +4,8 @@
 runs the steps, measures risk and utility after and returns a :class:`Release`;
 ``Release.write(out_dir)`` writes the bundle all-or-nothing::
 
-    survey.dta / survey.csv          the released file in the input's format, plus CSV
+    survey.dta / survey.parquet      the released file in the input's format, plus the
+                                     plan's ``release.copies`` (default Parquet; CSV when asked)
     report.json / report.html        internal report: steps, parameters, seeds, before/after
     external_report.html             for users: what was done, how to analyse; no seeds
     disclosure_risk_assessment.json|html   the filled approval form
@@ -39,7 +40,7 @@ from safemicro.io.numbers import input_decimals, keep_perturbation, tidy_numbers
 from safemicro.jsonable import json_ready
 from safemicro.methods.base import ROW_ID
 from safemicro.outputs import check_folder
-from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, roles_after, run_steps
+from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, recoding_prefix, roles_after, run_steps
 from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
 from safemicro.release_bundle import file_sha256, open_bundle, read_bundle, verify_bundle
@@ -117,7 +118,10 @@ def anonymize(
         tagged = dataset.with_frame(
             dataset.frame.with_columns(pl.int_range(0, dataset.n, dtype=pl.Int64).alias(ROW_ID))
         )
-        released_tagged, changes = run_steps(tagged, steps, on_step=lambda s: advance(f"step {s.label}"))
+        prefix = recoding_prefix(steps)  # recodes first: their result is also the original in the release's coding
+        coded_first, changes = run_steps(tagged, steps[:prefix], on_step=lambda s: advance(f"step {s.label}"))
+        released_tagged, more = run_steps(coded_first, steps[prefix:], on_step=lambda s: advance(f"step {s.label}"))
+        changes += more
         decimals = _precision(tagged, released_tagged, steps, changes)
         released_tagged = released_tagged.with_frame(tidy_numbers(released_tagged, decimals))
         released = released_tagged.with_frame(released_tagged.frame.drop(ROW_ID))
@@ -134,11 +138,14 @@ def anonymize(
             scenario=plan.scenario.model_dump(),
             suda=_suda_ok(after_roles.keys),
             original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
+            known_distinct={
+                v["name"]: (dataset.frame.get_column(v["name"]), v["n_distinct"]) for v in before.summary["variables"]
+            },
         )
         advance("utility")
         from safemicro.utility import compare
 
-        coded, recoded, new_coding = in_released_coding(tagged, steps)
+        coded, recoded, new_coding = in_released_coding(tagged, steps, recoded=coded_first if prefix else None)
         utility = compare(
             tagged,
             released_tagged,
@@ -147,6 +154,7 @@ def anonymize(
             coded=coded,
             recoded=recoded,
             new_coding=new_coding,
+            key_tables=(before.key_table, after.key_table) if before.key_table and after.key_table else None,
         )
 
     lock = plan.model_copy(deep=True)
@@ -292,16 +300,17 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
     stamp = _stamp(release.plan)
     data_name = release.stem + release.format
     files = {"data": data_name}
-    if release.format != ".csv":
-        files["csv"] = release.stem + ".csv"
+    main = ".sav" if release.format == ".zsav" else release.format
+    for fmt in release.plan.release.copies:  # Parquet by default; a CSV only when asked
+        if "." + fmt != main:
+            files[fmt] = release.stem + "." + fmt
     report = dict(release.report)
     report["release"] = {**report["release"], "files": files}
     dra = disclosure_risk_assessment(report, release.plan)
     with atomic_directory(out, overwrite=overwrite) as staging:
         decimals = release.report["release"].get("decimals")
-        write(release.dataset, staging / data_name, timestamp=stamp, report_as=out / data_name, decimals=decimals)
-        if "csv" in files:
-            write(release.dataset, staging / files["csv"], report_as=out / files["csv"], decimals=decimals)
+        for name in files.values():
+            write(release.dataset, staging / name, timestamp=stamp, report_as=out / name, decimals=decimals)
         texts = {
             "report.json": json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
             "report.html": render_internal_report(report),

@@ -15,6 +15,7 @@ from safemicro.errors import SafemicroError
 
 attack_app = typer.Typer(
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, as the main app's (safemicro.cli)
     help="Empirical disclosure tests: link auxiliary files to a release (the mosaic), singling out, "
     "linkability, inference, membership inference, and the simulation study.",
 )
