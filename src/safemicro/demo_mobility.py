@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import typer
 
 from safemicro.cli_support import friendly, out
-from safemicro.client import ServiceError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -32,6 +31,8 @@ ORIGIN = "R1D1"
 
 def _ask(client: Client, dataset: str, kind: str, **kw) -> pl.DataFrame | None:
     """A released table, or None when the ledger refused it (409)."""
+    from safemicro.client import ServiceError  # the client imports polars: not at CLI start-up
+
     try:
         return client.query(dataset, kind, **kw)
     except ServiceError as e:
@@ -52,6 +53,7 @@ def analyst_report(
     """Ask the displacement tables, derive estimates from protected counts, write the report."""
     import polars as pl
 
+    from safemicro.client import ServiceError
     from safemicro.mobility.estimates import above_normal, displacement_table, scaled_estimates
     from safemicro.mobility.report import write_report
 
