@@ -46,6 +46,11 @@ def assess(
     records_out: Path | None = typer.Option(None, "--records", help="write per-record risk as CSV"),
     html_out: Path | None = typer.Option(None, "--html", help="write the HTML report"),
     encoding: str | None = typer.Option(None, "--encoding", help="text encoding of a CSV file"),
+    engine: str = typer.Option(
+        "polars",
+        "--engine",
+        help="polars (in memory); duckdb or polars-streaming (out of core, Parquet/CSV); spark",
+    ),
 ) -> None:
     """Assess the disclosure risk of a microdata file."""
     from safemicro import io
@@ -57,6 +62,25 @@ def assess(
     outputs = [p for p in (json_out, records_out, html_out) if p]
     check_outputs([data, plan], outputs)
     the_plan = load_plan(plan) if plan else None
+    if engine != "polars":
+        from safemicro.scale import assess_source
+
+        if records_out or suda:
+            raise SafemicroError(f"--records and --suda need the in-memory engine, not {engine}")
+        scaled = assess_source(
+            data,
+            engine=engine,
+            plan=the_plan,
+            keys=_split(keys),
+            weight=weight,
+            household=household,
+            alpha=alpha,
+            ks=k or (),
+            max_global_risk=max_global_risk,
+        )
+        _write_all([(p, w) for p, w in ((json_out, scaled.write_json), (html_out, scaled.write_html)) if p])
+        _print_summary(scaled.summary)
+        return
     kwargs = {"encoding": encoding} if encoding else {}
     dataset = io.read(data, **kwargs)
     if the_plan:

@@ -106,7 +106,8 @@ class KeyTable:
     count: records with exactly this key (missing positions included), length K.
     weight_sum: sum of weights of those records.
     fk, Fk: sample and weighted frequencies with missing values as wildcards.
-    record_key: for each record, the row of its key in the table.
+    record_key: for each record, the row of its key in the table (None when an
+        out-of-core engine built the table and the records stayed where they are).
     alpha: the weight given to compatible keys with missing values.
     """
 
@@ -117,13 +118,13 @@ class KeyTable:
     weight_sum: np.ndarray
     fk: np.ndarray
     Fk: np.ndarray
-    record_key: np.ndarray
+    record_key: np.ndarray | None
     alpha: float
     weighted: bool
 
     @property
     def n_records(self) -> int:
-        return len(self.record_key)
+        return int(self.count.sum()) if self.record_key is None else len(self.record_key)
 
     @property
     def n_keys(self) -> int:
