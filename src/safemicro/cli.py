@@ -226,11 +226,21 @@ def anonymize(
     require_targets: bool = typer.Option(
         False, "--require-targets", help="fail (exit 3, nothing written) if the risk targets are not met"
     ),
+    engine: str = typer.Option(
+        "polars",
+        "--engine",
+        help="polars (in memory, full bundle); duckdb/polars-streaming/spark: Parquet in row groups",
+    ),
 ) -> None:
     """Apply a release plan and write the release bundle (data, reports, form, lock, checksums)."""
     from safemicro.release import anonymize as run_anonymize
 
     check_outputs([data, plan], folders=[output], overwrite=overwrite)
+    if engine != "polars":
+        from safemicro.scale.cli import anonymize_out_of_core
+
+        anonymize_out_of_core(data, plan, output, engine, overwrite=overwrite, require_targets=require_targets)
+        return
     release = run_anonymize(data, plan)
     for c in release.report["checks"]:
         mark = _mark(c)

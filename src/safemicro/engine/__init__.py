@@ -19,7 +19,7 @@ import numpy as np
 
 from safemicro.engine.table import KeyCounts, Source, key_table_from_counts
 
-__all__ = ["ENGINES", "Engine", "KeyCounts", "Source", "get_engine", "key_table_from_counts"]
+__all__ = ["ENGINES", "Engine", "check_columns", "KeyCounts", "Source", "get_engine", "key_table_from_counts"]
 
 ENGINES = ("polars", "polars-streaming", "duckdb", "spark")
 
@@ -32,6 +32,8 @@ class Engine(Protocol):
 
     def n_records(self, source: Source) -> int: ...
 
+    def columns(self, source: Source) -> list[str]: ...
+
     def key_counts(self, source: Source, keys: list[str], weight: str | None) -> KeyCounts:
         """Records and summed weights per distinct combination of key values."""
         ...
@@ -42,6 +44,21 @@ class Engine(Protocol):
         """Per household: its size and Σ log(1 - r) over its members, where ``log_keep[i]``
         belongs to the key ``key_values[i]`` (a frame of key values)."""
         ...
+
+
+def check_columns(engine: Engine, source: Source, names: list[str]) -> None:
+    """A clear error naming the first of ``names`` that ``source`` does not have."""
+    import difflib
+
+    from safemicro.engine.table import source_name
+    from safemicro.errors import SafemicroError
+
+    present = engine.columns(source)
+    for name in names:
+        if name not in present:
+            close = difflib.get_close_matches(name, present, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SafemicroError(f"no such column{hint}", file=source_name(source), column=name)
 
 
 def get_engine(name: str, **options) -> Engine:

@@ -43,14 +43,20 @@ class DuckDBEngine:
         try:
             return self.con.sql(sql).pl()
         except Exception as exc:  # duckdb raises its own error classes
-            raise _error(exc, source) from None
+            err = _error(exc, source)
+            if err.column is None and err.row is None and isinstance(source, (str, Path)):
+                from safemicro.engine.writer import bad_row_group
+
+                g = bad_row_group(source)
+                if g is not None:
+                    err.message = f"row group {g}: {err.message}"
+            raise err from None
 
     def n_records(self, source: Source) -> int:
         return int(self._run(source, f"SELECT COUNT(*) AS n FROM {self.relation(source)}")["n"][0])
 
-    def columns(self, source: Source) -> dict[str, str]:
-        out = self._run(source, f"DESCRIBE SELECT * FROM {self.relation(source)}")
-        return dict(zip(out["column_name"].to_list(), out["column_type"].to_list()))
+    def columns(self, source: Source) -> list[str]:
+        return self._run(source, f"DESCRIBE SELECT * FROM {self.relation(source)}")["column_name"].to_list()
 
     def key_counts(self, source: Source, keys: list[str], weight: str | None) -> KeyCounts:
         out = self._run(source, key_counts_sql(self.relation(source), keys, weight))
@@ -67,12 +73,29 @@ class DuckDBEngine:
 
 
 def _error(exc: Exception, source: Source) -> SafemicroError:
-    """One clear line from a DuckDB error: the file, the column when DuckDB names it."""
+    """One clear line from a DuckDB error: the file (the one of a multi-file dataset that
+    failed), the column and the CSV line when DuckDB tells them."""
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
-    column = None
-    m = re.search(r'[Cc]olumn (?:with name )?"?([^"\s]+)"? (?:not found|does not exist)', text)
+    first = re.sub(r"^[A-Za-z ]*Error: ", "", first)
+    file = source_name(source)
+    column = row = None
+    m = re.search(r'[Cc]olumn "([^"]+)" not found', text) or re.search(r'column "([^"]+)"', text)
     if m:
         column = m.group(1)
-    first = re.sub(r"^[A-Za-z ]*Error: ", "", first)
-    return SafemicroError(first, file=source_name(source), column=column)
+    m = re.search(r'Error while reading file "([^"]+)"', text)
+    if m:
+        file = m.group(1)
+    m = re.search(r"CSV Error on Line: (\d+)", text)
+    if m:
+        row = int(m.group(1)) - 1  # the header is line 1
+        value = re.search(r'Could not convert string "([^"]*)" to \'?([A-Z]+)', text)
+        first = (
+            f"value {value.group(1)!r} is not a {value.group(2)} like the first rows of the column"
+            if value
+            else first.removeprefix("CSV Error on ")
+        )
+    m = re.search(r"failed to cast column \"[^\"]+\" from type (\w+) to (\w+)", text)
+    if m:
+        first = f"the column holds {m.group(1)} in this file but {m.group(2)} in the first file of the dataset"
+    return SafemicroError(first, file=file, column=column, row=row)

@@ -30,6 +30,12 @@ class PolarsEngine:
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise SafemicroError(str(exc).strip().splitlines()[0], file=source_name(source)) from None
 
+    def columns(self, source: Source) -> list[str]:
+        try:
+            return self.scan(source).collect_schema().names()
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise SafemicroError(str(exc).strip().splitlines()[0], file=source_name(source)) from None
+
     def n_records(self, source: Source) -> int:
         return int(self._collect(source, self.scan(source).select(pl.len()))[0, 0])
 

@@ -50,6 +50,13 @@ class SparkEngine:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SafemicroError(first, file=source_name(source)) from None
 
+    def columns(self, source: Source) -> list[str]:
+        try:
+            return list(self.frame(source).columns)
+        except Exception as exc:  # Spark's AnalysisException (path not found, unreadable)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SafemicroError(first, file=source_name(source)) from None
+
     def n_records(self, source: Source) -> int:
         return int(self._sql(source, "SELECT COUNT(*) AS n FROM __src", __src=self.frame(source))["n"][0])
 

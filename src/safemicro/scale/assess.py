@@ -19,7 +19,7 @@ import numpy as np
 
 from safemicro import __version__
 from safemicro.assess import DEFAULT_KS, Assessment, _checks, _riskiest_keys
-from safemicro.engine import Engine, Source, get_engine, key_table_from_counts
+from safemicro.engine import Engine, Source, check_columns, get_engine, key_table_from_counts
 from safemicro.engine.table import source_name
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
@@ -87,6 +87,7 @@ def assess_source(
             f"engine {eng.name}: {', '.join(unsupported)} are measured by the in-memory engine only",
             file=source_name(source),
         )
+    check_columns(eng, source, [c for c in (*roles.keys, roles.weight, roles.household) if c])
     ks = sorted({int(k) for k in (*DEFAULT_KS, *ks, *([targets["k"]] if targets and targets.get("k") else []))})
     timings: dict[str, float] = {}
     with progress(3 if roles.household else 2, f"key table ({eng.name})", enabled=show_progress) as advance:
