@@ -8,7 +8,8 @@ mathematics, suppression decisions and reports work on the small key table, unch
 
 Engines: ``polars`` (in memory, the default, today's numbers), ``polars-streaming`` and
 ``duckdb`` (out of core over Parquet/CSV, duckdb also over a SQL table), ``spark``
-(a Spark DataFrame or Parquet dataset, the key table collected to the driver).
+(a Spark DataFrame or Parquet dataset, the key table collected to the driver), ``sql``
+(a table in PostgreSQL or another SQL database, the same query run on the server).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from safemicro.engine.table import KeyCounts, Source, key_table_from_counts
 
 __all__ = ["ENGINES", "Engine", "check_columns", "KeyCounts", "Source", "get_engine", "key_table_from_counts"]
 
-ENGINES = ("polars", "polars-streaming", "duckdb", "spark")
+ENGINES = ("polars", "polars-streaming", "duckdb", "spark", "sql")
 
 
 class Engine(Protocol):
@@ -77,6 +78,10 @@ def get_engine(name: str, **options) -> Engine:
         from safemicro.engine.duckdb_engine import DuckDBEngine
 
         return DuckDBEngine(**options)
+    if name == "sql":
+        from safemicro.engine.warehouse import SqlEngine
+
+        return SqlEngine()
     if name == "spark":
         from safemicro.engine.spark_engine import SparkEngine
 

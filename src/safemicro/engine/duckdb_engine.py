@@ -49,7 +49,7 @@ class DuckDBEngine:
 
                 g = bad_row_group(source)
                 if g is not None:
-                    err.message = f"row group {g}: {err.message}"
+                    err.message = f"row group {g} is damaged and cannot be read ({err.message.strip(': ')})"
             raise err from None
 
     def n_records(self, source: Source) -> int:
@@ -98,4 +98,6 @@ def _error(exc: Exception, source: Source) -> SafemicroError:
     m = re.search(r"failed to cast column \"[^\"]+\" from type (\w+) to (\w+)", text)
     if m:
         first = f"the column holds {m.group(1)} in this file but {m.group(2)} in the first file of the dataset"
+    if "No magic bytes" in first:
+        first = "not a complete Parquet file (truncated or still being written?)"
     return SafemicroError(first, file=file, column=column, row=row)

@@ -77,5 +77,6 @@ def _labels(series: pl.Series, codes: np.ndarray, card: int) -> pl.Series:
 def source_name(source: Source) -> str | None:
     """The file (or table) to name in error messages."""
     if isinstance(source, (str, Path)):
-        return str(source)
-    return None
+        text = str(source)
+        return f"table {text.rsplit('#', 1)[1]}" if "://" in text and "#" in text else text
+    return str(source) if type(source).__name__ == "SqlTable" else None
