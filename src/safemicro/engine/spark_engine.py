@@ -74,3 +74,22 @@ class SparkEngine:
             source, household_sql("__src", "__kr", keys, household, SPARK), __src=self.frame(source), __kr=kr
         )
         return out["__size"].cast(pl.Int64).to_numpy(), out["__s"].cast(pl.Float64).to_numpy()
+
+    def write_released(self, source: Source, out, keys: list[str], decisions: pl.DataFrame, **_) -> int:
+        """The released dataset written by Spark (a folder of Parquet part files): each
+        record's key columns replaced by the released values of its original key
+        combination, the decisions broadcast to every executor (missing matches missing).
+        Spark keeps no record order; a record id column, if any, joins back."""
+        from pyspark.sql import functions as F
+
+        df = self.frame(source)
+        dec = F.broadcast(self.spark.createDataFrame(decisions.to_pandas()).alias("d"))
+        cond = [df[k].eqNullSafe(F.col(f"d.{k}")) for k in keys]
+        cols = [F.col(f"d.__new_{c}").alias(c) if c in keys else df[c] for c in df.columns]
+        try:
+            released = df.join(dec, on=cond, how="left").select(cols)
+            released.write.mode("errorifexists").parquet(str(out))
+            return int(self.spark.read.parquet(str(out)).count())
+        except Exception as exc:  # Spark's AnalysisException, Py4J errors
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SafemicroError(first, file=source_name(source)) from None

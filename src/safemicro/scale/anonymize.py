@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from safemicro.engine import Engine, check_columns, get_engine, key_table_from_counts
+from safemicro.engine import Engine, Source, check_columns, get_engine, key_table_from_counts
 from safemicro.engine.writer import open_parquet, write_released
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
@@ -46,15 +46,16 @@ class ScaleRelease:
 
 
 def anonymize_source(
-    source: str | Path,
+    source: Source,
     plan: Plan,
     out: str | Path,
     *,
     engine: str | Engine = "duckdb",
     show_progress: bool | None = None,
 ) -> ScaleRelease:
-    """Apply ``plan`` (key recodes + local suppression) to the Parquet file ``source`` and
-    write the released Parquet ``out`` in row groups."""
+    """Apply ``plan`` (key recodes + local suppression) to ``source`` and write the
+    released Parquet ``out``: row group by row group from a Parquet file (duckdb, polars
+    engines), or as a Parquet dataset written by Spark (spark engine, any Spark source)."""
     eng = get_engine(engine) if isinstance(engine, str) else engine
     roles = plan.roles
     keys = list(roles.keys)
@@ -86,11 +87,14 @@ def anonymize_source(
     result.after = _risk(values, kc.count, kc.weight_sum, keys, plan, weighted)
     decisions = pl.concat([kc.values, values.select([pl.col(k).alias(f"__new_{k}") for k in keys])], how="horizontal")
     t0 = time.perf_counter()
-    groups = open_parquet(source).num_row_groups
-    with progress(groups, "writing the released Parquet", enabled=show_progress) as advance:
-        result.n_records = write_released(
-            source, out, keys, decisions, on_row_group=lambda done, total: advance(f"row group {done}/{total}")
-        )
+    if hasattr(eng, "write_released"):  # the engine writes where the data lives (Spark)
+        result.n_records = eng.write_released(source, out, keys, decisions)
+    else:
+        groups = open_parquet(source).num_row_groups
+        with progress(groups, "writing the released Parquet", enabled=show_progress) as advance:
+            result.n_records = write_released(
+                source, out, keys, decisions, on_row_group=lambda done, total: advance(f"row group {done}/{total}")
+            )
     result.timings["write"] = time.perf_counter() - t0
     return result
 
