@@ -41,9 +41,9 @@ def parquet(frame, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine():
-    from safemicro.engine.spark_engine import SparkEngine
-
     from pyspark.sql import SparkSession
+
+    from safemicro.engine.spark_engine import SparkEngine
 
     spark = (
         SparkSession.builder.master("local[2]")

@@ -39,7 +39,25 @@ class PolarsEngine:
     def n_records(self, source: Source) -> int:
         return int(self._collect(source, self.scan(source).select(pl.len()))[0, 0])
 
-    def key_counts(self, source: Source, keys: list[str], weight: str | None) -> KeyCounts:
+    def key_counts(
+        self, source: Source, keys: list[str], weight: str | None, household: str | None = None
+    ) -> KeyCounts:
+        """Streaming over a Parquet file with integer keys: one packed pass over its row
+        groups (:mod:`safemicro.engine.packed`); otherwise a Polars group-by."""
+        self._pass = None
+        if self.streaming and isinstance(source, (str, Path)) and Path(str(source)).suffix.lower() == ".parquet":
+            from safemicro.engine.packed import packed_pass, packing_for
+            from safemicro.engine.writer import open_parquet
+
+            pf = open_parquet(source)
+            packing = packing_for(pf, source, keys)
+            if packing is not None:
+                kc, self._pass = packed_pass(pf, source, packing, weight, household)
+                self._pass_of = (str(source), tuple(keys), household)
+                return kc
+        return self._group_by(source, keys, weight)
+
+    def _group_by(self, source: Source, keys: list[str], weight: str | None) -> KeyCounts:
         w = pl.col(weight).cast(pl.Float64).sum() if weight else pl.len().cast(pl.Float64)
         out = self._collect(source, self.scan(source).group_by(keys).agg(pl.len().alias("__n"), w.alias("__w")))
         return KeyCounts(out.select(keys), out["__n"].cast(pl.Float64).to_numpy(), out["__w"].to_numpy())
@@ -47,6 +65,10 @@ class PolarsEngine:
     def household_log_keep(
         self, source: Source, keys: list[str], household: str, key_values: pl.DataFrame, log_keep: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
+        if getattr(self, "_pass", None) is not None and self._pass_of == (str(source), tuple(keys), household):
+            from safemicro.engine.packed import household_sums
+
+            return household_sums(self._pass, key_values, log_keep)
         kr = key_values.with_columns(pl.Series("__lk", log_keep)).lazy()
         lf = (
             self.scan(source)

@@ -73,11 +73,16 @@ def write_released(
     with atomic_path(out, suffix=".parquet") as tmp:
         writer = None
         try:
+            scan = pl.scan_parquet(str(source))
+            offset = 0
             for g in range(total):
+                rows = pf.metadata.row_group(g).num_rows
                 try:
-                    batch = pl.from_arrow(pf.read_row_group(g))
-                except (OSError, ValueError) as exc:
-                    raise SafemicroError(f"row group {g}: cannot read it ({exc})", file=str(source)) from None
+                    batch = scan.slice(offset, rows).collect()
+                except (pl.exceptions.PolarsError, OSError) as exc:
+                    msg = str(exc).strip().splitlines()[0]
+                    raise SafemicroError(f"row group {g} cannot be read ({msg})", file=str(source)) from None
+                offset += rows
                 joined = batch.join(decisions, on=keys, how="left", nulls_equal=True, maintain_order="left")
                 if joined.height != batch.height or joined[f"__new_{keys[0]}"].len() != batch.height:
                     raise SafemicroError(f"row group {g}: the key table does not match the file", file=str(source))

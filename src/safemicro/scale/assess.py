@@ -92,7 +92,7 @@ def assess_source(
     timings: dict[str, float] = {}
     with progress(3 if roles.household else 2, f"key table ({eng.name})", enabled=show_progress) as advance:
         t0 = time.perf_counter()
-        kc = eng.key_counts(source, list(roles.keys), roles.weight)
+        kc = _key_counts(eng, source, list(roles.keys), roles.weight, roles.household)
         kt = key_table_from_counts(kc, list(roles.keys), alpha=alpha, weighted=roles.weight is not None)
         timings["key_table"] = time.perf_counter() - t0
         advance("individual and global risk")
@@ -133,6 +133,16 @@ def assess_source(
     import polars as pl
 
     return Assessment(summary=json_ready(summary), records=pl.DataFrame(), key_table=kt)
+
+
+def _key_counts(eng: Engine, source: Source, keys: list[str], weight: str | None, household: str | None):
+    """Key counts; an engine that can keep what household risk needs in the same pass is
+    told the household id."""
+    import inspect
+
+    if "household" in inspect.signature(eng.key_counts).parameters:
+        return eng.key_counts(source, keys, weight, household=household)
+    return eng.key_counts(source, keys, weight)
 
 
 def _raw_frequencies(kc, kt) -> tuple[np.ndarray, np.ndarray]:
