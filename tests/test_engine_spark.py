@@ -10,26 +10,20 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import SDC_DATA
 from safemicro.assess import assess
 from safemicro.engine import key_table_from_counts
 from safemicro.keys import build_key_table
 from safemicro.scale import assess_source
+from scale_support import KEYS7, assert_same_assessment, holey_testdata
 
 pytest.importorskip("pyspark")
 if shutil.which("java") is None:
     pytest.skip("Java is needed for Spark (make java)", allow_module_level=True)
 
-KEYS7 = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
-
 
 @pytest.fixture(scope="module")
 def frame() -> pl.DataFrame:
-    df = pl.read_csv(SDC_DATA / "testdata.csv")
-    rng = np.random.default_rng(11)
-    return df.with_columns(
-        [pl.when(pl.Series(rng.random(df.height) < 0.03)).then(None).otherwise(pl.col(k)).alias(k) for k in KEYS7]
-    )
+    return holey_testdata(0.03, seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +68,7 @@ def test_assessment_identical_from_parquet_and_spark_dataframe(frame, parquet, e
     sdf = engine.spark.read.parquet(str(parquet))
     for source in (parquet, sdf):
         got = assess_source(source, engine=engine, keys=KEYS7, weight="sampling_weight", household="ori_hid").summary
-        assert got["k_anonymity"] == ref["k_anonymity"]
-        assert got["missing_in_keys"] == ref["missing_in_keys"]
-        for key in ("max", "median", "n_risky", "histogram"):
-            assert got["individual_risk"][key] == ref["individual_risk"][key]
-        for part in ("global_risk", "household_risk"):
-            for key in ("mean", "expected_reidentifications"):
-                assert got[part][key] == pytest.approx(ref[part][key], rel=1e-12)
-        assert got["household_risk"]["household_sizes"] == ref["household_risk"]["household_sizes"]
-        assert [k["values"] for k in got["riskiest_keys"]] == [k["values"] for k in ref["riskiest_keys"]]
+        assert_same_assessment(got, ref)
 
 
 def test_anonymize_on_spark_equals_in_memory(frame, parquet, engine, tmp_path):

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from conftest import SDC_DATA
-from safemicro.keys import _fold_dense, _fold_raw, build_key_table
+from safemicro.keys import _fold_raw, build_key_table, fold_keys
 
 KEYS7 = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
 
@@ -29,7 +29,7 @@ def testdata() -> pl.DataFrame:
 def _same(frame: pl.DataFrame, keys: list[str]) -> None:
     raw = _fold_raw(frame, keys)
     assert raw is not None, "the fast path should apply"
-    dense = _fold_dense(frame, keys)
+    dense = fold_keys(frame, keys)
     np.testing.assert_array_equal(raw[0], dense[0])
     np.testing.assert_array_equal(raw[1], dense[1])
     for a, b in zip(raw[2], dense[2]):
@@ -65,7 +65,7 @@ def test_key_table_numbers_unchanged(testdata):
     df = _holes(testdata, 0.02)
     w = df["sampling_weight"].cast(pl.Float64).to_numpy()
     kt = build_key_table(df, KEYS7, w, alpha=0.5)
-    rk, codes, _ = _fold_dense(df, KEYS7)
+    rk, codes, _ = fold_keys(df, KEYS7)
     np.testing.assert_array_equal(kt.record_key, rk)
     np.testing.assert_array_equal(kt.codes, codes)
     assert kt.values().height == kt.n_keys

@@ -5,19 +5,17 @@ weights, 2 % missing key cells as wildcards), record for record, in the input or
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import SDC_DATA
 from safemicro.io import Dataset
 from safemicro.methods.recode import global_recode
 from safemicro.methods.suppression import local_suppression
 from safemicro.plan import Plan
 from safemicro.scale.anonymize import anonymize_source
+from scale_support import KEYS7, holey_testdata
 
-KEYS7 = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
 PLAN = """
 roles:
   keys: [urbrur, roof, walls, water, electcon, relat, sex]
@@ -32,11 +30,7 @@ steps:
 
 @pytest.fixture(scope="module")
 def frame() -> pl.DataFrame:
-    df = pl.read_csv(SDC_DATA / "testdata.csv")
-    rng = np.random.default_rng(5)
-    return df.with_columns(
-        [pl.when(pl.Series(rng.random(df.height) < 0.02)).then(None).otherwise(pl.col(k)).alias(k) for k in KEYS7]
-    )
+    return holey_testdata(0.02, seed=5)
 
 
 @pytest.fixture(scope="module")

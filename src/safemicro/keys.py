@@ -187,11 +187,28 @@ def build_key_table(
         record_key, codes, labels = folded
         n_keys = len(codes)
     else:
-        record_key, codes, labels = _fold_dense(frame, keys)
+        record_key, codes, labels = fold_keys(frame, keys)
         n_keys = len(codes)
     count = np.bincount(record_key, minlength=n_keys).astype(np.float64)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     weight_sum = np.bincount(record_key, weights=w, minlength=n_keys)
+    return table_from_counts(
+        keys, codes, labels, count, weight_sum, record_key, alpha=alpha, weighted=weights is not None
+    )
+
+
+def table_from_counts(
+    keys: list[str],
+    codes: np.ndarray,
+    labels: list[pl.Series],
+    count: np.ndarray,
+    weight_sum: np.ndarray,
+    record_key: np.ndarray | None,
+    *,
+    alpha: float,
+    weighted: bool,
+) -> KeyTable:
+    """The key table of distinct keys with their counts: wildcard frequencies added."""
     fk, Fk = wildcard_frequencies(codes, count, weight_sum, alpha)
     return KeyTable(
         keys=list(keys),
@@ -203,12 +220,13 @@ def build_key_table(
         Fk=Fk,
         record_key=record_key,
         alpha=alpha,
-        weighted=weights is not None,
+        weighted=weighted,
     )
 
 
-def _fold_dense(frame: pl.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray, list[pl.Series]]:
-    """Record -> key index, distinct codes and labels from dense per-column codes."""
+def fold_keys(frame: pl.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray, list[pl.Series]]:
+    """Row -> key index, the distinct keys' codes and the labels, from dense per-column
+    codes (NaN and null both code 0, so rows differing only in those share a key)."""
     n = frame.height
     col_codes, cards, labels = [], [], []
     for name in keys:

@@ -20,7 +20,7 @@ import numpy as np
 from safemicro import __version__
 from safemicro.assess import DEFAULT_KS, Assessment, _checks, _riskiest_keys
 from safemicro.engine import Engine, Source, check_columns, get_engine, key_table_from_counts
-from safemicro.engine.table import source_name
+from safemicro.engine.table import raw_key_ids, source_name
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.jsonable import json_ready
@@ -147,14 +147,7 @@ def _key_counts(eng: Engine, source: Source, keys: list[str], weight: str | None
 
 def _raw_frequencies(kc, kt) -> tuple[np.ndarray, np.ndarray]:
     """fk and Fk for every raw row of the key counts (NaN and null rows share a key)."""
-    from safemicro.keys import combine_codes, dense_ids, encode_column
-
-    cols, cards = [], []
-    for name in kt.keys:
-        codes, card = encode_column(kc.values.get_column(name))
-        cols.append(codes)
-        cards.append(card)
-    ids, _ = dense_ids(*combine_codes(cols, cards))
+    ids = raw_key_ids(kc, kt.keys)
     return kt.fk[ids], kt.Fk[ids]
 
 
