@@ -59,3 +59,14 @@ def test_released_records_equal_in_memory_methods(frame, released):
 def test_written_in_row_groups(released):
     _, out = released
     assert pq.ParquetFile(out).num_row_groups == 5
+
+
+def test_float_keys_go_through_the_join(frame, tmp_path):
+    """A float key cannot be packed from the statistics: the writer joins on the values."""
+    floats = frame.with_columns(pl.col("sex").cast(pl.Float64))
+    src = tmp_path / "in.parquet"
+    floats.write_parquet(src, row_group_size=2000)
+    anonymize_source(src, Plan.from_yaml(PLAN), tmp_path / "out.parquet", engine="polars-streaming")
+    ds = global_recode(Dataset(floats), variable="water", map={7: 6, 8: 6, 9: 6}).dataset
+    ref = local_suppression(ds, keys=KEYS7, k=3, weight="sampling_weight")
+    assert pl.read_parquet(tmp_path / "out.parquet").equals(ref.dataset.frame)

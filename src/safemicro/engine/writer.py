@@ -67,7 +67,7 @@ def write_released(
     for name in keys:
         if name not in names:
             raise SafemicroError("column not found in the Parquet file", file=str(source), column=name)
-    new = {f"__new_{k}": k for k in keys}
+    release = _lookup(pf, source, keys, decisions)
     total = pf.num_row_groups
     written = 0
     with atomic_path(out, suffix=".parquet") as tmp:
@@ -83,10 +83,7 @@ def write_released(
                     msg = str(exc).strip().splitlines()[0]
                     raise SafemicroError(f"row group {g} cannot be read ({msg})", file=str(source)) from None
                 offset += rows
-                joined = batch.join(decisions, on=keys, how="left", nulls_equal=True, maintain_order="left")
-                if joined.height != batch.height or joined[f"__new_{keys[0]}"].len() != batch.height:
-                    raise SafemicroError(f"row group {g}: the key table does not match the file", file=str(source))
-                released = joined.drop(keys).rename(new).select(names).to_arrow()
+                released = release(batch).select(names).to_arrow()
                 if writer is None:
                     writer = pq.ParquetWriter(str(tmp), released.schema)
                 try:
@@ -105,6 +102,34 @@ def write_released(
             if writer is not None:
                 writer.close()
     return written
+
+
+def _lookup(pf, source, keys: list[str], decisions: pl.DataFrame) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """How a batch of records gets its released key values: with integer keys packed into
+    one code (:mod:`safemicro.engine.packed`), a gather from one dense array per key over
+    the code space; otherwise a join on the key values (missing matches missing)."""
+    from safemicro.engine.packed import packing_for
+
+    packing = packing_for(pf, source, keys)
+    if packing is None:
+        new = {f"__new_{k}": k for k in keys}
+
+        def join(batch: pl.DataFrame) -> pl.DataFrame:
+            out = batch.join(decisions, on=keys, how="left", nulls_equal=True, maintain_order="left")
+            return out.drop(keys).rename(new)
+
+        return join
+    at = decisions.select(packing.expr()).to_series()
+    tables = {}
+    for k in keys:
+        released = decisions.get_column(f"__new_{k}")
+        tables[k] = pl.Series(k, [None] * packing.space, dtype=released.dtype).scatter(at, released)
+
+    def gather(batch: pl.DataFrame) -> pl.DataFrame:
+        code = batch.select(packing.expr()).to_series()
+        return batch.with_columns([tables[k].gather(code).alias(k) for k in keys])
+
+    return gather
 
 
 def _column_of(exc: Exception, names: list[str]) -> str | None:
