@@ -60,3 +60,23 @@ def test_assessment_numbers_equal_in_memory_assess(parquet, reference, name):
     ).summary
     assert got["n_records"] == reference["n_records"]
     assert_same_assessment(got, reference)
+
+
+def test_cli_assess_with_an_out_of_core_engine(parquet, tmp_path):
+    """`safemicro assess --engine polars-streaming` writes the same JSON numbers as the
+    default engine on the same file."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from safemicro.cli import app
+
+    args = ["--keys", ",".join(KEYS7), "--weight", "sampling_weight", "--household", "ori_hid"]
+    outs = {}
+    for engine in ("polars", "polars-streaming"):
+        out = tmp_path / f"{engine}.json"
+        r = CliRunner().invoke(app, ["assess", str(parquet), *args, "--engine", engine, "--json", str(out)])
+        assert r.exit_code == 0, r.output
+        outs[engine] = json.loads(out.read_text())
+    assert outs["polars-streaming"]["engine"] == "polars-streaming"
+    assert_same_assessment(outs["polars-streaming"], outs["polars"])
