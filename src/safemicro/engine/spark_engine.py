@@ -27,6 +27,7 @@ class SparkEngine:
             .appName("safemicro")
             .config("spark.ui.enabled", "false")
             .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.ui.showConsoleProgress", "false")
             .getOrCreate()
         )
 
