@@ -102,13 +102,12 @@ def run_case(case: str, path: str) -> dict:
             released.unlink()
 
     else:
+        from safemicro.engine import get_engine
         from safemicro.scale import assess_source
 
-        engine = case.removeprefix("assess_").replace("_", "-")
-        if engine == "spark":
-            from safemicro.engine.spark_engine import SparkEngine
-
-            engine = SparkEngine(master="local[2]")  # the JVM starts outside the timing
+        name = case.removeprefix("assess_").replace("_", "-")
+        # built outside the timing, as duckdb is imported outside it (Spark: the JVM starts)
+        engine = get_engine(name, master="local[2]") if name == "spark" else get_engine(name)
 
         def run():
             extra["summary"] = assess_source(path, engine=engine, **roles).summary

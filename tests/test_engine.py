@@ -80,3 +80,17 @@ def test_cli_assess_with_an_out_of_core_engine(parquet, tmp_path):
         outs[engine] = json.loads(out.read_text())
     assert outs["polars-streaming"]["engine"] == "polars-streaming"
     assert_same_assessment(outs["polars-streaming"], outs["polars"])
+
+
+@pytest.mark.parametrize("kind", ["string", "wide"])
+def test_household_ids_that_do_not_index_an_array(frame, tmp_path, kind):
+    """String household ids, and integer ids too far apart to index a dense array, give
+    the same household risk as the in-memory engine."""
+    hid = pl.col("ori_hid")
+    df = frame.with_columns(("h" + hid.cast(pl.String)) if kind == "string" else hid * 10**12)
+    path = tmp_path / "hh.parquet"
+    df.write_parquet(path, row_group_size=1000)
+    ref = assess(df, keys=KEYS7, household="ori_hid").summary["household_risk"]
+    got = assess_source(path, engine="polars-streaming", keys=KEYS7, household="ori_hid").summary["household_risk"]
+    assert got["household_sizes"] == ref["household_sizes"]
+    assert got["expected_reidentifications"] == pytest.approx(ref["expected_reidentifications"], rel=1e-12)

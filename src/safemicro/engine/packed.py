@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet  # noqa: F401  (the engine reads Parquet metadata: imported with it)
 
 from safemicro.engine.table import KeyCounts
 from safemicro.errors import SafemicroError
@@ -57,6 +58,7 @@ class Pass:
     household: str | None
     codes: list[np.ndarray] = field(default_factory=list)
     households: list[np.ndarray] = field(default_factory=list)
+    offset: tuple[int, int] | None = None  # (min, span) when households are kept as id - min
 
 
 def packing_for(pf, path: str | Path, keys: list[str]) -> Packing | None:
@@ -71,19 +73,10 @@ def packing_for(pf, path: str | Path, keys: list[str]) -> Packing | None:
         dtype = schema[name]
         if not (dtype.is_integer() or dtype == pl.Boolean):
             return None
-        j = names.index(name)
-        lo = hi = None
-        for g in range(meta.num_row_groups):
-            col = meta.row_group(g).column(j)
-            st = col.statistics
-            if st is None or not st.has_min_max:
-                if st is not None and st.null_count == col.num_values:
-                    continue  # all missing in this row group
-                return None
-            lo = int(st.min) if lo is None else min(lo, int(st.min))
-            hi = int(st.max) if hi is None else max(hi, int(st.max))
-        lo, hi = (0, 0) if lo is None else (lo, hi)
-        span = hi - lo + 1
+        found = stats_range(meta, names.index(name))
+        if found is None:
+            return None
+        lo, span = found
         space *= span + 1
         if space > SPACE_LIMIT:
             return None
@@ -91,6 +84,34 @@ def packing_for(pf, path: str | Path, keys: list[str]) -> Packing | None:
         spans.append(span)
         dtypes.append(dtype)
     return Packing(list(keys), los, spans, dtypes, space)
+
+
+def stats_range(meta, j: int) -> tuple[int, int] | None:
+    """(min, max - min + 1) of integer column ``j`` from the row groups' statistics
+    (None when a row group has none; (0, 1) when every value is missing)."""
+    lo = hi = None
+    for g in range(meta.num_row_groups):
+        col = meta.row_group(g).column(j)
+        st = col.statistics
+        if st is None or not st.has_min_max:
+            if st is not None and st.null_count == col.num_values:
+                continue  # all missing in this row group
+            return None
+        lo = int(st.min) if lo is None else min(lo, int(st.min))
+        hi = int(st.max) if hi is None else max(hi, int(st.max))
+    return (0, 1) if lo is None else (lo, hi - lo + 1)
+
+
+def _household_offset(pf, path, household: str) -> tuple[int, int] | None:
+    """(min, span) of an integer household id whose range fits an int32 and is at most
+    4 ids per record, so that ``id - min`` indexes dense arrays; else None."""
+    dtype = pl.scan_parquet(str(path)).collect_schema()[household]
+    if not dtype.is_integer():
+        return None
+    found = stats_range(pf.metadata, pf.schema_arrow.names.index(household))
+    if found is None or found[1] >= min(2**31, 4 * max(pf.metadata.num_rows, 1)):
+        return None
+    return found
 
 
 def packed_pass(
@@ -107,7 +128,9 @@ def packed_pass(
     if weight:
         exprs.append(pl.col(weight).cast(pl.Float64).alias("__w"))
     if household:
-        exprs.append(pl.col(household).alias("__h"))
+        state.offset = _household_offset(pf, path, household)
+        h = pl.col(household)
+        exprs.append((h - state.offset[0]).cast(pl.Int32).alias("__h") if state.offset else h.alias("__h"))
     scan = pl.scan_parquet(str(path))
     meta = pf.metadata
     total = meta.num_row_groups
@@ -147,12 +170,10 @@ def household_sums(state: Pass, key_values: pl.DataFrame, log_keep: np.ndarray) 
     lk[key_values.select(state.packing.expr()).to_series().to_numpy()] = log_keep
     hh = np.concatenate(state.households) if state.households else np.zeros(0, np.int64)
     per_record = np.concatenate([lk[c] for c in state.codes]) if state.codes else np.zeros(0)
-    if hh.dtype.kind in "iu" and len(hh):
-        lo, hi = int(hh.min()), int(hh.max())
-        if hi - lo < 4 * len(hh):
-            ids = hh - lo
-        else:
-            _, ids = np.unique(hh, return_inverse=True)
+    if state.offset is not None:
+        ids = hh  # already id - min, int32
+    elif hh.dtype.kind in "iu" and len(hh):
+        _, ids = np.unique(hh, return_inverse=True)
     else:
         ids = pl.Series(hh).rank("dense").to_numpy().astype(np.int64) - 1
     sizes = np.bincount(ids)

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from safemicro.engine.packed import household_sums, packed_pass, packing_for
 from safemicro.engine.table import KeyCounts, Source, source_name
+from safemicro.engine.writer import open_parquet
 from safemicro.errors import SafemicroError
 
 
@@ -46,9 +48,6 @@ class PolarsEngine:
         groups (:mod:`safemicro.engine.packed`); otherwise a Polars group-by."""
         self._pass = None
         if self.streaming and isinstance(source, (str, Path)) and Path(str(source)).suffix.lower() == ".parquet":
-            from safemicro.engine.packed import packed_pass, packing_for
-            from safemicro.engine.writer import open_parquet
-
             pf = open_parquet(source)
             packing = packing_for(pf, source, keys)
             if packing is not None:
@@ -66,8 +65,6 @@ class PolarsEngine:
         self, source: Source, keys: list[str], household: str, key_values: pl.DataFrame, log_keep: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         if getattr(self, "_pass", None) is not None and self._pass_of == (str(source), tuple(keys), household):
-            from safemicro.engine.packed import household_sums
-
             return household_sums(self._pass, key_values, log_keep)
         kr = key_values.with_columns(pl.Series("__lk", log_keep)).lazy()
         lf = (
