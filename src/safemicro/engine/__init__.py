@@ -35,8 +35,12 @@ class Engine(Protocol):
 
     def columns(self, source: Source) -> list[str]: ...
 
-    def key_counts(self, source: Source, keys: list[str], weight: str | None) -> KeyCounts:
-        """Records and summed weights per distinct combination of key values."""
+    def key_counts(
+        self, source: Source, keys: list[str], weight: str | None, household: str | None = None
+    ) -> KeyCounts:
+        """Records and summed weights per distinct combination of key values. ``household``:
+        the household id that :meth:`household_log_keep` will be asked about next (an engine
+        may keep what it needs from the same pass)."""
         ...
 
     def household_log_keep(

@@ -58,7 +58,9 @@ class DuckDBEngine:
     def columns(self, source: Source) -> list[str]:
         return self._run(source, f"DESCRIBE SELECT * FROM {self.relation(source)}")["column_name"].to_list()
 
-    def key_counts(self, source: Source, keys: list[str], weight: str | None) -> KeyCounts:
+    def key_counts(
+        self, source: Source, keys: list[str], weight: str | None, household: str | None = None
+    ) -> KeyCounts:
         out = self._run(source, key_counts_sql(self.relation(source), keys, weight))
         return KeyCounts(
             out.select(keys), out["__n"].cast(pl.Float64).to_numpy(), out["__w"].cast(pl.Float64).to_numpy()

@@ -61,7 +61,9 @@ class SparkEngine:
     def n_records(self, source: Source) -> int:
         return int(self._sql(source, "SELECT COUNT(*) AS n FROM __src", __src=self.frame(source))["n"][0])
 
-    def key_counts(self, source: Source, keys: list[str], weight: str | None) -> KeyCounts:
+    def key_counts(
+        self, source: Source, keys: list[str], weight: str | None, household: str | None = None
+    ) -> KeyCounts:
         out = self._sql(source, key_counts_sql("__src", keys, weight, SPARK), __src=self.frame(source))
         return KeyCounts(
             out.select(keys), out["__n"].cast(pl.Float64).to_numpy(), out["__w"].cast(pl.Float64).to_numpy()

@@ -81,7 +81,9 @@ class SqlEngine:
         t = SqlTable.parse(source)
         return int(self._query(t, f"SELECT COUNT(*) AS n FROM {t.relation}")["n"][0])
 
-    def key_counts(self, source: Source, keys: list[str], weight: str | None) -> KeyCounts:
+    def key_counts(
+        self, source: Source, keys: list[str], weight: str | None, household: str | None = None
+    ) -> KeyCounts:
         t = SqlTable.parse(source)
         out = self._query(t, key_counts_sql(t.relation, keys, weight))
         return KeyCounts(

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from safemicro import __version__
 from safemicro.assess import DEFAULT_KS, Assessment, _checks, _riskiest_keys
@@ -92,7 +93,7 @@ def assess_source(
     timings: dict[str, float] = {}
     with progress(3 if roles.household else 2, f"key table ({eng.name})", enabled=show_progress) as advance:
         t0 = time.perf_counter()
-        kc = _key_counts(eng, source, list(roles.keys), roles.weight, roles.household)
+        kc = eng.key_counts(source, list(roles.keys), roles.weight, household=roles.household)
         kt = key_table_from_counts(kc, list(roles.keys), alpha=alpha, weighted=roles.weight is not None)
         timings["key_table"] = time.perf_counter() - t0
         advance("individual and global risk")
@@ -130,19 +131,7 @@ def assess_source(
     summary["checks"] = _checks(summary, targets)
     summary["timings_seconds"] = {k: round(v, 4) for k, v in timings.items()}
     summary["engine"] = eng.name
-    import polars as pl
-
     return Assessment(summary=json_ready(summary), records=pl.DataFrame(), key_table=kt)
-
-
-def _key_counts(eng: Engine, source: Source, keys: list[str], weight: str | None, household: str | None):
-    """Key counts; an engine that can keep what household risk needs in the same pass is
-    told the household id."""
-    import inspect
-
-    if "household" in inspect.signature(eng.key_counts).parameters:
-        return eng.key_counts(source, keys, weight, household=household)
-    return eng.key_counts(source, keys, weight)
 
 
 def _raw_frequencies(kc, kt) -> tuple[np.ndarray, np.ndarray]:
