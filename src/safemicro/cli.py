@@ -65,8 +65,8 @@ def assess(
     if engine != "polars":
         from safemicro.scale import assess_source
 
-        if records_out or suda:
-            raise SafemicroError(f"--records and --suda need the in-memory engine, not {engine}")
+        if records_out or suda or sensitive or numeric or household_level:
+            raise SafemicroError("--records, --suda, --sensitive, --numeric and --household-level need --engine polars")
         scaled = assess_source(
             data,
             engine=engine,
