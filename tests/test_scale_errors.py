@@ -101,3 +101,14 @@ def test_good_file_goes_through(folder):
     assert code == 0, text
     assert pq.ParquetFile(out / "good.parquet").num_row_groups == 4
     assert pl.read_parquet(out / "good.parquet").equals(pl.read_parquet(folder / "good.parquet"))
+
+
+def test_require_targets_unmet_leaves_nothing(folder):
+    plan = folder / "recode_only.yaml"
+    plan.write_text("roles: {keys: [a, b]}\ntargets: {k: 100000}\nsteps:\n  - recode: {variable: a, map: {1: 0}}\n")
+    out = folder / "bundle_unmet"
+    code, text = _run(
+        "anonymize", folder / "good.parquet", "--plan", plan, "--out", out, "--engine", "duckdb", "--require-targets"
+    )
+    assert code == 3, text
+    assert not out.exists() and not list(folder.glob(".bundle_unmet*"))

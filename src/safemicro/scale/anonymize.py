@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from safemicro.assess import DEFAULT_KS
 from safemicro.engine import Engine, Source, check_columns, get_engine, key_table_from_counts
 from safemicro.engine.writer import open_parquet, write_released
 from safemicro.errors import SafemicroError
@@ -104,7 +105,8 @@ def _risk(values, count, weight_sum, keys, plan: Plan, weighted: bool) -> dict[s
 
     kt = key_table_from_counts(KeyCounts(values, count, weight_sum), keys, alpha=plan.alpha, weighted=weighted)
     targets = plan.targets.model_dump()
-    return _summary(kt, plan.roles, plan.alpha, [2, 3, 5], 0.01, targets, None)
+    ks = sorted({*DEFAULT_KS, *([int(targets["k"])] if targets.get("k") else [])})
+    return _summary(kt, plan.roles, plan.alpha, ks, 0.01, targets, None)
 
 
 def _recode(values: pl.DataFrame, count: np.ndarray, prepared) -> tuple[pl.DataFrame, dict[str, int]]:
