@@ -112,3 +112,21 @@ def test_require_targets_unmet_leaves_nothing(folder):
     )
     assert code == 3, text
     assert not out.exists() and not list(folder.glob(".bundle_unmet*"))
+
+
+def test_steps_the_out_of_core_path_does_not_run_are_refused(folder):
+    """A recode of a non-key column and a method other than recode/local_suppression stop
+    before anything is written, naming the step."""
+    plans = {
+        "nonkey.yaml": "roles: {keys: [a]}\nsteps:\n  - recode: {variable: b, map: {1: 0}}\n",
+        "pram.yaml": "roles: {keys: [a, b]}\nsteps:\n  - pram: {variables: [a]}\n",
+    }
+    for name, text in plans.items():
+        (folder / name).write_text(text)
+        out = folder / f"bundle_{name}"
+        code, msg = _run(
+            "anonymize", folder / "good.parquet", "--plan", folder / name, "--out", out, "--engine", "duckdb"
+        )
+        assert code == 2, msg
+        assert "step 1" in msg and "Traceback" not in msg
+        assert not out.exists()

@@ -63,7 +63,7 @@ def anonymize_source(
     if not keys:
         raise SafemicroError("the plan has no key variables", file=plan.source)
     check_columns(eng, source, [c for c in (*keys, roles.weight, roles.household) if c])
-    steps = prepare_steps(plan, list(dict.fromkeys([*keys, *filter(None, [roles.weight, roles.household])])), seed=0)
+    steps = prepare_steps(plan, eng.columns(source), seed=0)
     result = ScaleRelease()
     t0 = time.perf_counter()
     kc = eng.key_counts(source, keys, roles.weight)
@@ -74,6 +74,13 @@ def anonymize_source(
     t0 = time.perf_counter()
     for prepared in steps:
         name = prepared.spec.name
+        if name == "recode" and prepared.params.variable not in keys:
+            raise SafemicroError(
+                f"step {prepared.label}: at scale only key variables are recoded "
+                f"({prepared.params.variable!r} is not a key)",
+                file=plan.source,
+                column=prepared.params.variable,
+            )
         if name == "recode":
             values, changed = _recode(values, kc.count, prepared)
         elif name == "local_suppression":
