@@ -49,6 +49,11 @@ def assess(
     records_out: Path | None = typer.Option(None, "--records", help="write per-record risk as CSV"),
     html_out: Path | None = typer.Option(None, "--html", help="write the HTML report"),
     encoding: str | None = typer.Option(None, "--encoding", help="text encoding of a CSV file"),
+    engine: str = typer.Option(
+        "polars",
+        "--engine",
+        help="polars (in memory); duckdb or polars-streaming (out of core, Parquet/CSV); spark",
+    ),
 ) -> None:
     """Assess the disclosure risk of a microdata file."""
     from safemicro import io
@@ -60,6 +65,25 @@ def assess(
     outputs = [p for p in (json_out, records_out, html_out) if p]
     check_outputs([data, plan], outputs)
     the_plan = load_plan(plan) if plan else None
+    if engine != "polars":
+        from safemicro.scale import assess_source
+
+        if records_out or suda or sensitive or numeric or household_level:
+            raise SafemicroError("--records, --suda, --sensitive, --numeric and --household-level need --engine polars")
+        scaled = assess_source(
+            data,
+            engine=engine,
+            plan=the_plan,
+            keys=_split(keys),
+            weight=weight,
+            household=household,
+            alpha=alpha,
+            ks=k or (),
+            max_global_risk=max_global_risk,
+        )
+        _write_all([(p, w) for p, w in ((json_out, scaled.write_json), (html_out, scaled.write_html)) if p])
+        _print_summary(scaled.summary)
+        return
     kwargs = {"encoding": encoding} if encoding else {}
     dataset = io.read(data, **kwargs)
     if the_plan:
@@ -211,12 +235,22 @@ def anonymize(
         help="also write the released file as csv, parquet, dta or sav (repeatable; added to the plan's "
         "release.copies, default parquet)",
     ),
+    engine: str = typer.Option(
+        "polars",
+        "--engine",
+        help="polars (in memory, full bundle); duckdb/polars-streaming/spark: Parquet in row groups",
+    ),
 ) -> None:
     """Apply a release plan and write the release bundle (data, reports, form, lock, checksums)."""
     from safemicro.plan import load_plan
     from safemicro.release import anonymize as run_anonymize
 
     check_outputs([data, plan], folders=[output], overwrite=overwrite)
+    if engine != "polars":
+        from safemicro.scale.cli import anonymize_out_of_core
+
+        anonymize_out_of_core(data, plan, output, engine, overwrite=overwrite, require_targets=require_targets)
+        return
     the_plan = load_plan(plan)
     if copy:
         wanted = list(dict.fromkeys([*the_plan.release.copies, *(c.strip().lower().lstrip(".") for c in copy)]))
