@@ -232,8 +232,12 @@ def _suda_ok(keys: list[str]) -> bool:
 
 
 def _stable(summary: dict[str, Any]) -> dict[str, Any]:
-    """The assess summary without clock times, so reruns give identical reports."""
-    return {k: v for k, v in summary.items() if k not in ("generated_at", "timings_seconds")}
+    """The assess summary without clock times and with the input's file name instead of its
+    path, so reruns (from any folder) give identical reports."""
+    out = {k: v for k, v in summary.items() if k not in ("generated_at", "timings_seconds")}
+    if out.get("source"):
+        out["source"] = Path(out["source"]).name
+    return out
 
 
 def _lock_params(step, change) -> dict[str, Any]:
