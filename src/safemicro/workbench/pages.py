@@ -187,7 +187,10 @@ def _methods(wb, form_step: str | None = None, edit: int | None = None) -> dict[
         "compare": compare,
         "step_names": sorted(STEPS),
         "form": form,
-        "columns": [c for c in state.dataset.columns if not c.startswith("__")],
+        # the keys first: what a curator recodes
+        "columns": sorted(
+            (c for c in state.dataset.columns if not c.startswith("__")), key=lambda c: c not in plan.roles.keys
+        ),
         "target_k": str(plan.targets.k),
     }
 

@@ -47,7 +47,8 @@ def distribution(ds: Dataset, name: str) -> list[dict[str, Any]]:
         if x.size == 0:
             return []
         counts, edges = np.histogram(x, bins=BINS)
-        return _bars([(f"{edges[i]:.4g}–{edges[i + 1]:.4g}", int(c)) for i, c in enumerate(counts)])
+        fmt = "{:,.0f}" if np.abs(edges).max() >= 100 else "{:.3g}"
+        return _bars([(f"{fmt.format(edges[i])}–{fmt.format(edges[i + 1])}", int(c)) for i, c in enumerate(counts)])
     vc = s.drop_nulls().value_counts(sort=True).head(TOP_VALUES)
     items = []
     for value, count in vc.iter_rows():
@@ -73,7 +74,7 @@ def variable_table(ds: Dataset, roles_of: dict[str, str]) -> list[dict[str, Any]
                 "label": meta.label or "",
                 "type": str(ds.frame.schema[name]),
                 "measure": meta.measure,
-                "value_labels": [f"{k} = {v}" for k, v in list(vl.items())[:8]],
+                "value_labels": [f"{k} = {v}" for k, v in list(vl.items())[:5]],
                 "n_value_labels": len(vl),
                 "missing": missing,
                 "n_distinct": int(n_distinct),
