@@ -34,7 +34,7 @@ NOT_KEYS = ["arrival_year", "livelihood", "marital", "education", "disability"] 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("workbench")
-    write_example(work / "survey.dta")
+    write_example(work / "survey.dta", n_households=800)  # `safemicro example --households 800`: quicker, same survey
     return work
 
 
@@ -89,7 +89,7 @@ def test_curator_path_release_equals_cli(work, browser):
 
         go(page, "risk")
         before = int(page.locator("#viol-3").inner_text().replace(",", ""))
-        assert before > 1000  # the raw survey: most records violate 3-anonymity
+        assert before > 0.6 * int(page.locator("#n-records").inner_text().replace(",", ""))  # most records
         page.locator("#riskiest tbody tr").first.click()  # which variables make it rare?
         page.wait_for_selector("#why-table")
         assert page.locator("#why-table tbody tr").count() == len(KEYS)

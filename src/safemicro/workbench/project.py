@@ -17,6 +17,7 @@ Changes are validated against the data before they are saved: a bad change raise
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import shutil
@@ -45,6 +46,12 @@ def safe_filename(name: str) -> str:
     return base
 
 
+@functools.lru_cache(maxsize=32)
+def _parsed(text: str) -> Plan:
+    """A stored plan, parsed once (YAML parsing is slow; callers get copies)."""
+    return Plan.from_yaml(text)
+
+
 class Project:
     """The project folder and its state; every mutation is validated, then saved atomically."""
 
@@ -59,7 +66,6 @@ class Project:
             except (OSError, ValueError) as exc:
                 raise SafemicroError(f"cannot read the project state: {exc}", file=str(self.folder / STATE)) from None
         self._dataset: tuple[Path, float, Dataset] | None = None
-        self._plan: tuple[str, Plan] | None = None
 
     # -- paths and data ------------------------------------------------------------------
 
@@ -125,30 +131,29 @@ class Project:
 
     @property
     def plan(self) -> Plan:
-        text = self.state["plan"]
-        if self._plan is None or self._plan[0] != text:
-            self._plan = (text, Plan.from_yaml(text))
-        return self._plan[1].model_copy(deep=True)
+        return _parsed(self.state["plan"]).model_copy(deep=True)
 
     @property
     def draft(self) -> Plan | None:
-        return Plan.from_yaml(self.state["draft"]) if self.state.get("draft") else None
+        return _parsed(self.state["draft"]).model_copy(deep=True) if self.state.get("draft") else None
 
     def previous_plan(self) -> Plan | None:
         """The plan before the last change (what the Methods page compares with)."""
-        return Plan.from_yaml(self.state["undo"][-1]["plan"]) if self.state["undo"] else None
+        return _parsed(self.state["undo"][-1]["plan"]).model_copy(deep=True) if self.state["undo"] else None
 
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_text(self.folder / STATE, json.dumps(self.state, indent=1, ensure_ascii=False) + "\n")
 
     def check(self, plan: Plan) -> None:
-        """Raise if ``plan`` does not fit the data: roles, utility variables, every step."""
+        """Raise if ``plan`` does not fit the data: roles (when they changed: checking them reads
+        every record), utility variables, every step."""
         ds = self.dataset()
         plan.check_columns(ds.columns)
-        from safemicro.roles import validate_roles
+        if plan.roles != _parsed(self.state["plan"]).roles:
+            from safemicro.roles import validate_roles
 
-        validate_roles(ds, plan.roles)
+            validate_roles(ds, plan.roles)
         for name in plan.utility.variables():
             if name not in ds.columns:
                 raise SafemicroError("utility: not a column of the data", column=name)
