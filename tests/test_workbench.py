@@ -6,6 +6,7 @@ replayed giving the risk the release pipeline reports, and the project folder's 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -179,3 +180,45 @@ def test_why_rare_hand_checked():
     rows = {r["variable"]: r for r in why_rare(frame, ["sex", "age", "camp"], {"sex": 1, "age": 30, "camp": 2})}
     assert {v: r["fk"] for v, r in rows.items()} == {"sex": 1, "age": 1, "camp": 1}
     assert {v: r["fk_without"] for v, r in rows.items()} == {"camp": 3, "sex": 3, "age": 1}
+
+
+def test_alternatives_side_by_side_match_adding_them(client, server, keyed):
+    """Each alternative's numbers are those the plan gets when the step is really added."""
+    before = snapshot(server)
+    text = "- topcode: {variable: hh_size, value: 6}\n- recode: {variable: origin, map: {2: 1, 3: 1}}\n"
+    r = client.post("/methods/alternatives", data={"yaml": text}, headers={"HX-Target": "alternatives"})
+    assert r.status_code == 200
+    rows = r.text.split("<tr")[3:]  # header, "now", then one row per alternative
+    assert len(rows) == 2
+    assert snapshot(server) == before  # nothing saved
+    for row, step in zip(
+        rows,
+        ({"topcode": {"variable": "hh_size", "value": 6}}, {"recode": {"variable": "origin", "map": {2: 1, 3: 1}}}),
+    ):
+        ((name, params),) = step.items()
+        assert client.post("/api/steps", json={"step": name, "params": params}).status_code == 200
+        shown = row.split('<td class="n">')[1].split("<")[0]
+        assert shown == f"{client.get('/api/risk').json()['violations']['3']:,}"
+        client.post("/api/undo")
+    r = client.post(
+        "/methods/alternatives",
+        data={"yaml": "- recode: {variable: nope, breaks: [0, 1]}"},
+        headers={"HX-Target": "alternatives"},
+    )
+    assert r.status_code == 400 and "nope" in r.text and "<html" not in r.text
+    assert json.loads(snapshot(server))["plan"] == json.loads(before)["plan"]
+
+
+def test_a_background_job_can_be_cancelled(client, server, keyed):
+    """Synthesis cancelled at once stops at its next stage and writes nothing."""
+    r = client.post("/jobs/synthesis")
+    assert r.status_code == 200 and 'id="job-synthesis"' in r.text
+    assert client.post("/jobs/synthesis/cancel").status_code == 200
+    for _ in range(600):
+        status = client.get("/jobs/synthesis/status").text
+        if "running" not in status:
+            break
+        time.sleep(0.1)
+    assert "cancelled" in status
+    assert not (project_dir(server) / "results" / "synthetic").exists()
+    assert client.post("/jobs/synthesis/cancel").status_code == 400  # nothing running any more

@@ -132,6 +132,10 @@ def create_app(
             from fastapi.responses import JSONResponse
 
             return JSONResponse({"error": str(exc)}, status_code=400)
+        if request.headers.get("hx-target"):  # a part of the page asked: the message goes there
+            from html import escape
+
+            return HTMLResponse(f'<div class="flash error" role="alert" id="error">{escape(str(exc))}</div>', 400)
         page = request.headers.get("x-workbench-page") or "data"
         page = page if page in PAGES else "data"
         return wb.render(page, pages.context(wb, page, lenient=True), status=400, error=str(exc))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -195,6 +196,37 @@ def _methods(wb, form_step: str | None = None, edit: int | None = None) -> dict[
     }
 
 
+def alternatives(wb, text: str) -> dict[str, Any]:
+    """Candidate next steps side by side: the risk after each (on top of the current steps)
+    and the cells each changes; nothing is saved."""
+    from safemicro.plan import Plan, parse_yaml
+
+    pasted = parse_yaml(text, "alternatives")
+    pasted = pasted if isinstance(pasted, list) else [pasted]
+    try:
+        candidates = Plan.model_validate({"steps": pasted}).steps
+    except ValueError as exc:
+        raise SafemicroError(f"not a list of steps: {str(exc).splitlines()[-1].strip()}") from None
+    if not 1 <= len(candidates) <= 6:
+        raise SafemicroError("give between 1 and 6 alternative steps, one per list item")
+    plan, ds = wb.project.plan, wb.project.dataset()
+    rows = []
+    for step in candidates:
+        trial = plan.model_copy(update={"steps": [*plan.steps, step]})
+        state = wb.engine.run(ds, trial)
+        change = state.changes[-1]
+        rows.append(
+            {
+                "step": step,
+                "yaml": yaml.safe_dump(step, default_flow_style=True, width=10**6, allow_unicode=True).strip(),
+                "risk": views.headline(_risk(wb, trial).summary),
+                "cells": sum(change.changed.values()),
+                "records": change.records_touched,
+            }
+        )
+    return {"rows": rows, "now": views.headline(_risk(wb, plan).summary), "target_k": str(plan.targets.k)}
+
+
 def recode_editor(wb, variable: str) -> dict[str, Any]:
     """The values of ``variable`` as the current step list leaves them, with labels and counts."""
     plan = wb.project.plan
@@ -218,8 +250,6 @@ def _utility(wb) -> dict[str, Any]:
     if not plan.roles.keys and not plan.utility.variables():
         return {"utility": None, "utility_yaml": ""}
     result = wb.engine.utility(wb.project.dataset(), plan)
-    import yaml
-
     return {
         "utility": result,
         "utility_yaml": yaml.safe_dump(plan.utility.model_dump(mode="json", exclude_defaults=True), sort_keys=False),
@@ -242,6 +272,12 @@ def register(app: FastAPI, wb) -> None:
     def recode(variable: str) -> HTMLResponse:
         ctx = recode_editor(wb, variable)
         return HTMLResponse(wb.env.get_template("recode_editor.html").render(**ctx))
+
+    @app.post("/methods/alternatives")
+    async def compare(request: Request) -> HTMLResponse:
+        form = await request.form()
+        ctx = alternatives(wb, str(form.get("yaml", "")))
+        return HTMLResponse(wb.env.get_template("alternatives.html").render(**ctx))
 
     @app.get("/risk/plot/{name}")
     def plot(name: str) -> HTMLResponse:
