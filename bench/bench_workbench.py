@@ -62,6 +62,14 @@ def timed(client, what: str, path: str, data: dict | None = None, target: float 
     return seconds
 
 
+def merge(variable: str, old: list[int], new: int) -> dict:
+    """The recode editor's form: ``old`` values get code ``new``."""
+    form = {"variable": variable}
+    for i, value in enumerate(old):
+        form.update({f"from_{i}": str(value), f"to_{i}": str(new)})
+    return form
+
+
 def roles_form(columns: list[str], keys: list[str], **single: str) -> dict:
     form = {f"role_{c}": "key" for c in keys}
     form.update(single)
@@ -81,7 +89,7 @@ def scaled(rows: int, work: Path) -> list[float]:
             client,
             "recode water {6,7,9 → 5}",
             "/recode",
-            {"variable": "water", "from_0": "6", "to_0": "5", "from_1": "7", "to_1": "5", "from_2": "9", "to_2": "5"},
+            merge("water", [6, 7, 9], 5),
             1.5,
         ),
         timed(
@@ -91,7 +99,7 @@ def scaled(rows: int, work: Path) -> list[float]:
             client,
             "recode roof {5,6,9 → 4}",
             "/recode",
-            {"variable": "roof", "from_0": "5", "to_0": "4", "from_1": "6", "to_1": "4", "from_2": "9", "to_2": "4"},
+            merge("roof", [5, 6, 9], 4),
             1.5,
         ),
         timed(client, "undo (cached: back to the previous plan)", "/undo", None, 1.5),
@@ -144,7 +152,7 @@ def survey(work: Path) -> list[float]:
             client,
             "recode origin {6,7,8 → 9}",
             "/recode",
-            {"variable": "origin", "from_0": "6", "to_0": "9", "from_1": "7", "to_1": "9", "from_2": "8", "to_2": "9"},
+            merge("origin", [6, 7, 8], 9),
             0.3,
         ),
         timed(

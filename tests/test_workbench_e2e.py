@@ -175,6 +175,23 @@ def test_restart_mid_project_and_continue(work, browser):
         page.click("#undo")
         page.wait_for_selector("#message:has-text('undone')")
         assert violations(page) == 0
+
+        # bad input through the browser: a clear message on the page, the state unchanged
+        state = (work / "project" / "project.json").read_bytes()
+        page.fill("#paste-yaml", "recode: {variable: agee, breaks: [0, 18, 200]}")
+        page.click("#paste-submit")
+        assert "did you mean 'age'" in page.locator("#error").inner_text()
+        assert page.locator("#steps > li").count() == 2
+        go(page, "data")
+        page.set_input_files(
+            "#upload-file",
+            files=[{"name": "broken.sav", "mimeType": "application/octet-stream", "buffer": b"\0" * 4096}],
+        )
+        page.click("#upload")
+        page.wait_for_selector("#error")
+        assert "broken.sav" in page.locator("#error").inner_text()
+        shot(page, work, "9-bad-upload")
+        assert (work / "project" / "project.json").read_bytes() == state
         page.close()
     finally:
         server.stop()

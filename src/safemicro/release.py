@@ -44,7 +44,7 @@ from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
 from safemicro.release_bundle import file_sha256, read_bundle, verify_bundle
 
-__all__ = ["Release", "anonymize", "read_bundle", "verify_bundle"]
+__all__ = ["Release", "anonymize", "assess_after", "read_bundle", "verify_bundle"]
 
 BUNDLE_FORMATS = {".dta", ".sav", ".zsav", ".parquet", ".csv"}
 DEFAULT_STAMP = datetime(2000, 1, 1)  # header time of Stata/SPSS files without a review date
@@ -120,21 +120,8 @@ def anonymize(
         released_tagged, changes = run_steps(tagged, steps, on_step=lambda s: advance(f"step {s.label}"))
         decimals = _precision(tagged, released_tagged, steps, changes)
         released_tagged = released_tagged.with_frame(tidy_numbers(released_tagged, decimals))
-        released = released_tagged.with_frame(released_tagged.frame.drop(ROW_ID))
-        after_roles = roles_after(plan.roles, released.columns)
-        created = [c.details["weight"] for c in changes if c.details.get("weight_created")]
-        if created and after_roles.weight is None:  # a subsample made the design weight
-            after_roles = after_roles.model_copy(update={"weight": created[-1]})
         advance("risk after")
-        after = assess(
-            released,
-            roles=after_roles,
-            alpha=plan.alpha,
-            targets=plan.targets.model_dump(),
-            scenario=plan.scenario.model_dump(),
-            suda=_suda_ok(after_roles.keys),
-            original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
-        )
+        released, after_roles, after = assess_after(tagged, released_tagged, plan, changes)
         advance("utility")
         from safemicro.utility import compare
 
@@ -205,6 +192,29 @@ def anonymize(
         stem=origin.get("stem", "release"),
         format=origin.get("format", ".csv"),
     )
+
+
+def assess_after(
+    tagged: Dataset, released_tagged: Dataset, plan: Plan, changes: list, *, suda: bool = True
+) -> tuple[Dataset, Any, Assessment]:
+    """The released data (row id dropped), its roles after the steps (a subsample's new
+    design weight included) and its assessment; numeric keys are compared with the
+    original records row by row. ``tagged``/``released_tagged`` carry the row id."""
+    released = released_tagged.with_frame(released_tagged.frame.drop(ROW_ID))
+    after_roles = roles_after(plan.roles, released.columns)
+    created = [c.details["weight"] for c in changes if c.details.get("weight_created")]
+    if created and after_roles.weight is None:  # a subsample made the design weight
+        after_roles = after_roles.model_copy(update={"weight": created[-1]})
+    after = assess(
+        released,
+        roles=after_roles,
+        alpha=plan.alpha,
+        targets=plan.targets.model_dump(),
+        scenario=plan.scenario.model_dump(),
+        suda=suda and _suda_ok(after_roles.keys),
+        original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
+    )
+    return released, after_roles, after
 
 
 def _original_rows(tagged: Dataset, released_tagged: Dataset) -> Dataset:

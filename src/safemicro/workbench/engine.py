@@ -20,11 +20,12 @@ from typing import Any
 
 import polars as pl
 
-from safemicro.assess import Assessment, assess
+from safemicro.assess import Assessment
 from safemicro.io import Dataset
 from safemicro.methods.base import ROW_ID, Change
-from safemicro.pipeline import prepare_steps, roles_after, run_steps
+from safemicro.pipeline import prepare_steps, run_steps
 from safemicro.plan import Plan
+from safemicro.release import assess_after
 
 CACHE_ENTRIES = 8
 MEMO_ENTRIES = 64
@@ -125,22 +126,8 @@ class Engine:
         if hit is not None:
             return hit
         state = self.run(dataset, plan, upto)
-        released = state.dataset.with_frame(state.dataset.frame.drop(ROW_ID))
-        roles = roles_after(plan.roles, released.columns)
-        original = None
-        if roles.numeric_keys:
-            rows = state.dataset.frame.get_column(ROW_ID).to_numpy()
-            original = dataset.with_frame(dataset.frame[rows])
         t0 = time.perf_counter()
-        result = assess(
-            released,
-            roles=roles,
-            alpha=plan.alpha,
-            targets=plan.targets.model_dump(),
-            scenario=plan.scenario.model_dump(),
-            suda=suda and 0 < len(roles.keys) <= 12,
-            original=original,
-        )
+        result = assess_after(self.tagged(dataset), state.dataset, plan, state.changes, suda=suda)[2]
         self.seconds["assess"] += time.perf_counter() - t0
         self._put(key, result)
         return result

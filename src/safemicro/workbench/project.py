@@ -195,21 +195,18 @@ class Project:
         return self.change(data, f"opened {name}", trial)
 
     def undo(self) -> str:
-        with self.lock:
-            if not self.state["undo"]:
-                raise SafemicroError("nothing to undo")
-            last = self.state["undo"].pop()
-            self.state["redo"].append({"plan": self.state["plan"], "what": last["what"]})
-            self.state["plan"] = last["plan"]
-            self.save()
-            return last["what"]
+        return self._step_back("undo", "redo")
 
     def redo(self) -> str:
+        return self._step_back("redo", "undo")
+
+    def _step_back(self, take: str, keep: str) -> str:
+        """Make the last plan of the ``take`` stack current; the current one goes on ``keep``."""
         with self.lock:
-            if not self.state["redo"]:
-                raise SafemicroError("nothing to redo")
-            last = self.state["redo"].pop()
-            self.state["undo"].append({"plan": self.state["plan"], "what": last["what"]})
+            if not self.state[take]:
+                raise SafemicroError(f"nothing to {take}")
+            last = self.state[take].pop()
+            self.state[keep].append({"plan": self.state["plan"], "what": last["what"]})
             self.state["plan"] = last["plan"]
             self.save()
             return last["what"]
