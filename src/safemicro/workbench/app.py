@@ -41,6 +41,10 @@ TITLES = {
 MAX_UPLOAD_MB = 2048
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 class Workbench:
     """What the handlers share: the project, the engine, the jobs, the templates."""
 
@@ -51,8 +55,8 @@ class Workbench:
         self.max_upload = max_upload_mb * 1024 * 1024
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
         self.env.filters["yaml"] = lambda v: yaml.safe_dump(v, sort_keys=False, allow_unicode=True).strip()
-        self.env.filters["pct"] = lambda v, d=2: "–" if v is None else f"{v:.{d}f} %"
-        self.env.filters["num"] = lambda v: "–" if v is None else (f"{v:,}" if isinstance(v, int) else f"{v:,.4g}")
+        self.env.filters["pct"] = lambda v, d=2: f"{v:.{d}f} %" if _number(v) else "–"
+        self.env.filters["num"] = lambda v: (f"{v:,}" if isinstance(v, int) else f"{v:,.4g}") if _number(v) else "–"
 
     def render(
         self,

@@ -47,7 +47,7 @@ def distribution(ds: Dataset, name: str) -> list[dict[str, Any]]:
         if x.size == 0:
             return []
         counts, edges = np.histogram(x, bins=BINS)
-        fmt = "{:,.0f}" if np.abs(edges).max() >= 100 else "{:.3g}"
+        fmt = "{:,.0f}" if s.dtype.is_integer() or np.abs(edges).max() >= 100 else "{:.3g}"
         return _bars([(f"{fmt.format(edges[i])}–{fmt.format(edges[i + 1])}", int(c)) for i, c in enumerate(counts)])
     vc = s.drop_nulls().value_counts(sort=True).head(TOP_VALUES)
     items = []
