@@ -83,7 +83,14 @@ def _roles(wb) -> dict[str, Any]:
                 "reason": reasons.get(name, ""),
             }
         )
-    return {"rows": rows, "columns": ds.columns, "choices": ROLE_CHOICES, "single": SINGLE_ROLES}
+    single_of = {getattr(plan.roles, r): r for r in SINGLE_ROLES if getattr(plan.roles, r)}
+    return {
+        "rows": rows,
+        "columns": ds.columns,
+        "choices": ROLE_CHOICES,
+        "single": SINGLE_ROLES,
+        "single_of": single_of,
+    }
 
 
 def _risk(wb, plan, upto=None, *, suda=False):
