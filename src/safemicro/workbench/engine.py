@@ -27,7 +27,9 @@ from safemicro.pipeline import prepare_steps, run_steps
 from safemicro.plan import Plan
 from safemicro.release import assess_after
 
-CACHE_ENTRIES = 8
+# entries kept per kind: data after a prefix of steps (a copy of the data each), assessments
+# (per-record risks: smaller), the rest (the row-id-tagged data, utility comparisons)
+CACHE_ENTRIES = {"run": 8, "risk": 24, "other": 4}
 MEMO_ENTRIES = 64
 
 
@@ -47,28 +49,31 @@ class Engine:
     """Step results and assessments for one project's data, cached by plan prefix."""
 
     def __init__(self) -> None:
-        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache: dict[str, OrderedDict[str, Any]] = {kind: OrderedDict() for kind in CACHE_ENTRIES}
         self._memo: OrderedDict[str, Any] = OrderedDict()
         self.seconds = {"steps": 0.0, "assess": 0.0}  # time spent in library calls (for the benchmark)
         self._lock = threading.Lock()
 
-    def _get(self, key: str) -> Any:
+    def _get(self, key: str, kind: str = "other") -> Any:
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+            cache = self._cache[kind]
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key]
         return None
 
-    def _put(self, key: str, value: Any) -> None:
+    def _put(self, key: str, value: Any, kind: str = "other") -> None:
         with self._lock:
-            self._cache[key] = value
-            self._cache.move_to_end(key)
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
+            cache = self._cache[kind]
+            cache[key] = value
+            cache.move_to_end(key)
+            while len(cache) > CACHE_ENTRIES[kind]:
+                cache.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:
-            self._cache.clear()
+            for cache in self._cache.values():
+                cache.clear()
             self._memo.clear()
 
     def memo(self, key: str, make: Callable[[], Any]) -> Any:
@@ -106,7 +111,7 @@ class Engine:
         base = self._base(dataset, plan)
         start, state = 0, State(dataset, [])
         for i in range(len(steps), 0, -1):  # the longest prefix already computed
-            hit = self._get(_digest("run", base, steps[:i]))
+            hit = self._get(_digest("run", base, steps[:i]), "run")
             if hit is not None:
                 start, state = i, hit
                 break
@@ -115,21 +120,21 @@ class Engine:
             current, changes = run_steps(state.dataset, prepared[i : i + 1])
             self.seconds["steps"] += time.perf_counter() - t0
             state = State(current, [*state.changes, *changes])
-            self._put(_digest("run", base, steps[: i + 1]), state)
+            self._put(_digest("run", base, steps[: i + 1]), state, "run")
         return state
 
     def risk(self, dataset: Dataset, plan: Plan, upto: int | None = None, *, suda: bool = False) -> Assessment:
         """The assessment of the data after the first ``upto`` steps."""
         steps = plan.steps if upto is None else plan.steps[:upto]
         key = _digest("risk", self._base(dataset, plan), steps, suda, plan.scenario.model_dump(mode="json"))
-        hit = self._get(key)
+        hit = self._get(key, "risk")
         if hit is not None:
             return hit
         state = self.run(dataset, plan, upto)
         t0 = time.perf_counter()
         result = assess_after(self.tagged(dataset), state.dataset, plan, state.changes, suda=suda)[2]
         self.seconds["assess"] += time.perf_counter() - t0
-        self._put(key, result)
+        self._put(key, result, "risk")
         return result
 
     def utility(self, dataset: Dataset, plan: Plan) -> dict[str, Any]:
