@@ -222,3 +222,35 @@ def test_a_background_job_can_be_cancelled(client, server, keyed):
     assert "cancelled" in status
     assert not (project_dir(server) / "results" / "synthetic").exists()
     assert client.post("/jobs/synthesis/cancel").status_code == 400  # nothing running any more
+
+
+def test_every_plan_step_gets_a_form_with_its_parameters(client, keyed):
+    """The Methods page's form for each step of `safemicro steps` has one field per parameter."""
+    from safemicro.methods import STEPS
+
+    for name, spec in STEPS.items():
+        r = client.get("/methods", params={"step": name})
+        assert r.status_code == 200, name
+        for field in spec.params.model_fields:
+            assert f'id="p_{field}"' in r.text, (name, field)
+
+
+def test_edit_a_step_keeps_its_other_parameters(client, keyed):
+    """Editing shows the step's current values; saving changes only what was changed."""
+    import re
+
+    steps = client.get("/api/state").json()["plan"]["steps"]
+    index = next(i for i, s in enumerate(steps) if "recode" in s and s["recode"]["variable"] == "age")
+    page = client.get("/methods", params={"edit": index}).text
+    form = {"step": "recode"}
+    for name, value in re.findall(r'<input name="(p_\w+)" id="p_\w+" value="([^"]*)"', page):
+        form[name] = value.replace("&#39;", "'").replace("&#34;", '"')
+    for name, value in re.findall(r'<select name="(p_\w+)" id="p_\w+">.*?<option selected>([^<]*)</option>', page):
+        form[name] = value
+    form["p_breaks"] = "[0, 18, 60, 200]"
+    form["p_labels"] = ""
+    r = client.post(f"/steps/{index}/edit", data=form)
+    assert r.status_code == 200, error_of(r.text)
+    edited = client.get("/api/state").json()["plan"]["steps"][index]["recode"]
+    assert edited["breaks"] == [0, 18, 60, 200] and edited["right"] is False and "labels" not in edited
+    assert client.post("/api/undo").status_code == 200
