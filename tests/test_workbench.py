@@ -254,3 +254,16 @@ def test_edit_a_step_keeps_its_other_parameters(client, keyed):
     edited = client.get("/api/state").json()["plan"]["steps"][index]["recode"]
     assert edited["breaks"] == [0, 18, 60, 200] and edited["right"] is False and "labels" not in edited
     assert client.post("/api/undo").status_code == 200
+
+
+def test_a_changed_file_does_not_silently_continue_an_old_project(tmp_path):
+    from safemicro.workbench.server import prepare
+
+    data = tmp_path / "in.csv"
+    data.write_text("sex,age\n1,30\n2,40\n1,30\n")
+    assert prepare(data, tmp_path / "p") == "imported"
+    assert prepare(data, tmp_path / "p") == "continued"
+    data.write_text("sex,age\n1,31\n2,40\n1,30\n")
+    with pytest.raises(SafemicroError, match="another version"):
+        prepare(data, tmp_path / "p")
+    assert (tmp_path / "p" / "data" / "in.csv").read_text() == "sex,age\n1,30\n2,40\n1,30\n"

@@ -32,6 +32,14 @@ def prepare(file: Path | None, project_dir: Path) -> str:
     if not file.is_file():
         raise SafemicroError("data file not found", file=str(file))
     if project.data_path is not None and project.data_path.name == safe_filename(file.name):
+        from safemicro.release_bundle import file_sha256
+
+        if file_sha256(file) != file_sha256(project.data_path):
+            raise SafemicroError(
+                f"the project {project_dir} holds another version of this file: give a new --project "
+                "folder to start again on this one (the project keeps its copy and its plan)",
+                file=str(file),
+            )
         return "continued"
     project.import_file(file)
     return "imported"
