@@ -88,30 +88,15 @@ def scaled(rows: int, work: Path) -> list[float]:
     form = roles_form(columns, KEYS7, weight="sampling_weight", household="ori_hid", k="3")
     timed(client, "roles: 7 keys, weight, household", "/roles", form)
     client.get("/risk")  # the curator looks at the risk before the first step
-    times = [
-        timed(
-            client,
-            "recode water {6,7,9 → 5}",
-            "/recode",
-            merge("water", [6, 7, 9], 5),
-            1.5,
-        ),
-        timed(
-            client, "local_suppression k = 3 (optimal)", "/steps/add", {"step": "local_suppression", "p_k": "3"}, 1.5
-        ),
-        timed(
-            client,
-            "recode roof {5,6,9 → 4}",
-            "/recode",
-            merge("roof", [5, 6, 9], 4),
-            1.5,
-        ),
-        timed(client, "undo (cached: back to the previous plan)", "/undo", None, 1.5),
-        timed(
-            client, "local_suppression k = 5 (optimal)", "/steps/add", {"step": "local_suppression", "p_k": "5"}, 1.5
-        ),
+    suppress = {"step": "local_suppression", "p_k": "3"}
+    changes = [
+        ("recode water {6,7,9 → 5}", "/recode", merge("water", [6, 7, 9], 5)),
+        ("local_suppression k = 3 (optimal)", "/steps/add", suppress),
+        ("recode roof {5,6,9 → 4}", "/recode", merge("roof", [5, 6, 9], 4)),
+        ("undo (cached: back to the previous plan)", "/undo", None),
+        ("local_suppression k = 5 (optimal)", "/steps/add", {**suppress, "p_k": "5"}),
     ]
-    return times
+    return [timed(client, what, path, data, 1.5) for what, path, data in changes]
 
 
 def survey(work: Path) -> list[float]:
@@ -138,35 +123,20 @@ def survey(work: Path) -> list[float]:
     )
     client.get("/risk")  # the curator looks at the risk before the first step
     breaks = "[0, 5, 10, 15, 18, 25, 35, 45, 60, 200]"
-    return [
-        timed(
-            client,
+    changes = [
+        (
             "recode age into 9 bands",
             "/steps/add",
             {"step": "recode", "p_variable": "age", "p_breaks": breaks, "p_right": "false"},
-            0.3,
         ),
-        timed(
-            client,
-            "topcode hh_size at 10",
-            "/steps/add",
-            {"step": "topcode", "p_variable": "hh_size", "p_value": "10"},
-            0.3,
-        ),
-        timed(
-            client,
-            "recode origin {6,7,8 → 9}",
-            "/recode",
-            merge("origin", [6, 7, 8], 9),
-            0.3,
-        ),
-        timed(
-            client, "local_suppression k = 3 (optimal)", "/steps/add", {"step": "local_suppression", "p_k": "3"}, 0.3
-        ),
-        timed(client, "undo", "/undo", None, 0.3),
-        timed(client, "redo", "/redo", None, 0.3),
-        timed(client, "remove step 2 (everything after it re-runs)", "/steps/1/delete", None, 0.3),
+        ("topcode hh_size at 10", "/steps/add", {"step": "topcode", "p_variable": "hh_size", "p_value": "10"}),
+        ("recode origin {6,7,8 → 9}", "/recode", merge("origin", [6, 7, 8], 9)),
+        ("local_suppression k = 3 (optimal)", "/steps/add", {"step": "local_suppression", "p_k": "3"}),
+        ("undo", "/undo", None),
+        ("redo", "/redo", None),
+        ("remove step 2 (everything after it re-runs)", "/steps/1/delete", None),
     ]
+    return [timed(client, what, path, data, 0.3) for what, path, data in changes]
 
 
 def main() -> None:
