@@ -27,7 +27,11 @@ SYNTH = "synthetic"
 def _listing(folder: Path) -> list[dict[str, Any]]:
     if not folder.is_dir():
         return []
-    return [{"name": p.name, "size": p.stat().st_size} for p in sorted(folder.iterdir()) if p.is_file()]
+    return [
+        {"name": p.name, "size": p.stat().st_size}
+        for p in sorted(folder.iterdir())
+        if p.is_file() and not p.name.startswith(".")
+    ]
 
 
 def _job_view(wb, kind: str) -> dict[str, Any] | None:
