@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_assess.py
 	$(BIN)/python bench/bench_suppression.py
 	$(BIN)/python bench/bench_mdav.py
+	$(BIN)/python bench/bench_workbench.py
 
 # Headless Chromium for the report's browser test (Debian; needs root or sudo).
 browser:

@@ -273,6 +273,17 @@ def test_survey_bundle_is_reproducible_with_random_steps(survey_suf, tmp_path):
     assert verify_bundle(suf) == []
 
 
+def test_same_file_from_another_folder_gives_the_same_bundle(survey_suf, tmp_path):
+    """The bundle depends on the input's bytes and name, not on the folder it lies in (the
+    workbench releases its project copy of the file: same bytes as the CLI on the original)."""
+    raw, suf = survey_suf
+    (tmp_path / "elsewhere").mkdir()
+    copy = tmp_path / "elsewhere" / raw.name
+    copy.write_bytes(raw.read_bytes())
+    _cli_anonymize(copy, SURVEY_PLAN, tmp_path / "again")
+    assert _tree(tmp_path / "again") == _tree(suf)
+
+
 def test_survey_suf_meets_targets_and_keeps_labels(survey_suf):
     raw, suf = survey_suf
     report = json.loads((suf / "report.json").read_text())

@@ -472,14 +472,16 @@ def demo(output: Path = typer.Option(Path("out"), "--out", help="output folder")
 
 
 def _register_command_groups() -> None:
-    """Commands whose code lives beside their library: attack, document/publish, serve/token/audit, mobility."""
+    """Commands whose code lives beside their library: attack, document/publish, serve/token/audit, mobility,
+    workbench."""
     from safemicro.attack.cli import register as register_attack
     from safemicro.demo_mobility import register_table
     from safemicro.metadata.cli import register as register_metadata
     from safemicro.mobility.cli import register as register_mobility
     from safemicro.service.cli import register as register_service
+    from safemicro.workbench.cli import register as register_workbench
 
-    for register in (register_attack, register_metadata, register_service):
+    for register in (register_attack, register_metadata, register_service, register_workbench):
         register(app)
     register_table(register_mobility(app))
 

@@ -101,6 +101,11 @@ def run_demo(out_dir: str | Path, *, console: Console | None = None, mobile: boo
         )
     _document(paths, console)
     _synthesize(dataset, plan, paths, console)
+    console.print(
+        f"curator workbench on this data: safemicro workbench {paths['example data']} "
+        "(opens the browser on 127.0.0.1 with a one-time token; --no-browser prints the URL)",
+        highlight=False,
+    )
     if mobile:
         from safemicro.demo_mobility import run_mobile_demo
 

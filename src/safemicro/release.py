@@ -45,7 +45,7 @@ from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
 from safemicro.release_bundle import file_sha256, open_bundle, read_bundle, verify_bundle
 
-__all__ = ["Release", "anonymize", "open_bundle", "read_bundle", "verify_bundle"]
+__all__ = ["Release", "anonymize", "assess_after", "open_bundle", "read_bundle", "verify_bundle"]
 
 BUNDLE_FORMATS = {".dta", ".sav", ".zsav", ".parquet", ".csv"}
 DEFAULT_STAMP = datetime(2000, 1, 1)  # header time of Stata/SPSS files without a review date
@@ -124,24 +124,8 @@ def anonymize(
         changes += more
         decimals = _precision(tagged, released_tagged, steps, changes)
         released_tagged = released_tagged.with_frame(tidy_numbers(released_tagged, decimals))
-        released = released_tagged.with_frame(released_tagged.frame.drop(ROW_ID))
-        after_roles = roles_after(plan.roles, released.columns)
-        created = [c.details["weight"] for c in changes if c.details.get("weight_created")]
-        if created and after_roles.weight is None:  # a subsample made the design weight
-            after_roles = after_roles.model_copy(update={"weight": created[-1]})
         advance("risk after")
-        after = assess(
-            released,
-            roles=after_roles,
-            alpha=plan.alpha,
-            targets=plan.targets.model_dump(),
-            scenario=plan.scenario.model_dump(),
-            suda=_suda_ok(after_roles.keys),
-            original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
-            known_distinct={
-                v["name"]: (dataset.frame.get_column(v["name"]), v["n_distinct"]) for v in before.summary["variables"]
-            },
-        )
+        released, after_roles, after = assess_after(tagged, released_tagged, plan, changes, before=before)
         advance("utility")
         from safemicro.utility import compare
 
@@ -215,6 +199,39 @@ def anonymize(
     )
 
 
+def assess_after(
+    tagged: Dataset,
+    released_tagged: Dataset,
+    plan: Plan,
+    changes: list,
+    *,
+    suda: bool = True,
+    before: Assessment | None = None,
+) -> tuple[Dataset, Any, Assessment]:
+    """The released data (row id dropped), its roles after the steps (a subsample's new
+    design weight included) and its assessment; numeric keys are compared with the
+    original records row by row. ``tagged``/``released_tagged`` carry the row id; with the
+    input's assessment ``before``, unchanged columns' distinct counts are not counted again."""
+    released = released_tagged.with_frame(released_tagged.frame.drop(ROW_ID))
+    after_roles = roles_after(plan.roles, released.columns)
+    created = [c.details["weight"] for c in changes if c.details.get("weight_created")]
+    if created and after_roles.weight is None:  # a subsample made the design weight
+        after_roles = after_roles.model_copy(update={"weight": created[-1]})
+    after = assess(
+        released,
+        roles=after_roles,
+        alpha=plan.alpha,
+        targets=plan.targets.model_dump(),
+        scenario=plan.scenario.model_dump(),
+        suda=suda and _suda_ok(after_roles.keys),
+        original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
+        known_distinct=None
+        if before is None
+        else {v["name"]: (tagged.frame.get_column(v["name"]), v["n_distinct"]) for v in before.summary["variables"]},
+    )
+    return released, after_roles, after
+
+
 def _original_rows(tagged: Dataset, released_tagged: Dataset) -> Dataset:
     """The input records in the released file's order (numeric risk compares them row by row)."""
     rows = released_tagged.frame.get_column(ROW_ID).to_numpy()
@@ -240,8 +257,12 @@ def _suda_ok(keys: list[str]) -> bool:
 
 
 def _stable(summary: dict[str, Any]) -> dict[str, Any]:
-    """The assess summary without clock times, so reruns give identical reports."""
-    return {k: v for k, v in summary.items() if k not in ("generated_at", "timings_seconds")}
+    """The assess summary without clock times and with the input's file name instead of its
+    path, so reruns (from any folder) give identical reports."""
+    out = {k: v for k, v in summary.items() if k not in ("generated_at", "timings_seconds")}
+    if out.get("source"):
+        out["source"] = Path(out["source"]).name
+    return out
 
 
 def _lock_params(step, change) -> dict[str, Any]:
