@@ -151,8 +151,8 @@ def assess(
     data ``data`` was released from, row for row; numeric-key interval and linkage
     disclosure compare the released values with it (without it, with themselves).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import polars as pl
     >>> df = pl.DataFrame({"sex": [1, 1, 2, 2], "age": [30, 30, 40, 50]})
     >>> assess(df, keys=["sex", "age"]).summary["k_anonymity"]["violations"]["2"]
