@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 DOCS_STAMP := $(VENV)/.docs-installed
 
+# (the test extra includes the docs extra: a venv made by `make test` builds the site too)
 $(DOCS_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[docs]'
 	touch $(DOCS_STAMP)

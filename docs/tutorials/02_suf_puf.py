@@ -110,7 +110,8 @@ pd.DataFrame([{"step": st["name"], **{k: v for k, v in (st.get("changed") or {})
 # %%
 suf.write(work / "suf")
 print(sorted(p.name for p in (work / "suf").iterdir()))
-print("checksums verify:", verify_bundle(work / "suf"))
+problems = verify_bundle(work / "suf")  # the problems found: none
+print("SHA256SUMS:", "every file verifies" if not problems else problems)
 
 # %%
 text = Path(SURVEY_PUF_PLAN).read_text()

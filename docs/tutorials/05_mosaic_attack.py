@@ -64,7 +64,10 @@ coded = raw.select(
 )
 registration = coded.select("pid", "camp", "hh_size", "sex").sample(fraction=0.6, seed=1)
 distribution = coded.select("pid", "origin", "relationship", "age").sample(fraction=0.6, seed=2)
-registration.head(3), distribution.head(3)
+registration.head(3)
+
+# %%
+distribution.head(3)
 
 # %% [markdown]
 # ## Link them to the SUF
