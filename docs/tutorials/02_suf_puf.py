@@ -71,7 +71,7 @@ pd.DataFrame(
 def indicators(release):
     rows = []
     for i in release.report["utility"]["indicators"]:
-        name = i["indicator"] + (f" [{i['domain_label'] or i['domain']}]" if i.get("domain") is not None else "")
+        name = i["indicator"] if i.get("domain") is None else f"{i['indicator'][:20]}… [{i['domain_label'] or i['domain']}]"
         rows.append({"indicator": name, "before": i["before"]["estimate"], "after": i["after"]["estimate"],
                      "lower_before": i["before"]["lower"], "upper_before": i["before"]["upper"],
                      "lower_after": i["after"]["lower"], "upper_after": i["after"]["upper"],
@@ -83,15 +83,19 @@ suf_utility[["indicator", "before", "after", "ci_overlap"]].round(3)
 
 # %%
 def plot_cis(table, title):
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(table) + 1))
-    y = range(len(table))
+    """Each estimate and CI divided by the 'before' estimate: 1 means unchanged."""
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(table) + 1.2))
+    y = list(range(len(table)))
+    base = table["before"]
     for shift, side, colour in ((-0.15, "before", "#4a6c8c"), (0.15, "after", "#d08000")):
-        ax.errorbar(table[side], [v + shift for v in y],
-                    xerr=[table[side] - table[f"lower_{side}"], table[f"upper_{side}"] - table[side]],
+        ax.errorbar(table[side] / base, [v + shift for v in y],
+                    xerr=[(table[side] - table[f"lower_{side}"]) / base, (table[f"upper_{side}"] - table[side]) / base],
                     fmt="o", color=colour, capsize=3, label=side)
-    ax.set_yticks(list(y), [t[:45] for t in table["indicator"]], fontsize=8)
-    ax.set_xscale("symlog", linthresh=1)
-    ax.legend(frameon=False)
+    ax.axvline(1, color="#999", lw=0.8)
+    ax.set_yticks(y, table["indicator"], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("estimate relative to the 'before' estimate, with 95 % CI")
+    ax.legend(frameon=False, loc="lower right")
     ax.set_title(title)
     plt.show()
 
