@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench browser postgres java clean
+.PHONY: demo test lint typecheck bench browser postgres java clean docs exercises
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,13 @@ $(STAMP): pyproject.toml
 	# anonymeter (the attack suite's reference in tests) pins numpy<1.27 but runs on numpy 2.
 	$(BIN)/python -m pip install --quiet --no-deps 'anonymeter>=1.0'
 	touch $(STAMP)
+
+DOCS_STAMP := $(VENV)/.docs-installed
+
+# (the test extra includes the docs extra: a venv made by `make test` builds the site too)
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/safemicro demo --out out
@@ -23,6 +30,15 @@ TEST_WORKERS ?= 2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The documentation site into site/ (open site/index.html), offline, warnings are errors. The
+# guide's numbers and the tutorials are computed by this tree's code while it builds.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 PYTHONPATH=src $(BIN)/mkdocs build --strict
+
+# The one-day course: trainer (with solutions) and participant notebooks from the tutorials.
+exercises: $(STAMP)
+	PYTHONPATH=src $(BIN)/python docs/scripts/exercises.py --out build/exercises
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -57,4 +73,4 @@ java:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache site build/exercises

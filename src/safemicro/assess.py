@@ -164,8 +164,8 @@ def assess(
     ``known_distinct``: ``{column: (values, distinct count)}`` already counted (the input's,
     when assessing a release); a column equal to its ``values`` is not counted again.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import polars as pl
     >>> df = pl.DataFrame({"sex": [1, 1, 2, 2], "age": [30, 30, 40, 50]})
     >>> assess(df, keys=["sex", "age"]).summary["k_anonymity"]["violations"]["2"]

@@ -100,15 +100,23 @@ class KeyTable:
 
     Attributes
     ----------
-    keys: the key variable names.
-    codes: (K, m) integer codes of each distinct key (0 = missing).
-    labels: per key variable, the observed values in code order (code c is labels[j][c-1]).
-    count: records with exactly this key (missing positions included), length K.
-    weight_sum: sum of weights of those records.
-    fk, Fk: sample and weighted frequencies with missing values as wildcards.
-    record_key: for each record, the row of its key in the table (None when an
-        out-of-core engine built the table and the records stayed where they are).
-    alpha: the weight given to compatible keys with missing values.
+    keys
+        the key variable names.
+    codes
+        (K, m) integer codes of each distinct key (0 = missing).
+    labels
+        per key variable, the observed values in code order (code c is ``labels[j][c-1]``).
+    count
+        records with exactly this key (missing positions included), length K.
+    weight_sum
+        sum of weights of those records.
+    fk, Fk
+        sample and weighted frequencies with missing values as wildcards.
+    record_key
+        for each record, the row of its key in the table (None when an out-of-core engine
+        built the table and the records stayed where they are).
+    alpha
+        the weight given to compatible keys with missing values.
     """
 
     keys: list[str]
