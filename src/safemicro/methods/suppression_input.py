@@ -36,6 +36,7 @@ class _Input:
     weighted: bool
     household: np.ndarray | None  # dense household ids 0..H-1
     household_bits: int  # mask of the household-level keys
+    count: np.ndarray | None = None  # records each row stands for (None: one each)
 
 
 def _error(message: str, ds: Dataset, column: str | None = None) -> SafemicroError:
