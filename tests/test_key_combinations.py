@@ -139,3 +139,13 @@ def test_suppress_combinations_plan_step_and_errors():
         suppress_combinations(Dataset(df), keys=KEYS, combs=[3, 2], k=[2, 3, 4])
     with pytest.raises(SafemicroError, match="not in the data"):
         suppress_combinations(Dataset(df), keys=KEYS, combs=2, strata="nope")
+
+
+def test_risk_report_shows_combinations(tmp_path):
+    df = pl.read_csv(SDC_DATA / "testdata.csv")
+    a = assess(df, keys=KEYS, targets={"k": 3, "combs": [2], "risky_cells": [20, 10]})
+    a.write_html(tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text()
+    assert 'id="combinations"' in html and "riskyCells" in html
+    n = a.summary["key_combinations"]["kanon"][0]["n_records_violating"]
+    assert f"{n:,}" in html or str(n) in html
