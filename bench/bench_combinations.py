@@ -18,17 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_assess import KEYS7, data_file, sdcmicro_timings  # noqa: E402
-
-
-def _best(fn, reps: int = 3) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from bench_assess import KEYS7, best_of, data_file, sdcmicro_timings  # noqa: E402
 
 
 def main() -> None:
@@ -47,10 +37,10 @@ def main() -> None:
     print(f"{'rows':>9} {'call':<34} {'seconds':>8}  sdcMicro (runs)")
     for n in [int(s) for s in a.sizes.split(",")]:
         df = pl.read_parquet(data_file(n, 0.0))
-        t_kt = _best(lambda: build_key_table(df.select(KEYS7), KEYS7))
+        t_kt = best_of(lambda: build_key_table(df.select(KEYS7), KEYS7))
         kt = build_key_table(df.select(KEYS7), KEYS7)
-        t_k = _best(lambda: kanon_combinations(kt, a.m, 3))
-        t_c = _best(lambda: risky_cells(kt, [20, 10, 5]))
+        t_k = best_of(lambda: kanon_combinations(kt, a.m, 3))
+        t_c = best_of(lambda: risky_cells(kt, [20, 10, 5]))
         ds = Dataset(df)
         t0 = time.perf_counter()
         res = suppress_combinations(ds, keys=KEYS7, combs=a.m, k=3)
