@@ -92,6 +92,7 @@ class Policy(_Strict):
     dominance_k: float = Field(85.0, gt=0, le=100)
     p_percent: float = Field(10.0, ge=0, le=100)
     secondary: bool = True
+    secondary_method: Literal["heuristic", "optimal"] = "heuristic"  # optimal: MILP, moderate tables
     rounding_base: int | None = Field(None, ge=2)
     max_dimensions: int = Field(3, ge=1, le=4)
     # also refuse releases that would narrow a suppressed cell's interval, across all earlier

@@ -381,6 +381,7 @@ class Node(_DPTables, _CellKeyTables):
             dominance_k=ds.policy.dominance_k,
             p_percent=ds.policy.p_percent,
             secondary=ds.policy.secondary,
+            secondary_method=ds.policy.secondary_method,
             rounding_base=ds.policy.rounding_base,
             hide_presence=True,
         )
