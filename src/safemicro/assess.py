@@ -35,6 +35,7 @@ from safemicro.risk import (
     record_threshold,
     risky_records,
 )
+from safemicro.risk.combinations import combination_checks, key_combinations
 from safemicro.risk.individual import risk_histogram, weighted_median
 from safemicro.risk.numeric_keys import numeric_key_risk
 from safemicro.roles import validate_roles as validate_roles
@@ -320,6 +321,11 @@ def assess(
             timings["numeric_risk"] = time.perf_counter() - t0
             advance("done")
 
+        t0 = time.perf_counter()
+        strata = dataset.frame.get_column(roles.strata) if roles.strata else None
+        summary["key_combinations"] = key_combinations(kt, key_frame, w, strata, targets or {})
+        timings["key_combinations"] = time.perf_counter() - t0
+
     record_frame = pl.DataFrame(records)
     if ldiv_frame is not None:
         record_frame = pl.concat([record_frame, ldiv_frame], how="horizontal")
@@ -436,4 +442,4 @@ def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dic
                 "message": f"{v} records have an individual risk above {mi:g}",
             }
         )
-    return checks
+    return checks + combination_checks(summary.get("key_combinations"))

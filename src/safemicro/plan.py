@@ -153,6 +153,12 @@ class Targets(_Strict):
     k: int = Field(3, ge=1)
     max_global_risk: float | None = Field(0.01, ge=0.0, le=1.0)
     max_individual_risk: float | None = Field(None, ge=0.0, le=1.0)
+    combs: list[int] = Field(
+        default_factory=list, description="k on every combination of this many keys, within roles.strata (kAnon combs)"
+    )
+    risky_cells: list[int] = Field(
+        default_factory=list, description="mu-Argus unsafe-cell thresholds for tables of 1, 2, ... keys (riskyCells)"
+    )
 
 
 class Indicator(_Strict):

@@ -15,6 +15,7 @@ from safemicro.methods.recode import global_recode, top_bottom_code
 from safemicro.methods.sampling import subsample
 from safemicro.methods.search import recode_search, search_levels
 from safemicro.methods.suppression import local_suppression, suppress_by_risk
+from safemicro.methods.suppression_combinations import suppress_combinations
 
 __all__ = [
     "STEPS",
@@ -25,6 +26,7 @@ __all__ = [
     "add_noise",
     "global_recode",
     "local_suppression",
+    "suppress_combinations",
     "microaggregation",
     "new_ids",
     "pram",
