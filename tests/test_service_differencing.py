@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import DATA
 from safemicro.errors import SafemicroError
 from safemicro.service.differencing import DifferencingGuard
 from safemicro.service.differencing_milp import smallest_group
-from conftest import DATA
 from service_oracle import recoverable, small_group_determined
 
 

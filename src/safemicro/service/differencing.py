@@ -316,6 +316,7 @@ class DifferencingGuard(_Ledger):
             return hashlib.sha1(np.flatnonzero(mask).tobytes()).digest()
 
         cleared: set = set()
+
         def exact(rows: np.ndarray) -> int | None:
             """The MILP over the released cells for the atoms ``sub[rows]`` (see .differencing_milp)."""
             return smallest_group(state.cells, counts, sub[rows], t)
