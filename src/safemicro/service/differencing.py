@@ -155,6 +155,7 @@ class DifferencingGuard(_Ledger):
             suppressed=np.zeros((0, 1 if n else 0)),
         )
         self._pending: tuple[str, _State] | None = None
+        self._smallest = True  # the 0/1 search reports the smallest group (see check's locate)
 
     # -- public -------------------------------------------------------------------------------
 
@@ -175,9 +176,11 @@ class DifferencingGuard(_Ledger):
     ) -> Verdict:
         """Would releasing ``cells`` (while ``suppressed`` stay hidden) disclose, given every
         earlier release on this dataset? With ``locate`` a refusal names the first
-        disclosing cell (a bisection: several more evaluations; the service, which never
-        tells the analyst the cell, skips it)."""
+        disclosing cell (a bisection: several more evaluations) and the size of the smallest
+        determined group; without it the search stops at the first group it finds (the
+        service, which tells the analyst neither, skips both)."""
         suppressed = list(suppressed or [])
+        self._smallest = locate
         key = canonical(cells) + "|" + canonical(suppressed)
         with _one_blas_thread():
             verdict, state = self._evaluate(self._state, list(cells), suppressed)
@@ -319,7 +322,7 @@ class DifferencingGuard(_Ledger):
 
         def exact(rows: np.ndarray) -> int | None:
             """The MILP over the released cells for the atoms ``sub[rows]`` (see .differencing_milp)."""
-            return smallest_group(state.cells, counts, sub[rows], t)
+            return smallest_group(state.cells, counts, sub[rows], t, smallest=self._smallest)
 
         group = _zero_one_search(z, counts[sub], t, exact, key=records_key, skip=state.cleared, cleared=cleared)
         if group is None:

@@ -17,10 +17,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def smallest_group(cells, counts: np.ndarray, candidates: np.ndarray, threshold: int, time_limit: float = 10.0):
+def smallest_group(
+    cells,
+    counts: np.ndarray,
+    candidates: np.ndarray,
+    threshold: int,
+    *,
+    smallest: bool = True,
+    time_limit: float = 10.0,
+):
     """Smallest number of records (1..threshold-1) in a union of ``candidates`` atoms whose
     indicator is in the row space of ``cells`` (sparse, cells × atoms); None when there is
-    none, 1 when the solver did not decide within ``time_limit`` (fail closed)."""
+    none, 1 when the solver did not decide within ``time_limit`` (fail closed). Without
+    ``smallest``, the size of the first such union found (a feasibility problem: faster
+    when a group exists, the same answer to "is there one")."""
     from scipy import sparse
     from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -38,10 +48,14 @@ def smallest_group(cells, counts: np.ndarray, candidates: np.ndarray, threshold:
     ub = np.concatenate([np.full(k, np.inf), np.ones(nb)])
     integrality = np.concatenate([np.zeros(k), np.ones(nb)])
     res = milp(
-        cost, constraints=cons, integrality=integrality, bounds=Bounds(lb, ub), options={"time_limit": time_limit}
+        cost if smallest else np.zeros_like(cost),
+        constraints=cons,
+        integrality=integrality,
+        bounds=Bounds(lb, ub),
+        options={"time_limit": time_limit},
     )
     if res.status == 0:
-        return int(round(res.fun))
+        return int(round(float(cost @ res.x)))
     if res.status == 2:  # infeasible: no small group
         return None
     return 1  # undecided within the time limit: fail closed
