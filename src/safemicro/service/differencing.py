@@ -21,7 +21,8 @@ The row space is kept as a basis orthonormal under the inner product weighted by
 so the ledger is incremental: a new release refines the atoms (columns are copied) and adds
 at most as many basis vectors as it has new independent cells. Small determined groups are
 found from the basis directions that lie entirely on small atoms (singular values 1 of the
-small-atom block), then a 0/1 search over that (usually tiny) space.
+small-atom block), then a 0/1 search over that space, block by block: enumeration for a few
+directions, else a MILP over the released cells themselves (:mod:`.differencing_milp`).
 
 The guard decides exact linear determination. Bounds (an interval narrowed but not closed)
 inside one table are the job of secondary suppression in :mod:`.protection`.
