@@ -10,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import DATA
 from safemicro.errors import SafemicroError
 from safemicro.service.differencing import DifferencingGuard
+from safemicro.service.differencing_milp import smallest_group
 from service_oracle import recoverable, small_group_determined
 
 
@@ -219,11 +221,13 @@ def test_zero_one_search_by_enumeration_and_by_milp_agree(seed, atoms, dims, thr
     q, r = np.linalg.qr(gen)
     keep = np.abs(np.diag(r)) > 1e-9
     basis = q[:, keep] @ rng.normal(size=(int(keep.sum()), int(keep.sum())))  # any basis of the span
-    by_enumeration = d._zero_one_search(basis, sizes, threshold)
+    # the MILP takes vectors spanning the space (the guard's released cells; here the basis)
+    exact = lambda rows: smallest_group(basis.T, sizes, rows, threshold)  # noqa: E731
+    by_enumeration = d._zero_one_search(basis, sizes, threshold, exact)
     old = d._ENUMERATE_MAX
     d._ENUMERATE_MAX = 0
     try:
-        by_milp = d._zero_one_search(basis, sizes, threshold)
+        by_milp = d._zero_one_search(basis, sizes, threshold, exact)
     finally:
         d._ENUMERATE_MAX = old
     assert by_enumeration == by_milp
@@ -463,3 +467,27 @@ def test_coded_membership_agrees_with_the_expressions():
     assert coded.masks([{"n": {"in": ["1"]}}]) is None  # not a String column
     assert coded.masks([{"a": {"eq": "x"}}]) is None
     assert coded.masks([{"zz": {"in": ["x"]}}]) is None  # unknown column: the general path names it
+
+
+def test_a_group_hidden_from_the_solver_presolve_is_found():
+    """A real ledger (the example survey under bench/bench_service_mix.py: 13 accepted
+    requests, then a crosstab) where the new cells determine 8 people in 4 atoms (λ = ±1).
+    The search used to solve a MILP over a dense fractional basis of the determined space,
+    which HiGHS's presolve declared infeasible: the release was accepted. The witness (the
+    8 people, found offline by the oracle's MILP over the atoms) is checked here by least
+    squares on the membership matrix, computed with Polars."""
+    import json
+
+    folder = DATA / "service_ledger"
+    records = pl.read_parquet(folder / "survey_units.parquet")  # one row per person
+    case = json.loads((folder / "presolve_leak.json").read_text())
+    guard = DifferencingGuard(records, 10, unit="_unit")
+    guard.replay(case["history"])
+    query = case["query"]
+    cells = [c for r in case["history"] for c in r["released"]] + query["released"]
+    mat = records.select([_expr(c).alias(f"c{i}") for i, c in enumerate(cells)]).to_numpy().T.astype(float)
+    group = records.get_column("_unit").is_in(case["witness"]).to_numpy().astype(float)
+    coef, *_ = np.linalg.lstsq(mat.T, group, rcond=None)
+    assert group.sum() == 8 and np.abs(mat.T @ coef - group).max() < 1e-9  # their count is determined
+    v = guard.check(query["released"], suppressed=query["suppressed"], locate=False)  # as the node asks
+    assert not v.ok and v.kind == "small_group" and 1 <= v.group_size < 10  # the first group found

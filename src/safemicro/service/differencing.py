@@ -21,7 +21,8 @@ The row space is kept as a basis orthonormal under the inner product weighted by
 so the ledger is incremental: a new release refines the atoms (columns are copied) and adds
 at most as many basis vectors as it has new independent cells. Small determined groups are
 found from the basis directions that lie entirely on small atoms (singular values 1 of the
-small-atom block), then a 0/1 search over that (usually tiny) space.
+small-atom block), then a 0/1 search over that space, block by block: enumeration for a few
+directions, else a MILP over the released cells themselves (:mod:`.differencing_milp`).
 
 The guard decides exact linear determination. Bounds (an interval narrowed but not closed)
 inside one table are the job of secondary suppression in :mod:`.protection`.
@@ -43,6 +44,7 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.service.differencing_ledger import _Ledger, _State
+from safemicro.service.differencing_milp import smallest_group
 from safemicro.service.differencing_predicates import canonical, predicate_expr, predicate_mask
 
 __all__ = ["Verdict", "DifferencingGuard", "predicate_expr", "predicate_mask", "canonical"]
@@ -154,6 +156,7 @@ class DifferencingGuard(_Ledger):
             suppressed=np.zeros((0, 1 if n else 0)),
         )
         self._pending: tuple[str, _State] | None = None
+        self._smallest = True  # the 0/1 search reports the smallest group (see check's locate)
 
     # -- public -------------------------------------------------------------------------------
 
@@ -174,9 +177,11 @@ class DifferencingGuard(_Ledger):
     ) -> Verdict:
         """Would releasing ``cells`` (while ``suppressed`` stay hidden) disclose, given every
         earlier release on this dataset? With ``locate`` a refusal names the first
-        disclosing cell (a bisection: several more evaluations; the service, which never
-        tells the analyst the cell, skips it)."""
+        disclosing cell (a bisection: several more evaluations) and the size of the smallest
+        determined group; without it the search stops at the first group it finds (the
+        service, which tells the analyst neither, skips both)."""
         suppressed = list(suppressed or [])
+        self._smallest = locate
         key = canonical(cells) + "|" + canonical(suppressed)
         with _one_blas_thread():
             verdict, state = self._evaluate(self._state, list(cells), suppressed)
@@ -315,7 +320,12 @@ class DifferencingGuard(_Ledger):
             return hashlib.sha1(np.flatnonzero(mask).tobytes()).digest()
 
         cleared: set = set()
-        group = _zero_one_search(z, counts[sub], t, key=records_key, skip=state.cleared, cleared=cleared)
+
+        def exact(rows: np.ndarray) -> int | None:
+            """The MILP over the released cells for the atoms ``sub[rows]`` (see .differencing_milp)."""
+            return smallest_group(state.cells, counts, sub[rows], t, smallest=self._smallest)
+
+        group = _zero_one_search(z, counts[sub], t, exact, key=records_key, skip=state.cleared, cleared=cleared)
         if group is None:
             state.small_dim = z.shape[1]
             state.cleared = state.cleared | cleared
@@ -340,12 +350,20 @@ class DifferencingGuard(_Ledger):
 
 
 def _zero_one_search(
-    z: np.ndarray, sizes: np.ndarray, threshold: int, *, key=None, skip=frozenset(), cleared: set | None = None
+    z: np.ndarray,
+    sizes: np.ndarray,
+    threshold: int,
+    exact=None,
+    *,
+    key=None,
+    skip=frozenset(),
+    cleared: set | None = None,
 ) -> int | None:
     """Smallest count of a non-empty 0/1 vector in the column space of ``z`` weighing less than
-    ``threshold`` (None when there is none). With ``key`` (rows -> bytes), blocks whose
-    (key, dimension) is in ``skip`` are not searched, and those found clear are added to
-    ``cleared``."""
+    ``threshold`` (None when there is none). Blocks of more than ``_ENUMERATE_MAX`` directions
+    go to ``exact`` (rows of the block -> smallest count or None: the MILP over the released
+    cells). With ``key`` (rows -> bytes), blocks whose (key, dimension) is in ``skip`` are not
+    searched, and those found clear are added to ``cleared``."""
     # reduce to row-echelon form: pivot atoms fix every other atom's value
     q, _ = np.linalg.qr(z)
     d = q.shape[1]
@@ -361,7 +379,12 @@ def _zero_one_search(
         tag = None if key is None else (key(rows), len(cols))
         if tag is not None and tag in skip:
             continue
-        one = _block_search(basis[np.ix_(rows, cols)], sizes[rows], threshold, np.searchsorted(rows, pivots[cols]))
+        if len(cols) <= _ENUMERATE_MAX:
+            one = _enumerate(basis[np.ix_(rows, cols)], sizes[rows], threshold)
+        elif exact is not None:
+            one = exact(rows)
+        else:
+            raise ValueError(f"a block of {len(cols)} directions needs the exact search over the cells")
         if one is not None:
             found.append(one)
         elif tag is not None and cleared is not None:
@@ -386,37 +409,14 @@ def _blocks(basis: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _block_search(basis: np.ndarray, sizes: np.ndarray, threshold: int, pivots: np.ndarray) -> int | None:
-    """:func:`_zero_one_search` on one block of a reduced basis (``basis[pivots] = I``)."""
+def _enumerate(basis: np.ndarray, sizes: np.ndarray, threshold: int) -> int | None:
+    """:func:`_zero_one_search` on one small block of a reduced basis (``basis[pivots] = I``):
+    every choice of 0/1 pivot values, kept when all atoms come out 0 or 1."""
     d = basis.shape[1]
-    if d <= _ENUMERATE_MAX:
-        combos = np.array(list(itertools.product((0.0, 1.0), repeat=d))[1:])  # every non-empty choice
-        v = combos @ basis.T  # (2^d - 1, atoms)
-        r = np.round(v)
-        ok = (np.abs(v - r).max(axis=1) <= 1e-6) & (r.min(axis=1) >= 0) & (r.max(axis=1) <= 1)
-        size = r[ok] @ sizes
-        size = size[(size > 0) & (size < threshold)]
-        return int(size.min()) if len(size) else None
-    from scipy import sparse
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
-    m = len(sizes)
-    # variables: x (m binary atom indicators); constraint x = basis @ x[pivots], one sparse
-    # row per non-pivot atom (a pivot atom's row is 0 = 0)
-    others = np.setdiff1d(np.arange(m), pivots)
-    coef = np.where(np.abs(basis[others]) > 1e-12, basis[others], 0.0)
-    a = sparse.csr_matrix(coef) @ sparse.csr_matrix((np.ones(d), (np.arange(d), pivots)), shape=(d, m))
-    a = (
-        sparse.csr_matrix((np.ones(len(others)), (np.arange(len(others)), others)), shape=(len(others), m)) - a
-    ).tocsr()
-    cons = [LinearConstraint(sizes[None, :].astype(float), 1, threshold - 1)]
-    if len(others):
-        cons.insert(0, LinearConstraint(a, -1e-7, 1e-7))
-    res = milp(
-        sizes.astype(float), constraints=cons, integrality=np.ones(m), bounds=Bounds(0, 1), options={"time_limit": 10}
-    )
-    if res.status == 0:
-        return int(round(res.fun))
-    if res.status == 2:  # infeasible: no small group
-        return None
-    return 1  # undecided within the time limit: fail closed
+    combos = np.array(list(itertools.product((0.0, 1.0), repeat=d))[1:])  # every non-empty choice
+    v = combos @ basis.T  # (2^d - 1, atoms)
+    r = np.round(v)
+    ok = (np.abs(v - r).max(axis=1) <= 1e-6) & (r.min(axis=1) >= 0) & (r.max(axis=1) <= 1)
+    size = r[ok] @ sizes
+    size = size[(size > 0) & (size < threshold)]
+    return int(size.min()) if len(size) else None

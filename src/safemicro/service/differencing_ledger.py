@@ -24,7 +24,7 @@ class _State:
     suppressed: np.ndarray  # (k, atoms) 0/1 indicators of registered suppressed cells
     released: int = 0
     history: list = field(default_factory=list)
-    cells: Any = None  # sparse (released cells, atoms) 0/1, kept only for protection_width LPs
+    cells: Any = None  # sparse (released cells, atoms) 0/1: the exact 0/1 search and protection_width LPs
     # dimension of the row-space part lying wholly on small atoms, when it is known to hold
     # no small group (-1: not searched): that part only grows, so the same dimension later
     # means the same space and the 0/1 search can be skipped
@@ -140,7 +140,7 @@ class _Ledger:
         new.basis = self._extend(new.basis, new.counts, rel)
         if len(sup):
             new.suppressed = np.vstack([new.suppressed, sup])
-        if self.protection_width is not None and len(rel):
+        if len(rel):  # the 0/1 search (and the protection_width LPs) work on the cells themselves
             from scipy import sparse
 
             block = sparse.csr_matrix(rel)
