@@ -15,6 +15,7 @@ from safemicro.methods.recode import global_recode, top_bottom_code
 from safemicro.methods.sampling import subsample
 from safemicro.methods.search import recode_search, search_levels
 from safemicro.methods.suppression import local_suppression, suppress_by_risk
+from safemicro.methods.swapping import record_swap
 
 __all__ = [
     "STEPS",
@@ -29,6 +30,7 @@ __all__ = [
     "new_ids",
     "pram",
     "rank_swap",
+    "record_swap",
     "recode_search",
     "remove_variables",
     "search_levels",
