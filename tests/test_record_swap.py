@@ -207,3 +207,36 @@ def test_plan_on_the_example_survey_keeps_swapped_ids_internal(tmp_path):
     assert camp_origin["info_loss"]["measures"]["absD"]["max"] > 0
     listed = CliRunner().invoke(app, ["steps"])
     assert "record_swap" in listed.output
+
+
+def test_example_swap_plan_runs_end_to_end_through_the_cli(tmp_path):
+    import json
+    import warnings
+
+    from typer.testing import CliRunner
+
+    import safemicro.io as sio
+    from safemicro.cli import app
+    from safemicro.examples import SURVEY_SWAP_PLAN, generate_survey
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Stata's limits on notes and user-missing codes
+        sio.write(generate_survey(n_households=500), tmp_path / "survey.dta")
+    r = CliRunner().invoke(
+        app,
+        ["anonymize", str(tmp_path / "survey.dta"), "--plan", str(SURVEY_SWAP_PLAN), "--out", str(tmp_path / "suf")],
+    )
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "suf" / "report.json").read_text())
+    names = [s["name"] for s in report["steps"]]
+    assert names.index("record_swap") < names.index("local_suppression")
+    swap = report["steps"][names.index("record_swap")]
+    assert swap["details"]["households_swapped"] >= round(0.05 * 500)
+    checks = {c["target"]: c for c in report["checks"]}
+    assert checks["t-closeness ≤ 0.95"]["passed"] is True and checks["k = 3"]["passed"] is True
+    for side in ("risk_before", "risk_after"):
+        assert set(report[side]["attribute_disclosure"]) == {"protection_incident", "legal_status"}
+    html = (tmp_path / "suf" / "report.html").read_text()
+    assert "t-closeness of legal_status" in html and "Targeted record swapping" in html
+    external = (tmp_path / "suf" / "external_report.html").read_text()
+    assert "swapped_pairs" not in external

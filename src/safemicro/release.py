@@ -134,6 +134,7 @@ def anonymize(
             scenario=plan.scenario.model_dump(),
             suda=_suda_ok(after_roles.keys),
             original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
+            attribute=plan.attribute_disclosure,
         )
         advance("utility")
         from safemicro.utility import compare
@@ -353,6 +354,7 @@ def external_view(report: dict[str, Any]) -> dict[str, Any]:
             "k_anonymity": after.get("k_anonymity"),
             "global_risk": after.get("global_risk"),
             "household_risk": after.get("household_risk"),
+            "attribute_disclosure": after.get("attribute_disclosure"),
             "keys": after.get("keys"),
             "numeric_risk": _numeric_overview(after.get("numeric_risk")),
         },
@@ -400,6 +402,9 @@ def disclosure_risk_assessment(report: dict[str, Any], plan: Plan) -> dict[str, 
             "expected_reidentifications": gr.get("expected_reidentifications"),
             "household_risk_percent": hh.get("percent") if isinstance(hh, dict) else None,
             "max_individual_risk": (s.get("individual_risk") or {}).get("max"),
+            "t_closeness": max(
+                (v.get("t_closeness") or 0 for v in (s.get("attribute_disclosure") or {}).values()), default=None
+            ),
             "interval_disclosure": (s.get("numeric_risk") or {}).get("interval_disclosure"),
             "linkage_disclosure": (s.get("numeric_risk") or {}).get("linkage_disclosure"),
             "records_with_outlier": (s.get("numeric_risk") or {}).get("n_records_with_outlier"),

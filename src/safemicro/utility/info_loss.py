@@ -67,6 +67,7 @@ def table_info_loss(
     before = _cells(original, table_vars, only_inner_cells).rename({"len": "x"})
     after = _cells(released, table_vars, only_inner_cells).rename({"len": "y"})
     both = before.join(after, on=table_vars, how="full", coalesce=True, nulls_equal=True).fill_null(0)
+    both = both.sort(table_vars)  # group-by order varies; sums in one order give the same bits
     x = both["x"].cast(pl.Float64).to_numpy()
     y = both["y"].cast(pl.Float64).to_numpy()
     metrics = {
