@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,13 +32,13 @@ import polars as pl
 
 from safemicro import __version__
 from safemicro.assess import Assessment, assess, validate_roles
-from safemicro.atomic import atomic_directory
+from safemicro.atomic import atomic_directory, write_frame_csv
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset, from_frame, read, write
 from safemicro.io.numbers import input_decimals, keep_perturbation, tidy_numbers
 from safemicro.jsonable import json_ready
 from safemicro.methods.base import ROW_ID
-from safemicro.outputs import check_folder
+from safemicro.outputs import check_file, check_folder
 from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, roles_after, run_steps
 from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
@@ -63,6 +63,8 @@ class Release:
     risk_after: Assessment
     stem: str = "release"
     format: str = ".csv"
+    # (path, {variable: original -> pseudonym table}) written outside the bundle by write()
+    private_files: list[tuple[str, dict[str, pl.DataFrame]]] = field(default_factory=list)
 
     @property
     def targets_met(self) -> bool:
@@ -205,6 +207,9 @@ def anonymize(
         risk_after=after,
         stem=origin.get("stem", "release"),
         format=origin.get("format", ".csv"),
+        private_files=[
+            (c.private["mapping_file"], c.private["mapping"]) for c in changes if "mapping_file" in c.private
+        ],
     )
 
 
@@ -290,6 +295,7 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
     )
 
     check_folder(out, overwrite=overwrite)
+    private = _check_private_files(release, out)
     stamp = _stamp(release.plan)
     data_name = release.stem + release.format
     files = {"data": data_name}
@@ -317,7 +323,24 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
         names = sorted(p.name for p in staging.iterdir())
         sums = "".join(f"{file_sha256(staging / n)}  {n}\n" for n in names)
         (staging / "SHA256SUMS").write_text(sums, encoding="utf-8")
+    for path, tables in private:
+        rows = [t.select(pl.lit(v).alias("variable"), "original", "pseudonym") for v, t in tables.items()]
+        write_frame_csv(path, pl.concat(rows) if rows else pl.DataFrame())
     return {n: out / n for n in [*names, "SHA256SUMS"]}
+
+
+def _check_private_files(release: Release, out: Path) -> list[tuple[Path, dict[str, pl.DataFrame]]]:
+    """Mapping tables go outside the bundle (and its folder), to regular files only."""
+    checked = []
+    bundle = out.resolve()
+    for name, tables in release.private_files:
+        path = Path(name).resolve()
+        if path == bundle or bundle in path.parents:
+            raise SafemicroError(
+                "the pseudonym mapping table must be written outside the release bundle", file=str(name)
+            )
+        checked.append((check_file(path), tables))
+    return checked
 
 
 # -- views for users and approvers --------------------------------------------------------------

@@ -10,6 +10,7 @@ from safemicro.methods.aggregation import microaggregation
 from safemicro.methods.base import STEPS, Change, MethodResult, StepContext, StepParams
 from safemicro.methods.identifiers import new_ids, remove_variables
 from safemicro.methods.perturb import add_noise, rank_swap, shuffle
+from safemicro.methods.pseudonymise import pseudonymise
 from safemicro.methods.randomization import pram
 from safemicro.methods.recode import global_recode, top_bottom_code
 from safemicro.methods.sampling import subsample
@@ -29,6 +30,7 @@ __all__ = [
     "microaggregation",
     "new_ids",
     "pram",
+    "pseudonymise",
     "rank_swap",
     "record_swap",
     "recode_search",

@@ -69,6 +69,8 @@ class Change:
     seed: int | None = None
     details: dict[str, Any] = field(default_factory=dict)  # method-specific, JSON-friendly
     notes: list[str] = field(default_factory=list)
+    # never serialised: outputs that must stay outside the bundle (a pseudonym mapping table)
+    private: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self, *, with_seed: bool = True) -> dict[str, Any]:
         out = {
