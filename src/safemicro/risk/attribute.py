@@ -87,14 +87,9 @@ def _tree(values: pl.Series, hierarchy: dict[Any, list[Any]], name: str) -> list
     return levels
 
 
-def _emd(diff: np.ndarray, distance: str, tree: list[np.ndarray] | None) -> np.ndarray:
-    """EMD per row of ``diff`` = q − p (groups x values)."""
+def _tree_emd(diff: np.ndarray, tree: list[np.ndarray]) -> np.ndarray:
+    """The hierarchical EMD per row of ``diff`` = q − p (groups x values)."""
     m = diff.shape[1]
-    if distance == "equal":
-        return 0.5 * np.abs(diff).sum(axis=1)
-    if distance == "ordered":
-        return np.abs(np.cumsum(diff, axis=1)).sum(axis=1) / (m - 1) if m > 1 else np.zeros(len(diff))
-    assert tree is not None
     height = len(tree)
     cost = np.zeros(len(diff))
     extra, child = diff, np.arange(m)
@@ -126,28 +121,66 @@ def _measures(
         rep[codes[rows] - 1] = rows
         tree = _tree(s.gather(rep), hierarchy or {}, name)
     out = {k: np.full(n_groups, np.nan) for k in ("t", "delta", "beta", "alpha", "enhanced")}
-    order = np.argsort(g[ok], kind="stable")
-    pair_g, pair_v = g[ok][order], codes[ok][order] - 1
-    block = max(1, BLOCK_CELLS // max(m, 1))
-    for lo in range(0, n_groups, block):
-        hi = min(n_groups, lo + block)
-        sel = slice(*np.searchsorted(pair_g, [lo, hi]))
-        counts = np.zeros((hi - lo, m))
-        np.add.at(counts, (pair_g[sel] - lo, pair_v[sel]), 1.0)
-        size = n[lo:hi]
-        has = size > 0
-        q = counts[has] / size[has, None]
-        diff = q - p
-        idx = np.arange(lo, hi)[has]
-        out["t"][idx] = _emd(diff, distance, tree)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logratio = np.where(q > 0, np.abs(np.log(q / p)), -np.inf)
-        out["delta"][idx] = logratio.max(axis=1)
-        out["beta"][idx] = (diff / p).max(axis=1)
-        out["alpha"][idx] = q.max(axis=1)
-        if beta is not None:
-            out["enhanced"][idx] = ((diff / p) > np.minimum(beta, -np.log(p)) + 1e-12).any(axis=1)
+    # sparse (group, value) pairs, sorted by group then value: never a groups x values matrix
+    pair, count = np.unique(g[ok].astype(np.int64) * m + (codes[ok] - 1), return_counts=True)
+    pg, pv = np.divmod(pair, m)
+    q = count / n[pg]
+    pp = p[pv]
+    starts = np.flatnonzero(np.r_[True, pg[1:] != pg[:-1]]) if len(pg) else np.zeros(0, dtype=np.int64)
+    groups = pg[starts]
+    if not len(groups):
+        return out, p, n
+    gain = (q - pp) / pp
+    out["beta"][groups] = np.maximum.reduceat(gain, starts)  # an absent value's gain (−1) is never the largest
+    out["alpha"][groups] = np.maximum.reduceat(q, starts)
+    out["delta"][groups] = np.maximum.reduceat(np.abs(np.log(q / pp)), starts)
+    if beta is not None:
+        over = (gain > np.minimum(beta, -np.log(pp)) + 1e-12).astype(np.float64)
+        out["enhanced"][groups] = np.maximum.reduceat(over, starts)
+    if distance == "equal":
+        out["t"][groups] = 0.5 * (np.add.reduceat(np.abs(q - pp), starts) + 1.0 - np.add.reduceat(pp, starts))
+    elif distance == "ordered":
+        out["t"][groups] = _ordered_emd(pg, pv, q, starts, p)
+    else:
+        out["t"][groups] = _hierarchical_emd(pg, pv, q, groups, p, tree)
     return out, p, n
+
+
+def _ordered_emd(pg, pv, q, starts, p) -> np.ndarray:
+    """``Σ_i |Q(i) − P(i)| / (m − 1)`` per group from its sparse pairs: Q is constant between
+    the group's values, and over such a segment the sum of ``|c − P(i)|`` (P increasing) is
+    two prefix sums split where P crosses c."""
+    m = len(p)
+    if m < 2:
+        return np.zeros(len(starts))
+    cum_p = np.cumsum(p)
+    prefix = np.r_[0.0, np.cumsum(cum_p)]
+    group_of_pair = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(pg)]))
+    c = np.cumsum(q) - np.r_[0.0, np.cumsum(q)][starts][group_of_pair]  # Q at each pair's value
+    last = np.r_[pg[1:] != pg[:-1], True]
+    b = np.where(last, m, np.r_[pv[1:], m])
+
+    def seg(a, b, c):
+        split = np.clip(np.searchsorted(cum_p, c, side="left"), a, b)
+        return c * (split - a) - (prefix[split] - prefix[a]) + (prefix[b] - prefix[split]) - c * (b - split)
+
+    total = np.add.reduceat(seg(pv, b, c), starts) + (prefix[pv[starts]] - prefix[0])  # before the first value Q = 0
+    return total / (m - 1)
+
+
+def _hierarchical_emd(pg, pv, q, groups, p, tree) -> np.ndarray:
+    """The tree EMD on dense blocks of groups (categorical trees are small)."""
+    m = len(p)
+    out = np.zeros(len(groups))
+    row = np.searchsorted(groups, pg)
+    block = max(1, BLOCK_CELLS // max(m, 1))
+    for lo in range(0, len(groups), block):
+        hi = min(len(groups), lo + block)
+        sel = slice(*np.searchsorted(row, [lo, hi]))
+        dense = np.zeros((hi - lo, m))
+        dense[row[sel] - lo, pv[sel]] = q[sel]
+        out[lo:hi] = _tree_emd(dense - p, tree)
+    return out
 
 
 def attribute_disclosure(
