@@ -1,10 +1,7 @@
-"""Time the attribute-disclosure measures and k-anonymity on key combinations on scaled testdata.
+"""Time the attribute-disclosure measures on scaled testdata.
 
 7 keys (urbrur roof walls water electcon relat sex); sensitive hhcivil and income (ordered
-EMD: income has thousands of distinct values, the hard case); k = 3 on every 2- and 3-key
-combination (56 key tables).
-sdcMicro has no t-closeness; its ``kAnon(combs=)`` time is printed when
-tests/data/sdcmicro_reference/timings_sdcmicro.csv has one.
+EMD: income has thousands of distinct values, the hard case). sdcMicro has no t-closeness.
 
     flock /work/wt/bigmem.lock /usr/bin/time -v python bench/bench_attribute.py [--sizes 4580,100000,1000000]
 """
@@ -19,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_assess import KEYS7, data_file, sdcmicro_timings  # noqa: E402
+from bench_assess import KEYS7, data_file  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -32,21 +29,16 @@ def main() -> None:
     import polars as pl
 
     from safemicro.risk.attribute import attribute_disclosure
-    from safemicro.risk.kanon_combinations import combination_violations
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="4580,100000,1000000")
     a = p.parse_args()
-    ref = sdcmicro_timings()
-    print(f"{'rows':>9} {'attribute s':>12} {'combs 2,3 s':>12}  sdcMicro kAnon(combs)")
+    print(f"{'rows':>9} {'attribute s':>12}")
     for n in (int(s) for s in a.sizes.split(",")):
         df = pl.read_parquet(data_file(n, 0.0))
         distance = {"hhcivil": "ordered", "income": "ordered"}
         t_attr = timed(lambda: attribute_disclosure(df, KEYS7, ["hhcivil", "income"], distance=distance))
-        t_comb = timed(lambda: combination_violations(df, KEYS7, 3, [2, 3]))
-        theirs = ref.get(("kAnon_combs", n))
-        other = ", ".join(f"{s:.2f} s" for s, _ in theirs) if theirs else "no timing in the reference"
-        print(f"{n:>9} {t_attr:>12.3f} {t_comb:>12.3f}  {other}")
+        print(f"{n:>9} {t_attr:>12.3f}")
 
 
 if __name__ == "__main__":

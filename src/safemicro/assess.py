@@ -253,16 +253,6 @@ def assess(
                 name: int(np.count_nonzero(kt.codes[kt.record_key, j] == 0)) for j, name in enumerate(kt.keys)
             },
         }
-        if targets and targets.get("k_combinations"):
-            from safemicro.risk.kanon_combinations import combination_violations
-
-            try:
-                combos, records["k_violated_at_m"] = combination_violations(
-                    key_frame, roles.keys, int(targets.get("k") or 1), targets["k_combinations"], alpha=alpha
-                )
-            except ValueError as exc:
-                raise SafemicroError(f"targets.k_combinations: {exc}", file=dataset.source) from None
-            summary["k_anonymity"]["combinations"] = combos
         warnings = []
         if roles.weight and (kt.Fk < kt.fk).any():
             warnings.append(
@@ -451,16 +441,6 @@ def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dic
         v = summary["k_anonymity"]["violations"][str(int(k))]
         checks.append(
             {"target": f"k = {k}", "value": v, "passed": v == 0, "message": f"{v} records violate {k}-anonymity"}
-        )
-    for m, c in (summary["k_anonymity"].get("combinations") or {}).items():
-        v = c["records_violating"]
-        checks.append(
-            {
-                "target": f"k = {k} on every {m}-key combination",
-                "value": v,
-                "passed": v == 0,
-                "message": f"{v} records violate {k}-anonymity in at least one of {c['combinations']} combinations of {m} keys",
-            }
         )
     mg = targets.get("max_global_risk")
     if mg is not None:

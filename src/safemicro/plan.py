@@ -159,10 +159,6 @@ class Targets(_Strict):
         None, ge=0.0, description="largest relative gain (q - p)/p (basic and enhanced)"
     )
     max_sensitive_share: float | None = Field(None, ge=0.0, le=1.0, description="(alpha,k)-anonymity's alpha")
-    k_combinations: list[int] = Field(
-        default_factory=list,
-        description="k must also hold on every combination of this many keys (sdcMicro kAnon combs)",
-    )
 
 
 class AttributeDisclosure(_Strict):
