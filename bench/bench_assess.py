@@ -48,6 +48,17 @@ def data_file(n: int, missing: float) -> Path:
     return path
 
 
+def best_of(fn, reps: int = 3) -> float:
+    """Seconds of the fastest of ``reps`` calls after a warm-up call."""
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def run_case(case: str, n: int, reps: int = 3) -> dict:
     """Runs inside a fresh process: build data, warm up, time the best of ``reps``."""
     import numpy as np
@@ -68,13 +79,7 @@ def run_case(case: str, n: int, reps: int = 3) -> dict:
         "suda2": lambda: suda2(df, KEYS7),
         "ldiversity": lambda: ldiversity(df, KEYS7, ["hhcivil"]),
     }
-    fn = calls[case]
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
+    best = best_of(calls[case], reps)
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"case": case, "rows": n, "seconds": best, "max_rss_kb": rss_kb}
 

@@ -280,11 +280,16 @@ def test_write_example_round_trip(tmp_path, ext):
 def test_demo_writes_every_output(tmp_path):
     """What `make demo` runs: risk outputs, SUF and nested PUF bundles, synthetic households."""
     import json
+    from io import StringIO
+
+    from rich.console import Console
 
     from safemicro.demo import run_demo
     from safemicro.release import verify_bundle
 
-    paths = run_demo(tmp_path / "out")
+    console = Console(file=StringIO(), width=400)
+    paths = run_demo(tmp_path / "out", console=console)
+    assert f"safemicro workbench {paths['example data']}" in console.file.getvalue()  # how to open the workbench
     for label, path in paths.items():
         assert path.exists(), label
     assert verify_bundle(paths["SUF bundle"]) == [] and verify_bundle(paths["PUF bundle"]) == []

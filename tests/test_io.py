@@ -115,6 +115,15 @@ def test_csv_round_trip(tmp_path, name):
         assert gzip.decompress(target.read_bytes()).startswith(b"id,sex,income,region\n")
 
 
+def test_csv_bytes_are_the_bytes_write_puts_in_a_csv(tmp_path):
+    from safemicro.io.writers import csv_bytes
+
+    ds = labelled_dataset()
+    ds.codebook.variables["income"].missing_values = [99.0]
+    assert csv_bytes(ds) == write(ds, tmp_path / "m.csv").read_bytes()
+    assert gzip.decompress(write(ds, tmp_path / "m.csv.gz").read_bytes()) == csv_bytes(ds)
+
+
 def test_csv_write_keeps_user_missing_codes_as_values(tmp_path):
     ds = labelled_dataset()
     ds.codebook.variables["income"].missing_values = [99.0]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -594,6 +595,10 @@ def test_datapackage_user_missing_codes_and_whole_floats(work):
     assert q["categories"] == [{"value": 1, "label": "Yes"}, {"value": 2, "label": "No"}]
     assert {"value": "98", "label": "Don't know"} in q["missingValues"]
     assert paths["csv"].read_text().splitlines()[1].startswith("1,x,0.5")
+    # the hash taken while writing is that of the file on disk (hashlib on the file)
+    data = paths["csv"].read_bytes()
+    assert dp["resources"][0]["hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert dp["resources"][0]["bytes"] == len(data)
     resource = frictionless.Resource(
         str(paths["csv"]),
         schema=frictionless.Schema.from_descriptor(

@@ -22,10 +22,11 @@ from safemicro.cli import app
 from safemicro.errors import SafemicroError
 from safemicro.examples import SURVEY_PLAN, SURVEY_PUF_PLAN
 from safemicro.examples.survey import generate_survey
+from safemicro.io import Dataset
 from safemicro.keys import build_key_table
 from safemicro.outputs import MARKER
 from safemicro.plan import Plan
-from safemicro.release import verify_bundle
+from safemicro.release import open_bundle, read_bundle, verify_bundle
 
 SCRIPT = Path(sys.executable).parent / "safemicro"
 TESTDATA = SDC_DATA / "testdata.csv"
@@ -44,6 +45,7 @@ seed: 1
 
 BUNDLE_FILES = {
     "testdata.csv",
+    "testdata.parquet",  # the plan's release.copies (default: a Parquet copy; a CSV copy only when asked)
     "report.json",
     "report.html",
     "external_report.html",
@@ -271,6 +273,17 @@ def test_survey_bundle_is_reproducible_with_random_steps(survey_suf, tmp_path):
     assert verify_bundle(suf) == []
 
 
+def test_same_file_from_another_folder_gives_the_same_bundle(survey_suf, tmp_path):
+    """The bundle depends on the input's bytes and name, not on the folder it lies in (the
+    workbench releases its project copy of the file: same bytes as the CLI on the original)."""
+    raw, suf = survey_suf
+    (tmp_path / "elsewhere").mkdir()
+    copy = tmp_path / "elsewhere" / raw.name
+    copy.write_bytes(raw.read_bytes())
+    _cli_anonymize(copy, SURVEY_PLAN, tmp_path / "again")
+    assert _tree(tmp_path / "again") == _tree(suf)
+
+
 def test_survey_suf_meets_targets_and_keeps_labels(survey_suf):
     raw, suf = survey_suf
     report = json.loads((suf / "report.json").read_text())
@@ -280,7 +293,8 @@ def test_survey_suf_meets_targets_and_keeps_labels(survey_suf):
     plan = Plan.from_yaml(SURVEY_PLAN.read_text())
     for direct in plan.roles.direct_ids:
         assert direct not in released.columns
-    assert (suf / "survey.csv").exists()
+    assert (suf / "survey.parquet").exists() and not (suf / "survey.csv").exists()  # CSV only when asked
+    assert io.read(suf / "survey.parquet").frame.equals(released.frame)
     # labels travel: variable labels of untouched variables and value labels of keys
     for name in ("sex", "camp", "relationship"):
         assert released.codebook.meta(name).label == original.codebook.meta(name).label
@@ -307,6 +321,23 @@ def test_puf_only_from_a_suf_bundle(survey_suf, tmp_path):
     assert _tree(tmp_path / "puf2") == _tree(tmp_path / "puf")
     after = puf.report["risk_after"]["k_anonymity"]["violations"]
     assert after["5"] == 0
+
+
+def test_open_bundle_reads_each_file_once_and_matches_read_bundle(testdata_bundle):
+    """The report comes back parsed (documentation needs no second read of report.json) and the
+    provenance hashes are those SHA256SUMS lists, checked against hashlib on the files."""
+    import hashlib
+
+    bundle = open_bundle(testdata_bundle)
+    assert bundle.report == json.loads((testdata_bundle / "report.json").read_text(encoding="utf-8"))
+    for name, digest in (
+        ("testdata.csv", bundle.origin["sha256"]),
+        ("report.json", bundle.origin["derived_from"]["report_sha256"]),
+    ):
+        assert digest == hashlib.sha256((testdata_bundle / name).read_bytes()).hexdigest()
+        assert f"{digest}  {name}\n" in (testdata_bundle / "SHA256SUMS").read_text(encoding="utf-8")
+    ds, origin = read_bundle(testdata_bundle)
+    assert origin == bundle.origin and ds.frame.equals(bundle.dataset.frame)
 
 
 def test_bundle_has_normal_permissions(testdata_bundle):
@@ -343,7 +374,7 @@ def test_spss_input_gives_an_spss_release_with_labels(tmp_path):
     io.write(ds, tmp_path / "survey.sav")
     release = anonymize(tmp_path / "survey.sav", _plan("  - local_suppression: {k: 3}\n"))
     release.write(tmp_path / "b")
-    assert {"survey.sav", "survey.csv"} <= {p.name for p in (tmp_path / "b").iterdir()}
+    assert {"survey.sav", "survey.parquet"} <= {p.name for p in (tmp_path / "b").iterdir()}
     released = io.read(tmp_path / "b" / "survey.sav")
     assert released.codebook.meta("urbrur").label == "Area"
     assert released.codebook.meta("urbrur").value_labels == labels
@@ -359,3 +390,34 @@ def test_steps_command_lists_every_step_with_its_parameters():
         assert name in result.output
         assert spec.params.__doc__, f"{name}: its parameter model needs a one-line docstring"
     assert "keep (0.8)" in result.output
+
+
+def test_csv_copy_only_when_asked(tmp_path):
+    """A bundle holds the input's format and a Parquet copy; ``--copy csv`` (or the plan's
+    ``release.copies``) adds the CSV, and the lock plan records it, so the lock reproduces it."""
+    source = tmp_path / "survey.sav"
+    io.write(Dataset(pl.read_csv(TESTDATA)), source)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(_plan("  - local_suppression: {k: 3}\n").to_yaml())
+    plain, with_csv = tmp_path / "plain", tmp_path / "with_csv"
+    for out, extra in ((plain, []), (with_csv, ["--copy", "csv"])):
+        result = CliRunner().invoke(app, ["anonymize", str(source), "--plan", str(plan), "--out", str(out), *extra])
+        assert result.exit_code == 0, result.output
+    assert {p.suffix for p in plain.glob("survey.*")} == {".sav", ".parquet"}
+    assert {p.suffix for p in with_csv.glob("survey.*")} == {".sav", ".parquet", ".csv"}
+    report = json.loads((with_csv / "report.json").read_text())
+    assert report["release"]["files"] == {"data": "survey.sav", "parquet": "survey.parquet", "csv": "survey.csv"}
+    assert pl.read_csv(with_csv / "survey.csv").height == io.read(with_csv / "survey.sav").n
+    assert verify_bundle(with_csv) == []
+    lock = tmp_path / "lock.yaml"
+    lock.write_text((with_csv / "plan.lock.yaml").read_text())
+    assert Plan.from_yaml(lock.read_text()).release.copies == ["parquet", "csv"]
+    again = tmp_path / "again"
+    result = CliRunner().invoke(app, ["anonymize", str(source), "--plan", str(lock), "--out", str(again)])
+    assert result.exit_code == 0, result.output
+    assert _tree(again) == _tree(with_csv)
+    bad = CliRunner().invoke(
+        app, ["anonymize", str(source), "--plan", str(plan), "--out", str(tmp_path / "x"), "--copy", "xls"]
+    )
+    assert bad.exit_code == 2 and "--copy takes csv, parquet, dta or sav" in bad.output
+    assert not (tmp_path / "x").exists()

@@ -82,7 +82,9 @@ def _survey() -> Dataset:
 def bundle(tmp_path_factory):
     folder = tmp_path_factory.mktemp("trust")
     write(_survey(), folder / "survey.sav")
-    release = anonymize(folder / "survey.sav", Plan.from_yaml(PLAN))
+    plan = Plan.from_yaml(PLAN)
+    plan.release.copies = ["csv"]  # the CSV copy, asked for (a bundle has none by default)
+    release = anonymize(folder / "survey.sav", plan)
     release.write(folder / "bundle")
     return release, folder / "bundle"
 

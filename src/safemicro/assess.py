@@ -37,7 +37,8 @@ from safemicro.risk import (
 )
 from safemicro.risk.attribute import attribute_disclosure
 from safemicro.risk.attribute_checks import attribute_checks
-from safemicro.risk.individual import risk_histogram
+from safemicro.risk.combinations import combination_checks, key_combinations
+from safemicro.risk.individual import risk_histogram, weighted_median
 from safemicro.risk.numeric_keys import numeric_key_risk
 from safemicro.roles import validate_roles as validate_roles
 
@@ -103,12 +104,22 @@ def _riskiest_keys(dataset: Dataset, kt: KeyTable, key_risk: np.ndarray, top: in
     return out
 
 
-def _variables(dataset: Dataset, roles: Roles) -> list[dict[str, Any]]:
+def _variables(dataset: Dataset, roles: Roles, known: dict[str, tuple[pl.Series, int]] | None) -> list[dict[str, Any]]:
     frame = dataset.frame
     role_of: dict[str, str] = {}
     for name, role in roles.assignments():
         role_of.setdefault(name, role)
-    counts = frame.select(pl.all().n_unique()).row(0)
+    # distinct counts known for a column equal to this one (the input of a release, for the
+    # variables no step changed) are not counted again: a hash of every value costs seconds
+    # per column at tens of millions of records, the comparison one cheap pass
+    reuse = {
+        name: n
+        for name, (column, n) in (known or {}).items()
+        if name in frame.columns and frame.get_column(name).equals(column, check_dtypes=True, null_equal=True)
+    }
+    todo = [c for c in frame.columns if c not in reuse]
+    counted = dict(zip(todo, frame.select(pl.col(todo).n_unique()).row(0))) if todo else {}
+    counts = [reuse[c] if c in reuse else counted[c] for c in frame.columns]
     out = []
     for name, n_distinct in zip(frame.columns, counts):
         out.append(
@@ -143,6 +154,7 @@ def assess(
     top: int = 10,
     show_progress: bool | None = None,
     original: Dataset | None = None,
+    known_distinct: dict[str, tuple[pl.Series, int]] | None = None,
     attribute: AttributeDisclosure | None = None,
 ) -> Assessment:
     """Assess the disclosure risk of ``data`` (a Dataset, Polars or pandas frame).
@@ -153,11 +165,13 @@ def assess(
     ``None`` in the summary and only the numeric-key risk is measured. ``original``: the
     data ``data`` was released from, row for row; numeric-key interval and linkage
     disclosure compare the released values with it (without it, with themselves).
+    ``known_distinct``: ``{column: (values, distinct count)}`` already counted (the input's,
+    when assessing a release); a column equal to its ``values`` is not counted again.
     ``attribute``: the distances (and hierarchies) of the sensitive variables for
     t-closeness (default: the plan's, else ordered for ordinal/scale variables, equal otherwise).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import polars as pl
     >>> df = pl.DataFrame({"sex": [1, 1, 2, 2], "age": [30, 30, 40, 50]})
     >>> assess(df, keys=["sex", "age"]).summary["k_anonymity"]["violations"]["2"]
@@ -212,8 +226,12 @@ def assess(
         fk = kt.record_fk()
         records: dict[str, Any] = {"fk": fk, "Fk": kt.record_Fk(), "risk": risk}
         g = global_risk(risk)
-        risky = risky_records(risk)
-        records["risky"] = risky
+        # the record-level statistics below are taken on the distinct keys with their record
+        # counts (the same numbers: every record has its key's risk), not on n records
+        count = kt.count
+        key_risky = risky_records(key_risk, counts=count)
+        records["risky"] = key_risky[kt.record_key]
+        med = weighted_median(key_risk, count)
         summary: dict[str, Any] = {
             "safemicro_version": __version__,
             "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -226,8 +244,8 @@ def assess(
             "targets": targets,
             "k_anonymity": {
                 "n_distinct_keys": kt.n_keys,
-                "n_sample_uniques": int(np.count_nonzero(fk == 1)),
-                "violations": {str(k): v for k, v in k_anonymity_violations(fk, ks).items()},
+                "n_sample_uniques": int(count[kt.fk == 1].sum()),
+                "violations": {str(k): v for k, v in k_anonymity_violations(kt.fk, ks, counts=count).items()},
             },
             "global_risk": {
                 "mean": g.mean,
@@ -237,21 +255,19 @@ def assess(
                 "max_global_risk": max_global_risk,
             },
             "individual_risk": {
-                "max": float(risk.max()),
-                "median": float(np.median(risk)),
-                "mad": float(1.4826 * np.median(np.abs(risk - np.median(risk)))),
-                "n_above_0_1": int(np.count_nonzero(risk > 0.1)),
-                "n_risky": int(np.count_nonzero(risky)),
-                "histogram": risk_histogram(risk),
+                "max": float(key_risk.max()),
+                "median": med,
+                "mad": float(1.4826 * weighted_median(np.abs(key_risk - med), count)),
+                "n_above_0_1": int(count[key_risk > 0.1].sum()),
+                "n_risky": int(count[key_risky].sum()),
+                "histogram": risk_histogram(key_risk, count),
             },
             "household_risk": None,
             "suda2": None,
             "l_diversity": None,
             "attribute_disclosure": None,
             "numeric_risk": None,
-            "missing_in_keys": {
-                name: int(np.count_nonzero(kt.codes[kt.record_key, j] == 0)) for j, name in enumerate(kt.keys)
-            },
+            "missing_in_keys": {name: int(count[kt.codes[:, j] == 0].sum()) for j, name in enumerate(kt.keys)},
         }
         warnings = []
         if roles.weight and (kt.Fk < kt.fk).any():
@@ -261,7 +277,7 @@ def assess(
             )
         summary["warnings"] = warnings
         if targets and targets.get("max_individual_risk") is not None:
-            summary["individual_risk"]["n_above_target"] = int(np.count_nonzero(risk > targets["max_individual_risk"]))
+            summary["individual_risk"]["n_above_target"] = int(count[key_risk > targets["max_individual_risk"]].sum())
         timings["risk"] = time.perf_counter() - t0
         advance("household risk" if roles.household else "reports")
 
@@ -284,10 +300,10 @@ def assess(
             advance("SUDA2" if suda else "l-diversity")
 
         if suda:
-            from safemicro.risk.suda2 import suda2
+            from safemicro.risk.suda2_keys import suda2_keys
 
             t0 = time.perf_counter()
-            result = suda2(key_frame, roles.keys)
+            result = suda2_keys(kt, key_frame)
             records["suda_score"] = result.score
             records["dis_suda"] = result.dis
             summary["suda2"] = result.summary()
@@ -324,11 +340,16 @@ def assess(
             timings["numeric_risk"] = time.perf_counter() - t0
             advance("done")
 
+        t0 = time.perf_counter()
+        strata = dataset.frame.get_column(roles.strata) if roles.strata else None
+        summary["key_combinations"] = key_combinations(kt, key_frame, w, strata, targets or {})
+        timings["key_combinations"] = time.perf_counter() - t0
+
     record_frame = pl.DataFrame(records)
     if ldiv_frame is not None:
         record_frame = pl.concat([record_frame, ldiv_frame], how="horizontal")
     summary["riskiest_keys"] = _riskiest_keys(dataset, kt, key_risk, top)
-    summary["variables"] = _variables(dataset, roles)
+    summary["variables"] = _variables(dataset, roles, known_distinct)
     summary["checks"] = _checks(summary, targets)
     summary["timings_seconds"] = {k: round(v, 4) for k, v in timings.items()}
     return Assessment(summary=json_ready(summary), records=record_frame, key_table=kt, ids=_ids(dataset, roles))
@@ -409,7 +430,7 @@ def _assess_numeric_only(
         "not_applicable": ["k_anonymity", "global_risk", "individual_risk", "household_risk", "suda2", "l_diversity"],
         "warnings": warnings,
         "riskiest_keys": [],
-        "variables": _variables(dataset, roles),
+        "variables": _variables(dataset, roles, None),
     }
     summary["checks"] = _checks(summary, targets)
     summary["timings_seconds"] = {"numeric_risk": round(time.perf_counter() - t0, 4)}
@@ -465,4 +486,4 @@ def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dic
                 "message": f"{v} records have an individual risk above {mi:g}",
             }
         )
-    return checks
+    return checks + combination_checks(summary.get("key_combinations"))

@@ -66,6 +66,11 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_frame_csv(path: str | os.PathLike[str], frame: pl.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.write_csv(tmp)

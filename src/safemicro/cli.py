@@ -21,6 +21,9 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # click's plain help: typer's rich help imports rich's Markdown and traceback modules
+    # (~0.1 s), which alone would break `safemicro --help` in 0.2 s (tests/test_startup.py)
+    rich_markup_mode=None,
     help="Statistical disclosure control for microdata: assess risk, anonymize, synthesize, attack, document and publish releases, and serve protected aggregates.",
 )
 
@@ -46,6 +49,11 @@ def assess(
     records_out: Path | None = typer.Option(None, "--records", help="write per-record risk as CSV"),
     html_out: Path | None = typer.Option(None, "--html", help="write the HTML report"),
     encoding: str | None = typer.Option(None, "--encoding", help="text encoding of a CSV file"),
+    engine: str = typer.Option(
+        "polars",
+        "--engine",
+        help="polars (in memory); duckdb or polars-streaming (out of core, Parquet/CSV); spark",
+    ),
 ) -> None:
     """Assess the disclosure risk of a microdata file."""
     from safemicro import io
@@ -57,6 +65,25 @@ def assess(
     outputs = [p for p in (json_out, records_out, html_out) if p]
     check_outputs([data, plan], outputs)
     the_plan = load_plan(plan) if plan else None
+    if engine != "polars":
+        from safemicro.scale import assess_source
+
+        if records_out or suda or sensitive or numeric or household_level:
+            raise SafemicroError("--records, --suda, --sensitive, --numeric and --household-level need --engine polars")
+        scaled = assess_source(
+            data,
+            engine=engine,
+            plan=the_plan,
+            keys=_split(keys),
+            weight=weight,
+            household=household,
+            alpha=alpha,
+            ks=k or (),
+            max_global_risk=max_global_risk,
+        )
+        _write_all([(p, w) for p, w in ((json_out, scaled.write_json), (html_out, scaled.write_html)) if p])
+        _print_summary(scaled.summary)
+        return
     kwargs = {"encoding": encoding} if encoding else {}
     dataset = io.read(data, **kwargs)
     if the_plan:
@@ -202,12 +229,36 @@ def anonymize(
     require_targets: bool = typer.Option(
         False, "--require-targets", help="fail (exit 3, nothing written) if the risk targets are not met"
     ),
+    copy: list[str] = typer.Option(
+        [],
+        "--copy",
+        help="also write the released file as csv, parquet, dta or sav (repeatable; added to the plan's "
+        "release.copies, default parquet)",
+    ),
+    engine: str = typer.Option(
+        "polars",
+        "--engine",
+        help="polars (in memory, full bundle); duckdb/polars-streaming/spark: Parquet in row groups",
+    ),
 ) -> None:
     """Apply a release plan and write the release bundle (data, reports, form, lock, checksums)."""
+    from safemicro.plan import load_plan
     from safemicro.release import anonymize as run_anonymize
 
     check_outputs([data, plan], folders=[output], overwrite=overwrite)
-    release = run_anonymize(data, plan)
+    if engine != "polars":
+        from safemicro.scale.cli import anonymize_out_of_core
+
+        anonymize_out_of_core(data, plan, output, engine, overwrite=overwrite, require_targets=require_targets)
+        return
+    the_plan = load_plan(plan)
+    if copy:
+        wanted = list(dict.fromkeys([*the_plan.release.copies, *(c.strip().lower().lstrip(".") for c in copy)]))
+        try:
+            the_plan.release.copies = wanted
+        except ValueError:
+            raise SafemicroError(f"--copy takes csv, parquet, dta or sav, got {', '.join(copy)}") from None
+    release = run_anonymize(data, the_plan)
     for c in release.report["checks"]:
         mark = _mark(c)
         out.print(f"{escape(c['target'])}: {mark} — {escape(c['message'])}", highlight=False)
@@ -421,13 +472,18 @@ def demo(output: Path = typer.Option(Path("out"), "--out", help="output folder")
 
 
 def _register_command_groups() -> None:
-    """Commands whose code lives beside their library: attack, document/publish, serve/token/audit."""
+    """Commands whose code lives beside their library: attack, document/publish, serve/token/audit, mobility,
+    workbench."""
     from safemicro.attack.cli import register as register_attack
+    from safemicro.demo_mobility import register_table
     from safemicro.metadata.cli import register as register_metadata
+    from safemicro.mobility.cli import register as register_mobility
     from safemicro.service.cli import register as register_service
+    from safemicro.workbench.cli import register as register_workbench
 
-    for register in (register_attack, register_metadata, register_service):
+    for register in (register_attack, register_metadata, register_service, register_workbench):
         register(app)
+    register_table(register_mobility(app))
 
 
 _register_command_groups()

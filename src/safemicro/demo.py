@@ -9,7 +9,9 @@ bundle (``suf/``) from the raw file, and the public use file bundle (``puf/``) f
 SUF bundle with ``examples/survey_plan_puf.yaml`` (nested tiers), documented for a
 microdata library (``puf_docs/``: DDI Codebook 2.5, HTML codebook, Data Package). Finally
 synthesize the households (``synthetic/``: the synthetic file, its internal report and an
-evaluation page comparing it with real data kept back from the synthesizer).
+evaluation page comparing it with real data kept back from the synthesizer). The mobile
+section (``mobile/``) goes from synthetic call records to an analyst's displacement report
+through a running node (see safemicro.demo_mobility).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from safemicro.plan import load_plan, save_plan
 from safemicro.release import anonymize
 
 
-def run_demo(out_dir: str | Path, *, console: Console | None = None) -> dict[str, Path]:
-    """Run the demo into ``out_dir`` (new, empty, or an earlier demo's); returns the paths written."""
+def run_demo(out_dir: str | Path, *, console: Console | None = None, mobile: bool = True) -> dict[str, Path]:
+    """Run the demo into ``out_dir`` (new, empty, or an earlier demo's); returns the paths written.
+    With ``mobile``, also the mobile-data section into ``out_dir/mobile`` (safemicro.demo_mobility)."""
     console = console or Console(quiet=True)
     out = check_folder(out_dir, overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,6 +101,15 @@ def run_demo(out_dir: str | Path, *, console: Console | None = None) -> dict[str
         )
     _document(paths, console)
     _synthesize(dataset, plan, paths, console)
+    console.print(
+        f"curator workbench on this data: safemicro workbench {paths['example data']} "
+        "(opens the browser on 127.0.0.1 with a one-time token; --no-browser prints the URL)",
+        highlight=False,
+    )
+    if mobile:
+        from safemicro.demo_mobility import run_mobile_demo
+
+        paths.update(run_mobile_demo(out / "mobile", console=console))
     return paths
 
 

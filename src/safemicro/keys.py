@@ -100,14 +100,23 @@ class KeyTable:
 
     Attributes
     ----------
-    keys: the key variable names.
-    codes: (K, m) integer codes of each distinct key (0 = missing).
-    labels: per key variable, the observed values in code order (code c is labels[j][c-1]).
-    count: records with exactly this key (missing positions included), length K.
-    weight_sum: sum of weights of those records.
-    fk, Fk: sample and weighted frequencies with missing values as wildcards.
-    record_key: for each record, the row of its key in the table.
-    alpha: the weight given to compatible keys with missing values.
+    keys
+        the key variable names.
+    codes
+        (K, m) integer codes of each distinct key (0 = missing).
+    labels
+        per key variable, the observed values in code order (code c is ``labels[j][c-1]``).
+    count
+        records with exactly this key (missing positions included), length K.
+    weight_sum
+        sum of weights of those records.
+    fk, Fk
+        sample and weighted frequencies with missing values as wildcards.
+    record_key
+        for each record, the row of its key in the table (None when an out-of-core engine
+        built the table and the records stayed where they are).
+    alpha
+        the weight given to compatible keys with missing values.
     """
 
     keys: list[str]
@@ -117,13 +126,13 @@ class KeyTable:
     weight_sum: np.ndarray
     fk: np.ndarray
     Fk: np.ndarray
-    record_key: np.ndarray
+    record_key: np.ndarray | None
     alpha: float
     weighted: bool
 
     @property
     def n_records(self) -> int:
-        return len(self.record_key)
+        return int(self.count.sum()) if self.record_key is None else len(self.record_key)
 
     @property
     def n_keys(self) -> int:
@@ -171,27 +180,43 @@ def build_key_table(
     """Build the key table of ``frame`` on ``keys`` (nulls and NaN are missing values).
 
     ``weights`` are the sampling weights per record (``None``: unweighted, Fk = fk).
+    Integer-like keys of small range are folded into one code per record in a single
+    multi-threaded Polars pass (value - min + 1, 0 = missing); the per-column dense codes
+    are then derived on the distinct keys only, which gives the same table, in the same
+    order, as encoding every column densely first.
     """
     if not keys:
         raise ValueError("at least one key variable is needed")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError("alpha must lie in [0, 1]")
     n = frame.height
-    col_codes, cards, labels = [], [], []
-    for name in keys:
-        codes, card = encode_column(frame.get_column(name))
-        col_codes.append(codes)
-        cards.append(card)
-        labels.append(_observed_values(frame.get_column(name), codes, card))
-    combined, space = combine_codes(col_codes, cards)
-    record_key, _ = dense_ids(combined, space)
-    n_keys = int(record_key.max()) + 1 if n else 0
+    folded = _fold_raw(frame, keys)
+    if folded is not None:
+        record_key, codes, labels = folded
+        n_keys = len(codes)
+    else:
+        record_key, codes, labels = fold_keys(frame, keys)
+        n_keys = len(codes)
     count = np.bincount(record_key, minlength=n_keys).astype(np.float64)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     weight_sum = np.bincount(record_key, weights=w, minlength=n_keys)
-    rep = np.zeros(n_keys, dtype=np.int64)
-    rep[record_key] = np.arange(n)  # any record of a key is a representative
-    codes = np.column_stack([c[rep] for c in col_codes]) if n_keys else np.zeros((0, len(keys)), np.int64)
+    return table_from_counts(
+        keys, codes, labels, count, weight_sum, record_key, alpha=alpha, weighted=weights is not None
+    )
+
+
+def table_from_counts(
+    keys: list[str],
+    codes: np.ndarray,
+    labels: list[pl.Series],
+    count: np.ndarray,
+    weight_sum: np.ndarray,
+    record_key: np.ndarray | None,
+    *,
+    alpha: float,
+    weighted: bool,
+) -> KeyTable:
+    """The key table of distinct keys with their counts: wildcard frequencies added."""
     fk, Fk = wildcard_frequencies(codes, count, weight_sum, alpha)
     return KeyTable(
         keys=list(keys),
@@ -203,8 +228,85 @@ def build_key_table(
         Fk=Fk,
         record_key=record_key,
         alpha=alpha,
-        weighted=weights is not None,
+        weighted=weighted,
     )
+
+
+def fold_keys(frame: pl.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray, list[pl.Series]]:
+    """Row -> key index, the distinct keys' codes and the labels, from dense per-column
+    codes (NaN and null both code 0, so rows differing only in those share a key)."""
+    n = frame.height
+    col_codes, cards, labels = [], [], []
+    for name in keys:
+        codes, card = encode_column(frame.get_column(name))
+        col_codes.append(codes)
+        cards.append(card)
+        labels.append(_observed_values(frame.get_column(name), codes, card))
+    combined, space = combine_codes(col_codes, cards)
+    record_key, _ = dense_ids(combined, space)
+    n_keys = int(record_key.max()) + 1 if n else 0
+    rep = np.zeros(n_keys, dtype=np.int64)
+    rep[record_key] = np.arange(n)  # any record of a key is a representative
+    codes = np.column_stack([c[rep] for c in col_codes]) if n_keys else np.zeros((0, len(keys)), np.int64)
+    return record_key, codes, labels
+
+
+def _fold_raw(frame: pl.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray, list[pl.Series]] | None:
+    """The fast path of :func:`build_key_table` when every key is integer-like (integers,
+    booleans, whole floats) with a small range; ``None`` otherwise."""
+    n = frame.height
+    if n == 0:
+        return None
+    cols = {}
+    for name in keys:
+        s = frame.get_column(name)
+        if not (s.dtype.is_integer() or s.dtype == pl.Boolean or s.dtype.is_float()):
+            return None
+        c = pl.col(name).fill_nan(None) if s.dtype.is_float() else pl.col(name)
+        cols[name] = c
+    stats = frame.select(
+        *[c.cast(pl.Float64).min().alias(f"{i}lo") for i, c in enumerate(cols.values())],
+        *[c.cast(pl.Float64).max().alias(f"{i}hi") for i, c in enumerate(cols.values())],
+        *[
+            (c == c.floor()).all().alias(f"{i}whole")
+            for i, (name, c) in enumerate(cols.items())
+            if frame.schema[name].is_float()
+        ],
+    ).row(0, named=True)
+    los, spans = [], []
+    space = 1
+    for i in range(len(keys)):
+        lo, hi = stats[f"{i}lo"], stats[f"{i}hi"]
+        if lo is None:  # all missing
+            lo = hi = 0.0
+        if stats.get(f"{i}whole") is False or abs(lo) >= 2**52 or abs(hi) >= 2**52:
+            return None
+        span = int(hi) - int(lo) + 1
+        if span - 1 >= max(4 * n, 1 << 16):
+            return None
+        space *= span + 1
+        if space >= _INT64_SAFE:
+            return None
+        los.append(int(lo))
+        spans.append(span)
+    acc = pl.lit(0, dtype=pl.Int64)
+    for c, lo, span in zip(cols.values(), los, spans):
+        code = c.cast(pl.Int64) - (lo - 1)
+        acc = acc * (span + 1) + code.fill_null(0)
+    combined = frame.select(acc.alias("c")).to_series().to_numpy()
+    record_key, distinct = dense_ids(combined, space)
+    raw = np.empty((len(distinct), len(keys)), dtype=np.int64)
+    rest = distinct.copy()
+    for j in range(len(keys) - 1, -1, -1):
+        rest, raw[:, j] = np.divmod(rest, spans[j] + 1)
+    codes = np.zeros_like(raw)
+    labels = []
+    for j, name in enumerate(keys):
+        present = np.unique(raw[:, j][raw[:, j] != 0])
+        codes[:, j] = np.where(raw[:, j] == 0, 0, np.searchsorted(present, raw[:, j]) + 1)
+        values = pl.Series(name, present + (los[j] - 1), dtype=pl.Int64)
+        labels.append(values.cast(frame.schema[name]))
+    return record_key, codes, labels
 
 
 def project_codes(codes: np.ndarray, positions: np.ndarray, cards: list[int] | None = None) -> np.ndarray:

@@ -193,17 +193,29 @@ def draw_seed() -> int:
     return rng_for(None)[1]
 
 
-def in_released_coding(dataset: Dataset, steps: list[PreparedStep]) -> tuple[Dataset, list[str], list[str]]:
+def recoding_prefix(steps: list[PreparedStep]) -> int:
+    """How many leading steps are the plan's recodes, when no recode comes after them (else 0):
+    the data after those steps is then :func:`in_released_coding`'s, with nothing run twice."""
+    flags = [p.spec.name in RECODINGS and getattr(p.params, "variable", None) is not None for p in steps]
+    k = flags.index(False) if False in flags else len(flags)
+    return k if not any(flags[k:]) else 0
+
+
+def in_released_coding(
+    dataset: Dataset, steps: list[PreparedStep], *, recoded: Dataset | None = None
+) -> tuple[Dataset, list[str], list[str]]:
     """The original with the plan's recodes (recode, top/bottom coding) applied and nothing
     else, the variables they recode, and those given new categories (``recode``): what the
     original looks like in the release's coding, so before/after distributions compare
-    like with like."""
+    like with like. ``recoded``: that dataset, already made by running the
+    :func:`recoding_prefix` steps on ``dataset``."""
     current, names, new_coding = dataset, [], []
     for prepared in steps:
         variable = getattr(prepared.params, "variable", None)
         if prepared.spec.name in RECODINGS and variable in current.columns:
-            current = prepared.spec.run(current, prepared.params, prepared.ctx).dataset
+            if recoded is None:
+                current = prepared.spec.run(current, prepared.params, prepared.ctx).dataset
             names.append(variable)
             if prepared.spec.name in NEW_CODING:
                 new_coding.append(variable)
-    return current, list(dict.fromkeys(names)), list(dict.fromkeys(new_coding))
+    return recoded if recoded is not None else current, list(dict.fromkeys(names)), list(dict.fromkeys(new_coding))

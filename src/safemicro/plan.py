@@ -153,6 +153,12 @@ class Targets(_Strict):
     k: int = Field(3, ge=1)
     max_global_risk: float | None = Field(0.01, ge=0.0, le=1.0)
     max_individual_risk: float | None = Field(None, ge=0.0, le=1.0)
+    combs: list[int] = Field(
+        default_factory=list, description="k on every combination of this many keys, within roles.strata (kAnon combs)"
+    )
+    risky_cells: list[int] = Field(
+        default_factory=list, description="mu-Argus unsafe-cell thresholds for tables of 1, 2, ... keys (riskyCells)"
+    )
     t_closeness: float | None = Field(None, ge=0.0, le=1.0, description="largest EMD of a key group's sensitive values")
     delta_disclosure: float | None = Field(None, ge=0.0, description="largest |ln(q/p)| of a sensitive value")
     beta_likeness: float | None = Field(
@@ -218,6 +224,15 @@ class Release(_Strict):
     reviewer: str = ""
     date: str = Field("", description="review date (ISO); also stamped into Stata/SPSS headers")
     residual_risk: str = Field("", description="the curator's residual-risk statement")
+    copies: list[Literal["parquet", "csv", "dta", "sav"]] = Field(
+        default_factory=lambda: ["parquet"],
+        description="copies of the released file beside the one in the input's format (a CSV only when asked)",
+    )
+
+    @field_validator("copies")
+    @classmethod
+    def _copies_once(cls, v: list[str]) -> list[str]:
+        return _distinct(v, "release.copies")
 
 
 class Plan(_Strict):

@@ -4,7 +4,8 @@
 runs the steps, measures risk and utility after and returns a :class:`Release`;
 ``Release.write(out_dir)`` writes the bundle all-or-nothing::
 
-    survey.dta / survey.csv          the released file in the input's format, plus CSV
+    survey.dta / survey.parquet      the released file in the input's format, plus the
+                                     plan's ``release.copies`` (default Parquet; CSV when asked)
     report.json / report.html        internal report: steps, parameters, seeds, before/after
     external_report.html             for users: what was done, how to analyse; no seeds
     disclosure_risk_assessment.json|html   the filled approval form
@@ -31,20 +32,21 @@ import numpy as np
 import polars as pl
 
 from safemicro import __version__
+from safemicro import release_bundle as private_io  # pseudonym tables, written outside the bundle
 from safemicro.assess import Assessment, assess, validate_roles
-from safemicro.atomic import atomic_directory, write_frame_csv
+from safemicro.atomic import atomic_directory
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset, from_frame, read, write
 from safemicro.io.numbers import input_decimals, keep_perturbation, tidy_numbers
 from safemicro.jsonable import json_ready
 from safemicro.methods.base import ROW_ID
-from safemicro.outputs import check_file, check_folder
-from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, roles_after, run_steps
+from safemicro.outputs import check_folder
+from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, recoding_prefix, roles_after, run_steps
 from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
-from safemicro.release_bundle import file_sha256, read_bundle, verify_bundle
+from safemicro.release_bundle import file_sha256, open_bundle, read_bundle, verify_bundle
 
-__all__ = ["Release", "anonymize", "read_bundle", "verify_bundle"]
+__all__ = ["Release", "anonymize", "assess_after", "open_bundle", "read_bundle", "verify_bundle"]
 
 BUNDLE_FORMATS = {".dta", ".sav", ".zsav", ".parquet", ".csv"}
 DEFAULT_STAMP = datetime(2000, 1, 1)  # header time of Stata/SPSS files without a review date
@@ -63,8 +65,7 @@ class Release:
     risk_after: Assessment
     stem: str = "release"
     format: str = ".csv"
-    # (path, {variable: original -> pseudonym table}) written outside the bundle by write()
-    private_files: list[tuple[str, dict[str, pl.DataFrame]]] = field(default_factory=list)
+    private_files: list[tuple[str, dict]] = field(default_factory=list)  # pseudonym tables, outside the bundle
 
     @property
     def targets_met(self) -> bool:
@@ -119,29 +120,18 @@ def anonymize(
         tagged = dataset.with_frame(
             dataset.frame.with_columns(pl.int_range(0, dataset.n, dtype=pl.Int64).alias(ROW_ID))
         )
-        released_tagged, changes = run_steps(tagged, steps, on_step=lambda s: advance(f"step {s.label}"))
+        prefix = recoding_prefix(steps)  # recodes first: their result is also the original in the release's coding
+        coded_first, changes = run_steps(tagged, steps[:prefix], on_step=lambda s: advance(f"step {s.label}"))
+        released_tagged, more = run_steps(coded_first, steps[prefix:], on_step=lambda s: advance(f"step {s.label}"))
+        changes += more
         decimals = _precision(tagged, released_tagged, steps, changes)
         released_tagged = released_tagged.with_frame(tidy_numbers(released_tagged, decimals))
-        released = released_tagged.with_frame(released_tagged.frame.drop(ROW_ID))
-        after_roles = roles_after(plan.roles, released.columns)
-        created = [c.details["weight"] for c in changes if c.details.get("weight_created")]
-        if created and after_roles.weight is None:  # a subsample made the design weight
-            after_roles = after_roles.model_copy(update={"weight": created[-1]})
         advance("risk after")
-        after = assess(
-            released,
-            roles=after_roles,
-            alpha=plan.alpha,
-            targets=plan.targets.model_dump(),
-            scenario=plan.scenario.model_dump(),
-            suda=_suda_ok(after_roles.keys),
-            original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
-            attribute=plan.attribute_disclosure,
-        )
+        released, after_roles, after = assess_after(tagged, released_tagged, plan, changes, before=before)
         advance("utility")
         from safemicro.utility import compare
 
-        coded, recoded, new_coding = in_released_coding(tagged, steps)
+        coded, recoded, new_coding = in_released_coding(tagged, steps, recoded=coded_first if prefix else None)
         utility = compare(
             tagged,
             released_tagged,
@@ -150,6 +140,7 @@ def anonymize(
             coded=coded,
             recoded=recoded,
             new_coding=new_coding,
+            key_tables=(before.key_table, after.key_table) if before.key_table and after.key_table else None,
         )
 
     lock = plan.model_copy(deep=True)
@@ -207,10 +198,42 @@ def anonymize(
         risk_after=after,
         stem=origin.get("stem", "release"),
         format=origin.get("format", ".csv"),
-        private_files=[
-            (c.private["mapping_file"], c.private["mapping"]) for c in changes if "mapping_file" in c.private
-        ],
+        private_files=private_io.private_files(changes),
     )
+
+
+def assess_after(
+    tagged: Dataset,
+    released_tagged: Dataset,
+    plan: Plan,
+    changes: list,
+    *,
+    suda: bool = True,
+    before: Assessment | None = None,
+) -> tuple[Dataset, Any, Assessment]:
+    """The released data (row id dropped), its roles after the steps (a subsample's new
+    design weight included) and its assessment; numeric keys are compared with the
+    original records row by row. ``tagged``/``released_tagged`` carry the row id; with the
+    input's assessment ``before``, unchanged columns' distinct counts are not counted again."""
+    released = released_tagged.with_frame(released_tagged.frame.drop(ROW_ID))
+    after_roles = roles_after(plan.roles, released.columns)
+    created = [c.details["weight"] for c in changes if c.details.get("weight_created")]
+    if created and after_roles.weight is None:  # a subsample made the design weight
+        after_roles = after_roles.model_copy(update={"weight": created[-1]})
+    after = assess(
+        released,
+        roles=after_roles,
+        alpha=plan.alpha,
+        targets=plan.targets.model_dump(),
+        scenario=plan.scenario.model_dump(),
+        suda=suda and _suda_ok(after_roles.keys),
+        original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
+        attribute=plan.attribute_disclosure,
+        known_distinct=None
+        if before is None
+        else {v["name"]: (tagged.frame.get_column(v["name"]), v["n_distinct"]) for v in before.summary["variables"]},
+    )
+    return released, after_roles, after
 
 
 def _original_rows(tagged: Dataset, released_tagged: Dataset) -> Dataset:
@@ -238,8 +261,12 @@ def _suda_ok(keys: list[str]) -> bool:
 
 
 def _stable(summary: dict[str, Any]) -> dict[str, Any]:
-    """The assess summary without clock times, so reruns give identical reports."""
-    return {k: v for k, v in summary.items() if k not in ("generated_at", "timings_seconds")}
+    """The assess summary without clock times and with the input's file name instead of its
+    path, so reruns (from any folder) give identical reports."""
+    out = {k: v for k, v in summary.items() if k not in ("generated_at", "timings_seconds")}
+    if out.get("source"):
+        out["source"] = Path(out["source"]).name
+    return out
 
 
 def _lock_params(step, change) -> dict[str, Any]:
@@ -295,20 +322,21 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
     )
 
     check_folder(out, overwrite=overwrite)
-    private = _check_private_files(release, out)
+    private = private_io.check_private_files(release.private_files, out)
     stamp = _stamp(release.plan)
     data_name = release.stem + release.format
     files = {"data": data_name}
-    if release.format != ".csv":
-        files["csv"] = release.stem + ".csv"
+    main = ".sav" if release.format == ".zsav" else release.format
+    for fmt in release.plan.release.copies:  # Parquet by default; a CSV only when asked
+        if "." + fmt != main:
+            files[fmt] = release.stem + "." + fmt
     report = dict(release.report)
     report["release"] = {**report["release"], "files": files}
     dra = disclosure_risk_assessment(report, release.plan)
     with atomic_directory(out, overwrite=overwrite) as staging:
         decimals = release.report["release"].get("decimals")
-        write(release.dataset, staging / data_name, timestamp=stamp, report_as=out / data_name, decimals=decimals)
-        if "csv" in files:
-            write(release.dataset, staging / files["csv"], report_as=out / files["csv"], decimals=decimals)
+        for name in files.values():
+            write(release.dataset, staging / name, timestamp=stamp, report_as=out / name, decimals=decimals)
         texts = {
             "report.json": json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
             "report.html": render_internal_report(report),
@@ -323,24 +351,8 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
         names = sorted(p.name for p in staging.iterdir())
         sums = "".join(f"{file_sha256(staging / n)}  {n}\n" for n in names)
         (staging / "SHA256SUMS").write_text(sums, encoding="utf-8")
-    for path, tables in private:
-        rows = [t.select(pl.lit(v).alias("variable"), "original", "pseudonym") for v, t in tables.items()]
-        write_frame_csv(path, pl.concat(rows) if rows else pl.DataFrame())
+    private_io.write_private_files(private)
     return {n: out / n for n in [*names, "SHA256SUMS"]}
-
-
-def _check_private_files(release: Release, out: Path) -> list[tuple[Path, dict[str, pl.DataFrame]]]:
-    """Mapping tables go outside the bundle (and its folder), to regular files only."""
-    checked = []
-    bundle = out.resolve()
-    for name, tables in release.private_files:
-        path = Path(name).resolve()
-        if path == bundle or bundle in path.parents:
-            raise SafemicroError(
-                "the pseudonym mapping table must be written outside the release bundle", file=str(name)
-            )
-        checked.append((check_file(path), tables))
-    return checked
 
 
 # -- views for users and approvers --------------------------------------------------------------
@@ -425,9 +437,6 @@ def disclosure_risk_assessment(report: dict[str, Any], plan: Plan) -> dict[str, 
             "expected_reidentifications": gr.get("expected_reidentifications"),
             "household_risk_percent": hh.get("percent") if isinstance(hh, dict) else None,
             "max_individual_risk": (s.get("individual_risk") or {}).get("max"),
-            "t_closeness": max(
-                (v.get("t_closeness") or 0 for v in (s.get("attribute_disclosure") or {}).values()), default=None
-            ),
             "interval_disclosure": (s.get("numeric_risk") or {}).get("interval_disclosure"),
             "linkage_disclosure": (s.get("numeric_risk") or {}).get("linkage_disclosure"),
             "records_with_outlier": (s.get("numeric_risk") or {}).get("n_records_with_outlier"),

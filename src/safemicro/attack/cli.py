@@ -15,6 +15,7 @@ from safemicro.errors import SafemicroError
 
 attack_app = typer.Typer(
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, as the main app's (safemicro.cli)
     help="Empirical disclosure tests: link auxiliary files to a release (the mosaic), singling out, "
     "linkability, inference, membership inference, and the simulation study.",
 )
@@ -181,6 +182,11 @@ def _three(original: Path, release: Path, control: Path | None, encoding: str | 
     return _with_source(ori, of), _with_source(syn, sf), ctl
 
 
+def _evaluated(evaluator: Any, ori, syn, ctl, n_attacks: int, seed: int | None, *how: str, **options: Any) -> dict:
+    """The results of one evaluator run, ``evaluator(ori, syn, ctl, ...).evaluate(*how)``."""
+    return evaluator(ori, syn, ctl, n_attacks=n_attacks, seed=seed, **options).evaluate(*how).results()
+
+
 def _attacks_result(key: str, value: Any, n: int) -> dict[str, Any]:
     return {"kind": "attacks", key: value, "n_attacks": n, "notes": []}
 
@@ -266,12 +272,8 @@ def singling_out(
     """Singling out: predicates written from the release that pick out one real person."""
     from safemicro.attack.singling_out import SinglingOutEvaluator
 
-    r = (
-        SinglingOutEvaluator(
-            ori, syn, ctl, n_attacks=n_attacks, n_cols=n_cols, columns=split_list(columns) or None, seed=seed
-        )
-        .evaluate(mode)
-        .results()
+    r = _evaluated(
+        SinglingOutEvaluator, ori, syn, ctl, n_attacks, seed, mode, n_cols=n_cols, columns=split_list(columns) or None
     )
     _print_risk(f"singling out ({mode})", r)
     return _attacks_result("singling_out", {mode: r}, n_attacks)
@@ -292,19 +294,8 @@ def linkability(
     """Linkability: the release ties two files about the same people together."""
     from safemicro.attack.linkability import LinkabilityEvaluator
 
-    r = (
-        LinkabilityEvaluator(
-            ori,
-            syn,
-            ctl,
-            aux_cols=(split_list(first), split_list(second)),
-            n_attacks=n_attacks,
-            n_neighbors=n_neighbors,
-            seed=seed,
-        )
-        .evaluate()
-        .results()
-    )
+    aux_cols = (split_list(first), split_list(second))
+    r = _evaluated(LinkabilityEvaluator, ori, syn, ctl, n_attacks, seed, aux_cols=aux_cols, n_neighbors=n_neighbors)
     _print_risk("linkability", r)
     return _attacks_result("linkability", r, n_attacks)
 
@@ -326,19 +317,9 @@ def inference(
     """Inference: the release reveals a secret column of people the intruder knows."""
     from safemicro.attack.inference import InferenceEvaluator
 
-    r = (
-        InferenceEvaluator(
-            ori,
-            syn,
-            ctl,
-            aux_cols=split_list(known),
-            secret=secret,
-            regression=regression,
-            n_attacks=n_attacks,
-            seed=seed,
-        )
-        .evaluate()
-        .results()
+    known_cols = split_list(known)
+    r = _evaluated(
+        InferenceEvaluator, ori, syn, ctl, n_attacks, seed, aux_cols=known_cols, secret=secret, regression=regression
     )
     _print_risk(f"inference of {secret}", r)
     return _attacks_result("inference", {secret: r}, n_attacks)
@@ -362,11 +343,7 @@ def membership(
     """Membership inference: is a person's closeness to the release a sign they were in the data?"""
     from safemicro.attack.membership import MembershipEvaluator
 
-    r = (
-        MembershipEvaluator(ori, syn, ctl, n_attacks=n_attacks, columns=split_list(columns) or None, seed=seed)
-        .evaluate()
-        .results()
-    )
+    r = _evaluated(MembershipEvaluator, ori, syn, ctl, n_attacks, seed, columns=split_list(columns) or None)
     _print_risk("membership", r)
     out.print(f"AUC {r['auc']['auc']:.3f} (95 % CI {r['auc']['ci'][0]:.3f}–{r['auc']['ci'][1]:.3f})", highlight=False)
     return _attacks_result("membership", r, n_attacks)

@@ -23,6 +23,7 @@ from safemicro import __version__
 from safemicro.atomic import write_text
 from safemicro.report import plots
 from safemicro.report.plots import _RC, AMBER, BLUE, GREY, INK, RED, _new_figure, _plain, figure_to_svg
+from safemicro.report.plots.style import _finish
 from safemicro.report.risk_report import _environment
 
 __all__ = ["render_evaluation_html", "write_evaluation_html"]
@@ -189,12 +190,15 @@ def q_delta_svg(qd: Mapping[str, Any] | None) -> str | None:
         )
         ax.axvline(tau, color=AMBER, linewidth=1.6, label=f"threshold (95 %) {tau:.4f}")
         ax.axvline(value, color=RED if value > tau else BLUE, linewidth=2.2, label=f"synthetic {value:.4f}")
-        ax.set_xlabel("Qδ")
-        ax.set_ylabel("bootstrap rounds")
-        ax.set_title("Qδ: synthetic data against its bootstrap null", loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-        ax.grid(axis="x", visible=False)
-        return figure_to_svg(fig, "q-delta", "Q delta and its bootstrap null distribution")
+        return _finish(
+            fig,
+            ax,
+            "Qδ: synthetic data against its bootstrap null",
+            "q-delta",
+            "Q delta and its bootstrap null distribution",
+            xlabel="Qδ",
+            ylabel="bootstrap rounds",
+        )
 
 
 def attacks_svg(rows: list[tuple[str, str, Mapping[str, Any]]]) -> str | None:
@@ -222,8 +226,6 @@ def attacks_svg(rows: list[tuple[str, str, Mapping[str, Any]]]) -> str | None:
         ax.axvline(ATTACK_RISK_LIMIT, color=GREY, linestyle="--", linewidth=1.0, label="limit")
         ax.set_yticks(y, [_plain(n) for n in names])
         ax.set_xlim(0, max(0.25, float(np.nanmax(ci[:, 1])) * 1.1))
-        ax.set_xlabel("risk = (attack − control) / (1 − control)")
-        ax.set_title("Attack risks with 95 % intervals", loc="left")
         from matplotlib.patches import Patch
 
         handles, _ = ax.get_legend_handles_labels()
@@ -231,9 +233,16 @@ def attacks_svg(rows: list[tuple[str, str, Mapping[str, Any]]]) -> str | None:
             Patch(color=BLUE, label=f"risk at most {ATTACK_RISK_LIMIT}"),
             Patch(color=RED, label=f"risk above {ATTACK_RISK_LIMIT}"),
         ]
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-        ax.grid(axis="y", visible=False)
-        return figure_to_svg(fig, "attacks", "Risk of each attack with its confidence interval")
+        return _finish(
+            fig,
+            ax,
+            "Attack risks with 95 % intervals",
+            "attacks",
+            "Risk of each attack with its confidence interval",
+            xlabel="risk = (attack − control) / (1 − control)",
+            quiet_grid="y",
+            handles=handles,
+        )
 
 
 # -- page context --------------------------------------------------------------------------------

@@ -109,7 +109,15 @@ class Dataset:
         return cond
 
     def analysis_column(self, name: str) -> pl.Series:
-        """The column with every kind of missing value turned into null."""
+        """The column with every kind of missing value turned into null.
+
+        Without user-missing codes that is the column itself (NaN made null): no pass over
+        the records, which matters when every step and measure asks for the keys again.
+        """
+        meta = self.codebook.meta(name)
+        if not meta.missing_values and not meta.missing_ranges:
+            s = self.frame.get_column(name)
+            return s.fill_nan(None) if s.dtype.is_float() and s.is_nan().any() else s
         return self.frame.select(
             pl.when(self.missing_expr(name)).then(None).otherwise(pl.col(name)).alias(name)
         ).to_series()

@@ -62,7 +62,7 @@ def _declared(meta: VariableMeta) -> list[float]:
 
 def _code_mask(s: pl.Series, meta: VariableMeta, codes: list[float]) -> pl.Series:
     x = s.cast(pl.Float64)
-    hit = x.is_in(codes) if codes else pl.Series([False] * len(s))
+    hit = x.is_in(codes) if codes else pl.repeat(False, len(s), dtype=pl.Boolean, eager=True)
     for lo, hi in meta.missing_ranges:
         lo_n, hi_n = _number(lo), _number(hi)
         if lo_n is not None and hi_n is not None:

@@ -158,8 +158,14 @@ def _write_csv(ds: Dataset, tmp: Path, file: str, decimals: dict[str, int] | Non
     _csv_frame(ds, file, decimals).write_csv(tmp)
 
 
+def csv_bytes(dataset: Any, *, file: str = "", decimals: dict[str, int] | None = None) -> bytes:
+    """The bytes :func:`write` puts in a ``.csv`` file, in memory (for writers that also hash
+    or compress them); ``file`` is the name errors give."""
+    return _csv_frame(from_frame(dataset, source=file), file, decimals).write_csv().encode("utf-8")
+
+
 def _write_csv_gz(ds: Dataset, tmp: Path, file: str, decimals: dict[str, int] | None = None) -> None:
-    data = _csv_frame(ds, file, decimals).write_csv().encode("utf-8")
+    data = csv_bytes(ds, file=file, decimals=decimals)
     with gzip.open(tmp, "wb") as fh:
         fh.write(data)
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import polars as pl
 
-from safemicro.atomic import write_text
-from safemicro.io import write
+from safemicro.atomic import write_bytes, write_text
+from safemicro.io.writers import csv_bytes
 from safemicro.metadata.model import Documentation
 from safemicro.metadata.summary import _extended_letter, format_code
 
@@ -174,8 +174,9 @@ def write_datapackage(doc: Documentation, out_dir: Path) -> dict[str, Path]:
     stem = re.sub(r"\.(csv\.gz|[A-Za-z0-9]+)$", "", doc.file.name) or "data"
     csv_path = out_dir / f"{stem}.csv"
     frame = csv_frame(doc)
-    write(doc.dataset.with_frame(frame), csv_path)
-    descriptor = datapackage_descriptor(doc, frame, csv_path.name, csv_path.read_bytes())
+    data = csv_bytes(doc.dataset.with_frame(frame), file=str(csv_path))
+    write_bytes(csv_path, data)
+    descriptor = datapackage_descriptor(doc, frame, csv_path.name, data)
     json_path = out_dir / "datapackage.json"
     write_text(json_path, json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n")
     return {"csv": csv_path, "datapackage": json_path}

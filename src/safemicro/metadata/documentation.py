@@ -16,7 +16,6 @@ bundle's report; the data file's checksum is the bundle's.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -79,10 +78,10 @@ def build_documentation(
     else:
         path = Path(source)
         if path.is_dir():
-            from safemicro.release import external_view, read_bundle
+            from safemicro.release import external_view, open_bundle
 
-            ds, origin = read_bundle(path)
-            report = json.loads((path / "report.json").read_text(encoding="utf-8"))
+            bundle = open_bundle(path)
+            ds, origin, report = bundle.dataset, bundle.origin, bundle.report
             sdc = external_view(report)
             info = FileInfo(
                 name=origin["file"],

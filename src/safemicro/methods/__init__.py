@@ -16,6 +16,7 @@ from safemicro.methods.recode import global_recode, top_bottom_code
 from safemicro.methods.sampling import subsample
 from safemicro.methods.search import recode_search, search_levels
 from safemicro.methods.suppression import local_suppression, suppress_by_risk
+from safemicro.methods.suppression_combinations import suppress_combinations
 from safemicro.methods.swapping import record_swap
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "add_noise",
     "global_recode",
     "local_suppression",
+    "suppress_combinations",
     "microaggregation",
     "new_ids",
     "pram",

@@ -46,8 +46,8 @@ from safemicro.methods.base import (
     MethodResult,
     StepContext,
     StepParams,
+    calls,
     column_names,
-    count_changes,
     household_for,
     numeric_matrix,
     per_household,
@@ -261,13 +261,12 @@ def _result(
     if retyped:
         notes.append(f"{', '.join(retyped)}: stored as Float64 (group means are not whole numbers)")
     dist = np.unique(sizes, return_counts=True)
-    changed, suppressed, touched = count_changes(ds.frame, frame, variables)
-    change = Change(
+    change = Change.measured(
+        ds.frame,
+        frame,
+        variables,
         method=_STEP,
         params={"variables": variables, "k": k, "method": method, "strata": strata or None, "household": None},
-        changed=changed,
-        suppressed=suppressed,
-        records_touched=touched,
         details={
             "n_groups": int(len(sizes)),
             "group_sizes": {str(int(s)): int(c) for s, c in zip(*dist)},
@@ -309,6 +308,9 @@ class MicroaggregationParams(StepParams):
     def _household(self, ctx: StepContext) -> str | None:
         return household_for(self._variables(ctx), self.household, ctx)
 
+    def resolve(self, ctx: StepContext) -> dict[str, Any]:
+        return {"variables": self._variables(ctx), "strata": self._strata() or None, "household": self._household(ctx)}
+
     def reads(self, ctx: StepContext) -> list[str]:
         hh = self._household(ctx)
         return [*self._variables(ctx), *self._strata(), *([hh] if hh else [])]
@@ -332,13 +334,4 @@ def _describe(params: MicroaggregationParams, change: Change) -> str:
     )
 
 
-@register(_STEP, MicroaggregationParams, _describe, perturbative=True)
-def _step(ds: Dataset, params: MicroaggregationParams, ctx: StepContext) -> MethodResult:
-    return microaggregation(
-        ds,
-        variables=params._variables(ctx),
-        k=params.k,
-        method=params.method,
-        strata=params._strata() or None,
-        household=params._household(ctx),
-    )
+register(_STEP, MicroaggregationParams, _describe, perturbative=True)(calls(microaggregation))

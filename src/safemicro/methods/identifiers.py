@@ -25,10 +25,9 @@ from safemicro.methods.base import (
     MethodResult,
     StepContext,
     StepParams,
-    count_changes,
+    calls,
     register,
     rng_for,
-    step_seed,
     take_rows,
 )
 
@@ -131,13 +130,12 @@ def new_ids(
     reordered = take_rows(ds, order)
     out, notes = _replace_ids(reordered, columns)
     ids = list(columns)
-    changed, suppressed, touched = count_changes(reordered.frame, out.frame, ids)
-    change = Change(
+    change = Change.measured(
+        reordered.frame,
+        out.frame,
+        ids,
         method="new_ids",
         params={"household": household, "record": record, "shuffle_rows": bool(shuffle_rows)},
-        changed=changed,
-        suppressed=suppressed,
-        records_touched=touched,
         seed=used_seed,
         details={
             "households": int(n_households),
@@ -239,9 +237,13 @@ class NewIdsParams(StepParams):
     record: str | None = None
     shuffle_rows: bool = True
     seed: int | None = None
+    _consumed = ("variable",)
 
     def _household(self, ctx: StepContext) -> str | None:
         return self.variable or ctx.roles.household
+
+    def resolve(self, ctx: StepContext) -> dict[str, Any]:
+        return {"household": self._household(ctx)}
 
     def reads(self, ctx: StepContext) -> list[str]:
         return [v for v in (self._household(ctx), self.record) if v]
@@ -292,12 +294,4 @@ def _step_remove_variables(ds: Dataset, params: RemoveVariablesParams, ctx: Step
     return _remove(ds, params.variables, "remove_variables")
 
 
-@register("new_ids", NewIdsParams, _describe_new_ids, random=True, reorders=True)
-def _step_new_ids(ds: Dataset, params: NewIdsParams, ctx: StepContext) -> MethodResult:
-    return new_ids(
-        ds,
-        household=params._household(ctx),
-        record=params.record,
-        shuffle_rows=params.shuffle_rows,
-        seed=step_seed(params, ctx),
-    )
+register("new_ids", NewIdsParams, _describe_new_ids, random=True, reorders=True)(calls(new_ids))

@@ -38,13 +38,13 @@ from safemicro.methods.base import (
     MethodResult,
     StepContext,
     StepParams,
+    calls,
     column_names,
     household_for,
     numeric_matrix,
     per_household,
     register,
     rng_for,
-    step_seed,
 )
 from safemicro.methods.perturb_cells import _noisy_column
 from safemicro.methods.perturb_kernels import _complete, _jit, _shuffle_keys
@@ -276,6 +276,9 @@ class _NumericParams(StepParams):
     def _household(self, ctx: StepContext) -> str | None:
         return household_for(self._variables(ctx), self.household, ctx)
 
+    def resolve(self, ctx: StepContext) -> dict[str, Any]:
+        return {"variables": self._variables(ctx), "household": self._household(ctx)}
+
     def reads(self, ctx: StepContext) -> list[str]:
         hh = self._household(ctx)
         return [*self._variables(ctx), *([hh] if hh else [])]
@@ -306,6 +309,9 @@ class ShuffleParams(_NumericParams):
 
     def _by(self) -> list[str]:
         return [self.by] if isinstance(self.by, str) else list(self.by or [])
+
+    def resolve(self, ctx: StepContext) -> dict[str, Any]:
+        return {**super().resolve(ctx), "by": self._by() or None}
 
     def reads(self, ctx: StepContext) -> list[str]:
         return [*super().reads(ctx), *self._by()]
@@ -345,31 +351,6 @@ def _describe_shuffle(params: ShuffleParams, change: Change) -> str:
     )
 
 
-@register("noise", NoiseParams, _describe_noise, random=True, perturbative=True)
-def _noise_step(ds: Dataset, params: NoiseParams, ctx: StepContext) -> MethodResult:
-    return add_noise(
-        ds,
-        variables=params._variables(ctx),
-        amount=params.amount,
-        method=params.method,
-        household=params._household(ctx),
-        seed=step_seed(params, ctx),
-    )
-
-
-@register("rank_swap", RankSwapParams, _describe_swap, random=True, perturbative=True)
-def _rank_swap_step(ds: Dataset, params: RankSwapParams, ctx: StepContext) -> MethodResult:
-    return rank_swap(
-        ds, variables=params._variables(ctx), p=params.p, household=params._household(ctx), seed=step_seed(params, ctx)
-    )
-
-
-@register("shuffle", ShuffleParams, _describe_shuffle, random=True, perturbative=True)
-def _shuffle_step(ds: Dataset, params: ShuffleParams, ctx: StepContext) -> MethodResult:
-    return shuffle(
-        ds,
-        variables=params._variables(ctx),
-        by=params._by() or None,
-        household=params._household(ctx),
-        seed=step_seed(params, ctx),
-    )
+register("noise", NoiseParams, _describe_noise, random=True, perturbative=True)(calls(add_noise))
+register("rank_swap", RankSwapParams, _describe_swap, random=True, perturbative=True)(calls(rank_swap))
+register("shuffle", ShuffleParams, _describe_shuffle, random=True, perturbative=True)(calls(shuffle))

@@ -35,12 +35,11 @@ from safemicro.methods.base import (
     MethodResult,
     StepContext,
     StepParams,
+    calls,
     column_names,
-    count_changes,
     household_for,
     register,
     rng_for,
-    step_seed,
     stratum_ids,
 )
 from safemicro.methods.pram_matrix import _matrix_specs, _parse_matrix
@@ -129,10 +128,10 @@ def pram(
                 notes.append(f"{var}: the matrix can produce unlabelled codes {unlabelled}")
 
     frame = ds.frame.with_columns(columns)
-    changed, suppressed, touched = count_changes(ds.frame, frame, variables)
-    for var in variables:
-        info[var]["changed"] = changed[var]
-    change = Change(
+    change = Change.measured(
+        ds.frame,
+        frame,
+        variables,
         method="pram",
         params={
             "variables": variables,
@@ -143,13 +142,12 @@ def pram(
             "strata": strata or None,
             "household": household,
         },
-        changed=changed,
-        suppressed=suppressed,
-        records_touched=touched,
         seed=used_seed,
         details={"variables": info, "transition_matrix": matrices},
         notes=notes,
     )
+    for var in variables:
+        info[var]["changed"] = change.changed[var]
     return MethodResult(ds.with_frame(frame), change)
 
 
@@ -328,6 +326,9 @@ class PramParams(StepParams):
     def _household(self, ctx: StepContext) -> str | None:
         return household_for(self.variables, self.household, ctx)
 
+    def resolve(self, ctx: StepContext) -> dict[str, Any]:
+        return {"strata": self._strata() or None, "household": self._household(ctx)}
+
     def reads(self, ctx: StepContext) -> list[str]:
         hh = self._household(ctx)
         return [*self.variables, *self._strata(), *([hh] if hh else [])]
@@ -363,16 +364,4 @@ def _describe(params: PramParams, change: Change) -> str:
     )
 
 
-@register("pram", PramParams, _describe, random=True, perturbative=True)
-def _step(ds: Dataset, params: PramParams, ctx: StepContext) -> MethodResult:
-    return pram(
-        ds,
-        variables=params.variables,
-        matrix=params.matrix,
-        keep=params.keep,
-        invariant=params.invariant,
-        strata=params._strata() or None,
-        alpha=params.alpha,
-        household=params._household(ctx),
-        seed=step_seed(params, ctx),
-    )
+register("pram", PramParams, _describe, random=True, perturbative=True)(calls(pram))

@@ -25,7 +25,7 @@ from pydantic import model_validator
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, count_changes, register
+from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, register
 from safemicro.methods.recode_bands import BandMethod, Bands, LabelStyle, _band_recode, resolve_bands
 from safemicro.methods.recode_common import _check_column
 from safemicro.methods.recode_hierarchy import _apply_map, _hierarchy_map, _json_val, read_hierarchy
@@ -103,13 +103,13 @@ def global_recode(
         )
         params = {"variable": variable, "hierarchy": "user hierarchy", "level": level}
     coding = (ds.codebook.meta(variable).value_labels, out.codebook.meta(variable).value_labels)
-    changed, suppressed, touched = count_changes(ds.frame, out.frame, [variable], {variable: coding})
-    change = Change(
+    change = Change.measured(
+        ds.frame,
+        out.frame,
+        [variable],
+        {variable: coding},
         method="global_recode",
         params=params,
-        changed=changed,
-        suppressed=suppressed,
-        records_touched=touched,
         details=details,
         notes=notes,
     )

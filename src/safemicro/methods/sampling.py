@@ -26,10 +26,10 @@ from safemicro.methods.base import (
     MethodResult,
     StepContext,
     StepParams,
+    calls,
     count_changes,
     register,
     rng_for,
-    step_seed,
     stratum_ids,
     take_rows,
 )
@@ -235,6 +235,7 @@ class SubsampleParams(StepParams):
     weight: str | None = None  # default: roles.weight
     weight_name: str = "weight"
     seed: int | None = None
+    _consumed = ("households",)
 
     def _by(self, ctx: StepContext) -> str | None:
         return self.by or (ctx.roles.household if self.households else None)
@@ -246,6 +247,9 @@ class SubsampleParams(StepParams):
 
     def _weight(self, ctx: StepContext) -> str | None:
         return self.weight or ctx.roles.weight
+
+    def resolve(self, ctx: StepContext) -> dict[str, Any]:
+        return {"by": self._by(ctx), "strata": self._strata(ctx) or None, "weight": self._weight(ctx)}
 
     def reads(self, ctx: StepContext) -> list[str]:
         by, w = self._by(ctx), self._weight(ctx)
@@ -275,15 +279,4 @@ def _describe(params: SubsampleParams, change: Change) -> str:
     )
 
 
-@register("subsample", SubsampleParams, _describe, random=True, reorders=True)
-def _step(ds: Dataset, params: SubsampleParams, ctx: StepContext) -> MethodResult:
-    return subsample(
-        ds,
-        fraction=params.fraction,
-        n=params.n,
-        by=params._by(ctx),
-        strata=params._strata(ctx) or None,
-        weight=params._weight(ctx),
-        weight_name=params.weight_name,
-        seed=step_seed(params, ctx),
-    )
+register("subsample", SubsampleParams, _describe, random=True, reorders=True)(calls(subsample))

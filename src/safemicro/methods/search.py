@@ -40,7 +40,7 @@ from pydantic import Field, model_validator
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.keys import build_key_table, combine_codes, dense_ids, wildcard_frequencies
-from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, count_changes, register
+from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, register
 from safemicro.methods.recode import global_recode
 from safemicro.methods.search_space import SearchResult, _Key, _levels_of, _prepare_key
 from safemicro.risk.individual import individual_risk
@@ -373,8 +373,10 @@ def recode_search(
             notes.append(
                 f"{over} records still have individual risk above {max_risk} (local suppression enforces k only)"
             )
-    changed, suppressed, touched = count_changes(ds.frame, current.frame, list(keys))
-    change = Change(
+    change = Change.measured(
+        ds.frame,
+        current.frame,
+        list(keys),
         method="recode_search",
         params={
             "keys": list(keys),
@@ -386,9 +388,6 @@ def recode_search(
             "alpha": alpha,
             "loss": loss,
         },
-        changed=changed,
-        suppressed=suppressed,
-        records_touched=touched,
         details={"search": result.to_dict(), "recodes": recodes, "suppression": suppression},
         notes=notes,
     )

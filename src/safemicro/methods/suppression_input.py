@@ -36,6 +36,9 @@ class _Input:
     weighted: bool
     household: np.ndarray | None  # dense household ids 0..H-1
     household_bits: int  # mask of the household-level keys
+    # records per row (None: one record per row); rows are then distinct keys of a key
+    # table, ``weights`` their summed weights (the out-of-core engines, safemicro.scale)
+    counts: np.ndarray | None = None
 
 
 def _error(message: str, ds: Dataset, column: str | None = None) -> SafemicroError:

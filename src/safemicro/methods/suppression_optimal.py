@@ -66,13 +66,14 @@ class _Engine:
         n, m = codes.shape
         self.m, self.full, self.alpha, self.safe, self.costs = m, (1 << m) - 1, alpha, safe, costs
         self.bits = np.int64(1) << np.arange(m, dtype=np.int64)
-        self.N, self.W = float(n), float(weights.sum())
+        counts = np.ones(n) if inp.counts is None else inp.counts
+        self.N, self.W = float(counts.sum()), float(weights.sum())
         if masks.any():  # never mask a value that is missing anyway
             masks = masks & ((codes != 0) @ self.bits)
         self.rec_unit, rep = _group(codes, masks)
         self.unit_codes = codes[rep]
         self.unit_mask = masks[rep].copy()
-        self.unit_n = np.bincount(self.rec_unit, minlength=len(rep)).astype(np.float64)
+        self.unit_n = np.bincount(self.rec_unit, weights=counts, minlength=len(rep)).astype(np.float64)
         self.unit_w = np.bincount(self.rec_unit, weights=weights, minlength=len(rep))
         current = _masked(self.unit_codes, self.unit_mask)
         self.unit_slot, slot_rep = _group(current)

@@ -9,7 +9,7 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.methods.base import Change, MethodResult, count_changes
+from safemicro.methods.base import Change, MethodResult
 from safemicro.methods.recode_common import (
     _as_number,
     _check_column,
@@ -98,14 +98,13 @@ def top_bottom_code(
         shown=[label] if label else [f"at {_fmt_code(replacement)}"],
     )
 
-    changed, suppressed, touched = count_changes(ds.frame, out.frame, [variable])
     n_coded = int(hit.sum())
-    change = Change(
+    change = Change.measured(
+        ds.frame,
+        out.frame,
+        [variable],
         method="top_bottom_code",
         params={"variable": variable, "value": value, "replacement": replacement, "kind": kind},
-        changed=changed,
-        suppressed=suppressed,
-        records_touched=touched,
         details={"kind": kind, "n_coded": n_coded, "label": value_labels.get(_label_key(replacement))},
     )
     return MethodResult(out, change)

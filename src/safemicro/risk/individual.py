@@ -92,32 +92,54 @@ def household_risk(record_risk: np.ndarray, household_ids: np.ndarray) -> np.nda
     return -np.expm1(per_household)[household_ids]
 
 
-def k_anonymity_violations(record_fk: np.ndarray, ks=(2, 3, 5)) -> dict[int, int]:
-    """Number of records whose key is shared by fewer than k records, for each k."""
+def k_anonymity_violations(record_fk: np.ndarray, ks=(2, 3, 5), counts: np.ndarray | None = None) -> dict[int, int]:
+    """Number of records whose key is shared by fewer than k records, for each k.
+
+    ``record_fk`` may be given per key with ``counts`` records each (the key table)."""
     fk = np.asarray(record_fk)
-    return {int(k): int(np.count_nonzero(fk < k)) for k in ks}
+    if counts is None:
+        return {int(k): int(np.count_nonzero(fk < k)) for k in ks}
+    return {int(k): int(np.asarray(counts)[fk < k].sum()) for k in ks}
 
 
-def risky_records(record_risk: np.ndarray, *, floor: float = 0.1) -> np.ndarray:
+def weighted_median(values: np.ndarray, counts: np.ndarray | None = None) -> float:
+    """``np.median`` of ``values`` each repeated ``counts`` times, without repeating them:
+    the middle record (the mean of the two middle ones when their number is even)."""
+    v = np.asarray(values, dtype=np.float64)
+    if counts is None:
+        return float(np.median(v))
+    order = np.argsort(v, kind="stable")
+    v = v[order]
+    cum = np.cumsum(np.rint(np.asarray(counts, dtype=np.float64)[order]).astype(np.int64))
+    n = int(cum[-1])
+    middle = v[np.searchsorted(cum, [(n - 1) // 2, n // 2], side="right")]
+    return float(middle[0]) if n % 2 else float(np.mean(middle))
+
+
+def risky_records(record_risk: np.ndarray, *, floor: float = 0.1, counts: np.ndarray | None = None) -> np.ndarray:
     """sdcMicro's "risky records" rule: r > median(r) + 2·MAD(r) and r > floor.
 
     MAD is the normal-consistent median absolute deviation (×1.4826), as R's ``mad``.
+    ``record_risk`` may be given per key with ``counts`` records each; the answer is then per key.
     """
     r = np.asarray(record_risk, dtype=np.float64)
     if len(r) == 0:
         return np.zeros(0, dtype=bool)
-    med = np.median(r)
-    mad = 1.4826 * np.median(np.abs(r - med))
+    med = weighted_median(r, counts)
+    mad = 1.4826 * weighted_median(np.abs(r - med), counts)
     return (r > med + 2 * mad) & (r > floor)
 
 
 RISK_EDGES = np.geomspace(1e-6, 1.0, 6 * 8 + 1)  # 8 bins per decade: comparable before/after
 
 
-def risk_histogram(risk: np.ndarray) -> dict[str, list]:
+def risk_histogram(risk: np.ndarray, counts: np.ndarray | None = None) -> dict[str, list]:
     """Counts of individual risks on fixed log bins (1e-6 ... 1; lower risks in the first bin),
-    so distributions before and after anonymization can be overlaid."""
+    so distributions before and after anonymization can be overlaid. ``risk`` may be given
+    per key with ``counts`` records each."""
     x = np.asarray(risk, dtype=np.float64)
-    x = np.clip(x[np.isfinite(x)], RISK_EDGES[0], RISK_EDGES[-1])
-    counts, _ = np.histogram(x, bins=RISK_EDGES)
-    return {"edges": [float(e) for e in RISK_EDGES], "counts": [int(c) for c in counts]}
+    finite = np.isfinite(x)
+    x = np.clip(x[finite], RISK_EDGES[0], RISK_EDGES[-1])
+    weights = None if counts is None else np.asarray(counts, dtype=np.float64)[finite]
+    hist, _ = np.histogram(x, bins=RISK_EDGES, weights=weights)
+    return {"edges": [float(e) for e in RISK_EDGES], "counts": [int(round(c)) for c in hist]}

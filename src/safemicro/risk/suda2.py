@@ -69,11 +69,21 @@ class Suda2Result:
     keys: list[str]
     score: np.ndarray
     dis: np.ndarray
-    contributions: np.ndarray  # n x m, share of the score due to MSUs containing the key
+    # records with a positive score and, per key, the share of their score due to MSUs
+    # containing the key: the n x m ``contributions`` are built only when asked for
+    contribution_rows: tuple[np.ndarray, np.ndarray]
     attribute_contributions: dict[str, float]
     level_contributions: dict[str, dict[Any, float]]
     original_scores: bool = True
     n_msu: np.ndarray = field(default=None, repr=False)  # per record: number of MSUs
+
+    @property
+    def contributions(self) -> np.ndarray:
+        """n x m: the share of each record's score due to MSUs containing each key."""
+        rows, shares = self.contribution_rows
+        out = np.zeros((len(self.score), len(self.keys)), dtype=np.float64)
+        out[rows] = shares
+        return out
 
     def summary(self) -> dict[str, Any]:
         score, dis = self.score, self.dis
@@ -254,27 +264,51 @@ def suda2(
             codes.append(np.zeros(n, dtype=np.int64))
             cards.append(1)
             miss_codes.append(-1)
-    M = len(codes)
+    if n == 0:
+        return suda2_patterns(
+            keys, 0, None, None, None, cards, miss_codes, levels, dis_fraction, original_scores, max_size
+        )
+    _, cnt, pat, first = _patterns(codes, cards)
+    return suda2_patterns(keys, n, pat, cnt, first, cards, miss_codes, levels, dis_fraction, original_scores, max_size)
+
+
+def suda2_patterns(
+    keys: list[str],
+    n: int,
+    pat: np.ndarray | None,
+    cnt: np.ndarray | None,
+    first: np.ndarray | None,
+    cards: list[int],
+    miss_codes: list[int],
+    levels: list,
+    dis_fraction: float = 0.01,
+    original_scores: bool = True,
+    max_size: int | None = None,
+) -> Suda2Result:
+    """SUDA2 on the distinct key patterns of ``n`` records: ``pat`` (D x M codes below
+    ``cards``), their record counts ``cnt`` and one record of each (``first``);
+    ``miss_codes`` the code of a missing value per column (-1: none), ``levels`` the value
+    of each code. :func:`suda2` encodes a frame into this; ``suda2_keys`` takes the key table."""
+    m = len(keys)
+    M = len(cards)
     max_k = M if max_size is None else max(0, min(int(max_size), M))
     if max_size is None and M > 20:
         raise ValueError(f"suda2: {M} keys means 2^{M} subsets; pass max_size to bound the search")
 
     score = np.zeros(n, dtype=np.float64)
-    contributions = np.zeros((n, m), dtype=np.float64)
     n_msu = np.zeros(n, dtype=np.int64)
     if n == 0:
         return Suda2Result(
             keys,
             score,
             score.astype(np.float64),
-            contributions,
+            (np.zeros(0, dtype=np.int64), np.zeros((0, m), dtype=np.float64)),
             {k: 0.0 for k in keys},
             {k: {} for k in keys},
             original_scores,
             n_msu,
         )
 
-    inv, cnt, pat, first = _patterns(codes, cards)
     cand = np.flatnonzero(cnt == 1)  # patterns = records unique on the full key
     C = cand.size
     cand_miss = np.zeros((C, M), dtype=bool)
@@ -338,7 +372,7 @@ def suda2(
     score[cand_rec] = c_score
     n_msu[cand_rec] = c_nmsu
     pos = c_score > 0
-    contributions[cand_rec[pos]] = c_contrib[pos, :m] / c_score[pos, None]
+    contributions = (cand_rec[pos], c_contrib[pos, :m] / c_score[pos, None])
 
     dis = _dis_scores(score, cand.size, int(2 * np.count_nonzero(cnt == 2)), M, dis_fraction)
 

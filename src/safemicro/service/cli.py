@@ -12,8 +12,12 @@ from safemicro.errors import SafemicroError
 
 def register(app: typer.Typer) -> None:
     """Add the service commands to the main `safemicro` app."""
-    token_app = typer.Typer(no_args_is_help=True, help="Issue and revoke access tokens for the aggregate service.")
-    audit_app = typer.Typer(no_args_is_help=True, help="Check the service's hash-chained audit log.")
+    token_app = typer.Typer(
+        no_args_is_help=True, rich_markup_mode=None, help="Issue and revoke access tokens for the aggregate service."
+    )
+    audit_app = typer.Typer(
+        no_args_is_help=True, rich_markup_mode=None, help="Check the service's hash-chained audit log."
+    )
     app.add_typer(token_app, name="token")
     app.add_typer(audit_app, name="audit")
 

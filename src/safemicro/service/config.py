@@ -72,6 +72,18 @@ class Measure(_Strict):
         return self
 
 
+class CellKey(_Strict):
+    """Cell key perturbation of counts (safemicro.service.cell_key): the record keys come
+    from ``seed`` (the provider's secret; not in the published policy hash); the ptable is a
+    CSV (pcv, ckey, pvalue) or generated with maximum perturbation D and variance V."""
+
+    seed: int = Field(ge=0)
+    ptable: Path | None = None
+    max_perturbation: int = Field(3, ge=1, le=50)
+    variance: float = Field(1.0, gt=0)
+    key_range: int = Field(256, ge=16, le=1 << 20)
+
+
 class Policy(_Strict):
     """Output protection of one dataset (the names follow safemicro.service.protection)."""
 
@@ -80,6 +92,7 @@ class Policy(_Strict):
     dominance_k: float = Field(85.0, gt=0, le=100)
     p_percent: float = Field(10.0, ge=0, le=100)
     secondary: bool = True
+    secondary_method: Literal["heuristic", "optimal"] = "heuristic"  # optimal: MILP, moderate tables
     rounding_base: int | None = Field(None, ge=2)
     max_dimensions: int = Field(3, ge=1, le=4)
     # also refuse releases that would narrow a suppressed cell's interval, across all earlier
@@ -89,6 +102,14 @@ class Policy(_Strict):
     # released) and how many distinct ones one set of records may have released, by anyone
     quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5, 0.75, 0.9], min_length=1, max_length=9)
     max_quantiles_per_cell: int = Field(3, ge=1, le=9)
+    protection: Literal["threshold", "cell_key"] = "threshold"
+    cell_key: CellKey | None = None
+
+    @model_validator(mode="after")
+    def _cell_key(self) -> Policy:
+        if self.protection == "cell_key" and self.cell_key is None:
+            raise ValueError("protection 'cell_key' needs a cell_key section (seed, ptable or D and V)")
+        return self
 
     @field_validator("quantiles")
     @classmethod
@@ -113,8 +134,15 @@ class DP(_Strict):
 
 
 class DatasetConfig(_Strict):
-    """One dataset: its source (a file read by safemicro.io, or a table of the store)."""
+    """One dataset: its source (a file read by safemicro.io, or a table of the store).
 
+    ``kind: mobility`` declares a per-subscriber table of safemicro.mobility (one row per
+    subscriber): its threshold defaults to 16 (FlowKit's redaction of 15 and below) and its
+    ledger protection width to 5; only counts and crosstabs (metrics come in declared bins);
+    and daily location columns (``day_*``) or daily time bins, the input of trajectory
+    recovery, are refused unless the dataset is served with DP."""
+
+    kind: Literal["records", "mobility"] = "records"
     file: Path | None = None
     table: str | None = None
     # datasets over the same units (persons, households) name one population and share one
@@ -154,7 +182,35 @@ class DatasetConfig(_Strict):
         times = [n for n, d in self.dimensions.items() if d.kind == "time"]
         if len(times) > 1:
             raise ValueError(f"at most one time dimension, got {times}")
+        if self.kind == "mobility":
+            self._mobility()
         return self
+
+    def _mobility(self) -> None:
+        """The defaults and refusals of a mobility dataset (see the class docstring)."""
+        if self.unit is None:
+            raise ValueError("a mobility dataset needs 'unit' (the subscriber column): one contribution each")
+        if "queries" not in self.model_fields_set:
+            self.queries = ["count", "crosstab"]
+        extra = sorted(set(self.queries) - {"count", "crosstab"})
+        if extra:
+            raise ValueError(
+                f"a mobility dataset offers counts and crosstabs only, not {extra} (metrics are released in declared bins)"
+            )
+        if self.measures:
+            raise ValueError("a mobility dataset declares no measures (metrics are released in declared bins)")
+        if "threshold" not in self.policy.model_fields_set:
+            self.policy.threshold = 16
+        if "ledger_protection_width" not in self.policy.model_fields_set:
+            self.policy.ledger_protection_width = 5.0
+        if not self.dp.enabled:
+            for name, dim in self.dimensions.items():
+                daily = dim.column.startswith("day_") or (dim.kind == "time" and dim.bin == "day")
+                if daily:
+                    raise ValueError(
+                        f"dimension {name!r}: daily locations and daily bins of a mobility dataset are served only "
+                        "with DP (dp.enabled), as they are the input of trajectory recovery"
+                    )
 
 
 class ServiceConfig(_Strict):
@@ -207,6 +263,8 @@ def load_config(path: str | Path) -> ServiceConfig:
     for ds in cfg.datasets.values():
         if ds.file is not None:
             ds.file = _rel(base, ds.file)
+        if ds.policy.cell_key is not None and ds.policy.cell_key.ptable is not None:
+            ds.policy.cell_key.ptable = _rel(base, ds.policy.cell_key.ptable)
     if cfg.database.startswith("duckdb:///") and not cfg.database.startswith("duckdb:///:memory:"):
         db = Path(cfg.database[len("duckdb:///") :])
         cfg.database = "duckdb:///" + str(_rel(base, db))
@@ -337,11 +395,12 @@ def describe(cfg: ServiceConfig) -> dict[str, Any]:
     """A stable description of the policy part of the config (hashed into every release)."""
     return {
         name: {
+            **({"kind": ds.kind} if ds.kind != "records" else {}),
             "population": ds.population,
             "dimensions": {k: v.model_dump(exclude={"values"}) for k, v in ds.dimensions.items()},
             "measures": {k: v.model_dump() for k, v in ds.measures.items()},
             "queries": ds.queries,
-            "policy": ds.policy.model_dump(),
+            "policy": ds.policy.model_dump(mode="json", exclude={"cell_key": {"seed"}}),
             "dp": ds.dp.model_dump(),
         }
         for name, ds in cfg.datasets.items()

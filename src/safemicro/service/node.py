@@ -32,6 +32,7 @@ from safemicro.service.config import (
     frame_version,
     prepare_records,
 )
+from safemicro.service.node_cell_key import _CellKeyTables, with_record_keys
 from safemicro.service.node_dp import _DPTables
 from safemicro.service.population import (
     check_aligned,
@@ -70,7 +71,7 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class Node(_DPTables):
+class Node(_DPTables, _CellKeyTables):
     """The service state of one data provider; thread-safe."""
 
     def __init__(self, cfg: ServiceConfig) -> None:
@@ -126,7 +127,7 @@ class Node(_DPTables):
         frame = prepare_records(raw, ds, source=source)
         version = frame_version(frame)
         self.store.load_raw(name, frame, version)
-        self.records[name] = frame
+        self.records[name] = with_record_keys(frame, ds) if ds.policy.protection == "cell_key" else frame
         self.values[name] = declared_values(frame, ds)
         self.versions[name] = version
 
@@ -253,6 +254,8 @@ class Node(_DPTables):
             records = records.filter(pl.all_horizontal([pl.col(k).is_in(v) for k, v in where.items()]))
         if ds.dp.enabled:
             return self._answer_dp(principal, q, ds, records, where, qid)
+        if ds.policy.protection == "cell_key":
+            return self._answer_cell_key(principal, q, ds, records, where, qid)
         table = self._protected_table(q, ds, records, where)
         released, suppressed = [], []
         everyone = next(iter(ds.dimensions))
@@ -378,6 +381,7 @@ class Node(_DPTables):
             dominance_k=ds.policy.dominance_k,
             p_percent=ds.policy.p_percent,
             secondary=ds.policy.secondary,
+            secondary_method=ds.policy.secondary_method,
             rounding_base=ds.policy.rounding_base,
             hide_presence=True,
         )

@@ -30,6 +30,7 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.service.protection_cells import _TOPS, _check_columns, _complete, add_margins, cell_statistics
+from safemicro.service.protection_optimal import optimal_secondary
 from safemicro.service.protection_rules import ProtectionPolicy, _primary, _prior_bounds
 from safemicro.service.protection_secondary import Equations as Equations
 from safemicro.service.protection_secondary import _rounded_intervals, _secondary, suppressed_intervals, table_equations
@@ -123,9 +124,12 @@ def _protect(cells, dims, statistic, policy, margins, complete) -> pl.DataFrame:
                 changed = False
                 for name, vals in bases:
                     before = suppressed.sum()
-                    suppressed, lo, hi = _secondary(
-                        vals, name, eqs, rules, suppressed, policy, t.height, depth, caches[name]
-                    )
+                    if policy.secondary_method == "optimal":
+                        suppressed, lo, hi = optimal_secondary(vals, name, eqs, rules, suppressed, policy, t.height)
+                    else:
+                        suppressed, lo, hi = _secondary(
+                            vals, name, eqs, rules, suppressed, policy, t.height, depth, caches[name]
+                        )
                     if suppressed.sum() != before:
                         changed = True
                     if (statistic == "count" and name == "n") or (statistic == "sum" and name == "total"):

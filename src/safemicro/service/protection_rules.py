@@ -36,6 +36,8 @@ class ProtectionPolicy:
     hide_presence: treat an empty cell as a small one (rule "threshold", interval
         [0, threshold - 1]), so that "nobody" and "a few" look the same (the service's choice).
     nonnegative: magnitudes are sums of non-negative contributions (lower bound 0 in the LP).
+    secondary_method: "heuristic" (grow the pattern, LP-audited) or "optimal" (least total
+        suppressed value, a MILP with HiGHS: safemicro.service.protection_optimal).
     """
 
     threshold: int = 10
@@ -49,6 +51,7 @@ class ProtectionPolicy:
     zeros_disclosive: bool = False
     hide_presence: bool = False
     nonnegative: bool = True
+    secondary_method: str = "heuristic"
 
     def __post_init__(self) -> None:
         if self.threshold < 1:
@@ -59,6 +62,8 @@ class ProtectionPolicy:
             raise SafemicroError(f"dominance_k is a percentage in (0, 100], got {self.dominance_k}")
         if not 0 <= self.p_percent <= 100:
             raise SafemicroError(f"p_percent is a percentage in [0, 100], got {self.p_percent}")
+        if self.secondary_method not in ("heuristic", "optimal"):
+            raise SafemicroError(f"secondary_method must be 'heuristic' or 'optimal', got {self.secondary_method!r}")
         if self.rounding_base is not None and self.rounding_base < 1:
             raise SafemicroError(f"rounding_base must be a positive integer, got {self.rounding_base}")
 

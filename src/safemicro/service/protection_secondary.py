@@ -219,18 +219,9 @@ def _rounded_intervals(
     return np.where(suppressed, lo, np.nan), np.where(suppressed, hi, np.nan)
 
 
-def _secondary(
-    values,
-    name,
-    eqs,
-    rules,
-    suppressed,
-    policy: ProtectionPolicy,
-    n_cells: int,
-    depth: np.ndarray,
-    cache: dict | None = None,
-):
-    """Grow the suppression pattern until every suppressed cell's interval is wide enough."""
+def _knowledge(values, name, eqs: Equations, rules, policy: ProtectionPolicy, n_cells: int):
+    """The table's relations, what the analyst knows a priori about each cell (bounds) and
+    the interval width each suppressed cell must keep."""
     scale = max(1.0, float(np.abs(values).max())) if len(values) else 1.0
     a_eq, a_ub = _system(eqs, n_cells, values, 1e-9 * scale)
     count = name == "n"
@@ -256,6 +247,22 @@ def _secondary(
         else:
             required[i] = max(min_width, pct * abs(values[i]))
         required[i] = min(required[i], ub[i] - lb[i])  # never more than the prior allows
+    return a_eq, a_ub, lb, ub, required, count
+
+
+def _secondary(
+    values,
+    name,
+    eqs,
+    rules,
+    suppressed,
+    policy: ProtectionPolicy,
+    n_cells: int,
+    depth: np.ndarray,
+    cache: dict | None = None,
+):
+    """Grow the suppression pattern until every suppressed cell's interval is wide enough."""
+    a_eq, a_ub, lb, ub, required, count = _knowledge(values, name, eqs, rules, policy, n_cells)
     members = [np.concatenate([[p], k]) for p, k in zip(eqs.parents, eqs.children)]
     suppressed = suppressed.copy()
     rel_of = (

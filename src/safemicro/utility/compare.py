@@ -24,11 +24,13 @@ import polars as pl
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.jsonable import json_value
-from safemicro.methods.base import ROW_ID, cells_differ
+from safemicro.keys import KeyTable
+from safemicro.methods.base import ROW_ID, cells_differ, same_values
 from safemicro.plan import Roles, Utility
 from safemicro.utility.design import Design, make_design
 from safemicro.utility.estimates import compare_indicator
 from safemicro.utility.info_loss import table_info_loss
+from safemicro.utility.key_codes import key_joint_codes, key_pair_distances
 from safemicro.utility.models import compare_regression
 from safemicro.utility.numeric import QUANTILE_PROBS, numeric_loss, quantiles
 from safemicro.utility.tables import (
@@ -54,6 +56,9 @@ def _align(original: Dataset, released: Dataset) -> tuple[np.ndarray | None, str
     if ROW_ID in original.columns and ROW_ID in released.columns:
         ids = original.frame.get_column(ROW_ID).cast(pl.Int64, strict=False)
         rel = released.frame.get_column(ROW_ID).cast(pl.Int64, strict=False)
+        fast = _positions(ids, rel)
+        if fast is not None:
+            return fast
         for what, s, ds in (("original", ids, original), ("released", rel, released)):
             if s.null_count():
                 raise SafemicroError(
@@ -88,6 +93,22 @@ def _align(original: Dataset, released: Dataset) -> tuple[np.ndarray | None, str
             f"column {ROW_ID!r} in both, rows can only be compared when they correspond one to one"
         )
     return None, "position"
+
+
+def _positions(ids: pl.Series, rel: pl.Series) -> tuple[np.ndarray | None, str] | None:
+    """The usual case without a join: the original's row ids are 0..n-1 in order (as
+    ``anonymize`` tags them), so a released row id is its original position. None when
+    that does not hold or a released id is missing, repeated or unknown (the general
+    path then says which row)."""
+    n = ids.len()
+    if ids.null_count() or rel.null_count() or not np.array_equal(ids.to_numpy(), np.arange(n)):
+        return None
+    idx = rel.to_numpy()
+    if len(idx) and (idx.min() < 0 or idx.max() >= n or np.bincount(idx, minlength=n).max() > 1):
+        return None
+    if len(idx) == n and np.array_equal(idx, np.arange(n)):
+        return None, "row id"
+    return idx, "row id"
 
 
 def _take(s: pl.Series, idx: np.ndarray | None) -> pl.Series:
@@ -126,10 +147,18 @@ def _kind(name: str, roles: Roles, ds: Dataset) -> str:
     if s.dtype.is_numeric():
         if ds.special_codes(name):  # income with -9 "Refused": numeric with special codes
             return "numeric"
-        if ds.codebook.meta(name).value_labels or s.n_unique() <= CATEGORICAL_MAX:
+        if ds.codebook.meta(name).value_labels or _at_most(s, CATEGORICAL_MAX):
             return "categorical"
         return "numeric"
-    return "categorical" if s.n_unique() <= TEXT_MAX else "id"
+    return "categorical" if _at_most(s, TEXT_MAX) else "id"
+
+
+def _at_most(s: pl.Series, limit: int) -> bool:
+    """``s.n_unique() <= limit``, answered from the first rows when they already hold more."""
+    head = s.head(max(64 * limit, 10_000))
+    if head.len() < s.len() and head.n_unique() > limit:
+        return False
+    return s.n_unique() <= limit
 
 
 def _numbers(ds: Dataset, name: str) -> pl.Series:
@@ -196,7 +225,11 @@ def _categorical_row(jc, w_b, w_a, top, name, dsets) -> dict[str, Any]:
 
 def _numeric_row(before: pl.Series, after: pl.Series) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    same = same_values(before, after)
     for side, s in (("before", before), ("after", after)):
+        if side == "after" and same:  # an unchanged variable: its statistics once
+            out |= {f"{stat}_after": out[f"{stat}_before"] for stat in ("mean", "sd", "quantiles")}
+            continue
         ok = s.dtype.is_numeric()
         v = s.cast(pl.Float64).fill_null(np.nan).to_numpy() if ok else None
         obs = v[~np.isnan(v)] if ok else np.empty(0)
@@ -234,6 +267,7 @@ def compare(
     coded: Dataset | None = None,
     recoded: list[str] | tuple[str, ...] = (),
     new_coding: list[str] | tuple[str, ...] = (),
+    key_tables: tuple[KeyTable, KeyTable] | None = None,
 ) -> dict[str, Any]:
     """The JSON-friendly utility section comparing ``released`` with ``original``.
 
@@ -248,6 +282,8 @@ def compare(
     and tables compare ``coded`` with the release, so a banded age is compared band by band
     and the distances show what the other steps changed; cells changed still count against
     the original values (for the ``new_coding`` variables, by what they say: value labels).
+    ``key_tables``: the key tables of ``original`` and ``released`` (the risk assessments'):
+    the keys' codes and two-way tables come from them (:mod:`safemicro.utility.key_codes`).
     """
     utility = utility or Utility()
     roles.check_columns([c for c in original.columns if c != ROW_ID], original.source)
@@ -256,6 +292,12 @@ def compare(
             raise SafemicroError(f"utility names {name!r}, which is not a column of the original data", column=name)
     idx, aligned_by = _align(original, released)
     notes: list[str] = []
+    recoded = [n for n in recoded if coded is not None and n in coded.columns]
+    tables = key_tables if idx is None else None  # the key tables' records are the matched rows
+
+    def encoded(name: str, before: pl.Series, after: pl.Series) -> JointCodes:
+        found = key_joint_codes(tables, name, before, after) if tables and name not in recoded else None
+        return found or joint_codes(before, after)
 
     cols_o = [c for c in original.columns if c != ROW_ID]
     cols_r = [c for c in released.columns if c != ROW_ID]
@@ -271,7 +313,6 @@ def compare(
             notes.append(f"the release has no weight column {roles.weight!r}: its rows keep their original weights")
 
     in_coding = coded if coded is not None else original  # distributions: in the release's coding
-    recoded = [n for n in recoded if coded is not None and n in coded.columns]
     dsets = (in_coding, released)
     variables: list[dict[str, Any]] = []
     codes: dict[str, JointCodes] = {}
@@ -297,7 +338,7 @@ def compare(
             "missing_after": int(after.null_count()),
         }
         if base["kind"] == "categorical":
-            jc = codes[name] = joint_codes(dist, after)
+            jc = codes[name] = encoded(name, dist, after)
             row |= _categorical_row(jc, w_o, w_r, top, name, dsets)
             if name in recoded:
                 notes.append(
@@ -333,7 +374,7 @@ def compare(
 
         numeric |= numeric_loss(matrix(original, idx), matrix(released, None))
 
-    tables = _tables(in_coding, released, roles, utility, codes, w_o, w_r, kept)
+    two_way = _tables(in_coding, released, roles, utility, codes, w_o, w_r, kept, encoded)
 
     before = (original, _design(original, roles, w_o, original, None))
     after = (released, _design(released, roles, w_r, original, idx))
@@ -375,14 +416,14 @@ def compare(
         },
         "variables": variables,
         "numeric": numeric,
-        "tables": tables,
+        "tables": two_way,
         "indicators": indicators,
         "regressions": regressions,
         "notes": notes,
     }
 
 
-def _tables(original, released, roles, utility, codes, w_o, w_r, kept) -> list[dict[str, Any]]:
+def _tables(original, released, roles, utility, codes, w_o, w_r, kept, encoded) -> list[dict[str, Any]]:
     """Two-way table distances for the plan's pairs and every pair of keys."""
     pairs: list[tuple[str, str]] = []
     for pair in utility.tables:
@@ -400,10 +441,11 @@ def _tables(original, released, roles, utility, codes, w_o, w_r, kept) -> list[d
             continue
         for name in (a, b):
             if name not in codes:
-                codes[name] = joint_codes(original.analysis_column(name), released.analysis_column(name))
+                codes[name] = encoded(name, original.analysis_column(name), released.analysis_column(name))
+        found = key_pair_distances(codes[a], codes[b], weights_before=w_o, weights_after=w_r)
         out.append(
             {"variables": [a, b], "status": "kept"}
-            | pair_distances(codes[a], codes[b], weights_before=w_o, weights_after=w_r)
+            | (found or pair_distances(codes[a], codes[b], weights_before=w_o, weights_after=w_r))
             | {"info_loss": _info_loss(original, released, [a, b])}
         )
     return out

@@ -17,6 +17,7 @@ import polars as pl
 
 from safemicro.io.dataset import Dataset
 from safemicro.keys import BINCOUNT_LIMIT, dense_ids, encode_column
+from safemicro.methods.base import same_values
 
 __all__ = [
     "JointCodes",
@@ -99,6 +100,14 @@ def common_dtypes(series: list[pl.Series]) -> list[pl.Series]:
 def joint_codes(before: pl.Series, after: pl.Series) -> JointCodes:
     """Encode two columns (nulls = missing) in one code space ordered by value."""
     a, b = common_dtype(before, after)
+    if same_values(a, b):
+        # an unchanged variable: encoding one side gives the joint codes (half the work)
+        codes, card = encode_column(a)
+        rep = np.zeros(card, dtype=np.int64)
+        rows = np.flatnonzero(codes)
+        rep[codes[rows] - 1] = rows
+        values = a.rename("v").gather(rep) if card else a.rename("v").head(0)
+        return JointCodes(codes, codes, values, card)
     both = pl.concat([a.rename("v"), b.rename("v")])
     codes, card = encode_column(both)
     rep = np.zeros(card, dtype=np.int64)
@@ -133,16 +142,25 @@ def pair_distances(
         ids, _ = dense_ids(np.concatenate([ib, ia]), space)
         ib, ia = ids[: len(ib)], ids[len(ib) :]
         space = int(ids.max()) + 1 if len(ids) else 0
-    cb = np.bincount(ib, minlength=space)
-    ca = np.bincount(ia, minlength=space)
-    out: dict[str, float | int | None] = dict(distances(cb, ca))
-    out["cells_before"] = int((cb > 0).sum())
-    out["cells_after"] = int((ca > 0).sum())
+    weighted = None
     if weights_before is not None and weights_after is not None:
-        w = distances(
+        weighted = (
             np.bincount(ib, weights=weights_before, minlength=space),
             np.bincount(ia, weights=weights_after, minlength=space),
         )
+    return table_distances(np.bincount(ib, minlength=space), np.bincount(ia, minlength=space), weighted)
+
+
+def table_distances(
+    counts_before: np.ndarray, counts_after: np.ndarray, weighted: tuple[np.ndarray, np.ndarray] | None
+) -> dict[str, float | int | None]:
+    """The entry of a two-way table comparison: distances of the record counts, the
+    non-empty cells, and the distances of the weighted tables when given."""
+    out: dict[str, float | int | None] = dict(distances(counts_before, counts_after))
+    out["cells_before"] = int((counts_before > 0).sum())
+    out["cells_after"] = int((counts_after > 0).sum())
+    if weighted is not None:
+        w = distances(*weighted)
         out["tvd_weighted"], out["hellinger_weighted"] = w["tvd"], w["hellinger"]
     return out
 

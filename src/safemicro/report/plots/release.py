@@ -13,15 +13,15 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from .risk import _size_key
 from .style import (
     _RC,
-    AMBER,
     BLUE,
     GREY,
     INK,
     RED,
     _count_fmt,
+    _finish,
     _new_figure,
     _plain,
-    _risk_tick,
+    _risk_axis,
     figure_to_svg,
 )
 
@@ -85,21 +85,17 @@ def risk_overlay_svg(
                 ax.stairs(counts, edges, fill=True, color=colour, alpha=0.55, label=label)
             else:
                 ax.stairs(counts, edges, color=colour, linewidth=1.6, label=label)
-        ax.set_xscale("log")
-        ax.set_xlim(lo, hi)
-        ax.xaxis.set_major_formatter(FuncFormatter(_risk_tick))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
-        if rule in marks:
-            ax.axvline(rule, color=RED, linestyle="--", linewidth=1.2, label=f"{rule:g} rule")
-        if target and target > 0:
-            ax.axvline(target, color=AMBER, linewidth=1.4, label=f"target {target:g}")
-        ax.set_xlabel("individual re-identification risk (log scale)")
-        ax.set_ylabel("records")
-        ax.set_title("Individual risk before and after anonymization", loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-        ax.grid(axis="x", visible=False)
-        return figure_to_svg(fig, "risk-overlay", "Histogram of individual risk before and after")
+        _risk_axis(ax, lo, hi, rule=rule if rule in marks else None, target=target)
+        return _finish(
+            fig,
+            ax,
+            "Individual risk before and after anonymization",
+            "risk-overlay",
+            "Histogram of individual risk before and after",
+            ylabel="records",
+        )
 
 
 def risk_range_svg(
@@ -142,17 +138,15 @@ def risk_range_svg(
             ax.plot([mx], [y], "D", color=colour, markersize=6, label="maximum" if y == 0 else None)
         ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)])
         ax.set_ylim(-0.6, len(rows) - 0.4)
-        ax.set_xscale("log")
-        ax.set_xlim(lo, hi)
-        ax.xaxis.set_major_formatter(FuncFormatter(_risk_tick))
-        ax.axvline(rule, color=RED, linestyle="--", linewidth=1.2, label=f"{rule:g} rule")
-        if target and target > 0:
-            ax.axvline(target, color=AMBER, linewidth=1.4, label=f"target {target:g}")
-        ax.set_xlabel("individual re-identification risk (log scale)")
-        ax.set_title("Individual risk before and after: median to maximum", loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-        ax.grid(axis="y", visible=False)
-        return figure_to_svg(fig, "risk-range", "Median and maximum individual risk before and after")
+        _risk_axis(ax, lo, hi, rule=rule, target=target)
+        return _finish(
+            fig,
+            ax,
+            "Individual risk before and after: median to maximum",
+            "risk-range",
+            "Median and maximum individual risk before and after",
+            quiet_grid="y",
+        )
 
 
 def _finite(value: object) -> float | None:
@@ -207,11 +201,14 @@ def violations_before_after_svg(
         ax.set_ylim(0, top * 1.18 + 1)
         ax.set_xticks(x, [f"k = {_plain(k)}" + (" (target)" if str(target_k) == k else "") for k in ks])
         ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
-        ax.grid(axis="x", visible=False)
-        ax.set_ylabel("records with fk < k")
-        ax.set_title("Records violating k-anonymity, before and after", loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-        return figure_to_svg(fig, "violations-before-after", "Records violating k-anonymity before and after")
+        return _finish(
+            fig,
+            ax,
+            "Records violating k-anonymity, before and after",
+            "violations-before-after",
+            "Records violating k-anonymity before and after",
+            ylabel="records with fk < k",
+        )
 
 
 def changes_per_variable_svg(suppressed: Mapping | None, changed: Mapping | None = None) -> str | None:

@@ -20,9 +20,10 @@ from .style import (
     TEAL,
     _column,
     _count_fmt,
+    _finish,
     _new_figure,
     _plain,
-    _risk_tick,
+    _risk_axis,
     figure_to_svg,
 )
 
@@ -75,14 +76,9 @@ def risk_distribution_svg(
         ax.hist(positive, bins=bins, color=BLUE, alpha=0.85, label="individual risk", edgecolor="white", linewidth=0.4)
         if hh is not None and (hh > 0).any():
             ax.hist(hh[hh > 0], bins=bins, histtype="step", color=TEAL, linewidth=1.4, label="household risk")
-        ax.set_xscale("log")
-        ax.set_xlim(lo, hi)
-        ax.xaxis.set_major_formatter(FuncFormatter(_risk_tick))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
-        ax.axvline(rule, color=RED, linestyle="--", linewidth=1.2, label=f"{rule:g} rule")
-        if target and target > 0:
-            ax.axvline(target, color=AMBER, linestyle="-", linewidth=1.4, label=f"target {target:g}")
+        _risk_axis(ax, lo, hi, rule=rule, target=target)
         if risky_threshold and risky_threshold > 0:
             ax.axvline(
                 risky_threshold,
@@ -91,15 +87,11 @@ def risk_distribution_svg(
                 linewidth=1.2,
                 label=f"median + 2·MAD = {risky_threshold:.3g}",
             )
-        ax.set_xlabel("individual re-identification risk (log scale)")
         ax.set_ylabel("records")
         title = "Distribution of individual risk"
         if n_zero:
             title += f"  ({n_zero:,} records with risk 0 not shown)"
-        ax.set_title(title, loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-        ax.grid(axis="x", visible=False)
-        return figure_to_svg(fig, "risk-distribution", "Histogram of individual risk")
+        return _finish(fig, ax, title, "risk-distribution", "Histogram of individual risk")
 
 
 # ---------------------------------------------------------------------------------------

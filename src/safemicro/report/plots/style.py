@@ -11,6 +11,7 @@ import polars as pl
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 # A calm palette that prints well in greyscale too.
 __all__ = ["INK", "MUTED", "GRID", "BLUE", "TEAL", "RED", "AMBER", "GREY", "figure_to_svg"]
@@ -51,6 +52,44 @@ def _new_figure(width: float = 6.4, height: float = 3.2) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)  # the Agg backend, without touching matplotlib's global state
     return fig
+
+
+def _risk_axis(ax, lo: float, hi: float, *, rule: float | None, target: float | None) -> None:
+    """The individual-risk x-axis (log scale, ``lo`` to ``hi``), with the high-risk ``rule``
+    (dashed red) and the risk ``target`` (amber) marked where given."""
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    ax.xaxis.set_major_formatter(FuncFormatter(_risk_tick))
+    ax.set_xlabel("individual re-identification risk (log scale)")
+    if rule is not None:
+        ax.axvline(rule, color=RED, linestyle="--", linewidth=1.2, label=f"{rule:g} rule")
+    if target and target > 0:
+        ax.axvline(target, color=AMBER, linewidth=1.4, label=f"target {target:g}")
+
+
+def _finish(
+    fig: Figure,
+    ax,
+    title: str,
+    name: str,
+    description: str,
+    *,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    quiet_grid: str = "x",
+    **legend,
+) -> str:
+    """The figures' common ending, as SVG: axis labels, the title at the left, the legend
+    beside the axes (never over the data; ``legend``: extra ``ax.legend`` arguments) and no
+    grid lines along ``quiet_grid``."""
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **legend)
+    ax.grid(axis=quiet_grid, visible=False)
+    return figure_to_svg(fig, name, description)
 
 
 _SVG_OPEN = re.compile(r"<svg\b[^>]*>", re.S)

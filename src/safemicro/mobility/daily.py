@@ -1,0 +1,155 @@
+"""Stage i: one clean day partition -> the per-subscriber daily tables (never all events).
+
+For each day and subscriber (definitions of the study, section 8.2, F1):
+- ``daily``: ``unit_last`` (the admin3 of the latest event; equal times: the smallest
+  cell_id), ``unit_mc`` (the admin3 with most events; ties: the unit of the latest event
+  among the tied units, then the smallest pcode), ``n_events``, ``n_night`` (local hour
+  >= 20 or < 4, F7's hours), events by type;
+- ``cellcounts``: events per cell (the radius of gyration of any window is computed exactly
+  from these: :mod:`.features`);
+- ``contacts``: the distinct counterparts other than the subscriber (for degree, F8).
+``hours=(h0, h1)`` restricts the daily location (not the counts) to events with local hour
+in [h0, h1) (wrapping past midnight when h0 > h1). Two engines compute the same tables: Polars
+(lazy) and DuckDB (SQL); :func:`stage_i` runs either over every day partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+from safemicro.errors import SafemicroError
+from safemicro.mobility.ingest import day_partitions
+
+NIGHT = (20, 4)
+
+
+def hour_in(col: str, hours: tuple[int, int]) -> pl.Expr:
+    h0, h1 = hours
+    h = pl.col(col)
+    return (h >= h0) & (h < h1) if h0 < h1 else (h >= h0) | (h < h1)
+
+
+def daily_polars(
+    events: pl.LazyFrame, cells: pl.DataFrame, day: dt.date, hours: tuple[int, int] | None = None
+) -> dict[str, pl.DataFrame]:
+    """The three daily tables of one day's clean events (Polars)."""
+    ev = events.join(cells.lazy().select("cell_ix", "admin3"), on="cell_ix", how="left")
+    loc = ev.filter(hour_in("hour", hours)) if hours is not None else ev
+    last = loc.group_by("sub").agg(
+        pl.col("admin3").sort_by(["ts", "cell_ix"], descending=[True, False]).first().alias("unit_last")
+    )
+    mc = (
+        loc.group_by("sub", "admin3")
+        .agg(pl.len().alias("n"), pl.col("ts").max().alias("t"))
+        .sort(["sub", "n", "t", "admin3"], descending=[False, True, True, False])
+        .group_by("sub", maintain_order=True)
+        .agg(pl.col("admin3").first().alias("unit_mc"))
+    )
+    counts = ev.group_by("sub").agg(
+        pl.len().cast(pl.Int64).alias("n_events"),
+        hour_in("hour", NIGHT).sum().cast(pl.Int64).alias("n_night"),
+        *[(pl.col("event_type") == t).sum().cast(pl.Int64).alias(f"n_{t}") for t in ("call", "sms", "data")],
+    )
+    daily = (
+        counts.join(last, on="sub", how="left")
+        .join(mc, on="sub", how="left")
+        .with_columns(pl.lit(day).alias("date"))
+        .sort("sub")
+    )
+    cellcounts = ev.group_by("sub", "cell_ix").agg(pl.len().cast(pl.Int64).alias("n")).sort("sub", "cell_ix")
+    contacts = (
+        ev.filter(pl.col("counterpart").is_not_null() & (pl.col("counterpart") != pl.col("sub")))
+        .select("sub", "counterpart")
+        .unique()
+        .sort("sub", "counterpart")
+    )
+    daily, cellcounts, contacts = pl.collect_all([daily, cellcounts, contacts], engine="streaming")
+    return {"daily": daily, "cellcounts": cellcounts, "contacts": contacts}
+
+
+def daily_duckdb(
+    events_files: list[Path], cells: pl.DataFrame, day: dt.date, hours: tuple[int, int] | None = None, *, con=None
+) -> dict[str, pl.DataFrame]:
+    """The same three tables computed by DuckDB SQL over the partition file."""
+    import duckdb
+
+    own = con is None
+    con = con or duckdb.connect()
+    cell_units = cells.select("cell_ix", "admin3").to_arrow()
+    con.register("cell_units", cell_units)
+    src = f"read_parquet({[str(f) for f in events_files]!r})"
+    where = ""
+    if hours is not None:
+        h0, h1 = hours
+        where = f"WHERE (hour >= {h0} AND hour < {h1})" if h0 < h1 else f"WHERE (hour >= {h0} OR hour < {h1})"
+    night = f"(hour >= {NIGHT[0]} OR hour < {NIGHT[1]})"
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW ev AS SELECT e.*, c.admin3 FROM {src} e LEFT JOIN cell_units c USING (cell_ix)"
+    )
+    daily = con.sql(
+        f"""
+        WITH loc AS (SELECT * FROM ev {where}),
+        last AS (SELECT sub, arg_max(admin3, (epoch_us(ts), -cell_ix::BIGINT)) AS unit_last FROM loc GROUP BY sub),
+        per AS (SELECT sub, admin3, count(*) AS n, max(ts) AS t FROM loc GROUP BY sub, admin3),
+        mc AS (SELECT sub, admin3 AS unit_mc FROM (
+            SELECT *, row_number() OVER (PARTITION BY sub ORDER BY n DESC, t DESC, admin3 ASC) AS r FROM per) WHERE r = 1),
+        counts AS (SELECT sub, count(*)::BIGINT AS n_events, sum(CASE WHEN {night} THEN 1 ELSE 0 END)::BIGINT AS n_night,
+            sum(CASE WHEN event_type = 'call' THEN 1 ELSE 0 END)::BIGINT AS n_call,
+            sum(CASE WHEN event_type = 'sms' THEN 1 ELSE 0 END)::BIGINT AS n_sms,
+            sum(CASE WHEN event_type = 'data' THEN 1 ELSE 0 END)::BIGINT AS n_data
+            FROM ev GROUP BY sub)
+        SELECT counts.*, last.unit_last, mc.unit_mc FROM counts LEFT JOIN last USING (sub) LEFT JOIN mc USING (sub)
+        ORDER BY sub
+        """
+    ).pl()
+    cellcounts = con.sql("SELECT sub, cell_ix, count(*)::BIGINT AS n FROM ev GROUP BY ALL ORDER BY sub, cell_ix").pl()
+    contacts = con.sql(
+        "SELECT DISTINCT sub, counterpart FROM ev WHERE counterpart IS NOT NULL AND counterpart <> sub ORDER BY ALL"
+    ).pl()
+    if own:
+        con.close()
+    daily = daily.with_columns(pl.lit(day).alias("date")).select(
+        "sub", "n_events", "n_night", "n_call", "n_sms", "n_data", "unit_last", "unit_mc", "date"
+    )
+    return {"daily": daily, "cellcounts": cellcounts, "contacts": contacts}
+
+
+def stage_i(
+    ingested: str | Path,
+    out: str | Path,
+    *,
+    engine: str = "polars",
+    hours: tuple[int, int] | None = None,
+    progress: Callable[[dt.date], None] | None = None,
+) -> list[dt.date]:
+    """Daily tables of every ingested day partition, written to ``out/<table>/date=.../``."""
+    if engine not in ("polars", "duckdb"):
+        raise SafemicroError(f"unknown engine {engine!r} (polars or duckdb)")
+    src = Path(ingested)
+    cells = pl.read_parquet(src / "cells.parquet")
+    root = Path(out)
+    days = []
+    con = None
+    if engine == "duckdb":
+        import duckdb
+
+        con = duckdb.connect()
+    for day, files in day_partitions(src / "events"):
+        if engine == "polars":
+            tables = daily_polars(pl.scan_parquet(files), cells, day, hours)
+        else:
+            tables = daily_duckdb(files, cells, day, hours, con=con)
+        for name, frame in tables.items():
+            d = root / name / f"date={day.isoformat()}"
+            d.mkdir(parents=True, exist_ok=True)
+            frame.write_parquet(d / "part-0.parquet", statistics=False)
+        days.append(day)
+        if progress is not None:
+            progress(day)
+    if con is not None:
+        con.close()
+    return days

@@ -1,0 +1,277 @@
+"""Ingest call records: check every row, pseudonymise, write clean day partitions and QA.
+
+Input: ``events/date=YYYY-MM-DD/*.parquet|*.csv`` (one folder per local day; timestamps in
+UTC or with an offset), columns ``msisdn`` (or ``subscriber_id``), ``ts``, ``cell_id``,
+``event_type`` and optionally ``outgoing``, ``msisdn_counterpart`` (or ``counterpart_id``),
+``duration_s``. Phone numbers are replaced by HMAC pseudonyms (:mod:`.pseudonym`) as the
+partition is read; raw numbers are never written, logged or audited.
+
+Bad rows are never dropped silently: each is counted and listed in
+``bad_rows/date=.../part-0.parquet`` with its file, row (1-based data row) and reason
+(``missing subscriber``, ``unparseable time``, ``null cell``, ``unknown cell``, ``unknown
+event type``, ``outside its day partition``); the listing carries no phone number. The QA
+report (``qa.json``) has per day: rows, clean rows, subscribers, the counts of each bad
+reason, null-cell share, events by type and events-per-subscriber quantiles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import polars as pl
+
+from safemicro.errors import SafemicroError
+from safemicro.mobility.cells import resolve_cells, valid_on
+from safemicro.mobility.pseudonym import PseudonymMap
+
+EVENT_TYPES = ["call", "sms", "data", "topup", "other"]
+EVENT_ENUM = pl.Enum(EVENT_TYPES)
+REASONS = (
+    "missing subscriber",
+    "unparseable time",
+    "null cell",
+    "unknown cell",
+    "unknown event type",
+    "outside its day partition",
+)
+CLEAN_SCHEMA = {
+    "sub": pl.UInt64,
+    "ts": pl.Datetime("us", "UTC"),
+    "hour": pl.Int8,
+    "cell_ix": pl.UInt32,
+    "event_type": EVENT_ENUM,
+    "outgoing": pl.Boolean,
+    "counterpart": pl.UInt64,
+}
+ALIASES = {"subscriber_id": "msisdn", "counterpart_id": "msisdn_counterpart"}
+PART = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+
+
+def day_partitions(events: str | Path) -> list[tuple[dt.date, list[Path]]]:
+    """The day folders of an events tree, in date order, with their data files."""
+    root = Path(events)
+    if not root.is_dir():
+        raise SafemicroError("events folder not found", file=str(root))
+    out = []
+    for d in sorted(root.iterdir()):
+        m = PART.match(d.name)
+        if d.is_dir() and m:
+            files = sorted(p for p in d.iterdir() if p.suffix in (".parquet", ".csv"))
+            if files:
+                out.append((dt.date.fromisoformat(m.group(1)), files))
+    if not out:
+        raise SafemicroError(
+            "no day partitions (folders named date=YYYY-MM-DD with .parquet or .csv files)", file=str(root)
+        )
+    return out
+
+
+def _chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pl.DataFrame, int]]:
+    """(frame, rows before it) per chunk: Parquet by record batches of ``chunk_rows`` (a day
+    of a billion-event run never sits in memory whole), CSV whole."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            done = 0
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                frame = pl.from_arrow(batch)
+                yield _columns(frame, path), done
+                done += frame.height
+            return
+        frame = pl.read_csv(path, infer_schema=False)
+    except SafemicroError:
+        raise
+    except Exception as e:
+        raise SafemicroError(f"cannot read: {type(e).__name__}: {str(e).splitlines()[0]}", file=str(path)) from None
+    yield _columns(frame, path), 0
+
+
+def _columns(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
+    frame = frame.rename({k: v for k, v in ALIASES.items() if k in frame.columns})
+    for c in ("msisdn", "ts", "cell_id", "event_type"):
+        if c not in frame.columns:
+            raise SafemicroError(f"column missing (have {', '.join(frame.columns)})", file=str(path), column=c)
+    return frame
+
+
+def _timestamps(ts: pl.Series) -> pl.Series:
+    """UTC timestamps; unparseable text becomes null (counted as a bad row)."""
+    if isinstance(ts.dtype, pl.Datetime):
+        return ts.dt.replace_time_zone("UTC") if ts.dtype.time_zone is None else ts.dt.convert_time_zone("UTC")
+    s = ts.cast(pl.String).str.strip_chars().str.replace(r"Z$", "+00:00")
+    with_tz = s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us", time_zone="UTC")
+    plain = s.str.replace("T", " ").str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us")
+    plain2 = s.str.replace("T", " ").str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us")
+    return with_tz.fill_null(plain.fill_null(plain2).dt.replace_time_zone("UTC"))
+
+
+def _booleans(s: pl.Series) -> pl.Series:
+    """true/1/t (any case) as True, other text as False, nulls kept."""
+    if s.dtype == pl.Boolean:
+        return s
+    text = s.cast(pl.String).str.to_lowercase()
+    return (
+        text.to_frame("t")
+        .select(pl.when(pl.col("t").is_not_null()).then(pl.col("t").is_in(["true", "1", "t"])))["t"]
+        .alias(s.name)
+    )
+
+
+def clean_chunk(
+    raw: pl.DataFrame,
+    offset: int,
+    path: Path,
+    day: dt.date,
+    cells_today: pl.DataFrame,
+    pseudo: PseudonymMap,
+    timezone: str,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(clean events, bad rows) of one chunk of a file of day ``day`` (``offset`` rows of
+    the file come before it)."""
+    raw = raw.with_row_index("row", offset=offset + 1)
+    ts = _timestamps(raw["ts"])
+    local = ts.dt.convert_time_zone(timezone)
+    key_int = cells_today["cell_id"].dtype.is_integer()
+    cell = raw["cell_id"]
+    if key_int and not cell.dtype.is_integer():
+        cell = (
+            cell.cast(pl.String)
+            .str.strip_chars()
+            .cast(pl.Int64, strict=False)
+            .fill_null(pl.when(cell.is_null()).then(None).otherwise(-1))
+        )
+    cell = cell.cast(pl.Int64 if key_int else pl.String)
+    etype = raw["event_type"].cast(pl.String)
+    if not etype.unique().drop_nulls().is_in(EVENT_TYPES).all():  # normalise only when needed
+        etype = etype.str.to_lowercase()
+    frame = pl.DataFrame(
+        {
+            "row": raw["row"],
+            "msisdn": raw["msisdn"],
+            "ts": ts,
+            "hour": local.dt.hour().cast(pl.Int8),
+            "local_day": local.dt.date(),
+            "cell_id": cell,
+            "event_type": etype,
+            "outgoing": _booleans(raw["outgoing"])
+            if "outgoing" in raw.columns
+            else pl.Series([None] * raw.height, dtype=pl.Boolean),
+            "counterpart": raw["msisdn_counterpart"]
+            if "msisdn_counterpart" in raw.columns
+            else pl.Series([None] * raw.height, dtype=pl.Int64),
+        }
+    )
+    frame = frame.join(cells_today.select("cell_id", "cell_ix"), on="cell_id", how="left", maintain_order="left")
+    reason = (
+        pl.when(pl.col("msisdn").is_null())
+        .then(pl.lit(REASONS[0]))
+        .when(pl.col("ts").is_null())
+        .then(pl.lit(REASONS[1]))
+        .when(pl.col("cell_id").is_null())
+        .then(pl.lit(REASONS[2]))
+        .when(pl.col("cell_ix").is_null())
+        .then(pl.lit(REASONS[3]))
+        .when(~pl.col("event_type").is_in(EVENT_TYPES))
+        .then(pl.lit(REASONS[4]))
+        .when(pl.col("local_day") != day)
+        .then(pl.lit(REASONS[5]))
+    )
+    frame = frame.with_columns(reason.alias("reason"))
+    bad = frame.filter(pl.col("reason").is_not_null()).select(
+        pl.lit(str(path)).alias("file"), pl.col("row"), pl.col("reason")
+    )
+    good = frame.filter(pl.col("reason").is_null())
+    clean = pl.DataFrame(
+        {
+            "sub": pseudo.apply(good["msisdn"]),
+            "ts": good["ts"],
+            "hour": good["hour"],
+            "cell_ix": good["cell_ix"],
+            "event_type": good["event_type"].cast(EVENT_ENUM),
+            "outgoing": good["outgoing"],
+            "counterpart": pseudo.apply(good["counterpart"]),
+        }
+    )
+    return clean, bad
+
+
+def qa_day(day: dt.date, rows: int, per_sub: pl.DataFrame, types: pl.DataFrame, bad: pl.DataFrame) -> dict:
+    """The QA record of one day (FlowETL-like checks) from the chunks' per-subscriber and
+    per-type counts."""
+    counts = per_sub.group_by("sub").agg(pl.col("len").sum())["len"] if per_sub.height else pl.Series([0])
+    reasons = dict(bad.group_by("reason").len().iter_rows()) if bad.height else {}
+    by_type = types.group_by("event_type").agg(pl.col("len").sum()) if types.height else types
+    clean_rows = int(per_sub["len"].sum()) if per_sub.height else 0
+    return {
+        "date": day.isoformat(),
+        "rows": rows,
+        "clean_rows": clean_rows,
+        "bad_rows": bad.height,
+        "subscribers": int(per_sub["sub"].n_unique()) if per_sub.height else 0,
+        **{r.replace(" ", "_"): int(reasons.get(r, 0)) for r in REASONS},
+        "null_cell_share": (reasons.get("null cell", 0) / rows) if rows else 0.0,
+        "events_by_type": {str(k): int(v) for k, v in sorted(by_type.iter_rows(), key=lambda kv: str(kv[0]))},
+        "events_per_subscriber": {
+            q: float(counts.quantile(v, "nearest")) for q, v in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+        }
+        | {"max": int(counts.max())},
+    }
+
+
+def ingest(
+    events: str | Path,
+    cells: str | Path,
+    bridge: str | Path,
+    out: str | Path,
+    key: bytes,
+    *,
+    units: str | Path | None = None,
+    timezone: str = "UTC",
+    progress: Callable[[dt.date, dict], None] | None = None,
+    chunk_rows: int = 20_000_000,
+) -> dict:
+    """Ingest every day partition of ``events`` into ``out`` (clean events as
+    ``events/date=.../part-K.parquet``, one per chunk of at most ``chunk_rows`` rows);
+    returns the QA report."""
+    root = Path(out)
+    resolved = resolve_cells(cells, bridge, units)
+    (root / "events").mkdir(parents=True, exist_ok=True)
+    resolved.write_parquet(root / "cells.parquet")
+    pseudo = PseudonymMap(key)
+    report = {"timezone": timezone, "days": []}
+    for day, files in day_partitions(events):
+        today = valid_on(resolved, day, str(cells))
+        part = root / "events" / f"date={day.isoformat()}"
+        part.mkdir(exist_ok=True)
+        for stale in part.glob("part-*.parquet"):  # an earlier run's chunks
+            stale.unlink()
+        subs, types, bads, rows, k = [], [], [], 0, 0
+        for f in files:
+            for raw, offset in _chunks(f, chunk_rows):
+                clean, bad = clean_chunk(raw, offset, f, day, today, pseudo, timezone)
+                rows += raw.height
+                if clean.height:
+                    clean.write_parquet(part / f"part-{k}.parquet", statistics=False)
+                    k += 1
+                subs.append(clean.group_by("sub").len())
+                types.append(clean.group_by("event_type").len().with_columns(pl.col("event_type").cast(pl.String)))
+                bads.append(bad)
+        if k == 0:  # a day with no clean row still has its (empty) partition
+            pl.DataFrame(schema=CLEAN_SCHEMA).write_parquet(part / "part-0.parquet")
+        bad = pl.concat(bads)
+        if bad.height:
+            bdir = root / "bad_rows" / f"date={day.isoformat()}"
+            bdir.mkdir(parents=True, exist_ok=True)
+            bad.write_parquet(bdir / "part-0.parquet")
+        rec = qa_day(day, rows, pl.concat(subs), pl.concat(types), bad)
+        report["days"].append(rec)
+        if progress is not None:
+            progress(day, rec)
+    report["subscribers_seen"] = len(pseudo)
+    (root / "qa.json").write_text(json.dumps(report, indent=2))
+    return report

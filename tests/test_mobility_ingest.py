@@ -1,0 +1,201 @@
+"""Ingest of call records: bad rows counted with file and row, pseudonyms under the operator
+key (no raw number in any output), QA per day; the synthetic generator's declared rates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import DATA
+from safemicro.errors import SafemicroError
+from safemicro.mobility.geography import Lattice, bridge_from_polygons, points_in_polygon
+from safemicro.mobility.ingest import ingest
+from safemicro.mobility.pseudonym import PseudonymMap, hmac64
+from safemicro.mobility.synth import Scenario, SynthConfig
+from safemicro.mobility.synth_days import generate
+
+R1 = DATA / "mobility_r1"
+KEY = b"ingest-test-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("synth")
+    cfg = SynthConfig(n_subscribers=3000, days=7, seed=11, scenario=Scenario(origins=["R1D1C1"], day=3))
+    paths = generate(tmp / "raw", cfg)
+    qa = ingest(paths["events"], paths["cells"], paths["bridge"], tmp / "ing", KEY, units=paths["units"])
+    return tmp, cfg, paths, qa
+
+
+def test_bad_rows_reported_with_file_and_row(tmp_path):
+    events = tmp_path / "events"
+    shutil.copytree(R1 / "events", events)
+    f = events / "date=2024-01-01" / "events.csv"
+    f.write_text(
+        f.read_text()
+        + "s1,not a time,C1,call,true,s2\n"  # row 5
+        + "s1,2024-01-01T09:00:00Z,C9,call,true,s2\n"  # row 6: unknown cell
+        + ",2024-01-01T09:00:00Z,C1,call,true,s2\n"  # row 7: no subscriber
+        + "s1,2024-01-02T09:00:00Z,C1,call,true,s2\n"  # row 8: another day
+        + "s1,2024-01-01T09:00:00Z,,call,true,s2\n"  # row 9: null cell
+        + "s1,2024-01-01T09:00:00Z,C1,fax,true,s2\n"  # row 10
+    )
+    qa = ingest(events, R1 / "cells.csv", R1 / "bridge.csv", tmp_path / "out", KEY)
+    day = qa["days"][0]
+    assert (day["rows"], day["clean_rows"], day["bad_rows"]) == (10, 4, 6)
+    assert day["unknown_cell"] == 1 and day["unparseable_time"] == 1 and day["null_cell"] == 1
+    bad = pl.read_parquet(tmp_path / "out" / "bad_rows" / "date=2024-01-01" / "part-0.parquet").sort("row")
+    assert bad["row"].to_list() == [5, 6, 7, 8, 9, 10]
+    assert bad["reason"].to_list() == [
+        "unparseable time",
+        "unknown cell",
+        "missing subscriber",
+        "outside its day partition",
+        "null cell",
+        "unknown event type",
+    ]
+    assert set(bad["file"]) == {str(f)}
+
+
+def test_parquet_in_chunks_same_rows_and_report(tmp_path):
+    """A day read in record batches: the same clean rows, bad rows at the same file rows."""
+    src = R1 / "events" / "date=2024-01-02" / "events.csv"
+    lines = src.read_text().splitlines()
+    lines.insert(3, "s1,not a time,C1,call,true,s2")  # data row 3
+    csv = tmp_path / "events" / "date=2024-01-02" / "e.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_text("\n".join(lines) + "\n")
+    whole = ingest(tmp_path / "events", R1 / "cells.csv", R1 / "bridge.csv", tmp_path / "a", KEY)
+    pq_dir = tmp_path / "pq" / "date=2024-01-02"
+    pq_dir.mkdir(parents=True)
+    pl.read_csv(csv, infer_schema=False).write_parquet(pq_dir / "e.parquet", row_group_size=2)
+    csv.unlink()
+    chunked = ingest(tmp_path / "pq", R1 / "cells.csv", R1 / "bridge.csv", tmp_path / "b", KEY, chunk_rows=2)
+    assert chunked["days"] == whole["days"]
+    assert (
+        len(list((tmp_path / "b" / "events" / "date=2024-01-02").glob("part-*.parquet"))) == 3
+    )  # 5 rows in chunks of 2
+    bad = pl.read_parquet(tmp_path / "b" / "bad_rows" / "date=2024-01-02" / "part-0.parquet")
+    assert bad["row"].to_list() == [3]
+    a = pl.read_parquet(tmp_path / "a" / "events" / "*" / "*.parquet").sort("ts")
+    b = pl.read_parquet(tmp_path / "b" / "events" / "*" / "*.parquet").sort("ts")
+    assert a.equals(b)
+
+
+def test_missing_column_names_file_and_column(tmp_path):
+    events = tmp_path / "events" / "date=2024-01-01"
+    events.mkdir(parents=True)
+    (events / "e.csv").write_text("msisdn,ts,event_type\ns1,2024-01-01T00:00:00Z,call\n")
+    with pytest.raises(SafemicroError) as e:
+        ingest(tmp_path / "events", R1 / "cells.csv", R1 / "bridge.csv", tmp_path / "out", KEY)
+    assert "cell_id" in str(e.value) and "e.csv" in str(e.value)
+
+
+def test_no_raw_number_in_any_output(synthetic):
+    tmp, _, paths, _ = synthetic
+    from safemicro.mobility.daily import stage_i
+
+    stage_i(tmp / "ing", tmp / "daily")
+    raw = pl.read_parquet(paths["truth"])["msisdn"].cast(pl.String).to_list()
+    needles = [n.encode() for n in raw[:300]] + [int(n).to_bytes(8, "little") for n in raw[:300]]
+    files = [p for p in (tmp / "ing").rglob("*") if p.is_file()] + [
+        p for p in (tmp / "daily").rglob("*") if p.is_file()
+    ]
+    assert len(files) > 10
+    for p in files:
+        blob = p.read_bytes()
+        assert not any(n in blob for n in needles), p
+    subs = pl.read_parquet(tmp / "ing" / "events" / "*" / "*.parquet")["sub"].unique()
+    assert set(subs.to_list()) <= set(hmac64(KEY, raw))
+
+
+def test_key_rotation_changes_every_pseudonym():
+    nums = [str(250780000000 + i) for i in range(1000)]
+    a, b = hmac64(KEY, nums), hmac64(KEY + b"x", nums)
+    assert len(set(a)) == 1000 and not set(a) & set(b)
+    spelled = PseudonymMap(KEY).apply(pl.Series(["+250 780-000000", "250780000000"]))
+    assert spelled.to_list() == hmac64(KEY, ["250780000000"]) * 2
+    assert PseudonymMap(KEY).apply(pl.Series([250780000000])).to_list() == spelled.to_list()[:1]
+
+
+def test_qa_report(synthetic):
+    _, cfg, _, qa = synthetic
+    assert [d["date"] for d in qa["days"]] == [(cfg.start + dt.timedelta(days=i)).isoformat() for i in range(7)]
+    assert all(d["bad_rows"] == 0 and d["subscribers"] > 1000 for d in qa["days"])
+    assert qa["days"][0]["events_per_subscriber"]["p99"] > 3 * qa["days"][0]["events_per_subscriber"]["p50"]
+
+
+def test_generator_rates_and_truth(tmp_path):
+    """The study's checks: mean events per active SIM-day, silent share, displaced ~ Binomial."""
+    cfg = SynthConfig(n_subscribers=8000, days=4, seed=5, scenario=Scenario(origins=["R1D1C1", "R2D1C1"], day=1))
+    paths = generate(tmp_path, cfg)
+    e = pl.scan_parquet(paths["events"] / "*" / "*.parquet")
+    per_day = e.group_by(pl.col("ts").dt.date(), "msisdn").len().collect()
+    truth = pl.read_parquet(paths["truth"])
+    # days 2-3 are in the outage for the origins: look at day 0 only for the rates
+    d0 = per_day.filter(pl.col("ts") == cfg.start)
+    active_sims = truth.filter(pl.col("sim_start") <= cfg.start).height
+    assert abs(1 - d0.height / active_sims - cfg.p_silent) < 0.02
+    assert d0["len"].mean() == pytest.approx(cfg.mean_events, rel=0.05)
+    persons = truth.unique("person_id")
+    n_a = persons.filter(pl.col("home_pcode").is_in(cfg.scenario.origins)).height
+    left = persons.filter(pl.col("displaced")).height
+    assert abs(left - 0.4 * n_a) < 4 * np.sqrt(n_a * 0.4 * 0.6)
+    assert persons.filter(pl.col("displaced"))["dest_pcode"].is_in(cfg.scenario.origins).sum() == 0
+    places = pl.read_parquet(paths["truth"].parent / "daily" / "date=2024-01-04" / "part-0.parquet")
+    moved = persons.filter(pl.col("departed_on") <= dt.date(2024, 1, 4)).join(places, on="person_id")
+    assert moved.height and (moved["admin3"].cast(pl.String) == moved["dest_pcode"]).all()
+    again = generate(tmp_path / "again", cfg)
+    first = pl.read_parquet(paths["events"] / "date=2024-01-02" / "part-0.parquet")
+    assert first.equals(pl.read_parquet(again["events"] / "date=2024-01-02" / "part-0.parquet"))
+
+
+def test_bridge_from_polygons_and_point_in_polygon():
+    lat = Lattice()
+    ring = lat.polygons()["R1D1C1"]
+    inside = points_in_polygon(np.array([30.1, 30.3, 30.0]), np.array([-1.9, -1.9, -2.0]), ring)
+    assert inside.tolist() == [True, False, True]  # the lower-left corner belongs to the unit
+    cells = pl.DataFrame({"cell_id": ["a", "b"], "lon": [30.1, 31.9], "lat": [-1.9, -0.1]})
+    bridge = bridge_from_polygons(cells, lat.polygons())
+    assert bridge["pcode"].to_list() == ["R1D1C1", "R4D4C4"]
+    with pytest.raises(SafemicroError, match="lies in no admin polygon"):
+        bridge_from_polygons(pl.DataFrame({"cell_id": ["z"], "lon": [0.0], "lat": [0.0]}), lat.polygons())
+
+
+def test_engines_agree_on_generated_data(synthetic):
+    """Stage i by Polars and by DuckDB: the same daily tables, row for row."""
+    from safemicro.mobility.daily import stage_i
+
+    tmp = synthetic[0]
+    stage_i(tmp / "ing", tmp / "d_polars", engine="polars")
+    stage_i(tmp / "ing", tmp / "d_duckdb", engine="duckdb")
+    for table in ("daily", "cellcounts", "contacts"):
+        a = pl.read_parquet(tmp / "d_polars" / table / "*" / "*.parquet", hive_partitioning=False)
+        b = pl.read_parquet(tmp / "d_duckdb" / table / "*" / "*.parquet", hive_partitioning=False)
+        keys = [c for c in ("sub", "date", "cell_ix", "counterpart") if c in a.columns]
+        assert a.sort(keys).equals(b.select(a.columns).sort(keys)), table
+
+
+def test_cell_versions_by_validity_dates(tmp_path):
+    """C1 is re-sited on 2024-01-02: events of 01-01 use version 0, later ones version 1;
+    two versions valid on one day are refused naming the cell."""
+    cells = tmp_path / "cells.csv"
+    cells.write_text(
+        "cell_id,version,lon,lat,valid_from,valid_to\n"
+        "C1,0,0.0,0.0,,2024-01-01\nC1,1,0.5,0.0,2024-01-02,\nC2,0,0.01,0.0,,\nC3,0,1.0,0.0,,\n"
+    )
+    ingest(R1 / "events", cells, R1 / "bridge.csv", tmp_path / "out", KEY)
+    resolved = pl.read_parquet(tmp_path / "out" / "cells.parquet")
+    ix = dict(zip(zip(resolved["cell_id"], resolved["version"]), resolved["cell_ix"]))
+    ev = pl.read_parquet(tmp_path / "out" / "events" / "*" / "*.parquet", hive_partitioning=False)
+    c1 = ev.filter(pl.col("cell_ix").is_in([ix[("C1", 0)], ix[("C1", 1)]]))
+    assert sorted(zip(c1["ts"].dt.day(), c1["cell_ix"])) == [(1, ix[("C1", 0)]), (1, ix[("C1", 0)]), (2, ix[("C1", 1)])]
+    cells.write_text(
+        "cell_id,version,lon,lat,valid_from,valid_to\nC1,0,0,0,,\nC1,1,0.5,0,2024-01-02,\nC2,0,0,0,,\nC3,0,1,0,,\n"
+    )
+    with pytest.raises(SafemicroError, match="C1.*two versions valid on 2024-01-02"):
+        ingest(R1 / "events", cells, R1 / "bridge.csv", tmp_path / "out2", KEY)

@@ -1,0 +1,80 @@
+"""Start-up stays cheap: `safemicro --help` and `safemicro assess --json` load only what they use.
+
+Each check runs a fresh interpreter (a module imported by an earlier test would hide an
+import) and looks at ``sys.modules``: the heavy libraries of the reports (matplotlib,
+jinja2), the models (scikit-learn, SciPy's stats), the numba kernels and the service
+(FastAPI, DuckDB) are imported inside the commands that need them, never by the CLI module.
+The wall-clock numbers are in ``bench/bench_startup.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import KV7, SDC_DATA
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+# imported by no command that only reads, counts and writes JSON
+HEAVY = (
+    "matplotlib",
+    "jinja2",
+    "numba",
+    "sklearn",
+    "scipy",
+    "scipy.stats",
+    "pandas",
+    "pyarrow",
+    "fastapi",
+    "duckdb",
+    "sqlalchemy",
+    "opendp",
+    "typer.rich_utils",
+)
+# what the CLI module itself must not load: the data stack comes with the command that reads data
+NOT_AT_IMPORT = (*HEAVY, "polars", "numpy", "pydantic", "yaml", "safemicro.io", "safemicro.report")
+
+
+def _loaded(code: str, tmp_path: Path) -> list[str]:
+    """Run ``code`` in a fresh interpreter; the modules of NOT_AT_IMPORT it left loaded."""
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import sys\n" + code + f"\nprint('MODULES=' + ','.join(m for m in {NOT_AT_IMPORT!r} if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    line = next(x for x in run.stdout.splitlines() if x.startswith("MODULES="))
+    return [m for m in line.removeprefix("MODULES=").split(",") if m]
+
+
+def test_importing_the_cli_loads_no_heavy_module(tmp_path):
+    assert _loaded("import safemicro.cli", tmp_path) == []
+
+
+def test_help_works_and_loads_no_heavy_module(tmp_path):
+    code = (
+        "from safemicro.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+    )
+    assert _loaded(code, tmp_path) == []
+    env = {**os.environ, "PYTHONPATH": SRC}
+    run = subprocess.run([sys.executable, "-m", "safemicro.cli", "--help"], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    for command in ("assess", "anonymize", "synthesize", "attack", "document", "serve"):
+        assert command in run.stdout
+
+
+@pytest.mark.parametrize("suda", [False, True])
+def test_assess_to_json_loads_no_report_or_model_library(tmp_path, suda):
+    args = ["assess", str(SDC_DATA / "testdata.csv"), "--keys", ",".join(KV7), "--weight", "sampling_weight"]
+    args += ["--household", "ori_hid", "--json", str(tmp_path / "risk.json"), *(["--suda"] if suda else [])]
+    code = f"from safemicro.cli import app\ntry:\n    app({args!r})\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+    loaded = _loaded(code, tmp_path)
+    assert [m for m in loaded if m in HEAVY or m == "safemicro.report"] == []
+    assert json.loads((tmp_path / "risk.json").read_text())["n_records"] == 4580
