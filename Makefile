@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	# anonymeter (the attack suite's reference in tests) pins numpy<1.27 but runs on numpy 2.
 	$(BIN)/python -m pip install --quiet --no-deps 'anonymeter>=1.0'
+	# pycanon (t-closeness, δ-disclosure, β-likeness reference in tests) pins numpy==2.0.2 and
+	# typer==0.23.2 exactly; its measures need only numpy and pandas.
+	$(BIN)/python -m pip install --quiet --no-deps 'pycanon==1.3.6'
 	touch $(STAMP)
 
 DOCS_STAMP := $(VENV)/.docs-installed

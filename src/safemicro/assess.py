@@ -25,7 +25,7 @@ from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.jsonable import json_ready, json_value
 from safemicro.keys import KeyTable, build_key_table, encode_column
-from safemicro.plan import Plan, Roles
+from safemicro.plan import AttributeDisclosure, Plan, Roles
 from safemicro.progress import progress
 from safemicro.risk import (
     global_risk,
@@ -35,6 +35,8 @@ from safemicro.risk import (
     record_threshold,
     risky_records,
 )
+from safemicro.risk.attribute import attribute_disclosure
+from safemicro.risk.attribute_checks import attribute_checks
 from safemicro.risk.combinations import combination_checks, key_combinations
 from safemicro.risk.individual import risk_histogram, weighted_median
 from safemicro.risk.numeric_keys import numeric_key_risk
@@ -153,6 +155,7 @@ def assess(
     show_progress: bool | None = None,
     original: Dataset | None = None,
     known_distinct: dict[str, tuple[pl.Series, int]] | None = None,
+    attribute: AttributeDisclosure | None = None,
 ) -> Assessment:
     """Assess the disclosure risk of ``data`` (a Dataset, Polars or pandas frame).
 
@@ -164,6 +167,8 @@ def assess(
     disclosure compare the released values with it (without it, with themselves).
     ``known_distinct``: ``{column: (values, distinct count)}`` already counted (the input's,
     when assessing a release); a column equal to its ``values`` is not counted again.
+    ``attribute``: the distances (and hierarchies) of the sensitive variables for
+    t-closeness (default: the plan's, else ordered for ordinal/scale variables, equal otherwise).
 
     Examples
     --------
@@ -180,6 +185,7 @@ def assess(
         dataset = from_frame(data)
     if plan is not None:
         roles = roles or plan.roles
+        attribute = attribute or plan.attribute_disclosure
         alpha = plan.alpha if alpha is None else alpha
         targets = targets or plan.targets.model_dump()
         scenario = scenario or plan.scenario.model_dump()
@@ -259,6 +265,7 @@ def assess(
             "household_risk": None,
             "suda2": None,
             "l_diversity": None,
+            "attribute_disclosure": None,
             "numeric_risk": None,
             "missing_in_keys": {name: int(count[kt.codes[:, j] == 0].sum()) for j, name in enumerate(kt.keys)},
         }
@@ -312,6 +319,18 @@ def assess(
             result = ldiversity(pl.concat([key_frame, sens], how="horizontal"), roles.keys, roles.sensitive)
             ldiv_frame = result.per_record
             summary["l_diversity"] = result.summary()
+            try:
+                attr = attribute_disclosure(
+                    pl.concat([key_frame, sens], how="horizontal"),
+                    roles.keys,
+                    roles.sensitive,
+                    **attribute_settings(dataset, roles.sensitive, attribute),
+                    targets=targets,
+                )
+            except ValueError as exc:
+                raise SafemicroError(f"attribute_disclosure: {exc}", file=dataset.source) from None
+            ldiv_frame = pl.concat([ldiv_frame, attr.per_record], how="horizontal")
+            summary["attribute_disclosure"] = attr.summary()
             timings["l_diversity"] = time.perf_counter() - t0
             advance("numeric keys")
 
@@ -334,6 +353,30 @@ def assess(
     summary["checks"] = _checks(summary, targets)
     summary["timings_seconds"] = {k: round(v, 4) for k, v in timings.items()}
     return Assessment(summary=json_ready(summary), records=record_frame, key_table=kt, ids=_ids(dataset, roles))
+
+
+def attribute_settings(
+    dataset: Dataset, sensitive: list[str], attribute: AttributeDisclosure | None
+) -> dict[str, dict[str, Any]]:
+    """The EMD of each sensitive variable (the plan's, else ordered for ordinal and scale
+    variables and unlabelled numbers, equal for nominal ones) and its parsed hierarchy."""
+    from safemicro.methods.recode_hierarchy import read_hierarchy
+
+    given = attribute.distance if attribute else {}
+    distance, hierarchies = {}, {}
+    for name in sensitive:
+        meta = dataset.codebook.meta(name)
+        ordered = meta.measure in ("ordinal", "scale") or (
+            meta.measure == "unknown" and dataset.frame.schema[name].is_numeric() and not meta.value_labels
+        )
+        distance[name] = given.get(name) or ("ordered" if ordered else "equal")
+        if distance[name] == "hierarchical":
+            if not attribute or name not in attribute.hierarchy:
+                raise SafemicroError(
+                    "attribute_disclosure.distance is hierarchical but no hierarchy is given", column=name
+                )
+            hierarchies[name] = read_hierarchy(attribute.hierarchy[name], variable=name)
+    return {"distance": distance, "hierarchies": hierarchies}
 
 
 def _ids(dataset: Dataset, roles: Roles) -> pl.DataFrame:
@@ -381,6 +424,7 @@ def _assess_numeric_only(
         "household_risk": None,
         "suda2": None,
         "l_diversity": None,
+        "attribute_disclosure": None,
         "numeric_risk": numeric_key_risk(dataset, roles.numeric_keys, records, original),
         "missing_in_keys": {},
         "not_applicable": ["k_anonymity", "global_risk", "individual_risk", "household_risk", "suda2", "l_diversity"],
@@ -412,7 +456,7 @@ def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dic
             for n in names
             if n
         ]
-    checks = []
+    checks = attribute_checks(summary.get("attribute_disclosure"), targets)
     k = targets.get("k")
     if k:
         v = summary["k_anonymity"]["violations"][str(int(k))]

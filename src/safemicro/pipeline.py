@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import polars as pl
 from pydantic import ValidationError
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.methods import STEPS
-from safemicro.methods.base import Change, StepContext, StepParams, StepSpec, rng_for
+from safemicro.methods.base import Change, StepContext, StepParams, StepSpec, cells_differ, rng_for
 from safemicro.plan import Plan, Roles, did_you_mean
 
 __all__ = ["PreparedStep", "prepare_steps", "run_steps", "step_seed", "roles_after", "in_released_coding"]
@@ -156,12 +157,35 @@ def run_steps(
             if exc.step in (None, prepared.spec.name):  # name the step by its place in the plan
                 exc.step = prepared.label
             raise
-        current = result.dataset
         change = result.change
+        current = _suppress_ghosts(current, result.dataset, prepared, change)
         if prepared.spec.random and change.seed is None:
             change.seed = prepared.ctx.seed
         changes.append(change)
     return current, changes
+
+
+def _suppress_ghosts(before: Dataset, after: Dataset, prepared: PreparedStep, change: Change) -> Dataset:
+    """Suppress each ghost variable where the step suppressed its linked key (sdcMicro
+    ``ghostVars``): a region name must not give away the suppressed region code. The ghost
+    cells join the step's change record."""
+    ghosts = {g: k for g, k in prepared.ctx.roles.ghost.items() if g in after.columns and k in after.columns}
+    if not ghosts or prepared.spec.reorders or before.n != after.n or not change.suppressed:
+        return after
+    frame = after.frame
+    for ghost, key in ghosts.items():
+        if not change.suppressed.get(key):
+            continue
+        _, suppressed = cells_differ(before.frame[key], after.frame[key])
+        hit = suppressed & ~after.frame[ghost].is_null().to_numpy()
+        if not hit.any():
+            continue
+        frame = frame.with_columns(pl.when(pl.Series(hit)).then(None).otherwise(pl.col(ghost)).alias(ghost))
+        n = int(hit.sum())
+        change.changed[ghost] = change.changed.get(ghost, 0) + n
+        change.suppressed[ghost] = change.suppressed.get(ghost, 0) + n
+        change.notes.append(f"{n} cells of ghost variable {ghost} suppressed with its key {key}")
+    return after.with_frame(frame) if frame is not after.frame else after
 
 
 def draw_seed() -> int:

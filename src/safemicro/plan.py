@@ -159,6 +159,23 @@ class Targets(_Strict):
     risky_cells: list[int] = Field(
         default_factory=list, description="mu-Argus unsafe-cell thresholds for tables of 1, 2, ... keys (riskyCells)"
     )
+    t_closeness: float | None = Field(None, ge=0.0, le=1.0, description="largest EMD of a key group's sensitive values")
+    delta_disclosure: float | None = Field(None, ge=0.0, description="largest |ln(q/p)| of a sensitive value")
+    beta_likeness: float | None = Field(
+        None, ge=0.0, description="largest relative gain (q - p)/p (basic and enhanced)"
+    )
+    max_sensitive_share: float | None = Field(None, ge=0.0, le=1.0, description="(alpha,k)-anonymity's alpha")
+
+
+class AttributeDisclosure(_Strict):
+    """How the distance between a key group's sensitive values and the file's is measured."""
+
+    distance: dict[str, Literal["equal", "ordered", "hierarchical"]] = Field(
+        default_factory=dict, description="per sensitive variable (default: ordered for numbers, equal for text)"
+    )
+    hierarchy: dict[str, Any] = Field(
+        default_factory=dict, description="per sensitive variable: {value: [level 1, ...]}, rows, or a CSV path"
+    )
 
 
 class Indicator(_Strict):
@@ -226,6 +243,7 @@ class Plan(_Strict):
     targets: Targets = Field(default_factory=Targets)
     alpha: float = Field(1.0, ge=0.0, le=1.0, description="weight of a missing value as a wildcard")
     utility: Utility = Field(default_factory=Utility)
+    attribute_disclosure: AttributeDisclosure = Field(default_factory=AttributeDisclosure)
     release: Release = Field(default_factory=Release)
     steps: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
     seed: int | None = None
@@ -412,6 +430,7 @@ def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
 
 
 __all__ = [
+    "AttributeDisclosure",
     "Indicator",
     "Plan",
     "Regression",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from safemicro import __version__
+from safemicro import release_bundle as private_io  # pseudonym tables, written outside the bundle
 from safemicro.assess import Assessment, assess, validate_roles
 from safemicro.atomic import atomic_directory
 from safemicro.errors import SafemicroError
@@ -64,6 +65,7 @@ class Release:
     risk_after: Assessment
     stem: str = "release"
     format: str = ".csv"
+    private_files: list[tuple[str, dict]] = field(default_factory=list)  # pseudonym tables, outside the bundle
 
     @property
     def targets_met(self) -> bool:
@@ -196,6 +198,7 @@ def anonymize(
         risk_after=after,
         stem=origin.get("stem", "release"),
         format=origin.get("format", ".csv"),
+        private_files=private_io.private_files(changes),
     )
 
 
@@ -225,6 +228,7 @@ def assess_after(
         scenario=plan.scenario.model_dump(),
         suda=suda and _suda_ok(after_roles.keys),
         original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
+        attribute=plan.attribute_disclosure,
         known_distinct=None
         if before is None
         else {v["name"]: (tagged.frame.get_column(v["name"]), v["n_distinct"]) for v in before.summary["variables"]},
@@ -318,6 +322,7 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
     )
 
     check_folder(out, overwrite=overwrite)
+    private = private_io.check_private_files(release.private_files, out)
     stamp = _stamp(release.plan)
     data_name = release.stem + release.format
     files = {"data": data_name}
@@ -346,6 +351,7 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
         names = sorted(p.name for p in staging.iterdir())
         sums = "".join(f"{file_sha256(staging / n)}  {n}\n" for n in names)
         (staging / "SHA256SUMS").write_text(sums, encoding="utf-8")
+    private_io.write_private_files(private)
     return {n: out / n for n in [*names, "SHA256SUMS"]}
 
 
@@ -383,6 +389,7 @@ def external_view(report: dict[str, Any]) -> dict[str, Any]:
             "k_anonymity": after.get("k_anonymity"),
             "global_risk": after.get("global_risk"),
             "household_risk": after.get("household_risk"),
+            "attribute_disclosure": after.get("attribute_disclosure"),
             "keys": after.get("keys"),
             "numeric_risk": _numeric_overview(after.get("numeric_risk")),
         },

@@ -93,3 +93,36 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def private_files(changes: list) -> list[tuple[str, dict]]:
+    """The (mapping file, tables) pairs the steps asked for (pseudonymise's ``mapping_file``)."""
+    return [(c.private["mapping_file"], c.private["mapping"]) for c in changes if "mapping_file" in c.private]
+
+
+def check_private_files(files: list[tuple[str, dict]], out: Path) -> list[tuple[Path, dict]]:
+    """Pseudonym mapping tables (path, {variable: original -> pseudonym frame}) go outside
+    the bundle folder, to regular files only: checked before the bundle is written."""
+    from safemicro.outputs import check_file
+
+    checked = []
+    bundle = out.resolve()
+    for name, tables in files:
+        path = Path(name).resolve()
+        if path == bundle or bundle in path.parents:
+            raise SafemicroError(
+                "the pseudonym mapping table must be written outside the release bundle", file=str(name)
+            )
+        checked.append((check_file(path), tables))
+    return checked
+
+
+def write_private_files(checked: list[tuple[Path, dict]]) -> None:
+    """Each mapping table as one CSV (variable, original, pseudonym), written atomically."""
+    import polars as pl
+
+    from safemicro.atomic import write_frame_csv
+
+    for path, tables in checked:
+        rows = [t.select(pl.lit(v).alias("variable"), "original", "pseudonym") for v, t in tables.items()]
+        write_frame_csv(path, pl.concat(rows) if rows else pl.DataFrame())

@@ -10,12 +10,14 @@ from safemicro.methods.aggregation import microaggregation
 from safemicro.methods.base import STEPS, Change, MethodResult, StepContext, StepParams
 from safemicro.methods.identifiers import new_ids, remove_variables
 from safemicro.methods.perturb import add_noise, rank_swap, shuffle
+from safemicro.methods.pseudonymise import pseudonymise
 from safemicro.methods.randomization import pram
 from safemicro.methods.recode import global_recode, top_bottom_code
 from safemicro.methods.sampling import subsample
 from safemicro.methods.search import recode_search, search_levels
 from safemicro.methods.suppression import local_suppression, suppress_by_risk
 from safemicro.methods.suppression_combinations import suppress_combinations
+from safemicro.methods.swapping import record_swap
 
 __all__ = [
     "STEPS",
@@ -30,7 +32,9 @@ __all__ = [
     "microaggregation",
     "new_ids",
     "pram",
+    "pseudonymise",
     "rank_swap",
+    "record_swap",
     "recode_search",
     "remove_variables",
     "search_levels",

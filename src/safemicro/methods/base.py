@@ -45,6 +45,7 @@ __all__ = [
     "step_seed",
     "per_household",
     "household_for",
+    "household_index",
     "column_names",
     "numeric_matrix",
     "stratum_ids",
@@ -69,6 +70,8 @@ class Change:
     seed: int | None = None
     details: dict[str, Any] = field(default_factory=dict)  # method-specific, JSON-friendly
     notes: list[str] = field(default_factory=list)
+    # never serialised: outputs that must stay outside the bundle (a pseudonym mapping table)
+    private: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self, *, with_seed: bool = True) -> dict[str, Any]:
         out = {
@@ -285,21 +288,10 @@ def stratum_ids(frame: pl.DataFrame, strata: list[str]) -> tuple[np.ndarray, int
 # -- household-level variables ------------------------------------------------------------
 
 
-def per_household(
-    ds: Dataset,
-    variables: list[str],
-    household: str,
-    run: Callable[[Dataset], MethodResult],
-    step: str,
-) -> MethodResult:
-    """Apply ``run`` to household-level ``variables`` once per household.
-
-    ``run`` gets the first record of every household (households in order of first
-    appearance; a record without household id is a household of its own) and each member
-    receives its household's new values. The variables must already take one value per
-    household. Counts in the change record are cells and records of the full file;
-    details gain ``households``.
-    """
+def household_index(ds: Dataset, household: str, variables: list[str], step: str) -> tuple[np.ndarray, np.ndarray]:
+    """The first row of every household (in order of first appearance; a record without
+    household id is a household of its own) and each record's household number, after
+    checking that ``variables`` take one value per household (the error names the row)."""
     if household not in ds.columns:
         raise SafemicroError("no such column (household id)", column=household, step=step)
     if household in variables:
@@ -326,6 +318,25 @@ def per_household(
                 row=row + 1,
                 step=step,
             )
+    return first, index
+
+
+def per_household(
+    ds: Dataset,
+    variables: list[str],
+    household: str,
+    run: Callable[[Dataset], MethodResult],
+    step: str,
+) -> MethodResult:
+    """Apply ``run`` to household-level ``variables`` once per household.
+
+    ``run`` gets the first record of every household (households in order of first
+    appearance; a record without household id is a household of its own) and each member
+    receives its household's new values. The variables must already take one value per
+    household. Counts in the change record are cells and records of the full file;
+    details gain ``households``.
+    """
+    first, index = household_index(ds, household, variables, step)
     inner = run(take_rows(ds, first))
     frame = ds.frame.with_columns([inner.dataset.frame[name].gather(index) for name in variables])
     out = ds.with_frame(frame)

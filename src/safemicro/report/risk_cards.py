@@ -252,7 +252,8 @@ def _nested_table(section: Mapping[str, Any] | None) -> dict[str, Any] | None:
             else:
                 text = fmt_num(v) if v is not None else ""
             row["cells"].append({"text": text, "num": v is None or _num(v) is not None})
-        row["flag"] = any((_num(vals.get(k)) or 0) > 0 for k in ("n_eq1", "n_violating", "n_outliers"))
+        flags = [k for k in vals if k in ("n_eq1", "n_violating", "n_outliers") or k.startswith("n_records_above")]
+        row["flag"] = any((_num(vals.get(k)) or 0) > 0 for k in flags)
     has_measure = any(r["measure"] for r in rows)
     numeric_cols = [all(r["cells"][i]["num"] for r in rows) for i in range(len(stats))]
     for r in rows:

@@ -313,6 +313,8 @@ def build_context(
         "suda": _suda(summary, n_records),
         "combos": combinations_context(summary),
         "ldiv": _nested_table(summary.get("l_diversity") if isinstance(summary, Mapping) else None),
+        "attribute": _nested_table(summary.get("attribute_disclosure") if isinstance(summary, Mapping) else None),
+        "attribute_targets": _attribute_targets(targets),
         "numeric": _numeric(summary.get("numeric_risk") if isinstance(summary, Mapping) else None),
         "warnings": [str(w) for w in summary.get("warnings") or [] if w]
         if isinstance(summary.get("warnings"), list)
@@ -326,6 +328,17 @@ def build_context(
         ),
         "risky_threshold": fmt_prob(risky_threshold) if risky_threshold is not None else None,
     }
+
+
+def _attribute_targets(targets: Mapping[str, Any]) -> list[str]:
+    """The plan's attribute-disclosure targets in words."""
+    from safemicro.risk.attribute_checks import ATTRIBUTE_TARGETS
+
+    return [
+        f"{name} at most {fmt_num(targets[key])}"
+        for key, (_, _, name, _) in ATTRIBUTE_TARGETS.items()
+        if _num(targets.get(key)) is not None
+    ]
 
 
 def render_risk_report(summary: dict, records: pl.DataFrame, *, title: str = "Disclosure risk assessment") -> str:

@@ -29,11 +29,13 @@ from safemicro.methods.base import ROW_ID, cells_differ, same_values
 from safemicro.plan import Roles, Utility
 from safemicro.utility.design import Design, make_design
 from safemicro.utility.estimates import compare_indicator
+from safemicro.utility.info_loss import table_info_loss
 from safemicro.utility.key_codes import key_joint_codes, key_pair_distances
 from safemicro.utility.models import compare_regression
 from safemicro.utility.numeric import QUANTILE_PROBS, numeric_loss, quantiles
 from safemicro.utility.tables import (
     JointCodes,
+    common_dtype,
     distances,
     joint_codes,
     pair_distances,
@@ -444,5 +446,14 @@ def _tables(original, released, roles, utility, codes, w_o, w_r, kept, encoded) 
         out.append(
             {"variables": [a, b], "status": "kept"}
             | (found or pair_distances(codes[a], codes[b], weights_before=w_o, weights_after=w_r))
+            | {"info_loss": _info_loss(original, released, [a, b])}
         )
     return out
+
+
+def _info_loss(original: Dataset, released: Dataset, names: list[str]) -> dict[str, Any]:
+    """sdcMicro's table-based information loss (absD, relabsD, abssqrtD) of one table."""
+    pairs = [common_dtype(original.analysis_column(n), released.analysis_column(n)) for n in names]
+    before = pl.DataFrame([p[0].alias(n) for p, n in zip(pairs, names)])
+    after = pl.DataFrame([p[1].alias(n) for p, n in zip(pairs, names)])
+    return table_info_loss(before, after, names)

@@ -7,6 +7,8 @@ from typing import Any
 
 from markupsafe import Markup
 
+from safemicro.risk.attribute_checks import ATTRIBUTE_TARGETS
+
 from .. import plots
 from ..format import RULE_HIGH_RISK, _num, fmt_er, fmt_int, fmt_num, fmt_pct, fmt_prob, fmt_target_pct
 from ..risk_cards import MEANS
@@ -85,6 +87,15 @@ def _risk_rows(
     sens = list(dict.fromkeys([*_map(before.get("l_diversity")), *_map(after.get("l_diversity"))]))
     for s in sens:
         row(f"Records in groups where {s} takes one value (l = 1)", ("l_diversity", s, "distinct", "n_eq1"), fmt_int)
+    attr = list(dict.fromkeys([*_map(before.get("attribute_disclosure")), *_map(after.get("attribute_disclosure"))]))
+    for s in attr:
+        for key, (measure, _, name, means) in ATTRIBUTE_TARGETS.items():
+            row(
+                f"{name} of {s}",
+                ("attribute_disclosure", s, measure),
+                fmt_num,
+                means=means.format(s=s) + "." + target(key, fmt_num),
+            )
     row(
         "Records with an outlying numeric key value",
         ("numeric_risk", "n_records_with_outlier"),

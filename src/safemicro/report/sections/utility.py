@@ -167,9 +167,13 @@ def _pair_tables(rows: Any) -> list[dict[str, Any]]:
         if not isinstance(r, Mapping):
             continue
         tvd = r.get("tvd_weighted") if r.get("tvd_weighted") is not None else r.get("tvd")
+        loss = (r.get("info_loss") or {}).get("measures") or {}
+        absd, relabsd = loss.get("absD") or {}, loss.get("relabsD") or {}
         out.append(
             {
                 "pair": " × ".join(_names(r.get("variables"))),
+                "absd": f"{absd['mean']:.2f} / {absd['max']:.0f}" if absd.get("mean") is not None else "–",
+                "relabsd": fmt_prob(relabsd["max"]) if relabsd.get("max") is not None else "–",
                 "removed": r.get("status") == "removed",
                 "tvd": fmt_prob(tvd) if tvd is not None else "–",
                 "hellinger": fmt_prob(r.get("hellinger")) if r.get("hellinger") is not None else "–",
