@@ -45,11 +45,16 @@ steps:
 """
 
 
-def generate(n: int, missing: float, folder: Path) -> Path:
-    """The scaled copy as one Parquet file of 1M-row row groups, written chunk by chunk."""
+def generate(n: int, missing: float, folder: Path, copies_of: int = 0) -> Path:
+    """The scaled copy as one Parquet file of 1M-row row groups, written chunk by chunk.
+    ``copies_of``: instead, n / copies_of copies of the ``copies_of``-row file with new
+    household ids (quick for timing: the same scan and per-record work, the key counts
+    scaled; sample uniques then differ from a fresh draw)."""
     path = folder / f"scale_{n}_{missing:g}.parquet"
     if path.exists():
         return path
+    if copies_of:
+        return _copies(n, missing, folder, copies_of, path)
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(HERE))
@@ -69,6 +74,23 @@ def generate(n: int, missing: float, folder: Path) -> Path:
         writer.write_table(table.cast(writer.schema), row_group_size=1_000_000)
         done += size
         del df, table
+    writer.close()
+    tmp.rename(path)
+    return path
+
+
+def _copies(n: int, missing: float, folder: Path, base_n: int, path: Path) -> Path:
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    base = pl.read_parquet(generate(base_n, missing, folder))
+    step = int(base["ori_hid"].max())
+    tmp = path.with_suffix(".part")
+    writer = None
+    for i in range(n // base_n):
+        table = base.with_columns(pl.col("ori_hid") + i * step).to_arrow()
+        writer = writer or pq.ParquetWriter(tmp, table.schema)
+        writer.write_table(table, row_group_size=1_000_000)
     writer.close()
     tmp.rename(path)
     return path
@@ -172,10 +194,11 @@ def main() -> None:
     p.add_argument("--keep", action="store_true", help="keep the generated files")
     p.add_argument("--json", type=Path)
     p.add_argument("--run-case", nargs=2, help=argparse.SUPPRESS)
-    p.add_argument("--generate", nargs=3, help=argparse.SUPPRESS)
+    p.add_argument("--generate", nargs=4, help=argparse.SUPPRESS)
+    p.add_argument("--copies-of", type=int, default=0, help="build each size from copies of a file of this size")
     a = p.parse_args()
     if a.generate:
-        generate(int(a.generate[0]), float(a.generate[1]), Path(a.generate[2]))
+        generate(int(a.generate[0]), float(a.generate[1]), Path(a.generate[2]), int(a.generate[3]))
         return
     if a.run_case:
         print(json.dumps(run_case(*a.run_case)))
@@ -189,7 +212,8 @@ def main() -> None:
     for n in [int(x) for x in a.sizes.split(",")]:
         for missing in [float(x) for x in a.missing.split(",")]:
             # generated in a child process: a child inherits its parent's peak RSS
-            subprocess.run([sys.executable, __file__, "--generate", str(n), str(missing), str(a.folder)], check=True)
+            gen = [str(n), str(missing), str(a.folder), str(a.copies_of if n > a.copies_of else 0)]
+            subprocess.run([sys.executable, __file__, "--generate", *gen], check=True)
             path = a.folder / f"scale_{n}_{missing:g}.parquet"
             floor = None
             for case in a.cases.split(","):
