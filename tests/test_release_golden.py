@@ -111,3 +111,20 @@ if __name__ == "__main__":  # regenerate (a deliberate change of a definition on
     for name, (data, plan) in _cases().items():
         text = json.dumps(_report(data, plan), indent=1, allow_nan=True, ensure_ascii=False)
         (GOLDEN / f"{name}.json").write_text(text + "\n", encoding="utf-8")
+
+
+def test_leading_recodes_are_the_only_ones_run_once():
+    """Recodes at the start of a plan are run once (their result is the original in the
+    release's coding); a recode after another step keeps the second run."""
+    from safemicro.pipeline import prepare_steps, recoding_prefix
+
+    def prefix(steps: str) -> int:
+        plan = Plan.from_yaml("roles: {keys: [water, roof]}\nsteps:\n" + steps)
+        return recoding_prefix(prepare_steps(plan, ["water", "roof", "walls"], seed=1))
+
+    recode, topcode = "  - recode: {variable: water, breaks: 3}\n", "  - topcode: {variable: roof, value: 3}\n"
+    suppress = "  - local_suppression: {k: 3}\n"
+    assert prefix(recode + topcode + suppress) == 2
+    assert prefix(suppress + recode) == 0
+    assert prefix(recode + suppress + topcode) == 0  # a later recode: the coding is made separately
+    assert prefix(suppress) == 0
