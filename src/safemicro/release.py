@@ -10,6 +10,7 @@ runs the steps, measures risk and utility after and returns a :class:`Release`;
     external_report.html             for users: what was done, how to analyse; no seeds
     disclosure_risk_assessment.json|html   the filled approval form
     plan.lock.yaml                   the plan with every parameter and seed resolved
+    row_map.csv                      internal: the input row of each released row (attacks)
     SHA256SUMS                       checksums of all the above (``sha256sum -c``)
 
 The same data + plan + seed give byte-identical bundles: reports carry no clock time and
@@ -44,6 +45,7 @@ from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, rec
 from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
 from safemicro.release_bundle import file_sha256, open_bundle, read_bundle, verify_bundle
+from safemicro.release_rows import ROW_MAP, row_map_text
 
 __all__ = ["Release", "anonymize", "assess_after", "open_bundle", "read_bundle", "verify_bundle"]
 
@@ -64,6 +66,7 @@ class Release:
     risk_after: Assessment
     stem: str = "release"
     format: str = ".csv"
+    input_rows: np.ndarray | None = None  # the input row of each released row (internal)
 
     @property
     def targets_met(self) -> bool:
@@ -196,6 +199,7 @@ def anonymize(
         risk_after=after,
         stem=origin.get("stem", "release"),
         format=origin.get("format", ".csv"),
+        input_rows=released_tagged.frame.get_column(ROW_ID).to_numpy(),
     )
 
 
@@ -341,6 +345,8 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
             "plan.lock.yaml": "# Resolved plan: re-running it on the same input gives the same bundle.\n"
             "# Internal: it holds the seeds. Never publish it with the data.\n" + release.plan.to_yaml(),
         }
+        if release.input_rows is not None:
+            texts[ROW_MAP] = row_map_text(release.input_rows)
         for name, text in texts.items():
             (staging / name).write_text(text, encoding="utf-8")
         names = sorted(p.name for p in staging.iterdir())
