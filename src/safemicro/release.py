@@ -46,6 +46,7 @@ from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
 from safemicro.release_bundle import file_sha256, open_bundle, read_bundle, verify_bundle
 from safemicro.release_rows import ROW_MAP, row_map_text
+from safemicro.utility.pram_correction import public_indicators
 
 __all__ = ["Release", "anonymize", "assess_after", "open_bundle", "read_bundle", "verify_bundle"]
 
@@ -142,6 +143,7 @@ def anonymize(
             recoded=recoded,
             new_coding=new_coding,
             key_tables=(before.key_table, after.key_table) if before.key_table and after.key_table else None,
+            changes=changes,
         )
 
     lock = plan.model_copy(deep=True)
@@ -344,9 +346,8 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
             "disclosure_risk_assessment.html": render_disclosure_risk_assessment(dra),
             "plan.lock.yaml": "# Resolved plan: re-running it on the same input gives the same bundle.\n"
             "# Internal: it holds the seeds. Never publish it with the data.\n" + release.plan.to_yaml(),
+            **({ROW_MAP: row_map_text(release.input_rows)} if release.input_rows is not None else {}),
         }
-        if release.input_rows is not None:
-            texts[ROW_MAP] = row_map_text(release.input_rows)
         for name, text in texts.items():
             (staging / name).write_text(text, encoding="utf-8")
         names = sorted(p.name for p in staging.iterdir())
@@ -394,7 +395,7 @@ def external_view(report: dict[str, Any]) -> dict[str, Any]:
         },
         "utility": {
             "variables": report["utility"].get("variables"),
-            "indicators": report["utility"].get("indicators"),
+            "indicators": public_indicators(report["utility"].get("indicators")),  # no PRAM correction
             "regressions": report["utility"].get("regressions"),
         },
         "weight": _weight_note(report),
