@@ -106,3 +106,16 @@ def test_link_original_refuses_unknown_correspondence(case, tmp_path):
          "--original", str(d / "survey.csv")],
     )  # fmt: skip
     assert r.exit_code != 0 and "unknown" in r.output and "Traceback" not in r.output
+
+
+def test_public_use_file_scores_against_its_scientific_use_file(case):
+    """A PUF is made from the SUF bundle: its row map points into the SUF's rows."""
+    d = case[0]
+    plan = PLAN.replace("survey_plan.yaml", "survey_plan_puf.yaml")
+    anonymize(d / "suf", plan, show_progress=False).write(d / "puf")
+    puf = pl.read_csv(d / "puf" / "survey.csv")
+    ids = release_identities(d / "puf", d / "suf", "line_no")  # line_no: untouched by both plans
+    assert ids.to_list() == puf.get_column("line_no").to_list()
+    assert not np.array_equal(read_row_map(d / "puf"), np.arange(puf.height))
+    with pytest.raises(SafemicroError, match="the bundle suf/"):
+        release_identities(d / "puf", d / "survey.csv", "line_no")

@@ -73,8 +73,11 @@ def release_identities(
             file=file,
         )
     if digest is not None and expected.get("sha256") and digest != expected["sha256"]:
+        made_from = expected.get("file")
+        if expected.get("derived_from"):  # a public use file: its original is the SUF bundle
+            made_from = f"the bundle {expected['derived_from'].get('bundle')}/ ({made_from})"
         raise SafemicroError(
-            f"the original is not the file the release was made from ({expected.get('file')}, per its report): "
+            f"the original is not the file the release was made from ({made_from}, per its report): "
             "its rows may be in another order",
             file=file,
         )
