@@ -52,6 +52,7 @@ BUNDLE_FILES = {
     "disclosure_risk_assessment.json",
     "disclosure_risk_assessment.html",
     "plan.lock.yaml",
+    "row_map.csv",  # internal: the input row of each released row (attack link --original)
     "SHA256SUMS",
 }
 

@@ -10,6 +10,7 @@ runs the steps, measures risk and utility after and returns a :class:`Release`;
     external_report.html             for users: what was done, how to analyse; no seeds
     disclosure_risk_assessment.json|html   the filled approval form
     plan.lock.yaml                   the plan with every parameter and seed resolved
+    row_map.csv                      internal: the input row of each released row (attacks)
     SHA256SUMS                       checksums of all the above (``sha256sum -c``)
 
 The same data + plan + seed give byte-identical bundles: reports carry no clock time and
@@ -45,6 +46,8 @@ from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, rec
 from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
 from safemicro.release_bundle import file_sha256, open_bundle, read_bundle, verify_bundle
+from safemicro.release_rows import ROW_MAP, row_map_text
+from safemicro.utility.pram_correction import public_indicators
 
 __all__ = ["Release", "anonymize", "assess_after", "open_bundle", "read_bundle", "verify_bundle"]
 
@@ -66,6 +69,7 @@ class Release:
     stem: str = "release"
     format: str = ".csv"
     private_files: list[tuple[str, dict]] = field(default_factory=list)  # pseudonym tables, outside the bundle
+    input_rows: np.ndarray | None = None  # the input row of each released row (internal)
 
     @property
     def targets_met(self) -> bool:
@@ -141,6 +145,7 @@ def anonymize(
             recoded=recoded,
             new_coding=new_coding,
             key_tables=(before.key_table, after.key_table) if before.key_table and after.key_table else None,
+            changes=changes,
         )
 
     lock = plan.model_copy(deep=True)
@@ -199,6 +204,7 @@ def anonymize(
         stem=origin.get("stem", "release"),
         format=origin.get("format", ".csv"),
         private_files=private_io.private_files(changes),
+        input_rows=released_tagged.frame.get_column(ROW_ID).to_numpy(),
     )
 
 
@@ -345,6 +351,7 @@ def _write_bundle(release: Release, out: Path, *, overwrite: bool) -> dict[str, 
             "disclosure_risk_assessment.html": render_disclosure_risk_assessment(dra),
             "plan.lock.yaml": "# Resolved plan: re-running it on the same input gives the same bundle.\n"
             "# Internal: it holds the seeds. Never publish it with the data.\n" + release.plan.to_yaml(),
+            **({ROW_MAP: row_map_text(release.input_rows)} if release.input_rows is not None else {}),
         }
         for name, text in texts.items():
             (staging / name).write_text(text, encoding="utf-8")
@@ -395,7 +402,7 @@ def external_view(report: dict[str, Any]) -> dict[str, Any]:
         },
         "utility": {
             "variables": report["utility"].get("variables"),
-            "indicators": report["utility"].get("indicators"),
+            "indicators": public_indicators(report["utility"].get("indicators")),  # no PRAM correction
             "regressions": report["utility"].get("regressions"),
         },
         "weight": _weight_note(report),

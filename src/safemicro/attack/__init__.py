@@ -5,7 +5,8 @@ runs it and returns the evaluator, ``risk()`` gives the estimate with its 95 % i
 ``results()`` a JSON-ready dict with the random-guess baseline and the control:
 
 * :class:`LinkageEvaluator` — link auxiliary files (one or several: the mosaic) to a release
-  by exact keys, Gower distance or Fellegi–Sunter; true match rate, precision, re-identified;
+  by exact keys, Gower distance or Fellegi–Sunter; true match rate, precision, re-identified
+  (:func:`release_identities`: the original identities of a bundle's rows, from its row map);
 * :class:`SinglingOutEvaluator`, :class:`LinkabilityEvaluator`,
   :class:`InferenceEvaluator` — the Article 29 WP risks, risk = (attack − control)/(1 − control);
 * :class:`MembershipEvaluator` — distance-based membership inference against a holdout;
@@ -22,6 +23,7 @@ from safemicro.lazy import lazy_exports
 _EXPORTS = {
     "LinkageEvaluator": "safemicro.attack.linkage",
     "combine_auxiliary": "safemicro.attack.linkage",
+    "release_identities": "safemicro.attack.correspondence",
     "SinglingOutEvaluator": "safemicro.attack.singling_out",
     "LinkabilityEvaluator": "safemicro.attack.linkability",
     "InferenceEvaluator": "safemicro.attack.inference",

@@ -99,7 +99,8 @@ def link(
     original: Path | None = typer.Option(
         None,
         "--original",
-        help="original file holding --id, row by row with the release (when the release has no --id)",
+        help="the file the release bundle was made from, holding --id (when the release has no --id); "
+        "the bundle's internal row map says which of its records each released row is",
     ),
     on: str | None = typer.Option(None, "--on", help="linking columns (default: every shared column)"),
     method: str = typer.Option("exact", "--method", help="exact, distance or fellegi_sunter"),
@@ -127,16 +128,10 @@ def link(
     rel, rel_file = _frame(release, encoding)
     auxes = [_with_source(*_frame(a, encoding)) for a in auxiliary]
     ids = None
-    if original is not None:
-        orig, orig_file = _frame(original, encoding)
-        if id_col not in orig.columns:
-            raise SafemicroError("the original file has no identity column", file=orig_file, column=id_col)
-        if orig.height != rel.height:
-            raise SafemicroError(
-                f"the original has {orig.height} records, the release {rel.height}: they must match row by row",
-                file=orig_file,
-            )
-        ids = orig.get_column(id_col)
+    if original is not None:  # the bundle's internal row map says which original record each row is
+        from safemicro.attack.correspondence import release_identities
+
+        ids = release_identities(release, original, id_col, encoding=encoding)
     numeric_cols = split_list(numeric) if numeric is not None else None
     ev = LinkageEvaluator(
         _with_source(rel, rel_file),

@@ -183,8 +183,8 @@ class LinkageEvaluator:
         if release_ids is None:
             if truth not in self.release.columns:
                 raise SafemicroError(
-                    "the released file has no identity column for scoring (give the original "
-                    "file with the identities row by row: release_ids, --original)",
+                    "the released file has no identity column for scoring (give the file the release "
+                    "bundle was made from: --original, or release_ids=release_identities(bundle, original, id))",
                     file=self.release_file,
                     column=truth,
                 )

@@ -72,6 +72,7 @@ INTERNAL_FILES = (
     "report.json",
     "report.html",
     "plan.lock.yaml",
+    "row_map.csv",
     "disclosure_risk_assessment.json",
     "disclosure_risk_assessment.html",
     "SHA256SUMS",

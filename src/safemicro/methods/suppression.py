@@ -45,6 +45,7 @@ from safemicro.methods.suppression_input import (
     _plain,
     _prepare,
     _record_fk,
+    k_safe,
 )
 from safemicro.methods.suppression_optimal import _importance_costs, _optimal
 from safemicro.methods.suppression_sdcmicro import _importance_ranks as _importance_ranks
@@ -133,7 +134,7 @@ def local_suppression(
     if k > ds.n:
         raise _error(f"k={k} cannot be reached: the data has only {ds.n} records", ds)
     importance = _importance_names(importance, inp.keys, ds)
-    safe: Safe = lambda fk, Fk: fk >= k - _EPS  # noqa: E731
+    safe: Safe = k_safe(k)
     notes: list[str] = []
     if method == "sdcmicro":
         ranks = _importance_ranks(importance, inp.keys, inp.codes)

@@ -36,6 +36,7 @@ from safemicro.methods.suppression_input import (
     _masked,
     _plain,
     _prepare,
+    k_safe,
 )
 from safemicro.methods.suppression_optimal import _importance_costs, _optimal
 from safemicro.risk.combinations import MAX_COMBINATIONS
@@ -73,7 +74,7 @@ def _combination_masks(
     masks = np.zeros(len(codes), dtype=np.int64)
     notes: list[str] = []
     for m, k in plan:
-        safe: Safe = lambda fk, Fk, k=k: fk >= k - _EPS  # noqa: E731
+        safe: Safe = k_safe(k)
         for combo in combinations(range(p), m):
             cols = list(combo)
             current = _masked(codes, masks)[:, cols]

@@ -25,6 +25,18 @@ Safe = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _EPS = 1e-9
 
 
+def k_safe(k: float) -> Safe:
+    """The k-anonymity test fk ≥ k (within rounding); its ``threshold`` lets the optimal
+    engine run its compiled kernels."""
+    threshold = k - _EPS
+
+    def safe(fk: np.ndarray, Fk: np.ndarray) -> np.ndarray:
+        return fk >= threshold
+
+    safe.threshold = threshold  # type: ignore[attr-defined]
+    return safe
+
+
 _MAX_KEYS = 62  # suppression patterns are bit masks in an int64
 
 

@@ -3,7 +3,9 @@
 For each unsafe key the cheapest set of variables (cells x importance weight) whose
 wildcard frequency reaches the target; frequencies are updated incrementally after each
 move, a restore pass un-suppresses values that turned out not to be needed, and a
-recomputation from scratch confirms the result.
+recomputation from scratch confirms the result. For k-anonymity targets with up to 12 keys
+each move runs as compiled kernels (:mod:`safemicro.methods.suppression_kernels`), with
+the same decisions as the NumPy code below.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from safemicro.methods.suppression_input import (
     _masked,
     _spread,
 )
+from safemicro.methods.suppression_kernels import kernels
 
 _ZETA_KEYS = 12  # up to this many keys every suppression pattern is considered
 _HELP = 0.01  # tie-break: records made safe count fully, records merely helped a little
@@ -78,7 +81,7 @@ class _Engine:
         current = _masked(self.unit_codes, self.unit_mask)
         self.unit_slot, slot_rep = _group(current)
         s = len(slot_rep)
-        self.codes = current[slot_rep].copy()
+        self.codes = np.asfortranarray(current[slot_rep])  # column by column: the kernels' scans
         self.obs = self.codes != 0
         self.mpat = (~self.obs) @ self.bits
         self.cls = self._class(self.mpat)
@@ -94,6 +97,9 @@ class _Engine:
         if m <= _ZETA_KEYS:
             self.all_masks = np.arange(1 << m, dtype=np.int64)
             self.mask_cost = ((self.all_masks[:, None] & self.bits) != 0) @ costs
+        # a k target (safe: fk >= threshold) runs each move as one compiled kernel
+        self.threshold = getattr(safe, "threshold", None)
+        self.kernels = kernels() if self.threshold is not None and m <= _ZETA_KEYS else None
         self.refresh()
 
     # exact frequencies ----------------------------------------------------------------
@@ -178,10 +184,15 @@ class _Engine:
         The incremental frequencies are exact; with ``verify`` they are recomputed from
         scratch at the end and the loop goes on should any slot still be unsafe."""
         while True:
-            todo = self.unsafe()
-            while len(todo):
-                self._suppress(int(todo[np.argmin(self.fk[todo])]))
+            if self.kernels is not None:
+                nxt = self.kernels["_next_unsafe"]
+                while (g := nxt(self.n, self.fk, self.threshold)) >= 0:
+                    self._suppress_fast(g)
+            else:
                 todo = self.unsafe()
+                while len(todo):
+                    self._suppress(int(todo[np.argmin(self.fk[todo])]))
+                    todo = self.unsafe()
             if not verify:
                 return
             self.refresh()
@@ -228,6 +239,32 @@ class _Engine:
         choice = np.flatnonzero(ok)[np.lexsort((-fk[ok], -S[4][ok], cost[ok]))[0]]
         self._move(g, int(cands[choice]), D, fk[choice], Fk[choice])
 
+    def _suppress_fast(self, g: int) -> None:
+        """:meth:`_suppress` and :meth:`_move` as compiled kernels (k targets)."""
+        K, D = self.kernels, np.empty(len(self.n), dtype=np.int64)
+        P, fk_new, Fk_new = K["_choose"](
+            self.codes, self.mpat, self.n, self.w, self.fk, g, self.bits, self.full,
+            self.alpha, self.threshold, _HELP, self.mask_cost, self.N, self.W, D,
+        )  # fmt: skip
+        if P < 0:
+            raise SafemicroError("the target cannot be reached even with every key value suppressed")
+        x, My = self.codes[g].copy(), int(self.mpat[g]) | P
+        y = np.where((P & self.bits) != 0, 0, x)
+        h = self.index.get(y.tobytes())
+        K["_move"](
+            self.mpat, self.cls, self.n, self.w, self.fk, self.Fk, g, P, D, -1 if h is None else h,
+            self.table, self.full, self.unit_slot, self.unit_mask,
+        )  # fmt: skip
+        if h is not None:
+            self.n[h] += self.n[g]
+            self.w[h] += self.w[g]
+            self._kill(g, x)
+        else:
+            del self.index[x.tobytes()]
+            self._set_key(g, y, My)
+            self.fk[g], self.Fk[g] = fk_new, Fk_new
+            self.index[y.tobytes()] = g
+
     def _move(self, g: int, P: int, D: np.ndarray, fk_new: float, Fk_new: float) -> None:
         x, Mx, ng, wg = self.codes[g].copy(), int(self.mpat[g]), self.n[g], self.w[g]
         My = Mx | P
@@ -260,15 +297,13 @@ class _Engine:
         safe; costliest cells first. Returns the number of units restored."""
         done = 0
         units = np.flatnonzero(self.unit_mask & allowed)
-        tries = [
-            (-self.unit_n[u] * self.costs[j], int(u), j)
-            for u in units
-            for j in range(self.m)
-            if (int(self.unit_mask[u]) & allowed) >> j & 1
-        ]
-        tries.sort()
-        for _, u, j in tries:
-            done += self._try_restore(u, j)
+        held = (((self.unit_mask[units, None] & allowed) >> np.arange(self.m)) & 1) == 1
+        rows, j = np.nonzero(held)
+        u = units[rows]
+        order = np.lexsort((j, u, -self.unit_n[u] * self.costs[j]))  # costliest cells first
+        attempt = self._try_restore if self.kernels is None else self._try_restore_fast
+        for uu, jj in zip(u[order].tolist(), j[order].tolist()):
+            done += attempt(uu, jj)
         return done
 
     def _new_slot(self) -> int:
@@ -276,7 +311,7 @@ class _Engine:
         if not self.free:
             s = len(self.n)
             extra = max(s, 16)
-            self.codes = np.vstack([self.codes, np.zeros((extra, self.m), dtype=np.int64)])
+            self.codes = np.asfortranarray(np.vstack([self.codes, np.zeros((extra, self.m), dtype=np.int64)]))
             self.obs = np.vstack([self.obs, np.zeros((extra, self.m), dtype=bool)])
             self.mpat = np.concatenate([self.mpat, np.full(extra, self.full, dtype=np.int64)])
             self.cls = np.concatenate([self.cls, np.full(extra, 2, dtype=np.intp)])
@@ -287,13 +322,29 @@ class _Engine:
 
     def _set_key(self, g: int, key: np.ndarray, pattern: int) -> None:
         self.codes[g], self.obs[g] = key, key != 0
-        self.mpat[g], self.cls[g] = pattern, self._class(pattern)
+        self.mpat[g], self.cls[g] = pattern, int(pattern != 0) + int(pattern == self.full)
 
     def _kill(self, g: int, key: np.ndarray) -> None:
         del self.index[key.tobytes()]
         self.n[g] = self.w[g] = 0.0
         self.fk[g] = self.Fk[g] = np.inf
         self.free.append(g)
+
+    def _try_restore_fast(self, u: int, j: int) -> int:
+        """:meth:`_try_restore` with the safety check as a compiled kernel (k targets)."""
+        g = int(self.unit_slot[u])
+        y, My = self.codes[g], int(self.mpat[g])
+        y2 = y.copy()
+        y2[j] = self.unit_codes[u, j]
+        nu = self.unit_n[u]
+        h = self.index.get(y2.tobytes())
+        f, gain = np.empty(len(self.n)), np.empty(len(self.n))
+        if not self.kernels["_restore_ok"](
+            self.codes, self.mpat, self.cls, self.n, self.fk, g, j, y2[j], -1 if h is None else h,
+            nu, self.bits, self.table, self.full, self.threshold, f, gain,
+        ):  # fmt: skip
+            return 0
+        return self._restored(u, j, g, y2, My & ~(1 << j), h, f, gain)
 
     def _try_restore(self, u: int, j: int) -> int:
         g = int(self.unit_slot[u])
@@ -315,10 +366,16 @@ class _Engine:
         changed = np.flatnonzero(f != 0)
         if not self.safe(self.fk[changed] + nu * f[changed], self.Fk[changed] + wu * f[changed]).all():
             return 0
+        return self._restored(u, j, g, y2, My2, h, f, self._from_slots(My2) * (D2 == 0))
+
+    def _restored(self, u, j, g, y2, My2, h, f, gain) -> int:
+        """Un-suppress key ``j`` of unit ``u`` (from slot ``g`` to key ``y2``, slot ``h`` or a
+        new one) unless the new key would be unsafe; ``f``: the frequency change per record."""
+        y, bit, nu, wu = self.codes[g], 1 << j, self.unit_n[u], self.unit_w[u]
+        rest = self.n[g] - nu
         if h is None:
             n, w = self.n.copy(), self.w.copy()
             n[g], w[g] = rest, self.w[g] - wu
-            gain = self._from_slots(My2) * (D2 == 0)
             fk_new = nu + gain @ n
             Fk_new = wu + gain @ w
             if not self.safe(np.array([fk_new]), np.array([Fk_new]))[0]:

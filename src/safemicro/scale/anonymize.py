@@ -26,7 +26,7 @@ from safemicro.engine.writer import open_parquet, write_released
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.keys import encode_column
-from safemicro.methods.suppression_input import _EPS, _Input, _masked
+from safemicro.methods.suppression_input import _Input, _masked, k_safe
 from safemicro.methods.suppression_optimal import _importance_costs, _optimal
 from safemicro.pipeline import prepare_steps
 from safemicro.plan import Plan
@@ -144,7 +144,7 @@ def _suppress(values, count, weight_sum, keys, prepared, plan: Plan) -> tuple[pl
     alpha = params.alpha if params.alpha is not None else ctx.alpha
     codes = np.column_stack([encode_column(values.get_column(n))[0] for n in skeys]).astype(np.int64)
     inp = _Input(skeys, codes, weight_sum, plan.roles.weight is not None, None, 0, counts=count)
-    safe = lambda fk, Fk: fk >= k - _EPS  # noqa: E731
+    safe = k_safe(k)
     eng, _ = _optimal(inp, alpha, safe, _importance_costs(params.importance, skeys))
     masks = eng.record_masks()
     hit = _masked(codes, masks) != codes

@@ -15,6 +15,7 @@ distances say how far apart the two codings are, which the notes point out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
 from typing import Any
 
@@ -33,6 +34,7 @@ from safemicro.utility.info_loss import table_info_loss
 from safemicro.utility.key_codes import key_joint_codes, key_pair_distances
 from safemicro.utility.models import compare_regression
 from safemicro.utility.numeric import QUANTILE_PROBS, numeric_loss, quantiles
+from safemicro.utility.pram_correction import pram_corrector
 from safemicro.utility.tables import (
     JointCodes,
     common_dtype,
@@ -268,6 +270,7 @@ def compare(
     recoded: list[str] | tuple[str, ...] = (),
     new_coding: list[str] | tuple[str, ...] = (),
     key_tables: tuple[KeyTable, KeyTable] | None = None,
+    changes: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON-friendly utility section comparing ``released`` with ``original``.
 
@@ -284,6 +287,8 @@ def compare(
     the original values (for the ``new_coding`` variables, by what they say: value labels).
     ``key_tables``: the key tables of ``original`` and ``released`` (the risk assessments'):
     the keys' codes and two-way tables come from them (:mod:`safemicro.utility.key_codes`).
+    ``changes``: the steps' changes; PRAM's transition matrices correct the indicators'
+    proportions of PRAMed variables (:mod:`safemicro.utility.pram_correction`).
     """
     utility = utility or Utility()
     roles.check_columns([c for c in original.columns if c != ROW_ID], original.source)
@@ -381,8 +386,9 @@ def compare(
     if before[1].single_psu_strata:
         notes.append(f"{before[1].single_psu_strata} strata have a single PSU; they add nothing to the variances")
     indicators: list[dict[str, Any]] = []
+    correct = pram_corrector(changes)
     for ind in utility.indicators:
-        rows, more = compare_indicator(ind, before, after, level=level)
+        rows, more = compare_indicator(ind, before, after, level=level, pram=correct)
         indicators += rows
         notes += more
     regressions: list[dict[str, Any]] = []

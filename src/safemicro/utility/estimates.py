@@ -9,6 +9,7 @@ and Karr et al.'s (2006) interval overlap.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -149,11 +150,15 @@ def compare_indicator(
     after: tuple[Dataset, Design],
     *,
     level: float = 0.95,
+    pram: Callable[..., tuple[Any, str] | None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per estimate of ``indicator`` (per category and domain), and notes.
 
     The variable must exist in the original; when the release lacks it (or the domain
     variable), or a mean's variable is no longer numeric, the "after" side is None.
+    ``pram``: the PRAM correction (:func:`safemicro.utility.pram_correction.pram_corrector`);
+    a proportion of a PRAMed variable also gets the corrected estimate with its wider
+    interval (``after_pram_corrected``; None when it cannot be computed) and a note.
     """
     (ds_b, des_b), (ds_a, des_a) = before, after
     var, by = indicator.variable, indicator.by
@@ -181,12 +186,18 @@ def compare_indicator(
         domains = jd.values.to_list()
 
     categories: list[Any] = [None]
+    corrected: Any = False  # False: the variable was not PRAMed
     if indicator.kind == "proportion":
         jc = joint_codes(yb, ya)
         categories = jc.values.to_list()
         kwargs = {"kind": "proportion", "n_categories": jc.card, "level": level}
         est_b = estimate(jc.before, des_b, domain=dom_b, **kwargs)
         est_a = estimate(jc.after, des_a, domain=dom_a, **kwargs) if has_after else None
+        if pram is not None and has_after:
+            found = pram(indicator, title, ds_a, des_a, dom_a, categories, level)
+            if found is not None:
+                corrected, note = found
+                notes.append(note)
         if indicator.value is not None:
             pick = _matches(jc.values, indicator.value, ds_b, var)
             if len(pick) == 0:
@@ -228,6 +239,8 @@ def compare_indicator(
                 "domain_label": value_label(dom_value, by, ds_b, ds_a) if by else None,
             }
             rows.append(row | comparison(b, a))
+            if corrected is not False:
+                rows[-1]["after_pram_corrected"] = _side(corrected, idx)
     return rows, notes
 
 

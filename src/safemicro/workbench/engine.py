@@ -158,6 +158,7 @@ class Engine:
             coded=coded,
             recoded=recoded,
             new_coding=new_coding,
+            changes=state.changes,
         )
         self._put(key, result)
         return result

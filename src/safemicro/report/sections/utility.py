@@ -59,6 +59,16 @@ def _value_label(value: Any, label: Any) -> str:
     return f"{text} · {label}" if label not in (None, "") and str(label) != text else text
 
 
+def _pram(row: Mapping[str, Any]) -> str:
+    """A PRAMed variable's corrected estimate after the naive one (internal report only)."""
+    if "after_pram_corrected" not in row:
+        return ""
+    corrected = row["after_pram_corrected"]
+    if corrected is None:
+        return " (PRAM: this interval is too narrow)"
+    return f"; PRAM-corrected {_estimate(corrected)}"
+
+
 def _indicator_rows(rows: Any) -> list[dict[str, Any]]:
     out = []
     for r in _list(rows):
@@ -74,7 +84,7 @@ def _indicator_rows(rows: Any) -> list[dict[str, Any]]:
                 "indicator": str(r.get("indicator") or r.get("variable") or ""),
                 "where": "; ".join(where),
                 "before": _estimate(r.get("before")),
-                "after": _estimate(r.get("after")),
+                "after": _estimate(r.get("after")) + _pram(r),
                 "difference": _difference(r),
             }
             | _overlap(r)
