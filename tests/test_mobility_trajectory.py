@@ -22,20 +22,16 @@ from safemicro.mobility.synth import Scenario, SynthConfig
 from service_support import Server, post_query, token
 
 SPAN = 4
+# 2 000 SIMs over 28 days (four ISO weeks from Monday 2024-01-01); two origins empty on day 12
+CFG = SynthConfig(2000, 28, seed=5, scenario=Scenario(["R1D1C1", "R1D1C2"], 12, spread_days=3, outage_days=1))
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    cfg = SynthConfig(
-        n_subscribers=2000,
-        days=28,
-        seed=5,
-        scenario=Scenario(origins=["R1D1C1", "R1D1C2"], day=12, spread_days=3, outage_days=1),
-    )
     out = build_run(
-        tmp_path_factory.mktemp("trajectory_run"), cfg, Windows(days(cfg.start, 0, 10), days(cfg.start, 14, 28))
+        tmp_path_factory.mktemp("trajectory_run"), CFG, Windows(days(CFG.start, 0, 10), days(CFG.start, 14, 28))
     )
-    out["pcodes"], out["dist"] = at.distances(cfg.lattice.units())
+    out["pcodes"], out["dist"] = at.distances(CFG.lattice.units())
     return out
 
 
