@@ -1,4 +1,4 @@
-"""Read microdata files (CSV, Parquet, Stata, SPSS, SAS) into a :class:`Dataset`.
+"""Read microdata files (CSV, Parquet, Stata, SPSS, SAS, Excel) into a :class:`Dataset`.
 
 Conventions (see also :mod:`safemicro.io.writers`):
 
@@ -29,6 +29,7 @@ from safemicro.io.dataset import Dataset
 from safemicro.io.readers_common import _first_line as _first_line
 from safemicro.io.readers_common import _no_records, file_kind
 from safemicro.io.readers_csv import _read_csv
+from safemicro.io.readers_excel import EXCEL_EXTENSIONS, _read_excel
 from safemicro.io.readers_frame import from_frame
 from safemicro.io.readers_parquet import PARQUET_CODEBOOK_KEY as PARQUET_CODEBOOK_KEY
 from safemicro.io.readers_parquet import _read_parquet
@@ -42,7 +43,7 @@ __all__ = [
     "codebook_from_json",
 ]
 
-READ_EXTENSIONS = (".csv", ".csv.gz", ".parquet", ".dta", ".sav", ".zsav", ".sas7bdat")
+READ_EXTENSIONS = (".csv", ".csv.gz", ".parquet", ".dta", ".sav", ".zsav", ".sas7bdat", *EXCEL_EXTENSIONS)
 
 
 # --------------------------------------------------------------------------- read
@@ -86,6 +87,8 @@ def read(
             ds = _read_csv(p, file, columns, encoding, gz=kind == "csv.gz")
         elif kind == "parquet":
             ds = _read_parquet(p, file, columns)
+        elif kind == "excel":
+            ds = _read_excel(p, file, columns)
         else:
             ds = _read_readstat(p, file, kind, columns, encoding)
     except SafemicroError:

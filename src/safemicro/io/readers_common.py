@@ -17,7 +17,7 @@ _MEASURES = {"nominal", "ordinal", "scale", "unknown"}
 
 
 def file_kind(path: str | os.PathLike[str]) -> str:
-    """The format key for a path: 'csv', 'csv.gz', 'parquet', 'dta', 'sav', 'sas7bdat'."""
+    """The format key for a path: 'csv', 'csv.gz', 'parquet', 'dta', 'sav', 'sas7bdat', 'excel'."""
     name = Path(path).name.lower()
     if name.endswith(".csv.gz"):
         return "csv.gz"
@@ -26,6 +26,8 @@ def file_kind(path: str | os.PathLike[str]) -> str:
         return "sav"
     if suffix in {".csv", ".parquet", ".dta", ".sav", ".sas7bdat"}:
         return suffix[1:]
+    if suffix in {".xlsx", ".xlsm", ".xls", ".ods"}:
+        return "excel"
     return ""
 
 
