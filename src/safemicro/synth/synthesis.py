@@ -64,6 +64,7 @@ def synthesize(
     check_copies: bool = True,
     synthesizer: Any = None,
     hierarchies: list[str | os.PathLike[str]] | None = None,
+    fit_sample: int | None = None,
 ) -> Synthesis:
     """Synthesize ``data`` (a path, Dataset or frame); see the module docstring.
 
@@ -117,9 +118,16 @@ def synthesize(
         model, method, params = synthesizer, type(synthesizer).__name__, {}
     else:
         model, method, params = _model(epsilon, delta, household, roles, hierarchies)
-    model.fit(dataset, seed=fit_seed)
-    fitted = time.perf_counter()
+    from safemicro.synth.fit_sample import fit_rows, fit_size
+
     unit = household if not dp else None
+    n_fit = fit_size(_units(dataset, unit) if unit is not None else dataset.n, fit_sample, dp)
+    train = dataset if n_fit is None else fit_rows(dataset, n_fit, unit, np.random.default_rng(fit_seed))
+    if n_fit is not None:
+        what = "households" if unit else "records"
+        notes.append(f"fitted on a simple random sample of {n_fit:,} {what} (bound: safemicro.synth.fit_sample)")
+    model.fit(train, seed=fit_seed)
+    fitted = time.perf_counter()
     if dp and household is not None:
         notes.append("DP mode synthesizes records, not households: household structure is not kept")
     if n is not None:
@@ -169,6 +177,7 @@ def synthesize(
         },
         "method": method,
         "params": params,
+        "fit_sample": None if n_fit is None else {"n": n_fit, "unit": "household" if unit else "record"},
         "seed": seed,
         "n_records": synth.n,
         "household": unit,
