@@ -125,3 +125,24 @@ def test_repeated_release_identity_names_row(people, register):
 def test_missing_column_is_named(people, register):
     with pytest.raises(SafemicroError, match="no such column"):
         link_exact_blocked(people, register, [*KV7, "nope"], truth="pid")
+
+
+def test_cli_link_register(people, register, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from safemicro.cli import app
+
+    people.write_parquet(tmp_path / "release.parquet")
+    register.write_csv(tmp_path / "register.csv")
+    args = ["attack", "link-register", str(tmp_path / "release.parquet"), str(tmp_path / "register.csv")]
+    args += ["--id", "pid", "--on", ",".join(KV7), "--json", str(tmp_path / "r.json")]
+    res = CliRunner().invoke(app, [*args, "--claims", str(tmp_path / "claims.parquet")])
+    assert res.exit_code == 0, res.output
+    got = json.loads((tmp_path / "r.json").read_text())
+    ref = LinkageEvaluator(people, register, truth="pid", on=KV7).evaluate(drivers=False).outcome_.summary(0.5)
+    assert got["expected_correct"] == pytest.approx(ref["expected_correct"], rel=1e-12)
+    assert pl.read_parquet(tmp_path / "claims.parquet").height == register.height
+    bad = CliRunner().invoke(app, [*args[:4], "--id", "nope", "--on", "roof"])
+    assert bad.exit_code != 0 and "no such column" in bad.output and "Traceback" not in bad.output
