@@ -90,19 +90,6 @@ class BlockedLinkage:
         out["n_key_pairs"] = self.pairs.height
         return out
 
-    def pair_outcome(self) -> pl.DataFrame:
-        """Per pair: the keys, candidates, confidence, claimed row and whether it is right."""
-        ai = self.pairs["__ai"].to_numpy()
-        count = self.n_candidates[ai]
-        with np.errstate(divide="ignore"):
-            conf = np.where(count > 0, 1.0 / count, 0.0)
-        return self.pairs.select(*_akeys(self.on), *_rkeys(self.on), "__in").with_columns(
-            pl.Series("n_candidates", count),
-            pl.Series("confidence", conf),
-            pl.Series("claimed_row", self.claimed[ai]),
-            pl.Series("true_in_best", self.true_in_best & (count > 0)),
-        )
-
 
 def _akeys(on: Sequence[str]) -> list[str]:
     return [f"__a{j}" for j in range(len(on))]
@@ -219,7 +206,7 @@ def link_exact_blocked(
         advance("linkage: per-record claims")
         t["match"] = time.perf_counter() - t0 - t["release_keys"] - t["pairs"]
         if claims_out is not None:
-            _write_claims(out, rel, _ENGINE.scan(register), reg, claims_out, truth)
+            _write_claims(out, rel, reg, a_keys, r_keys, claims_out, truth)
             advance("done")
     t["total"] = time.perf_counter() - t0
     out.timings = t
@@ -269,23 +256,31 @@ def _match_keys(a_codes, r_codes, cards, r_count, r_first) -> tuple[np.ndarray, 
     return count, claimed
 
 
-def _write_claims(out: BlockedLinkage, rel, reg_raw: pl.LazyFrame, reg, path, truth: str) -> None:
-    """Per register record, in register order: a streaming join with the pair outcome."""
+def _write_claims(out: BlockedLinkage, rel, reg, a_keys, r_keys, path, truth: str) -> None:
+    """Per register record, in register order: streaming joins that give each record its
+    register key and true released key (as row numbers), then the pair outcome."""
     from safemicro.atomic import atomic_path
 
     ak, rk = _akeys(out.on), _rkeys(out.on)
-    po = out.pair_outcome().lazy()
+    ai = out.pairs["__ai"].to_numpy()
+    count = out.n_candidates[ai]
+    with np.errstate(divide="ignore"):
+        conf = np.where(count > 0, 1.0 / count, 0.0)
+    po = out.pairs.select("__ai", "__ri").with_columns(
+        pl.Series("n_candidates", count),
+        pl.Series("confidence", conf),
+        pl.Series("claimed_row", out.claimed[ai]),
+        pl.Series("true_in_best", out.true_in_best),
+    )
+    rel_ri = rel.select("__id", *rk).join(r_keys.lazy().select(*rk, "__ri"), on=rk, how="left", nulls_equal=True)
     lf = (
         reg.with_row_index("register_row")
-        .join(rel.select("__id", *rk, pl.lit(True).alias("__in")), on="__id", how="left", maintain_order="left")
-        .join(po, on=[*ak, *rk, "__in"], how="left", nulls_equal=True, maintain_order="left")
+        .join(a_keys.lazy().select(*ak, "__ai"), on=ak, how="left", nulls_equal=True, maintain_order="left")
+        .join(rel_ri.select("__id", "__ri"), on="__id", how="left", maintain_order="left")
+        .with_columns(pl.col("__ri").fill_null(-1))
+        .join(po.lazy(), on=["__ai", "__ri"], how="left", maintain_order="left")
         .select(
-            "register_row",
-            pl.col("__id").alias(truth),
-            "n_candidates",
-            "confidence",
-            "claimed_row",
-            pl.col("true_in_best").fill_null(False),
+            "register_row", pl.col("__id").alias(truth), "n_candidates", "confidence", "claimed_row", "true_in_best"
         )
     )
     with atomic_path(path) as tmp:
