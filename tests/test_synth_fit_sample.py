@@ -80,9 +80,14 @@ def test_a_sample_of_a_different_file_breaks_the_bound(full, shares):
     assert (np.abs(q - p) > marginal_bound(p, N_FIT, N_SYN, n_full=N, z=z)).any()
 
 
-def test_safeguards_check_the_full_input(testdata):
+def test_safeguards_check_the_full_input(testdata, monkeypatch):
+    import safemicro.synth.synthesis as synthesis
+
+    monkeypatch.setattr(synthesis, "Q_DELTA_POOL", 2_000)  # the pool of large files, on a small one
     data = testdata.select([*KV7, "age"])
     out = synthesize(data, n=500, seed=6, fit_sample=1_000, keys=KV7)
+    qd = out.report["safeguards"]["q_delta"]
+    assert qd["pool"] == {"training": 2_000, "synthetic": 500} and qd["k"] == min(500, 2_000 // 6)
     uniques = int(data.select(KV7 + ["age"]).is_unique().sum())
     assert out.report["safeguards"]["exact_matches"]["train_uniques"] == uniques
     assert out.report["fit_sample"] == {"n": 1_000, "unit": "record"}
