@@ -292,6 +292,7 @@ def synthesize(
     hierarchy: list[Path] | None = typer.Option(
         None, "--hierarchy", help="DP: a public hierarchy, CSV 'child,parent' named as the columns (repeatable)"
     ),
+    fit_sample: int | None = typer.Option(None, "--fit-sample", help="fit on N sampled records (0: all)"),
 ) -> None:
     """Synthesize a file with copy safeguards (CART; households; DP with --epsilon)."""
     import json
@@ -310,6 +311,7 @@ def synthesize(
         household=household,
         keys=_split(keys) or None,
         hierarchies=hierarchy,
+        fit_sample=fit_sample,
     )
     jobs = [(output, lambda tmp: _write_like(result.dataset, tmp, output))]
     if report:

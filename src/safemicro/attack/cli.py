@@ -1,5 +1,5 @@
 """Command-line commands of this package, added to the main `safemicro` app by `register`:
-``safemicro attack link|singling-out|linkability|inference|membership|all|simulate``."""
+``safemicro attack link|link-register|singling-out|linkability|inference|membership|all|simulate``."""
 
 from __future__ import annotations
 
@@ -433,4 +433,7 @@ def simulate_cmd(
 
 def register(app: typer.Typer) -> None:
     """Add ``safemicro attack ...`` to `app`."""
+    from safemicro.attack.cli_register import add
+
+    add(attack_app)
     app.add_typer(attack_app, name="attack")
