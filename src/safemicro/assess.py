@@ -38,6 +38,7 @@ from safemicro.risk import (
 from safemicro.risk.combinations import combination_checks, key_combinations
 from safemicro.risk.individual import risk_histogram, weighted_median
 from safemicro.risk.numeric_keys import numeric_key_risk
+from safemicro.risk.population import population_checks, population_risk
 from safemicro.roles import validate_roles as validate_roles
 
 DEFAULT_KS = (2, 3, 5)
@@ -153,6 +154,7 @@ def assess(
     show_progress: bool | None = None,
     original: Dataset | None = None,
     known_distinct: dict[str, tuple[pl.Series, int]] | None = None,
+    population: Dataset | str | Path | None = None,
 ) -> Assessment:
     """Assess the disclosure risk of ``data`` (a Dataset, Polars or pandas frame).
 
@@ -164,6 +166,8 @@ def assess(
     disclosure compare the released values with it (without it, with themselves).
     ``known_distinct``: ``{column: (values, distinct count)}`` already counted (the input's,
     when assessing a release); a column equal to its ``values`` is not counted again.
+    ``population`` (or the plan's ``population:`` file): the population the data was drawn
+    from; adds k-map and δ-presence (:mod:`safemicro.risk.population`).
 
     Examples
     --------
@@ -326,6 +330,21 @@ def assess(
         summary["key_combinations"] = key_combinations(kt, key_frame, w, strata, targets or {})
         timings["key_combinations"] = time.perf_counter() - t0
 
+        population = _population(population, plan)
+        if population is not None:
+            t0 = time.perf_counter()
+            summary["population"], per_record = population_risk(
+                key_frame,
+                population.analysis_frame([c for c in roles.keys if c in population.frame.columns]),
+                roles.keys,
+                k=(targets or {}).get("k"),
+                delta_min=(targets or {}).get("delta_min"),
+                delta_max=(targets or {}).get("delta_max"),
+                source=population.source,
+            )
+            records.update(per_record)
+            timings["population"] = time.perf_counter() - t0
+
     record_frame = pl.DataFrame(records)
     if ldiv_frame is not None:
         record_frame = pl.concat([record_frame, ldiv_frame], how="horizontal")
@@ -334,6 +353,17 @@ def assess(
     summary["checks"] = _checks(summary, targets)
     summary["timings_seconds"] = {k: round(v, 4) for k, v in timings.items()}
     return Assessment(summary=json_ready(summary), records=record_frame, key_table=kt, ids=_ids(dataset, roles))
+
+
+def _population(population: Dataset | str | Path | None, plan: Plan | None) -> Dataset | None:
+    """The population as a Dataset: given, or the plan's ``population:`` file (relative to the plan)."""
+    if population is None and plan is not None and plan.population:
+        population = Path(plan.source).parent / plan.population if plan.source else Path(plan.population)
+    if population is None or isinstance(population, Dataset):
+        return population
+    from safemicro.io import read
+
+    return read(population)
 
 
 def _ids(dataset: Dataset, roles: Roles) -> pl.DataFrame:
@@ -442,4 +472,4 @@ def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dic
                 "message": f"{v} records have an individual risk above {mi:g}",
             }
         )
-    return checks + combination_checks(summary.get("key_combinations"))
+    return checks + combination_checks(summary.get("key_combinations")) + population_checks(summary.get("population"))

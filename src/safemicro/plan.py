@@ -159,6 +159,8 @@ class Targets(_Strict):
     risky_cells: list[int] = Field(
         default_factory=list, description="mu-Argus unsafe-cell thresholds for tables of 1, 2, ... keys (riskyCells)"
     )
+    delta_min: float | None = Field(None, ge=0.0, le=1.0, description="δ-presence lower bound (with a population)")
+    delta_max: float | None = Field(None, ge=0.0, le=1.0, description="δ-presence upper bound (with a population)")
 
 
 class Indicator(_Strict):
@@ -229,6 +231,10 @@ class Plan(_Strict):
     release: Release = Field(default_factory=Release)
     steps: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
     seed: int | None = None
+    population: str | None = Field(
+        None,
+        description="file holding the population the data was drawn from (k-map, δ-presence); relative to the plan",
+    )
     study: dict[str, Any] = Field(
         default_factory=dict,
         description="study description for the DDI codebook (checked by `safemicro document`)",
