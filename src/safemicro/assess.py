@@ -37,7 +37,7 @@ from safemicro.risk import (
 )
 from safemicro.risk.combinations import combination_checks, key_combinations
 from safemicro.risk.individual import risk_histogram, weighted_median
-from safemicro.risk.numeric_keys import numeric_key_risk
+from safemicro.risk.numeric_keys import numeric_key_risk, robust_checks
 from safemicro.risk.population import population_checks, population_risk
 from safemicro.roles import validate_roles as validate_roles
 
@@ -155,6 +155,7 @@ def assess(
     original: Dataset | None = None,
     known_distinct: dict[str, tuple[pl.Series, int]] | None = None,
     population: Dataset | str | Path | None = None,
+    robust: bool = False,
 ) -> Assessment:
     """Assess the disclosure risk of ``data`` (a Dataset, Polars or pandas frame).
 
@@ -167,7 +168,8 @@ def assess(
     ``known_distinct``: ``{column: (values, distinct count)}`` already counted (the input's,
     when assessing a release); a column equal to its ``values`` is not counted again.
     ``population`` (or the plan's ``population:`` file): the population the data was drawn
-    from; adds k-map and δ-presence (:mod:`safemicro.risk.population`).
+    from; adds k-map and δ-presence (:mod:`safemicro.risk.population`). ``robust`` (or a
+    ``max_rmd_risk`` target): MCD outliers and RMD disclosure of the numeric keys.
 
     Examples
     --------
@@ -203,12 +205,13 @@ def assess(
     if not 0.0 <= alpha <= 1.0:
         raise SafemicroError(f"alpha must lie between 0 and 1, got {alpha}")
     validate_roles(dataset, roles)
+    robust = robust or (targets or {}).get("max_rmd_risk") is not None
     ks = sorted({int(k) for k in (*DEFAULT_KS, *ks, *([targets["k"]] if targets and targets.get("k") else []))})
     timings: dict[str, float] = {}
     steps = 2 + bool(roles.household) + bool(suda) + bool(roles.sensitive) + bool(roles.numeric_keys)
 
     if not roles.keys:
-        return _assess_numeric_only(dataset, roles, alpha, scenario, targets, original)
+        return _assess_numeric_only(dataset, roles, alpha, scenario, targets, original, robust)
 
     with progress(steps, "building the key table", enabled=show_progress) as advance:
         t0 = time.perf_counter()
@@ -321,7 +324,7 @@ def assess(
 
         if roles.numeric_keys:
             t0 = time.perf_counter()
-            summary["numeric_risk"] = numeric_key_risk(dataset, roles.numeric_keys, records, original)
+            summary["numeric_risk"] = numeric_key_risk(dataset, roles.numeric_keys, records, original, robust)
             timings["numeric_risk"] = time.perf_counter() - t0
             advance("done")
 
@@ -385,6 +388,7 @@ def _assess_numeric_only(
     scenario: dict[str, Any] | None,
     targets: dict[str, Any] | None,
     original: Dataset | None,
+    robust: bool = False,
 ) -> Assessment:
     """Continuous-only data: numeric-key risk; the frequency-based measures do not apply."""
     t0 = time.perf_counter()
@@ -411,7 +415,7 @@ def _assess_numeric_only(
         "household_risk": None,
         "suda2": None,
         "l_diversity": None,
-        "numeric_risk": numeric_key_risk(dataset, roles.numeric_keys, records, original),
+        "numeric_risk": numeric_key_risk(dataset, roles.numeric_keys, records, original, robust),
         "missing_in_keys": {},
         "not_applicable": ["k_anonymity", "global_risk", "individual_risk", "household_risk", "suda2", "l_diversity"],
         "warnings": warnings,
@@ -441,7 +445,7 @@ def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dic
             {"target": n, "value": None, "passed": None, "applicable": False, "message": NOT_APPLICABLE}
             for n in names
             if n
-        ]
+        ] + robust_checks(summary, targets)
     checks = []
     k = targets.get("k")
     if k:
@@ -472,4 +476,9 @@ def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dic
                 "message": f"{v} records have an individual risk above {mi:g}",
             }
         )
-    return checks + combination_checks(summary.get("key_combinations")) + population_checks(summary.get("population"))
+    return (
+        checks
+        + combination_checks(summary.get("key_combinations"))
+        + population_checks(summary.get("population"))
+        + robust_checks(summary, targets)
+    )

@@ -161,6 +161,9 @@ class Targets(_Strict):
     )
     delta_min: float | None = Field(None, ge=0.0, le=1.0, description="δ-presence lower bound (with a population)")
     delta_max: float | None = Field(None, ge=0.0, le=1.0, description="δ-presence upper bound (with a population)")
+    max_rmd_risk: float | None = Field(
+        None, ge=0.0, le=1.0, description="robust interval disclosure (dRiskRMD wrisk1) of the numeric keys"
+    )
 
 
 class Indicator(_Strict):
