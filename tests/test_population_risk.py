@@ -90,3 +90,26 @@ def test_assess_and_cli_report_population(tmp_path):
         app, ["assess", str(data), "--keys", "sex,region", "--population", str(tmp_path / "no_region.csv")]
     )
     assert bad.exit_code != 0 and "lacks the key variables ['region']" in bad.output and "Traceback" not in bad.output
+
+
+def test_release_counts_the_population_in_the_released_coding(tmp_path):
+    """A plan with a population and a recode of a key: risk after compares recoded with recoded."""
+    rng = np.random.default_rng(3)
+    pop = pl.DataFrame({"age": rng.integers(0, 90, 5000), "sex": rng.integers(1, 3, 5000)})
+    pop.write_csv(tmp_path / "pop.csv")
+    pop.sample(400, seed=2).write_csv(tmp_path / "survey.csv")
+    (tmp_path / "plan.yaml").write_text(
+        "roles:\n  keys: [age, sex]\ntargets:\n  k: 50\npopulation: pop.csv\n"
+        "steps:\n  - recode: {variable: age, breaks: [-1, 18, 60, 200]}\nseed: 1\n"
+    )
+    run = CliRunner().invoke(
+        app,
+        ["anonymize", str(tmp_path / "survey.csv"), "--plan", str(tmp_path / "plan.yaml"), "-o", str(tmp_path / "o")],
+    )
+    assert run.exit_code == 0, run.output
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    before, after = report["risk_before"]["population"], report["risk_after"]["population"]
+    assert before["k_map"] < 50 and before["n_records_not_in_population"] == 0
+    band = np.digitize(pop.get_column("age").to_numpy(), [19, 61])  # R cut: (-1, 18], (18, 60], (60, 200]
+    by_hand = np.unique(band * 10 + pop.get_column("sex").to_numpy(), return_counts=True)[1].min()
+    assert after["n_records_not_in_population"] == 0 and after["k_map"] == by_hand

@@ -333,7 +333,7 @@ def assess(
         summary["key_combinations"] = key_combinations(kt, key_frame, w, strata, targets or {})
         timings["key_combinations"] = time.perf_counter() - t0
 
-        population = _population(population, plan)
+        population = load_population(population, plan)
         if population is not None:
             t0 = time.perf_counter()
             summary["population"], per_record = population_risk(
@@ -358,7 +358,7 @@ def assess(
     return Assessment(summary=json_ready(summary), records=record_frame, key_table=kt, ids=_ids(dataset, roles))
 
 
-def _population(population: Dataset | str | Path | None, plan: Plan | None) -> Dataset | None:
+def load_population(population: Dataset | str | Path | None, plan: Plan | None) -> Dataset | None:
     """The population as a Dataset: given, or the plan's ``population:`` file (relative to the plan)."""
     if population is None and plan is not None and plan.population:
         population = Path(plan.source).parent / plan.population if plan.source else Path(plan.population)
