@@ -138,3 +138,15 @@ def test_steps_in_a_plan_and_robust_measures_in_the_report(tmp_path):
     nr = json.loads((tmp_path / "r.json").read_text())["numeric_risk"]
     assert nr["n_multivariate_outliers"] >= 3 and nr["rmd_wrisk1"] == 1.0  # unperturbed: every record inside
     assert "RMD interval disclosure" in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.parametrize("step", ["mv_topcoding", "microaggregation_optimal"])
+def test_numeric_steps_take_the_numeric_keys_or_refuse(step):
+    from safemicro.methods.base import StepContext
+    from safemicro.plan import Roles, Targets
+
+    with_keys = StepContext(Roles(keys=["r"], numeric_keys=["a", "b"]), Targets(), 1.0, 4, 1, ("r", "a", "b"))
+    params = STEPS[step].params.model_validate({})
+    assert params.arguments(with_keys)["variables"] == ["a", "b"]
+    with pytest.raises(ValueError, match="needs variables"):
+        params.check(StepContext(Roles(keys=["r"]), Targets(), 1.0, 4, 1, ("r", "a", "b")))

@@ -13,14 +13,14 @@ univariate microaggregation", IEEE TKDE 15(4).
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import numpy as np
 import polars as pl
 from pydantic import Field
 
 from safemicro.io.dataset import Dataset
-from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, calls, numeric_matrix, register
+from safemicro.methods.base import Change, MethodResult, calls, numeric_matrix, register
+from safemicro.methods.numeric_step import NumericVariablesParams
 
 __all__ = ["optimal_groups", "microaggregation_optimal"]
 
@@ -114,21 +114,10 @@ def microaggregation_optimal(ds: Dataset, *, variables: list[str], k: int = 3) -
     return MethodResult(out, change)
 
 
-class OptimalMicroaggregationParams(StepParams):
+class OptimalMicroaggregationParams(NumericVariablesParams):
     """Replace each numeric variable by the means of its least-loss groups of k to 2k-1 records (Hansen-Mukherjee optimal univariate microaggregation); variables default to the numeric keys."""
 
-    variables: list[str] | None = None  # default: roles.numeric_keys
     k: int = Field(3, ge=2)
-
-    def resolve(self, ctx: StepContext) -> dict[str, Any]:
-        return {"variables": list(self.variables or ctx.roles.numeric_keys)}
-
-    def reads(self, ctx: StepContext) -> list[str]:
-        return list(self.variables or ctx.roles.numeric_keys)
-
-    def check(self, ctx: StepContext) -> None:
-        if not self.reads(ctx):
-            raise ValueError("microaggregation_optimal needs variables (or roles.numeric_keys)")
 
 
 def _describe(params: OptimalMicroaggregationParams, change: Change) -> str:

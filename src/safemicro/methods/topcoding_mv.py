@@ -10,15 +10,14 @@ are left as they are. Definition: sdcMicro's ``mvTopCoding`` documentation (Temp
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import polars as pl
 from pydantic import Field
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, calls, numeric_matrix, register
+from safemicro.methods.base import Change, MethodResult, calls, numeric_matrix, register
+from safemicro.methods.numeric_step import NumericVariablesParams
 from safemicro.risk.numeric_robust import robust_distances
 
 _STEP = "mv_topcoding"
@@ -68,22 +67,11 @@ def mv_top_code(ds: Dataset, *, variables: list[str], alpha: float = 0.99, seed:
     return MethodResult(out, change)
 
 
-class MvTopCodingParams(StepParams):
+class MvTopCodingParams(NumericVariablesParams):
     """Pull multivariate outliers (robust MCD distance) onto the tolerance ellipsoid (sdcMicro mvTopCoding); variables default to the numeric keys."""
 
-    variables: list[str] | None = None  # default: roles.numeric_keys
     alpha: float = Field(0.99, gt=0.0, lt=1.0, description="χ² quantile of the ellipsoid (sdcMicro maxAlpha)")
     seed: int | None = None
-
-    def resolve(self, ctx: StepContext) -> dict[str, Any]:
-        return {"variables": list(self.variables or ctx.roles.numeric_keys)}
-
-    def reads(self, ctx: StepContext) -> list[str]:
-        return list(self.variables or ctx.roles.numeric_keys)
-
-    def check(self, ctx: StepContext) -> None:
-        if not self.reads(ctx):
-            raise ValueError("mv_topcoding needs variables (or roles.numeric_keys)")
 
 
 def _describe(params: MvTopCodingParams, change: Change) -> str:
