@@ -21,6 +21,8 @@ import polars as pl
 from pydantic import ValidationError
 
 from safemicro import __version__
+from safemicro.assess_checks import target_checks as _checks
+from safemicro.assess_inputs import attribute_settings, load_population
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.jsonable import json_ready, json_value
@@ -36,10 +38,10 @@ from safemicro.risk import (
     risky_records,
 )
 from safemicro.risk.attribute import attribute_disclosure
-from safemicro.risk.attribute_checks import attribute_checks
-from safemicro.risk.combinations import combination_checks, key_combinations
+from safemicro.risk.combinations import key_combinations
 from safemicro.risk.individual import risk_histogram, weighted_median
 from safemicro.risk.numeric_keys import numeric_key_risk
+from safemicro.risk.population import population_risk
 from safemicro.roles import validate_roles as validate_roles
 
 DEFAULT_KS = (2, 3, 5)
@@ -156,6 +158,8 @@ def assess(
     original: Dataset | None = None,
     known_distinct: dict[str, tuple[pl.Series, int]] | None = None,
     attribute: AttributeDisclosure | None = None,
+    population: Dataset | str | Path | None = None,
+    robust: bool = False,
 ) -> Assessment:
     """Assess the disclosure risk of ``data`` (a Dataset, Polars or pandas frame).
 
@@ -169,6 +173,9 @@ def assess(
     when assessing a release); a column equal to its ``values`` is not counted again.
     ``attribute``: the distances (and hierarchies) of the sensitive variables for
     t-closeness (default: the plan's, else ordered for ordinal/scale variables, equal otherwise).
+    ``population`` (or the plan's ``population:`` file): the population the data was drawn
+    from; adds k-map and δ-presence (:mod:`safemicro.risk.population`). ``robust`` (or a
+    ``max_rmd_risk`` target): MCD outliers and RMD disclosure of the numeric keys.
 
     Examples
     --------
@@ -205,12 +212,13 @@ def assess(
     if not 0.0 <= alpha <= 1.0:
         raise SafemicroError(f"alpha must lie between 0 and 1, got {alpha}")
     validate_roles(dataset, roles)
+    robust = robust or (targets or {}).get("max_rmd_risk") is not None
     ks = sorted({int(k) for k in (*DEFAULT_KS, *ks, *([targets["k"]] if targets and targets.get("k") else []))})
     timings: dict[str, float] = {}
     steps = 2 + bool(roles.household) + bool(suda) + bool(roles.sensitive) + bool(roles.numeric_keys)
 
     if not roles.keys:
-        return _assess_numeric_only(dataset, roles, alpha, scenario, targets, original)
+        return _assess_numeric_only(dataset, roles, alpha, scenario, targets, original, robust)
 
     with progress(steps, "building the key table", enabled=show_progress) as advance:
         t0 = time.perf_counter()
@@ -336,7 +344,7 @@ def assess(
 
         if roles.numeric_keys:
             t0 = time.perf_counter()
-            summary["numeric_risk"] = numeric_key_risk(dataset, roles.numeric_keys, records, original)
+            summary["numeric_risk"] = numeric_key_risk(dataset, roles.numeric_keys, records, original, robust)
             timings["numeric_risk"] = time.perf_counter() - t0
             advance("done")
 
@@ -344,6 +352,21 @@ def assess(
         strata = dataset.frame.get_column(roles.strata) if roles.strata else None
         summary["key_combinations"] = key_combinations(kt, key_frame, w, strata, targets or {})
         timings["key_combinations"] = time.perf_counter() - t0
+
+        population = load_population(population, plan)
+        if population is not None:
+            t0 = time.perf_counter()
+            summary["population"], per_record = population_risk(
+                key_frame,
+                population.analysis_frame([c for c in roles.keys if c in population.frame.columns]),
+                roles.keys,
+                k=(targets or {}).get("k"),
+                delta_min=(targets or {}).get("delta_min"),
+                delta_max=(targets or {}).get("delta_max"),
+                source=population.source,
+            )
+            records.update(per_record)
+            timings["population"] = time.perf_counter() - t0
 
     record_frame = pl.DataFrame(records)
     if ldiv_frame is not None:
@@ -355,30 +378,6 @@ def assess(
     return Assessment(summary=json_ready(summary), records=record_frame, key_table=kt, ids=_ids(dataset, roles))
 
 
-def attribute_settings(
-    dataset: Dataset, sensitive: list[str], attribute: AttributeDisclosure | None
-) -> dict[str, dict[str, Any]]:
-    """The EMD of each sensitive variable (the plan's, else ordered for ordinal and scale
-    variables and unlabelled numbers, equal for nominal ones) and its parsed hierarchy."""
-    from safemicro.methods.recode_hierarchy import read_hierarchy
-
-    given = attribute.distance if attribute else {}
-    distance, hierarchies = {}, {}
-    for name in sensitive:
-        meta = dataset.codebook.meta(name)
-        ordered = meta.measure in ("ordinal", "scale") or (
-            meta.measure == "unknown" and dataset.frame.schema[name].is_numeric() and not meta.value_labels
-        )
-        distance[name] = given.get(name) or ("ordered" if ordered else "equal")
-        if distance[name] == "hierarchical":
-            if not attribute or name not in attribute.hierarchy:
-                raise SafemicroError(
-                    "attribute_disclosure.distance is hierarchical but no hierarchy is given", column=name
-                )
-            hierarchies[name] = read_hierarchy(attribute.hierarchy[name], variable=name)
-    return {"distance": distance, "hierarchies": hierarchies}
-
-
 def _ids(dataset: Dataset, roles: Roles) -> pl.DataFrame:
     """What joins a per-record risk back to the input: its row number (1-based, as in the
     error messages) and the household id. Direct identifiers are left out on purpose."""
@@ -388,9 +387,6 @@ def _ids(dataset: Dataset, roles: Roles) -> pl.DataFrame:
     return ids
 
 
-NOT_APPLICABLE = "not applicable: no categorical key variables (only numeric keys)"
-
-
 def _assess_numeric_only(
     dataset: Dataset,
     roles: Roles,
@@ -398,6 +394,7 @@ def _assess_numeric_only(
     scenario: dict[str, Any] | None,
     targets: dict[str, Any] | None,
     original: Dataset | None,
+    robust: bool = False,
 ) -> Assessment:
     """Continuous-only data: numeric-key risk; the frequency-based measures do not apply."""
     t0 = time.perf_counter()
@@ -425,7 +422,7 @@ def _assess_numeric_only(
         "suda2": None,
         "l_diversity": None,
         "attribute_disclosure": None,
-        "numeric_risk": numeric_key_risk(dataset, roles.numeric_keys, records, original),
+        "numeric_risk": numeric_key_risk(dataset, roles.numeric_keys, records, original, robust),
         "missing_in_keys": {},
         "not_applicable": ["k_anonymity", "global_risk", "individual_risk", "household_risk", "suda2", "l_diversity"],
         "warnings": warnings,
@@ -437,53 +434,3 @@ def _assess_numeric_only(
     return Assessment(
         summary=json_ready(summary), records=pl.DataFrame(records), key_table=None, ids=_ids(dataset, roles)
     )
-
-
-def _checks(summary: dict[str, Any], targets: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Compare the measures with the plan's risk targets (``passed`` None: not applicable)."""
-    if not targets:
-        return []
-    if summary.get("k_anonymity") is None:
-        names = [
-            f"k = {targets['k']}" if targets.get("k") else None,
-            f"global risk ≤ {targets['max_global_risk']:g}" if targets.get("max_global_risk") is not None else None,
-            f"individual risk ≤ {targets['max_individual_risk']:g}"
-            if targets.get("max_individual_risk") is not None
-            else None,
-        ]
-        return [
-            {"target": n, "value": None, "passed": None, "applicable": False, "message": NOT_APPLICABLE}
-            for n in names
-            if n
-        ]
-    checks = attribute_checks(summary.get("attribute_disclosure"), targets)
-    k = targets.get("k")
-    if k:
-        v = summary["k_anonymity"]["violations"][str(int(k))]
-        checks.append(
-            {"target": f"k = {k}", "value": v, "passed": v == 0, "message": f"{v} records violate {k}-anonymity"}
-        )
-    mg = targets.get("max_global_risk")
-    if mg is not None:
-        v = summary["global_risk"]["mean"]
-        checks.append(
-            {
-                "target": f"global risk ≤ {mg:g}",
-                "value": v,
-                "passed": v <= mg,
-                "message": f"global risk {100 * v:.3f}% (expected re-identifications "
-                f"{summary['global_risk']['expected_reidentifications']:.2f})",
-            }
-        )
-    mi = targets.get("max_individual_risk")
-    if mi is not None:
-        v = summary["individual_risk"].get("n_above_target", 0)
-        checks.append(
-            {
-                "target": f"individual risk ≤ {mi:g}",
-                "value": v,
-                "passed": v == 0,
-                "message": f"{v} records have an individual risk above {mi:g}",
-            }
-        )
-    return checks + combination_checks(summary.get("key_combinations"))

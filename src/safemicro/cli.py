@@ -42,6 +42,7 @@ def assess(
     sensitive: str | None = typer.Option(None, "--sensitive", help="sensitive variables (l-diversity)"),
     numeric: str | None = typer.Option(None, "--numeric", help="continuous key variables"),
     suda: bool = typer.Option(False, "--suda", help="compute SUDA2 and DIS-SUDA scores"),
+    population: Path | None = typer.Option(None, "--population", help="the population file (k-map, δ-presence)"),
     alpha: float | None = typer.Option(None, "--alpha", help="weight of a missing value as a wildcard (0..1)"),
     k: list[int] = typer.Option([], "--k", help="extra k for k-anonymity counts (repeatable)"),
     max_global_risk: float = typer.Option(0.01, "--max-global-risk", help="for the record threshold"),
@@ -63,7 +64,7 @@ def assess(
     if plan and (keys or weight or household or sensitive or numeric or household_level):
         raise SafemicroError("give the roles either with --plan or with --keys/--weight/..., not both", file=str(plan))
     outputs = [p for p in (json_out, records_out, html_out) if p]
-    check_outputs([data, plan], outputs)
+    check_outputs([data, plan, population], outputs)
     the_plan = load_plan(plan) if plan else None
     if engine != "polars":
         from safemicro.scale import assess_source
@@ -101,6 +102,7 @@ def assess(
         alpha=alpha,
         ks=k or (),
         max_global_risk=max_global_risk,
+        population=population,
     )
     _write_all(
         [

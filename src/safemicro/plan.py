@@ -165,6 +165,11 @@ class Targets(_Strict):
         None, ge=0.0, description="largest relative gain (q - p)/p (basic and enhanced)"
     )
     max_sensitive_share: float | None = Field(None, ge=0.0, le=1.0, description="(alpha,k)-anonymity's alpha")
+    delta_min: float | None = Field(None, ge=0.0, le=1.0, description="δ-presence lower bound (with a population)")
+    delta_max: float | None = Field(None, ge=0.0, le=1.0, description="δ-presence upper bound (with a population)")
+    max_rmd_risk: float | None = Field(
+        None, ge=0.0, le=1.0, description="robust interval disclosure (dRiskRMD wrisk1) of the numeric keys"
+    )
 
 
 class AttributeDisclosure(_Strict):
@@ -247,6 +252,10 @@ class Plan(_Strict):
     release: Release = Field(default_factory=Release)
     steps: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
     seed: int | None = None
+    population: str | None = Field(
+        None,
+        description="file holding the population the data was drawn from (k-map, δ-presence); relative to the plan",
+    )
     study: dict[str, Any] = Field(
         default_factory=dict,
         description="study description for the DDI codebook (checked by `safemicro document`)",

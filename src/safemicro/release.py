@@ -48,6 +48,7 @@ from safemicro.progress import progress
 from safemicro.release_bundle import file_sha256, open_bundle, read_bundle, verify_bundle
 from safemicro.release_rows import ROW_MAP, row_map_text
 from safemicro.release_views import disclosure_risk_assessment, external_view
+from safemicro.release_population import population_after
 
 __all__ = [
     "Release",
@@ -140,7 +141,10 @@ def anonymize(
         decimals = _precision(tagged, released_tagged, steps, changes)
         released_tagged = released_tagged.with_frame(tidy_numbers(released_tagged, decimals))
         advance("risk after")
-        released, after_roles, after = assess_after(tagged, released_tagged, plan, changes, before=before)
+        pop = population_after(plan, steps)
+        released, after_roles, after = assess_after(
+            tagged, released_tagged, plan, changes, before=before, population=pop
+        )
         advance("utility")
         from safemicro.utility import compare
 
@@ -225,6 +229,7 @@ def assess_after(
     *,
     suda: bool = True,
     before: Assessment | None = None,
+    population: Dataset | None = None,
 ) -> tuple[Dataset, Any, Assessment]:
     """The released data (row id dropped), its roles after the steps (a subsample's new
     design weight included) and its assessment; numeric keys are compared with the
@@ -244,6 +249,7 @@ def assess_after(
         suda=suda and _suda_ok(after_roles.keys),
         original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
         attribute=plan.attribute_disclosure,
+        population=population,
         known_distinct=None
         if before is None
         else {v["name"]: (tagged.frame.get_column(v["name"]), v["n_distinct"]) for v in before.summary["variables"]},

@@ -7,6 +7,7 @@ Importing this package registers every method's plan step in :data:`STEPS`.
 """
 
 from safemicro.methods.aggregation import microaggregation
+from safemicro.methods.aggregation_optimal import microaggregation_optimal
 from safemicro.methods.base import STEPS, Change, MethodResult, StepContext, StepParams
 from safemicro.methods.identifiers import new_ids, remove_variables
 from safemicro.methods.perturb import add_noise, rank_swap, shuffle
@@ -18,6 +19,7 @@ from safemicro.methods.search import recode_search, search_levels
 from safemicro.methods.suppression import local_suppression, suppress_by_risk
 from safemicro.methods.suppression_combinations import suppress_combinations
 from safemicro.methods.swapping import record_swap
+from safemicro.methods.topcoding_mv import mv_top_code
 
 __all__ = [
     "STEPS",
@@ -30,6 +32,8 @@ __all__ = [
     "local_suppression",
     "suppress_combinations",
     "microaggregation",
+    "microaggregation_optimal",
+    "mv_top_code",
     "new_ids",
     "pram",
     "pseudonymise",

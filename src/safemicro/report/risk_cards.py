@@ -57,6 +57,12 @@ MEANS = {
     "standard deviation of the released value (sdcMicro's dRisk). On a file not yet perturbed "
     "every record with all numeric keys present counts, so this is the baseline that noise or "
     "microaggregation must bring down; records with a missing numeric key are not counted.",
+    "n_multivariate_outliers": "Records whose combination of numeric values is far from the bulk of the data "
+    "by a robust (MCD) Mahalanobis distance: rare in the combination, even when no single value is extreme. "
+    "mv_topcoding pulls them onto the tolerance ellipsoid.",
+    "rmd_wrisk1": "sdcMicro's dRiskRMD (RMDID1w): intervals around the original values widen with each "
+    "record's robust distance, so outliers, the easiest to re-identify, need more perturbation to be safe; "
+    "the share of outlyingness whose released values all fall inside. 1 before perturbation; target max_rmd_risk.",
 }
 NO_TARGET = "no target in the plan"
 
@@ -271,6 +277,11 @@ NUMERIC_FACTS = {
     "interval_disclosure": ("Interval disclosure risk", fmt_prob),
     "linkage_disclosure": ("Record linkage risk (share of records whose nearest record is their own)", fmt_prob),
     "compared_with": ("Released values compared with", str),
+    "n_multivariate_outliers": ("Multivariate outliers (robust MCD distance above the 97.5 % χ² quantile)", fmt_int),
+    "rmd_risk1": ("RMD interval disclosure: share of records inside their robust intervals", fmt_prob),
+    "rmd_wrisk1": ("RMD interval disclosure weighted by outlyingness (target max_rmd_risk)", fmt_prob),
+    "rmd_wrisk2": ("RMD disclosure, records with a near released neighbour counted safe", fmt_prob),
+    "robust_note": ("Robust measures", str),
 }
 
 

@@ -19,7 +19,8 @@ import numpy as np
 import polars as pl
 
 from safemicro import __version__
-from safemicro.assess import DEFAULT_KS, Assessment, _checks, _riskiest_keys
+from safemicro.assess import DEFAULT_KS, Assessment, _riskiest_keys
+from safemicro.assess_checks import target_checks as _checks
 from safemicro.engine import Engine, Source, check_columns, get_engine, key_table_from_counts
 from safemicro.engine.table import raw_key_ids, source_name
 from safemicro.errors import SafemicroError
