@@ -90,10 +90,14 @@ def _report(data, plan) -> dict:
 
 
 def _portable(report: dict) -> dict:
-    """The input's path stands as its file name: the numbers are pinned, not the clone's folder."""
+    """The input's path stands as its file name, and the plan's targets echoed in the risk
+    sections are left out: the numbers are pinned, not the clone's folder or the list of
+    targets a plan may set (a new target adds a key there)."""
     for section in report.values():
         if isinstance(section, dict) and isinstance(section.get("source"), str):
             section["source"] = Path(section["source"]).name
+        if isinstance(section, dict):
+            section.pop("targets", None)
     return report
 
 
