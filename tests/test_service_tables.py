@@ -204,6 +204,8 @@ def test_sub_tables_filters_and_measures_are_lookups(node, answers):
     assert m.status_code == 200, m.text
     status = {key(c, ("district", "group")): c["status"] for c in m.json()["cells"]}
     assert status == {k: c["status"] for k, c in full.items()}  # one pattern for every statistic
+    cat = httpx.get(s.url + "/v1/catalogue", headers={"Authorization": f"Bearer {tok}"}).json()["datasets"]
+    assert [t["by"] for t in cat["tabled"]["tables"]] == BYS and "quantile" not in cat["tabled"]["queries"]
     dp = post_query(s.url, tok, {"dataset": "tabled_dp", "kind": "count", "by": ["group"]})
     assert dp.status_code == 200 and dp.json()["mode"] == "dp", dp.text
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,7 +33,7 @@ from safemicro.service.config import (
 )
 from safemicro.service.node_cell_key import _CellKeyTables, with_record_keys
 from safemicro.service.node_dp import _DPTables
-from safemicro.service.node_tables import _DeclaredTables
+from safemicro.service.node_tables import _DeclaredTables, service_policy
 from safemicro.service.population import (
     check_aligned,
     open_ledgers,
@@ -380,16 +379,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         from safemicro.service import protection
         from safemicro.service.presence import ALL, full_grid
 
-        policy = protection.ProtectionPolicy(
-            threshold=ds.policy.threshold,
-            dominance_n=ds.policy.dominance_n,
-            dominance_k=ds.policy.dominance_k,
-            p_percent=ds.policy.p_percent,
-            secondary=ds.policy.secondary,
-            secondary_method=ds.policy.secondary_method,
-            rounding_base=ds.policy.rounding_base,
-            hide_presence=True,
-        )
+        policy = service_policy(ds)
         margins = q.margins and bool(q.by)
         by = list(q.by) or [ALL]  # one overall cell: tabulate by a constant so every step sees a dimension
         values = {ALL: ["all"], **{d: where.get(d, self.values[q.dataset][d]) for d in q.by}}
@@ -412,20 +402,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
 
     def _body(self, q: Query, qid: str, table: pl.DataFrame, *, mode: str, epsilon: float) -> str:
         cols = [*q.by, *[c for c in CELL_COLUMNS if c in table.columns]]
-        return canonical_json(
-            {
-                "query_id": qid,
-                "dataset": q.dataset,
-                "dataset_version": self.versions[q.dataset],
-                "query": json.loads(q.canonical()),
-                "policy_hash": self.policy_hash,
-                "key_id": self.key_id,
-                "mode": mode,
-                "epsilon": epsilon,
-                "released_at": int(time.time()),
-                "cells": table.select(cols).to_dicts(),
-            }
-        )
+        return canonical_json(self._envelope(q, qid, table.select(cols).to_dicts(), mode=mode, epsilon=epsilon))
 
     def _log_released(self, principal: Principal, qid: str, table: pl.DataFrame, **extra: Any) -> None:
         """The audit's "decision" entry of a released answer; ``extra`` is what its mode adds."""

@@ -65,20 +65,9 @@ class _DeclaredTables:
             )
 
     def _protect_declared(self, name: str, ds: DatasetConfig, tables: list[Table]) -> dict[str, list[dict]]:
-        from safemicro.service import protection
-
         measures = sorted({m for t in tables for m in t.measures})
         records = self.records[name]
-        policy = protection.ProtectionPolicy(
-            threshold=ds.policy.threshold,
-            dominance_n=ds.policy.dominance_n,
-            dominance_k=ds.policy.dominance_k,
-            p_percent=ds.policy.p_percent,
-            secondary=ds.policy.secondary,
-            secondary_method=ds.policy.secondary_method,
-            rounding_base=ds.policy.rounding_base,
-            hide_presence=True,
-        )
+        policy = service_policy(ds)
         cells = union_cells(records, tables, self.values[name], measures)
         dims = union_dims(tables)
         nests = {}
@@ -124,23 +113,44 @@ class _DeclaredTables:
         # the rows were read back from JSON (strings, finite floats, None): the C encoder with
         # the canonical settings gives the bytes of canonical_json without its slow walk
         return json.dumps(
-            {
-                "query_id": qid,
-                "dataset": q.dataset,
-                "dataset_version": self.versions[q.dataset],
-                "query": json.loads(q.canonical()),
-                "policy_hash": self.policy_hash,
-                "key_id": self.key_id,
-                "mode": "sdc",
-                "epsilon": 0.0,
-                "released_at": int(time.time()),
-                "cells": rows,
-            },
+            self._envelope(q, qid, rows, mode="sdc", epsilon=0.0),
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=True,
             allow_nan=False,
         )
+
+    def _envelope(self, q: Query, qid: str, cells: list[dict], *, mode: str, epsilon: float) -> dict:
+        """An answer: the query, its identity, the dataset version and policy, the cells."""
+        return {
+            "query_id": qid,
+            "dataset": q.dataset,
+            "dataset_version": self.versions[q.dataset],
+            "query": json.loads(q.canonical()),
+            "policy_hash": self.policy_hash,
+            "key_id": self.key_id,
+            "mode": mode,
+            "epsilon": epsilon,
+            "released_at": int(time.time()),
+            "cells": cells,
+        }
+
+
+def service_policy(ds: DatasetConfig):
+    """The protection policy of a dataset's answers (empty cells hidden as small ones)."""
+    from safemicro.service.protection import ProtectionPolicy
+
+    p = ds.policy
+    return ProtectionPolicy(
+        threshold=p.threshold,
+        dominance_n=p.dominance_n,
+        dominance_k=p.dominance_k,
+        p_percent=p.p_percent,
+        secondary=p.secondary,
+        secondary_method=p.secondary_method,
+        rounding_base=p.rounding_base,
+        hide_presence=True,
+    )
 
 
 def _subsets(by: list[str]) -> list[set[str]]:
