@@ -162,6 +162,7 @@ async def mixed(
     seconds: float,
     shares=(0.65, 0.30, 0.05),
     seed: int = 3,
+    timeout: float = 60,
 ) -> dict:
     rng = random.Random(seed)
     repeated = repeated_queries()
@@ -173,7 +174,7 @@ async def mixed(
 
     async def client() -> None:
         nonlocal sent
-        async with httpx.AsyncClient(base_url=url, timeout=60) as h:
+        async with httpx.AsyncClient(base_url=url, timeout=timeout) as h:
             while sent < limit and time.perf_counter() < deadline:
                 sent += 1
                 r = rng.random()

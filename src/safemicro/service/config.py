@@ -133,6 +133,14 @@ class DP(_Strict):
     dataset_budget: float = Field(5.0, gt=0)
 
 
+class DeclaredTable(_Strict):
+    """A table the provider declares (``tables:``): its dimensions (answered on their full
+    declared grid, with margins) and the measures whose sums and means it offers."""
+
+    by: list[str] = Field(min_length=1, max_length=4)
+    measures: list[str] = Field(default_factory=list)
+
+
 class DatasetConfig(_Strict):
     """One dataset: its source (a file read by safemicro.io, or a table of the store).
 
@@ -154,6 +162,15 @@ class DatasetConfig(_Strict):
     queries: list[Literal["count", "sum", "mean", "quantile", "crosstab"]] = list(QUERY_KINDS)
     policy: Policy = Field(default_factory=Policy)
     dp: DP = Field(default_factory=DP)
+    # declared-tables mode (safemicro.service.tables): only these tables (and sub-tables of
+    # them) are answered, from one jointly protected set computed at start-up
+    tables: list[DeclaredTable] | None = None
+
+    @field_validator("tables", mode="before")
+    @classmethod
+    def _table_lists(cls, v: Any) -> Any:
+        """A table may be written as its list of dimensions: ``[camp, sex]``."""
+        return [{"by": t} if isinstance(t, list) else t for t in v] if isinstance(v, list) else v
 
     @model_validator(mode="after")
     def _source_and_names(self) -> DatasetConfig:
@@ -184,7 +201,35 @@ class DatasetConfig(_Strict):
             raise ValueError(f"at most one time dimension, got {times}")
         if self.kind == "mobility":
             self._mobility()
+        if self.tables is not None:
+            self._declared_tables()
         return self
+
+    def _declared_tables(self) -> None:
+        """Declared tables name declared dimensions and measures; the mode is SDC only."""
+        if not self.tables:
+            raise ValueError("'tables' declares no table")
+        if self.dp.enabled or self.policy.protection != "threshold":
+            raise ValueError("declared tables are protected by suppression: not with dp or cell_key")
+        if "queries" not in self.model_fields_set:
+            self.queries = [k for k in self.queries if k != "quantile"]
+        if "quantile" in self.queries:
+            raise ValueError("declared tables offer count, sum, mean and crosstab, not quantile")
+        for t in self.tables:
+            for d in t.by:
+                if d not in self.dimensions:
+                    raise ValueError(f"table {t.by}: {d!r} is not a declared dimension")
+            if len(set(t.by)) != len(t.by):
+                raise ValueError(f"table {t.by}: a dimension appears twice")
+            for d in t.by:  # the grid of a unit and its parent would show impossible pairs as cells
+                up = self.dimensions[d].parent
+                while up is not None:
+                    if up in t.by:
+                        raise ValueError(f"table {t.by}: {d!r} nests in {up!r}; declare them in separate tables")
+                    up = self.dimensions[up].parent
+            for m in t.measures:
+                if m not in self.measures:
+                    raise ValueError(f"table {t.by}: {m!r} is not a declared measure")
 
     def _mobility(self) -> None:
         """The defaults and refusals of a mobility dataset (see the class docstring)."""
@@ -402,6 +447,7 @@ def describe(cfg: ServiceConfig) -> dict[str, Any]:
             "queries": ds.queries,
             "policy": ds.policy.model_dump(mode="json", exclude={"cell_key": {"seed"}}),
             "dp": ds.dp.model_dump(),
+            **({"tables": [t.model_dump() for t in ds.tables]} if ds.tables is not None else {}),
         }
         for name, ds in cfg.datasets.items()
     }

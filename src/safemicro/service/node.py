@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,6 +33,7 @@ from safemicro.service.config import (
 )
 from safemicro.service.node_cell_key import _CellKeyTables, with_record_keys
 from safemicro.service.node_dp import _DPTables
+from safemicro.service.node_tables import _DeclaredTables, service_policy
 from safemicro.service.population import (
     check_aligned,
     open_ledgers,
@@ -71,7 +71,7 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class Node(_DPTables, _CellKeyTables):
+class Node(_DPTables, _CellKeyTables, _DeclaredTables):
     """The service state of one data provider; thread-safe."""
 
     def __init__(self, cfg: ServiceConfig) -> None:
@@ -114,6 +114,7 @@ class Node(_DPTables, _CellKeyTables):
                 "datasets": {n: self.versions[n] for n in cfg.datasets},
             },
         )
+        self._precompute_tables()  # declared tables: protected once, jointly (see .tables)
 
     def _load(self, name: str, ds: DatasetConfig) -> None:
         from safemicro import io
@@ -228,9 +229,12 @@ class Node(_DPTables, _CellKeyTables):
                 where = check_against(q, ds, self.values[q.dataset])
             except QueryError as e:
                 raise Refusal(422, e.message, e.field) from None
-            body = self.store.cached_release(qid)
-            cached = body is not None
-            if body is None:
+            if ds.tables is not None:  # a lookup in the set protected at start-up
+                body, cached = self._answer_declared(q, ds, where, qid), "precomputed"
+            elif (body := self.store.cached_release(qid)) is not None:
+                cached = True
+            else:
+                cached = False
                 body = self._answer(principal, q, ds, where, qid)
         except Refusal as r:
             self.audit.append(
@@ -375,16 +379,7 @@ class Node(_DPTables, _CellKeyTables):
         from safemicro.service import protection
         from safemicro.service.presence import ALL, full_grid
 
-        policy = protection.ProtectionPolicy(
-            threshold=ds.policy.threshold,
-            dominance_n=ds.policy.dominance_n,
-            dominance_k=ds.policy.dominance_k,
-            p_percent=ds.policy.p_percent,
-            secondary=ds.policy.secondary,
-            secondary_method=ds.policy.secondary_method,
-            rounding_base=ds.policy.rounding_base,
-            hide_presence=True,
-        )
+        policy = service_policy(ds)
         margins = q.margins and bool(q.by)
         by = list(q.by) or [ALL]  # one overall cell: tabulate by a constant so every step sees a dimension
         values = {ALL: ["all"], **{d: where.get(d, self.values[q.dataset][d]) for d in q.by}}
@@ -407,20 +402,7 @@ class Node(_DPTables, _CellKeyTables):
 
     def _body(self, q: Query, qid: str, table: pl.DataFrame, *, mode: str, epsilon: float) -> str:
         cols = [*q.by, *[c for c in CELL_COLUMNS if c in table.columns]]
-        return canonical_json(
-            {
-                "query_id": qid,
-                "dataset": q.dataset,
-                "dataset_version": self.versions[q.dataset],
-                "query": json.loads(q.canonical()),
-                "policy_hash": self.policy_hash,
-                "key_id": self.key_id,
-                "mode": mode,
-                "epsilon": epsilon,
-                "released_at": int(time.time()),
-                "cells": table.select(cols).to_dicts(),
-            }
-        )
+        return canonical_json(self._envelope(q, qid, table.select(cols).to_dicts(), mode=mode, epsilon=epsilon))
 
     def _log_released(self, principal: Principal, qid: str, table: pl.DataFrame, **extra: Any) -> None:
         """The audit's "decision" entry of a released answer; ``extra`` is what its mode adds."""
@@ -459,6 +441,7 @@ class Node(_DPTables, _CellKeyTables):
                     },
                 },
                 "mode": "dp" if ds.dp.enabled else "sdc",
+                **({"tables": [t.model_dump() for t in ds.tables]} if ds.tables is not None else {}),
             }
         self.audit.append("catalogue", {"subject": principal.subject, "jti": principal.jti})
         return {"audience": self.cfg.audience, "policy_hash": self.policy_hash, "datasets": out}
