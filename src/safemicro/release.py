@@ -46,9 +46,9 @@ from safemicro.pipeline import draw_seed, in_released_coding, prepare_steps, rec
 from safemicro.plan import Plan, load_plan
 from safemicro.progress import progress
 from safemicro.release_bundle import file_sha256, open_bundle, read_bundle, verify_bundle
+from safemicro.release_population import population_after
 from safemicro.release_rows import ROW_MAP, row_map_text
 from safemicro.release_views import disclosure_risk_assessment, external_view
-from safemicro.release_population import population_after
 
 __all__ = [
     "Release",
