@@ -147,6 +147,7 @@ def assess(
     plan: Plan | None = None,
     alpha: float | None = None,
     suda: bool = False,
+    model_risk: bool | dict[str, Any] = False,
     ks: Sequence[int] = DEFAULT_KS,
     max_global_risk: float = 0.01,
     targets: dict[str, Any] | None = None,
@@ -169,6 +170,7 @@ def assess(
     when assessing a release); a column equal to its ``values`` is not counted again.
     ``attribute``: the distances (and hierarchies) of the sensitive variables for
     t-closeness (default: the plan's, else ordered for ordinal/scale variables, equal otherwise).
+    ``model_risk``: also τ1/τ2, population uniqueness and exact risk (:mod:`safemicro.risk.model_risk`).
 
     Examples
     --------
@@ -263,6 +265,7 @@ def assess(
                 "histogram": risk_histogram(key_risk, count),
             },
             "household_risk": None,
+            "model_risk": None,
             "suda2": None,
             "l_diversity": None,
             "attribute_disclosure": None,
@@ -299,6 +302,13 @@ def assess(
             timings["household_risk"] = time.perf_counter() - t0
             advance("SUDA2" if suda else "l-diversity")
 
+        if model_risk:
+            from safemicro.risk.model_risk import model_risk_summary
+
+            t0 = time.perf_counter()
+            opts = model_risk if isinstance(model_risk, dict) else {}
+            summary["model_risk"] = model_risk_summary(kt, roles.weight is not None, opts)
+            timings["model_risk"] = time.perf_counter() - t0
         if suda:
             from safemicro.risk.suda2_keys import suda2_keys
 

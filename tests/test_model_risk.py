@@ -1,0 +1,154 @@
+"""Model-based risk for samples: modRisk's τ1/τ2, ARX's population-uniqueness estimators and
+the exact individual risk. References are named in each test."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy.stats import binom, nbinom
+from sklearn.linear_model import PoissonRegressor
+
+from conftest import SDC_DATA, SDC_REF
+from safemicro.assess import assess
+from safemicro.risk.individual import individual_risk
+from safemicro.risk.individual_exact import individual_risk_exact
+from safemicro.risk.loglinear import fit_loglinear
+from safemicro.risk.model_risk import tau_measures
+from safemicro.risk.uniqueness import pitman_fit, pitman_uniques, shlosser, snb, snb_expected, zayatz
+
+
+def _nbinom_series(f: float, p: float) -> float:
+    """E(1/F | f) summed term by term over F - f ~ NegBin(f, p) (Benedetti & Franconi's definition)."""
+    m = np.arange(0, int(nbinom.ppf(1 - 1e-14, f, p)) + 10)
+    return float((nbinom.pmf(m, f, p) / (f + m)).sum())
+
+
+@pytest.mark.parametrize("f,p", [(1, 0.01), (2, 0.05), (3, 0.01), (5, 0.5), (50, 0.001), (176, 0.01), (1000, 0.3)])
+def test_exact_individual_risk_matches_the_series(f, p):
+    # reference: the defining series, summed with scipy's negative binomial pmf
+    got = individual_risk_exact(np.array([float(f)]), np.array([f / p]))[0]
+    assert got == pytest.approx(_nbinom_series(f, p), rel=1e-6)
+
+
+def test_exact_equals_sdcmicro_approx_where_the_approximation_is_exact():
+    # reference: sdcMicro 5.8.1 measure_risk rk (approx method) on testdata, 7 keys; for
+    # fk = 1 and 2 its formulas are the exact ones, so method="exact" must give the same
+    ref = pl.read_csv(SDC_REF / "testdata_measure_risk_7keys.csv")
+    fk, Fk = ref["fk"].to_numpy().astype(float), ref["Fk"].to_numpy().astype(float)
+    small = fk <= 2
+    exact = individual_risk_exact(fk[small], Fk[small])
+    np.testing.assert_allclose(exact, ref["risk"].to_numpy()[small], rtol=1e-12)
+    big = fk > 2  # above 2 the approximation differs, by less than 1 % here
+    np.testing.assert_allclose(individual_risk_exact(fk[big], Fk[big]), individual_risk(fk[big], Fk[big]), rtol=1e-2)
+    assert individual_risk_exact(np.array([1.0]), np.array([100.0]), qual=0.5)[0] == pytest.approx(
+        0.5 * exact[fk[small] == 1][0]
+    )
+
+
+def _glm_fit(codes, counts, levels, two_way):
+    """Reference: sklearn PoissonRegressor (alpha=0) on the one-hot full cross-classification."""
+    grid = np.array(np.meshgrid(*[np.arange(1, L + 1) for L in levels], indexing="ij")).reshape(len(levels), -1).T
+    y = np.zeros(len(grid))
+    index = {tuple(g): i for i, g in enumerate(grid)}
+    for c, n in zip(codes, counts, strict=True):
+        y[index[tuple(c)]] = n
+    cols = [(grid[:, j] == lv).astype(float) for j, L in enumerate(levels) for lv in range(2, L + 1)]
+    if two_way:
+        for a in range(len(levels)):
+            for b in range(a + 1, len(levels)):
+                for la in range(2, levels[a] + 1):
+                    for lb in range(2, levels[b] + 1):
+                        cols.append(((grid[:, a] == la) & (grid[:, b] == lb)).astype(float))
+    model = PoissonRegressor(alpha=0, max_iter=10000, tol=1e-12).fit(np.array(cols).T, y)
+    mu = model.predict(np.array(cols).T)
+    return np.array([mu[index[tuple(c)]] for c in codes])
+
+
+CODES = np.array([[1, 1, 1], [1, 2, 1], [2, 1, 2], [2, 2, 2], [1, 1, 2], [2, 3, 1], [1, 3, 2], [2, 2, 1]])
+COUNTS = np.array([5.0, 1, 3, 1, 2, 4, 1, 6])
+
+
+@pytest.mark.parametrize("two_way", [False, True])
+def test_loglinear_fit_equals_poisson_glm(two_way):
+    fit = fit_loglinear(CODES, COUNTS, [2, 3, 2], interactions=2 if two_way else 1)
+    np.testing.assert_allclose(fit.mu, _glm_fit(CODES, COUNTS, [2, 3, 2], two_way), rtol=1e-4)
+
+
+def test_main_effects_tau_by_hand():
+    # reference: the independence model by hand. Keys (a, b): counts (1,1)=1, (1,2)=3, (2,1)=2,
+    # (2,2)=2; n = 8, row margins 4/4, column margins 3/5: μ(1,1) = 8·(4/8)(3/8) = 1.5.
+    # Only (1,1) is a sample unique; weight 10 there, so π = 0.1 and x = λ(1-π) = 1.5·9 = 13.5.
+    fit = fit_loglinear(np.array([[1, 1], [1, 2], [2, 1], [2, 2]]), np.array([1.0, 3, 2, 2]), [2, 2])
+    assert fit.mu[0] == pytest.approx(1.5)
+    r1, r2 = tau_measures(fit.mu[:1], np.array([0.1]))
+    assert r1[0] == pytest.approx(math.exp(-13.5))
+    assert r2[0] == pytest.approx((1 - math.exp(-13.5)) / 13.5)
+
+
+def test_zayatz_by_hand():
+    # reference: Zayatz (1991) by hand with exact binomial coefficients: n = 4, N = 8, two keys
+    # seen once and one seen twice; h_i = C(i,1)C(N-i,n-1)/C(N,n)
+    h1 = 1 * math.comb(7, 3) / math.comb(8, 4)
+    h2 = 2 * math.comb(6, 3) / math.comb(8, 4)
+    expected = 2 * (2 / 3 * h1) / (2 / 3 * h1 + 1 / 3 * h2)
+    assert zayatz(np.array([0, 2, 1]), 0.5) == pytest.approx(expected)
+
+
+def test_pitman_uniques_reduces_to_ewens():
+    # reference: Ewens (α = 0) expected singletons N·θ/(θ+N-1)
+    assert pitman_uniques(3.5, 0.0, 1000.0) == pytest.approx(1000 * 3.5 / (3.5 + 999))
+
+
+def _pitman_loglik(c, theta, alpha):
+    """Pitman's sampling formula written as products (Pitman 1995), for the reference grid."""
+    sizes = [j for j, cj in enumerate(c) for _ in range(cj)]
+    K, n = len(sizes), sum(sizes)
+    ll = sum(math.log(theta + i * alpha) for i in range(1, K))
+    ll -= sum(math.log(theta + i) for i in range(1, n))
+    ll += sum(sum(math.log(i - alpha) for i in range(1, j)) for j in sizes)
+    return ll
+
+
+def test_pitman_fit_is_the_likelihood_maximum():
+    # reference: a brute-force grid over (θ, α) of the likelihood written as products
+    c = np.array([0, 30, 12, 6, 3, 2, 1, 0, 1])
+    theta, alpha = pitman_fit(c)
+    best = max(_pitman_loglik(c, t, a) for t in np.linspace(0.5, 60, 120) for a in np.linspace(0, 0.95, 96))
+    assert _pitman_loglik(c, theta, alpha) >= best - 1e-9
+
+
+def test_snb_recovers_its_parameters():
+    # reference: P(f=1), P(f=2) summed term by term (binomial thinning of F = 1 + NegBin(α, p))
+    alpha, p, pi, K = 0.7, 0.2, 0.1, 5000.0
+    F = 1 + np.arange(0, 2000)
+    pF = nbinom.pmf(F - 1, alpha, p)
+    e1, e2 = (pF * binom.pmf(1, F, pi)).sum(), (pF * binom.pmf(2, F, pi)).sum()
+    assert snb_expected(alpha, p, pi) == pytest.approx((e1, e2), rel=1e-9)
+    assert snb(np.array([0, K * e1, K * e2]), pi, K=K) == pytest.approx(K * p**alpha, rel=1e-6)
+
+
+def test_shlosser_by_hand():
+    # reference: Shlosser's estimator by hand: d + c1·Σq^j c_j / Σ j π q^(j-1) c_j, π = 0.5
+    got = shlosser(np.array([0, 4, 2]), 0.5)
+    assert got == pytest.approx(6 + 4 * (0.5 * 4 + 0.25 * 2) / (1 * 0.5 * 4 + 2 * 0.5 * 0.5 * 2))
+
+
+@pytest.fixture(scope="module")
+def testdata():
+    return pl.read_csv(SDC_DATA / "testdata.csv")
+
+
+def test_assess_model_risk_is_opt_in(testdata):
+    keys = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
+    plain = assess(testdata, keys=keys, weight="sampling_weight")
+    assert plain.summary["model_risk"] is None
+    s = assess(testdata, keys=keys, weight="sampling_weight", model_risk=True).summary["model_risk"]
+    n_uniques = plain.summary["k_anonymity"]["n_sample_uniques"]
+    assert s["loglinear"]["n_sample_uniques"] == n_uniques == 157  # sdcMicro freqCalc n1
+    assert 0 < s["loglinear"]["tau2"] <= n_uniques and 0 <= s["loglinear"]["tau1"] <= s["loglinear"]["tau2"]
+    assert s["population_uniqueness"]["sampling_fraction"] == pytest.approx(0.01)  # weights are 100
+    assert s["population_uniqueness"]["dankar_model"] == "pitman"
+    assert s["individual_risk_exact"]["max"] == pytest.approx(0.0465168705655363)  # sdcMicro max rk
