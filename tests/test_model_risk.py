@@ -152,3 +152,26 @@ def test_assess_model_risk_is_opt_in(testdata):
     assert s["population_uniqueness"]["sampling_fraction"] == pytest.approx(0.01)  # weights are 100
     assert s["population_uniqueness"]["dankar_model"] == "pitman"
     assert s["individual_risk_exact"]["max"] == pytest.approx(0.0465168705655363)  # sdcMicro max rk
+
+
+def test_cli_model_risk_writes_the_report_section(testdata, tmp_path):
+    # the CLI flag reaches assess, and the HTML report explains the numbers
+    from typer.testing import CliRunner
+
+    from safemicro.cli import app
+
+    src = tmp_path / "t.csv"
+    testdata.write_csv(src)
+    out, html = tmp_path / "s.json", tmp_path / "r.html"
+    args = ["assess", str(src), "--keys", "urbrur,roof,walls,water,electcon,relat,sex", "--weight", "sampling_weight"]
+    result = CliRunner().invoke(app, [*args, "--model-risk", "--json", str(out), "--html", str(html)])
+    assert result.exit_code == 0, result.output
+    import json
+
+    summary = json.loads(out.read_text())
+    assert summary["model_risk"]["loglinear"]["n_sample_uniques"] == 157
+    page = html.read_text()
+    assert "Model-based risk for samples" in page and "Pitman (Hoshino 2001)" in page
+    without = tmp_path / "r0.html"
+    assert CliRunner().invoke(app, [*args, "--html", str(without)]).exit_code == 0
+    assert "Model-based risk for samples" not in without.read_text()

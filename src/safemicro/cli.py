@@ -42,6 +42,7 @@ def assess(
     sensitive: str | None = typer.Option(None, "--sensitive", help="sensitive variables (l-diversity)"),
     numeric: str | None = typer.Option(None, "--numeric", help="continuous key variables"),
     suda: bool = typer.Option(False, "--suda", help="compute SUDA2 and DIS-SUDA scores"),
+    model: bool = typer.Option(False, "--model-risk", help="tau1/tau2, population uniques, exact risk"),
     alpha: float | None = typer.Option(None, "--alpha", help="weight of a missing value as a wildcard (0..1)"),
     k: list[int] = typer.Option([], "--k", help="extra k for k-anonymity counts (repeatable)"),
     max_global_risk: float = typer.Option(0.01, "--max-global-risk", help="for the record threshold"),
@@ -68,8 +69,10 @@ def assess(
     if engine != "polars":
         from safemicro.scale import assess_source
 
-        if records_out or suda or sensitive or numeric or household_level:
-            raise SafemicroError("--records, --suda, --sensitive, --numeric and --household-level need --engine polars")
+        if records_out or suda or model or sensitive or numeric or household_level:
+            raise SafemicroError(
+                "--records, --suda, --model-risk, --sensitive, --numeric, --household-level need polars"
+            )
         scaled = assess_source(
             data,
             engine=engine,
@@ -98,6 +101,7 @@ def assess(
         sensitive=_split(sensitive),
         numeric_keys=_split(numeric),
         suda=suda,
+        model_risk=model,
         alpha=alpha,
         ks=k or (),
         max_global_risk=max_global_risk,
