@@ -90,16 +90,30 @@ def test_main_effects_tau_by_hand():
 
 def test_zayatz_by_hand():
     # reference: Zayatz (1991) by hand with exact binomial coefficients: n = 4, N = 8, two keys
-    # seen once and one seen twice; h_i = C(i,1)C(N-i,n-1)/C(N,n)
+    # seen once and one seen twice; h_i = C(i,1)C(N-i,n-1)/C(N,n); population uniques are
+    # s1·P(F=1|f=1)·N/n (Dankar et al. 2012, appendix A)
     h1 = 1 * math.comb(7, 3) / math.comb(8, 4)
     h2 = 2 * math.comb(6, 3) / math.comb(8, 4)
-    expected = 2 * (2 / 3 * h1) / (2 / 3 * h1 + 1 / 3 * h2)
+    expected = 2 * (2 / 3 * h1) / (2 / 3 * h1 + 1 / 3 * h2) * 8 / 4
     assert zayatz(np.array([0, 2, 1]), 0.5) == pytest.approx(expected)
 
 
-def test_pitman_uniques_reduces_to_ewens():
-    # reference: Ewens (α = 0) expected singletons N·θ/(θ+N-1)
-    assert pitman_uniques(3.5, 0.0, 1000.0) == pytest.approx(1000 * 3.5 / (3.5 + 999))
+def test_pitman_uniques_reduces_to_ewens_and_hoshino_is_its_limit():
+    # reference: Ewens (α = 0) expected singletons N·θ/(θ+N-1); Hoshino's Γ(θ+1)/Γ(θ+α)·N^α
+    # is the large-N limit of the exact expectation
+    assert pitman_uniques(3.5, 0.0, 1000.0, exact=True) == pytest.approx(1000 * 3.5 / (3.5 + 999))
+    assert pitman_uniques(40.0, 0.4, 1e8) == pytest.approx(pitman_uniques(40.0, 0.4, 1e8, exact=True), rel=1e-5)
+
+
+def test_dankar_rule_picks_by_sampling_fraction():
+    # reference: Dankar et al. (2012): Pitman at π <= 0.1, else the smaller of Zayatz and SNB
+    from safemicro.risk.uniqueness import population_uniqueness
+
+    fk = np.repeat(np.arange(1, 9), [300, 120, 60, 30, 15, 8, 4, 2])
+    low = population_uniqueness(fk, 0.05)
+    assert low["dankar_model"] == "pitman" and low["dankar"] == low["pitman"]
+    high = population_uniqueness(fk, 0.3)
+    assert high["dankar"] == min(v for v in (high["zayatz"], high["snb"]) if v is not None)
 
 
 def _pitman_loglik(c, theta, alpha):
@@ -175,3 +189,18 @@ def test_cli_model_risk_writes_the_report_section(testdata, tmp_path):
     without = tmp_path / "r0.html"
     assert CliRunner().invoke(app, [*args, "--html", str(without)]).exit_code == 0
     assert "Model-based risk for samples" not in without.read_text()
+
+
+def test_model_risk_at_scale_equals_in_memory(testdata, tmp_path):
+    # the out-of-core engine builds the same key table, so the same numbers
+    from safemicro.scale import assess_source
+
+    keys = ["urbrur", "roof", "walls", "water", "electcon", "relat", "sex"]
+    src = tmp_path / "t.parquet"
+    testdata.write_parquet(src)
+    opts = {"interactions": 2}
+    mem = assess(testdata, keys=keys, weight="sampling_weight", model_risk=opts).summary["model_risk"]
+    big = assess_source(src, engine="duckdb", keys=keys, weight="sampling_weight", model_risk=opts).summary
+    for part in ("loglinear", "loglinear_two_way", "individual_risk_exact"):
+        assert big["model_risk"][part] == pytest.approx(mem[part])
+    assert big["model_risk"]["population_uniqueness"] == pytest.approx(mem["population_uniqueness"])

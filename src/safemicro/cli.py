@@ -69,10 +69,8 @@ def assess(
     if engine != "polars":
         from safemicro.scale import assess_source
 
-        if records_out or suda or model or sensitive or numeric or household_level:
-            raise SafemicroError(
-                "--records, --suda, --model-risk, --sensitive, --numeric, --household-level need polars"
-            )
+        if records_out or suda or sensitive or numeric or household_level:
+            raise SafemicroError("--records, --suda, --sensitive, --numeric and --household-level need --engine polars")
         scaled = assess_source(
             data,
             engine=engine,
@@ -83,6 +81,7 @@ def assess(
             alpha=alpha,
             ks=k or (),
             max_global_risk=max_global_risk,
+            model_risk=model,
         )
         _write_all([(p, w) for p, w in ((json_out, scaled.write_json), (html_out, scaled.write_html)) if p])
         _print_summary(scaled.summary)

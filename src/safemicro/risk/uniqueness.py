@@ -6,15 +6,16 @@ population uniques (keys of population frequency 1) among the sampled keys' popu
 
 - Zayatz (1991): P(F=1 | f=1) = p_1 h_1 / Σ_i p_i h_i, with p_i = c_i/Σc the share of
   keys of size i (taken as the population's) and h_i the hypergeometric probability that a
-  population key of size i shows once in a sample of n from N; uniques = c_1 · P.
+  population key of size i shows once in a sample of n from N; uniques = c_1 · P · N/n
+  (the sampled population uniques scaled up to the population, as Dankar et al. state it).
 - Pitman (Hoshino 2001): the two-parameter Pitman sampling formula fitted to c by maximum
-  likelihood (θ > -α, 0 <= α < 1); uniques = E[K_{N,1}] = N·(θ+α)_{N-1}/(θ+1)_{N-1}
-  (rising factorials), the expected singletons among N.
+  likelihood (θ > -α, 0 <= α < 1); uniques = Γ(θ+1)/Γ(θ+α)·N^α, Hoshino's large-N form of
+  the expected singletons among N, E[K_{N,1}] = N·(θ+α)_{N-1}/(θ+1)_{N-1}.
 - SNB (Chen & Keller-McNulty 1998): F = 1 + NegBin(α, p) over K population keys
   (K by Shlosser's estimator), each record sampled with probability π; α and p solve
   E[c_1] = c_1, E[c_2] = c_2; uniques = K·p^α.
 - Dankar et al. (2012) decision rule: Pitman when π <= 0.1 (Zayatz when Pitman does not
-  converge), Zayatz otherwise.
+  converge); above, the smaller of Zayatz and SNB (Zayatz when SNB does not converge).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def zayatz(c: np.ndarray, pi: float) -> float:
     log_h = np.where(N - j - n + 2 > 0, log_h, -np.inf)
     w = cj * np.exp(log_h - log_h.max())
     c1 = float(c[1]) if len(c) > 1 else 0.0
-    return c1 * float(w[j == 1].sum() / w.sum()) if c1 else 0.0
+    return c1 * float(w[j == 1].sum() / w.sum()) / pi if c1 else 0.0
 
 
 def pitman_fit(c: np.ndarray) -> tuple[float, float]:
@@ -73,17 +74,24 @@ def pitman_fit(c: np.ndarray) -> tuple[float, float]:
     return float(best.x[0]), float(best.x[1])
 
 
-def pitman_uniques(theta: float, alpha: float, N: float) -> float:
-    """E[K_{N,1}] = N·Γ(θ+1)Γ(θ+α+N-1) / (Γ(θ+α)Γ(θ+N))."""
-    return float(
-        N * np.exp(gammaln(theta + 1) + gammaln(theta + alpha + N - 1) - gammaln(theta + alpha) - gammaln(theta + N))
-    )
+def pitman_uniques(theta: float, alpha: float, N: float, *, exact: bool = False) -> float:
+    """Hoshino's Γ(θ+1)/Γ(θ+α)·N^α, or (``exact``) E[K_{N,1}] = N·Γ(θ+1)Γ(θ+α+N-1)/(Γ(θ+α)Γ(θ+N))."""
+    if exact:
+        log_u = np.log(N) + gammaln(theta + 1) + gammaln(theta + alpha + N - 1)
+        log_u -= gammaln(theta + alpha) + gammaln(theta + N)
+    else:
+        log_u = gammaln(theta + 1) - gammaln(theta + alpha) + alpha * np.log(N)
+    return float(np.exp(log_u))
 
 
 def pitman(c: np.ndarray, pi: float) -> float:
     j, cj = _sizes(c)
     theta, alpha = pitman_fit(c)
-    return pitman_uniques(theta, alpha, float((j * cj).sum()) / pi)
+    N = float((j * cj).sum()) / pi
+    u = pitman_uniques(theta, alpha, N)
+    if alpha <= 0 or not 0 <= u <= N:
+        raise ValueError("Pitman's model gives no estimate (alpha = 0 or out of range)")
+    return u
 
 
 def shlosser(c: np.ndarray, pi: float) -> float:
@@ -143,8 +151,11 @@ def population_uniqueness(fk: np.ndarray, pi: float) -> dict:
             out[name] = fn(c, pi) if pi < 1.0 else float(out["sample_uniques"])
         except (ValueError, FloatingPointError):
             out[name] = None
-    chosen = "pitman" if pi <= 0.1 and out["pitman"] is not None else "zayatz"
-    out["dankar"] = out[chosen]
+    if pi <= 0.1:
+        chosen = "pitman" if out["pitman"] is not None else "zayatz"
+    else:
+        chosen = "snb" if out["snb"] is not None and out["snb"] < out["zayatz"] else "zayatz"
+    out["dankar"] = 0.0 if out["sample_uniques"] == 0 else out[chosen]
     out["dankar_model"] = chosen
     for name in ("zayatz", "pitman", "snb", "dankar"):
         out[f"{name}_share"] = out[name] / N if out[name] is not None and N else None
