@@ -11,6 +11,8 @@ and p/(f - (1-p)) above. ``qual`` is sdcMicro's final correction factor (risk ×
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.special import hyp2f1
 
@@ -32,7 +34,12 @@ def individual_risk_exact(fk: np.ndarray, Fk: np.ndarray, *, qual: float = 1.0) 
 
 def _quadrature(f: np.ndarray, odds: np.ndarray, nodes: int = 256) -> np.ndarray:
     """(1/f)∫_0^1 du / (1 + odds·u^(1/f)) by Gauss-Legendre (u = t^f makes it smooth for large f)."""
-    x, w = np.polynomial.legendre.leggauss(nodes)
+    x, w = _gauss_legendre(nodes)
     u = (x + 1.0) / 2.0
     vals = 1.0 / (1.0 + odds[:, None] * u[None, :] ** (1.0 / f[:, None]))
     return (vals @ w) / 2.0 / f
+
+
+@lru_cache(maxsize=4)
+def _gauss_legendre(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.legendre.leggauss(nodes)
