@@ -204,3 +204,17 @@ def test_model_risk_at_scale_equals_in_memory(testdata, tmp_path):
     for part in ("loglinear", "loglinear_two_way", "individual_risk_exact"):
         assert big["model_risk"][part] == pytest.approx(mem[part])
     assert big["model_risk"]["population_uniqueness"] == pytest.approx(mem["population_uniqueness"])
+
+
+def test_plan_option_turns_model_risk_on(testdata):
+    # the plan's model_risk section reaches assess (and so the release's before/after risk)
+    from safemicro.plan import Plan
+
+    roles = {"keys": ["urbrur", "roof", "walls", "water", "sex"], "weight": "sampling_weight"}
+    off = assess(testdata, plan=Plan(roles=roles)).summary["model_risk"]
+    plan = Plan(roles=roles, model_risk={"enabled": True, "interactions": 2, "sampling_fraction": 0.2, "qual": 0.5})
+    on = assess(testdata, plan=plan).summary["model_risk"]
+    assert off is None
+    assert on["loglinear_two_way"]["model"] == "two-way interactions"
+    assert on["population_uniqueness"]["sampling_fraction"] == 0.2
+    assert on["individual_risk_exact"]["max"] == pytest.approx(0.5 * 0.0465168705655363)

@@ -188,6 +188,7 @@ def assess(
     if plan is not None:
         roles = roles or plan.roles
         attribute = attribute or plan.attribute_disclosure
+        model_risk = model_risk or (plan.model_risk.model_dump() if plan.model_risk.enabled else False)
         alpha = plan.alpha if alpha is None else alpha
         targets = targets or plan.targets.model_dump()
         scenario = scenario or plan.scenario.model_dump()
