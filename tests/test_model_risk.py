@@ -238,3 +238,15 @@ def test_anonymize_measures_model_risk_before_and_after():
     assert after["n_sample_uniques"] < before["n_sample_uniques"] and after["tau2"] < before["tau2"]
     page = render_internal_report(rel.report)
     assert "τ1 (modRisk)" in page and "Dankar et al.&#39;s rule" in page
+
+
+def test_main_effects_tau_by_hand_three_keys():
+    # reference: the independence model by hand on the 3-key toy above (n = 23): the sample
+    # unique (1, 2, 1) has margins 9, 8 and 16, so μ = 23·(9/23)(8/23)(16/23) = 1152/529;
+    # with weight 50 (π = 1/50), x = λ(1-π) = μ·49
+    fit = fit_loglinear(CODES, COUNTS, [2, 3, 2])
+    mu = fit.mu[1]
+    assert mu == pytest.approx(1152 / 529)
+    r1, r2 = tau_measures(np.array([mu]), np.array([1 / 50]))
+    x = 1152 / 529 * 49
+    assert r1[0] == pytest.approx(math.exp(-x)) and r2[0] == pytest.approx((1 - math.exp(-x)) / x)
