@@ -250,3 +250,17 @@ def test_main_effects_tau_by_hand_three_keys():
     r1, r2 = tau_measures(np.array([mu]), np.array([1 / 50]))
     x = 1152 / 529 * 49
     assert r1[0] == pytest.approx(math.exp(-x)) and r2[0] == pytest.approx((1 - math.exp(-x)) / x)
+
+
+def test_many_keys_main_effects_without_the_full_table():
+    # 30 keys of 5 levels: 5^30 cells. Main effects are read at the observed keys (reference:
+    # the independence formula, recomputed here with a product of margins); two-way refuses
+    rng = np.random.default_rng(3)
+    codes = rng.integers(1, 6, size=(200, 30))
+    counts = np.ones(200)
+    fit = fit_loglinear(codes, counts, [5] * 30)
+    margins = [np.bincount(codes[:, j], minlength=6) / 200 for j in range(30)]
+    expected = 200 * np.prod([margins[j][codes[:, j]] for j in range(30)], axis=0)
+    np.testing.assert_allclose(fit.mu, expected, rtol=1e-10)
+    with pytest.raises(ValueError, match="cells"):
+        fit_loglinear(codes, counts, [5] * 30, interactions=2)

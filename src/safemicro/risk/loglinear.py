@@ -3,7 +3,7 @@
 The model is fitted on every cell of the full cross-classification of the keys' observed
 levels (observed keys plus empty cells), as sdcMicro's ``modRisk`` does. Main effects have
 the closed-form maximum-likelihood fit (the independence model: product of the one-way
-margins); the two-way model is fitted by iterative proportional fitting on all two-way
+margins), evaluated at the observed keys only, so any number of keys fits; the two-way model is fitted by iterative proportional fitting on all two-way
 margins, which converges to the same maximum-likelihood fit as a Poisson GLM with those
 terms. Cells in an empty fitted margin are structural zeros: fitted 0, as in the GLM limit.
 """
@@ -15,7 +15,7 @@ from itertools import combinations
 
 import numpy as np
 
-MAX_CELLS = 20_000_000
+MAX_CELLS = 5_000_000  # two-way model only: IPF holds every cell
 
 
 @dataclass(frozen=True)
@@ -37,19 +37,25 @@ def fit_loglinear(codes: np.ndarray, counts: np.ndarray, levels: list[int], *, i
     if interactions not in (1, 2):
         raise ValueError("interactions must be 1 (main effects) or 2 (two-way)")
     shape = tuple(int(x) for x in levels)
-    n_cells = int(np.prod(shape, dtype=np.float64))
-    if n_cells > MAX_CELLS:
-        raise ValueError(f"the keys' cross-classification has {n_cells:,} cells (limit {MAX_CELLS:,}); use fewer keys")
-    flat = np.ravel_multi_index(tuple((np.asarray(codes) - 1).T), shape)
-    table = np.bincount(flat, weights=counts, minlength=n_cells).reshape(shape)
-    n = table.sum()
+    codes = np.asarray(codes)
+    counts = np.asarray(counts, dtype=np.float64)
+    n = counts.sum()
     m = len(shape)
+    n_cells = int(np.prod(shape, dtype=np.float64))
     if interactions == 1 or m < 2:
-        fitted = np.full(shape, n, dtype=np.float64)
+        # μ = n·Π_j (margin_j / n), read at the observed keys: no table of all cells needed
+        log_mu = np.full(len(counts), np.log(n))
         for j in range(m):
-            margin = table.sum(axis=tuple(i for i in range(m) if i != j)) / n
-            fitted = fitted * margin.reshape([-1 if i == j else 1 for i in range(m)])
-        return LogLinearFit(fitted.ravel()[flat], n_cells, int((fitted == 0).sum()), 0)
+            margin = np.bincount(codes[:, j] - 1, weights=counts, minlength=shape[j]) / n
+            log_mu += np.log(margin[codes[:, j] - 1])
+        return LogLinearFit(np.exp(log_mu), n_cells, 0, 0)
+    if n_cells > MAX_CELLS:
+        raise ValueError(
+            f"the keys' cross-classification has {n_cells:,} cells (limit {MAX_CELLS:,} for the two-way model); "
+            "use main effects or fewer keys"
+        )
+    flat = np.ravel_multi_index(tuple((codes - 1).T), shape)
+    table = np.bincount(flat, weights=counts, minlength=n_cells).reshape(shape)
     pairs = list(combinations(range(m), 2))
     targets = {p: table.sum(axis=tuple(i for i in range(m) if i not in p), keepdims=True) for p in pairs}
     fitted = np.ones(shape)
