@@ -149,6 +149,7 @@ def assess(
     plan: Plan | None = None,
     alpha: float | None = None,
     suda: bool = False,
+    model_risk: bool | dict[str, Any] = False,
     ks: Sequence[int] = DEFAULT_KS,
     max_global_risk: float = 0.01,
     targets: dict[str, Any] | None = None,
@@ -176,6 +177,7 @@ def assess(
     ``population`` (or the plan's ``population:`` file): the population the data was drawn
     from; adds k-map and δ-presence (:mod:`safemicro.risk.population`). ``robust`` (or a
     ``max_rmd_risk`` target): MCD outliers and RMD disclosure of the numeric keys.
+    ``model_risk``: also τ1/τ2, population uniqueness and exact risk (:mod:`safemicro.risk.model_risk`).
 
     Examples
     --------
@@ -193,6 +195,7 @@ def assess(
     if plan is not None:
         roles = roles or plan.roles
         attribute = attribute or plan.attribute_disclosure
+        model_risk = model_risk or (plan.model_risk.model_dump() if plan.model_risk.enabled else False)
         alpha = plan.alpha if alpha is None else alpha
         targets = targets or plan.targets.model_dump()
         scenario = scenario or plan.scenario.model_dump()
@@ -271,6 +274,7 @@ def assess(
                 "histogram": risk_histogram(key_risk, count),
             },
             "household_risk": None,
+            "model_risk": None,
             "suda2": None,
             "l_diversity": None,
             "attribute_disclosure": None,
@@ -307,6 +311,13 @@ def assess(
             timings["household_risk"] = time.perf_counter() - t0
             advance("SUDA2" if suda else "l-diversity")
 
+        if model_risk:
+            from safemicro.risk.model_risk import model_risk_summary
+
+            t0 = time.perf_counter()
+            opts = model_risk if isinstance(model_risk, dict) else {}
+            summary["model_risk"] = model_risk_summary(kt, roles.weight is not None, opts)
+            timings["model_risk"] = time.perf_counter() - t0
         if suda:
             from safemicro.risk.suda2_keys import suda2_keys
 

@@ -6,6 +6,7 @@ import functools
 import os
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -51,3 +52,18 @@ def friendly(fn: Callable) -> Callable:
 
 def split_list(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def write_all(jobs: list[tuple[Path, Callable[[Path], None]]]) -> None:
+    """Write every output or none: each goes to a temporary file beside its target first."""
+    from safemicro.atomic import atomic_paths
+
+    current: Path | None = None
+    try:
+        with atomic_paths([target for target, _ in jobs]) as staged:
+            for (current, write), tmp in zip(jobs, staged):  # noqa: B007 (read in the except)
+                write(tmp)
+            current = None
+    except OSError as e:
+        where = current or e.filename
+        raise SafemicroError(f"cannot write output: {e.strerror or e}", file=str(where)) from None

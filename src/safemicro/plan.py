@@ -183,6 +183,15 @@ class AttributeDisclosure(_Strict):
     )
 
 
+class ModelRiskOptions(_Strict):
+    """Opt-in model-based risk in assess: modRisk τ1/τ2, population uniqueness, exact risk."""
+
+    enabled: bool = False
+    interactions: Literal[1, 2] = Field(1, description="1: main effects; 2: also all two-way interactions")
+    sampling_fraction: float | None = Field(None, gt=0.0, le=1.0, description="default: records / sum of weights")
+    qual: float = Field(1.0, gt=0.0, description="sdcMicro indivRisk's final correction factor (exact risk)")
+
+
 class Indicator(_Strict):
     """A statistic users will compute, compared before/after with design-based CIs."""
 
@@ -249,6 +258,7 @@ class Plan(_Strict):
     alpha: float = Field(1.0, ge=0.0, le=1.0, description="weight of a missing value as a wildcard")
     utility: Utility = Field(default_factory=Utility)
     attribute_disclosure: AttributeDisclosure = Field(default_factory=AttributeDisclosure)
+    model_risk: ModelRiskOptions = Field(default_factory=ModelRiskOptions)
     release: Release = Field(default_factory=Release)
     steps: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
     seed: int | None = None

@@ -250,6 +250,7 @@ def assess_after(
         original=_original_rows(tagged, released_tagged) if after_roles.numeric_keys else None,
         attribute=plan.attribute_disclosure,
         population=population,
+        model_risk=plan.model_risk.model_dump() if plan.model_risk.enabled else False,
         known_distinct=None
         if before is None
         else {v["name"]: (tagged.frame.get_column(v["name"]), v["n_distinct"]) for v in before.summary["variables"]},

@@ -53,6 +53,7 @@ from .format import (  # noqa: F401 (re-exported: other reports import them from
 )
 from .risk_cards import _headline_cards, _nested_table, _numeric, _suda
 from .risk_combinations import combinations_context
+from .risk_model import model_context
 from .risk_population import population_context
 
 __all__ = ["render_risk_report", "write_risk_report", "build_context"]
@@ -314,6 +315,7 @@ def build_context(
         "suda": _suda(summary, n_records),
         "combos": combinations_context(summary),
         "population": population_context(summary),
+        "model": model_context(summary),
         "ldiv": _nested_table(summary.get("l_diversity") if isinstance(summary, Mapping) else None),
         "attribute": _nested_table(summary.get("attribute_disclosure") if isinstance(summary, Mapping) else None),
         "attribute_targets": _attribute_targets(targets),

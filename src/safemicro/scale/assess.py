@@ -67,6 +67,7 @@ def assess_source(
     targets: dict[str, Any] | None = None,
     top: int = 10,
     show_progress: bool | None = None,
+    model_risk: bool | dict[str, Any] = False,
 ) -> Assessment:
     """Assess ``source`` (a Parquet/CSV path, a frame, a SQL table, a Spark DataFrame)
     through ``engine``: k-anonymity, individual, global and household risk.
@@ -102,6 +103,13 @@ def assess_source(
         summary = _summary(kt, roles, alpha, ks, max_global_risk, targets, source)
         key_risk = individual_risk(kt.fk, kt.Fk, weighted=roles.weight is not None)
         timings["risk"] = time.perf_counter() - t0
+        if model_risk:  # τ1/τ2, population uniqueness, exact risk: all from the key table
+            from safemicro.risk.model_risk import model_risk_summary
+
+            t0 = time.perf_counter()
+            opts = model_risk if isinstance(model_risk, dict) else {}
+            summary["model_risk"] = model_risk_summary(kt, roles.weight is not None, opts)
+            timings["model_risk"] = time.perf_counter() - t0
         if roles.household:
             advance("household risk")
             t0 = time.perf_counter()
@@ -181,6 +189,7 @@ def _summary(kt, roles: Roles, alpha: float, ks, max_global_risk: float, targets
             "histogram": _histogram(r, c),
         },
         "household_risk": None,
+        "model_risk": None,
         "suda2": None,
         "l_diversity": None,
         "numeric_risk": None,

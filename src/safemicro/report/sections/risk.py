@@ -84,6 +84,17 @@ def _risk_rows(
     row("Records with a special unique (SUDA score > 0)", ("suda2", "n_score_gt0"), fmt_int)
     row("Highest DIS-SUDA score", ("suda2", "max_dis"), fmt_prob, means=MEANS["max_dis"])
     row("Sum of DIS-SUDA scores", ("suda2", "sum_dis"), fmt_num, means=MEANS["sum_dis"])
+    for key, name, means in (
+        ("tau1", "τ1 (modRisk)", "expected sample uniques that are also unique in the population"),
+        ("tau2", "τ2 (modRisk)", "expected correct matches when every sample unique is linked to the population"),
+    ):
+        row(name, ("model_risk", "loglinear", key), fmt_er, means=f"Log-linear model, main effects: {means}.")
+    row(
+        "Estimated population uniques (Dankar et al.'s rule)",
+        ("model_risk", "population_uniqueness", "dankar"),
+        fmt_er,
+        means="Keys held by one person in the whole population, estimated from the sample (as ARX does).",
+    )
     sens = list(dict.fromkeys([*_map(before.get("l_diversity")), *_map(after.get("l_diversity"))]))
     for s in sens:
         row(f"Records in groups where {s} takes one value (l = 1)", ("l_diversity", s, "distinct", "n_eq1"), fmt_int)
