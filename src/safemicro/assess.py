@@ -29,14 +29,7 @@ from safemicro.jsonable import json_ready, json_value
 from safemicro.keys import KeyTable, build_key_table, encode_column
 from safemicro.plan import AttributeDisclosure, Plan, Roles
 from safemicro.progress import progress
-from safemicro.risk import (
-    global_risk,
-    household_risk,
-    individual_risk,
-    k_anonymity_violations,
-    record_threshold,
-    risky_records,
-)
+from safemicro.risk import individual as measures
 from safemicro.risk.attribute import attribute_disclosure
 from safemicro.risk.combinations import key_combinations
 from safemicro.risk.individual import risk_histogram, weighted_median
@@ -232,15 +225,15 @@ def assess(
         advance("individual and global risk")
 
         t0 = time.perf_counter()
-        key_risk = individual_risk(kt.fk, kt.Fk, weighted=roles.weight is not None)
+        key_risk = measures.individual_risk(kt.fk, kt.Fk, weighted=roles.weight is not None)
         risk = key_risk[kt.record_key]
         fk = kt.record_fk()
         records: dict[str, Any] = {"fk": fk, "Fk": kt.record_Fk(), "risk": risk}
-        g = global_risk(risk)
+        g = measures.global_risk(risk)
         # the record-level statistics below are taken on the distinct keys with their record
         # counts (the same numbers: every record has its key's risk), not on n records
         count = kt.count
-        key_risky = risky_records(key_risk, counts=count)
+        key_risky = measures.risky_records(key_risk, counts=count)
         records["risky"] = key_risky[kt.record_key]
         med = weighted_median(key_risk, count)
         summary: dict[str, Any] = {
@@ -256,13 +249,13 @@ def assess(
             "k_anonymity": {
                 "n_distinct_keys": kt.n_keys,
                 "n_sample_uniques": int(count[kt.fk == 1].sum()),
-                "violations": {str(k): v for k, v in k_anonymity_violations(kt.fk, ks, counts=count).items()},
+                "violations": {str(k): v for k, v in measures.k_anonymity_violations(kt.fk, ks, counts=count).items()},
             },
             "global_risk": {
                 "mean": g.mean,
                 "expected_reidentifications": g.expected_reidentifications,
                 "percent": g.percent,
-                "threshold": record_threshold(key_risk, max_global_risk, kt.count),
+                "threshold": measures.record_threshold(key_risk, max_global_risk, kt.count),
                 "max_global_risk": max_global_risk,
             },
             "individual_risk": {
@@ -297,7 +290,7 @@ def assess(
             t0 = time.perf_counter()
             # household ids are never missing (validated), so codes are 1..H
             hid = encode_column(dataset.frame.get_column(roles.household))[0] - 1
-            hh = household_risk(risk, hid)
+            hh = measures.household_risk(risk, hid)
             records["hh_risk"] = hh
             sizes = np.bincount(hid)
             size_counts = np.bincount(sizes)

@@ -40,20 +40,9 @@ from pydantic import Field
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
+from safemicro.methods import base
 from safemicro.methods.aggregation_kernels import _jit
-from safemicro.methods.base import (
-    Change,
-    MethodResult,
-    StepContext,
-    StepParams,
-    calls,
-    column_names,
-    household_for,
-    numeric_matrix,
-    per_household,
-    register,
-    stratum_ids,
-)
+from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, register
 
 __all__ = ["microaggregation"]
 
@@ -87,8 +76,8 @@ def microaggregation(
     >>> microaggregation(ds, variables="x", k=3).dataset.frame["x"].to_list()
     [2.0, 2.0, 2.0, 11.0, 11.0, 11.0]
     """
-    variables = column_names(variables, "variables", _STEP)
-    strata = column_names(strata, "strata", _STEP) if strata is not None else []
+    variables = base.column_names(variables, "variables", _STEP)
+    strata = base.column_names(strata, "strata", _STEP) if strata is not None else []
     if not variables:
         raise SafemicroError("microaggregation needs at least one variable", step=_STEP)
     for name in [*variables, *strata]:
@@ -103,13 +92,13 @@ def microaggregation(
     k = int(k)
     if household is not None:
         run = functools.partial(microaggregation, variables=variables, k=k, method=method, strata=strata or None)
-        return per_household(ds, variables, household, run, _STEP)
+        return base.per_household(ds, variables, household, run, _STEP)
 
-    x = numeric_matrix(ds, variables, _STEP)
+    x = base.numeric_matrix(ds, variables, _STEP)
     observed = ~np.isnan(x)
     complete = observed.all(axis=1)
     partial = observed.any(axis=1) & ~complete
-    stratum, n_strata, _ = stratum_ids(ds.frame, strata)
+    stratum, n_strata, _ = base.stratum_ids(ds.frame, strata)
 
     by_stratum = np.argsort(stratum, kind="stable")  # row order kept within each stratum
     bounds = np.searchsorted(stratum[by_stratum], np.arange(n_strata + 1))
@@ -306,7 +295,7 @@ class MicroaggregationParams(StepParams):
         return [self.strata] if isinstance(self.strata, str) else list(self.strata or [])
 
     def _household(self, ctx: StepContext) -> str | None:
-        return household_for(self._variables(ctx), self.household, ctx)
+        return base.household_for(self._variables(ctx), self.household, ctx)
 
     def resolve(self, ctx: StepContext) -> dict[str, Any]:
         return {"variables": self._variables(ctx), "strata": self._strata() or None, "household": self._household(ctx)}
@@ -334,4 +323,4 @@ def _describe(params: MicroaggregationParams, change: Change) -> str:
     )
 
 
-register(_STEP, MicroaggregationParams, _describe, perturbative=True)(calls(microaggregation))
+register(_STEP, MicroaggregationParams, _describe, perturbative=True)(base.calls(microaggregation))

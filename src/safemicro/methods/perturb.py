@@ -17,7 +17,7 @@ would land on a user-missing code is drawn again.
 
 Household-level variables (one value per household, such as a cash transfer) are
 perturbed once per household with ``household=``: the method runs on one record per
-household and every member gets its household's result (:func:`per_household`, also used
+household and every member gets its household's result (:func:`base.per_household`, also used
 by microaggregation), so the variable stays constant within households.
 """
 
@@ -33,19 +33,8 @@ from pydantic import Field
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.methods.base import (
-    Change,
-    MethodResult,
-    StepContext,
-    StepParams,
-    calls,
-    column_names,
-    household_for,
-    numeric_matrix,
-    per_household,
-    register,
-    rng_for,
-)
+from safemicro.methods import base
+from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, register
 from safemicro.methods.perturb_cells import _noisy_column
 from safemicro.methods.perturb_kernels import _complete, _jit, _shuffle_keys
 
@@ -85,9 +74,9 @@ def add_noise(
         raise SafemicroError(f"method must be 'additive' or 'correlated', got {method!r}", step=step)
     if household is not None:
         run = functools.partial(add_noise, variables=variables, amount=amount, method=method, seed=seed)
-        return per_household(ds, variables, household, run, step)
-    rng, used_seed = rng_for(seed)
-    x = numeric_matrix(ds, variables, step)
+        return base.per_household(ds, variables, household, run, step)
+    rng, used_seed = base.rng_for(seed)
+    x = base.numeric_matrix(ds, variables, step)
     observed = ~np.isnan(x)
 
     sd = np.array([np.std(c[~np.isnan(c)], ddof=1) if (~np.isnan(c)).sum() > 1 else 0.0 for c in x.T])
@@ -148,9 +137,9 @@ def rank_swap(
         raise SafemicroError(f"p must be a percentage between 0 and 100, got {p!r}", step=step)
     if household is not None:
         run = functools.partial(rank_swap, variables=variables, p=p, seed=seed)
-        return per_household(ds, variables, household, run, step)
-    rng, used_seed = rng_for(seed)
-    x = numeric_matrix(ds, variables, step)
+        return base.per_household(ds, variables, household, run, step)
+    rng, used_seed = base.rng_for(seed)
+    x = base.numeric_matrix(ds, variables, step)
     swap = _jit()["_swap_ranks"]
     columns, window, swapped = [], {}, {}
     for j, name in enumerate(variables):
@@ -196,16 +185,16 @@ def shuffle(
     """
     step = "shuffle"
     variables = _variables(variables, step)
-    by = column_names(by, "by", step) if by is not None else []
+    by = base.column_names(by, "by", step) if by is not None else []
     for name in by:
         if name in variables:
             raise SafemicroError("a variable cannot be shuffled by itself", column=name, step=step)
     if household is not None:
         run = functools.partial(shuffle, variables=variables, by=by or None, seed=seed)
-        return per_household(ds, variables, household, run, step)
-    rng, used_seed = rng_for(seed)
-    x = numeric_matrix(ds, variables, step)
-    s = numeric_matrix(ds, by, step) if by else np.zeros((ds.n, 0))
+        return base.per_household(ds, variables, household, run, step)
+    rng, used_seed = base.rng_for(seed)
+    x = base.numeric_matrix(ds, variables, step)
+    s = base.numeric_matrix(ds, by, step) if by else np.zeros((ds.n, 0))
     y = _shuffle_keys(x, s, rng)
 
     columns, moved = [], {}
@@ -240,7 +229,7 @@ def shuffle(
 
 
 def _variables(value: Any, step: str) -> list[str]:
-    names = column_names(value, "variables", step)
+    names = base.column_names(value, "variables", step)
     if not names:
         raise SafemicroError("needs at least one variable", step=step)
     return names
@@ -274,7 +263,7 @@ class _NumericParams(StepParams):
         return list(self.variables or ctx.roles.numeric_keys)
 
     def _household(self, ctx: StepContext) -> str | None:
-        return household_for(self._variables(ctx), self.household, ctx)
+        return base.household_for(self._variables(ctx), self.household, ctx)
 
     def resolve(self, ctx: StepContext) -> dict[str, Any]:
         return {"variables": self._variables(ctx), "household": self._household(ctx)}
@@ -351,6 +340,6 @@ def _describe_shuffle(params: ShuffleParams, change: Change) -> str:
     )
 
 
-register("noise", NoiseParams, _describe_noise, random=True, perturbative=True)(calls(add_noise))
-register("rank_swap", RankSwapParams, _describe_swap, random=True, perturbative=True)(calls(rank_swap))
-register("shuffle", ShuffleParams, _describe_shuffle, random=True, perturbative=True)(calls(shuffle))
+register("noise", NoiseParams, _describe_noise, random=True, perturbative=True)(base.calls(add_noise))
+register("rank_swap", RankSwapParams, _describe_swap, random=True, perturbative=True)(base.calls(rank_swap))
+register("shuffle", ShuffleParams, _describe_shuffle, random=True, perturbative=True)(base.calls(shuffle))

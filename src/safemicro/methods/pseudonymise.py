@@ -30,15 +30,8 @@ from pydantic import Field
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.methods.base import (
-    Change,
-    MethodResult,
-    StepContext,
-    StepParams,
-    column_names,
-    count_changes,
-    register,
-)
+from safemicro.methods import base
+from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, register
 
 __all__ = ["pseudonymise", "read_key", "MIN_KEY_BYTES"]
 
@@ -101,7 +94,7 @@ def pseudonymise(
     >>> out.frame["case"].to_list()[2] is None, len(out.frame["case"][0])
     (True, 8)
     """
-    variables = column_names(variables, "variables", STEP)
+    variables = base.column_names(variables, "variables", STEP)
     if method not in ("hmac", "mask"):
         raise SafemicroError(f"method must be hmac or mask, got {method!r}", step=STEP)
     if method == "hmac" and (key is None or len(key) < MIN_KEY_BYTES):
@@ -135,7 +128,7 @@ def pseudonymise(
     for name in variables:
         meta = out.codebook.meta(name)
         meta.value_labels, meta.missing_values, meta.missing_ranges = {}, [], []
-    changed, suppressed, touched = count_changes(ds.frame, frame, variables)
+    changed, suppressed, touched = base.count_changes(ds.frame, frame, variables)
     change = Change(
         method=STEP,
         params={

@@ -30,18 +30,8 @@ from pydantic import Field
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.keys import encode_column
-from safemicro.methods.base import (
-    Change,
-    MethodResult,
-    StepContext,
-    StepParams,
-    calls,
-    column_names,
-    household_for,
-    register,
-    rng_for,
-    stratum_ids,
-)
+from safemicro.methods import base
+from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, register
 from safemicro.methods.pram_matrix import _matrix_specs, _parse_matrix
 
 __all__ = ["pram"]
@@ -83,8 +73,8 @@ def pram(
     >>> pram(ds, variables="sex", keep=1.0, seed=1).dataset.frame["sex"].to_list()
     [1, 2, 1, 2]
     """
-    variables = column_names(variables, "variables", "pram")
-    strata = column_names(strata, "strata", "pram") if strata is not None else []
+    variables = base.column_names(variables, "variables", "pram")
+    strata = base.column_names(strata, "strata", "pram") if strata is not None else []
     if not variables:
         raise SafemicroError("pram needs at least one variable", step="pram")
     for name in [*variables, *strata, *([household] if household else [])]:
@@ -101,8 +91,8 @@ def pram(
     alpha = _probability(alpha, "alpha")
     specs = _matrix_specs(matrix, variables)
 
-    rng, used_seed = rng_for(seed)
-    stratum, n_strata, strata_rows = stratum_ids(ds.frame, strata)
+    rng, used_seed = base.rng_for(seed)
+    stratum, n_strata, strata_rows = base.stratum_ids(ds.frame, strata)
     hh_codes = encode_column(ds.analysis_column(household))[0] if household else None
 
     columns, info, matrices, notes = [], {}, {}, []
@@ -324,7 +314,7 @@ class PramParams(StepParams):
         return [self.strata] if isinstance(self.strata, str) else list(self.strata or [])
 
     def _household(self, ctx: StepContext) -> str | None:
-        return household_for(self.variables, self.household, ctx)
+        return base.household_for(self.variables, self.household, ctx)
 
     def resolve(self, ctx: StepContext) -> dict[str, Any]:
         return {"strata": self._strata() or None, "household": self._household(ctx)}
@@ -364,4 +354,4 @@ def _describe(params: PramParams, change: Change) -> str:
     )
 
 
-register("pram", PramParams, _describe, random=True, perturbative=True)(calls(pram))
+register("pram", PramParams, _describe, random=True, perturbative=True)(base.calls(pram))

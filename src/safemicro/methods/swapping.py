@@ -47,18 +47,8 @@ from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.jsonable import json_value
 from safemicro.keys import combine_codes, dense_ids, encode_column
-from safemicro.methods.base import (
-    Change,
-    MethodResult,
-    StepContext,
-    StepParams,
-    column_names,
-    count_changes,
-    household_index,
-    register,
-    rng_for,
-    step_seed,
-)
+from safemicro.methods import base
+from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, register
 from safemicro.methods.swapping_kernels import (
     allocate,
     area_ids,
@@ -110,10 +100,10 @@ def record_swap(
     >>> out.frame["camp"].to_list(), change.details["households_swapped"]
     ([2, 2, 1, 1], 4)
     """
-    hierarchy = column_names(hierarchy, "hierarchy", STEP)
+    hierarchy = base.column_names(hierarchy, "hierarchy", STEP)
     profiles = _profiles(similar)
-    risk_variables = column_names(risk_variables, "risk_variables", STEP)
-    carry_along = column_names(carry_along, "carry_along", STEP)
+    risk_variables = base.column_names(risk_variables, "risk_variables", STEP)
+    carry_along = base.column_names(carry_along, "carry_along", STEP)
     if not hierarchy:
         raise SafemicroError("record_swap needs the geographic hierarchy (largest area first)", step=STEP)
     if not 0.0 <= float(swaprate) <= 1.0:
@@ -130,9 +120,9 @@ def record_swap(
     for name in similar_vars:
         if name in moved:
             raise SafemicroError("a similarity variable cannot be swapped itself", column=name, step=STEP)
-    first, hh_of = household_index(ds, household, list(dict.fromkeys([*moved, *similar_vars])), STEP)
+    first, hh_of = base.household_index(ds, household, list(dict.fromkeys([*moved, *similar_vars])), STEP)
     n_hh = len(first)
-    rng, used_seed = rng_for(seed)
+    rng, used_seed = base.rng_for(seed)
 
     geo = ds.frame.select(hierarchy)
     level_codes = [encode_column(geo[name]) for name in hierarchy]
@@ -183,7 +173,7 @@ def record_swap(
     source = np.where(swapped, partner, np.arange(n_hh))[hh_of]  # the household whose geography each record gets
     rows = first[source]
     frame = ds.frame.with_columns([ds.frame[name].gather(rows) for name in moved])
-    changed, suppressed, touched = count_changes(ds.frame, frame, moved)
+    changed, suppressed, touched = base.count_changes(ds.frame, frame, moved)
     hid_values = heads[household] if n_hh else pl.Series(household, [])
     pairs = [[json_value(hid_values[int(a)]), json_value(hid_values[int(b)])] for a, b in _pairs(partner)]
     notes = []
@@ -227,9 +217,9 @@ def _profiles(similar: Any) -> list[list[str]]:
         return [[similar]]
     items = list(similar or [])
     if all(isinstance(v, str) for v in items):
-        return [column_names(items, "similar", STEP)] if items else []
+        return [base.column_names(items, "similar", STEP)] if items else []
     if all(isinstance(v, (list, tuple)) for v in items):
-        return [column_names(list(v), "similar", STEP) for v in items]
+        return [base.column_names(list(v), "similar", STEP) for v in items]
     raise SafemicroError("similar must be column names, or a list of lists of column names", step=STEP)
 
 
@@ -319,5 +309,5 @@ def _step(ds: Dataset, params: RecordSwapParams, ctx: StepContext) -> MethodResu
         k_anonymity=params.k_anonymity,
         risk_variables=params._risk_variables(ctx),
         carry_along=params.carry_along,
-        seed=step_seed(params, ctx),
+        seed=base.step_seed(params, ctx),
     )

@@ -29,27 +29,7 @@ from safemicro.jsonable import json_ready
 from safemicro.plan import Plan, Roles
 from safemicro.progress import progress
 from safemicro.risk import individual_risk, record_threshold
-from safemicro.risk.individual import RISK_EDGES
-
-
-def weighted_median(values: np.ndarray, counts: np.ndarray) -> float:
-    """``np.median`` of ``values`` repeated ``counts`` times, without repeating them."""
-    order = np.argsort(values, kind="stable")
-    v, c = values[order], counts[order]
-    cum = np.cumsum(c)
-    n = int(round(cum[-1]))
-    hi = v[np.searchsorted(cum, n // 2 + 1 - 0.5)]
-    if n % 2:
-        return float(hi)
-    lo = v[np.searchsorted(cum, n // 2 - 0.5)]
-    return float((lo + hi) / 2)
-
-
-def _histogram(risk: np.ndarray, counts: np.ndarray) -> dict[str, list]:
-    finite = np.isfinite(risk)
-    x = np.clip(risk[finite], RISK_EDGES[0], RISK_EDGES[-1])
-    h, _ = np.histogram(x, bins=RISK_EDGES, weights=counts[finite])
-    return {"edges": [float(e) for e in RISK_EDGES], "counts": [int(round(c)) for c in h]}
+from safemicro.risk.individual import risk_histogram, weighted_median
 
 
 def assess_source(
@@ -186,7 +166,7 @@ def _summary(kt, roles: Roles, alpha: float, ks, max_global_risk: float, targets
             "mad": float(mad),
             "n_above_0_1": int(c[r > 0.1].sum()),
             "n_risky": int(c[risky].sum()),
-            "histogram": _histogram(r, c),
+            "histogram": risk_histogram(r, c),
         },
         "household_risk": None,
         "model_risk": None,

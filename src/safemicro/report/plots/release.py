@@ -10,20 +10,9 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from . import style
 from .risk import _size_key
-from .style import (
-    _RC,
-    BLUE,
-    GREY,
-    INK,
-    RED,
-    _count_fmt,
-    _finish,
-    _new_figure,
-    _plain,
-    _risk_axis,
-    figure_to_svg,
-)
+from .style import BLUE, GREY, INK, RED, figure_to_svg
 
 # ---------------------------------------------------------------------------------------
 # Before / after figures for the release reports
@@ -77,8 +66,8 @@ def risk_overlay_svg(
     lo = 10 ** math.floor(math.log10(used.min()))
     hi = max(1.0, 10 ** math.ceil(math.log10(used.max())))
     marks = [m for m in (rule, target) if m and m > 0]
-    with rc_context(_RC):
-        fig = _new_figure(6.8, 3.3)
+    with rc_context(style._RC):
+        fig = style._new_figure(6.8, 3.3)
         ax = fig.add_subplot()
         for (edges, counts), label, colour in hists:
             if label == "before":
@@ -86,9 +75,9 @@ def risk_overlay_svg(
             else:
                 ax.stairs(counts, edges, color=colour, linewidth=1.6, label=label)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
-        _risk_axis(ax, lo, hi, rule=rule if rule in marks else None, target=target)
-        return _finish(
+        ax.yaxis.set_major_formatter(FuncFormatter(style._count_fmt))
+        style._risk_axis(ax, lo, hi, rule=rule if rule in marks else None, target=target)
+        return style._finish(
             fig,
             ax,
             "Individual risk before and after anonymization",
@@ -118,8 +107,8 @@ def risk_range_svg(
     values = [v for r in rows for v in r[1:] if v] + [m for m in (rule, target) if m and m > 0]
     lo = 10 ** math.floor(math.log10(min(values)))
     hi = max(1.0, 10 ** math.ceil(math.log10(max(values))))
-    with rc_context(_RC):
-        fig = _new_figure(6.8, 1.2 + 0.45 * len(rows))
+    with rc_context(style._RC):
+        fig = style._new_figure(6.8, 1.2 + 0.45 * len(rows))
         ax = fig.add_subplot()
         for y, (label, med, spread, mx) in enumerate(reversed(rows)):
             colour = BEFORE if label == "before" else AFTER
@@ -138,8 +127,8 @@ def risk_range_svg(
             ax.plot([mx], [y], "D", color=colour, markersize=6, label="maximum" if y == 0 else None)
         ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)])
         ax.set_ylim(-0.6, len(rows) - 0.4)
-        _risk_axis(ax, lo, hi, rule=rule, target=target)
-        return _finish(
+        style._risk_axis(ax, lo, hi, rule=rule, target=target)
+        return style._finish(
             fig,
             ax,
             "Individual risk before and after: median to maximum",
@@ -177,8 +166,8 @@ def violations_before_after_svg(
     if not ks:
         return None
     x = np.arange(len(ks))
-    with rc_context(_RC):
-        fig = _new_figure(6.8, 3.0)
+    with rc_context(style._RC):
+        fig = style._new_figure(6.8, 3.0)
         ax = fig.add_subplot()
         top = 0.0
         for shift, counts, label, colour in ((-0.19, b, "before", BEFORE), (0.19, a, "after", AFTER)):
@@ -187,21 +176,12 @@ def violations_before_after_svg(
             heights = [counts.get(k, 0.0) for k in ks]
             top = max(top, *heights)
             bars = ax.bar(x + shift, heights, width=0.38, color=colour, label=label)
-            for bar, h in zip(bars, heights):
-                ax.annotate(
-                    _count_fmt(h),
-                    (bar.get_x() + bar.get_width() / 2, h),
-                    xytext=(0, 2),
-                    textcoords="offset points",
-                    ha="center",
-                    va="bottom",
-                    fontsize=7.5,
-                    color=INK,
-                )
+            xs = [bar.get_x() + bar.get_width() / 2 for bar in bars]
+            style._label_bars(ax, xs, heights, [style._count_fmt(h) for h in heights])
         ax.set_ylim(0, top * 1.18 + 1)
-        ax.set_xticks(x, [f"k = {_plain(k)}" + (" (target)" if str(target_k) == k else "") for k in ks])
-        ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
-        return _finish(
+        ax.set_xticks(x, [f"k = {style._plain(k)}" + (" (target)" if str(target_k) == k else "") for k in ks])
+        ax.yaxis.set_major_formatter(FuncFormatter(style._count_fmt))
+        return style._finish(
             fig,
             ax,
             "Records violating k-anonymity, before and after",
@@ -226,15 +206,15 @@ def changes_per_variable_svg(suppressed: Mapping | None, changed: Mapping | None
     names = [names[i] for i in order]
     s, other = s[order], other[order]
     y = np.arange(len(names))
-    with rc_context(_RC):
-        fig = _new_figure(6.8, max(1.8, 0.9 + 0.28 * len(names)))
+    with rc_context(style._RC):
+        fig = style._new_figure(6.8, max(1.8, 0.9 + 0.28 * len(names)))
         ax = fig.add_subplot()
         ax.barh(y, s, color=RED, height=0.65, label="suppressed (set to missing)")
         if other.any():
             ax.barh(y, other, left=s, color=AFTER, height=0.65, label="otherwise changed")
         for yi, total in zip(y, s + other):
             ax.annotate(
-                _count_fmt(total),
+                style._count_fmt(total),
                 (total, yi),
                 xytext=(3, 0),
                 textcoords="offset points",
@@ -242,9 +222,9 @@ def changes_per_variable_svg(suppressed: Mapping | None, changed: Mapping | None
                 fontsize=7.5,
                 color=INK,
             )
-        ax.set_yticks(y, [_plain(n) for n in names])
+        ax.set_yticks(y, [style._plain(n) for n in names])
         ax.set_xlim(0, max(float((s + other).max()), 1.0) * 1.15)
-        ax.xaxis.set_major_formatter(FuncFormatter(_count_fmt))
+        ax.xaxis.set_major_formatter(FuncFormatter(style._count_fmt))
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("cells")
         ax.set_title("Cells suppressed and changed, per variable", loc="left")
@@ -260,7 +240,7 @@ def _grid(n: int) -> tuple[int, int]:
 
 def _small_multiples(n: int) -> tuple[Figure, np.ndarray]:
     rows, cols = _grid(n)
-    fig = _new_figure(6.8 if cols > 1 else 4.2, 0.7 + (2.1 if cols < 3 else 1.8) * rows)
+    fig = style._new_figure(6.8 if cols > 1 else 4.2, 0.7 + (2.1 if cols < 3 else 1.8) * rows)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
@@ -291,7 +271,7 @@ def marginals_before_after_svg(marginals: Mapping | None, *, top: int = 12) -> s
         panels.append((str(name), [cats[i] for i in keep], [None if v is None else v[keep] for v in shares]))
     if not panels:
         return None
-    with rc_context(_RC):
+    with rc_context(style._RC):
         fig, axes = _small_multiples(len(panels))
         for ax, (name, cats, shares) in zip(axes.flat, panels):
             x = np.arange(len(cats))
@@ -301,12 +281,12 @@ def marginals_before_after_svg(marginals: Mapping | None, *, top: int = 12) -> s
             tilt = len(cats) > 5 or max(len(c) for c in cats) > 8
             ax.set_xticks(
                 x,
-                [_plain(_short(c)) for c in cats],
+                [style._plain(_short(c)) for c in cats],
                 fontsize=7,
                 rotation=40 if tilt else 0,
                 ha="right" if tilt else "center",
             )
-            ax.set_title(_plain(name), loc="left", fontsize=9)
+            ax.set_title(style._plain(name), loc="left", fontsize=9)
             ax.set_ylabel("% of records", fontsize=7.5)
             ax.grid(axis="x", visible=False)
         fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside upper right", ncols=2)
@@ -340,14 +320,14 @@ def quantiles_before_after_svg(quantiles: Mapping | None) -> str | None:
         panels.append((str(name), p, series))
     if not panels:
         return None
-    with rc_context(_RC):
+    with rc_context(style._RC):
         fig, axes = _small_multiples(len(panels))
         for ax, (name, p, (b, a)) in zip(axes.flat, panels):
             if b is not None and b.shape == p.shape:
                 ax.plot(100 * p, b, "o-", color=BEFORE, linewidth=2.2, markersize=4, label="before")
             if a is not None and a.shape == p.shape:
                 ax.plot(100 * p, a, "s--", color=AFTER, linewidth=1.3, markersize=3, label="after")
-            ax.set_title(_plain(name), loc="left", fontsize=9)
+            ax.set_title(style._plain(name), loc="left", fontsize=9)
             ax.set_xlabel("percentile", fontsize=7.5)
             ax.yaxis.set_major_formatter(FuncFormatter(_value_fmt))
         fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside upper right", ncols=2)

@@ -10,22 +10,8 @@ import polars as pl
 from matplotlib import rc_context
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from .style import (
-    _RC,
-    AMBER,
-    BLUE,
-    INK,
-    MUTED,
-    RED,
-    TEAL,
-    _column,
-    _count_fmt,
-    _finish,
-    _new_figure,
-    _plain,
-    _risk_axis,
-    figure_to_svg,
-)
+from . import style
+from .style import AMBER, BLUE, INK, MUTED, RED, TEAL, figure_to_svg
 
 __all__ = [
     "risk_distribution_svg",
@@ -53,10 +39,10 @@ def risk_distribution_svg(
     0.1 rule, the individual-risk target and (when given) the "risky" threshold
     median + 2·MAD.
     """
-    risk = _column(records, "risk")
+    risk = style._column(records, "risk")
     if risk is None:
         return None
-    hh = _column(records, "hh_risk")
+    hh = style._column(records, "hh_risk")
     positive = risk[risk > 0]
     n_zero = int((risk <= 0).sum())
     if positive.size == 0:
@@ -70,15 +56,15 @@ def risk_distribution_svg(
         hi = max(hi, 10 ** math.ceil(math.log10(max(marks))))
     bins = np.geomspace(lo, hi, 8 * max(1, round(math.log10(hi / lo))) + 1)
 
-    with rc_context(_RC):
-        fig = _new_figure(6.8, 3.3)
+    with rc_context(style._RC):
+        fig = style._new_figure(6.8, 3.3)
         ax = fig.add_subplot()
         ax.hist(positive, bins=bins, color=BLUE, alpha=0.85, label="individual risk", edgecolor="white", linewidth=0.4)
         if hh is not None and (hh > 0).any():
             ax.hist(hh[hh > 0], bins=bins, histtype="step", color=TEAL, linewidth=1.4, label="household risk")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
-        _risk_axis(ax, lo, hi, rule=rule, target=target)
+        ax.yaxis.set_major_formatter(FuncFormatter(style._count_fmt))
+        style._risk_axis(ax, lo, hi, rule=rule, target=target)
         if risky_threshold and risky_threshold > 0:
             ax.axvline(
                 risky_threshold,
@@ -91,7 +77,7 @@ def risk_distribution_svg(
         title = "Distribution of individual risk"
         if n_zero:
             title += f"  ({n_zero:,} records with risk 0 not shown)"
-        return _finish(fig, ax, title, "risk-distribution", "Histogram of individual risk")
+        return style._finish(fig, ax, title, "risk-distribution", "Histogram of individual risk")
 
 
 # ---------------------------------------------------------------------------------------
@@ -99,24 +85,9 @@ def risk_distribution_svg(
 # ---------------------------------------------------------------------------------------
 
 
-def _label_counts(ax, xs, counts) -> None:
-    """Write each count just above its bar (centred at ``xs``)."""
-    for xi, c in zip(xs, counts):
-        ax.annotate(
-            f"{c:,}",
-            (xi, c),
-            xytext=(0, 2),
-            textcoords="offset points",
-            ha="center",
-            va="bottom",
-            fontsize=7.5,
-            color=INK,
-        )
-
-
 def violations_by_k(records: pl.DataFrame | None, max_k: int = 10) -> list[tuple[int, int]] | None:
     """``[(k, number of records with fk < k) for k in 1..max_k]`` from the records' fk."""
-    fk = _column(records, "fk")
+    fk = style._column(records, "fk")
     if fk is None:
         return None
     return [(k, int((fk < k).sum())) for k in range(1, max_k + 1)]
@@ -131,15 +102,15 @@ def violations_by_k_svg(records: pl.DataFrame | None, *, target_k: int | None = 
     ks = [k for k, _ in rows]
     counts = [c for _, c in rows]
     colours = [RED if target_k is not None and k == target_k else BLUE for k in ks]
-    with rc_context(_RC):
-        fig = _new_figure(6.8, 3.1)
+    with rc_context(style._RC):
+        fig = style._new_figure(6.8, 3.1)
         ax = fig.add_subplot()
         bars = ax.bar(ks, counts, color=colours, width=0.7)
         top = max(counts) if counts else 0
-        _label_counts(ax, [bar.get_x() + bar.get_width() / 2 for bar in bars], counts)
+        style._label_bars(ax, [bar.get_x() + bar.get_width() / 2 for bar in bars], counts, [f"{c:,}" for c in counts])
         ax.set_ylim(0, top * 1.15 + 1)
         ax.set_xticks(ks)
-        ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
+        ax.yaxis.set_major_formatter(FuncFormatter(style._count_fmt))
         ax.grid(axis="x", visible=False)
         ax.set_xlabel("k")
         ax.set_ylabel("records with fk < k")
@@ -174,11 +145,11 @@ def suda_contribution_svg(contributions: Mapping[str, float] | None) -> str | No
     if not items:
         return None
     items.sort(key=lambda kv: kv[1])
-    names = [_plain(k) for k, _ in items]
+    names = [style._plain(k) for k, _ in items]
     values = [v for _, v in items]
     height = max(2.0, 0.9 + 0.28 * len(items))
-    with rc_context(_RC):
-        fig = _new_figure(6.8, height)
+    with rc_context(style._RC):
+        fig = style._new_figure(6.8, height)
         ax = fig.add_subplot()
         bars = ax.barh(range(len(items)), values, color=TEAL, height=0.65)
         ax.set_yticks(range(len(items)), names)
@@ -224,15 +195,15 @@ def household_size_svg(sizes: Mapping[str, int] | None, *, large: int | None = 1
     if not items:
         return None
     items.sort(key=lambda kv: _size_key(kv[0]))
-    labels = [_plain(k) for k, _ in items]
+    labels = [style._plain(k) for k, _ in items]
     counts = [v for _, v in items]
     numeric = all(_size_key(k)[0] == 0 for k, _ in items)
     colours = []
     for k, _ in items:
         kind, num, _lab = _size_key(k)
         colours.append(AMBER if large is not None and kind == 0 and num > large else BLUE)
-    with rc_context(_RC):
-        fig = _new_figure(6.8, 3.0)
+    with rc_context(style._RC):
+        fig = style._new_figure(6.8, 3.0)
         ax = fig.add_subplot()
         if numeric:
             # real sizes on the x axis, so gaps (no household of size 11) stay visible
@@ -251,9 +222,9 @@ def household_size_svg(sizes: Mapping[str, int] | None, *, large: int | None = 1
             step = max(1, math.ceil(len(items) / 25))
             ax.set_xticks(x[::step], labels[::step])
         if len(items) <= 30:
-            _label_counts(ax, x, counts)
+            style._label_bars(ax, x, counts, [f"{c:,}" for c in counts])
             ax.set_ylim(0, max(counts) * 1.15 + 1)
-        ax.yaxis.set_major_formatter(FuncFormatter(_count_fmt))
+        ax.yaxis.set_major_formatter(FuncFormatter(style._count_fmt))
         ax.grid(axis="x", visible=False)
         ax.set_xlabel("household size (members in the file)")
         ax.set_ylabel("households")

@@ -159,6 +159,21 @@ def _column(records: pl.DataFrame | None, name: str) -> np.ndarray | None:
     return values if values.size else None
 
 
+def _label_bars(ax, xs, heights, texts) -> None:
+    """Write each text just above its bar (centred at ``xs``, at ``heights``)."""
+    for xi, h, text in zip(xs, heights, texts):
+        ax.annotate(
+            text,
+            (xi, h),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=7.5,
+            color=INK,
+        )
+
+
 def _count_fmt(x: float, _pos: object = None) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:,.1f}"
 

@@ -57,44 +57,55 @@ def _risk_rows(
             fmt_int,
             note="target" if str(target_k) == k else "",
         )
-    row(
-        "Global risk",
-        ("global_risk", "percent"),
-        fmt_pct,
-        means=MEANS["global-risk"] + target("max_global_risk", fmt_target_pct),
-    )
-    row("Expected re-identifications", ("global_risk", "expected_reidentifications"), fmt_er)
-    row(
-        "Household risk",
-        ("household_risk", "percent"),
-        fmt_pct,
-        means=MEANS["household-risk"] + " No target in the plan (the global-risk target is for persons).",
-    )
-    row("Expected re-identifications (households)", ("household_risk", "expected_reidentifications"), fmt_er)
-    row(
-        "Highest individual risk",
-        ("individual_risk", "max"),
-        fmt_prob,
-        means=MEANS["max-risk"] + target("max_individual_risk", fmt_prob),
-    )
-    row("Median individual risk", ("individual_risk", "median"), fmt_prob)
-    row("Records with risk above 0.1", ("individual_risk", "n_above_0_1"), fmt_int)
-    row("Records above the individual-risk target", ("individual_risk", "n_above_target"), fmt_int)
-    row("Risky records (above median + 2·MAD and 0.1)", ("individual_risk", "n_risky"), fmt_int)
-    row("Records with a special unique (SUDA score > 0)", ("suda2", "n_score_gt0"), fmt_int)
-    row("Highest DIS-SUDA score", ("suda2", "max_dis"), fmt_prob, means=MEANS["max_dis"])
-    row("Sum of DIS-SUDA scores", ("suda2", "sum_dis"), fmt_num, means=MEANS["sum_dis"])
-    for key, name, means in (
-        ("tau1", "τ1 (modRisk)", "expected sample uniques that are also unique in the population"),
-        ("tau2", "τ2 (modRisk)", "expected correct matches when every sample unique is linked to the population"),
+    for label, path, fmt, means in (
+        (
+            "Global risk",
+            ("global_risk", "percent"),
+            fmt_pct,
+            MEANS["global-risk"] + target("max_global_risk", fmt_target_pct),
+        ),
+        ("Expected re-identifications", ("global_risk", "expected_reidentifications"), fmt_er, ""),
+        (
+            "Household risk",
+            ("household_risk", "percent"),
+            fmt_pct,
+            MEANS["household-risk"] + " No target in the plan (the global-risk target is for persons).",
+        ),
+        ("Expected re-identifications (households)", ("household_risk", "expected_reidentifications"), fmt_er, ""),
+        (
+            "Highest individual risk",
+            ("individual_risk", "max"),
+            fmt_prob,
+            MEANS["max-risk"] + target("max_individual_risk", fmt_prob),
+        ),
+        ("Median individual risk", ("individual_risk", "median"), fmt_prob, ""),
+        ("Records with risk above 0.1", ("individual_risk", "n_above_0_1"), fmt_int, ""),
+        ("Records above the individual-risk target", ("individual_risk", "n_above_target"), fmt_int, ""),
+        ("Risky records (above median + 2·MAD and 0.1)", ("individual_risk", "n_risky"), fmt_int, ""),
+        ("Records with a special unique (SUDA score > 0)", ("suda2", "n_score_gt0"), fmt_int, ""),
+        ("Highest DIS-SUDA score", ("suda2", "max_dis"), fmt_prob, MEANS["max_dis"]),
+        ("Sum of DIS-SUDA scores", ("suda2", "sum_dis"), fmt_num, MEANS["sum_dis"]),
+        (
+            "τ1 (modRisk)",
+            ("model_risk", "loglinear", "tau1"),
+            fmt_er,
+            "Log-linear model, main effects: expected sample uniques that are also unique in the population.",
+        ),
+        (
+            "τ2 (modRisk)",
+            ("model_risk", "loglinear", "tau2"),
+            fmt_er,
+            "Log-linear model, main effects: expected correct matches when every sample unique is linked to "
+            "the population.",
+        ),
+        (
+            "Estimated population uniques (Dankar et al.'s rule)",
+            ("model_risk", "population_uniqueness", "dankar"),
+            fmt_er,
+            "Keys held by one person in the whole population, estimated from the sample (as ARX does).",
+        ),
     ):
-        row(name, ("model_risk", "loglinear", key), fmt_er, means=f"Log-linear model, main effects: {means}.")
-    row(
-        "Estimated population uniques (Dankar et al.'s rule)",
-        ("model_risk", "population_uniqueness", "dankar"),
-        fmt_er,
-        means="Keys held by one person in the whole population, estimated from the sample (as ARX does).",
-    )
+        row(label, path, fmt, means=means)
     sens = list(dict.fromkeys([*_map(before.get("l_diversity")), *_map(after.get("l_diversity"))]))
     for s in sens:
         row(f"Records in groups where {s} takes one value (l = 1)", ("l_diversity", s, "distinct", "n_eq1"), fmt_int)
