@@ -1,0 +1,123 @@
+"""The Spark engine of the mobility path (local[2], one module-scoped session): the study's
+hand-checked case R1 (tests/data/mobility_r1) to 1e-9 with the assertions of
+test_mobility_features.py, and the per-subscriber table equal to the DuckDB engine's on a
+generated set (300 subscribers x 7 days, with a displacement scenario)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from conftest import DATA
+from safemicro.mobility.daily import stage_i
+from safemicro.mobility.features import scan, subscriber_features, window_days
+from safemicro.mobility.ingest import ingest
+from safemicro.mobility.pseudonym import hmac64
+from safemicro.mobility.synth import Scenario, SynthConfig
+from safemicro.mobility.synth_days import generate
+
+R1 = DATA / "mobility_r1"
+KEY = b"r1-test-key-0123456789abcdef"
+DAYS = window_days(dt.date(2024, 1, 1), dt.date(2024, 1, 4))
+S1, S2 = hmac64(KEY, ["s1", "s2"])
+
+
+@pytest.fixture(scope="module")
+def mob(spark_session):
+    from safemicro.mobility.spark_engine import MobilitySpark
+
+    return MobilitySpark(spark=spark_session)
+
+
+@pytest.fixture(scope="module")
+def r1(mob, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("r1_spark")
+    ingest(R1 / "events", R1 / "cells.csv", R1 / "bridge.csv", tmp / "ing", KEY)
+    assert mob.stage_i(tmp / "ing", tmp / "daily") == DAYS
+    return tmp / "daily", tmp / "ing" / "cells.parquet"
+
+
+def _haversine(lon1, lat1, lon2, lat2):
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0088 * math.asin(math.sqrt(a))
+
+
+def _rog(points):
+    """The definition written out on the raw events (independent of the per-cell path)."""
+    clat = sum(p[1] for p in points) / len(points)
+    clon = sum(p[0] for p in points) / len(points)
+    return math.sqrt(sum(_haversine(x, y, clon, clat) ** 2 for x, y in points) / len(points))
+
+
+def test_r1_daily_and_modal_locations(r1, mob):
+    daily_root, _ = r1
+    d = mob.daily(daily_root).sort("sub", "date")
+    s1 = d.filter(pl.col("sub") == S1)
+    s2 = d.filter(pl.col("sub") == S2)
+    assert s1["unit_last"].to_list() == ["A", "A", "B"]
+    assert s1["unit_mc"].to_list() == ["A", "B", "B"]  # 01-02: C3, C3 (B) against C1 (A)
+    assert s2["unit_last"].to_list() == ["A", "A", "B"]
+    modal = mob.modal(daily_root, DAYS[:2])
+    assert modal.filter(pl.col("sub") == S1)["modal"].item() == "A"
+
+
+def test_r1_features_and_flows(r1, mob):
+    daily_root, cells = r1
+    f = mob.features(daily_root, cells, DAYS, DAYS)
+    s1 = f.filter(pl.col("sub") == S1).row(0, named=True)
+    s2 = f.filter(pl.col("sub") == S2).row(0, named=True)
+    c1, c2, c3 = (0.0, 0.0), (0.01, 0.0), (1.0, 0.0)
+    assert s1["rog_km"] == pytest.approx(_rog([c1, c2, c1, c3, c3, c1, c3]), abs=1e-9)
+    assert s2["rog_km"] == pytest.approx(_rog([c2, c2, c3]), abs=1e-9)
+    assert round(s1["rog_km"], 3) == 54.891 and round(s2["rog_km"], 3) == 51.894  # the study's values
+    assert s1["night_pct"] == pytest.approx(300 / 7, abs=1e-9)  # 21:00, 23:00, 02:00
+    assert s2["night_pct"] == pytest.approx(200 / 3, abs=1e-9)
+    assert (s1["degree"], s2["degree"]) == (2, 1)
+    assert (s1["n_events"], s2["n_events"]) == (7, 3)
+    assert (s1["home0"], s1["active_days"]) == ("A", 3)
+    # flows first -> last day, and F9/F10 as in test_mobility_features
+    d = mob.daily(daily_root)
+    first = d.filter(pl.col("date") == DAYS[0]).select("sub", pl.col("unit_last").alias("o"))
+    last = d.filter(pl.col("date") == DAYS[2]).select("sub", pl.col("unit_last").alias("d"))
+    assert first.join(last, on="sub").group_by("o", "d").len().rows() == [("A", "B", 2)]
+    g = mob.features(daily_root, cells, DAYS[:2], DAYS[2:], DAYS[:1])
+    assert set(g["status"]) == {"displaced"} and set(g["returned"]) == {"returned"}
+    m = mob.features(daily_root, cells, DAYS[1:], DAYS[1:])  # s1: A then B, no strict majority
+    assert m.filter(pl.col("sub") == S1)["home0"].item() is None
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gen_spark")
+    cfg = SynthConfig(n_subscribers=300, days=7, seed=3, scenario=Scenario(origins=["R1D1C1"], day=4))
+    paths = generate(tmp / "raw", cfg)
+    ingest(paths["events"], paths["cells"], paths["bridge"], tmp / "ing", b"gen-spark-key-0123456789")
+    return tmp, window_days(cfg.start, cfg.start + dt.timedelta(days=7))
+
+
+def test_generated_features_equal_duckdb(generated, mob):
+    tmp, days = generated
+    cells = pl.read_parquet(tmp / "ing" / "cells.parquet")
+    windows = (days[:3], days[4:6], days[6:])
+    t0 = time.perf_counter()
+    stage_i(tmp / "ing", tmp / "d_duckdb", engine="duckdb")
+    ref = subscriber_features(tmp / "d_duckdb", cells, *windows)
+    t1 = time.perf_counter()
+    mob.stage_i(tmp / "ing", tmp / "d_spark")
+    got = mob.features(tmp / "d_spark", tmp / "ing" / "cells.parquet", *windows)
+    t2 = time.perf_counter()
+    print(f"\n300 subscribers x 7 days: DuckDB {t1 - t0:.2f} s, Spark local[2] {t2 - t1:.2f} s")
+    assert ref.height > 250 and set(ref["status"]) >= {"stayed", "displaced"}
+    assert got.columns == ref.columns
+    assert_frame_equal(got, ref, check_dtypes=False, check_exact=False, rel_tol=1e-12, abs_tol=1e-9)
+    # the daily tables too, row for row
+    for table, keys in (("daily", ["date", "sub"]), ("cellcounts", ["date", "sub", "cell_ix"])):
+        a = scan(tmp / "d_duckdb", table, days).collect().sort(keys)
+        b = mob.daily(tmp / "d_spark", table).select(a.columns).sort(keys)
+        assert_frame_equal(b, a, check_dtypes=False)
