@@ -23,6 +23,11 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _join(root: str | Path, *parts: str) -> str:
+    """A child path as text (``Path`` would fold the ``//`` of hdfs:// or s3a:// URIs)."""
+    return "/".join([str(root).rstrip("/"), *parts])
+
+
 def _unsigned(frame: pl.DataFrame) -> pl.DataFrame:
     """Spark reads Parquet UInt64 as DECIMAL(20,0): the pseudonyms back to UInt64."""
     return frame.with_columns(pl.col(c).cast(pl.UInt64) for c in ("sub", "counterpart") if c in frame.columns)
@@ -45,32 +50,31 @@ class MobilitySpark:
     def stage_i(self, ingested: str | Path, out: str | Path, *, hours: tuple[int, int] | None = None) -> list[dt.date]:
         """The daily tables of every day partition of ``ingested/events``, written under
         ``out/<table>/date=.../``; returns the days found."""
-        src = Path(ingested)
+        ev_root = _join(ingested, "events")
         try:
-            events = self.spark.read.option("basePath", str(src / "events")).parquet(str(src / "events"))
-            cells = self.spark.read.parquet(str(src / "cells.parquet")).select("cell_ix", "admin3")
+            events = self.spark.read.option("basePath", ev_root).parquet(ev_root)
+            cells = self.spark.read.parquet(_join(ingested, "cells.parquet")).select("cell_ix", "admin3")
         except Exception as exc:  # path not found, unreadable
-            raise SafemicroError(_first_line(exc), file=str(src)) from None
+            raise SafemicroError(_first_line(exc), file=str(ingested)) from None
         if "date" not in events.columns:
-            raise SafemicroError("no day partitions (folders named date=YYYY-MM-DD)", file=str(src / "events"))
+            raise SafemicroError("no day partitions (folders named date=YYYY-MM-DD)", file=ev_root)
         events.join(cells, on="cell_ix", how="left").createOrReplaceTempView("ev")
         for name, sql in daily_sql(hours).items():
             try:
-                self.spark.sql(sql).write.mode("overwrite").partitionBy("date").parquet(str(Path(out) / name))
+                self.spark.sql(sql).write.mode("overwrite").partitionBy("date").parquet(_join(out, name))
             except Exception as exc:
-                raise SafemicroError(_first_line(exc), file=str(Path(out) / name)) from None
+                raise SafemicroError(_first_line(exc), file=_join(out, name)) from None
         days = self.spark.sql("SELECT DISTINCT date FROM ev ORDER BY date").toArrow().column(0).to_pylist()
         return list(days)
 
     def _views(self, daily_root: str | Path, cells: str | Path | None = None) -> None:
-        root = Path(daily_root)
         try:
             for name in TABLES:
-                self.spark.read.parquet(str(root / name)).createOrReplaceTempView(name)
+                self.spark.read.parquet(_join(daily_root, name)).createOrReplaceTempView(name)
             if cells is not None:
                 self.spark.read.parquet(str(cells)).createOrReplaceTempView("cells")
         except Exception as exc:
-            raise SafemicroError(_first_line(exc), file=str(root)) from None
+            raise SafemicroError(_first_line(exc), file=str(daily_root)) from None
 
     def modal(self, daily_root: str | Path, days: list[dt.date]) -> pl.DataFrame:
         """F2 over ``days``: sub, modal."""
@@ -98,3 +102,41 @@ class MobilitySpark:
         self._views(daily_root, cells)
         sql = features_sql(baseline, followup, later, min_total_days=min_total_days, min_active_days=min_active_days)
         return self._collect(sql, str(daily_root)).sort("sub")
+
+
+def _window(text: str) -> list[dt.date]:
+    start, stop = (dt.date.fromisoformat(x) for x in text.split(":"))
+    return [start + dt.timedelta(days=i) for i in range((stop - start).days)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``spark-submit spark_engine.py INGESTED OUT --baseline A:B --followup C:D [--later E:F]``:
+    stage i into ``OUT/daily`` (on the cluster's storage), stage ii collected to the driver
+    and written to the local ``features.parquet`` (windows half-open, as in the CLI)."""
+    import argparse
+
+    from safemicro.atomic import atomic_path
+
+    p = argparse.ArgumentParser(prog="spark_engine.py")
+    p.add_argument("ingested")
+    p.add_argument("out")
+    p.add_argument("--baseline", required=True)
+    p.add_argument("--followup", required=True)
+    p.add_argument("--later")
+    p.add_argument("--features", default="features.parquet", help="local file for the per-subscriber table")
+    a = p.parse_args(argv)
+    from pyspark.sql import SparkSession
+
+    mob = MobilitySpark(spark=SparkSession.builder.appName("safemicro-mobility").getOrCreate())
+    mob.stage_i(a.ingested, _join(a.out, "daily"))
+    later = _window(a.later) if a.later else None
+    feats = mob.features(
+        _join(a.out, "daily"), _join(a.ingested, "cells.parquet"), _window(a.baseline), _window(a.followup), later
+    )
+    with atomic_path(a.features) as tmp:
+        feats.write_parquet(tmp)
+    print(f"{feats.height} subscribers -> {a.features}")
+
+
+if __name__ == "__main__":
+    main()
