@@ -18,6 +18,7 @@ from safemicro.mobility.daily import stage_i
 from safemicro.mobility.features import scan, subscriber_features, window_days
 from safemicro.mobility.ingest import ingest
 from safemicro.mobility.pseudonym import hmac64
+from safemicro.mobility.reference import reference_table
 from safemicro.mobility.synth import Scenario, SynthConfig
 from safemicro.mobility.synth_days import generate
 
@@ -111,7 +112,7 @@ def test_generated_features_equal_duckdb(generated, mob):
     stage_i(tmp / "ing", tmp / "d_duckdb", engine="duckdb")
     ref = subscriber_features(tmp / "d_duckdb", cells, *windows)
     t1 = time.perf_counter()
-    mob.stage_i(tmp / "ing", tmp / "d_spark")
+    stage_i(tmp / "ing", tmp / "d_spark", engine="spark")  # the pipeline's switch, on our session
     got = mob.features(tmp / "d_spark", tmp / "ing" / "cells.parquet", *windows)
     t2 = time.perf_counter()
     print(f"\n300 subscribers x 7 days: DuckDB {t1 - t0:.2f} s, Spark local[2] {t2 - t1:.2f} s")
@@ -123,3 +124,9 @@ def test_generated_features_equal_duckdb(generated, mob):
         a = scan(tmp / "d_duckdb", table, days).collect().sort(keys)
         b = mob.daily(tmp / "d_spark", table).select(a.columns).sort(keys)
         assert_frame_equal(b, a, check_dtypes=False)
+    # Spark's daily output (part files, DECIMAL pseudonyms) read by the embedded stage ii and
+    # the served reference table: the same as from DuckDB's
+    assert_frame_equal(subscriber_features(tmp / "d_spark", cells, *windows), ref)
+    assert_frame_equal(
+        reference_table(got, cells, tmp / "d_spark", days), reference_table(ref, cells, tmp / "d_duckdb", days)
+    )

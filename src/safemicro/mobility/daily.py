@@ -9,8 +9,9 @@ For each day and subscriber (definitions of the study, section 8.2, F1):
   from these: :mod:`.features`);
 - ``contacts``: the distinct counterparts other than the subscriber (for degree, F8).
 ``hours=(h0, h1)`` restricts the daily location (not the counts) to events with local hour
-in [h0, h1) (wrapping past midnight when h0 > h1). Two engines compute the same tables: Polars
-(lazy) and DuckDB (SQL); :func:`stage_i` runs either over every day partition.
+in [h0, h1) (wrapping past midnight when h0 > h1). Three engines compute the same tables: Polars
+(lazy), DuckDB and Spark (the SQL of :mod:`.sql`); :func:`stage_i` runs any of them over every
+day partition.
 """
 
 from __future__ import annotations
@@ -104,8 +105,15 @@ def stage_i(
     progress: Callable[[dt.date], None] | None = None,
 ) -> list[dt.date]:
     """Daily tables of every ingested day partition, written to ``out/<table>/date=.../``."""
-    if engine not in ("polars", "duckdb"):
-        raise SafemicroError(f"unknown engine {engine!r} (polars or duckdb)")
+    if engine not in ("polars", "duckdb", "spark"):
+        raise SafemicroError(f"unknown engine {engine!r} (polars, duckdb or spark)")
+    if engine == "spark":  # all days in one job, on the active (or a local) session
+        from safemicro.mobility.spark_engine import MobilitySpark
+
+        days = MobilitySpark().stage_i(ingested, out, hours=hours)
+        for day in days if progress is not None else []:
+            progress(day)
+        return days
     src = Path(ingested)
     cells = pl.read_parquet(src / "cells.parquet")
     root = Path(out)
