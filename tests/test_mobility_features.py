@@ -69,7 +69,11 @@ def test_daily_locations(r1):
 
 def test_features(r1):
     daily_root, cells = r1
-    f = subscriber_features(daily_root, cells, DAYS, DAYS)
+    assert_r1_features(subscriber_features(daily_root, cells, DAYS, DAYS))
+
+
+def assert_r1_features(f: pl.DataFrame) -> None:
+    """R1's per-subscriber values over its three days (shared with the Spark engine's test)."""
     s1 = f.filter(pl.col("sub") == S1).row(0, named=True)
     s2 = f.filter(pl.col("sub") == S2).row(0, named=True)
     c1, c2, c3 = (0.0, 0.0), (0.01, 0.0), (1.0, 0.0)

@@ -6,26 +6,19 @@ generated set (300 subscribers x 7 days, with a displacement scenario)."""
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from conftest import DATA
 from safemicro.mobility.daily import stage_i
 from safemicro.mobility.features import scan, subscriber_features, window_days
 from safemicro.mobility.ingest import ingest
-from safemicro.mobility.pseudonym import hmac64
 from safemicro.mobility.reference import reference_table
 from safemicro.mobility.synth import Scenario, SynthConfig
 from safemicro.mobility.synth_days import generate
-
-R1 = DATA / "mobility_r1"
-KEY = b"r1-test-key-0123456789abcdef"
-DAYS = window_days(dt.date(2024, 1, 1), dt.date(2024, 1, 4))
-S1, S2 = hmac64(KEY, ["s1", "s2"])
+from test_mobility_features import DAYS, KEY, R1, S1, S2, assert_r1_features
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +40,6 @@ def r1(mob, tmp_path_factory):
     return tmp / "node" / "daily", tmp / "ing" / "cells.parquet", pl.read_parquet(tmp / "features.parquet")
 
 
-def _haversine(lon1, lat1, lon2, lat2):
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    return 2 * 6371.0088 * math.asin(math.sqrt(a))
-
-
-def _rog(points):
-    """The definition written out on the raw events (independent of the per-cell path)."""
-    clat = sum(p[1] for p in points) / len(points)
-    clon = sum(p[0] for p in points) / len(points)
-    return math.sqrt(sum(_haversine(x, y, clon, clat) ** 2 for x, y in points) / len(points))
-
-
 def test_r1_daily_and_modal_locations(r1, mob):
     daily_root, _, _ = r1
     d = mob.daily(daily_root).sort("sub", "date")
@@ -75,17 +55,7 @@ def test_r1_daily_and_modal_locations(r1, mob):
 
 def test_r1_features_and_flows(r1, mob):
     daily_root, cells, f = r1
-    s1 = f.filter(pl.col("sub") == S1).row(0, named=True)
-    s2 = f.filter(pl.col("sub") == S2).row(0, named=True)
-    c1, c2, c3 = (0.0, 0.0), (0.01, 0.0), (1.0, 0.0)
-    assert s1["rog_km"] == pytest.approx(_rog([c1, c2, c1, c3, c3, c1, c3]), abs=1e-9)
-    assert s2["rog_km"] == pytest.approx(_rog([c2, c2, c3]), abs=1e-9)
-    assert round(s1["rog_km"], 3) == 54.891 and round(s2["rog_km"], 3) == 51.894  # the study's values
-    assert s1["night_pct"] == pytest.approx(300 / 7, abs=1e-9)  # 21:00, 23:00, 02:00
-    assert s2["night_pct"] == pytest.approx(200 / 3, abs=1e-9)
-    assert (s1["degree"], s2["degree"]) == (2, 1)
-    assert (s1["n_events"], s2["n_events"]) == (7, 3)
-    assert (s1["home0"], s1["active_days"]) == ("A", 3)
+    assert_r1_features(f)
     # flows first -> last day, and F9/F10 as in test_mobility_features
     d = mob.daily(daily_root)
     first = d.filter(pl.col("date") == DAYS[0]).select("sub", pl.col("unit_last").alias("o"))
