@@ -129,3 +129,17 @@ def test_features_sql_on_duckdb_equals_polars(r1):
         assert_frame_equal(
             got, subscriber_features(daily_root, cells, *windows), check_dtypes=False, rel_tol=1e-12, abs_tol=1e-9
         )
+
+
+def test_hours_restricted_location_same_in_both_engines(tmp_path):
+    """Night-time daily locations (hours=(20, 4), wrapping midnight): the SQL text shared with
+    Spark gives Polars' tables. Hand-read from the R1 events: s1's night events are 21:00 C1,
+    23:00 C1, 02:00 C3; s2 has none on 01-01, then 22:00 C2 and 22:30 C3."""
+    ingest(R1 / "events", R1 / "cells.csv", R1 / "bridge.csv", tmp_path / "ing", KEY)
+    for engine in ("polars", "duckdb"):
+        stage_i(tmp_path / "ing", tmp_path / engine, engine=engine, hours=(20, 4))
+    a, b = (scan(tmp_path / e, "daily", DAYS).collect().sort("sub", "date") for e in ("polars", "duckdb"))
+    assert a.equals(b)
+    assert a.filter(pl.col("sub") == S1)["unit_mc"].to_list() == ["A", "A", "B"]  # all hours: A, B, B
+    assert a.filter(pl.col("sub") == S2)["unit_last"].to_list() == [None, "A", "B"]
+    assert a["n_events"].sum() == 10  # the counts keep every hour (7 + 3)
