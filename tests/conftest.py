@@ -67,3 +67,29 @@ def ref_csv(name: str) -> pl.DataFrame:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: renders a page in a real headless Chromium")
+
+
+@pytest.fixture(scope="module")
+def spark_session():
+    """One local[2] SparkSession per test module (start-up ~10-20 s), stopped at its end."""
+    import shutil
+
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("Java is needed for Spark (make java)")
+    from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("safemicro-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        # a short-lived JVM: the quick JIT tier and a small serial heap start faster
+        .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1")
+        .config("spark.driver.memory", "1g")
+        .getOrCreate()
+    )
+    yield spark
+    spark.stop()

@@ -34,25 +34,10 @@ def parquet(frame, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def engine():
-    from pyspark.sql import SparkSession
-
+def engine(spark_session):
     from safemicro.engine.spark_engine import SparkEngine
 
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName("safemicro-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        # a short-lived JVM: the quick JIT tier and a small serial heap start faster
-        .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1")
-        .config("spark.driver.memory", "1g")
-        .getOrCreate()
-    )
-    eng = SparkEngine(spark=spark)
-    yield eng
-    eng.spark.stop()
+    return SparkEngine(spark=spark_session)
 
 
 def test_key_table_identical(frame, parquet, engine):

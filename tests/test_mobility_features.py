@@ -69,7 +69,11 @@ def test_daily_locations(r1):
 
 def test_features(r1):
     daily_root, cells = r1
-    f = subscriber_features(daily_root, cells, DAYS, DAYS)
+    assert_r1_features(subscriber_features(daily_root, cells, DAYS, DAYS))
+
+
+def assert_r1_features(f: pl.DataFrame) -> None:
+    """R1's per-subscriber values over its three days (shared with the Spark engine's test)."""
     s1 = f.filter(pl.col("sub") == S1).row(0, named=True)
     s2 = f.filter(pl.col("sub") == S2).row(0, named=True)
     c1, c2, c3 = (0.0, 0.0), (0.01, 0.0), (1.0, 0.0)
@@ -105,3 +109,37 @@ def test_status_displaced_and_returned(r1):
     f = subscriber_features(daily_root, cells, DAYS[:2], DAYS[2:], DAYS[:1])
     assert set(f["status"]) == {"displaced"}  # home A over 01-01..02, B on 01-03
     assert set(f["returned"]) == {"returned"}  # majority over the later window (01-01) is A again
+
+
+def test_features_sql_on_duckdb_equals_polars(r1):
+    """The features SQL text the Spark engine runs (mobility/sql.py), run by DuckDB over the
+    daily tables of either engine, gives the Polars table (R1, with a later window)."""
+    import duckdb
+    from polars.testing import assert_frame_equal
+
+    from safemicro.mobility.sql import features_sql
+
+    daily_root, cells = r1
+    con = duckdb.connect()
+    for table in ("daily", "cellcounts", "contacts"):
+        con.register(table, scan(daily_root, table, DAYS).collect().to_arrow())
+    con.register("cells", cells.to_arrow())
+    for windows in ((DAYS, DAYS), (DAYS[:2], DAYS[2:], DAYS[:1]), (DAYS[1:], DAYS[1:])):
+        got = con.sql(features_sql(*windows)).pl().sort("sub")
+        assert_frame_equal(
+            got, subscriber_features(daily_root, cells, *windows), check_dtypes=False, rel_tol=1e-12, abs_tol=1e-9
+        )
+
+
+def test_hours_restricted_location_same_in_both_engines(tmp_path):
+    """Night-time daily locations (hours=(20, 4), wrapping midnight): the SQL text shared with
+    Spark gives Polars' tables. Hand-read from the R1 events: s1's night events are 21:00 C1,
+    23:00 C1, 02:00 C3; s2 has none on 01-01, then 22:00 C2 and 22:30 C3."""
+    ingest(R1 / "events", R1 / "cells.csv", R1 / "bridge.csv", tmp_path / "ing", KEY)
+    for engine in ("polars", "duckdb"):
+        stage_i(tmp_path / "ing", tmp_path / engine, engine=engine, hours=(20, 4))
+    a, b = (scan(tmp_path / e, "daily", DAYS).collect().sort("sub", "date") for e in ("polars", "duckdb"))
+    assert a.equals(b)
+    assert a.filter(pl.col("sub") == S1)["unit_mc"].to_list() == ["A", "A", "B"]  # all hours: A, B, B
+    assert a.filter(pl.col("sub") == S2)["unit_last"].to_list() == [None, "A", "B"]
+    assert a["n_events"].sum() == 10  # the counts keep every hour (7 + 3)

@@ -120,7 +120,11 @@ def register(app: typer.Typer) -> typer.Typer:
         baseline: str = typer.Option(..., "--baseline", help="START:STOP of the baseline (stop exclusive)"),
         followup: str = typer.Option(..., "--followup", help="START:STOP of the follow-up"),
         later: str | None = typer.Option(None, "--later", help="START:STOP of a later window (returns)"),
-        engine: str = typer.Option("polars", "--engine", help="polars or duckdb"),
+        engine: str = typer.Option(
+            "polars",
+            "--engine",
+            help="polars, duckdb or spark (a local[2] session, or the active one under spark-submit)",
+        ),
         daily_columns: bool = typer.Option(False, "--daily-columns", help="add daily locations (for a DP dataset)"),
         rog_bins: str = typer.Option("1,5,10,25,50,75", "--rog-bins", help="radius-of-gyration bin edges, km"),
         night_bins: str = typer.Option("10,25,50", "--night-bins", help="night-share bin edges, %"),

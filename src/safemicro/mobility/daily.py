@@ -9,8 +9,9 @@ For each day and subscriber (definitions of the study, section 8.2, F1):
   from these: :mod:`.features`);
 - ``contacts``: the distinct counterparts other than the subscriber (for degree, F8).
 ``hours=(h0, h1)`` restricts the daily location (not the counts) to events with local hour
-in [h0, h1) (wrapping past midnight when h0 > h1). Two engines compute the same tables: Polars
-(lazy) and DuckDB (SQL); :func:`stage_i` runs either over every day partition.
+in [h0, h1) (wrapping past midnight when h0 > h1). Three engines compute the same tables: Polars
+(lazy), DuckDB and Spark (the SQL of :mod:`.sql`); :func:`stage_i` runs any of them over every
+day partition.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.mobility.ingest import day_partitions
-
-NIGHT = (20, 4)
+from safemicro.mobility.sql import NIGHT, daily_sql
 
 
 def hour_in(col: str, hours: tuple[int, int]) -> pl.Expr:
@@ -74,7 +74,8 @@ def daily_polars(
 def daily_duckdb(
     events_files: list[Path], cells: pl.DataFrame, day: dt.date, hours: tuple[int, int] | None = None, *, con=None
 ) -> dict[str, pl.DataFrame]:
-    """The same three tables computed by DuckDB SQL over the partition file."""
+    """The same three tables computed by DuckDB over the partition files (the SQL text of
+    :mod:`.sql`, which the Spark engine runs too)."""
     import duckdb
 
     own = con is None
@@ -82,39 +83,16 @@ def daily_duckdb(
     cell_units = cells.select("cell_ix", "admin3").to_arrow()
     con.register("cell_units", cell_units)
     src = f"read_parquet({[str(f) for f in events_files]!r})"
-    where = ""
-    if hours is not None:
-        h0, h1 = hours
-        where = f"WHERE (hour >= {h0} AND hour < {h1})" if h0 < h1 else f"WHERE (hour >= {h0} OR hour < {h1})"
-    night = f"(hour >= {NIGHT[0]} OR hour < {NIGHT[1]})"
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW ev AS SELECT e.*, c.admin3 FROM {src} e LEFT JOIN cell_units c USING (cell_ix)"
+        f"CREATE OR REPLACE TEMP VIEW ev AS SELECT e.*, c.admin3, DATE '{day.isoformat()}' AS date "
+        f"FROM {src} e LEFT JOIN cell_units c USING (cell_ix)"
     )
-    daily = con.sql(
-        f"""
-        WITH loc AS (SELECT * FROM ev {where}),
-        last AS (SELECT sub, arg_max(admin3, (epoch_us(ts), -cell_ix::BIGINT)) AS unit_last FROM loc GROUP BY sub),
-        per AS (SELECT sub, admin3, count(*) AS n, max(ts) AS t FROM loc GROUP BY sub, admin3),
-        mc AS (SELECT sub, admin3 AS unit_mc FROM (
-            SELECT *, row_number() OVER (PARTITION BY sub ORDER BY n DESC, t DESC, admin3 ASC) AS r FROM per) WHERE r = 1),
-        counts AS (SELECT sub, count(*)::BIGINT AS n_events, sum(CASE WHEN {night} THEN 1 ELSE 0 END)::BIGINT AS n_night,
-            sum(CASE WHEN event_type = 'call' THEN 1 ELSE 0 END)::BIGINT AS n_call,
-            sum(CASE WHEN event_type = 'sms' THEN 1 ELSE 0 END)::BIGINT AS n_sms,
-            sum(CASE WHEN event_type = 'data' THEN 1 ELSE 0 END)::BIGINT AS n_data
-            FROM ev GROUP BY sub)
-        SELECT counts.*, last.unit_last, mc.unit_mc FROM counts LEFT JOIN last USING (sub) LEFT JOIN mc USING (sub)
-        ORDER BY sub
-        """
-    ).pl()
-    cellcounts = con.sql("SELECT sub, cell_ix, count(*)::BIGINT AS n FROM ev GROUP BY ALL ORDER BY sub, cell_ix").pl()
-    contacts = con.sql(
-        "SELECT DISTINCT sub, counterpart FROM ev WHERE counterpart IS NOT NULL AND counterpart <> sub ORDER BY ALL"
-    ).pl()
+    sql = daily_sql(hours)
+    daily = con.sql(sql["daily"]).pl().sort("sub")
+    cellcounts = con.sql(sql["cellcounts"]).pl().drop("date").sort("sub", "cell_ix")
+    contacts = con.sql(sql["contacts"]).pl().drop("date").sort("sub", "counterpart")
     if own:
         con.close()
-    daily = daily.with_columns(pl.lit(day).alias("date")).select(
-        "sub", "n_events", "n_night", "n_call", "n_sms", "n_data", "unit_last", "unit_mc", "date"
-    )
     return {"daily": daily, "cellcounts": cellcounts, "contacts": contacts}
 
 
@@ -127,8 +105,15 @@ def stage_i(
     progress: Callable[[dt.date], None] | None = None,
 ) -> list[dt.date]:
     """Daily tables of every ingested day partition, written to ``out/<table>/date=.../``."""
-    if engine not in ("polars", "duckdb"):
-        raise SafemicroError(f"unknown engine {engine!r} (polars or duckdb)")
+    if engine not in ("polars", "duckdb", "spark"):
+        raise SafemicroError(f"unknown engine {engine!r} (polars, duckdb or spark)")
+    if engine == "spark":  # all days in one job, on the active (or a local) session
+        from safemicro.mobility.spark_engine import MobilitySpark
+
+        days = MobilitySpark().stage_i(ingested, out, hours=hours)
+        for day in days if progress is not None else []:
+            progress(day)
+        return days
     src = Path(ingested)
     cells = pl.read_parquet(src / "cells.parquet")
     root = Path(out)

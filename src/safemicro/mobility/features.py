@@ -35,12 +35,23 @@ R_EARTH_KM = 6371.0088
 
 
 def scan(daily_root: str | Path, table: str, days: list[dt.date]) -> pl.LazyFrame:
-    """The ``table`` rows of the given days (lazy; missing days are skipped)."""
+    """The ``table`` rows of the given days (lazy; missing days are skipped). A day folder may
+    hold several Parquet part files (Spark's layout); pseudonyms and cell indexes are read
+    with the ingest types (Spark writes them as DECIMAL(20,0) and BIGINT)."""
     root = Path(daily_root) / table
-    if not any((root / f"date={d.isoformat()}" / "part-0.parquet").is_file() for d in days):
+    dated = [(sorted((root / f"date={d.isoformat()}").glob("*.parquet")), d) for d in days]
+    if not any(files for files, _ in dated):
         raise SafemicroError(f"no {table} partitions for the window {days[0]}..{days[-1]}", file=str(root))
-    dated = [(root / f"date={d.isoformat()}" / "part-0.parquet", d) for d in days]
-    return pl.concat([pl.scan_parquet(f).with_columns(pl.lit(d).alias("date")) for f, d in dated if f.is_file()])
+    ids = {"sub": pl.UInt64} | {"cellcounts": {"cell_ix": pl.UInt32}, "contacts": {"counterpart": pl.UInt64}}.get(
+        table, {}
+    )
+    return pl.concat(
+        [
+            pl.scan_parquet(files).with_columns(pl.lit(d).alias("date")).cast(ids, strict=True)
+            for files, d in dated
+            if files
+        ]
+    )
 
 
 def window_days(start: dt.date, stop: dt.date) -> list[dt.date]:
