@@ -67,23 +67,22 @@ def assess(
     outputs = [p for p in (json_out, records_out, html_out) if p]
     check_outputs([data, plan, population], outputs)
     the_plan = load_plan(plan) if plan else None
+    options = {  # what every engine takes
+        "plan": the_plan,
+        "keys": _split(keys),
+        "weight": weight,
+        "household": household,
+        "alpha": alpha,
+        "ks": k or (),
+        "max_global_risk": max_global_risk,
+        "model_risk": model,
+    }
     if engine != "polars":
         from safemicro.scale import assess_source
 
         if records_out or suda or sensitive or numeric or household_level:
             raise SafemicroError("--records, --suda, --sensitive, --numeric and --household-level need --engine polars")
-        scaled = assess_source(
-            data,
-            engine=engine,
-            plan=the_plan,
-            keys=_split(keys),
-            weight=weight,
-            household=household,
-            alpha=alpha,
-            ks=k or (),
-            max_global_risk=max_global_risk,
-            model_risk=model,
-        )
+        scaled = assess_source(data, engine=engine, **options)
         _write_all([(p, w) for p, w in ((json_out, scaled.write_json), (html_out, scaled.write_html)) if p])
         _print_summary(scaled.summary)
         return
@@ -93,19 +92,12 @@ def assess(
         the_plan.check_columns(dataset.frame.columns, source=plan)
     result = run_assess(
         dataset,
-        plan=the_plan,
-        keys=_split(keys),
-        weight=weight,
-        household=household,
         household_level=_split(household_level),
         sensitive=_split(sensitive),
         numeric_keys=_split(numeric),
         suda=suda,
-        model_risk=model,
-        alpha=alpha,
-        ks=k or (),
-        max_global_risk=max_global_risk,
         population=population,
+        **options,
     )
     _write_all(
         [
