@@ -11,7 +11,7 @@ from safemicro.io import Dataset
 from safemicro.methods.base import ROW_ID
 from safemicro.plan import Plan
 from safemicro.utility import compare
-from safemicro.utility.key_codes import key_joint_codes
+from safemicro.utility.key_codes import key_joint_codes, per_record
 from safemicro.utility.tables import joint_codes
 
 PLAN = """
@@ -38,7 +38,15 @@ def test_key_table_codes_and_tables_equal_the_record_ones():
         before, after = original.analysis_column(name), released.analysis_column(name)
         fast, slow = key_joint_codes(tables, name, before, after), joint_codes(before, after)
         assert fast is not None, name
-        assert np.array_equal(fast.before, slow.before) and np.array_equal(fast.after, slow.after), name
+        assert fast.before is None and fast.after is None, name  # no per-record codes held
+        rec = per_record(fast)
+        assert rec.before.dtype == rec.after.dtype == np.uint8, name  # narrow codes (card < 256)
+        assert np.array_equal(rec.before, slow.before) and np.array_equal(rec.after, slow.after), name
+        w_b = original.frame["sampling_weight"].cast(pl.Float64).to_numpy()
+        w_a = released.frame["sampling_weight"].cast(pl.Float64).to_numpy()
+        for weights in ((), (w_b, w_a)):
+            for a, b in zip(fast.counts(*weights), slow.counts(*weights)):
+                assert a.dtype == b.dtype and np.array_equal(a, b), name  # the same floats
         assert fast.values.equals(slow.values) and fast.card == slow.card, name
     roles = Plan.from_yaml(PLAN).roles
     assert compare(original, released, roles=roles, key_tables=tables) == compare(original, released, roles=roles)

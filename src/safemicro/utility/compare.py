@@ -31,7 +31,7 @@ from safemicro.plan import Roles, Utility
 from safemicro.utility.design import Design, make_design
 from safemicro.utility.estimates import compare_indicator
 from safemicro.utility.info_loss import table_info_loss
-from safemicro.utility.key_codes import key_joint_codes, key_pair_distances
+from safemicro.utility.key_codes import key_joint_codes, key_pair_distances, narrow, per_record
 from safemicro.utility.models import compare_regression
 from safemicro.utility.numeric import QUANTILE_PROBS, numeric_loss, quantiles
 from safemicro.utility.pram_correction import pram_corrector
@@ -302,7 +302,12 @@ def compare(
 
     def encoded(name: str, before: pl.Series, after: pl.Series) -> JointCodes:
         found = key_joint_codes(tables, name, before, after) if tables and name not in recoded else None
-        return found or joint_codes(before, after)
+        if found is not None:
+            return found
+        jc = joint_codes(before, after)
+        before_codes = narrow(jc.before, jc.card)
+        after_codes = before_codes if jc.after is jc.before else narrow(jc.after, jc.card)
+        return JointCodes(before_codes, after_codes, jc.values, jc.card)
 
     cols_o = [c for c in original.columns if c != ROW_ID]
     cols_r = [c for c in released.columns if c != ROW_ID]
@@ -321,6 +326,7 @@ def compare(
     dsets = (in_coding, released)
     variables: list[dict[str, Any]] = []
     codes: dict[str, JointCodes] = {}
+    paired = set(roles.keys) | {n for pair in utility.tables for n in pair}
     touched = np.zeros(released.n, dtype=bool)
     numeric_cols: list[str] = []
     for name in cols_o:
@@ -343,8 +349,11 @@ def compare(
             "missing_after": int(after.null_count()),
         }
         if base["kind"] == "categorical":
-            jc = codes[name] = encoded(name, dist, after)
+            jc = encoded(name, dist, after)
             row |= _categorical_row(jc, w_o, w_r, top, name, dsets)
+            if name in paired:  # the two-way tables need it again; the others are freed now
+                codes[name] = jc
+            del jc
             if name in recoded:
                 notes.append(
                     f"{name}: recoded by the plan; its distribution and tables compare the original "
@@ -451,7 +460,10 @@ def _tables(original, released, roles, utility, codes, w_o, w_r, kept, encoded) 
         found = key_pair_distances(codes[a], codes[b], weights_before=w_o, weights_after=w_r)
         out.append(
             {"variables": [a, b], "status": "kept"}
-            | (found or pair_distances(codes[a], codes[b], weights_before=w_o, weights_after=w_r))
+            | (
+                found
+                or pair_distances(per_record(codes[a]), per_record(codes[b]), weights_before=w_o, weights_after=w_r)
+            )
             | {"info_loss": _info_loss(original, released, [a, b])}
         )
     return out

@@ -20,16 +20,48 @@ import polars as pl
 from safemicro.keys import BINCOUNT_LIMIT, KeyTable
 from safemicro.utility.tables import JointCodes, joint_codes, table_distances
 
-__all__ = ["KeyJointCodes", "key_joint_codes", "key_pair_distances"]
+__all__ = ["KeyJointCodes", "key_joint_codes", "key_pair_distances", "narrow", "per_record"]
+
+
+def narrow(codes: np.ndarray, card: int) -> np.ndarray:
+    """``codes`` (0..card) in the narrowest unsigned integer type that holds them: a
+    record-level code array of a 30M-row file is 30 MB as uint8 instead of 240 MB."""
+    dtype = np.uint8 if card < 1 << 8 else np.uint16 if card < 1 << 16 else np.uint32 if card < 1 << 32 else np.int64
+    return codes.astype(dtype, copy=False)
 
 
 @dataclass
 class KeyJointCodes(JointCodes):
-    """Joint codes of a key variable, also per row of each key table."""
+    """Joint codes of a key variable per row of each key table; the per-record codes
+    (``before``/``after``, None here) are made only while a comparison needs them
+    (:func:`per_record`), so that they are not held for every key at once."""
 
     key_before: np.ndarray = None  # type: ignore[assignment]
     key_after: np.ndarray = None  # type: ignore[assignment]
     tables: tuple[KeyTable, KeyTable] = None  # type: ignore[assignment]
+
+    def counts(self, weights_before=None, weights_after=None) -> tuple[np.ndarray, np.ndarray]:
+        """The tables of :meth:`JointCodes.counts`: record counts summed over the keys
+        (whole numbers, so exactly the same floats), weighted ones record by record."""
+        n = self.card + 1
+        kb, ka = self.tables
+        if weights_before is None and weights_after is None:
+            return (
+                np.bincount(self.key_before, weights=kb.count, minlength=n).astype(np.float64),
+                np.bincount(self.key_after, weights=ka.count, minlength=n).astype(np.float64),
+            )
+        return per_record(self).counts(weights_before, weights_after)
+
+
+def per_record(jc: JointCodes) -> JointCodes:
+    """``jc`` with its per-record codes (narrow integers), made from the key tables for
+    :class:`KeyJointCodes`."""
+    if not isinstance(jc, KeyJointCodes):
+        return jc
+    kb, ka = jc.tables
+    before = narrow(jc.key_before, jc.card)[kb.record_key]
+    after = narrow(jc.key_after, jc.card)[ka.record_key]
+    return JointCodes(before, after, jc.values, jc.card)
 
 
 def key_joint_codes(
@@ -41,6 +73,8 @@ def key_joint_codes(
     kb, ka = tables
     if name not in kb.keys or name not in ka.keys:
         return None
+    if kb.record_key is None or ka.record_key is None:
+        return None
     if kb.n_records != before.len() or ka.n_records != after.len():
         return None
     jb, ja = kb.keys.index(name), ka.keys.index(name)
@@ -51,8 +85,8 @@ def key_joint_codes(
     key_b = np.concatenate([[0], labels.before])[kb.codes[:, jb]]
     key_a = np.concatenate([[0], labels.after])[ka.codes[:, ja]]
     return KeyJointCodes(
-        before=key_b[kb.record_key],
-        after=key_a[ka.record_key],
+        before=None,  # type: ignore[arg-type]
+        after=None,  # type: ignore[arg-type]
         values=labels.values,
         card=labels.card,
         key_before=key_b,

@@ -136,8 +136,9 @@ def pair_distances(
     non-empty cells of each table.
     """
     space = (x.card + 1) * (y.card + 1)
-    ib = x.before * (y.card + 1) + y.before
-    ia = x.after * (y.card + 1) + y.after
+    # codes may be narrow integers (uint8/uint16): the cell numbers are int64
+    ib = x.before.astype(np.int64) * (y.card + 1) + y.before
+    ia = x.after.astype(np.int64) * (y.card + 1) + y.after
     if space > max(BINCOUNT_LIMIT, 4 * (len(ib) + len(ia))):
         ids, _ = dense_ids(np.concatenate([ib, ia]), space)
         ib, ia = ids[: len(ib)], ids[len(ib) :]
