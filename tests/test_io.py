@@ -452,7 +452,7 @@ def test_missing_file(tmp_path):
 
 
 def test_unknown_extension(tmp_path):
-    p = tmp_path / "data.xlsx"
+    p = tmp_path / "data.numbers"
     p.write_bytes(b"x")
     assert "unknown file type" in str(_err(p))
 

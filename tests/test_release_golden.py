@@ -107,7 +107,15 @@ def test_release_numbers_equal_the_per_record_implementation(case):
     got = _report(data, plan)
     want = _portable(json.loads((GOLDEN / f"{case}.json").read_text(encoding="utf-8")))
     for section in SECTIONS:
-        assert got[section] == want[section], section
+        assert _without_new_empty(got[section], want[section]) == want[section], section
+
+
+def _without_new_empty(got, want):
+    """A measure added since the golden files were written, and not computed (None: opt-in),
+    is not a change of the pinned numbers; every key the golden file has must still be equal."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        return {k: v for k, v in got.items() if k in want or v is not None}
+    return got
 
 
 if __name__ == "__main__":  # regenerate (a deliberate change of a definition only)
