@@ -41,7 +41,7 @@ def attribute_checks(section: dict[str, Any] | None, targets: dict[str, Any] | N
     Passed when no record lies in a key group above the target for any sensitive variable
     (``passed`` None when the plan names no sensitive variable)."""
     targets = targets or {}
-    checks = []
+    checks: list[dict[str, Any]] = []
     for target, (measure, above, name, _) in ATTRIBUTE_TARGETS.items():
         limit = targets.get(target)
         if limit is None:

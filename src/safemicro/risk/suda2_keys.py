@@ -60,7 +60,7 @@ def suda2_keys(
         return suda2(frame, kt.keys, missing=missing, dis_fraction=dis_fraction, original_scores=original_scores)
     n, m = kt.n_records, len(kt.keys)
     pat = np.asarray(kt.codes, dtype=np.int64)
-    cards = [len(lv) for lv in levels]
+    cards = [len(lv) for lv in levels if lv is not None]  # none is None past the check above
     miss_codes = [0] * m
     if m < 3:
         warnings.warn("suda2: fewer than 3 key variables; constant dummy variables are added (M = 3)", stacklevel=2)
