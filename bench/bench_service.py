@@ -58,7 +58,7 @@ def make_data(n: int, seed: int = 1) -> pl.DataFrame:
 
 
 def setup(folder: Path, records: int, database: str | None) -> tuple[Path, str]:
-    from safemicro.service.tokens import generate_keypair, issue_token, load_private_key
+    from safemicro.service.tokens import generate_keypair
 
     generate_keypair(folder / "issuer")
     generate_keypair(folder / "node")
@@ -92,6 +92,14 @@ def setup(folder: Path, records: int, database: str | None) -> tuple[Path, str]:
         },
     }
     (folder / "service.yaml").write_text(yaml.safe_dump(cfg))
+    return folder / "service.yaml", analyst_token(folder)
+
+
+def analyst_token(folder: Path) -> str:
+    """An hour's token of the bench audience, granted every query on every dataset, signed
+    with the issuer key ``setup`` wrote into ``folder``."""
+    from safemicro.service.tokens import issue_token, load_private_key
+
     grants = [
         {
             "dataset": "*",
@@ -101,10 +109,9 @@ def setup(folder: Path, records: int, database: str | None) -> tuple[Path, str]:
             "actions": ["query"],
         }
     ]
-    tok = issue_token(
+    return issue_token(
         load_private_key(folder / "issuer.key"), audience="bench", subject="bench", grants=grants, minutes=60
     )
-    return folder / "service.yaml", tok
 
 
 def cached_queries() -> list[dict]:

@@ -34,12 +34,12 @@ import polars as pl
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_service import serving, with_store  # noqa: E402
+from bench_service import analyst_token, serving, with_store  # noqa: E402
 
 
 def setup(folder: Path, database: str | None) -> tuple[Path, str, str]:
     from safemicro.examples.survey import generate_survey
-    from safemicro.service.tokens import generate_keypair, issue_token, load_private_key
+    from safemicro.service.tokens import generate_keypair
 
     generate_keypair(folder / "issuer")
     generate_keypair(folder / "node")
@@ -81,17 +81,7 @@ def setup(folder: Path, database: str | None) -> tuple[Path, str, str]:
         },
     }
     (folder / "service.yaml").write_text(yaml.safe_dump(cfg))
-    grants = [
-        {
-            "dataset": "*",
-            "queries": ["count", "sum", "mean", "crosstab"],
-            "dimensions": ["*"],
-            "measures": ["*"],
-            "actions": ["query"],
-        }
-    ]
-    key = load_private_key(folder / "issuer.key")
-    tok = issue_token(key, audience="bench", subject="bench", grants=grants, minutes=60)
+    tok = analyst_token(folder)
     head, claims, sig = tok.split(".")
     bad = f"{head}.{claims}.{sig[:-6]}AAAAAA"  # tampered signature: 401
     return folder / "service.yaml", tok, bad
