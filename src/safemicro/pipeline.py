@@ -114,6 +114,8 @@ def prepare_steps(plan: Plan, columns: list[str], *, seed: int) -> list[Prepared
             seed=int(own_seed) if isinstance(own_seed, int) else step_seed(seed, index),
             index=index,
             columns=tuple(present),
+            attribute=plan.attribute_disclosure,
+            population=_population_loader(plan, prepared, index) if plan.population else None,
         )
         try:
             params = spec.params.model_validate(raw)
@@ -134,6 +136,24 @@ def prepare_steps(plan: Plan, columns: list[str], *, seed: int) -> list[Prepared
         present = [c for c in present if c not in set(removes)]
         prepared.append(PreparedStep(spec, params, ctx))
     return prepared
+
+
+def _population_loader(plan: Plan, prepared: list[PreparedStep], index: int) -> Callable[[], Dataset | None]:
+    """The plan's population file, read when a step asks, with the recodes of the steps
+    before ``index`` applied (so it is in the coding that step sees)."""
+    cache: list[Dataset | None] = []
+
+    def load() -> Dataset | None:
+        if not cache:
+            from safemicro.assess_inputs import load_population
+
+            population = load_population(None, plan)
+            if population is not None:
+                population = in_released_coding(population, prepared[: index - 1])[0]
+            cache.append(population)
+        return cache[0]
+
+    return load
 
 
 def run_steps(

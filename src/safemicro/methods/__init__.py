@@ -18,6 +18,7 @@ from safemicro.methods.sampling import subsample
 from safemicro.methods.search import recode_search, search_levels
 from safemicro.methods.suppression import local_suppression, suppress_by_risk
 from safemicro.methods.suppression_combinations import suppress_combinations
+from safemicro.methods.suppression_targets import target_suppression
 from safemicro.methods.swapping import record_swap
 from safemicro.methods.topcoding_mv import mv_top_code
 
@@ -45,5 +46,6 @@ __all__ = [
     "shuffle",
     "subsample",
     "suppress_by_risk",
+    "target_suppression",
     "top_bottom_code",
 ]

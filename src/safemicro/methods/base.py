@@ -380,6 +380,8 @@ class StepContext:
     seed: int  # this step's own seed (derived from the plan seed and step number)
     index: int  # 1-based step number
     columns: tuple[str, ...]  # columns present before the step
+    attribute: Any = None  # the plan's attribute_disclosure (t-closeness distances, hierarchies)
+    population: Callable[[], Any] | None = None  # the plan's population in this step's coding (None: no file)
 
 
 def step_seed(params: Any, ctx: StepContext) -> int:
