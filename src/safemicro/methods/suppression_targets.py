@@ -14,7 +14,9 @@ The algorithm is a greedy, class-level form of ARX's record suppression with a l
    more distinct values first, it splits classes most).
 2. Every record of a failing class gets its next key suppressed; the records whose keys now
    agree form new, coarser classes, which are tested again. A record that reaches the end of
-   the order has every key suppressed (ARX's suppressed record, ``*`` in every key).
+   the order has every key suppressed (ARX's suppressed record, ``*`` in every key). A
+   household-level key suppressed for one member is suppressed for the whole household
+   (else the other members would give it back), and the classes are tested again.
 3. The records with every key missing form one class. When that class fails (the union of
    the failing classes is as skewed as its parts), passing classes are added to it one at a
    time, each time the one whose union with it comes closest to the targets (smallest
@@ -44,7 +46,7 @@ from safemicro.io.dataset import Dataset
 from safemicro.keys import combine_codes, dense_ids, encode_column
 from safemicro.methods.base import Change, MethodResult, StepContext, register
 from safemicro.methods.suppression import _apply
-from safemicro.methods.suppression_input import Importance, _importance_names, _masked, _plain
+from safemicro.methods.suppression_input import Importance, _importance_names, _masked, _plain, _prepare, _spread
 from safemicro.methods.suppression_optimal import _importance_costs
 from safemicro.methods.target_classes import ClassTargets, SensitiveClasses, TargetFields
 from safemicro.risk.population import population_frequencies
@@ -111,13 +113,17 @@ def target_suppression(
     distance: dict[str, str] | None = None,
     hierarchies: dict[str, Any] | None = None,
     importance: Importance = None,
+    household: str | None = None,
+    household_level: Sequence[str] = (),
     max_suppression: float = 0.05,
 ) -> MethodResult:
     """Suppress key values until every class meets the targets; see the module docstring.
 
     ``distance``/``hierarchies``: the t-closeness EMD per sensitive variable (as
     :func:`~safemicro.risk.attribute.attribute_disclosure`); ``k``: records per class (the k
-    of (α,k)-anonymity); ``k_map`` needs ``population`` (in the data's coding).
+    of (α,k)-anonymity); ``k_map`` needs ``population`` (in the data's coding). With
+    ``household`` and ``household_level``, a household-level key suppressed for one member is
+    suppressed for the whole household (the classes are then tested again).
 
     >>> import polars as pl
     >>> from safemicro.io import Dataset
@@ -129,13 +135,13 @@ def target_suppression(
     keys, sensitive = list(keys), list(sensitive)
     targets = ClassTargets(t_closeness, l_diversity, delta_disclosure, beta_likeness, max_sensitive_share, k, k_map)
     _check(ds, keys, sensitive, targets, population, max_suppression)
+    inp = _prepare(ds, keys, None, household, household_level)
     importance = _importance_names(importance, keys, ds)
     n, m = ds.n, len(keys)
-    codes = np.column_stack([encode_column(ds.analysis_column(name))[0] for name in keys]).astype(np.int64)
+    codes = inp.codes
     order = _order(keys, codes, importance)
-    cum = np.zeros(m + 1, dtype=np.int64)  # suppression mask after the first i keys of the order
-    for i, j in enumerate(order, start=1):
-        cum[i] = cum[i - 1] | (1 << j)
+    bits = np.int64(1) << np.arange(m, dtype=np.int64)
+    observed = (codes != 0) @ bits
     pop = population.analysis_frame(keys) if population is not None else None
     checker = _Checker(ds, keys, sensitive, targets, distance, hierarchies, pop)
     if checker.sens.failing(np.zeros(n, dtype=np.int64), 1)[0]:
@@ -144,24 +150,28 @@ def target_suppression(
             "(a target below what the file's own distribution of the sensitive values allows)",
             file=ds.source,
         )
-    level = np.zeros(n, dtype=np.int64)
-    failing_before = None
-    stages = []
+    if targets.k_map is not None and pop is not None and pop.height < targets.k_map:
+        raise SafemicroError(f"k-map {targets.k_map} cannot be met: the population has fewer people", file=ds.source)
+    masks = np.zeros(n, dtype=np.int64)  # suppressed observed cells per record
+    failing_before, stages, merged = None, [], 0
     while True:
-        masks = cum[level]
         g, rep = _groups(_masked(codes, masks))
         fail = checker.failing(g, rep, masks)
-        bad = fail[g] & (level < m)
         if failing_before is None:
             failing_before = int(fail[g].sum())
-        stages.append(int(bad.sum()))
-        if not bad.any():
+        full = masks == observed
+        bad = fail[g] & ~full
+        if bad.any():  # each record of a failing class loses its next key in the order
+            stages.append(int(bad.sum()))
+            for j in order:
+                hit = bad & (((masks | ~observed) >> j) & 1 == 0)
+                masks[hit] |= bits[j]
+                bad &= ~hit
+        elif (fail[g] & full).any():  # the class of fully suppressed records fails
+            merged += _fix_suppressed_class(checker, codes, masks, observed, g, rep)
+        else:
             break
-        level[bad] += 1
-    merged = 0
-    if (fail[g] & (level == m)).any():  # the class of fully suppressed records fails
-        merged = _fix_suppressed_class(checker, codes, level, cum, m, n, pop)
-    masks = cum[level] & ((codes != 0) @ (np.int64(1) << np.arange(m, dtype=np.int64)))
+        masks = _spread(masks, inp) & observed
     touched = int((masks != 0).sum())
     limit = int(math.floor(max_suppression * n + 1e-9))
     if touched > limit:
@@ -186,13 +196,15 @@ def target_suppression(
             "importance": _plain(importance),
             "max_suppression": max_suppression,
             "population": population.source if population is not None else None,
+            "household": household,
+            "household_level": [v for v in household_level if v in keys],
         },
-        notes=[],
+        notes=["household-level keys are suppressed for every member of a household"] if inp.household_bits else [],
     )
     change.details = {
         "cells_suppressed": int(sum(change.suppressed.values())),
         "records_with_suppression": touched,
-        "records_fully_suppressed": int((level == m).sum()),
+        "records_fully_suppressed": int(((masks == observed) & (masks != 0)).sum()),
         "records_in_failing_classes_before": failing_before,
         "suppression_order": [keys[j] for j in order],
         "failing_records_per_stage": stages,
@@ -203,19 +215,15 @@ def target_suppression(
     return MethodResult(out, change)
 
 
-def _fix_suppressed_class(checker, codes, level, cum, m, n, pop) -> int:
+def _fix_suppressed_class(checker, codes, masks, observed, g, rep) -> int:
     """Add passing classes to the class of fully suppressed records until it passes (greedy);
-    changes ``level`` in place and returns how many classes were added."""
+    changes ``masks`` in place and returns how many classes were added."""
     targets = checker.targets
-    if targets.k_map is not None and (pop is None or pop.height < targets.k_map):
-        raise SafemicroError(f"k-map {targets.k_map} cannot be met: the population has fewer people")
-    masks = cum[level]
-    g, rep = _groups(_masked(codes, masks))
-    full = level == m
+    full = masks == observed
     base_id = int(g[np.flatnonzero(full)[0]])
-    others = np.flatnonzero(np.bincount(g, minlength=len(rep)) > 0)
-    others = others[others != base_id]
     sizes = np.bincount(g, minlength=len(rep)).astype(np.float64)
+    others = np.flatnonzero(sizes > 0)
+    others = others[others != base_id]
     width = max(checker.sens.width(), 1)
     if len(others) * width > DENSE_CELLS:  # keep the largest classes as candidates
         others = others[np.argsort(-sizes[others], kind="stable")[: DENSE_CELLS // width]]
@@ -231,7 +239,8 @@ def _fix_suppressed_class(checker, codes, level, cum, m, n, pop) -> int:
     added = 0
     while True:
         excess = checker.sens.merged_excess(base, cand, base_size + sizes[others])
-        here = checker.sens.merged_excess(base, {k: v[:1] * 0 for k, v in cand.items()}, np.array([base_size]))
+        none = {name: np.zeros((1, v.shape[1]), dtype=v.dtype) for name, v in cand.items()}
+        here = checker.sens.merged_excess(base, none, np.array([base_size]))
         if here[0] <= 1e-12:
             return added
         excess = np.where(alive, excess, np.inf)
@@ -246,7 +255,8 @@ def _fix_suppressed_class(checker, codes, level, cum, m, n, pop) -> int:
             best = int(np.argmax(np.where(alive, (here[0] - excess) / sizes[others], -np.inf)))
         alive[best] = False
         added += 1
-        level[g == others[best]] = m
+        hit = g == others[best]
+        masks[hit] = observed[hit]
         for name in base:
             base[name] = base[name] + cand[name][best]
         base_size += sizes[others[best]]
@@ -357,12 +367,19 @@ class TargetSuppressionParams(TargetFields):
         None, description="keys most important (suppressed last) first, or {key: cost weight}"
     )
     max_suppression: float = Field(0.05, ge=0.0, le=1.0, description="most records that may lose key values")
+    household_mode: bool = Field(True, description="suppress roles.household_level keys per household")
 
     def key_list(self, ctx: StepContext) -> list[str]:
         return list(self.keys) if self.keys is not None else list(ctx.roles.keys)
 
+    def household(self, ctx: StepContext) -> tuple[str | None, list[str]]:
+        if not self.household_mode or ctx.roles.household is None:
+            return None, []
+        return ctx.roles.household, [v for v in ctx.roles.household_level if v in self.key_list(ctx)]
+
     def reads(self, ctx: StepContext) -> list[str]:
-        return list(dict.fromkeys(self.key_list(ctx) + self.sensitive_list(ctx)))
+        extra = [self.household(ctx)[0]] if self.household(ctx)[0] else []
+        return list(dict.fromkeys(self.key_list(ctx) + self.sensitive_list(ctx) + extra))
 
     def check(self, ctx: StepContext) -> None:
         if not self.key_list(ctx):
@@ -390,11 +407,14 @@ def _describe(params: TargetSuppressionParams, change: Change) -> str:
 @register("target_suppression", TargetSuppressionParams, _describe)
 def _step(ds: Dataset, params: TargetSuppressionParams, ctx: StepContext) -> MethodResult:
     targets = params.class_targets(ctx, params.k)
+    household, level = params.household(ctx)
     return target_suppression(
         ds,
         keys=params.key_list(ctx),
         **targets.given(),
         **params.settings(ds, ctx),
         importance=params.importance,
+        household=household,
+        household_level=level,
         max_suppression=params.max_suppression,
     )
