@@ -40,9 +40,11 @@ from pydantic import Field, model_validator
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.keys import build_key_table, combine_codes, dense_ids, wildcard_frequencies
-from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, register
+from safemicro.methods.base import Change, MethodResult, StepContext, register
 from safemicro.methods.recode import global_recode
 from safemicro.methods.search_space import SearchResult, _Key, _levels_of, _prepare_key
+from safemicro.methods.search_targets import describe_targets, step_targets
+from safemicro.methods.target_classes import TargetFields
 from safemicro.risk.individual import individual_risk
 
 __all__ = ["recode_search", "search_levels", "SearchResult"]
@@ -99,14 +101,17 @@ def search_levels(
     alpha: float = 1.0,
     loss: Loss = "entropy",
     exhaustive: bool = False,
+    targets: Any = None,
 ) -> SearchResult:
     """Find the least-loss levels meeting the target; see the module docstring.
 
-    ``exhaustive=True`` evaluates every node (no pruning), for checking the search.
+    ``exhaustive=True`` evaluates every node (no pruning), for checking the search; so does
+    a non-monotone ``targets`` (:class:`~safemicro.methods.search_targets.SearchTargets`).
     """
     t0 = time.perf_counter()
     plan = _Search(ds, keys, hierarchies, k, max_risk, max_suppression, weight, alpha, loss)
-    result = plan.run(exhaustive=exhaustive)
+    plan.targets = targets
+    result = plan.run(exhaustive=exhaustive or (targets is not None and not targets.monotone))
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -160,6 +165,7 @@ class _Search:
         self.dims = [j for j, key in enumerate(self.all_keys) if key.height > 0]
         self.lattice = _Lattice([self.all_keys[j].height for j in self.dims])
         self.evaluations: dict[int, tuple[bool, int, float]] = {}
+        self.targets: Any = None  # attribute-disclosure / k-map targets (search_targets)
 
     # node -> levels of every key
     def _full_levels(self, node: int) -> list[int]:
@@ -192,6 +198,8 @@ class _Search:
         bad = fk < self.k
         if self.max_risk is not None:
             bad |= individual_risk(fk, Fk, weighted=self.weighted) > self.max_risk
+        if self.targets is not None:
+            bad |= self.targets.failing(self, node, gid, g)
         suppress = int(round(count[bad].sum()))
         result = (suppress <= self.limit, suppress, float(np.sum(count**2)))
         self.evaluations[node] = result
@@ -298,6 +306,7 @@ def recode_search(
     household: str | None = None,
     household_level: list[str] | tuple[str, ...] = (),
     importance: Any = None,
+    targets: Any = None,
 ) -> MethodResult:
     """Generalise the keys to the least-loss levels meeting k-anonymity, then suppress the rest.
 
@@ -312,6 +321,9 @@ def recode_search(
     ``importance`` saying which keys to keep).
     ``max_risk`` (individual risk) also counts as a violation during the search, but local
     suppression only enforces k: records over ``max_risk`` with k or more are reported.
+    ``targets`` (:class:`~safemicro.methods.search_targets.SearchTargets`): attribute-disclosure
+    and k-map targets the node must also meet; the classes still failing them then go to
+    :func:`~safemicro.methods.suppression_targets.target_suppression`.
     """
     result = search_levels(
         ds,
@@ -323,6 +335,7 @@ def recode_search(
         weight=weight,
         alpha=alpha,
         loss=loss,
+        targets=targets,
     )
     levels_spec = {name: _levels_of(hierarchies[name], name) for name in keys if name in hierarchies}
     current = ds
@@ -339,6 +352,7 @@ def recode_search(
     if not result.meets_target:
         notes.append(
             f"no combination of levels meets {k}-anonymity"
+            + (" and the other targets" if targets else "")
             + (f" and individual risk <= {max_risk}" if max_risk is not None else "")
             + f" with at most {result.suppression_limit} records to suppress; the most general "
             f"levels were applied and local suppression removes the remaining {result.records_to_suppress}"
@@ -360,6 +374,12 @@ def recode_search(
         current = sup.dataset
         suppression = sup.change.to_dict(with_seed=False)
         notes += sup.change.notes
+    aimed: dict[str, Any] = {}
+    if targets is not None:  # no limit here: the search's limit held, or the note above says why not
+        hh = {"household": household, "household_level": tuple(household_level), "importance": importance}
+        hh.update(k_anonymity=k, alpha=alpha)
+        sup = targets.suppress(current, list(keys), result.levels, levels_spec, max_suppression=1.0, **hh)
+        current, aimed = sup.dataset, {"targets": targets.describe(), "target_suppression": sup.change.to_dict()}
     if max_risk is not None:
         kt = build_key_table(
             current.analysis_frame(list(keys)),
@@ -388,7 +408,7 @@ def recode_search(
             "alpha": alpha,
             "loss": loss,
         },
-        details={"search": result.to_dict(), "recodes": recodes, "suppression": suppression},
+        details={"search": result.to_dict(), "recodes": recodes, "suppression": suppression, **aimed},
         notes=notes,
     )
     return MethodResult(current, change)
@@ -397,7 +417,7 @@ def recode_search(
 # -- plan step -----------------------------------------------------------------------------
 
 
-class RecodeSearchParams(StepParams):
+class RecodeSearchParams(TargetFields):
     """``recode_search``: levels per key; k and keys default to the plan's targets and roles."""
 
     hierarchies: dict[str, Any] = Field(min_length=1)
@@ -420,12 +440,13 @@ class RecodeSearchParams(StepParams):
 
     def reads(self, ctx: StepContext) -> list[str]:
         extra = [c for c in (ctx.roles.weight, ctx.roles.household) if c]
-        return list(dict.fromkeys([*self._keys(ctx), *self.hierarchies, *extra]))
+        return list(dict.fromkeys([*self._keys(ctx), *self.hierarchies, *extra, *self.target_reads(ctx)]))
 
     def check(self, ctx: StepContext) -> None:
         keys = self._keys(ctx)
         if not keys:
             raise ValueError("no keys: give keys or set roles.keys")
+        self.check_targets(ctx)
         for name in self.hierarchies:
             if name not in keys:
                 raise ValueError(f"hierarchies names {name!r}, which is not a key")
@@ -453,7 +474,7 @@ def _describe(params: RecodeSearchParams, change: Change) -> str:
         text += f" {cells} key values in {sup['records_touched']} records were then set to missing."
     if not search["meets_target"]:
         text += " No generalisation met the target within the suppression limit."
-    return text
+    return text + describe_targets(change)
 
 
 @register("recode_search", RecodeSearchParams, _describe)
@@ -472,4 +493,5 @@ def _step(ds: Dataset, params: RecodeSearchParams, ctx: StepContext) -> MethodRe
         household=ctx.roles.household,
         household_level=[v for v in ctx.roles.household_level if v in keys],
         importance=params.importance,
+        targets=step_targets(params, ds, ctx),
     )

@@ -27,8 +27,9 @@ The algorithm is a greedy, class-level form of ARX's record suppression with a l
 
 The result is then checked by the measures themselves (:func:`attribute_disclosure`,
 :func:`ldiversity`, :func:`population_risk`) on the suppressed file, independently of the
-class tests used while suppressing. Suppression only adds wildcards, so a file that was
-k-anonymous (sdcMicro's fk) before this step stays k-anonymous.
+class tests used while suppressing. With ``k_anonymity`` the records' sdcMicro fk (wildcards)
+is kept at k too: sdcMicro does not count a record whose keys are all missing for complete
+keys, so suppressing one can lower another record's fk.
 """
 
 from __future__ import annotations
@@ -46,7 +47,15 @@ from safemicro.io.dataset import Dataset
 from safemicro.keys import combine_codes, dense_ids, encode_column
 from safemicro.methods.base import Change, MethodResult, StepContext, register
 from safemicro.methods.suppression import _apply
-from safemicro.methods.suppression_input import Importance, _importance_names, _masked, _plain, _prepare, _spread
+from safemicro.methods.suppression_input import (
+    Importance,
+    _importance_names,
+    _masked,
+    _plain,
+    _prepare,
+    _record_fk,
+    _spread,
+)
 from safemicro.methods.suppression_optimal import _importance_costs
 from safemicro.methods.target_classes import ClassTargets, SensitiveClasses, TargetFields
 from safemicro.risk.population import population_frequencies
@@ -115,6 +124,8 @@ def target_suppression(
     importance: Importance = None,
     household: str | None = None,
     household_level: Sequence[str] = (),
+    k_anonymity: int | None = None,
+    alpha: float = 1.0,
     max_suppression: float = 0.05,
 ) -> MethodResult:
     """Suppress key values until every class meets the targets; see the module docstring.
@@ -123,7 +134,10 @@ def target_suppression(
     :func:`~safemicro.risk.attribute.attribute_disclosure`); ``k``: records per class (the k
     of (α,k)-anonymity); ``k_map`` needs ``population`` (in the data's coding). With
     ``household`` and ``household_level``, a household-level key suppressed for one member is
-    suppressed for the whole household (the classes are then tested again).
+    suppressed for the whole household (the classes are then tested again). ``k_anonymity``:
+    also keep every record's sdcMicro fk (missing values as wildcards, ``alpha``) at least
+    this (a record whose keys are all missing no longer counts for complete keys, so
+    suppressing can lower another record's fk: such records lose their next key too).
 
     >>> import polars as pl
     >>> from safemicro.io import Dataset
@@ -161,6 +175,8 @@ def target_suppression(
             failing_before = int(fail[g].sum())
         full = masks == observed
         bad = fail[g] & ~full
+        if k_anonymity is not None:
+            bad |= (_record_fk(_masked(codes, masks), inp.weights, alpha)[0] < k_anonymity - 1e-9) & ~full
         if bad.any():  # each record of a failing class loses its next key in the order
             stages.append(int(bad.sum()))
             for j in order:
@@ -183,6 +199,11 @@ def target_suppression(
         )
     out = _apply(ds, keys, masks)
     verification = verify_targets(out, keys, sensitive, targets, distance, hierarchies, population)
+    if k_anonymity is not None:
+        fk = _record_fk(_masked(codes, masks), inp.weights, alpha)[0]
+        if fk.min() < k_anonymity - 1e-9:
+            raise SafemicroError(f"the suppressed file is not {k_anonymity}-anonymous", file=ds.source)
+        verification["fk_min"] = float(fk.min())
     change = Change.measured(
         ds.frame,
         out.frame,
@@ -198,6 +219,8 @@ def target_suppression(
             "population": population.source if population is not None else None,
             "household": household,
             "household_level": [v for v in household_level if v in keys],
+            "k_anonymity": k_anonymity,
+            "alpha": alpha,
         },
         notes=["household-level keys are suppressed for every member of a household"] if inp.household_bits else [],
     )
@@ -368,6 +391,7 @@ class TargetSuppressionParams(TargetFields):
     )
     max_suppression: float = Field(0.05, ge=0.0, le=1.0, description="most records that may lose key values")
     household_mode: bool = Field(True, description="suppress roles.household_level keys per household")
+    k_anonymity: int | None = Field(None, ge=1, description="keep sdcMicro's fk at least this (default: targets.k)")
 
     def key_list(self, ctx: StepContext) -> list[str]:
         return list(self.keys) if self.keys is not None else list(ctx.roles.keys)
@@ -379,7 +403,7 @@ class TargetSuppressionParams(TargetFields):
 
     def reads(self, ctx: StepContext) -> list[str]:
         extra = [self.household(ctx)[0]] if self.household(ctx)[0] else []
-        return list(dict.fromkeys(self.key_list(ctx) + self.sensitive_list(ctx) + extra))
+        return list(dict.fromkeys(self.key_list(ctx) + self.target_reads(ctx) + extra))
 
     def check(self, ctx: StepContext) -> None:
         if not self.key_list(ctx):
@@ -416,5 +440,7 @@ def _step(ds: Dataset, params: TargetSuppressionParams, ctx: StepContext) -> Met
         importance=params.importance,
         household=household,
         household_level=level,
+        k_anonymity=params.k_anonymity if params.k_anonymity is not None else ctx.targets.k,
+        alpha=ctx.alpha,
         max_suppression=params.max_suppression,
     )

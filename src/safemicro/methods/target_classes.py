@@ -244,6 +244,10 @@ class TargetFields(StepParams):
             k_map=self.k_map,
         )
 
+    def target_reads(self, ctx: StepContext) -> list[str]:
+        """The sensitive variables, when a target needs them."""
+        return self.sensitive_list(ctx) if self.class_targets(ctx).attribute else []
+
     def check_targets(self, ctx: StepContext) -> None:
         targets = self.class_targets(ctx)
         if targets.attribute and not self.sensitive_list(ctx):

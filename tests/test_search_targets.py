@@ -1,0 +1,146 @@
+"""recode_search aiming at attribute-disclosure and k-map targets beside k-anonymity.
+
+References: for every node of the lattice the records are recoded with ``global_recode`` and
+the records to suppress are counted by the measures themselves — ``attribute_disclosure``'s
+records above t / δ, ``ldiversity``'s distinct l, ``population_risk``'s k-map against the
+population recoded the same way, and the key table's fk < k — never by the search's class
+tests; the release is measured by pycanon 1.3.6 (PyPI; CSIC, Apache-2.0), suppressed values
+written as "*".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from tests.test_search import HIER, KEYS, _kwargs
+
+from safemicro.io import Dataset
+from safemicro.keys import build_key_table
+from safemicro.methods import global_recode, recode_search
+from safemicro.methods import search as search_mod
+from safemicro.methods.search import search_levels
+from safemicro.methods.search_targets import SearchTargets
+from safemicro.methods.target_classes import ClassTargets
+from safemicro.risk.attribute import attribute_disclosure
+from safemicro.risk.ldiversity import ldiversity
+from safemicro.risk.population import population_risk
+
+pycanon = pytest.importorskip("pycanon.anonymity", reason="pycanon is the reference (pip install --no-deps pycanon)")
+
+S = "roof"
+
+
+@pytest.fixture(scope="module")
+def ds(testdata) -> Dataset:
+    return Dataset(testdata)
+
+
+@pytest.fixture(scope="module")
+def sample(testdata) -> tuple[Dataset, Dataset]:
+    rows = np.sort(np.random.default_rng(3).choice(testdata.height, 1500, replace=False))
+    return Dataset(testdata[rows]), Dataset(testdata.select(KEYS))
+
+
+def _recoded(ds: Dataset, names, node) -> Dataset:
+    for name, level in zip(names, node):
+        if level:
+            ds = global_recode(ds, variable=name, **_kwargs(HIER[name][level - 1])).dataset
+    return ds
+
+
+def _bad_records(cur: Dataset, targets: ClassTargets, k: int, population: Dataset | None) -> np.ndarray:
+    """Records to suppress at a node, by the measures (union over the targets)."""
+    frame = cur.analysis_frame([*KEYS, S])
+    bad = build_key_table(frame, KEYS).record_fk() < k
+    if targets.attribute:
+        attr = attribute_disclosure(frame, KEYS, [S], distance={S: "equal"}, targets=targets.given())
+        per = attr.per_record
+        if targets.t_closeness is not None:
+            bad |= per[f"t_{S}"].to_numpy() > targets.t_closeness + 1e-12
+        if targets.delta_disclosure is not None:
+            bad |= per[f"delta_{S}"].to_numpy() > targets.delta_disclosure + 1e-12
+        if targets.l_diversity is not None:
+            bad |= ldiversity(frame, KEYS, [S]).per_record[f"ldiv_{S}_distinct"].to_numpy() < targets.l_diversity
+    if targets.k_map is not None:
+        _, per = population_risk(frame.select(KEYS), population.analysis_frame(KEYS), KEYS, k=targets.k_map)
+        bad |= per["pop_Fk"] < targets.k_map
+    return bad
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [ClassTargets(t_closeness=0.3), ClassTargets(l_diversity=2), ClassTargets(delta_disclosure=2.5)],
+    ids=["t-closeness", "l-diversity", "delta-disclosure"],
+)
+def test_every_node_counts_the_records_the_measures_count(ds, targets):
+    st = SearchTargets(ds, targets, sensitive=[S], distance={S: "equal"})
+    search = search_mod._Search(ds, KEYS, HIER, 3, None, 0.05, None, 1.0, "entropy")
+    search.targets = st
+    names = [KEYS[j] for j in search.dims]
+    for node in range(search.lattice.size):
+        levels = [int(v) for v in search.lattice.levels[node]]
+        expected = int(_bad_records(_recoded(ds, names, levels), targets, 3, None).sum())
+        assert search.evaluate(node)[1] == expected, levels
+    # pruned (Flash) and exhaustive searches agree; δ-disclosure is searched exhaustively
+    pruned = search_levels(ds, keys=KEYS, hierarchies=HIER, k=3, targets=st)
+    full = search_levels(ds, keys=KEYS, hierarchies=HIER, k=3, targets=st, exhaustive=True)
+    assert pruned.levels == full.levels and pruned.meets_target
+    if not targets.monotone:
+        assert pruned.evaluated == pruned.nodes
+    else:
+        assert pruned.evaluated < pruned.nodes
+
+
+def test_k_map_nodes_count_like_population_risk(sample):
+    ds, population = sample
+    targets = ClassTargets(k_map=5)
+    st = SearchTargets(ds, targets, population=population)
+    search = search_mod._Search(ds, KEYS, HIER, 1, None, 0.05, None, 1.0, "entropy")
+    search.targets = st
+    names = [KEYS[j] for j in search.dims]
+    for node in range(search.lattice.size):
+        levels = [int(v) for v in search.lattice.levels[node]]
+        cur, pop = _recoded(ds, names, levels), _recoded(population, names, levels)
+        expected = int(_bad_records(cur, targets, 1, pop).sum())
+        assert search.evaluate(node)[1] == expected, levels
+
+
+def _pycanon_frame(frame: pl.DataFrame):
+    return frame.select([*KEYS, S]).with_columns([pl.col(k).cast(pl.String).fill_null("*") for k in KEYS]).to_pandas()
+
+
+def test_the_release_meets_t_closeness_by_pycanon(ds):
+    assert pycanon.t_closeness(_pycanon_frame(ds.frame), KEYS, [S]) > 0.3
+    st = SearchTargets(ds, ClassTargets(t_closeness=0.3), sensitive=[S], distance={S: "equal"})
+    res = recode_search(ds, keys=KEYS, hierarchies=HIER, k=3, targets=st)
+    assert res.change.details["search"]["meets_target"]
+    assert pycanon.t_closeness(_pycanon_frame(res.dataset.frame), KEYS, [S]) <= 0.3 + 1e-12
+    assert build_key_table(res.dataset.analysis_frame(KEYS), KEYS).fk.min() >= 3
+    assert res.change.details["targets"]["t_closeness"] == 0.3
+
+
+def test_the_plan_step_aims_at_the_plans_targets_and_population(tmp_path, sample):
+    import safemicro
+
+    ds, population = sample
+    ds.frame.write_csv(tmp_path / "sample.csv")
+    population.frame.write_csv(tmp_path / "population.csv")
+    (tmp_path / "plan.yaml").write_text(
+        f"roles: {{keys: {KEYS}, sensitive: [{S}]}}\n"
+        "targets: {k: 3, max_global_risk: null, t_closeness: 0.4}\n"
+        f"attribute_disclosure: {{distance: {{{S}: equal}}}}\n"
+        "population: population.csv\n"
+        "steps:\n  - recode_search:\n      k_map: 5\n      hierarchies:\n"
+        + "".join(f"        {name}: {levels!r}\n" for name, levels in HIER.items())
+    )
+    release = safemicro.anonymize(tmp_path / "sample.csv", tmp_path / "plan.yaml")
+    (step,) = release.report["steps"]
+    assert step["details"]["targets"]["k_map"] == 5 and step["details"]["targets"]["t_closeness"] == 0.4
+    out = release.dataset.frame
+    assert pycanon.t_closeness(_pycanon_frame(out), KEYS, [S]) <= 0.4 + 1e-12
+    levels = step["details"]["search"]["levels"]
+    pop = _recoded(population, [n for n in KEYS if n in HIER], [levels[n] for n in KEYS if n in HIER])
+    summary, _ = population_risk(release.dataset.analysis_frame(KEYS), pop.analysis_frame(KEYS), KEYS, k=5)
+    assert summary["n_records_below_k"] == 0 and summary["k_map"] >= 5
+    assert "t_closeness 0.4" in step["description"] or "t-closeness" in step["description"]
