@@ -141,7 +141,7 @@ def anonymize(
         decimals = _precision(tagged, released_tagged, steps, changes)
         released_tagged = released_tagged.with_frame(tidy_numbers(released_tagged, decimals))
         advance("risk after")
-        pop = population_after(plan, steps)
+        pop = population_after(plan, steps, changes)
         released, after_roles, after = assess_after(
             tagged, released_tagged, plan, changes, before=before, population=pop
         )

@@ -44,7 +44,7 @@ from safemicro.methods.base import MethodResult
 from safemicro.methods.recode import global_recode
 from safemicro.methods.target_classes import ClassTargets, SensitiveClasses
 
-__all__ = ["SearchTargets"]
+__all__ = ["SearchTargets", "recode_levels"]
 
 
 class SearchTargets:
@@ -169,9 +169,7 @@ class SearchTargets:
 
         population = self.population
         if population is not None:
-            for name in keys:
-                if levels.get(name):
-                    population = global_recode(population, variable=name, **levels_spec[name][levels[name] - 1]).dataset
+            population = recode_levels(population, levels_spec, levels)
         return target_suppression(
             ds,
             keys=keys,
@@ -182,6 +180,15 @@ class SearchTargets:
             hierarchies=self.hierarchies,
             **kwargs,
         )
+
+
+def recode_levels(ds: Dataset, levels_spec: dict[str, list[dict[str, Any]]], levels: dict[str, int]) -> Dataset:
+    """``ds`` with each key recoded to its chosen level (keys ``ds`` lacks are skipped): the
+    population in the coding recode_search chose for the data."""
+    for name, level in levels.items():
+        if level and name in ds.columns:
+            ds = global_recode(ds, variable=name, **levels_spec[name][level - 1]).dataset
+    return ds
 
 
 # -- the plan step's side (recode_search's parameters are TargetFields) ------------------------
