@@ -16,15 +16,18 @@ from safemicro.methods.randomization import pram
 from safemicro.methods.recode import global_recode, top_bottom_code
 from safemicro.methods.sampling import subsample
 from safemicro.methods.search import recode_search, search_levels
+from safemicro.methods.search_targets import SearchTargets
 from safemicro.methods.suppression import local_suppression, suppress_by_risk
 from safemicro.methods.suppression_combinations import suppress_combinations
 from safemicro.methods.suppression_targets import target_suppression
 from safemicro.methods.swapping import record_swap
+from safemicro.methods.target_classes import ClassTargets
 from safemicro.methods.topcoding_mv import mv_top_code
 
 __all__ = [
     "STEPS",
     "Change",
+    "ClassTargets",
     "MethodResult",
     "StepContext",
     "StepParams",
@@ -43,6 +46,7 @@ __all__ = [
     "recode_search",
     "remove_variables",
     "search_levels",
+    "SearchTargets",
     "shuffle",
     "subsample",
     "suppress_by_risk",
