@@ -138,17 +138,14 @@ def test_household_level_keys_are_suppressed_for_the_whole_household(data):
 def test_example_tclose_plan_runs_end_to_end_through_the_cli(tmp_path):
     from typer.testing import CliRunner
 
-    import safemicro.io as sio
     from safemicro.cli import app
-    from safemicro.examples import SURVEY_TCLOSE_PLAN, generate_survey
+    from safemicro.examples import SURVEY_TCLOSE_PLAN, write_example
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Stata's limits on notes and user-missing codes
-        sio.write(generate_survey(n_households=2000), tmp_path / "survey.dta")  # the demo size
-    r = CliRunner().invoke(
-        app,
-        ["anonymize", str(tmp_path / "survey.dta"), "--plan", str(SURVEY_TCLOSE_PLAN), "--out", str(tmp_path / "suf")],
-    )
+        survey = write_example(tmp_path / "survey.dta")  # the demo's 2 000 households
+    args = ["anonymize", str(survey), "--plan", str(SURVEY_TCLOSE_PLAN), "--out", str(tmp_path / "suf")]
+    r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "suf" / "report.json").read_text())
     names = [s["name"] for s in report["steps"]]
