@@ -42,7 +42,7 @@ from safemicro.io.dataset import Dataset
 from safemicro.keys import build_key_table, combine_codes, dense_ids, wildcard_frequencies
 from safemicro.methods.base import Change, MethodResult, StepContext, register
 from safemicro.methods.recode import global_recode
-from safemicro.methods.search_space import SearchResult, _Key, _levels_of, _prepare_key
+from safemicro.methods.search_space import SearchResult, _Key, _Lattice, _levels_of, _prepare_key
 from safemicro.methods.search_targets import describe_targets, step_targets
 from safemicro.methods.target_classes import TargetFields
 from safemicro.risk.individual import individual_risk
@@ -54,39 +54,6 @@ MAX_NODES = 1_000_000
 
 
 # -- the search ------------------------------------------------------------------------------
-
-
-class _Lattice:
-    """Nodes as mixed-radix indices over the keys with hierarchies, with their tags."""
-
-    def __init__(self, heights: list[int]):
-        self.heights = np.asarray(heights, dtype=np.int64)
-        radix = self.heights + 1
-        self.size = int(np.prod(radix)) if len(radix) else 1
-        if self.size > MAX_NODES:
-            raise SafemicroError(
-                f"the generalisation lattice has {self.size:,} nodes (more than {MAX_NODES:,}); "
-                "give fewer levels or fewer keys with hierarchies"
-            )
-        self.strides = np.ones(len(radix), dtype=np.int64)
-        for j in range(len(radix) - 2, -1, -1):
-            self.strides[j] = self.strides[j + 1] * radix[j + 1]
-        idx = np.arange(self.size, dtype=np.int64)
-        self.levels = (
-            (idx[:, None] // self.strides[None, :]) % radix[None, :] if len(radix) else np.zeros((1, 0), np.int64)
-        )
-        self.status = np.full(self.size, -1, dtype=np.int8)  # -1 unknown, 0 not anonymous, 1 anonymous
-
-    def tag(self, node: int, anonymous: bool) -> None:
-        lv = self.levels[node]
-        if anonymous:
-            self.status[(self.levels >= lv).all(axis=1)] = 1
-        else:
-            self.status[(self.levels <= lv).all(axis=1)] = 0
-
-    def successors(self, node: int) -> list[int]:
-        lv = self.levels[node]
-        return [node + int(self.strides[j]) for j in range(len(lv)) if lv[j] < self.heights[j]]
 
 
 def search_levels(
@@ -105,13 +72,14 @@ def search_levels(
 ) -> SearchResult:
     """Find the least-loss levels meeting the target; see the module docstring.
 
-    ``exhaustive=True`` evaluates every node (no pruning), for checking the search; so does
-    a non-monotone ``targets`` (:class:`~safemicro.methods.search_targets.SearchTargets`).
+    ``exhaustive=True`` evaluates every node (no pruning), for checking the search;
+    ``targets`` (:class:`~safemicro.methods.search_targets.SearchTargets`) not monotone under a
+    suppression limit visit every node, skipping only those their tags decide.
     """
     t0 = time.perf_counter()
     plan = _Search(ds, keys, hierarchies, k, max_risk, max_suppression, weight, alpha, loss)
     plan.targets = targets
-    result = plan.run(exhaustive=exhaustive or (targets is not None and not targets.monotone))
+    result = plan.run(exhaustive=exhaustive, sweep=targets is not None and not targets.prunable(plan.limit))
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -163,7 +131,7 @@ class _Search:
             value_count = np.bincount(self.kt.codes[:, j], weights=self.kt.count, minlength=card + 1)
             self.all_keys.append(_prepare_key(ds, name, levels, value_count))
         self.dims = [j for j, key in enumerate(self.all_keys) if key.height > 0]
-        self.lattice = _Lattice([self.all_keys[j].height for j in self.dims])
+        self.lattice = _Lattice([self.all_keys[j].height for j in self.dims], MAX_NODES)
         self.evaluations: dict[int, tuple[bool, int, float]] = {}
         self.targets: Any = None  # attribute-disclosure / k-map targets (search_targets)
 
@@ -199,7 +167,7 @@ class _Search:
         if self.max_risk is not None:
             bad |= individual_risk(fk, Fk, weighted=self.weighted) > self.max_risk
         if self.targets is not None:
-            bad |= self.targets.failing(self, node, gid, g)
+            bad = self.targets.failing(self, node, gid, g, bad, count)
         suppress = int(round(count[bad].sum()))
         result = (suppress <= self.limit, suppress, float(np.sum(count**2)))
         self.evaluations[node] = result
@@ -232,7 +200,7 @@ class _Search:
         lat.tag(node, anonymous)
         return anonymous
 
-    def run(self, *, exhaustive: bool = False) -> SearchResult:
+    def run(self, *, exhaustive: bool = False, sweep: bool = False) -> SearchResult:
         lat = self.lattice
         heur = self._heuristic()
         height = lat.levels.sum(axis=1)
@@ -240,6 +208,10 @@ class _Search:
         if exhaustive:
             for node in order:
                 lat.status[node] = int(self.evaluate(int(node))[0])
+        elif sweep:  # targets not monotone with a suppression limit: every node, tagging what is sound
+            for node in order:
+                if lat.status[node] < 0:
+                    self.targets.tag(self, int(node))
         else:
             for start in order:
                 start = int(start)

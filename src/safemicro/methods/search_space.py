@@ -2,7 +2,8 @@
 
 Each key's hierarchy as a list of global recodes, and per level a lookup array from
 original code to class code (with the entropy lost), checked to cover every value and to
-nest; :class:`SearchResult` is the node the search chose and how it got there.
+nest; the lattice of their levels with the tags the search puts on its nodes; and
+:class:`SearchResult`, the node the search chose and how it got there.
 """
 
 from __future__ import annotations
@@ -135,3 +136,36 @@ class SearchResult:
         out.pop("seconds")
         out["pruned"] = self.pruned
         return out
+
+
+class _Lattice:
+    """Nodes as mixed-radix indices over the keys with hierarchies, with their tags."""
+
+    def __init__(self, heights: list[int], max_nodes: int):
+        self.heights = np.asarray(heights, dtype=np.int64)
+        radix = self.heights + 1
+        self.size = int(np.prod(radix)) if len(radix) else 1
+        if self.size > max_nodes:
+            raise SafemicroError(
+                f"the generalisation lattice has {self.size:,} nodes (more than {max_nodes:,}); "
+                "give fewer levels or fewer keys with hierarchies"
+            )
+        self.strides = np.ones(len(radix), dtype=np.int64)
+        for j in range(len(radix) - 2, -1, -1):
+            self.strides[j] = self.strides[j + 1] * radix[j + 1]
+        idx = np.arange(self.size, dtype=np.int64)
+        self.levels = (
+            (idx[:, None] // self.strides[None, :]) % radix[None, :] if len(radix) else np.zeros((1, 0), np.int64)
+        )
+        self.status = np.full(self.size, -1, dtype=np.int8)  # -1 unknown, 0 not anonymous, 1 anonymous
+
+    def tag(self, node: int, anonymous: bool) -> None:
+        lv = self.levels[node]
+        if anonymous:
+            self.status[(self.levels >= lv).all(axis=1)] = 1
+        else:
+            self.status[(self.levels <= lv).all(axis=1)] = 0
+
+    def successors(self, node: int) -> list[int]:
+        lv = self.levels[node]
+        return [node + int(self.strides[j]) for j in range(len(lv)) if lv[j] < self.heights[j]]

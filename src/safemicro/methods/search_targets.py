@@ -7,22 +7,31 @@ every released key to match at least ``k_map`` people of the population. A class
 one of them counts its records as records to suppress, like a class below k; a node is
 acceptable when at most ``max_suppression`` of the file is left to suppress.
 
-Which targets are **monotone** under generalisation — if a node is acceptable, so is every
-generalisation of it, which is what lets Flash tag whole cones of the lattice:
+Which targets are **monotone** under generalisation — merging classes never makes them fail:
 
 * k, (α,k)'s α, t-closeness (equal, ordered and hierarchical EMD), basic and enhanced
   β-likeness: each is a convex function of the class distribution q (a max of linear
   functions, or an earth mover's distance, a transport cost convex in q), and a merged
   class's q is a weighted mean of its parts' — so the merge is never worse than its worse
   part, and passing classes only merge into passing ones (Li et al. 2007 prove it for
-  t-closeness; ARX treats these models as monotone too);
+  t-closeness);
 * distinct l-diversity: a merged class has at least the values of each part;
 * k-map: the population is generalised with the same levels, so population frequencies
   only grow.
 
 **δ-disclosure is not monotone**: merging two passing classes can make a value rare in the
-union (``ln(q/p) < −δ``). With a δ-disclosure target the search therefore evaluates every
-node (no pruning) and takes the least-loss acceptable node among all of them.
+union (``ln(q/p) < −δ``).
+
+**With a suppression limit even the monotone attribute targets stop being monotone as a
+node property**, as ARX notes for l-diversity and t-closeness: a passing class merged with
+a failing one can fail, so a generalisation can leave *more* records to suppress. Flash's
+cone tagging is therefore used only when it is sound — with k-like targets alone (k, k-map:
+the records failing them only shrink) or with monotone attribute targets and no suppression
+allowed. Otherwise every node is visited (least loss first) and only sound tags skip nodes:
+an acceptable node where no class fails an attribute target makes all its generalisations
+acceptable (monotone targets), and a node where the k-like targets alone exceed the limit
+makes all its specialisations unacceptable. The chosen node is then the same as an
+exhaustive search's (tested).
 
 k-map counts the population on codes shared with the data: each key's values in the data
 and in the population are recoded to every level together, so a population value the data
@@ -32,6 +41,7 @@ value (as :mod:`safemicro.risk.population`), a missing value in the population i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -67,31 +77,57 @@ class SearchTargets:
         self.targets, self.sensitive = targets, list(sensitive)
         self.distance, self.hierarchies, self.population = distance, hierarchies, population
         frame = ds.analysis_frame(self.sensitive) if self.sensitive else pl.DataFrame()
-        self.sens = (
-            SensitiveClasses(frame, targets, distance, hierarchies) if (targets.attribute or targets.k) else None
-        )
+        # the exact class size k is tested on the key table (k-like), not with the sensitive values
+        attribute_only = replace(targets, k=None)
+        self.sens = SensitiveClasses(frame, attribute_only, distance, hierarchies) if targets.attribute else None
         self._pop: tuple | None = None
+        self.counts: dict[int, tuple[int, int]] = {}  # node -> records failing k-like / attribute targets
 
     @property
     def monotone(self) -> bool:
         return self.targets.monotone
+
+    def prunable(self, limit: int) -> bool:
+        """Whether Flash's cone tagging is sound: acceptability (at most ``limit`` records in
+        failing classes) monotone in the lattice — with only k-like targets (k, k-map), or
+        with monotone attribute targets and no suppression allowed."""
+        return not self.targets.attribute or (limit == 0 and self.monotone)
+
+    def tag(self, search: Any, node: int) -> None:
+        """Evaluate ``node`` and tag what follows soundly: its generalisations acceptable when
+        no class fails an attribute target (monotone ones only); its specialisations not
+        acceptable when the k-like targets alone leave more than the limit to suppress."""
+        lat = search.lattice
+        acceptable = search.evaluate(node)[0]
+        lat.status[node] = int(acceptable)
+        k_like, attribute = self.counts[node]
+        if acceptable and attribute == 0 and self.monotone:
+            lat.tag(node, True)
+        elif k_like > search.limit:
+            lat.tag(node, False)
 
     def describe(self) -> dict[str, Any]:
         return {**self.targets.given(), "sensitive": self.sensitive, "monotone": self.monotone}
 
     # -- one node --------------------------------------------------------------------------
 
-    def failing(self, search: Any, node: int, gid: np.ndarray, n_groups: int) -> np.ndarray:
-        """Per generalised class of the node (``gid`` per key-table row): fails a target?"""
-        fail = np.zeros(n_groups, dtype=bool)
-        if self.sens is not None:
-            fail |= self.sens.failing(gid[search.kt.record_key], n_groups)
+    def failing(
+        self, search: Any, node: int, gid: np.ndarray, n_groups: int, bad: np.ndarray, count: np.ndarray
+    ) -> np.ndarray:
+        """Per generalised class of the node (``gid`` per key-table row, ``bad`` failing k,
+        ``count`` records): does it fail a target? Records failing the k-like targets and
+        the attribute targets are kept per node for :meth:`tag`."""
+        k_like, attribute = bad.copy(), np.zeros(n_groups, dtype=bool)
         if self.targets.k_map is not None:
-            F = self._kmap(search, search._full_levels(node))
-            out = np.zeros(n_groups, dtype=np.int64)
-            out[gid] = F
-            fail |= out < self.targets.k_map
-        return fail
+            F = np.zeros(n_groups, dtype=np.int64)
+            F[gid] = self._kmap(search, search._full_levels(node))
+            k_like |= F < self.targets.k_map
+        if self.targets.k is not None:
+            k_like |= count < self.targets.k
+        if self.sens is not None:
+            attribute = self.sens.failing(gid[search.kt.record_key], n_groups)
+        self.counts[node] = (int(round(count[k_like].sum())), int(round(count[attribute].sum())))
+        return k_like | attribute
 
     def _prepare_population(self, search: Any) -> tuple:
         """Per key and level: key-table code -> shared class code, the population's distinct
