@@ -184,3 +184,20 @@ def test_the_cli_refuses_a_target_it_cannot_meet_in_one_line(tmp_path, data):
     assert r.exit_code == 2, r.output
     assert "step 1 (target_suppression)" in r.output and "more than max_suppression 0.02" in r.output
     assert "Traceback" not in r.output and not (tmp_path / "x").exists()
+
+
+def test_plan_targets_without_sensitive_variables_are_not_aimed_at():
+    from safemicro.methods import STEPS
+    from safemicro.methods.base import StepContext
+    from safemicro.plan import Roles, Targets
+
+    ctx = StepContext(Roles(keys=KEYS), Targets(t_closeness=0.2), 1.0, 1, 1, tuple(KEYS))
+    params = STEPS["target_suppression"].params.model_validate({})
+    with pytest.raises(ValueError, match="no target"):
+        params.check(ctx)
+    params = STEPS["target_suppression"].params.model_validate({"t_closeness": 0.3})
+    with pytest.raises(ValueError, match="need sensitive variables"):
+        params.check(ctx)
+    search = STEPS["recode_search"].params.model_validate({"hierarchies": {"urbrur": [{1: 1, 2: 1}]}})
+    search.check(ctx)  # a plan target alone does not make recode_search need sensitive variables
+    assert not search.class_targets(ctx).given()

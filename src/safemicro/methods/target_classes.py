@@ -232,8 +232,9 @@ class TargetFields(StepParams):
         return list(self.sensitive) if self.sensitive is not None else list(ctx.roles.sensitive)
 
     def class_targets(self, ctx: StepContext, k: int | None = None) -> ClassTargets:
-        plan = ctx.targets
-        own = lambda name: getattr(self, name) if getattr(self, name) is not None else getattr(plan, name)  # noqa: E731
+        # the plan's attribute targets apply when there are sensitive variables to aim with
+        plan = ctx.targets if self.sensitive_list(ctx) else None
+        own = lambda name: getattr(self, name) if getattr(self, name) is not None else getattr(plan, name, None)  # noqa: E731
         return ClassTargets(
             t_closeness=own("t_closeness"),
             l_diversity=self.l_diversity,
