@@ -139,8 +139,9 @@ def prepare_steps(plan: Plan, columns: list[str], *, seed: int) -> list[Prepared
 
 
 def _population_loader(plan: Plan, prepared: list[PreparedStep], index: int) -> Callable[[], Dataset | None]:
-    """The plan's population file, read when a step asks, with the recodes of the steps
-    before ``index`` applied (so it is in the coding that step sees)."""
+    """The plan's population file, read when a step asks, with the recodes (recode, top and
+    bottom coding) of the steps before ``index`` applied, so it is in the coding that step
+    sees; an earlier ``recode_search``'s levels are not known here (it aims at k-map itself)."""
     cache: list[Dataset | None] = []
 
     def load() -> Dataset | None:
