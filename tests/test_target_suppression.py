@@ -201,3 +201,36 @@ def test_plan_targets_without_sensitive_variables_are_not_aimed_at():
     search = STEPS["recode_search"].params.model_validate({"hierarchies": {"urbrur": [{1: 1, 2: 1}]}})
     search.check(ctx)  # a plan target alone does not make recode_search need sensitive variables
     assert not search.class_targets(ctx).given()
+
+
+@pytest.mark.parametrize("distance", ["equal", "ordered", "hierarchical"])
+def test_the_suppressed_group_takes_in_passing_groups_until_it_meets_t(distance):
+    # camps 4-6 are all "a": each fails, and so does their union (all "a"); passing camps
+    # with b and c must join the suppressed group. Checked by attribute_disclosure itself.
+    from safemicro.risk.attribute import attribute_disclosure
+
+    # p = (15, 8, 7) / 30; camps 1-3 (2 a 2 b 2 c, t = 0.167) and camp 7 (3 a 2 b 1 c, t = 0.067)
+    # pass t <= 0.2; camps 4-6 (2 a each) fail, so does their union; a camp 1-3 joins it
+    # (8 a 2 b 2 c: t = 0.167), camp 7 would not (9 a 2 b 1 c: t = 0.25) — equal distance
+    v = ["a", "b", "c"] * 6 + ["a", "a", "a", "b", "b", "c"] + ["a"] * 6
+    camp = [1] * 6 + [2] * 6 + [3] * 6 + [7] * 6 + [4, 4, 5, 5, 6, 6]
+    df = pl.DataFrame({"camp": camp, "v": v})
+    tree = {"a": ["ab"], "b": ["ab"], "c": ["c"]}
+    hierarchies = {"v": tree} if distance == "hierarchical" else None
+    res = target_suppression(
+        Dataset(df),
+        keys=["camp"],
+        sensitive=["v"],
+        t_closeness=0.2,
+        distance={"v": distance},
+        hierarchies=hierarchies,
+        max_suppression=1.0,
+    )
+    d = res.change.details
+    assert d["classes_merged_into_suppressed"] >= 1 and d["records_with_suppression"] < df.height
+    out = res.dataset.frame
+    measured = attribute_disclosure(out, ["camp"], ["v"], distance={"v": distance}, hierarchies=hierarchies)
+    assert measured.variables["v"]["t_closeness"] <= 0.2 + 1e-12
+    assert set(out.filter(pl.col("camp").is_not_null())["camp"].to_list()) <= {1, 2, 3, 7}
+    if distance == "equal":  # by hand: the first of the equally good camps 1-3 joins
+        assert out["camp"].to_list() == [None] * 6 + [2] * 6 + [3] * 6 + [7] * 6 + [None] * 6
