@@ -238,3 +238,13 @@ def test_plan_methods_and_the_out_of_core_engine(testdata, tmp_path):
     assert len(mem["variants"]) == 6
     for a, b in zip(big["variants"], mem["variants"], strict=True):
         assert a == pytest.approx(b)
+
+
+def test_a_key_without_weight_is_a_note_not_a_crash():
+    # a key whose records all weigh 0 has no mean weight: CE and weightedLLM say so in the notes
+    from safemicro.risk.model_risk import model_risk_summary
+
+    kt = build_key_table(pl.DataFrame({"a": [1, 1, 2, 3]}), ["a"], np.array([5.0, 5.0, 0.0, 4.0]))
+    s = model_risk_summary(kt, True, {"methods": ["CE", "weightedLLM", "IPF"]})
+    assert [v["method"] for v in s["variants"]] == ["IPF"]
+    assert any("CE needs positive weights" in n for n in s["notes"])

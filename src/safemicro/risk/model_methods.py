@@ -49,7 +49,10 @@ def population_rates(codes, count, wsum, levels, *, method: str = "default", int
         raise ValueError(f"unknown modRisk method {method!r}; one of {', '.join(METHODS)}")
     count = np.asarray(count, dtype=np.float64)
     wsum = np.asarray(wsum, dtype=np.float64)
-    pi = np.clip(count / wsum, 0.0, 1.0)
+    if method in ("CE", "PML", "weightedLLM") and np.any(wsum <= 0):
+        raise ValueError(f"{method} needs positive weights in every key")
+    with np.errstate(divide="ignore"):
+        pi = np.clip(count / wsum, 0.0, 1.0)  # a key of weight 0: π = 1 (nothing unseen)
     if method in ("default", "IPF"):
         fit = fit_loglinear(codes, count, levels, interactions=interactions)
         return PopulationRates(fit.mu / pi, pi, fit.n_cells, fit.n_structural_zeros)
