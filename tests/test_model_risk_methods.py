@@ -184,7 +184,9 @@ def test_sdcmicro_published_modrisk_values():
     # (1-exp(-x))/x with x = μ(1-π), μ the sample-scale fitted count, divided by the number of
     # keys (9) — reported as sdcmicro_tau1/2. Its CE (0.542/0.699) and weightedLLM
     # (0.408/0.613) differ from its default on these equal weights, where theory (and ours)
-    # has them equal: its empty cells get another offset; those two are not reproduced.
+    # has them equal: its CE gives empty cells another offset (next test); its weightedLLM
+    # takes the cell's weight sum Σw_k = 100·f_k as a linear predictor, i.e. the response itself
+    # (a scikit-learn GLM with that column reproduces 0.408/0.613); ours takes log mean weight.
     df = pl.DataFrame(np.array(SDC_ROWS), schema=["Var1", "Var2", "Var3"], orient="row")
     kt = build_key_table(df, ["Var1", "Var2", "Var3"], np.full(10, 100.0))
     for method in ("default", "PML", "IPF"):
@@ -197,6 +199,27 @@ def test_sdcmicro_published_modrisk_values():
     np.testing.assert_allclose(rates.pi * rates.lam, [SDC_FITTED[k] for k in keys], atol=0.005)
     # the expected number of re-identifications (Skinner & Shlomo) is far smaller: λ = μ/π = 100μ
     assert ipf.tau1 < 1e-6 and ipf.tau2 == pytest.approx(19 / 99, rel=0.02)
+
+
+SDC_CE_FITTED = {(1, 2, 4): 0.21, (2, 1, 2): 0.52, (2, 1, 3): 0.52, (2, 2, 2): 0.52, (2, 2, 4): 1.03}
+SDC_CE_FITTED |= {(2, 2, 5): 0.52, (3, 1, 3): 0.43, (3, 1, 4): 0.85, (3, 2, 5): 0.42}
+
+
+def test_sdcmicro_ce_is_an_offset_fit_with_a_different_empty_cell_offset():
+    # reference: sdcMicro's CE on the same case prints τ 0.542/0.699 with the fitted values
+    # above. Our offset fit reproduces both exactly when observed cells' offset is log 1.1
+    # above the empty cells' (found by a search over offsets a + b·log f: b = 0, a = 0.095);
+    # with equal weights Clogg–Eliason's offset is the same in every cell, as in our CE.
+    from safemicro.risk.loglinear_offset import fit_offset
+
+    df = pl.DataFrame(np.array(SDC_ROWS), schema=["Var1", "Var2", "Var3"], orient="row")
+    kt = build_key_table(df, ["Var1", "Var2", "Var3"], np.full(10, 100.0))
+    keys = [tuple(int(lab[int(c) - 1]) for lab, c in zip(kt.labels, row, strict=True)) for row in kt.codes]
+    fit = fit_offset(kt.codes, kt.count, [3, 2, 4], np.full(9, math.log(1.1)), 0.0, 1.0)
+    np.testing.assert_allclose(fit.mu, [SDC_CE_FITTED[k] for k in keys], atol=0.005)
+    x = fit.mu[kt.count == 1] * 0.99
+    assert round(float(np.exp(-x).sum()) / 9, 3) == 0.542
+    assert round(float((-np.expm1(-x) / x).sum()) / 9, 3) == 0.699
 
 
 def test_cli_and_report_show_the_estimators(testdata, tmp_path):

@@ -15,7 +15,10 @@ how the survey weights enter (F̂_k = Σw over key k, w̄_k = F̂_k/f_k, π_k = 
   γ = 0 gives ``default``, γ = -1 gives ``CE``.
 
 With equal weights all five give the same λ (the offset and the predictor are constants the
-intercept absorbs; the weighted counts are the counts times the weight).
+intercept absorbs; the weighted counts are the counts times the weight). sdcMicro 5.x's CE
+and weightedLLM do not: on its own equal-weight test case its CE gives empty cells an offset
+below the observed ones, and its weightedLLM uses the cell's weight sum (then proportional to
+the count being modelled) as a linear predictor; tests/test_model_risk_methods.py shows both.
 """
 
 from __future__ import annotations
