@@ -1,9 +1,11 @@
 """Time model-based risk on the scaled copies of testdata (7 keys, weights per household):
-modRisk's τ1/τ2 (log-linear main effects and two-way interactions), the population-uniqueness
+modRisk's τ1/τ2 (log-linear main effects and two-way interactions) with each estimator
+(default, CE, PML, weightedLLM; IPF is the default's fit), the population-uniqueness
 estimators (Zayatz, Pitman, SNB, Dankar's rule) and the exact individual risk.
 
 sdcMicro's timings (tests/data/sdcmicro_reference/timings_sdcmicro.csv) have no run of
-``modRisk``; its ``measure_risk`` and ``freqCalc`` are printed beside for scale.
+``modRisk``; its ``measure_risk`` and ``freqCalc`` are printed beside for scale (the modRisk
+column reads that file too, so a later sdcMicro run with call ``modRisk_<method>`` shows).
 
     python bench/bench_model_risk.py [--sizes 4580,100000,1000000]
 """
@@ -44,8 +46,11 @@ def main() -> None:
         counts = np.rint(kt.count).astype(np.int64)
         rows = [
             ("key table (group-by, once)", lambda: None, t_kt, f"{kt.n_keys} keys; freqCalc {fmt('freqCalc', n)}"),
-            ("modRisk tau1/tau2, main effects", lambda: model_risk(kt), None, ""),
-            ("modRisk tau1/tau2, two-way", lambda: model_risk(kt, interactions=2), None, ""),
+            *[
+                (f"modRisk {m}, {label}", lambda m=m, i=i: model_risk(kt, interactions=i, method=m), None, m)
+                for m in ("default", "CE", "PML", "weightedLLM")
+                for i, label in ((1, "main effects"), (2, "two-way"))
+            ],
             ("population uniqueness (4 estimators)", lambda: population_uniqueness(counts, pi), None, ""),
             ("exact individual risk", lambda: individual_risk_exact(kt.fk, kt.Fk), None, ""),
         ]
@@ -55,6 +60,8 @@ def main() -> None:
                 r = fn()
                 note = (
                     f"tau1 {r.tau1:.4g}, tau2 {r.tau2:.4g} of {r.n_sample_uniques} uniques"
+                    + (f", gamma {r.gamma:.3g}" if r.gamma is not None and r.method == "weightedLLM" else "")
+                    + f"; sdcMicro {fmt('modRisk_' + note, n)}"
                     if hasattr(r, "tau1")
                     else f"dankar {r['dankar']:.4g} ({r['dankar_model']})"
                     if isinstance(r, dict)

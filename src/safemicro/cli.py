@@ -44,6 +44,9 @@ def assess(
     suda: bool = typer.Option(False, "--suda", help="compute SUDA2 and DIS-SUDA scores"),
     population: Path | None = typer.Option(None, "--population", help="the population file (k-map, δ-presence)"),
     model: bool = typer.Option(False, "--model-risk", help="tau1/tau2, population uniques, exact risk"),
+    model_method: list[str] = typer.Option(
+        [], "--model-risk-method", help="modRisk estimator beside the default: CE, PML, weightedLLM, IPF (repeatable)"
+    ),
     alpha: float | None = typer.Option(None, "--alpha", help="weight of a missing value as a wildcard (0..1)"),
     k: list[int] = typer.Option([], "--k", help="extra k for k-anonymity counts (repeatable)"),
     max_global_risk: float = typer.Option(0.01, "--max-global-risk", help="for the record threshold"),
@@ -75,7 +78,7 @@ def assess(
         "alpha": alpha,
         "ks": k or (),
         "max_global_risk": max_global_risk,
-        "model_risk": model,
+        "model_risk": _model_risk_option(model, model_method),
     }
     if engine != "polars":
         from safemicro.scale import assess_source
@@ -114,6 +117,17 @@ def assess(
     for label, path in (("summary", json_out), ("records", records_out), ("report", html_out)):
         if path:
             out.print(f"{label}: {path}", highlight=False, markup=False)
+
+
+def _model_risk_option(enabled: bool, methods: list[str]) -> bool | dict:
+    """``--model-risk`` alone: True; with ``--model-risk-method``: the estimators to add."""
+    from safemicro.risk.model_methods import METHODS
+
+    chosen = [m for value in methods for m in _split(value)]
+    for m in chosen:
+        if m not in METHODS:
+            raise SafemicroError(f"--model-risk-method: unknown estimator {m!r}; one of {', '.join(METHODS)}")
+    return {"methods": chosen} if chosen else enabled
 
 
 def _print_summary(s: dict) -> None:

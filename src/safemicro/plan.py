@@ -188,6 +188,9 @@ class ModelRiskOptions(_Strict):
 
     enabled: bool = False
     interactions: Literal[1, 2] = Field(1, description="1: main effects; 2: also all two-way interactions")
+    methods: list[Literal["default", "CE", "PML", "weightedLLM", "IPF"]] = Field(
+        default_factory=list, description="modRisk estimators reported beside the default: CE, PML, weightedLLM, IPF"
+    )
     sampling_fraction: float | None = Field(None, gt=0.0, le=1.0, description="default: records / sum of weights")
     qual: float = Field(1.0, gt=0.0, description="sdcMicro indivRisk's final correction factor (exact risk)")
 

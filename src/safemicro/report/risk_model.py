@@ -12,6 +12,13 @@ _MEANING = {
     "tau1": "τ1: expected sample uniques that are also unique in the population (sure re-identifications)",
     "tau2": "τ2: expected correct matches when an intruder links every sample unique to a population record",
 }
+_METHODS = {
+    "default": "default (weights only in π)",
+    "IPF": "IPF (the default fit by iterative proportional fitting)",
+    "CE": "CE (Clogg–Eliason: log weight as offset)",
+    "PML": "PML (pseudo-likelihood: fitted to weighted counts)",
+    "weightedLLM": "weightedLLM (log weight as a fitted predictor)",
+}
 _ESTIMATORS = {
     "pitman": "Pitman (Hoshino 2001)",
     "zayatz": "Zayatz (1991)",
@@ -26,15 +33,19 @@ def model_context(summary: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not isinstance(section, Mapping):
         return None
     tau = []
-    for key in ("loglinear", "loglinear_two_way"):
-        fit = section.get(key)
+    fits = [section.get("loglinear"), section.get("loglinear_two_way"), *(section.get("variants") or [])]
+    for fit in fits:
         if isinstance(fit, Mapping):
+            method = _METHODS.get(str(fit.get("method", "default")), str(fit.get("method")))
+            if fit.get("weight_coefficient") is not None and fit.get("method") == "weightedLLM":
+                method += f", γ = {fmt_num(fit.get('weight_coefficient'))}"
             for name, meaning in _MEANING.items():
                 tau.append(
                     {
-                        "model": fit.get("model"),
+                        "model": f"{fit.get('model')}, {method}",
                         "name": meaning,
                         "value": fmt_er(fit.get(name)),
+                        "sdcmicro": fmt_num(fit.get(f"sdcmicro_{name}")),
                         "uniques": fit.get("n_sample_uniques"),
                     }
                 )

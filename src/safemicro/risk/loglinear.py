@@ -28,11 +28,15 @@ class LogLinearFit:
     iterations: int
 
 
-def fit_loglinear(codes: np.ndarray, counts: np.ndarray, levels: list[int], *, interactions: int = 1) -> LogLinearFit:
+def fit_loglinear(
+    codes: np.ndarray, counts: np.ndarray, levels: list[int], *, interactions: int = 1, start: np.ndarray | None = None
+) -> LogLinearFit:
     """Fit main effects (``interactions=1``) or all two-way interactions (``=2``).
 
     ``codes``: (K, m) level codes 1..L_j of the observed keys (no missing); ``counts``: the
     sample frequency of each key; ``levels``: L_j. Returns μ for the K observed keys.
+    ``start`` (two-way only): the full table IPF starts from, exp(offset) for a model with an
+    offset (:mod:`safemicro.risk.loglinear_offset`); ones by default.
     """
     if interactions not in (1, 2):
         raise ValueError("interactions must be 1 (main effects) or 2 (two-way)")
@@ -58,7 +62,7 @@ def fit_loglinear(codes: np.ndarray, counts: np.ndarray, levels: list[int], *, i
     table = np.bincount(flat, weights=counts, minlength=n_cells).reshape(shape)
     pairs = list(combinations(range(m), 2))
     targets = {p: table.sum(axis=tuple(i for i in range(m) if i not in p), keepdims=True) for p in pairs}
-    fitted = np.ones(shape)
+    fitted = np.ones(shape) if start is None else np.array(start, dtype=np.float64)
     for target in targets.values():
         fitted = fitted * (target > 0)  # structural zeros: an empty fitted margin
     it = 0
