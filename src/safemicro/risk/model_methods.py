@@ -65,7 +65,14 @@ def population_rates(codes, count, wsum, levels, *, method: str = "default", int
     z_obs = np.log(wsum / count)
     z_empty = float(np.log(wsum.sum() / count.sum()))
     if method == "CE":
-        fit = fit_offset(codes, count, levels, z_obs, z_empty, -1.0, interactions=interactions)
+        offset_fit = fit_offset(codes, count, levels, z_obs, z_empty, -1.0, interactions=interactions)
     else:
-        fit = fit_weight_predictor(codes, count, levels, z_obs, z_empty, interactions=interactions)
-    return PopulationRates(fit.mu / pi, pi, fit.n_cells, fit.n_structural_zeros, fit.gamma, fit.converged)
+        offset_fit = fit_weight_predictor(codes, count, levels, z_obs, z_empty, interactions=interactions)
+    return PopulationRates(
+        offset_fit.mu / pi,
+        pi,
+        offset_fit.n_cells,
+        offset_fit.n_structural_zeros,
+        offset_fit.gamma,
+        offset_fit.converged,
+    )
