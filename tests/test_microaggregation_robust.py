@@ -9,15 +9,20 @@ from the definition), as is that sdcMicro's mdav output stays equal with no weig
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
 from sklearn.covariance import MinCovDet
+from typer.testing import CliRunner
 
 from conftest import ref_csv
+from safemicro.cli import app
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
 from safemicro.methods.aggregation import microaggregation
+from safemicro.methods.aggregation_optimal import microaggregation_optimal
 from safemicro.methods.base import STEPS
 from safemicro.pipeline import prepare_steps, run_steps
 from safemicro.plan import Plan
@@ -177,3 +182,45 @@ def test_plan_step_rmd_weighted(testdata):
     text = STEPS["microaggregation"].describe(steps[0].params, changes[0])
     assert "weighted average (by sampling_weight)" in text and "robustly" in text
     assert "seed" not in text
+
+
+def test_weighted_optimal_univariate_by_hand():
+    frame = pl.DataFrame({"x": [1.0, 2.0, 3.0, 10.0, 11.0, 12.0, None], "w": [1.0, 1.0, 2.0, 3.0, 1.0, 1.0, None]})
+    res = microaggregation_optimal(Dataset(frame), variables=["x"], k=3, weights="w")
+    assert res.dataset.frame["x"].to_list()[:6] == pytest.approx([2.25] * 3 + [10.6] * 3)
+    assert res.dataset.frame["x"][6] is None  # a missing value: its missing weight is not needed
+    assert res.change.params["weights"] == "w"
+    with pytest.raises(SafemicroError, match="present and > 0"):
+        microaggregation_optimal(Dataset(frame.with_columns(pl.lit(0.0).alias("w"))), variables=["x"], weights="w")
+
+
+def test_cli_anonymize_rmd_weighted_and_restricted_noise(testdata, tmp_path):
+    """A plan through ``safemicro anonymize``: weighted totals survive the whole release
+    (property), the lock plan names the method, seeds stay in the internal report."""
+    data = tmp_path / "testdata.csv"
+    testdata.with_columns(pl.col("savings").cast(pl.Float64)).write_csv(data)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "roles: {keys: [urbrur, sex], numeric_keys: [expend, income, savings], weight: sampling_weight}\n"
+        "steps:\n  - microaggregation: {variables: [expend, income], method: rmd, weights: sampling_weight}\n"
+        "  - noise: {variables: [savings, age], method: restricted, amount: 0.05}\nseed: 4\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "bundle"
+    result = CliRunner().invoke(app, ["anonymize", str(data), "--plan", str(plan), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    released = pl.read_parquet(out / "testdata.parquet")
+    w = testdata["sampling_weight"].to_numpy()
+    for v in ("expend", "income"):
+        np.testing.assert_allclose((w * released[v].to_numpy()).sum(), (w * testdata[v].to_numpy()).sum(), rtol=1e-12)
+    np.testing.assert_allclose(released["savings"].mean(), testdata["savings"].mean(), rtol=1e-12)
+    assert abs(released["age"].mean() - testdata["age"].mean()) < 0.5  # integers rounded back
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    first, second = report["steps"]
+    assert first["params"]["method"] == "rmd" and first["details"]["robust_fit"] == ["mcd"]
+    assert second["params"]["method"] == "restricted" and second["seed"] is not None
+    assert report["utility"]["numeric"]["il1s"] > 0
+    lock = (out / "plan.lock.yaml").read_text(encoding="utf-8")
+    assert "method: rmd" in lock and "weights: sampling_weight" in lock and "method: restricted" in lock
+    external = (out / "external_report.html").read_text(encoding="utf-8")
+    assert "weighted average" in external and str(second["seed"]) not in external and str(first["seed"]) not in external

@@ -381,14 +381,14 @@ def _describe_noise(params: NoiseParams, change: Change) -> str:
     names = ", ".join(change.params["variables"])
     if method in ("restricted", "romm"):
         how = (
-            "Random noise was added"
+            f"Random noise was added to {names} ({size} of each variable's standard deviation)"
             if method == "restricted"
-            else "Values were mixed within random blocks of records by a random rotation (random orthogonal matrix masking)"
+            else f"Values of {names} were mixed within random blocks of records by a random rotation (random "
+            f"orthogonal matrix masking; changes of {size} of each variable's standard deviation)"
         )
         return (
-            f"{how} to {names} ({size} of each variable's standard deviation), then constrained so that the "
-            "means, variances and covariances of these variables are exactly those of the original data; "
-            "individual values are not exact."
+            f"{how}, constrained so that the means, variances and covariances of these variables are exactly "
+            "those of the original data; individual values are not exact."
         )
     if method == "outdect":
         return (
