@@ -153,3 +153,18 @@ def test_plan_steps(testdata, step, words):
     assert words in text and str(changes[0].seed) not in text
     again, _ = run_steps(Dataset(testdata), prepare_steps(plan, testdata.columns, seed=3))
     assert again.frame.equals(out.frame)  # the seed reproduces it
+
+
+@pytest.mark.parametrize("method", ["restricted", "romm", "outdect"])
+def test_household_level_variables_stay_constant(method):
+    rng = np.random.default_rng(2)
+    size = rng.integers(1, 5, size=200)
+    hh = np.repeat(np.arange(200), size)
+    frame = pl.DataFrame({"hh": hh, "cash": rng.lognormal(4, 0.6, 200)[hh], "rent": rng.lognormal(3, 0.4, 200)[hh]})
+    res = add_noise(Dataset(frame), variables=["cash", "rent"], amount=0.02, method=method, household="hh", seed=1)
+    out = res.dataset.frame
+    assert out.group_by("hh").agg(pl.col("cash").n_unique())["cash"].max() == 1
+    assert res.change.details["households"] == 200
+    if method != "outdect":  # per household: the households' means are kept exactly
+        first = out.unique("hh", keep="first", maintain_order=True)["cash"].to_numpy()
+        np.testing.assert_allclose(first.mean(), frame.unique("hh", keep="first", maintain_order=True)["cash"].mean())

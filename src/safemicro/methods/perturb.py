@@ -92,9 +92,17 @@ def add_noise(
     outlier_amount = 5.0 * amount if outlier_amount is None else float(outlier_amount)
     if not np.isfinite(outlier_amount) or outlier_amount < 0:
         raise SafemicroError(f"outlier_amount must be 0 or more, got {outlier_amount}", step=step)
-    extra = {"block": int(block), "outlier_amount": outlier_amount, "alpha": float(alpha)}
     if household is not None:
-        run = functools.partial(add_noise, variables=variables, amount=amount, method=method, seed=seed, **extra)
+        run = functools.partial(
+            add_noise,
+            variables=variables,
+            amount=amount,
+            method=method,
+            seed=seed,
+            block=int(block),
+            outlier_amount=outlier_amount,
+            alpha=float(alpha),
+        )
         return base.per_household(ds, variables, household, run, step)
     rng, used_seed = base.rng_for(seed)
     x = base.numeric_matrix(ds, variables, step)
