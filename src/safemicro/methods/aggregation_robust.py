@@ -30,13 +30,9 @@ and weighted means of every aggregated variable are then kept exactly (Σ w·x' 
 
 from __future__ import annotations
 
-import functools
-from typing import Any
-
 import numpy as np
 
-from safemicro.methods import aggregation_kernels
-from safemicro.methods.aggregation_kernels import _build, _farthest, _nearest, _refresh
+from safemicro.methods.aggregation_kernels import _jit
 
 __all__ = ["robust_whitening", "rmd_groups", "weighted_group_means"]
 
@@ -64,10 +60,10 @@ def rmd_groups(x: np.ndarray, k: int, seed: int, leaf: int) -> tuple[np.ndarray,
     """rmd on complete rows ``x``: positions in group-formation order, group sizes, the fit."""
     z, fit = robust_whitening(x, seed)
     d = np.zeros(len(z))
-    for j in range(z.shape[1]):  # the kernel's float32 distance to the centre, same operations
+    for j in range(z.shape[1]):  # float32 distances to the centre, as the kernel rounds its own
         d = d + z[:, j] * z[:, j]
     far = np.lexsort((np.arange(len(z)), -d.astype(np.float32).astype(np.float64)))
-    order, sizes = _jit()["_rmd"](z, k, leaf, far)
+    order, sizes = _jit()["_mdav_core"](z, np.ones(z.shape[1]), k, leaf, far.astype(np.int64))
     return order, sizes, fit
 
 
@@ -85,68 +81,3 @@ def weighted_group_means(x: np.ndarray, w: np.ndarray, members: np.ndarray, size
         mean = num / np.where(den > 0, den, 1.0)
         out[rows[ok], j] = mean[label[rows][ok]]
     return out
-
-
-def _rmd(Z, k, leaf, far):
-    """MDAV groups of the rows of Z around the fixed centre 0 (unit weights); ``far``: the
-    rows by decreasing distance to the centre (lowest row first on ties)."""
-    n, p = Z.shape
-    w = np.ones(p)
-    T = _build(Z, w, leaf)
-    X, rows, alive, lo, hi, cnt, sums, minrow, maxrow, d0, maxd0, start, end, first_leaf = T
-    n_nodes = cnt.shape[0]
-    leaf_of = np.empty(n, np.int64)
-    for node in range(first_leaf, n_nodes):
-        leaf_of[start[node] : end[node]] = node
-    pos_of = np.empty(n, np.int64)
-    for i in range(n):
-        pos_of[rows[i]] = i
-    cursor = 0
-    order = np.empty(n, np.int64)
-    sizes = np.empty(n // k + 1, np.int64)
-    n_groups = 0
-    filled = 0
-    q = np.empty(p)
-    bd = np.empty(k - 1, np.float32)
-    bp = np.empty(k - 1, np.int64)
-    br = np.empty(k - 1, np.int64)
-    while cnt[0] >= 2 * k:
-        while not alive[pos_of[far[cursor]]]:
-            cursor += 1
-        r = pos_of[far[cursor]]
-        two = cnt[0] >= 3 * k
-        for rep in range(2 if two else 1):
-            q[:] = X[r]
-            _nearest(T, q, r, k - 1, bd, bp, br, w)
-            s = _farthest(T, q, r, w, -1.0)[0] if rep == 0 and two else -1
-            order[filled] = rows[r]
-            filled += 1
-            alive[r] = False
-            for t in range(k - 1):
-                order[filled] = br[t]
-                filled += 1
-                alive[bp[t]] = False
-            _refresh(T, leaf_of[r])
-            for t in range(k - 1):
-                _refresh(T, leaf_of[bp[t]])
-            sizes[n_groups] = k
-            n_groups += 1
-            r = s
-    rest = np.sort(rows[alive])
-    order[filled:] = rest
-    if len(rest) > 0:
-        sizes[n_groups] = len(rest)
-        n_groups += 1
-    return order, sizes[:n_groups]
-
-
-@functools.cache
-def _jit() -> dict[str, Any]:
-    """Compile ``_rmd`` against the compiled MDAV kernels it calls."""
-    import numba
-
-    kernels = aggregation_kernels._jit()
-    namespace = globals()
-    for name in ("_build", "_nearest", "_farthest", "_refresh"):
-        namespace[name] = kernels[name]
-    return {"_rmd": numba.njit(cache=True)(_rmd)}

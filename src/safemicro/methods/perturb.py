@@ -93,16 +93,9 @@ def add_noise(
     if not np.isfinite(outlier_amount) or outlier_amount < 0:
         raise SafemicroError(f"outlier_amount must be 0 or more, got {outlier_amount}", step=step)
     if household is not None:
-        run = functools.partial(
-            add_noise,
-            variables=variables,
-            amount=amount,
-            method=method,
-            seed=seed,
-            block=int(block),
-            outlier_amount=outlier_amount,
-            alpha=float(alpha),
-        )
+        given: dict[str, Any] = {"amount": amount, "method": method, "seed": seed, "block": int(block)}
+        given.update(outlier_amount=outlier_amount, alpha=float(alpha))
+        run = functools.partial(add_noise, variables=variables, **given)
         return base.per_household(ds, variables, household, run, step)
     rng, used_seed = base.rng_for(seed)
     x = base.numeric_matrix(ds, variables, step)
