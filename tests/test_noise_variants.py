@@ -168,3 +168,11 @@ def test_household_level_variables_stay_constant(method):
     if method != "outdect":  # per household: the households' means are kept exactly
         first = out.unique("hh", keep="first", maintain_order=True)["cash"].to_numpy()
         np.testing.assert_allclose(first.mean(), frame.unique("hh", keep="first", maintain_order=True)["cash"].mean())
+
+
+@pytest.mark.parametrize("method", ["restricted", "romm", "outdect"])
+def test_zero_amount_changes_nothing(method):
+    ds = _data(60)
+    frame = ds.frame.with_columns(pl.Series("i", np.arange(60) % 7, dtype=pl.Int32))
+    res = add_noise(Dataset(frame), variables=["a", "b", "i"], amount=0.0, method=method, seed=1)
+    assert res.dataset.frame.equals(frame) and res.change.records_touched == 0
