@@ -21,6 +21,8 @@ safemicro's reading of that definition, exactly:
 
 Outliers are therefore grouped first, with each other and with the records nearest to them
 in the robust metric, and the scatter that defines "near" is not inflated by them.
+Records missing some variables then join groups as they do with MDAV (nearest centroid on
+the variables they have), and with strata each stratum gets its own robust fit.
 
 **Weighted means** (sdcMicro's ``weights``: "a weighted version of the aggregation measure,
 e.g. the weighted mean"): groups are formed as without weights; each value becomes

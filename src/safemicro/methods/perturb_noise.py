@@ -22,7 +22,8 @@ does for the other methods (integers rounded, never onto a user-missing code).
 - **outdect** (sdcMicro ``addNoise(method="outdect")``: more noise on outliers): a record is
   an outlier when its robust (MCD) squared Mahalanobis distance exceeds the χ²(p)
   quantile ``alpha``, or when one of its values lies more than Φ⁻¹((1 + alpha)/2) robust
-  standard deviations (1.4826·MAD) from the variable's median. Outliers get independent
+  standard deviations (1.4826·MAD) from the variable's median (a variable whose MAD is 0
+  flags nothing univariately; without an MCD fit, only the univariate rule applies). Outliers get independent
   noise of sd ``outlier_amount``·sd(x), other records ``amount``·sd(x) (sdcMicro: only
   outliers, i.e. amount 0).
 """
