@@ -111,7 +111,14 @@ def test_testdata_record_of_change(testdata, mdav_testdata):
     assert ds.frame.drop(NV).equals(testdata.drop(NV))
     assert change.changed["expend"] == 4580 and change.suppressed == {v: 0 for v in NV}
     assert change.records_touched == 4580
-    assert change.params == {"variables": NV, "k": 3, "method": "mdav", "strata": None, "household": None}
+    assert change.params == {
+        "variables": NV,
+        "k": 3,
+        "method": "mdav",
+        "strata": None,
+        "household": None,
+        "weights": None,
+    }
     assert all(ds.frame[v].dtype == pl.Float64 for v in NV)
     # group means keep the totals
     np.testing.assert_allclose(ds.frame.select(NV).sum().row(0), testdata.select(NV).sum().row(0), rtol=1e-12)

@@ -16,6 +16,10 @@ limits of the float32 distance (ties included), so the result is the same, only 
 The farthest-from-centroid search also bounds each subtree by its distance to a recent
 centroid, refreshed when searches get long.
 
+``method="rmd"`` is MDAV in the robust Mahalanobis metric around the MCD centre
+(sdcMicro's recommended method; definition in :mod:`safemicro.methods.aggregation_robust`).
+``weights`` makes each value its group's weighted mean (groups are formed as without).
+
 ``method="fast"`` cuts the records into blocks of at most ``FAST_BLOCK`` by repeated
 splits across the principal axis and runs exact MDAV within each block: groups stay at
 least k, at a small cost in information loss.
@@ -36,12 +40,13 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.methods import base
 from safemicro.methods.aggregation_kernels import _jit
+from safemicro.methods.aggregation_robust import rmd_groups, weighted_group_means
 from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, register
 
 __all__ = ["microaggregation"]
@@ -56,14 +61,19 @@ def microaggregation(
     *,
     variables: str | Sequence[str],
     k: int = 3,
-    method: Literal["mdav", "fast"] = "mdav",
+    method: Literal["mdav", "fast", "rmd"] = "mdav",
     strata: str | Sequence[str] | None = None,
     household: str | None = None,
+    weights: str | None = None,
+    seed: int | None = None,
 ) -> MethodResult:
     """Replace ``variables`` by the means of MDAV groups of at least ``k`` similar records.
 
-    ``method``: ``"mdav"`` (sdcMicro's MDAV, exact) or ``"fast"`` (MDAV within blocks of
-    similar records, for very large files). ``strata``: form groups within each stratum.
+    ``method``: ``"mdav"`` (sdcMicro's MDAV, exact), ``"fast"`` (MDAV within blocks of
+    similar records, for very large files) or ``"rmd"`` (MDAV with robust Mahalanobis
+    distances around the MCD centre; ``seed`` fixes the MCD's random subsets, default 0).
+    ``weights``: a sampling-weight column; each value becomes its group's weighted mean, so
+    weighted totals and means are kept exactly. ``strata``: form groups within each stratum.
     Groups are formed from the records observed on every variable; a record missing some
     of them joins the group nearest on the others and takes its means there, its missing
     cells untouched. With ``household`` (household-level variables) the groups are formed
@@ -87,22 +97,26 @@ def microaggregation(
             raise SafemicroError("a variable cannot also be a stratum", column=name, step=_STEP)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
         raise SafemicroError(f"k must be an integer of at least 2, got {k!r}", step=_STEP)
-    if method not in ("mdav", "fast"):
-        raise SafemicroError(f"method must be 'mdav' or 'fast', got {method!r}", step=_STEP)
+    if method not in ("mdav", "fast", "rmd"):
+        raise SafemicroError(f"method must be 'mdav', 'fast' or 'rmd', got {method!r}", step=_STEP)
     k = int(k)
+    seed = (0 if seed is None else int(seed)) if method == "rmd" else None
     if household is not None:
-        run = functools.partial(microaggregation, variables=variables, k=k, method=method, strata=strata or None)
+        run = functools.partial(
+            microaggregation, variables=variables, k=k, method=method, strata=strata or None, weights=weights, seed=seed
+        )
         return base.per_household(ds, variables, household, run, _STEP)
 
     x = base.numeric_matrix(ds, variables, _STEP)
     observed = ~np.isnan(x)
+    w = _weight_column(ds, weights, variables, strata, observed.any(axis=1)) if weights is not None else None
     complete = observed.all(axis=1)
     partial = observed.any(axis=1) & ~complete
     stratum, n_strata, _ = base.stratum_ids(ds.frame, strata)
 
     by_stratum = np.argsort(stratum, kind="stable")  # row order kept within each stratum
     bounds = np.searchsorted(stratum[by_stratum], np.arange(n_strata + 1))
-    members, sizes = [], []  # groups as runs of row numbers, in the order they were formed
+    members, sizes, fits = [], [], set()  # groups as runs of row numbers, in formation order
     for s in range(n_strata):
         rows = by_stratum[bounds[s] : bounds[s + 1]]
         full, part = rows[complete[rows]], rows[partial[rows]]
@@ -115,14 +129,19 @@ def microaggregation(
                 f"groups of at least k={k} cannot be formed (merge strata or lower k)",
                 step=_STEP,
             )
-        order, group_sizes = _group(x[full], k, method)
+        order, group_sizes, fit = _group(x[full], k, method, seed)
+        fits.add(fit)
         stratum_members, group_sizes = _attach(x, full[order], group_sizes, part)
         members.append(stratum_members)
         sizes.append(group_sizes)
     members = np.concatenate(members).astype(np.int64) if members else np.zeros(0, np.int64)
     sizes = np.concatenate(sizes).astype(np.int64) if sizes else np.zeros(0, np.int64)
-    aggregated = _jit()["_group_means"](x, members, np.concatenate([[0], np.cumsum(sizes)]))
-    return _result(ds, variables, strata, k, method, aggregated, observed, sizes, complete, partial, n_strata)
+    if w is None:
+        aggregated = _jit()["_group_means"](x, members, np.concatenate([[0], np.cumsum(sizes)]))
+    else:
+        aggregated = weighted_group_means(x, w, members, sizes)
+    info = {"k": k, "method": method, "weights": weights, "seed": seed, "fits": sorted(f for f in fits if f)}
+    return _result(ds, variables, strata, info, aggregated, observed, sizes, complete, partial, n_strata)
 
 
 # -- inputs -------------------------------------------------------------------------------
@@ -130,6 +149,19 @@ def microaggregation(
 
 def _stratum_label(frame: pl.DataFrame, strata: list[str], row: int) -> str:
     return ", ".join(f"{name}={frame[name][int(row)]!r}" for name in strata)
+
+
+def _weight_column(ds: Dataset, name: str, variables: list[str], strata: list[str], used: np.ndarray) -> np.ndarray:
+    """The sampling weights of the records that take part: present and > 0 (else the row)."""
+    if name in variables or name in strata:
+        raise SafemicroError("the weight cannot also be a variable or a stratum", column=name, step=_STEP)
+    w = base.numeric_matrix(ds, [name], _STEP)[:, 0]
+    bad = np.flatnonzero(used & ~(w > 0))  # NaN compares False: missing weights are bad too
+    if len(bad):
+        raise SafemicroError(
+            f"weight must be present and > 0, got {w[bad[0]]!r}", column=name, row=int(bad[0]) + 1, step=_STEP
+        )
+    return w
 
 
 def _weights(x: np.ndarray) -> np.ndarray:
@@ -141,18 +173,21 @@ def _weights(x: np.ndarray) -> np.ndarray:
 # -- grouping -----------------------------------------------------------------------------
 
 
-def _group(x: np.ndarray, k: int, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """MDAV on complete rows ``x``: positions in group-formation order and group sizes."""
+def _group(x: np.ndarray, k: int, method: str, seed: int | None) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """MDAV (or rmd) on complete rows ``x``: positions in group-formation order, group
+    sizes, and for rmd the robust fit used."""
+    if method == "rmd":
+        return rmd_groups(x, k, int(seed or 0), LEAF_SIZE)
     w = _weights(x)
     kernels = _jit()
     if method == "mdav" or len(x) <= FAST_BLOCK:
-        return kernels["_mdav"](x, w, k, LEAF_SIZE)
+        return (*kernels["_mdav"](x, w, k, LEAF_SIZE), None)
     orders, sizes = [], []
     for block in _blocks(x, w, k, FAST_BLOCK):
         o, s = kernels["_mdav"](np.ascontiguousarray(x[block]), w, k, LEAF_SIZE)
         orders.append(block[o])
         sizes.append(s)
-    return np.concatenate(orders), np.concatenate(sizes)
+    return np.concatenate(orders), np.concatenate(sizes), None
 
 
 def _blocks(x: np.ndarray, w: np.ndarray, k: int, size: int) -> list[np.ndarray]:
@@ -213,8 +248,7 @@ def _result(
     ds: Dataset,
     variables: list[str],
     strata: list[str],
-    k: int,
-    method: str,
+    run: dict[str, Any],
     aggregated: np.ndarray,
     observed: np.ndarray,
     sizes: np.ndarray,
@@ -250,13 +284,18 @@ def _result(
     if retyped:
         notes.append(f"{', '.join(retyped)}: stored as Float64 (group means are not whole numbers)")
     dist = np.unique(sizes, return_counts=True)
+    if "median/mad" in run["fits"]:
+        notes.append("rmd: the MCD could not be fitted (too few records or a singular scatter); median and MAD used")
+    params = {"variables": variables, "k": run["k"], "method": run["method"], "strata": strata or None}
     change = Change.measured(
         ds.frame,
         frame,
         variables,
         method=_STEP,
-        params={"variables": variables, "k": k, "method": method, "strata": strata or None, "household": None},
+        params={**params, "household": None, "weights": run["weights"]},
+        seed=run["seed"],
         details={
+            **({"robust_fit": run["fits"]} if run["method"] == "rmd" else {}),
             "n_groups": int(len(sizes)),
             "group_sizes": {str(int(s)): int(c) for s, c in zip(*dist)},
             "complete_records": int(complete.sum()),
@@ -280,13 +319,23 @@ def _is_missing_code(meta: Any, value: Any) -> bool:
 
 
 class MicroaggregationParams(StepParams):
-    """Replace numeric values by group means of at least k similar records (MDAV); variables default to the numeric keys."""
+    """Replace numeric values by group means of at least k similar records (MDAV; rmd: robust Mahalanobis distances; weights: weighted means); variables default to the numeric keys."""
 
     variables: list[str] | None = None  # default: roles.numeric_keys
     k: int = Field(3, ge=2)
-    method: Literal["mdav", "fast"] = "mdav"
+    method: Literal["mdav", "fast", "rmd"] = "mdav"
     strata: list[str] | str | None = None
     household: str | None = None  # default: roles.household when every variable is household-level
+    weights: str | None = None  # a sampling-weight column: weighted group means
+    seed: int | None = None  # rmd: the MCD's random subsets (default: the plan's seed for the step)
+
+    @model_serializer(mode="wrap")
+    def _used_only(self, handler: Any) -> dict[str, Any]:
+        """The lock plan and reports carry weights and seed only when they are used."""
+        data = handler(self)
+        return {
+            k: v for k, v in data.items() if not (k == "weights" and v is None or k == "seed" and self.method != "rmd")
+        }
 
     def _variables(self, ctx: StepContext) -> list[str]:
         return list(self.variables or ctx.roles.numeric_keys)
@@ -302,7 +351,12 @@ class MicroaggregationParams(StepParams):
 
     def reads(self, ctx: StepContext) -> list[str]:
         hh = self._household(ctx)
-        return [*self._variables(ctx), *self._strata(), *([hh] if hh else [])]
+        return [
+            *self._variables(ctx),
+            *self._strata(),
+            *([hh] if hh else []),
+            *([self.weights] if self.weights else []),
+        ]
 
     def check(self, ctx: StepContext) -> None:
         if not self._variables(ctx):
@@ -316,10 +370,22 @@ def _describe(params: MicroaggregationParams, change: Change) -> str:
     p = change.params
     where = f" within each {', '.join(p['strata'])}" if p.get("strata") else ""
     unit = "households" if p.get("household") else "records"
+    similar = (
+        "similar values (similarity measured robustly, so that outliers are grouped with their nearest "
+        "neighbours without distorting the others)"
+        if p.get("method") == "rmd"
+        else "similar values"
+    )
+    if p.get("weights"):
+        kept = (
+            f"weighted average (by {p['weights']}) of a group of at least {p['k']} {unit} with {similar}{where}. "
+            "Weighted means and totals are kept exactly; unweighted estimates, "
+        )
+    else:
+        kept = f"average of a group of at least {p['k']} {unit} with {similar}{where}. Unweighted means are kept; weighted estimates, "
     return (
-        f"{', '.join(p['variables'])} were microaggregated: each value was replaced by the average of a "
-        f"group of at least {p['k']} {unit} with similar values{where}. Unweighted means are kept; "
-        "weighted estimates, variances, extremes and correlations with other variables change somewhat."
+        f"{', '.join(p['variables'])} were microaggregated: each value was replaced by the {kept}"
+        "variances, extremes and correlations with other variables change somewhat."
     )
 
 

@@ -263,6 +263,13 @@ def _build(X0, w, leaf):
 
 def _mdav(X0, w, k, leaf):
     """MDAV groups of the rows of X0: row numbers in group-formation order, group sizes."""
+    return _mdav_core(X0, w, k, leaf, np.empty(0, np.int64))
+
+
+def _mdav_core(X0, w, k, leaf, far):
+    """MDAV; with ``far`` (the rows by decreasing distance to a fixed centre) each round's
+    first record is the remaining one first in ``far`` instead of the one farthest from the
+    centroid of the remaining records (``microaggregation(method="rmd")``)."""
     n, p = X0.shape
     T = _build(X0, w, leaf)
     X, rows, alive, lo, hi, cnt, sums, minrow, maxrow, d0, maxd0, start, end, first_leaf = T
@@ -281,30 +288,40 @@ def _mdav(X0, w, k, leaf):
     br = np.empty(k - 1, np.int64)
     work = 0  # records the centroid searches measured since d0 was measured
     stale = True
+    fixed = far.shape[0] > 0
+    pos_of = np.empty(n if fixed else 0, np.int64)  # tree position of each row
+    for i in range(pos_of.shape[0]):
+        pos_of[rows[i]] = i
+    cursor = 0
     while cnt[0] >= 2 * k:
         m = cnt[0]
-        for v in range(p):
-            q[v] = sums[0, v] / m
-        shift = 0.0
-        for v in range(p):
-            t = q[v] - c0[v]
-            shift += t * t * w[v]
-        shift = np.sqrt(shift)
-        if stale or work > m:  # measure d0 from this centroid
-            for i in range(n):
-                if alive[i]:
-                    d0[i] = 0.0
-                    for v in range(p):
-                        t = X[i, v] - q[v]
-                        d0[i] += (t * t) * w[v]
-            for node in range(first_leaf, n_nodes):
-                _refresh(T, node)
-            c0[:] = q
+        if fixed:
+            while not alive[pos_of[far[cursor]]]:
+                cursor += 1
+            r = pos_of[far[cursor]]
+        else:
+            for v in range(p):
+                q[v] = sums[0, v] / m
             shift = 0.0
-            work = 0
-            stale = False
-        r, measured = _farthest(T, q, -1, w, shift)
-        work += measured
+            for v in range(p):
+                t = q[v] - c0[v]
+                shift += t * t * w[v]
+            shift = np.sqrt(shift)
+            if stale or work > m:  # measure d0 from this centroid
+                for i in range(n):
+                    if alive[i]:
+                        d0[i] = 0.0
+                        for v in range(p):
+                            t = X[i, v] - q[v]
+                            d0[i] += (t * t) * w[v]
+                for node in range(first_leaf, n_nodes):
+                    _refresh(T, node)
+                c0[:] = q
+                shift = 0.0
+                work = 0
+                stale = False
+            r, measured = _farthest(T, q, -1, w, shift)
+            work += measured
         two = m >= 3 * k
         for rep in range(2 if two else 1):
             q[:] = X[r]
@@ -360,6 +377,7 @@ _KERNELS = (
     "_farthest",
     "_nearest",
     "_build",
+    "_mdav_core",
     "_mdav",
     "_group_means",
 )

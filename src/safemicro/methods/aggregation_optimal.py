@@ -6,6 +6,8 @@ Finding it is a shortest path over the sorted values: cost(i) = min over s in [k
 of cost(i − s) + SSE(values i − s … i − 1), with SSE from prefix sums, O(n·k) after the
 sort. Each value is then replaced by its group's mean. Unlike MDAV on one variable, the
 loss is the smallest any k-anonymous grouping can reach. Missing values stay missing.
+With ``weights`` (a sampling-weight column) the groups stay the same and each value becomes
+its group's weighted mean, so weighted totals and means are kept exactly.
 Reference: Hansen, S. L. & Mukherjee, S. (2003), "A polynomial algorithm for optimal
 univariate microaggregation", IEEE TKDE 15(4).
 """
@@ -13,13 +15,15 @@ univariate microaggregation", IEEE TKDE 15(4).
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 import polars as pl
-from pydantic import Field
+from pydantic import Field, model_serializer
 
+from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
-from safemicro.methods.base import Change, MethodResult, calls, numeric_matrix, register
+from safemicro.methods.base import Change, MethodResult, StepContext, calls, numeric_matrix, register
 from safemicro.methods.numeric_step import NumericVariablesParams
 
 __all__ = ["optimal_groups", "microaggregation_optimal"]
@@ -80,15 +84,28 @@ def optimal_groups(values: np.ndarray, k: int) -> np.ndarray:
     return labels
 
 
-def microaggregation_optimal(ds: Dataset, *, variables: list[str], k: int = 3) -> MethodResult:
-    """Replace each of ``variables`` by its optimal univariate k-group means (each variable alone)."""
+def microaggregation_optimal(
+    ds: Dataset, *, variables: list[str], k: int = 3, weights: str | None = None
+) -> MethodResult:
+    """Replace each of ``variables`` by its optimal univariate k-group means (each variable
+    alone); weighted means with ``weights``."""
     x = numeric_matrix(ds, variables, _STEP)
+    w = np.ones(ds.n)
+    if weights is not None:
+        if weights in variables:
+            raise SafemicroError("the weight cannot also be a variable", column=weights, step=_STEP)
+        w = numeric_matrix(ds, [weights], _STEP)[:, 0]
+        bad = np.flatnonzero(~np.isnan(x).all(axis=1) & ~(w > 0))
+        if len(bad):
+            raise SafemicroError(
+                f"weight must be present and > 0, got {w[bad[0]]!r}", column=weights, row=int(bad[0]) + 1, step=_STEP
+            )
     cols, sse, n_groups = [], {}, {}
     for j, name in enumerate(variables):
         ok = ~np.isnan(x[:, j])
         v = x[ok, j]
         labels = optimal_groups(v, k)
-        means = np.bincount(labels, weights=v) / np.bincount(labels) if len(v) else np.zeros(0)
+        means = np.bincount(labels, weights=w[ok] * v) / np.bincount(labels, weights=w[ok]) if len(v) else np.zeros(0)
         new = x[:, j].copy()
         new[ok] = means[labels]
         sse[name] = float(((v - means[labels]) ** 2).sum())
@@ -107,7 +124,7 @@ def microaggregation_optimal(ds: Dataset, *, variables: list[str], k: int = 3) -
         out.frame,
         variables,
         method=_STEP,
-        params={"variables": variables, "k": k},
+        params={"variables": variables, "k": k, **({"weights": weights} if weights else {})},
         details={"n_groups": n_groups, "sse": sse},
         notes=[f"{', '.join(variables)}: stored as Float64 (group means)"],
     )
@@ -118,14 +135,28 @@ class OptimalMicroaggregationParams(NumericVariablesParams):
     """Replace each numeric variable by the means of its least-loss groups of k to 2k-1 records (Hansen-Mukherjee optimal univariate microaggregation); variables default to the numeric keys."""
 
     k: int = Field(3, ge=2)
+    weights: str | None = None  # a sampling-weight column: weighted group means
+
+    def reads(self, ctx: StepContext) -> list[str]:
+        return [*super().reads(ctx), *([self.weights] if self.weights else [])]
+
+    def resolve(self, ctx: StepContext) -> dict[str, Any]:
+        return {"variables": super().reads(ctx)}
+
+    @model_serializer(mode="wrap")
+    def _used_only(self, handler: Any) -> dict[str, Any]:
+        """The lock plan carries weights only when given."""
+        return {k: v for k, v in handler(self).items() if not (k == "weights" and v is None)}
 
 
 def _describe(params: OptimalMicroaggregationParams, change: Change) -> str:
     return (
         f"{', '.join(change.params['variables'])} were microaggregated one at a time: each value was replaced by "
-        f"the mean of a group of {change.params['k']} to {2 * change.params['k'] - 1} records with neighbouring "
-        "values, the grouping that changes the values least (optimal univariate microaggregation). "
-        "Means are kept; each variable's joint relation with the others changes somewhat."
+        f"the {'weighted ' if change.params.get('weights') else ''}mean of a group of {change.params['k']} to "
+        f"{2 * change.params['k'] - 1} records with neighbouring values, the grouping that changes the values "
+        "least (optimal univariate microaggregation). "
+        + ("Weighted means and totals" if change.params.get("weights") else "Means")
+        + " are kept; each variable's joint relation with the others changes somewhat."
     )
 
 

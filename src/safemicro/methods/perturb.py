@@ -3,7 +3,8 @@
 - :func:`add_noise` adds normal noise: independent per variable with sd ``amount``·sd(x)
   (the Practice Guide uses 0.01·sd), or correlated noise with covariance ``amount``·Σ
   (Brand 2002), which keeps the correlations of the variables in expectation. These are
-  sdcMicro's ``addNoise`` "additive" and "correlated" conventions.
+  sdcMicro's ``addNoise`` "additive" and "correlated" conventions. ``"restricted"``,
+  ``"romm"`` and ``"outdect"`` are defined in :mod:`safemicro.methods.perturb_noise`.
 - :func:`rank_swap` swaps each value with one chosen at random among the values at most
   ``p`` % of the ranks above it (Moore 1996): every variable keeps exactly its values.
 - :func:`shuffle` is data shuffling (Muralidhar & Sarathy 2006): values y* are drawn from
@@ -29,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
@@ -37,6 +38,7 @@ from safemicro.methods import base
 from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, register
 from safemicro.methods.perturb_cells import _noisy_column
 from safemicro.methods.perturb_kernels import _complete, _jit, _shuffle_keys
+from safemicro.methods.perturb_noise import outliers, restricted_noise, romm_noise
 
 __all__ = ["add_noise", "rank_swap", "shuffle"]
 
@@ -46,16 +48,26 @@ def add_noise(
     *,
     variables: str | Sequence[str],
     amount: float = 0.01,
-    method: Literal["additive", "correlated"] = "additive",
+    method: Literal["additive", "correlated", "restricted", "romm", "outdect"] = "additive",
     household: str | None = None,
     seed: int | None = None,
+    block: int = 50,
+    outlier_amount: float | None = None,
+    alpha: float = 0.975,
 ) -> MethodResult:
     """Add normal noise to ``variables`` (once per household with ``household``).
 
     ``"additive"``: independent noise with sd ``amount``·sd(x) per variable.
     ``"correlated"``: noise with covariance ``amount``·Σ (Σ the covariance of the
-    variables on complete records), so its sd is √amount·sd(x). Integer columns are
-    rounded back to whole numbers and keep their type; ``amount=0`` changes nothing.
+    variables on complete records), so its sd is √amount·sd(x). ``"restricted"``: correlated
+    noise followed by the affine map that restores the mean vector and covariance matrix
+    exactly. ``"romm"``: random orthogonal matrix masking in random blocks of ``block``
+    records (mean and covariance kept exactly; perturbation ≈ amount·Σ). ``"outdect"``:
+    sd ``outlier_amount``·sd(x) on robust outliers (χ² quantile ``alpha``; default
+    5·amount), ``amount``·sd(x) on other records. For restricted and ROMM, records missing
+    a variable get correlated-size noise (√amount·sd) on the cells they have. Integer columns
+    are rounded back to whole numbers and keep their type (so moments are then kept only up
+    to that rounding); ``amount=0`` changes nothing.
 
     >>> import polars as pl
     >>> from safemicro.io import Dataset
@@ -70,19 +82,50 @@ def add_noise(
     amount = float(amount)
     if not np.isfinite(amount) or amount < 0:
         raise SafemicroError(f"amount must be 0 or more, got {amount}", step=step)
-    if method not in ("additive", "correlated"):
-        raise SafemicroError(f"method must be 'additive' or 'correlated', got {method!r}", step=step)
+    methods = ("additive", "correlated", "restricted", "romm", "outdect")
+    if method not in methods:
+        raise SafemicroError(f"method must be one of {', '.join(methods)}; got {method!r}", step=step)
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 2:
+        raise SafemicroError(f"block must be an integer of at least 2, got {block!r}", step=step)
+    if not 0.0 < alpha < 1.0:
+        raise SafemicroError(f"alpha must lie strictly between 0 and 1, got {alpha}", step=step)
+    outlier_amount = 5.0 * amount if outlier_amount is None else float(outlier_amount)
+    if not np.isfinite(outlier_amount) or outlier_amount < 0:
+        raise SafemicroError(f"outlier_amount must be 0 or more, got {outlier_amount}", step=step)
     if household is not None:
-        run = functools.partial(add_noise, variables=variables, amount=amount, method=method, seed=seed)
+        given: dict[str, Any] = {"amount": amount, "method": method, "seed": seed, "block": int(block)}
+        given.update(outlier_amount=outlier_amount, alpha=float(alpha))
+        run = functools.partial(add_noise, variables=variables, **given)
         return base.per_household(ds, variables, household, run, step)
     rng, used_seed = base.rng_for(seed)
     x = base.numeric_matrix(ds, variables, step)
     observed = ~np.isnan(x)
 
     sd = np.array([np.std(c[~np.isnan(c)], ddof=1) if (~np.isnan(c)).sum() > 1 else 0.0 for c in x.T])
+    details: dict[str, Any] = {}
     if method == "additive":
         scale = amount * sd
         noise = rng.standard_normal(x.shape) * scale
+    elif method in ("restricted", "romm"):
+        complete = observed.all(axis=1)
+        if complete.sum() < 2:
+            raise SafemicroError(f"{method} noise needs at least 2 records with every variable observed", step=step)
+        scale = np.sqrt(amount) * sd
+        noise = rng.standard_normal(x.shape) * scale  # records missing a variable: marginal-size noise
+        kernel = restricted_noise if method == "restricted" else functools.partial(romm_noise, block=int(block))
+        noise[complete] = kernel(x[complete], amount, rng=rng)
+        details["records_missing_a_variable"] = int((~complete & observed.any(axis=1)).sum())
+    elif method == "outdect":
+        multi, uni, fitted = outliers(x, alpha, used_seed)
+        flagged = multi | uni
+        scale = outlier_amount * sd
+        noise = rng.standard_normal(x.shape) * np.where(flagged[:, None], outlier_amount, amount) * sd
+        details.update(
+            outliers=int(flagged.sum()),
+            multivariate_outliers=int(multi.sum()),
+            univariate_outliers=int(uni.sum()),
+            mcd_fitted=fitted,
+        )
     else:
         complete = observed.all(axis=1)
         if complete.sum() < 2:
@@ -101,16 +144,30 @@ def add_noise(
         if integral:
             rounded.append(name)
     frame = ds.frame.with_columns(columns)
+    if method in ("restricted", "romm"):  # the realised size of the perturbation
+        spread = [np.std(noise[observed[:, j], j]) if observed[:, j].sum() > 1 else 0.0 for j in range(len(sd))]
+        scale = np.array(spread)
     relative = {v: (float(scale[j] / sd[j]) if sd[j] > 0 else 0.0) for j, v in enumerate(variables)}
     notes = [f"{', '.join(rounded)}: noisy values rounded to whole numbers (integer columns)"] if rounded else []
+    if method == "outdect" and not details["mcd_fitted"]:
+        notes.append("outdect: the MCD could not be fitted; outliers found univariately only")
+    params = {"variables": variables, "amount": amount, "method": method, "household": None}
+    params.update({"block": int(block)} if method == "romm" else {})
+    params.update({"outlier_amount": outlier_amount, "alpha": float(alpha)} if method == "outdect" else {})
     return _result(
         ds,
         frame,
         variables,
         "noise",
-        {"variables": variables, "amount": amount, "method": method, "household": None},
+        params,
         used_seed,
-        {"method": method, "noise_sd_relative": relative, "rounded": rounded, "redrawn_off_missing_codes": redrawn},
+        {
+            "method": method,
+            "noise_sd_relative": relative,
+            "rounded": rounded,
+            "redrawn_off_missing_codes": redrawn,
+            **details,
+        },
         notes,
     )
 
@@ -279,10 +336,22 @@ class _NumericParams(StepParams):
 
 
 class NoiseParams(_NumericParams):
-    """Add random noise of amount x variance (additive or correlated); variables default to the numeric keys."""
+    """Add random noise of amount x variance (additive, correlated, restricted: mean and covariance kept exactly, romm: random orthogonal matrix masking, outdect: more noise on robust outliers); variables default to the numeric keys."""
 
     amount: float = Field(0.01, ge=0.0)
-    method: Literal["additive", "correlated"] = "additive"
+    method: Literal["additive", "correlated", "restricted", "romm", "outdect"] = "additive"
+    block: int = Field(50, ge=2, description="romm: records per random block")
+    outlier_amount: float | None = Field(None, ge=0.0, description="outdect: noise sd on outliers (default 5 x amount)")
+    alpha: float = Field(0.975, gt=0.0, lt=1.0, description="outdect: chi-square quantile of the outlier rule")
+
+    @model_serializer(mode="wrap")
+    def _used_only(self, handler: Any) -> dict[str, Any]:
+        """The lock plan and reports carry only the parameters the chosen method uses."""
+        data = handler(self)
+        unused = {"romm": ["outlier_amount", "alpha"], "outdect": ["block"]}.get(
+            self.method, ["block", "outlier_amount", "alpha"]
+        )
+        return {k: v for k, v in data.items() if k not in unused}
 
 
 class RankSwapParams(_NumericParams):
@@ -309,7 +378,27 @@ class ShuffleParams(_NumericParams):
 def _describe_noise(params: NoiseParams, change: Change) -> str:
     rel = list(change.details.get("noise_sd_relative", {}).values())
     size = f"about {100 * max(rel):.2g} %" if rel else "a small share"
-    kind = " correlated like the variables themselves," if change.params["method"] == "correlated" else ""
+    method = change.params["method"]
+    names = ", ".join(change.params["variables"])
+    if method in ("restricted", "romm"):
+        how = (
+            f"Random noise was added to {names} ({size} of each variable's standard deviation)"
+            if method == "restricted"
+            else f"Values of {names} were mixed within random blocks of records by a random rotation (random "
+            f"orthogonal matrix masking; changes of {size} of each variable's standard deviation)"
+        )
+        return (
+            f"{how}, constrained so that the means, variances and covariances of these variables are exactly "
+            "those of the original data; individual values are not exact."
+        )
+    if method == "outdect":
+        return (
+            f"Random noise was added to {names}: more ({100 * change.params['outlier_amount']:.2g} % of the standard "
+            f"deviation) to the {change.details.get('outliers', 0)} records with unusual values or combinations "
+            f"(robust outlier detection), {100 * change.params['amount']:.2g} % to the others. Means stay "
+            "unbiased; variances are slightly inflated."
+        )
+    kind = " correlated like the variables themselves," if method == "correlated" else ""
     return (
         f"Random noise was added to {', '.join(change.params['variables'])} ({size} of each variable's "
         f"standard deviation,{kind} independent of everything else): means stay unbiased, variances are "
