@@ -8,13 +8,17 @@ in a fresh process that reports its own time (excluding imports) and peak RSS:
 - ``duckdb_bare``: ``SELECT keys, count(*), sum(weight) ... GROUP BY keys`` (the floor);
 - ``assess_<engine>``: ``safemicro.scale.assess_source`` (fk, Fk with NA wildcards,
   individual/global/household risk, k-violations) through polars-streaming, duckdb, spark
-  (local[2]; its JVM's memory is not in the Python process's peak RSS);
+  (local[2]; its JVM's memory is not in the Python process's peak RSS; the case then runs
+  polars-streaming on the same file, asserts that every number is identical and prints
+  both times); ``assess_<engine>+measures`` adds SUDA2 and the l-diversity of hhcivil
+  and age;
 - ``assess_polars``: read the file into memory and run ``safemicro.assess`` (the default);
 - ``anonymize_<engine>``: ``safemicro.scale.anonymize_source`` with a recode and local
   suppression to k = 3, the released Parquet written row group by row group.
 
 Prints seconds, seconds per 10M rows, peak RSS, the ratio to the bare group-by in the same
-run and the ratio to sdcMicro's 1M-row ``measure_risk`` time scaled linearly.
+run, the ratio to sdcMicro's 1M-row ``measure_risk`` time scaled linearly and the 1-minute
+load average at the end of the case (the machine is shared).
 Run big sizes under the shared lock::
 
     flock /work/wt/bigmem.lock /usr/bin/time -v python bench/bench_scale.py \
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -128,6 +133,9 @@ def run_case(case: str, path: str) -> dict:
         from safemicro.scale import assess_source
 
         name = case.removeprefix("assess_").replace("_", "-")
+        if name.endswith("+measures"):  # SUDA2 and l-diversity too
+            name = name.removesuffix("+measures")
+            roles = {**roles, "suda": True, "sensitive": ["hhcivil", "age"]}
         # built outside the timing, as duckdb is imported outside it (Spark: the JVM starts)
         engine = get_engine(name, master="local[2]") if name == "spark" else get_engine(name)
 
@@ -140,14 +148,18 @@ def run_case(case: str, path: str) -> dict:
         "seconds": time.perf_counter() - wall,
         "cpu_seconds": time.process_time() - cpu,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "load_1min": os.getloadavg()[0],
     }
     if "summary" in extra:
         out["steps"] = extra["summary"]["timings_seconds"]
-        if case == "assess_spark":
+        if case.startswith("assess_spark"):
             from safemicro.scale import assess_source
 
+            t0 = time.perf_counter()
             ref = assess_source(path, engine="polars-streaming", **roles).summary
+            out["polars_streaming_seconds"] = time.perf_counter() - t0
             out["same_numbers_as_polars"] = _same(extra["summary"], ref)
+            assert out["same_numbers_as_polars"], "Spark's numbers differ from polars-streaming's"
     elif "steps" in extra:
         out["steps"] = {k: round(v, 3) for k, v in extra["steps"].items()}
     return out
@@ -165,7 +177,12 @@ def _same(a: dict, b: dict) -> bool:
     exact = [("k_anonymity",), ("missing_in_keys",), ("household_risk", "household_sizes")]
     same = all(_get(a, path) == _get(b, path) for path in exact)
     ind = all(a["individual_risk"][k] == b["individual_risk"][k] for k in ("max", "median", "n_risky", "histogram"))
-    return close and same and ind
+    suda = (a["suda2"] is None) == (b["suda2"] is None)
+    if a["suda2"] is not None:
+        x, y = dict(a["suda2"]), dict(b["suda2"])
+        suda = math.isclose(x.pop("sum_dis"), y.pop("sum_dis"), rel_tol=1e-12) and x == y
+    ldiv = a["l_diversity"] == b["l_diversity"]  # computed from the same pair counts
+    return close and same and ind and suda and ldiv
 
 
 def _get(d: dict, path: tuple) -> object:
@@ -207,7 +224,7 @@ def main() -> None:
     results = []
     print(
         f"{'rows':>11} {'miss':>5} {'case':<27} {'s':>7} {'s/10M':>6} {'cpu s':>7} {'RSS GB':>6} "
-        f"{'x duckdb':>8} {'x duckdb cpu':>12} {'x sdcMicro':>10}"
+        f"{'x duckdb':>8} {'x duckdb cpu':>12} {'x sdcMicro':>10} {'load':>5}"
     )
     for n in [int(x) for x in a.sizes.split(",")]:
         for missing in [float(x) for x in a.missing.split(",")]:
@@ -232,11 +249,14 @@ def main() -> None:
                 print(
                     f"{n:>11,} {missing:>5g} {case:<27} {r['seconds']:>7.2f} {r['seconds'] / n * 1e7:>6.2f} "
                     f"{r['cpu_seconds']:>7.2f} {r['peak_rss_gb']:>6.2f} {ratio:>8.2f} {ratio_cpu:>12.2f} "
-                    f"{vs_sdc:>10.4f}  {r.get('steps', '')}",
+                    f"{vs_sdc:>10.4f} {r['load_1min']:>5.1f}  {r.get('steps', '')}",
                     flush=True,
                 )
                 if "same_numbers_as_polars" in r:
-                    print(f"{'':>17} spark numbers identical to polars-streaming: {r['same_numbers_as_polars']}")
+                    print(
+                        f"{'':>17} spark local[2] {r['seconds']:.1f} s, polars-streaming {r['polars_streaming_seconds']:.1f} s "
+                        f"on the same file ({r['seconds'] / r['polars_streaming_seconds']:.1f}x); every number identical"
+                    )
                 results.append(
                     {"rows": n, "missing": missing, "case": case, **r, "x_duckdb": ratio, "x_sdcmicro": vs_sdc}
                 )

@@ -33,7 +33,8 @@ def scaled_testdata(n: int, seed: int = 20240601, missing_share: float = 0.0) ->
     draws = rng.integers(0, len(uniq), size=int(n / mean_size * 1.2) + 10)
     while size[draws].sum() < n:
         draws = np.concatenate([draws, rng.integers(0, len(uniq), size=len(draws) // 2 + 1)])
-    rows = np.concatenate([np.arange(start[d], start[d] + size[d]) for d in draws])
+    sizes = size[draws]  # the rows of each drawn household, vectorised
+    rows = np.repeat(start[draws] - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum())
     new_hid = np.repeat(np.arange(1, len(draws) + 1), size[draws])
     rows, new_hid = rows[:n], new_hid[:n]
     df = base.select(pl.all().gather(rows)).with_columns(pl.Series("ori_hid", new_hid))

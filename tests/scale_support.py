@@ -36,3 +36,28 @@ def assert_same_assessment(got: dict, ref: dict) -> None:
     assert got["household_risk"]["household_sizes"] == ref["household_risk"]["household_sizes"]
     assert [k["values"] for k in got["riskiest_keys"]] == [k["values"] for k in ref["riskiest_keys"]]
     assert [k["fk"] for k in got["riskiest_keys"]] == [k["fk"] for k in ref["riskiest_keys"]]
+
+
+def with_sensitive(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """``frame`` with two sensitive variables holding missing values: hhcivil with 2 %
+    nulls, and age as a float with 2 % NaN (NaN and null are both missing)."""
+    rng = np.random.default_rng(seed)
+    n = frame.height
+    return frame.with_columns(
+        pl.when(pl.Series(rng.random(n) < 0.02)).then(None).otherwise(pl.col("hhcivil")).alias("hhcivil"),
+        pl.when(pl.Series(rng.random(n) < 0.02)).then(float("nan")).otherwise(pl.col("age")).alias("age_f"),
+    )
+
+
+def assert_same_suda_and_ldiversity(got: dict, ref: dict) -> None:
+    """SUDA2 and l-diversity summaries equal to the in-memory ones (sums of per-record
+    floats to 1e-12 relative: they are added up in another order)."""
+    g, r = dict(got["suda2"]), dict(ref["suda2"])
+    assert g.pop("sum_dis") == pytest.approx(r.pop("sum_dis"), rel=1e-12)
+    assert g == r
+    assert got["l_diversity"].keys() == ref["l_diversity"].keys()
+    for s, kinds in ref["l_diversity"].items():
+        for kind, stats in kinds.items():
+            mine = dict(got["l_diversity"][s][kind])
+            assert mine.pop("mean") == pytest.approx(stats["mean"], rel=1e-12), (s, kind)
+            assert mine == {k: v for k, v in stats.items() if k != "mean"}, (s, kind)

@@ -1,6 +1,8 @@
 """The engines (polars in memory, polars streaming, DuckDB) give the same key table and
 the same assessment numbers as the in-memory ``assess`` on sdcMicro's testdata (weights,
-households, 3 % missing key cells as wildcards), read from a real Parquet file."""
+households, 3 % missing key cells as wildcards), read from a real Parquet file; SUDA2
+(on the key table) and l-diversity (one group-by of the keys and each sensitive variable,
+null and NaN sensitive values missing) too."""
 
 from __future__ import annotations
 
@@ -10,14 +12,17 @@ import pytest
 
 from safemicro.assess import assess
 from safemicro.engine import get_engine, key_table_from_counts
+from safemicro.errors import SafemicroError
 from safemicro.keys import build_key_table
 from safemicro.scale import assess_source, weighted_median
-from scale_support import KEYS7, assert_same_assessment, holey_testdata
+from scale_support import KEYS7, assert_same_assessment, assert_same_suda_and_ldiversity, holey_testdata, with_sensitive
+
+SENSITIVE = ["hhcivil", "age_f"]
 
 
 @pytest.fixture(scope="module")
 def frame() -> pl.DataFrame:
-    return holey_testdata(0.03, seed=11)
+    return with_sensitive(holey_testdata(0.03, seed=11), seed=12)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +34,8 @@ def parquet(frame, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(frame):
-    return assess(frame, keys=KEYS7, weight="sampling_weight", household="ori_hid", alpha=0.7).summary
+    roles = {"weight": "sampling_weight", "household": "ori_hid", "sensitive": SENSITIVE}
+    return assess(frame, keys=KEYS7, **roles, alpha=0.7, suda=True).summary
 
 
 def test_weighted_median_is_numpy_median():
@@ -63,8 +69,8 @@ def test_assessment_numbers_equal_in_memory_assess(parquet, reference, name):
 
 
 def test_cli_assess_with_an_out_of_core_engine(parquet, tmp_path):
-    """`safemicro assess --engine polars-streaming` writes the same JSON numbers as the
-    default engine on the same file."""
+    """`safemicro assess --engine polars-streaming` (with --suda and --sensitive) writes the
+    same JSON numbers as the default engine on the same file."""
     import json
 
     from typer.testing import CliRunner
@@ -72,6 +78,7 @@ def test_cli_assess_with_an_out_of_core_engine(parquet, tmp_path):
     from safemicro.cli import app
 
     args = ["--keys", ",".join(KEYS7), "--weight", "sampling_weight", "--household", "ori_hid"]
+    args += ["--sensitive", ",".join(SENSITIVE), "--suda"]
     outs = {}
     for engine in ("polars", "polars-streaming"):
         out = tmp_path / f"{engine}.json"
@@ -80,6 +87,7 @@ def test_cli_assess_with_an_out_of_core_engine(parquet, tmp_path):
         outs[engine] = json.loads(out.read_text())
     assert outs["polars-streaming"]["engine"] == "polars-streaming"
     assert_same_assessment(outs["polars-streaming"], outs["polars"])
+    assert_same_suda_and_ldiversity(outs["polars-streaming"], outs["polars"])
 
 
 @pytest.mark.parametrize("kind", ["string", "wide"])
@@ -94,3 +102,20 @@ def test_household_ids_that_do_not_index_an_array(frame, tmp_path, kind):
     got = assess_source(path, engine="polars-streaming", keys=KEYS7, household="ori_hid").summary["household_risk"]
     assert got["household_sizes"] == ref["household_sizes"]
     assert got["expected_reidentifications"] == pytest.approx(ref["expected_reidentifications"], rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["polars", "polars-streaming", "duckdb"])
+def test_suda2_and_ldiversity_equal_in_memory(parquet, reference, name):
+    roles = {"weight": "sampling_weight", "household": "ori_hid", "sensitive": SENSITIVE}
+    got = assess_source(parquet, engine=name, keys=KEYS7, **roles, alpha=0.7, suda=True).summary
+    assert reference["suda2"]["n_score_gt0"] > 0 and reference["l_diversity"]["hhcivil"]["distinct"]["n_eq1"] > 0
+    assert_same_suda_and_ldiversity(got, reference)
+
+
+def test_suda2_refused_when_the_key_table_groups_otherwise(frame, tmp_path):
+    """A key with fractions (SUDA2 truncates them, the key table does not): a clear error
+    pointing to the in-memory engine, not different numbers."""
+    path = tmp_path / "half.parquet"
+    frame.with_columns(pl.col("walls") / 2).write_parquet(path)
+    with pytest.raises(SafemicroError, match="engine polars"):
+        assess_source(path, engine="polars-streaming", keys=KEYS7, suda=True)

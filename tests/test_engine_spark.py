@@ -14,7 +14,7 @@ from safemicro.assess import assess
 from safemicro.engine import key_table_from_counts
 from safemicro.keys import build_key_table
 from safemicro.scale import assess_source
-from scale_support import KEYS7, assert_same_assessment, holey_testdata
+from scale_support import KEYS7, assert_same_assessment, assert_same_suda_and_ldiversity, holey_testdata, with_sensitive
 
 pytest.importorskip("pyspark")
 if shutil.which("java") is None:
@@ -54,6 +54,18 @@ def test_assessment_identical_from_parquet_and_spark_dataframe(frame, parquet, e
     for source in (parquet, sdf):
         got = assess_source(source, engine=engine, keys=KEYS7, weight="sampling_weight", household="ori_hid").summary
         assert_same_assessment(got, ref)
+
+
+def test_suda2_and_ldiversity_identical(frame, engine, tmp_path):
+    """SUDA2 on the collected key table and l-diversity from Spark's group-by of the keys
+    and each sensitive variable (null and NaN missing) equal the in-memory numbers."""
+    df = with_sensitive(frame, seed=12)
+    path = tmp_path / "sensitive.parquet"
+    df.write_parquet(path)
+    sensitive = ["hhcivil", "age_f"]
+    ref = assess(df, keys=KEYS7, weight="sampling_weight", sensitive=sensitive, suda=True).summary
+    got = assess_source(path, engine=engine, keys=KEYS7, weight="sampling_weight", sensitive=sensitive, suda=True)
+    assert_same_suda_and_ldiversity(got.summary, ref)
 
 
 def test_anonymize_on_spark_equals_in_memory(frame, parquet, engine, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from safemicro.assess import assess
 from safemicro.errors import SafemicroError
 from safemicro.scale import assess_source
-from scale_support import KEYS7, assert_same_assessment, holey_testdata
+from scale_support import KEYS7, assert_same_assessment, assert_same_suda_and_ldiversity, holey_testdata, with_sensitive
 from service_support import Postgres, postgres_bin
 
 pytestmark = pytest.mark.skipif(
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def frame() -> pl.DataFrame:
-    return holey_testdata(0.03, seed=11)
+    return with_sensitive(holey_testdata(0.03, seed=11), seed=12)
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +28,11 @@ def table(frame):
     import psycopg
 
     pg = Postgres().start()
-    cols = [*KEYS7, "sampling_weight", "ori_hid"]
+    cols = [*KEYS7, "sampling_weight", "ori_hid", "hhcivil"]
     with psycopg.connect(f"host=127.0.0.1 port={pg.port} user=sm dbname=postgres", autocommit=True) as c:
         c.execute("CREATE SCHEMA survey")
-        c.execute(f"CREATE TABLE survey.people ({', '.join(f'{k} integer' for k in cols)})")
+        c.execute(f"CREATE TABLE survey.people ({', '.join(f'{k} integer' for k in cols)}, age_f double precision)")
+        cols.append("age_f")
         with c.cursor().copy(f"COPY survey.people ({', '.join(cols)}) FROM STDIN") as cp:
             for row in frame.select(cols).iter_rows():
                 cp.write_row(row)
@@ -44,6 +45,15 @@ def test_assessment_in_postgresql_equals_in_memory(frame, table):
     got = assess_source(table, engine="sql", keys=KEYS7, weight="sampling_weight", household="ori_hid").summary
     assert got["source"] == "table survey.people"
     assert_same_assessment(got, ref)
+
+
+def test_suda2_and_ldiversity_in_postgresql_equal_in_memory(frame, table):
+    """l-diversity from the server's group-by of the keys and each sensitive variable
+    (null, and NaN in a double column, missing), SUDA2 from the key table."""
+    sensitive = ["hhcivil", "age_f"]
+    ref = assess(frame, keys=KEYS7, weight="sampling_weight", sensitive=sensitive, suda=True).summary
+    got = assess_source(table, engine="sql", keys=KEYS7, weight="sampling_weight", sensitive=sensitive, suda=True)
+    assert_same_suda_and_ldiversity(got.summary, ref)
 
 
 def test_missing_column_in_the_table(table):

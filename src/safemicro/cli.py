@@ -83,9 +83,9 @@ def assess(
     if engine != "polars":
         from safemicro.scale import assess_source
 
-        if records_out or suda or sensitive or numeric or household_level:
-            raise SafemicroError("--records, --suda, --sensitive, --numeric and --household-level need --engine polars")
-        scaled = assess_source(data, engine=engine, **options)
+        if records_out or numeric or household_level:
+            raise SafemicroError("--records, --numeric and --household-level need --engine polars")
+        scaled = assess_source(data, engine=engine, sensitive=_split(sensitive), suda=suda, **options)
         _write_all([(p, w) for p, w in ((json_out, scaled.write_json), (html_out, scaled.write_html)) if p])
         _print_summary(scaled.summary)
         return

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
+import polars as pl
 
 from safemicro.engine.table import KeyCounts, Source, key_table_from_counts
 
@@ -41,6 +42,11 @@ class Engine(Protocol):
         """Records and summed weights per distinct combination of key values. ``household``:
         the household id that :meth:`household_log_keep` will be asked about next (an engine
         may keep what it needs from the same pass)."""
+        ...
+
+    def value_counts(self, source: Source, keys: list[str], column: str) -> pl.DataFrame:
+        """Records per distinct (key values, ``column`` value): the key columns, ``column``
+        and ``__n`` (for l-diversity of a sensitive variable)."""
         ...
 
     def household_log_keep(

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet  # noqa: F401  (the engine reads Parquet metadata: imported with it)
 
+from safemicro.engine.row_groups import read_row_groups
 from safemicro.engine.table import KeyCounts
 from safemicro.errors import SafemicroError
 from safemicro.progress import progress
@@ -131,20 +132,9 @@ def packed_pass(
         state.offset = _household_offset(pf, path, household)
         h = pl.col(household)
         exprs.append((h - state.offset[0]).cast(pl.Int32).alias("__h") if state.offset else h.alias("__h"))
-    scan = pl.scan_parquet(str(path))
-    meta = pf.metadata
-    total = meta.num_row_groups
-    offset = 0
+    total = pf.metadata.num_row_groups
     with progress(total, f"reading {Path(str(path)).name}") as advance:
-        for g in range(total):
-            rows = meta.row_group(g).num_rows
-            try:
-                batch = scan.slice(offset, rows).select(exprs).collect()
-            except (pl.exceptions.PolarsError, OSError) as exc:
-                raise SafemicroError(
-                    f"row group {g} cannot be read ({str(exc).strip().splitlines()[0]})", file=str(path)
-                ) from None
-            offset += rows
+        for g, batch in enumerate(read_row_groups(path, pf.metadata, exprs)):
             code = batch.get_column("__c").to_numpy()
             count += np.bincount(code, minlength=packing.space)
             if weight:

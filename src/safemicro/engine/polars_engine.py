@@ -61,6 +61,10 @@ class PolarsEngine:
         out = self._collect(source, self.scan(source).group_by(keys).agg(pl.len().alias("__n"), w.alias("__w")))
         return KeyCounts(out.select(keys), out["__n"].cast(pl.Float64).to_numpy(), out["__w"].to_numpy())
 
+    def value_counts(self, source: Source, keys: list[str], column: str) -> pl.DataFrame:
+        lf = self.scan(source).group_by([*keys, column]).agg(pl.len().alias("__n"))
+        return self._collect(source, lf)
+
     def household_log_keep(
         self, source: Source, keys: list[str], household: str, key_values: pl.DataFrame, log_keep: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:

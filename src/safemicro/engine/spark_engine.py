@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from safemicro.engine.sql import SPARK, household_sql, key_counts_sql
+from safemicro.engine.sql import SPARK, household_sql, key_counts_sql, value_counts_sql
 from safemicro.engine.table import KeyCounts, Source, source_name
 from safemicro.errors import SafemicroError
 
@@ -68,6 +68,9 @@ class SparkEngine:
         return KeyCounts(
             out.select(keys), out["__n"].cast(pl.Float64).to_numpy(), out["__w"].cast(pl.Float64).to_numpy()
         )
+
+    def value_counts(self, source: Source, keys: list[str], column: str) -> pl.DataFrame:
+        return self._sql(source, value_counts_sql("__src", keys, column, SPARK), __src=self.frame(source))
 
     def household_log_keep(
         self, source: Source, keys: list[str], household: str, key_values: pl.DataFrame, log_keep: np.ndarray

@@ -27,6 +27,12 @@ def key_counts_sql(relation: str, keys: list[str], weight: str | None, d: Dialec
     return f"SELECT {cols}, COUNT(*) AS __n, {w} AS __w FROM {relation} GROUP BY {cols}"
 
 
+def value_counts_sql(relation: str, keys: list[str], column: str, d: Dialect = ANSI) -> str:
+    """One row per distinct (key values, ``column`` value): ``__n`` records (l-diversity)."""
+    cols = ", ".join(d.q(c) for c in (*keys, column))
+    return f"SELECT {cols}, COUNT(*) AS __n FROM {relation} GROUP BY {cols}"
+
+
 def household_sql(relation: str, key_relation: str, keys: list[str], household: str, d: Dialect = ANSI) -> str:
     """Per household: its size ``__size`` and Σ log(1 - r) ``__s`` over its members, the
     per-key ``__lk`` = log(1 - r) joined on the key values (missing matches missing)."""

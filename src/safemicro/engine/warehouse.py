@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from safemicro.engine.sql import ANSI, household_sql, key_counts_sql
+from safemicro.engine.sql import ANSI, household_sql, key_counts_sql, value_counts_sql
 from safemicro.engine.table import KeyCounts, Source
 from safemicro.errors import SafemicroError
 
@@ -89,6 +89,10 @@ class SqlEngine:
         return KeyCounts(
             out.select(keys), out["__n"].cast(pl.Float64).to_numpy(), out["__w"].cast(pl.Float64).to_numpy()
         )
+
+    def value_counts(self, source: Source, keys: list[str], column: str) -> pl.DataFrame:
+        t = SqlTable.parse(source)
+        return self._query(t, value_counts_sql(t.relation, keys, column))
 
     def household_log_keep(
         self, source: Source, keys: list[str], household: str, key_values: pl.DataFrame, log_keep: np.ndarray

@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from safemicro.atomic import atomic_path
+from safemicro.engine.row_groups import read_row_groups
 from safemicro.errors import SafemicroError
 
 
@@ -73,16 +74,7 @@ def write_released(
     with atomic_path(out, suffix=".parquet") as tmp:
         writer = None
         try:
-            scan = pl.scan_parquet(str(source))
-            offset = 0
-            for g in range(total):
-                rows = pf.metadata.row_group(g).num_rows
-                try:
-                    batch = scan.slice(offset, rows).collect()
-                except (pl.exceptions.PolarsError, OSError) as exc:
-                    msg = str(exc).strip().splitlines()[0]
-                    raise SafemicroError(f"row group {g} cannot be read ({msg})", file=str(source)) from None
-                offset += rows
+            for g, batch in enumerate(read_row_groups(source, pf.metadata)):
                 released = release(batch).select(names).to_arrow()
                 if writer is None:
                     writer = pq.ParquetWriter(str(tmp), released.schema)

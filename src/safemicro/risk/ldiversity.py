@@ -93,8 +93,13 @@ def _group_measures(g: np.ndarray, G: int, s: pl.Series, c: float) -> tuple[np.n
     if isna.any():
         p_grp = np.concatenate([p_grp, g[isna]])
         p_cnt = np.concatenate([p_cnt, np.ones(int(isna.sum()), dtype=p_cnt.dtype)])
-    p_cnt = p_cnt.astype(np.int64, copy=False)
+    return pair_measures(p_grp, p_cnt.astype(np.int64, copy=False), G, c)
 
+
+def pair_measures(p_grp: np.ndarray, p_cnt: np.ndarray, G: int, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """distinct, entropy, recursive per group from the (group, value) pairs: ``p_grp`` the
+    group of each pair, ``p_cnt`` its number of records (a missing value: a pair of its own
+    with count 1)."""
     distinct = np.bincount(p_grp, minlength=G)
     total = np.bincount(p_grp, weights=p_cnt, minlength=G)
     p = p_cnt / total[p_grp]
@@ -149,3 +154,35 @@ def ldiversity(frame: pl.DataFrame, keys: list[str], sensitive: list[str] | str,
         cols[f"ldiv_{s}_entropy"] = e[g]
         cols[f"ldiv_{s}_recursive"] = r[g]
     return LDiversityResult(keys, sensitive, float(c), pl.DataFrame(cols))
+
+
+def ldiversity_from_pairs(pairs: pl.DataFrame, keys: list[str], sensitive: str, *, c: float = 2.0) -> dict:
+    """The :meth:`LDiversityResult.summary` entry of ``sensitive`` from counted pairs
+    instead of records: ``pairs`` has one row per (key values, sensitive value) with its
+    number of records in ``__n`` (an engine's group-by; the records stay where they are).
+    Groups and values are coded as :func:`ldiversity` codes them, and a missing value
+    counted n times becomes n categories of one record, so the per-group measures are the
+    per-record ones; the summary weights each group by its records."""
+    from safemicro.keys import fold_keys
+
+    g = fold_keys(pairs, keys)[0]  # NaN and null keys share a group
+    G = int(g.max()) + 1 if len(g) else 0
+    n = pairs.get_column("__n").cast(pl.Int64).to_numpy()
+    codes, L, isna = _codes(pairs.get_column(sensitive))
+    ok = ~isna
+    u, inverse = np.unique(g[ok] * max(L, 1) + codes[ok], return_inverse=True)  # NaN/null rows merged
+    p_grp = np.concatenate([u // max(L, 1), np.repeat(g[isna], n[isna])])
+    p_cnt = np.concatenate([np.bincount(inverse, weights=n[ok], minlength=len(u)), np.ones(int(n[isna].sum()))])
+    p_cnt = p_cnt.astype(np.int64)
+    measures = dict(zip(("distinct", "entropy", "recursive"), pair_measures(p_grp, p_cnt, G, c)))
+    size = np.bincount(p_grp, weights=p_cnt, minlength=G)
+    total = float(size.sum())
+    out = {}
+    for kind, x in measures.items():
+        out[kind] = {
+            "min": float(x.min()) if G else float("nan"),
+            "mean": float((x * size).sum() / total) if total else float("nan"),
+            "n_eq1": int(size[x == 1].sum()),
+            "n_lt2": int(size[x < 2].sum()),
+        }
+    return out

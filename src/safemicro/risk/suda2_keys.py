@@ -24,7 +24,7 @@ import polars as pl
 from safemicro.keys import KeyTable
 from safemicro.risk.suda2 import Suda2Result, suda2, suda2_patterns
 
-__all__ = ["suda2_keys"]
+__all__ = ["suda2_key_summary", "suda2_keys"]
 
 
 def _levels(labels: pl.Series, missing: int) -> list | None:
@@ -55,19 +55,44 @@ def suda2_keys(
 ) -> Suda2Result:
     """:func:`~safemicro.risk.suda2.suda2` of ``frame`` on the key table's keys, computed on
     the key table ``kt`` of the same frame when that gives the same result."""
-    levels = [_levels(lab, missing) for lab in kt.labels]
-    if not original_scores or any(lv is None for lv in levels) or not 0.0 < dis_fraction < 1.0:
+    prepared = _patterns(kt, missing) if original_scores and 0.0 < dis_fraction < 1.0 else None
+    if prepared is None:
         return suda2(frame, kt.keys, missing=missing, dis_fraction=dis_fraction, original_scores=original_scores)
-    n, m = kt.n_records, len(kt.keys)
+    first = np.zeros(kt.n_keys, dtype=np.int64)
+    first[kt.record_key] = np.arange(kt.n_records, dtype=np.int64)
+    return suda2_patterns(kt.keys, kt.n_records, *prepared[:2], first, *prepared[2:], dis_fraction, original_scores)
+
+
+def suda2_key_summary(kt: KeyTable, *, missing: int = -999, dis_fraction: float = 0.01) -> dict | None:
+    """The :meth:`Suda2Result.summary` of the records that ``kt`` counts, from the key table
+    alone (no record index: the out-of-core engines). Every record of a key has the key's
+    score and DIS (0 unless the key holds one record), so the search runs with one "record"
+    per key and the DIS table's ``== 0`` row gets the other records of the keys. None when
+    the key table's grouping may differ from SUDA2's (see the module docstring)."""
+    prepared = _patterns(kt, missing)
+    if prepared is None:
+        return None
+    d = kt.n_keys
+    res = suda2_patterns(kt.keys, d, *prepared[:2], np.arange(d), *prepared[2:], dis_fraction, True)
+    summary = res.summary()
+    summary["dis_table"]["== 0"] += kt.n_records - d
+    return summary
+
+
+def _patterns(kt: KeyTable, missing: int):
+    """(patterns, counts, cardinalities, missing codes, levels) of the key table for
+    :func:`suda2_patterns`, or None when its grouping may differ from SUDA2's."""
+    levels = [_levels(lab, missing) for lab in kt.labels]
+    if any(lv is None for lv in levels):
+        return None
+    m = len(kt.keys)
     pat = np.asarray(kt.codes, dtype=np.int64)
-    cards = [len(lv) for lv in levels if lv is not None]  # none is None past the check above
+    cards = [len(lv) for lv in levels]
     miss_codes = [0] * m
     if m < 3:
-        warnings.warn("suda2: fewer than 3 key variables; constant dummy variables are added (M = 3)", stacklevel=2)
+        warnings.warn("suda2: fewer than 3 key variables; constant dummy variables are added (M = 3)", stacklevel=3)
         pat = np.hstack([pat, np.zeros((len(pat), 3 - m), dtype=np.int64)])
         cards += [1] * (3 - m)
         miss_codes += [-1] * (3 - m)
-    first = np.zeros(kt.n_keys, dtype=np.int64)
-    first[kt.record_key] = np.arange(n, dtype=np.int64)
     cnt = np.rint(kt.count).astype(np.int64)
-    return suda2_patterns(kt.keys, n, pat, cnt, first, cards, miss_codes, levels, dis_fraction, original_scores)
+    return pat, cnt, cards, miss_codes, levels

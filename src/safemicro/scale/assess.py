@@ -39,6 +39,8 @@ def assess_source(
     keys: Sequence[str] | None = None,
     weight: str | None = None,
     household: str | None = None,
+    sensitive: Sequence[str] = (),
+    suda: bool = False,
     roles: Roles | None = None,
     plan: Plan | None = None,
     alpha: float | None = None,
@@ -50,7 +52,9 @@ def assess_source(
     model_risk: bool | dict[str, Any] = False,
 ) -> Assessment:
     """Assess ``source`` (a Parquet/CSV path, a frame, a SQL table, a Spark DataFrame)
-    through ``engine``: k-anonymity, individual, global and household risk.
+    through ``engine``: k-anonymity, individual, global and household risk; with ``suda``
+    SUDA2 (on the key table), with ``sensitive`` variables l-diversity (one group-by of the
+    keys and the variable each).
 
     The per-record frame is not materialised (``records`` is empty); every summary number
     equals the in-memory :func:`safemicro.assess.assess`.
@@ -61,19 +65,20 @@ def assess_source(
         alpha = plan.alpha if alpha is None else alpha
         targets = targets or plan.targets.model_dump()
     alpha = 1.0 if alpha is None else alpha
-    roles = roles or Roles(keys=list(keys or []), weight=weight, household=household)
+    roles = roles or Roles(keys=list(keys or []), weight=weight, household=household, sensitive=list(sensitive))
     if not roles.keys:
         raise SafemicroError("the out-of-core engines need categorical key variables", file=source_name(source))
-    unsupported = [r for r in ("sensitive", "numeric_keys") if getattr(roles, r)]
+    unsupported = [r for r in ("numeric_keys",) if getattr(roles, r)]
     if unsupported:
         raise SafemicroError(
             f"engine {eng.name}: {', '.join(unsupported)} are measured by the in-memory engine only",
             file=source_name(source),
         )
-    check_columns(eng, source, [c for c in (*roles.keys, roles.weight, roles.household) if c])
+    check_columns(eng, source, [c for c in (*roles.keys, roles.weight, roles.household, *roles.sensitive) if c])
     ks = sorted({int(k) for k in (*DEFAULT_KS, *ks, *([targets["k"]] if targets and targets.get("k") else []))})
     timings: dict[str, float] = {}
-    with progress(3 if roles.household else 2, f"key table ({eng.name})", enabled=show_progress) as advance:
+    steps = 2 + bool(roles.household) + bool(suda) + bool(roles.sensitive)
+    with progress(steps, f"key table ({eng.name})", enabled=show_progress) as advance:
         t0 = time.perf_counter()
         kc = eng.key_counts(source, list(roles.keys), roles.weight, household=roles.household)
         kt = key_table_from_counts(kc, list(roles.keys), alpha=alpha, weighted=roles.weight is not None)
@@ -111,6 +116,21 @@ def assess_source(
                 "household_sizes": {str(i): int(c) for i, c in enumerate(size_counts) if c},
             }
             timings["household_risk"] = time.perf_counter() - t0
+        if suda:
+            advance("SUDA2")
+            t0 = time.perf_counter()
+            summary["suda2"] = _suda2(kt, source)
+            timings["suda2"] = time.perf_counter() - t0
+        if roles.sensitive:
+            from safemicro.risk.ldiversity import ldiversity_from_pairs
+
+            advance("l-diversity")
+            t0 = time.perf_counter()
+            summary["l_diversity"] = {
+                s: ldiversity_from_pairs(eng.value_counts(source, list(roles.keys), s), list(roles.keys), s)
+                for s in roles.sensitive
+            }
+            timings["l_diversity"] = time.perf_counter() - t0
         advance("done")
     summary["riskiest_keys"] = _riskiest_keys(Dataset(kt.values().head(0)), kt, key_risk, top)
     summary["variables"] = [
@@ -121,6 +141,20 @@ def assess_source(
     summary["timings_seconds"] = {k: round(v, 4) for k, v in timings.items()}
     summary["engine"] = eng.name
     return Assessment(summary=json_ready(summary), records=pl.DataFrame(), key_table=kt)
+
+
+def _suda2(kt, source) -> dict[str, Any]:
+    """SUDA2's summary from the key table, or a clear error when its grouping of the
+    records differs from SUDA2's (keys with fractions, or holding SUDA2's -999 code)."""
+    from safemicro.risk.suda2_keys import suda2_key_summary
+
+    found = suda2_key_summary(kt)
+    if found is None:
+        raise SafemicroError(
+            "SUDA2 out of core needs integer or text keys without the value -999 (use --engine polars)",
+            file=source_name(source),
+        )
+    return found
 
 
 def _raw_frequencies(kc, kt) -> tuple[np.ndarray, np.ndarray]:
