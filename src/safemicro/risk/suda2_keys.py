@@ -17,6 +17,7 @@ falls back to :func:`~safemicro.risk.suda2.suda2` otherwise:
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -58,9 +59,12 @@ def suda2_keys(
     prepared = _patterns(kt, missing) if original_scores and 0.0 < dis_fraction < 1.0 else None
     if prepared is None:
         return suda2(frame, kt.keys, missing=missing, dis_fraction=dis_fraction, original_scores=original_scores)
+    pat, cnt, cards, miss_codes, levels = prepared
     first = np.zeros(kt.n_keys, dtype=np.int64)
     first[kt.record_key] = np.arange(kt.n_records, dtype=np.int64)
-    return suda2_patterns(kt.keys, kt.n_records, *prepared[:2], first, *prepared[2:], dis_fraction, original_scores)
+    return suda2_patterns(
+        kt.keys, kt.n_records, pat, cnt, first, cards, miss_codes, levels, dis_fraction, original_scores
+    )
 
 
 def suda2_key_summary(kt: KeyTable, *, missing: int = -999, dis_fraction: float = 0.01) -> dict | None:
@@ -72,18 +76,22 @@ def suda2_key_summary(kt: KeyTable, *, missing: int = -999, dis_fraction: float 
     prepared = _patterns(kt, missing)
     if prepared is None:
         return None
+    pat, cnt, cards, miss_codes, levels = prepared
     d = kt.n_keys
-    res = suda2_patterns(kt.keys, d, *prepared[:2], np.arange(d), *prepared[2:], dis_fraction, True)
+    res = suda2_patterns(kt.keys, d, pat, cnt, np.arange(d), cards, miss_codes, levels, dis_fraction, True)
     summary = res.summary()
     summary["dis_table"]["== 0"] += kt.n_records - d
     return summary
 
 
-def _patterns(kt: KeyTable, missing: int):
+def _patterns(
+    kt: KeyTable, missing: int
+) -> tuple[np.ndarray, np.ndarray, list[int], list[int], list[list[Any]]] | None:
     """(patterns, counts, cardinalities, missing codes, levels) of the key table for
     :func:`suda2_patterns`, or None when its grouping may differ from SUDA2's."""
-    levels = [_levels(lab, missing) for lab in kt.labels]
-    if any(lv is None for lv in levels):
+    found = [_levels(lab, missing) for lab in kt.labels]
+    levels = [lv for lv in found if lv is not None]
+    if len(levels) < len(found):
         return None
     m = len(kt.keys)
     pat = np.asarray(kt.codes, dtype=np.int64)
