@@ -77,4 +77,39 @@ def test_assess_to_json_loads_no_report_or_model_library(tmp_path, suda):
     code = f"from safemicro.cli import app\ntry:\n    app({args!r})\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
     loaded = _loaded(code, tmp_path)
     assert [m for m in loaded if m in HEAVY or m == "safemicro.report"] == []
+    assert "yaml" not in loaded  # roles given as options: no plan file to parse
     assert json.loads((tmp_path / "risk.json").read_text())["n_records"] == 4580
+
+
+def test_reading_a_file_loads_no_numpy(tmp_path):
+    """`safemicro assess` decodes the file in a thread while NumPy is imported: the readers
+    must not need it (the writers do)."""
+    assert _loaded("import safemicro.io.readers", tmp_path) == ["polars", "safemicro.io"]
+
+
+def _blas_threads_after_assess(tmp_path: Path, env_threads: str | None) -> tuple[int, bool]:
+    """OpenBLAS's thread count and whether the GC is on after `assess` ran in a fresh process."""
+    args = ["assess", str(SDC_DATA / "testdata.csv"), "--keys", ",".join(KV7), "--json", str(tmp_path / "r.json")]
+    code = (
+        "import gc, os\nfrom safemicro.cli import app\n"
+        f"try:\n    app({args!r})\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "from threadpoolctl import threadpool_info\n"
+        "print('BLAS=%d GC=%d' % (min(p['num_threads'] for p in threadpool_info() if p['internal_api'] == 'openblas'),"
+        " gc.isenabled()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["PYTHONPATH"] = SRC
+    if env_threads:
+        env["OPENBLAS_NUM_THREADS"] = env_threads
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    line = next(x for x in run.stdout.splitlines() if x.startswith("BLAS="))
+    blas, gc_on = (int(part.split("=")[1]) for part in line.split())
+    return blas, bool(gc_on)
+
+
+def test_assess_starts_one_blas_thread_unless_told(tmp_path):
+    """The risk measures use BLAS on the key table at most: a pool of spinning threads at
+    NumPy's import is only start-up cost. A user's own setting wins; the GC is back on."""
+    assert _blas_threads_after_assess(tmp_path, None) == (1, True)
+    assert _blas_threads_after_assess(tmp_path, "2") == (2, True)
