@@ -5,6 +5,7 @@ Every user error ends in one line on stderr and exit code 2; nothing half-writte
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -375,7 +376,14 @@ def main() -> None:
     # Pydantic scans every installed package's entry points for its plugins (~10 ms) when it
     # builds the first model; no command uses any. PYDANTIC_DISABLE_PLUGINS= (empty) keeps them.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    app()
+    try:
+        app()
+    finally:
+        # The process ends here: Python's shutdown would walk every object still alive with the
+        # cyclic GC (~0.1 s of CPU after `assess` on a million records). Frozen, they are freed
+        # by reference counting and the OS as before; the outputs are closed files already.
+        gc.disable()
+        gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover
