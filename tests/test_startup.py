@@ -40,11 +40,23 @@ HEAVY = (
 NOT_AT_IMPORT = (*HEAVY, "polars", "numpy", "pydantic", "yaml", "safemicro.io", "safemicro.report")
 
 
-def _loaded(code: str, tmp_path: Path) -> list[str]:
-    """Run ``code`` in a fresh interpreter; the modules of NOT_AT_IMPORT it left loaded."""
+# the modules of the commands that live beside their libraries (safemicro.cli_groups)
+OTHER_COMMANDS = (
+    "safemicro.cli_synth",
+    "safemicro.attack.cli",
+    "safemicro.metadata.cli",
+    "safemicro.service.cli",
+    "safemicro.workbench.cli",
+    "safemicro.mobility.cli",
+    "safemicro.demo_mobility",
+)
+
+
+def _loaded(code: str, tmp_path: Path, watch: tuple[str, ...] = NOT_AT_IMPORT) -> list[str]:
+    """Run ``code`` in a fresh interpreter; the modules of ``watch`` it left loaded."""
     script = tmp_path / "probe.py"
     script.write_text(
-        "import sys\n" + code + f"\nprint('MODULES=' + ','.join(m for m in {NOT_AT_IMPORT!r} if m in sys.modules))\n"
+        "import sys\n" + code + f"\nprint('MODULES=' + ','.join(m for m in {watch!r} if m in sys.modules))\n"
     )
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
@@ -78,7 +90,26 @@ def test_assess_to_json_loads_no_report_or_model_library(tmp_path, suda):
     loaded = _loaded(code, tmp_path)
     assert [m for m in loaded if m in HEAVY or m == "safemicro.report"] == []
     assert "yaml" not in loaded  # roles given as options: no plan file to parse
+    assert _loaded(code, tmp_path, OTHER_COMMANDS) == []
     assert json.loads((tmp_path / "risk.json").read_text())["n_records"] == 4580
+
+
+def test_the_lazy_commands_are_what_their_modules_register():
+    """safemicro.cli_groups.LAZY names exactly what each registering function adds, and the
+    app lists its commands in the order the app with everything registered at import did."""
+    import typer
+    import typer.main
+
+    from safemicro import cli_groups
+    from safemicro.cli import app
+
+    added = {name: register for register in cli_groups.REGISTRARS for name in cli_groups.build(register)}
+    assert added == cli_groups.LAZY
+    eager = typer.Typer(add_completion=False, rich_markup_mode=None)
+    eager.registered_commands = list(app.registered_commands)
+    for register in cli_groups.REGISTRARS:
+        register(eager)
+    assert list(typer.main.get_command(app).commands) == list(typer.main.get_group(eager).commands)
 
 
 def test_reading_a_file_loads_no_numpy(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from safemicro.cli_groups import LazyGroup
 from safemicro.cli_support import check_outputs, err, out
 from safemicro.cli_support import friendly as _friendly
 from safemicro.cli_support import split_list as _split
@@ -20,6 +21,9 @@ from safemicro.cli_support import write_all as _write_all
 from safemicro.errors import SafemicroError
 
 app = typer.Typer(
+    # the commands that live beside their libraries (attack, document, serve, ...) are
+    # imported when named, not by every command (safemicro.cli_groups)
+    cls=LazyGroup,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -351,25 +355,6 @@ def demo(output: Path = typer.Option(Path("out"), "--out", help="output folder")
     paths = run_demo(output, console=out)
     for label, path in paths.items():
         out.print(f"{label}: {path}", highlight=False, markup=False)
-
-
-def _register_command_groups() -> None:
-    """Commands whose code lives beside their library: attack, document/publish, serve/token/audit, mobility,
-    workbench."""
-    from safemicro.attack.cli import register as register_attack
-    from safemicro.cli_synth import register as register_synth
-    from safemicro.demo_mobility import register_table
-    from safemicro.metadata.cli import register as register_metadata
-    from safemicro.mobility.cli import register as register_mobility
-    from safemicro.service.cli import register as register_service
-    from safemicro.workbench.cli import register as register_workbench
-
-    for register in (register_synth, register_attack, register_metadata, register_service, register_workbench):
-        register(app)
-    register_table(register_mobility(app))
-
-
-_register_command_groups()
 
 
 def main() -> None:
