@@ -33,7 +33,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from safemicro.atomic import write_text
@@ -327,6 +326,8 @@ class Plan(_Strict):
     def to_yaml(self) -> str:
         """The plan as YAML (field order as in the model; loads back to an equal plan)."""
         data = self.model_dump(mode="python")
+        import yaml  # here, not at the top: `safemicro assess --keys ...` reads no YAML
+
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
     # -- checks against data --------------------------------------------------------------
@@ -367,6 +368,8 @@ def _loc(loc: tuple[Any, ...], what: str) -> str:
 
 def parse_yaml(text: str, source: str | None) -> Any:
     """YAML text to Python; a syntax error names ``source``, the line and the column."""
+    import yaml
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -13,11 +13,14 @@ decimals than :data:`MAX_DECIMALS` (computed values, such as noise added to a me
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
 
 from safemicro.io.dataset import Dataset
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["MAX_DECIMALS", "format_decimals", "input_decimals", "keep_perturbation", "tidy_numbers"]
 
@@ -42,6 +45,8 @@ def format_decimals(fmt: str | None) -> int | None:
 
 def _value_decimals(s: pl.Series) -> int | None:
     """The fewest decimals (0..MAX_DECIMALS) that write every value of ``s`` exactly."""
+    import numpy as np  # here: reading a file (safemicro.io) needs no NumPy, see safemicro.cli
+
     x = s.cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
     x = x[np.isfinite(x)]
     if len(x) == 0:
@@ -107,6 +112,8 @@ def keep_perturbation(decimals: int, original: np.ndarray, released: np.ndarray,
 
     ``original`` and ``released`` are the same records' values (NaN: missing).
     """
+    import numpy as np
+
     ok = ~(np.isnan(original) | np.isnan(released))
     change = np.abs(released[ok] - original[ok])
     change = change[change > 0]
