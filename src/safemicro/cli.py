@@ -129,7 +129,9 @@ def assess(
 
 def _model_risk_option(enabled: bool, methods: list[str]) -> bool | dict:
     """``--model-risk`` alone: True; with ``--model-risk-method``: the estimators to add."""
-    from safemicro.risk.model_methods import METHODS
+    if not methods:
+        return enabled
+    from safemicro.risk.model_methods import METHODS  # SciPy: only when estimators are named
 
     chosen = [m for value in methods for m in _split(value)]
     for m in chosen:
