@@ -115,6 +115,8 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
             },
         )
         self._precompute_tables()  # declared tables: protected once, jointly (see .tables)
+        if any(ds.dp.enabled for ds in cfg.datasets.values()):
+            self._warm_dp()
 
     def _load(self, name: str, ds: DatasetConfig) -> None:
         from safemicro import io
