@@ -393,7 +393,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
             m = ds.measures[q.measure]
             step = quantiles.granularity(m.lower, m.upper, m.granularity)
             ranks = quantiles.cell_values(
-                records, by, q.measure, q.quantile, ds.policy.threshold, step, margins=margins
+                records, by, q.measure, q.quantile, ds.policy.threshold, step, margins=margins, unit="_unit"
             )
             cells = cells.join(ranks.drop("rank_ok"), on=by, how="left", nulls_equal=True)
             table = protection.protect(cells, by, q.statistic, policy, margins=margins)
