@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 import yaml
 
-from service_support import Server, make_keys, post_query, token
+from service_support import Server, make_keys, node_config, post_query, token
 
 T = 10
 
@@ -48,18 +48,12 @@ def node(tmp_path_factory):
         "queries": ["count", "quantile"],
         "policy": {"threshold": T, "secondary": False},
     }
-    cfg = {
-        "audience": "node-test",
-        "database": f"duckdb:///{folder / 'state.duckdb'}",
-        "issuer_public_key": "issuer.pub",
-        "signing_key": "node.key",
-        "audit_log": "audit.jsonl",
-        "datasets": {
-            "households": {**base, "unit": "hhid"},
-            # the same records counted as persons (a file without the household id)
-            "persons": {**base, "file": "persons.csv", "unit": "person_id"},
-        },
+    datasets = {
+        "households": {**base, "unit": "hhid"},
+        # the same records counted as persons (a file without the household id)
+        "persons": {**base, "file": "persons.csv", "unit": "person_id"},
     }
+    cfg = node_config(folder, datasets)
     (folder / "service.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     s = Server(folder / "service.yaml").start()
     yield s, token(folder, subject="q-units")
