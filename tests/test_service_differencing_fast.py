@@ -147,3 +147,30 @@ def test_one_record_per_unit_the_unit_ledger_decides_for_both(seed, n, threshold
             units.commit(cells)
             if magnitude:
                 records.commit(cells)
+
+
+def test_the_first_group_found_and_the_smallest_agree_on_existence():
+    """The node's search stops at the first group it finds (any gap accepted); on random
+    ledgers it finds one exactly when the minimising search does, never a smaller one, and
+    below the threshold (the MILP over all small atoms, as the guard would pass them)."""
+    from safemicro.service.differencing_milp import smallest_group
+
+    seen = {True: 0, False: 0}
+    for seed in range(40):
+        rng = np.random.default_rng(100 + seed)
+        df = _frame(rng, int(rng.integers(60, 300)))
+        threshold = int(rng.integers(3, 9))
+        guard = DifferencingGuard(df, 1)  # unchecked commits: ledgers with and without groups
+        for _ in range(int(rng.integers(1, 5))):
+            guard.commit(_request(rng))
+        state = guard._state
+        small = np.flatnonzero(state.counts < threshold)
+        if state.cells is None or len(small) == 0:
+            continue
+        best = smallest_group(state.cells, state.counts, small, threshold, smallest=True)
+        first = smallest_group(state.cells, state.counts, small, threshold, smallest=False)
+        assert (best is None) == (first is None)
+        if best is not None:
+            assert best <= first < threshold
+        seen[best is None] += 1
+    assert seen[True] and seen[False]  # both outcomes occurred
