@@ -215,6 +215,19 @@ def write_config(
     return path
 
 
+def node_config(folder: Path, datasets: dict, audience: str = "node-test") -> dict:
+    """A service config over the keys of `make_keys(folder)`, a DuckDB store and an audit log in
+    `folder`, serving `datasets`."""
+    return {
+        "audience": audience,
+        "database": f"duckdb:///{folder / 'state.duckdb'}",
+        "issuer_public_key": "issuer.pub",
+        "signing_key": "node.key",
+        "audit_log": "audit.jsonl",
+        "datasets": datasets,
+    }
+
+
 def _copy(folder: Path, csv: Path, name: str) -> str:
     """The records of `csv` as other units (person ids prefixed with `name`)."""
     out = folder / f"people_{name}.csv"

@@ -43,6 +43,7 @@ import numpy as np
 import polars as pl
 
 from safemicro.errors import SafemicroError
+from safemicro.service.differencing_cells import independent_cells
 from safemicro.service.differencing_ledger import _Ledger, _State
 from safemicro.service.differencing_milp import smallest_group
 from safemicro.service.differencing_predicates import canonical, predicate_expr, predicate_mask
@@ -50,6 +51,7 @@ from safemicro.service.differencing_predicates import canonical, predicate_expr,
 __all__ = ["Verdict", "DifferencingGuard", "predicate_expr", "predicate_mask", "canonical"]
 
 _ENUMERATE_MAX = 12  # 0/1 search by enumeration up to this many free directions, MILP above
+_FEWER_CELLS = True  # the MILP over an independent subset of the cells (same span; tests compare)
 
 
 _CONTROLLER: list = []
@@ -320,10 +322,13 @@ class DifferencingGuard(_Ledger):
             return hashlib.sha1(np.flatnonzero(mask).tobytes()).digest()
 
         cleared: set = set()
+        spanning: list = []  # the cells for the MILP: an independent subset (.differencing_cells)
 
         def exact(rows: np.ndarray) -> int | None:
             """The MILP over the released cells for the atoms ``sub[rows]`` (see .differencing_milp)."""
-            return smallest_group(state.cells, counts, sub[rows], t, smallest=self._smallest)
+            if not spanning:
+                spanning.append(independent_cells(state.cells, basis, counts) if _FEWER_CELLS else state.cells)
+            return smallest_group(spanning[0], counts, sub[rows], t, smallest=self._smallest)
 
         group = _zero_one_search(z, counts[sub], t, exact, key=records_key, skip=state.cleared, cleared=cleared)
         if group is None:

@@ -29,8 +29,8 @@ def smallest_group(
     """Smallest number of records (1..threshold-1) in a union of ``candidates`` atoms whose
     indicator is in the row space of ``cells`` (sparse, cells × atoms); None when there is
     none, 1 when the solver did not decide within ``time_limit`` (fail closed). Without
-    ``smallest``, the size of the first such union found (a feasibility problem: faster
-    when a group exists, the same answer to "is there one")."""
+    ``smallest``, the size of the first such union found (the same answer to "is there
+    one")."""
     from scipy import sparse
     from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -47,12 +47,15 @@ def smallest_group(
     lb = np.concatenate([np.full(k, -np.inf), np.zeros(nb)])
     ub = np.concatenate([np.full(k, np.inf), np.ones(nb)])
     integrality = np.concatenate([np.zeros(k), np.ones(nb)])
+    # Always the weight as objective: HiGHS proves "no group" about 3x faster with it than
+    # as a pure feasibility problem (13 MILPs of the mixed bench, 7.7 s against 22.7 s).
+    # Without ``smallest`` any gap is accepted: it stops at the first group it finds.
     res = milp(
-        cost if smallest else np.zeros_like(cost),
+        cost,
         constraints=cons,
         integrality=integrality,
         bounds=Bounds(lb, ub),
-        options={"time_limit": time_limit},
+        options={"time_limit": time_limit, **({} if smallest else {"mip_rel_gap": 1e9})},
     )
     if res.status == 0:
         return int(round(float(cost @ res.x)))

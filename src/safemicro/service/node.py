@@ -36,6 +36,7 @@ from safemicro.service.node_dp import _DPTables
 from safemicro.service.node_tables import _DeclaredTables, service_policy
 from safemicro.service.population import (
     check_aligned,
+    one_record_per_unit,
     open_ledgers,
     populations,
     quota_ledger,
@@ -95,6 +96,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         self.populations = populations(cfg)  # refuses the same units served twice without one ledger
         for name, ds in cfg.datasets.items():
             self._load(name, ds)
+        self.unit_is_record = {name: one_record_per_unit(f) for name, f in self.records.items()}
         for pop in {id(p): p for p in self.populations.values()}.values():
             lock = threading.Lock()  # one lock per population: its members share ledger and budget
             for member in pop.members:
@@ -115,6 +117,8 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
             },
         )
         self._precompute_tables()  # declared tables: protected once, jointly (see .tables)
+        if any(ds.dp.enabled for ds in cfg.datasets.values()):
+            self._warm_dp()
 
     def _load(self, name: str, ds: DatasetConfig) -> None:
         from safemicro import io
@@ -276,6 +280,9 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
             keys = cell_keys(self.records[q.dataset], released, ds.measures[q.measure].column)
         released, suppressed = pop.remap(q.dataset, released), pop.remap(q.dataset, suppressed)
         ledgers = [pop.ledger] + ([record_ledger(pop.ledger)] if q.kind in MAGNITUDES else [])
+        # one record per unit: the record ledger holds a subset of the unit ledger's cells over
+        # the same entities, so whatever it would refuse the unit ledger refuses (see .population)
+        checked = ledgers[:1] if self.unit_is_record[q.dataset] else ledgers
         with self.locks[q.dataset]:
             with self._ledger_section(pop.ledger) as c:
                 again = self.store.cached_release(qid, c)
@@ -295,7 +302,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
                         v
                         for v in (
                             self.guards[ledger].check(released, suppressed=suppressed, locate=False)
-                            for ledger in ledgers
+                            for ledger in checked
                         )
                         if not v.ok
                     ),
@@ -391,7 +398,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
             m = ds.measures[q.measure]
             step = quantiles.granularity(m.lower, m.upper, m.granularity)
             ranks = quantiles.cell_values(
-                records, by, q.measure, q.quantile, ds.policy.threshold, step, margins=margins
+                records, by, q.measure, q.quantile, ds.policy.threshold, step, margins=margins, unit="_unit"
             )
             cells = cells.join(ranks.drop("rank_ok"), on=by, how="left", nulls_equal=True)
             table = protection.protect(cells, by, q.statistic, policy, margins=margins)

@@ -217,6 +217,14 @@ def open_ledgers(pop: Population, frames: Mapping[str, pl.DataFrame], cfg, store
     return out
 
 
+def one_record_per_unit(frame: pl.DataFrame) -> bool:
+    """Does every unit of an answering frame have exactly one record? Then the record-level
+    ledger is implied by the unit ledger: same entities and sizes, and its cells (sums, means,
+    quantiles) are a subset of the unit ledger's (every release), so a span, a small group or
+    a narrowed interval it holds, the unit ledger holds too."""
+    return bool(frame.get_column("_unit").is_unique().all())
+
+
 def quota_ledger(ledger: str) -> str:
     """Name of the ledger of quantile levels released per set of records."""
     return f"{ledger}#quantiles"

@@ -9,10 +9,12 @@ and percentiles, made safe):
 1. **A small public set of levels.** Only the levels of the dataset's policy
    (``policy.quantiles``, default 0.1, 0.25, 0.5, 0.75, 0.9; each within [0.05, 0.95]) are
    answered; any other q is refused (422). Minima, maxima and q = 0 or 1 are never released.
-2. **Enough records on each side.** In a cell of n records the q-quantile sits at rank
-   k = ceil(q·n); the cell is answered only when k ≥ T and n − k ≥ T (T the threshold), so
-   that at least T records lie at or below the rank and T above it. Otherwise the cell is
-   suppressed (rule ``quantile_rank``).
+2. **Enough units on each side.** In a cell of n records the q-quantile sits at rank
+   k = ceil(q·n); the cell is answered only when the records of ranks 1..k belong to at
+   least T distinct units and those of ranks k+1..n to at least T (T the threshold; units
+   are persons, or households when the dataset's unit is a household id, so the members
+   of a few households are not "T records" on one side). Otherwise the cell is suppressed
+   (rule ``quantile_rank``).
 3. **Never one record's value.** The answer is the mean of the 2T order statistics around
    the rank (ranks k−T+1 … k+T), rounded to the measure's published granularity
    (``granularity`` in the config, else a round number near a hundredth of the clamping
@@ -81,15 +83,29 @@ def _levels(by: list[str], margins: bool) -> list[list[str]]:
 
 
 def cell_values(
-    records: pl.DataFrame, by: list[str], measure: str, q: float, threshold: int, step: float, *, margins: bool
+    records: pl.DataFrame,
+    by: list[str],
+    measure: str,
+    q: float,
+    threshold: int,
+    step: float,
+    *,
+    margins: bool,
+    unit: str | None = None,
 ) -> pl.DataFrame:
     """Per cell (and margin): ``value`` (the rounded mean of the 2T order statistics around
-    rank ceil(q·n)) and ``rank_ok`` (at least T records on each side of the rank)."""
+    rank ceil(q·n)) and ``rank_ok`` (at least T records on each side of the rank; with a
+    ``unit`` column, at least T distinct units among the records on each side)."""
     t = int(threshold)
     n = pl.len()
     k = (n.cast(pl.Float64) * q).ceil().cast(pl.Int64)
     window = pl.col(measure).sort().slice((k - t).clip(0), 2 * t).mean()
-    aggs = [window.alias("value"), ((k >= t) & (n.cast(pl.Int64) - k >= t)).alias("rank_ok")]
+    if unit is None:
+        ok = (k >= t) & (n.cast(pl.Int64) - k >= t)
+    else:  # the units of the records in rank order (ties in a fixed order)
+        ordered = pl.col(unit).sort_by(measure, unit)
+        ok = (ordered.slice(0, k).n_unique() >= t) & (ordered.slice(k, n).n_unique() >= t)
+    aggs = [window.alias("value"), ok.alias("rank_ok")]
     frames = []
     for level in _levels(by, margins):
         f = records.group_by(level).agg(aggs) if level else records.select(aggs)

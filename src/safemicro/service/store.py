@@ -126,9 +126,17 @@ class Store:
         # `safemicro token revoke --config` may write to it while the node runs).
         self._releases: dict[str, str] = {}
         self._revoked: set[str] | None = None
+        # The embedded store also knows every stored query id (a superset: an id is added
+        # when its release is written, before the commit), so a fresh query needs no read
+        # under the store's lock to learn that it is fresh; and the budget rows that exist.
+        self._saved: set[str] | None = None
+        self._budget_rows: set[tuple[str, str, str]] | None = None
         if not self.postgres:
             with self.transaction() as c:
                 self._revoked = {r.jti for r in c.execute(sa.select(self.revoked.c.jti))}
+                self._saved = {r.query_id for r in c.execute(sa.select(self.releases.c.query_id))}
+                b = self.budgets.c
+                self._budget_rows = {tuple(r) for r in c.execute(sa.select(b.dataset, b.scope, b.scope_id))}
 
     # ----- plumbing
 
@@ -278,6 +286,8 @@ class Store:
         body = self._releases.get(query_id)
         if body is not None:
             return body
+        if self._saved is not None and query_id not in self._saved:
+            return None  # never written by this (the only) process: nothing to read
         q = sa.select(self.releases.c.body).where(self.releases.c.query_id == query_id)
         if c is None:
             with self.transaction() as conn:
@@ -291,6 +301,8 @@ class Store:
         return row.body
 
     def save_release(self, c: sa.Connection, query_id: str, dataset: str, body: str) -> None:
+        if self._saved is not None:
+            self._saved.add(query_id)  # before the insert: a rolled-back id only costs a read
         c.execute(sa.insert(self.releases).values(query_id=query_id, dataset=dataset, body=body, created=time.time()))
 
     # ----- revocation
@@ -322,9 +334,11 @@ class Store:
         """
         reservation = uuid.uuid4().hex
         keys = sorted(caps)  # a fixed lock order: no deadlock between concurrent reservations
+        known = self._budget_rows if self._budget_rows is not None else set()
         with self.transaction() as c:
             for scope, scope_id in keys:
-                self._ensure_budget_row(c, dataset, scope, scope_id, caps[(scope, scope_id)])
+                if (dataset, scope, scope_id) not in known:
+                    self._ensure_budget_row(c, dataset, scope, scope_id, caps[(scope, scope_id)])
             b = self.budgets.c
             cond = sa.or_(*[sa.and_(b.scope == s, b.scope_id == i) for s, i in keys])
             q = sa.select(self.budgets).where(b.dataset == dataset, cond).order_by(b.scope, b.scope_id)
@@ -353,6 +367,8 @@ class Store:
                     created=time.time(),
                 )
             )
+        if self._budget_rows is not None:  # committed: the rows exist from now on
+            self._budget_rows.update((dataset, s, i) for s, i in keys)
         return reservation
 
     def _ensure_budget_row(self, c: sa.Connection, dataset: str, scope: str, scope_id: str, cap: float) -> None:
