@@ -86,6 +86,28 @@ def test_parquet_in_chunks_same_rows_and_report(tmp_path):
     assert a.equals(b)
 
 
+def test_small_row_groups_are_cleaned_in_big_chunks(tmp_path):
+    """A Parquet day written with tiny row groups is cleaned in chunks of up to chunk_rows
+    rows (here 5 rows in groups of 1 with a dictionary column, which pyarrow will not batch
+    across groups: one clean part, not one per row group; in chunks of 3:
+    two), with the bad row still reported at its file row."""
+    src = R1 / "events" / "date=2024-01-02" / "events.csv"
+    lines = src.read_text().splitlines()
+    lines.insert(3, "s1,not a time,C1,call,true,s2")  # data row 3
+    pq_dir = tmp_path / "pq" / "date=2024-01-02"
+    pq_dir.mkdir(parents=True)
+    csv = tmp_path / "e.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    frame = pl.read_csv(csv, infer_schema=False).with_columns(pl.col("event_type").cast(pl.Categorical))
+    frame.write_parquet(pq_dir / "e.parquet", row_group_size=1)  # dictionary-encoded, as generated
+    for chunk_rows, parts in ((100, 1), (3, 2)):
+        out = ingest(tmp_path / "pq", R1 / "cells.csv", R1 / "bridge.csv", tmp_path / "b", KEY, chunk_rows=chunk_rows)
+        assert len(list((tmp_path / "b" / "events" / "date=2024-01-02").glob("part-*.parquet"))) == parts
+    assert out["days"][0]["rows"] == 5 and out["days"][0]["clean_rows"] == 4
+    bad = pl.read_parquet(tmp_path / "b" / "bad_rows" / "date=2024-01-02" / "part-0.parquet")
+    assert bad["row"].to_list() == [3]
+
+
 def test_missing_column_names_file_and_column(tmp_path):
     events = tmp_path / "events" / "date=2024-01-01"
     events.mkdir(parents=True)

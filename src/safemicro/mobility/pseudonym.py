@@ -73,14 +73,47 @@ class PseudonymMap:
         return sum(m.height for m in self._maps.values())
 
     def apply(self, values: pl.Series) -> pl.Series:
-        """The pseudonyms of ``values`` (nulls stay null), in order."""
+        """The pseudonyms of ``values`` (nulls stay null), in order: one join against the
+        numbers seen so far, then HMAC of the distinct numbers it did not find (a second join
+        only when there were any)."""
         kind = "int" if values.dtype.is_integer() else "str"
         raw = (values.cast(pl.Int64) if kind == "int" else values.cast(pl.String)).alias("raw")
         known = self._maps.get(kind, pl.DataFrame(schema={"raw": raw.dtype, "pseudo": pl.UInt64}))
-        new = raw.drop_nulls().unique().to_frame().join(known, on="raw", how="anti")
+        out = raw.to_frame().join(known, on="raw", how="left", maintain_order="left")["pseudo"]
+        new = raw.filter(out.is_null() & raw.is_not_null()).unique().to_frame()
         if new.height:
             texts = canonical(new["raw"]).to_list()
             new = new.with_columns(pseudo=pl.Series(hmac64(self._key, texts), dtype=pl.UInt64))
-            known = self._maps[kind] = pl.concat([known, new])
-        out = raw.to_frame().join(known, on="raw", how="left", maintain_order="left")["pseudo"]
+            self._maps[kind] = pl.concat([known, new], rechunk=True)
+            found = raw.to_frame().join(new, on="raw", how="left", maintain_order="left")["pseudo"]
+            out = out.fill_null(found)
         return out.alias(values.name)
+
+    def pseudonymise(self, frame: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:
+        """``frame`` with each raw-number column ``c`` of ``columns`` replaced by the
+        pseudonym column ``columns[c]`` (nulls stay null). Rows keep their content but not
+        their order: the lookups are parallel hash joins against the numbers seen so far,
+        and only the distinct numbers not seen yet are HMAC-ed."""
+        kinds = {c: "int" if frame[c].dtype.is_integer() or frame[c].dtype == pl.Null else "str" for c in columns}
+        if len(set(kinds.values())) > 1:  # mixed spellings: column by column, in order
+            return frame.with_columns(self.apply(frame[c]).alias(c) for c in columns).rename(columns)
+        kind = next(iter(kinds.values()))
+        dtype = pl.Int64 if kind == "int" else pl.String
+        known = self._maps.get(kind, pl.DataFrame(schema={"raw": dtype, "pseudo": pl.UInt64}))
+        lf = frame.lazy().with_columns(pl.col(c).cast(dtype) for c in columns)
+        for c, name in columns.items():
+            lf = lf.join(known.lazy().rename({"raw": c, "pseudo": name}), on=c, how="left")
+        out = lf.collect()
+        missing = pl.concat([out.filter(pl.col(n).is_null())[c].drop_nulls() for c, n in columns.items()])
+        new = missing.unique().alias("raw").to_frame()
+        if new.height:
+            new = new.with_columns(
+                pseudo=pl.Series(hmac64(self._key, canonical(new["raw"]).to_list()), dtype=pl.UInt64)
+            )
+            self._maps[kind] = pl.concat([known, new], rechunk=True)
+            lf = out.lazy()
+            for c, n in columns.items():
+                lf = lf.join(new.lazy().rename({"raw": c, "pseudo": "_new"}), on=c, how="left")
+                lf = lf.with_columns(pl.col(n).fill_null(pl.col("_new"))).drop("_new")
+            out = lf.collect()
+        return out.drop(list(columns))
