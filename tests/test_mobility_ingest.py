@@ -221,3 +221,21 @@ def test_cell_versions_by_validity_dates(tmp_path):
     )
     with pytest.raises(SafemicroError, match="C1.*two versions valid on 2024-01-02"):
         ingest(R1 / "events", cells, R1 / "bridge.csv", tmp_path / "out2", KEY)
+
+
+def test_generator_writes_a_day_in_blocks_of_sims(tmp_path, monkeypatch):
+    """A day of more SIMs than a block is written as one part per block (a billion-event
+    run never holds a day whole): each SIM in one block only, reproducible, same rates."""
+    import safemicro.mobility.synth_days as synth_days
+
+    monkeypatch.setattr(synth_days, "BLOCK_SIMS", 1000)
+    cfg = SynthConfig(n_subscribers=2500, days=1, seed=3)
+    day = generate(tmp_path / "a", cfg)["events"] / "date=2024-01-01"
+    parts = sorted(day.glob("part-*.parquet"))
+    assert [p.name for p in parts] == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
+    sims = [set(pl.read_parquet(p)["msisdn"]) for p in parts]
+    assert not (sims[0] & sims[1]) and not (sims[1] & sims[2]) and not (sims[0] & sims[2])
+    events = pl.read_parquet(day / "*.parquet")
+    assert events.group_by("msisdn").len()["len"].mean() == pytest.approx(cfg.mean_events, rel=0.1)
+    again = generate(tmp_path / "b", cfg)["events"] / "date=2024-01-01"
+    assert all(pl.read_parquet(p).equals(pl.read_parquet(again / p.name)) for p in parts)
