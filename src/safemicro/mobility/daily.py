@@ -52,31 +52,40 @@ def daily_polars(
     )
     contacts = (
         events.filter(pl.col("counterpart").is_not_null() & (pl.col("counterpart") != pl.col("sub")))
+        .group_by("sub", "counterpart")  # distinct pairs (cheaper here than unique())
+        .len()
         .select("sub", "counterpart")
-        .unique()
-        .sort("sub", "counterpart")
     )
     per_cell, contacts = pl.collect_all([per_cell, contacts], engine="streaming")
-    # sorted by sub, the per-subscriber group-bys below take Polars' sorted fast path
-    pc = per_cell.join(cells.select("cell_ix", "admin3"), on="cell_ix", how="left").sort("sub", "cell_ix")
+    contacts = contacts.sort("sub", "counterpart")
+    # units as integer codes in pcode order (ties then break the same way, integer keys are
+    # cheaper to group and sort); sorted by sub, the per-subscriber group-bys take Polars'
+    # sorted fast path
+    units = cells.select(pl.col("admin3").unique().sort()).with_row_index("u")
+    cell_u = cells.select("cell_ix", "admin3").join(units, on="admin3", how="left").select("cell_ix", "u")
+    pc = per_cell.join(cell_u, on="cell_ix", how="left").sort("sub", "cell_ix")
     located = pc.filter(pl.col("n_loc") > 0)
     last = located.group_by("sub", maintain_order=True).agg(
-        pl.col("admin3").sort_by(["t_loc", "cell_ix"], descending=[True, False]).first().alias("unit_last")
+        pl.col("u").sort_by(["t_loc", "cell_ix"], descending=[True, False]).first().alias("u_last")
     )
     mc = (
-        located.group_by("sub", "admin3")
+        located.group_by("sub", "u")
         .agg(pl.col("n_loc").sum().alias("n"), pl.col("t_loc").max().alias("t"))
-        .sort(["sub", "n", "t", "admin3"], descending=[False, True, True, False])
+        .sort(["sub", "n", "t", "u"], descending=[False, True, True, False])
         .filter(pl.col("sub").ne_missing(pl.col("sub").shift(1)))  # the first row of each sub
-        .select("sub", pl.col("admin3").alias("unit_mc"))
+        .select("sub", pl.col("u").alias("u_mc"))
     )
     counts = pc.group_by("sub", maintain_order=True).agg(
         pl.col(c).sum() for c in ("n", "n_night", "n_call", "n_sms", "n_data")
     )
+    name = {c: units.rename({"u": c, "admin3": f"unit_{c[2:]}"}) for c in ("u_last", "u_mc")}
     daily = (
         counts.rename({"n": "n_events"})
         .join(last, on="sub", how="left", maintain_order="left")
         .join(mc, on="sub", how="left", maintain_order="left")
+        .join(name["u_last"], on="u_last", how="left", maintain_order="left")
+        .join(name["u_mc"], on="u_mc", how="left", maintain_order="left")
+        .drop("u_last", "u_mc")
         .with_columns(pl.lit(day).alias("date"))
     )
     cellcounts = pc.select("sub", "cell_ix", "n")
