@@ -97,13 +97,13 @@ def day_events(
     duration = np.where(etype == 0, np.round(rng.exponential(90.0, m)), np.nan)
     outgoing = rng.random(m) < 0.5
     keep_idx = np.flatnonzero(keep)
-    kinds = np.array(["call", "sms", "data"])
+    kinds = ["call", "sms", "data"]
     frame = pl.DataFrame(
         {
             "msisdn": world.sim_msisdn[sim][keep_idx],
             "ts": pl.Series(ts_us[keep_idx]).cast(pl.Datetime("us", "UTC")),
             "cell_id": cell[keep_idx],
-            "event_type": pl.Series(kinds[etype[keep_idx]]).cast(pl.Categorical),
+            "event_type": pl.Series(kinds, dtype=pl.Categorical).gather(etype[keep_idx]),  # no text per row
             "outgoing": pl.Series(outgoing[keep_idx]),
             "msisdn_counterpart": pl.Series(counterpart[keep_idx]),
             "duration_s": duration[keep_idx],
