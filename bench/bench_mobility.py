@@ -144,12 +144,16 @@ def main() -> None:
                 raise SystemExit(f"stage {stage} failed")
             usage = timing.read_text()
             rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", usage).group(1)) / 1024**2
+            cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", usage))
             for line in r.stdout.splitlines():
                 if line.startswith("{") and "events" in line:
                     events = json.loads(line)["events"]
             rate = f"{events / wall / 1e6:.2f} M events/s" if events else ""
             load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-            print(f"{stage:13s} {wall:8.1f} s  peak RSS {rss:5.2f} GB  {rate:20s} load {load}", flush=True)
+            print(
+                f"{stage:13s} {wall:8.1f} s  cpu {cpu:7.1f} s  peak RSS {rss:5.2f} GB  {rate:20s} load {load}",
+                flush=True,
+            )
         if events:
             print(f"events: {events:,}")
         print(f"disk: {sum(f.stat().st_size for f in a.dir.rglob('*') if f.is_file()) / 1024**3:.2f} GB")
