@@ -50,7 +50,7 @@ def _bar(stage: str, total: int):
 
 def run_stage(stage: str, root: Path, a: argparse.Namespace) -> None:
     """One stage in this process (the driver calls it through /usr/bin/time -v)."""
-    bar, step = _bar(stage, a.days)
+    bar, step = _bar(stage, None if stage == "features" else a.days)  # features: not by day
     try:
         _run_stage(stage, root, a, step)
     finally:
