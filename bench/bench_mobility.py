@@ -35,8 +35,29 @@ STAGES = ("generate", "ingest", "daily-polars", "daily-duckdb", "features")
 KEY = b"bench-operator-key-0123456789abcdef"
 
 
+def _bar(stage: str, total: int):
+    """A rich progress bar over day partitions, on stderr (the driver passes it through)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bar = Progress(
+        f"  {stage}", BarColumn(), MofNCompleteColumn(), "days", TimeElapsedColumn(), console=Console(stderr=True)
+    )
+    bar.start()
+    task = bar.add_task(stage, total=total)
+    return bar, lambda *_: bar.advance(task)
+
+
 def run_stage(stage: str, root: Path, a: argparse.Namespace) -> None:
     """One stage in this process (the driver calls it through /usr/bin/time -v)."""
+    bar, step = _bar(stage, None if stage == "features" else a.days)  # features: not by day
+    try:
+        _run_stage(stage, root, a, step)
+    finally:
+        bar.stop()
+
+
+def _run_stage(stage: str, root: Path, a: argparse.Namespace, step) -> None:
     if stage == "generate":
         from safemicro.mobility.synth import Scenario, SynthConfig
         from safemicro.mobility.synth_days import generate
@@ -48,19 +69,25 @@ def run_stage(stage: str, root: Path, a: argparse.Namespace) -> None:
             mean_events=a.mean_events,
             scenario=Scenario(origins=["R1D1C1", "R1D1C2"], day=max(1, a.days // 2)),
         )
-        generate(root / "raw", cfg, progress=lambda d: print(f"  day {d + 1}", file=sys.stderr, flush=True))
+        generate(root / "raw", cfg, progress=step)
     elif stage == "ingest":
         from safemicro.mobility.ingest import ingest
 
         raw = root / "raw"
         qa = ingest(
-            raw / "events", raw / "cells.csv", raw / "bridge.csv", root / "ingested", KEY, units=raw / "units.csv"
+            raw / "events",
+            raw / "cells.csv",
+            raw / "bridge.csv",
+            root / "ingested",
+            KEY,
+            units=raw / "units.csv",
+            progress=step,
         )
         print(json.dumps({"events": sum(d["clean_rows"] for d in qa["days"])}))
     elif stage.startswith("daily-"):
         from safemicro.mobility.daily import stage_i
 
-        stage_i(root / "ingested", root / stage, engine=stage.split("-")[1])
+        stage_i(root / "ingested", root / stage, engine=stage.split("-")[1], progress=step)
     elif stage == "features":
         import polars as pl
 
@@ -96,20 +123,37 @@ def main() -> None:
     print(f"{a.subscribers} subscribers x {a.days} days, {a.mean_events} events per active day")
     try:
         for stage in a.stages.split(","):
-            cmd = ["/usr/bin/time", "-v", sys.executable, __file__, "--stage", stage, "--dir", str(a.dir)]
+            timing = a.dir / f"time-{stage}.txt"
+            cmd = [
+                "/usr/bin/time",
+                "-v",
+                "-o",
+                str(timing),
+                sys.executable,
+                __file__,
+                "--stage",
+                stage,
+                "--dir",
+                str(a.dir),
+            ]
             cmd += ["--subscribers", str(a.subscribers), "--days", str(a.days), "--mean-events", str(a.mean_events)]
             t0 = time.perf_counter()
-            r = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=os.environ)  # stderr: the bar
             wall = time.perf_counter() - t0
             if r.returncode != 0:
-                print(r.stderr[-3000:])
                 raise SystemExit(f"stage {stage} failed")
-            rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1)) / 1024**2
+            usage = timing.read_text()
+            rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", usage).group(1)) / 1024**2
+            cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", usage))
             for line in r.stdout.splitlines():
                 if line.startswith("{") and "events" in line:
                     events = json.loads(line)["events"]
             rate = f"{events / wall / 1e6:.2f} M events/s" if events else ""
-            print(f"{stage:13s} {wall:8.1f} s  peak RSS {rss:5.2f} GB  {rate}", flush=True)
+            load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(
+                f"{stage:13s} {wall:8.1f} s  cpu {cpu:7.1f} s  peak RSS {rss:5.2f} GB  {rate:20s} load {load}",
+                flush=True,
+            )
         if events:
             print(f"events: {events:,}")
         print(f"disk: {sum(f.stat().st_size for f in a.dir.rglob('*') if f.is_file()) / 1024**3:.2f} GB")

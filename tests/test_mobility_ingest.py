@@ -86,6 +86,28 @@ def test_parquet_in_chunks_same_rows_and_report(tmp_path):
     assert a.equals(b)
 
 
+def test_small_row_groups_are_cleaned_in_big_chunks(tmp_path):
+    """A Parquet day written with tiny row groups is cleaned in chunks of up to chunk_rows
+    rows (here 5 rows in groups of 1 with a dictionary column, which pyarrow will not batch
+    across groups: one clean part, not one per row group; in chunks of 3:
+    two), with the bad row still reported at its file row."""
+    src = R1 / "events" / "date=2024-01-02" / "events.csv"
+    lines = src.read_text().splitlines()
+    lines.insert(3, "s1,not a time,C1,call,true,s2")  # data row 3
+    pq_dir = tmp_path / "pq" / "date=2024-01-02"
+    pq_dir.mkdir(parents=True)
+    csv = tmp_path / "e.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    frame = pl.read_csv(csv, infer_schema=False).with_columns(pl.col("event_type").cast(pl.Categorical))
+    frame.write_parquet(pq_dir / "e.parquet", row_group_size=1)  # dictionary-encoded, as generated
+    for chunk_rows, parts in ((100, 1), (3, 2)):
+        out = ingest(tmp_path / "pq", R1 / "cells.csv", R1 / "bridge.csv", tmp_path / "b", KEY, chunk_rows=chunk_rows)
+        assert len(list((tmp_path / "b" / "events" / "date=2024-01-02").glob("part-*.parquet"))) == parts
+    assert out["days"][0]["rows"] == 5 and out["days"][0]["clean_rows"] == 4
+    bad = pl.read_parquet(tmp_path / "b" / "bad_rows" / "date=2024-01-02" / "part-0.parquet")
+    assert bad["row"].to_list() == [3]
+
+
 def test_missing_column_names_file_and_column(tmp_path):
     events = tmp_path / "events" / "date=2024-01-01"
     events.mkdir(parents=True)
@@ -199,3 +221,33 @@ def test_cell_versions_by_validity_dates(tmp_path):
     )
     with pytest.raises(SafemicroError, match="C1.*two versions valid on 2024-01-02"):
         ingest(R1 / "events", cells, R1 / "bridge.csv", tmp_path / "out2", KEY)
+
+
+def test_generator_writes_a_day_in_blocks_of_sims(tmp_path, monkeypatch):
+    """A day of more SIMs than a block is written as one part per block (a billion-event
+    run never holds a day whole): each SIM in one block only, reproducible, same rates."""
+    import safemicro.mobility.synth_days as synth_days
+
+    monkeypatch.setattr(synth_days, "BLOCK_SIMS", 1000)
+    cfg = SynthConfig(n_subscribers=2500, days=1, seed=3)
+    day = generate(tmp_path / "a", cfg)["events"] / "date=2024-01-01"
+    parts = sorted(day.glob("part-*.parquet"))
+    assert [p.name for p in parts] == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
+    sims = [set(pl.read_parquet(p)["msisdn"]) for p in parts]
+    assert not (sims[0] & sims[1]) and not (sims[1] & sims[2]) and not (sims[0] & sims[2])
+    events = pl.read_parquet(day / "*.parquet")
+    assert events.group_by("msisdn").len()["len"].mean() == pytest.approx(cfg.mean_events, rel=0.1)
+    again = generate(tmp_path / "b", cfg)["events"] / "date=2024-01-01"
+    assert all(pl.read_parquet(p).equals(pl.read_parquet(again / p.name)) for p in parts)
+
+
+def test_hmac64_is_the_standard_hmac_sha256():
+    """The pseudonym function (inner/outer states computed once) against Python's hmac
+    module, for a short key and a key longer than SHA-256's 64-byte block."""
+    import hashlib
+    import hmac
+
+    for key in (KEY, b"k" * 100):
+        texts = ["250780000000", "1", ""]
+        want = [int.from_bytes(hmac.new(key, t.encode(), hashlib.sha256).digest()[:8], "big") for t in texts]
+        assert hmac64(key, texts) == want

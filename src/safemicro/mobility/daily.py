@@ -36,38 +36,59 @@ def hour_in(col: str, hours: tuple[int, int]) -> pl.Expr:
 def daily_polars(
     events: pl.LazyFrame, cells: pl.DataFrame, day: dt.date, hours: tuple[int, int] | None = None
 ) -> dict[str, pl.DataFrame]:
-    """The three daily tables of one day's clean events (Polars)."""
-    ev = events.join(cells.lazy().select("cell_ix", "admin3"), on="cell_ix", how="left")
-    loc = ev.filter(hour_in("hour", hours)) if hours is not None else ev
-    last = loc.group_by("sub").agg(
-        pl.col("admin3").sort_by(["ts", "cell_ix"], descending=[True, False]).first().alias("unit_last")
-    )
-    mc = (
-        loc.group_by("sub", "admin3")
-        .agg(pl.len().alias("n"), pl.col("ts").max().alias("t"))
-        .sort(["sub", "n", "t", "admin3"], descending=[False, True, True, False])
-        .group_by("sub", maintain_order=True)
-        .agg(pl.col("admin3").first().alias("unit_mc"))
-    )
-    counts = ev.group_by("sub").agg(
-        pl.len().cast(pl.Int64).alias("n_events"),
+    """The three daily tables of one day's clean events (Polars).
+
+    The events are grouped once, by (sub, cell_ix); the admin3 of a cell is joined to that
+    much smaller table, and every daily column follows from it exactly: ``unit_last`` is the
+    unit of the cell with the latest located event (equal times: the smallest cell_ix),
+    ``unit_mc`` sums the cells of a unit (count, latest time), the counts sum over cells."""
+    loc = hour_in("hour", hours) if hours is not None else None
+    per_cell = events.group_by("sub", "cell_ix").agg(
+        pl.len().cast(pl.Int64).alias("n"),
+        (pl.len() if loc is None else loc.sum()).cast(pl.Int64).alias("n_loc"),
+        (pl.col("ts") if loc is None else pl.col("ts").filter(loc)).max().alias("t_loc"),
         hour_in("hour", NIGHT).sum().cast(pl.Int64).alias("n_night"),
         *[(pl.col("event_type") == t).sum().cast(pl.Int64).alias(f"n_{t}") for t in ("call", "sms", "data")],
     )
-    daily = (
-        counts.join(last, on="sub", how="left")
-        .join(mc, on="sub", how="left")
-        .with_columns(pl.lit(day).alias("date"))
-        .sort("sub")
-    )
-    cellcounts = ev.group_by("sub", "cell_ix").agg(pl.len().cast(pl.Int64).alias("n")).sort("sub", "cell_ix")
     contacts = (
-        ev.filter(pl.col("counterpart").is_not_null() & (pl.col("counterpart") != pl.col("sub")))
+        events.filter(pl.col("counterpart").is_not_null() & (pl.col("counterpart") != pl.col("sub")))
+        .group_by("sub", "counterpart")  # distinct pairs (cheaper here than unique())
+        .len()
         .select("sub", "counterpart")
-        .unique()
-        .sort("sub", "counterpart")
     )
-    daily, cellcounts, contacts = pl.collect_all([daily, cellcounts, contacts], engine="streaming")
+    per_cell, contacts = pl.collect_all([per_cell, contacts], engine="streaming")
+    contacts = contacts.sort("sub", "counterpart")
+    # units as integer codes in pcode order (ties then break the same way, integer keys are
+    # cheaper to group and sort); sorted by sub, the per-subscriber group-bys take Polars'
+    # sorted fast path
+    units = cells.select(pl.col("admin3").unique().sort()).with_row_index("u")
+    cell_u = cells.select("cell_ix", "admin3").join(units, on="admin3", how="left").select("cell_ix", "u")
+    pc = per_cell.join(cell_u, on="cell_ix", how="left").sort("sub", "cell_ix")
+    located = pc.filter(pl.col("n_loc") > 0)
+    last = located.group_by("sub", maintain_order=True).agg(
+        pl.col("u").sort_by(["t_loc", "cell_ix"], descending=[True, False]).first().alias("u_last")
+    )
+    mc = (
+        located.group_by("sub", "u")
+        .agg(pl.col("n_loc").sum().alias("n"), pl.col("t_loc").max().alias("t"))
+        .sort(["sub", "n", "t", "u"], descending=[False, True, True, False])
+        .filter(pl.col("sub").ne_missing(pl.col("sub").shift(1)))  # the first row of each sub
+        .select("sub", pl.col("u").alias("u_mc"))
+    )
+    counts = pc.group_by("sub", maintain_order=True).agg(
+        pl.col(c).sum() for c in ("n", "n_night", "n_call", "n_sms", "n_data")
+    )
+    name = {c: units.rename({"u": c, "admin3": f"unit_{c[2:]}"}) for c in ("u_last", "u_mc")}
+    daily = (
+        counts.rename({"n": "n_events"})
+        .join(last, on="sub", how="left", maintain_order="left")
+        .join(mc, on="sub", how="left", maintain_order="left")
+        .join(name["u_last"], on="u_last", how="left", maintain_order="left")
+        .join(name["u_mc"], on="u_mc", how="left", maintain_order="left")
+        .drop("u_last", "u_mc")
+        .with_columns(pl.lit(day).alias("date"))
+    )
+    cellcounts = pc.select("sub", "cell_ix", "n")
     return {"daily": daily, "cellcounts": cellcounts, "contacts": contacts}
 
 

@@ -80,11 +80,18 @@ def _chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pl.DataFrame, int]]:
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
+            pf = pq.ParquetFile(path)
             done = 0
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-                frame = pl.from_arrow(batch)
-                yield _columns(frame, path), done
-                done += frame.height
+            for groups in _row_group_runs(pf, chunk_rows):
+                batches = (
+                    [pf.read_row_groups(groups)]
+                    if len(groups) > 1 or pf.metadata.row_group(groups[0]).num_rows <= chunk_rows
+                    else pf.iter_batches(batch_size=chunk_rows, row_groups=groups)
+                )
+                for batch in batches:
+                    frame = pl.from_arrow(batch)
+                    yield _columns(frame, path), done
+                    done += frame.height
             return
         frame = pl.read_csv(path, infer_schema=False)
     except SafemicroError:
@@ -92,6 +99,23 @@ def _chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pl.DataFrame, int]]:
     except Exception as e:
         raise SafemicroError(f"cannot read: {type(e).__name__}: {str(e).splitlines()[0]}", file=str(path)) from None
     yield _columns(frame, path), 0
+
+
+def _row_group_runs(pf, chunk_rows: int) -> Iterator[list[int]]:
+    """Consecutive row groups of a Parquet file joined into runs of at most ``chunk_rows``
+    rows (a row group larger than that is a run alone, read in batches): a file written with
+    small row groups is still cleaned in big chunks, so the per-chunk work (the pseudonym
+    join against every number seen so far) is paid a few times per day, not per row group."""
+    run, rows = [], 0
+    for i in range(pf.metadata.num_row_groups):
+        n = pf.metadata.row_group(i).num_rows
+        if run and rows + n > chunk_rows:
+            yield run
+            run, rows = [], 0
+        run.append(i)
+        rows += n
+    if run:
+        yield run
 
 
 def _columns(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
@@ -149,9 +173,11 @@ def clean_chunk(
             .fill_null(pl.when(cell.is_null()).then(None).otherwise(-1))
         )
     cell = cell.cast(pl.Int64 if key_int else pl.String)
-    etype = raw["event_type"].cast(pl.String)
-    if not etype.unique().drop_nulls().is_in(EVENT_TYPES).all():  # normalise only when needed
-        etype = etype.str.to_lowercase()
+    etype = raw["event_type"]
+    if etype.unique().drop_nulls().cast(pl.String).is_in(EVENT_TYPES).all():  # the usual case:
+        etype = etype.cast(EVENT_ENUM)  # categorical codes mapped at once, no text per row
+    else:  # normalise only when needed
+        etype = etype.cast(pl.String).str.to_lowercase()
     frame = pl.DataFrame(
         {
             "row": raw["row"],
@@ -172,35 +198,29 @@ def clean_chunk(
     frame = frame.join(cells_today.select("cell_id", "cell_ix"), on="cell_id", how="left", maintain_order="left")
     reason = (
         pl.when(pl.col("msisdn").is_null())
-        .then(pl.lit(REASONS[0]))
+        .then(pl.lit(0, dtype=pl.UInt8))
         .when(pl.col("ts").is_null())
-        .then(pl.lit(REASONS[1]))
+        .then(pl.lit(1, dtype=pl.UInt8))
         .when(pl.col("cell_id").is_null())
-        .then(pl.lit(REASONS[2]))
+        .then(pl.lit(2, dtype=pl.UInt8))
         .when(pl.col("cell_ix").is_null())
-        .then(pl.lit(REASONS[3]))
+        .then(pl.lit(3, dtype=pl.UInt8))
         .when(~pl.col("event_type").is_in(EVENT_TYPES))
-        .then(pl.lit(REASONS[4]))
+        .then(pl.lit(4, dtype=pl.UInt8))
         .when(pl.col("local_day") != day)
-        .then(pl.lit(REASONS[5]))
+        .then(pl.lit(5, dtype=pl.UInt8))
     )
     frame = frame.with_columns(reason.alias("reason"))
     bad = frame.filter(pl.col("reason").is_not_null()).select(
-        pl.lit(str(path)).alias("file"), pl.col("row"), pl.col("reason")
+        pl.lit(str(path)).alias("file"),
+        pl.col("row"),
+        pl.col("reason").replace_strict(list(range(len(REASONS))), list(REASONS), return_dtype=pl.String),
     )
-    good = frame.filter(pl.col("reason").is_null())
-    clean = pl.DataFrame(
-        {
-            "sub": pseudo.apply(good["msisdn"]),
-            "ts": good["ts"],
-            "hour": good["hour"],
-            "cell_ix": good["cell_ix"],
-            "event_type": good["event_type"].cast(EVENT_ENUM),
-            "outgoing": good["outgoing"],
-            "counterpart": pseudo.apply(good["counterpart"]),
-        }
+    good = frame.filter(pl.col("reason").is_null()).select(
+        "msisdn", "ts", "hour", "cell_ix", pl.col("event_type").cast(EVENT_ENUM), "outgoing", "counterpart"
     )
-    return clean, bad
+    clean = pseudo.pseudonymise(good, {"msisdn": "sub", "counterpart": "counterpart_p"})
+    return clean.rename({"counterpart_p": "counterpart"}).select(list(CLEAN_SCHEMA)), bad
 
 
 def qa_day(day: dt.date, rows: int, per_sub: pl.DataFrame, types: pl.DataFrame, bad: pl.DataFrame) -> dict:

@@ -11,7 +11,6 @@ collision among 10^7 subscribers about 3 in a million.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 from pathlib import Path
 
@@ -55,8 +54,22 @@ def canonical(values: pl.Series) -> pl.Series:
 
 
 def hmac64(key: bytes, texts: list[str]) -> list[int]:
-    """HMAC-SHA256 of each text under ``key``, as unsigned 64-bit integers."""
-    return [int.from_bytes(hmac.digest(key, t.encode(), hashlib.sha256)[:8], "big") for t in texts]
+    """HMAC-SHA256 of each text under ``key``, as unsigned 64-bit integers.
+
+    The HMAC construction (RFC 2104) with the key's inner and outer SHA-256 states computed
+    once and copied per text: the same digests as ``hmac.digest``, about twice as fast
+    (millions of distinct numbers are hashed in a billion-event ingest)."""
+    k = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    inner0 = hashlib.sha256(bytes(x ^ 0x36 for x in k))
+    outer0 = hashlib.sha256(bytes(x ^ 0x5C for x in k))
+    out = []
+    for t in texts:
+        inner = inner0.copy()
+        inner.update(t.encode())
+        outer = outer0.copy()
+        outer.update(inner.digest())
+        out.append(int.from_bytes(outer.digest()[:8], "big"))
+    return out
 
 
 class PseudonymMap:
@@ -73,14 +86,47 @@ class PseudonymMap:
         return sum(m.height for m in self._maps.values())
 
     def apply(self, values: pl.Series) -> pl.Series:
-        """The pseudonyms of ``values`` (nulls stay null), in order."""
+        """The pseudonyms of ``values`` (nulls stay null), in order: one join against the
+        numbers seen so far, then HMAC of the distinct numbers it did not find (a second join
+        only when there were any)."""
         kind = "int" if values.dtype.is_integer() else "str"
         raw = (values.cast(pl.Int64) if kind == "int" else values.cast(pl.String)).alias("raw")
         known = self._maps.get(kind, pl.DataFrame(schema={"raw": raw.dtype, "pseudo": pl.UInt64}))
-        new = raw.drop_nulls().unique().to_frame().join(known, on="raw", how="anti")
+        out = raw.to_frame().join(known, on="raw", how="left", maintain_order="left")["pseudo"]
+        new = raw.filter(out.is_null() & raw.is_not_null()).unique().to_frame()
         if new.height:
             texts = canonical(new["raw"]).to_list()
             new = new.with_columns(pseudo=pl.Series(hmac64(self._key, texts), dtype=pl.UInt64))
-            known = self._maps[kind] = pl.concat([known, new])
-        out = raw.to_frame().join(known, on="raw", how="left", maintain_order="left")["pseudo"]
+            self._maps[kind] = pl.concat([known, new], rechunk=True)
+            found = raw.to_frame().join(new, on="raw", how="left", maintain_order="left")["pseudo"]
+            out = out.fill_null(found)
         return out.alias(values.name)
+
+    def pseudonymise(self, frame: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:
+        """``frame`` with each raw-number column ``c`` of ``columns`` replaced by the
+        pseudonym column ``columns[c]`` (nulls stay null). Rows keep their content but not
+        their order: the lookups are parallel hash joins against the numbers seen so far,
+        and only the distinct numbers not seen yet are HMAC-ed."""
+        kinds = {c: "int" if frame[c].dtype.is_integer() or frame[c].dtype == pl.Null else "str" for c in columns}
+        if len(set(kinds.values())) > 1:  # mixed spellings: column by column, in order
+            return frame.with_columns(self.apply(frame[c]).alias(c) for c in columns).rename(columns)
+        kind = next(iter(kinds.values()))
+        dtype = pl.Int64 if kind == "int" else pl.String
+        known = self._maps.get(kind, pl.DataFrame(schema={"raw": dtype, "pseudo": pl.UInt64}))
+        lf = frame.lazy().with_columns(pl.col(c).cast(dtype) for c in columns)
+        for c, name in columns.items():
+            lf = lf.join(known.lazy().rename({"raw": c, "pseudo": name}), on=c, how="left")
+        out = lf.collect()
+        missing = pl.concat([out[c].filter(out[n].is_null()).drop_nulls() for c, n in columns.items()])
+        new = missing.unique().alias("raw").to_frame()
+        if new.height:
+            new = new.with_columns(
+                pseudo=pl.Series(hmac64(self._key, canonical(new["raw"]).to_list()), dtype=pl.UInt64)
+            )
+            self._maps[kind] = pl.concat([known, new], rechunk=True)
+            lf = out.lazy()
+            for c, n in columns.items():
+                lf = lf.join(new.lazy().rename({"raw": c, "pseudo": "_new"}), on=c, how="left")
+                lf = lf.with_columns(pl.col(n).fill_null(pl.col("_new"))).drop("_new")
+            out = lf.collect()
+        return out.drop(list(columns))

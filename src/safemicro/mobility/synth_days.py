@@ -1,7 +1,8 @@
 """Synthetic events day by day (vectorised over SIMs and events) and the run writer.
 
 Each day has its own generator seeded by (seed, day), so a day's partition does not depend
-on which days were generated before it. Where a person is on day d: the home site, or the
+on which days were generated before it; a day is drawn in blocks of SIMs (one Parquet part
+each), so a billion-event run never holds a whole day. Where a person is on day d: the home site, or the
 destination site between departure and return. Each event falls at the current place's
 home site with probability ``p_home_night`` (20-06 h) or ``p_home_day``; otherwise anywhere
 with ``p_out_of_area``, at the work site when there is one and the person is at home, else
@@ -33,11 +34,27 @@ def true_places(world: World, d: int) -> pl.DataFrame:
     return pl.DataFrame({"person_id": np.arange(unit.size), "admin3": pl.Series(codes[unit]).cast(pl.Categorical)})
 
 
-def day_events(world: World, cfg: SynthConfig, d: int) -> pl.DataFrame:
-    """The events of day ``d``: msisdn, ts (UTC), cell_id, event_type, outgoing,
-    msisdn_counterpart, duration_s."""
-    rng = np.random.Generator(np.random.PCG64([cfg.seed, d + 1]))
+BLOCK_SIMS = 1_000_000  # SIMs per generated block: a day of 10 M SIMs is ten blocks, not one 100 M-row frame
+
+
+def day_blocks(world: World, cfg: SynthConfig, d: int):
+    """The events of day ``d`` in blocks of at most ``BLOCK_SIMS`` SIMs (memory stays bounded
+    at any size). Block 0 draws from the day's generator seeded by (seed, day), block b > 0
+    from (seed, day, b): a run of fewer SIMs than a block is one block, as before blocks."""
     sims = np.flatnonzero((world.sim_start <= d) & (d < world.sim_end))
+    for b, start in enumerate(range(0, max(sims.size, 1), BLOCK_SIMS)):
+        seed = [cfg.seed, d + 1] if b == 0 else [cfg.seed, d + 1, b]
+        yield day_events(world, cfg, d, sims[start : start + BLOCK_SIMS], np.random.Generator(np.random.PCG64(seed)))
+
+
+def day_events(
+    world: World, cfg: SynthConfig, d: int, sims: np.ndarray | None = None, rng: np.random.Generator | None = None
+) -> pl.DataFrame:
+    """The events of day ``d`` (of the SIMs ``sims``; default all in service): msisdn, ts
+    (UTC), cell_id, event_type, outgoing, msisdn_counterpart, duration_s."""
+    rng = rng or np.random.Generator(np.random.PCG64([cfg.seed, d + 1]))
+    if sims is None:
+        sims = np.flatnonzero((world.sim_start <= d) & (d < world.sim_end))
     person = world.sim_person[sims]
     away = (world.person_depart[person] <= d) & (d < world.person_return[person])
     place_unit = np.where(away, world.person_dest[person], world.person_home[person])
@@ -80,13 +97,13 @@ def day_events(world: World, cfg: SynthConfig, d: int) -> pl.DataFrame:
     duration = np.where(etype == 0, np.round(rng.exponential(90.0, m)), np.nan)
     outgoing = rng.random(m) < 0.5
     keep_idx = np.flatnonzero(keep)
-    kinds = np.array(["call", "sms", "data"])
+    kinds = ["call", "sms", "data"]
     frame = pl.DataFrame(
         {
             "msisdn": world.sim_msisdn[sim][keep_idx],
             "ts": pl.Series(ts_us[keep_idx]).cast(pl.Datetime("us", "UTC")),
             "cell_id": cell[keep_idx],
-            "event_type": pl.Series(kinds[etype[keep_idx]]).cast(pl.Categorical),
+            "event_type": pl.Series(kinds, dtype=pl.Categorical).gather(etype[keep_idx]),  # no text per row
             "outgoing": pl.Series(outgoing[keep_idx]),
             "msisdn_counterpart": pl.Series(counterpart[keep_idx]),
             "duration_s": duration[keep_idx],
@@ -116,7 +133,8 @@ def generate(out: str | Path, cfg: SynthConfig, *, progress=None) -> dict[str, P
         date = cfg.start + dt.timedelta(days=d)
         part = root / "events" / f"date={date.isoformat()}"
         part.mkdir(exist_ok=True)
-        day_events(world, cfg, d).write_parquet(part / "part-0.parquet", statistics=False)
+        for b, events in enumerate(day_blocks(world, cfg, d)):
+            events.write_parquet(part / f"part-{b}.parquet", statistics=False)
         truth = root / "truth" / "daily" / f"date={date.isoformat()}"
         truth.mkdir(parents=True, exist_ok=True)
         true_places(world, d).write_parquet(truth / "part-0.parquet")
