@@ -316,7 +316,7 @@ def steps() -> None:
     from safemicro.plaintext import first_paragraph
 
     t = Table(title="Plan steps", show_lines=True)
-    t.add_column("step")
+    t.add_column("step", no_wrap=True)  # a name the user copies into a plan
     t.add_column("parameters (default)")
     t.add_column("what it does")
     for name in sorted(STEPS):
