@@ -11,7 +11,12 @@ protection module's null-space/LP code.
   a linear combination of the released cells' counts?
 - ``small_group_determined(released_cells, records, threshold) -> int | None``: the size of the
   smallest set of 1..threshold-1 records whose count is a linear combination of released
-  cells (None when there is none).
+  cells (None when there is none); with ``grid``, unions of regions of the value space,
+  0 for empty ones.
+- ``value_space(released_cells, groups)``: the points of the value space the cells tell
+  apart (the ``grid`` of the two above), from the possible tuples of each group of columns.
+- ``empty_regions_bounded(released_cells, records, grid) -> list[int]``: regions where nobody
+  is that the released cells prove empty (LP, counts never negative).
 - ``table_recoverable(table, dims) -> list[int]``: rows of a protected table (protect's output)
   whose suppressed value follows linearly from released cells and margins.
 - ``table_interval(table, dims, values, row, bounds) -> (lo, hi)``: LP interval of one cell
@@ -89,17 +94,39 @@ def recoverable(released_cells: list[dict], records: pl.DataFrame, target: dict,
     return _in_row_space(atoms[:-1], atoms[-1])
 
 
+def _with_grid(mat: np.ndarray, released_cells: list[dict], grid: pl.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+    """Atoms over the records and, with ``grid`` (every possible point of the value space,
+    one row each), over the points too: (cells × atoms, records per atom, 0 for a region
+    where nobody is)."""
+    if grid is None:
+        return _atoms(mat)
+    pts = membership(grid, released_cells)
+    both = np.hstack([mat, pts])
+    weight = np.concatenate([np.ones(mat.shape[1]), np.zeros(pts.shape[1])])
+    if both.shape[1] == 0:
+        return np.zeros((both.shape[0], 0)), np.zeros(0)
+    cols, inverse = np.unique(both.T, axis=0, return_inverse=True)
+    sizes = np.bincount(inverse.ravel(), weights=weight, minlength=cols.shape[0])
+    return cols.T, sizes
+
+
 def small_group_determined(
-    released_cells: list[dict], records: pl.DataFrame, threshold: int, unit: str | None = None
+    released_cells: list[dict],
+    records: pl.DataFrame,
+    threshold: int,
+    unit: str | None = None,
+    grid: pl.DataFrame | None = None,
 ) -> int | None:
     """Smallest size of a determined set of 1..threshold-1 records (units with ``unit``) by
-    MILP, or None."""
+    MILP, or None. With ``grid`` (the value space's possible points over the predicates'
+    columns) the sets are unions of regions of the value space, empty ones included, and a
+    determined union of empty regions counts as size 0."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     if not released_cells or threshold <= 1:
         return None
     mat = membership(records, released_cells, unit)
-    atoms, sizes = _atoms(mat)
+    atoms, sizes = _with_grid(mat, released_cells, grid)
     m, k = atoms.shape  # cells × atoms
     # variables: y (m, free), z (k, binary); atoms^T y - z = 0; 1 <= sizes.z <= t-1
     a_eq = np.hstack([atoms.T, -np.eye(k)])
@@ -108,12 +135,60 @@ def small_group_determined(
     ub = np.concatenate([np.full(m, np.inf), np.ones(k)])
     cons = [
         LinearConstraint(a_eq, -1e-9, 1e-9),
-        LinearConstraint(np.concatenate([np.zeros(m), sizes])[None, :], 1, threshold - 1),
+        LinearConstraint(np.concatenate([np.zeros(m), sizes])[None, :], 0 if grid is not None else 1, threshold - 1),
+        LinearConstraint(np.concatenate([np.zeros(m), np.ones(k)])[None, :], 1, np.inf),
     ]
     res = milp(c, constraints=cons, integrality=np.concatenate([np.zeros(m), np.ones(k)]), bounds=Bounds(lb, ub))
     if res.status == 0:
         return int(round(res.fun))
     return None
+
+
+def empty_regions_bounded(
+    released_cells: list[dict], records: pl.DataFrame, grid: pl.DataFrame, unit: str | None = None, below=1e-6
+) -> list[int]:
+    """Regions of the value space (atoms over ``grid``'s points) where nobody is and that
+    every count consistent with the released cells (x >= 0, LP) leaves empty: the largest
+    count the region can hold is below ``below`` (0 up to rounding: the guard's rule; a
+    largest count in (0, 1) would prove it empty too by integrality, which the guard does
+    not model). Their indices; [] when none."""
+    from scipy.optimize import linprog
+
+    if not released_cells:
+        return []
+    mat = membership(records, released_cells, unit)
+    atoms, sizes = _with_grid(mat, released_cells, grid)
+    b = atoms @ sizes
+    out = []
+    for e in np.flatnonzero((sizes == 0) & atoms.any(axis=0)):
+        c = np.zeros(len(sizes))
+        c[e] = -1.0
+        hi = linprog(c, A_eq=atoms, b_eq=b, bounds=(0, None), method="highs")
+        if hi.status == 0 and -hi.fun < below:
+            out.append(int(e))
+    return out
+
+
+def value_space(released_cells: list[dict], groups: list[pl.DataFrame]) -> pl.DataFrame:
+    """The possible points of the value space that the cells tell apart, one per combination:
+    ``groups`` are frames of the possible tuples of linked columns (a unit and its parents;
+    one column alone otherwise), independent of each other. Tuples of a group that every
+    cell treats alike are one point (any of them stands for all: they fall in the same
+    regions), then the product over groups."""
+    import itertools
+
+    used = {c for p in released_cells for c in p}
+    reps = []
+    for g in groups:
+        cols = [c for c in g.columns if c in used]
+        if not cols:
+            continue
+        seen: dict[tuple, dict] = {}
+        for row in g.select(cols).unique().to_dicts():
+            key = tuple(all(_matches(row[c], cond) for c, cond in p.items() if c in cols) for p in released_cells)
+            seen.setdefault(key, row)
+        reps.append(list(seen.values()))
+    return pl.DataFrame([{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*reps)])
 
 
 def _relations(table: pl.DataFrame, dims: list[str]) -> list[tuple[int, list[int]]]:

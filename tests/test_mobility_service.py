@@ -5,8 +5,9 @@ ingest, features and the reference table; one node started on 127.0.0.1 serves i
 test runs one of the study's attacks (section 8.6, T-M1..T-M6, T-M10) against it, after the
 earlier tests' releases (the ledger is shared, as in production). Each is refused or
 neutralised; tests/service_oracle.py (least squares and MILP over the records,
-independent of the service code) checks that no group of 1..15 subscribers is determined
-by everything the node released.
+independent of the service code) checks that no group of 0..15 subscribers is determined
+by everything the node released, over the value space (regions where nobody is count as
+possible: a small cell hidden with an empty partner is not isolated).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from pydantic import ValidationError
 
 from mobility_support import build_run, days, write_service
 from safemicro.mobility.pipeline import Windows
+from safemicro.mobility.reference import dataset_config
 from safemicro.mobility.synth import Scenario, SynthConfig
 from safemicro.service.config import DatasetConfig
-from service_oracle import small_group_determined, table_recoverable
+from service_oracle import small_group_determined, table_recoverable, value_space
 from service_support import Server, post_query, token
 
 T = 16  # the mobility threshold: cells of 1..15 subscribers are never released
@@ -63,8 +65,25 @@ class Analyst:
         return 200, cells
 
     def determined(self) -> int | None:
+        """The smallest union of regions of the value space (empty ones too: the analyst
+        does not know where nobody is) of 0..15 subscribers determined by every release."""
         cols = sorted({k for p in self.released for k in p})
-        return small_group_determined(self.released, self.records.select(cols), T)
+        return small_group_determined(self.released, self.records.select(cols), T, grid=self.space(cols))
+
+    def space(self, cols: list[str]) -> pl.DataFrame:
+        """The value space over ``cols``: an admin unit lies in its parents (the pairs the data
+        shows), categories and bins take their declared values, others the values served."""
+        declared = dataset_config(self.records, "reference.parquet")["dimensions"]
+        groups = []
+        for chain in (["home0", "home0_admin2", "home0_admin1"], ["home1", "home1_admin2", "home1_admin1"]):
+            have = [c for c in chain if c in self.records.columns]
+            groups.append(self.records.select(have).unique())
+        linked = {c for g in groups for c in g.columns}
+        for c in cols:
+            if c not in linked:
+                values = declared[c].get("values") or self.records[c].unique().to_list()
+                groups.append(pl.DataFrame({c: values}, schema={c: self.records.schema[c]}))
+        return value_space(self.released, groups)
 
 
 @pytest.fixture(scope="module")

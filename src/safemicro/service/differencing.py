@@ -46,8 +46,9 @@ from safemicro.errors import SafemicroError
 from safemicro.service.differencing_ledger import _Ledger, _State
 from safemicro.service.differencing_milp import smallest_group
 from safemicro.service.differencing_predicates import canonical, predicate_expr, predicate_mask
+from safemicro.service.differencing_space import GridTooFine, ValueSpace, empty_cone
 
-__all__ = ["Verdict", "DifferencingGuard", "predicate_expr", "predicate_mask", "canonical"]
+__all__ = ["Verdict", "DifferencingGuard", "ValueSpace", "predicate_expr", "predicate_mask", "canonical"]
 
 _ENUMERATE_MAX = 12  # 0/1 search by enumeration up to this many free directions, MILP above
 
@@ -117,6 +118,7 @@ class DifferencingGuard(_Ledger):
         unit: str | None = None,
         protection_width: float | None = None,
         tolerance: float = 1e-9,
+        space: ValueSpace | None = None,
     ) -> None:
         if threshold < 1:
             raise SafemicroError(f"threshold must be at least 1, got {threshold}")
@@ -149,11 +151,16 @@ class DifferencingGuard(_Ledger):
 
         self._coded = CodedRecords(self.records)  # membership by codes, not one expression per cell
         n = len(self._mult)
+        self.space = space
+        grid = space.empty_grid() if space is not None else None
+        one = bool(n) or grid is not None  # one atom to start with: everyone (and all of V)
         self._state = _State(
-            atom=np.zeros(n, dtype=np.int64),
-            counts=np.array([int(self._mult.sum())], dtype=np.int64) if n else np.zeros(0, dtype=np.int64),
-            basis=np.zeros((0, 1 if n else 0)),
-            suppressed=np.zeros((0, 1 if n else 0)),
+            atom=np.zeros(n + (len(grid.weight) if grid is not None else 0), dtype=np.int64),
+            counts=np.array([int(self._mult.sum())], dtype=np.int64) if one else np.zeros(0, dtype=np.int64),
+            basis=np.zeros((0, 1 if one else 0)),
+            suppressed=np.zeros((0, 1 if one else 0)),
+            weights=np.array([float(self._mult.sum()) + float(grid.weight.sum())]) if grid is not None else None,
+            grid=grid,
         )
         self._pending: tuple[str, _State] | None = None
         self._smallest = True  # the 0/1 search reports the smallest group (see check's locate)
@@ -184,7 +191,11 @@ class DifferencingGuard(_Ledger):
         self._smallest = locate
         key = canonical(cells) + "|" + canonical(suppressed)
         with _one_blas_thread():
-            verdict, state = self._evaluate(self._state, list(cells), suppressed)
+            try:
+                verdict, state = self._evaluate(self._state, list(cells), suppressed)
+            except GridTooFine as e:  # fail closed
+                self._pending = None
+                return Verdict(False, e.message, None, "too_fine")
             if verdict.ok:
                 self._pending = (key, state)
                 return verdict
@@ -227,7 +238,7 @@ class DifferencingGuard(_Ledger):
     def determined(self, cell: Mapping[str, Any]) -> bool:
         """Is this cell's value a linear combination of what has been released so far?"""
         state, (vec,) = self._with_cells(self._state, [cell])
-        return self._in_span(state.basis, state.counts, vec[None, :])[0]
+        return self._in_span(state.basis, state.w, vec[None, :])[0]
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -241,9 +252,9 @@ class DifferencingGuard(_Ledger):
                     False, f"cell {i} holds {int(size)} records, fewer than {t}", i, "small_cell", int(size)
                 ), new
         if new.suppressed.shape[0]:
-            hit = self._in_span(new.basis, new.counts, new.suppressed)
-            nonempty = new.suppressed @ new.counts > 0
-            bad = np.flatnonzero(hit & nonempty)
+            hit = self._in_span(new.basis, new.w, new.suppressed)
+            # a suppressed cell covering some region (with a value space, an empty one too)
+            bad = np.flatnonzero(hit & new.suppressed.any(axis=1))
             if len(bad):
                 return Verdict(
                     False,
@@ -253,9 +264,14 @@ class DifferencingGuard(_Ledger):
                 ), new
         group = self._small_group(new)
         if group is not None:
+            what = (
+                "an empty region would be determined empty"
+                if group == 0
+                else f"a group of {group} records (fewer than {t}) would be determined"
+            )
             return Verdict(
                 False,
-                f"a group of {group} records (fewer than {t}) would be determined by differencing released cells",
+                f"{what} by differencing released cells",
                 None,
                 "small_group",
                 group,
@@ -272,7 +288,8 @@ class DifferencingGuard(_Ledger):
         return Verdict(True), new
 
     def _small_group(self, state: _State) -> int | None:
-        """Size of a determined union of atoms with 1..threshold-1 records, if any."""
+        """Size of a determined union of atoms with 0..threshold-1 records (0: empty regions,
+        which exist with a value space only), if any."""
         t = self.threshold
         basis, counts = state.basis, state.counts
         if basis.shape[0] == 0 or t <= 1:
@@ -280,13 +297,13 @@ class DifferencingGuard(_Ledger):
         small = np.flatnonzero(counts < t)
         if len(small) == 0:
             return None
-        w = counts[small].astype(float)
+        w = state.w[small].astype(float)  # the geometry's weights; sizes are `counts`
         # single atoms: leverage 1 means the atom's own count is determined
         lev = w * (basis[:, small] ** 2).sum(axis=0)
         single = np.flatnonzero(lev >= 1.0 - 1e-7)
         best_single = int(counts[small[single]].min()) if len(single) else None
-        if best_single == 1:
-            return 1  # nothing smaller exists
+        if best_single is not None and best_single <= (1 if self.space is None else 0):
+            return best_single  # nothing smaller exists
         # directions of the row space lying wholly on small atoms: singular values 1 of
         # diag(sqrt(w)) @ basis[:, small].T (the part of each direction's mass on small atoms)
         q = np.sqrt(w)[:, None] * basis[:, small].T  # (|small|, rank)
@@ -310,20 +327,32 @@ class DifferencingGuard(_Ledger):
             if not full.any() or int(full.sum()) == known:
                 return best_single
             z = basis[:, sub].T @ evecs[:, full]
+        if state.grid is not None and (counts[sub] == 0).any() and empty_cone(z, counts[sub] == 0):
+            return 0  # some empty regions proved empty: a non-negative combination of them is 0
         atom_of = state.atom
+        n_rec = len(self._mult)
 
         def records_key(atoms: np.ndarray) -> bytes:
-            """The records of some atoms of ``sub``, as a digest."""
+            """The records (and virtual points, with the grid's generation) of some atoms of
+            ``sub``, as a digest."""
             import hashlib
 
-            mask = np.isin(atom_of, sub[atoms])
-            return hashlib.sha1(np.flatnonzero(mask).tobytes()).digest()
+            where = np.flatnonzero(np.isin(atom_of, sub[atoms]))
+            tag = b"" if not len(where) or where[-1] < n_rec else str(state.grid.generation).encode()
+            return hashlib.sha1(where.tobytes() + tag).digest()
 
         cleared: set = set()
 
         def exact(rows: np.ndarray) -> int | None:
-            """The MILP over the released cells for the atoms ``sub[rows]`` (see .differencing_milp)."""
-            return smallest_group(state.cells, counts, sub[rows], t, smallest=self._smallest)
+            """The MILP over the released cells for the atoms ``sub[rows]`` (see .differencing_milp),
+            for unions of 1..threshold-1 records (empty-only ones are the cone's, above). Empty
+            regions take any value in [0, 1] there (a relaxation: thousands of them made the
+            exact programme time out), and the objective stays on (without it HiGHS searched
+            blindly among the zero-cost empty atoms)."""
+            empty = counts[sub[rows]] == 0
+            if not empty.any():
+                return smallest_group(state.cells, counts, sub[rows], t, smallest=self._smallest)
+            return smallest_group(state.cells, counts, sub[rows], t, relax=empty)
 
         group = _zero_one_search(z, counts[sub], t, exact, key=records_key, skip=state.cleared, cleared=cleared)
         if group is None:
@@ -417,6 +446,6 @@ def _enumerate(basis: np.ndarray, sizes: np.ndarray, threshold: int) -> int | No
     v = combos @ basis.T  # (2^d - 1, atoms)
     r = np.round(v)
     ok = (np.abs(v - r).max(axis=1) <= 1e-6) & (r.min(axis=1) >= 0) & (r.max(axis=1) <= 1)
-    size = r[ok] @ sizes
-    size = size[(size > 0) & (size < threshold)]
+    size = r[ok] @ sizes  # every choice is non-empty; 0 is an empty region (value space only)
+    size = size[size < threshold]
     return int(size.min()) if len(size) else None
