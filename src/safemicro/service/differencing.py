@@ -24,6 +24,13 @@ found from the basis directions that lie entirely on small atoms (singular value
 small-atom block), then a 0/1 search over that space, block by block: enumeration for a few
 directions, else a MILP over the released cells themselves (:mod:`.differencing_milp`).
 
+With a value space (:mod:`.differencing_space`; the node always passes one) the atoms are
+regions of the space of declared values, empty ones included (count 0), and what is
+refused is a determined union of regions of 0..threshold-1 records, or empty regions proved
+empty by non-negativity (a cone LP): where nobody is is protected as a few people are.
+Unions that include empty regions are searched with those relaxed to [0, 1] in the MILP
+(fail closed: such a union may be refused although no 0/1 one exists).
+
 The guard decides exact linear determination. Bounds (an interval narrowed but not closed)
 inside one table are the job of secondary suppression in :mod:`.protection`.
 

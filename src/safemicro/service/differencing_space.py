@@ -47,7 +47,7 @@ from safemicro.errors import SafemicroError
 
 __all__ = ["ValueSpace", "Grid", "GridTooFine", "empty_cone"]
 
-MAX_POINTS = 400_000
+MAX_POINTS = 50_000  # regions of a value space kept at most (beyond: refused, fail closed)
 _counter = itertools.count(1)
 
 
