@@ -11,7 +11,14 @@ protection module's null-space/LP code.
   a linear combination of the released cells' counts?
 - ``small_group_determined(released_cells, records, threshold) -> int | None``: the size of the
   smallest set of 1..threshold-1 records whose count is a linear combination of released
-  cells (None when there is none).
+  cells (None when there is none); with ``grid``, unions of regions of the value space,
+  0 for empty ones.
+- ``empty_regions_proved(released_cells, records, grid) -> bool``: one LP for the same
+  question over all regions at once (a non-negative combination of empty regions is 0).
+- ``value_space(released_cells, groups)``: the points of the value space the cells tell
+  apart (the ``grid`` of the two above), from the possible tuples of each group of columns.
+- ``empty_regions_bounded(released_cells, records, grid) -> list[int]``: regions where nobody
+  is that the released cells prove empty (LP, counts never negative).
 - ``table_recoverable(table, dims) -> list[int]``: rows of a protected table (protect's output)
   whose suppressed value follows linearly from released cells and margins.
 - ``table_interval(table, dims, values, row, bounds) -> (lo, hi)``: LP interval of one cell
@@ -89,31 +96,168 @@ def recoverable(released_cells: list[dict], records: pl.DataFrame, target: dict,
     return _in_row_space(atoms[:-1], atoms[-1])
 
 
+def _grid_membership(grid: pl.DataFrame, cells: list[dict]) -> np.ndarray:
+    """:func:`membership` for the points of a value space, with Polars filters (thousands of
+    points: row by row took a minute); the same conditions, still no safemicro code."""
+    out = np.zeros((len(cells), grid.height))
+    for i, cell in enumerate(cells):
+        mask = pl.lit(True)
+        for c, cond in cell.items():
+            ((op, arg),) = cond.items()
+            col = pl.col(c)
+            if op == "in":
+                part = col.is_in(pl.Series(list(arg), dtype=grid.schema[c]).implode())
+            elif op == "eq":
+                part = col == arg
+            else:
+                part = col.is_between(arg[0], arg[1], closed="both")
+            mask = mask & part
+        out[i] = grid.select(mask.alias("m"))["m"].to_numpy()
+    return out
+
+
+def _records_membership(records: pl.DataFrame, cells: list[dict], unit: str | None, grid) -> np.ndarray:
+    """Row by row (:func:`membership`), or with Polars filters alongside a value space (its
+    tests have thousands of records and cells: the same conditions)."""
+    if grid is None or unit is not None:
+        return membership(records, cells, unit)
+    return _grid_membership(records, cells)
+
+
+def _with_grid(mat: np.ndarray, released_cells: list[dict], grid: pl.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+    """Atoms over the records and, with ``grid`` (every possible point of the value space,
+    one row each), over the points too: (cells × atoms, records per atom, 0 for a region
+    where nobody is)."""
+    if grid is None:
+        return _atoms(mat)
+    pts = _grid_membership(grid, released_cells)
+    both = np.hstack([mat, pts])
+    weight = np.concatenate([np.ones(mat.shape[1]), np.zeros(pts.shape[1])])
+    if both.shape[1] == 0:
+        return np.zeros((both.shape[0], 0)), np.zeros(0)
+    cols, inverse = np.unique(both.T, axis=0, return_inverse=True)
+    sizes = np.bincount(inverse.ravel(), weights=weight, minlength=cols.shape[0])
+    return cols.T, sizes
+
+
 def small_group_determined(
-    released_cells: list[dict], records: pl.DataFrame, threshold: int, unit: str | None = None
+    released_cells: list[dict],
+    records: pl.DataFrame,
+    threshold: int,
+    unit: str | None = None,
+    grid: pl.DataFrame | None = None,
+    relax_empty: bool = False,
 ) -> int | None:
     """Smallest size of a determined set of 1..threshold-1 records (units with ``unit``) by
-    MILP, or None."""
+    MILP, or None. With ``grid`` (the value space's possible points over the predicates'
+    columns) the sets are unions of regions of the value space, empty ones included, and a
+    determined union of empty regions counts as size 0. With ``relax_empty`` empty regions
+    may take any value in [0, 1] and only unions of 1..threshold-1 records are sought (a
+    relaxation: a stronger check, fast with thousands of empty regions; pair it with
+    :func:`empty_regions_proved` for the unions of empty regions)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     if not released_cells or threshold <= 1:
         return None
-    mat = membership(records, released_cells, unit)
-    atoms, sizes = _atoms(mat)
+    mat = _records_membership(records, released_cells, unit, grid)
+    atoms, sizes = _with_grid(mat, released_cells, grid)
+    from scipy import sparse
+
     m, k = atoms.shape  # cells × atoms
-    # variables: y (m, free), z (k, binary); atoms^T y - z = 0; 1 <= sizes.z <= t-1
-    a_eq = np.hstack([atoms.T, -np.eye(k)])
-    c = np.concatenate([np.zeros(m), sizes])
-    lb = np.concatenate([np.full(m, -np.inf), np.zeros(k)])
-    ub = np.concatenate([np.full(m, np.inf), np.ones(k)])
+    low = 0 if grid is not None and not relax_empty else 1
+    keep = (sizes > 0) if relax_empty else np.ones(k, dtype=bool)  # atoms with a 0/1 variable
+    kb = int(keep.sum())
+    # variables: y (m, free), z (kb, binary); atoms^T y - z = 0 on those atoms; relaxed empty
+    # regions: 0 <= atoms^T y <= 1 there; low <= sizes.z <= t-1, z not all 0
+    ct = sparse.csr_matrix(atoms.T)
     cons = [
-        LinearConstraint(a_eq, -1e-9, 1e-9),
-        LinearConstraint(np.concatenate([np.zeros(m), sizes])[None, :], 1, threshold - 1),
+        LinearConstraint(sparse.hstack([ct[keep], -sparse.identity(kb)], format="csr"), -1e-9, 1e-9),
+        LinearConstraint(np.concatenate([np.zeros(m), sizes[keep]])[None, :], low, threshold - 1),
+        LinearConstraint(np.concatenate([np.zeros(m), np.ones(kb)])[None, :], 1, np.inf),
     ]
-    res = milp(c, constraints=cons, integrality=np.concatenate([np.zeros(m), np.ones(k)]), bounds=Bounds(lb, ub))
+    if not keep.all():
+        cons.append(LinearConstraint(sparse.hstack([ct[~keep], sparse.csr_matrix((k - kb, kb))], format="csr"), 0, 1))
+    c = np.concatenate([np.zeros(m), sizes[keep]])
+    lb = np.concatenate([np.full(m, -np.inf), np.zeros(kb)])
+    ub = np.concatenate([np.full(m, np.inf), (sizes[keep] < threshold).astype(float)])  # large atoms: 0
+    res = milp(c, constraints=cons, integrality=np.concatenate([np.zeros(m), np.ones(kb)]), bounds=Bounds(lb, ub))
     if res.status == 0:
         return int(round(res.fun))
     return None
+
+
+def empty_regions_bounded(
+    released_cells: list[dict], records: pl.DataFrame, grid: pl.DataFrame, unit: str | None = None, below=1e-6
+) -> list[int]:
+    """Regions of the value space (atoms over ``grid``'s points) where nobody is and that
+    every count consistent with the released cells (x >= 0, LP) leaves empty: the largest
+    count the region can hold is below ``below`` (0 up to rounding: the guard's rule; a
+    largest count in (0, 1) would prove it empty too by integrality, which the guard does
+    not model). Their indices; [] when none."""
+    from scipy.optimize import linprog
+
+    if not released_cells:
+        return []
+    mat = _records_membership(records, released_cells, unit, grid)
+    atoms, sizes = _with_grid(mat, released_cells, grid)
+    b = atoms @ sizes
+    out = []
+    for e in np.flatnonzero((sizes == 0) & atoms.any(axis=0)):
+        c = np.zeros(len(sizes))
+        c[e] = -1.0
+        hi = linprog(c, A_eq=atoms, b_eq=b, bounds=(0, None), method="highs")
+        if hi.status == 0 and -hi.fun < below:
+            out.append(int(e))
+    return out
+
+
+def empty_regions_proved(released_cells: list[dict], records: pl.DataFrame, grid: pl.DataFrame) -> bool:
+    """Is some region where nobody is proved empty by the released counts: a combination of
+    released cells that is 0 on every region holding someone and non-negative, not all 0, on
+    the empty ones (counts are never negative, so each empty region it weighs holds 0)?
+    One LP over the cells' coefficients."""
+    from scipy.optimize import linprog
+
+    if not released_cells:
+        return False
+    mat = _records_membership(records, released_cells, None, grid)
+    atoms, sizes = _with_grid(mat, released_cells, grid)
+    full, empty = atoms[:, sizes > 0], atoms[:, sizes == 0]
+    if empty.shape[1] == 0:
+        return False
+    m = atoms.shape[0]
+    res = linprog(
+        np.zeros(m),
+        A_ub=-empty.T,
+        b_ub=np.zeros(empty.shape[1]),
+        A_eq=np.vstack([full.T, empty.sum(axis=1)[None, :]]),
+        b_eq=np.concatenate([np.zeros(full.shape[1]), [1.0]]),
+        bounds=(None, None),
+        method="highs",
+    )
+    return res.status == 0
+
+
+def value_space(released_cells: list[dict], groups: list[pl.DataFrame]) -> pl.DataFrame:
+    """The possible points of the value space that the cells tell apart, one per combination:
+    ``groups`` are frames of the possible tuples of linked columns (a unit and its parents;
+    one column alone otherwise), independent of each other. Tuples of a group that every
+    cell treats alike are one point (any of them stands for all: they fall in the same
+    regions), then the product over groups."""
+    import itertools
+
+    used = {c for p in released_cells for c in p}
+    reps = []
+    for g in groups:
+        cols = [c for c in g.columns if c in used]
+        if not cols:
+            continue
+        seen: dict[tuple, dict] = {}
+        for row in g.select(cols).unique().to_dicts():
+            key = tuple(all(_matches(row[c], cond) for c, cond in p.items() if c in cols) for p in released_cells)
+            seen.setdefault(key, row)
+        reps.append(list(seen.values()))
+    return pl.DataFrame([{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*reps)])
 
 
 def _relations(table: pl.DataFrame, dims: list[str]) -> list[tuple[int, list[int]]]:

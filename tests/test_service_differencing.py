@@ -160,27 +160,39 @@ def _scenarios(draw):
     return df, cells, draw(st.integers(2, 8))
 
 
+@pytest.mark.parametrize("over_space", [False, True])
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(_scenarios())
-def test_random_query_sequences_match_the_oracle(scenario):
+def test_random_query_sequences_match_the_oracle(over_space, scenario):
+    """The guard accepts a request only when, with everything accepted before, nothing
+    small is determined, and refuses only when something is (independent MILP oracle).
+    ``over_space``: with a value space, unions of its regions holding 0..threshold-1 records
+    and regions where nobody is proved empty count too (MILP and LP over every point of the
+    space written out; the guard never enumerates it)."""
+    from safemicro.service.differencing_space import ValueSpace
+    from service_oracle import empty_regions_bounded
+
     df, queries, threshold = scenario
-    guard = DifferencingGuard(df, threshold)
+    grid = _space_grid() if over_space else None
+    space = ValueSpace.build(SPACE_VALUES, mass=df.height) if over_space else None
+    guard = DifferencingGuard(df, threshold, space=space)
     released: list[dict] = []
     for cells in queries:
         v = guard.check(cells)
         candidate = released + cells
         sizes = [df.filter(_expr(c)).height for c in cells]
         small_cell = any(0 < s < threshold for s in sizes)
-        oracle = small_group_determined(candidate, df, threshold)
+        oracle = small_group_determined(candidate, df, threshold, grid=grid)
+        bounded = empty_regions_bounded(candidate, df, grid) if over_space else []
         if v.ok:
-            # accepted: nothing small is determined by everything released so far
-            assert not small_cell and oracle is None
+            # accepted: nothing small (or empty) is determined by everything released so far
+            assert not small_cell and oracle is None and bounded == [], (oracle, bounded)
             guard.commit(cells)
             released = candidate
         else:
             # refused: the oracle agrees that something small would be disclosed
-            assert small_cell or oracle is not None, v
-            if v.group_size is not None and not small_cell:
+            assert small_cell or oracle is not None or bounded, v
+            if v.group_size and not small_cell:
                 assert v.group_size == oracle
 
 
@@ -491,3 +503,19 @@ def test_a_group_hidden_from_the_solver_presolve_is_found():
     assert group.sum() == 8 and np.abs(mat.T @ coef - group).max() < 1e-9  # their count is determined
     v = guard.check(query["released"], suppressed=query["suppressed"], locate=False)  # as the node asks
     assert not v.ok and v.kind == "small_group" and 1 <= v.group_size < 10  # the first group found
+
+
+# -- the value space of the random sequences (over_space): empty regions protected as small ---
+
+SPACE_VALUES = {"admin1": ["n", "s", "e"], "day": list(range(1, 9)), "group": ["idp", "ref", "host"]}
+
+
+def _space_grid() -> pl.DataFrame:
+    """Every point of the value space, one row each (the oracle's view; the guard never
+    enumerates it)."""
+    import itertools
+
+    return pl.DataFrame(
+        [dict(zip(SPACE_VALUES, p)) for p in itertools.product(*SPACE_VALUES.values())],
+        schema={"admin1": pl.String, "day": pl.Int64, "group": pl.String},
+    )

@@ -3,10 +3,12 @@
 One server and one ledger for the whole module, so every example adds to the history the
 next ones are checked against. After each query the oracle recomputes, from the records,
 the true count of every released cell (never 1..threshold-1) and, with a linear program
-over the atoms of the data (one variable per combination of all dimensions, x >= 0), the
-smallest and largest value each suppressed cell can take given *every* cell released so
-far: a suppressed cell is never pinned down. Also: DP budgets hold under 20 concurrent
-clients.
+over the value space (one variable per possible combination of all dimensions — a
+district lies in its province — x >= 0, empty combinations included: the analyst does not
+know where nobody is), the smallest and largest value each suppressed cell can take given
+*every* cell released so far: a suppressed cell, empty or not, is never pinned down, and no
+region where nobody is can be proved empty (its largest possible count stays above 0).
+Also: DP budgets hold under 20 concurrent clients.
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ class Oracle:
 
     def __init__(self) -> None:
         people = displacement_records().with_columns(month=pl.col("arrival").str.slice(0, 7), group=pl.col("status"))
-        atoms = people.group_by(DIMS).len().sort(DIMS)
+        # the value space: every combination of the declared values, a district in its province
+        points = [
+            dict(zip(DIMS, (f"P{d[1]}", d, m, g, x)))
+            for d, m, g, x in itertools.product(VALUES["district"], VALUES["month"], VALUES["group"], VALUES["sex"])
+        ]
+        atoms = pl.DataFrame(points).join(people.group_by(DIMS).len(), on=DIMS, how="left").fill_null(0).sort(DIMS)
         self.atoms = atoms
         self.sizes = atoms["len"].to_numpy().astype(float)
         self.people = people.select(DIMS)
@@ -56,6 +63,7 @@ class Oracle:
         self.rows: list[np.ndarray] = []
         self.values: list[float] = []
         self.suppressed: list[tuple[np.ndarray, dict]] = []
+        self.empty_checked = 0  # empty regions covered by released cells and found not bounded
 
     def vector(self, where: dict[str, list[str]]) -> np.ndarray:
         if not where:
@@ -96,14 +104,32 @@ class Oracle:
         b = np.array(self.values)
         # the newest suppressed cells first, then a spread over the older ones
         picks = self.suppressed[-limit:]
-        for vec, cell in picks:
-            if vec @ self.sizes == 0:
-                continue
+        for vec, cell in picks:  # empty suppressed cells too: empty looks like small
             lo = linprog(vec, A_eq=a, b_eq=b, bounds=(0, None), method="highs")
             hi = linprog(-vec, A_eq=a, b_eq=b, bounds=(0, None), method="highs")
             assert lo.status == 0, "released cells are inconsistent with the records"
             top = np.inf if hi.status == 3 else -hi.fun
             assert top - lo.fun > 0.5, f"suppressed cell recoverable from released cells: {cell}"
+
+    def check_no_empty_region_bounded(self) -> None:
+        """No region of the value space where nobody is (points no released cell tells
+        apart) is proved empty by the released cells: its largest count (LP) stays above 0."""
+        from scipy.optimize import linprog
+
+        if not self.rows:
+            return
+        a = np.array(self.rows)
+        b = np.array(self.values)
+        signature, region = np.unique(a.T, axis=0, return_inverse=True)
+        region = region.ravel()
+        for r in range(len(signature)):
+            inside = region == r
+            if not signature[r].any() or self.sizes[inside].sum() > 0:
+                continue
+            hi = linprog(-inside.astype(float), A_eq=a, b_eq=b, bounds=(0, None), method="highs")
+            top = np.inf if hi.status == 3 else -hi.fun
+            assert top > 1e-6, f"an empty region proved empty: {self.atoms.filter(pl.Series(inside)).to_dicts()[:3]}"
+            self.empty_checked += 1
 
 
 ORACLE = Oracle()
@@ -134,11 +160,13 @@ def test_random_query_sequences_never_disclose(node, seq):
             if r.status_code == 200:
                 ORACLE.add(q, r.json()["cells"])
     ORACLE.check_unrecoverable()
+    ORACLE.check_no_empty_region_bounded()
 
 
 def test_the_sequences_exercised_both_outcomes(node):
-    """The random sequences above released and suppressed cells (not a vacuous pass)."""
-    assert len(ORACLE.values) > 20 and len(ORACLE.suppressed) > 5
+    """The random sequences above released and suppressed cells (not a vacuous pass), and
+    released cells covering regions where nobody is."""
+    assert len(ORACLE.values) > 20 and len(ORACLE.suppressed) > 5 and ORACLE.empty_checked > 5
 
 
 def test_no_small_group_determined_by_all_releases(node):
@@ -148,7 +176,8 @@ def test_no_small_group_determined_by_all_releases(node):
 
     assert ORACLE.predicates
     everyone = [p or {"sex": {"in": VALUES["sex"]}} for p in ORACLE.predicates]
-    assert small_group_determined(everyone, ORACLE.people, T) is None
+    space = ORACLE.atoms.select(DIMS)  # sets of people over the value space, empty regions included
+    assert small_group_determined(everyone, ORACLE.people, T, grid=space) is None
 
 
 def test_budgets_hold_under_20_concurrent_clients(node):

@@ -24,6 +24,13 @@ found from the basis directions that lie entirely on small atoms (singular value
 small-atom block), then a 0/1 search over that space, block by block: enumeration for a few
 directions, else a MILP over the released cells themselves (:mod:`.differencing_milp`).
 
+With a value space (:mod:`.differencing_space`; the node always passes one) the atoms are
+regions of the space of declared values, empty ones included (count 0), and what is
+refused is a determined union of regions of 0..threshold-1 records, or empty regions proved
+empty by non-negativity (a cone LP): where nobody is is protected as a few people are.
+Unions that include empty regions are searched with those relaxed to [0, 1] in the MILP
+(fail closed: such a union may be refused although no 0/1 one exists).
+
 The guard decides exact linear determination. Bounds (an interval narrowed but not closed)
 inside one table are the job of secondary suppression in :mod:`.protection`.
 
@@ -47,8 +54,9 @@ from safemicro.service.differencing_cells import independent_cells
 from safemicro.service.differencing_ledger import _Ledger, _State
 from safemicro.service.differencing_milp import smallest_group
 from safemicro.service.differencing_predicates import canonical, predicate_expr, predicate_mask
+from safemicro.service.differencing_space import GridTooFine, ValueSpace, empty_cone
 
-__all__ = ["Verdict", "DifferencingGuard", "predicate_expr", "predicate_mask", "canonical"]
+__all__ = ["Verdict", "DifferencingGuard", "ValueSpace", "predicate_expr", "predicate_mask", "canonical"]
 
 _ENUMERATE_MAX = 12  # 0/1 search by enumeration up to this many free directions, MILP above
 _FEWER_CELLS = True  # the MILP over an independent subset of the cells (same span; tests compare)
@@ -119,6 +127,7 @@ class DifferencingGuard(_Ledger):
         unit: str | None = None,
         protection_width: float | None = None,
         tolerance: float = 1e-9,
+        space: ValueSpace | None = None,
     ) -> None:
         if threshold < 1:
             raise SafemicroError(f"threshold must be at least 1, got {threshold}")
@@ -151,11 +160,16 @@ class DifferencingGuard(_Ledger):
 
         self._coded = CodedRecords(self.records)  # membership by codes, not one expression per cell
         n = len(self._mult)
+        self.space = space
+        grid = space.empty_grid() if space is not None else None
+        one = bool(n) or grid is not None  # one atom to start with: everyone (and all of V)
         self._state = _State(
-            atom=np.zeros(n, dtype=np.int64),
-            counts=np.array([int(self._mult.sum())], dtype=np.int64) if n else np.zeros(0, dtype=np.int64),
-            basis=np.zeros((0, 1 if n else 0)),
-            suppressed=np.zeros((0, 1 if n else 0)),
+            atom=np.zeros(n + (len(grid.weight) if grid is not None else 0), dtype=np.int64),
+            counts=np.array([int(self._mult.sum())], dtype=np.int64) if one else np.zeros(0, dtype=np.int64),
+            basis=np.zeros((0, 1 if one else 0)),
+            suppressed=np.zeros((0, 1 if one else 0)),
+            weights=np.array([float(self._mult.sum()) + float(grid.weight.sum())]) if grid is not None else None,
+            grid=grid,
         )
         self._pending: tuple[str, _State] | None = None
         self._smallest = True  # the 0/1 search reports the smallest group (see check's locate)
@@ -186,7 +200,11 @@ class DifferencingGuard(_Ledger):
         self._smallest = locate
         key = canonical(cells) + "|" + canonical(suppressed)
         with _one_blas_thread():
-            verdict, state = self._evaluate(self._state, list(cells), suppressed)
+            try:
+                verdict, state = self._evaluate(self._state, list(cells), suppressed)
+            except GridTooFine as e:  # fail closed
+                self._pending = None
+                return Verdict(False, e.message, None, "too_fine")
             if verdict.ok:
                 self._pending = (key, state)
                 return verdict
@@ -229,7 +247,7 @@ class DifferencingGuard(_Ledger):
     def determined(self, cell: Mapping[str, Any]) -> bool:
         """Is this cell's value a linear combination of what has been released so far?"""
         state, (vec,) = self._with_cells(self._state, [cell])
-        return self._in_span(state.basis, state.counts, vec[None, :])[0]
+        return self._in_span(state.basis, state.w, vec[None, :])[0]
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -243,9 +261,9 @@ class DifferencingGuard(_Ledger):
                     False, f"cell {i} holds {int(size)} records, fewer than {t}", i, "small_cell", int(size)
                 ), new
         if new.suppressed.shape[0]:
-            hit = self._in_span(new.basis, new.counts, new.suppressed)
-            nonempty = new.suppressed @ new.counts > 0
-            bad = np.flatnonzero(hit & nonempty)
+            hit = self._in_span(new.basis, new.w, new.suppressed)
+            # a suppressed cell covering some region (with a value space, an empty one too)
+            bad = np.flatnonzero(hit & new.suppressed.any(axis=1))
             if len(bad):
                 return Verdict(
                     False,
@@ -255,9 +273,14 @@ class DifferencingGuard(_Ledger):
                 ), new
         group = self._small_group(new)
         if group is not None:
+            what = (
+                "an empty region would be determined empty"
+                if group == 0
+                else f"a group of {group} records (fewer than {t}) would be determined"
+            )
             return Verdict(
                 False,
-                f"a group of {group} records (fewer than {t}) would be determined by differencing released cells",
+                f"{what} by differencing released cells",
                 None,
                 "small_group",
                 group,
@@ -274,7 +297,8 @@ class DifferencingGuard(_Ledger):
         return Verdict(True), new
 
     def _small_group(self, state: _State) -> int | None:
-        """Size of a determined union of atoms with 1..threshold-1 records, if any."""
+        """Size of a determined union of atoms with 0..threshold-1 records (0: empty regions,
+        which exist with a value space only), if any."""
         t = self.threshold
         basis, counts = state.basis, state.counts
         if basis.shape[0] == 0 or t <= 1:
@@ -282,13 +306,13 @@ class DifferencingGuard(_Ledger):
         small = np.flatnonzero(counts < t)
         if len(small) == 0:
             return None
-        w = counts[small].astype(float)
+        w = state.w[small].astype(float)  # the geometry's weights; sizes are `counts`
         # single atoms: leverage 1 means the atom's own count is determined
         lev = w * (basis[:, small] ** 2).sum(axis=0)
         single = np.flatnonzero(lev >= 1.0 - 1e-7)
         best_single = int(counts[small[single]].min()) if len(single) else None
-        if best_single == 1:
-            return 1  # nothing smaller exists
+        if best_single is not None and best_single <= (1 if self.space is None else 0):
+            return best_single  # nothing smaller exists
         # directions of the row space lying wholly on small atoms: singular values 1 of
         # diag(sqrt(w)) @ basis[:, small].T (the part of each direction's mass on small atoms)
         q = np.sqrt(w)[:, None] * basis[:, small].T  # (|small|, rank)
@@ -312,23 +336,33 @@ class DifferencingGuard(_Ledger):
             if not full.any() or int(full.sum()) == known:
                 return best_single
             z = basis[:, sub].T @ evecs[:, full]
+        if state.grid is not None and (counts[sub] == 0).any() and empty_cone(z, counts[sub] == 0):
+            return 0  # some empty regions proved empty: a non-negative combination of them is 0
         atom_of = state.atom
+        n_rec = len(self._mult)
 
         def records_key(atoms: np.ndarray) -> bytes:
-            """The records of some atoms of ``sub``, as a digest."""
+            """The records (and virtual points, with the grid's generation) of some atoms of
+            ``sub``, as a digest."""
             import hashlib
 
-            mask = np.isin(atom_of, sub[atoms])
-            return hashlib.sha1(np.flatnonzero(mask).tobytes()).digest()
+            where = np.flatnonzero(np.isin(atom_of, sub[atoms]))
+            tag = b"" if not len(where) or where[-1] < n_rec else str(state.grid.generation).encode()
+            return hashlib.sha1(where.tobytes() + tag).digest()
 
         cleared: set = set()
         spanning: list = []  # the cells for the MILP: an independent subset (.differencing_cells)
 
         def exact(rows: np.ndarray) -> int | None:
-            """The MILP over the released cells for the atoms ``sub[rows]`` (see .differencing_milp)."""
+            """The MILP over the released cells (an independent subset of them, same span) for
+            the atoms ``sub[rows]`` (see .differencing_milp), for unions of 1..threshold-1
+            records (empty-only ones are the cone's, above). Empty regions take any value in
+            [0, 1] there (a relaxation: thousands of them made the exact programme time out)."""
             if not spanning:
                 spanning.append(independent_cells(state.cells, basis, counts) if _FEWER_CELLS else state.cells)
-            return smallest_group(spanning[0], counts, sub[rows], t, smallest=self._smallest)
+            empty = counts[sub[rows]] == 0
+            relax = empty if empty.any() else None
+            return smallest_group(spanning[0], counts, sub[rows], t, smallest=self._smallest, relax=relax)
 
         group = _zero_one_search(z, counts[sub], t, exact, key=records_key, skip=state.cleared, cleared=cleared)
         if group is None:
@@ -422,6 +456,6 @@ def _enumerate(basis: np.ndarray, sizes: np.ndarray, threshold: int) -> int | No
     v = combos @ basis.T  # (2^d - 1, atoms)
     r = np.round(v)
     ok = (np.abs(v - r).max(axis=1) <= 1e-6) & (r.min(axis=1) >= 0) & (r.max(axis=1) <= 1)
-    size = r[ok] @ sizes
-    size = size[(size > 0) & (size < threshold)]
+    size = r[ok] @ sizes  # every choice is non-empty; 0 is an empty region (value space only)
+    size = size[size < threshold]
     return int(size.min()) if len(size) else None

@@ -31,7 +31,9 @@ def independent_cells(cells, basis: np.ndarray, counts: np.ndarray):
 
     cells = sparse.csr_matrix(cells, dtype=float)
     k, rank = cells.shape[0], basis.shape[0]
-    if rank == 0 or k <= rank:
+    if rank == 0 or k <= rank or (counts <= 0).any():
+        # empty regions of a value space weigh 0 under diag(counts): two cells differing only
+        # there look alike, and dropping one could lose a union the search must find
         return cells
     w = counts.astype(float)
     coords = np.asarray(cells @ (basis * w).T)  # (k, rank): each cell in the basis

@@ -1,9 +1,12 @@
-"""The differencing guard's ledger: atoms of records, the row space of released cells over them,
-and the feasible width of registered suppressed cells.
+"""The differencing guard's ledger: atoms, the row space of released cells over them, and the
+feasible width of registered suppressed cells.
 
-Every released cell is a union of atoms (blocks of records in exactly the same cells); the
-row space is kept as a basis orthonormal under the atom sizes, refined incrementally as new
-cells split atoms (see :mod:`.differencing`).
+Every released cell is a union of atoms (blocks of records — and, with a value space, of
+virtual points of it, see :mod:`.differencing_space` — in exactly the same cells); the row
+space is kept as a basis orthonormal under the atom weights (records plus the virtual
+points' shares, positive and additive when atoms split), refined incrementally as new cells
+split atoms (see :mod:`.differencing`). ``counts`` are the records (or units) per atom, 0
+for an empty region.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from safemicro.service.differencing_predicates import predicate_mask
 
 @dataclass
 class _State:
-    atom: np.ndarray  # (records,) atom id of each record
-    counts: np.ndarray  # (atoms,) records per atom
-    basis: np.ndarray  # (rank, atoms), orthonormal under diag(counts)
+    atom: np.ndarray  # (records + virtual points,) atom id of each record, then of each point
+    counts: np.ndarray  # (atoms,) records per atom (0: an empty region)
+    basis: np.ndarray  # (rank, atoms), orthonormal under diag(weights)
     suppressed: np.ndarray  # (k, atoms) 0/1 indicators of registered suppressed cells
     released: int = 0
     history: list = field(default_factory=list)
@@ -33,6 +36,12 @@ class _State:
     # the part on those records can only grow, so the same records and dimension later mean
     # the same block and its search can be skipped
     cleared: frozenset = frozenset()
+    weights: Any = None  # (atoms,) positive: counts plus the virtual points' shares (None: counts)
+    grid: Any = None  # the value space as cut so far (.differencing_space.Grid), or None
+
+    @property
+    def w(self) -> np.ndarray:
+        return self.counts.astype(float) if self.weights is None else self.weights
 
     def copy(self) -> _State:
         return _State(
@@ -45,6 +54,8 @@ class _State:
             self.cells,
             self.small_dim,
             self.cleared,
+            self.weights,
+            self.grid,
         )
 
 
@@ -62,9 +73,14 @@ class _Ledger:
             # a unit belongs to a cell when any of its records does
             n_units = len(self._mult)
             masks = np.vstack([np.bincount(self._entity, weights=m, minlength=n_units) > 0 for m in masks])
+        grid, atom = state.grid, state.atom
+        if self.space is not None and masks.shape[0]:  # the virtual points of the value space
+            n_rec = len(self._mult)
+            grid, origin, member = self.space.refine(state.grid, cells)
+            atom = np.concatenate([atom[:n_rec], atom[n_rec:][origin]])
+            masks = np.hstack([masks, member])
         if masks.shape[0] == 0:
             return state, np.zeros((0, len(state.counts)))
-        atom = state.atom
         parents = np.arange(len(state.counts))  # current atom -> atom of `state`
         for start in range(0, masks.shape[0], 62):
             block = masks[start : start + 62]
@@ -77,9 +93,12 @@ class _Ledger:
             parents = parents[atom[first]]
             atom = inverse
         atom = atom.astype(np.int64)
-        counts = np.bincount(atom, weights=self._mult, minlength=int(atom.max()) + 1 if atom.size else 0).astype(
-            np.int64
-        )
+        size = int(atom.max()) + 1 if atom.size else 0
+        mult, weight = self._mult, None
+        if grid is not None:
+            mult = np.concatenate([self._mult, np.zeros(len(grid.weight), dtype=np.int64)])
+            weight = np.bincount(atom, weights=np.concatenate([self._mult, grid.weight]), minlength=size)
+        counts = np.bincount(atom, weights=mult, minlength=size).astype(np.int64)
         new = _State(
             atom=atom,
             counts=counts,
@@ -90,17 +109,19 @@ class _Ledger:
             cells=None if state.cells is None else state.cells[:, parents],
             small_dim=state.small_dim,
             cleared=state.cleared,
+            weights=weight,
+            grid=grid,
         )
         # a cell's vector: 1 on the atoms its records fall into
         _, first_rec = np.unique(atom, return_index=True)
         vecs = masks[:, first_rec].astype(float)
         return new, vecs
 
-    def _in_span(self, basis: np.ndarray, counts: np.ndarray, vecs: np.ndarray) -> np.ndarray:
+    def _in_span(self, basis: np.ndarray, weights: np.ndarray, vecs: np.ndarray) -> np.ndarray:
         """For each 0/1 vector, whether it lies in the row space (relative W-residual ~ 0)."""
         if vecs.shape[0] == 0:
             return np.zeros(0, dtype=bool)
-        w = counts.astype(float)
+        w = weights.astype(float)
         norm2 = (vecs * vecs) @ w
         if basis.shape[0] == 0:
             return norm2 <= 0
@@ -108,11 +129,11 @@ class _Ledger:
         resid2 = np.maximum(norm2 - (coef * coef).sum(axis=1), 0.0)
         return resid2 <= 1e-7 * np.maximum(norm2, 1.0)
 
-    def _extend(self, basis: np.ndarray, counts: np.ndarray, vecs: np.ndarray) -> np.ndarray:
+    def _extend(self, basis: np.ndarray, weights: np.ndarray, vecs: np.ndarray) -> np.ndarray:
         """Basis of the row space plus ``vecs`` (W-orthonormal rows), Gram-Schmidt twice."""
         if vecs.shape[0] == 0:
             return basis
-        w = counts.astype(float)
+        w = weights.astype(float)
         sw = np.sqrt(w)
         resid = vecs.copy()
         for _ in range(2):
@@ -137,7 +158,7 @@ class _Ledger:
     def _apply(self, state: _State, cells: list, suppressed: list) -> tuple[_State, np.ndarray, np.ndarray]:
         new, vecs = self._with_cells(state, list(cells) + list(suppressed))
         rel, sup = vecs[: len(cells)], vecs[len(cells) :]
-        new.basis = self._extend(new.basis, new.counts, rel)
+        new.basis = self._extend(new.basis, new.w, rel)
         if len(sup):
             new.suppressed = np.vstack([new.suppressed, sup])
         if len(rel):  # the 0/1 search (and the protection_width LPs) work on the cells themselves
@@ -152,18 +173,55 @@ class _Ledger:
     def _narrowest(self, state: _State, rel: np.ndarray) -> float | None:
         """Smallest feasible-interval width of the registered suppressed cells (LP over
         non-negative atom counts, released counts fixed). Every cell is checked: a release
-        that shares no atom with a cell can still narrow it through earlier releases."""
+        that shares no atom with a cell can still narrow it through earlier releases.
+
+        Over the non-empty atoms and the empty ones inside some suppressed cell only: the
+        other empty regions of a value space (thousands: the LPs over them took a second
+        each) count as known to be empty here, which only narrows intervals — stricter."""
         from scipy.optimize import linprog
 
-        sup = state.suppressed
-        touched = np.flatnonzero(sup @ state.counts > 0)
+        keep = (state.counts > 0) | state.suppressed.any(axis=0)
+        sup = state.suppressed[:, keep]
+        touched = np.flatnonzero(sup.any(axis=1))
         if len(touched) == 0 or state.basis.shape[0] == 0 or state.cells is None:
             return None
-        a_eq = state.cells  # sparse 0/1 rows of every released cell: same constraints as the basis
-        x_true = state.counts.astype(float)
+        a_eq = state.cells[:, np.flatnonzero(keep)]  # sparse 0/1 rows of every released cell
+        x_true = state.counts[keep].astype(float)
         b_eq = a_eq @ x_true
         values = sup[touched] @ x_true
         seen_lo, seen_hi = values.copy(), values.copy()  # span of feasible points met so far
+        # LPs that move every cell still too narrow towards `width` from its value at once
+        # (t_k <= ±(cell_k - value_k), t_k <= width, max sum t), up then down, while they
+        # clear cells: most are cleared so, the rest get their exact interval below
+        from scipy import sparse
+
+        m = len(x_true)
+        for _ in range(4):
+            open_ = np.flatnonzero(seen_hi - seen_lo < self.protection_width)
+            if len(open_) == 0:
+                break
+            before = len(open_)
+            for sign in (1.0, -1.0):
+                k = len(open_)
+                rows = sparse.csr_matrix(sup[touched[open_]])
+                a_big = sparse.hstack([a_eq, sparse.csr_matrix((a_eq.shape[0], k))], format="csr")
+                res = linprog(
+                    np.concatenate([np.zeros(m), -np.ones(k)]),
+                    A_ub=sparse.hstack([-sign * rows, sparse.identity(k)], format="csr"),
+                    b_ub=-sign * values[open_],
+                    A_eq=a_big,
+                    b_eq=b_eq,
+                    bounds=[(0, None)] * m + [(None, self.protection_width)] * k,
+                    method="highs",
+                )
+                if res.status == 0:
+                    vals = sup[touched] @ res.x[:m]
+                    seen_lo, seen_hi = np.minimum(seen_lo, vals), np.maximum(seen_hi, vals)
+                open_ = np.flatnonzero(seen_hi - seen_lo < self.protection_width)
+                if len(open_) == 0:
+                    break
+            if len(open_) == before:
+                break
         narrowest = None
         for j, k in enumerate(touched):
             if seen_hi[j] - seen_lo[j] >= self.protection_width:

@@ -316,6 +316,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
                         "small_group": "a group below the threshold would be determined by differencing",
                         "suppressed_recoverable": "a suppressed cell would become recoverable",
                         "suppressed_narrowed": "a suppressed cell could be bounded too narrowly",
+                        "too_fine": "the ledger would have to follow too many regions of these dimensions",
                     }
                     raise Refusal(
                         409,

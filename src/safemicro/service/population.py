@@ -184,13 +184,14 @@ def open_ledgers(pop: Population, frames: Mapping[str, pl.DataFrame], cfg, store
     threshold = max(cfg.datasets[d].policy.threshold for d in pop.sdc)
     widths = [w for d in pop.sdc if (w := cfg.datasets[d].policy.ledger_protection_width) is not None]
     columns = [c for c in frame.columns if c != "_unit"]
+    space = ledger_space(pop, frames, cfg, frame)
     out = {}
     for ledger, select, unit in (
         (pop.ledger, [*columns, "_unit"], "_unit"),
         (record_ledger(pop.ledger), columns, None),
     ):
         guard = DifferencingGuard(
-            frame.select(select), threshold, unit=unit, protection_width=max(widths) if widths else None
+            frame.select(select), threshold, unit=unit, protection_width=max(widths) if widths else None, space=space
         )
         if not pop.shared and store.ledger_history(ledger.replace(pop.ledger, pop.key, 1)):
             raise SafemicroError(
@@ -223,6 +224,26 @@ def one_record_per_unit(frame: pl.DataFrame) -> bool:
     quantiles) are a subset of the unit ledger's (every release), so a span, a small group or
     a narrowed interval it holds, the unit ledger holds too."""
     return bool(frame.get_column("_unit").is_unique().all())
+
+
+def ledger_space(pop: Population, frames: Mapping[str, pl.DataFrame], cfg, frame: pl.DataFrame):
+    """The value space of a population's ledger (see .differencing_space): every member's
+    declared values; a dimension read from the same column the same way by two members is
+    one coordinate; an admin unit lies in its declared parent."""
+    from safemicro.service.config import declared_values
+    from safemicro.service.differencing_space import ValueSpace
+
+    values, same, parent = {}, {}, {}
+    for d in pop.sdc:
+        ds = cfg.datasets[d]
+        declared = declared_values(frames[d], ds)
+        for name, dim in ds.dimensions.items():
+            col = pop.column(d, name)
+            values[col] = declared[name]
+            same[col] = (dim.column, dim.kind, dim.bin if dim.kind == "time" else None)
+            if dim.parent is not None:
+                parent[col] = pop.column(d, dim.parent)
+    return ValueSpace.build(values, same=same, parent=parent, observed=frame, mass=max(1, frame.height))
 
 
 def quota_ledger(ledger: str) -> str:
