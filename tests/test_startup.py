@@ -89,6 +89,8 @@ def test_assess_to_json_loads_no_report_or_model_library(tmp_path, suda):
     code = f"from safemicro.cli import app\ntry:\n    app({args!r})\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
     loaded = _loaded(code, tmp_path)
     assert [m for m in loaded if m in HEAVY or m == "safemicro.report"] == []
+    # nor the anonymization methods (~0.17 s of imports): assess measures, it changes nothing
+    assert _loaded(code, tmp_path, ("safemicro.methods",)) == []
     assert "yaml" not in loaded  # roles given as options: no plan file to parse
     assert _loaded(code, tmp_path, OTHER_COMMANDS) == []
     assert json.loads((tmp_path / "risk.json").read_text())["n_records"] == 4580

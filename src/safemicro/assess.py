@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from safemicro import __version__
 from safemicro.assess_checks import target_checks as _checks
-from safemicro.assess_inputs import attribute_settings, load_population
+from safemicro.assess_inputs import load_population
 from safemicro.background import Background
 from safemicro.errors import SafemicroError
 from safemicro.io import Dataset
@@ -343,6 +343,8 @@ def assess(
             result = ldiversity(pl.concat([key_frame, sens], how="horizontal"), roles.keys, roles.sensitive)
             ldiv_frame = result.per_record
             summary["l_diversity"] = result.summary()
+            from safemicro.methods.target_classes import attribute_settings  # the methods package: only here
+
             try:
                 attr = attribute_disclosure(
                     pl.concat([key_frame, sens], how="horizontal"),

@@ -1,15 +1,14 @@
-"""What an assessment reads beside the data: the distances (and hierarchies) of the sensitive
-variables for t-closeness, and the population file for k-map and δ-presence."""
+"""What an assessment reads beside the data: the population file for k-map and δ-presence
+(the sensitive variables' distances are :func:`safemicro.methods.target_classes.attribute_settings`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from safemicro.io import Dataset
-from safemicro.methods.target_classes import attribute_settings
 from safemicro.plan import Plan
 
-__all__ = ["attribute_settings", "load_population"]
+__all__ = ["load_population"]
 
 
 def load_population(population: Dataset | str | Path | None, plan: Plan | None) -> Dataset | None:
