@@ -46,17 +46,24 @@ class LDiversityResult:
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
         out: dict[str, dict[str, dict[str, float]]] = {}
         for s in self.sensitive:
-            d: dict[str, dict[str, float]] = {}
-            for kind in ("distinct", "entropy", "recursive"):
-                x = self.per_record.get_column(f"ldiv_{s}_{kind}").to_numpy()
-                d[kind] = {
-                    "min": float(x.min()) if x.size else float("nan"),
-                    "mean": float(x.mean()) if x.size else float("nan"),
-                    "n_eq1": int(np.count_nonzero(x == 1)),
-                    "n_lt2": int(np.count_nonzero(x < 2)),
-                }
-            out[s] = d
+            kinds = ("distinct", "entropy", "recursive")
+            out[s] = {
+                kind: _measure_summary(self.per_record.get_column(f"ldiv_{s}_{kind}").to_numpy()) for kind in kinds
+            }
         return out
+
+
+def _measure_summary(x: np.ndarray, size: np.ndarray | None = None) -> dict[str, float]:
+    """Smallest and mean value of one measure, and the records where it is 1 and below 2:
+    ``x`` per record, or per group of ``size`` records."""
+    w = np.ones(len(x)) if size is None else size
+    total = float(w.sum())
+    return {
+        "min": float(x.min()) if x.size else float("nan"),
+        "mean": float((x * w).sum() / total) if total else float("nan"),
+        "n_eq1": int(w[x == 1].sum()),
+        "n_lt2": int(w[x < 2].sum()),
+    }
 
 
 def _codes(s: pl.Series) -> tuple[np.ndarray, int, np.ndarray]:
@@ -176,13 +183,4 @@ def ldiversity_from_pairs(pairs: pl.DataFrame, keys: list[str], sensitive: str, 
     p_cnt = p_cnt.astype(np.int64)
     measures = dict(zip(("distinct", "entropy", "recursive"), pair_measures(p_grp, p_cnt, G, c)))
     size = np.bincount(p_grp, weights=p_cnt, minlength=G)
-    total = float(size.sum())
-    out = {}
-    for kind, x in measures.items():
-        out[kind] = {
-            "min": float(x.min()) if G else float("nan"),
-            "mean": float((x * size).sum() / total) if total else float("nan"),
-            "n_eq1": int(size[x == 1].sum()),
-            "n_lt2": int(size[x < 2].sum()),
-        }
-    return out
+    return {kind: _measure_summary(x, size) for kind, x in measures.items()}
