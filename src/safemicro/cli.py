@@ -147,9 +147,6 @@ def _read_while_importing(data: Path, kwargs: dict):
     rather than a pool that spins on every core at import (unless the user set a number).
     The cyclic GC is paused meanwhile: imports make long-lived objects, not garbage, and
     its passes over them cost ~40 ms here."""
-    import gc
-    import os
-
     from safemicro.background import Background
     from safemicro.io.readers import read
 
