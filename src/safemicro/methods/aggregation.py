@@ -46,7 +46,7 @@ from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
 from safemicro.methods import base
 from safemicro.methods.aggregation_kernels import _jit
-from safemicro.methods.aggregation_robust import rmd_groups, weighted_group_means
+from safemicro.methods.aggregation_robust import rmd_groups, sampling_weights, weighted_group_means
 from safemicro.methods.base import Change, MethodResult, StepContext, StepParams, register
 
 __all__ = ["microaggregation"]
@@ -109,7 +109,16 @@ def microaggregation(
 
     x = base.numeric_matrix(ds, variables, _STEP)
     observed = ~np.isnan(x)
-    w = _weight_column(ds, weights, variables, strata, observed.any(axis=1)) if weights is not None else None
+    w = None
+    if weights is not None:
+        w = sampling_weights(
+            ds,
+            weights,
+            excluded=[*variables, *strata],
+            used=observed.any(axis=1),
+            step=_STEP,
+            what="a variable or a stratum",
+        )
     complete = observed.all(axis=1)
     partial = observed.any(axis=1) & ~complete
     stratum, n_strata, _ = base.stratum_ids(ds.frame, strata)
@@ -149,19 +158,6 @@ def microaggregation(
 
 def _stratum_label(frame: pl.DataFrame, strata: list[str], row: int) -> str:
     return ", ".join(f"{name}={frame[name][int(row)]!r}" for name in strata)
-
-
-def _weight_column(ds: Dataset, name: str, variables: list[str], strata: list[str], used: np.ndarray) -> np.ndarray:
-    """The sampling weights of the records that take part: present and > 0 (else the row)."""
-    if name in variables or name in strata:
-        raise SafemicroError("the weight cannot also be a variable or a stratum", column=name, step=_STEP)
-    w = base.numeric_matrix(ds, [name], _STEP)[:, 0]
-    bad = np.flatnonzero(used & ~(w > 0))  # NaN compares False: missing weights are bad too
-    if len(bad):
-        raise SafemicroError(
-            f"weight must be present and > 0, got {w[bad[0]]!r}", column=name, row=int(bad[0]) + 1, step=_STEP
-        )
-    return w
 
 
 def _weights(x: np.ndarray) -> np.ndarray:

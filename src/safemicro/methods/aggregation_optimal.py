@@ -21,8 +21,8 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_serializer
 
-from safemicro.errors import SafemicroError
 from safemicro.io.dataset import Dataset
+from safemicro.methods.aggregation_robust import sampling_weights
 from safemicro.methods.base import Change, MethodResult, StepContext, calls, numeric_matrix, register
 from safemicro.methods.numeric_step import NumericVariablesParams
 
@@ -92,14 +92,7 @@ def microaggregation_optimal(
     x = numeric_matrix(ds, variables, _STEP)
     w = np.ones(ds.n)
     if weights is not None:
-        if weights in variables:
-            raise SafemicroError("the weight cannot also be a variable", column=weights, step=_STEP)
-        w = numeric_matrix(ds, [weights], _STEP)[:, 0]
-        bad = np.flatnonzero(~np.isnan(x).all(axis=1) & ~(w > 0))
-        if len(bad):
-            raise SafemicroError(
-                f"weight must be present and > 0, got {w[bad[0]]!r}", column=weights, row=int(bad[0]) + 1, step=_STEP
-            )
+        w = sampling_weights(ds, weights, excluded=variables, used=~np.isnan(x).all(axis=1), step=_STEP)
     cols, sse, n_groups = [], {}, {}
     for j, name in enumerate(variables):
         ok = ~np.isnan(x[:, j])

@@ -34,9 +34,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from safemicro.errors import SafemicroError
+from safemicro.io.dataset import Dataset
 from safemicro.methods.aggregation_kernels import _jit
+from safemicro.methods.base import numeric_matrix
 
-__all__ = ["robust_whitening", "rmd_groups", "weighted_group_means"]
+__all__ = ["robust_whitening", "rmd_groups", "sampling_weights", "weighted_group_means"]
 
 
 def robust_whitening(x: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
@@ -67,6 +70,22 @@ def rmd_groups(x: np.ndarray, k: int, seed: int, leaf: int) -> tuple[np.ndarray,
     far = np.lexsort((np.arange(len(z)), -d.astype(np.float32).astype(np.float64)))
     order, sizes = _jit()["_mdav_core"](z, np.ones(z.shape[1]), k, leaf, far.astype(np.int64))
     return order, sizes, fit
+
+
+def sampling_weights(
+    ds: Dataset, name: str, *, excluded: list[str], used: np.ndarray, step: str, what: str = "a variable"
+) -> np.ndarray:
+    """The sampling weights ``name`` for weighted group means: present and > 0 on the records
+    ``used`` (else an error naming the row), and not one of ``excluded`` (``what`` they are)."""
+    if name in excluded:
+        raise SafemicroError(f"the weight cannot also be {what}", column=name, step=step)
+    w = numeric_matrix(ds, [name], step)[:, 0]
+    bad = np.flatnonzero(used & ~(w > 0))  # NaN compares False: missing weights are bad too
+    if len(bad):
+        raise SafemicroError(
+            f"weight must be present and > 0, got {w[bad[0]]!r}", column=name, row=int(bad[0]) + 1, step=step
+        )
+    return w
 
 
 def weighted_group_means(x: np.ndarray, w: np.ndarray, members: np.ndarray, sizes: np.ndarray) -> np.ndarray:
