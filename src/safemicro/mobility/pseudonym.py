@@ -93,14 +93,22 @@ class PseudonymMap:
         raw = (values.cast(pl.Int64) if kind == "int" else values.cast(pl.String)).alias("raw")
         known = self._maps.get(kind, pl.DataFrame(schema={"raw": raw.dtype, "pseudo": pl.UInt64}))
         out = raw.to_frame().join(known, on="raw", how="left", maintain_order="left")["pseudo"]
-        new = raw.filter(out.is_null() & raw.is_not_null()).unique().to_frame()
+        new = self._learn(kind, known, raw.filter(out.is_null() & raw.is_not_null()))
         if new.height:
-            texts = canonical(new["raw"]).to_list()
-            new = new.with_columns(pseudo=pl.Series(hmac64(self._key, texts), dtype=pl.UInt64))
-            self._maps[kind] = pl.concat([known, new], rechunk=True)
             found = raw.to_frame().join(new, on="raw", how="left", maintain_order="left")["pseudo"]
             out = out.fill_null(found)
         return out.alias(values.name)
+
+    def _learn(self, kind: str, known: pl.DataFrame, unseen: pl.Series) -> pl.DataFrame:
+        """The pseudonyms (``raw``, ``pseudo``) of the distinct numbers ``unseen`` (none of
+        them in ``known``), HMAC-ed once and added to what the map knows."""
+        new = unseen.unique().alias("raw").to_frame()
+        if new.height:
+            new = new.with_columns(
+                pseudo=pl.Series(hmac64(self._key, canonical(new["raw"]).to_list()), dtype=pl.UInt64)
+            )
+            self._maps[kind] = pl.concat([known, new], rechunk=True)
+        return new
 
     def pseudonymise(self, frame: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:
         """``frame`` with each raw-number column ``c`` of ``columns`` replaced by the
@@ -118,12 +126,8 @@ class PseudonymMap:
             lf = lf.join(known.lazy().rename({"raw": c, "pseudo": name}), on=c, how="left")
         out = lf.collect()
         missing = pl.concat([out[c].filter(out[n].is_null()).drop_nulls() for c, n in columns.items()])
-        new = missing.unique().alias("raw").to_frame()
+        new = self._learn(kind, known, missing)
         if new.height:
-            new = new.with_columns(
-                pseudo=pl.Series(hmac64(self._key, canonical(new["raw"]).to_list()), dtype=pl.UInt64)
-            )
-            self._maps[kind] = pl.concat([known, new], rechunk=True)
             lf = out.lazy()
             for c, n in columns.items():
                 lf = lf.join(new.lazy().rename({"raw": c, "pseudo": "_new"}), on=c, how="left")
