@@ -23,8 +23,8 @@ from pathlib import Path
 import polars as pl
 
 from safemicro.errors import SafemicroError
-from safemicro.mobility.ingest import day_partitions
-from safemicro.mobility.sql import NIGHT, daily_sql
+from safemicro.mobility.ingest import by_bucket, day_partitions
+from safemicro.mobility.sql import NIGHT, TABLES, daily_sql
 
 
 def hour_in(col: str, hours: tuple[int, int]) -> pl.Expr:
@@ -125,7 +125,8 @@ def stage_i(
     hours: tuple[int, int] | None = None,
     progress: Callable[[dt.date], None] | None = None,
 ) -> list[dt.date]:
-    """Daily tables of every ingested day partition, written to ``out/<table>/date=.../``."""
+    """Daily tables of every ingested day partition, written to ``out/<table>/date=.../``
+    (one part per subscriber bucket of the day, :func:`.ingest.by_bucket`)."""
     if engine not in ("polars", "duckdb", "spark"):
         raise SafemicroError(f"unknown engine {engine!r} (polars, duckdb or spark)")
     if engine == "spark":  # all days in one job, on the active (or a local) session
@@ -145,14 +146,18 @@ def stage_i(
 
         con = duckdb.connect()
     for day, files in day_partitions(src / "events"):
-        if engine == "polars":
-            tables = daily_polars(pl.scan_parquet(files), cells, day, hours)
-        else:
-            tables = daily_duckdb(files, cells, day, hours, con=con)
-        for name, frame in tables.items():
-            d = root / name / f"date={day.isoformat()}"
-            d.mkdir(parents=True, exist_ok=True)
-            frame.write_parquet(d / "part-0.parquet", statistics=False)
+        for name in TABLES:  # an earlier run's parts
+            for stale in (root / name / f"date={day.isoformat()}").glob("part-*.parquet"):
+                stale.unlink()
+        for b, group in enumerate(by_bucket(files)):  # a subscriber bucket at a time
+            if engine == "polars":
+                tables = daily_polars(pl.scan_parquet(group), cells, day, hours)
+            else:
+                tables = daily_duckdb(group, cells, day, hours, con=con)
+            for name, frame in tables.items():
+                d = root / name / f"date={day.isoformat()}"
+                d.mkdir(parents=True, exist_ok=True)
+                frame.write_parquet(d / f"part-{b}.parquet", statistics=False)
         days.append(day)
         if progress is not None:
             progress(day)

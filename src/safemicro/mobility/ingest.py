@@ -52,6 +52,8 @@ CLEAN_SCHEMA = {
 }
 ALIASES = {"subscriber_id": "msisdn", "counterpart_id": "msisdn_counterpart"}
 PART = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+BUCKET = re.compile(r"-b(\d+)\.parquet$")
+CSV_ROW_BYTES = 64  # a CSV day's rows are estimated from its size (only the bucket count uses it)
 
 
 def day_partitions(events: str | Path) -> list[tuple[dt.date, list[Path]]]:
@@ -71,6 +73,52 @@ def day_partitions(events: str | Path) -> list[tuple[dt.date, list[Path]]]:
             "no day partitions (folders named date=YYYY-MM-DD with .parquet or .csv files)", file=str(root)
         )
     return out
+
+
+def subscriber_buckets(files: list[Path], bucket_rows: int) -> int:
+    """How many subscriber buckets a day of these raw files is written in: a power of two
+    giving at most about ``bucket_rows`` events each (1 for a small day). Rows are read
+    from Parquet metadata; a CSV file's rows are estimated from its size."""
+    rows = 0
+    for f in files:
+        if f.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                rows += pq.ParquetFile(f).metadata.num_rows
+            except Exception as e:
+                raise SafemicroError(
+                    f"cannot read: {type(e).__name__}: {str(e).splitlines()[0]}", file=str(f)
+                ) from None
+        else:
+            rows += f.stat().st_size // CSV_ROW_BYTES
+    buckets = 1
+    while rows > buckets * bucket_rows:
+        buckets *= 2
+    return buckets
+
+
+def by_bucket(files: list[Path]) -> list[list[Path]]:
+    """An ingested day's clean files grouped by subscriber bucket (``part-K-bB.parquet``;
+    files without a bucket are one group): a subscriber's events of the day are all in one
+    group, so the per-subscriber daily tables are computed a group at a time."""
+    groups: dict[int, list[Path]] = {}
+    for f in files:
+        m = BUCKET.search(f.name)
+        groups.setdefault(int(m.group(1)) if m else -1, []).append(f)
+    return [groups[b] for b in sorted(groups)]
+
+
+def _write_clean(clean: pl.DataFrame, part: Path, k: int, buckets: int) -> None:
+    """Chunk ``k`` of a day as ``part-K.parquet``, or split by subscriber bucket (the
+    pseudonym modulo ``buckets``; pseudonyms are keyed hashes, so buckets are even) as
+    ``part-K-bB.parquet``."""
+    if buckets == 1:
+        clean.write_parquet(part / f"part-{k}.parquet", statistics=False)
+        return
+    keyed = clean.with_columns((pl.col("sub") % buckets).cast(pl.UInt32).alias("_bucket"))
+    for (b,), piece in keyed.partition_by("_bucket", include_key=False, as_dict=True).items():
+        piece.write_parquet(part / f"part-{k}-b{b:03d}.parquet", statistics=False)
 
 
 def _chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pl.DataFrame, int]]:
@@ -257,10 +305,13 @@ def ingest(
     timezone: str = "UTC",
     progress: Callable[[dt.date, dict], None] | None = None,
     chunk_rows: int = 20_000_000,
+    bucket_rows: int = 8_000_000,
     uniqueness_sample: int = 500,
 ) -> dict:
     """Ingest every day partition of ``events`` into ``out`` (clean events as
-    ``events/date=.../part-K.parquet``, one per chunk of at most ``chunk_rows`` rows);
+    ``events/date=.../part-K.parquet``, one per chunk of at most ``chunk_rows`` rows; a day
+    of more than ``bucket_rows`` events is split further by subscriber bucket,
+    ``part-K-bB.parquet``, so that the daily tables never group a whole day at once);
     returns the QA report, with the raw traces' uniqueness on a sample of
     ``uniqueness_sample`` subscribers (:mod:`.uniqueness`; 0 leaves it out)."""
     root = Path(out)
@@ -276,12 +327,13 @@ def ingest(
         for stale in part.glob("part-*.parquet"):  # an earlier run's chunks
             stale.unlink()
         subs, types, bads, rows, k = [], [], [], 0, 0
+        buckets = subscriber_buckets(files, bucket_rows)
         for f in files:
             for raw, offset in _chunks(f, chunk_rows):
                 clean, bad = clean_chunk(raw, offset, f, day, today, pseudo, timezone)
                 rows += raw.height
                 if clean.height:
-                    clean.write_parquet(part / f"part-{k}.parquet", statistics=False)
+                    _write_clean(clean, part, k, buckets)
                     k += 1
                 subs.append(clean.group_by("sub").len())
                 types.append(clean.group_by("event_type").len().with_columns(pl.col("event_type").cast(pl.String)))

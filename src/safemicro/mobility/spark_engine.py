@@ -13,9 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from safemicro.errors import SafemicroError
-from safemicro.mobility.sql import daily_sql, features_sql, modal_sql
-
-TABLES = ("daily", "cellcounts", "contacts")
+from safemicro.mobility.sql import TABLES, daily_sql, features_sql, modal_sql
 
 
 def _first_line(exc: Exception) -> str:

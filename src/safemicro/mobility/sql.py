@@ -11,6 +11,7 @@ import math
 from safemicro.mobility.features import R_EARTH_KM
 
 NIGHT = (20, 4)
+TABLES = ("daily", "cellcounts", "contacts")  # what stage i writes per day
 
 
 def hours_sql(hours: tuple[int, int]) -> str:
