@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from safemicro.report import plots, render_risk_report, write_risk_report
-from safemicro.report.risk_report import fmt_int, fmt_num, fmt_pct, fmt_prob
+from safemicro.report.format import fmt_int, fmt_num, fmt_pct, fmt_prob
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 

@@ -303,3 +303,30 @@ def test_hidden_presence_makes_empty_cells_look_like_small_ones(seed, n, regions
         hidden = [k for k in kids if not released[k]]
         if released[parent] and hidden:
             assert truth[hidden].sum() >= threshold
+
+
+def test_a_datasets_policy_reaches_the_protection_rule_by_rule():
+    """Each rule a dataset's policy sets (hand-listed: threshold, dominance n and k, p %,
+    secondary suppression and its method, rounding base) is the one its answers are protected
+    with; empty cells are hidden as small ones; the rules the config does not name keep the
+    protection's defaults."""
+    from safemicro.service.config import DatasetConfig
+    from safemicro.service.node_tables import service_policy
+
+    ds = DatasetConfig.model_validate(
+        {
+            "file": "people.csv",
+            "dimensions": {"camp": {"kind": "category", "column": "camp"}},
+            "policy": {
+                "threshold": 7,
+                "dominance_n": 3,
+                "dominance_k": 70.0,
+                "p_percent": 15.0,
+                "secondary": False,
+                "secondary_method": "optimal",
+                "rounding_base": 5,
+            },
+        }
+    )
+    expected = ProtectionPolicy(7, 3, 70.0, 15.0, False, 5, hide_presence=True, secondary_method="optimal")
+    assert service_policy(ds) == expected

@@ -160,3 +160,13 @@ def test_the_process_skips_the_gc_walk_at_exit(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "FROZEN=1 ENABLED=0" in run.stdout
+
+
+@pytest.mark.parametrize("package", ["safemicro.attack", "safemicro.metadata"])
+def test_the_lazy_packages_import_no_module_until_a_name_is_used(tmp_path, package):
+    """Each name of ``__all__`` comes from its module on first use, and only then."""
+    names = ("linkage", "inference", "simulate") if package.endswith("attack") else ("ddi", "documentation", "study")
+    watch = tuple(f"{package}.{m}" for m in names)
+    assert _loaded(f"import {package}", tmp_path, watch) == []
+    code = f"import {package} as p\nfor n in p.__all__: assert getattr(p, n).__name__ == n, n"
+    assert _loaded(code, tmp_path, watch) == list(watch)

@@ -14,23 +14,17 @@ import typer
 from rich.markup import escape
 
 from safemicro.cli_groups import LazyGroup
-from safemicro.cli_support import check_outputs, err, out
+from safemicro.cli_support import check_outputs, command_group, err, out
 from safemicro.cli_support import friendly as _friendly
 from safemicro.cli_support import split_list as _split
 from safemicro.cli_support import write_all as _write_all
 from safemicro.errors import SafemicroError
 
-app = typer.Typer(
+app = command_group(
+    "Statistical disclosure control for microdata: assess risk, anonymize, synthesize, attack, document and publish releases, and serve protected aggregates.",
     # the commands that live beside their libraries (attack, document, serve, ...) are
     # imported when named, not by every command (safemicro.cli_groups)
     cls=LazyGroup,
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    # click's plain help: typer's rich help imports rich's Markdown and traceback modules
-    # (~0.1 s), which alone would break `safemicro --help` in 0.2 s (tests/test_startup.py)
-    rich_markup_mode=None,
-    help="Statistical disclosure control for microdata: assess risk, anonymize, synthesize, attack, document and publish releases, and serve protected aggregates.",
 )
 
 

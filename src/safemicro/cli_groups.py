@@ -76,7 +76,9 @@ LAZY: dict[str, Callable[[typer.Typer], None]] = {
 
 def build(register: Callable[[typer.Typer], None]) -> dict[str, typer.core.TyperCommand | TyperGroup]:
     """The click commands ``register`` adds to an app configured as `safemicro`'s."""
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+    from safemicro.cli_support import command_group
+
+    app = command_group()
     register(app)
     return dict(typer.main.get_group(app).commands)
 

@@ -21,18 +21,14 @@ from __future__ import annotations
 from safemicro.lazy import lazy_exports
 
 _EXPORTS = {
-    "LinkageEvaluator": "safemicro.attack.linkage",
-    "combine_auxiliary": "safemicro.attack.linkage",
-    "release_identities": "safemicro.attack.correspondence",
-    "SinglingOutEvaluator": "safemicro.attack.singling_out",
-    "LinkabilityEvaluator": "safemicro.attack.linkability",
-    "InferenceEvaluator": "safemicro.attack.inference",
-    "MembershipEvaluator": "safemicro.attack.membership",
-    "privacy_attacks": "safemicro.attack.privacy",
-    "simulate": "safemicro.attack.simulate",
+    "linkage": ("LinkageEvaluator", "combine_auxiliary"),
+    "correspondence": ("release_identities",),
+    "singling_out": ("SinglingOutEvaluator",),
+    "linkability": ("LinkabilityEvaluator",),
+    "inference": ("InferenceEvaluator",),
+    "membership": ("MembershipEvaluator",),
+    "privacy": ("privacy_attacks",),
+    "simulate": ("simulate",),
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -10,14 +10,12 @@ from typing import Any
 
 import typer
 
-from safemicro.cli_support import check_outputs, friendly, out, split_list
+from safemicro.cli_support import check_outputs, command_group, friendly, out, split_list
 from safemicro.errors import SafemicroError
 
-attack_app = typer.Typer(
-    no_args_is_help=True,
-    rich_markup_mode=None,  # plain help, as the main app's (safemicro.cli)
-    help="Empirical disclosure tests: link auxiliary files to a release (the mosaic), singling out, "
-    "linkability, inference, membership inference, and the simulation study.",
+attack_app = command_group(
+    "Empirical disclosure tests: link auxiliary files to a release (the mosaic), singling out, "
+    "linkability, inference, membership inference, and the simulation study."
 )
 
 JSON_HELP = "write the result as JSON"

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from safemicro.attack.common import draw_rows, prepare_frames
+from safemicro.attack.common import draw_rows
 from safemicro.attack.counted import CountedAttack
-from safemicro.attack.gower import GowerSpace, numeric_columns
+from safemicro.attack.gower import GowerSpace
 from safemicro.errors import SafemicroError
 from safemicro.utility.tables import common_dtype
 
@@ -77,15 +77,12 @@ class InferenceEvaluator(CountedAttack):
             raise SafemicroError("the secret cannot be one of the known columns", column=secret)
         self.aux_cols = list(aux_cols)
         self.secret = secret
-        self.ori, self.syn, self.ctl, self.columns = prepare_frames(original, synthetic, control, [*aux_cols, secret])
+        self._prepare((original, synthetic, control), [*aux_cols, secret], self.aux_cols, numeric, seed)
         if n_attacks < 1:
             raise SafemicroError(f"n_attacks must be at least 1, got {n_attacks}")
         self.n_attacks = int(n_attacks)
         self.regression = _regression(self.ori.get_column(secret)) if regression is None else bool(regression)
         self.tolerance = tolerance
-        self.numeric = list(numeric) if numeric is not None else numeric_columns(self.ori, self.aux_cols)
-        self.rng = np.random.default_rng(seed)
-        self._evaluated = False
 
     def _attack(self, space: GowerSpace, frame: int, data: pl.DataFrame) -> tuple[int, int]:
         rows = draw_rows(self.rng, data.height, self.n_attacks)
@@ -95,12 +92,8 @@ class InferenceEvaluator(CountedAttack):
         return int(correct_guesses(guess, truth, self.regression, self.tolerance).sum()), len(rows)
 
     def evaluate(self) -> InferenceEvaluator:
-        frames = [self.syn, self.ori] + ([self.ctl] if self.ctl is not None else [])
-        space = GowerSpace([f.select(self.aux_cols) for f in frames], self.aux_cols, self.numeric)
-        self.n_success_, self.n_attacks_ = self._attack(space, 1, self.ori)
-        self.n_control_, self.n_control_attacks_ = (
-            (None, None) if self.ctl is None else self._attack(space, 2, self.ctl)
-        )
+        space = GowerSpace([f.select(self.aux_cols) for f in self._frames()], self.aux_cols, self.numeric)
+        self._attack_members_and_control(space)
         n_base = min(self.syn.height, self.n_attacks_)
         rows = draw_rows(self.rng, self.ori.height, n_base)
         guess = self.syn.get_column(self.secret).gather(pl.Series(self.rng.integers(0, self.syn.height, n_base)))

@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import polars as pl
 
-from safemicro.attack.common import draw_rows, prepare_frames
+from safemicro.attack.common import draw_rows
 from safemicro.attack.counted import CountedAttack
-from safemicro.attack.gower import GowerSpace, numeric_columns
+from safemicro.attack.gower import GowerSpace
 from safemicro.errors import SafemicroError
 
 __all__ = ["LinkabilityEvaluator"]
@@ -58,28 +59,21 @@ class LinkabilityEvaluator(CountedAttack):
             raise SafemicroError("linkability needs two non-empty lists of columns (the intruder's two files)")
         self.aux_cols = (list(aux_cols[0]), list(aux_cols[1]))
         columns = list(dict.fromkeys(self.aux_cols[0] + self.aux_cols[1]))
-        self.ori, self.syn, self.ctl, self.columns = prepare_frames(original, synthetic, control, columns)
+        self._prepare((original, synthetic, control), columns, columns, numeric, seed)
         if n_attacks < 1 or n_neighbors < 1:
             raise SafemicroError("n_attacks and n_neighbors must be at least 1")
         self.n_attacks = int(n_attacks)
         self.n_neighbors = int(min(n_neighbors, self.syn.height))
-        self.numeric = list(numeric) if numeric is not None else numeric_columns(self.ori, self.columns)
-        self.rng = np.random.default_rng(seed)
-        self._evaluated = False
 
-    def _attack(self, space: GowerSpace, frame: int, n_rows: int) -> tuple[int, int]:
-        rows = draw_rows(self.rng, n_rows, self.n_attacks)
+    def _attack(self, space: GowerSpace, frame: int, data: pl.DataFrame) -> tuple[int, int]:
+        rows = draw_rows(self.rng, data.height, self.n_attacks)
         a, _ = space.neighbours(frame, rows, 0, k=self.n_neighbors, use=self.aux_cols[0], rng=self.rng)
         b, _ = space.neighbours(frame, rows, 0, k=self.n_neighbors, use=self.aux_cols[1], rng=self.rng)
         return int(_linked(a, b).sum()), len(rows)
 
     def evaluate(self) -> LinkabilityEvaluator:
-        frames = [self.syn, self.ori] + ([self.ctl] if self.ctl is not None else [])
-        space = GowerSpace(frames, self.columns, self.numeric)
-        self.n_success_, self.n_attacks_ = self._attack(space, 1, self.ori.height)
-        self.n_control_, self.n_control_attacks_ = (
-            (None, None) if self.ctl is None else self._attack(space, 2, self.ctl.height)
-        )
+        space = GowerSpace(self._frames(), self.columns, self.numeric)
+        self._attack_members_and_control(space)
         n = self.syn.height
         rand = lambda: np.argsort(self.rng.random((self.n_attacks_, n)), axis=1)[:, : self.n_neighbors]  # noqa: E731
         if n > 20_000:  # sampling without replacement per row, cheaply for large files

@@ -23,8 +23,8 @@ from jinja2 import ChoiceLoader, PackageLoader
 from safemicro import __version__
 from safemicro.attack.report_figures import _bars, _driver_figure, _group_figure
 from safemicro.jsonable import json_ready
+from safemicro.report.format import _environment
 from safemicro.report.plots import AMBER, BLUE, GREY, RED
-from safemicro.report.risk_report import _environment
 
 __all__ = ["render_attack_html", "write_attack_outputs"]
 

@@ -22,9 +22,9 @@ from matplotlib.ticker import FuncFormatter
 from safemicro import __version__
 from safemicro.atomic import write_text
 from safemicro.report import plots
+from safemicro.report.format import _environment
 from safemicro.report.plots import _RC, AMBER, BLUE, GREY, INK, RED, _new_figure, _plain, figure_to_svg
 from safemicro.report.plots.style import _finish
-from safemicro.report.risk_report import _environment
 
 __all__ = ["render_evaluation_html", "write_evaluation_html"]
 

@@ -12,28 +12,14 @@ from __future__ import annotations
 from safemicro.lazy import lazy_exports
 
 _EXPORTS = {
-    "document": "safemicro.metadata.documentation",
-    "build_documentation": "safemicro.metadata.documentation",
-    "prefill": "safemicro.metadata.documentation",
-    "build_ddi": "safemicro.metadata.ddi",
-    "ddi_string": "safemicro.metadata.ddi",
-    "write_ddi": "safemicro.metadata.ddi",
-    "read_ddi": "safemicro.metadata.ddi",
-    "validate_ddi": "safemicro.metadata.ddi",
-    "render_codebook": "safemicro.metadata.codebook_html",
-    "write_datapackage": "safemicro.metadata.datapackage",
-    "datapackage_descriptor": "safemicro.metadata.datapackage",
-    "plan_publication": "safemicro.metadata.nada",
-    "send": "safemicro.metadata.nada",
-    "write_requests": "safemicro.metadata.nada",
-    "Resource": "safemicro.metadata.nada",
-    "Study": "safemicro.metadata.study",
-    "load_study": "safemicro.metadata.study",
-    "Documentation": "safemicro.metadata.model",
-    "summarize_dataset": "safemicro.metadata.summary",
+    "documentation": ("document", "build_documentation", "prefill"),
+    "ddi": ("build_ddi", "ddi_string", "write_ddi", "read_ddi", "validate_ddi"),
+    "codebook_html": ("render_codebook",),
+    "datapackage": ("write_datapackage", "datapackage_descriptor"),
+    "nada": ("plan_publication", "send", "write_requests", "Resource"),
+    "study": ("Study", "load_study"),
+    "model": ("Documentation",),
+    "summary": ("summarize_dataset",),
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -33,20 +33,16 @@ from markupsafe import Markup
 from safemicro.atomic import write_text
 
 from . import plots
-from .format import (  # noqa: F401 (re-exported: other reports import them from here)
+from .format import (
     ROLE_LABELS,
     RULE_HIGH_RISK,
     TIERS,
     _environment,
     _num,
     _section,
-    _sig,
-    _status,
     _value_text,
-    fmt_er,
     fmt_int,
     fmt_num,
-    fmt_pct,
     fmt_prob,
     fmt_share,
     fmt_target_pct,

@@ -6,18 +6,14 @@ from pathlib import Path
 
 import typer
 
-from safemicro.cli_support import err, friendly, out, split_list
+from safemicro.cli_support import command_group, err, friendly, out, split_list
 from safemicro.errors import SafemicroError
 
 
 def register(app: typer.Typer) -> None:
     """Add the service commands to the main `safemicro` app."""
-    token_app = typer.Typer(
-        no_args_is_help=True, rich_markup_mode=None, help="Issue and revoke access tokens for the aggregate service."
-    )
-    audit_app = typer.Typer(
-        no_args_is_help=True, rich_markup_mode=None, help="Check the service's hash-chained audit log."
-    )
+    token_app = command_group("Issue and revoke access tokens for the aggregate service.")
+    audit_app = command_group("Check the service's hash-chained audit log.")
     app.add_typer(token_app, name="token")
     app.add_typer(audit_app, name="audit")
 

@@ -137,20 +137,17 @@ class _DeclaredTables:
 
 
 def service_policy(ds: DatasetConfig):
-    """The protection policy of a dataset's answers (empty cells hidden as small ones)."""
+    """The protection policy of a dataset's answers (empty cells hidden as small ones): each
+    rule the dataset's policy sets under the rule's own name (threshold, dominance, p %,
+    secondary suppression and its method, rounding base)."""
+    from dataclasses import fields
+
     from safemicro.service.protection import ProtectionPolicy
 
-    p = ds.policy
-    return ProtectionPolicy(
-        threshold=p.threshold,
-        dominance_n=p.dominance_n,
-        dominance_k=p.dominance_k,
-        p_percent=p.p_percent,
-        secondary=p.secondary,
-        secondary_method=p.secondary_method,
-        rounding_base=p.rounding_base,
-        hide_presence=True,
-    )
+    rules = {
+        f.name: getattr(ds.policy, f.name) for f in fields(ProtectionPolicy) if f.name in type(ds.policy).model_fields
+    }
+    return ProtectionPolicy(**{**rules, "hide_presence": True})
 
 
 def _subsets(by: list[str]) -> list[set[str]]:

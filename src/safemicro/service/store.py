@@ -26,11 +26,25 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
 
 from safemicro.errors import SafemicroError
+
+
+def _table(
+    meta: sa.MetaData, name: str, key: dict[str, Any], *, indexed: tuple[str, ...] = (), **columns: Any
+) -> sa.Table:
+    """A table of the store: the ``key`` columns make its primary key, every other column is
+    required (NOT NULL), and those named in ``indexed`` have an index."""
+    return sa.Table(
+        name,
+        meta,
+        *(sa.Column(c, t, primary_key=True) for c, t in key.items()),
+        *(sa.Column(c, t, nullable=False, index=True if c in indexed else None) for c, t in columns.items()),
+    )
 
 
 class BudgetExceeded(Exception):
@@ -64,60 +78,46 @@ class Store:
         # every transaction of the embedded store runs under this lock.
         self._lock = threading.RLock() if not self.postgres else None
         self.meta = sa.MetaData()
-        self.datasets = sa.Table(
-            "sm_datasets",
-            self.meta,
-            sa.Column("name", sa.String(64), primary_key=True),
-            sa.Column("version", sa.String(64), nullable=False),
-            sa.Column("loaded_at", sa.Float, nullable=False),
+        self.datasets = _table(
+            self.meta, "sm_datasets", {"name": sa.String(64)}, version=sa.String(64), loaded_at=sa.Float
         )
-        self.cells = sa.Table(
+        self.cells = _table(
+            self.meta,
             "sm_released_cells",
-            self.meta,
-            sa.Column("id", sa.String(40), primary_key=True),
+            {"id": sa.String(40)},
+            indexed=("dataset", "seq"),
             # a dataset's ledger name: the dataset, or "<dataset>#records" for the record-level one
-            sa.Column("dataset", sa.String(80), nullable=False, index=True),
-            sa.Column("seq", sa.BigInteger, nullable=False, index=True),  # per ledger, one per request
-            sa.Column("query_id", sa.String(64), nullable=False),
-            sa.Column("status", sa.String(16), nullable=False),
-            sa.Column("predicate", sa.Text, nullable=False),
-            sa.Column("subject", sa.String(200), nullable=False),
-            sa.Column("created", sa.Float, nullable=False),
+            dataset=sa.String(80),
+            seq=sa.BigInteger,  # per ledger, one per request
+            query_id=sa.String(64),
+            status=sa.String(16),
+            predicate=sa.Text,
+            subject=sa.String(200),
+            created=sa.Float,
         )
-        self.releases = sa.Table(
-            "sm_releases",
+        self.releases = _table(
+            self.meta, "sm_releases", {"query_id": sa.String(64)}, dataset=sa.String(64), body=sa.Text, created=sa.Float
+        )
+        self.revoked = _table(
+            self.meta, "sm_revoked", {"jti": sa.String(200)}, reason=sa.String(500), revoked_at=sa.Float
+        )
+        self.budgets = _table(
             self.meta,
-            sa.Column("query_id", sa.String(64), primary_key=True),
-            sa.Column("dataset", sa.String(64), nullable=False),
-            sa.Column("body", sa.Text, nullable=False),
-            sa.Column("created", sa.Float, nullable=False),
-        )
-        self.revoked = sa.Table(
-            "sm_revoked",
-            self.meta,
-            sa.Column("jti", sa.String(200), primary_key=True),
-            sa.Column("reason", sa.String(500), nullable=False),
-            sa.Column("revoked_at", sa.Float, nullable=False),
-        )
-        self.budgets = sa.Table(
             "sm_budgets",
-            self.meta,
-            sa.Column("dataset", sa.String(64), primary_key=True),
-            sa.Column("scope", sa.String(16), primary_key=True),
-            sa.Column("scope_id", sa.String(200), primary_key=True),
-            sa.Column("cap", sa.Float, nullable=False),
-            sa.Column("spent", sa.Float, nullable=False),
+            {"dataset": sa.String(64), "scope": sa.String(16), "scope_id": sa.String(200)},
+            cap=sa.Float,
+            spent=sa.Float,
         )
-        self.ledger = sa.Table(
-            "sm_budget_ledger",
+        self.ledger = _table(
             self.meta,
-            sa.Column("reservation", sa.String(40), primary_key=True),
-            sa.Column("dataset", sa.String(64), nullable=False),
-            sa.Column("subject", sa.String(200), nullable=False),
-            sa.Column("query_id", sa.String(64), nullable=False),
-            sa.Column("amount", sa.Float, nullable=False),
-            sa.Column("state", sa.String(16), nullable=False),  # reserved | committed | cancelled
-            sa.Column("created", sa.Float, nullable=False),
+            "sm_budget_ledger",
+            {"reservation": sa.String(40)},
+            dataset=sa.String(64),
+            subject=sa.String(200),
+            query_id=sa.String(64),
+            amount=sa.Float,
+            state=sa.String(16),  # reserved | committed | cancelled
+            created=sa.Float,
         )
         with self.transaction() as c:
             self.meta.create_all(c)

@@ -19,7 +19,7 @@ import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 
 from safemicro.errors import SafemicroError
 from safemicro.workbench.engine import Engine
@@ -53,7 +53,9 @@ class Workbench:
         self.engine = Engine()
         self.jobs = Jobs()
         self.max_upload = max_upload_mb * 1024 * 1024
-        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+        # the page head is the reports' (safemicro/report/templates/page_head.html)
+        loader = ChoiceLoader([FileSystemLoader(HERE / "templates"), PackageLoader("safemicro.report", "templates")])
+        self.env = Environment(loader=loader, autoescape=select_autoescape(["html"]))
         self.env.filters["yaml"] = lambda v: yaml.safe_dump(v, sort_keys=False, allow_unicode=True).strip()
         self.env.filters["pct"] = lambda v, d=2: f"{v:.{d}f} %" if _number(v) else "–"
         self.env.filters["num"] = lambda v: (f"{v:,}" if isinstance(v, int) else f"{v:,.4g}") if _number(v) else "–"
