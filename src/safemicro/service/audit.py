@@ -224,8 +224,8 @@ class AuditLog:
 
 
 def _write_entry(f, seq: int, kind: str, payload: Any, prev: str, *, sync: bool = True) -> dict:
-    """Chain one entry after ``prev``, append it to the open log ``f`` and (with ``sync``)
-    fsync; the entry."""
+    """Chain one entry after ``prev`` (its payload JSON-ready), append it to the open log
+    ``f`` and (with ``sync``) fsync; the entry."""
     entry = {
         "seq": seq,
         "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
@@ -233,9 +233,12 @@ def _write_entry(f, seq: int, kind: str, payload: Any, prev: str, *, sync: bool 
         "payload": payload,
         "prev": prev,
     }
-    entry["hash"] = entry_hash(entry)
+    # canonical_json and entry_hash without their walks of the payload (json_ready already
+    # ran): "hash" sorts first among the keys, so the line is the hashed text with it prepended
+    text = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    entry["hash"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     f.seek(0, os.SEEK_END)
-    f.write((canonical_json(entry) + "\n").encode("utf-8"))
+    f.write(f'{{"hash":"{entry["hash"]}",{text[1:]}\n'.encode())
     f.flush()
     if sync:
         os.fsync(f.fileno())
