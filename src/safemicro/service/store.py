@@ -36,6 +36,8 @@ from safemicro.service.store_budget import BudgetExceeded, MemoryBudgets, _Store
 
 __all__ = ["BudgetExceeded", "Store"]
 
+_SAVE_RELEASE = sa.text("INSERT INTO sm_releases (query_id, dataset, body, created) VALUES (:q, :d, :b, :t)")
+
 
 class Store(_StoreBudgets):
     """All persistent state of a node; thread-safe."""
@@ -314,7 +316,8 @@ class Store(_StoreBudgets):
     def save_release(self, c: sa.Connection, query_id: str, dataset: str, body: str) -> None:
         if self._saved is not None:
             self._saved.add(query_id)  # before the insert: a rolled-back id only costs a read
-        c.execute(sa.insert(self.releases).values(query_id=query_id, dataset=dataset, body=body, created=time.time()))
+        # text, not Core: duckdb-engine has no compiled-statement cache, Core compiles every time
+        c.execute(_SAVE_RELEASE, {"q": query_id, "d": dataset, "b": body, "t": time.time()})
 
     # ----- revocation
 
