@@ -8,7 +8,9 @@ embedded store has one process, so a thread lock orders reservations just as the
 locks do in PostgreSQL: the amount is checked against the caps and held here, and reaches
 the database once, in the transaction that stores the release (the spent rows raised and a
 "committed" ledger row). A crash in between loses only reservations whose answers never
-left the node, so the stored spend is never above or below what was released.
+left the node, so the stored spend is never above or below what was released. Like the
+store's other in-memory caches (saved query ids, revocations) this assumes one open
+embedded store per database file, as one node process has.
 """
 
 from __future__ import annotations
