@@ -209,14 +209,17 @@ def with_store(args, run) -> None:
 
 
 @contextmanager
-def serving(cfg: Path, folder: Path, workers: int, tries: int = 600):
+def serving(cfg: Path, folder: Path, workers: int, tries: int = 600, started: dict | None = None):
     """A ``safemicro serve`` process on a free loopback port, logging to ``folder/server.log``;
-    yields its URL once it answers, and stops it (killed if still deciding abandoned queries)."""
+    yields its URL once it answers, and stops it (killed if still deciding abandoned queries).
+    ``started`` (a dict) receives the process id under "pid" (for :func:`cpu_seconds`)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(folder / "server.log", "wb")
     command = [sys.executable, "-m", "safemicro.cli", "serve", str(cfg), "--port", str(port), "--workers", str(workers)]
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    if started is not None:
+        started["pid"] = proc.pid
     try:
         for _ in range(tries):
             try:
@@ -235,6 +238,12 @@ def serving(cfg: Path, folder: Path, workers: int, tries: int = 600):
             proc.kill()
             proc.wait(30)
         log.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process (and its reaped children) used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_service import serving  # noqa: E402
+from bench_service import cpu_seconds, serving  # noqa: E402
 from bench_service_mix import fresh_queries, mixed, report, setup  # noqa: E402
 
 MEASURES = ["age", "assistance"]
@@ -108,26 +108,31 @@ def run_mode(
     from safemicro.service.audit import verify
 
     started = time.perf_counter()
-    with serving(cfg, folder, 1, tries=900) as url:
+    server: dict = {}
+    with serving(cfg, folder, 1, tries=900, started=server) as url:
         print(
             f"\n== {name}: up in {time.perf_counter() - started:.1f} s; {args.clients} clients, DuckDB store, "
             f"1 server process; load {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
-        # a client gives up after `seconds` (a free query can wait far longer in the queue)
-        runs = [
-            asyncio.run(
-                mixed(url, tok, bad, fresh[: args.requests], args.clients, args.requests, seconds, timeout=seconds)
+
+        def phase(title: str, *a, **k) -> dict:
+            """One run of `mixed`, reported with the CPU the server and these clients spent per request."""
+            cpu = cpu_seconds(server["pid"]), sum(os.times()[:2])
+            res = asyncio.run(mixed(url, tok, bad, *a, **k))
+            report(title, res)
+            n = max(1, sum(len(v) for v in res["lat"].values()))
+            print(
+                f"  CPU per request: server {(cpu_seconds(server['pid']) - cpu[0]) / n * 1000:.1f} ms, "
+                f"clients {(sum(os.times()[:2]) - cpu[1]) / n * 1000:.1f} ms"
             )
-        ]
-        report("mix (65 % repeated, 30 % fresh, 5 % bad token)", runs[0])
+            return res
+
+        # a client gives up after `seconds` (a free query can wait far longer in the queue)
+        mix = "mix (65 % repeated, 30 % fresh, 5 % bad token)"
+        runs = [phase(mix, fresh[: args.requests], args.clients, args.requests, seconds, timeout=seconds)]
         if only:
             rest = fresh[args.requests :]
-            runs.append(
-                asyncio.run(
-                    mixed(url, tok, bad, rest, args.clients, args.fresh, seconds, shares=(0, 1, 0), timeout=seconds)
-                )
-            )
-            report("fresh only", runs[1])
+            runs.append(phase("fresh only", rest, args.clients, args.fresh, seconds, shares=(0, 1, 0), timeout=seconds))
         sent = sum(len(v) for r in runs for v in r["lat"].values())
         print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     kinds: dict[str, int] = {}

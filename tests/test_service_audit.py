@@ -47,6 +47,33 @@ def test_chain_verifies_and_entries_link(tmp_path):
     assert report.head_hash == lines[-1]["hash"]
 
 
+_SCALARS = st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats() | st.text(max_size=12)
+_PAYLOADS = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6) | st.integers(0, 9), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payloads=st.lists(_PAYLOADS, min_size=1, max_size=3))
+def test_every_line_is_the_canonical_json_of_the_entry_it_returns(tmp_path_factory, payloads):
+    """The append writes its line without the generic canonical_json walk; the line must
+    still be exactly that canonical form (verify rechecks it) of the entry returned."""
+    from safemicro.service.audit import canonical_json
+
+    path = tmp_path_factory.mktemp("canon") / "audit.jsonl"
+    log = AuditLog(path)
+    entries = [log.append("kind-é", p) for p in payloads]
+    lines = path.read_bytes().decode("utf-8").split("\n")  # not splitlines: text may hold U+0085
+    assert [canonical_json(e) for e in entries] + [""] == lines
+    assert verify(path).ok
+
+
 _ENTRIES = 5
 
 

@@ -132,3 +132,63 @@ def test_racing_clients_release_no_small_difference(tmp_path):
         verdict = guard.check(request["released"], suppressed=request["suppressed"], locate=False)
         assert verdict.ok, verdict.reason
         guard.commit(request["released"], suppressed=request["suppressed"])
+
+
+def test_racing_dp_queries_spend_exactly_what_was_released(tmp_path):
+    """Twenty clients race distinct DP queries (and repeats of them) against a dataset cap
+    of ten answers. The embedded store holds reservations in memory until the release
+    commits (see safemicro.service.store_budget): exactly ten distinct answers are released,
+    every other fresh query is refused 403, repeats get the stored bytes without spending,
+    and the stored spend (cap rows, ledger, the budget endpoint) is exactly ten answers."""
+    from safemicro.service.store import Store
+
+    cfg = write_config(tmp_path, f"duckdb:///{tmp_path / 'state.duckdb'}", dp_budget=(100.0, 5.0))
+    server = Server(cfg).start()
+    queries = [
+        {"dataset": "displaced_dp", "kind": kind, "by": by, "filters": {"sex": sexes}}
+        | ({"measure": "income"} if kind == "sum" else {})
+        for kind in ("count", "sum")
+        for by in (["province"], ["group"], ["month"], ["province", "group"])
+        for sexes in (["f"], ["m"], ["f", "m"])
+    ]  # 24 distinct queries, each sent by several clients
+    answers: dict[str, set[str]] = {}
+    codes: list[int] = []
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        tok = token(tmp_path, subject=f"analyst{i % 4}")
+        order = random.Random(i).sample(queries, len(queries))
+        with httpx.Client(timeout=60) as h:
+            for q in order[:12]:
+                r = post_query(server.url, tok, q, h)
+                with lock:
+                    codes.append(r.status_code)
+                    if r.status_code == 200:
+                        body = r.json()
+                        body.pop("audit_seq")
+                        answers.setdefault(json.dumps(q, sort_keys=True), set()).add(json.dumps(body))
+
+    try:
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        budget = httpx.get(
+            server.url + "/v1/budget/displaced_dp", headers={"Authorization": f"Bearer {token(tmp_path)}"}
+        ).json()
+    finally:
+        server.stop()
+    assert set(codes) <= {200, 403} and len(codes) == 240
+    assert len(answers) == 10  # the cap: 5.0 / 0.5
+    assert all(len(bodies) == 1 for bodies in answers.values())  # repeats: the same bytes
+    assert budget["dataset_total"]["spent"] == 5.0
+    store = Store(f"duckdb:///{tmp_path / 'state.duckdb'}")
+    try:
+        assert sum(store.ledger_totals("displaced_dp").values()) == 5.0
+        assert store.budget("displaced_dp", "nobody")["dataset"] == 5.0
+    finally:
+        store.close()
+    entries = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert sum(e["kind"] == "request" for e in entries) == 240
+    assert sum(e["kind"] == "decision" and e["payload"].get("epsilon") == 0.5 for e in entries) == 10

@@ -183,6 +183,27 @@ def test_dp_counts_and_sums_are_near_the_truth_with_a_large_epsilon():
     assert abs(table["value"][0] - df.height) <= 2
 
 
+def test_dp_counts_keep_each_units_first_records_in_data_order():
+    """Hand-checked: person "p" has records in camps b, a, a (in that order), "q" in a, b;
+    with one contribution per unit p counts in b only and q in a only; with two, p in b and
+    a, q in a and b (the one-contribution path is a hash pass, the others a window)."""
+    df = pl.DataFrame(
+        {"person": ["p", "q", "p", "r", "p", "q"], "camp": ["b", "a", "a", "a", "a", "b"], "age": [1.0] * 6}
+    )
+    keys = pl.DataFrame({"camp": ["a", "b"]})
+    expected = {1: {"a": 2, "b": 1}, 2: {"a": 3, "b": 2}, 3: {"a": 4, "b": 2}}
+    for k, truth in expected.items():
+        table, noisy = dp_table(df, ["camp"], keys, "count", epsilon=1e4, unit="person", max_contributions=k)
+        assert noisy.sensitivity == k
+        got = dict(zip(table["camp"], table["value"]))
+        assert all(abs(got[c] - truth[c]) < 0.5 for c in truth), (k, got)
+        table, _ = dp_table(
+            df, ["camp"], keys, "sum", epsilon=1e6, measure="age", bounds=(0.0, 1.0), unit="person", max_contributions=k
+        )
+        got = dict(zip(table["camp"], table["value"]))
+        assert all(abs(got[c] - truth[c]) < 0.5 for c in truth), (k, got)
+
+
 def _discrete_laplace_cdf(k: np.ndarray, scale: float) -> np.ndarray:
     """P(X <= k) of the discrete Laplace with P(k) proportional to exp(-|k| / scale)."""
     p = math.exp(-1.0 / scale)

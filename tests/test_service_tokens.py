@@ -14,8 +14,10 @@ import httpx
 import pytest
 
 from safemicro.service.tokens import (
+    LEEWAY_SECONDS,
     Grant,
     TokenError,
+    VerifiedTokens,
     generate_keypair,
     issue_token,
     load_private_key,
@@ -300,3 +302,42 @@ def test_cli_issue_and_bad_input(tmp_path):
     assert p.grants[0].queries == ["count", "sum"] and p.grants[0].measures == ["income"]
     r = subprocess.run(base + ["--actions", "delete"], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown action" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_verified_token_is_checked_again_only_for_what_can_change(keys, monkeypatch):
+    """With a VerifiedTokens cache the signature and claims of a token are checked once
+    (before: PyJWT and Ed25519 on every request, ~0.3 ms of CPU); its time window and its
+    revocation on every use; any other text (a changed signature) gets the full check."""
+    import jwt
+
+    decodes = []
+    real = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: (decodes.append(1), real(*a, **k))[1])
+    cache = VerifiedTokens(size=2)
+    revoked: set[str] = set()
+
+    def use(tok: str, now: float | None = None):
+        return verify_token(
+            tok, keys["pub"], audience=AUD, max_minutes=60, is_revoked=revoked.__contains__, now=now, verified=cache
+        )
+
+    now = time.time()
+    tok = issue_token(keys["priv"], audience=AUD, subject="ana", grants=[], minutes=10, now=int(now))
+    assert use(tok).subject == "ana" and use(tok).subject == "ana"
+    assert len(decodes) == 1
+    head, body, sig = tok.split(".")
+    forged = f"{head}.{body}.{sig[:-4]}AAAA"
+    with pytest.raises(TokenError, match="signature"):
+        use(forged)
+    # the window, with the same leeway: inside it a hit, outside it none (the full path decides)
+    assert cache.valid(tok, now + 600 + LEEWAY_SECONDS - 1) is not None
+    assert cache.valid(tok, now + 600 + LEEWAY_SECONDS) is None
+    assert cache.valid(tok, now - LEEWAY_SECONDS - 1) is None
+    revoked.add(use(tok).jti)
+    with pytest.raises(TokenError, match="revoked"):
+        use(tok)
+    # bounded: the oldest goes first
+    others = [issue_token(keys["priv"], audience=AUD, subject=f"s{i}", grants=[], minutes=10) for i in range(2)]
+    for t in others:
+        use(t)
+    assert cache.valid(tok, now) is None and all(cache.valid(t, now) is not None for t in others)

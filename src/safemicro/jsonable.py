@@ -29,6 +29,15 @@ def json_value(v: Any) -> Any:
 
 def json_ready(obj: Any) -> Any:
     """``obj`` with every mapping, sequence and array made JSON-friendly, recursively."""
+    t = type(obj)  # the plain types first: the audit log walks every entry's payload
+    if t is str or t is int or t is bool or obj is None:
+        return obj
+    if t is float:
+        return obj if math.isfinite(obj) else None
+    if t is dict:
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if t is list:
+        return [json_ready(v) for v in obj]
     if isinstance(obj, Mapping):
         return {str(k): json_ready(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):

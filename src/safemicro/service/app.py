@@ -56,9 +56,13 @@ def create_app(cfg: ServiceConfig, node: Node | None = None):
     )
     app.state.node = node
 
-    def principal(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
-        try:
-            return node.authenticate(creds.credentials if creds else None, request.url.path)
+    async def principal(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+        token = creds.credentials if creds else None
+        known = node.known_principal(token)  # a token checked before: its window and revocation only
+        if known is not None:
+            return known
+        try:  # verification, and the audit entry of a refusal, off the event loop
+            return await run_in_threadpool(node.authenticate, token, request.url.path)
         except TokenError as e:
             raise Refusal(e.status, e.message) from None
 

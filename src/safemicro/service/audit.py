@@ -6,7 +6,8 @@ entry without its ``hash`` field, and ``prev`` is the previous entry's ``hash`` 
 the first), so editing, deleting, inserting or reordering any entry breaks the chain at
 that line. :meth:`AuditLog.append` holds an exclusive ``fcntl`` lock on the log (and a
 thread lock) while it reads the tail and writes, and returns only after ``fsync``: an entry
-it returned survives a crash, including ``kill -9`` of the writing process. A torn last
+it returned survives a crash, including ``kill -9`` of the writing process (an entry
+appended with ``durable=False`` once a later durable append has returned). A torn last
 line (a crash in the middle of a write that never returned) is cut off by the next append,
 which records a "recovery" entry saying how many bytes were dropped.
 
@@ -157,8 +158,12 @@ class AuditLog:
         self._lock = _thread_lock(self.path)
         self._sync = _group_commit(self.path)
 
-    def append(self, kind: str, payload: Any) -> dict:
-        """Add one entry and return it once it is on disk (fsync)."""
+    def append(self, kind: str, payload: Any, *, durable: bool = True) -> dict:
+        """Add one entry and return it once it is on disk (fsync), with every entry written
+        before it. ``durable=False`` returns once the line is written, for an entry that leads
+        up to a durable one of the same request (its "request" before its "release"): the
+        next durable append, of any thread, flushes it too, so what the caller then answers
+        still leaves only after both are on disk, for one disk flush instead of two."""
         if not isinstance(kind, str) or not kind:
             raise SafemicroError(f"audit entry kind must be a non-empty string, got {kind!r}")
         payload = json_ready(payload)
@@ -171,8 +176,13 @@ class AuditLog:
                 ticket = self._sync.written
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-        self._sync.wait(self.path, ticket)
+        if durable:
+            self._sync.wait(self.path, ticket)
         return entry
+
+    def sync(self) -> None:
+        """Return once every entry this process has written is on disk."""
+        self._sync.wait(self.path, self._sync.written)
 
     def _tail(self, f) -> tuple[int, str]:
         """Next seq and the last hash; cuts off a torn last line first (logged)."""
@@ -214,8 +224,8 @@ class AuditLog:
 
 
 def _write_entry(f, seq: int, kind: str, payload: Any, prev: str, *, sync: bool = True) -> dict:
-    """Chain one entry after ``prev``, append it to the open log ``f`` and (with ``sync``)
-    fsync; the entry."""
+    """Chain one entry after ``prev`` (its payload JSON-ready), append it to the open log
+    ``f`` and (with ``sync``) fsync; the entry."""
     entry = {
         "seq": seq,
         "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
@@ -223,9 +233,12 @@ def _write_entry(f, seq: int, kind: str, payload: Any, prev: str, *, sync: bool 
         "payload": payload,
         "prev": prev,
     }
-    entry["hash"] = entry_hash(entry)
+    # canonical_json and entry_hash without their walks of the payload (json_ready already
+    # ran): "hash" sorts first among the keys, so the line is the hashed text with it prepended
+    text = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    entry["hash"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     f.seek(0, os.SEEK_END)
-    f.write((canonical_json(entry) + "\n").encode("utf-8"))
+    f.write(f'{{"hash":"{entry["hash"]}",{text[1:]}\n'.encode())
     f.flush()
     if sync:
         os.fsync(f.fileno())

@@ -179,8 +179,11 @@ def dp_table(
     missing = [d for d in dims if d not in keys.columns or d not in records.columns]
     if missing:
         raise SafemicroError("key table and records must both hold every dimension", column=missing[0])
-    data = records
-    if unit is not None:
+    data = records.lazy()  # one plan, collected once: each eager step costs a pass of its own
+    if unit is not None and max_contributions == 1:
+        # the first record of each unit; a hash pass, ~20x cheaper than the window below
+        data = data.filter(pl.col(unit).is_first_distinct())
+    elif unit is not None:
         data = data.with_row_index("_r").filter(pl.int_range(pl.len()).over(unit) < max_contributions).drop("_r")
     if statistic == "sum":
         if measure is None or bounds is None:
@@ -191,8 +194,10 @@ def dp_table(
         # group under polars 2, not the group's size
         value = pl.len().cast(pl.Float64)
     agg = data.group_by(dims).agg(value.alias("_v")) if dims else data.select(value.alias("_v"))
-    table = keys.select(dims).unique(maintain_order=True)
-    table = table.join(agg, on=dims, how="left").with_columns(pl.col("_v").fill_null(0.0)) if dims else agg
+    if dims:
+        table = keys.lazy().select(dims).unique(maintain_order=True)
+        agg = table.join(agg, on=dims, how="left", maintain_order="left").with_columns(pl.col("_v").fill_null(0.0))
+    table = agg.collect()
     if statistic == "count":
         noisy = noisy_counts(
             table.get_column("_v").to_numpy(), epsilon, contributions=max_contributions, mechanism=mechanism

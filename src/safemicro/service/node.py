@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,6 +49,7 @@ from safemicro.service.store import Store
 from safemicro.service.tokens import (
     Principal,
     TokenError,
+    VerifiedTokens,
     load_private_key,
     load_public_key,
     public_pem,
@@ -81,6 +83,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         self.signing_key = load_private_key(cfg.signing_key)
         self.public_pem = public_pem(self.signing_key.public_key())
         self.key_id = digest(self.public_pem)[:16]
+        self.tokens = VerifiedTokens()  # tokens whose signature and claims were checked once
         self.audit = AuditLog(cfg.audit_log)
         self.watch = ChainWatch(cfg.audit_log)  # a log that does not verify stops the start
         self.halted: str | None = None  # why the node stopped serving (a broken audit chain)
@@ -161,6 +164,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
                 audience=self.cfg.audience,
                 max_minutes=self.cfg.max_token_minutes,
                 is_revoked=self.store.is_revoked,
+                verified=self.tokens,
             )
         except TokenError as e:
             self.audit.append("auth", {"path": path, "decision": "refused", "status": e.status, "reason": e.message})
@@ -178,6 +182,18 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
                 },
             )
             raise Refusal(503, "this node has stopped serving: its audit log failed an integrity check")
+        return principal
+
+    def known_principal(self, token: str | None) -> Principal | None:
+        """The principal of a token :meth:`authenticate` accepted before, when all that can
+        change about it is checked without I/O (the embedded store's revocation list is in
+        memory) and still holds: for the event loop, no thread hop. Else None: the caller
+        runs :meth:`authenticate` (which also logs a refusal)."""
+        if not token or self.halted is not None or self.store.postgres:
+            return None
+        principal = self.tokens.valid(token, time.time())
+        if principal is None or self.store.is_revoked(principal.jti):
+            return None
         return principal
 
     def checkpoint(self) -> dict:
@@ -224,7 +240,8 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         ds = self.cfg.datasets.get(q.dataset)
         version = self.versions.get(q.dataset, "")
         qid = q.query_id(version)
-        self.audit.append("request", {**who, "query": json.loads(q.canonical()), "query_id": qid})
+        # written now, on disk with this request's last entry (its release or refusal)
+        self.audit.append("request", {**who, "query": json.loads(q.canonical()), "query_id": qid}, durable=False)
         try:
             if ds is None:
                 raise not_available(q.dataset, "unknown dataset")
@@ -252,6 +269,9 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
                     "detail": r.detail,
                 },
             )
+            raise
+        except BaseException:
+            self.audit.sync()  # whatever answers the error, the request entry is on disk first
             raise
         release = self.audit.append("release", {**who, "query_id": qid, "digest": digest(body), "cached": cached})
         return body[:-1] + f',"audit_seq":{int(release["seq"])}}}'
@@ -413,10 +433,12 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         return canonical_json(self._envelope(q, qid, table.select(cols).to_dicts(), mode=mode, epsilon=epsilon))
 
     def _log_released(self, principal: Principal, qid: str, table: pl.DataFrame, **extra: Any) -> None:
-        """The audit's "decision" entry of a released answer; ``extra`` is what its mode adds."""
+        """The audit's "decision" entry of a released answer; ``extra`` is what its mode adds
+        (on disk with the "release" entry that :meth:`query` writes next)."""
         self.audit.append(
             "decision",
             {"subject": principal.subject, "query_id": qid, "decision": "released", "cells": table.height, **extra},
+            durable=False,
         )
 
     # ----- catalogue, budget, revocation

@@ -18,6 +18,7 @@ from safemicro.service.tokens import Principal
 
 class _DPTables:
     values: dict[str, dict[str, list]]
+    unit_is_record: dict[str, bool]
 
     def _warm_dp(self) -> None:
         """Import OpenDP and run one measurement on two made-up records before serving: the
@@ -82,7 +83,9 @@ class _DPTables:
             for d in by:
                 col = pl.DataFrame({d: pl.Series(d, where.get(d, self.values[q.dataset][d]), dtype=pl.String)})
                 keys = col if keys is None else keys.join(col, how="cross")
-        common = dict(unit="_unit", max_contributions=1, mechanism=ds.dp.mechanism)
+        # one record per unit: every record is a first contribution, no per-unit pass needed
+        unit = None if self.unit_is_record[q.dataset] else "_unit"
+        common = dict(unit=unit, max_contributions=1, mechanism=ds.dp.mechanism)
         measure = ds.measures.get(q.measure) if q.measure else None
         bounds = (measure.lower, measure.upper) if measure else None
         if q.kind == "quantile":  # OpenDP's private quantile on the published grid (see .quantiles)

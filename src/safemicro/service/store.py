@@ -12,9 +12,10 @@ Tables:
   bytes (no averaging of repeated DP answers, no second budget spend).
 - `sm_revoked`: revoked token ids.
 - `sm_budgets` / `sm_budget_ledger`: DP budgets per (dataset, analyst) and per dataset.
-  A reservation locks the cap rows (`SELECT ... FOR UPDATE` in PostgreSQL; the embedded
-  DuckDB store serialises every transaction of the process) and is committed or cancelled
-  after the query, so concurrent clients can never overspend.
+  A reservation locks the cap rows (`SELECT ... FOR UPDATE` in PostgreSQL) and is committed
+  or cancelled after the query, so concurrent clients can never overspend; the embedded
+  store (one process) holds reservations in memory under a thread lock and writes the spend
+  with the release (see :mod:`.store_budget`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ import polars as pl
 import sqlalchemy as sa
 
 from safemicro.errors import SafemicroError
+from safemicro.service.store_budget import BudgetExceeded, MemoryBudgets, _StoreBudgets
+
+__all__ = ["BudgetExceeded", "Store"]
+
+_SAVE_RELEASE = sa.text("INSERT INTO sm_releases (query_id, dataset, body, created) VALUES (:q, :d, :b, :t)")
 
 
 def _table(
@@ -47,15 +53,7 @@ def _table(
     )
 
 
-class BudgetExceeded(Exception):
-    """A reservation that would take a cap past its limit."""
-
-    def __init__(self, scope: str, cap: float, spent: float, amount: float) -> None:
-        super().__init__(f"{scope} privacy budget exhausted: {spent:g} of {cap:g} spent, this query needs {amount:g}")
-        self.scope = scope
-
-
-class Store:
+class Store(_StoreBudgets):
     """All persistent state of a node; thread-safe."""
 
     def __init__(self, url: str) -> None:
@@ -77,6 +75,7 @@ class Store:
         # DuckDB allows one writer per process and its connections are not thread-safe:
         # every transaction of the embedded store runs under this lock.
         self._lock = threading.RLock() if not self.postgres else None
+        self._on_commit: list = []  # what runs once the embedded store's current transaction commits
         self.meta = sa.MetaData()
         self.datasets = _table(
             self.meta, "sm_datasets", {"name": sa.String(64)}, version=sa.String(64), loaded_at=sa.Float
@@ -131,12 +130,18 @@ class Store:
         # under the store's lock to learn that it is fresh; and the budget rows that exist.
         self._saved: set[str] | None = None
         self._budget_rows: set[tuple[str, str, str]] | None = None
+        self._memory: MemoryBudgets | None = None
         if not self.postgres:
             with self.transaction() as c:
                 self._revoked = {r.jti for r in c.execute(sa.select(self.revoked.c.jti))}
                 self._saved = {r.query_id for r in c.execute(sa.select(self.releases.c.query_id))}
                 b = self.budgets.c
-                self._budget_rows = {tuple(r) for r in c.execute(sa.select(b.dataset, b.scope, b.scope_id))}
+                stored = {
+                    (r[0], r[1], r[2]): float(r[3])
+                    for r in c.execute(sa.select(b.dataset, b.scope, b.scope_id, b.spent))
+                }
+            self._budget_rows = set(stored)
+            self._memory = MemoryBudgets(stored)
 
     # ----- plumbing
 
@@ -146,9 +151,17 @@ class Store:
         if self._lock is None:
             with self.engine.begin() as c:
                 yield c
-        else:
-            with self._lock, self.engine.begin() as c:
-                yield c
+            return
+        with self._lock:
+            outer, self._on_commit = self._on_commit, []
+            try:
+                with self.engine.begin() as c:
+                    yield c
+                done = self._on_commit
+            finally:
+                self._on_commit = outer
+            for f in done:  # committed: what waited for it (see .store_budget)
+                f()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -303,7 +316,8 @@ class Store:
     def save_release(self, c: sa.Connection, query_id: str, dataset: str, body: str) -> None:
         if self._saved is not None:
             self._saved.add(query_id)  # before the insert: a rolled-back id only costs a read
-        c.execute(sa.insert(self.releases).values(query_id=query_id, dataset=dataset, body=body, created=time.time()))
+        # text, not Core: duckdb-engine has no compiled-statement cache, Core compiles every time
+        c.execute(_SAVE_RELEASE, {"q": query_id, "d": dataset, "b": body, "t": time.time()})
 
     # ----- revocation
 
@@ -322,121 +336,3 @@ class Store:
             return jti in self._revoked
         with self.transaction() as c:
             return c.execute(sa.select(self.revoked.c.jti).where(self.revoked.c.jti == jti)).first() is not None
-
-    # ----- budgets
-
-    def reserve(
-        self, dataset: str, subject: str, query_id: str, amount: float, caps: dict[tuple[str, str], float]
-    ) -> str:
-        """Reserve `amount` on every (scope, scope_id) cap atomically; the reservation id.
-
-        Raises BudgetExceeded (and changes nothing) if any cap would be passed.
-        """
-        reservation = uuid.uuid4().hex
-        keys = sorted(caps)  # a fixed lock order: no deadlock between concurrent reservations
-        known = self._budget_rows if self._budget_rows is not None else set()
-        with self.transaction() as c:
-            for scope, scope_id in keys:
-                if (dataset, scope, scope_id) not in known:
-                    self._ensure_budget_row(c, dataset, scope, scope_id, caps[(scope, scope_id)])
-            b = self.budgets.c
-            cond = sa.or_(*[sa.and_(b.scope == s, b.scope_id == i) for s, i in keys])
-            q = sa.select(self.budgets).where(b.dataset == dataset, cond).order_by(b.scope, b.scope_id)
-            if self.postgres:
-                q = q.with_for_update()
-            rows = {(r.scope, r.scope_id): r for r in c.execute(q).all()}
-            for key in keys:
-                cap = caps[key]
-                spent = rows[key].spent
-                if spent + amount > cap + 1e-12:
-                    raise BudgetExceeded(key[0], cap, spent, amount)
-            for scope, scope_id in keys:
-                c.execute(
-                    sa.update(self.budgets)
-                    .where(b.dataset == dataset, b.scope == scope, b.scope_id == scope_id)
-                    .values(spent=b.spent + amount, cap=caps[(scope, scope_id)])
-                )
-            c.execute(
-                sa.insert(self.ledger).values(
-                    reservation=reservation,
-                    dataset=dataset,
-                    subject=subject,
-                    query_id=query_id,
-                    amount=amount,
-                    state="reserved",
-                    created=time.time(),
-                )
-            )
-        if self._budget_rows is not None:  # committed: the rows exist from now on
-            self._budget_rows.update((dataset, s, i) for s, i in keys)
-        return reservation
-
-    def _ensure_budget_row(self, c: sa.Connection, dataset: str, scope: str, scope_id: str, cap: float) -> None:
-        values = dict(dataset=dataset, scope=scope, scope_id=scope_id, cap=cap, spent=0.0)
-        if self.postgres:
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            c.execute(pg_insert(self.budgets).values(**values).on_conflict_do_nothing())
-            return
-        b = self.budgets.c
-        found = c.execute(
-            sa.select(b.spent).where(b.dataset == dataset, b.scope == scope, b.scope_id == scope_id)
-        ).first()
-        if found is None:
-            c.execute(sa.insert(self.budgets).values(**values))
-
-    def commit_reservation(self, c: sa.Connection, reservation: str) -> None:
-        """Mark a reservation spent (inside the caller's release transaction)."""
-        c.execute(
-            sa.update(self.ledger)
-            .where(self.ledger.c.reservation == reservation, self.ledger.c.state == "reserved")
-            .values(state="committed")
-        )
-
-    def cancel_reservation(self, reservation: str) -> None:
-        """Give a reserved amount back (the query failed before anything was released)."""
-        with self.transaction() as c:
-            row = c.execute(
-                sa.select(self.ledger).where(
-                    self.ledger.c.reservation == reservation, self.ledger.c.state == "reserved"
-                )
-            ).first()
-            if row is None:
-                return
-            b = self.budgets.c
-            q = sa.select(self.budgets).where(b.dataset == row.dataset).order_by(b.scope, b.scope_id)
-            if self.postgres:
-                q = q.with_for_update()
-            c.execute(q)
-            for scope, scope_id in (("analyst", row.subject), ("dataset", "*")):
-                c.execute(
-                    sa.update(self.budgets)
-                    .where(b.dataset == row.dataset, b.scope == scope, b.scope_id == scope_id)
-                    .values(spent=b.spent - row.amount)
-                )
-            c.execute(sa.update(self.ledger).where(self.ledger.c.reservation == reservation).values(state="cancelled"))
-
-    def budget(self, dataset: str, subject: str) -> dict[str, float]:
-        """Spent amounts (committed or reserved) of an analyst and of the whole dataset."""
-        b = self.budgets.c
-        with self.transaction() as c:
-            rows = c.execute(
-                sa.select(b.scope, b.scope_id, b.spent).where(
-                    b.dataset == dataset,
-                    sa.or_(sa.and_(b.scope == "analyst", b.scope_id == subject), b.scope == "dataset"),
-                )
-            ).all()
-        out = {"analyst": 0.0, "dataset": 0.0}
-        for r in rows:
-            out[r.scope] = float(r.spent)
-        return out
-
-    def ledger_totals(self, dataset: str) -> dict[str, float]:
-        """Committed spend per analyst from the ledger (independent of the cap rows; for checks)."""
-        with self.transaction() as c:
-            rows = c.execute(
-                sa.select(self.ledger.c.subject, sa.func.sum(self.ledger.c.amount))
-                .where(self.ledger.c.dataset == dataset, self.ledger.c.state != "cancelled")
-                .group_by(self.ledger.c.subject)
-            ).all()
-        return {r[0]: float(r[1]) for r in rows}
