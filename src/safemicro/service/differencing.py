@@ -50,7 +50,9 @@ import numpy as np
 import polars as pl
 
 from safemicro.errors import SafemicroError
+from safemicro.service.blas import one_blas_thread as _one_blas_thread
 from safemicro.service.differencing_cells import independent_cells
+from safemicro.service.differencing_growth import no_new_small_directions
 from safemicro.service.differencing_ledger import _Ledger, _State
 from safemicro.service.differencing_milp import smallest_group
 from safemicro.service.differencing_predicates import canonical, predicate_expr, predicate_mask
@@ -60,25 +62,6 @@ __all__ = ["Verdict", "DifferencingGuard", "ValueSpace", "predicate_expr", "pred
 
 _ENUMERATE_MAX = 12  # 0/1 search by enumeration up to this many free directions, MILP above
 _FEWER_CELLS = True  # the MILP over an independent subset of the cells (same span; tests compare)
-
-
-_CONTROLLER: list = []
-
-
-def _one_blas_thread():
-    """Small dense products run much faster on one BLAS thread than on a busy machine's many.
-    (One controller for the process: building one per call costs milliseconds.)"""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        import contextlib
-
-        return contextlib.nullcontext()
-    if not _CONTROLLER:
-        import scipy.linalg  # noqa: F401 - load SciPy's BLAS too before the controller looks
-
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 @dataclass(frozen=True)
@@ -128,12 +111,18 @@ class DifferencingGuard(_Ledger):
         protection_width: float | None = None,
         tolerance: float = 1e-9,
         space: ValueSpace | None = None,
+        search_seconds: float = 10.0,
     ) -> None:
         if threshold < 1:
             raise SafemicroError(f"threshold must be at least 1, got {threshold}")
         if protection_width is not None and not protection_width > 0:
             raise SafemicroError(f"protection_width must be positive, got {protection_width}")
         self.protection_width = protection_width
+        # the MILP's time budget per block; undecided is refused (fail closed) and counted
+        self.search_seconds = float(search_seconds)
+        self.undecided = 0  # searches refused because they did not finish in time
+        self.shortcuts = 0  # searches skipped: no new direction on small atoms (.differencing_growth)
+        self._timed_out = False
         self.threshold = int(threshold)
         self.tolerance = tolerance
         self.unit = unit
@@ -271,7 +260,15 @@ class DifferencingGuard(_Ledger):
                     None,
                     "suppressed_recoverable",
                 ), new
-        group = self._small_group(new)
+        group = self._small_group(new, state)
+        if group is not None and self._timed_out:
+            self.undecided += 1
+            return Verdict(
+                False,
+                f"the search for small groups did not finish within {self.search_seconds:g} s (refused: fail closed)",
+                None,
+                "undecided",
+            ), new
         if group is not None:
             what = (
                 "an empty region would be determined empty"
@@ -296,9 +293,29 @@ class DifferencingGuard(_Ledger):
                 ), new
         return Verdict(True), new
 
-    def _small_group(self, state: _State) -> int | None:
+    def _small_group(self, state: _State, before: _State | None = None) -> int | None:
         """Size of a determined union of atoms with 0..threshold-1 records (0: empty regions,
-        which exist with a value space only), if any."""
+        which exist with a value space only), if any. Skipped when ``before`` (the state the
+        request was applied to) was searched clear and the request adds no direction on small
+        atoms (:mod:`.differencing_growth`)."""
+        self._timed_out = False
+        if (
+            before is not None
+            and before.verified
+            and self.threshold > 1
+            and no_new_small_directions(
+                state.basis, state.w, np.flatnonzero(state.counts >= self.threshold), before.basis.shape[0]
+            )
+        ):
+            self.shortcuts += 1
+            state.verified = True
+            return None
+        group = self._search(state)
+        state.verified = group is None
+        return group
+
+    def _search(self, state: _State) -> int | None:
+        """The search of :meth:`_small_group`."""
         t = self.threshold
         basis, counts = state.basis, state.counts
         if basis.shape[0] == 0 or t <= 1:
@@ -362,7 +379,20 @@ class DifferencingGuard(_Ledger):
                 spanning.append(independent_cells(state.cells, basis, counts) if _FEWER_CELLS else state.cells)
             empty = counts[sub[rows]] == 0
             relax = empty if empty.any() else None
-            return smallest_group(spanning[0], counts, sub[rows], t, smallest=self._smallest, relax=relax)
+            found = smallest_group(
+                spanning[0],
+                counts,
+                sub[rows],
+                t,
+                smallest=self._smallest,
+                relax=relax,
+                time_limit=self.search_seconds,
+                undecided=-1,
+            )
+            if found == -1:  # not decided in time: a group, fail closed (never cleared)
+                self._timed_out = True
+                return 1
+            return found
 
         group = _zero_one_search(z, counts[sub], t, exact, key=records_key, skip=state.cleared, cleared=cleared)
         if group is None:

@@ -26,10 +26,11 @@ def smallest_group(
     smallest: bool = True,
     time_limit: float = 10.0,
     relax: np.ndarray | None = None,
+    undecided: int = 1,
 ):
     """Smallest number of records (1..threshold-1) in a union of ``candidates`` atoms whose
     indicator is in the row space of ``cells`` (sparse, cells × atoms); None when there is
-    none, 1 when the solver did not decide within ``time_limit`` (fail closed). Without
+    none, ``undecided`` (1: fail closed) when the solver did not decide within ``time_limit``. Without
     ``smallest``, the size of the first such union found (the same answer to "is there
     one"). ``relax`` (bool per candidate): those take any value in [0, 1], not only 0 or 1 —
     the empty regions of a value space (:mod:`.differencing_space`), thousands of them: a
@@ -67,4 +68,4 @@ def smallest_group(
         return int(round(float(cost @ res.x)))
     if res.status == 2:  # infeasible: no small group
         return None
-    return 1  # undecided within the time limit: fail closed
+    return undecided  # not decided within the time limit (1 by default: fail closed)
