@@ -54,7 +54,8 @@ from safemicro.service.blas import one_blas_thread as _one_blas_thread
 from safemicro.service.differencing_cells import independent_cells
 from safemicro.service.differencing_growth import no_new_small_directions
 from safemicro.service.differencing_ledger import _Ledger, _State
-from safemicro.service.differencing_milp import smallest_group
+from safemicro.service.differencing_merge import row_classes
+from safemicro.service.differencing_milp import smallest_group, smallest_union
 from safemicro.service.differencing_predicates import canonical, predicate_expr, predicate_mask
 from safemicro.service.differencing_space import GridTooFine, ValueSpace, empty_cone
 
@@ -62,6 +63,7 @@ __all__ = ["Verdict", "DifferencingGuard", "ValueSpace", "predicate_expr", "pred
 
 _ENUMERATE_MAX = 12  # 0/1 search by enumeration up to this many free directions, MILP above
 _FEWER_CELLS = True  # the MILP over an independent subset of the cells (same span; tests compare)
+_MERGE = True  # the MILP over classes of atoms the block cannot tell apart (.differencing_merge; tests compare)
 
 
 @dataclass(frozen=True)
@@ -370,25 +372,24 @@ class DifferencingGuard(_Ledger):
         cleared: set = set()
         spanning: list = []  # the cells for the MILP: an independent subset (.differencing_cells)
 
-        def exact(rows: np.ndarray) -> int | None:
+        def exact(rows: np.ndarray, block: np.ndarray) -> int | None:
             """The MILP over the released cells (an independent subset of them, same span) for
-            the atoms ``sub[rows]`` (see .differencing_milp), for unions of 1..threshold-1
-            records (empty-only ones are the cone's, above). Empty regions take any value in
-            [0, 1] there (a relaxation: thousands of them made the exact programme time out)."""
-            if not spanning:
-                spanning.append(independent_cells(state.cells, basis, counts) if _FEWER_CELLS else state.cells)
-            empty = counts[sub[rows]] == 0
-            relax = empty if empty.any() else None
-            found = smallest_group(
-                spanning[0],
-                counts,
-                sub[rows],
-                t,
-                smallest=self._smallest,
-                relax=relax,
-                time_limit=self.search_seconds,
-                undecided=-1,
-            )
+            the atoms ``sub[rows]`` (``block``: their rows of the reduced basis; see
+            .differencing_milp), for unions of 1..threshold-1 records (empty-only ones are the
+            cone's, above). Empty regions take any value in [0, 1] there (a relaxation:
+            thousands of them made the exact programme time out). With ``_MERGE``, atoms the
+            block cannot tell apart share one variable (.differencing_merge)."""
+            if not spanning:  # W-orthonormal basis: empty regions weigh their share of the space
+                spanning.append(independent_cells(state.cells, basis, state.w) if _FEWER_CELLS else state.cells)
+            options = dict(smallest=self._smallest, time_limit=self.search_seconds, undecided=-1)
+            if _MERGE:
+                reps, weight, integral = row_classes(block, counts[sub[rows]])
+                large = np.flatnonzero(counts >= t)
+                found = smallest_union(spanning[0], large, sub[rows][reps], weight, integral, t, **options)
+            else:
+                empty = counts[sub[rows]] == 0
+                relax = empty if empty.any() else None
+                found = smallest_group(spanning[0], counts, sub[rows], t, relax=relax, **options)
             if found == -1:  # not decided in time: a group, fail closed (never cleared)
                 self._timed_out = True
                 return 1
@@ -430,7 +431,7 @@ def _zero_one_search(
 ) -> int | None:
     """Smallest count of a non-empty 0/1 vector in the column space of ``z`` weighing less than
     ``threshold`` (None when there is none). Blocks of more than ``_ENUMERATE_MAX`` directions
-    go to ``exact`` (rows of the block -> smallest count or None: the MILP over the released
+    go to ``exact`` (rows of the block, its reduced basis -> smallest count or None: the MILP over the released
     cells). With ``key`` (rows -> bytes), blocks whose (key, dimension) is in ``skip`` are not
     searched, and those found clear are added to ``cleared``."""
     # reduce to row-echelon form: pivot atoms fix every other atom's value
@@ -451,7 +452,7 @@ def _zero_one_search(
         if len(cols) <= _ENUMERATE_MAX:
             one = _enumerate(basis[np.ix_(rows, cols)], sizes[rows], threshold)
         elif exact is not None:
-            one = exact(rows)
+            one = exact(rows, basis[np.ix_(rows, cols)])
         else:
             raise ValueError(f"a block of {len(cols)} directions needs the exact search over the cells")
         if one is not None:
