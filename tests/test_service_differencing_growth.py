@@ -62,9 +62,39 @@ def _request(rng: np.random.Generator) -> list[dict]:
 @pytest.fixture(scope="module")
 def fired():
     """Shortcuts taken over all examples (the test below must not pass vacuously)."""
-    seen = {"shortcuts": 0, "steps": 0}
+    seen = {"shortcuts": 0}
     yield seen
     assert seen["shortcuts"] > 0, seen
+
+
+def agree_with_the_full_search(monkeypatch, seed: int, n: int, threshold: int, off: dict, steps: int = 7):
+    """A guard over a value space and one with the attributes ``off`` of
+    safemicro.service.differencing patched (a shortcut turned off) decide every request of a
+    random sequence alike, and what they accept passes the oracle over every point of the
+    space. Returns the fast guard."""
+    rng = np.random.default_rng(seed)
+    df = _frame(rng, n)
+    space = ValueSpace.build(VALUES, mass=df.height)
+    fast = DifferencingGuard(df, threshold, space=space)
+    full = DifferencingGuard(df, threshold, space=space)
+    released: list[dict] = []
+    for _ in range(steps):
+        cells = _request(rng)
+        a = fast.check(cells, locate=False)
+        with monkeypatch.context() as m:
+            for name, value in off.items():
+                m.setattr(dif, name, value)
+            b = full.check(cells, locate=False)
+        assert (a.ok, a.kind) == (b.ok, b.kind)
+        if a.ok:
+            fast.commit(cells)
+            full.commit(cells)
+            released += cells
+    if released:  # everything accepted together: nothing small or empty determined over the space
+        grid = _grid()
+        assert small_group_determined(released, df, threshold, grid=grid) is None
+        assert empty_regions_bounded(released, df, grid) == []
+    return fast
 
 
 @settings(
@@ -74,30 +104,8 @@ def fired():
 )
 @given(seed=st.integers(0, 100_000), n=st.integers(60, 200), threshold=st.integers(3, 8))
 def test_the_shortcut_decides_as_the_full_search(fired, monkeypatch, seed, n, threshold):
-    rng = np.random.default_rng(seed)
-    df = _frame(rng, n)
-    space = ValueSpace.build(VALUES, mass=df.height)
-    fast = DifferencingGuard(df, threshold, space=space)
-    full = DifferencingGuard(df, threshold, space=space)
-    released: list[dict] = []
-    for _ in range(7):
-        cells = _request(rng)
-        a = fast.check(cells, locate=False)
-        with monkeypatch.context() as m:
-            m.setattr(dif, "no_new_small_directions", lambda *args: False)
-            b = full.check(cells, locate=False)
-        assert (a.ok, a.kind) == (b.ok, b.kind)
-        fired["steps"] += 1
-        if a.ok:
-            fast.commit(cells)
-            full.commit(cells)
-            released += cells
-    fired["shortcuts"] += fast.shortcuts
-    assert full.shortcuts == 0
-    if released:  # everything accepted together: nothing small or empty determined over the space
-        grid = _grid()
-        assert small_group_determined(released, df, threshold, grid=grid) is None
-        assert empty_regions_bounded(released, df, grid) == []
+    off = {"no_new_small_directions": lambda *args: False}
+    fired["shortcuts"] += agree_with_the_full_search(monkeypatch, seed, n, threshold, off).shortcuts
 
 
 def test_a_search_out_of_time_is_refused_and_counted():

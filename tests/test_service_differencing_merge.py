@@ -18,8 +18,7 @@ import safemicro.service.differencing as dif
 from safemicro.service.differencing import DifferencingGuard
 from safemicro.service.differencing_merge import row_classes
 from safemicro.service.differencing_space import ValueSpace
-from service_oracle import empty_regions_bounded, small_group_determined
-from test_service_differencing_growth import VALUES, _frame, _grid, _request
+from test_service_differencing_growth import VALUES, _frame, _request, agree_with_the_full_search
 
 
 def test_row_classes_by_hand():
@@ -45,28 +44,7 @@ def milp_only(monkeypatch):
 )
 @given(seed=st.integers(0, 100_000), n=st.integers(40, 160), threshold=st.integers(3, 8))
 def test_the_merged_milp_decides_as_the_milp_over_every_atom(milp_only, monkeypatch, seed, n, threshold):
-    rng = np.random.default_rng(seed)
-    df = _frame(rng, n)
-    space = ValueSpace.build(VALUES, mass=df.height)
-    fast = DifferencingGuard(df, threshold, space=space)
-    full = DifferencingGuard(df, threshold, space=space)
-    released: list[dict] = []
-    for _ in range(6):
-        cells = _request(rng)
-        a = fast.check(cells, locate=False)
-        with monkeypatch.context() as m:
-            m.setattr(dif, "_MERGE", False)
-            m.setattr(dif, "_FEWER_CELLS", False)
-            b = full.check(cells, locate=False)
-        assert (a.ok, a.kind) == (b.ok, b.kind)
-        if a.ok:
-            fast.commit(cells)
-            full.commit(cells)
-            released += cells
-    if released:
-        grid = _grid()
-        assert small_group_determined(released, df, threshold, grid=grid) is None
-        assert empty_regions_bounded(released, df, grid) == []
+    agree_with_the_full_search(monkeypatch, seed, n, threshold, {"_MERGE": False, "_FEWER_CELLS": False}, steps=6)
 
 
 def test_the_subset_with_a_value_space_drops_cells():
