@@ -234,7 +234,7 @@ def test_zero_one_search_by_enumeration_and_by_milp_agree(seed, atoms, dims, thr
     keep = np.abs(np.diag(r)) > 1e-9
     basis = q[:, keep] @ rng.normal(size=(int(keep.sum()), int(keep.sum())))  # any basis of the span
     # the MILP takes vectors spanning the space (the guard's released cells; here the basis)
-    exact = lambda rows: smallest_group(basis.T, sizes, rows, threshold)  # noqa: E731
+    exact = lambda rows, block: smallest_group(basis.T, sizes, rows, threshold)  # noqa: E731
     by_enumeration = d._zero_one_search(basis, sizes, threshold, exact)
     old = d._ENUMERATE_MAX
     d._ENUMERATE_MAX = 0

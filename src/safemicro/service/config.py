@@ -98,6 +98,9 @@ class Policy(_Strict):
     # also refuse releases that would narrow a suppressed cell's interval, across all earlier
     # releases, below this width (LP per suppressed cell: slower); None = exact recovery only
     ledger_protection_width: float | None = Field(None, gt=0)
+    # time budget of the ledger's exact search for small groups, per request: a search not
+    # finished in time refuses the request (fail closed) and is counted by the guard
+    ledger_search_seconds: float = Field(3.0, gt=0, le=60)
     # the public set of quantile levels analysts may ask (no extremes: min and max are never
     # released) and how many distinct ones one set of records may have released, by anyone
     quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5, 0.75, 0.9], min_length=1, max_length=9)

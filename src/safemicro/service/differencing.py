@@ -50,9 +50,12 @@ import numpy as np
 import polars as pl
 
 from safemicro.errors import SafemicroError
+from safemicro.service.blas import one_blas_thread as _one_blas_thread
 from safemicro.service.differencing_cells import independent_cells
+from safemicro.service.differencing_growth import no_new_small_directions
 from safemicro.service.differencing_ledger import _Ledger, _State
-from safemicro.service.differencing_milp import smallest_group
+from safemicro.service.differencing_merge import row_classes
+from safemicro.service.differencing_milp import smallest_group, smallest_union
 from safemicro.service.differencing_predicates import canonical, predicate_expr, predicate_mask
 from safemicro.service.differencing_space import GridTooFine, ValueSpace, empty_cone
 
@@ -60,25 +63,7 @@ __all__ = ["Verdict", "DifferencingGuard", "ValueSpace", "predicate_expr", "pred
 
 _ENUMERATE_MAX = 12  # 0/1 search by enumeration up to this many free directions, MILP above
 _FEWER_CELLS = True  # the MILP over an independent subset of the cells (same span; tests compare)
-
-
-_CONTROLLER: list = []
-
-
-def _one_blas_thread():
-    """Small dense products run much faster on one BLAS thread than on a busy machine's many.
-    (One controller for the process: building one per call costs milliseconds.)"""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        import contextlib
-
-        return contextlib.nullcontext()
-    if not _CONTROLLER:
-        import scipy.linalg  # noqa: F401 - load SciPy's BLAS too before the controller looks
-
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+_MERGE = True  # the MILP over classes of atoms the block cannot tell apart (.differencing_merge; tests compare)
 
 
 @dataclass(frozen=True)
@@ -128,12 +113,18 @@ class DifferencingGuard(_Ledger):
         protection_width: float | None = None,
         tolerance: float = 1e-9,
         space: ValueSpace | None = None,
+        search_seconds: float = 10.0,
     ) -> None:
         if threshold < 1:
             raise SafemicroError(f"threshold must be at least 1, got {threshold}")
         if protection_width is not None and not protection_width > 0:
             raise SafemicroError(f"protection_width must be positive, got {protection_width}")
         self.protection_width = protection_width
+        # the MILP's time budget per block; undecided is refused (fail closed) and counted
+        self.search_seconds = float(search_seconds)
+        self.undecided = 0  # searches refused because they did not finish in time
+        self.shortcuts = 0  # searches skipped: no new direction on small atoms (.differencing_growth)
+        self._timed_out = False
         self.threshold = int(threshold)
         self.tolerance = tolerance
         self.unit = unit
@@ -271,7 +262,15 @@ class DifferencingGuard(_Ledger):
                     None,
                     "suppressed_recoverable",
                 ), new
-        group = self._small_group(new)
+        group = self._small_group(new, state)
+        if group is not None and self._timed_out:
+            self.undecided += 1
+            return Verdict(
+                False,
+                f"the search for small groups did not finish within {self.search_seconds:g} s (refused: fail closed)",
+                None,
+                "undecided",
+            ), new
         if group is not None:
             what = (
                 "an empty region would be determined empty"
@@ -296,9 +295,29 @@ class DifferencingGuard(_Ledger):
                 ), new
         return Verdict(True), new
 
-    def _small_group(self, state: _State) -> int | None:
+    def _small_group(self, state: _State, before: _State | None = None) -> int | None:
         """Size of a determined union of atoms with 0..threshold-1 records (0: empty regions,
-        which exist with a value space only), if any."""
+        which exist with a value space only), if any. Skipped when ``before`` (the state the
+        request was applied to) was searched clear and the request adds no direction on small
+        atoms (:mod:`.differencing_growth`)."""
+        self._timed_out = False
+        if (
+            before is not None
+            and before.verified
+            and self.threshold > 1
+            and no_new_small_directions(
+                state.basis, state.w, np.flatnonzero(state.counts >= self.threshold), before.basis.shape[0]
+            )
+        ):
+            self.shortcuts += 1
+            state.verified = True
+            return None
+        group = self._search(state)
+        state.verified = group is None
+        return group
+
+    def _search(self, state: _State) -> int | None:
+        """The search of :meth:`_small_group`."""
         t = self.threshold
         basis, counts = state.basis, state.counts
         if basis.shape[0] == 0 or t <= 1:
@@ -353,16 +372,28 @@ class DifferencingGuard(_Ledger):
         cleared: set = set()
         spanning: list = []  # the cells for the MILP: an independent subset (.differencing_cells)
 
-        def exact(rows: np.ndarray) -> int | None:
+        def exact(rows: np.ndarray, block: np.ndarray) -> int | None:
             """The MILP over the released cells (an independent subset of them, same span) for
-            the atoms ``sub[rows]`` (see .differencing_milp), for unions of 1..threshold-1
-            records (empty-only ones are the cone's, above). Empty regions take any value in
-            [0, 1] there (a relaxation: thousands of them made the exact programme time out)."""
-            if not spanning:
-                spanning.append(independent_cells(state.cells, basis, counts) if _FEWER_CELLS else state.cells)
-            empty = counts[sub[rows]] == 0
-            relax = empty if empty.any() else None
-            return smallest_group(spanning[0], counts, sub[rows], t, smallest=self._smallest, relax=relax)
+            the atoms ``sub[rows]`` (``block``: their rows of the reduced basis; see
+            .differencing_milp), for unions of 1..threshold-1 records (empty-only ones are the
+            cone's, above). Empty regions take any value in [0, 1] there (a relaxation:
+            thousands of them made the exact programme time out). With ``_MERGE``, atoms the
+            block cannot tell apart share one variable (.differencing_merge)."""
+            if not spanning:  # W-orthonormal basis: empty regions weigh their share of the space
+                spanning.append(independent_cells(state.cells, basis, state.w) if _FEWER_CELLS else state.cells)
+            options = dict(smallest=self._smallest, time_limit=self.search_seconds, undecided=-1)
+            if _MERGE:
+                reps, weight, integral = row_classes(block, counts[sub[rows]])
+                large = np.flatnonzero(counts >= t)
+                found = smallest_union(spanning[0], large, sub[rows][reps], weight, integral, t, **options)
+            else:
+                empty = counts[sub[rows]] == 0
+                relax = empty if empty.any() else None
+                found = smallest_group(spanning[0], counts, sub[rows], t, relax=relax, **options)
+            if found == -1:  # not decided in time: a group, fail closed (never cleared)
+                self._timed_out = True
+                return 1
+            return found
 
         group = _zero_one_search(z, counts[sub], t, exact, key=records_key, skip=state.cleared, cleared=cleared)
         if group is None:
@@ -400,7 +431,7 @@ def _zero_one_search(
 ) -> int | None:
     """Smallest count of a non-empty 0/1 vector in the column space of ``z`` weighing less than
     ``threshold`` (None when there is none). Blocks of more than ``_ENUMERATE_MAX`` directions
-    go to ``exact`` (rows of the block -> smallest count or None: the MILP over the released
+    go to ``exact`` (rows of the block, its reduced basis -> smallest count or None: the MILP over the released
     cells). With ``key`` (rows -> bytes), blocks whose (key, dimension) is in ``skip`` are not
     searched, and those found clear are added to ``cleared``."""
     # reduce to row-echelon form: pivot atoms fix every other atom's value
@@ -421,7 +452,7 @@ def _zero_one_search(
         if len(cols) <= _ENUMERATE_MAX:
             one = _enumerate(basis[np.ix_(rows, cols)], sizes[rows], threshold)
         elif exact is not None:
-            one = exact(rows)
+            one = exact(rows, basis[np.ix_(rows, cols)])
         else:
             raise ValueError(f"a block of {len(cols)} directions needs the exact search over the cells")
         if one is not None:
@@ -439,7 +470,8 @@ def _blocks(basis: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     from scipy.sparse.csgraph import connected_components
 
     nz = np.abs(basis) > 1e-9
-    link = nz.T.astype(np.int64) @ nz.astype(np.int64)  # (d, d) directions sharing an atom
+    nzf = nz.astype(np.float32)  # a BLAS product (integer matmul has none: seconds on 10 000 atoms)
+    link = (nzf.T @ nzf) > 0  # (d, d) directions sharing an atom
     n, label = connected_components(csr_matrix(link), directed=False)
     out = []
     row_label = np.where(nz.any(axis=1), label[np.argmax(nz, axis=1)], -1)  # atoms on no direction: always 0

@@ -25,7 +25,9 @@ _INDEPENDENT = 1e-8  # smallest |R_ii| / |R_00| of the chosen cells' coordinates
 def independent_cells(cells, basis: np.ndarray, counts: np.ndarray):
     """Rows of ``cells`` (sparse 0/1, cells × atoms) spanning the same row space, or all of
     them when that cannot be certified. ``basis`` (rank × atoms) is orthonormal under
-    ``diag(counts)`` and spans the cells, as the ledger keeps it."""
+    ``diag(counts)`` and spans the cells, as the ledger keeps it; with a value space pass the
+    ledger's weights (records plus each region's share of the space, all positive), under
+    which its basis is orthonormal — with plain counts its empty regions would weigh 0."""
     from scipy import sparse
     from scipy.linalg import qr
 

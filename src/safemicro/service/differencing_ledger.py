@@ -38,6 +38,8 @@ class _State:
     cleared: frozenset = frozenset()
     weights: Any = None  # (atoms,) positive: counts plus the virtual points' shares (None: counts)
     grid: Any = None  # the value space as cut so far (.differencing_space.Grid), or None
+    # this state's own 0/1 search found no small group (the shortcut of .differencing_growth)
+    verified: bool = False
 
     @property
     def w(self) -> np.ndarray:
@@ -56,6 +58,7 @@ class _State:
             self.cleared,
             self.weights,
             self.grid,
+            self.verified,
         )
 
 

@@ -26,10 +26,11 @@ def smallest_group(
     smallest: bool = True,
     time_limit: float = 10.0,
     relax: np.ndarray | None = None,
+    undecided: int = 1,
 ):
     """Smallest number of records (1..threshold-1) in a union of ``candidates`` atoms whose
     indicator is in the row space of ``cells`` (sparse, cells × atoms); None when there is
-    none, 1 when the solver did not decide within ``time_limit`` (fail closed). Without
+    none, ``undecided`` (1: fail closed) when the solver did not decide within ``time_limit``. Without
     ``smallest``, the size of the first such union found (the same answer to "is there
     one"). ``relax`` (bool per candidate): those take any value in [0, 1], not only 0 or 1 —
     the empty regions of a value space (:mod:`.differencing_space`), thousands of them: a
@@ -67,4 +68,55 @@ def smallest_group(
         return int(round(float(cost @ res.x)))
     if res.status == 2:  # infeasible: no small group
         return None
-    return 1  # undecided within the time limit: fail closed
+    return undecided  # not decided within the time limit (1 by default: fail closed)
+
+
+def smallest_union(
+    cells,
+    large: np.ndarray,
+    rows: np.ndarray,
+    weight: np.ndarray,
+    integral: np.ndarray,
+    threshold: int,
+    *,
+    smallest: bool = True,
+    time_limit: float = 10.0,
+    undecided: int = 1,
+):
+    """:func:`smallest_group` on classes of atoms (:mod:`.differencing_merge`): ``x = C^T λ``
+    is 0 on the ``large`` atoms, and on each class's representative atom (``rows``) equal to
+    the class's variable — 0/1 where ``integral``, else in [0, 1] — weighing ``weight``
+    records; the union weighs 1..threshold-1. Same answers as :func:`smallest_group`."""
+    from scipy import sparse
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    cells = sparse.csr_matrix(cells, dtype=float)
+    k = cells.shape[0]
+    g = len(rows)
+    if k == 0 or g == 0:
+        return None
+    ct = cells.T.tocsr()
+    a = sparse.vstack(
+        [
+            sparse.hstack([ct[large], sparse.csr_matrix((len(large), g))]),
+            sparse.hstack([ct[rows], -sparse.identity(g)]),
+        ],
+        format="csr",
+    )
+    cost = np.concatenate([np.zeros(k), weight.astype(float)])
+    cons = [LinearConstraint(a, 0.0, 0.0), LinearConstraint(cost[None, :], 1.0, threshold - 1.0)]
+    bounds = Bounds(
+        np.concatenate([np.full(k, -np.inf), np.zeros(g)]), np.concatenate([np.full(k, np.inf), np.ones(g)])
+    )
+    res = milp(
+        cost,
+        constraints=cons,
+        integrality=np.concatenate([np.zeros(k), integral.astype(float)]),
+        bounds=bounds,
+        options={"time_limit": time_limit, **({} if smallest else {"mip_rel_gap": 1e9})},
+    )
+    if res.status == 0:
+        return int(round(float(cost @ res.x)))
+    if res.status == 2:
+        return None
+    return undecided

@@ -182,7 +182,10 @@ class ValueSpace:
                 code = np.zeros(len(cls), dtype=np.uint64)
                 for j, m in enumerate(rows[start : start + 62]):
                     code |= m.astype(np.uint64) << np.uint64(j)
-                key = cls * (int(code.max()) + 1) + code.astype(np.int64)
+                # compact code ids first: up to 62 bits times the class id overflowed int64 and
+                # merged classes (a coarser grid, the ledger's basis no longer orthonormal)
+                _, code_id = np.unique(code, return_inverse=True)
+                key = cls * (int(code_id.max()) + 1) + code_id.ravel().astype(np.int64)
                 _, first, cls = np.unique(key, return_index=True, return_inverse=True)
             cls = cls.astype(np.int64)
             new_sizes = np.bincount(cls)

@@ -337,6 +337,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
                         "suppressed_recoverable": "a suppressed cell would become recoverable",
                         "suppressed_narrowed": "a suppressed cell could be bounded too narrowly",
                         "too_fine": "the ledger would have to follow too many regions of these dimensions",
+                        "undecided": "the ledger could not decide in time that no protected group would be revealed",
                     }
                     raise Refusal(
                         409,

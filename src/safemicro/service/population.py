@@ -183,6 +183,7 @@ def open_ledgers(pop: Population, frames: Mapping[str, pl.DataFrame], cfg, store
     frame = pop.ledger_frame(frames, dims)
     threshold = max(cfg.datasets[d].policy.threshold for d in pop.sdc)
     widths = [w for d in pop.sdc if (w := cfg.datasets[d].policy.ledger_protection_width) is not None]
+    budget = min(cfg.datasets[d].policy.ledger_search_seconds for d in pop.sdc)
     columns = [c for c in frame.columns if c != "_unit"]
     space = ledger_space(pop, frames, cfg, frame)
     out = {}
@@ -191,7 +192,12 @@ def open_ledgers(pop: Population, frames: Mapping[str, pl.DataFrame], cfg, store
         (record_ledger(pop.ledger), columns, None),
     ):
         guard = DifferencingGuard(
-            frame.select(select), threshold, unit=unit, protection_width=max(widths) if widths else None, space=space
+            frame.select(select),
+            threshold,
+            unit=unit,
+            protection_width=max(widths) if widths else None,
+            space=space,
+            search_seconds=budget,
         )
         if not pop.shared and store.ledger_history(ledger.replace(pop.ledger, pop.key, 1)):
             raise SafemicroError(
