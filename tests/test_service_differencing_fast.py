@@ -17,10 +17,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import safemicro.service.differencing as dif
+from guard_sequences import random_sequences
 from safemicro.service.differencing import DifferencingGuard
 from safemicro.service.differencing_cells import independent_cells
 from service_oracle import small_group_determined
@@ -69,12 +68,7 @@ def _request(rng: np.random.Generator) -> list[dict]:
     return cells
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
-)
-@given(seed=st.integers(0, 100_000), n=st.integers(30, 90), threshold=st.integers(3, 8))
+@random_sequences(30, 30, 90)
 def test_the_milp_over_independent_cells_decides_as_over_all_cells(milp_only, seed, n, threshold):
     rng = np.random.default_rng(seed)
     df = _frame(rng, n)
@@ -123,8 +117,7 @@ def test_the_subset_is_smaller_and_spans_the_same_cells():
     assert dropped > 0
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(seed=st.integers(0, 100_000), n=st.integers(30, 90), threshold=st.integers(3, 8))
+@random_sequences(30, 30, 90)
 def test_one_record_per_unit_the_unit_ledger_decides_for_both(seed, n, threshold):
     """The node's two guards over a frame with one record per unit (unit ledger: every
     release; record ledger: sums only). Refused by the unit ledger alone iff refused by

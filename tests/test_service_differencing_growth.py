@@ -15,10 +15,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import safemicro.service.differencing as dif
+from guard_sequences import random_sequences
 from safemicro.service.differencing import DifferencingGuard
 from safemicro.service.differencing_space import ValueSpace
 from service_oracle import empty_regions_bounded, small_group_determined
@@ -97,12 +96,7 @@ def agree_with_the_full_search(monkeypatch, seed: int, n: int, threshold: int, o
     return fast
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
-)
-@given(seed=st.integers(0, 100_000), n=st.integers(60, 200), threshold=st.integers(3, 8))
+@random_sequences(25, 60, 200)
 def test_the_shortcut_decides_as_the_full_search(fired, monkeypatch, seed, n, threshold):
     off = {"no_new_small_directions": lambda *args: False}
     fired["shortcuts"] += agree_with_the_full_search(monkeypatch, seed, n, threshold, off).shortcuts

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import safemicro.service.differencing as dif
+from guard_sequences import random_sequences
 from safemicro.service.differencing import DifferencingGuard
 from safemicro.service.differencing_merge import row_classes
 from safemicro.service.differencing_space import ValueSpace
@@ -37,12 +36,7 @@ def milp_only(monkeypatch):
     monkeypatch.setattr(dif, "no_new_small_directions", lambda *args: False)
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
-)
-@given(seed=st.integers(0, 100_000), n=st.integers(40, 160), threshold=st.integers(3, 8))
+@random_sequences(25, 40, 160)
 def test_the_merged_milp_decides_as_the_milp_over_every_atom(milp_only, monkeypatch, seed, n, threshold):
     agree_with_the_full_search(monkeypatch, seed, n, threshold, {"_MERGE": False, "_FEWER_CELLS": False}, steps=6)
 
