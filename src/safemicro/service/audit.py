@@ -55,10 +55,12 @@ GENESIS = "0" * 64
 _FIELDS = ("seq", "time", "kind", "payload", "prev", "hash")
 
 
-def canonical_json(obj: Any, *, ascii: bool = False) -> str:
+def canonical_json(obj: Any, *, ascii: bool = False, ready: bool = False) -> str:
     """Sorted keys, no spaces, no NaN: the bytes that are hashed and signed (UTF-8 text, or
-    with ``ascii`` every non-ASCII character escaped, as the service's HTTP bodies are)."""
-    return json.dumps(json_ready(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=ascii, allow_nan=False)
+    with ``ascii`` every non-ASCII character escaped, as the service's HTTP bodies are);
+    ``ready``: ``obj`` is JSON-ready already (:func:`json_ready` is not run again)."""
+    obj = obj if ready else json_ready(obj)
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii, allow_nan=False)
 
 
 def entry_hash(entry: dict) -> str:
@@ -233,9 +235,9 @@ def _write_entry(f, seq: int, kind: str, payload: Any, prev: str, *, sync: bool 
         "payload": payload,
         "prev": prev,
     }
-    # canonical_json and entry_hash without their walks of the payload (json_ready already
-    # ran): "hash" sorts first among the keys, so the line is the hashed text with it prepended
-    text = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # entry_hash without its walk of the payload (json_ready already ran): "hash" sorts first
+    # among the keys, so the line is the hashed text with it prepended
+    text = canonical_json(entry, ready=True)
     entry["hash"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     f.seek(0, os.SEEK_END)
     f.write(f'{{"hash":"{entry["hash"]}",{text[1:]}\n'.encode())
