@@ -50,7 +50,7 @@ import numpy as np
 import polars as pl
 
 from safemicro.errors import SafemicroError
-from safemicro.service.blas import one_blas_thread as _one_blas_thread
+from safemicro.service.blas import one_blas_thread
 from safemicro.service.differencing_cells import independent_cells
 from safemicro.service.differencing_growth import no_new_small_directions
 from safemicro.service.differencing_ledger import _Ledger, _State
@@ -190,7 +190,7 @@ class DifferencingGuard(_Ledger):
         suppressed = list(suppressed or [])
         self._smallest = locate
         key = canonical(cells) + "|" + canonical(suppressed)
-        with _one_blas_thread():
+        with one_blas_thread():
             try:
                 verdict, state = self._evaluate(self._state, list(cells), suppressed)
             except GridTooFine as e:  # fail closed
@@ -215,7 +215,7 @@ class DifferencingGuard(_Ledger):
         if self._pending is not None and self._pending[0] == key:
             self._state = self._pending[1]
         else:
-            with _one_blas_thread():
+            with one_blas_thread():
                 self._state = self._apply(self._state, list(cells), suppressed)[0]
         self._pending = None
 

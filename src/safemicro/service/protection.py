@@ -76,9 +76,9 @@ def protect(
     suppressed means and quantiles), ``rounded_to``, ``noise_scale`` and ``noise_variance``
     (None: no noise in this mode).
     """
-    from safemicro.service.differencing import _one_blas_thread
+    from safemicro.service.blas import one_blas_thread
 
-    with _one_blas_thread():
+    with one_blas_thread():
         return _protect(cells, dims, statistic, policy, margins, complete)
 
 

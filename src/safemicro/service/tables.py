@@ -157,7 +157,7 @@ def protect_tables(
     ``_level`` and the columns of :func:`safemicro.service.protection.protect`. Threshold
     cells (empty ones included) publish the rule's own interval (count ``[0, threshold-1]``,
     sum ``[0, None]``), the same whatever their true size."""
-    from safemicro.service.differencing import _one_blas_thread
+    from safemicro.service.blas import one_blas_thread
     from safemicro.service.protection import _assemble
 
     n = cells.get_column("n").to_numpy().astype(float)
@@ -176,7 +176,7 @@ def protect_tables(
     depth = cells.select(pl.sum_horizontal([pl.col(d).is_null().cast(pl.Int64) for d in dims])).to_series().to_numpy()
     bases = [("n", "n", n)] + [(m, "total", cells.get_column(f"total_{m}").to_numpy().astype(float)) for m in measures]
     bounds = {key: (np.full(len(n), np.nan), np.full(len(n), np.nan)) for key, _, _ in bases}
-    with _one_blas_thread():
+    with one_blas_thread():
         if policy.secondary and suppressed.any() and len(eqs.parents):
             caches: dict[str, dict] = {key: {} for key, _, _ in bases}
             changed = True
