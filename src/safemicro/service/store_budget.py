@@ -51,15 +51,15 @@ class MemoryBudgets:
         self.held: dict[str, Held] = {}
 
     def reserve(
-        self, dataset: str, subject: str, query_id: str, amount: float, caps: dict[tuple[str, str], float], exceeded
+        self, dataset: str, subject: str, query_id: str, amount: float, caps: dict[tuple[str, str], float]
     ) -> str:
-        """Hold `amount` on every cap, or raise ``exceeded(scope, cap, spent, amount)`` (and
-        hold nothing) if one would be passed; the reservation id."""
+        """Hold `amount` on every cap, or raise BudgetExceeded (and hold nothing) if one would
+        be passed; the reservation id."""
         with self.lock:
             for scope, scope_id in sorted(caps):
                 spent = self.spent.get((dataset, scope, scope_id), 0.0)
                 if spent + amount > caps[(scope, scope_id)] + 1e-12:
-                    raise exceeded(scope, caps[(scope, scope_id)], spent, amount)
+                    raise BudgetExceeded(scope, caps[(scope, scope_id)], spent, amount)
             for scope, scope_id in caps:
                 key = (dataset, scope, scope_id)
                 self.spent[key] = self.spent.get(key, 0.0) + amount
@@ -108,7 +108,6 @@ class _StoreBudgets:
 
     budgets: sa.Table
     ledger: sa.Table
-    postgres: bool
     _memory: MemoryBudgets | None
     _budget_rows: set[tuple[str, str, str]] | None
     _on_commit: list
@@ -121,20 +120,17 @@ class _StoreBudgets:
         Raises BudgetExceeded (and changes nothing) if any cap would be passed.
         """
         if self._memory is not None:
-            return self._memory.reserve(dataset, subject, query_id, amount, caps, BudgetExceeded)
+            return self._memory.reserve(dataset, subject, query_id, amount, caps)
+        # PostgreSQL: the cap rows locked in a fixed order (no deadlock between reservations)
         reservation = uuid.uuid4().hex
-        keys = sorted(caps)  # a fixed lock order: no deadlock between concurrent reservations
-        known = self._budget_rows if self._budget_rows is not None else set()
+        keys = sorted(caps)
         with self.transaction() as c:
             for scope, scope_id in keys:
-                if (dataset, scope, scope_id) not in known:
-                    self._ensure_budget_row(c, dataset, scope, scope_id, caps[(scope, scope_id)])
+                self._ensure_budget_row(c, dataset, scope, scope_id, caps[(scope, scope_id)])
             b = self.budgets.c
             cond = sa.or_(*[sa.and_(b.scope == s, b.scope_id == i) for s, i in keys])
             q = sa.select(self.budgets).where(b.dataset == dataset, cond).order_by(b.scope, b.scope_id)
-            if self.postgres:
-                q = q.with_for_update()
-            rows = {(r.scope, r.scope_id): r for r in c.execute(q).all()}
+            rows = {(r.scope, r.scope_id): r for r in c.execute(q.with_for_update()).all()}
             for key in keys:
                 cap = caps[key]
                 spent = rows[key].spent
@@ -157,8 +153,6 @@ class _StoreBudgets:
                     created=time.time(),
                 )
             )
-        if self._budget_rows is not None:  # committed: the rows exist from now on
-            self._budget_rows.update((dataset, s, i) for s, i in keys)
         return reservation
 
     def _ensure_budget_row(self, c: sa.Connection, dataset: str, scope: str, scope_id: str, cap: float) -> None:
@@ -242,10 +236,9 @@ class _StoreBudgets:
             if row is None:
                 return
             b = self.budgets.c
-            q = sa.select(self.budgets).where(b.dataset == row.dataset).order_by(b.scope, b.scope_id)
-            if self.postgres:
-                q = q.with_for_update()
-            c.execute(q)
+            c.execute(
+                sa.select(self.budgets).where(b.dataset == row.dataset).order_by(b.scope, b.scope_id).with_for_update()
+            )
             for scope, scope_id in (("analyst", row.subject), ("dataset", "*")):
                 c.execute(
                     sa.update(self.budgets)
