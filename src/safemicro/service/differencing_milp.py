@@ -38,7 +38,6 @@ def smallest_group(
     1..threshold-1 records on the others with the empty ones' share unknown to the analyst
     (refused: fail closed)."""
     from scipy import sparse
-    from scipy.optimize import Bounds, LinearConstraint, milp
 
     cells = sparse.csr_matrix(cells, dtype=float)
     k, m = cells.shape
@@ -48,11 +47,24 @@ def smallest_group(
     pick = sparse.csr_matrix((np.ones(nb), (candidates, np.arange(nb))), shape=(m, nb))
     a = sparse.hstack([cells.T, -pick], format="csr")  # C^T λ - x = 0 on every atom
     w = counts[candidates].astype(float)
-    cost = np.concatenate([np.zeros(k), w])
+    integral = np.ones(nb) if relax is None else (~relax).astype(float)
+    return _lightest_union(a, w, integral, threshold, smallest, time_limit, undecided)
+
+
+def _lightest_union(
+    a, weight: np.ndarray, integral: np.ndarray, threshold: int, smallest: bool, time_limit: float, undecided: int
+):
+    """The MILP both searches solve: ``a @ [λ; x] = 0`` (λ free: the cells' multipliers, then
+    one variable per atom or class in [0, 1], integer where ``integral``), ``x`` weighing
+    1..threshold-1 records; its weight, None when infeasible, else ``undecided``."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    k, g = a.shape[1] - len(weight), len(weight)
+    cost = np.concatenate([np.zeros(k), weight.astype(float)])
     cons = [LinearConstraint(a, 0.0, 0.0), LinearConstraint(cost[None, :], 1.0, threshold - 1.0)]
-    lb = np.concatenate([np.full(k, -np.inf), np.zeros(nb)])
-    ub = np.concatenate([np.full(k, np.inf), np.ones(nb)])
-    integrality = np.concatenate([np.zeros(k), np.ones(nb) if relax is None else (~relax).astype(float)])
+    bounds = Bounds(
+        np.concatenate([np.full(k, -np.inf), np.zeros(g)]), np.concatenate([np.full(k, np.inf), np.ones(g)])
+    )
     # Always the weight as objective: HiGHS proves "no group" about 3x faster with it than
     # as a pure feasibility problem (13 MILPs of the mixed bench, 7.7 s against 22.7 s), and
     # it keeps the solver from searching blindly among zero-cost empty regions.
@@ -60,8 +72,8 @@ def smallest_group(
     res = milp(
         cost,
         constraints=cons,
-        integrality=integrality,
-        bounds=Bounds(lb, ub),
+        integrality=np.concatenate([np.zeros(k), integral.astype(float)]),
+        bounds=bounds,
         options={"time_limit": time_limit, **({} if smallest else {"mip_rel_gap": 1e9})},
     )
     if res.status == 0:
@@ -88,7 +100,6 @@ def smallest_union(
     the class's variable — 0/1 where ``integral``, else in [0, 1] — weighing ``weight``
     records; the union weighs 1..threshold-1. Same answers as :func:`smallest_group`."""
     from scipy import sparse
-    from scipy.optimize import Bounds, LinearConstraint, milp
 
     cells = sparse.csr_matrix(cells, dtype=float)
     k = cells.shape[0]
@@ -103,20 +114,4 @@ def smallest_union(
         ],
         format="csr",
     )
-    cost = np.concatenate([np.zeros(k), weight.astype(float)])
-    cons = [LinearConstraint(a, 0.0, 0.0), LinearConstraint(cost[None, :], 1.0, threshold - 1.0)]
-    bounds = Bounds(
-        np.concatenate([np.full(k, -np.inf), np.zeros(g)]), np.concatenate([np.full(k, np.inf), np.ones(g)])
-    )
-    res = milp(
-        cost,
-        constraints=cons,
-        integrality=np.concatenate([np.zeros(k), integral.astype(float)]),
-        bounds=bounds,
-        options={"time_limit": time_limit, **({} if smallest else {"mip_rel_gap": 1e9})},
-    )
-    if res.status == 0:
-        return int(round(float(cost @ res.x)))
-    if res.status == 2:
-        return None
-    return undecided
+    return _lightest_union(a, weight, integral, threshold, smallest, time_limit, undecided)
