@@ -10,6 +10,7 @@ budget reservation in the embedded store, and OpenDP loaded before the node serv
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -160,3 +161,50 @@ def test_each_answer_waits_for_one_disk_flush_that_covers_all_its_audit_entries(
     expected += ["request", "decision", "release", "request", "decision"]  # DP, then refused
     assert kinds[-10:] == expected
     node.close()
+
+
+def test_one_blas_thread_holds_while_any_thread_is_inside_and_restores_after(tmp_path):
+    """Requests are protected in several threads at once and the BLAS limit is process-wide:
+    it stays at one thread while any of them is inside, and the limit from before comes
+    back when the last one leaves (not when the first does). In a process of its own: the
+    limit is the process's."""
+    code = textwrap.dedent(
+        """
+        import threading
+        from threadpoolctl import threadpool_info, threadpool_limits
+        from safemicro.service.blas import one_blas_thread
+
+        def blas():
+            return sorted({m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas"})
+
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+        seen = {}
+
+        def first():
+            with one_blas_thread():
+                a_in.set()
+                b_in.wait(5)
+            a_out.set()
+
+        def second():
+            a_in.wait(5)
+            with one_blas_thread():
+                b_in.set()
+                a_out.wait(5)
+                seen["inside"] = blas()
+
+        with threadpool_limits(limits=2, user_api="blas"):
+            threads = [threading.Thread(target=first), threading.Thread(target=second)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            seen["after"] = blas()
+        print(seen)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}  # the CLI's setting stays out
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), OPENBLAS_NUM_THREADS="2")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "{'inside': [1], 'after': [2]}"
