@@ -36,9 +36,13 @@ def row_classes(block: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.nd
     """Classes of equal rows of ``block`` (a reduced basis: atoms × directions): for each
     class the row of its representative (a non-empty atom when it has one), its records
     (``sizes`` summed) and whether it must be 0/1 (it holds a non-empty atom)."""
-    key = np.round(np.where(np.abs(block) > 1e-9, block, 0.0), _DECIMALS) + 0.0  # -0.0 -> 0.0
-    _, inverse = np.unique(key, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
+    key = np.ascontiguousarray(np.round(np.where(np.abs(block) > 1e-9, block, 0.0), _DECIMALS) + 0.0)  # no -0.0
+    # equal rows as equal bytes: one sort of fixed-width keys (3x faster than unique(axis=0))
+    if key.shape[1]:
+        rows = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel()
+        inverse = np.unique(rows, return_inverse=True)[1].ravel()
+    else:  # no direction: every row is the zero row
+        inverse = np.zeros(key.shape[0], dtype=np.int64)
     n = int(inverse.max()) + 1 if inverse.size else 0
     weight = np.bincount(inverse, weights=sizes, minlength=n)
     integral = np.bincount(inverse, weights=(sizes > 0).astype(float), minlength=n) > 0

@@ -270,7 +270,9 @@ def empty_cone(z: np.ndarray, empty: np.ndarray) -> bool:
     y = z[empty]
     rest = z[~empty]
     if rest.shape[0]:
-        _, s, vt = np.linalg.svd(rest, full_matrices=True)
+        # the whole right basis (its null part included) without the left one when it is tall:
+        # U of a tall matrix was (rows x rows), 100 ms a call on the example's thousands of regions
+        _, s, vt = np.linalg.svd(rest, full_matrices=rest.shape[0] < rest.shape[1])
         rank = int((s > 1e-9 * max(1.0, s[0] if len(s) else 1.0)).sum())
         null = vt[rank:].T
         if null.shape[1] == 0:
