@@ -55,6 +55,7 @@ def main() -> None:
             f"{len(x)} SDC queries: p50 {np.median(x):.0f} ms, p95 {np.percentile(x, 95):.0f} ms, "
             f"mean {x.mean():.0f} ms, max {x.max():.0f} ms; codes {dict(sorted(codes.items()))}; "
             f"ledger {guard.atoms} atoms, rank {guard.rank}; searches skipped {guard.shortcuts}, "
+            f"blocks proved without empty classes {guard.proved_without_empty}, "
             f"out of time {guard.undecided} (budget {guard.search_seconds:g} s)"
         )
         print(f"load after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
