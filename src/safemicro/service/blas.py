@@ -17,7 +17,7 @@ _HELD: list = []  # the limiter of the outermost entry, while any thread is insi
 def one_blas_thread() -> Iterator[None]:
     """Small dense products run much faster on one BLAS thread than on a busy machine's many.
 
-    BLAS limits are process-wide and requests are decided in several threads at once, so
+    BLAS limits are process-wide and requests are protected in several threads at once, so
     the first thread in sets the limit and the last one out restores it (one controller
     for the process: building one per call costs milliseconds)."""
     try:

@@ -386,8 +386,10 @@ class DifferencingGuard(_Ledger):
             runs first without the classes of empty regions only (``_EMPTY_FIRST``): a further
             relaxation, so its "none" is a proof and ends the search; only when it finds a
             union (which might lean on empty regions beyond [0, 1]) do the bounded classes
-            decide, in the time left. The verdicts are the bounded search's; on the mixed
-            benchmark its proofs of "none" took a quarter of the time."""
+            decide, in the time left. The verdicts are the bounded search's (on the mixed
+            benchmark 106 s of search against 136 s bounded only, 14 more requests decided;
+            the relaxed search alone took a quarter of the time but refused natural queries
+            over groups leaning on empty regions)."""
             if not spanning:  # W-orthonormal basis: empty regions weigh their share of the space
                 spanning.append(independent_cells(state.cells, basis, state.w) if _FEWER_CELLS else state.cells)
             if _MERGE:
