@@ -35,13 +35,13 @@ The guard decides exact linear determination. Bounds (an interval narrowed but n
 inside one table are the job of secondary suppression in :mod:`.protection`.
 
 This module holds the guard and the 0/1 small-group search; the predicate language is in
-:mod:`.differencing_predicates` (re-exported here) and the atoms and basis in
-:mod:`.differencing_ledger`.
+:mod:`.differencing_predicates` (re-exported here), the atoms and basis in
+:mod:`.differencing_ledger`, and the blocks of the search and their enumeration in
+:mod:`.differencing_blocks`.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -52,6 +52,7 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 from safemicro.service.blas import one_blas_thread
+from safemicro.service.differencing_blocks import _blocks, _enumerate
 from safemicro.service.differencing_cells import independent_cells
 from safemicro.service.differencing_growth import no_new_small_directions
 from safemicro.service.differencing_ledger import _Ledger, _State
@@ -491,34 +492,3 @@ def _zero_one_search(
         elif tag is not None and cleared is not None:
             cleared.add(tag)
     return min(found) if found else None
-
-
-def _blocks(basis: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Connected blocks (atom rows, direction columns) of a reduced basis: two directions
-    are linked when some atom's value depends on both. The rows of a block are its support
-    (atoms every direction leaves at 0 belong to none)."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    nz = np.abs(basis) > 1e-9
-    nzf = nz.astype(np.float32)  # a BLAS product (integer matmul has none: seconds on 10 000 atoms)
-    link = (nzf.T @ nzf) > 0  # (d, d) directions sharing an atom
-    n, label = connected_components(csr_matrix(link), directed=False)
-    out = []
-    row_label = np.where(nz.any(axis=1), label[np.argmax(nz, axis=1)], -1)  # atoms on no direction: always 0
-    for b in range(n):
-        out.append((np.flatnonzero(row_label == b), np.flatnonzero(label == b)))
-    return out
-
-
-def _enumerate(basis: np.ndarray, sizes: np.ndarray, threshold: int) -> int | None:
-    """:func:`_zero_one_search` on one small block of a reduced basis (``basis[pivots] = I``):
-    every choice of 0/1 pivot values, kept when all atoms come out 0 or 1."""
-    d = basis.shape[1]
-    combos = np.array(list(itertools.product((0.0, 1.0), repeat=d))[1:])  # every non-empty choice
-    v = combos @ basis.T  # (2^d - 1, atoms)
-    r = np.round(v)
-    ok = (np.abs(v - r).max(axis=1) <= 1e-6) & (r.min(axis=1) >= 0) & (r.max(axis=1) <= 1)
-    size = r[ok] @ sizes  # every choice is non-empty; 0 is an empty region (value space only)
-    size = size[size < threshold]
-    return int(size.min()) if len(size) else None
