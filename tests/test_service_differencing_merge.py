@@ -57,3 +57,23 @@ def test_searching_first_without_empty_classes_decides_as_the_bounded_search(
     accept passes the oracle over every point of the space."""
     guard = agree_with_the_full_search(monkeypatch, seed, n, threshold, {"_EMPTY_FIRST": False}, steps=6)
     searched["proved first"] += guard.proved_without_empty
+
+
+def test_a_union_found_without_empty_classes_counts_only_within_their_bounds():
+    """Atoms a (3 records), e (empty), L1 and L2 (large). With cells {a, e, L1}, {e, L2},
+    {L1, L2} every combination that is 0 on the large atoms has e = 2a: leaving e out finds
+    {a} (3 records) but only with e at 2, so the search says LOOSE and the bounded search
+    finds none; with cells {a, e, L1}, {L1} it has e = a, within [0, 1]: a union of both."""
+    from scipy import sparse
+
+    from safemicro.service.differencing_milp import LOOSE, smallest_union
+
+    large, sizes = np.array([2, 3]), np.array([3, 0])
+    leaning = sparse.csr_matrix(np.array([[1, 1, 1, 0], [0, 1, 0, 1], [0, 0, 1, 1]], dtype=float))
+    within = sparse.csr_matrix(np.array([[1, 1, 1, 0], [0, 0, 1, 0]], dtype=float))
+    free = dict(rows=np.array([0]), weight=sizes[:1], integral=np.array([True]), threshold=10, loose=np.array([1]))
+    bounded = dict(rows=np.array([0, 1]), weight=sizes, integral=np.array([True, False]), threshold=10)
+    assert smallest_union(leaning, large, **free) == LOOSE
+    assert smallest_union(leaning, large, **bounded) is None
+    assert smallest_union(within, large, **free) == 3
+    assert smallest_union(within, large, **bounded) == 3

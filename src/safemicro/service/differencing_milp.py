@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+LOOSE = -2  # smallest_union: a union found only because atoms left free went outside [0, 1]
+
 
 def smallest_group(
     cells,
@@ -48,15 +50,16 @@ def smallest_group(
     a = sparse.hstack([cells.T, -pick], format="csr")  # C^T λ - x = 0 on every atom
     w = counts[candidates].astype(float)
     integral = np.ones(nb) if relax is None else (~relax).astype(float)
-    return _lightest_union(a, w, integral, threshold, smallest, time_limit, undecided)
+    return _lightest_union(a, w, integral, threshold, smallest, time_limit, undecided)[0]
 
 
 def _lightest_union(
     a, weight: np.ndarray, integral: np.ndarray, threshold: int, smallest: bool, time_limit: float, undecided: int
-):
+) -> tuple[int | None, np.ndarray | None]:
     """The MILP both searches solve: ``a @ [λ; x] = 0`` (λ free: the cells' multipliers, then
     one variable per atom or class in [0, 1], integer where ``integral``), ``x`` weighing
-    1..threshold-1 records; its weight, None when infeasible, else ``undecided``."""
+    1..threshold-1 records; its weight (None when infeasible, else ``undecided``) and the
+    solution found."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     k, g = a.shape[1] - len(weight), len(weight)
@@ -77,10 +80,10 @@ def _lightest_union(
         options={"time_limit": time_limit, **({} if smallest else {"mip_rel_gap": 1e9})},
     )
     if res.status == 0:
-        return int(round(float(cost @ res.x)))
+        return int(round(float(cost @ res.x))), res.x
     if res.status == 2:  # infeasible: no small group
-        return None
-    return undecided  # not decided within the time limit (1 by default: fail closed)
+        return None, None
+    return undecided, None  # not decided within the time limit (1 by default: fail closed)
 
 
 def smallest_union(
@@ -94,11 +97,16 @@ def smallest_union(
     smallest: bool = True,
     time_limit: float = 10.0,
     undecided: int = 1,
+    loose: np.ndarray | None = None,
 ):
     """:func:`smallest_group` on classes of atoms (:mod:`.differencing_merge`): ``x = C^T λ``
     is 0 on the ``large`` atoms, and on each class's representative atom (``rows``) equal to
     the class's variable — 0/1 where ``integral``, else in [0, 1] — weighing ``weight``
-    records; the union weighs 1..threshold-1. Same answers as :func:`smallest_group`."""
+    records; the union weighs 1..threshold-1. Same answers as :func:`smallest_group`.
+
+    ``loose``: atoms left out of the programme (free) that should lie in [0, 1]; a union
+    found that puts one of them outside answers :data:`LOOSE` instead of its weight (it
+    holds for the relaxation only)."""
     from scipy import sparse
 
     cells = sparse.csr_matrix(cells, dtype=float)
@@ -114,4 +122,9 @@ def smallest_union(
         ],
         format="csr",
     )
-    return _lightest_union(a, weight, integral, threshold, smallest, time_limit, undecided)
+    found, solution = _lightest_union(a, weight, integral, threshold, smallest, time_limit, undecided)
+    if solution is not None and loose is not None and len(loose):
+        values = ct[loose] @ solution[:k]  # x = C^T λ where the programme left it free
+        if (values < -1e-7).any() or (values > 1 + 1e-7).any():
+            return LOOSE
+    return found
