@@ -14,8 +14,10 @@ import pytest
 
 import safemicro.service.differencing as dif
 from guard_sequences import random_sequences
+from safemicro.service.differencing import DifferencingGuard
 from safemicro.service.differencing_merge import row_classes
-from test_service_differencing_growth import agree_with_the_full_search
+from safemicro.service.differencing_space import ValueSpace
+from test_service_differencing_growth import VALUES, _frame, _request, agree_with_the_full_search
 
 
 def test_row_classes_by_hand():
@@ -37,6 +39,25 @@ def milp_only(monkeypatch):
 @random_sequences(25, 40, 160)
 def test_the_merged_milp_decides_as_the_milp_over_every_atom(milp_only, monkeypatch, seed, n, threshold):
     agree_with_the_full_search(monkeypatch, seed, n, threshold, {"_MERGE": False, "_FEWER_CELLS": False}, steps=6)
+
+
+def test_the_subset_with_a_value_space_drops_cells():
+    """Not vacuous: with a value space (empty regions) the subset is certified and smaller."""
+    from safemicro.service.differencing_cells import independent_cells
+
+    dropped = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        df = _frame(rng, 120)
+        guard = DifferencingGuard(df, 2, space=ValueSpace.build(VALUES, mass=df.height))
+        for _ in range(6):
+            guard.commit(_request(rng))
+        state = guard._state
+        kept = independent_cells(state.cells, state.basis, state.w).toarray()
+        rows = state.cells.toarray()
+        assert np.linalg.matrix_rank(kept) == np.linalg.matrix_rank(rows) == kept.shape[0]
+        dropped += rows.shape[0] - kept.shape[0]
+    assert dropped > 0
 
 
 @pytest.fixture(scope="module")
