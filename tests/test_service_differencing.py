@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from conftest import DATA
 from safemicro.errors import SafemicroError
 from safemicro.service.differencing import DifferencingGuard
+from safemicro.service.differencing_blocks import independent_blocks
 from safemicro.service.differencing_milp import smallest_group
 from service_oracle import recoverable, small_group_determined
 
@@ -429,7 +430,7 @@ def test_zero_one_search_splits_independent_blocks():
         z[5 * b : 5 * b + 5, 3 * b : 3 * b + 3] = gen
     z = z @ rng.normal(size=(24, 24))  # any basis of the span mixes the blocks
     sizes = np.concatenate(sizes)
-    assert len(d._blocks(np.eye(24))) == 24
+    assert len(independent_blocks(np.eye(24))) == 24
     # in block 0 (atoms of 4 records) the smallest 0/1 vectors are two atoms: 8 records
     assert d._zero_one_search(z, sizes, threshold=10) == 8
     assert d._zero_one_search(z, sizes, threshold=8) is None

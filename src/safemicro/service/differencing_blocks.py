@@ -10,8 +10,10 @@ import itertools
 
 import numpy as np
 
+__all__ = ["independent_blocks", "enumerate_block"]
 
-def _blocks(basis: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+
+def independent_blocks(basis: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Connected blocks (atom rows, direction columns) of a reduced basis: two directions
     are linked when some atom's value depends on both. The rows of a block are its support
     (atoms every direction leaves at 0 belong to none)."""
@@ -29,9 +31,10 @@ def _blocks(basis: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _enumerate(basis: np.ndarray, sizes: np.ndarray, threshold: int) -> int | None:
-    """:func:`~safemicro.service.differencing._zero_one_search` on one small block of a reduced basis (``basis[pivots] = I``):
-    every choice of 0/1 pivot values, kept when all atoms come out 0 or 1."""
+def enumerate_block(basis: np.ndarray, sizes: np.ndarray, threshold: int) -> int | None:
+    """The smallest 0/1 vector weighing less than ``threshold`` on one small block of a
+    reduced basis (``basis[pivots] = I``), None when there is none: every choice of 0/1
+    pivot values, kept when all atoms come out 0 or 1."""
     d = basis.shape[1]
     combos = np.array(list(itertools.product((0.0, 1.0), repeat=d))[1:])  # every non-empty choice
     v = combos @ basis.T  # (2^d - 1, atoms)
