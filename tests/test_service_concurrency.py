@@ -116,7 +116,7 @@ def test_racing_clients_release_no_small_difference(tmp_path):
     # the ledger in the database: exactly the released fresh queries, and it replays cleanly
     from safemicro.service.config import load_config
     from safemicro.service.differencing import DifferencingGuard
-    from safemicro.service.node import Node
+    from safemicro.service.population import stored_requests
     from safemicro.service.store import Store
 
     store = Store(load_config(cfg).database)
@@ -128,7 +128,7 @@ def test_racing_clients_release_no_small_difference(tmp_path):
     people = displacement_records().with_columns(month=pl.col("arrival").str.slice(0, 7), group=pl.col("status"))
     frame = people.select(pl.col("person_id").alias("_unit"), *[pl.col(d) for d in VALUES])
     guard = DifferencingGuard(frame, T, unit="_unit")
-    for request in Node._requests(history):
+    for request in stored_requests(history):
         verdict = guard.check(request["released"], suppressed=request["suppressed"], locate=False)
         assert verdict.ok, verdict.reason
         guard.commit(request["released"], suppressed=request["suppressed"])

@@ -163,48 +163,51 @@ def test_each_answer_waits_for_one_disk_flush_that_covers_all_its_audit_entries(
     node.close()
 
 
-def test_one_blas_thread_holds_while_any_thread_is_inside_and_restores_after(tmp_path):
-    """Requests are protected in several threads at once and the BLAS limit is process-wide:
-    it stays at one thread while any of them is inside, and the limit from before comes
-    back when the last one leaves (not when the first does). In a process of its own: the
-    limit is the process's."""
+def test_an_open_node_holds_one_blas_thread_for_its_request_threads(tmp_path):
+    """The ledger's and protection's dense products are small: one BLAS thread. The limit is
+    process-wide and threadpoolctl (3.8 and later) ignores one set from any thread but the
+    first that set one, so a node sets it in the thread that opens it, and a request's
+    worker thread sees it. The first node opened sets it, the last one closed restores the
+    limit from before. In a process of its own: the limit is the process's."""
+    here = Path(__file__).resolve().parent
     code = textwrap.dedent(
-        """
-        import threading
+        f"""
+        import sys, threading
+        sys.path.insert(0, {str(here)!r})
+        from pathlib import Path
+        import scipy.linalg
         from threadpoolctl import threadpool_info, threadpool_limits
-        from safemicro.service.blas import one_blas_thread
+        from service_support import write_config
+        from safemicro.service.blas import hold_one_blas_thread, release_blas_threads
+        from safemicro.service.config import load_config
+        from safemicro.service.node import Node
 
         def blas():
-            return sorted({m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas"})
+            return sorted({{m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas"}})
 
-        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
-        seen = {}
+        def in_a_worker():
+            seen = []
+            worker = threading.Thread(target=lambda: seen.append(blas()))
+            worker.start()
+            worker.join()
+            return seen[0]
 
-        def first():
-            with one_blas_thread():
-                a_in.set()
-                b_in.wait(5)
-            a_out.set()
-
-        def second():
-            a_in.wait(5)
-            with one_blas_thread():
-                b_in.set()
-                a_out.wait(5)
-                seen["inside"] = blas()
-
+        seen = {{}}
         with threadpool_limits(limits=2, user_api="blas"):
-            threads = [threading.Thread(target=first), threading.Thread(target=second)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            seen["after"] = blas()
+            seen["before"] = blas()
+            node = Node(load_config(write_config(Path({str(tmp_path)!r}), "duckdb:///{tmp_path / "state.duckdb"}")))
+            seen["open"] = in_a_worker()
+            hold_one_blas_thread()  # a second node opened
+            node.close()
+            seen["one still open"] = in_a_worker()
+            release_blas_threads()
+            seen["all closed"] = in_a_worker()
         print(seen)
         """
     )
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}  # the CLI's setting stays out
     env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), OPENBLAS_NUM_THREADS="2")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "{'inside': [1], 'after': [2]}"
+    assert run.returncode == 0, run.stderr[-2000:]
+    expected = {"before": [2], "open": [1], "one still open": [1], "all closed": [2]}
+    assert run.stdout.strip().splitlines()[-1] == str(expected)

@@ -51,7 +51,6 @@ import numpy as np
 import polars as pl
 
 from safemicro.errors import SafemicroError
-from safemicro.service.blas import one_blas_thread
 from safemicro.service.differencing_blocks import enumerate_block, independent_blocks
 from safemicro.service.differencing_cells import independent_cells
 from safemicro.service.differencing_growth import no_new_small_directions
@@ -195,18 +194,17 @@ class DifferencingGuard(_Ledger):
         suppressed = list(suppressed or [])
         self._smallest = locate
         key = canonical(cells) + "|" + canonical(suppressed)
-        with one_blas_thread():
-            try:
-                verdict, state = self._evaluate(self._state, list(cells), suppressed)
-            except GridTooFine as e:  # fail closed
-                self._pending = None
-                return Verdict(False, e.message, None, "too_fine")
-            if verdict.ok:
-                self._pending = (key, state)
-                return verdict
+        try:
+            verdict, state = self._evaluate(self._state, list(cells), suppressed)
+        except GridTooFine as e:  # fail closed
             self._pending = None
-            if locate and cells and verdict.kind not in ("small_cell", "suppressed_narrowed"):
-                verdict = self._locate(list(cells), suppressed, verdict)
+            return Verdict(False, e.message, None, "too_fine")
+        if verdict.ok:
+            self._pending = (key, state)
+            return verdict
+        self._pending = None
+        if locate and cells and verdict.kind not in ("small_cell", "suppressed_narrowed"):
+            verdict = self._locate(list(cells), suppressed, verdict)
         return verdict
 
     def commit(self, cells: list[Mapping[str, Any]], suppressed: list[Mapping[str, Any]] | None = None) -> None:
@@ -220,8 +218,7 @@ class DifferencingGuard(_Ledger):
         if self._pending is not None and self._pending[0] == key:
             self._state = self._pending[1]
         else:
-            with one_blas_thread():
-                self._state = self._apply(self._state, list(cells), suppressed)[0]
+            self._state = self._apply(self._state, list(cells), suppressed)[0]
         self._pending = None
 
     def suppressed(self, cells: list[Mapping[str, Any]]) -> None:

@@ -24,6 +24,7 @@ from safemicro.service import quantiles
 from safemicro.service.audit import AuditLog, sign_release
 from safemicro.service.audit import canonical_json as audit_json
 from safemicro.service.audit_watch import AuditBroken, ChainWatch
+from safemicro.service.blas import hold_one_blas_thread, release_blas_threads
 from safemicro.service.config import (
     DatasetConfig,
     ServiceConfig,
@@ -41,6 +42,7 @@ from safemicro.service.population import (
     open_ledgers,
     populations,
     quota_ledger,
+    stored_requests,
 )
 from safemicro.service.quantiles import cell_keys
 from safemicro.service.queries import Query, QueryError, cell_predicate, check_against
@@ -108,7 +110,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
                 check_aligned(
                     pop, self.records, {d: str(cfg.datasets[d].file or cfg.datasets[d].table) for d in pop.sdc}
                 )
-                for ledger, (guard, seq) in open_ledgers(pop, self.records, cfg, self.store, self._requests).items():
+                for ledger, (guard, seq) in open_ledgers(pop, self.records, cfg, self.store).items():
                     self.guards[ledger] = guard
                     self.ledger_seq[ledger] = seq
         self.audit.append(
@@ -122,6 +124,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         self._precompute_tables()  # declared tables: protected once, jointly (see .tables)
         if any(ds.dp.enabled for ds in cfg.datasets.values()):
             self._warm_dp()
+        hold_one_blas_thread()  # until close(): set here, in the thread that opens the node
 
     def _load(self, name: str, ds: DatasetConfig) -> None:
         from safemicro import io
@@ -139,20 +142,9 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         self.values[name] = declared_values(frame, ds)
         self.versions[name] = version
 
-    @staticmethod
-    def _requests(history: list[dict]) -> list[dict]:
-        """Stored ledger rows grouped back into requests, oldest first."""
-        out: list[dict] = []
-        last = None
-        for row in history:
-            if row["seq"] != last:
-                out.append({"released": [], "suppressed": []})
-                last = row["seq"]
-            out[-1]["released" if row["status"] == "released" else "suppressed"].append(row["predicate"])
-        return out
-
     def close(self) -> None:
         self.store.close()
+        release_blas_threads()
 
     # ----- authentication and authorisation
 
@@ -399,7 +391,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
             return
         newer = self.store.ledger_after(c, dataset, self.ledger_seq[dataset])
         if newer:
-            self.guards[dataset].replay(self._requests(newer))
+            self.guards[dataset].replay(stored_requests(newer))
             self.ledger_seq[dataset] = newer[-1]["seq"]
 
     def _protected_table(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict) -> pl.DataFrame:

@@ -30,7 +30,7 @@ import polars as pl
 
 from safemicro.errors import SafemicroError
 
-__all__ = ["Population", "populations", "check_aligned"]
+__all__ = ["Population", "populations", "check_aligned", "open_ledgers", "stored_requests"]
 
 
 @dataclass
@@ -167,7 +167,7 @@ def record_ledger(ledger: str) -> str:
     return f"{ledger}#records"
 
 
-def open_ledgers(pop: Population, frames: Mapping[str, pl.DataFrame], cfg, store, requests) -> dict[str, tuple]:
+def open_ledgers(pop: Population, frames: Mapping[str, pl.DataFrame], cfg, store) -> dict[str, tuple]:
     """The differencing guards of a population's SDC members, replayed from the store:
     ledger name -> (guard, last sequence number replayed).
 
@@ -208,18 +208,20 @@ def open_ledgers(pop: Population, frames: Mapping[str, pl.DataFrame], cfg, store
         if pop.shared:
             for d in pop.sdc:
                 own = ledger.replace(pop.ledger, d, 1)
-                guard.replay([{k: pop.remap(d, v) for k, v in r.items()} for r in requests(store.ledger_history(own))])
+                guard.replay(
+                    [{k: pop.remap(d, v) for k, v in r.items()} for r in stored_requests(store.ledger_history(own))]
+                )
         history = store.ledger_history(ledger)
-        guard.replay(requests(history))
+        guard.replay(stored_requests(history))
         out[ledger] = (guard, history[-1]["seq"] if history else 0)
     from safemicro.service.quantiles import QuantileQuota
 
     quota = QuantileQuota(min(cfg.datasets[d].policy.max_quantiles_per_cell for d in pop.sdc))
     if pop.shared:  # keys name records, not dimensions: members' own quotas carry over as they are
         for d in pop.sdc:
-            quota.replay(requests(store.ledger_history(quota_ledger(d))))
+            quota.replay(stored_requests(store.ledger_history(quota_ledger(d))))
     history = store.ledger_history(quota_ledger(pop.ledger))
-    quota.replay(requests(history))
+    quota.replay(stored_requests(history))
     out[quota_ledger(pop.ledger)] = (quota, history[-1]["seq"] if history else 0)
     return out
 
@@ -255,3 +257,15 @@ def ledger_space(pop: Population, frames: Mapping[str, pl.DataFrame], cfg, frame
 def quota_ledger(ledger: str) -> str:
     """Name of the ledger of quantile levels released per set of records."""
     return f"{ledger}#quantiles"
+
+
+def stored_requests(history: list[dict]) -> list[dict]:
+    """Stored ledger rows grouped back into requests, oldest first."""
+    out: list[dict] = []
+    last = None
+    for row in history:
+        if row["seq"] != last:
+            out.append({"released": [], "suppressed": []})
+            last = row["seq"]
+        out[-1]["released" if row["status"] == "released" else "suppressed"].append(row["predicate"])
+    return out

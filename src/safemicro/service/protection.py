@@ -76,13 +76,6 @@ def protect(
     suppressed means and quantiles), ``rounded_to``, ``noise_scale`` and ``noise_variance``
     (None: no noise in this mode).
     """
-    from safemicro.service.blas import one_blas_thread
-
-    with one_blas_thread():
-        return _protect(cells, dims, statistic, policy, margins, complete)
-
-
-def _protect(cells, dims, statistic, policy, margins, complete) -> pl.DataFrame:
     policy = policy or ProtectionPolicy()
     if statistic not in ("count", "sum", "mean", "quantile"):
         raise SafemicroError(f"unknown statistic {statistic!r}; use count, sum, mean or quantile")

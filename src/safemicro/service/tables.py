@@ -157,7 +157,6 @@ def protect_tables(
     ``_level`` and the columns of :func:`safemicro.service.protection.protect`. Threshold
     cells (empty ones included) publish the rule's own interval (count ``[0, threshold-1]``,
     sum ``[0, None]``), the same whatever their true size."""
-    from safemicro.service.blas import one_blas_thread
     from safemicro.service.protection import _assemble
 
     n = cells.get_column("n").to_numpy().astype(float)
@@ -176,28 +175,27 @@ def protect_tables(
     depth = cells.select(pl.sum_horizontal([pl.col(d).is_null().cast(pl.Int64) for d in dims])).to_series().to_numpy()
     bases = [("n", "n", n)] + [(m, "total", cells.get_column(f"total_{m}").to_numpy().astype(float)) for m in measures]
     bounds = {key: (np.full(len(n), np.nan), np.full(len(n), np.nan)) for key, _, _ in bases}
-    with one_blas_thread():
-        if policy.secondary and suppressed.any() and len(eqs.parents):
-            caches: dict[str, dict] = {key: {} for key, _, _ in bases}
-            changed = True
-            while changed:  # each pass only adds suppressions, so this ends
-                changed = False
-                for key, name, vals in bases:
-                    before = suppressed.sum()
-                    if policy.secondary_method == "optimal":
-                        suppressed, lo, hi = optimal_secondary(vals, name, eqs, rules, suppressed, policy, len(n))
-                    else:
-                        suppressed, lo, hi = _secondary(
-                            vals, name, eqs, rules, suppressed, policy, len(n), depth, caches[key]
-                        )
-                    changed |= bool(suppressed.sum() != before)
-                    bounds[key] = (lo, hi)
-            for i in np.flatnonzero(suppressed):
-                rules[i] = rules[i] or "secondary"
-            if policy.rounding_base:
-                for key, _, vals in bases:
-                    stat = "count" if key == "n" else "sum"
-                    bounds[key] = _rounded_intervals(eqs, vals, rules, suppressed, policy, stat)
+    if policy.secondary and suppressed.any() and len(eqs.parents):
+        caches: dict[str, dict] = {key: {} for key, _, _ in bases}
+        changed = True
+        while changed:  # each pass only adds suppressions, so this ends
+            changed = False
+            for key, name, vals in bases:
+                before = suppressed.sum()
+                if policy.secondary_method == "optimal":
+                    suppressed, lo, hi = optimal_secondary(vals, name, eqs, rules, suppressed, policy, len(n))
+                else:
+                    suppressed, lo, hi = _secondary(
+                        vals, name, eqs, rules, suppressed, policy, len(n), depth, caches[key]
+                    )
+                changed |= bool(suppressed.sum() != before)
+                bounds[key] = (lo, hi)
+        for i in np.flatnonzero(suppressed):
+            rules[i] = rules[i] or "secondary"
+        if policy.rounding_base:
+            for key, _, vals in bases:
+                stat = "count" if key == "n" else "sum"
+                bounds[key] = _rounded_intervals(eqs, vals, rules, suppressed, policy, stat)
     threshold = np.array([r == "threshold" for r in rules])
     keep = cells.select(*dims, LEVEL)
 
