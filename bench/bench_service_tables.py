@@ -12,6 +12,9 @@ ones (never asked before), 5 % bad tokens, then fresh queries only.
 - free: the same survey answered query by query under the differencing guard (fresh queries
   of bench_service_mix.py), given `--free-seconds` per phase only: a fresh query takes
   about a second there.
+- cell key: the same free queries (counts, crosstabs, sums and means with any filters and
+  windows) on the survey protected by the cell key method instead (no ledger: counts by
+  the ptable, sums and means by their largest contributions; safemicro.service.cell_key).
 
 Prints p50/p95 per class, fresh queries/s and the machine load, and checks that the audit
 log verifies and holds one entry per request sent.
@@ -57,6 +60,13 @@ def tables_config(path: Path) -> None:
     """The bench's service config with the survey in declared-tables mode."""
     cfg = yaml.safe_load(path.read_text())
     cfg["datasets"]["survey"]["tables"] = TABLES
+    path.write_text(yaml.safe_dump(cfg))
+
+
+def cell_key_config(path: Path) -> None:
+    """The bench's service config with the survey protected by the cell key method."""
+    cfg = yaml.safe_load(path.read_text())
+    cfg["datasets"]["survey"]["policy"] = {"threshold": 10, "protection": "cell_key", "cell_key": {"seed": 20261207}}
     path.write_text(yaml.safe_dump(cfg))
 
 
@@ -154,6 +164,7 @@ def main() -> None:
     ap.add_argument("--fresh", type=int, default=1500, help="requests in the fresh-only phase")
     ap.add_argument("--seconds", type=float, default=40, help="time limit per phase (tables mode)")
     ap.add_argument("--free-seconds", type=float, default=15, help="time limit per phase (free mode); 0 skips it")
+    ap.add_argument("--cell-key-seconds", type=float, default=40, help="time limit per phase (cell key); 0 skips it")
     args = ap.parse_args()
     from bench_service_mix import repeated_queries
 
@@ -164,6 +175,13 @@ def main() -> None:
         tables_config(cfg)
         fresh = fresh_table_queries(args.requests + args.fresh + 100, seed=11, repeated=repeated_queries())
         run_mode("declared tables", cfg, folder, tok, bad, fresh, args, args.seconds)
+        if args.cell_key_seconds > 0:
+            folder = Path(tmp) / "cell_key"
+            folder.mkdir()
+            cfg, tok, bad = setup(folder, None)
+            cell_key_config(cfg)
+            fresh = fresh_queries(args.requests + args.fresh + 100, seed=11)
+            run_mode("free queries, cell key", cfg, folder, tok, bad, fresh, args, args.cell_key_seconds)
         if args.free_seconds > 0:
             folder = Path(tmp) / "free"
             folder.mkdir()

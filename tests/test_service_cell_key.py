@@ -1,6 +1,8 @@
 """The aggregate service with `protection: cell_key` (real server on 127.0.0.1, DuckDB):
 a repeated query and a differenced pair gain nothing, the seed never leaves the provider,
-and every released count equals the cell key method on the node's record keys."""
+and every released count, sum and mean equals the cell key method on the node's record
+keys; a sum differenced down to one person, or a dominant contributor's own total, does not
+give back anyone's value."""
 
 from __future__ import annotations
 
@@ -8,7 +10,13 @@ import polars as pl
 import pytest
 import yaml
 
-from safemicro.service.cell_key import cell_key_counts, generate_ptable, record_keys
+from safemicro.service.cell_key import (
+    cell_key_counts,
+    cell_key_magnitudes,
+    generate_ptable,
+    magnitude_keys,
+    record_keys,
+)
 from service_support import Server, displacement_records, post_query, token, write_config
 
 SEED = 424242
@@ -80,11 +88,131 @@ def test_repeated_and_differenced_queries_gain_nothing(node):
     )
 
 
-def test_sums_refused_and_seed_required(node, tmp_path):
+def _perturbed_people() -> pl.DataFrame:
+    """The fixture's records with the node's keys."""
+    people = displacement_records().rename({"status": "group"}).with_columns(month=pl.col("arrival").str.slice(0, 7))
+    return people.with_columns(
+        pl.Series("rk", record_keys(people.height, SEED)),
+        pl.Series("mk", magnitude_keys(people.height, SEED, "income")),
+    )
+
+
+def _defined(people: pl.DataFrame, dims: list[str]) -> pl.DataFrame:
+    """Count, sum and mean of income by ``dims`` computed here from the definitions."""
+    keys = dims or ["_all"]
+    people = people.with_columns(_all=pl.lit(1))
+    counts = cell_key_counts(people, keys, "rk", generate_ptable(3, 1.5), threshold=5)
+    sums = cell_key_magnitudes(people, keys, "income", "mk")
+    cells = counts.join(sums, on=keys).with_columns(mean=pl.col("total") / pl.col("count"))
+    return cells.drop("_all") if not dims else cells
+
+
+def test_every_level_is_the_cell_key_method_on_the_providers_keys(node):
+    """Counts, sums and means, cells and every margin: the node sums its finest cells into
+    the margins; here each level is computed from the records, as the definitions say."""
     s, folder = node
-    r = post_query(s.url, token(folder), {"dataset": "displaced", "kind": "sum", "measure": "income", "by": []})
-    assert r.status_code == 422 and "cell key" in r.text
+    tok = token(folder)
+    people = _perturbed_people()
+    by = ["district", "group"]
+    for kind, column in (("count", "count"), ("sum", "total"), ("mean", "mean")):
+        q = {"dataset": "displaced", "kind": kind, "by": by} | ({"measure": "income"} if kind != "count" else {})
+        r = post_query(s.url, tok, q)
+        assert str(SEED) not in r.text
+        got = _cells(r)
+        for dims in (by, ["district"], ["group"], []):
+            level = got.filter(*[pl.col(d).is_not_null() if d in dims else pl.col(d).is_null() for d in by])
+            want = _defined(people, dims)
+            joined = (
+                level.join(want, on=dims, how="left")
+                if dims
+                else level.hstack(want.select(*{"count", column}, "perturbation"))
+            )
+            released = joined.filter(pl.col("count").is_not_null())
+            assert released["value"].round(2).to_list() == released[column].round(2).to_list(), (kind, dims)
+            assert joined.filter(pl.col("count").is_null())["value"].is_null().all()
+            if kind != "count":
+                assert (released["perturbation"].abs() > 0).all()
+        hidden = got.filter(pl.col("value").is_null())  # perturbed count below the threshold
+        assert hidden.height > 0 and (hidden["status"] == "suppressed").all()
+
+
+def test_a_sum_differenced_down_to_one_person_does_not_give_back_their_value(node):
+    """Two windows that differ by one person (the only host in D12 who arrived in June):
+    the difference of the two sums is that person's income plus two perturbations, each
+    drawn from its own cell's key, the same at every asking."""
+    s, folder = node
+    people = _perturbed_people()
+    cell = people.filter((pl.col("district") == "D12") & (pl.col("group") == "host"))
+    target = cell.filter(pl.col("month") == "2024-06")
+    assert target.height == 1
+    base = {"dataset": "displaced", "kind": "sum", "measure": "income", "by": []}
+    base["filters"] = {"district": ["D12"], "group": ["host"]}
+    wide = _cells(post_query(s.url, token(folder), {**base, "time": {"start": "2024-01", "end": "2024-06"}}))
+    narrow = _cells(post_query(s.url, token(folder, "bob"), {**base, "time": {"start": "2024-01", "end": "2024-05"}}))
+    estimate = wide["value"][0] - narrow["value"][0]
+    truth = target["income"][0]
+    # the answers are the definition on exactly these two sets of records
+    for answer, rows in ((wide, cell), (narrow, cell.filter(pl.col("month") != "2024-06"))):
+        assert answer["value"][0] == round(cell_key_magnitudes(rows, [], "income", "mk")["total"][0], 2)
+    assert abs(estimate - truth) > 10  # the income's published granularity
+    again = _cells(post_query(s.url, token(folder, "carol"), {**base, "time": {"start": "2024-01", "end": "2024-06"}}))
+    assert again["value"][0] == wide["value"][0]  # asking again cannot average the perturbation away
+
+
+def test_the_dominant_contributor_cannot_read_the_rest_of_its_cell(node):
+    """p00000 (income 400 000) knows its own value; its cell's published total minus that
+    value misses the other 164 people's total by at least p * s of 400 000 less the second
+    contributor's term (the dominance attack of the p % rule): ten times what the
+    second-largest contributor earns, so no one else's income can be read off."""
+    s, folder = node
+    people = _perturbed_people()
+    cell = people.filter((pl.col("district") == "D21") & (pl.col("group") == "refugee"))
+    others = cell.filter(pl.col("person_id") != "p00000")
+    q = {"dataset": "displaced", "kind": "sum", "measure": "income", "by": ["district", "group"], "margins": False}
+    r = _cells(post_query(s.url, token(folder), q))
+    total = r.filter((pl.col("district") == "D21") & (pl.col("group") == "refugee"))["value"][0]
+    second = others["income"].max()
+    assert abs((total - 400_000) - others["income"].sum()) >= 0.25 * 0.2 * 400_000 - 0.25 * 0.5 * second
+    assert 0.25 * 0.2 * 400_000 - 0.25 * 0.5 * second > 10 * second
+
+
+def test_quantiles_refused_and_seed_required(node, tmp_path):
+    s, folder = node
+    q = {"dataset": "displaced", "kind": "quantile", "measure": "income", "quantile": 0.5, "by": []}
+    r = post_query(s.url, token(folder), q)
+    assert r.status_code in (403, 422) and "quantile" in r.text
     from safemicro.service.config import Policy
 
     with pytest.raises(ValueError, match="needs a cell_key section"):
         Policy(protection="cell_key")
+    with pytest.raises(ValueError, match="descending"):
+        Policy(protection="cell_key", cell_key={"seed": 1, "magnitudes": {"weights": [1.0, 0.2, 0.5]}})
+
+
+def test_cell_key_shares_its_units_only_with_the_same_keys_or_with_dp(tmp_path):
+    """Beside exact releases of the same people a perturbation shows itself (exact minus
+    perturbed), and two different perturbations of one cell can be averaged: the node
+    refuses to start with either. The same keys twice, or a DP copy, start."""
+    from safemicro.errors import SafemicroError
+    from safemicro.service.config import load_config
+    from safemicro.service.node import Node
+
+    cfg_path = write_config(tmp_path, "duckdb:///:memory:")
+    cfg = yaml.safe_load(cfg_path.read_text())
+    ck = {"threshold": 5, "protection": "cell_key", "cell_key": {"seed": SEED}}
+    plain = {**cfg["datasets"]["displaced"], "population": "people"}
+    keyed = {**plain, "policy": ck}
+
+    def start(**datasets):
+        cfg["datasets"] = datasets
+        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        Node(load_config(cfg_path)).close()
+
+    with pytest.raises(SafemicroError, match="exact values of one would show the perturbations"):
+        start(a=keyed, b=plain)
+    other_seed = {**plain, "policy": {**ck, "cell_key": {"seed": SEED + 1}}}
+    with pytest.raises(SafemicroError, match="different cell_key settings"):
+        start(a=keyed, b=other_seed)
+    start(a=keyed, b=dict(keyed))
+    dp = {"enabled": True, "epsilon_per_query": 0.5, "analyst_budget": 5.0, "dataset_budget": 10.0}
+    start(a=keyed, b={**plain, "queries": ["count", "sum", "mean"], "dp": dp})

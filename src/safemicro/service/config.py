@@ -72,16 +72,35 @@ class Measure(_Strict):
         return self
 
 
+class MagnitudePerturbation(_Strict):
+    """Top-contributor perturbation of sums and means (safemicro.service.cell_key): the
+    ``len(weights)`` largest contributions of a cell move its total by up to ``percent`` of
+    themselves (times their weight), never by less than ``separation`` of that."""
+
+    percent: float = Field(0.25, gt=0, le=1)
+    weights: list[float] = Field(default_factory=lambda: [1.0, 0.5], min_length=1, max_length=5)
+    separation: float = Field(0.2, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _descending(self) -> MagnitudePerturbation:
+        w = self.weights
+        if w[0] != 1.0 or any(b > a or b <= 0 for a, b in zip(w, w[1:], strict=False)):
+            raise ValueError("weights: 1 first, then weights in (0, 1] in descending order")
+        return self
+
+
 class CellKey(_Strict):
-    """Cell key perturbation of counts (safemicro.service.cell_key): the record keys come
-    from ``seed`` (the provider's secret; not in the published policy hash); the ptable is a
-    CSV (pcv, ckey, pvalue) or generated with maximum perturbation D and variance V."""
+    """Cell key perturbation (safemicro.service.cell_key): the record keys come from
+    ``seed`` (the provider's secret; not in the published policy hash); the count ptable is
+    a CSV (pcv, ckey, pvalue) or generated with maximum perturbation D and variance V; sums
+    and means are perturbed as ``magnitudes`` says."""
 
     seed: int = Field(ge=0)
     ptable: Path | None = None
     max_perturbation: int = Field(3, ge=1, le=50)
     variance: float = Field(1.0, gt=0)
     key_range: int = Field(256, ge=16, le=1 << 20)
+    magnitudes: MagnitudePerturbation = Field(default_factory=MagnitudePerturbation)
 
 
 class Policy(_Strict):

@@ -106,10 +106,10 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
             lock = threading.Lock()  # one lock per population: its members share ledger and budget
             for member in pop.members:
                 self.locks[member] = lock
+            check_aligned(
+                pop, self.records, {d: str(cfg.datasets[d].file or cfg.datasets[d].table) for d in pop.members}
+            )
             if pop.sdc:
-                check_aligned(
-                    pop, self.records, {d: str(cfg.datasets[d].file or cfg.datasets[d].table) for d in pop.sdc}
-                )
                 for ledger, (guard, seq) in open_ledgers(pop, self.records, cfg, self.store).items():
                     self.guards[ledger] = guard
                     self.ledger_seq[ledger] = seq

@@ -42,6 +42,7 @@ class Population:
     members: list[str] = field(default_factory=list)
     sdc: list[str] = field(default_factory=list)  # members answered under the differencing ledger
     dp: list[str] = field(default_factory=list)  # members answered with noise and budgets
+    cell_key: list[str] = field(default_factory=list)  # members perturbed by their record keys
 
     @property
     def shared(self) -> bool:
@@ -133,8 +134,10 @@ def populations(cfg) -> dict[str, Population]:
         if pop is None:
             pop = groups[identity[name]] = Population(name=ds.population or identity[name], key=name)
         pop.members.append(name)
-        (pop.dp if ds.dp.enabled else pop.sdc).append(name)
+        (pop.dp if ds.dp.enabled else pop.cell_key if ds.policy.protection == "cell_key" else pop.sdc).append(name)
         out[name] = pop
+    for pop in groups.values():
+        _one_perturbation(pop, cfg)
     for key, pop in groups.items():
         declared = cfg.datasets[pop.members[0]].population
         # fits the store's name columns (64 characters for budgets, 80 for ledgers)
@@ -144,22 +147,48 @@ def populations(cfg) -> dict[str, Population]:
     return out
 
 
-def check_aligned(pop: Population, frames: Mapping[str, pl.DataFrame], sources: Mapping[str, str]) -> None:
-    """The SDC members of a shared population hold the same units row by row (else a shared
-    ledger could not compare their cells)."""
-    if not pop.shared:
+def _one_perturbation(pop: Population, cfg) -> None:
+    """Cell key members of a population perturb each cell once: not beside exact releases
+    of the same units (an exact value shows the perturbation of its cell), and all with the
+    same keys and tables (two perturbations of one cell could be averaged)."""
+    if not pop.cell_key:
         return
-    first = pop.sdc[0]
-    units = frames[first].get_column("_unit")
-    for other in pop.sdc[1:]:
-        theirs = frames[other].get_column("_unit")
-        if theirs.len() != units.len() or not theirs.equals(units):
-            raise SafemicroError(
-                f"datasets {first!r} and {other!r} share population {pop.name!r} but their records differ "
-                f"({units.len()} and {theirs.len()} rows, or other units or order); one differencing ledger needs the "
-                "same records in the same order: read both from one file or table",
-                file=sources[other],
-            )
+    first = pop.cell_key[0]
+    where = str(cfg.datasets[first].file or cfg.datasets[first].table)
+    if pop.sdc:
+        raise SafemicroError(
+            f"datasets {first!r} (cell key) and {pop.sdc[0]!r} (suppression) are over the same units: the exact "
+            "values of one would show the perturbations of the other; protect both by the cell key method, or serve "
+            "one of them with dp",
+            file=where,
+        )
+    settings = {d: cfg.datasets[d].policy.cell_key.model_dump_json() for d in pop.cell_key}
+    other = next((d for d in pop.cell_key if settings[d] != settings[first]), None)
+    if other is not None:
+        raise SafemicroError(
+            f"datasets {first!r} and {other!r} are over the same units with different cell_key settings: two "
+            "perturbations of the same cell could be averaged away; give them the same seed, ptable and magnitudes",
+            file=where,
+        )
+
+
+def check_aligned(pop: Population, frames: Mapping[str, pl.DataFrame], sources: Mapping[str, str]) -> None:
+    """Members that share state hold the same units row by row: the SDC members of a
+    shared population (one ledger compares their cells) and its cell key members (their
+    record keys are drawn row by row)."""
+    for members, needs in (
+        (pop.sdc if pop.shared else [], "one differencing ledger"),
+        (pop.cell_key, "one set of record keys"),
+    ):
+        for other in members[1:]:
+            units, theirs = frames[members[0]].get_column("_unit"), frames[other].get_column("_unit")
+            if theirs.len() != units.len() or not theirs.equals(units):
+                raise SafemicroError(
+                    f"datasets {members[0]!r} and {other!r} share population {pop.name!r} but their records differ "
+                    f"({units.len()} and {theirs.len()} rows, or other units or order); {needs} needs the same "
+                    "records in the same order: read both from one file or table",
+                    file=sources[other],
+                )
 
 
 def record_ledger(ledger: str) -> str:
