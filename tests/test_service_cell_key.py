@@ -216,3 +216,31 @@ def test_cell_key_shares_its_units_only_with_the_same_keys_or_with_dp(tmp_path):
     start(a=keyed, b=dict(keyed))
     dp = {"enabled": True, "epsilon_per_query": 0.5, "analyst_budget": 5.0, "dataset_budget": 10.0}
     start(a=keyed, b={**plain, "queries": ["count", "sum", "mean"], "dp": dp})
+
+
+def test_a_bad_ptable_stops_the_start_naming_file_column_and_row(tmp_path):
+    from safemicro.errors import SafemicroError
+    from safemicro.service.config import load_config
+    from safemicro.service.node import Node
+
+    cfg_path = write_config(tmp_path, "duckdb:///:memory:")
+    cfg = yaml.safe_load(cfg_path.read_text())
+    good = generate_ptable(2, 1.0).select("pcv", "ckey", "pvalue")
+    cases = {
+        "no_pvalue.csv": (good.drop("pvalue"), "no column"),
+        "negative.csv": (
+            good.with_columns(pvalue=pl.when(pl.col("pcv") == 1).then(-3).otherwise("pvalue")),
+            "negative",
+        ),
+        "text.csv": (good.with_columns(pl.col("pvalue").cast(pl.String) + "x"), "whole numbers"),
+    }
+    for name, (table, message) in cases.items():
+        table.write_csv(tmp_path / name)
+        policy = {"threshold": 5, "protection": "cell_key", "cell_key": {"seed": SEED, "ptable": name}}
+        cfg["datasets"] = {"displaced": {**cfg["datasets"].get("displaced", {}), "policy": policy}}
+        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        with pytest.raises(SafemicroError, match=message) as e:
+            Node(load_config(cfg_path))
+        assert name in str(e.value)
+        if name == "negative.csv":
+            assert "pvalue" in str(e.value) and "row 1" in str(e.value)

@@ -33,7 +33,7 @@ from safemicro.service.config import (
     frame_version,
     prepare_records,
 )
-from safemicro.service.node_cell_key import _CellKeyTables, with_record_keys
+from safemicro.service.node_cell_key import _CellKeyTables
 from safemicro.service.node_dp import _DPTables
 from safemicro.service.node_tables import _DeclaredTables, service_policy
 from safemicro.service.population import (
@@ -138,7 +138,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         frame = prepare_records(raw, ds, source=source)
         version = frame_version(frame)
         self.store.load_raw(name, frame, version)
-        self.records[name] = with_record_keys(frame, ds) if ds.policy.protection == "cell_key" else frame
+        self.records[name] = self._keyed(name, frame, ds) if ds.policy.protection == "cell_key" else frame
         self.values[name] = declared_values(frame, ds)
         self.versions[name] = version
 
@@ -355,7 +355,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
                 else:
                     self.guards[ledger].commit(released, suppressed=suppressed)
                 self.ledger_seq[ledger] = seq
-            self._log_released(principal, qid, table, suppressed=len(suppressed))
+            self._log_released(principal, qid, table.height, suppressed=len(suppressed))
         return body
 
     @contextmanager
@@ -425,12 +425,12 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         cols = [*q.by, *[c for c in CELL_COLUMNS if c in table.columns]]
         return canonical_json(self._envelope(q, qid, table.select(cols).to_dicts(), mode=mode, epsilon=epsilon))
 
-    def _log_released(self, principal: Principal, qid: str, table: pl.DataFrame, **extra: Any) -> None:
+    def _log_released(self, principal: Principal, qid: str, cells: int, **extra: Any) -> None:
         """The audit's "decision" entry of a released answer; ``extra`` is what its mode adds
         (on disk with the "release" entry that :meth:`query` writes next)."""
         self.audit.append(
             "decision",
-            {"subject": principal.subject, "query_id": qid, "decision": "released", "cells": table.height, **extra},
+            {"subject": principal.subject, "query_id": qid, "decision": "released", "cells": cells, **extra},
             durable=False,
         )
 

@@ -16,11 +16,13 @@ Quantiles are not offered.
 
 from __future__ import annotations
 
+import json
 from itertools import combinations, product
 
 import numpy as np
 import polars as pl
 
+from safemicro.errors import SafemicroError
 from safemicro.service.cell_key import (
     count_perturbation,
     generate_ptable,
@@ -42,8 +44,31 @@ def load_ptable(ds: DatasetConfig) -> pl.DataFrame:
     """The declared ptable (CSV with pcv, ckey, pvalue) or one generated with D and V."""
     ck = ds.policy.cell_key
     if ck.ptable is not None:
-        return pl.read_csv(ck.ptable).select("pcv", "ckey", "pvalue")
+        return _checked_ptable(ck.ptable)
     return generate_ptable(ck.max_perturbation, ck.variance, key_range=ck.key_range).select("pcv", "ckey", "pvalue")
+
+
+def _checked_ptable(path) -> pl.DataFrame:
+    """A provider's ptable CSV, or one clear error naming the file, column and row."""
+    try:
+        table = pl.read_csv(path)
+    except (OSError, pl.exceptions.PolarsError) as e:
+        raise SafemicroError(f"cannot read the ptable: {e}", file=str(path)) from None
+    missing = [c for c in ("pcv", "ckey", "pvalue") if c not in table.columns]
+    if missing:
+        raise SafemicroError(f"the ptable has no column(s) {', '.join(missing)}", file=str(path))
+    for column, bad in (
+        ("pcv", ~pl.col("pcv").is_between(1, 100_000)),
+        ("ckey", ~pl.col("ckey").is_between(0, 1 << 20)),
+        ("pvalue", pl.col("pcv") + pl.col("pvalue") < 0),
+    ):
+        if not table.schema[column].is_integer():
+            raise SafemicroError("ptable values must be whole numbers", file=str(path), column=column)
+        rows = table.with_row_index().filter(bad.fill_null(True))["index"]
+        if rows.len():
+            why = "would make a negative count" if column == "pvalue" else "is missing or out of range"
+            raise SafemicroError(f"ptable value {why}", file=str(path), column=column, row=int(rows[0]) + 1)
+    return table.select("pcv", "ckey", "pvalue")
 
 
 def with_record_keys(frame: pl.DataFrame, ds: DatasetConfig) -> pl.DataFrame:
@@ -58,44 +83,46 @@ def with_record_keys(frame: pl.DataFrame, ds: DatasetConfig) -> pl.DataFrame:
 class _CellKeyTables:
     """Mixed into the Node: answers of datasets protected by the cell key method."""
 
+    def _keyed(self, name: str, frame: pl.DataFrame, ds: DatasetConfig) -> pl.DataFrame:
+        """At start-up: the dataset's records with their keys, and its ptable read (a bad
+        ptable stops the start, not the first query)."""
+        if not hasattr(self, "_luts"):
+            self._luts: dict[str, np.ndarray] = {}
+        self._luts[name] = ptable_lookup(load_ptable(ds))
+        return with_record_keys(frame, ds)
+
     def _answer_cell_key(
         self, principal: Principal, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict, qid: str
     ) -> str:
+        """The answer's bytes. Not stored: the same records and keys always give the same
+        cells, so an identical query is simply computed again (about as cheap as a read)."""
         if q.kind not in ("count", "crosstab", "sum", "mean"):
             raise Refusal(422, f"{q.kind!r} is not offered for a dataset protected by the cell key method", "kind")
-        table = self._cell_key_table(q, ds, records, where)
-        with self._query_lock(qid):
-            body = self._body(q, qid, table, mode="cell_key", epsilon=0.0)
-            with self.store.transaction() as c:
-                earlier = self.store.cached_release(qid, c)
-                if earlier is not None:
-                    return earlier
-                self.store.save_release(c, qid, q.dataset, body)
-            self._log_released(principal, qid, table, perturbed=table.height)
-        return body
+        rows = self._cell_key_rows(q, ds, records, where)
+        self._log_released(principal, qid, len(rows), perturbed=len(rows))
+        # Python ints, floats rounded to cents, strings and None: the C encoder with the
+        # canonical settings gives the bytes of canonical_json without its slow walk
+        return json.dumps(
+            self._envelope(q, qid, rows, mode="cell_key", epsilon=0.0),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
+            allow_nan=False,
+        )
 
-    def _cell_key_table(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict) -> pl.DataFrame:
+    def _cell_key_rows(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict) -> list[dict]:
         """Every cell of the grid and, with margins, every margin, each perturbed by its own
         keys; empty cells are 0 before the threshold, as in the ONS package. One group-by
         of the records at the finest level; every margin sums its cells' counts, key sums
         and totals and takes the largest of their largest contributions (numpy, no joins)."""
-        if not hasattr(self, "_luts"):
-            self._luts: dict[str, np.ndarray] = {}
-        if q.dataset not in self._luts:
-            self._luts[q.dataset] = ptable_lookup(load_ptable(ds))
         by = list(q.by)
         values = [where.get(d, self.values[q.dataset][d]) for d in by]
         grid = _finest_cells(records, by, values, q.measure, len(ds.policy.cell_key.magnitudes.weights))
         levels = [by]
         if q.margins and by:
             levels = [list(c) for r in range(len(by), -1, -1) for c in combinations(by, r)]
-        parts = [_level(q, ds, grid, [by.index(d) for d in dims], values, self._luts[q.dataset]) for dims in levels]
-        table = pl.concat(parts, how="vertical")
-        released = pl.col("value").is_not_null()
-        return table.with_columns(
-            pl.when(released).then(pl.lit("released")).otherwise(pl.lit("suppressed")).alias("status"),
-            pl.when(released).then(pl.lit("cell_key")).otherwise(pl.lit("threshold")).alias("rule"),
-        )
+        lut = self._luts[q.dataset]
+        return [row for dims in levels for row in _level(q, ds, grid, [by.index(d) for d in dims], values, lut)]
 
 
 def _finest_cells(records: pl.DataFrame, by: list[str], values: list[list[str]], measure: str | None, k: int) -> dict:
@@ -105,10 +132,11 @@ def _finest_cells(records: pl.DataFrame, by: list[str], values: list[list[str]],
     source = records if by else records.with_columns(pl.lit("").alias("_all"))
     aggs = [pl.len().alias("n"), pl.col(RKEY).cast(pl.Int64).sum().alias("ck")]
     if measure is not None:
+        largest = pl.col(measure).abs().top_k(k).sort(descending=True)
         aggs += [
             pl.col(MKEY + measure).cast(pl.Int64).sum().alias("mk"),
             pl.col(measure).sum().alias("total"),
-            pl.col(measure).abs().top_k(k).sort(descending=True).alias("top"),
+            *[largest.get(j, null_on_oob=True).fill_null(0.0).alias(f"top{j}") for j in range(k)],
         ]
     cells = source.group_by(keys).agg(aggs)
     shape = tuple(len(v) for v in values) or (1,)
@@ -118,43 +146,42 @@ def _finest_cells(records: pl.DataFrame, by: list[str], values: list[list[str]],
         codes = [np.array([pos[v] for v in cells[d].to_list()], dtype=np.int64) for d, pos in zip(by, positions)]
     at = np.ravel_multi_index(codes, shape)
     grid = {}
-    for name in ("n", "ck", "mk", "total"):
+    for name in ("n", "ck", "mk", "total", *[f"top{j}" for j in range(k)]):
         if name in cells.columns:
             col = cells[name].to_numpy()
             grid[name] = np.zeros(shape, dtype=col.dtype)
             grid[name].flat[at] = col
     if measure is not None:
-        top = np.zeros((*shape, k))
-        tops = [cells["top"].list.get(j, null_on_oob=True).fill_null(0.0).to_numpy() for j in range(k)]
-        top.reshape(-1, k)[at] = np.column_stack(tops) if cells.height else np.zeros((0, k))
-        grid["top"] = top
+        grid["top"] = np.stack([grid.pop(f"top{j}") for j in range(k)], axis=-1)
     return grid
 
 
-def _level(q: Query, ds: DatasetConfig, grid: dict, axes: list[int], values: list, lut: np.ndarray) -> pl.DataFrame:
+def _level(q: Query, ds: DatasetConfig, grid: dict, axes: list[int], values: list, lut: np.ndarray) -> list[dict]:
     """The perturbed cells of one aggregation level (the grid summed over the other axes):
-    the query's dimensions (None for those summed over) and ``value``, null below the
-    threshold."""
+    the query's dimensions (None for those summed over), ``value`` (None below the
+    threshold), ``status`` and ``rule``."""
     other = tuple(i for i in range(grid["n"].ndim) if i not in axes) if q.by else (0,)
     n = grid["n"].sum(axis=other).reshape(-1).astype(np.int64)
     count = n + count_perturbation(n, grid["ck"].sum(axis=other).reshape(-1), lut)
-    shown = count >= ds.policy.threshold
     if q.kind in ("count", "crosstab"):
-        value = pl.Series("value", np.where(shown, count, 0), dtype=pl.Int64)
+        value = count.tolist()
     else:
         mp = ds.policy.cell_key.magnitudes
-        k = len(mp.weights)
         # each level cell's contributions: every member cell's k largest, largest k kept
         top = np.moveaxis(grid["top"], axes, range(len(axes))).reshape(n.size, -1)
-        top = -np.sort(-top, axis=1)[:, :k]
+        top = -np.sort(-top, axis=1)[:, : len(mp.weights)]
         mk = grid["mk"].sum(axis=other).reshape(-1)
         total = grid["total"].sum(axis=other).reshape(-1)
         total = total + magnitude_perturbation(mk, top, mp.percent, mp.weights, mp.separation)
-        value = pl.Series("value", np.round(total if q.kind == "sum" else total / np.maximum(count, 1), 2))
-    labels = list(zip(*product(*[values[i] for i in axes])))
-    columns = {
-        d: pl.Series(d, labels[axes.index(i)] if i in axes else [None] * n.size, dtype=pl.String)
-        for i, d in enumerate(q.by)
-    }
-    frame = pl.DataFrame({**columns, "value": value})
-    return frame.with_columns(pl.when(pl.Series(shown)).then(pl.col("value")).alias("value"))
+        value = np.round(total if q.kind == "sum" else total / np.maximum(count, 1), 2).tolist()
+    names = [q.by[i] for i in axes]
+    rows = []
+    for label, v, shown in zip(product(*[values[i] for i in axes]), value, (count >= ds.policy.threshold).tolist()):
+        row = dict.fromkeys(q.by)
+        row.update(zip(names, label))
+        if shown:
+            row.update(value=v, status="released", rule="cell_key")
+        else:
+            row.update(value=None, status="suppressed", rule="threshold")
+        rows.append(row)
+    return rows

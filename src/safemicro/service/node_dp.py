@@ -64,7 +64,7 @@ class _DPTables:
             if earlier is not None:
                 self.store.cancel_reservation(reservation)
                 return earlier
-            self._log_released(principal, qid, table, epsilon=eps)
+            self._log_released(principal, qid, table.height, epsilon=eps)
         return body
 
     def _dp_table(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict, eps: float) -> pl.DataFrame:
