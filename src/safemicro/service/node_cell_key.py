@@ -16,7 +16,6 @@ Quantiles are not offered.
 
 from __future__ import annotations
 
-import json
 from itertools import combinations, product
 
 import numpy as np
@@ -100,15 +99,7 @@ class _CellKeyTables:
             raise Refusal(422, f"{q.kind!r} is not offered for a dataset protected by the cell key method", "kind")
         rows = self._cell_key_rows(q, ds, records, where)
         self._log_released(principal, qid, len(rows), perturbed=len(rows))
-        # Python ints, floats rounded to cents, strings and None: the C encoder with the
-        # canonical settings gives the bytes of canonical_json without its slow walk
-        return json.dumps(
-            self._envelope(q, qid, rows, mode="cell_key", epsilon=0.0),
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=True,
-            allow_nan=False,
-        )
+        return self._encoded(q, qid, rows, mode="cell_key")  # ints, floats rounded to cents, strings, None
 
     def _cell_key_rows(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict) -> list[dict]:
         """Every cell of the grid and, with margins, every margin, each perturbed by its own

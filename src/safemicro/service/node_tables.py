@@ -110,10 +110,14 @@ class _DeclaredTables:
                 if all(r[d] in vals for d, vals in where.items()):
                     rows.append({**{d: r[d] for d in by}, **{c: r[c] for c in CELLS}})
         rows.sort(key=lambda r: tuple((r[d] is None, r[d] or "") for d in by))
-        # the rows were read back from JSON (strings, finite floats, None): the C encoder with
-        # the canonical settings gives the bytes of canonical_json without its slow walk
+        return self._encoded(q, qid, rows, mode="sdc")  # the rows were read back from JSON
+
+    def _encoded(self, q: Query, qid: str, rows: list[dict], *, mode: str) -> str:
+        """An answer's bytes from cells of plain Python values (strings, ints, finite floats,
+        None): the C encoder with the canonical settings gives the bytes of canonical_json
+        without its slow walk."""
         return json.dumps(
-            self._envelope(q, qid, rows, mode="sdc", epsilon=0.0),
+            self._envelope(q, qid, rows, mode=mode, epsilon=0.0),
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=True,
