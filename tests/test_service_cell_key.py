@@ -180,8 +180,14 @@ def test_quantiles_refused_and_seed_required(node, tmp_path):
     s, folder = node
     q = {"dataset": "displaced", "kind": "quantile", "measure": "income", "quantile": 0.5, "by": []}
     r = post_query(s.url, token(folder), q)
-    assert r.status_code in (403, 422) and "quantile" in r.text
-    from safemicro.service.config import Policy
+    assert r.status_code == 403 and "does not offer 'quantile'" in r.text  # not among its kinds
+    from safemicro.service.config import DatasetConfig, Policy
+
+    dataset = {"file": "x.csv", "unit": "u", "dimensions": {"d": {"kind": "category", "column": "d"}}}
+    with pytest.raises(ValueError, match="cell key method offers count, sum, mean and crosstab"):
+        DatasetConfig.model_validate(
+            {**dataset, "queries": ["count", "quantile"], "policy": {"protection": "cell_key", "cell_key": {"seed": 1}}}
+        )
 
     with pytest.raises(ValueError, match="needs a cell_key section"):
         Policy(protection="cell_key")

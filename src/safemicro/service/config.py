@@ -225,7 +225,16 @@ class DatasetConfig(_Strict):
             self._mobility()
         if self.tables is not None:
             self._declared_tables()
+        elif self.policy.protection == "cell_key" and not self.dp.enabled:
+            self._without_quantiles("the cell key method offers count, sum, mean and crosstab, not quantile")
         return self
+
+    def _without_quantiles(self, why: str) -> None:
+        """A mode without quantiles: left out of the default kinds, refused when listed."""
+        if "queries" not in self.model_fields_set:
+            self.queries = [k for k in self.queries if k != "quantile"]
+        if "quantile" in self.queries:
+            raise ValueError(why)
 
     def _declared_tables(self) -> None:
         """Declared tables name declared dimensions and measures; the mode is SDC only."""
@@ -233,10 +242,7 @@ class DatasetConfig(_Strict):
             raise ValueError("'tables' declares no table")
         if self.dp.enabled or self.policy.protection != "threshold":
             raise ValueError("declared tables are protected by suppression: not with dp or cell_key")
-        if "queries" not in self.model_fields_set:
-            self.queries = [k for k in self.queries if k != "quantile"]
-        if "quantile" in self.queries:
-            raise ValueError("declared tables offer count, sum, mean and crosstab, not quantile")
+        self._without_quantiles("declared tables offer count, sum, mean and crosstab, not quantile")
         for t in self.tables:
             for d in t.by:
                 if d not in self.dimensions:
