@@ -12,9 +12,10 @@ ones (never asked before), 5 % bad tokens, then fresh queries only.
 - free: the same survey answered query by query under the differencing guard (fresh queries
   of bench_service_mix.py), given `--free-seconds` per phase only: a fresh query takes
   about a second there.
-- cell key: the same free queries (counts, crosstabs, sums and means with any filters and
-  windows) on the survey protected by the cell key method instead (no ledger: counts by
-  the ptable, sums and means by their largest contributions; safemicro.service.cell_key).
+- cell key: the same free queries (counts, crosstabs, sums and means), each filter and
+  window cut to one value as the mode's default rule asks, on the survey protected by the
+  cell key method instead (no ledger: counts by the ptable, sums and means by their largest
+  contributions; safemicro.service.cell_key).
 
 Prints p50/p95 per class, fresh queries/s and the machine load, and checks that the audit
 log verifies and holds one entry per request sent.
@@ -68,6 +69,21 @@ def cell_key_config(path: Path) -> None:
     cfg = yaml.safe_load(path.read_text())
     cfg["datasets"]["survey"]["policy"] = {"threshold": 10, "protection": "cell_key", "cell_key": {"seed": 20261207}}
     path.write_text(yaml.safe_dump(cfg))
+
+
+def single_valued(queries: list[dict]) -> list[dict]:
+    """The queries with each filter and window cut to one value (the cell key mode's
+    default rule), duplicates dropped."""
+    out, seen = [], set()
+    for q in queries:
+        q = {**q, "filters": {d: v[:1] for d, v in q.get("filters", {}).items()}}
+        if "time" in q:
+            q["time"] = {"start": q["time"]["start"], "end": q["time"]["start"]}
+        key = json.dumps(q, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(q)
+    return out
 
 
 def fresh_table_queries(n: int, seed: int, repeated: list[dict]) -> list[dict]:
@@ -180,7 +196,7 @@ def main() -> None:
             folder.mkdir()
             cfg, tok, bad = setup(folder, None)
             cell_key_config(cfg)
-            fresh = fresh_queries(args.requests + args.fresh + 100, seed=11)
+            fresh = single_valued(fresh_queries(2 * (args.requests + args.fresh) + 100, seed=11))
             run_mode("free queries, cell key", cfg, folder, tok, bad, fresh, args, args.cell_key_seconds)
         if args.free_seconds > 0:
             folder = Path(tmp) / "free"

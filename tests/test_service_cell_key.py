@@ -22,19 +22,24 @@ from service_support import Server, displacement_records, post_query, token, wri
 SEED = 424242
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cellkey")
+def _serve(folder, **cell_key) -> Server:
     cfg_path = write_config(folder, f"duckdb:///{folder / 'state.duckdb'}")
     cfg = yaml.safe_load(cfg_path.read_text())
     cfg["datasets"] = {"displaced": cfg["datasets"]["displaced"]}
     cfg["datasets"]["displaced"]["policy"] = {
         "threshold": 5,
         "protection": "cell_key",
-        "cell_key": {"seed": SEED, "max_perturbation": 3, "variance": 1.5},
+        "cell_key": {"seed": SEED, "max_perturbation": 3, "variance": 1.5, **cell_key},
     }
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    s = Server(cfg_path).start()
+    return Server(cfg_path).start()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    """Filters of any values: the whole query space, to check the perturbations."""
+    folder = tmp_path_factory.mktemp("cellkey")
+    s = _serve(folder, filters="any")
     yield s, folder
     s.stop()
 
@@ -250,3 +255,29 @@ def test_a_bad_ptable_stops_the_start_naming_file_column_and_row(tmp_path):
         assert name in str(e.value)
         if name == "negative.csv":
             assert "pvalue" in str(e.value) and "row 1" in str(e.value)
+
+
+def test_by_default_a_filter_names_one_value_so_pairs_around_one_person_are_few(tmp_path):
+    """Averaging many tables that differ by the same person would undo the perturbation
+    (README: an age within 1-3 years from 50-300 pairs built from filter subsets and
+    windows). By default a filter or window names one value or all of them: the windows of
+    the differencing test above, and a filter of two groups, are refused (422, naming the
+    rule); one value, every value, and grouping by a dimension are answered."""
+    s = _serve(tmp_path)
+    try:
+        tok = token(tmp_path)
+        base = {"dataset": "displaced", "kind": "sum", "measure": "income", "by": []}
+        base["filters"] = {"district": ["D12"], "group": ["host"]}
+        narrow = post_query(s.url, tok, {**base, "time": {"start": "2024-01", "end": "2024-05"}})
+        assert narrow.status_code == 422 and "one value of 'month'" in narrow.text
+        two = post_query(s.url, tok, {**base, "filters": {"district": ["D12"], "group": ["host", "idp"]}})
+        assert two.status_code == 422 and "one value of 'group'" in two.text
+        for ok in (
+            {**base, "time": {"start": "2024-01", "end": "2024-06"}},  # every month
+            {**base, "time": {"start": "2024-06", "end": "2024-06"}},  # one month
+            {**base, "by": ["month"]},
+            {**base, "filters": {"group": ["refugee", "idp", "host", "returnee"]}},
+        ):
+            assert post_query(s.url, tok, ok).status_code == 200, ok
+    finally:
+        s.stop()

@@ -101,6 +101,10 @@ class CellKey(_Strict):
     variance: float = Field(1.0, gt=0)
     key_range: int = Field(256, ge=16, le=1 << 20)
     magnitudes: MagnitudePerturbation = Field(default_factory=MagnitudePerturbation)
+    # "single": a filter or time window names one value (or all of them), so the tables that
+    # contain a person are few and their perturbations cannot be averaged away; "any": any
+    # subset (dozens of distinct tables around one person: see the README)
+    filters: Literal["single", "any"] = "single"
 
 
 class Policy(_Strict):

@@ -97,6 +97,16 @@ class _CellKeyTables:
         cells, so an identical query is simply computed again (about as cheap as a read)."""
         if q.kind not in ("count", "crosstab", "sum", "mean"):
             raise Refusal(422, f"{q.kind!r} is not offered for a dataset protected by the cell key method", "kind")
+        if ds.policy.cell_key.filters == "single":
+            for d, vals in where.items():
+                if len(vals) > 1 and len(vals) < len(self.values[q.dataset][d]):
+                    raise Refusal(
+                        422,
+                        f"a filter or time window on {q.dataset!r} names one value of {d!r} or all of them: with "
+                        "several, tables that differ by the same people are many, and averaging their differences "
+                        "would undo the perturbation",
+                        "filters",
+                    )
         rows = self._cell_key_rows(q, ds, records, where)
         self._log_released(principal, qid, len(rows), perturbed=len(rows))
         return self._encoded(q, qid, rows, mode="cell_key")  # ints, floats rounded to cents, strings, None
