@@ -107,25 +107,31 @@ config = {
 # %%
 import socket
 
-with socket.socket() as s:  # a free port on this machine
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-url = f"http://127.0.0.1:{port}"
-node = subprocess.Popen(
-    [sys.executable, "-m", "safemicro.cli", "serve", "service.yaml", "--host", "127.0.0.1", "--port", str(port)],
-    cwd=work, stdout=subprocess.DEVNULL, stderr=(work / "node.log").open("wb"),
-)
-for _ in range(300):  # wait until it answers (at most 60 s)
-    if node.poll() is not None:
-        raise RuntimeError((work / "node.log").read_text())
-    try:
-        if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-            break
-    except httpx.HTTPError:
-        time.sleep(0.2)
-else:
+
+def start_node(config_file: str) -> tuple[subprocess.Popen, str]:
+    """`safemicro serve` on a free port of this machine; returns the process and its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = work / (config_file + ".log")
+    node = subprocess.Popen(
+        [sys.executable, "-m", "safemicro.cli", "serve", config_file, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+    )
+    for _ in range(300):  # wait until it answers (at most 60 s)
+        if node.poll() is not None:
+            raise RuntimeError(log.read_text())
+        try:
+            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                return node, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
     node.terminate()
     raise RuntimeError("the node did not start")
+
+
+node, url = start_node("service.yaml")
 print("node running at", url)
 
 # %% [markdown]
@@ -218,12 +224,55 @@ except ServiceError as e:
 # that isolates fewer than the threshold is refused, whichever query kind is used.
 
 # %% [markdown]
-# ## Stop the node
+# ## 5. Free questions without a ledger: the cell key method
 #
-# (In production the node runs as a service: `safemicro serve service.yaml`.)
+# The ledger gives exact answers but refuses some questions, and deciding a new question
+# can take a second. When partners need many ad hoc tables and approximate values are
+# enough, the provider can serve the extract under the **cell key method** instead (as the
+# Australian Bureau of Statistics' TableBuilder does): every record gets a secret key, and
+# every cell is perturbed by a value read off its records' keys — counts by a few units,
+# sums by a share of their largest contributions. The same people always give the same
+# perturbation, in any table and for any analyst, so asking again gains nothing. (One set
+# of people is served one way: the node refuses to start if the same extract is also served
+# with exact answers, since the exact value would show the perturbation.)
 
 # %%
-ana.close()
-node.terminate()
-node.wait(timeout=30)
-print("node stopped with", node.returncode)
+keyed = {**config, "audit_log": "audit_ck.jsonl", "database": "duckdb:///state_ck.duckdb"}
+keyed["datasets"] = {"registration": {**config["datasets"]["registration"]}}
+keyed["datasets"]["registration"]["policy"] = {"threshold": 10, "protection": "cell_key", "cell_key": {"seed": 20240917}}
+(work / "service_ck.yaml").write_text(yaml.safe_dump(keyed, sort_keys=False))
+node_ck, url_ck = start_node("service_ck.yaml")
+ana_ck = Client(url_ck, token)
+ana_ck.query("registration", "mean", measure="income", by=["site"], pandas=True)[["site", "value", "status"]]
+
+# %% [markdown]
+# The differencing attempt of section 4, on this node: the question with three groups out
+# of four is refused — not by a ledger, but by the mode's rule that a filter names one
+# value or all of them. Tables around one person that differ by them alone would otherwise
+# be many, and averaging their differences would wear the perturbation away.
+
+# %%
+print("total:", ana_ck.query("registration", "count", pandas=True)["value"].iloc[-1])
+try:
+    ana_ck.query("registration", "count", filters={"group": ["refugee", "asylum seeker", "host"]})
+except ServiceError as e:
+    print("refused:", e.status, e)
+by_group = ana_ck.query("registration", "count", by=["group"], pandas=True)
+by_group[["group", "value", "status"]]
+
+# %% [markdown]
+# The four returnees' cell stays suppressed (its perturbed count is below 10), and the total
+# minus the three other groups is the returnees' count plus four perturbations of up to
+# three each: not their count.
+
+# %% [markdown]
+# ## Stop the nodes
+#
+# (In production a node runs as a service: `safemicro serve service.yaml`.)
+
+# %%
+for client, process in ((ana, node), (ana_ck, node_ck)):
+    client.close()
+    process.terminate()
+    process.wait(timeout=30)
+    print("node stopped with", process.returncode)
