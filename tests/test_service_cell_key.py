@@ -6,6 +6,9 @@ give back anyone's value."""
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import polars as pl
 import pytest
 import yaml
@@ -186,6 +189,15 @@ def test_quantiles_refused_and_seed_required(node, tmp_path):
     q = {"dataset": "displaced", "kind": "quantile", "measure": "income", "quantile": 0.5, "by": []}
     r = post_query(s.url, token(folder), q)
     assert r.status_code == 403 and "does not offer 'quantile'" in r.text  # not among its kinds
+    cat = httpx.get(f"{s.url}/v1/catalogue", headers={"Authorization": f"Bearer {token(folder)}"}).json()
+    entry = cat["datasets"]["displaced"]
+    assert "quantile" not in entry["queries"] and "quantiles" not in entry
+    assert entry["mode"] == "cell_key" and str(SEED) not in json.dumps(cat)
+    assert entry["cell_key"] == {
+        "filters": "any",  # this fixture's; the default is "single"
+        "counts": {"max_perturbation": 3, "variance": 1.5},
+        "magnitudes": {"percent": 0.25, "weights": [1.0, 0.5], "separation": 0.2},
+    }
     from safemicro.service.config import DatasetConfig, Policy
 
     dataset = {"file": "x.csv", "unit": "u", "dimensions": {"d": {"kind": "category", "column": "d"}}}

@@ -33,7 +33,7 @@ from safemicro.service.config import (
     frame_version,
     prepare_records,
 )
-from safemicro.service.node_cell_key import _CellKeyTables
+from safemicro.service.node_cell_key import _CellKeyTables, public_mode
 from safemicro.service.node_dp import _DPTables
 from safemicro.service.node_tables import _DeclaredTables, service_policy
 from safemicro.service.population import (
@@ -455,19 +455,21 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
                 },
                 "measures": [m for m in ds.measures if "*" in grant.measures or m in grant.measures],
                 "threshold": ds.policy.threshold,
-                # the public quantile rule (see .quantiles): levels, quota, rounding per measure
-                "quantiles": {
-                    "levels": ds.policy.quantiles,
-                    "max_per_cell": ds.policy.max_quantiles_per_cell,
-                    "granularity": {
-                        m: quantiles.granularity(v.lower, v.upper, v.granularity) for m, v in ds.measures.items()
-                    },
-                },
-                "mode": "dp" if ds.dp.enabled else "sdc",
+                **({"quantiles": self._quantile_rule(ds)} if "quantile" in ds.queries else {}),
+                **public_mode(ds),
                 **({"tables": [t.model_dump() for t in ds.tables]} if ds.tables is not None else {}),
             }
         self.audit.append("catalogue", {"subject": principal.subject, "jti": principal.jti})
         return {"audience": self.cfg.audience, "policy_hash": self.policy_hash, "datasets": out}
+
+    @staticmethod
+    def _quantile_rule(ds: DatasetConfig) -> dict:
+        """The public quantile rule (see .quantiles): levels, quota, rounding per measure."""
+        return {
+            "levels": ds.policy.quantiles,
+            "max_per_cell": ds.policy.max_quantiles_per_cell,
+            "granularity": {m: quantiles.granularity(v.lower, v.upper, v.granularity) for m, v in ds.measures.items()},
+        }
 
     def budget(self, principal: Principal, dataset: str) -> dict:
         ds = self.cfg.datasets.get(dataset)

@@ -70,6 +70,23 @@ def _checked_ptable(path) -> pl.DataFrame:
     return table.select("pcv", "ckey", "pvalue")
 
 
+def public_mode(ds: DatasetConfig) -> dict:
+    """How a dataset's answers are protected, for the catalogue: ``mode`` (dp, cell_key or
+    sdc) and, for the cell key method, its public parameters (never the seed)."""
+    if ds.dp.enabled:
+        return {"mode": "dp"}
+    if ds.policy.protection != "cell_key":
+        return {"mode": "sdc"}
+    ck = ds.policy.cell_key
+    counts = (
+        {"ptable": "the provider's own"}
+        if ck.ptable
+        else {"max_perturbation": ck.max_perturbation, "variance": ck.variance}
+    )
+    rule = {"filters": ck.filters, "counts": counts, "magnitudes": ck.magnitudes.model_dump()}
+    return {"mode": "cell_key", "cell_key": rule}
+
+
 def with_record_keys(frame: pl.DataFrame, ds: DatasetConfig) -> pl.DataFrame:
     """The answering frame with its record keys (one per row, from the provider's seed)."""
     ck = ds.policy.cell_key
