@@ -251,3 +251,34 @@ def test_two_node_processes_share_one_ledger(node):
         assert {**again.json(), "audit_seq": 0} == {**first.json(), "audit_seq": 0}
     finally:
         second.stop()
+
+
+def test_two_worker_processes_protect_declared_tables_once(pg, tmp_path):
+    """Declared tables on PostgreSQL with `--workers 2`: both processes start together, the
+    protected set is stored once (the second finds it, or loses the insert race and reads
+    the first's), and every answer, whichever process gives it, comes from that one set."""
+    url = pg.create_database("tables2")
+    cfg_path = write_config(tmp_path, url)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["datasets"] = {
+        "tabled": {**cfg["datasets"]["displaced"], "tables": [["district", "group"], ["month", "province"]]}
+    }
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    s = Server(cfg_path, "--workers", "2").start()
+    try:
+        tok = token(tmp_path)
+        q = {"dataset": "tabled", "kind": "count", "by": ["district", "group"]}
+        answers = [post_query(s.url, tok, {**q, "margins": bool(i % 2)}) for i in range(24)]
+        assert all(r.status_code == 200 for r in answers), answers[0].text
+        for margins in (False, True):
+            bodies = {str(r.json()["cells"]) for r in answers[int(margins) :: 2]}
+            assert len(bodies) == 1  # one protected set, whichever process answered
+    finally:
+        s.stop()
+    import psycopg
+
+    with psycopg.connect(f"host=127.0.0.1 port={pg.port} user=sm dbname=tables2") as c:
+        stored = c.execute("SELECT count(*) FROM sm_releases WHERE dataset = 'tabled'").fetchone()[0]
+    assert stored == 1
+    starts = [line for line in (tmp_path / "audit.jsonl").read_text().splitlines() if '"kind":"tables"' in line]
+    assert len(starts) == 2  # each process logged the set it serves
