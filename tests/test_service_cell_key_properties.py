@@ -1,6 +1,6 @@
-"""Every answer of the cell key mode, for generated queries (groupings, margins, one-value
+"""Every answer of the cell key mode, for generated queries over persons and over households (groupings, margins, one-value
 filters, time windows, counts, crosstabs, sums and means), is the cell key method applied
-to exactly the records the query selects: each cell of the grid, margins included, equals
+to exactly the records the query selects, one contribution per unit: each cell of the grid, margins included, equals
 ``cell_key_counts`` / ``cell_key_magnitudes`` on those records and the node's keys, or is
 suppressed exactly when the perturbed count is below the threshold; and a filter naming
 several (not all) values is refused."""
@@ -17,27 +17,46 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from safemicro.service.cell_key import cell_key_counts, cell_key_magnitudes, generate_ptable, ptable_lookup
-from service_support import token, write_config
+from safemicro.service.cell_key import (
+    cell_key_counts,
+    cell_key_magnitudes,
+    generate_ptable,
+    ptable_lookup,
+    record_keys,
+)
+from service_support import displacement_records, token, write_config
 
 DIMS = ["province", "district", "month", "group", "sex"]
 THRESHOLD = 5
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
+@pytest.fixture(scope="module", params=["persons", "households"])
+def node(request, tmp_path_factory):
+    """The fixture's records as units, and grouped three by three into households whose
+    members differ in district, group, sex and month (a household spans cells)."""
     from safemicro.service.config import load_config
     from safemicro.service.node import Node
 
-    folder = tmp_path_factory.mktemp("cellkey_properties")
-    path = write_config(folder, "duckdb:///:memory:")
+    folder = tmp_path_factory.mktemp(f"cellkey_{request.param}")
+    people = displacement_records().with_columns(hh=pl.format("h{}", pl.int_range(pl.len()) // 3))
+    path = write_config(folder, "duckdb:///:memory:", data=people)
     cfg = yaml.safe_load(path.read_text())
     policy = {"threshold": THRESHOLD, "protection": "cell_key", "cell_key": {"seed": 99, "max_perturbation": 2}}
-    cfg["datasets"] = {"displaced": {**cfg["datasets"]["displaced"], "policy": policy}}
+    unit = "hh" if request.param == "households" else "person_id"
+    cfg["datasets"] = {"displaced": {**cfg["datasets"]["displaced"], "unit": unit, "policy": policy}}
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     n = Node(load_config(path))
     yield n, n.authenticate(token(folder), "/v1/query")
     n.close()
+
+
+def test_keys_belong_to_units_in_the_order_they_first_appear(node):
+    n, _ = node
+    records = n.records["displaced"]
+    units = records["_unit"].unique(maintain_order=True)
+    keys = dict(zip(units.to_list(), record_keys(units.len(), 99).tolist(), strict=True))
+    assert records["_rkey"].to_list() == [keys[u] for u in records["_unit"].to_list()]
+    assert n.unit_is_record["displaced"] == (units.len() == records.height)
 
 
 @st.composite
@@ -77,8 +96,13 @@ def _expected(node, q: dict) -> dict[tuple, float | int | None]:
     assert np.array_equal(node._luts["displaced"], ptable_lookup(table))  # the node's own ptable
     out = {}
     for level in levels:
-        keyed = records.with_columns(_all=pl.lit(1))
         keys = level or ["_all"]
+        # one contribution per unit and cell: its key and its records' total
+        keyed = (
+            records.with_columns(_all=pl.lit(1))
+            .group_by([*keys, "_unit"])
+            .agg(pl.col("_rkey").first(), pl.col("_mkey_income").first(), pl.col("income").sum())
+        )
         counts = cell_key_counts(keyed, keys, "_rkey", table, threshold=THRESHOLD)
         found = {tuple(r[k] for k in keys): r["count"] for r in counts.iter_rows(named=True)}
         sums = {}

@@ -7,7 +7,9 @@ in the provider's config, left out of the published policy hash) and never relea
 for counts, one per measure for magnitudes. Every cell, margins included, gets the
 perturbation of its own records' keys, so a repeated query, an overlapping one, or two
 queries whose difference isolates a few records give the same perturbed values for the
-same cells: asking again gains nothing, and a difference carries two perturbations. A sum
+same cells: asking again gains nothing, and a difference carries two perturbations. Units
+contribute, not records, as in the other modes: a household counts once in a cell (and in
+a margin), its members' values summed into one contribution, and it carries one key. A sum
 or mean is released where the cell's perturbed count reaches the threshold; a mean is the
 perturbed sum over the perturbed count. The differencing ledger is not consulted for these
 datasets (the perturbation is the protection), so fresh queries cost one group-by.
@@ -88,11 +90,16 @@ def public_mode(ds: DatasetConfig) -> dict:
 
 
 def with_record_keys(frame: pl.DataFrame, ds: DatasetConfig) -> pl.DataFrame:
-    """The answering frame with its record keys (one per row, from the provider's seed)."""
+    """The answering frame with its keys, from the provider's seed: one per unit (every
+    record of a household carries its household's), drawn in the order units first appear
+    (one per row when units are records)."""
     ck = ds.policy.cell_key
+    units = frame.get_column("_unit")
+    first = units.unique(maintain_order=True)
+    at = units.replace_strict(first, pl.int_range(first.len(), eager=True), return_dtype=pl.Int64).to_numpy()
     return frame.with_columns(
-        pl.Series(RKEY, record_keys(frame.height, ck.seed, ck.key_range)),
-        *[pl.Series(MKEY + m, magnitude_keys(frame.height, ck.seed, m)) for m in ds.measures],
+        pl.Series(RKEY, record_keys(first.len(), ck.seed, ck.key_range)[at]),
+        *[pl.Series(MKEY + m, magnitude_keys(first.len(), ck.seed, m)[at]) for m in ds.measures],
     )
 
 
@@ -133,14 +140,30 @@ class _CellKeyTables:
         keys; empty cells are 0 before the threshold, as in the ONS package. One group-by
         of the records at the finest level; every margin sums its cells' counts, key sums
         and totals and takes the largest of their largest contributions (numpy, no joins)."""
-        by = list(q.by)
+        by, k, lut = list(q.by), len(ds.policy.cell_key.magnitudes.weights), self._luts[q.dataset]
         values = [where.get(d, self.values[q.dataset][d]) for d in by]
-        grid = _finest_cells(records, by, values, q.measure, len(ds.policy.cell_key.magnitudes.weights))
         levels = [by]
         if q.margins and by:
             levels = [list(c) for r in range(len(by), -1, -1) for c in combinations(by, r)]
-        lut = self._luts[q.dataset]
-        return [row for dims in levels for row in _level(q, ds, grid, [by.index(d) for d in dims], values, lut)]
+        if self.unit_is_record[q.dataset]:
+            grid = _finest_cells(records, by, values, q.measure, k)
+            return [row for dims in levels for row in _level(q, ds, grid, by, values, [by.index(d) for d in dims], lut)]
+        # a unit of several records counts once in a cell and once in a margin, its records'
+        # values summed: each level is a group-by of its own over the units
+        rows = []
+        for dims in levels:
+            units = _per_unit(records, dims, q.measure)
+            sub = [values[by.index(d)] for d in dims]
+            rows += _level(q, ds, _finest_cells(units, dims, sub, q.measure, k), dims, sub, list(range(len(dims))), lut)
+        return rows
+
+
+def _per_unit(records: pl.DataFrame, dims: list[str], measure: str | None) -> pl.DataFrame:
+    """One row per unit and cell of ``dims``: its keys and, with a measure, its records' total."""
+    aggs = [pl.col(RKEY).first()]
+    if measure is not None:
+        aggs += [pl.col(MKEY + measure).first(), pl.col(measure).sum()]
+    return records.group_by([*dims, "_unit"]).agg(aggs)
 
 
 def _finest_cells(records: pl.DataFrame, by: list[str], values: list[list[str]], measure: str | None, k: int) -> dict:
@@ -174,11 +197,13 @@ def _finest_cells(records: pl.DataFrame, by: list[str], values: list[list[str]],
     return grid
 
 
-def _level(q: Query, ds: DatasetConfig, grid: dict, axes: list[int], values: list, lut: np.ndarray) -> list[dict]:
-    """The perturbed cells of one aggregation level (the grid summed over the other axes):
-    the query's dimensions (None for those summed over), ``value`` (None below the
-    threshold), ``status`` and ``rule``."""
-    other = tuple(i for i in range(grid["n"].ndim) if i not in axes) if q.by else (0,)
+def _level(
+    q: Query, ds: DatasetConfig, grid: dict, dims: list[str], values: list, axes: list[int], lut: np.ndarray
+) -> list[dict]:
+    """The perturbed cells of one aggregation level: the grid over ``dims`` (declared
+    ``values``) summed over all but ``axes``; each row holds the query's dimensions (None
+    for those summed over), ``value`` (None below the threshold), ``status`` and ``rule``."""
+    other = tuple(i for i in range(grid["n"].ndim) if i not in axes) if dims else (0,)
     n = grid["n"].sum(axis=other).reshape(-1).astype(np.int64)
     count = n + count_perturbation(n, grid["ck"].sum(axis=other).reshape(-1), lut)
     if q.kind in ("count", "crosstab"):
@@ -192,7 +217,7 @@ def _level(q: Query, ds: DatasetConfig, grid: dict, axes: list[int], values: lis
         total = grid["total"].sum(axis=other).reshape(-1)
         total = total + magnitude_perturbation(mk, top, mp.percent, mp.weights, mp.separation)
         value = np.round(total if q.kind == "sum" else total / np.maximum(count, 1), 2).tolist()
-    names = [q.by[i] for i in axes]
+    names = [dims[i] for i in axes]
     rows = []
     for label, v, shown in zip(product(*[values[i] for i in axes]), value, (count >= ds.policy.threshold).tolist()):
         row = dict.fromkeys(q.by)
