@@ -137,9 +137,10 @@ class _CellKeyTables:
 
     def _cell_key_rows(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict) -> list[dict]:
         """Every cell of the grid and, with margins, every margin, each perturbed by its own
-        keys; empty cells are 0 before the threshold, as in the ONS package. One group-by
-        of the records at the finest level; every margin sums its cells' counts, key sums
-        and totals and takes the largest of their largest contributions (numpy, no joins)."""
+        keys; empty cells are 0 before the threshold, as in the ONS package. When units are
+        records: one group-by at the finest level, and every margin sums its cells' counts,
+        key sums and totals and takes the largest of their largest contributions (numpy, no
+        joins); else one group-by of the units per level."""
         by, k, lut = list(q.by), len(ds.policy.cell_key.magnitudes.weights), self._luts[q.dataset]
         values = [where.get(d, self.values[q.dataset][d]) for d in by]
         levels = [by]
@@ -167,8 +168,9 @@ def _per_unit(records: pl.DataFrame, dims: list[str], measure: str | None) -> pl
 
 
 def _finest_cells(records: pl.DataFrame, by: list[str], values: list[list[str]], measure: str | None, k: int) -> dict:
-    """The records' counts, key sums (and the measure's totals and ``k`` largest absolute
-    contributions) on the full grid of ``values``, as arrays of the grid's shape (C order)."""
+    """The rows' counts, key sums (and the measure's totals and ``k`` largest absolute
+    contributions) on the full grid of ``values``, as arrays of the grid's shape (C order);
+    a row is a record, or a unit's share of a cell (:func:`_per_unit`)."""
     keys = by or ["_all"]
     source = records if by else records.with_columns(pl.lit("").alias("_all"))
     aggs = [pl.len().alias("n"), pl.col(RKEY).cast(pl.Int64).sum().alias("ck")]
