@@ -284,11 +284,15 @@ def test_by_default_a_filter_names_one_value_so_pairs_around_one_person_are_few(
         assert narrow.status_code == 422 and "one value of 'month'" in narrow.text
         two = post_query(s.url, tok, {**base, "filters": {"district": ["D12"], "group": ["host", "idp"]}})
         assert two.status_code == 422 and "one value of 'group'" in two.text
+        with_margin = {**base, "by": ["group"], "filters": {"district": ["D12"], "group": ["host", "idp"]}}
+        assert post_query(s.url, tok, with_margin).status_code == 422  # its margin would be host + idp
         for ok in (
             {**base, "time": {"start": "2024-01", "end": "2024-06"}},  # every month
             {**base, "time": {"start": "2024-06", "end": "2024-06"}},  # one month
             {**base, "by": ["month"]},
             {**base, "filters": {"group": ["refugee", "idp", "host", "returnee"]}},
+            # several values of a grouping dimension without margins only pick cells
+            {**base, "by": ["group"], "margins": False, "filters": {"district": ["D12"], "group": ["host", "idp"]}},
         ):
             assert post_query(s.url, tok, ok).status_code == 200, ok
     finally:

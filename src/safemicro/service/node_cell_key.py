@@ -123,7 +123,8 @@ class _CellKeyTables:
             raise Refusal(422, f"{q.kind!r} is not offered for a dataset protected by the cell key method", "kind")
         if ds.policy.cell_key.filters == "single":
             for d, vals in where.items():
-                if len(vals) > 1 and len(vals) < len(self.values[q.dataset][d]):
+                picks_cells = d in q.by and not q.margins  # then every cell still has one value of d
+                if 1 < len(vals) < len(self.values[q.dataset][d]) and not picks_cells:
                     raise Refusal(
                         422,
                         f"a filter or time window on {q.dataset!r} names one value of {d!r} or all of them: with "
