@@ -103,7 +103,7 @@ class CellKey(_Strict):
     magnitudes: MagnitudePerturbation = Field(default_factory=MagnitudePerturbation)
     # "single": a filter or time window names one value (or all of them), so the tables that
     # contain a person are few and their perturbations cannot be averaged away; "any": any
-    # subset (dozens of distinct tables around one person: see the README)
+    # subset (dozens to hundreds of distinct tables around one person: see the README)
     filters: Literal["single", "any"] = "single"
 
 
