@@ -23,6 +23,7 @@ from safemicro.service.cell_key import (
 from service_support import Server, displacement_records, post_query, token, write_config
 
 SEED = 424242
+PTABLE = generate_ptable(3, 1.5)  # the nodes' (max_perturbation 3, variance 1.5)
 
 
 def _serve(folder, **cell_key) -> Server:
@@ -60,7 +61,7 @@ def test_counts_are_the_cell_key_method_on_the_providers_keys(node):
     got = _cells(r).filter(pl.col("district").is_not_null() & pl.col("group").is_not_null())
     people = displacement_records().rename({"status": "group"})
     people = people.with_columns(pl.Series("rk", record_keys(people.height, SEED)))
-    want = cell_key_counts(people, ["district", "group"], "rk", generate_ptable(3, 1.5), threshold=5)
+    want = cell_key_counts(people, ["district", "group"], "rk", PTABLE, threshold=5)
     joined = got.join(want, on=["district", "group"], how="left")
     assert joined["value"].to_list() == joined["count"].to_list()
     assert (joined["pvalue"].fill_null(0) != 0).any()  # some cells were perturbed
@@ -109,7 +110,7 @@ def _defined(people: pl.DataFrame, dims: list[str]) -> pl.DataFrame:
     """Count, sum and mean of income by ``dims`` computed here from the definitions."""
     keys = dims or ["_all"]
     people = people.with_columns(_all=pl.lit(1))
-    counts = cell_key_counts(people, keys, "rk", generate_ptable(3, 1.5), threshold=5)
+    counts = cell_key_counts(people, keys, "rk", PTABLE, threshold=5)
     sums = cell_key_magnitudes(people, keys, "income", "mk")
     cells = counts.join(sums, on=keys).with_columns(mean=pl.col("total") / pl.col("count"))
     return cells.drop("_all") if not dims else cells

@@ -28,6 +28,7 @@ from service_support import displacement_records, token, write_config
 
 DIMS = ["province", "district", "month", "group", "sex"]
 THRESHOLD = 5
+PTABLE = generate_ptable(2, 1.0).select("pcv", "ckey", "pvalue")  # the nodes' (max_perturbation 2, variance 1)
 
 
 @pytest.fixture(scope="module", params=["persons", "households"])
@@ -92,8 +93,7 @@ def _expected(node, q: dict) -> dict[tuple, float | int | None]:
     levels = [list(c) for r in range(len(by), -1, -1) for c in itertools.combinations(by, r)] if q["margins"] else [by]
     if not by:
         levels = [[]]
-    table = generate_ptable(2, 1.0).select("pcv", "ckey", "pvalue")
-    assert np.array_equal(node._luts["displaced"], ptable_lookup(table))  # the node's own ptable
+    assert np.array_equal(node._luts["displaced"], ptable_lookup(PTABLE))  # the node's own ptable
     out = {}
     for level in levels:
         keys = level or ["_all"]
@@ -103,7 +103,7 @@ def _expected(node, q: dict) -> dict[tuple, float | int | None]:
             .group_by([*keys, "_unit"])
             .agg(pl.col("_rkey").first(), pl.col("_mkey_income").first(), pl.col("income").sum())
         )
-        counts = cell_key_counts(keyed, keys, "_rkey", table, threshold=THRESHOLD)
+        counts = cell_key_counts(keyed, keys, "_rkey", PTABLE, threshold=THRESHOLD)
         found = {tuple(r[k] for k in keys): r["count"] for r in counts.iter_rows(named=True)}
         sums = {}
         if q["kind"] in ("sum", "mean"):
