@@ -281,24 +281,90 @@ def test_node_dp_counts_and_means_are_near_the_truth(tmp_path):
         node.close()
 
 
-def test_noisy_margin_rows_come_in_a_fixed_order():
-    """Two answers of the same DP table list their margin rows in the same order (the margins
-    follow the inner cells' order, not a hash table's)."""
-    from safemicro.service.node_dp import _DPTables
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_dp_grid_cells_equal_a_group_by_of_each_units_first_record(data):
+    """The DP mode's true cells by codes (.dp_grid) equal what a group-by gives: the records
+    in every filter, each unit's first one among them in the data's order, grouped on the
+    grid of the declared (or filtered) values; missing and undeclared values in no cell.
+    Counts exactly, clamped sums to rounding."""
+    from safemicro.service import dp_grid
 
-    a = [f"a{i}" for i in range(30)]
-    table = pl.DataFrame(
-        {"x": a * 4, "y": [y for y in "pqrs" for _ in a], "value": [float(i) for i in range(120)]}
-    ).with_columns(pl.lit(1.0).alias("noise_variance"))
-    table = table.with_columns(
-        status=pl.lit("released"),
-        rule=pl.lit(None, dtype=pl.String),
-        lower=pl.lit(None, dtype=pl.Float64),
-        upper=pl.lit(None, dtype=pl.Float64),
-        rounded_to=pl.lit(None, dtype=pl.Int64),
-        noise_scale=pl.lit(None, dtype=pl.Float64),
+    n = data.draw(st.integers(0, 40))
+    column = st.lists(st.sampled_from(["p", "q", "r", "x", None]), min_size=n, max_size=n)
+    records = pl.DataFrame(
+        {
+            "_unit": [f"u{u}" for u in data.draw(st.lists(st.integers(0, 12), min_size=n, max_size=n))],
+            "a": data.draw(column),
+            "b": data.draw(column),
+            "m": data.draw(st.lists(st.none() | st.floats(-50, 150), min_size=n, max_size=n)),
+        },
+        schema={"_unit": pl.String, "a": pl.String, "b": pl.String, "m": pl.Float64},
     )
-    orders = {tuple(_DPTables._noisy_margins(table, ["x", "y"]).select("x", "y").rows()) for _ in range(20)}
-    assert len(orders) == 1
-    rows = next(iter(orders))
-    assert rows[120:150] == tuple((x, None) for x in a)  # x margins in the cells' order
+    values = {"a": ["p", "q", "r"], "b": ["r", "q"]}  # "x" is declared nowhere
+    by = data.draw(st.sampled_from([[], ["a"], ["b"], ["a", "b"], ["b", "a"]]))
+    picks = st.lists(st.sampled_from(["p", "q", "r"]), min_size=1, max_size=3, unique=True)
+    where = {d: v for d, v in data.draw(st.dictionaries(st.sampled_from(["a", "b"]), picks)).items()}
+    where = {d: [x for x in v if x in values[d]] for d, v in where.items()}
+    where = {d: v for d, v in where.items() if v}
+    one_record_each = data.draw(st.booleans())
+
+    codes = dp_grid.encode(records, values, ["m"], one_record_each)
+    rows, positions, shape = dp_grid.cells_of(codes, values, by, where)
+    counts = dp_grid.counts(positions, shape)
+    sums = dp_grid.sums(codes, rows, positions, shape, "m", (0.0, 100.0))
+
+    ref = records
+    for d, v in where.items():
+        ref = ref.filter(pl.col(d).is_in(v))
+    if not one_record_each:
+        ref = ref.filter(pl.col("_unit").is_first_distinct())
+    axes = [where.get(d, values[d]) for d in by]
+    for d, axis in zip(by, axes):
+        ref = ref.filter(pl.col(d).is_in(axis))
+    grouped = {
+        tuple(r[:-2]): (r[-2], r[-1])
+        for r in (
+            ref.group_by(by).agg(pl.len(), pl.col("m").fill_null(0.0).clip(0.0, 100.0).sum())
+            if by
+            else ref.select(pl.len(), pl.col("m").fill_null(0.0).clip(0.0, 100.0).sum())
+        ).iter_rows()
+    }
+    import itertools
+
+    for flat, label in enumerate(itertools.product(*axes)):
+        n_ref, s_ref = grouped.get(label, (0, 0.0))
+        assert counts.ravel()[flat] == n_ref, (label, by, where)
+        assert sums.ravel()[flat] == pytest.approx(s_ref, abs=1e-9)
+
+
+def test_node_dp_margins_are_sums_of_its_noisy_cells_in_a_fixed_order(tmp_path):
+    """A DP count table with margins: the inner cells in the order of the declared values, then
+    each level's margins in the same order, each the exact sum of its noisy inner cells
+    with their variances added (post-processing: no budget), the total last."""
+    import itertools
+
+    from safemicro.service.config import load_config
+    from safemicro.service.node import Node
+    from safemicro.service.queries import Query
+    from service_support import token, write_config
+
+    node = Node(load_config(write_config(tmp_path, f"duckdb:///{tmp_path / 'state.duckdb'}")))
+    try:
+        who = node.authenticate(token(tmp_path), "/v1/query")
+        q = Query(dataset="displaced_dp", kind="count", by=["district", "sex"], margins=True)
+        cells = json.loads(node.query(who, q))["cells"]
+        districts, sexes = node.values["displaced_dp"]["district"], node.values["displaced_dp"]["sex"]
+        inner = [(d, s) for d, s in itertools.product(districts, sexes)]
+        expected = inner + [(d, None) for d in districts] + [(None, s) for s in sexes] + [(None, None)]
+        assert [(c["district"], c["sex"]) for c in cells] == expected
+        value = {(c["district"], c["sex"]): c for c in cells}
+        for d in districts:
+            assert value[(d, None)]["value"] == pytest.approx(sum(value[(d, s)]["value"] for s in sexes))
+            assert value[(d, None)]["noise_variance"] == pytest.approx(len(sexes) * value[inner[0]]["noise_variance"])
+            assert value[(d, None)]["noise_scale"] is None
+        assert value[(None, None)]["value"] == pytest.approx(sum(value[k]["value"] for k in inner))
+        assert all(c["status"] == "released" and c["rule"] is None for c in cells)
+        assert value[inner[0]]["noise_scale"] == pytest.approx(1 / 0.5)  # one person per cell, ε 0.5
+    finally:
+        node.close()

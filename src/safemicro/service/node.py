@@ -123,7 +123,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         )
         self._precompute_tables()  # declared tables: protected once, jointly (see .tables)
         if any(ds.dp.enabled for ds in cfg.datasets.values()):
-            self._warm_dp()
+            self._prepare_dp()  # codes of the records, OpenDP loaded
         hold_one_blas_thread()  # until close(): set here, in the thread that opens the node
 
     def _load(self, name: str, ds: DatasetConfig) -> None:
@@ -270,10 +270,10 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
 
     def _answer(self, principal: Principal, q: Query, ds: DatasetConfig, where: dict, qid: str) -> str:
         records = self.records[q.dataset]
+        if ds.dp.enabled:  # filtered by its codes (see .dp_grid)
+            return self._answer_dp(principal, q, ds, records, where, qid)
         if where:
             records = records.filter(pl.all_horizontal([pl.col(k).is_in(v) for k, v in where.items()]))
-        if ds.dp.enabled:
-            return self._answer_dp(principal, q, ds, records, where, qid)
         if ds.policy.protection == "cell_key":
             return self._answer_cell_key(principal, q, ds, records, where, qid)
         table = self._protected_table(q, ds, records, where)

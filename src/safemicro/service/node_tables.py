@@ -112,12 +112,12 @@ class _DeclaredTables:
         rows.sort(key=lambda r: tuple((r[d] is None, r[d] or "") for d in by))
         return self._encoded(q, qid, rows, mode="sdc")  # the rows were read back from JSON
 
-    def _encoded(self, q: Query, qid: str, rows: list[dict], *, mode: str) -> str:
+    def _encoded(self, q: Query, qid: str, rows: list[dict], *, mode: str, epsilon: float = 0.0) -> str:
         """An answer's bytes from cells of plain Python values (strings, ints, finite floats,
         None): the C encoder with the canonical settings gives the bytes of canonical_json
         without its slow walk."""
         return json.dumps(
-            self._envelope(q, qid, rows, mode=mode, epsilon=0.0),
+            self._envelope(q, qid, rows, mode=mode, epsilon=epsilon),
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=True,
