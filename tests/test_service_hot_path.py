@@ -101,6 +101,69 @@ def test_embedded_reservations_run_no_sql_and_the_stored_spend_matches_releases(
     again.close()
 
 
+def test_dp_releases_waiting_for_the_embedded_store_commit_together(tmp_path):
+    """Group commit (safemicro.service.store_group): releases that queue while the store is
+    busy are written by the first of them to get it, in one transaction of three statements;
+    each returns only then, stored and spent. A transaction that fails fails every release
+    in it and stores none; the callers cancel, and the spend is as if they never came."""
+    import threading
+    import time
+
+    url = f"duckdb:///{tmp_path / 'state.duckdb'}"
+    store = Store(url)
+    caps = {("analyst", "ana"): 10.0, ("dataset", "*"): 10.0}
+
+    def release_all(queries: list[str], reservations: list[str]) -> tuple[list, list[str]]:
+        errors: list[BaseException | None] = [None] * len(queries)
+
+        def one(i: int) -> None:
+            try:
+                store.save_dp_release("d", queries[i], f'{{"n":{i}}}', reservations[i])
+            except BaseException as e:  # noqa: BLE001 - collected for the assertions
+                errors[i] = e
+                store.cancel_reservation(reservations[i])
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(queries))]
+        with store._lock:  # the store is busy: every release queues behind it
+            for t in threads:
+                t.start()
+            while len(store._group._queue) < len(queries):
+                time.sleep(0.001)
+            seen = _statements(store)
+        for t in threads:
+            t.join()
+        return errors, seen
+
+    queries = [f"{i:064x}" for i in range(8)]
+    errors, seen = release_all(queries, [store.reserve("d", "ana", q, 0.5, caps) for q in queries])
+    assert errors == [None] * 8
+    assert len(seen) == 3  # one INSERT each for the answers, the new cap rows and the spend's ledger rows
+    assert all(store.cached_release(q) == f'{{"n":{i}}}' for i, q in enumerate(queries))
+    assert store.budget("d", "ana") == {"analyst": 4.0, "dataset": 4.0}
+
+    more = [f"{i:064x}" for i in range(8, 12)]
+    reservations = [store.reserve("d", "ana", q, 0.5, caps) for q in more]
+    store.cancel_reservation(reservations[2])  # a release that cannot commit fails its batch
+    errors, seen = release_all(more, reservations)
+    assert all(isinstance(e, RuntimeError) for e in errors) and len(seen) == 1  # rolled back after the answers
+    assert all(store.cached_release(q) is None for q in more)
+    assert store.budget("d", "ana") == {"analyst": 4.0, "dataset": 4.0}
+
+    mixed = [f"{i:064x}" for i in range(12, 16)]
+    who = ["ana", "bob", "ana", "bob"]
+    reservations = [
+        store.reserve("d", w, q, 0.25, {("analyst", w): 10.0, ("dataset", "*"): 10.0}) for w, q in zip(who, mixed)
+    ]
+    errors, seen = release_all(mixed, reservations)
+    assert errors == [None] * 4 and len(seen) == 4  # and one UPDATE for ana's and the dataset's rows
+    assert store.budget("d", "bob") == {"analyst": 0.5, "dataset": 5.0}
+    store.close()
+    again = Store(url)
+    assert again.ledger_totals("d") == {"ana": 4.5, "bob": 0.5}
+    assert again.budget("d", "ana") == {"analyst": 4.5, "dataset": 5.0}
+    again.close()
+
+
 def test_a_dp_node_loads_opendp_before_it_serves(tmp_path):
     """In a fresh interpreter: building a node with a DP dataset imports OpenDP (1-5 s)
     then, not in the first DP query that every concurrent request would wait behind."""

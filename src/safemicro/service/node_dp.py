@@ -67,12 +67,7 @@ class _DPTables:
                 else:
                     rows = self._dp_cells(q, ds, where, eps)
                 body = self._encoded(q, qid, rows, mode="dp", epsilon=eps)
-                with self.store.transaction() as c:
-                    self.store.lock_ledger(c, q.dataset)
-                    earlier = self.store.cached_release(qid, c)  # another process answered it meanwhile
-                    if earlier is None:
-                        self.store.commit_reservation(c, reservation)
-                        self.store.save_release(c, qid, q.dataset, body)
+                earlier = self.store.save_dp_release(q.dataset, qid, body, reservation)
             except BaseException:
                 self.store.cancel_reservation(reservation)
                 raise

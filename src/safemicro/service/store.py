@@ -34,6 +34,7 @@ import sqlalchemy as sa
 
 from safemicro.errors import SafemicroError
 from safemicro.service.store_budget import BudgetExceeded, MemoryBudgets, _StoreBudgets
+from safemicro.service.store_group import GroupCommit
 
 __all__ = ["BudgetExceeded", "Store"]
 
@@ -131,6 +132,7 @@ class Store(_StoreBudgets):
         self._saved: set[str] | None = None
         self._budget_rows: set[tuple[str, str, str]] | None = None
         self._memory: MemoryBudgets | None = None
+        self._group: GroupCommit | None = None
         if not self.postgres:
             with self.transaction() as c:
                 self._revoked = {r.jti for r in c.execute(sa.select(self.revoked.c.jti))}
@@ -142,6 +144,7 @@ class Store(_StoreBudgets):
                 }
             self._budget_rows = set(stored)
             self._memory = MemoryBudgets(stored)
+            self._group = GroupCommit(self._lock, self.transaction, self._write_dp_releases)
 
     # ----- plumbing
 

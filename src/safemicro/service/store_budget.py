@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from safemicro.service.store_group import GroupCommit, Pending, insert_rows
+
 
 class BudgetExceeded(Exception):
     """A reservation that would take a cap past its limit."""
@@ -95,12 +97,6 @@ class MemoryBudgets:
             }
 
 
-_LEDGER_ROW = sa.text(
-    "INSERT INTO sm_budget_ledger (reservation, dataset, subject, query_id, amount, state, created) "
-    "VALUES (:r, :d, :s, :q, :a, 'committed', :t)"
-)
-
-
 class _StoreBudgets:
     """The budget part of :class:`~safemicro.service.store.Store` (tables `sm_budgets` and
     `sm_budget_ledger`): PostgreSQL reserves in row-locked transactions, the embedded store
@@ -111,6 +107,8 @@ class _StoreBudgets:
     _memory: MemoryBudgets | None
     _budget_rows: set[tuple[str, str, str]] | None
     _on_commit: list
+    _group: GroupCommit | None
+    _saved: set[str] | None
 
     def reserve(
         self, dataset: str, subject: str, query_id: str, amount: float, caps: dict[tuple[str, str], float]
@@ -161,10 +159,39 @@ class _StoreBudgets:
         values = dict(dataset=dataset, scope=scope, scope_id=scope_id, cap=cap, spent=0.0)
         c.execute(pg_insert(self.budgets).values(**values).on_conflict_do_nothing())
 
+    def save_dp_release(self, dataset: str, query_id: str, body: str, reservation: str) -> str | None:
+        """Store a DP answer and spend its reservation in one commit; the body another
+        process stored for the same query first (then this one is not stored: the caller
+        cancels its reservation), else None. The embedded store commits the releases
+        waiting together (:mod:`.store_group`)."""
+        if self._group is not None:
+            self._group.submit(Pending(dataset, query_id, body, reservation))
+            return None
+        with self.transaction() as c:
+            self.lock_ledger(c, dataset)
+            earlier = self.cached_release(query_id, c)
+            if earlier is None:
+                self.commit_reservation(c, reservation)
+                self.save_release(c, query_id, dataset, body)
+        return earlier
+
+    def _write_dp_releases(self, c: sa.Connection, batch: list[Pending]) -> None:
+        """The embedded store's group commit: the answers and their spending, in one statement each."""
+        for p in batch:
+            self._saved.add(p.query_id)  # before the insert: a rolled-back id only costs a read
+        now = time.time()
+        sql, params = insert_rows(
+            "sm_releases",
+            ("query_id", "dataset", "body", "created"),
+            [(p.query_id, p.dataset, p.body, now) for p in batch],
+        )
+        c.execute(sql, params)
+        self._store_held(c, [p.reservation for p in batch])
+
     def commit_reservation(self, c: sa.Connection, reservation: str) -> None:
         """Mark a reservation spent (inside the caller's release transaction)."""
         if self._memory is not None:
-            self._store_held(c, reservation)
+            self._store_held(c, [reservation])
             return
         c.execute(
             sa.update(self.ledger)
@@ -172,52 +199,57 @@ class _StoreBudgets:
             .values(state="committed")
         )
 
-    def _store_held(self, c: sa.Connection, reservation: str) -> None:
-        """The embedded store's commit: the held amount written as spent, in one statement
-        per new cap row and one for the existing ones, and its ledger row "committed"."""
-        held = self._memory.get(reservation)
-        if held is None:
+    def _store_held(self, c: sa.Connection, reservations: list[str]) -> None:
+        """The embedded store's commit: the held amounts written as spent — one statement for
+        the new cap rows, one for the existing ones — and their ledger rows "committed"."""
+        held = [self._memory.get(r) for r in reservations]
+        if any(h is None for h in held):
             raise RuntimeError("no such budget reservation (cancelled or committed already)")
-        rows = [(held.dataset, s, i) for s, i in sorted(held.caps)]
-        new = [k for k in rows if k not in self._budget_rows]
-        for dataset, scope, scope_id in new:
-            cap = held.caps[(scope, scope_id)]
+        spent: dict[tuple[str, str, str], float] = {}
+        caps: dict[tuple[str, str, str], float] = {}
+        for h in held:
+            for (scope, scope_id), cap in sorted(h.caps.items()):
+                key = (h.dataset, scope, scope_id)
+                spent[key] = spent.get(key, 0.0) + h.amount
+                caps[key] = cap
+        new = [k for k in spent if k not in self._budget_rows]
+        if new:
             c.execute(
-                sa.insert(self.budgets).values(
-                    dataset=dataset, scope=scope, scope_id=scope_id, cap=cap, spent=held.amount
+                *insert_rows(
+                    "sm_budgets",
+                    ("dataset", "scope", "scope_id", "cap", "spent"),
+                    [(*k, caps[k], spent[k]) for k in new],
                 )
             )
-        # text, not Core, for the statements of every release: duckdb-engine has no compiled-
-        # statement cache (~0.5 ms of CPU each); one UPDATE for the existing cap rows
-        old = [k for k in rows if k not in new]
+        old = [k for k in spent if k not in new]
         if old:
-            params = {"a": held.amount, "d": held.dataset}
-            cases, which = [], []
-            for n, (_, scope, scope_id) in enumerate(old):
-                params |= {f"s{n}": scope, f"i{n}": scope_id, f"c{n}": held.caps[(scope, scope_id)]}
-                cases.append(f"WHEN scope = :s{n} AND scope_id = :i{n} THEN :c{n}")
-                which.append(f"(scope = :s{n} AND scope_id = :i{n})")
+            params: dict = {}
+            amounts, limits, which = [], [], []
+            for n, key in enumerate(old):
+                params |= dict(zip((f"d{n}", f"s{n}", f"i{n}", f"a{n}", f"c{n}"), (*key, spent[key], caps[key])))
+                match = f"(dataset = :d{n} AND scope = :s{n} AND scope_id = :i{n})"
+                amounts.append(f"WHEN {match} THEN :a{n}")
+                limits.append(f"WHEN {match} THEN :c{n}")
+                which.append(match)
             c.execute(
                 sa.text(
-                    f"UPDATE sm_budgets SET spent = spent + :a, cap = CASE {' '.join(cases)} ELSE cap END "
-                    f"WHERE dataset = :d AND ({' OR '.join(which)})"
+                    f"UPDATE sm_budgets SET spent = spent + CASE {' '.join(amounts)} ELSE 0 END, "
+                    f"cap = CASE {' '.join(limits)} ELSE cap END WHERE {' OR '.join(which)}"
                 ),
                 params,
             )
+        now = time.time()
         c.execute(
-            _LEDGER_ROW,
-            {
-                "r": reservation,
-                "d": held.dataset,
-                "s": held.subject,
-                "q": held.query_id,
-                "a": held.amount,
-                "t": time.time(),
-            },
+            *insert_rows(
+                "sm_budget_ledger",
+                ("reservation", "dataset", "subject", "query_id", "amount", "state", "created"),
+                [(r, h.dataset, h.subject, h.query_id, h.amount, "committed", now) for r, h in zip(reservations, held)],
+            )
         )
 
         def settled() -> None:
-            self._memory.settle(reservation)
+            for r in reservations:
+                self._memory.settle(r)
             self._budget_rows.update(new)
 
         self._on_commit.append(settled)
