@@ -283,12 +283,12 @@ def test_node_dp_counts_and_means_are_near_the_truth(tmp_path):
 
 @settings(max_examples=80, deadline=None)
 @given(data=st.data())
-def test_dp_grid_cells_equal_a_group_by_of_each_units_first_record(data):
-    """The DP mode's true cells by codes (.dp_grid) equal what a group-by gives: the records
+def test_grid_cells_equal_a_group_by_of_each_units_first_record(data):
+    """The DP mode's true cells by codes (.value_grid) equal what a group-by gives: the records
     in every filter, each unit's first one among them in the data's order, grouped on the
     grid of the declared (or filtered) values; missing and undeclared values in no cell.
-    Counts exactly, clamped sums to rounding."""
-    from safemicro.service import dp_grid
+    Counts and each cell's two largest absolute values exactly, clamped sums to rounding."""
+    from safemicro.service import value_grid
 
     n = data.draw(st.integers(0, 40))
     column = st.lists(st.sampled_from(["p", "q", "r", "x", None]), min_size=n, max_size=n)
@@ -309,10 +309,11 @@ def test_dp_grid_cells_equal_a_group_by_of_each_units_first_record(data):
     where = {d: v for d, v in where.items() if v}
     one_record_each = data.draw(st.booleans())
 
-    codes = dp_grid.encode(records, values, ["m"], one_record_each)
-    rows, positions, shape = dp_grid.cells_of(codes, values, by, where)
-    counts = dp_grid.counts(positions, shape)
-    sums = dp_grid.sums(codes, rows, positions, shape, "m", (0.0, 100.0))
+    codes = value_grid.encode(records, values, one_record_each, ranked=["m"])
+    rows, positions, shape = value_grid.cells_of(codes, values, by, where)
+    counts = value_grid.counts(positions, shape)
+    sums = value_grid.sums(codes, rows, positions, shape, "m", (0.0, 100.0))
+    top = value_grid.largest(codes, rows, positions, shape, "m", 2).reshape(-1, 2)
 
     ref = records
     for d, v in where.items():
@@ -322,20 +323,22 @@ def test_dp_grid_cells_equal_a_group_by_of_each_units_first_record(data):
     axes = [where.get(d, values[d]) for d in by]
     for d, axis in zip(by, axes):
         ref = ref.filter(pl.col(d).is_in(axis))
+    aggs = [
+        pl.len(),
+        pl.col("m").fill_null(0.0).clip(0.0, 100.0).sum(),
+        pl.col("m").fill_null(0.0).abs().top_k(2).sort(descending=True).alias("top"),
+    ]
     grouped = {
-        tuple(r[:-2]): (r[-2], r[-1])
-        for r in (
-            ref.group_by(by).agg(pl.len(), pl.col("m").fill_null(0.0).clip(0.0, 100.0).sum())
-            if by
-            else ref.select(pl.len(), pl.col("m").fill_null(0.0).clip(0.0, 100.0).sum())
-        ).iter_rows()
+        tuple(r[:-3]): r[-3:]
+        for r in (ref.group_by(by).agg(aggs) if by else ref.select(*aggs[:2], aggs[2].implode())).iter_rows()
     }
     import itertools
 
     for flat, label in enumerate(itertools.product(*axes)):
-        n_ref, s_ref = grouped.get(label, (0, 0.0))
+        n_ref, s_ref, top_ref = grouped.get(label, (0, 0.0, []))
         assert counts.ravel()[flat] == n_ref, (label, by, where)
         assert sums.ravel()[flat] == pytest.approx(s_ref, abs=1e-9)
+        assert list(top[flat]) == (list(top_ref) + [0.0, 0.0])[:2]  # the largest |m|, first
 
 
 def test_node_dp_margins_are_sums_of_its_noisy_cells_in_a_fixed_order(tmp_path):

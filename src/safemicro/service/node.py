@@ -57,6 +57,7 @@ from safemicro.service.tokens import (
     public_pem,
     verify_token,
 )
+from safemicro.service.value_grid import filtered, grid_codes
 
 CELL_COLUMNS = ("value", "status", "rule", "lower", "upper", "rounded_to", "noise_scale", "noise_variance")
 MAGNITUDES = ("sum", "mean", "quantile")  # also judged record by record, not only unit by unit
@@ -122,8 +123,9 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
             },
         )
         self._precompute_tables()  # declared tables: protected once, jointly (see .tables)
+        self.codes = grid_codes(cfg, self.records, self.values, self.unit_is_record)  # see .value_grid
         if any(ds.dp.enabled for ds in cfg.datasets.values()):
-            self._prepare_dp()  # codes of the records, OpenDP loaded
+            self._warm_dp()
         hold_one_blas_thread()  # until close(): set here, in the thread that opens the node
 
     def _load(self, name: str, ds: DatasetConfig) -> None:
@@ -269,13 +271,12 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         return body[:-1] + f',"audit_seq":{int(release["seq"])}}}'
 
     def _answer(self, principal: Principal, q: Query, ds: DatasetConfig, where: dict, qid: str) -> str:
-        records = self.records[q.dataset]
-        if ds.dp.enabled:  # filtered by its codes (see .dp_grid)
+        records = self.records[q.dataset]  # unfiltered: DP and cell key answer on codes (.value_grid)
+        if ds.dp.enabled:
             return self._answer_dp(principal, q, ds, records, where, qid)
-        if where:
-            records = records.filter(pl.all_horizontal([pl.col(k).is_in(v) for k, v in where.items()]))
         if ds.policy.protection == "cell_key":
             return self._answer_cell_key(principal, q, ds, records, where, qid)
+        records = filtered(records, where)
         table = self._protected_table(q, ds, records, where)
         released, suppressed = [], []
         everyone = next(iter(ds.dimensions))

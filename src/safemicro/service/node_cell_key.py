@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from safemicro.errors import SafemicroError
+from safemicro.service import value_grid
 from safemicro.service.cell_key import (
     count_perturbation,
     generate_ptable,
@@ -36,6 +37,7 @@ from safemicro.service.config import DatasetConfig
 from safemicro.service.queries import Query
 from safemicro.service.refusal import Refusal
 from safemicro.service.tokens import Principal
+from safemicro.service.value_grid import Codes
 
 RKEY = "_rkey"
 MKEY = "_mkey_"  # + measure name: the record keys of its magnitudes
@@ -106,6 +108,8 @@ def with_record_keys(frame: pl.DataFrame, ds: DatasetConfig) -> pl.DataFrame:
 class _CellKeyTables:
     """Mixed into the Node: answers of datasets protected by the cell key method."""
 
+    codes: dict[str, Codes]
+
     def _keyed(self, name: str, frame: pl.DataFrame, ds: DatasetConfig) -> pl.DataFrame:
         """At start-up: the dataset's records with their keys, and its ptable read (a bad
         ptable stops the start, not the first query)."""
@@ -139,25 +143,42 @@ class _CellKeyTables:
     def _cell_key_rows(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict) -> list[dict]:
         """Every cell of the grid and, with margins, every margin, each perturbed by its own
         keys; empty cells are 0 before the threshold, as in the ONS package. When units are
-        records: one group-by at the finest level, and every margin sums its cells' counts,
-        key sums and totals and takes the largest of their largest contributions (numpy, no
-        joins); else one group-by of the units per level."""
+        records: the finest level from the records' codes (:mod:`.value_grid`), and every
+        margin sums its cells' counts, key sums and totals and takes the largest of their
+        largest contributions (numpy, no group-by); else one group-by of the units per level
+        (``records`` are the dataset's, unfiltered)."""
         by, k, lut = list(q.by), len(ds.policy.cell_key.magnitudes.weights), self._luts[q.dataset]
         values = [where.get(d, self.values[q.dataset][d]) for d in by]
         levels = [by]
         if q.margins and by:
             levels = [list(c) for r in range(len(by), -1, -1) for c in combinations(by, r)]
         if self.unit_is_record[q.dataset]:
-            grid = _finest_cells(records, by, values, q.measure, k)
+            grid = _finest_from_codes(self.codes[q.dataset], self.values[q.dataset], by, where, q.measure, k)
             return [row for dims in levels for row in _level(q, ds, grid, by, values, [by.index(d) for d in dims], lut)]
         # a unit of several records counts once in a cell and once in a margin, its records'
         # values summed: each level is a group-by of its own over the units
+        records = value_grid.filtered(records, where)
         rows = []
         for dims in levels:
             units = _per_unit(records, dims, q.measure)
             sub = [values[by.index(d)] for d in dims]
             rows += _level(q, ds, _finest_cells(units, dims, sub, q.measure, k), dims, sub, list(range(len(dims))), lut)
         return rows
+
+
+def _finest_from_codes(codes: Codes, values: dict, by: list[str], where: dict, measure: str | None, k: int) -> dict:
+    """:func:`_finest_cells` of records that are units, from their codes: counts and key
+    sums by bincount, and the ``k`` largest absolute contributions in the measure's order."""
+    rows, positions, shape = value_grid.cells_of(codes, values, by, where)
+    grid = {
+        "n": value_grid.counts(positions, shape),
+        "ck": value_grid.sums(codes, rows, positions, shape, RKEY).astype(np.int64),
+    }
+    if measure is not None:
+        grid["mk"] = value_grid.sums(codes, rows, positions, shape, MKEY + measure).astype(np.int64)
+        grid["total"] = value_grid.sums(codes, rows, positions, shape, measure)
+        grid["top"] = value_grid.largest(codes, rows, positions, shape, measure, k)
+    return grid
 
 
 def _per_unit(records: pl.DataFrame, dims: list[str], measure: str | None) -> pl.DataFrame:
@@ -171,7 +192,7 @@ def _per_unit(records: pl.DataFrame, dims: list[str], measure: str | None) -> pl
 def _finest_cells(records: pl.DataFrame, by: list[str], values: list[list[str]], measure: str | None, k: int) -> dict:
     """The rows' counts, key sums (and the measure's totals and ``k`` largest absolute
     contributions) on the full grid of ``values``, as arrays of the grid's shape (C order);
-    a row is a record, or a unit's share of a cell (:func:`_per_unit`)."""
+    a row is a unit's share of a cell (:func:`_per_unit`)."""
     keys = by or ["_all"]
     source = records if by else records.with_columns(pl.lit("").alias("_all"))
     aggs = [pl.len().alias("n"), pl.col(RKEY).cast(pl.Int64).sum().alias("ck")]

@@ -12,12 +12,13 @@ import numpy as np
 import polars as pl
 
 from safemicro.jsonable import json_ready
-from safemicro.service import dp_grid
+from safemicro.service import value_grid
 from safemicro.service.config import DatasetConfig
 from safemicro.service.queries import Query
 from safemicro.service.refusal import Refusal
 from safemicro.service.store import BudgetExceeded
 from safemicro.service.tokens import Principal
+from safemicro.service.value_grid import Codes
 
 #: a released DP cell's columns besides its value and noise (no rule, bounds or rounding)
 _RELEASED = {"status": "released", "rule": None, "lower": None, "upper": None, "rounded_to": None}
@@ -27,19 +28,14 @@ class _DPTables:
     values: dict[str, dict[str, list[str]]]
     records: dict[str, pl.DataFrame]
     unit_is_record: dict[str, bool]
+    codes: dict[str, Codes]
 
-    def _prepare_dp(self) -> None:
-        """Encode every DP dataset's records once (see .dp_grid), then import OpenDP and run
-        one measurement on two made-up records before serving: the import takes 1-5 s, and
+    def _warm_dp(self) -> None:
+        """Import OpenDP and run one measurement before serving: the import takes 1-5 s, and
         the first DP query would otherwise hold every request that reaches the node
         meanwhile (measured: the whole p95 tail of the first seconds)."""
         from safemicro.service import dp
 
-        self._codes = {
-            name: dp_grid.encode(self.records[name], self.values[name], list(ds.measures), self.unit_is_record[name])
-            for name, ds in self.cfg.datasets.items()
-            if ds.dp.enabled
-        }
         dp.noisy_counts([0, 1], 1.0)
         dp.noisy_sums([0.0, 1.0], 1.0, (0.0, 1.0))
 
@@ -81,22 +77,22 @@ class _DPTables:
         """Noisy cells of a count, crosstab, sum or mean over the declared values (public
         keys: no key reveals presence), one contribution per unit; a mean spends half on the
         sum, half on the count; margins are sums of noisy cells (post-processing, no extra
-        budget), in the order of :func:`.dp_grid.levels`."""
+        budget), in the order of :func:`.value_grid.levels`."""
         from safemicro.service import dp
 
-        by, codes = list(q.by), self._codes[q.dataset]
+        by, codes = list(q.by), self.codes[q.dataset]
         axes = [where.get(d, self.values[q.dataset][d]) for d in by]
-        rows, positions, shape = dp_grid.cells_of(codes, self.values[q.dataset], by, where)
+        rows, positions, shape = value_grid.cells_of(codes, self.values[q.dataset], by, where)
         mechanism = ds.dp.mechanism
         if q.kind in ("sum", "mean"):
             measure = ds.measures[q.measure]
             bounds = (measure.lower, measure.upper)
-            totals = dp_grid.sums(codes, rows, positions, shape, q.measure, bounds)
+            totals = value_grid.sums(codes, rows, positions, shape, q.measure, bounds)
             share = eps / 2 if q.kind == "mean" else eps
             noisy = dp.noisy_sums(totals.ravel(), share, bounds, mechanism=mechanism)
         if q.kind in ("count", "crosstab", "mean"):
             share = eps / 2 if q.kind == "mean" else eps
-            noisy_n = dp.noisy_counts(dp_grid.counts(positions, shape).ravel(), share, mechanism=mechanism)
+            noisy_n = dp.noisy_counts(value_grid.counts(positions, shape).ravel(), share, mechanism=mechanism)
         if q.kind == "mean":  # a ratio of noisy values: its noise has no single scale
             grid, scale, variance = noisy.values / np.maximum(noisy_n.values, 1.0), None, None
         else:
@@ -105,7 +101,7 @@ class _DPTables:
         grid = grid.reshape(shape)
         out = []
         margins = q.margins and q.kind != "mean"
-        for kept in dp_grid.levels(by, margins):
+        for kept in value_grid.levels(by, margins):
             inner = len(kept) == len(by)
             summed = grid.size // max(1, int(np.prod([shape[i] for i in kept])))  # cells per margin cell
             cell = {
@@ -114,7 +110,7 @@ class _DPTables:
                 "noise_variance": None if variance is None else variance * (1 if inner else summed),
             }
             labels = product(*[axes[i] for i in kept])
-            for label, value in zip(labels, dp_grid.summed(grid, kept).tolist()):
+            for label, value in zip(labels, value_grid.summed(grid, kept).tolist()):
                 row = dict.fromkeys(by)
                 row.update(zip([by[i] for i in kept], label))
                 out.append({**row, "value": value, **cell})
@@ -124,8 +120,7 @@ class _DPTables:
         """OpenDP's private quantile on the published grid (see .quantiles), per cell."""
         from safemicro.service import quantiles
 
-        if where:
-            records = records.filter(pl.all_horizontal([pl.col(k).is_in(v) for k, v in where.items()]))
+        records = value_grid.filtered(records, where)
         by = list(q.by) or ["_all"]
         if not q.by:
             records = records.with_columns(pl.lit("all").alias("_all"))
