@@ -63,6 +63,10 @@ def canonical_json(obj: Any, *, ascii: bool = False, ready: bool = False) -> str
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii, allow_nan=False)
 
 
+def _json(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
 def entry_hash(entry: dict) -> str:
     """SHA-256 (hex) of the canonical JSON of ``entry`` without its ``hash`` field."""
     body = {k: v for k, v in entry.items() if k != "hash"}
@@ -90,6 +94,10 @@ class _GroupCommit:
         self.lock = threading.Lock()
         self.written = 0  # lines handed to the kernel (incremented under the log's thread lock)
         self.synced = 0  # lines known to be on disk
+        # ((inode, size), next seq, last hash) after this process's last append, under the log's
+        # thread lock: while the file and its size are unchanged nobody else wrote, and the
+        # tail need not be read
+        self.tail: tuple[tuple[int, int], int, str] | None = None
 
     def wait(self, path: Path, ticket: int) -> None:
         with self.lock:
@@ -169,18 +177,37 @@ class AuditLog:
         if not isinstance(kind, str) or not kind:
             raise SafemicroError(f"audit entry kind must be a non-empty string, got {kind!r}")
         payload = json_ready(payload)
-        with self._lock, open(self.path, "r+b") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        # the line's text but for its place in the chain, built before taking the locks: the
+        # holder of the locks makes only a few system calls (each lets other threads run, and
+        # under load a lock held across many of them was the queue every request waited in)
+        head = f'{{"kind":{_json(kind)},"payload":{canonical_json(payload, ready=True)},"prev":"'
+        stamp = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        with self._lock:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
             try:
-                seq, prev = self._tail(f)
-                entry = _write_entry(f, seq, kind, payload, prev, sync=False)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                st = os.fstat(fd)
+                if self._sync.tail is not None and self._sync.tail[0] == (st.st_ino, st.st_size):
+                    seq, prev = self._sync.tail[1:]
+                else:  # another process wrote, or this one never did: read the tail
+                    with open(self.path, "r+b") as f:
+                        seq, prev = self._tail(f)
+                    st = os.fstat(fd)
+                text = f'{head}{prev}","seq":{seq},"time":{_json(stamp)}}}'
+                digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+                line = f'{{"hash":"{digest}",{text[1:]}\n'.encode()
+                self._sync.tail = None  # unknown until the whole line is written
+                written = 0
+                while written < len(line):
+                    written += os.write(fd, line[written:])
+                self._sync.tail = ((st.st_ino, st.st_size + len(line)), seq + 1, digest)
                 self._sync.written += 1
                 ticket = self._sync.written
             finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                os.close(fd)  # releases the flock
         if durable:
             self._sync.wait(self.path, ticket)
-        return entry
+        return {"seq": seq, "time": stamp, "kind": kind, "payload": payload, "prev": prev, "hash": digest}
 
     def sync(self) -> None:
         """Return once every entry this process has written is on disk."""
