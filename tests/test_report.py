@@ -565,3 +565,28 @@ def test_no_scenario_still_names_the_keys(records):
     assert "No disclosure scenario was recorded" in page
     assert "urbrur, roof, walls, water, sex, relat" in page
     assert "meets target" not in page  # no legend without coloured cards
+
+
+def test_each_report_package_has_a_template_environment_of_its_own():
+    """The attack and evaluation reports used to set the loader of the one shared jinja
+    environment, each call wrapping the last (a chain that grew with every report rendered,
+    and a template name resolving to whichever report ran last). Each package now has its
+    own environment, built once, and the release reports' is left as it was."""
+    from jinja2 import TemplateNotFound
+
+    from safemicro.attack.report import _env as attack_env
+    from safemicro.evaluate.report import _env as evaluate_env
+    from safemicro.report.format import template_environment
+
+    base = template_environment()
+    loader = base.loader
+    for _ in range(3):
+        attack, evaluation = attack_env(), evaluate_env()
+    assert attack is attack_env() and evaluation is evaluate_env() and attack is not evaluation
+    assert template_environment() is base and base.loader is loader
+    assert attack.get_template("attack.html") and evaluation.get_template("evaluation.html")
+    assert attack.get_template("page_head.html")  # the shared templates stay reachable
+    with pytest.raises(TemplateNotFound):
+        evaluation.get_template("attack.html")
+    with pytest.raises(TemplateNotFound):
+        base.get_template("evaluation.html")

@@ -18,21 +18,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, PackageLoader
-
 from safemicro import __version__
 from safemicro.attack.report_figures import _bars, _driver_figure, _group_figure
 from safemicro.jsonable import json_ready
-from safemicro.report.format import _environment
+from safemicro.report.format import template_environment
 from safemicro.report.plots import AMBER, BLUE, GREY, RED
 
 __all__ = ["render_attack_html", "write_attack_outputs"]
 
 
 def _env():
-    env = _environment()
-    env.loader = ChoiceLoader([PackageLoader("safemicro.attack", "templates"), env.loader])
-    return env
+    return template_environment("safemicro.attack")
 
 
 def _pct(x: Any, digits: int = 1) -> str:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jinja2 import ChoiceLoader, PackageLoader
 from markupsafe import Markup
 from matplotlib import rc_context
 from matplotlib.ticker import FuncFormatter
@@ -22,7 +21,7 @@ from matplotlib.ticker import FuncFormatter
 from safemicro import __version__
 from safemicro.atomic import write_text
 from safemicro.report import plots
-from safemicro.report.format import _environment
+from safemicro.report.format import template_environment
 from safemicro.report.plots import _RC, AMBER, BLUE, GREY, INK, RED, _new_figure, _plain, figure_to_svg
 from safemicro.report.plots.style import _finish
 
@@ -34,9 +33,7 @@ WORST_PAIRS = 15
 
 
 def _env():
-    env = _environment()
-    env.loader = ChoiceLoader([PackageLoader("safemicro.evaluate", "templates"), env.loader])
-    return env
+    return template_environment("safemicro.evaluate")
 
 
 # -- formatting ---------------------------------------------------------------------------------

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 
 RULE_HIGH_RISK = 0.1
 
@@ -154,10 +154,16 @@ def _status(ok: bool | None) -> str | None:
     return "pass" if ok else "fail"
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
+@cache
+def template_environment(package: str | None = None) -> Environment:
+    """The reports' jinja environment: the templates of ``safemicro.report``, and first those
+    of ``package`` (e.g. ``safemicro.attack``) when given. One environment per package,
+    built once: a report never changes another's loader."""
+    loader = PackageLoader("safemicro.report", "templates")
+    if package is not None:
+        loader = ChoiceLoader([PackageLoader(package, "templates"), loader])
     env = Environment(
-        loader=PackageLoader("safemicro.report", "templates"),
+        loader=loader,
         autoescape=select_autoescape(enabled_extensions=("html",), default=True),
         undefined=StrictUndefined,
         trim_blocks=True,

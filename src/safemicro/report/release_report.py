@@ -23,7 +23,7 @@ from typing import Any
 from safemicro.risk.individual import risk_histogram
 
 from . import plots
-from .format import _environment, _num, fmt_int
+from .format import _num, fmt_int, template_environment
 from .sections.common import (
     _checks,
     _list,
@@ -145,7 +145,7 @@ def render_internal_report(report: dict) -> str:
     missing. The page holds seeds and parameters: never publish it with the data.
     """
     context = _internal_context(report if isinstance(report, Mapping) else {})
-    return _environment().get_template("release_internal.html").render(**context)
+    return template_environment().get_template("release_internal.html").render(**context)
 
 
 # -- external ---------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def render_external_report(view: dict) -> str:
     and how to analyse the file validly, with the key indicators before and after.
     """
     context = _external_context(view if isinstance(view, Mapping) else {})
-    return _environment().get_template("release_external.html").render(**context)
+    return template_environment().get_template("release_external.html").render(**context)
 
 
 # -- disclosure risk assessment form ---------------------------------------------------------
@@ -171,4 +171,4 @@ def render_disclosure_risk_assessment(dra: dict) -> str:
     the reviewer (reviewer, date, residual risk statement, decision) are printed as blanks.
     """
     context = _dra_context(dra if isinstance(dra, Mapping) else {})
-    return _environment().get_template("release_dra.html").render(**context)
+    return template_environment().get_template("release_dra.html").render(**context)

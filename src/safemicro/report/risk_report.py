@@ -37,7 +37,6 @@ from .format import (
     ROLE_LABELS,
     RULE_HIGH_RISK,
     TIERS,
-    _environment,
     _num,
     _section,
     _value_text,
@@ -46,6 +45,7 @@ from .format import (
     fmt_prob,
     fmt_share,
     fmt_target_pct,
+    template_environment,
 )
 from .risk_cards import _headline_cards, _nested_table, _numeric, _suda
 from .risk_combinations import combinations_context
@@ -362,7 +362,7 @@ def render_risk_report(summary: dict, records: pl.DataFrame, *, title: str = "Di
         The HTML document (inline CSS, inline SVG figures, no external resources).
     """
     context = build_context(summary, records, title=title)
-    return _environment().get_template("risk_report.html").render(**context)
+    return template_environment().get_template("risk_report.html").render(**context)
 
 
 def write_risk_report(path: str | os.PathLike[str], summary: dict, records: pl.DataFrame, **kw: Any) -> Path:
