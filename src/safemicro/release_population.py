@@ -13,7 +13,7 @@ from __future__ import annotations
 from safemicro.assess_inputs import load_population
 from safemicro.io import Dataset
 from safemicro.methods.base import Change
-from safemicro.methods.search_space import _levels_of
+from safemicro.methods.search_space import hierarchy_levels
 from safemicro.methods.search_targets import recode_levels
 from safemicro.pipeline import PreparedStep, in_released_coding
 from safemicro.plan import Plan
@@ -29,6 +29,6 @@ def population_after(plan: Plan, steps: list[PreparedStep], changes: list[Change
     for prepared, change in zip(steps, changes or []):
         if prepared.spec.name == "recode_search":
             hierarchies = prepared.params.hierarchies
-            spec = {name: _levels_of(levels, name) for name, levels in hierarchies.items()}
+            spec = {name: hierarchy_levels(levels, name) for name, levels in hierarchies.items()}
             population = recode_levels(population, spec, change.details["search"]["levels"])
     return population

@@ -42,7 +42,7 @@ from safemicro.io.dataset import Dataset
 from safemicro.keys import build_key_table, combine_codes, dense_ids, wildcard_frequencies
 from safemicro.methods.base import Change, MethodResult, StepContext, register
 from safemicro.methods.recode import global_recode
-from safemicro.methods.search_space import SearchResult, _Key, _Lattice, _levels_of, _prepare_key
+from safemicro.methods.search_space import SearchResult, _Key, _Lattice, _prepare_key, hierarchy_levels
 from safemicro.methods.search_targets import describe_targets, step_targets
 from safemicro.methods.target_classes import TargetFields
 from safemicro.risk.individual import individual_risk
@@ -126,7 +126,7 @@ class _Search:
         self.limit = int(math.floor(max_suppression * self.n + 1e-9))
         self.all_keys: list[_Key] = []
         for j, name in enumerate(keys):
-            levels = _levels_of(hierarchies[name], name) if name in hierarchies else []
+            levels = hierarchy_levels(hierarchies[name], name) if name in hierarchies else []
             card = len(self.kt.labels[j])
             value_count = np.bincount(self.kt.codes[:, j], weights=self.kt.count, minlength=card + 1)
             self.all_keys.append(_prepare_key(ds, name, levels, value_count))
@@ -309,7 +309,7 @@ def recode_search(
         loss=loss,
         targets=targets,
     )
-    levels_spec = {name: _levels_of(hierarchies[name], name) for name in keys if name in hierarchies}
+    levels_spec = {name: hierarchy_levels(hierarchies[name], name) for name in keys if name in hierarchies}
     current = ds
     recodes: dict[str, Any] = {}
     notes: list[str] = []

@@ -40,8 +40,9 @@ def _level_kwargs(level: Any, var: str) -> dict[str, Any]:
     )
 
 
-def _levels_of(spec: Any, var: str) -> list[dict[str, Any]]:
-    """A key's hierarchy as a list of recodes (level 1, 2, ...)."""
+def hierarchy_levels(spec: Any, var: str) -> list[dict[str, Any]]:
+    """A key's hierarchy as a list of recodes (level 1, 2, ...): from a list of levels or an
+    ARX hierarchy table (the release plan's ``hierarchies:`` entry of ``var``)."""
     if isinstance(spec, str) or (isinstance(spec, dict) and set(spec) == {"hierarchy"}):
         table = spec if isinstance(spec, str) else spec["hierarchy"]
         rows = read_hierarchy(table, variable=var)
