@@ -6,6 +6,7 @@ A mixin of :class:`safemicro.service.node.Node` (it reads the node's declared va
 
 from __future__ import annotations
 
+import math
 from itertools import product
 
 import numpy as np
@@ -26,8 +27,6 @@ _RELEASED = {"status": "released", "rule": None, "lower": None, "upper": None, "
 
 class _DPTables:
     values: dict[str, dict[str, list[str]]]
-    records: dict[str, pl.DataFrame]
-    unit_is_record: dict[str, bool]
     codes: dict[str, Codes]
 
     def _warm_dp(self) -> None:
@@ -103,7 +102,7 @@ class _DPTables:
         margins = q.margins and q.kind != "mean"
         for kept in value_grid.levels(by, margins):
             inner = len(kept) == len(by)
-            summed = grid.size // max(1, int(np.prod([shape[i] for i in kept])))  # cells per margin cell
+            summed = grid.size // math.prod(shape[i] for i in kept)  # inner cells per cell of this level
             cell = {
                 **_RELEASED,
                 "noise_scale": scale if inner else None,

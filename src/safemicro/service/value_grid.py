@@ -12,6 +12,7 @@ half of a cell key one's ~5 ms; issue 13). Margins are sums over grid axes.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -33,7 +34,9 @@ class Codes:
     largest_first: dict[str, np.ndarray]
 
 
-def encode(records: pl.DataFrame, values: dict[str, list[str]], unit_is_record: bool, ranked: list[str] = ()) -> Codes:
+def encode(
+    records: pl.DataFrame, values: dict[str, list[str]], unit_is_record: bool, ranked: Sequence[str] = ()
+) -> Codes:
     """The codes of ``records`` (dimensions as declared ``values``)."""
     dims = {}
     for d, vals in values.items():
