@@ -8,9 +8,10 @@ busy all the time, and a fresh DP query waited ~200 ms for it (measured on the e
 survey, issue 13). Leader and followers, as databases commit their logs: a release joins the
 queue, then takes the store lock; if the holder before it wrote it already, it is done,
 else it writes the whole queue — its own and all that joined meanwhile — in one transaction
-of four statements however many releases it holds. A release still returns only once the
-transaction holding it committed; a failed transaction fails every release in it (each
-caller cancels its reservation, as after any failure).
+of three statements (four when new and existing cap rows mix) however many releases it
+holds. A release still returns only once the transaction holding it committed; a failed
+transaction fails every release in it (each caller cancels its reservation, as after any
+failure).
 """
 
 from __future__ import annotations
