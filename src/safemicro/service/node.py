@@ -33,7 +33,7 @@ from safemicro.service.config import (
     frame_version,
     prepare_records,
 )
-from safemicro.service.node_cell_key import _CellKeyTables, public_mode
+from safemicro.service.node_cell_key import _CellKeyTables, is_cell_key, public_mode
 from safemicro.service.node_dp import _DPTables
 from safemicro.service.node_tables import _DeclaredTables, service_policy
 from safemicro.service.population import (
@@ -246,8 +246,8 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
                 raise Refusal(422, e.message, e.field) from None
             if ds.tables is not None:  # a lookup in the set protected at start-up
                 body, cached = self._answer_declared(q, ds, where, qid), "precomputed"
-            elif (body := self.store.cached_release(qid)) is not None:
-                cached = True
+            elif not is_cell_key(ds) and (body := self.store.cached_release(qid)) is not None:
+                cached = True  # (cell key answers are not stored: computing one is as cheap)
             else:
                 cached = False
                 body = self._answer(principal, q, ds, where, qid)
