@@ -73,12 +73,14 @@ def cell_key_config(path: Path) -> None:
 
 def single_valued(queries: list[dict]) -> list[dict]:
     """The queries with each filter and window cut to one value (the cell key mode's
-    default rule), duplicates dropped."""
+    default rule; a window to its last year, or the survey's first arrival year, 2008, when
+    it ends before: a single year the data has no bin for is refused), duplicates dropped."""
     out, seen = [], set()
     for q in queries:
         q = {**q, "filters": {d: v[:1] for d, v in q.get("filters", {}).items()}}
         if "time" in q:
-            q["time"] = {"start": q["time"]["start"], "end": q["time"]["start"]}
+            year = max(q["time"]["end"], "2008")
+            q["time"] = {"start": year, "end": year}
         key = json.dumps(q, sort_keys=True)
         if key not in seen:
             seen.add(key)
