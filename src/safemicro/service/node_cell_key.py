@@ -177,10 +177,10 @@ def _finest_from_codes(codes: Codes, values: dict, by: list[str], where: dict, m
     rows, positions, shape = value_grid.cells_of(codes, values, by, where)
     grid = {
         "n": value_grid.counts(positions, shape),
-        "ck": value_grid.sums(codes, rows, positions, shape, RKEY).astype(np.int64),
+        "ck": value_grid.sums(codes, rows, positions, shape, RKEY),
     }
     if measure is not None:
-        grid["mk"] = value_grid.sums(codes, rows, positions, shape, MKEY + measure).astype(np.int64)
+        grid["mk"] = value_grid.sums(codes, rows, positions, shape, MKEY + measure)
         grid["total"] = value_grid.sums(codes, rows, positions, shape, measure)
         grid["top"] = value_grid.largest(codes, rows, positions, shape, measure, k)
     return grid

@@ -24,9 +24,9 @@ import polars as pl
 class Codes:
     """One dataset's records as codes: per dimension the index of each record's value in the
     declared values (-1 for a missing or undeclared value: in no cell), the units' codes
-    (None when every record is its own unit), every other numeric column as float64 with
-    missing values as 0, and for the ``ranked`` ones the records by absolute value, largest
-    first."""
+    (None when every record is its own unit), every other numeric column (int64 or float64)
+    with missing values as 0, and for the ``ranked`` ones the records by absolute value,
+    largest first."""
 
     dims: dict[str, np.ndarray]
     units: np.ndarray | None
@@ -44,7 +44,10 @@ def encode(
         coded = records.select(pl.col(d).cast(pl.String)).join(lookup, on=d, how="left", maintain_order="left")
         dims[d] = coded["_code"].fill_null(-1).to_numpy()
     numeric = [c for c, t in records.schema.items() if t.is_numeric() and c not in values]
-    numbers = {c: records[c].cast(pl.Float64).fill_null(0.0).to_numpy() for c in numeric}
+    numbers = {
+        c: records[c].cast(pl.Int64 if records.schema[c].is_integer() else pl.Float64).fill_null(0).to_numpy()
+        for c in numeric
+    }
     return Codes(
         dims=dims,
         units=None if unit_is_record else records["_unit"].rank("dense").to_numpy().astype(np.int64),
@@ -109,12 +112,24 @@ def counts(positions: np.ndarray, shape: tuple) -> np.ndarray:
 def sums(
     codes: Codes, rows: np.ndarray, positions: np.ndarray, shape: tuple, column: str, bounds: tuple | None = None
 ) -> np.ndarray:
-    """Per cell of the grid, the sum of a numeric column (clamped to ``bounds`` record by
-    record, if given)."""
+    """Per cell of the grid, the sum of a numeric column: clamped to ``bounds`` record by
+    record if given (as floats), else exact for an integer column (int64, as a group-by
+    sums it: a float64 sum of the cell key method's 32-bit keys would round past ~2 million
+    records, and a margin summed from its cells would get another key than the same cell
+    asked alone)."""
     x = codes.numbers[column][rows]
+    size = math.prod(shape)
     if bounds is not None:
-        x = np.clip(x, bounds[0], bounds[1])
-    return np.bincount(positions, weights=x, minlength=math.prod(shape)).reshape(shape)
+        x = np.clip(x.astype(np.float64), bounds[0], bounds[1])
+    elif np.issubdtype(x.dtype, np.integer):
+        low = np.bincount(positions, weights=x & _LOW, minlength=size).astype(np.int64)
+        high = np.bincount(positions, weights=x >> _SPLIT, minlength=size).astype(np.int64)
+        return ((high << _SPLIT) + low).reshape(shape)
+    return np.bincount(positions, weights=x, minlength=size).reshape(shape)
+
+
+_SPLIT = 26  # an integer sum in two float64 sums of 26-bit parts, each exact below 2**27 records
+_LOW = (1 << _SPLIT) - 1
 
 
 def largest(codes: Codes, rows: np.ndarray, positions: np.ndarray, shape: tuple, measure: str, k: int) -> np.ndarray:
