@@ -18,7 +18,7 @@ Quantiles are not offered.
 
 from __future__ import annotations
 
-from itertools import combinations, product
+from itertools import product
 
 import numpy as np
 import polars as pl
@@ -154,9 +154,7 @@ class _CellKeyTables:
         (``records`` are the dataset's, unfiltered)."""
         by, k, lut = list(q.by), len(ds.policy.cell_key.magnitudes.weights), self._luts[q.dataset]
         values = [where.get(d, self.values[q.dataset][d]) for d in by]
-        levels = [by]
-        if q.margins and by:
-            levels = [list(c) for r in range(len(by), -1, -1) for c in combinations(by, r)]
+        levels = [[by[i] for i in kept] for kept in value_grid.levels(by, q.margins)]
         if self.unit_is_record[q.dataset]:
             grid = _finest_from_codes(self.codes[q.dataset], self.values[q.dataset], by, where, q.measure, k)
             return [row for dims in levels for row in _level(q, ds, grid, by, values, [by.index(d) for d in dims], lut)]
