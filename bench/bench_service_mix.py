@@ -13,6 +13,11 @@ and secondary suppression on, a DP copy with ε 0.5 per query), then:
   "rejected" entry counted per HTTP request sent (a request still queued when the server
   is killed at the end, its client having timed out, can be missing).
 
+The survey is served here as exact free queries under the differencing ledger, the thorough
+and slow way (each fresh query is searched against everything released before: seconds
+under this load). The ways built to answer fresh queries fast, declared tables and the cell
+key method, are measured by bench_service_tables.py on the same survey and mix.
+
     .venv/bin/python bench/bench_service_mix.py [--clients 20] [--requests 1500] [--fresh 600]
 """
 
