@@ -180,8 +180,7 @@ class AuditLog:
         # the line's text but for its place in the chain, built before taking the locks: the
         # holder of the locks makes only a few system calls (each lets other threads run, and
         # under load a lock held across many of them was the queue every request waited in)
-        head = f'{{"kind":{_json(kind)},"payload":{canonical_json(payload, ready=True)},"prev":"'
-        stamp = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        head, stamp = _entry_head(kind, payload), _now()
         with self._lock:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
             try:
@@ -193,9 +192,7 @@ class AuditLog:
                     with open(self.path, "r+b") as f:
                         seq, prev = self._tail(f)
                     st = os.fstat(fd)
-                text = f'{head}{prev}","seq":{seq},"time":{_json(stamp)}}}'
-                digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-                line = f'{{"hash":"{digest}",{text[1:]}\n'.encode()
+                digest, line = _chained(head, prev, seq, stamp)
                 self._sync.tail = None  # unknown until the whole line is written
                 written = 0
                 while written < len(line):
@@ -255,23 +252,33 @@ class AuditLog:
 def _write_entry(f, seq: int, kind: str, payload: Any, prev: str, *, sync: bool = True) -> dict:
     """Chain one entry after ``prev`` (its payload JSON-ready), append it to the open log
     ``f`` and (with ``sync``) fsync; the entry."""
-    entry = {
-        "seq": seq,
-        "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-        "kind": kind,
-        "payload": payload,
-        "prev": prev,
-    }
-    # entry_hash without its walk of the payload (json_ready already ran): "hash" sorts first
-    # among the keys, so the line is the hashed text with it prepended
-    text = canonical_json(entry, ready=True)
-    entry["hash"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    stamp = _now()
+    digest, line = _chained(_entry_head(kind, payload), prev, seq, stamp)
     f.seek(0, os.SEEK_END)
-    f.write(f'{{"hash":"{entry["hash"]}",{text[1:]}\n'.encode())
+    f.write(line)
     f.flush()
     if sync:
         os.fsync(f.fileno())
-    return entry
+    return {"seq": seq, "time": stamp, "kind": kind, "payload": payload, "prev": prev, "hash": digest}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _entry_head(kind: str, payload: Any) -> str:
+    """An entry's canonical JSON up to its ``prev`` (the keys sort as kind, payload, prev,
+    seq, time; ``payload`` JSON-ready): all of it that does not depend on its place in the
+    chain, so it can be built before the log is locked."""
+    return f'{{"kind":{_json(kind)},"payload":{canonical_json(payload, ready=True)},"prev":"'
+
+
+def _chained(head: str, prev: str, seq: int, stamp: str) -> tuple[str, bytes]:
+    """The entry's hash (:func:`entry_hash`, without its walk of the payload) and its line:
+    the hashed text with ``hash`` prepended, as it sorts first among the keys."""
+    text = f'{head}{prev}","seq":{seq},"time":{_json(stamp)}}}'
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return digest, f'{{"hash":"{digest}",{text[1:]}\n'.encode()
 
 
 @dataclass(frozen=True)
