@@ -18,8 +18,6 @@ Quantiles are not offered.
 
 from __future__ import annotations
 
-from itertools import product
-
 import numpy as np
 import polars as pl
 
@@ -230,9 +228,8 @@ def _level(
     """The perturbed cells of one aggregation level: the grid over ``dims`` (declared
     ``values``) summed over all but ``axes``; each row holds the query's dimensions (None
     for those summed over), ``value`` (None below the threshold), ``status`` and ``rule``."""
-    other = tuple(i for i in range(grid["n"].ndim) if i not in axes) if dims else (0,)
-    n = grid["n"].sum(axis=other).reshape(-1).astype(np.int64)
-    count = n + count_perturbation(n, grid["ck"].sum(axis=other).reshape(-1), lut)
+    n = value_grid.summed(grid["n"], axes).astype(np.int64)
+    count = n + count_perturbation(n, value_grid.summed(grid["ck"], axes), lut)
     if q.kind in ("count", "crosstab"):
         value = count.tolist()
     else:
@@ -240,18 +237,14 @@ def _level(
         # each level cell's contributions: every member cell's k largest, largest k kept
         top = np.moveaxis(grid["top"], axes, range(len(axes))).reshape(n.size, -1)
         top = -np.sort(-top, axis=1)[:, : len(mp.weights)]
-        mk = grid["mk"].sum(axis=other).reshape(-1)
-        total = grid["total"].sum(axis=other).reshape(-1)
+        mk = value_grid.summed(grid["mk"], axes)
+        total = value_grid.summed(grid["total"], axes)
         total = total + magnitude_perturbation(mk, top, mp.percent, mp.weights, mp.separation)
         value = np.round(total if q.kind == "sum" else total / np.maximum(count, 1), 2).tolist()
-    names = [dims[i] for i in axes]
-    rows = []
-    for label, v, shown in zip(product(*[values[i] for i in axes]), value, (count >= ds.policy.threshold).tolist()):
-        row = dict.fromkeys(q.by)
-        row.update(zip(names, label))
+    rows = value_grid.cell_labels(q.by, [dims[i] for i in axes], [values[i] for i in axes])
+    for row, v, shown in zip(rows, value, (count >= ds.policy.threshold).tolist()):
         if shown:
             row.update(value=v, status="released", rule="cell_key")
         else:
             row.update(value=None, status="suppressed", rule="threshold")
-        rows.append(row)
     return rows

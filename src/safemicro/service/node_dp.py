@@ -7,7 +7,6 @@ A mixin of :class:`safemicro.service.node.Node` (it reads the node's declared va
 from __future__ import annotations
 
 import math
-from itertools import product
 
 import numpy as np
 import polars as pl
@@ -108,11 +107,10 @@ class _DPTables:
                 "noise_scale": scale if inner else None,
                 "noise_variance": None if variance is None else variance * (1 if inner else summed),
             }
-            labels = product(*[axes[i] for i in kept])
-            for label, value in zip(labels, value_grid.summed(grid, kept).tolist()):
-                row = dict.fromkeys(by)
-                row.update(zip([by[i] for i in kept], label))
-                out.append({**row, "value": value, **cell})
+            labels = value_grid.cell_labels(by, [by[i] for i in kept], [axes[i] for i in kept])
+            out += [
+                {**row, "value": value, **cell} for row, value in zip(labels, value_grid.summed(grid, kept).tolist())
+            ]
         return out
 
     def _dp_quantiles(self, q: Query, ds: DatasetConfig, records: pl.DataFrame, where: dict, eps: float) -> list:

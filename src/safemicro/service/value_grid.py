@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import combinations, product
 
 import numpy as np
 import polars as pl
@@ -159,6 +159,13 @@ def levels(by: list[str], margins: bool) -> list[tuple[int, ...]]:
     return [c for r in range(len(by), -1, -1) for c in combinations(range(len(by)), r)]
 
 
-def summed(grid: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+def summed(grid: np.ndarray, axes: Sequence[int]) -> np.ndarray:
     """The grid summed over every axis not in ``axes`` (C order over those kept)."""
     return grid.sum(axis=tuple(i for i in range(grid.ndim) if i not in axes)).reshape(-1)
+
+
+def cell_labels(keys: list[str], names: list[str], values: list[list[str]]) -> list[dict]:
+    """The dimension values of each cell of a level, in the grid's C order: every one of
+    ``keys`` (the query's dimensions), the ``names`` summed at this level taking their
+    ``values``, the others None."""
+    return [{**dict.fromkeys(keys), **dict(zip(names, label))} for label in product(*values)]
