@@ -229,9 +229,14 @@ class DatasetConfig(_Strict):
             self._mobility()
         if self.tables is not None:
             self._declared_tables()
-        elif self.policy.protection == "cell_key" and not self.dp.enabled:
+        elif self.answered_by_cell_key:
             self._without_quantiles("the cell key method offers count, sum, mean and crosstab, not quantile")
         return self
+
+    @property
+    def answered_by_cell_key(self) -> bool:
+        """Answers perturbed by the cell key method (DP, when enabled, takes precedence)."""
+        return self.policy.protection == "cell_key" and not self.dp.enabled
 
     def _without_quantiles(self, why: str) -> None:
         """A mode without quantiles: left out of the default kinds, refused when listed."""

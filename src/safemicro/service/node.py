@@ -33,7 +33,7 @@ from safemicro.service.config import (
     frame_version,
     prepare_records,
 )
-from safemicro.service.node_cell_key import _CellKeyTables, is_cell_key, public_mode
+from safemicro.service.node_cell_key import _CellKeyTables, public_mode
 from safemicro.service.node_dp import _DPTables
 from safemicro.service.node_tables import _DeclaredTables, service_policy
 from safemicro.service.population import (
@@ -140,7 +140,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         frame = prepare_records(raw, ds, source=source)
         version = frame_version(frame)
         self.store.load_raw(name, frame, version)
-        self.records[name] = self._keyed(name, frame, ds) if ds.policy.protection == "cell_key" else frame
+        self.records[name] = self._keyed(name, frame, ds) if ds.answered_by_cell_key else frame
         self.values[name] = declared_values(frame, ds)
         self.versions[name] = version
 
@@ -246,7 +246,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
                 raise Refusal(422, e.message, e.field) from None
             if ds.tables is not None:  # a lookup in the set protected at start-up
                 body, cached = self._answer_declared(q, ds, where, qid), "precomputed"
-            elif not is_cell_key(ds) and (body := self.store.cached_release(qid)) is not None:
+            elif not ds.answered_by_cell_key and (body := self.store.cached_release(qid)) is not None:
                 cached = True  # (cell key answers are not stored: computing one is as cheap)
             else:
                 cached = False
@@ -274,7 +274,7 @@ class Node(_DPTables, _CellKeyTables, _DeclaredTables):
         records = self.records[q.dataset]  # unfiltered: DP and cell key answer on codes (.value_grid)
         if ds.dp.enabled:
             return self._answer_dp(principal, q, ds, records, where, qid)
-        if ds.policy.protection == "cell_key":
+        if ds.answered_by_cell_key:
             return self._answer_cell_key(principal, q, ds, records, where, qid)
         records = filtered(records, where)
         table = self._protected_table(q, ds, records, where)

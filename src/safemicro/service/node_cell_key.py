@@ -72,18 +72,11 @@ def _checked_ptable(path) -> pl.DataFrame:
     return table.select("pcv", "ckey", "pvalue")
 
 
-def is_cell_key(ds: DatasetConfig) -> bool:
-    """Is a dataset answered by the cell key method (and not DP, which takes precedence)?"""
-    return ds.policy.protection == "cell_key" and not ds.dp.enabled
-
-
 def public_mode(ds: DatasetConfig) -> dict:
     """How a dataset's answers are protected, for the catalogue: ``mode`` (dp, cell_key or
     sdc) and, for the cell key method, its public parameters (never the seed)."""
-    if ds.dp.enabled:
-        return {"mode": "dp"}
-    if ds.policy.protection != "cell_key":
-        return {"mode": "sdc"}
+    if not ds.answered_by_cell_key:
+        return {"mode": "dp" if ds.dp.enabled else "sdc"}
     ck = ds.policy.cell_key
     counts = (
         {"ptable": "the provider's own"}

@@ -134,7 +134,7 @@ def populations(cfg) -> dict[str, Population]:
         if pop is None:
             pop = groups[identity[name]] = Population(name=ds.population or identity[name], key=name)
         pop.members.append(name)
-        (pop.dp if ds.dp.enabled else pop.cell_key if ds.policy.protection == "cell_key" else pop.sdc).append(name)
+        (pop.dp if ds.dp.enabled else pop.cell_key if ds.answered_by_cell_key else pop.sdc).append(name)
         out[name] = pop
     for pop in groups.values():
         _one_perturbation(pop, cfg)

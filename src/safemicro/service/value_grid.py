@@ -62,7 +62,7 @@ def grid_codes(cfg, records: dict, values: dict, unit_is_record: dict) -> dict[s
     return {
         name: encode(records[name], values[name], unit_is_record[name], [] if ds.dp.enabled else list(ds.measures))
         for name, ds in cfg.datasets.items()
-        if ds.dp.enabled or ds.policy.protection == "cell_key"
+        if ds.dp.enabled or ds.answered_by_cell_key
     }
 
 
